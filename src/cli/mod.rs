@@ -1,0 +1,99 @@
+//! The `avro-edge` command line: one file per command group, each mapping to one concept.
+//!
+//! Must not hold logic that a library user would also need: commands call the library.
+//! Exit codes: 0 success, 1 runtime failure, 2 bad input (with `error[<kind>]: <message>` on stderr).
+
+use clap::{Parser, Subcommand};
+
+use crate::error::ErrorKind;
+
+pub mod codec_cmd;
+pub mod forward_cmd;
+pub mod kafka_cmd;
+pub mod schemas_cmd;
+
+#[derive(Debug, Parser)]
+#[command(name = "avro-edge", version, about = "Avro records from the edge straight to Kafka, in pure Rust")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Encode one natural-JSON record into a Confluent-framed Avro message on stdout.
+    Encode(codec_cmd::EncodeArgs),
+    /// Decode one Confluent-framed message from stdin into one line of natural JSON.
+    Decode(codec_cmd::DecodeArgs),
+    /// Register schemas, fill an offline cache, or serve a test registry.
+    #[command(subcommand)]
+    Schemas(schemas_cmd::SchemasCommand),
+    /// Produce NDJSON records from stdin to a topic.
+    Produce(kafka_cmd::ProduceArgs),
+    /// Consume and decode records from a topic, one JSON line each.
+    Consume(kafka_cmd::ConsumeArgs),
+    /// Forward sensor readings to Kafka through a crash-safe spool.
+    Forward(forward_cmd::ForwardArgs),
+    /// Inspect a spool directory.
+    #[command(subcommand)]
+    Spool(forward_cmd::SpoolCommand),
+}
+
+/// A command's failure: the exit code and what goes on stderr.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl Failure {
+    /// Bad input (exit 2), reported with the error's stable kind.
+    pub fn bad_input(err: &dyn ErrorKind) -> Self {
+        Failure { code: 2, kind: err.kind(), message: err.to_string() }
+    }
+    /// A runtime failure (exit 1), reported with the error's stable kind.
+    pub fn runtime(err: &dyn ErrorKind) -> Self {
+        Failure { code: 1, kind: err.kind(), message: err.to_string() }
+    }
+    /// A failure with no library error behind it (bad flags, I/O on stdin/stdout).
+    pub fn other(code: i32, kind: &'static str, message: impl Into<String>) -> Self {
+        Failure { code, kind, message: message.into() }
+    }
+}
+
+pub type CmdResult = Result<(), Failure>;
+
+/// Logs go to stderr through `tracing`; `RUST_LOG` (or `AVRO_EDGE_LOG`) sets the filter, default `info`.
+fn init_logging() {
+    let filter = std::env::var("AVRO_EDGE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Parse the command line, run the command, and return the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Encode(a) => codec_cmd::encode(a),
+        Command::Decode(a) => codec_cmd::decode(a),
+        Command::Schemas(c) => schemas_cmd::run(c),
+        Command::Produce(a) => kafka_cmd::produce(a),
+        Command::Consume(a) => kafka_cmd::consume(a),
+        Command::Forward(a) => forward_cmd::forward(a),
+        Command::Spool(c) => forward_cmd::spool(c),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(f) => {
+            eprintln!("error[{}]: {}", f.kind, f.message);
+            f.code
+        }
+    }
+}
