@@ -57,3 +57,18 @@ impl ErrorKind for RegistryError {
         }
     }
 }
+
+pub mod cache;
+
+/// The schema source the CLI and the forwarder use, from their flags: registry URLs (tried in turn)
+/// and/or an offline cache directory. With only a cache, no HTTP is ever made.
+pub fn open_source(
+    urls: &[String],
+    cache_dir: Option<&std::path::Path>,
+) -> Result<Arc<dyn SchemaSource>, RegistryError> {
+    match (urls.is_empty(), cache_dir) {
+        (true, Some(dir)) => Ok(Arc::new(cache::OfflineCache::new(dir))),
+        (true, None) => Err(RegistryError::Unreachable("no registry URL and no schema cache given".into())),
+        (false, _) => Err(RegistryError::Unreachable("the HTTP registry client is not built yet".into())),
+    }
+}
