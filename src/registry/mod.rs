@@ -59,6 +59,7 @@ impl ErrorKind for RegistryError {
 }
 
 pub mod cache;
+pub mod server;
 
 /// The schema source the CLI and the forwarder use, from their flags: registry URLs (tried in turn)
 /// and/or an offline cache directory. With only a cache, no HTTP is ever made.
