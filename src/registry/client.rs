@@ -361,6 +361,11 @@ impl RegistryClient {
         Ok((status, text))
     }
 
+    /// Any registry request (`path` with its query); the JSON answer, or the typed error.
+    pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, RegistryError> {
+        self.call(method, path, body)
+    }
+
     /// A request whose success answer is JSON; error answers become typed errors.
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, RegistryError> {
         let (status, text) = self.send(method, path, body)?;
