@@ -157,15 +157,22 @@ pub fn open_source(
     match (urls.is_empty(), cache_dir) {
         (true, Some(dir)) => Ok(Arc::new(cache::OfflineCache::new(dir))),
         (true, None) => Err(RegistryError::Config("no registry URL and no schema cache given".into())),
-        (false, _) => {
-            let mut opts = ClientOptions::new(urls);
-            opts.cache_dir = cache_dir.map(std::path::Path::to_path_buf);
-            if let Ok(token) = std::env::var("AVRO_EDGE_REGISTRY_TOKEN")
-                && !token.is_empty()
-            {
-                opts.auth = Some(Auth::Bearer(token));
-            }
-            Ok(Arc::new(RegistryClient::new(opts)?))
-        }
+        (false, _) => Ok(Arc::new(RegistryClient::new(client_options(&urls, cache_dir))?)),
     }
+}
+
+/// Client options from command-line style inputs: URLs (each may hold several, comma-separated;
+/// `http://user:pass@host` gives basic auth), an optional cache directory, and a bearer token from
+/// `AVRO_EDGE_REGISTRY_TOKEN` when set. Everything else at its default.
+pub fn client_options(urls: &[String], cache_dir: Option<&std::path::Path>) -> ClientOptions {
+    let urls: Vec<String> =
+        urls.iter().flat_map(|u| u.split(',')).map(str::trim).filter(|u| !u.is_empty()).map(String::from).collect();
+    let mut opts = ClientOptions::new(urls);
+    opts.cache_dir = cache_dir.map(std::path::Path::to_path_buf);
+    if let Ok(token) = std::env::var("AVRO_EDGE_REGISTRY_TOKEN")
+        && !token.is_empty()
+    {
+        opts.auth = Some(Auth::Bearer(token));
+    }
+    opts
 }
