@@ -348,13 +348,12 @@ pub fn check_compatibility(reader: &Schema, writer: &Schema) -> Vec<String> {
 
 fn collect_names<'a>(s: &'a Schema, names: &mut HashMap<String, &'a Schema>) {
     match s {
-        Schema::Record(r) => {
-            if names.insert(r.name.fullname(None), s).is_none() {
+        Schema::Record(r)
+            if names.insert(r.name.fullname(None), s).is_none() => {
                 for f in &r.fields {
                     collect_names(&f.schema, names);
                 }
             }
-        }
         Schema::Enum(e) => {
             names.insert(e.name.fullname(None), s);
         }
@@ -492,7 +491,7 @@ impl<'a> Checker<'a> {
                         .fields
                         .iter()
                         .find(|wf| wf.name == rf.name)
-                        .or_else(|| w.fields.iter().find(|wf| rf.aliases.iter().any(|a| *a == wf.name)));
+                        .or_else(|| w.fields.iter().find(|wf| rf.aliases.contains(&wf.name)));
                     match wf {
                         Some(wf) => self.check(&rf.schema, &wf.schema, depth + 1),
                         None if rf.default.is_none() => self.messages.push(rf.name.clone()),

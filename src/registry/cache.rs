@@ -118,15 +118,14 @@ impl OfflineCache {
     /// The same version with another id already there: [`RegistryError::CacheConflict`].
     pub fn store_subject(&self, entry: &SubjectSchema) -> Result<(), RegistryError> {
         check_subject_name(&entry.subject)?;
-        if let Some(cached) = self.read_subject(&entry.subject)? {
-            if cached.version == entry.version && cached.id != entry.id {
+        if let Some(cached) = self.read_subject(&entry.subject)?
+            && cached.version == entry.version && cached.id != entry.id {
                 return Err(RegistryError::CacheConflict {
                     what: format!("subject '{}' version {}", entry.subject, entry.version),
                     cached: format!("id {}", cached.id),
                     registry: format!("id {}", entry.id),
                 });
             }
-        }
         self.store_id(entry.id, &entry.schema)?;
         if let Some(cached) = self.read_subject(&entry.subject)?
             && cached == *entry

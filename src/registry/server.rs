@@ -328,7 +328,7 @@ impl RegistryState {
         Ok(Reply::json(&json!(versions)))
     }
 
-    fn find_version<'a>(sub: &'a Subject, v: VersionRef, deleted: bool) -> Option<&'a Version> {
+    fn find_version(sub: &Subject, v: VersionRef, deleted: bool) -> Option<&Version> {
         match v {
             VersionRef::Latest => sub.visible(deleted).last(),
             VersionRef::Number(n) => sub.visible(deleted).find(|x| x.version == n),
