@@ -396,3 +396,19 @@ fn cold_start_from_the_cache_with_the_registry_down() {
     assert_eq!(offline.schema_by_id(2).unwrap_err().kind(), "unknown-schema-id");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn falls_back_to_the_cache_when_the_registry_keeps_answering_503() {
+    let s = scripted(vec![(503, r#"{"error_code":50301,"message":"busy"}"#)]);
+    let dir = tmpdir("503");
+    std::fs::create_dir_all(dir.join("subjects")).unwrap();
+    let body = fixture("15-")["response"]["body_raw"].as_str().unwrap().to_string();
+    std::fs::write(dir.join("subjects/sensor-data-value.json"), &body).unwrap();
+    let mut o = fast(vec![s.url.clone()]);
+    o.cache_dir = Some(dir.clone());
+    o.latest_ttl = Duration::ZERO;
+    let w = RegistryClient::new(o).unwrap().writer_schema("sensor-data-value").unwrap();
+    assert_eq!((w.version, w.id), (1, 3));
+    assert_eq!(s.heads.lock().unwrap().len(), 3, "asked (with retries) before falling back");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -700,6 +700,8 @@ struct Head {
     method: String,
     target: String,
     content_length: usize,
+    chunked: bool,
+    expect_continue: bool,
     close: bool,
 }
 
@@ -732,7 +734,14 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Head, HeadError> {
     let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(HeadError::Bad(400, "Bad Request"));
     };
-    let mut head = Head { method: method.to_string(), target: target.to_string(), content_length: 0, close: version == "HTTP/1.0" };
+    let mut head = Head {
+        method: method.to_string(),
+        target: target.to_string(),
+        content_length: 0,
+        chunked: false,
+        expect_continue: false,
+        close: version == "HTTP/1.0",
+    };
     let mut count = 0;
     loop {
         read_line(&mut line)?;
@@ -754,7 +763,14 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Head, HeadError> {
                     return Err(HeadError::Bad(413, "Payload Too Large"));
                 }
             }
-            "transfer-encoding" => return Err(HeadError::Bad(411, "Length Required")),
+            "transfer-encoding" => {
+                if value.eq_ignore_ascii_case("chunked") {
+                    head.chunked = true;
+                } else {
+                    return Err(HeadError::Bad(501, "Not Implemented"));
+                }
+            }
+            "expect" => head.expect_continue = value.eq_ignore_ascii_case("100-continue"),
             "connection" => {
                 if value.eq_ignore_ascii_case("close") {
                     head.close = true;
@@ -768,6 +784,43 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Head, HeadError> {
     Ok(head)
 }
 
+/// A `Transfer-Encoding: chunked` body, at most [`MAX_BODY_BYTES`]; `Err(status)` when malformed.
+fn read_chunked(reader: &mut BufReader<TcpStream>) -> Result<Vec<u8>, u16> {
+    let mut body = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader.by_ref().take(1024).read_until(b'\n', &mut line).map_err(|_| 400u16)?;
+        if n == 0 || !line.ends_with(b"\n") {
+            return Err(400);
+        }
+        let text = String::from_utf8_lossy(&line);
+        let size_hex = text.trim().split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_hex, 16).map_err(|_| 400u16)?;
+        if size == 0 {
+            // Trailers until the empty line.
+            loop {
+                line.clear();
+                let n = reader.by_ref().take(8 * 1024).read_until(b'\n', &mut line).map_err(|_| 400u16)?;
+                if n == 0 || line.iter().all(|b| b.is_ascii_whitespace()) {
+                    return Ok(body);
+                }
+            }
+        }
+        if body.len().saturating_add(size) > MAX_BODY_BYTES {
+            return Err(413);
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..]).map_err(|_| 400u16)?;
+        let mut crlf = [0u8; 2];
+        reader.read_exact(&mut crlf).map_err(|_| 400u16)?;
+        if &crlf != b"\r\n" {
+            return Err(400);
+        }
+    }
+}
+
 fn write_reply(stream: &mut TcpStream, reply: &Reply, close: bool) -> std::io::Result<()> {
     let reason = match reply.status {
         200 => "OK",
@@ -777,6 +830,7 @@ fn write_reply(stream: &mut TcpStream, reply: &Reply, close: bool) -> std::io::R
         409 => "Conflict",
         411 => "Length Required",
         413 => "Payload Too Large",
+        501 => "Not Implemented",
         422 => "Unprocessable Entity",
         431 => "Request Header Fields Too Large",
         _ => "Error",
@@ -791,6 +845,14 @@ fn write_reply(stream: &mut TcpStream, reply: &Reply, close: bool) -> std::io::R
     stream.write_all(head.as_bytes())?;
     stream.write_all(reply.body.as_bytes())?;
     stream.flush()
+}
+
+/// Close after an error answer without resetting the connection: stop writing, then drain (a
+/// bounded amount of) what the client is still sending, so it can read the answer.
+fn linger_close(reader: &mut BufReader<TcpStream>, writer: &TcpStream) {
+    let _ = writer.shutdown(Shutdown::Write);
+    let _ = writer.set_read_timeout(Some(Duration::from_millis(200)));
+    let _ = std::io::copy(&mut reader.by_ref().take(1024 * 1024), &mut std::io::sink());
 }
 
 fn serve_connection(stream: TcpStream, shared: &Shared) {
@@ -808,13 +870,30 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
             Err(HeadError::Bad(status, text)) => {
                 let reply = Reply { status, content_type: PLAIN_JSON, body: Value::from(text).to_string() };
                 let _ = write_reply(&mut writer, &reply, true);
+                linger_close(&mut reader, &writer);
                 return;
             }
         };
-        let mut body = vec![0u8; head.content_length];
-        if reader.read_exact(&mut body).is_err() {
+        if head.expect_continue && writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err() {
             return;
         }
+        let body = if head.chunked {
+            match read_chunked(&mut reader) {
+                Ok(b) => b,
+                Err(status) => {
+                    let reply = Reply { status, content_type: PLAIN_JSON, body: "\"Bad Request\"".into() };
+                    let _ = write_reply(&mut writer, &reply, true);
+                    linger_close(&mut reader, &writer);
+                    return;
+                }
+            }
+        } else {
+            let mut body = vec![0u8; head.content_length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            body
+        };
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
