@@ -479,7 +479,7 @@ impl<'a> Checker<'a> {
             (Schema::Map(r), Schema::Map(w)) => self.check(&r.types, &w.types, depth + 1),
             (Schema::Record(r), Schema::Record(w)) => {
                 let (rn, wn) = (r.name.fullname(None), w.name.fullname(None));
-                if !names_match(&rn, r.aliases.as_deref().map(|a| a.iter().map(|x| x.fullname(None)).collect()), &wn) {
+                if !names_match(&r.name, r.aliases.as_deref(), &w.name) {
                     self.messages.push(format!("expected: {wn}"));
                     return;
                 }
@@ -501,8 +501,8 @@ impl<'a> Checker<'a> {
                 self.in_progress.remove(&(rn, wn));
             }
             (Schema::Enum(r), Schema::Enum(w)) => {
-                let (rn, wn) = (r.name.fullname(None), w.name.fullname(None));
-                if !names_match(&rn, r.aliases.as_deref().map(|a| a.iter().map(|x| x.fullname(None)).collect()), &wn) {
+                let wn = w.name.fullname(None);
+                if !names_match(&r.name, r.aliases.as_deref(), &w.name) {
                     self.messages.push(format!("expected: {wn}"));
                     return;
                 }
@@ -514,8 +514,8 @@ impl<'a> Checker<'a> {
                 }
             }
             (Schema::Fixed(r) | Schema::Duration(r), Schema::Fixed(w) | Schema::Duration(w)) => {
-                let (rn, wn) = (r.name.fullname(None), w.name.fullname(None));
-                if !names_match(&rn, r.aliases.as_deref().map(|a| a.iter().map(|x| x.fullname(None)).collect()), &wn) {
+                let wn = w.name.fullname(None);
+                if !names_match(&r.name, r.aliases.as_deref(), &w.name) {
                     self.messages.push(format!("expected: {wn}"));
                 } else if r.size != w.size {
                     self.messages.push(format!("expected: {}, found: {}", w.size, r.size));
@@ -526,8 +526,11 @@ impl<'a> Checker<'a> {
     }
 }
 
-fn names_match(reader: &str, reader_aliases: Option<Vec<String>>, writer: &str) -> bool {
-    reader == writer || reader_aliases.is_some_and(|a| a.iter().any(|x| x == writer))
+/// As Java's `SchemaCompatibility.schemaNameEquals` (which Karapace follows): the unqualified
+/// names are equal, or a reader alias is the writer's full name.
+fn names_match(reader: &apache_avro::schema::Name, reader_aliases: Option<&[apache_avro::schema::Alias]>, writer: &apache_avro::schema::Name) -> bool {
+    let writer_full = writer.fullname(None);
+    reader.name() == writer.name() || reader_aliases.is_some_and(|a| a.iter().any(|x| x.fullname(None) == writer_full))
 }
 
 #[cfg(test)]
@@ -585,6 +588,17 @@ mod tests {
         let e2 = Schema::parse_str(r#"{"type":"enum","name":"S","symbols":["A"]}"#).unwrap();
         assert_eq!(check_compatibility(&e2, &e1), vec!["[B]"]);
         assert!(check_compatibility(&e1, &e2).is_empty());
+    }
+
+    #[test]
+    fn record_names_compare_unqualified_as_java_does() {
+        let a = Schema::parse_str(r#"{"type":"record","name":"R","namespace":"x","fields":[]}"#).unwrap();
+        let b = Schema::parse_str(r#"{"type":"record","name":"R","namespace":"y","fields":[]}"#).unwrap();
+        let c = Schema::parse_str(r#"{"type":"record","name":"Q","namespace":"y","fields":[]}"#).unwrap();
+        assert!(check_compatibility(&a, &b).is_empty());
+        assert_eq!(check_compatibility(&a, &c), vec!["expected: y.Q"]);
+        let aliased = Schema::parse_str(r#"{"type":"record","name":"R","namespace":"x","aliases":["y.Q"],"fields":[]}"#).unwrap();
+        assert!(check_compatibility(&aliased, &c).is_empty());
     }
 
     #[test]

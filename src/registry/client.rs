@@ -382,9 +382,8 @@ impl RegistryClient {
     /// `POST /subjects/{s}/versions`: register (or find) `schema` under `subject`; its id.
     pub fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
         let v = self.call("POST", &format!("/subjects/{}/versions", enc(subject)), Some(&Self::schema_body(schema)))?;
-        let id = as_u32(&v, "id")?;
-        self.remember_id(id, schema)?;
-        Ok(id)
+        // Not cached here: the caches keep the registry's own text, learnt from lookup/latest/id.
+        as_u32(&v, "id")
     }
 
     /// `POST /subjects/{s}`: the version and id `schema` has under `subject` (40403 if none).
