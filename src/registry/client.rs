@@ -176,6 +176,19 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
+/// I/O-level failures worth retrying (and trying the next URL for); anything else is not.
+fn is_transient(e: &ureq::Error) -> bool {
+    matches!(
+        e,
+        ureq::Error::Io(_)
+            | ureq::Error::Timeout(_)
+            | ureq::Error::HostNotFound
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::BodyStalled
+            | ureq::Error::Protocol(_)
+    )
+}
+
 /// Turn an error answer into a typed error that keeps the registry's code and message.
 pub fn error_from_response(status: u16, body: &str) -> RegistryError {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
@@ -324,10 +337,14 @@ impl RegistryClient {
                         last = Some(error_from_response(status, &text));
                     }
                     Ok(answer) => return Ok(answer),
-                    Err(e) => {
+                    Err(e) if is_transient(&e) => {
                         tracing::warn!(url = %url, error = %e, "registry request failed");
                         last = Some(RegistryError::Unreachable(format!("{url}: {e}")));
                     }
+                    Err(e @ (ureq::Error::BadUri(_) | ureq::Error::Http(_) | ureq::Error::RequireHttpsOnly(_))) => {
+                        return Err(RegistryError::Config(format!("{url}: {e}")));
+                    }
+                    Err(e) => return Err(RegistryError::Protocol(format!("{url}: {e}"))),
                 }
             }
         }

@@ -45,6 +45,17 @@ impl SubjectNameStrategy {
             SubjectNameStrategy::TopicRecord => Ok(format!("{topic}-{}", record()?)),
         }
     }
+
+    /// The subject for `topic` with the writer schema `schema` (its full name, for the record strategies).
+    pub fn subject_for_schema(self, topic: &str, is_key: bool, schema: &str) -> Result<String, RegistryError> {
+        match self {
+            SubjectNameStrategy::Topic => self.subject(topic, is_key, None),
+            _ => {
+                let parsed = crate::schema::ParsedSchema::parse(schema)?;
+                self.subject(topic, is_key, parsed.full_name().as_deref())
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -62,5 +73,8 @@ mod tests {
         let tr: SubjectNameStrategy = "topic-record".parse().unwrap();
         assert_eq!(tr.subject("sensor-data", false, Some("io.x.SensorData")).unwrap(), "sensor-data-io.x.SensorData");
         assert!("nope".parse::<SubjectNameStrategy>().is_err());
+        let schema = r#"{"type":"record","name":"SensorData","namespace":"io.edge","fields":[]}"#;
+        assert_eq!(tr.subject_for_schema("t", false, schema).unwrap(), "t-io.edge.SensorData");
+        assert_eq!(t.subject_for_schema("t", true, "not even json").unwrap(), "t-key");
     }
 }
