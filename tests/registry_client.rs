@@ -412,3 +412,38 @@ fn falls_back_to_the_cache_when_the_registry_keeps_answering_503() {
     assert_eq!(s.heads.lock().unwrap().len(), 3, "asked (with retries) before falling back");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_registry_that_never_answers_times_out_and_the_next_url_is_tried() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let h = held.clone();
+    std::thread::spawn(move || {
+        for s in silent.incoming().flatten() {
+            h.lock().unwrap().push(s); // accept, read nothing, answer nothing
+        }
+    });
+    let reg = seeded();
+    let mut o = fast(vec![silent_url, reg.url()]);
+    o.read_timeout = Duration::from_millis(300);
+    let started = std::time::Instant::now();
+    let c = RegistryClient::new(o).unwrap();
+    assert_eq!(c.schema_by_id(3).unwrap(), c.schema_by_id(3).unwrap());
+    assert!(!held.lock().unwrap().is_empty(), "the silent registry was asked first");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn retries_429_and_408_but_not_409() {
+    for (status, body, want_requests) in [
+        (429, r#"{"error_code":429,"message":"slow down"}"#, 2),
+        (408, r#"{"error_code":408,"message":"timeout"}"#, 2),
+        (409, r#"{"error_code":409,"message":"Incompatible schema"}"#, 1),
+    ] {
+        let s = scripted(vec![(status, body), (200, ID3)]);
+        let c = RegistryClient::new(fast(vec![s.url.clone()])).unwrap();
+        let _ = c.schema_by_id(3);
+        assert_eq!(s.heads.lock().unwrap().len(), want_requests, "status {status}");
+    }
+}
