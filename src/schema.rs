@@ -63,15 +63,26 @@ pub struct ParsedSchema {
 impl ParsedSchema {
     /// Parse a schema text (`.avsc` content or a registry `schema` string).
     pub fn parse(text: &str) -> Result<ParsedSchema, SchemaError> {
-        let json: Value = serde_json::from_str(text).map_err(|e| SchemaError::Json { message: python_json_error(text, &e) })?;
+        let json: Value = serde_json::from_str(text).map_err(|e| SchemaError::Json {
+            message: python_json_error(text, &e),
+        })?;
         if let Some(message) = unknown_type_message(&json) {
             return Err(SchemaError::Invalid { message });
         }
-        let schema = Schema::parse(&json).map_err(|e| SchemaError::Invalid { message: e.to_string() })?;
+        let schema = Schema::parse(&json).map_err(|e| SchemaError::Invalid {
+            message: e.to_string(),
+        })?;
         let form = serde_json::to_value(&schema)
             .map(|v| canonical_json(&v))
-            .map_err(|e| SchemaError::Invalid { message: e.to_string() })?;
-        Ok(ParsedSchema { text: Arc::from(text), json, schema, form })
+            .map_err(|e| SchemaError::Invalid {
+                message: e.to_string(),
+            })?;
+        Ok(ParsedSchema {
+            text: Arc::from(text),
+            json,
+            schema,
+            form,
+        })
     }
 
     /// The text this was parsed from.
@@ -200,7 +211,11 @@ fn write_py_string(s: &str, out: &mut String) {
 /// e.g. `unexpected end of data: line 1 column 83 (char 82)`.
 pub fn python_json_error(text: &str, e: &serde_json::Error) -> String {
     let (pos, line, col) = python_json_position(text, e);
-    let what = if e.is_eof() { "unexpected end of data" } else { "Expecting value" };
+    let what = if e.is_eof() {
+        "unexpected end of data"
+    } else {
+        "Expecting value"
+    };
     let _ = pos;
     format!("{what}: line {line} column {col} (char {})", pos)
 }
@@ -210,21 +225,41 @@ pub fn python_json_position(text: &str, e: &serde_json::Error) -> (usize, usize,
     if e.is_eof() {
         let chars = text.chars().count();
         let line = text.matches('\n').count() + 1;
-        let col = text.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        let col = text
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0)
+            + 1;
         return (chars, line, col);
     }
     let line = e.line().max(1);
     let mut col = e.column().max(1);
-    let line_text: Vec<char> = text.split('\n').nth(line - 1).unwrap_or("").chars().collect();
+    let line_text: Vec<char> = text
+        .split('\n')
+        .nth(line - 1)
+        .unwrap_or("")
+        .chars()
+        .collect();
     // serde_json points inside a bad literal (`this` fails at `h`); Python points at its start.
-    while col > 1 && line_text.get(col - 2).is_some_and(|c| c.is_ascii_alphanumeric()) {
+    while col > 1
+        && line_text
+            .get(col - 2)
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+    {
         col -= 1;
     }
-    let before: usize = text.split('\n').take(line - 1).map(|l| l.chars().count() + 1).sum();
+    let before: usize = text
+        .split('\n')
+        .take(line - 1)
+        .map(|l| l.chars().count() + 1)
+        .sum();
     (before + col - 1, line, col)
 }
 
-const PRIMITIVES: [&str; 8] = ["null", "boolean", "int", "long", "float", "double", "bytes", "string"];
+const PRIMITIVES: [&str; 8] = [
+    "null", "boolean", "int", "long", "float", "double", "bytes", "string",
+];
 
 /// Karapace's (Python avro's) message for a type name that is neither primitive nor defined:
 /// `Type property "strng" not a valid Avro schema: Could not make an Avro Schema object from strng`.
@@ -232,11 +267,20 @@ fn unknown_type_message(json: &Value) -> Option<String> {
     fn walk(v: &Value, ns: Option<&str>, defined: &mut HashSet<String>) -> Option<String> {
         match v {
             Value::String(name) => {
-                let full = if name.contains('.') || ns.is_none() { name.clone() } else { format!("{}.{name}", ns.unwrap_or("")) };
-                if PRIMITIVES.contains(&name.as_str()) || defined.contains(name) || defined.contains(&full) {
+                let full = if name.contains('.') || ns.is_none() {
+                    name.clone()
+                } else {
+                    format!("{}.{name}", ns.unwrap_or(""))
+                };
+                if PRIMITIVES.contains(&name.as_str())
+                    || defined.contains(name)
+                    || defined.contains(&full)
+                {
                     None
                 } else {
-                    Some(format!("Type property \"{name}\" not a valid Avro schema: Could not make an Avro Schema object from {name}"))
+                    Some(format!(
+                        "Type property \"{name}\" not a valid Avro schema: Could not make an Avro Schema object from {name}"
+                    ))
                 }
             }
             Value::Array(branches) => branches.iter().find_map(|b| walk(b, ns, defined)),
@@ -250,7 +294,10 @@ fn unknown_type_message(json: &Value) -> Option<String> {
                         let (full, inner_ns) = match name.rsplit_once('.') {
                             Some((n, _)) => (name.to_string(), Some(n.to_string())),
                             None => (
-                                own_ns.filter(|n| !n.is_empty()).map(|n| format!("{n}.{name}")).unwrap_or_else(|| name.to_string()),
+                                own_ns
+                                    .filter(|n| !n.is_empty())
+                                    .map(|n| format!("{n}.{name}"))
+                                    .unwrap_or_else(|| name.to_string()),
                                 own_ns.map(str::to_string),
                             ),
                         };
@@ -260,7 +307,10 @@ fn unknown_type_message(json: &Value) -> Option<String> {
                             return None;
                         }
                         let fields = map.get("fields").and_then(Value::as_array)?;
-                        fields.iter().find_map(|f| f.get("type").and_then(|t| walk(t, inner_ns.as_deref(), defined)))
+                        fields.iter().find_map(|f| {
+                            f.get("type")
+                                .and_then(|t| walk(t, inner_ns.as_deref(), defined))
+                        })
                     }
                     Some("array") => map.get("items").and_then(|t| walk(t, ns, defined)),
                     Some("map") => map.get("values").and_then(|t| walk(t, ns, defined)),
@@ -315,7 +365,12 @@ impl Compatibility {
 
     /// Whether the check runs against every earlier version, not only the latest.
     pub fn transitive(self) -> bool {
-        matches!(self, Compatibility::BackwardTransitive | Compatibility::ForwardTransitive | Compatibility::FullTransitive)
+        matches!(
+            self,
+            Compatibility::BackwardTransitive
+                | Compatibility::ForwardTransitive
+                | Compatibility::FullTransitive
+        )
     }
 
     /// Check `new` against one `existing` schema at this level; the incompatibilities found.
@@ -339,7 +394,12 @@ impl Compatibility {
 /// Returns every incompatibility, in Karapace's wording; empty means compatible.
 /// BACKWARD compatibility of a new schema is `check_compatibility(new, existing)`.
 pub fn check_compatibility(reader: &Schema, writer: &Schema) -> Vec<String> {
-    let mut checker = Checker { reader_names: HashMap::new(), writer_names: HashMap::new(), in_progress: HashSet::new(), messages: Vec::new() };
+    let mut checker = Checker {
+        reader_names: HashMap::new(),
+        writer_names: HashMap::new(),
+        in_progress: HashSet::new(),
+        messages: Vec::new(),
+    };
     collect_names(reader, &mut checker.reader_names);
     collect_names(writer, &mut checker.writer_names);
     checker.check(reader, writer, 0);
@@ -348,12 +408,11 @@ pub fn check_compatibility(reader: &Schema, writer: &Schema) -> Vec<String> {
 
 fn collect_names<'a>(s: &'a Schema, names: &mut HashMap<String, &'a Schema>) {
     match s {
-        Schema::Record(r)
-            if names.insert(r.name.fullname(None), s).is_none() => {
-                for f in &r.fields {
-                    collect_names(&f.schema, names);
-                }
+        Schema::Record(r) if names.insert(r.name.fullname(None), s).is_none() => {
+            for f in &r.fields {
+                collect_names(&f.schema, names);
             }
+        }
         Schema::Enum(e) => {
             names.insert(e.name.fullname(None), s);
         }
@@ -416,7 +475,11 @@ struct Checker<'a> {
 impl<'a> Checker<'a> {
     fn resolve(&self, s: &'a Schema, reader: bool) -> &'a Schema {
         if let Schema::Ref { name } = s {
-            let names = if reader { &self.reader_names } else { &self.writer_names };
+            let names = if reader {
+                &self.reader_names
+            } else {
+                &self.writer_names
+            };
             if let Some(found) = names.get(&name.fullname(None)) {
                 return found;
             }
@@ -455,17 +518,29 @@ impl<'a> Checker<'a> {
             return;
         }
         if let Schema::Union(ru) = reader {
-            let found = ru.variants().iter().any(|r| self.can_read(r, writer, depth + 1));
+            let found = ru
+                .variants()
+                .iter()
+                .any(|r| self.can_read(r, writer, depth + 1));
             if !found {
-                self.messages.push(format!("reader union lacking writer type: {}", type_name(writer)));
+                self.messages.push(format!(
+                    "reader union lacking writer type: {}",
+                    type_name(writer)
+                ));
             }
             return;
         }
         let (rt, wt) = (type_name(reader), type_name(writer));
         let promotable = matches!(
             (rt, wt),
-            ("long", "int") | ("float", "int") | ("float", "long") | ("double", "int") | ("double", "long") | ("double", "float")
-                | ("string", "bytes") | ("bytes", "string")
+            ("long", "int")
+                | ("float", "int")
+                | ("float", "long")
+                | ("double", "int")
+                | ("double", "long")
+                | ("double", "float")
+                | ("string", "bytes")
+                | ("bytes", "string")
         );
         if promotable {
             return;
@@ -507,7 +582,12 @@ impl<'a> Checker<'a> {
                     return;
                 }
                 if r.default.is_none() {
-                    let missing: Vec<&str> = w.symbols.iter().filter(|s| !r.symbols.contains(s)).map(String::as_str).collect();
+                    let missing: Vec<&str> = w
+                        .symbols
+                        .iter()
+                        .filter(|s| !r.symbols.contains(s))
+                        .map(String::as_str)
+                        .collect();
                     if !missing.is_empty() {
                         self.messages.push(format!("[{}]", missing.join(", ")));
                     }
@@ -518,7 +598,8 @@ impl<'a> Checker<'a> {
                 if !names_match(&r.name, r.aliases.as_deref(), &w.name) {
                     self.messages.push(format!("expected: {wn}"));
                 } else if r.size != w.size {
-                    self.messages.push(format!("expected: {}, found: {}", w.size, r.size));
+                    self.messages
+                        .push(format!("expected: {}, found: {}", w.size, r.size));
                 }
             }
             _ => {}
@@ -528,9 +609,14 @@ impl<'a> Checker<'a> {
 
 /// As Java's `SchemaCompatibility.schemaNameEquals` (which Karapace follows): the unqualified
 /// names are equal, or a reader alias is the writer's full name.
-fn names_match(reader: &apache_avro::schema::Name, reader_aliases: Option<&[apache_avro::schema::Alias]>, writer: &apache_avro::schema::Name) -> bool {
+fn names_match(
+    reader: &apache_avro::schema::Name,
+    reader_aliases: Option<&[apache_avro::schema::Alias]>,
+    writer: &apache_avro::schema::Name,
+) -> bool {
     let writer_full = writer.fullname(None);
-    reader.name() == writer.name() || reader_aliases.is_some_and(|a| a.iter().any(|x| x.fullname(None) == writer_full))
+    reader.name() == writer.name()
+        || reader_aliases.is_some_and(|a| a.iter().any(|x| x.fullname(None) == writer_full))
 }
 
 #[cfg(test)]
@@ -551,13 +637,21 @@ mod tests {
 
     #[test]
     fn registry_text_sorts_keys_and_escapes_like_python() {
-        let t = registry_text(r#"{"type":"enum","name":"E","symbols":["A"], "doc":"É\ny"}"#).unwrap();
-        assert_eq!(t, r#"{"doc":"\u00c9\ny","name":"E","symbols":["A"],"type":"enum"}"#);
+        let t =
+            registry_text(r#"{"type":"enum","name":"E","symbols":["A"], "doc":"É\ny"}"#).unwrap();
+        assert_eq!(
+            t,
+            r#"{"doc":"\u00c9\ny","name":"E","symbols":["A"],"type":"enum"}"#
+        );
     }
 
     #[test]
     fn backward_type_change_message() {
-        let new = ParsedSchema::parse(&V1.replace(r#""timestamp","type":"long""#, r#""timestamp","type":"string""#)).unwrap();
+        let new = ParsedSchema::parse(&V1.replace(
+            r#""timestamp","type":"long""#,
+            r#""timestamp","type":"string""#,
+        ))
+        .unwrap();
         let old = ParsedSchema::parse(V1).unwrap();
         assert_eq!(
             Compatibility::Backward.check(&new, &old),
@@ -568,12 +662,26 @@ mod tests {
     #[test]
     fn added_field_needs_default() {
         let old = ParsedSchema::parse(V1).unwrap();
-        let with_default = V1.replace("]}", r#",{"name":"loc","type":["null","string"],"default":null}]}"#);
-        assert!(Compatibility::Backward.check(&ParsedSchema::parse(&with_default).unwrap(), &old).is_empty());
+        let with_default = V1.replace(
+            "]}",
+            r#",{"name":"loc","type":["null","string"],"default":null}]}"#,
+        );
+        assert!(
+            Compatibility::Backward
+                .check(&ParsedSchema::parse(&with_default).unwrap(), &old)
+                .is_empty()
+        );
         let without = V1.replace("]}", r#",{"name":"loc","type":"string"}]}"#);
-        assert_eq!(Compatibility::Backward.check(&ParsedSchema::parse(&without).unwrap(), &old), vec!["loc".to_string()]);
+        assert_eq!(
+            Compatibility::Backward.check(&ParsedSchema::parse(&without).unwrap(), &old),
+            vec!["loc".to_string()]
+        );
         // Forward: the old schema reads new data; the new field is ignored.
-        assert!(Compatibility::Forward.check(&ParsedSchema::parse(&without).unwrap(), &old).is_empty());
+        assert!(
+            Compatibility::Forward
+                .check(&ParsedSchema::parse(&without).unwrap(), &old)
+                .is_empty()
+        );
     }
 
     #[test]
@@ -581,9 +689,15 @@ mod tests {
         let int = Schema::parse_str(r#""int""#).unwrap();
         let long = Schema::parse_str(r#""long""#).unwrap();
         assert!(check_compatibility(&long, &int).is_empty());
-        assert_eq!(check_compatibility(&int, &long), vec!["reader type: int not compatible with writer type: long"]);
+        assert_eq!(
+            check_compatibility(&int, &long),
+            vec!["reader type: int not compatible with writer type: long"]
+        );
         let u = Schema::parse_str(r#"["null","string"]"#).unwrap();
-        assert_eq!(check_compatibility(&u, &int), vec!["reader union lacking writer type: int"]);
+        assert_eq!(
+            check_compatibility(&u, &int),
+            vec!["reader union lacking writer type: int"]
+        );
         let e1 = Schema::parse_str(r#"{"type":"enum","name":"S","symbols":["A","B"]}"#).unwrap();
         let e2 = Schema::parse_str(r#"{"type":"enum","name":"S","symbols":["A"]}"#).unwrap();
         assert_eq!(check_compatibility(&e2, &e1), vec!["[B]"]);
@@ -592,27 +706,43 @@ mod tests {
 
     #[test]
     fn record_names_compare_unqualified_as_java_does() {
-        let a = Schema::parse_str(r#"{"type":"record","name":"R","namespace":"x","fields":[]}"#).unwrap();
-        let b = Schema::parse_str(r#"{"type":"record","name":"R","namespace":"y","fields":[]}"#).unwrap();
-        let c = Schema::parse_str(r#"{"type":"record","name":"Q","namespace":"y","fields":[]}"#).unwrap();
+        let a = Schema::parse_str(r#"{"type":"record","name":"R","namespace":"x","fields":[]}"#)
+            .unwrap();
+        let b = Schema::parse_str(r#"{"type":"record","name":"R","namespace":"y","fields":[]}"#)
+            .unwrap();
+        let c = Schema::parse_str(r#"{"type":"record","name":"Q","namespace":"y","fields":[]}"#)
+            .unwrap();
         assert!(check_compatibility(&a, &b).is_empty());
         assert_eq!(check_compatibility(&a, &c), vec!["expected: y.Q"]);
-        let aliased = Schema::parse_str(r#"{"type":"record","name":"R","namespace":"x","aliases":["y.Q"],"fields":[]}"#).unwrap();
+        let aliased = Schema::parse_str(
+            r#"{"type":"record","name":"R","namespace":"x","aliases":["y.Q"],"fields":[]}"#,
+        )
+        .unwrap();
         assert!(check_compatibility(&aliased, &c).is_empty());
     }
 
     #[test]
     fn recursive_record_terminates() {
-        let s = Schema::parse_str(r#"{"type":"record","name":"N","fields":[{"name":"next","type":["null","N"]}]}"#).unwrap();
+        let s = Schema::parse_str(
+            r#"{"type":"record","name":"N","fields":[{"name":"next","type":["null","N"]}]}"#,
+        )
+        .unwrap();
         assert!(check_compatibility(&s, &s).is_empty());
     }
 
     #[test]
     fn errors_in_karapace_wording() {
         let e = ParsedSchema::parse(r#"{"type":"record","name":"SensorData","fields":[{"name":"sensorId","type":"strng"}]}"#).unwrap_err();
-        assert_eq!(e.registry_message(), "Type property \"strng\" not a valid Avro schema: Could not make an Avro Schema object from strng");
-        let text = r#"{"type":"record","name":"SensorData","fields":[{"name":"sensorId","type":"string"}"#;
+        assert_eq!(
+            e.registry_message(),
+            "Type property \"strng\" not a valid Avro schema: Could not make an Avro Schema object from strng"
+        );
+        let text =
+            r#"{"type":"record","name":"SensorData","fields":[{"name":"sensorId","type":"string"}"#;
         let e = ParsedSchema::parse(text).unwrap_err();
-        assert_eq!(e.registry_message(), "unexpected end of data: line 1 column 83 (char 82)");
+        assert_eq!(
+            e.registry_message(),
+            "unexpected end of data: line 1 column 83 (char 82)"
+        );
     }
 }

@@ -22,7 +22,13 @@ fn fixture_files() -> Vec<PathBuf> {
 
 /// A raw HTTP/1.1 exchange, so the request goes out exactly as recorded (including exchange 40's
 /// non-JSON body and 08's content type).
-fn send(addr: std::net::SocketAddr, method: &str, path: &str, headers: &Value, body: Option<&[u8]>) -> (u16, String, String) {
+fn send(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &Value,
+    body: Option<&[u8]>,
+) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
     if let Some(h) = headers.as_object() {
@@ -79,19 +85,41 @@ fn replays_every_recorded_exchange() {
             Some(Value::String(raw)) => Some(raw.as_bytes().to_vec()),
             Some(v) => Some(serde_json::to_vec(v).unwrap()),
         };
-        let (status, ct, text) = send(reg.addr(), req["method"].as_str().unwrap(), req["path"].as_str().unwrap(), &req["headers"], body.as_deref());
-        let got: Value = serde_json::from_str(&text).unwrap_or(Value::String(format!("<not JSON: {text}>")));
+        let (status, ct, text) = send(
+            reg.addr(),
+            req["method"].as_str().unwrap(),
+            req["path"].as_str().unwrap(),
+            &req["headers"],
+            body.as_deref(),
+        );
+        let got: Value =
+            serde_json::from_str(&text).unwrap_or(Value::String(format!("<not JSON: {text}>")));
         let want_ct = resp["headers"]["content-type"].as_str().unwrap();
-        if status != resp["status"].as_u64().unwrap() as u16 || ct != want_ct || got != resp["body"] {
-            failures.push(format!("{name}: got {status} {ct} {got}\n   want {} {want_ct} {}", resp["status"], resp["body"]));
+        if status != resp["status"].as_u64().unwrap() as u16 || ct != want_ct || got != resp["body"]
+        {
+            failures.push(format!(
+                "{name}: got {status} {ct} {got}\n   want {} {want_ct} {}",
+                resp["status"], resp["body"]
+            ));
         }
         // Where the registry returns a schema string, it is Karapace's exact text (sorted keys, compact).
-        if let (Some(want), Some(have)) = (resp["body"].get("schema").and_then(Value::as_str), got.get("schema").and_then(Value::as_str))
-            && want != have {
-                failures.push(format!("{name}: schema text differs:\n   got  {have}\n   want {want}"));
-            }
+        if let (Some(want), Some(have)) = (
+            resp["body"].get("schema").and_then(Value::as_str),
+            got.get("schema").and_then(Value::as_str),
+        ) && want != have
+        {
+            failures.push(format!(
+                "{name}: schema text differs:\n   got  {have}\n   want {want}"
+            ));
+        }
     }
-    assert!(failures.is_empty(), "{} of {} exchanges differ:\n{}", failures.len(), files.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} exchanges differ:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
 }
 
 /// Exchanges 68-73 were recorded after 01-67 in the same run; in between, the fixtures README says
@@ -103,12 +131,33 @@ fn between_the_two_recording_runs(reg: &TestRegistry) {
     let accept = serde_json::json!({"accept": "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json, application/json"});
     let with_body = serde_json::json!({"accept": accept["accept"], "content-type": "application/vnd.schemaregistry.v1+json"});
     let (status, _, body) = send(reg.addr(), "GET", &format!("/config/{s}"), &accept, None);
-    assert_eq!((status, serde_json::from_str::<Value>(&body).unwrap()["error_code"].as_i64()), (404, Some(40408)));
-    let schema = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/user-registration.avsc")).unwrap();
+    assert_eq!(
+        (
+            status,
+            serde_json::from_str::<Value>(&body).unwrap()["error_code"].as_i64()
+        ),
+        (404, Some(40408))
+    );
+    let schema = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/user-registration.avsc"),
+    )
+    .unwrap();
     let req = serde_json::to_vec(&serde_json::json!({"schema": schema})).unwrap();
-    let (status, _, body) = send(reg.addr(), "POST", &format!("/subjects/{s}/versions"), &with_body, Some(&req));
+    let (status, _, body) = send(
+        reg.addr(),
+        "POST",
+        &format!("/subjects/{s}/versions"),
+        &with_body,
+        Some(&req),
+    );
     assert_eq!((status, body.as_str()), (200, "{\"id\":1}"));
     let req = br#"{"compatibility":"BACKWARD"}"#;
-    let (status, _, _) = send(reg.addr(), "PUT", &format!("/config/{s}"), &with_body, Some(req));
+    let (status, _, _) = send(
+        reg.addr(),
+        "PUT",
+        &format!("/config/{s}"),
+        &with_body,
+        Some(req),
+    );
     assert_eq!(status, 200);
 }

@@ -41,7 +41,10 @@ fn read_response(r: &mut BufReader<TcpStream>) -> (u16, String, String) {
 }
 
 fn post(path: &str, body: &str) -> String {
-    format!("POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/vnd.schemaregistry.v1+json\r\ncontent-length: {}\r\n\r\n{body}", body.len())
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/vnd.schemaregistry.v1+json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 fn schema_body(s: &str) -> String {
@@ -53,8 +56,10 @@ fn keep_alive_serves_several_requests_on_one_connection() {
     let reg = TestRegistry::start();
     let mut s = connect(&reg);
     let mut r = BufReader::new(s.try_clone().unwrap());
-    s.write_all(post("/subjects/a-value/versions", &schema_body(SENSOR)).as_bytes()).unwrap();
-    s.write_all(b"GET /subjects HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    s.write_all(post("/subjects/a-value/versions", &schema_body(SENSOR)).as_bytes())
+        .unwrap();
+    s.write_all(b"GET /subjects HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
     assert_eq!(read_response(&mut r).2, r#"{"id":1}"#);
     let (status, headers, body) = read_response(&mut r);
     assert_eq!((status, body.as_str()), (200, r#"["a-value"]"#));
@@ -87,7 +92,8 @@ fn hostile_requests_are_refused_without_big_allocations() {
     let reg = TestRegistry::start();
     // A body length far beyond the limit: refused before reading or allocating it.
     let mut s = connect(&reg);
-    s.write_all(b"POST /subjects/a/versions HTTP/1.1\r\ncontent-length: 99999999999\r\n\r\n").unwrap();
+    s.write_all(b"POST /subjects/a/versions HTTP/1.1\r\ncontent-length: 99999999999\r\n\r\n")
+        .unwrap();
     assert_eq!(read_response(&mut BufReader::new(s)).0, 413);
     // Endless header lines.
     let mut s = connect(&reg);
@@ -105,12 +111,16 @@ fn hostile_requests_are_refused_without_big_allocations() {
     assert_eq!(read_response(&mut BufReader::new(s)).0, 400);
     // A bad chunk size.
     let mut s = connect(&reg);
-    s.write_all(b"POST /subjects/a/versions HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n").unwrap();
+    s.write_all(b"POST /subjects/a/versions HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n")
+        .unwrap();
     assert_eq!(read_response(&mut BufReader::new(s)).0, 400);
     // Still serving.
     let mut s = connect(&reg);
     s.write_all(b"GET /schemas/types HTTP/1.1\r\n\r\n").unwrap();
-    assert_eq!(read_response(&mut BufReader::new(s)).2, r#"["JSON","AVRO","PROTOBUF"]"#);
+    assert_eq!(
+        read_response(&mut BufReader::new(s)).2,
+        r#"["JSON","AVRO","PROTOBUF"]"#
+    );
 }
 
 #[test]
@@ -123,14 +133,25 @@ fn stop_closes_open_connections() {
     assert_eq!(read_response(&mut r).0, 200);
     reg.stop();
     let mut buf = [0u8; 1];
-    assert!(matches!(r.read(&mut buf), Ok(0) | Err(_)), "connection still open after stop");
-    assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err(), "still accepting after stop");
+    assert!(
+        matches!(r.read(&mut buf), Ok(0) | Err(_)),
+        "connection still open after stop"
+    );
+    assert!(
+        TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err(),
+        "still accepting after stop"
+    );
 }
 
 fn call(reg: &TestRegistry, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut s = connect(reg);
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(s, "{method} {path} HTTP/1.1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}", body.len()).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     let (status, _, text) = read_response(&mut BufReader::new(s));
     (status, serde_json::from_str(&text).unwrap())
 }
@@ -138,25 +159,98 @@ fn call(reg: &TestRegistry, method: &str, path: &str, body: Option<Value>) -> (u
 #[test]
 fn ids_are_global_by_parsed_form_and_levels_are_enforced() {
     let reg = TestRegistry::start();
-    let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(SENSOR).unwrap()).unwrap();
-    assert_eq!(call(&reg, "POST", "/subjects/a-value/versions", Some(json!({"schema": SENSOR}))).1, json!({"id": 1}));
-    assert_eq!(call(&reg, "POST", "/subjects/b-value/versions", Some(json!({"schema": pretty}))).1, json!({"id": 1}));
+    let pretty =
+        serde_json::to_string_pretty(&serde_json::from_str::<Value>(SENSOR).unwrap()).unwrap();
+    assert_eq!(
+        call(
+            &reg,
+            "POST",
+            "/subjects/a-value/versions",
+            Some(json!({"schema": SENSOR}))
+        )
+        .1,
+        json!({"id": 1})
+    );
+    assert_eq!(
+        call(
+            &reg,
+            "POST",
+            "/subjects/b-value/versions",
+            Some(json!({"schema": pretty}))
+        )
+        .1,
+        json!({"id": 1})
+    );
     // The stored text is the re-serialised one, whatever was sent.
     let (_, v) = call(&reg, "GET", "/subjects/b-value/versions/latest", None);
-    assert_eq!(v["schema"], json!(r#"{"fields":[{"name":"sensorId","type":"string"},{"name":"timestamp","type":"long"}],"name":"SensorData","type":"record"}"#));
+    assert_eq!(
+        v["schema"],
+        json!(
+            r#"{"fields":[{"name":"sensorId","type":"string"},{"name":"timestamp","type":"long"}],"name":"SensorData","type":"record"}"#
+        )
+    );
     // BACKWARD refuses a new field without default; NONE lets it through.
     let added = SENSOR.replace("}]}", r#"},{"name":"extra","type":"int"}]}"#);
-    let (status, v) = call(&reg, "POST", "/subjects/a-value/versions", Some(json!({"schema": added})));
+    let (status, v) = call(
+        &reg,
+        "POST",
+        "/subjects/a-value/versions",
+        Some(json!({"schema": added})),
+    );
     assert_eq!((status, v["error_code"].clone()), (409, json!(409)));
-    assert_eq!(v["message"], json!("Incompatible schema, compatibility_mode=BACKWARD. Incompatibilities: extra"));
-    assert_eq!(call(&reg, "PUT", "/config/a-value", Some(json!({"compatibility": "NONE"}))).1, json!({"compatibility": "NONE"}));
-    assert_eq!(call(&reg, "POST", "/subjects/a-value/versions", Some(json!({"schema": added}))).1, json!({"id": 2}));
+    assert_eq!(
+        v["message"],
+        json!("Incompatible schema, compatibility_mode=BACKWARD. Incompatibilities: extra")
+    );
+    assert_eq!(
+        call(
+            &reg,
+            "PUT",
+            "/config/a-value",
+            Some(json!({"compatibility": "NONE"}))
+        )
+        .1,
+        json!({"compatibility": "NONE"})
+    );
+    assert_eq!(
+        call(
+            &reg,
+            "POST",
+            "/subjects/a-value/versions",
+            Some(json!({"schema": added}))
+        )
+        .1,
+        json!({"id": 2})
+    );
     // FORWARD: the old schema must read the new; dropping a field without default in the old fails.
-    assert_eq!(call(&reg, "PUT", "/config/b-value", Some(json!({"compatibility": "forward"}))).1, json!({"compatibility": "FORWARD"}));
-    let dropped = r#"{"type":"record","name":"SensorData","fields":[{"name":"sensorId","type":"string"}]}"#;
-    let (_, v) = call(&reg, "POST", "/compatibility/subjects/b-value/versions/latest", Some(json!({"schema": dropped})));
-    assert_eq!(v, json!({"is_compatible": false, "messages": ["timestamp"]}));
-    let (status, v) = call(&reg, "PUT", "/config", Some(json!({"compatibility": "SIDEWAYS"})));
+    assert_eq!(
+        call(
+            &reg,
+            "PUT",
+            "/config/b-value",
+            Some(json!({"compatibility": "forward"}))
+        )
+        .1,
+        json!({"compatibility": "FORWARD"})
+    );
+    let dropped =
+        r#"{"type":"record","name":"SensorData","fields":[{"name":"sensorId","type":"string"}]}"#;
+    let (_, v) = call(
+        &reg,
+        "POST",
+        "/compatibility/subjects/b-value/versions/latest",
+        Some(json!({"schema": dropped})),
+    );
+    assert_eq!(
+        v,
+        json!({"is_compatible": false, "messages": ["timestamp"]})
+    );
+    let (status, v) = call(
+        &reg,
+        "PUT",
+        "/config",
+        Some(json!({"compatibility": "SIDEWAYS"})),
+    );
     assert_eq!((status, v["error_code"].clone()), (422, json!(42203)));
     // Unknown routes and methods.
     assert_eq!(call(&reg, "GET", "/nope", None), (404, json!("Not Found")));

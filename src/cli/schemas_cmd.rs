@@ -77,9 +77,9 @@ pub fn run(c: SchemasCommand) -> CmdResult {
 fn fail(e: &RegistryError) -> Failure {
     match e {
         RegistryError::Api { status, .. } if (400..500).contains(status) => Failure::bad_input(e),
-        RegistryError::SchemaNotFound { .. } | RegistryError::SubjectNotFound { .. } | RegistryError::Schema(_) => {
-            Failure::bad_input(e)
-        }
+        RegistryError::SchemaNotFound { .. }
+        | RegistryError::SubjectNotFound { .. }
+        | RegistryError::Schema(_) => Failure::bad_input(e),
         _ => Failure::runtime(e),
     }
 }
@@ -92,7 +92,11 @@ fn push(a: PushArgs) -> CmdResult {
     let client = RegistryClient::new(client_options(&a.registry, None)).map_err(|e| fail(&e))?;
     let files = avsc_files(&a.dir).map_err(|m| Failure::other(2, "schema-files", m))?;
     if files.is_empty() {
-        return Err(Failure::other(2, "schema-files", format!("no .avsc files in {}", a.dir.display())));
+        return Err(Failure::other(
+            2,
+            "schema-files",
+            format!("no .avsc files in {}", a.dir.display()),
+        ));
     }
     let mut out = std::io::stdout().lock();
     for (default_subject, file) in files {
@@ -103,10 +107,10 @@ fn push(a: PushArgs) -> CmdResult {
                 None => default_subject,
             },
         };
-        let text = std::fs::read_to_string(&file).map_err(|e| Failure::other(2, "schema-files", format!("{}: {e}", file.display())))?;
-        crate::schema::ParsedSchema::parse(&text).map_err(|e| {
-            Failure::other(2, e.kind(), format!("{}: {e}", file.display()))
-        })?;
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| Failure::other(2, "schema-files", format!("{}: {e}", file.display())))?;
+        crate::schema::ParsedSchema::parse(&text)
+            .map_err(|e| Failure::other(2, e.kind(), format!("{}: {e}", file.display())))?;
         let id = client.register(&subject, &text).map_err(|e| {
             let mut f = fail(&e);
             f.message = format!("{}: {}", file.display(), f.message);
@@ -119,7 +123,8 @@ fn push(a: PushArgs) -> CmdResult {
 }
 
 fn pull(a: PullArgs) -> CmdResult {
-    let client = RegistryClient::new(client_options(&a.registry, Some(&a.cache))).map_err(|e| fail(&e))?;
+    let client =
+        RegistryClient::new(client_options(&a.registry, Some(&a.cache))).map_err(|e| fail(&e))?;
     let mut out = std::io::stdout().lock();
     for subject in &a.subjects {
         let latest = client.fetch_latest(subject).map_err(|e| fail(&e))?;
@@ -135,9 +140,12 @@ fn pull(a: PullArgs) -> CmdResult {
 }
 
 fn serve(a: ServeArgs) -> CmdResult {
-    let reg = TestRegistry::bind(&a.listen).map_err(|e| Failure::other(1, "listen", format!("{}: {e}", a.listen)))?;
+    let reg = TestRegistry::bind(&a.listen)
+        .map_err(|e| Failure::other(1, "listen", format!("{}: {e}", a.listen)))?;
     for p in &a.preload {
-        let loaded = reg.preload(p).map_err(|m| Failure::other(2, "preload", m))?;
+        let loaded = reg
+            .preload(p)
+            .map_err(|m| Failure::other(2, "preload", m))?;
         for (subject, id) in loaded {
             tracing::info!(subject = %subject, id, "preloaded");
         }

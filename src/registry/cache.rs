@@ -40,9 +40,13 @@ fn check_subject_name(subject: &str) -> Result<(), RegistryError> {
     let bad = subject.is_empty()
         || subject.starts_with('.')
         || subject.len() > 200
-        || subject.chars().any(|c| c == '/' || c == '\\' || c == '\0' || c.is_control());
+        || subject
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c == '\0' || c.is_control());
     if bad {
-        return Err(RegistryError::Cache(format!("subject name {subject:?} cannot be stored as a cache file name")));
+        return Err(RegistryError::Cache(format!(
+            "subject name {subject:?} cannot be stored as a cache file name"
+        )));
     }
     Ok(())
 }
@@ -69,7 +73,10 @@ impl OfflineCache {
         match std::fs::read_to_string(self.id_path(id)) {
             Ok(text) => Ok(Some(Arc::from(text))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(RegistryError::Cache(format!("{}: {e}", self.id_path(id).display()))),
+            Err(e) => Err(RegistryError::Cache(format!(
+                "{}: {e}",
+                self.id_path(id).display()
+            ))),
         }
     }
 
@@ -84,13 +91,21 @@ impl OfflineCache {
         };
         let f: SubjectFile = serde_json::from_str(&text)
             .map_err(|e| RegistryError::Cache(format!("{}: {e}", path.display())))?;
-        Ok(Some(SubjectSchema { subject: f.subject, version: f.version, id: f.id, schema: Arc::from(f.schema) }))
+        Ok(Some(SubjectSchema {
+            subject: f.subject,
+            version: f.version,
+            id: f.id,
+            schema: Arc::from(f.schema),
+        }))
     }
 
     /// How long ago the subject's entry was written (`None` when absent or the clock is odd).
     pub fn subject_age(&self, subject: &str) -> Option<Duration> {
         check_subject_name(subject).ok()?;
-        let modified = std::fs::metadata(self.subject_path(subject)).ok()?.modified().ok()?;
+        let modified = std::fs::metadata(self.subject_path(subject))
+            .ok()?
+            .modified()
+            .ok()?;
         modified.elapsed().ok()
     }
 
@@ -119,13 +134,15 @@ impl OfflineCache {
     pub fn store_subject(&self, entry: &SubjectSchema) -> Result<(), RegistryError> {
         check_subject_name(&entry.subject)?;
         if let Some(cached) = self.read_subject(&entry.subject)?
-            && cached.version == entry.version && cached.id != entry.id {
-                return Err(RegistryError::CacheConflict {
-                    what: format!("subject '{}' version {}", entry.subject, entry.version),
-                    cached: format!("id {}", cached.id),
-                    registry: format!("id {}", entry.id),
-                });
-            }
+            && cached.version == entry.version
+            && cached.id != entry.id
+        {
+            return Err(RegistryError::CacheConflict {
+                what: format!("subject '{}' version {}", entry.subject, entry.version),
+                cached: format!("id {}", cached.id),
+                registry: format!("id {}", entry.id),
+            });
+        }
         self.store_id(entry.id, &entry.schema)?;
         if let Some(cached) = self.read_subject(&entry.subject)?
             && cached == *entry
@@ -144,7 +161,9 @@ impl OfflineCache {
 
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
         let err = |e: std::io::Error| RegistryError::Cache(format!("{}: {e}", path.display()));
-        let parent = path.parent().ok_or_else(|| RegistryError::Cache(format!("{}: no parent directory", path.display())))?;
+        let parent = path.parent().ok_or_else(|| {
+            RegistryError::Cache(format!("{}: no parent directory", path.display()))
+        })?;
         std::fs::create_dir_all(parent).map_err(err)?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
         let tmp = parent.join(format!(
@@ -169,12 +188,15 @@ impl OfflineCache {
 
 impl SchemaSource for OfflineCache {
     fn schema_by_id(&self, id: u32) -> Result<Arc<str>, RegistryError> {
-        self.read_id(id)?.ok_or(RegistryError::SchemaNotFound { id })
+        self.read_id(id)?
+            .ok_or(RegistryError::SchemaNotFound { id })
     }
 
     fn writer_schema(&self, subject: &str) -> Result<SubjectSchema, RegistryError> {
         self.read_subject(subject)?
-            .ok_or_else(|| RegistryError::SubjectNotFound { subject: subject.to_string() })
+            .ok_or_else(|| RegistryError::SubjectNotFound {
+                subject: subject.to_string(),
+            })
     }
 }
 
@@ -183,7 +205,11 @@ mod tests {
     use super::*;
 
     fn tmpdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("avro-edge-cache-{tag}-{}-{}", std::process::id(), TMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let d = std::env::temp_dir().join(format!(
+            "avro-edge-cache-{tag}-{}-{}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&d);
         d
     }
@@ -192,19 +218,29 @@ mod tests {
     fn refuses_subjects_that_escape_the_directory() {
         let c = OfflineCache::new(tmpdir("escape"));
         for bad in ["../x", "a/b", ".hidden", ""] {
-            assert_eq!(crate::error::ErrorKind::kind(&c.read_subject(bad).unwrap_err()), "schema-cache");
+            assert_eq!(
+                crate::error::ErrorKind::kind(&c.read_subject(bad).unwrap_err()),
+                "schema-cache"
+            );
         }
     }
 
     #[test]
     fn same_schema_other_text_is_not_a_conflict() {
         let c = OfflineCache::new(tmpdir("same"));
-        c.store_id(7, r#"{"type":"enum","name":"E","symbols":["A"]}"#).unwrap();
-        c.store_id(7, r#"{"symbols":["A"],"name":"E","type":"enum"}"#).unwrap();
-        let err = c.store_id(7, r#"{"type":"enum","name":"E","symbols":["B"]}"#).unwrap_err();
+        c.store_id(7, r#"{"type":"enum","name":"E","symbols":["A"]}"#)
+            .unwrap();
+        c.store_id(7, r#"{"symbols":["A"],"name":"E","type":"enum"}"#)
+            .unwrap();
+        let err = c
+            .store_id(7, r#"{"type":"enum","name":"E","symbols":["B"]}"#)
+            .unwrap_err();
         assert!(matches!(err, RegistryError::CacheConflict { .. }), "{err}");
         // The cached file is untouched.
-        assert_eq!(&*c.read_id(7).unwrap().unwrap(), r#"{"type":"enum","name":"E","symbols":["A"]}"#);
+        assert_eq!(
+            &*c.read_id(7).unwrap().unwrap(),
+            r#"{"type":"enum","name":"E","symbols":["A"]}"#
+        );
         let _ = std::fs::remove_dir_all(c.dir());
     }
 }

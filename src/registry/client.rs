@@ -20,7 +20,8 @@ use crate::schema::ParsedSchema;
 /// What the client sends as `Content-Type`.
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 /// What the client sends as `Accept` (as confluent-kafka and kafkajs do).
-pub const ACCEPT: &str = "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json, application/json";
+pub const ACCEPT: &str =
+    "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json, application/json";
 const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Registry credentials. `Debug` never shows the secret.
@@ -42,7 +43,10 @@ impl std::fmt::Debug for Auth {
 impl Auth {
     fn header_value(&self) -> String {
         match self {
-            Auth::Basic { username, password } => format!("Basic {}", base64(format!("{username}:{password}").as_bytes())),
+            Auth::Basic { username, password } => format!(
+                "Basic {}",
+                base64(format!("{username}:{password}").as_bytes())
+            ),
             Auth::Bearer(token) => format!("Bearer {token}"),
         }
     }
@@ -127,19 +131,27 @@ pub struct RegistryClient {
 
 impl std::fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryClient").field("urls", &self.urls).field("auth", &self.opts.auth).finish_non_exhaustive()
+        f.debug_struct("RegistryClient")
+            .field("urls", &self.urls)
+            .field("auth", &self.opts.auth)
+            .finish_non_exhaustive()
     }
 }
 
 /// Split `http://user:pass@host:port/path` into the URL without userinfo and the credentials.
 fn split_userinfo(url: &str) -> (String, Option<Auth>) {
-    let Some((scheme, rest)) = url.split_once("://") else { return (url.to_string(), None) };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_string(), None);
+    };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
     match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
             let (u, p) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-            let auth = Auth::Basic { username: super::server::percent_decode(u), password: super::server::percent_decode(p) };
+            let auth = Auth::Basic {
+                username: super::server::percent_decode(u),
+                password: super::server::percent_decode(p),
+            };
             (format!("{scheme}://{host}{path}"), Some(auth))
         }
         None => (url.to_string(), None),
@@ -163,7 +175,11 @@ fn base64(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -194,24 +210,44 @@ pub fn error_from_response(status: u16, body: &str) -> RegistryError {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     match parsed {
         Some(Value::Object(map)) if map.get("error_code").and_then(Value::as_i64).is_some() => {
-            let code = map.get("error_code").and_then(Value::as_i64).unwrap_or(i64::from(status));
+            let code = map
+                .get("error_code")
+                .and_then(Value::as_i64)
+                .unwrap_or(i64::from(status));
             let message = match map.get("message") {
                 Some(Value::String(s)) => s.clone(),
                 Some(other) => other.to_string(),
                 None => String::new(),
             };
-            RegistryError::Api { status, code, message }
+            RegistryError::Api {
+                status,
+                code,
+                message,
+            }
         }
-        Some(Value::String(s)) => RegistryError::Api { status, code: i64::from(status), message: s },
+        Some(Value::String(s)) => RegistryError::Api {
+            status,
+            code: i64::from(status),
+            message: s,
+        },
         _ => {
             let message: String = body.chars().take(512).collect();
-            RegistryError::Api { status, code: i64::from(status), message }
+            RegistryError::Api {
+                status,
+                code: i64::from(status),
+                message,
+            }
         }
     }
 }
 
 fn field<'a>(v: &'a Value, name: &str) -> Result<&'a Value, RegistryError> {
-    v.get(name).ok_or_else(|| RegistryError::Protocol(format!("answer has no '{name}': {}", truncate(&v.to_string()))))
+    v.get(name).ok_or_else(|| {
+        RegistryError::Protocol(format!(
+            "answer has no '{name}': {}",
+            truncate(&v.to_string())
+        ))
+    })
 }
 
 fn truncate(s: &str) -> String {
@@ -219,15 +255,23 @@ fn truncate(s: &str) -> String {
 }
 
 fn as_u32(v: &Value, name: &str) -> Result<u32, RegistryError> {
-    field(v, name)?.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| RegistryError::Protocol(format!("'{name}' is not an id")))
+    field(v, name)?
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| RegistryError::Protocol(format!("'{name}' is not an id")))
 }
 
 fn as_i32(v: &Value, name: &str) -> Result<i32, RegistryError> {
-    field(v, name)?.as_i64().and_then(|n| i32::try_from(n).ok()).ok_or_else(|| RegistryError::Protocol(format!("'{name}' is not a version")))
+    field(v, name)?
+        .as_i64()
+        .and_then(|n| i32::try_from(n).ok())
+        .ok_or_else(|| RegistryError::Protocol(format!("'{name}' is not a version")))
 }
 
 fn as_str<'a>(v: &'a Value, name: &str) -> Result<&'a str, RegistryError> {
-    field(v, name)?.as_str().ok_or_else(|| RegistryError::Protocol(format!("'{name}' is not a string")))
+    field(v, name)?
+        .as_str()
+        .ok_or_else(|| RegistryError::Protocol(format!("'{name}' is not a string")))
 }
 
 fn subject_schema(v: &Value) -> Result<SubjectSchema, RegistryError> {
@@ -248,7 +292,9 @@ impl RegistryClient {
         for u in &opts.urls {
             let (url, userinfo) = split_userinfo(u.trim());
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(RegistryError::Config(format!("registry URL must start with http:// or https://: {url}")));
+                return Err(RegistryError::Config(format!(
+                    "registry URL must start with http:// or https://: {url}"
+                )));
             }
             if auth.is_none() {
                 auth = userinfo;
@@ -256,7 +302,9 @@ impl RegistryClient {
             urls.push(url.trim_end_matches('/').to_string());
         }
         if urls.is_empty() && opts.cache_dir.is_none() {
-            return Err(RegistryError::Config("no registry URL and no schema cache given".into()));
+            return Err(RegistryError::Config(
+                "no registry URL and no schema cache given".into(),
+            ));
         }
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -292,7 +340,10 @@ impl RegistryClient {
     /// In [`WriterMode::AutoRegister`], the schema `writer_schema(subject)` registers.
     pub fn set_writer_schema(&self, subject: &str, schema: &str) -> Result<(), RegistryError> {
         ParsedSchema::parse(schema)?;
-        self.writer_schemas.write().unwrap_or_else(|p| p.into_inner()).insert(subject.to_string(), Arc::from(schema));
+        self.writer_schemas
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(subject.to_string(), Arc::from(schema));
         Ok(())
     }
 
@@ -309,7 +360,11 @@ impl RegistryClient {
     /// The pause before retry round `round` (0-based): half the capped exponential backoff plus
     /// a random part of the other half.
     fn backoff(&self, round: u32) -> Duration {
-        let base = self.opts.backoff_initial.saturating_mul(1u32 << round.min(20)).min(self.opts.backoff_max);
+        let base = self
+            .opts
+            .backoff_initial
+            .saturating_mul(1u32 << round.min(20))
+            .min(self.opts.backoff_max);
         let half = base / 2;
         let jitter_ms = self.next_random() % (half.as_millis() as u64 + 1);
         half + Duration::from_millis(jitter_ms)
@@ -317,16 +372,27 @@ impl RegistryClient {
 
     /// One request with retries over every base URL. Returns the final `(status, body)` of an
     /// answer that is not worth retrying; errors when none came.
-    fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, String), RegistryError> {
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, String), RegistryError> {
         if self.urls.is_empty() {
-            return Err(RegistryError::Unreachable("no registry URL configured (offline cache only)".into()));
+            return Err(RegistryError::Unreachable(
+                "no registry URL configured (offline cache only)".into(),
+            ));
         }
         let body_text = body.map(Value::to_string);
         let mut last: Option<RegistryError> = None;
         for round in 0..=self.opts.retries {
             if round > 0 {
                 let pause = self.backoff(round - 1);
-                tracing::debug!(round, pause_ms = pause.as_millis() as u64, "registry retry backoff");
+                tracing::debug!(
+                    round,
+                    pause_ms = pause.as_millis() as u64,
+                    "registry retry backoff"
+                );
                 std::thread::sleep(pause);
             }
             for base in &self.urls {
@@ -341,7 +407,11 @@ impl RegistryClient {
                         tracing::warn!(url = %url, error = %e, "registry request failed");
                         last = Some(RegistryError::Unreachable(format!("{url}: {e}")));
                     }
-                    Err(e @ (ureq::Error::BadUri(_) | ureq::Error::Http(_) | ureq::Error::RequireHttpsOnly(_))) => {
+                    Err(
+                        e @ (ureq::Error::BadUri(_)
+                        | ureq::Error::Http(_)
+                        | ureq::Error::RequireHttpsOnly(_)),
+                    ) => {
                         return Err(RegistryError::Config(format!("{url}: {e}")));
                     }
                     Err(e) => return Err(RegistryError::Protocol(format!("{url}: {e}"))),
@@ -351,11 +421,20 @@ impl RegistryClient {
         Err(last.unwrap_or_else(|| RegistryError::Unreachable("no attempt made".into())))
     }
 
-    fn send_once(&self, method: &str, url: &str, body: Option<&str>) -> Result<(u16, String), ureq::Error> {
+    fn send_once(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&str>,
+    ) -> Result<(u16, String), ureq::Error> {
         let auth = self.auth_header.as_deref();
         let mut resp = match (method, body) {
             ("GET", _) | ("DELETE", _) => {
-                let rb = if method == "GET" { self.agent.get(url) } else { self.agent.delete(url) };
+                let rb = if method == "GET" {
+                    self.agent.get(url)
+                } else {
+                    self.agent.delete(url)
+                };
                 let rb = rb.header("accept", ACCEPT);
                 let rb = match auth {
                     Some(a) => rb.header("authorization", a),
@@ -364,8 +443,14 @@ impl RegistryClient {
                 rb.call()?
             }
             (_, body) => {
-                let rb = if method == "PUT" { self.agent.put(url) } else { self.agent.post(url) };
-                let rb = rb.header("accept", ACCEPT).header("content-type", CONTENT_TYPE);
+                let rb = if method == "PUT" {
+                    self.agent.put(url)
+                } else {
+                    self.agent.post(url)
+                };
+                let rb = rb
+                    .header("accept", ACCEPT)
+                    .header("content-type", CONTENT_TYPE);
                 let rb = match auth {
                     Some(a) => rb.header("authorization", a),
                     None => rb,
@@ -374,12 +459,22 @@ impl RegistryClient {
             }
         };
         let status = resp.status().as_u16();
-        let text = resp.body_mut().with_config().limit(MAX_RESPONSE_BYTES).lossy_utf8(true).read_to_string()?;
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .lossy_utf8(true)
+            .read_to_string()?;
         Ok((status, text))
     }
 
     /// Any registry request (`path` with its query); the JSON answer, or the typed error.
-    pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, RegistryError> {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, RegistryError> {
         self.call(method, path, body)
     }
 
@@ -389,7 +484,9 @@ impl RegistryClient {
         if !(200..300).contains(&status) {
             return Err(error_from_response(status, &text));
         }
-        serde_json::from_str(&text).map_err(|e| RegistryError::Protocol(format!("{method} {path}: {e}: {}", truncate(&text))))
+        serde_json::from_str(&text).map_err(|e| {
+            RegistryError::Protocol(format!("{method} {path}: {e}: {}", truncate(&text)))
+        })
     }
 
     fn schema_body(schema: &str) -> Value {
@@ -398,14 +495,22 @@ impl RegistryClient {
 
     /// `POST /subjects/{s}/versions`: register (or find) `schema` under `subject`; its id.
     pub fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
-        let v = self.call("POST", &format!("/subjects/{}/versions", enc(subject)), Some(&Self::schema_body(schema)))?;
+        let v = self.call(
+            "POST",
+            &format!("/subjects/{}/versions", enc(subject)),
+            Some(&Self::schema_body(schema)),
+        )?;
         // Not cached here: the caches keep the registry's own text, learnt from lookup/latest/id.
         as_u32(&v, "id")
     }
 
     /// `POST /subjects/{s}`: the version and id `schema` has under `subject` (40403 if none).
     pub fn lookup(&self, subject: &str, schema: &str) -> Result<SubjectSchema, RegistryError> {
-        let v = self.call("POST", &format!("/subjects/{}", enc(subject)), Some(&Self::schema_body(schema)))?;
+        let v = self.call(
+            "POST",
+            &format!("/subjects/{}", enc(subject)),
+            Some(&Self::schema_body(schema)),
+        )?;
         let entry = subject_schema(&v)?;
         self.remember_id(entry.id, &entry.schema)?;
         Ok(entry)
@@ -413,16 +518,29 @@ impl RegistryClient {
 
     /// `GET /subjects/{s}/versions/latest`, always over HTTP; refreshes the caches.
     pub fn fetch_latest(&self, subject: &str) -> Result<SubjectSchema, RegistryError> {
-        let v = self.call("GET", &format!("/subjects/{}/versions/latest", enc(subject)), None)?;
+        let v = self.call(
+            "GET",
+            &format!("/subjects/{}/versions/latest", enc(subject)),
+            None,
+        )?;
         let entry = subject_schema(&v)?;
         if let Some(cache) = &self.cache {
             cache.store_subject(&entry)?;
         }
-        self.ids.write().unwrap_or_else(|p| p.into_inner()).insert(entry.id, entry.schema.clone());
+        self.ids
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(entry.id, entry.schema.clone());
         self.latest
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(subject.to_string(), Latest { entry: entry.clone(), fetched: Instant::now() });
+            .insert(
+                subject.to_string(),
+                Latest {
+                    entry: entry.clone(),
+                    fetched: Instant::now(),
+                },
+            );
         Ok(entry)
     }
 
@@ -430,7 +548,11 @@ impl RegistryClient {
     /// TTL, else from the registry; the cache directory when the registry is unavailable.
     pub fn latest(&self, subject: &str) -> Result<SubjectSchema, RegistryError> {
         let ttl = self.opts.latest_ttl;
-        if let Some(l) = self.latest.lock().unwrap_or_else(|p| p.into_inner()).get(subject)
+        if let Some(l) = self
+            .latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(subject)
             && l.fetched.elapsed() < ttl
         {
             return Ok(l.entry.clone());
@@ -441,13 +563,27 @@ impl RegistryClient {
             && let Some(entry) = cache.read_subject(subject)?
         {
             let fetched = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
-            self.latest.lock().unwrap_or_else(|p| p.into_inner()).insert(subject.to_string(), Latest { entry: entry.clone(), fetched });
+            self.latest
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(
+                    subject.to_string(),
+                    Latest {
+                        entry: entry.clone(),
+                        fetched,
+                    },
+                );
             return Ok(entry);
         }
         match self.fetch_latest(subject) {
             Ok(e) => Ok(e),
             Err(e) if e.is_unavailable() => {
-                if let Some(l) = self.latest.lock().unwrap_or_else(|p| p.into_inner()).get(subject) {
+                if let Some(l) = self
+                    .latest
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(subject)
+                {
                     tracing::warn!(subject, error = %e, "registry unavailable; using the last known latest version");
                     return Ok(l.entry.clone());
                 }
@@ -465,7 +601,11 @@ impl RegistryClient {
 
     /// `GET /subjects/{s}/versions/{n}`.
     pub fn version(&self, subject: &str, version: i32) -> Result<SubjectSchema, RegistryError> {
-        let v = self.call("GET", &format!("/subjects/{}/versions/{version}", enc(subject)), None)?;
+        let v = self.call(
+            "GET",
+            &format!("/subjects/{}/versions/{version}", enc(subject)),
+            None,
+        )?;
         let entry = subject_schema(&v)?;
         self.remember_id(entry.id, &entry.schema)?;
         Ok(entry)
@@ -479,7 +619,10 @@ impl RegistryClient {
         if let Some(cache) = &self.cache
             && let Some(s) = cache.read_id(id)?
         {
-            self.ids.write().unwrap_or_else(|p| p.into_inner()).insert(id, s.clone());
+            self.ids
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, s.clone());
             return Ok(s);
         }
         let v = match self.call("GET", &format!("/schemas/ids/{id}"), None) {
@@ -496,24 +639,37 @@ impl RegistryClient {
         if let Some(cache) = &self.cache {
             cache.store_id(id, schema)?;
         }
-        self.ids.write().unwrap_or_else(|p| p.into_inner()).entry(id).or_insert_with(|| Arc::from(schema));
+        self.ids
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id)
+            .or_insert_with(|| Arc::from(schema));
         Ok(())
     }
 
     /// `GET /subjects`.
     pub fn subjects(&self) -> Result<Vec<String>, RegistryError> {
-        serde_json::from_value(self.call("GET", "/subjects", None)?).map_err(|e| RegistryError::Protocol(e.to_string()))
+        serde_json::from_value(self.call("GET", "/subjects", None)?)
+            .map_err(|e| RegistryError::Protocol(e.to_string()))
     }
 
     /// `GET /subjects/{s}/versions`.
     pub fn versions(&self, subject: &str) -> Result<Vec<i32>, RegistryError> {
-        serde_json::from_value(self.call("GET", &format!("/subjects/{}/versions", enc(subject)), None)?)
-            .map_err(|e| RegistryError::Protocol(e.to_string()))
+        serde_json::from_value(self.call(
+            "GET",
+            &format!("/subjects/{}/versions", enc(subject)),
+            None,
+        )?)
+        .map_err(|e| RegistryError::Protocol(e.to_string()))
     }
 
     /// `GET /config` (no subject) or `GET /config/{s}`: the compatibility level. A subject with no
     /// level of its own fails with 40408 unless `default_to_global`.
-    pub fn get_config(&self, subject: Option<&str>, default_to_global: bool) -> Result<String, RegistryError> {
+    pub fn get_config(
+        &self,
+        subject: Option<&str>,
+        default_to_global: bool,
+    ) -> Result<String, RegistryError> {
         let path = match subject {
             None => "/config".to_string(),
             Some(s) if default_to_global => format!("/config/{}?defaultToGlobal=true", enc(s)),
@@ -525,32 +681,69 @@ impl RegistryClient {
     /// `PUT /config` or `PUT /config/{s}` with `{"compatibility": level}`; the level set.
     pub fn put_config(&self, subject: Option<&str>, level: &str) -> Result<String, RegistryError> {
         let path = subject.map_or_else(|| "/config".to_string(), |s| format!("/config/{}", enc(s)));
-        Ok(as_str(&self.call("PUT", &path, Some(&json!({"compatibility": level})))?, "compatibility")?.to_string())
+        Ok(as_str(
+            &self.call("PUT", &path, Some(&json!({"compatibility": level})))?,
+            "compatibility",
+        )?
+        .to_string())
     }
 
     /// `POST /compatibility/subjects/{s}/versions/{version}` (`version` is a number or `latest`).
-    pub fn check_compatibility(&self, subject: &str, version: &str, schema: &str) -> Result<CompatibilityResult, RegistryError> {
-        let path = format!("/compatibility/subjects/{}/versions/{}", enc(subject), enc(version));
+    pub fn check_compatibility(
+        &self,
+        subject: &str,
+        version: &str,
+        schema: &str,
+    ) -> Result<CompatibilityResult, RegistryError> {
+        let path = format!(
+            "/compatibility/subjects/{}/versions/{}",
+            enc(subject),
+            enc(version)
+        );
         let v = self.call("POST", &path, Some(&Self::schema_body(schema)))?;
-        let is_compatible = field(&v, "is_compatible")?.as_bool().ok_or_else(|| RegistryError::Protocol("is_compatible".into()))?;
+        let is_compatible = field(&v, "is_compatible")?
+            .as_bool()
+            .ok_or_else(|| RegistryError::Protocol("is_compatible".into()))?;
         let messages = v
             .get("messages")
             .and_then(Value::as_array)
-            .map(|m| m.iter().map(|x| x.as_str().map_or_else(|| x.to_string(), String::from)).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|x| x.as_str().map_or_else(|| x.to_string(), String::from))
+                    .collect()
+            })
             .unwrap_or_default();
-        Ok(CompatibilityResult { is_compatible, messages })
+        Ok(CompatibilityResult {
+            is_compatible,
+            messages,
+        })
     }
 
     /// `DELETE /subjects/{s}/versions/{n}[?permanent=true]`; the version deleted.
-    pub fn delete_version(&self, subject: &str, version: i32, permanent: bool) -> Result<i32, RegistryError> {
+    pub fn delete_version(
+        &self,
+        subject: &str,
+        version: i32,
+        permanent: bool,
+    ) -> Result<i32, RegistryError> {
         let q = if permanent { "?permanent=true" } else { "" };
-        let v = self.call("DELETE", &format!("/subjects/{}/versions/{version}{q}", enc(subject)), None)?;
+        let v = self.call(
+            "DELETE",
+            &format!("/subjects/{}/versions/{version}{q}", enc(subject)),
+            None,
+        )?;
         self.forget_latest(subject);
-        v.as_i64().and_then(|n| i32::try_from(n).ok()).ok_or_else(|| RegistryError::Protocol(format!("not a version: {v}")))
+        v.as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .ok_or_else(|| RegistryError::Protocol(format!("not a version: {v}")))
     }
 
     /// `DELETE /subjects/{s}[?permanent=true]`; the versions deleted.
-    pub fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<i32>, RegistryError> {
+    pub fn delete_subject(
+        &self,
+        subject: &str,
+        permanent: bool,
+    ) -> Result<Vec<i32>, RegistryError> {
         let q = if permanent { "?permanent=true" } else { "" };
         let v = self.call("DELETE", &format!("/subjects/{}{q}", enc(subject)), None)?;
         self.forget_latest(subject);
@@ -558,18 +751,31 @@ impl RegistryClient {
     }
 
     fn forget_latest(&self, subject: &str) {
-        self.latest.lock().unwrap_or_else(|p| p.into_inner()).remove(subject);
+        self.latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(subject);
     }
 
     /// Auto-register mode: register the given schema (once per process), then find its version.
     fn auto_register(&self, subject: &str, schema: &str) -> Result<SubjectSchema, RegistryError> {
-        if let Some(e) = self.registered.lock().unwrap_or_else(|p| p.into_inner()).get(subject) {
+        if let Some(e) = self
+            .registered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(subject)
+        {
             return Ok(e.clone());
         }
-        let result = self.register(subject, schema).and_then(|_| self.lookup(subject, schema));
+        let result = self
+            .register(subject, schema)
+            .and_then(|_| self.lookup(subject, schema));
         match result {
             Ok(entry) => {
-                self.registered.lock().unwrap_or_else(|p| p.into_inner()).insert(subject.to_string(), entry.clone());
+                self.registered
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(subject.to_string(), entry.clone());
                 Ok(entry)
             }
             Err(e) if e.is_unavailable() => {
@@ -595,13 +801,20 @@ impl SchemaSource for RegistryClient {
 
     fn writer_schema(&self, subject: &str) -> Result<SubjectSchema, RegistryError> {
         if self.opts.mode == WriterMode::AutoRegister {
-            let local = self.writer_schemas.read().unwrap_or_else(|p| p.into_inner()).get(subject).cloned();
+            let local = self
+                .writer_schemas
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(subject)
+                .cloned();
             if let Some(schema) = local {
                 return self.auto_register(subject, &schema);
             }
         }
         self.latest(subject).map_err(|e| match e {
-            RegistryError::Api { code: 40401, .. } => RegistryError::SubjectNotFound { subject: subject.to_string() },
+            RegistryError::Api { code: 40401, .. } => RegistryError::SubjectNotFound {
+                subject: subject.to_string(),
+            },
             other => other,
         })
     }
@@ -624,18 +837,36 @@ mod tests {
     fn userinfo_becomes_basic_auth() {
         let (url, auth) = split_userinfo("http://alice:s%3Acret@reg:8081/base");
         assert_eq!(url, "http://reg:8081/base");
-        assert_eq!(auth, Some(Auth::Basic { username: "alice".into(), password: "s:cret".into() }));
+        assert_eq!(
+            auth,
+            Some(Auth::Basic {
+                username: "alice".into(),
+                password: "s:cret".into()
+            })
+        );
         assert_eq!(format!("{:?}", auth.unwrap()), "Basic(alice:***)");
     }
 
     #[test]
     fn error_bodies_keep_code_and_message() {
-        let e = error_from_response(404, r#"{"error_code":40401,"message":"Subject 'x' not found."}"#);
-        assert_eq!((e.code(), e.registry_message()), (Some(40401), Some("Subject 'x' not found.")));
-        let e = error_from_response(422, r#"{"error_code":422,"message":[{"type":"json_invalid"}]}"#);
+        let e = error_from_response(
+            404,
+            r#"{"error_code":40401,"message":"Subject 'x' not found."}"#,
+        );
+        assert_eq!(
+            (e.code(), e.registry_message()),
+            (Some(40401), Some("Subject 'x' not found."))
+        );
+        let e = error_from_response(
+            422,
+            r#"{"error_code":422,"message":[{"type":"json_invalid"}]}"#,
+        );
         assert_eq!(e.registry_message(), Some(r#"[{"type":"json_invalid"}]"#));
         let e = error_from_response(404, r#""Not Found""#);
-        assert_eq!((e.code(), e.registry_message()), (Some(404), Some("Not Found")));
+        assert_eq!(
+            (e.code(), e.registry_message()),
+            (Some(404), Some("Not Found"))
+        );
     }
 
     #[test]

@@ -33,7 +33,11 @@ pub enum RegistryError {
     /// does not have, a bare JSON string such as `"Not Found"`: then `code` is the HTTP status).
     /// A `message` that is not a string (FastAPI validation lists) is kept as its JSON text.
     #[error("registry error {code} (HTTP {status}): {message}")]
-    Api { status: u16, code: i64, message: String },
+    Api {
+        status: u16,
+        code: i64,
+        message: String,
+    },
     /// No schema with this id, in the registry (40403) or in the offline cache.
     #[error("schema id {id} not found")]
     SchemaNotFound { id: u32 },
@@ -47,8 +51,14 @@ pub enum RegistryError {
     #[error("offline schema cache: {0}")]
     Cache(String),
     /// The offline cache holds an entry that disagrees with the registry; it was not overwritten.
-    #[error("offline schema cache disagrees with the registry on {what}: cache has {cached}, registry has {registry}")]
-    CacheConflict { what: String, cached: String, registry: String },
+    #[error(
+        "offline schema cache disagrees with the registry on {what}: cache has {cached}, registry has {registry}"
+    )]
+    CacheConflict {
+        what: String,
+        cached: String,
+        registry: String,
+    },
     /// A schema text is not a valid Avro schema.
     #[error(transparent)]
     Schema(#[from] crate::schema::SchemaError),
@@ -152,12 +162,21 @@ pub fn open_source(
     urls: &[String],
     cache_dir: Option<&std::path::Path>,
 ) -> Result<Arc<dyn SchemaSource>, RegistryError> {
-    let urls: Vec<String> =
-        urls.iter().flat_map(|u| u.split(',')).map(str::trim).filter(|u| !u.is_empty()).map(String::from).collect();
+    let urls: Vec<String> = urls
+        .iter()
+        .flat_map(|u| u.split(','))
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(String::from)
+        .collect();
     match (urls.is_empty(), cache_dir) {
         (true, Some(dir)) => Ok(Arc::new(cache::OfflineCache::new(dir))),
-        (true, None) => Err(RegistryError::Config("no registry URL and no schema cache given".into())),
-        (false, _) => Ok(Arc::new(RegistryClient::new(client_options(&urls, cache_dir))?)),
+        (true, None) => Err(RegistryError::Config(
+            "no registry URL and no schema cache given".into(),
+        )),
+        (false, _) => Ok(Arc::new(RegistryClient::new(client_options(
+            &urls, cache_dir,
+        ))?)),
     }
 }
 
@@ -165,8 +184,13 @@ pub fn open_source(
 /// `http://user:pass@host` gives basic auth), an optional cache directory, and a bearer token from
 /// `AVRO_EDGE_REGISTRY_TOKEN` when set. Everything else at its default.
 pub fn client_options(urls: &[String], cache_dir: Option<&std::path::Path>) -> ClientOptions {
-    let urls: Vec<String> =
-        urls.iter().flat_map(|u| u.split(',')).map(str::trim).filter(|u| !u.is_empty()).map(String::from).collect();
+    let urls: Vec<String> = urls
+        .iter()
+        .flat_map(|u| u.split(','))
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(String::from)
+        .collect();
     let mut opts = ClientOptions::new(urls);
     opts.cache_dir = cache_dir.map(std::path::Path::to_path_buf);
     if let Ok(token) = std::env::var("AVRO_EDGE_REGISTRY_TOKEN")

@@ -4,9 +4,9 @@
 //! global and subject config, the compatibility endpoint and 409 on an incompatible register,
 //! error codes and messages as recorded, and schema strings re-serialised with sorted keys.
 //!
-//! HTTP/1.1 on `std::net`: a thread per connection, keep-alive, `Content-Length` bodies only,
-//! bounded header and body sizes. Must not be used as a production registry (state is in memory)
-//! and must not encode or decode records.
+//! HTTP/1.1 on `std::net`: a thread per connection (at most 64 open), keep-alive, `Content-Length`
+//! or chunked bodies, bounded header (64 KiB) and body (8 MiB) sizes. Must not be used as a
+//! production registry (state is in memory) and must not encode or decode records.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -26,7 +26,8 @@ pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 const PLAIN_JSON: &str = "application/json";
 const MAX_HEAD_BYTES: u64 = 64 * 1024;
 const MAX_HEADERS: usize = 100;
-const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+const MAX_CONNECTIONS: usize = 64;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One answer: status, content type, body text.
@@ -39,22 +40,42 @@ pub struct Reply {
 
 impl Reply {
     fn ok(body: String) -> Reply {
-        Reply { status: 200, content_type: CONTENT_TYPE, body }
+        Reply {
+            status: 200,
+            content_type: CONTENT_TYPE,
+            body,
+        }
     }
     fn json(v: &Value) -> Reply {
         Reply::ok(v.to_string())
     }
     fn error(code: i64, message: impl Into<Value>) -> Reply {
-        let status = code.to_string().get(..3).and_then(|s| s.parse().ok()).unwrap_or(500);
+        let status = code
+            .to_string()
+            .get(..3)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(500);
         // Keys in Karapace's order: error_code, then message.
         let body = format!("{{\"error_code\":{code},\"message\":{}}}", message.into());
-        Reply { status, content_type: CONTENT_TYPE, body }
+        Reply {
+            status,
+            content_type: CONTENT_TYPE,
+            body,
+        }
     }
     fn not_found_route() -> Reply {
-        Reply { status: 404, content_type: PLAIN_JSON, body: "\"Not Found\"".into() }
+        Reply {
+            status: 404,
+            content_type: PLAIN_JSON,
+            body: "\"Not Found\"".into(),
+        }
     }
     fn method_not_allowed() -> Reply {
-        Reply { status: 405, content_type: PLAIN_JSON, body: "{\"detail\":\"Method Not Allowed\"}".into() }
+        Reply {
+            status: 405,
+            content_type: PLAIN_JSON,
+            body: "{\"detail\":\"Method Not Allowed\"}".into(),
+        }
     }
 }
 
@@ -72,7 +93,10 @@ impl From<ApiError> for Reply {
 }
 
 fn api(code: i64, message: impl Into<String>) -> ApiError {
-    ApiError { code, message: message.into() }
+    ApiError {
+        code,
+        message: message.into(),
+    }
 }
 
 fn subject_not_found(s: &str) -> ApiError {
@@ -146,7 +170,13 @@ pub struct RegistryState {
 
 impl Default for RegistryState {
     fn default() -> Self {
-        RegistryState { schemas: Vec::new(), parsed: Vec::new(), by_identity: HashMap::new(), subjects: Vec::new(), global: Compatibility::Backward }
+        RegistryState {
+            schemas: Vec::new(),
+            parsed: Vec::new(),
+            by_identity: HashMap::new(),
+            subjects: Vec::new(),
+            global: Compatibility::Backward,
+        }
     }
 }
 
@@ -190,17 +220,29 @@ impl RegistryState {
     }
 
     fn schema_text(&self, id: u32) -> Option<&str> {
-        self.schemas.get((id as usize).checked_sub(1)?).map(|s| s.text.as_str())
+        self.schemas
+            .get((id as usize).checked_sub(1)?)
+            .map(|s| s.text.as_str())
     }
 
     fn parse_schema(body: &Value) -> Result<ParsedSchema, Reply> {
         let text = body_field(body, "schema")?;
-        let ty = body.get("schemaType").and_then(Value::as_str).unwrap_or("AVRO");
+        let ty = body
+            .get("schemaType")
+            .and_then(Value::as_str)
+            .unwrap_or("AVRO");
         if ty != "AVRO" {
-            return Err(Reply::error(42201, format!("Invalid {ty} schema. Error: only AVRO is supported by this test registry")));
+            return Err(Reply::error(
+                42201,
+                format!("Invalid {ty} schema. Error: only AVRO is supported by this test registry"),
+            ));
         }
-        ParsedSchema::parse(text)
-            .map_err(|e| Reply::error(42201, format!("Invalid AVRO schema. Error: {}", e.registry_message())))
+        ParsedSchema::parse(text).map_err(|e| {
+            Reply::error(
+                42201,
+                format!("Invalid AVRO schema. Error: {}", e.registry_message()),
+            )
+        })
     }
 
     fn level(&self, subject: Option<&Subject>) -> Compatibility {
@@ -209,7 +251,12 @@ impl RegistryState {
 
     /// Register `text` under `subject` (what `POST /subjects/{s}/versions` does); the global id.
     pub fn register(&mut self, subject: &str, text: &str) -> Result<u32, ApiError> {
-        let parsed = ParsedSchema::parse(text).map_err(|e| api(42201, format!("Invalid AVRO schema. Error: {}", e.registry_message())))?;
+        let parsed = ParsedSchema::parse(text).map_err(|e| {
+            api(
+                42201,
+                format!("Invalid AVRO schema. Error: {}", e.registry_message()),
+            )
+        })?;
         self.register_parsed(subject, parsed)
     }
 
@@ -223,7 +270,11 @@ impl RegistryState {
             }
             let level = self.level(Some(s));
             let live: Vec<&Version> = s.live().collect();
-            let against: Vec<&Version> = if level.transitive() { live } else { live.last().copied().into_iter().collect() };
+            let against: Vec<&Version> = if level.transitive() {
+                live
+            } else {
+                live.last().copied().into_iter().collect()
+            };
             let mut messages = Vec::new();
             for v in against {
                 if let Some(old) = self.parsed_of(v.id) {
@@ -233,15 +284,22 @@ impl RegistryState {
             if !messages.is_empty() {
                 return Err(api(
                     409,
-                    format!("Incompatible schema, compatibility_mode={}. Incompatibilities: {}", level.as_str(), messages.join(", ")),
+                    format!(
+                        "Incompatible schema, compatibility_mode={}. Incompatibilities: {}",
+                        level.as_str(),
+                        messages.join(", ")
+                    ),
                 ));
             }
         }
         let id = match self.by_identity.get(parsed.identity()) {
             Some(id) => *id,
             None => {
-                let id = u32::try_from(self.schemas.len() + 1).map_err(|_| api(50001, "id space exhausted"))?;
-                self.schemas.push(Stored { text: parsed.registry_text() });
+                let id = u32::try_from(self.schemas.len() + 1)
+                    .map_err(|_| api(50001, "id space exhausted"))?;
+                self.schemas.push(Stored {
+                    text: parsed.registry_text(),
+                });
                 self.by_identity.insert(parsed.identity().to_string(), id);
                 self.parsed.push(parsed);
                 id
@@ -250,19 +308,31 @@ impl RegistryState {
         let s = match self.subjects.iter().position(|s| s.name == subject) {
             Some(i) => &mut self.subjects[i],
             None => {
-                self.subjects.push(Subject { name: subject.to_string(), versions: Vec::new(), compat: None });
+                self.subjects.push(Subject {
+                    name: subject.to_string(),
+                    versions: Vec::new(),
+                    compat: None,
+                });
                 let last = self.subjects.len() - 1;
                 &mut self.subjects[last]
             }
         };
         let version = s.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1;
-        s.versions.push(Version { version, id, deleted: false });
+        s.versions.push(Version {
+            version,
+            id,
+            deleted: false,
+        });
         Ok(id)
     }
 
     /// Answer one request. `path` is the raw path (percent-encoded), `query` the raw query string.
     pub fn handle(&mut self, method: &str, path: &str, query: &str, body: &[u8]) -> Reply {
-        let segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
+        let segs: Vec<String> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(percent_decode)
+            .collect();
         let q = Query::parse(query);
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         let r = match (method, segs.as_slice()) {
@@ -270,9 +340,13 @@ impl RegistryState {
             ("GET", ["subjects"]) => Ok(self.list_subjects(q.flag("deleted"))),
             (_, ["subjects"]) => Err(Reply::method_not_allowed()),
             ("POST", ["subjects", s]) => self.lookup(s, body, q.flag("deleted")),
-            ("DELETE", ["subjects", s]) => self.delete_subject(s, q.flag("permanent")).map_err(Reply::from),
+            ("DELETE", ["subjects", s]) => self
+                .delete_subject(s, q.flag("permanent"))
+                .map_err(Reply::from),
             (_, ["subjects", _]) => Err(Reply::method_not_allowed()),
-            ("GET", ["subjects", s, "versions"]) => self.list_versions(s, q.flag("deleted")).map_err(Reply::from),
+            ("GET", ["subjects", s, "versions"]) => self
+                .list_versions(s, q.flag("deleted"))
+                .map_err(Reply::from),
             ("POST", ["subjects", s, "versions"]) => {
                 let body = parse_body(body);
                 body.and_then(|b| Self::parse_schema(&b))
@@ -280,46 +354,72 @@ impl RegistryState {
                     .map(|id| Reply::ok(format!("{{\"id\":{id}}}")))
             }
             (_, ["subjects", _, "versions"]) => Err(Reply::method_not_allowed()),
-            ("GET", ["subjects", s, "versions", v]) => {
-                self.get_version(s, v, q.flag("deleted")).map(|(v, text)| Reply::ok(subject_body(s, &v, &text))).map_err(Reply::from)
-            }
-            ("DELETE", ["subjects", s, "versions", v]) => self.delete_version(s, v, q.flag("permanent")).map_err(Reply::from),
+            ("GET", ["subjects", s, "versions", v]) => self
+                .get_version(s, v, q.flag("deleted"))
+                .map(|(v, text)| Reply::ok(subject_body(s, &v, &text)))
+                .map_err(Reply::from),
+            ("DELETE", ["subjects", s, "versions", v]) => self
+                .delete_version(s, v, q.flag("permanent"))
+                .map_err(Reply::from),
             (_, ["subjects", _, "versions", _]) => Err(Reply::method_not_allowed()),
-            ("GET", ["subjects", s, "versions", v, "schema"]) => {
-                self.get_version(s, v, q.flag("deleted")).map(|(_, text)| Reply::ok(text)).map_err(Reply::from)
+            ("GET", ["subjects", s, "versions", v, "schema"]) => self
+                .get_version(s, v, q.flag("deleted"))
+                .map(|(_, text)| Reply::ok(text))
+                .map_err(Reply::from),
+            ("GET", ["subjects", s, "versions", v, "referencedby"]) => self
+                .get_version(s, v, q.flag("deleted"))
+                .map(|_| Reply::ok("[]".into()))
+                .map_err(Reply::from),
+            ("GET", ["schemas", "types"]) => {
+                Ok(Reply::ok("[\"JSON\",\"AVRO\",\"PROTOBUF\"]".into()))
             }
-            ("GET", ["subjects", s, "versions", v, "referencedby"]) => {
-                self.get_version(s, v, q.flag("deleted")).map(|_| Reply::ok("[]".into())).map_err(Reply::from)
-            }
-            ("GET", ["schemas", "types"]) => Ok(Reply::ok("[\"JSON\",\"AVRO\",\"PROTOBUF\"]".into())),
             ("GET", ["schemas", "ids", id]) => self
                 .id_text(id)
                 .map(|t| Reply::ok(format!("{{\"schema\":{}}}", Value::from(t))))
                 .map_err(Reply::from),
-            ("GET", ["schemas", "ids", id, "schema"]) => self.id_text(id).map(|t| Reply::ok(t.to_string())).map_err(Reply::from),
-            ("GET", ["schemas", "ids", id, "versions"]) => self.id_versions(id).map_err(Reply::from),
-            ("GET", ["config"]) => Ok(Reply::json(&json!({"compatibilityLevel": self.global.as_str()}))),
+            ("GET", ["schemas", "ids", id, "schema"]) => self
+                .id_text(id)
+                .map(|t| Reply::ok(t.to_string()))
+                .map_err(Reply::from),
+            ("GET", ["schemas", "ids", id, "versions"]) => {
+                self.id_versions(id).map_err(Reply::from)
+            }
+            ("GET", ["config"]) => Ok(Reply::json(
+                &json!({"compatibilityLevel": self.global.as_str()}),
+            )),
             ("PUT", ["config"]) => self.put_config(None, body),
             (_, ["config"]) => Err(Reply::method_not_allowed()),
-            ("GET", ["config", s]) => self.get_config(s, q.flag("defaultToGlobal")).map_err(Reply::from),
+            ("GET", ["config", s]) => self
+                .get_config(s, q.flag("defaultToGlobal"))
+                .map_err(Reply::from),
             ("PUT", ["config", s]) => self.put_config(Some(s), body),
             ("DELETE", ["config", s]) => self.delete_config(s).map_err(Reply::from),
             (_, ["config", _]) => Err(Reply::method_not_allowed()),
-            ("POST", ["compatibility", "subjects", s, "versions", v]) => self.compatibility(s, Some(v), body),
-            ("POST", ["compatibility", "subjects", s, "versions"]) => self.compatibility(s, None, body),
+            ("POST", ["compatibility", "subjects", s, "versions", v]) => {
+                self.compatibility(s, Some(v), body)
+            }
+            ("POST", ["compatibility", "subjects", s, "versions"]) => {
+                self.compatibility(s, None, body)
+            }
             _ => Err(Reply::not_found_route()),
         };
         r.unwrap_or_else(|e| e)
     }
 
     fn list_subjects(&self, deleted: bool) -> Reply {
-        let names: Vec<&str> =
-            self.subjects.iter().filter(|s| s.visible(deleted).next().is_some()).map(|s| s.name.as_str()).collect();
+        let names: Vec<&str> = self
+            .subjects
+            .iter()
+            .filter(|s| s.visible(deleted).next().is_some())
+            .map(|s| s.name.as_str())
+            .collect();
         Reply::json(&json!(names))
     }
 
     fn visible_subject(&self, s: &str, deleted: bool) -> Result<&Subject, ApiError> {
-        self.subject(s).filter(|sub| sub.visible(deleted).next().is_some()).ok_or_else(|| subject_not_found(s))
+        self.subject(s)
+            .filter(|sub| sub.visible(deleted).next().is_some())
+            .ok_or_else(|| subject_not_found(s))
     }
 
     fn list_versions(&self, s: &str, deleted: bool) -> Result<Reply, ApiError> {
@@ -338,7 +438,8 @@ impl RegistryState {
     fn get_version(&self, s: &str, v: &str, deleted: bool) -> Result<(Version, String), ApiError> {
         let vr = parse_version(v)?;
         let sub = self.visible_subject(s, deleted)?;
-        let found = Self::find_version(sub, vr, deleted).ok_or_else(|| version_not_found(i64::from(version_number(vr))))?;
+        let found = Self::find_version(sub, vr, deleted)
+            .ok_or_else(|| version_not_found(i64::from(version_number(vr))))?;
         let text = self.schema_text(found.id).ok_or_else(schema_not_found)?;
         Ok((found.clone(), text.to_string()))
     }
@@ -358,7 +459,10 @@ impl RegistryState {
 
     fn delete_version(&mut self, s: &str, v: &str, permanent: bool) -> Result<Reply, ApiError> {
         let vr = parse_version(v)?;
-        let sub = self.subject_mut(s).filter(|x| !x.versions.is_empty()).ok_or_else(|| subject_not_found(s))?;
+        let sub = self
+            .subject_mut(s)
+            .filter(|x| !x.versions.is_empty())
+            .ok_or_else(|| subject_not_found(s))?;
         let idx = match vr {
             VersionRef::Latest => sub.versions.iter().rposition(|x| !x.deleted),
             VersionRef::Number(n) => sub.versions.iter().position(|x| x.version == n),
@@ -367,12 +471,22 @@ impl RegistryState {
         let ver = sub.versions[idx].version;
         if !permanent {
             if sub.versions[idx].deleted {
-                return Err(api(40406, format!("Subject '{s}' Version {ver} was soft deleted. Set permanent=true to delete permanently")));
+                return Err(api(
+                    40406,
+                    format!(
+                        "Subject '{s}' Version {ver} was soft deleted. Set permanent=true to delete permanently"
+                    ),
+                ));
             }
             sub.versions[idx].deleted = true;
         } else {
             if !sub.versions[idx].deleted {
-                return Err(api(40407, format!("Subject '{s}' Version {ver} was not deleted first before being permanently deleted")));
+                return Err(api(
+                    40407,
+                    format!(
+                        "Subject '{s}' Version {ver} was not deleted first before being permanently deleted"
+                    ),
+                ));
             }
             sub.versions.remove(idx);
             if sub.versions.is_empty() {
@@ -383,17 +497,28 @@ impl RegistryState {
     }
 
     fn delete_subject(&mut self, s: &str, permanent: bool) -> Result<Reply, ApiError> {
-        let sub = self.subject_mut(s).filter(|x| !x.versions.is_empty()).ok_or_else(|| subject_not_found(s))?;
+        let sub = self
+            .subject_mut(s)
+            .filter(|x| !x.versions.is_empty())
+            .ok_or_else(|| subject_not_found(s))?;
         let live: Vec<i32> = sub.live().map(|v| v.version).collect();
         if !permanent {
             if live.is_empty() {
-                return Err(api(40404, format!("Subject '{s}' was soft deleted.Set permanent=true to delete permanently")));
+                return Err(api(
+                    40404,
+                    format!(
+                        "Subject '{s}' was soft deleted.Set permanent=true to delete permanently"
+                    ),
+                ));
             }
             sub.versions.iter_mut().for_each(|v| v.deleted = true);
             return Ok(Reply::json(&json!(live)));
         }
         if !live.is_empty() {
-            return Err(api(40405, format!("Subject '{s}' was not deleted first before being permanently deleted")));
+            return Err(api(
+                40405,
+                format!("Subject '{s}' was not deleted first before being permanently deleted"),
+            ));
         }
         let all: Vec<i32> = sub.versions.iter().map(|v| v.version).collect();
         self.subjects.retain(|x| x.name != s);
@@ -415,14 +540,26 @@ impl RegistryState {
         let mut pairs: Vec<(&str, i32)> = self
             .subjects
             .iter()
-            .flat_map(|s| s.live().filter(|v| v.id == id).map(move |v| (s.name.as_str(), v.version)))
+            .flat_map(|s| {
+                s.live()
+                    .filter(|v| v.id == id)
+                    .map(move |v| (s.name.as_str(), v.version))
+            })
             .collect();
         pairs.sort();
-        let list: Vec<Value> = pairs.iter().map(|(s, v)| json!({"subject": s, "version": v})).collect();
+        let list: Vec<Value> = pairs
+            .iter()
+            .map(|(s, v)| json!({"subject": s, "version": v}))
+            .collect();
         // Keys in the recorded order: subject, then version.
         let body: Vec<String> = list
             .iter()
-            .map(|p| format!("{{\"subject\":{},\"version\":{}}}", p["subject"], p["version"]))
+            .map(|p| {
+                format!(
+                    "{{\"subject\":{},\"version\":{}}}",
+                    p["subject"], p["version"]
+                )
+            })
             .collect();
         Ok(Reply::ok(format!("[{}]", body.join(","))))
     }
@@ -431,7 +568,12 @@ impl RegistryState {
         let level = match self.subject(s).and_then(|x| x.compat) {
             Some(l) => l,
             None if default_to_global => self.global,
-            None => return Err(api(40408, format!("Subject '{s}' does not have subject-level compatibility configured"))),
+            None => {
+                return Err(api(
+                    40408,
+                    format!("Subject '{s}' does not have subject-level compatibility configured"),
+                ));
+            }
         };
         Ok(Reply::json(&json!({"compatibilityLevel": level.as_str()})))
     }
@@ -449,7 +591,11 @@ impl RegistryState {
             None => self.global = level,
             Some(s) => match self.subject_mut(s) {
                 Some(sub) => sub.compat = Some(level),
-                None => self.subjects.push(Subject { name: s.to_string(), versions: Vec::new(), compat: Some(level) }),
+                None => self.subjects.push(Subject {
+                    name: s.to_string(),
+                    versions: Vec::new(),
+                    compat: Some(level),
+                }),
             },
         }
         Ok(Reply::json(&json!({"compatibility": level.as_str()})))
@@ -457,7 +603,12 @@ impl RegistryState {
 
     fn delete_config(&mut self, s: &str) -> Result<Reply, ApiError> {
         let sub = self.subject_mut(s).ok_or_else(|| subject_not_found(s))?;
-        let old = sub.compat.take().ok_or_else(|| api(40408, format!("Subject '{s}' does not have subject-level compatibility configured")))?;
+        let old = sub.compat.take().ok_or_else(|| {
+            api(
+                40408,
+                format!("Subject '{s}' does not have subject-level compatibility configured"),
+            )
+        })?;
         Ok(Reply::json(&json!({"compatibilityLevel": old.as_str()})))
     }
 
@@ -468,7 +619,10 @@ impl RegistryState {
         let sub = self.visible_subject(s, false).map_err(Reply::from)?;
         let level = self.level(Some(sub));
         let against: Vec<&Version> = match vr {
-            Some(vr) => vec![Self::find_version(sub, vr, false).ok_or_else(|| Reply::from(version_not_found(i64::from(version_number(vr)))))?],
+            Some(vr) => vec![
+                Self::find_version(sub, vr, false)
+                    .ok_or_else(|| Reply::from(version_not_found(i64::from(version_number(vr)))))?,
+            ],
             None => sub.live().collect(),
         };
         let mut messages = Vec::new();
@@ -480,7 +634,10 @@ impl RegistryState {
         Ok(if messages.is_empty() {
             Reply::ok("{\"is_compatible\":true}".into())
         } else {
-            Reply::ok(format!("{{\"is_compatible\":false,\"messages\":{}}}", json!(messages)))
+            Reply::ok(format!(
+                "{{\"is_compatible\":false,\"messages\":{}}}",
+                json!(messages)
+            ))
         })
     }
 }
@@ -507,7 +664,9 @@ impl Query {
         )
     }
     fn flag(&self, name: &str) -> bool {
-        self.0.iter().any(|(k, v)| k == name && v.eq_ignore_ascii_case("true"))
+        self.0
+            .iter()
+            .any(|(k, v)| k == name && v.eq_ignore_ascii_case("true"))
     }
 }
 
@@ -518,7 +677,10 @@ pub fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%'
-            && let Some(h) = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok())
+            && let Some(h) = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
         {
             out.push(h);
             i += 3;
@@ -572,9 +734,15 @@ impl TestRegistry {
             next_conn: AtomicU64::new(0),
         });
         let sh = shared.clone();
-        let accept = std::thread::Builder::new().name("test-registry".into()).spawn(move || accept_loop(listener, sh))?;
+        let accept = std::thread::Builder::new()
+            .name("test-registry".into())
+            .spawn(move || accept_loop(listener, sh))?;
         tracing::debug!(%addr, "test registry listening");
-        Ok(TestRegistry { addr, shared, accept: Some(accept) })
+        Ok(TestRegistry {
+            addr,
+            shared,
+            accept: Some(accept),
+        })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -601,8 +769,11 @@ impl TestRegistry {
     pub fn preload(&self, path: &Path) -> Result<Vec<(String, u32)>, String> {
         let mut out = Vec::new();
         for (subject, file) in avsc_files(path)? {
-            let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let id = self.register(&subject, &text).map_err(|e| format!("{}: {} {}", file.display(), e.code, e.message))?;
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let id = self
+                .register(&subject, &text)
+                .map_err(|e| format!("{}: {} {}", file.display(), e.code, e.message))?;
             out.push((subject, id));
         }
         Ok(out)
@@ -619,7 +790,8 @@ impl TestRegistry {
         if let Some(h) = self.accept.take() {
             let _ = h.join();
         }
-        let conns = std::mem::take(&mut *self.shared.conns.lock().unwrap_or_else(|p| p.into_inner()));
+        let conns =
+            std::mem::take(&mut *self.shared.conns.lock().unwrap_or_else(|p| p.into_inner()));
         for (_, c) in conns {
             let _ = c.shutdown(Shutdown::Both);
         }
@@ -657,7 +829,9 @@ pub fn avsc_files(path: &Path) -> Result<Vec<(String, std::path::PathBuf)>, Stri
     if path.is_dir() {
         let rd = std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?;
         for entry in rd {
-            let p = entry.map_err(|e| format!("{}: {e}", path.display()))?.path();
+            let p = entry
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .path();
             if p.extension().and_then(|e| e.to_str()) == Some("avsc") && p.is_file() {
                 files.push(p);
             }
@@ -667,7 +841,8 @@ pub fn avsc_files(path: &Path) -> Result<Vec<(String, std::path::PathBuf)>, Stri
     }
     let mut keyed = Vec::new();
     for f in files {
-        let (base, v) = file_subject_base(&f).ok_or_else(|| format!("{}: not a schema file name", f.display()))?;
+        let (base, v) = file_subject_base(&f)
+            .ok_or_else(|| format!("{}: not a schema file name", f.display()))?;
         keyed.push(((base.clone(), v), (format!("{base}-value"), f)));
     }
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
@@ -680,17 +855,34 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             break;
         }
         let Ok(stream) = stream else { continue };
+        if shared.conns.lock().unwrap_or_else(|p| p.into_inner()).len() >= MAX_CONNECTIONS {
+            tracing::warn!("test registry: too many open connections; refusing one");
+            continue; // dropping the stream closes it
+        }
         let id = shared.next_conn.fetch_add(1, Ordering::SeqCst);
         if let Ok(clone) = stream.try_clone() {
-            shared.conns.lock().unwrap_or_else(|p| p.into_inner()).insert(id, clone);
+            shared
+                .conns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, clone);
         }
         let sh = shared.clone();
-        let spawned = std::thread::Builder::new().name("test-registry-conn".into()).spawn(move || {
-            serve_connection(stream, &sh);
-            sh.conns.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-        });
+        let spawned = std::thread::Builder::new()
+            .name("test-registry-conn".into())
+            .spawn(move || {
+                serve_connection(stream, &sh);
+                sh.conns
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+            });
         if spawned.is_err() {
-            shared.conns.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            shared
+                .conns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
         }
     }
 }
@@ -717,7 +909,9 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Head, HeadError> {
         buf.clear();
         match limited.read_until(b'\n', buf) {
             Ok(0) => Err(HeadError::Closed),
-            Ok(_) if !buf.ends_with(b"\n") => Err(HeadError::Bad(431, "Request Header Fields Too Large")),
+            Ok(_) if !buf.ends_with(b"\n") => {
+                Err(HeadError::Bad(431, "Request Header Fields Too Large"))
+            }
             Ok(_) => Ok(()),
             Err(_) => Err(HeadError::Closed),
         }
@@ -731,7 +925,8 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Head, HeadError> {
     }
     let request_line = String::from_utf8_lossy(&line).trim_end().to_string();
     let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
         return Err(HeadError::Bad(400, "Bad Request"));
     };
     let mut head = Head {
@@ -754,11 +949,15 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Head, HeadError> {
         if count > MAX_HEADERS {
             return Err(HeadError::Bad(431, "Request Header Fields Too Large"));
         }
-        let Some((name, value)) = text.split_once(':') else { return Err(HeadError::Bad(400, "Bad Request")) };
+        let Some((name, value)) = text.split_once(':') else {
+            return Err(HeadError::Bad(400, "Bad Request"));
+        };
         let value = value.trim();
         match name.trim().to_ascii_lowercase().as_str() {
             "content-length" => {
-                head.content_length = value.parse().map_err(|_| HeadError::Bad(400, "Bad Request"))?;
+                head.content_length = value
+                    .parse()
+                    .map_err(|_| HeadError::Bad(400, "Bad Request"))?;
                 if head.content_length > MAX_BODY_BYTES {
                     return Err(HeadError::Bad(413, "Payload Too Large"));
                 }
@@ -790,7 +989,11 @@ fn read_chunked(reader: &mut BufReader<TcpStream>) -> Result<Vec<u8>, u16> {
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = reader.by_ref().take(1024).read_until(b'\n', &mut line).map_err(|_| 400u16)?;
+        let n = reader
+            .by_ref()
+            .take(1024)
+            .read_until(b'\n', &mut line)
+            .map_err(|_| 400u16)?;
         if n == 0 || !line.ends_with(b"\n") {
             return Err(400);
         }
@@ -801,7 +1004,11 @@ fn read_chunked(reader: &mut BufReader<TcpStream>) -> Result<Vec<u8>, u16> {
             // Trailers until the empty line.
             loop {
                 line.clear();
-                let n = reader.by_ref().take(8 * 1024).read_until(b'\n', &mut line).map_err(|_| 400u16)?;
+                let n = reader
+                    .by_ref()
+                    .take(8 * 1024)
+                    .read_until(b'\n', &mut line)
+                    .map_err(|_| 400u16)?;
                 if n == 0 || line.iter().all(|b| b.is_ascii_whitespace()) {
                     return Ok(body);
                 }
@@ -858,7 +1065,9 @@ fn linger_close(reader: &mut BufReader<TcpStream>, writer: &TcpStream) {
 fn serve_connection(stream: TcpStream, shared: &Shared) {
     let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
     let _ = stream.set_nodelay(true);
-    let Ok(mut writer) = stream.try_clone() else { return };
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
     let mut reader = BufReader::new(stream);
     loop {
         if shared.stop.load(Ordering::SeqCst) {
@@ -868,7 +1077,11 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
             Ok(h) => h,
             Err(HeadError::Closed) => return,
             Err(HeadError::Bad(status, text)) => {
-                let reply = Reply { status, content_type: PLAIN_JSON, body: Value::from(text).to_string() };
+                let reply = Reply {
+                    status,
+                    content_type: PLAIN_JSON,
+                    body: Value::from(text).to_string(),
+                };
                 let _ = write_reply(&mut writer, &reply, true);
                 linger_close(&mut reader, &writer);
                 return;
@@ -881,23 +1094,35 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
             match read_chunked(&mut reader) {
                 Ok(b) => b,
                 Err(status) => {
-                    let reply = Reply { status, content_type: PLAIN_JSON, body: "\"Bad Request\"".into() };
+                    let reply = Reply {
+                        status,
+                        content_type: PLAIN_JSON,
+                        body: "\"Bad Request\"".into(),
+                    };
                     let _ = write_reply(&mut writer, &reply, true);
                     linger_close(&mut reader, &writer);
                     return;
                 }
             }
         } else {
-            let mut body = vec![0u8; head.content_length];
-            if reader.read_exact(&mut body).is_err() {
-                return;
+            // Grows as bytes arrive: a large Content-Length alone allocates nothing.
+            let mut body = Vec::new();
+            match reader
+                .by_ref()
+                .take(head.content_length as u64)
+                .read_to_end(&mut body)
+            {
+                Ok(n) if n == head.content_length => body,
+                _ => return,
             }
-            body
         };
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        let (path, query) = head.target.split_once('?').unwrap_or((head.target.as_str(), ""));
+        let (path, query) = head
+            .target
+            .split_once('?')
+            .unwrap_or((head.target.as_str(), ""));
         let reply = shared.state().handle(&head.method, path, query, &body);
         shared.requests.fetch_add(1, Ordering::SeqCst);
         tracing::debug!(method = %head.method, path, status = reply.status, "test registry request");
