@@ -1,47 +1,17 @@
 //! `avro-edge schemas push|pull|serve` through the real binary.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use avro_edge::error::ErrorKind;
 use avro_edge::registry::server::TestRegistry;
 use avro_edge::registry::{ClientOptions, RegistryClient, open_source};
 use serde_json::Value;
 
+mod registry_common;
+use registry_common::{fixture_body, root, schema, tmpdir};
+
 const BIN: &str = env!("CARGO_BIN_EXE_avro-edge");
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-static DIRS: AtomicUsize = AtomicUsize::new(0);
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "avro-edge-clitest-{tag}-{}-{}",
-        std::process::id(),
-        DIRS.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn schema(name: &str) -> String {
-    std::fs::read_to_string(root().join("schemas").join(name)).unwrap()
-}
-
-fn fixture_body(prefix: &str) -> Value {
-    let dir = root().join("fixtures/registry");
-    let f = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
-        .unwrap();
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
-    v["response"]["body"].clone()
-}
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)

@@ -4,8 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,35 +15,8 @@ use avro_edge::registry::{
 };
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn schema(name: &str) -> String {
-    std::fs::read_to_string(root().join("schemas").join(name)).unwrap()
-}
-
-fn fixture(name: &str) -> Value {
-    let dir = root().join("fixtures/registry");
-    let f = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(name))
-        .unwrap();
-    serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap()
-}
-
-static DIRS: AtomicUsize = AtomicUsize::new(0);
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "avro-edge-regtest-{tag}-{}-{}",
-        std::process::id(),
-        DIRS.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+mod registry_common;
+use registry_common::{fixture, schema, tmpdir};
 
 /// A registry holding the seed schemas with the recorded ids: 1 user-registration, 2 orders, 3 sensor-data.
 fn seeded() -> TestRegistry {

@@ -2,15 +2,18 @@
 //! [`TestRegistry`], in file order, over real HTTP, and checks status, content type and body
 //! (parsed JSON equality) for each.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 
 use avro_edge::registry::server::TestRegistry;
 use serde_json::Value;
 
+mod registry_common;
+use registry_common::{read_response, root, schema};
+
 fn fixture_files() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/registry");
+    let dir = root().join("fixtures/registry");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -40,29 +43,8 @@ fn send(
     req.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
     s.write_all(req.as_bytes()).unwrap();
     s.write_all(body).unwrap();
-    let mut r = BufReader::new(s);
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut content_type = String::new();
-    let mut len = 0usize;
-    loop {
-        line.clear();
-        r.read_line(&mut line).unwrap();
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        let (k, v) = l.split_once(':').unwrap();
-        match k.to_ascii_lowercase().as_str() {
-            "content-type" => content_type = v.trim().to_string(),
-            "content-length" => len = v.trim().parse().unwrap(),
-            _ => {}
-        }
-    }
-    let mut buf = vec![0; len];
-    r.read_exact(&mut buf).unwrap();
-    (status, content_type, String::from_utf8(buf).unwrap())
+    let r = read_response(&mut BufReader::new(s));
+    (r.status, r.content_type, r.body)
 }
 
 #[test]
@@ -138,10 +120,7 @@ fn between_the_two_recording_runs(reg: &TestRegistry) {
         ),
         (404, Some(40408))
     );
-    let schema = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/user-registration.avsc"),
-    )
-    .unwrap();
+    let schema = schema("user-registration.avsc");
     let req = serde_json::to_vec(&serde_json::json!({"schema": schema})).unwrap();
     let (status, _, body) = send(
         reg.addr(),

@@ -9,35 +9,15 @@ use std::time::Duration;
 use avro_edge::registry::server::TestRegistry;
 use serde_json::{Value, json};
 
+mod registry_common;
+use registry_common::read_response;
+
 const SENSOR: &str = r#"{"type":"record","name":"SensorData","fields":[{"name":"sensorId","type":"string"},{"name":"timestamp","type":"long"}]}"#;
 
 fn connect(reg: &TestRegistry) -> TcpStream {
     let s = TcpStream::connect(reg.addr()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s
-}
-
-/// Read one response: (status, headers lowercased, body).
-fn read_response(r: &mut BufReader<TcpStream>) -> (u16, String, String) {
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    let status: u16 = line.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
-    let mut headers = String::new();
-    let mut len = 0;
-    loop {
-        let mut h = String::new();
-        r.read_line(&mut h).unwrap();
-        if h.trim().is_empty() {
-            break;
-        }
-        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap();
-        }
-        headers.push_str(&h.to_ascii_lowercase());
-    }
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).unwrap();
-    (status, headers, String::from_utf8(body).unwrap())
 }
 
 fn post(path: &str, body: &str) -> String {
@@ -60,8 +40,13 @@ fn keep_alive_serves_several_requests_on_one_connection() {
         .unwrap();
     s.write_all(b"GET /subjects HTTP/1.1\r\nhost: x\r\n\r\n")
         .unwrap();
-    assert_eq!(read_response(&mut r).2, r#"{"id":1}"#);
-    let (status, headers, body) = read_response(&mut r);
+    assert_eq!(read_response(&mut r).body, r#"{"id":1}"#);
+    let registry_common::Response {
+        status,
+        headers,
+        body,
+        ..
+    } = read_response(&mut r);
     assert_eq!((status, body.as_str()), (200, r#"["a-value"]"#));
     assert!(headers.contains("content-type: application/vnd.schemaregistry.v1+json"));
     assert_eq!(reg.request_count(), 2);
@@ -84,7 +69,7 @@ fn chunked_bodies_and_expect_continue() {
     r.read_line(&mut cont).unwrap();
     assert!(cont.starts_with("HTTP/1.1 100"), "{cont}");
     r.read_line(&mut cont).unwrap();
-    assert_eq!(read_response(&mut r).2, r#"{"id":1}"#);
+    assert_eq!(read_response(&mut r).body, r#"{"id":1}"#);
 }
 
 #[test]
@@ -94,7 +79,7 @@ fn hostile_requests_are_refused_without_big_allocations() {
     let mut s = connect(&reg);
     s.write_all(b"POST /subjects/a/versions HTTP/1.1\r\ncontent-length: 99999999999\r\n\r\n")
         .unwrap();
-    assert_eq!(read_response(&mut BufReader::new(s)).0, 413);
+    assert_eq!(read_response(&mut BufReader::new(s)).status, 413);
     // Endless header lines.
     let mut s = connect(&reg);
     let mut r = BufReader::new(s.try_clone().unwrap());
@@ -104,21 +89,21 @@ fn hostile_requests_are_refused_without_big_allocations() {
         req.push_str(&line);
     }
     let _ = s.write_all(req.as_bytes());
-    assert_eq!(read_response(&mut r).0, 431);
+    assert_eq!(read_response(&mut r).status, 431);
     // Garbage.
     let mut s = connect(&reg);
     s.write_all(b"\x00\x01garbage\r\n\r\n").unwrap();
-    assert_eq!(read_response(&mut BufReader::new(s)).0, 400);
+    assert_eq!(read_response(&mut BufReader::new(s)).status, 400);
     // A bad chunk size.
     let mut s = connect(&reg);
     s.write_all(b"POST /subjects/a/versions HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n")
         .unwrap();
-    assert_eq!(read_response(&mut BufReader::new(s)).0, 400);
+    assert_eq!(read_response(&mut BufReader::new(s)).status, 400);
     // Still serving.
     let mut s = connect(&reg);
     s.write_all(b"GET /schemas/types HTTP/1.1\r\n\r\n").unwrap();
     assert_eq!(
-        read_response(&mut BufReader::new(s)).2,
+        read_response(&mut BufReader::new(s)).body,
         r#"["JSON","AVRO","PROTOBUF"]"#
     );
 }
@@ -130,7 +115,7 @@ fn stop_closes_open_connections() {
     let mut s = connect(&reg);
     s.write_all(b"GET /subjects HTTP/1.1\r\n\r\n").unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
-    assert_eq!(read_response(&mut r).0, 200);
+    assert_eq!(read_response(&mut r).status, 200);
     reg.stop();
     let mut buf = [0u8; 1];
     assert!(
@@ -152,7 +137,9 @@ fn call(reg: &TestRegistry, method: &str, path: &str, body: Option<Value>) -> (u
         body.len()
     )
     .unwrap();
-    let (status, _, text) = read_response(&mut BufReader::new(s));
+    let registry_common::Response {
+        status, body: text, ..
+    } = read_response(&mut BufReader::new(s));
     (status, serde_json::from_str(&text).unwrap())
 }
 

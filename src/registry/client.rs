@@ -531,17 +531,19 @@ impl RegistryClient {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(entry.id, entry.schema.clone());
+        self.remember_latest(subject, &entry, Instant::now());
+        Ok(entry)
+    }
+
+    fn remember_latest(&self, subject: &str, entry: &SubjectSchema, fetched: Instant) {
+        let latest = Latest {
+            entry: entry.clone(),
+            fetched,
+        };
         self.latest
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                subject.to_string(),
-                Latest {
-                    entry: entry.clone(),
-                    fetched: Instant::now(),
-                },
-            );
-        Ok(entry)
+            .insert(subject.to_string(), latest);
     }
 
     /// The subject's latest version: from memory or the cache directory while younger than the
@@ -563,16 +565,7 @@ impl RegistryClient {
             && let Some(entry) = cache.read_subject(subject)?
         {
             let fetched = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
-            self.latest
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(
-                    subject.to_string(),
-                    Latest {
-                        entry: entry.clone(),
-                        fetched,
-                    },
-                );
+            self.remember_latest(subject, &entry, fetched);
             return Ok(entry);
         }
         match self.fetch_latest(subject) {

@@ -162,13 +162,7 @@ pub fn open_source(
     urls: &[String],
     cache_dir: Option<&std::path::Path>,
 ) -> Result<Arc<dyn SchemaSource>, RegistryError> {
-    let urls: Vec<String> = urls
-        .iter()
-        .flat_map(|u| u.split(','))
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .map(String::from)
-        .collect();
+    let urls = split_urls(urls);
     match (urls.is_empty(), cache_dir) {
         (true, Some(dir)) => Ok(Arc::new(cache::OfflineCache::new(dir))),
         (true, None) => Err(RegistryError::Config(
@@ -180,17 +174,21 @@ pub fn open_source(
     }
 }
 
-/// Client options from command-line style inputs: URLs (each may hold several, comma-separated;
-/// `http://user:pass@host` gives basic auth), an optional cache directory, and a bearer token from
-/// `AVRO_EDGE_REGISTRY_TOKEN` when set. Everything else at its default.
-pub fn client_options(urls: &[String], cache_dir: Option<&std::path::Path>) -> ClientOptions {
-    let urls: Vec<String> = urls
-        .iter()
+/// Registry URLs from flags: each may hold several, comma-separated.
+fn split_urls(urls: &[String]) -> Vec<String> {
+    urls.iter()
         .flat_map(|u| u.split(','))
         .map(str::trim)
         .filter(|u| !u.is_empty())
         .map(String::from)
-        .collect();
+        .collect()
+}
+
+/// Client options from command-line style inputs: URLs (each may hold several, comma-separated;
+/// `http://user:pass@host` gives basic auth), an optional cache directory, and a bearer token from
+/// `AVRO_EDGE_REGISTRY_TOKEN` when set. Everything else at its default.
+pub fn client_options(urls: &[String], cache_dir: Option<&std::path::Path>) -> ClientOptions {
+    let urls = split_urls(urls);
     let mut opts = ClientOptions::new(urls);
     opts.cache_dir = cache_dir.map(std::path::Path::to_path_buf);
     if let Ok(token) = std::env::var("AVRO_EDGE_REGISTRY_TOKEN")
