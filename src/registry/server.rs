@@ -370,6 +370,7 @@ impl RegistryState {
                 .get_version(s, v, q.flag("deleted"))
                 .map(|_| Reply::ok("[]".into()))
                 .map_err(Reply::from),
+            ("GET", ["mode"]) => Ok(Reply::ok("{\"mode\":\"READWRITE\"}".into())),
             ("GET", ["schemas", "types"]) => {
                 Ok(Reply::ok("[\"JSON\",\"AVRO\",\"PROTOBUF\"]".into()))
             }
