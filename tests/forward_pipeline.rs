@@ -311,3 +311,30 @@ fn drop_oldest_spool_counts_drops_when_the_sink_is_down() {
     let ids: Vec<u64> = up.delivered().iter().map(|g| id_of(&g.value)).collect();
     assert_eq!(ids, (snap.dropped..2000).collect::<Vec<_>>(), "the newest records survive, in order");
 }
+
+#[test]
+fn sample_sensor_feed_fixture() {
+    let dir = TempDir::new("fwd-fixture");
+    let cfg = config(&dir, &[]);
+    let feed = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sensor-readings.ndjson")).unwrap();
+    let sink = VecSink::default();
+    let snap = run_stdin(&cfg, feed.clone(), sink.clone());
+    let got = sink.delivered();
+    // Every line that parses and fits the schema's rules arrives, in input order, keyed by sensorId.
+    let good: Vec<serde_json::Value> = feed
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["timestamp"].is_i64() && v["status"] != "ON_FIRE")
+        .collect();
+    assert!(good.len() >= 50);
+    assert_eq!(got.iter().map(|g| g.value.clone()).collect::<Vec<_>>(), good);
+    assert!(got.iter().all(|g| g.key.as_deref() == g.value["sensorId"].as_str().map(str::as_bytes)));
+    assert_eq!(snap.dead_lettered, 4);
+    let dl = std::fs::read_to_string(dir.join("dead-letter.ndjson")).unwrap();
+    let kinds: BTreeSet<String> = dl
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["reason"]["kind"].as_str().unwrap().to_string())
+        .collect();
+    let expect: BTreeSet<String> = ["not-json", "missing-field", "wrong-type", "unknown-enum-symbol"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(kinds, expect);
+}

@@ -1,14 +1,201 @@
 //! `avro-edge forward` and `avro-edge spool status`.
+//!
+//! Must not hold forwarder logic: it turns flags into [`crate::config`] keys, wires the encoder and the
+//! sink, and calls [`crate::forward::run`]. Flags-only use (no config file) reads NDJSON from stdin.
+
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
 use super::{CmdResult, Failure};
+use crate::config::{self, Config};
+use crate::forward::{self, RecordEncoder, RecordSink, Snapshot, StopFlag};
+use crate::spool::Spool;
 
 #[derive(Debug, clap::Args)]
-pub struct ForwardArgs {}
-#[derive(Debug, clap::Subcommand)]
-pub enum SpoolCommand {}
-
-pub fn forward(_a: ForwardArgs) -> CmdResult {
-    Err(Failure::other(1, "unavailable", "forward is not built yet"))
+pub struct ForwardArgs {
+    /// TOML configuration file (see forwarder.toml); flags and AVRO_EDGE_* env override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Bootstrap brokers, comma-separated (kafka.brokers).
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Topic for every input (input.topic; default sensor-data).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Registry subject for every input (input.subject; default sensor-data-value).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Record field used as the Kafka key (input.key_field; default sensorId, "" for none).
+    #[arg(long)]
+    pub key_field: Option<String>,
+    /// Schema Registry URL (registry.urls); repeat for several.
+    #[arg(long = "registry")]
+    pub registry: Vec<String>,
+    /// Offline schema cache directory (registry.schema_cache).
+    #[arg(long)]
+    pub schema_cache: Option<String>,
+    /// Spool directory (spool.dir).
+    #[arg(long)]
+    pub spool: Option<String>,
+    /// Dead-letter file (dead_letter).
+    #[arg(long)]
+    pub dead_letter: Option<String>,
+    /// always | interval | never (spool.fsync).
+    #[arg(long)]
+    pub fsync: Option<String>,
+    /// Spool size bound, e.g. 256MiB (spool.max_bytes).
+    #[arg(long)]
+    pub max_bytes: Option<String>,
+    /// block | drop_oldest (spool.when_full).
+    #[arg(long)]
+    pub when_full: Option<String>,
+    /// Loopback address for Prometheus /metrics (metrics.listen).
+    #[arg(long)]
+    pub metrics_listen: Option<String>,
+    /// Drain time on stop, in ms (drain_timeout_ms).
+    #[arg(long)]
+    pub drain_timeout_ms: Option<String>,
+    /// all | 1 | 0 (kafka.acks).
+    #[arg(long)]
+    pub acks: Option<String>,
+    /// none | gzip | snappy (kafka.compression).
+    #[arg(long)]
+    pub compression: Option<String>,
+    /// Any configuration key: --set kafka.linger_ms=5 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SpoolCommand {
+    /// Counters of a spool directory whose forwarder is stopped (a running one answers on /metrics).
+    Status {
+        dir: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The flags as configuration keys (named flags first, then --set).
+fn flag_pairs(a: &ForwardArgs) -> Result<Vec<(String, String)>, Failure> {
+    let named: [(&str, &Option<String>); 14] = [
+        ("kafka.brokers", &a.brokers),
+        ("input.topic", &a.topic),
+        ("input.subject", &a.subject),
+        ("input.key_field", &a.key_field),
+        ("registry.schema_cache", &a.schema_cache),
+        ("spool.dir", &a.spool),
+        ("dead_letter", &a.dead_letter),
+        ("spool.fsync", &a.fsync),
+        ("spool.max_bytes", &a.max_bytes),
+        ("spool.when_full", &a.when_full),
+        ("metrics.listen", &a.metrics_listen),
+        ("drain_timeout_ms", &a.drain_timeout_ms),
+        ("kafka.acks", &a.acks),
+        ("kafka.compression", &a.compression),
+    ];
+    let mut out: Vec<(String, String)> =
+        named.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone()))).collect();
+    if !a.registry.is_empty() {
+        out.push(("registry.urls".into(), a.registry.join(",")));
+    }
+    for s in &a.set {
+        out.push(config::parse_set(s).map_err(|e| Failure::bad_input(&e))?);
+    }
+    Ok(out)
+}
+
+/// Load the configuration from the file, the environment and the flags.
+pub fn load_config(a: &ForwardArgs) -> Result<Config, Failure> {
+    let flags = flag_pairs(a)?;
+    Config::load(a.config.as_deref(), std::env::vars(), &flags).map_err(|e| Failure::bad_input(&e))
+}
+
+/// SIGINT/SIGTERM set the returned flag (stop, drain, exit 0); a second one exits at once with 1.
+fn install_signals() -> Result<StopFlag, Failure> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())
+            .and_then(|_| signal_hook::flag::register(sig, stop.clone()))
+            .map_err(|e| Failure::other(1, "signal-setup", e.to_string()))?;
+    }
+    Ok(stop)
+}
+
+pub fn forward(a: ForwardArgs) -> CmdResult {
+    let cfg = load_config(&a)?;
+    if cfg.kafka.brokers.is_empty() {
+        let e = config::ConfigError::Missing { key: "kafka.brokers".into() };
+        return Err(Failure::bad_input(&e));
+    }
+    let stop = install_signals()?;
+    let source = crate::registry::open_source(&cfg.registry.urls, cfg.registry.schema_cache.as_deref())
+        .map_err(|e| Failure::runtime(&e))?;
+    // Wiring point for the codec and the producer (issues 2 and 3), once they are merged:
+    //   let codec = crate::codec::Codec::new(source);
+    //   let pcfg = /* ProducerConfig from cfg.kafka */;
+    //   let sink = forward::LazySink::new(move || crate::producer::Producer::connect(pcfg.clone()));
+    //   return run_forwarder(&cfg, codec, sink, stop);
+    let _ = (source, stop);
+    Err(Failure::other(
+        1,
+        "unavailable",
+        "forward: the Avro codec and the Kafka producer are not wired into this build yet (config, spool, inputs and schema source are ready)",
+    ))
+}
+
+/// Run the forwarder with stdin as the `stdin` input until the inputs end or a signal arrives.
+pub fn run_forwarder<E, S>(cfg: &Config, encoder: E, sink: S, stop: StopFlag) -> CmdResult
+where
+    E: RecordEncoder + 'static,
+    S: RecordSink + 'static,
+{
+    let stdin = Box::new(BufReader::new(std::io::stdin()));
+    forward::run(cfg, encoder, sink, stdin, stop).map_err(|e| Failure::runtime(&e))?;
+    Ok(())
+}
+
 pub fn spool(c: SpoolCommand) -> CmdResult {
-    match c {}
+    match c {
+        SpoolCommand::Status { dir, json } => status(&dir, json),
+    }
+}
+
+fn status(dir: &std::path::Path, json: bool) -> CmdResult {
+    let (st, report) = Spool::inspect(dir).map_err(|e| Failure::runtime(&e))?;
+    let last = Snapshot::load(dir);
+    if json {
+        let v = serde_json::json!({ "dir": dir.display().to_string(), "spool": st, "recovery": report, "last_run": last });
+        println!("{v}");
+        return Ok(());
+    }
+    let age = st.oldest_unacked_age_ms.map_or("-".to_string(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
+    println!("spool {}", dir.display());
+    println!("  records (unacked)     {}", st.records);
+    println!("  bytes                 {}", st.bytes);
+    println!("  segments              {}", st.segments);
+    println!("  oldest unacked age    {age}");
+    println!("  next seq / acked seq  {} / {}", st.next_seq, st.acked_seq);
+    println!("  possible duplicates   {} (sent before, not acked: resent on start)", st.possible_duplicates);
+    println!(
+        "  damage found now      {} corrupt records, {} bytes torn tail, {} bytes skipped (repaired on the next start)",
+        report.corrupt_records, report.truncated_bytes, report.skipped_bytes
+    );
+    match last {
+        Some(s) => {
+            println!("last run (stats.json)");
+            println!(
+                "  received {}  spooled {}  sent {}  acked {}  retried {}  dead-lettered {}  dropped {}",
+                s.received, s.spooled, s.sent, s.acked, s.retried, s.dead_lettered, s.dropped
+            );
+            if let Some(e) = s.last_error {
+                println!("  last error [{}] {} (at {})", e.kind, e.message, forward::dead_letter::rfc3339_ms(e.at_ms));
+            }
+        }
+        None => println!("last run: no stats.json"),
+    }
+    Ok(())
 }
