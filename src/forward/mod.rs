@@ -310,6 +310,10 @@ where
             break "inputs ended";
         }
         std::thread::sleep(Duration::from_millis(50));
+        // The interval fsync must not wait for the sender, which may sit in a long send.
+        if let Err(e) = spool.tick() {
+            metrics.set_error(e.kind(), &e.to_string());
+        }
         if last_summary.elapsed() >= cfg.metrics.summary_interval {
             last_summary = Instant::now();
             let snap = metrics.snapshot(&spool.status());

@@ -298,13 +298,12 @@ impl Spool {
             fs::create_dir_all(dir).map_err(io("create", dir))?;
         }
         let lock_path = dir.join("lock");
-        let mut lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(io("open", &lock_path))?;
+        let opened = OpenOptions::new().read(true).write(!read_only).create(!read_only).truncate(false).open(&lock_path);
+        let mut lock = match opened {
+            // Inspecting a directory no forwarder ever opened: nothing holds it, and nothing is created.
+            Err(e) if read_only && e.kind() == std::io::ErrorKind::NotFound => File::open(dir).map_err(io("open", dir))?,
+            other => other.map_err(io("open", &lock_path))?,
+        };
         match lock.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
