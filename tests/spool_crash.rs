@@ -36,8 +36,18 @@ fn drain(spool: &Spool) -> Vec<u64> {
     }
 }
 
+/// Re-run this test binary as a child. Under qemu-user without binfmt (cross tests), set
+/// `AVRO_EDGE_TEST_EXEC_WRAPPER=qemu-aarch64-static` so the child runs through the emulator too.
 fn child(test: &str, dir: &std::path::Path) -> Command {
-    let mut c = Command::new(std::env::current_exe().unwrap());
+    let exe = std::env::current_exe().unwrap();
+    let mut c = match std::env::var_os("AVRO_EDGE_TEST_EXEC_WRAPPER") {
+        Some(w) => {
+            let mut c = Command::new(w);
+            c.arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
     c.args(["--exact", test, "--nocapture", "--test-threads=1"]).env(CHILD_ENV, dir);
     c
 }
