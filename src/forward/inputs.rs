@@ -127,6 +127,8 @@ pub fn follow_file(
         let file = match std::fs::File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A file that appears after the start is new: read it from its beginning.
+                first = false;
                 std::thread::sleep(FOLLOW_POLL);
                 continue;
             }
