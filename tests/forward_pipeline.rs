@@ -338,3 +338,40 @@ fn sample_sensor_feed_fixture() {
     let expect: BTreeSet<String> = ["not-json", "missing-field", "wrong-type", "unknown-enum-symbol"].iter().map(|s| s.to_string()).collect();
     assert_eq!(kinds, expect);
 }
+
+#[test]
+fn file_input_start_at_end_skips_old_lines_but_reads_a_file_created_later_from_its_start() {
+    let dir = TempDir::new("fwd-file-end");
+    let old = dir.join("old.ndjson");
+    std::fs::write(&old, (0..5u64).map(|i| good_line(i) + "\n").collect::<String>()).unwrap();
+    let late = dir.join("late.ndjson");
+    let file = dir.join("f.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[input]]\ntype = \"file\"\npath = \"{}\"\n[[input]]\ntype = \"file\"\nname = \"late\"\npath = \"{}\"\nstart_at = \"end\"\n",
+            old.display(),
+            late.display()
+        ),
+    )
+    .unwrap();
+    let base = config(&dir, &[]);
+    let mut cfg = Config::load(Some(&file), Vec::new(), &[]).unwrap();
+    cfg.spool_dir = base.spool_dir.clone();
+    cfg.dead_letter = base.dead_letter.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sink = VecSink::default();
+    let h = {
+        let (cfg, sink, stop) = (cfg.clone(), sink.clone(), stop.clone());
+        std::thread::spawn(move || forward::run(&cfg, SensorEncoder, sink, stdin_of(String::new()), stop).unwrap())
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    std::fs::write(&late, (100..103u64).map(|i| good_line(i) + "\n").collect::<String>()).unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&old).unwrap();
+    writeln!(f, "{}", good_line(5)).unwrap();
+    let mut ids = wait_for(&sink, 4);
+    ids.sort_unstable();
+    assert_eq!(ids, vec![5, 100, 101, 102], "old lines skipped, new ones and the late file read");
+    stop.store(true, Ordering::SeqCst);
+    h.join().unwrap();
+}
