@@ -24,7 +24,10 @@ use crate::spool::{FsyncPolicy, SpoolOptions, WhenFull};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {}: {message}", path.display())]
     Parse { path: PathBuf, message: String },
     #[error("unknown config key '{key}' (from {origin})")]
@@ -48,7 +51,10 @@ impl ErrorKind for ConfigError {
 }
 
 fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.to_string(), reason: reason.into() }
+    ConfigError::Invalid {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// A secret string: never shown by `Debug` or `Display`.
@@ -182,37 +188,79 @@ pub const DEFAULT_KEY_FIELD: &str = "sensorId";
 
 /// Every key settable from env and flags, with a one-line description (the sample `forwarder.toml` has more).
 pub const KEYS: &[(&str, &str)] = &[
-    ("input.type", "stdin | file | udp (replaces the file's [[input]] list by one input)"),
+    (
+        "input.type",
+        "stdin | file | udp (replaces the file's [[input]] list by one input)",
+    ),
     ("input.name", "name of that input (default: its type)"),
     ("input.path", "file to follow (type = file)"),
-    ("input.start_at", "beginning | end (type = file, default end)"),
+    (
+        "input.start_at",
+        "beginning | end (type = file, default end)",
+    ),
     ("input.bind", "UDP bind address (type = udp)"),
-    ("input.subject", "subject for every input (default sensor-data-value)"),
+    (
+        "input.subject",
+        "subject for every input (default sensor-data-value)",
+    ),
     ("input.topic", "topic for every input (default sensor-data)"),
-    ("input.key_field", "record field used as key for every input (default sensorId; empty = no key)"),
+    (
+        "input.key_field",
+        "record field used as key for every input (default sensorId; empty = no key)",
+    ),
     ("kafka.brokers", "comma-separated bootstrap brokers"),
     ("kafka.acks", "all | 1 | 0 (default all)"),
     ("kafka.compression", "none | gzip | snappy (default none)"),
     ("kafka.linger_ms", "producer linger (default 5)"),
     ("kafka.batch_size", "records per batch sent (default 500)"),
     ("kafka.client_id", "client id (default avro-edge)"),
-    ("kafka.request_timeout_ms", "request timeout (default 30000)"),
-    ("kafka.sasl_mechanism", "PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512"),
+    (
+        "kafka.request_timeout_ms",
+        "request timeout (default 30000)",
+    ),
+    (
+        "kafka.sasl_mechanism",
+        "PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512",
+    ),
     ("kafka.sasl_username", "SASL user"),
     ("kafka.sasl_password", "SASL password (never logged)"),
     ("registry.urls", "comma-separated registry URLs"),
     ("registry.schema_cache", "offline schema cache directory"),
-    ("spool.dir", "spool directory (default /var/lib/avro-edge/spool)"),
-    ("spool.fsync", "always | interval | never (default interval)"),
-    ("spool.fsync_interval_ms", "fsync period for interval (default 100)"),
+    (
+        "spool.dir",
+        "spool directory (default /var/lib/avro-edge/spool)",
+    ),
+    (
+        "spool.fsync",
+        "always | interval | never (default interval)",
+    ),
+    (
+        "spool.fsync_interval_ms",
+        "fsync period for interval (default 100)",
+    ),
     ("spool.max_bytes", "spool size bound, e.g. 256MiB (default)"),
     ("spool.when_full", "block | drop_oldest (default block)"),
-    ("spool.segment_bytes", "segment size (default max_bytes/8, 64KiB..4MiB)"),
-    ("dead_letter", "dead-letter file (default /var/lib/avro-edge/dead-letter.ndjson)"),
+    (
+        "spool.segment_bytes",
+        "segment size (default max_bytes/8, 64KiB..4MiB)",
+    ),
+    (
+        "dead_letter",
+        "dead-letter file (default /var/lib/avro-edge/dead-letter.ndjson)",
+    ),
     ("drain_timeout_ms", "drain time on stop (default 10000)"),
-    ("max_line_bytes", "longest accepted input line (default 1MiB)"),
-    ("metrics.listen", "loopback address for Prometheus /metrics (default off)"),
-    ("metrics.summary_interval_s", "period of the log summary (default 30)"),
+    (
+        "max_line_bytes",
+        "longest accepted input line (default 1MiB)",
+    ),
+    (
+        "metrics.listen",
+        "loopback address for Prometheus /metrics (default off)",
+    ),
+    (
+        "metrics.summary_interval_s",
+        "period of the log summary (default 30)",
+    ),
 ];
 
 /// The environment variable for a key.
@@ -243,17 +291,24 @@ impl Config {
         // The alias first, so the full name wins when both are set.
         for (k, v) in &env {
             if k == "AVRO_EDGE_BROKERS" {
-                merged.values.insert("kafka.brokers".into(), Value::String(v.clone()));
+                merged
+                    .values
+                    .insert("kafka.brokers".into(), Value::String(v.clone()));
             }
         }
         for (k, v) in &env {
             if let Some((key, _)) = KEYS.iter().find(|(key, _)| env_name(key) == *k) {
-                merged.values.insert((*key).into(), Value::String(v.clone()));
+                merged
+                    .values
+                    .insert((*key).into(), Value::String(v.clone()));
             }
         }
         for (k, v) in flags {
             if !KEYS.iter().any(|(key, _)| key == k) {
-                return Err(ConfigError::UnknownKey { key: k.clone(), origin: "flags".into() });
+                return Err(ConfigError::UnknownKey {
+                    key: k.clone(),
+                    origin: "flags".into(),
+                });
             }
             merged.values.insert(k.clone(), Value::String(v.clone()));
         }
@@ -268,13 +323,23 @@ impl Config {
 
 /// Parse `key=value` (the `--set` flag).
 pub fn parse_set(s: &str) -> Result<(String, String), ConfigError> {
-    let (k, v) = s.split_once('=').ok_or_else(|| invalid(s, "expected key=value"))?;
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| invalid(s, "expected key=value"))?;
     Ok((k.trim().to_string(), v.to_string()))
 }
 
 fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-    let table: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let table: Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
     let mut layer = Layer::default();
     let origin = path.display().to_string();
     for (k, v) in table {
@@ -292,7 +357,10 @@ fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
             }
             (key, v) => {
                 if key.contains('.') || !KEYS.iter().any(|(known, _)| *known == key) {
-                    return Err(ConfigError::UnknownKey { key: key.into(), origin });
+                    return Err(ConfigError::UnknownKey {
+                        key: key.into(),
+                        origin,
+                    });
                 }
                 layer.values.insert(key.into(), v);
             }
@@ -305,16 +373,28 @@ fn get_str(t: &Table, key: &str) -> Result<Option<String>, ConfigError> {
     match t.get(key) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(invalid(key, format!("expected a string, got {}", other.type_str()))),
+        Some(other) => Err(invalid(
+            key,
+            format!("expected a string, got {}", other.type_str()),
+        )),
     }
 }
 
 fn get_u64(t: &Table, key: &str) -> Result<Option<u64>, ConfigError> {
     match t.get(key) {
         None => Ok(None),
-        Some(Value::Integer(i)) => u64::try_from(*i).map(Some).map_err(|_| invalid(key, "must not be negative")),
-        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| invalid(key, format!("'{s}' is not a whole number"))),
-        Some(other) => Err(invalid(key, format!("expected a number, got {}", other.type_str()))),
+        Some(Value::Integer(i)) => u64::try_from(*i)
+            .map(Some)
+            .map_err(|_| invalid(key, "must not be negative")),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| invalid(key, format!("'{s}' is not a whole number"))),
+        Some(other) => Err(invalid(
+            key,
+            format!("expected a number, got {}", other.type_str()),
+        )),
     }
 }
 
@@ -339,7 +419,9 @@ pub fn parse_size(s: &str) -> Option<u64> {
 
 fn get_size(t: &Table, key: &str) -> Result<Option<u64>, ConfigError> {
     match t.get(key) {
-        Some(Value::String(s)) => parse_size(s).map(Some).ok_or_else(|| invalid(key, format!("'{s}' is not a size (e.g. 256MiB)"))),
+        Some(Value::String(s)) => parse_size(s)
+            .map(Some)
+            .ok_or_else(|| invalid(key, format!("'{s}' is not a size (e.g. 256MiB)"))),
         _ => get_u64(t, key),
     }
 }
@@ -347,18 +429,32 @@ fn get_size(t: &Table, key: &str) -> Result<Option<u64>, ConfigError> {
 fn get_list(t: &Table, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
     match t.get(key) {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())),
+        Some(Value::String(s)) => Ok(Some(
+            s.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+        )),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|v| v.as_str().map(String::from).ok_or_else(|| invalid(key, "expected a list of strings")))
+            .map(|v| {
+                v.as_str()
+                    .map(String::from)
+                    .ok_or_else(|| invalid(key, "expected a list of strings"))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
-        Some(other) => Err(invalid(key, format!("expected a list, got {}", other.type_str()))),
+        Some(other) => Err(invalid(
+            key,
+            format!("expected a list, got {}", other.type_str()),
+        )),
     }
 }
 
 fn parse_addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
-    s.parse().map_err(|_| invalid(key, format!("'{s}' is not an address like 127.0.0.1:9464")))
+    s.parse()
+        .map_err(|_| invalid(key, format!("'{s}' is not an address like 127.0.0.1:9464")))
 }
 
 fn input_from(t: &Table, prefix: &str, index: usize) -> Result<InputConfig, ConfigError> {
@@ -371,19 +467,40 @@ fn input_from(t: &Table, prefix: &str, index: usize) -> Result<InputConfig, Conf
             let start_at = match get_str(t, &k("start_at"))?.as_deref() {
                 None | Some("end") => StartAt::End,
                 Some("beginning") => StartAt::Beginning,
-                Some(o) => return Err(invalid(&k("start_at"), format!("'{o}': expected beginning or end"))),
+                Some(o) => {
+                    return Err(invalid(
+                        &k("start_at"),
+                        format!("'{o}': expected beginning or end"),
+                    ));
+                }
             };
-            InputKind::File { path: path.into(), start_at }
+            InputKind::File {
+                path: path.into(),
+                start_at,
+            }
         }
         "udp" => {
             let bind = get_str(t, &k("bind"))?.ok_or(ConfigError::Missing { key: k("bind") })?;
-            InputKind::Udp { bind: parse_addr(&k("bind"), &bind)? }
+            InputKind::Udp {
+                bind: parse_addr(&k("bind"), &bind)?,
+            }
         }
-        other => return Err(invalid(&k("type"), format!("'{other}': expected stdin, file or udp"))),
+        other => {
+            return Err(invalid(
+                &k("type"),
+                format!("'{other}': expected stdin, file or udp"),
+            ));
+        }
     };
     let key_field = get_str(t, &k("key_field"))?.unwrap_or_else(|| DEFAULT_KEY_FIELD.into());
     Ok(InputConfig {
-        name: get_str(t, &k("name"))?.unwrap_or_else(|| if index == 0 { kind_name.clone() } else { format!("{kind_name}-{index}") }),
+        name: get_str(t, &k("name"))?.unwrap_or_else(|| {
+            if index == 0 {
+                kind_name.clone()
+            } else {
+                format!("{kind_name}-{index}")
+            }
+        }),
         kind,
         subject: get_str(t, &k("subject"))?.unwrap_or_else(|| DEFAULT_SUBJECT.into()),
         topic: get_str(t, &k("topic"))?.unwrap_or_else(|| DEFAULT_TOPIC.into()),
@@ -391,19 +508,41 @@ fn input_from(t: &Table, prefix: &str, index: usize) -> Result<InputConfig, Conf
     })
 }
 
-const INPUT_KEYS: &[&str] = &["type", "name", "path", "start_at", "bind", "subject", "topic", "key_field"];
+const INPUT_KEYS: &[&str] = &[
+    "type",
+    "name",
+    "path",
+    "start_at",
+    "bind",
+    "subject",
+    "topic",
+    "key_field",
+];
 
 fn validate(layer: Layer) -> Result<Config, ConfigError> {
     let t = &layer.values;
     // Inputs.
-    let replaces = ["input.type", "input.path", "input.bind", "input.start_at", "input.name"].iter().any(|k| t.contains_key(*k));
+    let replaces = [
+        "input.type",
+        "input.path",
+        "input.bind",
+        "input.start_at",
+        "input.name",
+    ]
+    .iter()
+    .any(|k| t.contains_key(*k));
     let mut inputs = match (&layer.inputs, replaces) {
         (Some(list), false) => {
             let mut v = Vec::new();
             for (i, item) in list.iter().enumerate() {
-                let Value::Table(tbl) = item else { return Err(invalid("input", "each [[input]] must be a table")) };
+                let Value::Table(tbl) = item else {
+                    return Err(invalid("input", "each [[input]] must be a table"));
+                };
                 if let Some(bad) = tbl.keys().find(|k| !INPUT_KEYS.contains(&k.as_str())) {
-                    return Err(ConfigError::UnknownKey { key: format!("input.{bad}"), origin: "config file".into() });
+                    return Err(ConfigError::UnknownKey {
+                        key: format!("input.{bad}"),
+                        origin: "config file".into(),
+                    });
                 }
                 v.push(input_from(tbl, "", i)?);
             }
@@ -430,10 +569,16 @@ fn validate(layer: Layer) -> Result<Config, ConfigError> {
     }
     for (i, a) in inputs.iter().enumerate() {
         if inputs.iter().skip(i + 1).any(|b| b.name == a.name) {
-            return Err(invalid("input.name", format!("input name '{}' is used twice", a.name)));
+            return Err(invalid(
+                "input.name",
+                format!("input name '{}' is used twice", a.name),
+            ));
         }
         if a.topic.is_empty() || a.subject.is_empty() {
-            return Err(invalid("input.topic", format!("input '{}' needs a topic and a subject", a.name)));
+            return Err(invalid(
+                "input.topic",
+                format!("input '{}' needs a topic and a subject", a.name),
+            ));
         }
     }
     // Kafka.
@@ -442,31 +587,67 @@ fn validate(layer: Layer) -> Result<Config, ConfigError> {
         "all" | "-1" => Acks::All,
         "1" | "leader" => Acks::Leader,
         "0" | "none" => Acks::None,
-        o => return Err(invalid("kafka.acks", format!("'{o}': expected all, 1 or 0"))),
+        o => {
+            return Err(invalid(
+                "kafka.acks",
+                format!("'{o}': expected all, 1 or 0"),
+            ));
+        }
     };
-    let compression = match get_str(t, "kafka.compression")?.as_deref().unwrap_or("none") {
+    let compression = match get_str(t, "kafka.compression")?
+        .as_deref()
+        .unwrap_or("none")
+    {
         "none" => Compression::None,
         "gzip" => Compression::Gzip,
         "snappy" => Compression::Snappy,
-        o => return Err(invalid("kafka.compression", format!("'{o}': expected none, gzip or snappy"))),
+        o => {
+            return Err(invalid(
+                "kafka.compression",
+                format!("'{o}': expected none, gzip or snappy"),
+            ));
+        }
     };
     let batch_size = get_u64(t, "kafka.batch_size")?.unwrap_or(500);
     if !(1..=100_000).contains(&batch_size) {
         return Err(invalid("kafka.batch_size", "must be 1..=100000"));
     }
-    let sasl = match (get_str(t, "kafka.sasl_username")?, get_str(t, "kafka.sasl_password")?) {
+    let sasl = match (
+        get_str(t, "kafka.sasl_username")?,
+        get_str(t, "kafka.sasl_password")?,
+    ) {
         (None, None) => None,
         (Some(username), Some(password)) => {
-            let mechanism = match get_str(t, "kafka.sasl_mechanism")?.as_deref().unwrap_or("PLAIN") {
+            let mechanism = match get_str(t, "kafka.sasl_mechanism")?
+                .as_deref()
+                .unwrap_or("PLAIN")
+            {
                 "PLAIN" | "plain" => SaslMechanism::Plain,
                 "SCRAM-SHA-256" | "scram-sha-256" => SaslMechanism::ScramSha256,
                 "SCRAM-SHA-512" | "scram-sha-512" => SaslMechanism::ScramSha512,
-                o => return Err(invalid("kafka.sasl_mechanism", format!("'{o}': expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"))),
+                o => {
+                    return Err(invalid(
+                        "kafka.sasl_mechanism",
+                        format!("'{o}': expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+                    ));
+                }
             };
-            Some(Sasl { mechanism, username, password: Secret(password) })
+            Some(Sasl {
+                mechanism,
+                username,
+                password: Secret(password),
+            })
         }
-        (Some(_), None) => return Err(ConfigError::Missing { key: "kafka.sasl_password".into() }),
-        (None, Some(_)) => return Err(ConfigError::Missing { key: "kafka.sasl_username".into() }),
+        (Some(_), None) => {
+            return Err(ConfigError::Missing {
+                key: "kafka.sasl_password".into(),
+            });
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::Missing {
+                key: "kafka.sasl_username".into(),
+            });
+        }
     };
     let kafka = KafkaSettings {
         brokers,
@@ -475,7 +656,9 @@ fn validate(layer: Layer) -> Result<Config, ConfigError> {
         linger: Duration::from_millis(get_u64(t, "kafka.linger_ms")?.unwrap_or(5)),
         batch_size: batch_size as usize,
         client_id: get_str(t, "kafka.client_id")?.unwrap_or_else(|| "avro-edge".into()),
-        request_timeout: Duration::from_millis(get_u64(t, "kafka.request_timeout_ms")?.unwrap_or(30_000)),
+        request_timeout: Duration::from_millis(
+            get_u64(t, "kafka.request_timeout_ms")?.unwrap_or(30_000),
+        ),
         sasl,
     };
     let registry = RegistrySettings {
@@ -489,12 +672,22 @@ fn validate(layer: Layer) -> Result<Config, ConfigError> {
         "never" => FsyncPolicy::Never,
         "interval" if interval > 0 => FsyncPolicy::Interval(Duration::from_millis(interval)),
         "interval" => return Err(invalid("spool.fsync_interval_ms", "must be above 0")),
-        o => return Err(invalid("spool.fsync", format!("'{o}': expected always, interval or never"))),
+        o => {
+            return Err(invalid(
+                "spool.fsync",
+                format!("'{o}': expected always, interval or never"),
+            ));
+        }
     };
     let when_full = match get_str(t, "spool.when_full")?.as_deref().unwrap_or("block") {
         "block" => WhenFull::Block,
         "drop_oldest" => WhenFull::DropOldest,
-        o => return Err(invalid("spool.when_full", format!("'{o}': expected block or drop_oldest"))),
+        o => {
+            return Err(invalid(
+                "spool.when_full",
+                format!("'{o}': expected block or drop_oldest"),
+            ));
+        }
     };
     let max_bytes = get_size(t, "spool.max_bytes")?.unwrap_or(256 << 20);
     if max_bytes < 64 << 10 {
@@ -504,9 +697,17 @@ fn validate(layer: Layer) -> Result<Config, ConfigError> {
     if let Some(s) = segment_bytes
         && (s < 4096 || s > max_bytes / 4)
     {
-        return Err(invalid("spool.segment_bytes", "must be between 4KiB and max_bytes / 4"));
+        return Err(invalid(
+            "spool.segment_bytes",
+            "must be between 4KiB and max_bytes / 4",
+        ));
     }
-    let spool = SpoolOptions { fsync, max_bytes, when_full, segment_bytes };
+    let spool = SpoolOptions {
+        fsync,
+        max_bytes,
+        when_full,
+        segment_bytes,
+    };
     // Metrics.
     let listen = match get_str(t, "metrics.listen")? {
         None => None,
@@ -514,7 +715,10 @@ fn validate(layer: Layer) -> Result<Config, ConfigError> {
         Some(s) => {
             let a = parse_addr("metrics.listen", &s)?;
             if !a.ip().is_loopback() {
-                return Err(invalid("metrics.listen", format!("{a} is not a loopback address (metrics are served on loopback only)")));
+                return Err(invalid(
+                    "metrics.listen",
+                    format!("{a} is not a loopback address (metrics are served on loopback only)"),
+                ));
             }
             Some(a)
         }
@@ -531,11 +735,17 @@ fn validate(layer: Layer) -> Result<Config, ConfigError> {
         inputs,
         kafka,
         registry,
-        spool_dir: get_str(t, "spool.dir")?.map_or_else(|| PathBuf::from("/var/lib/avro-edge/spool"), PathBuf::from),
+        spool_dir: get_str(t, "spool.dir")?
+            .map_or_else(|| PathBuf::from("/var/lib/avro-edge/spool"), PathBuf::from),
         spool,
-        dead_letter: get_str(t, "dead_letter")?
-            .map_or_else(|| PathBuf::from("/var/lib/avro-edge/dead-letter.ndjson"), PathBuf::from),
-        metrics: MetricsSettings { listen, summary_interval: Duration::from_secs(summary) },
+        dead_letter: get_str(t, "dead_letter")?.map_or_else(
+            || PathBuf::from("/var/lib/avro-edge/dead-letter.ndjson"),
+            PathBuf::from,
+        ),
+        metrics: MetricsSettings {
+            listen,
+            summary_interval: Duration::from_secs(summary),
+        },
         drain_timeout: Duration::from_millis(get_u64(t, "drain_timeout_ms")?.unwrap_or(10_000)),
         max_line_bytes: max_line_bytes as usize,
     })

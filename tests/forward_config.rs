@@ -12,7 +12,10 @@ use avro_edge::spool::{FsyncPolicy, WhenFull};
 use spool_support::TempDir;
 
 fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[test]
@@ -50,11 +53,17 @@ max_bytes = "1MiB"
     // Defaults where nobody said anything.
     assert_eq!(c.kafka.acks, Acks::All);
     assert_eq!(c.kafka.compression, Compression::None);
-    assert_eq!(c.spool.fsync, FsyncPolicy::Interval(Duration::from_millis(100)));
+    assert_eq!(
+        c.spool.fsync,
+        FsyncPolicy::Interval(Duration::from_millis(100))
+    );
     assert_eq!(c.spool.when_full, WhenFull::Block);
     assert_eq!(c.inputs.len(), 1);
     assert_eq!(c.inputs[0].kind, InputKind::Stdin);
-    assert_eq!((c.inputs[0].topic.as_str(), c.inputs[0].subject.as_str()), ("sensor-data", "sensor-data-value"));
+    assert_eq!(
+        (c.inputs[0].topic.as_str(), c.inputs[0].subject.as_str()),
+        ("sensor-data", "sensor-data-value")
+    );
     assert_eq!(c.inputs[0].key_field.as_deref(), Some("sensorId"));
     // Without the flag, env wins over the file; without env, the file wins.
     let c = Config::load(Some(&file), env, &[]).unwrap();
@@ -82,17 +91,24 @@ fn every_key_is_settable_from_env_and_flags() {
             k if k.ends_with("_ms") || k.ends_with("_s") || k.ends_with("batch_size") => "42",
             _ => "x",
         };
-        let mut base = vec![("input.type".to_string(), "udp".to_string()), ("input.bind".to_string(), "127.0.0.1:5000".to_string())];
+        let mut base = vec![
+            ("input.type".to_string(), "udp".to_string()),
+            ("input.bind".to_string(), "127.0.0.1:5000".to_string()),
+        ];
         if key.starts_with("kafka.sasl") {
             base.push(("kafka.sasl_username".into(), "u".into()));
             base.push(("kafka.sasl_password".into(), "p".into()));
         }
         let mut flags = base.clone();
         flags.push((key.to_string(), value.to_string()));
-        Config::load(None, Vec::new(), &flags).unwrap_or_else(|e| panic!("flag {key}={value}: {e}"));
-        let env: Vec<(String, String)> =
-            flags.iter().map(|(k, v)| (env_name(k), v.clone())).collect();
-        Config::load(None, env, &[]).unwrap_or_else(|e| panic!("env {}={value}: {e}", env_name(key)));
+        Config::load(None, Vec::new(), &flags)
+            .unwrap_or_else(|e| panic!("flag {key}={value}: {e}"));
+        let env: Vec<(String, String)> = flags
+            .iter()
+            .map(|(k, v)| (env_name(k), v.clone()))
+            .collect();
+        Config::load(None, env, &[])
+            .unwrap_or_else(|e| panic!("env {}={value}: {e}", env_name(key)));
     }
     let c = Config::load(None, kv(&[("AVRO_EDGE_BROKERS", "a:1,b:2")]), &[]).unwrap();
     assert_eq!(c.kafka.brokers, vec!["a:1", "b:2"]);
@@ -105,9 +121,15 @@ fn typed_errors() {
     assert_eq!(bad(&[("kafka.acks", "most")]).kind(), "config-invalid");
     assert_eq!(bad(&[("spool.max_bytes", "lots")]).kind(), "config-invalid");
     assert_eq!(bad(&[("spool.max_bytes", "1KiB")]).kind(), "config-invalid");
-    assert_eq!(bad(&[("metrics.listen", "0.0.0.0:9464")]).kind(), "config-invalid");
+    assert_eq!(
+        bad(&[("metrics.listen", "0.0.0.0:9464")]).kind(),
+        "config-invalid"
+    );
     assert_eq!(bad(&[("input.type", "file")]).kind(), "config-missing");
-    assert_eq!(bad(&[("kafka.sasl_username", "u")]).kind(), "config-missing");
+    assert_eq!(
+        bad(&[("kafka.sasl_username", "u")]).kind(),
+        "config-missing"
+    );
     assert_eq!(bad(&[("kafka.linger_ms", "-3")]).kind(), "config-invalid");
     let dir = TempDir::new("cfg-err");
     let f = dir.join("bad.toml");
@@ -116,16 +138,35 @@ fn typed_errors() {
     assert_eq!(e.kind(), "config-unknown-key");
     assert!(e.to_string().contains("spool.dri"), "{e}");
     std::fs::write(&f, "[spool\n").unwrap();
-    assert_eq!(Config::load(Some(&f), Vec::new(), &[]).unwrap_err().kind(), "config-parse");
+    assert_eq!(
+        Config::load(Some(&f), Vec::new(), &[]).unwrap_err().kind(),
+        "config-parse"
+    );
     std::fs::write(&f, "[kafka]\nlinger_ms = \"soon\"\n").unwrap();
-    assert_eq!(Config::load(Some(&f), Vec::new(), &[]).unwrap_err().kind(), "config-invalid");
-    assert_eq!(Config::load(Some(&dir.join("none.toml")), Vec::new(), &[]).unwrap_err().kind(), "config-read");
+    assert_eq!(
+        Config::load(Some(&f), Vec::new(), &[]).unwrap_err().kind(),
+        "config-invalid"
+    );
+    assert_eq!(
+        Config::load(Some(&dir.join("none.toml")), Vec::new(), &[])
+            .unwrap_err()
+            .kind(),
+        "config-read"
+    );
 }
 
 #[test]
 fn sasl_password_never_shows_in_debug_output() {
-    let c = Config::load(None, kv(&[("AVRO_EDGE_KAFKA_SASL_PASSWORD", "hunter2-secret")]), &kv(&[("kafka.sasl_username", "gw")])).unwrap();
-    assert_eq!(c.kafka.sasl.as_ref().unwrap().password.expose(), "hunter2-secret");
+    let c = Config::load(
+        None,
+        kv(&[("AVRO_EDGE_KAFKA_SASL_PASSWORD", "hunter2-secret")]),
+        &kv(&[("kafka.sasl_username", "gw")]),
+    )
+    .unwrap();
+    assert_eq!(
+        c.kafka.sasl.as_ref().unwrap().password.expose(),
+        "hunter2-secret"
+    );
     assert!(!format!("{c:?}").contains("hunter2"));
 }
 
@@ -134,7 +175,13 @@ fn sample_forwarder_toml_is_valid() {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("forwarder.toml");
     let c = Config::load(Some(&sample), Vec::new(), &[]).unwrap();
     assert_eq!(c.inputs.len(), 2);
-    assert_eq!(c.inputs[0].kind, InputKind::File { path: "/var/log/sensors/readings.ndjson".into(), start_at: StartAt::End });
+    assert_eq!(
+        c.inputs[0].kind,
+        InputKind::File {
+            path: "/var/log/sensors/readings.ndjson".into(),
+            start_at: StartAt::End
+        }
+    );
     assert!(matches!(c.inputs[1].kind, InputKind::Udp { .. }));
     assert_eq!(c.spool.max_bytes, 256 << 20);
     assert!(c.metrics.listen.is_some());

@@ -34,7 +34,14 @@ fn stdin_of(text: String) -> Box<dyn std::io::BufRead + Send> {
 }
 
 fn run_stdin(cfg: &Config, text: String, sink: VecSink) -> Snapshot {
-    forward::run(cfg, SensorEncoder, sink, stdin_of(text), Arc::new(AtomicBool::new(false))).unwrap()
+    forward::run(
+        cfg,
+        SensorEncoder,
+        sink,
+        stdin_of(text),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap()
 }
 
 /// Per key, the ids in delivery order must be increasing (duplicates allowed only as resends).
@@ -59,7 +66,8 @@ fn thousand_lines_with_a_hundred_bad_ones() {
         let line = match i % 10 {
             3 => match (i / 10) % 5 {
                 0 => format!("not json {i}"),
-                1 => format!(r#"{{"sensorId":"s","timestamp":{i},"status":"NORMAL"}}"#).replace(r#""sensorId":"s","#, ""),
+                1 => format!(r#"{{"sensorId":"s","timestamp":{i},"status":"NORMAL"}}"#)
+                    .replace(r#""sensorId":"s","#, ""),
                 2 => format!(r#"{{"sensorId":"s","timestamp":"{i}","status":"NORMAL"}}"#),
                 3 => format!(r#"{{"sensorId":"s","timestamp":{i},"status":"ON_FIRE"}}"#),
                 _ => format!(r#"{{"sensorId":"s","timestamp":1e30,"status":"NORMAL","n":{i}}}"#),
@@ -80,25 +88,43 @@ fn thousand_lines_with_a_hundred_bad_ones() {
     assert_eq!(ids, (0..1000).filter(|i| i % 10 != 3).collect::<Vec<_>>());
     assert!(got.iter().all(|g| g.topic == "sensor-data"));
     assert_eq!(got[0].key.as_deref(), Some(&b"sensor-0"[..]));
-    assert_eq!((snap.received, snap.spooled, snap.acked, snap.dead_lettered), (1000, 900, 900, 100));
+    assert_eq!(
+        (snap.received, snap.spooled, snap.acked, snap.dead_lettered),
+        (1000, 900, 900, 100)
+    );
     assert_eq!((snap.spool_records, snap.dropped), (0, 0));
 
     let dl = std::fs::read_to_string(dir.join("dead-letter.ndjson")).unwrap();
-    let entries: Vec<serde_json::Value> = dl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let entries: Vec<serde_json::Value> = dl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(entries.len(), 100);
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for e in &entries {
-        *kinds.entry(e["reason"]["kind"].as_str().unwrap().to_string()).or_default() += 1;
+        *kinds
+            .entry(e["reason"]["kind"].as_str().unwrap().to_string())
+            .or_default() += 1;
         assert_eq!(e["input"], "stdin");
         assert!(e["time"].as_str().unwrap().ends_with('Z'));
         assert!(!e["reason"]["message"].as_str().unwrap().is_empty());
     }
-    let expect: BTreeMap<String, usize> = [("not-json", 20), ("missing-field", 20), ("wrong-type", 20), ("unknown-enum-symbol", 20), ("int-out-of-range", 20)]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    let expect: BTreeMap<String, usize> = [
+        ("not-json", 20),
+        ("missing-field", 20),
+        ("wrong-type", 20),
+        ("unknown-enum-symbol", 20),
+        ("int-out-of-range", 20),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
     assert_eq!(kinds, expect);
-    assert!(entries.iter().any(|e| e["line"].as_str().unwrap().starts_with("not json")));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["line"].as_str().unwrap().starts_with("not json"))
+    );
     // The stopped forwarder left its counters for `spool status`.
     let saved = Snapshot::load(&dir.join("spool")).unwrap();
     assert_eq!(saved.acked, 900);
@@ -127,8 +153,16 @@ fn sink_failures_are_retried_in_order_and_partial_acks_resend_the_rest() {
     };
     let got = sink.delivered();
     let ids: BTreeSet<u64> = got.iter().map(|g| id_of(&g.value)).collect();
-    assert_eq!(ids, (0..500).collect::<BTreeSet<_>>(), "every record arrives");
-    assert_eq!(got.len(), 500, "the sink only stores what it acknowledged, so no duplicates here");
+    assert_eq!(
+        ids,
+        (0..500).collect::<BTreeSet<_>>(),
+        "every record arrives"
+    );
+    assert_eq!(
+        got.len(),
+        500,
+        "the sink only stores what it acknowledged, so no duplicates here"
+    );
     assert_ordered_per_key(&got);
     assert!(snap.retried > 0);
     assert_eq!(snap.acked, 500);
@@ -175,7 +209,9 @@ fn stop_flag_drains_and_returns() {
         }
     }
     let text: String = (0..100u64).map(|i| good_line(i) + "\n").collect();
-    let stdin = Box::new(std::io::BufReader::new(Endless(Cursor::new(text.into_bytes()))));
+    let stdin = Box::new(std::io::BufReader::new(Endless(Cursor::new(
+        text.into_bytes(),
+    ))));
     let stop = Arc::new(AtomicBool::new(false));
     let sink = VecSink::default();
     let (s2, stop2) = (sink.clone(), stop.clone());
@@ -205,25 +241,43 @@ fn file_input_follows_appends_rotation_and_truncation() {
     let dir = TempDir::new("fwd-file");
     let feed = dir.join("feed.ndjson");
     let write = |path: &std::path::Path, ids: std::ops::Range<u64>, append: bool| {
-        let mut f = std::fs::OpenOptions::new().create(true).append(append).write(true).truncate(!append).open(path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(append)
+            .write(true)
+            .truncate(!append)
+            .open(path)
+            .unwrap();
         for i in ids {
             writeln!(f, "{}", good_line(i)).unwrap();
         }
     };
     write(&feed, 0..10, false);
     let feed_s = feed.display().to_string();
-    let cfg = config(&dir, &[("input.type", "file"), ("input.path", &feed_s), ("input.start_at", "beginning")]);
+    let cfg = config(
+        &dir,
+        &[
+            ("input.type", "file"),
+            ("input.path", &feed_s),
+            ("input.start_at", "beginning"),
+        ],
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let sink = VecSink::default();
     let h = {
         let (cfg, sink, stop) = (cfg.clone(), sink.clone(), stop.clone());
-        std::thread::spawn(move || forward::run(&cfg, SensorEncoder, sink, stdin_of(String::new()), stop).unwrap())
+        std::thread::spawn(move || {
+            forward::run(&cfg, SensorEncoder, sink, stdin_of(String::new()), stop).unwrap()
+        })
     };
     assert_eq!(wait_for(&sink, 10), (0..10).collect::<Vec<_>>());
     // Appends, including a line written in two parts.
     write(&feed, 10..20, true);
     {
-        let mut f = std::fs::OpenOptions::new().append(true).open(&feed).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&feed)
+            .unwrap();
         let l = good_line(20);
         f.write_all(&l.as_bytes()[..15]).unwrap();
         f.flush().unwrap();
@@ -249,15 +303,32 @@ fn file_input_follows_appends_rotation_and_truncation() {
 #[test]
 fn udp_input_and_metrics_endpoint() {
     let dir = TempDir::new("fwd-udp");
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mport = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mport = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let (bind, listen) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{mport}"));
-    let cfg = config(&dir, &[("input.type", "udp"), ("input.bind", &bind), ("metrics.listen", &listen)]);
+    let cfg = config(
+        &dir,
+        &[
+            ("input.type", "udp"),
+            ("input.bind", &bind),
+            ("metrics.listen", &listen),
+        ],
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let sink = VecSink::default();
     let h = {
         let (cfg, sink, stop) = (cfg.clone(), sink.clone(), stop.clone());
-        std::thread::spawn(move || forward::run(&cfg, SensorEncoder, sink, stdin_of(String::new()), stop).unwrap())
+        std::thread::spawn(move || {
+            forward::run(&cfg, SensorEncoder, sink, stdin_of(String::new()), stop).unwrap()
+        })
     };
     // The metrics listener is bound after the UDP socket: once it answers, datagrams are received.
     let end = Instant::now() + Duration::from_secs(10);
@@ -270,7 +341,8 @@ fn udp_input_and_metrics_endpoint() {
     // Datagrams sent before the socket is read are queued by the kernel; resend the rest until all arrive.
     while sink.delivered().len() < 30 && Instant::now() < end {
         if sent < 30 {
-            tx.send_to(format!("{}\n", good_line(sent)).as_bytes(), &bind).unwrap();
+            tx.send_to(format!("{}\n", good_line(sent)).as_bytes(), &bind)
+                .unwrap();
             sent += 1;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -280,12 +352,16 @@ fn udp_input_and_metrics_endpoint() {
     assert_eq!(ids, (0..30).collect::<Vec<_>>());
     std::thread::sleep(Duration::from_millis(200));
     let mut c = std::net::TcpStream::connect(&listen).unwrap();
-    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut resp = String::new();
     c.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.contains("\navro_edge_acked_total 30\n"), "{resp}");
-    assert!(resp.contains("\navro_edge_dead_lettered_total 1\n"), "{resp}");
+    assert!(
+        resp.contains("\navro_edge_dead_lettered_total 1\n"),
+        "{resp}"
+    );
     assert!(resp.contains("avro_edge_spool_records 0"), "{resp}");
     let mut c = std::net::TcpStream::connect(&listen).unwrap();
     c.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
@@ -299,7 +375,15 @@ fn udp_input_and_metrics_endpoint() {
 #[test]
 fn drop_oldest_spool_counts_drops_when_the_sink_is_down() {
     let dir = TempDir::new("fwd-drop");
-    let cfg = config(&dir, &[("spool.max_bytes", "64KiB"), ("spool.segment_bytes", "8KiB"), ("spool.when_full", "drop_oldest"), ("drain_timeout_ms", "200")]);
+    let cfg = config(
+        &dir,
+        &[
+            ("spool.max_bytes", "64KiB"),
+            ("spool.segment_bytes", "8KiB"),
+            ("spool.when_full", "drop_oldest"),
+            ("drain_timeout_ms", "200"),
+        ],
+    );
     let text: String = (0..2000u64).map(|i| good_line(i) + "\n").collect();
     let down = VecSink::default();
     down.fail_batches.store(usize::MAX, Ordering::SeqCst);
@@ -309,14 +393,21 @@ fn drop_oldest_spool_counts_drops_when_the_sink_is_down() {
     let up = VecSink::default();
     run_stdin(&cfg, String::new(), up.clone());
     let ids: Vec<u64> = up.delivered().iter().map(|g| id_of(&g.value)).collect();
-    assert_eq!(ids, (snap.dropped..2000).collect::<Vec<_>>(), "the newest records survive, in order");
+    assert_eq!(
+        ids,
+        (snap.dropped..2000).collect::<Vec<_>>(),
+        "the newest records survive, in order"
+    );
 }
 
 #[test]
 fn sample_sensor_feed_fixture() {
     let dir = TempDir::new("fwd-fixture");
     let cfg = config(&dir, &[]);
-    let feed = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sensor-readings.ndjson")).unwrap();
+    let feed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sensor-readings.ndjson"),
+    )
+    .unwrap();
     let sink = VecSink::default();
     let snap = run_stdin(&cfg, feed.clone(), sink.clone());
     let got = sink.delivered();
@@ -327,15 +418,34 @@ fn sample_sensor_feed_fixture() {
         .filter(|v| v["timestamp"].is_i64() && v["status"] != "ON_FIRE")
         .collect();
     assert!(good.len() >= 50);
-    assert_eq!(got.iter().map(|g| g.value.clone()).collect::<Vec<_>>(), good);
-    assert!(got.iter().all(|g| g.key.as_deref() == g.value["sensorId"].as_str().map(str::as_bytes)));
+    assert_eq!(
+        got.iter().map(|g| g.value.clone()).collect::<Vec<_>>(),
+        good
+    );
+    assert!(
+        got.iter()
+            .all(|g| g.key.as_deref() == g.value["sensorId"].as_str().map(str::as_bytes))
+    );
     assert_eq!(snap.dead_lettered, 4);
     let dl = std::fs::read_to_string(dir.join("dead-letter.ndjson")).unwrap();
     let kinds: BTreeSet<String> = dl
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["reason"]["kind"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["reason"]["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
-    let expect: BTreeSet<String> = ["not-json", "missing-field", "wrong-type", "unknown-enum-symbol"].iter().map(|s| s.to_string()).collect();
+    let expect: BTreeSet<String> = [
+        "not-json",
+        "missing-field",
+        "wrong-type",
+        "unknown-enum-symbol",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     assert_eq!(kinds, expect);
 }
 
@@ -343,7 +453,11 @@ fn sample_sensor_feed_fixture() {
 fn file_input_start_at_end_skips_old_lines_but_reads_a_file_created_later_from_its_start() {
     let dir = TempDir::new("fwd-file-end");
     let old = dir.join("old.ndjson");
-    std::fs::write(&old, (0..5u64).map(|i| good_line(i) + "\n").collect::<String>()).unwrap();
+    std::fs::write(
+        &old,
+        (0..5u64).map(|i| good_line(i) + "\n").collect::<String>(),
+    )
+    .unwrap();
     let late = dir.join("late.ndjson");
     let file = dir.join("f.toml");
     std::fs::write(
@@ -363,15 +477,27 @@ fn file_input_start_at_end_skips_old_lines_but_reads_a_file_created_later_from_i
     let sink = VecSink::default();
     let h = {
         let (cfg, sink, stop) = (cfg.clone(), sink.clone(), stop.clone());
-        std::thread::spawn(move || forward::run(&cfg, SensorEncoder, sink, stdin_of(String::new()), stop).unwrap())
+        std::thread::spawn(move || {
+            forward::run(&cfg, SensorEncoder, sink, stdin_of(String::new()), stop).unwrap()
+        })
     };
     std::thread::sleep(Duration::from_millis(400));
-    std::fs::write(&late, (100..103u64).map(|i| good_line(i) + "\n").collect::<String>()).unwrap();
+    std::fs::write(
+        &late,
+        (100..103u64)
+            .map(|i| good_line(i) + "\n")
+            .collect::<String>(),
+    )
+    .unwrap();
     let mut f = std::fs::OpenOptions::new().append(true).open(&old).unwrap();
     writeln!(f, "{}", good_line(5)).unwrap();
     let mut ids = wait_for(&sink, 4);
     ids.sort_unstable();
-    assert_eq!(ids, vec![5, 100, 101, 102], "old lines skipped, new ones and the late file read");
+    assert_eq!(
+        ids,
+        vec![5, 100, 101, 102],
+        "old lines skipped, new ones and the late file read"
+    );
     stop.store(true, Ordering::SeqCst);
     h.join().unwrap();
 }

@@ -22,7 +22,12 @@ fn opts() -> SpoolOptions {
 }
 
 fn id_of(r: &SpoolRecord) -> u64 {
-    std::str::from_utf8(&r.value).unwrap().strip_prefix("reading-").unwrap().parse().unwrap()
+    std::str::from_utf8(&r.value)
+        .unwrap()
+        .strip_prefix("reading-")
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 fn drain(spool: &Spool) -> Vec<u64> {
@@ -48,21 +53,30 @@ fn child(test: &str, dir: &std::path::Path) -> Command {
         }
         None => Command::new(exe),
     };
-    c.args(["--exact", test, "--nocapture", "--test-threads=1"]).env(CHILD_ENV, dir);
+    c.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, dir);
     c
 }
 
 /// Child mode: append 500, hand out 300, ack 200, then abort (no destructor, no flush).
 #[test]
 fn crash_child_abort() {
-    let Some(dir) = std::env::var_os(CHILD_ENV) else { return };
+    let Some(dir) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
     let (spool, _) = Spool::open(dir.as_ref(), opts()).unwrap();
     for i in 0..500u64 {
-        spool.append("t", None, format!("reading-{i}").as_bytes()).unwrap();
+        spool
+            .append("t", None, format!("reading-{i}").as_bytes())
+            .unwrap();
     }
     let mut handed = Vec::new();
     while handed.len() < 300 {
-        handed.extend(spool.read_batch(300 - handed.len(), 1 << 20, Duration::ZERO).unwrap());
+        handed.extend(
+            spool
+                .read_batch(300 - handed.len(), 1 << 20, Duration::ZERO)
+                .unwrap(),
+        );
     }
     spool.ack_through(&handed[199]).unwrap();
     std::process::abort();
@@ -74,7 +88,11 @@ fn abort_after_acks_resumes_with_only_the_unacked_tail() {
         return;
     }
     let dir = TempDir::new("spool-abort");
-    let status = child("crash_child_abort", dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+    let status = child("crash_child_abort", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
     assert!(!status.success(), "the child must have died");
     let (spool, report) = Spool::open(dir.path(), opts()).unwrap();
     // Nothing acked comes back; the 100 handed out but unacked are counted as possible duplicates.
@@ -86,11 +104,15 @@ fn abort_after_acks_resumes_with_only_the_unacked_tail() {
 /// Child mode: append forever, printing each accepted id, until killed.
 #[test]
 fn crash_child_kill() {
-    let Some(dir) = std::env::var_os(CHILD_ENV) else { return };
+    let Some(dir) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
     let (spool, _) = Spool::open(dir.as_ref(), opts()).unwrap();
     let pad = "p".repeat(100);
     for i in 0u64.. {
-        spool.append("t", None, format!("reading-{i}").as_bytes()).unwrap();
+        spool
+            .append("t", None, format!("reading-{i}").as_bytes())
+            .unwrap();
         // Acks run alongside: every 1000th record acknowledges the first half so far.
         if i % 1000 == 999 {
             let b = spool.read_batch(500, 1 << 20, Duration::ZERO).unwrap();
@@ -108,7 +130,11 @@ fn sigkill_mid_stream_loses_no_accepted_record() {
         return;
     }
     let dir = TempDir::new("spool-kill");
-    let mut c = child("crash_child_kill", dir.path()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut c = child("crash_child_kill", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
     let mut last_accepted = None;
     // Let it write for a while, then SIGKILL it mid-stream.
@@ -126,14 +152,20 @@ fn sigkill_mid_stream_loses_no_accepted_record() {
     c.kill().unwrap();
     let _ = c.wait();
     let last_accepted = last_accepted.expect("child accepted records");
-    assert!(last_accepted > 1000, "child wrote too little to be a useful test: {last_accepted}");
+    assert!(
+        last_accepted > 1000,
+        "child wrote too little to be a useful test: {last_accepted}"
+    );
     let (spool, report) = Spool::open(dir.path(), opts()).unwrap();
     let ids = drain(&spool);
     // Acked ids never come back; every accepted id after the cursor does, in order, without gaps.
     let first = *ids.first().unwrap();
     assert_eq!(first % 500, 0, "resumes at an ack boundary: {first}");
     assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "no gaps");
-    assert!(*ids.last().unwrap() >= last_accepted, "every accepted record is there");
+    assert!(
+        *ids.last().unwrap() >= last_accepted,
+        "every accepted record is there"
+    );
     // A process kill is not a power loss: at most the single frame being written can be torn.
     assert!(report.corrupt_records <= 1, "{report:?}");
 }

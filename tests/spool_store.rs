@@ -11,17 +11,33 @@ use avro_edge::spool::{FsyncPolicy, Spool, SpoolError, SpoolOptions, SpoolRecord
 use spool_support::{TempDir, segments};
 
 fn opts() -> SpoolOptions {
-    SpoolOptions { fsync: FsyncPolicy::Never, max_bytes: 1 << 20, when_full: WhenFull::Block, segment_bytes: Some(8 * 1024) }
+    SpoolOptions {
+        fsync: FsyncPolicy::Never,
+        max_bytes: 1 << 20,
+        when_full: WhenFull::Block,
+        segment_bytes: Some(8 * 1024),
+    }
 }
 
 fn id_of(r: &SpoolRecord) -> u64 {
-    std::str::from_utf8(&r.value).unwrap().strip_prefix("reading-").unwrap().parse().unwrap()
+    std::str::from_utf8(&r.value)
+        .unwrap()
+        .strip_prefix("reading-")
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 fn append_ids(spool: &Spool, ids: std::ops::Range<u64>) {
     for i in ids {
         let key = format!("sensor-{}", i % 7);
-        spool.append("sensor-data", Some(key.as_bytes()), format!("reading-{i}").as_bytes()).unwrap();
+        spool
+            .append(
+                "sensor-data",
+                Some(key.as_bytes()),
+                format!("reading-{i}").as_bytes(),
+            )
+            .unwrap();
     }
 }
 
@@ -45,7 +61,10 @@ fn append_ack_restart_resumes_at_the_acked_cursor() {
         assert_eq!(report.records, 0);
         append_ids(&spool, 0..1000);
         let recs = drain(&spool);
-        assert_eq!(recs.iter().map(id_of).collect::<Vec<_>>(), (0..1000).collect::<Vec<_>>());
+        assert_eq!(
+            recs.iter().map(id_of).collect::<Vec<_>>(),
+            (0..1000).collect::<Vec<_>>()
+        );
         assert_eq!(recs[0].key.as_deref(), Some(&b"sensor-0"[..]));
         assert_eq!(recs[0].topic, "sensor-data");
         // Acknowledge the first 600 (the sender read 1000).
@@ -54,18 +73,27 @@ fn append_ack_restart_resumes_at_the_acked_cursor() {
         assert_eq!(st.records, 400);
         assert!(st.segments >= 1);
         assert!(st.oldest_unacked_age_ms.is_some());
-        assert!(segments(dir.path()).len() < 10, "acked segments are deleted");
+        assert!(
+            segments(dir.path()).len() < 10,
+            "acked segments are deleted"
+        );
     }
     let (spool, report) = Spool::open(dir.path(), opts()).unwrap();
     // 400 were handed to the sender but not acked: resent and counted as possible duplicates.
     assert_eq!(report.possible_duplicates, 400);
     assert_eq!(spool.status().possible_duplicates, 400);
     let recs = drain(&spool);
-    assert_eq!(recs.iter().map(id_of).collect::<Vec<_>>(), (600..1000).collect::<Vec<_>>());
+    assert_eq!(
+        recs.iter().map(id_of).collect::<Vec<_>>(),
+        (600..1000).collect::<Vec<_>>()
+    );
     // New appends continue the sequence after the old ones.
     append_ids(&spool, 1000..1010);
     let more = drain(&spool);
-    assert_eq!(more.iter().map(id_of).collect::<Vec<_>>(), (1000..1010).collect::<Vec<_>>());
+    assert_eq!(
+        more.iter().map(id_of).collect::<Vec<_>>(),
+        (1000..1010).collect::<Vec<_>>()
+    );
     assert!(more[0].seq > recs.last().unwrap().seq);
     spool.ack_through(more.last().unwrap()).unwrap();
     assert_eq!(spool.status().records, 0);
@@ -84,7 +112,10 @@ fn never_sent_records_are_not_counted_as_duplicates_and_rewind_resends() {
     spool.ack_through(&b[9]).unwrap();
     spool.rewind();
     let again = drain(&spool);
-    assert_eq!(again.iter().map(id_of).collect::<Vec<_>>(), (10..50).collect::<Vec<_>>());
+    assert_eq!(
+        again.iter().map(id_of).collect::<Vec<_>>(),
+        (10..50).collect::<Vec<_>>()
+    );
     drop(spool);
     // Everything up to 49 was handed out now: all 40 unacked may be duplicates.
     let (_s, report) = Spool::open(dir.path(), opts()).unwrap();
@@ -97,8 +128,14 @@ fn never_sent_records_are_not_counted_as_duplicates_and_rewind_resends() {
     spool.ack_through(&b[19]).unwrap();
     drop(spool);
     let (spool, report) = Spool::open(dir.path(), opts()).unwrap();
-    assert_eq!(report.possible_duplicates, 0, "records never handed out are not duplicates");
-    assert_eq!(drain(&spool).iter().map(id_of).collect::<Vec<_>>(), (20..50).collect::<Vec<_>>());
+    assert_eq!(
+        report.possible_duplicates, 0,
+        "records never handed out are not duplicates"
+    );
+    assert_eq!(
+        drain(&spool).iter().map(id_of).collect::<Vec<_>>(),
+        (20..50).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -111,7 +148,12 @@ fn torn_last_record_is_truncated_and_earlier_records_survive() {
     let segs = segments(dir.path());
     let last = segs.last().unwrap();
     let len = std::fs::metadata(last).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(last).unwrap().set_len(len - 5).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(last)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
 
     let (spool, report) = Spool::open(dir.path(), opts()).unwrap();
     assert_eq!(report.corrupt_records, 1);
@@ -157,7 +199,11 @@ fn flipped_byte_in_last_record_and_in_the_middle() {
     assert_eq!(ids.len(), 298);
     assert!(!ids.contains(&299));
     let missing: Vec<u64> = (0..299).filter(|i| !ids.contains(i)).collect();
-    assert_eq!(missing.len(), 1, "exactly one record lost in the middle: {missing:?}");
+    assert_eq!(
+        missing.len(),
+        1,
+        "exactly one record lost in the middle: {missing:?}"
+    );
     drop(spool);
     // The repair is durable: a second open finds nothing wrong.
     let (_s, report) = Spool::open(dir.path(), opts()).unwrap();
@@ -169,16 +215,28 @@ fn flipped_byte_in_last_record_and_in_the_middle() {
 fn second_opener_is_refused() {
     let dir = TempDir::new("spool-lock");
     let (_spool, _) = Spool::open(dir.path(), opts()).unwrap();
-    let err = Spool::open(dir.path(), opts()).err().expect("second open must fail");
+    let err = Spool::open(dir.path(), opts())
+        .err()
+        .expect("second open must fail");
     assert_eq!(err.kind(), "spool-locked");
-    assert!(err.to_string().contains(&std::process::id().to_string()), "{err}");
-    assert!(matches!(Spool::inspect(dir.path()), Err(SpoolError::Locked { .. })));
+    assert!(
+        err.to_string().contains(&std::process::id().to_string()),
+        "{err}"
+    );
+    assert!(matches!(
+        Spool::inspect(dir.path()),
+        Err(SpoolError::Locked { .. })
+    ));
 }
 
 #[test]
 fn block_when_full_waits_for_acks() {
     let dir = TempDir::new("spool-block");
-    let o = SpoolOptions { max_bytes: 64 * 1024, segment_bytes: Some(8 * 1024), ..opts() };
+    let o = SpoolOptions {
+        max_bytes: 64 * 1024,
+        segment_bytes: Some(8 * 1024),
+        ..opts()
+    };
     let (spool, _) = Spool::open(dir.path(), o).unwrap();
     let spool = Arc::new(spool);
     let value = vec![b'x'; 900];
@@ -195,18 +253,25 @@ fn block_when_full_waits_for_acks() {
     // 200 x ~930 bytes cannot fit in 64 KiB: the writer must stop.
     std::thread::sleep(Duration::from_millis(300));
     let st = spool.status();
-    assert!(st.records < 200 && st.records > 0, "writer should be blocked: {st:?}");
+    assert!(
+        st.records < 200 && st.records > 0,
+        "writer should be blocked: {st:?}"
+    );
     assert!(st.bytes <= 64 * 1024);
     assert!(!writer.is_finished());
     // Ack as the sender would: everything arrives, in order, nothing dropped.
     let mut got = Vec::new();
     while got.len() < 200 {
-        let b = spool.read_batch(16, 1 << 20, Duration::from_millis(100)).unwrap();
+        let b = spool
+            .read_batch(16, 1 << 20, Duration::from_millis(100))
+            .unwrap();
         if let Some(last) = b.last() {
             spool.ack_through(last).unwrap();
         }
         got.extend(b.iter().map(|r| {
-            let s = std::str::from_utf8(&r.value[..r.value.iter().position(|&c| c == b'|').unwrap()]).unwrap();
+            let s =
+                std::str::from_utf8(&r.value[..r.value.iter().position(|&c| c == b'|').unwrap()])
+                    .unwrap();
             s.strip_prefix("reading-").unwrap().parse::<u64>().unwrap()
         }));
     }
@@ -218,11 +283,18 @@ fn block_when_full_waits_for_acks() {
 #[test]
 fn drop_oldest_when_full_drops_and_counts() {
     let dir = TempDir::new("spool-drop");
-    let o = SpoolOptions { max_bytes: 64 * 1024, segment_bytes: Some(8 * 1024), when_full: WhenFull::DropOldest, ..opts() };
+    let o = SpoolOptions {
+        max_bytes: 64 * 1024,
+        segment_bytes: Some(8 * 1024),
+        when_full: WhenFull::DropOldest,
+        ..opts()
+    };
     let (spool, _) = Spool::open(dir.path(), o).unwrap();
     let pad = "x".repeat(900);
     for i in 0..200u64 {
-        spool.append("t", None, format!("reading-{i}|{pad}").as_bytes()).unwrap();
+        spool
+            .append("t", None, format!("reading-{i}|{pad}").as_bytes())
+            .unwrap();
     }
     let st = spool.status();
     assert!(st.bytes <= 64 * 1024);
@@ -230,7 +302,15 @@ fn drop_oldest_when_full_drops_and_counts() {
     assert_eq!(st.dropped + st.records, 200, "{st:?}");
     let ids: Vec<u64> = drain(&spool)
         .iter()
-        .map(|r| std::str::from_utf8(&r.value).unwrap().split('|').next().unwrap()[8..].parse().unwrap())
+        .map(|r| {
+            std::str::from_utf8(&r.value)
+                .unwrap()
+                .split('|')
+                .next()
+                .unwrap()[8..]
+                .parse()
+                .unwrap()
+        })
         .collect();
     // What is left is the newest records, contiguous and in order.
     assert_eq!(ids, (st.dropped..200).collect::<Vec<_>>());
@@ -239,7 +319,15 @@ fn drop_oldest_when_full_drops_and_counts() {
 #[test]
 fn record_larger_than_a_quarter_of_the_spool_is_refused() {
     let dir = TempDir::new("spool-big");
-    let (spool, _) = Spool::open(dir.path(), SpoolOptions { max_bytes: 64 * 1024, segment_bytes: Some(8192), ..opts() }).unwrap();
+    let (spool, _) = Spool::open(
+        dir.path(),
+        SpoolOptions {
+            max_bytes: 64 * 1024,
+            segment_bytes: Some(8192),
+            ..opts()
+        },
+    )
+    .unwrap();
     let err = spool.append("t", None, &vec![0u8; 20 * 1024]).unwrap_err();
     assert_eq!(err.kind(), "record-too-large");
 }
@@ -247,7 +335,15 @@ fn record_larger_than_a_quarter_of_the_spool_is_refused() {
 #[test]
 fn interrupt_wakes_a_blocked_appender() {
     let dir = TempDir::new("spool-int");
-    let (spool, _) = Spool::open(dir.path(), SpoolOptions { max_bytes: 64 * 1024, segment_bytes: Some(8192), ..opts() }).unwrap();
+    let (spool, _) = Spool::open(
+        dir.path(),
+        SpoolOptions {
+            max_bytes: 64 * 1024,
+            segment_bytes: Some(8192),
+            ..opts()
+        },
+    )
+    .unwrap();
     let spool = Arc::new(spool);
     let s2 = spool.clone();
     let t = std::thread::spawn(move || {
@@ -273,10 +369,19 @@ fn inspect_reports_a_stopped_spool_without_changing_it() {
     }
     let last = segments(dir.path()).pop().unwrap();
     let len = std::fs::metadata(&last).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&last).unwrap().set_len(len - 3).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
     let (st, report) = Spool::inspect(dir.path()).unwrap();
     assert_eq!(st.records, 69);
     assert_eq!(st.acked_seq, 30);
     assert_eq!(report.corrupt_records, 1);
-    assert_eq!(std::fs::metadata(&last).unwrap().len(), len - 3, "inspect must not repair");
+    assert_eq!(
+        std::fs::metadata(&last).unwrap().len(),
+        len - 3,
+        "inspect must not repair"
+    );
 }

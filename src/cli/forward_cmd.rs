@@ -15,6 +15,14 @@ use crate::spool::Spool;
 
 #[derive(Debug, clap::Args)]
 pub struct ForwardArgs {
+    // Boxed: the flags are many, and `Command` should not be sized by its largest variant.
+    #[command(flatten)]
+    pub flags: Box<ForwardFlags>,
+}
+
+/// The flags of `avro-edge forward`; each maps to one configuration key.
+#[derive(Debug, clap::Args)]
+pub struct ForwardFlags {
     /// TOML configuration file (see forwarder.toml); flags and AVRO_EDGE_* env override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -80,7 +88,7 @@ pub enum SpoolCommand {
 }
 
 /// The flags as configuration keys (named flags first, then --set).
-fn flag_pairs(a: &ForwardArgs) -> Result<Vec<(String, String)>, Failure> {
+fn flag_pairs(a: &ForwardFlags) -> Result<Vec<(String, String)>, Failure> {
     let named: [(&str, &Option<String>); 14] = [
         ("kafka.brokers", &a.brokers),
         ("input.topic", &a.topic),
@@ -97,8 +105,10 @@ fn flag_pairs(a: &ForwardArgs) -> Result<Vec<(String, String)>, Failure> {
         ("kafka.acks", &a.acks),
         ("kafka.compression", &a.compression),
     ];
-    let mut out: Vec<(String, String)> =
-        named.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone()))).collect();
+    let mut out: Vec<(String, String)> = named
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone())))
+        .collect();
     if !a.registry.is_empty() {
         out.push(("registry.urls".into(), a.registry.join(",")));
     }
@@ -110,6 +120,7 @@ fn flag_pairs(a: &ForwardArgs) -> Result<Vec<(String, String)>, Failure> {
 
 /// Load the configuration from the file, the environment and the flags.
 pub fn load_config(a: &ForwardArgs) -> Result<Config, Failure> {
+    let a = &*a.flags;
     let flags = flag_pairs(a)?;
     Config::load(a.config.as_deref(), std::env::vars(), &flags).map_err(|e| Failure::bad_input(&e))
 }
@@ -128,12 +139,15 @@ fn install_signals() -> Result<StopFlag, Failure> {
 pub fn forward(a: ForwardArgs) -> CmdResult {
     let cfg = load_config(&a)?;
     if cfg.kafka.brokers.is_empty() {
-        let e = config::ConfigError::Missing { key: "kafka.brokers".into() };
+        let e = config::ConfigError::Missing {
+            key: "kafka.brokers".into(),
+        };
         return Err(Failure::bad_input(&e));
     }
     let stop = install_signals()?;
-    let source = crate::registry::open_source(&cfg.registry.urls, cfg.registry.schema_cache.as_deref())
-        .map_err(|e| Failure::runtime(&e))?;
+    let source =
+        crate::registry::open_source(&cfg.registry.urls, cfg.registry.schema_cache.as_deref())
+            .map_err(|e| Failure::runtime(&e))?;
     // Wiring point for the codec and the producer (issues 2 and 3), once they are merged:
     //   let codec = crate::codec::Codec::new(source);
     //   let pcfg = /* ProducerConfig from cfg.kafka */;
@@ -172,14 +186,19 @@ fn status(dir: &std::path::Path, json: bool) -> CmdResult {
         println!("{v}");
         return Ok(());
     }
-    let age = st.oldest_unacked_age_ms.map_or("-".to_string(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
+    let age = st
+        .oldest_unacked_age_ms
+        .map_or("-".to_string(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
     println!("spool {}", dir.display());
     println!("  records (unacked)     {}", st.records);
     println!("  bytes                 {}", st.bytes);
     println!("  segments              {}", st.segments);
     println!("  oldest unacked age    {age}");
     println!("  next seq / acked seq  {} / {}", st.next_seq, st.acked_seq);
-    println!("  possible duplicates   {} (sent before, not acked: resent on start)", st.possible_duplicates);
+    println!(
+        "  possible duplicates   {} (sent before, not acked: resent on start)",
+        st.possible_duplicates
+    );
     println!(
         "  damage found now      {} corrupt records, {} bytes torn tail, {} bytes skipped (repaired on the next start)",
         report.corrupt_records, report.truncated_bytes, report.skipped_bytes
@@ -192,7 +211,12 @@ fn status(dir: &std::path::Path, json: bool) -> CmdResult {
                 s.received, s.spooled, s.sent, s.acked, s.retried, s.dead_lettered, s.dropped
             );
             if let Some(e) = s.last_error {
-                println!("  last error [{}] {} (at {})", e.kind, e.message, forward::dead_letter::rfc3339_ms(e.at_ms));
+                println!(
+                    "  last error [{}] {} (at {})",
+                    e.kind,
+                    e.message,
+                    forward::dead_letter::rfc3339_ms(e.at_ms)
+                );
             }
         }
         None => println!("last run: no stats.json"),

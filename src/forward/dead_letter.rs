@@ -20,7 +20,10 @@ impl DeadLetter {
             std::fs::create_dir_all(parent)?;
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(DeadLetter { path: path.to_path_buf(), file: Mutex::new(file) })
+        Ok(DeadLetter {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -28,7 +31,14 @@ impl DeadLetter {
     }
 
     /// Append one entry. `truncated` says `line` is only the start of a longer line.
-    pub fn write(&self, input: &str, line: &[u8], truncated: bool, kind: &str, message: &str) -> std::io::Result<()> {
+    pub fn write(
+        &self,
+        input: &str,
+        line: &[u8],
+        truncated: bool,
+        kind: &str,
+        message: &str,
+    ) -> std::io::Result<()> {
         let mut entry = serde_json::json!({
             "time": rfc3339_ms(crate::spool::now_ms()),
             "input": input,
@@ -40,7 +50,10 @@ impl DeadLetter {
         }
         let mut text = entry.to_string();
         text.push('\n');
-        let mut f = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut f = self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f.write_all(text.as_bytes())
     }
 }
@@ -60,7 +73,13 @@ pub fn rfc3339_ms(ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, ms % 1000)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
 }
 
 #[cfg(test)]
@@ -69,6 +88,9 @@ mod tests {
     fn rfc3339() {
         assert_eq!(super::rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
         // 2000-02-29T12:34:56.789Z (a leap day) = 951827696789 ms (date -d @951827696).
-        assert_eq!(super::rfc3339_ms(951_827_696_789), "2000-02-29T12:34:56.789Z");
+        assert_eq!(
+            super::rfc3339_ms(951_827_696_789),
+            "2000-02-29T12:34:56.789Z"
+        );
     }
 }

@@ -23,7 +23,10 @@ pub const FOLLOW_POLL: Duration = Duration::from_millis(100);
 pub enum Line {
     Ok(Vec<u8>),
     /// Longer than the limit: only the first bytes were kept.
-    TooLong { prefix: Vec<u8>, len: usize },
+    TooLong {
+        prefix: Vec<u8>,
+        len: usize,
+    },
 }
 
 /// Splits a byte stream into bounded lines; keeps a partial last line until more bytes come.
@@ -55,7 +58,12 @@ impl LineSplitter {
 
     /// Read what `r` has now, calling `on_line` for every complete line. Returns at end of data (true)
     /// or when the callback says stop (false).
-    pub fn read_available(&mut self, r: &mut dyn BufRead, max: usize, on_line: &mut dyn FnMut(Line) -> Flow) -> std::io::Result<bool> {
+    pub fn read_available(
+        &mut self,
+        r: &mut dyn BufRead,
+        max: usize,
+        on_line: &mut dyn FnMut(Line) -> Flow,
+    ) -> std::io::Result<bool> {
         loop {
             let avail = match r.fill_buf() {
                 Ok(a) => a,
@@ -76,7 +84,8 @@ impl LineSplitter {
                     let total = self.buf.len() + chunk.len();
                     self.buf.truncate(TOO_LONG_PREFIX);
                     let room = TOO_LONG_PREFIX.saturating_sub(self.buf.len());
-                    self.buf.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+                    self.buf
+                        .extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
                     self.overflow = Some(total);
                 }
                 None => self.buf.extend_from_slice(chunk),
@@ -104,7 +113,11 @@ impl LineSplitter {
 }
 
 /// Read NDJSON from a reader to its end (stdin). Returns early when the callback says stop.
-pub fn read_stream(r: &mut dyn BufRead, max: usize, on_line: &mut dyn FnMut(Line) -> Flow) -> std::io::Result<()> {
+pub fn read_stream(
+    r: &mut dyn BufRead,
+    max: usize,
+    on_line: &mut dyn FnMut(Line) -> Flow,
+) -> std::io::Result<()> {
     let mut s = LineSplitter::default();
     if s.read_available(r, max, on_line)? {
         s.finish(on_line);
@@ -172,13 +185,27 @@ pub fn follow_file(
 }
 
 /// Receive one record per datagram on `socket` until `stop` is set.
-pub fn receive_udp(socket: &UdpSocket, max: usize, stop: &AtomicBool, on_line: &mut dyn FnMut(Line) -> Flow) -> std::io::Result<()> {
+pub fn receive_udp(
+    socket: &UdpSocket,
+    max: usize,
+    stop: &AtomicBool,
+    on_line: &mut dyn FnMut(Line) -> Flow,
+) -> std::io::Result<()> {
     socket.set_read_timeout(Some(Duration::from_millis(200)))?;
     let mut buf = vec![0u8; 65_536];
     while !stop.load(Ordering::Relaxed) {
         let n = match socket.recv(&mut buf) {
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
             Err(e) => return Err(e),
         };
         let mut d = buf.get(..n).unwrap_or_default();
@@ -191,7 +218,10 @@ pub fn receive_udp(socket: &UdpSocket, max: usize, stop: &AtomicBool, on_line: &
             continue;
         }
         let line = if d.len() > max {
-            Line::TooLong { prefix: d.get(..TOO_LONG_PREFIX).unwrap_or(d).to_vec(), len: d.len() }
+            Line::TooLong {
+                prefix: d.get(..TOO_LONG_PREFIX).unwrap_or(d).to_vec(),
+                len: d.len(),
+            }
         } else {
             Line::Ok(d.to_vec())
         };
@@ -227,7 +257,9 @@ mod tests {
         assert_eq!(got[0], Line::Ok(b"one".to_vec()));
         assert_eq!(got[1], Line::Ok(b"two".to_vec()));
         match &got[2] {
-            Line::TooLong { prefix, len } => assert_eq!((prefix.len(), *len), (TOO_LONG_PREFIX, 5000)),
+            Line::TooLong { prefix, len } => {
+                assert_eq!((prefix.len(), *len), (TOO_LONG_PREFIX, 5000))
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(got[3], Line::Ok(b"three".to_vec()));

@@ -65,8 +65,15 @@ pub fn add(c: &AtomicU64, n: u64) {
 
 impl Metrics {
     pub fn set_error(&self, kind: &str, message: &str) {
-        let e = LastError { kind: kind.into(), message: message.into(), at_ms: crate::spool::now_ms() };
-        *self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+        let e = LastError {
+            kind: kind.into(),
+            message: message.into(),
+            at_ms: crate::spool::now_ms(),
+        };
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
     }
 
     pub fn snapshot(&self, spool: &SpoolStatus) -> Snapshot {
@@ -85,7 +92,11 @@ impl Metrics {
             spool_bytes: spool.bytes,
             spool_segments: spool.segments,
             oldest_unacked_age_ms: spool.oldest_unacked_age_ms,
-            last_error: self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
         }
     }
 }
@@ -115,29 +126,97 @@ impl Snapshot {
         let mut m = |name: &str, kind: &str, help: &str, v: u64| {
             s.push_str(&format!("# HELP avro_edge_{name} {help}\n# TYPE avro_edge_{name} {kind}\navro_edge_{name} {v}\n"));
         };
-        m("received_total", "counter", "Input records read.", self.received);
-        m("spooled_total", "counter", "Records accepted into the spool.", self.spooled);
-        m("sent_total", "counter", "Records handed to the producer (resends included).", self.sent);
-        m("acked_total", "counter", "Records acknowledged by the broker.", self.acked);
-        m("retried_total", "counter", "Records resent after a failed send.", self.retried);
-        m("dead_lettered_total", "counter", "Input lines written to the dead-letter file.", self.dead_lettered);
-        m("dropped_total", "counter", "Records dropped (spool full with drop_oldest, or read after stop).", self.dropped);
-        m("corrupt_records_total", "counter", "Corrupt spool records found and removed.", self.corrupt_records);
-        m("possible_duplicates_total", "counter", "Records resent that may already have been delivered.", self.possible_duplicates);
-        m("spool_records", "gauge", "Unacknowledged records in the spool.", self.spool_records);
-        m("spool_bytes", "gauge", "Bytes of spool segment files.", self.spool_bytes);
-        m("spool_segments", "gauge", "Spool segment files.", self.spool_segments);
+        m(
+            "received_total",
+            "counter",
+            "Input records read.",
+            self.received,
+        );
+        m(
+            "spooled_total",
+            "counter",
+            "Records accepted into the spool.",
+            self.spooled,
+        );
+        m(
+            "sent_total",
+            "counter",
+            "Records handed to the producer (resends included).",
+            self.sent,
+        );
+        m(
+            "acked_total",
+            "counter",
+            "Records acknowledged by the broker.",
+            self.acked,
+        );
+        m(
+            "retried_total",
+            "counter",
+            "Records resent after a failed send.",
+            self.retried,
+        );
+        m(
+            "dead_lettered_total",
+            "counter",
+            "Input lines written to the dead-letter file.",
+            self.dead_lettered,
+        );
+        m(
+            "dropped_total",
+            "counter",
+            "Records dropped (spool full with drop_oldest, or read after stop).",
+            self.dropped,
+        );
+        m(
+            "corrupt_records_total",
+            "counter",
+            "Corrupt spool records found and removed.",
+            self.corrupt_records,
+        );
+        m(
+            "possible_duplicates_total",
+            "counter",
+            "Records resent that may already have been delivered.",
+            self.possible_duplicates,
+        );
+        m(
+            "spool_records",
+            "gauge",
+            "Unacknowledged records in the spool.",
+            self.spool_records,
+        );
+        m(
+            "spool_bytes",
+            "gauge",
+            "Bytes of spool segment files.",
+            self.spool_bytes,
+        );
+        m(
+            "spool_segments",
+            "gauge",
+            "Spool segment files.",
+            self.spool_segments,
+        );
         s.push_str("# HELP avro_edge_oldest_unacked_age_seconds Age of the oldest unacknowledged record.\n");
         s.push_str("# TYPE avro_edge_oldest_unacked_age_seconds gauge\n");
         s.push_str(&format!(
             "avro_edge_oldest_unacked_age_seconds {}\n",
-            self.oldest_unacked_age_ms.map_or(0.0, |ms| ms as f64 / 1000.0)
+            self.oldest_unacked_age_ms
+                .map_or(0.0, |ms| ms as f64 / 1000.0)
         ));
         if let Some(e) = &self.last_error {
-            let kind: String = e.kind.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+            let kind: String = e
+                .kind
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
             s.push_str("# HELP avro_edge_last_error_timestamp_seconds Time of the last error, labelled with its kind.\n");
             s.push_str("# TYPE avro_edge_last_error_timestamp_seconds gauge\n");
-            s.push_str(&format!("avro_edge_last_error_timestamp_seconds{{kind=\"{kind}\"}} {}\n", e.at_ms as f64 / 1000.0));
+            s.push_str(&format!(
+                "avro_edge_last_error_timestamp_seconds{{kind=\"{kind}\"}} {}\n",
+                e.at_ms as f64 / 1000.0
+            ));
         }
         s
     }
@@ -166,22 +245,26 @@ pub fn serve(
     let listener = TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
-    let h = std::thread::Builder::new().name("metrics-http".into()).spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            match listener.accept() {
-                Ok((conn, _)) => {
-                    if let Err(e) = answer(conn, &*render) {
-                        tracing::debug!(error = %e, "metrics request failed");
+    let h = std::thread::Builder::new()
+        .name("metrics-http".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        if let Err(e) = answer(conn, &*render) {
+                            tracing::debug!(error = %e, "metrics request failed");
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(50))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "metrics listener failed");
+                        std::thread::sleep(Duration::from_millis(200));
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(50)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics listener failed");
-                    std::thread::sleep(Duration::from_millis(200));
-                }
             }
-        }
-    })?;
+        })?;
     Ok((bound, h))
 }
 
@@ -202,12 +285,24 @@ fn answer(mut conn: TcpStream, render: &dyn Fn() -> String) -> std::io::Result<(
     let first = String::from_utf8_lossy(first);
     let mut parts = first.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (status, ctype, body) = if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
-        ("200 OK", "text/plain; version=0.0.4; charset=utf-8", render())
-    } else {
-        ("404 Not Found", "text/plain; charset=utf-8", "not found: try /metrics\n".to_string())
-    };
-    let head = format!("HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let (status, ctype, body) =
+        if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
+            (
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                render(),
+            )
+        } else {
+            (
+                "404 Not Found",
+                "text/plain; charset=utf-8",
+                "not found: try /metrics\n".to_string(),
+            )
+        };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
     conn.write_all(head.as_bytes())?;
     conn.write_all(body.as_bytes())?;
     conn.flush()

@@ -55,7 +55,11 @@ pub struct Delivery {
 /// the records without a result were not acknowledged.
 pub trait RecordSink: Send {
     type Error: ErrorKind + Send + 'static;
-    fn send_batch(&mut self, topic: &str, records: &[OutRecord]) -> Vec<Result<Delivery, Self::Error>>;
+    fn send_batch(
+        &mut self,
+        topic: &str,
+        records: &[OutRecord],
+    ) -> Vec<Result<Delivery, Self::Error>>;
 }
 
 /// A sink that connects on first use and again after a failed connect, so the forwarder starts and
@@ -67,13 +71,20 @@ pub struct LazySink<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> {
 
 impl<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> LazySink<S, F> {
     pub fn new(connect: F) -> Self {
-        LazySink { sink: None, connect }
+        LazySink {
+            sink: None,
+            connect,
+        }
     }
 }
 
 impl<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> RecordSink for LazySink<S, F> {
     type Error = S::Error;
-    fn send_batch(&mut self, topic: &str, records: &[OutRecord]) -> Vec<Result<Delivery, S::Error>> {
+    fn send_batch(
+        &mut self,
+        topic: &str,
+        records: &[OutRecord],
+    ) -> Vec<Result<Delivery, S::Error>> {
         if self.sink.is_none() {
             match (self.connect)() {
                 Ok(s) => self.sink = Some(s),
@@ -93,11 +104,20 @@ pub enum ForwardError {
     #[error(transparent)]
     Spool(#[from] SpoolError),
     #[error("dead-letter file {path}: {source}")]
-    DeadLetter { path: String, source: std::io::Error },
+    DeadLetter {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("input '{input}': {source}")]
-    Input { input: String, source: std::io::Error },
+    Input {
+        input: String,
+        source: std::io::Error,
+    },
     #[error("metrics listener {addr}: {source}")]
-    Metrics { addr: String, source: std::io::Error },
+    Metrics {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 impl ErrorKind for ForwardError {
@@ -121,7 +141,12 @@ pub struct Ingest<E: RecordEncoder> {
 
 impl<E: RecordEncoder> Clone for Ingest<E> {
     fn clone(&self) -> Self {
-        Ingest { encoder: self.encoder.clone(), spool: self.spool.clone(), dead: self.dead.clone(), metrics: self.metrics.clone() }
+        Ingest {
+            encoder: self.encoder.clone(),
+            spool: self.spool.clone(),
+            dead: self.dead.clone(),
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -131,14 +156,26 @@ pub fn key_of(record: &serde_json::Value, field: Option<&str>) -> Option<Vec<u8>
     match record.get(field?)? {
         serde_json::Value::String(s) => Some(s.as_bytes().to_vec()),
         serde_json::Value::Null => None,
-        v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => Some(v.to_string().into_bytes()),
+        v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => {
+            Some(v.to_string().into_bytes())
+        }
         other => Some(other.to_string().into_bytes()),
     }
 }
 
 impl<E: RecordEncoder> Ingest<E> {
-    pub fn new(encoder: Arc<E>, spool: Arc<Spool>, dead: Arc<DeadLetter>, metrics: Arc<Metrics>) -> Self {
-        Ingest { encoder, spool, dead, metrics }
+    pub fn new(
+        encoder: Arc<E>,
+        spool: Arc<Spool>,
+        dead: Arc<DeadLetter>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Ingest {
+            encoder,
+            spool,
+            dead,
+            metrics,
+        }
     }
 
     fn reject(&self, input: &InputConfig, line: &[u8], truncated: bool, kind: &str, message: &str) {
@@ -156,7 +193,13 @@ impl<E: RecordEncoder> Ingest<E> {
         let bytes = match line {
             Line::Ok(b) => b,
             Line::TooLong { prefix, len } => {
-                self.reject(input, &prefix, true, "line-too-long", &format!("line of {len} bytes is longer than max_line_bytes"));
+                self.reject(
+                    input,
+                    &prefix,
+                    true,
+                    "line-too-long",
+                    &format!("line of {len} bytes is longer than max_line_bytes"),
+                );
                 return Flow::Continue;
             }
         };
@@ -211,16 +254,24 @@ pub type StopFlag = Arc<AtomicBool>;
 /// Run the forwarder until every input ended (e.g. end of stdin) or `stop` is set, then stop the inputs,
 /// drain the spool through the sink for up to `drain_timeout`, flush and return the final counters.
 /// What was not acknowledged stays in the spool for the next run.
-pub fn run<E, S>(cfg: &Config, encoder: E, sink: S, stdin: Box<dyn BufRead + Send>, stop: StopFlag) -> Result<Snapshot, ForwardError>
+pub fn run<E, S>(
+    cfg: &Config,
+    encoder: E,
+    sink: S,
+    stdin: Box<dyn BufRead + Send>,
+    stop: StopFlag,
+) -> Result<Snapshot, ForwardError>
 where
     E: RecordEncoder + 'static,
     S: RecordSink + 'static,
 {
     let (spool, _report) = Spool::open(&cfg.spool_dir, cfg.spool_options())?;
     let spool = Arc::new(spool);
-    let dead = Arc::new(DeadLetter::open(&cfg.dead_letter).map_err(|source| ForwardError::DeadLetter {
-        path: cfg.dead_letter.display().to_string(),
-        source,
+    let dead = Arc::new(DeadLetter::open(&cfg.dead_letter).map_err(|source| {
+        ForwardError::DeadLetter {
+            path: cfg.dead_letter.display().to_string(),
+            source,
+        }
     })?);
     let metrics = Arc::new(Metrics::default());
     let ingest = Ingest::new(Arc::new(encoder), spool.clone(), dead, metrics.clone());
@@ -229,19 +280,27 @@ where
     let mut udp = Vec::new();
     for inp in &cfg.inputs {
         if let InputKind::Udp { bind } = &inp.kind {
-            let s = UdpSocket::bind(bind).map_err(|source| ForwardError::Input { input: inp.name.clone(), source })?;
+            let s = UdpSocket::bind(bind).map_err(|source| ForwardError::Input {
+                input: inp.name.clone(),
+                source,
+            })?;
             udp.push((inp.name.clone(), s));
         }
     }
     let render = {
         let (spool, metrics) = (spool.clone(), metrics.clone());
-        Arc::new(move || metrics.snapshot(&spool.status()).prometheus()) as Arc<dyn Fn() -> String + Send + Sync>
+        Arc::new(move || metrics.snapshot(&spool.status()).prometheus())
+            as Arc<dyn Fn() -> String + Send + Sync>
     };
     let http_stop = Arc::new(AtomicBool::new(false));
     let http = match cfg.metrics.listen {
         Some(addr) => {
-            let (bound, h) = metrics::serve(addr, render, http_stop.clone())
-                .map_err(|source| ForwardError::Metrics { addr: addr.to_string(), source })?;
+            let (bound, h) = metrics::serve(addr, render, http_stop.clone()).map_err(|source| {
+                ForwardError::Metrics {
+                    addr: addr.to_string(),
+                    source,
+                }
+            })?;
             tracing::info!(addr = %bound, "metrics on http://{bound}/metrics");
             Some(h)
         }
@@ -249,7 +308,10 @@ where
     };
 
     let sender_stop = Arc::new(AtomicBool::new(false));
-    let sender_opts = SenderOptions { batch_records: cfg.kafka.batch_size, ..SenderOptions::default() };
+    let sender_opts = SenderOptions {
+        batch_records: cfg.kafka.batch_size,
+        ..SenderOptions::default()
+    };
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let sender = {
         let (spool, metrics, stop) = (spool.clone(), metrics.clone(), sender_stop.clone());
@@ -259,7 +321,10 @@ where
                 sender::run(&spool, sink, &metrics, &stop, &sender_opts);
                 let _ = done_tx.send(());
             })
-            .map_err(|source| ForwardError::Input { input: "sender".into(), source })?
+            .map_err(|source| ForwardError::Input {
+                input: "sender".into(),
+                source,
+            })?
     };
 
     // Inputs, one thread each.
@@ -273,16 +338,26 @@ where
         let job: Box<dyn FnOnce() -> std::io::Result<()> + Send> = match inp.kind.clone() {
             InputKind::Stdin => {
                 let Some(mut r) = stdin.take() else { continue };
-                Box::new(move || inputs::read_stream(&mut *r, max, &mut |l| ingest.handle(&inp, l, &stop_in)))
+                Box::new(move || {
+                    inputs::read_stream(&mut *r, max, &mut |l| ingest.handle(&inp, l, &stop_in))
+                })
             }
             InputKind::File { path, start_at } => Box::new(move || {
                 let stop2 = stop_in.clone();
-                inputs::follow_file(&path, start_at, max, &stop_in, &mut |l| ingest.handle(&inp, l, &stop2))
+                inputs::follow_file(&path, start_at, max, &stop_in, &mut |l| {
+                    ingest.handle(&inp, l, &stop2)
+                })
             }),
             InputKind::Udp { .. } => {
-                let Some(pos) = udp.iter().position(|(n, _)| *n == inp.name) else { continue };
+                let Some(pos) = udp.iter().position(|(n, _)| *n == inp.name) else {
+                    continue;
+                };
                 let (_, sock) = udp.swap_remove(pos);
-                Box::new(move || inputs::receive_udp(&sock, max, &stop_in, &mut |l| ingest.handle(&inp, l, &stop_in)))
+                Box::new(move || {
+                    inputs::receive_udp(&sock, max, &stop_in, &mut |l| {
+                        ingest.handle(&inp, l, &stop_in)
+                    })
+                })
             }
         };
         let name = inp_name(&cfg.inputs, handles.len());
@@ -295,7 +370,10 @@ where
                     metrics.set_error("input-io", &e.to_string());
                 }
             })
-            .map_err(|source| ForwardError::Input { input: "thread".into(), source })?;
+            .map_err(|source| ForwardError::Input {
+                input: "thread".into(),
+                source,
+            })?;
         handles.push(h);
     }
     tracing::info!(inputs = cfg.inputs.len(), spool = %cfg.spool_dir.display(), "forwarder started");
@@ -325,12 +403,19 @@ where
     input_stop.store(true, Ordering::Relaxed);
     spool.interrupt();
     let deadline = Instant::now() + cfg.drain_timeout;
-    tracing::info!(reason = why, pending = spool.status().records, drain_timeout_ms = cfg.drain_timeout.as_millis() as u64, "stopping: draining the spool");
+    tracing::info!(
+        reason = why,
+        pending = spool.status().records,
+        drain_timeout_ms = cfg.drain_timeout.as_millis() as u64,
+        "stopping: draining the spool"
+    );
     while spool.status().records > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     sender_stop.store(true, Ordering::Relaxed);
-    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(500));
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(500));
     if done_rx.recv_timeout(left).is_ok() {
         let _ = sender.join();
     } else {
@@ -347,11 +432,16 @@ where
         tracing::warn!(error = %e, "cannot write stats.json");
     }
     if snap.spool_records > 0 {
-        tracing::warn!(records = snap.spool_records, "records left in the spool; they are sent on the next start");
+        tracing::warn!(
+            records = snap.spool_records,
+            "records left in the spool; they are sent on the next start"
+        );
     }
     Ok(snap)
 }
 
 fn inp_name(inputs: &[InputConfig], i: usize) -> String {
-    inputs.get(i).map_or_else(|| format!("{i}"), |x| x.name.clone())
+    inputs
+        .get(i)
+        .map_or_else(|| format!("{i}"), |x| x.name.clone())
 }

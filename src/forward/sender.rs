@@ -35,7 +35,10 @@ impl Default for SenderOptions {
         SenderOptions {
             batch_records: 500,
             batch_bytes: 1 << 20,
-            backoff: Backoff { min: Duration::from_millis(100), max: Duration::from_secs(5) },
+            backoff: Backoff {
+                min: Duration::from_millis(100),
+                max: Duration::from_secs(5),
+            },
             poll: Duration::from_millis(50),
         }
     }
@@ -49,7 +52,13 @@ fn sleep_unless(stop: &AtomicBool, d: Duration) {
 }
 
 /// Run until `stop` is set.
-pub fn run<S: RecordSink>(spool: &Spool, mut sink: S, metrics: &Metrics, stop: &AtomicBool, opts: &SenderOptions) {
+pub fn run<S: RecordSink>(
+    spool: &Spool,
+    mut sink: S,
+    metrics: &Metrics,
+    stop: &AtomicBool,
+    opts: &SenderOptions,
+) {
     let mut backoff = opts.backoff.min;
     while !stop.load(Ordering::Relaxed) {
         if let Err(e) = spool.tick() {
@@ -75,16 +84,30 @@ pub fn run<S: RecordSink>(spool: &Spool, mut sink: S, metrics: &Metrics, stop: &
         let mut failure: Option<(String, String)> = None;
         // Send runs of one topic, in order.
         while acked < batch.len() && failure.is_none() {
-            let Some(topic) = batch.get(acked).map(|r| r.topic.clone()) else { break };
-            let run_len = batch.iter().skip(acked).take_while(|r| r.topic == topic).count();
+            let Some(topic) = batch.get(acked).map(|r| r.topic.clone()) else {
+                break;
+            };
+            let run_len = batch
+                .iter()
+                .skip(acked)
+                .take_while(|r| r.topic == topic)
+                .count();
             let out: Vec<OutRecord> = batch
                 .iter_mut()
                 .skip(acked)
                 .take(run_len)
-                .map(|r| OutRecord { key: r.key.take(), value: std::mem::take(&mut r.value), headers: Vec::new() })
+                .map(|r| OutRecord {
+                    key: r.key.take(),
+                    value: std::mem::take(&mut r.value),
+                    headers: Vec::new(),
+                })
                 .collect();
             let results = sink.send_batch(&topic, &out);
-            let ok = results.iter().take(run_len).take_while(|r| r.is_ok()).count();
+            let ok = results
+                .iter()
+                .take(run_len)
+                .take_while(|r| r.is_ok())
+                .count();
             if ok > 0
                 && let Some(last) = batch.get(acked + ok - 1)
             {
@@ -98,7 +121,10 @@ pub fn run<S: RecordSink>(spool: &Spool, mut sink: S, metrics: &Metrics, stop: &
             if ok < run_len {
                 failure = Some(match results.into_iter().nth(ok) {
                     Some(Err(e)) => (e.kind().to_string(), e.to_string()),
-                    _ => ("not-acknowledged".into(), "the sink returned no result for a record".into()),
+                    _ => (
+                        "not-acknowledged".into(),
+                        "the sink returned no result for a record".into(),
+                    ),
                 });
             }
         }

@@ -28,7 +28,13 @@ pub struct FrameRef<'a> {
 }
 
 /// Encode one frame (header + payload).
-pub fn encode(seq: u64, timestamp_ms: u64, topic: &str, key: Option<&[u8]>, value: &[u8]) -> Option<Vec<u8>> {
+pub fn encode(
+    seq: u64,
+    timestamp_ms: u64,
+    topic: &str,
+    key: Option<&[u8]>,
+    value: &[u8],
+) -> Option<Vec<u8>> {
     let topic_len = u16::try_from(topic.len()).ok()?;
     let key_len = match key {
         Some(k) => u32::try_from(k.len()).ok().filter(|l| *l != NO_KEY)?,
@@ -56,13 +62,19 @@ pub fn encode(seq: u64, timestamp_ms: u64, topic: &str, key: Option<&[u8]>, valu
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// The payload length announced by a frame header, if it is within bounds.
@@ -90,7 +102,13 @@ pub fn decode_payload(crc: u32, payload: &[u8]) -> Option<FrameRef<'_>> {
         (Some(payload.get(at..end)?), end)
     };
     let value = payload.get(at..)?;
-    Some(FrameRef { seq, timestamp_ms, topic, key, value })
+    Some(FrameRef {
+        seq,
+        timestamp_ms,
+        topic,
+        key,
+        value,
+    })
 }
 
 /// Decode the frame starting at `pos` in `buf`; `after` is the sequence number it must exceed.
@@ -171,14 +189,19 @@ mod tests {
         assert_eq!(s.frames.len(), 2);
         assert!(s.torn_tail_at.is_none());
         let (f, _) = parse_at(&buf, 8, None).unwrap();
-        assert_eq!((f.seq, f.topic, f.key, f.value), (1, "t", Some(&b"k"[..]), &b"v1"[..]));
+        assert_eq!(
+            (f.seq, f.topic, f.key, f.value),
+            (1, "t", Some(&b"k"[..]), &b"v1"[..])
+        );
         let (f, _) = parse_at(&buf, 8 + a.len(), Some(1)).unwrap();
         assert_eq!((f.seq, f.key, f.value), (2, None, &b"v2"[..]));
     }
 
     #[test]
     fn flipped_byte_in_middle_is_skipped_and_torn_tail_found() {
-        let frames: Vec<_> = (1..=3).map(|i| encode(i, 0, "t", None, b"value").unwrap()).collect();
+        let frames: Vec<_> = (1..=3)
+            .map(|i| encode(i, 0, "t", None, b"value").unwrap())
+            .collect();
         let mut buf = seg(&frames);
         let second = 8 + frames[0].len();
         buf[second + 20] ^= 0x40;

@@ -109,7 +109,11 @@ impl Default for SpoolOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
     #[error("spool {op} {}: {source}", path.display())]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("spool directory {} is in use by another process ({holder})", dir.display())]
     Locked { dir: PathBuf, holder: String },
     #[error("record of {size} bytes does not fit the spool (at most {max} bytes per record)")]
@@ -252,7 +256,9 @@ pub struct Spool {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn seg_path(dir: &Path, id: u64) -> PathBuf {
@@ -261,7 +267,8 @@ fn seg_path(dir: &Path, id: u64) -> PathBuf {
 
 fn parse_seg_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".seg")?;
-    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())?
 }
 
 impl Spool {
@@ -284,11 +291,20 @@ impl Spool {
         Ok((spool.status(), report))
     }
 
-    fn open_inner(dir: &Path, opts: SpoolOptions, read_only: bool) -> Result<(Spool, RecoveryReport), SpoolError> {
+    fn open_inner(
+        dir: &Path,
+        opts: SpoolOptions,
+        read_only: bool,
+    ) -> Result<(Spool, RecoveryReport), SpoolError> {
         if opts.max_bytes < 64 * 1024 {
-            return Err(SpoolError::BadOptions(format!("max_bytes {} is below 64 KiB", opts.max_bytes)));
+            return Err(SpoolError::BadOptions(format!(
+                "max_bytes {} is below 64 KiB",
+                opts.max_bytes
+            )));
         }
-        let segment_bytes = opts.segment_bytes.unwrap_or((opts.max_bytes / 8).clamp(64 * 1024, 4 * 1024 * 1024));
+        let segment_bytes = opts
+            .segment_bytes
+            .unwrap_or((opts.max_bytes / 8).clamp(64 * 1024, 4 * 1024 * 1024));
         if segment_bytes > opts.max_bytes / 4 || segment_bytes < 4096 {
             return Err(SpoolError::BadOptions(format!(
                 "segment_bytes {segment_bytes} must be between 4 KiB and max_bytes / 4"
@@ -298,10 +314,17 @@ impl Spool {
             fs::create_dir_all(dir).map_err(io("create", dir))?;
         }
         let lock_path = dir.join("lock");
-        let opened = OpenOptions::new().read(true).write(!read_only).create(!read_only).truncate(false).open(&lock_path);
+        let opened = OpenOptions::new()
+            .read(true)
+            .write(!read_only)
+            .create(!read_only)
+            .truncate(false)
+            .open(&lock_path);
         let mut lock = match opened {
             // Inspecting a directory no forwarder ever opened: nothing holds it, and nothing is created.
-            Err(e) if read_only && e.kind() == std::io::ErrorKind::NotFound => File::open(dir).map_err(io("open", dir))?,
+            Err(e) if read_only && e.kind() == std::io::ErrorKind::NotFound => {
+                File::open(dir).map_err(io("open", dir))?
+            }
             other => other.map_err(io("open", &lock_path))?,
         };
         match lock.try_lock() {
@@ -313,7 +336,10 @@ impl Spool {
                     "" => "unknown pid".to_string(),
                     pid => format!("pid {}", pid.chars().take(20).collect::<String>()),
                 };
-                return Err(SpoolError::Locked { dir: dir.to_path_buf(), holder });
+                return Err(SpoolError::Locked {
+                    dir: dir.to_path_buf(),
+                    holder,
+                });
             }
             Err(fs::TryLockError::Error(e)) => return Err(io("lock", &lock_path)(e)),
         }
@@ -359,7 +385,9 @@ impl Spool {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The spool directory.
@@ -369,7 +397,9 @@ impl Spool {
 
     /// The largest frame `append` accepts with these options.
     fn max_frame(&self) -> usize {
-        usize::try_from(self.opts.max_bytes / 4).unwrap_or(usize::MAX).min(frame::FRAME_HEADER + frame::MAX_PAYLOAD)
+        usize::try_from(self.opts.max_bytes / 4)
+            .unwrap_or(usize::MAX)
+            .min(frame::FRAME_HEADER + frame::MAX_PAYLOAD)
     }
 
     /// Append one record; when this returns `Ok(seq)` the record is accepted (written to the kernel, and
@@ -378,7 +408,11 @@ impl Spool {
         if self.read_only {
             return Err(SpoolError::BadOptions("spool opened read-only".into()));
         }
-        let size = frame::FRAME_HEADER + frame::MIN_PAYLOAD + topic.len() + key.map_or(0, <[u8]>::len) + value.len();
+        let size = frame::FRAME_HEADER
+            + frame::MIN_PAYLOAD
+            + topic.len()
+            + key.map_or(0, <[u8]>::len)
+            + value.len();
         let max = self.max_frame();
         if size > max || topic.len() > u16::MAX as usize {
             return Err(SpoolError::RecordTooLarge { size, max });
@@ -408,7 +442,8 @@ impl Spool {
             }
         }
         let seq = g.next_seq;
-        let bytes = frame::encode(seq, now_ms(), topic, key, value).ok_or(SpoolError::RecordTooLarge { size, max })?;
+        let bytes = frame::encode(seq, now_ms(), topic, key, value)
+            .ok_or(SpoolError::RecordTooLarge { size, max })?;
         self.write_frame(&mut g, &bytes)?;
         g.next_seq += 1;
         self.changed.notify_all();
@@ -418,7 +453,10 @@ impl Spool {
     fn write_frame(&self, g: &mut Inner, bytes: &[u8]) -> Result<(), SpoolError> {
         let roll = match g.segments.back() {
             None => true,
-            Some(s) => g.writer.is_none() || (s.records > 0 && s.bytes + bytes.len() as u64 > self.segment_bytes),
+            Some(s) => {
+                g.writer.is_none()
+                    || (s.records > 0 && s.bytes + bytes.len() as u64 > self.segment_bytes)
+            }
         };
         if roll {
             self.roll(g)?;
@@ -462,21 +500,34 @@ impl Spool {
         }
         let id = g.next_seq;
         let path = seg_path(&self.dir, id);
-        let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&path).map_err(io("create", &path))?;
-        f.write_all(frame::SEGMENT_MAGIC).map_err(io("write", &path))?;
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)
+            .map_err(io("create", &path))?;
+        f.write_all(frame::SEGMENT_MAGIC)
+            .map_err(io("write", &path))?;
         if !matches!(self.opts.fsync, FsyncPolicy::Never) {
             f.sync_data().map_err(io("fsync", &path))?;
             cursor::sync_dir(&self.dir).map_err(io("fsync", &self.dir))?;
         }
         let magic = frame::SEGMENT_MAGIC.len() as u64;
-        g.segments.push_back(Segment { id, records: 0, acked_records: 0, bytes: magic });
+        g.segments.push_back(Segment {
+            id,
+            records: 0,
+            acked_records: 0,
+            bytes: magic,
+        });
         g.total_bytes += magic;
         g.writer = Some(f);
         Ok(())
     }
 
     fn remove_segment(&self, g: &mut Inner, id: u64) -> Result<(), SpoolError> {
-        let Some(i) = g.segments.iter().position(|s| s.id == id) else { return Ok(()) };
+        let Some(i) = g.segments.iter().position(|s| s.id == id) else {
+            return Ok(());
+        };
         let path = seg_path(&self.dir, id);
         match fs::remove_file(&path) {
             Ok(()) => {}
@@ -500,14 +551,20 @@ impl Spool {
         if g.segments.len() < 2 {
             return Ok(false);
         }
-        let Some(first) = g.segments.front() else { return Ok(false) };
+        let Some(first) = g.segments.front() else {
+            return Ok(false);
+        };
         let (id, lost) = (first.id, first.records - first.acked_records);
         let next_id = g.segments.get(1).map_or(g.next_seq, |s| s.id);
         self.remove_segment(g, id)?;
         g.dropped += lost;
         if g.acked < next_id {
             g.acked = next_id;
-            g.acked_pos = Pos { seg: next_id, offset: frame::SEGMENT_MAGIC.len() as u64, ordinal: 0 };
+            g.acked_pos = Pos {
+                seg: next_id,
+                offset: frame::SEGMENT_MAGIC.len() as u64,
+                ordinal: 0,
+            };
         }
         g.sent = g.sent.max(g.acked);
         if g.read_pos.seg == id {
@@ -527,39 +584,65 @@ impl Spool {
                 if pos.offset < s.bytes {
                     pos
                 } else {
-                    it.next().map_or(pos, |n| Pos { seg: n.id, offset: magic, ordinal: 0 })
+                    it.next().map_or(pos, |n| Pos {
+                        seg: n.id,
+                        offset: magic,
+                        ordinal: 0,
+                    })
                 }
             }
-            Some(s) => Pos { seg: s.id, offset: magic, ordinal: 0 },
+            Some(s) => Pos {
+                seg: s.id,
+                offset: magic,
+                ordinal: 0,
+            },
             None => pos,
         }
     }
 
     fn readable(g: &Inner) -> bool {
         let p = Self::normalize(g, g.read_pos);
-        g.segments.iter().any(|s| s.id == p.seg && p.offset < s.bytes)
+        g.segments
+            .iter()
+            .any(|s| s.id == p.seg && p.offset < s.bytes)
     }
 
     /// Hand out up to `max_records` records (and about `max_bytes`) from the read position, in order,
     /// waiting up to `wait` when there is nothing new. Records stay in the spool until acknowledged.
-    pub fn read_batch(&self, max_records: usize, max_bytes: usize, wait: Duration) -> Result<Vec<SpoolRecord>, SpoolError> {
+    pub fn read_batch(
+        &self,
+        max_records: usize,
+        max_bytes: usize,
+        wait: Duration,
+    ) -> Result<Vec<SpoolRecord>, SpoolError> {
         let mut g = self.lock();
         if !Self::readable(&g) && !wait.is_zero() {
-            g = self.changed.wait_timeout(g, wait).unwrap_or_else(std::sync::PoisonError::into_inner).0;
+            g = self
+                .changed
+                .wait_timeout(g, wait)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
         }
         let mut out = Vec::new();
         let mut bytes = 0usize;
         while out.len() < max_records && bytes < max_bytes {
             let pos = Self::normalize(&g, g.read_pos);
             g.read_pos = pos;
-            let Some(seg_bytes) = g.segments.iter().find(|s| s.id == pos.seg).map(|s| s.bytes) else { break };
+            let Some(seg_bytes) = g.segments.iter().find(|s| s.id == pos.seg).map(|s| s.bytes)
+            else {
+                break;
+            };
             if pos.offset >= seg_bytes {
                 break;
             }
             match self.read_at(&mut g, pos, seg_bytes) {
                 Ok(rec) => {
                     bytes += rec.value.len() + rec.key.as_ref().map_or(0, Vec::len);
-                    g.read_pos = Pos { seg: pos.seg, offset: rec.next_offset, ordinal: pos.ordinal + 1 };
+                    g.read_pos = Pos {
+                        seg: pos.seg,
+                        offset: rec.next_offset,
+                        ordinal: pos.ordinal + 1,
+                    };
                     out.push(rec);
                 }
                 Err(None) => {
@@ -568,7 +651,11 @@ impl Spool {
                     g.reader = None;
                     tracing::error!(dir = %self.dir.display(), segment = pos.seg, offset = pos.offset,
                         "spool record failed its check while reading; skipping the rest of the segment");
-                    g.read_pos = Pos { seg: pos.seg, offset: seg_bytes, ordinal: pos.ordinal };
+                    g.read_pos = Pos {
+                        seg: pos.seg,
+                        offset: seg_bytes,
+                        ordinal: pos.ordinal,
+                    };
                 }
                 Err(Some(e)) => return Err(e),
             }
@@ -582,31 +669,55 @@ impl Spool {
         Ok(out)
     }
 
-    fn read_at(&self, g: &mut Inner, pos: Pos, seg_bytes: u64) -> Result<SpoolRecord, Option<SpoolError>> {
+    fn read_at(
+        &self,
+        g: &mut Inner,
+        pos: Pos,
+        seg_bytes: u64,
+    ) -> Result<SpoolRecord, Option<SpoolError>> {
         let path = seg_path(&self.dir, pos.seg);
-        let reuse = g.reader.as_ref().is_some_and(|r| r.pos.seg == pos.seg && r.pos.offset == pos.offset);
+        let reuse = g
+            .reader
+            .as_ref()
+            .is_some_and(|r| r.pos.seg == pos.seg && r.pos.offset == pos.offset);
         if !reuse {
             let mut f = match g.reader.take() {
                 Some(r) if r.pos.seg == pos.seg => r.file,
-                _ => BufReader::with_capacity(64 * 1024, File::open(&path).map_err(|e| Some(io("open", &path)(e)))?),
+                _ => BufReader::with_capacity(
+                    64 * 1024,
+                    File::open(&path).map_err(|e| Some(io("open", &path)(e)))?,
+                ),
             };
-            f.seek(SeekFrom::Start(pos.offset)).map_err(|e| Some(io("seek", &path)(e)))?;
+            f.seek(SeekFrom::Start(pos.offset))
+                .map_err(|e| Some(io("seek", &path)(e)))?;
             g.reader = Some(Reader { pos, file: f });
         }
-        let Some(r) = g.reader.as_mut() else { return Err(None) };
+        let Some(r) = g.reader.as_mut() else {
+            return Err(None);
+        };
         let mut header = [0u8; frame::FRAME_HEADER];
         if pos.offset + header.len() as u64 > seg_bytes {
             return Err(None);
         }
-        r.file.read_exact(&mut header).map_err(|e| Some(io("read", &path)(e)))?;
-        let Some(len) = frame::payload_len(&header) else { return Err(None) };
+        r.file
+            .read_exact(&mut header)
+            .map_err(|e| Some(io("read", &path)(e)))?;
+        let Some(len) = frame::payload_len(&header) else {
+            return Err(None);
+        };
         let next_offset = pos.offset + (frame::FRAME_HEADER + len) as u64;
         if next_offset > seg_bytes {
             return Err(None);
         }
         let mut payload = vec![0u8; len];
-        r.file.read_exact(&mut payload).map_err(|e| Some(io("read", &path)(e)))?;
-        r.pos = Pos { seg: pos.seg, offset: next_offset, ordinal: pos.ordinal + 1 };
+        r.file
+            .read_exact(&mut payload)
+            .map_err(|e| Some(io("read", &path)(e)))?;
+        r.pos = Pos {
+            seg: pos.seg,
+            offset: next_offset,
+            ordinal: pos.ordinal + 1,
+        };
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
         let f = frame::decode_payload(crc, &payload).ok_or(None)?;
         Ok(SpoolRecord {
@@ -629,8 +740,17 @@ impl Spool {
         }
         g.acked = rec.seq + 1;
         g.sent = g.sent.max(g.acked);
-        g.acked_pos = Pos { seg: rec.pos.seg, offset: rec.next_offset, ordinal: rec.pos.ordinal + 1 };
-        let older: Vec<u64> = g.segments.iter().take_while(|s| s.id < rec.pos.seg).map(|s| s.id).collect();
+        g.acked_pos = Pos {
+            seg: rec.pos.seg,
+            offset: rec.next_offset,
+            ordinal: rec.pos.ordinal + 1,
+        };
+        let older: Vec<u64> = g
+            .segments
+            .iter()
+            .take_while(|s| s.id < rec.pos.seg)
+            .map(|s| s.id)
+            .collect();
         for id in older {
             self.remove_segment(&mut g, id)?;
         }
@@ -694,7 +814,8 @@ impl Spool {
 
     fn sync_data(&self, g: &mut Inner) -> Result<(), SpoolError> {
         if let (Some(w), Some(s)) = (g.writer.as_ref(), g.segments.back()) {
-            w.sync_data().map_err(io("fsync", &seg_path(&self.dir, s.id)))?;
+            w.sync_data()
+                .map_err(io("fsync", &seg_path(&self.dir, s.id)))?;
         }
         g.data_dirty = false;
         g.last_sync = Instant::now();
@@ -705,7 +826,15 @@ impl Spool {
         if self.read_only {
             return Ok(());
         }
-        cursor::write(&self.dir, Cursor { acked: g.acked, sent: g.sent }, sync).map_err(io("write cursor", &self.dir))?;
+        cursor::write(
+            &self.dir,
+            Cursor {
+                acked: g.acked,
+                sent: g.sent,
+            },
+            sync,
+        )
+        .map_err(io("write cursor", &self.dir))?;
         if sync {
             g.cursor_dirty = false;
         }
@@ -716,7 +845,11 @@ impl Spool {
     pub fn status(&self) -> SpoolStatus {
         let g = self.lock();
         let records = g.segments.iter().map(|s| s.records - s.acked_records).sum();
-        let oldest = if records == 0 { None } else { self.timestamp_at(&g, Self::normalize(&g, g.acked_pos)) };
+        let oldest = if records == 0 {
+            None
+        } else {
+            self.timestamp_at(&g, Self::normalize(&g, g.acked_pos))
+        };
         SpoolStatus {
             records,
             bytes: g.total_bytes,
@@ -741,7 +874,8 @@ impl Spool {
         }
         let f = File::open(seg_path(&self.dir, pos.seg)).ok()?;
         let mut b = [0u8; 8];
-        f.read_exact_at(&mut b, pos.offset + frame::FRAME_HEADER as u64 + 8).ok()?;
+        f.read_exact_at(&mut b, pos.offset + frame::FRAME_HEADER as u64 + 8)
+            .ok()?;
         Some(u64::from_le_bytes(b))
     }
 }
@@ -755,7 +889,11 @@ impl Drop for Spool {
 }
 
 /// Read and check every segment; repair unless `read_only`.
-fn recover(dir: &Path, segment_bytes: u64, read_only: bool) -> Result<(Inner, RecoveryReport), SpoolError> {
+fn recover(
+    dir: &Path,
+    segment_bytes: u64,
+    read_only: bool,
+) -> Result<(Inner, RecoveryReport), SpoolError> {
     let mut report = RecoveryReport::default();
     let mut ids = Vec::new();
     for entry in fs::read_dir(dir).map_err(io("list", dir))? {
@@ -839,17 +977,30 @@ fn recover(dir: &Path, segment_bytes: u64, read_only: bool) -> Result<(Inner, Re
                 o
             });
             let offsets: Vec<u64> = offsets.collect();
-            all.push((id, bytes, scan.frames.iter().map(|f| f.2).collect(), offsets));
+            all.push((
+                id,
+                bytes,
+                scan.frames.iter().map(|f| f.2).collect(),
+                offsets,
+            ));
         } else {
             if let Some(at) = scan.torn_tail_at {
                 bytes = at as u64;
                 if !read_only {
-                    let f = OpenOptions::new().write(true).open(&path).map_err(io("open", &path))?;
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(io("open", &path))?;
                     f.set_len(bytes).map_err(io("truncate", &path))?;
                     f.sync_all().map_err(io("fsync", &path))?;
                 }
             }
-            all.push((id, bytes, scan.frames.iter().map(|f| f.2).collect(), scan.frames.iter().map(|f| f.0 as u64).collect()));
+            all.push((
+                id,
+                bytes,
+                scan.frames.iter().map(|f| f.2).collect(),
+                scan.frames.iter().map(|f| f.0 as u64).collect(),
+            ));
         }
         if let Some(&(_, _, s, _)) = scan.frames.last() {
             last_seq = Some(s);
@@ -863,24 +1014,39 @@ fn recover(dir: &Path, segment_bytes: u64, read_only: bool) -> Result<(Inner, Re
             report.cursor_lost = any_records;
             let lowest = first_seq.unwrap_or(0);
             // Nothing is known to be acknowledged or unsent: resend everything, counting it all.
-            Cursor { acked: lowest, sent: last_seq.map_or(lowest, |s| s + 1) }
+            Cursor {
+                acked: lowest,
+                sent: last_seq.map_or(lowest, |s| s + 1),
+            }
         }
     };
-    let next_seq = [last_seq.map_or(0, |s| s + 1), cur.acked, cur.sent, all.last().map_or(0, |a| a.0 + 1)]
-        .into_iter()
-        .max()
-        .unwrap_or(0);
+    let next_seq = [
+        last_seq.map_or(0, |s| s + 1),
+        cur.acked,
+        cur.sent,
+        all.last().map_or(0, |a| a.0 + 1),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
     let mut acked_pos: Option<Pos> = None;
     let n = all.len();
     for (i, (id, bytes, seqs, offsets)) in all.into_iter().enumerate() {
         let records = seqs.len() as u64;
         let acked_records = seqs.iter().filter(|&&s| s < cur.acked).count() as u64;
         report.records += records;
-        report.possible_duplicates += seqs.iter().filter(|&&s| s >= cur.acked && s < cur.sent).count() as u64;
+        report.possible_duplicates += seqs
+            .iter()
+            .filter(|&&s| s >= cur.acked && s < cur.sent)
+            .count() as u64;
         if acked_pos.is_none()
             && let Some(k) = seqs.iter().position(|&s| s >= cur.acked)
         {
-            acked_pos = Some(Pos { seg: id, offset: offsets.get(k).copied().unwrap_or(bytes), ordinal: k as u64 });
+            acked_pos = Some(Pos {
+                seg: id,
+                offset: offsets.get(k).copied().unwrap_or(bytes),
+                ordinal: k as u64,
+            });
         }
         let is_last = i + 1 == n;
         if (records == 0 || acked_records == records) && !is_last {
@@ -890,17 +1056,35 @@ fn recover(dir: &Path, segment_bytes: u64, read_only: bool) -> Result<(Inner, Re
             }
             continue;
         }
-        segments.push_back(Segment { id, records, acked_records, bytes });
+        segments.push_back(Segment {
+            id,
+            records,
+            acked_records,
+            bytes,
+        });
     }
     report.segments = segments.len() as u64;
     let acked_pos = acked_pos.unwrap_or_else(|| match segments.back() {
-        Some(s) => Pos { seg: s.id, offset: s.bytes, ordinal: s.records },
-        None => Pos { seg: next_seq, offset: magic as u64, ordinal: 0 },
+        Some(s) => Pos {
+            seg: s.id,
+            offset: s.bytes,
+            ordinal: s.records,
+        },
+        None => Pos {
+            seg: next_seq,
+            offset: magic as u64,
+            ordinal: 0,
+        },
     });
     let writer = match segments.back() {
         Some(s) if !read_only => {
             let path = seg_path(dir, s.id);
-            Some(OpenOptions::new().append(true).open(&path).map_err(io("open", &path))?)
+            Some(
+                OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(io("open", &path))?,
+            )
         }
         _ => None,
     };

@@ -39,7 +39,9 @@ pub struct SensorEncoder;
 impl RecordEncoder for SensorEncoder {
     type Error = TestEncodeError;
     fn encode(&self, _subject: &str, r: &Value) -> Result<Vec<u8>, TestEncodeError> {
-        let obj = r.as_object().ok_or_else(|| TestEncodeError::WrongType("(record)".into()))?;
+        let obj = r
+            .as_object()
+            .ok_or_else(|| TestEncodeError::WrongType("(record)".into()))?;
         let get = |k: &str| obj.get(k).ok_or_else(|| TestEncodeError::Missing(k.into()));
         if !get("sensorId")?.is_string() {
             return Err(TestEncodeError::WrongType("sensorId".into()));
@@ -103,7 +105,11 @@ impl VecSink {
 
 impl RecordSink for VecSink {
     type Error = SinkDown;
-    fn send_batch(&mut self, topic: &str, records: &[OutRecord]) -> Vec<Result<Delivery, SinkDown>> {
+    fn send_batch(
+        &mut self,
+        topic: &str,
+        records: &[OutRecord],
+    ) -> Vec<Result<Delivery, SinkDown>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if self.fail_batches.load(Ordering::SeqCst) > 0 {
             self.fail_batches.fetch_sub(1, Ordering::SeqCst);
@@ -118,8 +124,15 @@ impl RecordSink for VecSink {
                 if i >= limit {
                     return Err(SinkDown);
                 }
-                got.push(Got { topic: topic.into(), key: r.key.clone(), value: serde_json::from_slice(&r.value).unwrap() });
-                Ok(Delivery { partition: 0, offset: Some(got.len() as i64 - 1) })
+                got.push(Got {
+                    topic: topic.into(),
+                    key: r.key.clone(),
+                    value: serde_json::from_slice(&r.value).unwrap(),
+                });
+                Ok(Delivery {
+                    partition: 0,
+                    offset: Some(got.len() as i64 - 1),
+                })
             })
             .collect()
     }
