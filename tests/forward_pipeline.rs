@@ -224,7 +224,8 @@ fn stop_flag_drains_and_returns() {
     let start = Instant::now();
     let snap = forward::run(&cfg, SensorEncoder, sink.clone(), stdin, stop).unwrap();
     t.join().unwrap();
-    assert!(start.elapsed() < Duration::from_secs(5));
+    // A hang detector, not a speed target: stop must lead to a return, well within the drain time.
+    assert!(start.elapsed() < Duration::from_secs(60));
     assert_eq!((snap.acked, snap.spool_records), (100, 0));
 }
 

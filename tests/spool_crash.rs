@@ -137,9 +137,9 @@ fn sigkill_mid_stream_loses_no_accepted_record() {
         .unwrap();
     let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
     let mut last_accepted = None;
-    // Let it write for a while, then SIGKILL it mid-stream.
+    // Let it write a few thousand records (ack rounds included), then SIGKILL it mid-stream.
     let start = std::time::Instant::now();
-    while start.elapsed() < Duration::from_millis(700) {
+    while last_accepted.is_none_or(|n| n < 3_500) && start.elapsed() < Duration::from_secs(60) {
         match lines.next() {
             Some(Ok(l)) => {
                 if let Some(n) = l.split(' ').next().and_then(|n| n.parse::<u64>().ok()) {

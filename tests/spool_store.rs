@@ -251,7 +251,12 @@ fn block_when_full_waits_for_acks() {
         })
     };
     // 200 x ~930 bytes cannot fit in 64 KiB: the writer must stop.
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait until the spool is full (no room for one more ~930-byte frame), then give the writer time.
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while spool.status().bytes + 2 * 940 < 64 * 1024 && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     let st = spool.status();
     assert!(
         st.records < 200 && st.records > 0,
