@@ -310,6 +310,7 @@ where
     let sender_stop = Arc::new(AtomicBool::new(false));
     let sender_opts = SenderOptions {
         batch_records: cfg.kafka.batch_size,
+        linger: cfg.kafka.linger,
         ..SenderOptions::default()
     };
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();

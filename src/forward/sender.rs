@@ -28,6 +28,9 @@ pub struct SenderOptions {
     pub backoff: Backoff,
     /// How long one wait for new records lasts (also the fsync tick).
     pub poll: Duration,
+    /// A partial batch waits this long for more records before it is sent, so that a steady trickle
+    /// goes out in full batches (one cursor write per batch) instead of one record per send.
+    pub linger: Duration,
 }
 
 impl Default for SenderOptions {
@@ -40,6 +43,7 @@ impl Default for SenderOptions {
                 max: Duration::from_secs(5),
             },
             poll: Duration::from_millis(50),
+            linger: Duration::from_millis(5),
         }
     }
 }
@@ -78,6 +82,21 @@ pub fn run<S: RecordSink>(
         };
         if batch.is_empty() {
             continue;
+        }
+        if batch.len() < opts.batch_records && !opts.linger.is_zero() {
+            sleep_unless(stop, opts.linger);
+            match spool.read_batch(
+                opts.batch_records - batch.len(),
+                opts.batch_bytes,
+                Duration::ZERO,
+            ) {
+                Ok(more) => batch.extend(more),
+                Err(e) => {
+                    // Send what was read; the rest is read again after the rewind that follows a failure.
+                    tracing::error!(error = %e, "spool read failed");
+                    metrics.set_error(e.kind(), &e.to_string());
+                }
+            }
         }
         add(&metrics.sent, batch.len() as u64);
         let mut acked = 0usize;
