@@ -146,10 +146,14 @@ pub struct KafkaSettings {
     pub acks: Acks,
     pub compression: Compression,
     pub linger: Duration,
-    /// Records per batch the forwarder hands to the producer.
+    /// Producer batch size in bytes (`ProducerConfig::batch_size`).
     pub batch_size: usize,
+    /// Records per `send_batch` call the forwarder's sender makes (and per acknowledged-cursor write).
+    pub batch_records: usize,
     pub client_id: String,
     pub request_timeout: Duration,
+    /// Bound on one record's send, from hand-over to acknowledgement (`ProducerConfig::delivery_timeout`).
+    pub delivery_timeout: Duration,
     pub sasl: Option<Sasl>,
 }
 
@@ -211,8 +215,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("kafka.brokers", "comma-separated bootstrap brokers"),
     ("kafka.acks", "all | 1 | 0 (default all)"),
     ("kafka.compression", "none | gzip | snappy (default none)"),
-    ("kafka.linger_ms", "producer linger (default 5)"),
-    ("kafka.batch_size", "records per batch sent (default 500)"),
+    ("kafka.linger_ms", "producer linger; also how long the sender lets a partial batch fill (default 5)"),
+    ("kafka.batch_size", "producer batch size in bytes (default 256KiB)"),
+    ("kafka.batch_records", "records per batch the sender hands to the producer (default 500)"),
+    ("kafka.delivery_timeout_ms", "bound on one record's delivery (default 60000)"),
     ("kafka.client_id", "client id (default avro-edge)"),
     (
         "kafka.request_timeout_ms",
@@ -608,9 +614,13 @@ fn validate(layer: Layer) -> Result<Config, ConfigError> {
             ));
         }
     };
-    let batch_size = get_u64(t, "kafka.batch_size")?.unwrap_or(500);
-    if !(1..=100_000).contains(&batch_size) {
-        return Err(invalid("kafka.batch_size", "must be 1..=100000"));
+    let batch_size = get_size(t, "kafka.batch_size")?.unwrap_or(256 << 10);
+    if !(1024..=(64 << 20)).contains(&batch_size) {
+        return Err(invalid("kafka.batch_size", "must be between 1KiB and 64MiB"));
+    }
+    let batch_records = get_u64(t, "kafka.batch_records")?.unwrap_or(500);
+    if !(1..=100_000).contains(&batch_records) {
+        return Err(invalid("kafka.batch_records", "must be 1..=100000"));
     }
     let sasl = match (
         get_str(t, "kafka.sasl_username")?,
@@ -655,9 +665,13 @@ fn validate(layer: Layer) -> Result<Config, ConfigError> {
         compression,
         linger: Duration::from_millis(get_u64(t, "kafka.linger_ms")?.unwrap_or(5)),
         batch_size: batch_size as usize,
+        batch_records: batch_records as usize,
         client_id: get_str(t, "kafka.client_id")?.unwrap_or_else(|| "avro-edge".into()),
         request_timeout: Duration::from_millis(
             get_u64(t, "kafka.request_timeout_ms")?.unwrap_or(30_000),
+        ),
+        delivery_timeout: Duration::from_millis(
+            get_u64(t, "kafka.delivery_timeout_ms")?.unwrap_or(60_000),
         ),
         sasl,
     };

@@ -23,7 +23,7 @@ fn config(dir: &TempDir, extra: &[(&str, &str)]) -> Config {
         ("dead_letter".into(), dead),
         ("drain_timeout_ms".into(), "5000".into()),
         ("spool.fsync".into(), "never".into()),
-        ("kafka.batch_size".into(), "64".into()),
+        ("kafka.batch_records".into(), "64".into()),
     ];
     flags.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Config::load(None, Vec::new(), &flags).unwrap()

@@ -309,7 +309,7 @@ where
 
     let sender_stop = Arc::new(AtomicBool::new(false));
     let sender_opts = SenderOptions {
-        batch_records: cfg.kafka.batch_size,
+        batch_records: cfg.kafka.batch_records,
         linger: cfg.kafka.linger,
         ..SenderOptions::default()
     };
