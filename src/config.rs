@@ -215,10 +215,22 @@ pub const KEYS: &[(&str, &str)] = &[
     ("kafka.brokers", "comma-separated bootstrap brokers"),
     ("kafka.acks", "all | 1 | 0 (default all)"),
     ("kafka.compression", "none | gzip | snappy (default none)"),
-    ("kafka.linger_ms", "producer linger; also how long the sender lets a partial batch fill (default 5)"),
-    ("kafka.batch_size", "producer batch size in bytes (default 256KiB)"),
-    ("kafka.batch_records", "records per batch the sender hands to the producer (default 500)"),
-    ("kafka.delivery_timeout_ms", "bound on one record's delivery (default 60000)"),
+    (
+        "kafka.linger_ms",
+        "producer linger; also how long the sender lets a partial batch fill (default 5)",
+    ),
+    (
+        "kafka.batch_size",
+        "producer batch size in bytes (default 256KiB)",
+    ),
+    (
+        "kafka.batch_records",
+        "records per batch the sender hands to the producer (default 500)",
+    ),
+    (
+        "kafka.delivery_timeout_ms",
+        "bound on one record's delivery (default 60000)",
+    ),
     ("kafka.client_id", "client id (default avro-edge)"),
     (
         "kafka.request_timeout_ms",
@@ -616,7 +628,10 @@ fn validate(layer: Layer) -> Result<Config, ConfigError> {
     };
     let batch_size = get_size(t, "kafka.batch_size")?.unwrap_or(256 << 10);
     if !(1024..=(64 << 20)).contains(&batch_size) {
-        return Err(invalid("kafka.batch_size", "must be between 1KiB and 64MiB"));
+        return Err(invalid(
+            "kafka.batch_size",
+            "must be between 1KiB and 64MiB",
+        ));
     }
     let batch_records = get_u64(t, "kafka.batch_records")?.unwrap_or(500);
     if !(1..=100_000).contains(&batch_records) {

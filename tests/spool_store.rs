@@ -390,3 +390,50 @@ fn inspect_reports_a_stopped_spool_without_changing_it() {
         "inspect must not repair"
     );
 }
+
+#[test]
+fn concurrent_appends_with_partial_acks_and_rewinds_ack_each_record_once_in_order() {
+    let dir = TempDir::new("spool-concurrent");
+    let o = SpoolOptions {
+        max_bytes: 256 * 1024,
+        segment_bytes: Some(8 * 1024),
+        ..opts()
+    };
+    let (spool, _) = Spool::open(dir.path(), o).unwrap();
+    let spool = Arc::new(spool);
+    const N: u64 = 20_000;
+    let writer = {
+        let spool = spool.clone();
+        std::thread::spawn(move || append_ids(&spool, 0..N))
+    };
+    let mut acked = Vec::with_capacity(N as usize);
+    let mut rng = 0x2545_f491u64;
+    let mut rewinds = 0;
+    while (acked.len() as u64) < N {
+        let b = spool
+            .read_batch(97, 1 << 20, Duration::from_millis(50))
+            .unwrap();
+        if b.is_empty() {
+            continue;
+        }
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        // Acknowledge a random prefix (sometimes none, sometimes all), rewind when not all.
+        let k = (rng % (b.len() as u64 + 2)).min(b.len() as u64) as usize;
+        if k > 0 {
+            spool.ack_through(&b[k - 1]).unwrap();
+            acked.extend(b[..k].iter().map(id_of));
+        }
+        if k < b.len() {
+            spool.rewind();
+            rewinds += 1;
+        }
+    }
+    writer.join().unwrap();
+    assert!(rewinds > 10);
+    assert_eq!(acked, (0..N).collect::<Vec<_>>());
+    let st = spool.status();
+    assert_eq!(st.records, 0);
+    assert!(st.segments <= 1, "fully acked segments are deleted: {st:?}");
+}
