@@ -502,3 +502,31 @@ fn file_input_start_at_end_skips_old_lines_but_reads_a_file_created_later_from_i
     stop.store(true, Ordering::SeqCst);
     h.join().unwrap();
 }
+
+#[test]
+fn a_failing_input_fails_the_run_after_the_drain() {
+    let dir = TempDir::new("fwd-input-fail");
+    let not_a_file = dir.join("a-directory");
+    std::fs::create_dir(&not_a_file).unwrap();
+    let p = not_a_file.display().to_string();
+    let cfg = config(
+        &dir,
+        &[
+            ("input.type", "file"),
+            ("input.path", &p),
+            ("input.start_at", "beginning"),
+        ],
+    );
+    let err = forward::run(
+        &cfg,
+        SensorEncoder,
+        VecSink::default(),
+        stdin_of(String::new()),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .err()
+    .expect("reading a directory must fail the input");
+    use avro_edge::error::ErrorKind;
+    assert_eq!(err.kind(), "input-io");
+    assert!(err.to_string().starts_with("input 'file'"), "{err}");
+}

@@ -332,7 +332,9 @@ where
     let input_stop = Arc::new(AtomicBool::new(false));
     let mut stdin = Some(stdin);
     let mut handles = Vec::new();
+    let input_failed: Arc<std::sync::Mutex<Option<(String, std::io::Error)>>> = Arc::default();
     for inp in cfg.inputs.clone() {
+        let name = inp.name.clone();
         let ingest = ingest.clone();
         let stop_in = input_stop.clone();
         let max = cfg.max_line_bytes;
@@ -361,14 +363,18 @@ where
                 })
             }
         };
-        let name = inp_name(&cfg.inputs, handles.len());
         let metrics = metrics.clone();
+        let failed = input_failed.clone();
         let h = std::thread::Builder::new()
             .name(format!("input-{name}"))
             .spawn(move || {
                 if let Err(e) = job() {
                     tracing::error!(input = %name, error = %e, "input failed");
                     metrics.set_error("input-io", &e.to_string());
+                    let mut f = failed
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    f.get_or_insert((name, e));
                 }
             })
             .map_err(|source| ForwardError::Input {
@@ -438,11 +444,13 @@ where
             "records left in the spool; they are sent on the next start"
         );
     }
+    // An input that failed (not one that ended) makes the run fail, after the drain.
+    let failed = input_failed
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some((input, source)) = failed {
+        return Err(ForwardError::Input { input, source });
+    }
     Ok(snap)
-}
-
-fn inp_name(inputs: &[InputConfig], i: usize) -> String {
-    inputs
-        .get(i)
-        .map_or_else(|| format!("{i}"), |x| x.name.clone())
 }
