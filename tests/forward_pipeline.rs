@@ -524,8 +524,7 @@ fn a_failing_input_fails_the_run_after_the_drain() {
         stdin_of(String::new()),
         Arc::new(AtomicBool::new(false)),
     )
-    .err()
-    .expect("reading a directory must fail the input");
+    .expect_err("reading a directory must fail the input");
     use avro_edge::error::ErrorKind;
     assert_eq!(err.kind(), "input-io");
     assert!(err.to_string().starts_with("input 'file'"), "{err}");
