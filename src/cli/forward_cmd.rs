@@ -178,40 +178,77 @@ pub fn spool(c: SpoolCommand) -> CmdResult {
     }
 }
 
+/// `writeln!` into a String (which cannot fail).
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+/// Write to stdout; a closed pipe (`| head`) is not an error.
+fn print(text: &str) -> CmdResult {
+    use std::io::Write as _;
+    let mut o = std::io::stdout().lock();
+    match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::other(1, "stdout", e.to_string())),
+    }
+}
+
 fn status(dir: &std::path::Path, json: bool) -> CmdResult {
     let (st, report) = Spool::inspect(dir).map_err(|e| Failure::runtime(&e))?;
     let last = Snapshot::load(dir);
+    let mut out = String::new();
     if json {
         let v = serde_json::json!({ "dir": dir.display().to_string(), "spool": st, "recovery": report, "last_run": last });
-        println!("{v}");
-        return Ok(());
+        outln!(out, "{v}");
+        return print(&out);
     }
     let age = st
         .oldest_unacked_age_ms
         .map_or("-".to_string(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
-    println!("spool {}", dir.display());
-    println!("  records (unacked)     {}", st.records);
-    println!("  bytes                 {}", st.bytes);
-    println!("  segments              {}", st.segments);
-    println!("  oldest unacked age    {age}");
-    println!("  next seq / acked seq  {} / {}", st.next_seq, st.acked_seq);
-    println!(
+    outln!(out, "spool {}", dir.display());
+    outln!(out, "  records (unacked)     {}", st.records);
+    outln!(out, "  bytes                 {}", st.bytes);
+    outln!(out, "  segments              {}", st.segments);
+    outln!(out, "  oldest unacked age    {age}");
+    outln!(
+        out,
+        "  next seq / acked seq  {} / {}",
+        st.next_seq,
+        st.acked_seq
+    );
+    outln!(
+        out,
         "  possible duplicates   {} (sent before, not acked: resent on start)",
         st.possible_duplicates
     );
-    println!(
+    outln!(
+        out,
         "  damage found now      {} corrupt records, {} bytes torn tail, {} bytes skipped (repaired on the next start)",
-        report.corrupt_records, report.truncated_bytes, report.skipped_bytes
+        report.corrupt_records,
+        report.truncated_bytes,
+        report.skipped_bytes
     );
     match last {
         Some(s) => {
-            println!("last run (stats.json)");
-            println!(
+            outln!(out, "last run (stats.json)");
+            outln!(
+                out,
                 "  received {}  spooled {}  sent {}  acked {}  retried {}  dead-lettered {}  dropped {}",
-                s.received, s.spooled, s.sent, s.acked, s.retried, s.dead_lettered, s.dropped
+                s.received,
+                s.spooled,
+                s.sent,
+                s.acked,
+                s.retried,
+                s.dead_lettered,
+                s.dropped
             );
             if let Some(e) = s.last_error {
-                println!(
+                outln!(
+                    out,
                     "  last error [{}] {} (at {})",
                     e.kind,
                     e.message,
@@ -219,7 +256,7 @@ fn status(dir: &std::path::Path, json: bool) -> CmdResult {
                 );
             }
         }
-        None => println!("last run: no stats.json"),
+        None => outln!(out, "last run: no stats.json"),
     }
-    Ok(())
+    print(&out)
 }
