@@ -5,8 +5,6 @@
 
 use std::io::BufReader;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use super::{CmdResult, Failure};
 use crate::config::{self, Config};
@@ -125,17 +123,6 @@ pub fn load_config(a: &ForwardArgs) -> Result<Config, Failure> {
     Config::load(a.config.as_deref(), std::env::vars(), &flags).map_err(|e| Failure::bad_input(&e))
 }
 
-/// SIGINT/SIGTERM set the returned flag (stop, drain, exit 0); a second one exits at once with 1.
-fn install_signals() -> Result<StopFlag, Failure> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())
-            .and_then(|_| signal_hook::flag::register(sig, stop.clone()))
-            .map_err(|e| Failure::other(1, "signal-setup", e.to_string()))?;
-    }
-    Ok(stop)
-}
-
 pub fn forward(a: ForwardArgs) -> CmdResult {
     let cfg = load_config(&a)?;
     if cfg.kafka.brokers.is_empty() {
@@ -144,7 +131,8 @@ pub fn forward(a: ForwardArgs) -> CmdResult {
         };
         return Err(Failure::bad_input(&e));
     }
-    let stop = install_signals()?;
+    let stop =
+        forward::stop_on_signals().map_err(|e| Failure::other(1, "signal-setup", e.to_string()))?;
     let source =
         crate::registry::open_source(&cfg.registry.urls, cfg.registry.schema_cache.as_deref())
             .map_err(|e| Failure::runtime(&e))?;

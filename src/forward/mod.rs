@@ -251,6 +251,18 @@ impl<E: RecordEncoder> Ingest<E> {
 /// A stop switch for [`run`]: set it (e.g. from SIGINT/SIGTERM) to stop inputs, drain and return.
 pub type StopFlag = Arc<AtomicBool>;
 
+/// A stop flag that SIGINT and SIGTERM set (graceful: stop inputs, drain, exit 0). A second signal while
+/// the first is being handled exits the process at once with status 1.
+pub fn stop_on_signals() -> std::io::Result<StopFlag> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Registered first, so it sees the flag as it was before this signal set it.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())?;
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    Ok(stop)
+}
+
 /// Run the forwarder until every input ended (e.g. end of stdin) or `stop` is set, then stop the inputs,
 /// drain the spool through the sink for up to `drain_timeout`, flush and return the final counters.
 /// What was not acknowledged stays in the spool for the next run.
