@@ -180,6 +180,8 @@ pub struct Config {
     pub spool_dir: PathBuf,
     pub spool: SpoolOptions,
     pub dead_letter: PathBuf,
+    /// Past this size the dead-letter file moves to `<path>.1` (so at most twice this is kept).
+    pub dead_letter_max_bytes: u64,
     pub metrics: MetricsSettings,
     pub drain_timeout: Duration,
     /// Longer input lines are dead-lettered (`line-too-long`) without being held in memory.
@@ -265,6 +267,10 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "dead_letter",
         "dead-letter file (default /var/lib/avro-edge/dead-letter.ndjson)",
+    ),
+    (
+        "dead_letter_max_bytes",
+        "dead-letter size before it moves to <path>.1 (default 64MiB)",
     ),
     ("drain_timeout_ms", "drain time on stop (default 10000)"),
     (
@@ -756,6 +762,10 @@ fn validate(layer: Layer) -> Result<Config, ConfigError> {
     if summary == 0 {
         return Err(invalid("metrics.summary_interval_s", "must be above 0"));
     }
+    let dead_letter_max_bytes = get_size(t, "dead_letter_max_bytes")?.unwrap_or(64 << 20);
+    if dead_letter_max_bytes < 4096 {
+        return Err(invalid("dead_letter_max_bytes", "must be at least 4KiB"));
+    }
     let max_line_bytes = get_size(t, "max_line_bytes")?.unwrap_or(1 << 20);
     if !(1024..=(64 << 20)).contains(&max_line_bytes) {
         return Err(invalid("max_line_bytes", "must be between 1KiB and 64MiB"));
@@ -771,6 +781,7 @@ fn validate(layer: Layer) -> Result<Config, ConfigError> {
             || PathBuf::from("/var/lib/avro-edge/dead-letter.ndjson"),
             PathBuf::from,
         ),
+        dead_letter_max_bytes,
         metrics: MetricsSettings {
             listen,
             summary_interval: Duration::from_secs(summary),

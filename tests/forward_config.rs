@@ -85,7 +85,9 @@ fn every_key_is_settable_from_env_and_flags() {
             "kafka.sasl_mechanism" => "SCRAM-SHA-512",
             "spool.fsync" => "always",
             "spool.when_full" => "drop_oldest",
-            "spool.max_bytes" | "max_line_bytes" | "kafka.batch_size" => "2MiB",
+            "spool.max_bytes" | "max_line_bytes" | "kafka.batch_size" | "dead_letter_max_bytes" => {
+                "2MiB"
+            }
             "spool.segment_bytes" => "64KiB",
             "metrics.listen" => "127.0.0.1:9464",
             k if k.ends_with("_ms") || k.ends_with("_s") || k.ends_with("batch_records") => "42",

@@ -529,3 +529,31 @@ fn a_failing_input_fails_the_run_after_the_drain() {
     assert_eq!(err.kind(), "input-io");
     assert!(err.to_string().starts_with("input 'file'"), "{err}");
 }
+
+#[test]
+fn dead_letter_file_is_bounded_by_rotation() {
+    let dir = TempDir::new("fwd-dl-rotate");
+    let cfg = config(&dir, &[("dead_letter_max_bytes", "4KiB")]);
+    let text: String = (0..300u64).map(|i| format!("garbage line {i}\n")).collect();
+    let snap = run_stdin(&cfg, text, VecSink::default());
+    assert_eq!(snap.dead_lettered, 300);
+    let cur = std::fs::read_to_string(dir.join("dead-letter.ndjson")).unwrap();
+    let old = std::fs::read_to_string(dir.join("dead-letter.ndjson.1")).unwrap();
+    assert!(
+        cur.len() <= 4096 && old.len() <= 4096,
+        "{} {}",
+        cur.len(),
+        old.len()
+    );
+    let lines: Vec<serde_json::Value> = old
+        .lines()
+        .chain(cur.lines())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The newest entries are kept, contiguous, ending with the last bad line.
+    let n = lines.len();
+    assert!(n > 10 && n < 300);
+    for (k, e) in lines.iter().enumerate() {
+        assert_eq!(e["line"], format!("garbage line {}", 300 - n + k));
+    }
+}

@@ -1,7 +1,9 @@
 //! The dead-letter file: one JSON line per rejected input line, with the original line, the input's name,
 //! the reason (stable kind + message) and the time.
 //!
-//! Must not log the line itself (it may hold secrets): logs carry the input and the kind only.
+//! Must not log the line itself (it may hold secrets): logs carry the input and the kind only. Must not
+//! fill the disk: past `max_bytes` the file is renamed to `<path>.1` (replacing the previous one) and a new
+//! one is started, so at most twice `max_bytes` is kept.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -11,19 +13,29 @@ use std::sync::Mutex;
 /// An append-only dead-letter file shared by every input.
 pub struct DeadLetter {
     path: PathBuf,
-    file: Mutex<File>,
+    max_bytes: u64,
+    file: Mutex<(File, u64)>,
 }
 
 impl DeadLetter {
-    pub fn open(path: &Path) -> std::io::Result<DeadLetter> {
+    pub fn open(path: &Path, max_bytes: u64) -> std::io::Result<DeadLetter> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let len = file.metadata()?.len();
         Ok(DeadLetter {
             path: path.to_path_buf(),
-            file: Mutex::new(file),
+            max_bytes,
+            file: Mutex::new((file, len)),
         })
+    }
+
+    /// The file the previous entries move to when the current file is full.
+    pub fn rotated_path(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(".1");
+        PathBuf::from(p)
     }
 
     pub fn path(&self) -> &Path {
@@ -50,11 +62,22 @@ impl DeadLetter {
         }
         let mut text = entry.to_string();
         text.push('\n');
-        let mut f = self
+        let mut g = self
             .file
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f.write_all(text.as_bytes())
+        if g.1 > 0 && g.1 + text.len() as u64 > self.max_bytes {
+            std::fs::rename(&self.path, self.rotated_path())?;
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            *g = (file, 0);
+            tracing::warn!(path = %self.path.display(), max_bytes = self.max_bytes, "dead-letter file full: moved to .1");
+        }
+        g.0.write_all(text.as_bytes())?;
+        g.1 += text.len() as u64;
+        Ok(())
     }
 }
 

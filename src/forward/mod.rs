@@ -279,12 +279,14 @@ where
 {
     let (spool, _report) = Spool::open(&cfg.spool_dir, cfg.spool_options())?;
     let spool = Arc::new(spool);
-    let dead = Arc::new(DeadLetter::open(&cfg.dead_letter).map_err(|source| {
-        ForwardError::DeadLetter {
-            path: cfg.dead_letter.display().to_string(),
-            source,
-        }
-    })?);
+    let dead = Arc::new(
+        DeadLetter::open(&cfg.dead_letter, cfg.dead_letter_max_bytes).map_err(|source| {
+            ForwardError::DeadLetter {
+                path: cfg.dead_letter.display().to_string(),
+                source,
+            }
+        })?,
+    );
     let metrics = Arc::new(Metrics::default());
     let ingest = Ingest::new(Arc::new(encoder), spool.clone(), dead, metrics.clone());
 
