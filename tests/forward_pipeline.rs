@@ -557,3 +557,63 @@ fn dead_letter_file_is_bounded_by_rotation() {
         assert_eq!(e["line"], format!("garbage line {}", 300 - n + k));
     }
 }
+
+#[test]
+fn file_input_resumes_after_a_restart_where_it_left_off() {
+    let dir = TempDir::new("fwd-file-resume");
+    let feed = dir.join("feed.ndjson");
+    let append = |ids: std::ops::Range<u64>| {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&feed)
+            .unwrap();
+        for i in ids {
+            writeln!(f, "{}", good_line(i)).unwrap();
+        }
+    };
+    let feed_s = feed.display().to_string();
+    // start_at = beginning: without a saved position every run would re-read the whole file.
+    let cfg = config(
+        &dir,
+        &[
+            ("input.type", "file"),
+            ("input.path", &feed_s),
+            ("input.start_at", "beginning"),
+        ],
+    );
+    let run_until = |n: usize| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sink = VecSink::default();
+        let h = {
+            let (cfg, sink, stop) = (cfg.clone(), sink.clone(), stop.clone());
+            std::thread::spawn(move || {
+                forward::run(&cfg, SensorEncoder, sink, stdin_of(String::new()), stop).unwrap()
+            })
+        };
+        let mut ids = wait_for(&sink, n);
+        // Give a wrongly re-read line the chance to show up before stopping.
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::SeqCst);
+        h.join().unwrap();
+        ids.extend(
+            sink.delivered()
+                .iter()
+                .skip(ids.len())
+                .map(|g| id_of(&g.value)),
+        );
+        ids
+    };
+    append(0..10);
+    assert_eq!(run_until(10), (0..10).collect::<Vec<_>>());
+    append(10..20);
+    assert_eq!(
+        run_until(10),
+        (10..20).collect::<Vec<_>>(),
+        "resumes after the last accepted line"
+    );
+    // Rotated while stopped: the file at the path is new, read from its start.
+    std::fs::rename(&feed, dir.join("feed.ndjson.1")).unwrap();
+    append(20..25);
+    assert_eq!(run_until(5), (20..25).collect::<Vec<_>>());
+}

@@ -437,3 +437,31 @@ fn concurrent_appends_with_partial_acks_and_rewinds_ack_each_record_once_in_orde
     assert_eq!(st.records, 0);
     assert!(st.segments <= 1, "fully acked segments are deleted: {st:?}");
 }
+
+#[test]
+fn close_releases_the_directory_while_old_handles_live_on() {
+    let dir = TempDir::new("spool-close");
+    let (old, _) = Spool::open(dir.path(), opts()).unwrap();
+    append_ids(&old, 0..10);
+    let handed = drain(&old);
+    old.close().unwrap();
+    // A new owner can open it at once; the old handle can no longer change anything.
+    let (new, report) = Spool::open(dir.path(), opts()).unwrap();
+    assert_eq!(report.records, 10);
+    assert_eq!(
+        old.append("t", None, b"late").unwrap_err().kind(),
+        "spool-interrupted"
+    );
+    old.ack_through(&handed[9]).unwrap();
+    assert!(
+        old.read_batch(10, 1 << 20, Duration::ZERO)
+            .unwrap()
+            .is_empty()
+    );
+    drop(old);
+    assert_eq!(
+        drain(&new).iter().map(id_of).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>(),
+        "a late ack from the old handle is ignored"
+    );
+}

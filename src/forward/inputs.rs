@@ -34,6 +34,10 @@ pub enum Line {
 pub struct LineSplitter {
     buf: Vec<u8>,
     overflow: Option<usize>,
+    /// Stream offset of the bytes consumed so far.
+    offset: u64,
+    /// Stream offset just past the last line the callback accepted (`Flow::Continue`).
+    committed: u64,
 }
 
 /// What the callback says after each line: go on, or stop reading this input.
@@ -44,6 +48,20 @@ pub enum Flow {
 }
 
 impl LineSplitter {
+    /// A splitter for a stream that starts at byte `offset` of its file.
+    pub fn starting_at(offset: u64) -> Self {
+        LineSplitter {
+            offset,
+            committed: offset,
+            ..LineSplitter::default()
+        }
+    }
+
+    /// Offset just past the last accepted line: where a restart resumes.
+    pub fn committed(&self) -> u64 {
+        self.committed
+    }
+
     fn emit(&mut self, on_line: &mut dyn FnMut(Line) -> Flow) -> Flow {
         let mut line = std::mem::take(&mut self.buf);
         if line.last() == Some(&b'\r') {
@@ -91,8 +109,12 @@ impl LineSplitter {
                 None => self.buf.extend_from_slice(chunk),
             }
             r.consume(used);
-            if complete && self.emit(on_line) == Flow::Stop {
-                return Ok(false);
+            self.offset += used as u64;
+            if complete {
+                if self.emit(on_line) == Flow::Stop {
+                    return Ok(false);
+                }
+                self.committed = self.offset;
             }
         }
     }
@@ -102,13 +124,16 @@ impl LineSplitter {
         if self.buf.is_empty() && self.overflow.is_none() {
             return Flow::Continue;
         }
-        self.emit(on_line)
+        let flow = self.emit(on_line);
+        if flow == Flow::Continue {
+            self.committed = self.offset;
+        }
+        flow
     }
 
     /// Forget a partial line (the file it came from was truncated).
     pub fn reset(&mut self) {
-        self.buf.clear();
-        self.overflow = None;
+        *self = LineSplitter::default();
     }
 }
 
@@ -125,16 +150,39 @@ pub fn read_stream(
     Ok(())
 }
 
+/// Where a followed file was left: its inode and the offset past the last accepted line.
+fn load_position(state: &Path) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(state).ok()?;
+    let mut it = text.split_whitespace();
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+fn save_position(state: &Path, ino: u64, offset: u64) {
+    let tmp = state.with_extension("pos.tmp");
+    let res = std::fs::write(&tmp, format!("{ino} {offset}\n"))
+        .and_then(|()| std::fs::rename(&tmp, state));
+    if let Err(e) = res {
+        tracing::warn!(file = %state.display(), error = %e, "cannot save the input file position");
+    }
+}
+
 /// Follow a file like `tail -F` until `stop` is set: waits for it to exist, reads appended lines,
 /// reopens it from the start when it is replaced (rotation: a new inode at the path; the old file is read
 /// to its end first), and starts over when it shrinks (truncation).
+///
+/// With `state`, the position after the last accepted line is saved there (inode + offset, whenever the
+/// reader caught up, without fsync) and a restart resumes from it: same inode → from the saved offset;
+/// another inode (rotated while stopped) → the new file from its start. Without a saved position,
+/// `start_at` decides. Lines between a stale saved position and the real one are read again (at-least-once).
 pub fn follow_file(
     path: &Path,
     start_at: StartAt,
     max: usize,
     stop: &AtomicBool,
+    state: Option<&Path>,
     on_line: &mut dyn FnMut(Line) -> Flow,
 ) -> std::io::Result<()> {
+    let mut saved = state.and_then(load_position);
     let mut first = true;
     'open: while !stop.load(Ordering::Relaxed) {
         let file = match std::fs::File::open(path) {
@@ -142,23 +190,37 @@ pub fn follow_file(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // A file that appears after the start is new: read it from its beginning.
                 first = false;
+                saved = None;
                 std::thread::sleep(FOLLOW_POLL);
                 continue;
             }
             Err(e) => return Err(e),
         };
-        let ino = file.metadata()?.ino();
+        let meta = file.metadata()?;
+        let ino = meta.ino();
         let mut r = BufReader::with_capacity(64 * 1024, file);
-        if first && start_at == StartAt::End {
-            r.seek(SeekFrom::End(0))?;
-        }
+        let start = match (first, saved.take()) {
+            (true, Some((i, off))) if i == ino && off <= meta.len() => off,
+            (true, Some(_)) => 0,
+            (true, None) if start_at == StartAt::End => meta.len(),
+            _ => 0,
+        };
+        r.seek(SeekFrom::Start(start))?;
         first = false;
-        let mut s = LineSplitter::default();
-        loop {
-            if !s.read_available(&mut r, max, on_line)? {
-                return Ok(());
+        let mut s = LineSplitter::starting_at(start);
+        let mut last_saved = None;
+        let mut save = |s: &LineSplitter| {
+            if let Some(st) = state
+                && last_saved != Some(s.committed())
+            {
+                save_position(st, ino, s.committed());
+                last_saved = Some(s.committed());
             }
-            if stop.load(Ordering::Relaxed) {
+        };
+        loop {
+            let more = s.read_available(&mut r, max, on_line)?;
+            save(&s);
+            if !more || stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
             std::thread::sleep(FOLLOW_POLL);
@@ -166,8 +228,13 @@ pub fn follow_file(
             match std::fs::metadata(path) {
                 Ok(m) if m.ino() != ino => {
                     // Rotated: take what the old file still has, then the new one from its start.
-                    if !s.read_available(&mut r, max, on_line)? || s.finish(on_line) == Flow::Stop {
+                    let more = s.read_available(&mut r, max, on_line)?;
+                    if !more || s.finish(on_line) == Flow::Stop {
+                        save(&s);
                         return Ok(());
+                    }
+                    if let Some(st) = state {
+                        save_position(st, m.ino(), 0);
                     }
                     tracing::info!(path = %path.display(), "input file rotated: reopening");
                     continue 'open;

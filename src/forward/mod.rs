@@ -359,12 +359,20 @@ where
                     inputs::read_stream(&mut *r, max, &mut |l| ingest.handle(&inp, l, &stop_in))
                 })
             }
-            InputKind::File { path, start_at } => Box::new(move || {
-                let stop2 = stop_in.clone();
-                inputs::follow_file(&path, start_at, max, &stop_in, &mut |l| {
-                    ingest.handle(&inp, l, &stop2)
+            InputKind::File { path, start_at } => {
+                let state = input_state_path(&cfg.spool_dir, &inp.name).map_err(|source| {
+                    ForwardError::Input {
+                        input: inp.name.clone(),
+                        source,
+                    }
+                })?;
+                Box::new(move || {
+                    let stop2 = stop_in.clone();
+                    inputs::follow_file(&path, start_at, max, &stop_in, Some(&state), &mut |l| {
+                        ingest.handle(&inp, l, &stop2)
+                    })
                 })
-            }),
+            }
             InputKind::Udp { .. } => {
                 let Some(pos) = udp.iter().position(|(n, _)| *n == inp.name) else {
                     continue;
@@ -446,7 +454,13 @@ where
     if let Some(h) = http {
         let _ = h.join();
     }
-    spool.flush()?;
+    // Inputs that poll (file, udp) notice the stop within a poll period; a blocked stdin read does not
+    // and is left behind. Either way `close` releases the spool directory for the next opener.
+    let grace = Instant::now() + Duration::from_millis(500);
+    while !handles.iter().all(std::thread::JoinHandle::is_finished) && Instant::now() < grace {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    spool.close()?;
     let snap = metrics.snapshot(&spool.status());
     snap.log();
     if let Err(e) = snap.save(&cfg.spool_dir) {
@@ -467,4 +481,24 @@ where
         return Err(ForwardError::Input { input, source });
     }
     Ok(snap)
+}
+
+/// Where a file input's position is kept: `<spool dir>/inputs/<name>.pos` (the spool's lock covers it).
+fn input_state_path(
+    spool_dir: &std::path::Path,
+    name: &str,
+) -> std::io::Result<std::path::PathBuf> {
+    let dir = spool_dir.join("inputs");
+    std::fs::create_dir_all(&dir)?;
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Ok(dir.join(format!("{safe}.pos")))
 }

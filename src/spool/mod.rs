@@ -238,6 +238,8 @@ struct Inner {
     cursor_dirty: bool,
     last_sync: Instant,
     interrupted: bool,
+    /// After [`Spool::close`]: nothing touches the directory any more.
+    closed: bool,
     dropped: u64,
     corrupt: u64,
     possible_duplicates: u64,
@@ -251,7 +253,7 @@ pub struct Spool {
     read_only: bool,
     inner: Mutex<Inner>,
     changed: Condvar,
-    _lock: File,
+    lock_file: File,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -355,7 +357,7 @@ impl Spool {
             read_only,
             inner: Mutex::new(inner),
             changed: Condvar::new(),
-            _lock: lock,
+            lock_file: lock,
         };
         if !read_only {
             let mut g = spool.lock();
@@ -616,6 +618,9 @@ impl Spool {
         wait: Duration,
     ) -> Result<Vec<SpoolRecord>, SpoolError> {
         let mut g = self.lock();
+        if g.closed {
+            return Ok(Vec::new());
+        }
         if !Self::readable(&g) && !wait.is_zero() {
             g = self
                 .changed
@@ -735,7 +740,7 @@ impl Spool {
     /// one) are deleted; the cursor is persisted. Acknowledging an already acknowledged record does nothing.
     pub fn ack_through(&self, rec: &SpoolRecord) -> Result<(), SpoolError> {
         let mut g = self.lock();
-        if rec.seq < g.acked {
+        if rec.seq < g.acked || g.closed {
             return Ok(());
         }
         g.acked = rec.seq + 1;
@@ -790,6 +795,9 @@ impl Spool {
     /// fsync what the interval policy left pending, when the interval is due. Call it now and then.
     pub fn tick(&self) -> Result<(), SpoolError> {
         let mut g = self.lock();
+        if g.closed {
+            return Ok(());
+        }
         if let FsyncPolicy::Interval(d) = self.opts.fsync
             && (g.data_dirty || g.cursor_dirty)
             && g.last_sync.elapsed() >= d
@@ -808,8 +816,30 @@ impl Spool {
             return Ok(());
         }
         let mut g = self.lock();
+        if g.closed {
+            return Ok(());
+        }
         self.sync_data(&mut g)?;
         self.write_cursor(&mut g, true)
+    }
+
+    /// Flush, then let go of the directory even while other threads still hold this spool: appends fail
+    /// with [`SpoolError::Interrupted`], reads return nothing, late acknowledgements are ignored (those
+    /// records are resent by the next owner), and the directory lock is released for the next opener.
+    pub fn close(&self) -> Result<(), SpoolError> {
+        let flushed = self.flush();
+        let mut g = self.lock();
+        g.interrupted = true;
+        g.closed = true;
+        g.writer = None;
+        g.reader = None;
+        if !self.read_only {
+            let _ = self.lock_file.set_len(0);
+        }
+        let _ = self.lock_file.unlock();
+        drop(g);
+        self.changed.notify_all();
+        flushed
     }
 
     fn sync_data(&self, g: &mut Inner) -> Result<(), SpoolError> {
@@ -1103,6 +1133,7 @@ fn recover(
         cursor_dirty: false,
         last_sync: Instant::now(),
         interrupted: false,
+        closed: false,
         dropped: 0,
         corrupt: report.corrupt_records,
         possible_duplicates: report.possible_duplicates,
