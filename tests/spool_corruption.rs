@@ -58,7 +58,7 @@ fn random_damage_keeps_every_record_before_it() {
     let name = segs[0].file_name().unwrap().to_owned();
 
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for round in 0..300 {
+    for round in 0..150 {
         let mut b = bytes.clone();
         let at = 8 + rng.below(b.len() - 8);
         let mode = round % 3;
