@@ -1,3 +1,504 @@
-//! The edge forwarder: inputs (stdin, file, udp) → codec → spool → producer, dead-letter file, metrics.
+//! The edge forwarder: inputs (stdin, file, udp) → encoder → spool → sender → sink, dead-letter file, metrics.
 //!
-//! Must not lose a record silently: every record is spooled, dead-lettered or counted as dropped.
+//! Must not lose a record silently: every input line is spooled, dead-lettered or counted as dropped, and a
+//! spooled record leaves the spool only after the sink acknowledged it. Must not know Avro or Kafka: it
+//! drives them through two small traits, [`RecordEncoder`] (the codec) and [`RecordSink`] (the producer).
+//!
+//! Plugging in the real parts (what `avro-edge forward` does once the codec and producer are merged):
+//! `impl RecordEncoder for crate::codec::Codec` (`encode` = `encode_json`) and
+//! `impl RecordSink for crate::producer::Producer` (`send_batch` = `Producer::send_batch`), then
+//! `forward::run(&config, codec, LazySink::new(move || Producer::connect(pcfg.clone())), stdin, stop)`.
+
+pub mod dead_letter;
+pub mod inputs;
+pub mod metrics;
+mod sender;
+
+use std::io::BufRead;
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, InputConfig, InputKind};
+use crate::error::ErrorKind;
+use crate::spool::{Spool, SpoolError};
+pub use dead_letter::DeadLetter;
+use inputs::{Flow, Line};
+pub use metrics::{Metrics, Snapshot};
+pub use sender::{Backoff, SenderOptions};
+
+/// Turns one natural-JSON record into the bytes of a Kafka message value (Confluent framing).
+/// The real one is `crate::codec::Codec::encode_json`.
+pub trait RecordEncoder: Send + Sync {
+    type Error: ErrorKind + Send + Sync + 'static;
+    fn encode(&self, subject: &str, record: &serde_json::Value) -> Result<Vec<u8>, Self::Error>;
+}
+
+/// A record for the sink (same shape as the producer contract's `OutRecord`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutRecord {
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Where the broker put a record (same shape as the producer contract's `Delivery`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub partition: i32,
+    pub offset: Option<i64>,
+}
+
+/// Sends records to a topic and says, per record and in input order, whether the broker acknowledged it.
+/// The real one is `crate::producer::Producer::send_batch`. A result vector shorter than `records` means
+/// the records without a result were not acknowledged.
+pub trait RecordSink: Send {
+    type Error: ErrorKind + Send + 'static;
+    fn send_batch(
+        &mut self,
+        topic: &str,
+        records: &[OutRecord],
+    ) -> Vec<Result<Delivery, Self::Error>>;
+}
+
+/// A sink that connects on first use and again after a failed connect, so the forwarder starts and
+/// spools while the broker is down. `connect` is e.g. `move || Producer::connect(cfg.clone())`.
+pub struct LazySink<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> {
+    sink: Option<S>,
+    connect: F,
+}
+
+impl<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> LazySink<S, F> {
+    pub fn new(connect: F) -> Self {
+        LazySink {
+            sink: None,
+            connect,
+        }
+    }
+}
+
+impl<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> RecordSink for LazySink<S, F> {
+    type Error = S::Error;
+    fn send_batch(
+        &mut self,
+        topic: &str,
+        records: &[OutRecord],
+    ) -> Vec<Result<Delivery, S::Error>> {
+        if self.sink.is_none() {
+            match (self.connect)() {
+                Ok(s) => self.sink = Some(s),
+                Err(e) => return vec![Err(e)],
+            }
+        }
+        match self.sink.as_mut() {
+            Some(s) => s.send_batch(topic, records),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// What can stop the forwarder from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error("dead-letter file {path}: {source}")]
+    DeadLetter {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("input '{input}': {source}")]
+    Input {
+        input: String,
+        source: std::io::Error,
+    },
+    #[error("metrics listener {addr}: {source}")]
+    Metrics {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+impl ErrorKind for ForwardError {
+    fn kind(&self) -> &'static str {
+        match self {
+            ForwardError::Spool(e) => e.kind(),
+            ForwardError::DeadLetter { .. } => "dead-letter-io",
+            ForwardError::Input { .. } => "input-io",
+            ForwardError::Metrics { .. } => "metrics-listen",
+        }
+    }
+}
+
+/// The step between an input and the spool: parse, encode, key, append; or dead-letter with a reason.
+pub struct Ingest<E: RecordEncoder> {
+    encoder: Arc<E>,
+    spool: Arc<Spool>,
+    dead: Arc<DeadLetter>,
+    metrics: Arc<Metrics>,
+}
+
+impl<E: RecordEncoder> Clone for Ingest<E> {
+    fn clone(&self) -> Self {
+        Ingest {
+            encoder: self.encoder.clone(),
+            spool: self.spool.clone(),
+            dead: self.dead.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The Kafka key from a record field: a string's bytes, or the JSON text of a number or boolean.
+/// A missing or null field gives no key.
+pub fn key_of(record: &serde_json::Value, field: Option<&str>) -> Option<Vec<u8>> {
+    match record.get(field?)? {
+        serde_json::Value::String(s) => Some(s.as_bytes().to_vec()),
+        serde_json::Value::Null => None,
+        v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => {
+            Some(v.to_string().into_bytes())
+        }
+        other => Some(other.to_string().into_bytes()),
+    }
+}
+
+impl<E: RecordEncoder> Ingest<E> {
+    pub fn new(
+        encoder: Arc<E>,
+        spool: Arc<Spool>,
+        dead: Arc<DeadLetter>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Ingest {
+            encoder,
+            spool,
+            dead,
+            metrics,
+        }
+    }
+
+    fn reject(&self, input: &InputConfig, line: &[u8], truncated: bool, kind: &str, message: &str) {
+        metrics::add(&self.metrics.dead_lettered, 1);
+        tracing::debug!(input = %input.name, kind, "input line dead-lettered");
+        if let Err(e) = self.dead.write(&input.name, line, truncated, kind, message) {
+            tracing::error!(error = %e, path = %self.dead.path().display(), "cannot write the dead-letter file");
+            self.metrics.set_error("dead-letter-io", &e.to_string());
+        }
+    }
+
+    /// Handle one input line. `Flow::Stop` when the spool no longer accepts records (shutting down).
+    pub fn handle(&self, input: &InputConfig, line: Line, stop: &AtomicBool) -> Flow {
+        metrics::add(&self.metrics.received, 1);
+        let bytes = match line {
+            Line::Ok(b) => b,
+            Line::TooLong { prefix, len } => {
+                self.reject(
+                    input,
+                    &prefix,
+                    true,
+                    "line-too-long",
+                    &format!("line of {len} bytes is longer than max_line_bytes"),
+                );
+                return Flow::Continue;
+            }
+        };
+        let record: serde_json::Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                self.reject(input, &bytes, false, "not-json", &e.to_string());
+                return Flow::Continue;
+            }
+        };
+        let value = match self.encoder.encode(&input.subject, &record) {
+            Ok(v) => v,
+            Err(e) => {
+                self.reject(input, &bytes, false, e.kind(), &e.to_string());
+                return Flow::Continue;
+            }
+        };
+        let key = key_of(&record, input.key_field.as_deref());
+        loop {
+            match self.spool.append(&input.topic, key.as_deref(), &value) {
+                Ok(_) => {
+                    metrics::add(&self.metrics.spooled, 1);
+                    return Flow::Continue;
+                }
+                Err(SpoolError::Interrupted) => {
+                    metrics::add(&self.metrics.dropped_input, 1);
+                    tracing::warn!(input = %input.name, "record read after stop was not accepted (counted as dropped)");
+                    return Flow::Stop;
+                }
+                Err(e @ SpoolError::RecordTooLarge { .. }) => {
+                    self.reject(input, &bytes, false, e.kind(), &e.to_string());
+                    return Flow::Continue;
+                }
+                Err(e) => {
+                    // Disk trouble: keep the record and stop reading until the spool takes it (back-pressure).
+                    tracing::error!(error = %e, input = %input.name, "spool append failed; retrying in 1 s");
+                    self.metrics.set_error(e.kind(), &e.to_string());
+                    if stop.load(Ordering::Relaxed) {
+                        metrics::add(&self.metrics.dropped_input, 1);
+                        return Flow::Stop;
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+}
+
+/// A stop switch for [`run`]: set it (e.g. from SIGINT/SIGTERM) to stop inputs, drain and return.
+pub type StopFlag = Arc<AtomicBool>;
+
+/// A stop flag that SIGINT and SIGTERM set (graceful: stop inputs, drain, exit 0). A second signal while
+/// the first is being handled exits the process at once with status 1.
+pub fn stop_on_signals() -> std::io::Result<StopFlag> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Registered first, so it sees the flag as it was before this signal set it.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())?;
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    Ok(stop)
+}
+
+/// Run the forwarder until every input ended (e.g. end of stdin) or `stop` is set, then stop the inputs,
+/// drain the spool through the sink for up to `drain_timeout`, flush and return the final counters.
+/// What was not acknowledged stays in the spool for the next run.
+pub fn run<E, S>(
+    cfg: &Config,
+    encoder: E,
+    sink: S,
+    stdin: Box<dyn BufRead + Send>,
+    stop: StopFlag,
+) -> Result<Snapshot, ForwardError>
+where
+    E: RecordEncoder + 'static,
+    S: RecordSink + 'static,
+{
+    let (spool, _report) = Spool::open(&cfg.spool_dir, cfg.spool_options())?;
+    let spool = Arc::new(spool);
+    let dead = Arc::new(
+        DeadLetter::open(&cfg.dead_letter, cfg.dead_letter_max_bytes).map_err(|source| {
+            ForwardError::DeadLetter {
+                path: cfg.dead_letter.display().to_string(),
+                source,
+            }
+        })?,
+    );
+    let metrics = Arc::new(Metrics::default());
+    let ingest = Ingest::new(Arc::new(encoder), spool.clone(), dead, metrics.clone());
+
+    // Bind what can fail before starting threads.
+    let mut udp = Vec::new();
+    for inp in &cfg.inputs {
+        if let InputKind::Udp { bind } = &inp.kind {
+            let s = UdpSocket::bind(bind).map_err(|source| ForwardError::Input {
+                input: inp.name.clone(),
+                source,
+            })?;
+            udp.push((inp.name.clone(), s));
+        }
+    }
+    let render = {
+        let (spool, metrics) = (spool.clone(), metrics.clone());
+        Arc::new(move || metrics.snapshot(&spool.status()).prometheus())
+            as Arc<dyn Fn() -> String + Send + Sync>
+    };
+    let http_stop = Arc::new(AtomicBool::new(false));
+    let http = match cfg.metrics.listen {
+        Some(addr) => {
+            let (bound, h) = metrics::serve(addr, render, http_stop.clone()).map_err(|source| {
+                ForwardError::Metrics {
+                    addr: addr.to_string(),
+                    source,
+                }
+            })?;
+            tracing::info!(addr = %bound, "metrics on http://{bound}/metrics");
+            Some(h)
+        }
+        None => None,
+    };
+
+    let sender_stop = Arc::new(AtomicBool::new(false));
+    let sender_opts = SenderOptions {
+        batch_records: cfg.kafka.batch_records,
+        linger: cfg.kafka.linger,
+        ..SenderOptions::default()
+    };
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let sender = {
+        let (spool, metrics, stop) = (spool.clone(), metrics.clone(), sender_stop.clone());
+        std::thread::Builder::new()
+            .name("sender".into())
+            .spawn(move || {
+                sender::run(&spool, sink, &metrics, &stop, &sender_opts);
+                let _ = done_tx.send(());
+            })
+            .map_err(|source| ForwardError::Input {
+                input: "sender".into(),
+                source,
+            })?
+    };
+
+    // Inputs, one thread each.
+    let input_stop = Arc::new(AtomicBool::new(false));
+    let mut stdin = Some(stdin);
+    let mut handles = Vec::new();
+    let input_failed: Arc<std::sync::Mutex<Option<(String, std::io::Error)>>> = Arc::default();
+    for inp in cfg.inputs.clone() {
+        let name = inp.name.clone();
+        let ingest = ingest.clone();
+        let stop_in = input_stop.clone();
+        let max = cfg.max_line_bytes;
+        let job: Box<dyn FnOnce() -> std::io::Result<()> + Send> = match inp.kind.clone() {
+            InputKind::Stdin => {
+                let Some(mut r) = stdin.take() else { continue };
+                Box::new(move || {
+                    inputs::read_stream(&mut *r, max, &mut |l| ingest.handle(&inp, l, &stop_in))
+                })
+            }
+            InputKind::File { path, start_at } => {
+                let state = input_state_path(&cfg.spool_dir, &inp.name).map_err(|source| {
+                    ForwardError::Input {
+                        input: inp.name.clone(),
+                        source,
+                    }
+                })?;
+                Box::new(move || {
+                    let stop2 = stop_in.clone();
+                    inputs::follow_file(&path, start_at, max, &stop_in, Some(&state), &mut |l| {
+                        ingest.handle(&inp, l, &stop2)
+                    })
+                })
+            }
+            InputKind::Udp { .. } => {
+                let Some(pos) = udp.iter().position(|(n, _)| *n == inp.name) else {
+                    continue;
+                };
+                let (_, sock) = udp.swap_remove(pos);
+                Box::new(move || {
+                    inputs::receive_udp(&sock, max, &stop_in, &mut |l| {
+                        ingest.handle(&inp, l, &stop_in)
+                    })
+                })
+            }
+        };
+        let metrics = metrics.clone();
+        let failed = input_failed.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("input-{name}"))
+            .spawn(move || {
+                if let Err(e) = job() {
+                    tracing::error!(input = %name, error = %e, "input failed");
+                    metrics.set_error("input-io", &e.to_string());
+                    let mut f = failed
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    f.get_or_insert((name, e));
+                }
+            })
+            .map_err(|source| ForwardError::Input {
+                input: "thread".into(),
+                source,
+            })?;
+        handles.push(h);
+    }
+    tracing::info!(inputs = cfg.inputs.len(), spool = %cfg.spool_dir.display(), "forwarder started");
+
+    // Wait for the inputs to end or a stop request, logging the summary now and then.
+    let mut last_summary = Instant::now();
+    let why = loop {
+        if stop.load(Ordering::Relaxed) {
+            break "stop requested";
+        }
+        if handles.iter().all(std::thread::JoinHandle::is_finished) {
+            break "inputs ended";
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        // The interval fsync must not wait for the sender, which may sit in a long send.
+        if let Err(e) = spool.tick() {
+            metrics.set_error(e.kind(), &e.to_string());
+        }
+        if last_summary.elapsed() >= cfg.metrics.summary_interval {
+            last_summary = Instant::now();
+            let snap = metrics.snapshot(&spool.status());
+            snap.log();
+            let _ = snap.save(&cfg.spool_dir);
+        }
+    };
+    // Stop taking input, then drain.
+    input_stop.store(true, Ordering::Relaxed);
+    spool.interrupt();
+    let deadline = Instant::now() + cfg.drain_timeout;
+    tracing::info!(
+        reason = why,
+        pending = spool.status().records,
+        drain_timeout_ms = cfg.drain_timeout.as_millis() as u64,
+        "stopping: draining the spool"
+    );
+    while spool.status().records > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sender_stop.store(true, Ordering::Relaxed);
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(500));
+    if done_rx.recv_timeout(left).is_ok() {
+        let _ = sender.join();
+    } else {
+        tracing::warn!("sender still busy at the end of the drain time; leaving it");
+    }
+    http_stop.store(true, Ordering::Relaxed);
+    if let Some(h) = http {
+        let _ = h.join();
+    }
+    // Inputs that poll (file, udp) notice the stop within a poll period; a blocked stdin read does not
+    // and is left behind. Either way `close` releases the spool directory for the next opener.
+    let grace = Instant::now() + Duration::from_millis(500);
+    while !handles.iter().all(std::thread::JoinHandle::is_finished) && Instant::now() < grace {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    spool.close()?;
+    let snap = metrics.snapshot(&spool.status());
+    snap.log();
+    if let Err(e) = snap.save(&cfg.spool_dir) {
+        tracing::warn!(error = %e, "cannot write stats.json");
+    }
+    if snap.spool_records > 0 {
+        tracing::warn!(
+            records = snap.spool_records,
+            "records left in the spool; they are sent on the next start"
+        );
+    }
+    // An input that failed (not one that ended) makes the run fail, after the drain.
+    let failed = input_failed
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some((input, source)) = failed {
+        return Err(ForwardError::Input { input, source });
+    }
+    Ok(snap)
+}
+
+/// Where a file input's position is kept: `<spool dir>/inputs/<name>.pos` (the spool's lock covers it).
+fn input_state_path(
+    spool_dir: &std::path::Path,
+    name: &str,
+) -> std::io::Result<std::path::PathBuf> {
+    let dir = spool_dir.join("inputs");
+    std::fs::create_dir_all(&dir)?;
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Ok(dir.join(format!("{safe}.pos")))
+}

@@ -1,0 +1,202 @@
+//! Spool micro-benchmark: appends/s and drain/s (read + ack) for each fsync policy, then the forwarder's
+//! own overhead (NDJSON in → JSON parse → pass-through encoder → spool → sender → null sink), without the
+//! Avro codec and the Kafka producer. Prints tables.
+//!
+//! `cargo bench --bench spool` (set SPOOL_BENCH_DIR to measure a particular disk; default `target/bench-spool`,
+//! which is on the same disk as the build, not a tmpfs, so fsync costs what it costs there).
+
+use std::time::{Duration, Instant};
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use avro_edge::config::Config;
+use avro_edge::error::ErrorKind;
+use avro_edge::forward::{self, Delivery, OutRecord, RecordEncoder, RecordSink};
+use avro_edge::spool::{FsyncPolicy, Spool, SpoolOptions, WhenFull};
+
+#[derive(Debug, thiserror::Error)]
+#[error("never")]
+struct Never;
+impl ErrorKind for Never {
+    fn kind(&self) -> &'static str {
+        "never"
+    }
+}
+
+/// Re-serialises the parsed record (stands in for the codec, which is benchmarked on its own).
+struct PassThrough;
+impl RecordEncoder for PassThrough {
+    type Error = Never;
+    fn encode(&self, _subject: &str, record: &serde_json::Value) -> Result<Vec<u8>, Never> {
+        serde_json::to_vec(record).map_err(|_| Never)
+    }
+}
+
+/// Acknowledges everything at once (stands in for the producer).
+struct NullSink;
+impl RecordSink for NullSink {
+    type Error = Never;
+    fn send_batch(&mut self, _topic: &str, records: &[OutRecord]) -> Vec<Result<Delivery, Never>> {
+        records
+            .iter()
+            .map(|_| {
+                Ok(Delivery {
+                    partition: 0,
+                    offset: None,
+                })
+            })
+            .collect()
+    }
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let base = std::env::var_os("SPOOL_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-spool")
+        });
+    // A SensorData record is ~40 bytes of Avro plus the 5-byte Confluent header.
+    let value = vec![0x2au8; 45];
+    let cases: [(&str, FsyncPolicy, u64); 3] = [
+        ("never", FsyncPolicy::Never, 300_000),
+        (
+            "interval 100 ms",
+            FsyncPolicy::Interval(Duration::from_millis(100)),
+            300_000,
+        ),
+        ("always", FsyncPolicy::Always, 3_000),
+    ];
+    println!(
+        "spool benchmark: {}-byte values, key 12 bytes, dir {}",
+        value.len(),
+        base.display()
+    );
+    println!("| fsync | records | appends/s | drain/s (read+ack, batches of 500) | spool MiB |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for (name, fsync, n) in cases {
+        let dir = base.join(name.replace(' ', "-"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let opts = SpoolOptions {
+            fsync,
+            max_bytes: 1 << 30,
+            when_full: WhenFull::Block,
+            segment_bytes: None,
+        };
+        let (spool, _) = Spool::open(&dir, opts).expect("open spool");
+        let t = Instant::now();
+        for i in 0..n {
+            let key = format!("sensor-{:05}", i % 1000);
+            spool
+                .append("sensor-data", Some(key.as_bytes()), &value)
+                .expect("append");
+        }
+        let append_s = t.elapsed().as_secs_f64();
+        let mib = spool.status().bytes as f64 / (1024.0 * 1024.0);
+        let t = Instant::now();
+        let mut drained = 0u64;
+        loop {
+            let b = spool
+                .read_batch(500, 1 << 20, Duration::ZERO)
+                .expect("read");
+            let Some(last) = b.last() else { break };
+            spool.ack_through(last).expect("ack");
+            drained += b.len() as u64;
+        }
+        let drain_s = t.elapsed().as_secs_f64();
+        assert_eq!(drained, n);
+        println!(
+            "| {name} | {n} | {:.0} | {:.0} | {mib:.1} |",
+            n as f64 / append_s,
+            n as f64 / drain_s
+        );
+        drop(spool);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    pipeline(&base);
+}
+
+/// Generates SensorData NDJSON lines on the fly, so the input does not sit in memory.
+struct Feed {
+    next: u64,
+    n: u64,
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for Feed {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.buf.len() {
+            if self.next == self.n {
+                return Ok(0);
+            }
+            self.buf = format!(
+                "{{\"sensorId\":\"sensor-{:03}\",\"timestamp\":{},\"temperature\":21.5,\"humidity\":48.25,\"status\":\"NORMAL\"}}\n",
+                self.next % 100,
+                1_764_028_800_000u64 + self.next
+            )
+            .into_bytes();
+            self.at = 0;
+            self.next += 1;
+        }
+        let k = (self.buf.len() - self.at).min(out.len());
+        out[..k].copy_from_slice(&self.buf[self.at..self.at + k]);
+        self.at += k;
+        Ok(k)
+    }
+}
+
+fn pipeline(base: &std::path::Path) {
+    let n = 200_000u64;
+    let input = std::io::BufReader::new(Feed { next: 0, n, buf: Vec::new(), at: 0 });
+    let dir = base.join("pipeline");
+    let _ = std::fs::remove_dir_all(&dir);
+    let flags: Vec<(String, String)> = [
+        ("spool.dir", dir.join("spool").display().to_string()),
+        (
+            "dead_letter",
+            dir.join("dead-letter.ndjson").display().to_string(),
+        ),
+        ("spool.fsync", "interval".to_string()),
+        ("drain_timeout_ms", "60000".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let cfg = Config::load(None, Vec::new(), &flags).expect("config");
+    let t = Instant::now();
+    let snap = forward::run(
+        &cfg,
+        PassThrough,
+        NullSink,
+        Box::new(input),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .expect("run");
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(snap.acked, n);
+    println!();
+    println!(
+        "forwarder pipeline without codec and producer (stdin → spool → acked, fsync interval 100 ms, batches of 500)"
+    );
+    println!("| records | records/s (stdin to acked) | peak RSS of the bench process |");
+    println!("| ---: | ---: | ---: |");
+    println!(
+        "| {n} | {:.0} | {} KiB |",
+        n as f64 / secs,
+        peak_rss_kib()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,309 @@
+//! Forwarder counters: a periodic one-line log summary, Prometheus text on an optional loopback HTTP port
+//! (`GET /metrics`, std `TcpListener`, no HTTP crate), and a `stats.json` snapshot in the spool directory
+//! that `avro-edge spool status` shows for a stopped forwarder.
+//!
+//! Must not block the data path: counters are atomics; the HTTP server is one thread that answers one
+//! short request at a time and never reads more than a few KiB from a client.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::spool::SpoolStatus;
+
+/// The live counters, shared by inputs, sender and reporters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub received: AtomicU64,
+    pub spooled: AtomicU64,
+    pub sent: AtomicU64,
+    pub acked: AtomicU64,
+    pub retried: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    /// Records read from an input after it was stopped (not accepted).
+    pub dropped_input: AtomicU64,
+    last_error: Mutex<Option<LastError>>,
+}
+
+/// The most recent failure (kind + message + time), for the summary and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastError {
+    pub kind: String,
+    pub message: String,
+    pub at_ms: u64,
+}
+
+/// Everything the summary, `/metrics`, `stats.json` and `spool status` show.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub received: u64,
+    pub spooled: u64,
+    pub sent: u64,
+    pub acked: u64,
+    pub retried: u64,
+    pub dead_lettered: u64,
+    /// Input drops after stop plus spool `drop_oldest` drops.
+    pub dropped: u64,
+    pub corrupt_records: u64,
+    pub possible_duplicates: u64,
+    pub spool_records: u64,
+    pub spool_bytes: u64,
+    pub spool_segments: u64,
+    pub oldest_unacked_age_ms: Option<u64>,
+    pub last_error: Option<LastError>,
+}
+
+pub fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Metrics {
+    pub fn set_error(&self, kind: &str, message: &str) {
+        let e = LastError {
+            kind: kind.into(),
+            message: message.into(),
+            at_ms: crate::spool::now_ms(),
+        };
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+    }
+
+    pub fn snapshot(&self, spool: &SpoolStatus) -> Snapshot {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Snapshot {
+            received: g(&self.received),
+            spooled: g(&self.spooled),
+            sent: g(&self.sent),
+            acked: g(&self.acked),
+            retried: g(&self.retried),
+            dead_lettered: g(&self.dead_lettered),
+            dropped: g(&self.dropped_input) + spool.dropped,
+            corrupt_records: spool.corrupt_records,
+            possible_duplicates: spool.possible_duplicates + g(&self.retried),
+            spool_records: spool.records,
+            spool_bytes: spool.bytes,
+            spool_segments: spool.segments,
+            oldest_unacked_age_ms: spool.oldest_unacked_age_ms,
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
+        }
+    }
+}
+
+impl Snapshot {
+    /// Log the one-line summary.
+    pub fn log(&self) {
+        tracing::info!(
+            received = self.received,
+            spooled = self.spooled,
+            sent = self.sent,
+            acked = self.acked,
+            retried = self.retried,
+            dead_lettered = self.dead_lettered,
+            dropped = self.dropped,
+            spool_records = self.spool_records,
+            spool_bytes = self.spool_bytes,
+            oldest_unacked_age_ms = self.oldest_unacked_age_ms.unwrap_or(0),
+            last_error = self.last_error.as_ref().map_or("", |e| e.kind.as_str()),
+            "forwarder"
+        );
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    pub fn prometheus(&self) -> String {
+        let mut s = String::new();
+        let mut m = |name: &str, kind: &str, help: &str, v: u64| {
+            s.push_str(&format!("# HELP avro_edge_{name} {help}\n# TYPE avro_edge_{name} {kind}\navro_edge_{name} {v}\n"));
+        };
+        m(
+            "received_total",
+            "counter",
+            "Input records read.",
+            self.received,
+        );
+        m(
+            "spooled_total",
+            "counter",
+            "Records accepted into the spool.",
+            self.spooled,
+        );
+        m(
+            "sent_total",
+            "counter",
+            "Records handed to the producer (resends included).",
+            self.sent,
+        );
+        m(
+            "acked_total",
+            "counter",
+            "Records acknowledged by the broker.",
+            self.acked,
+        );
+        m(
+            "retried_total",
+            "counter",
+            "Records resent after a failed send.",
+            self.retried,
+        );
+        m(
+            "dead_lettered_total",
+            "counter",
+            "Input lines written to the dead-letter file.",
+            self.dead_lettered,
+        );
+        m(
+            "dropped_total",
+            "counter",
+            "Records dropped (spool full with drop_oldest, or read after stop).",
+            self.dropped,
+        );
+        m(
+            "corrupt_records_total",
+            "counter",
+            "Corrupt spool records found and removed.",
+            self.corrupt_records,
+        );
+        m(
+            "possible_duplicates_total",
+            "counter",
+            "Records resent that may already have been delivered.",
+            self.possible_duplicates,
+        );
+        m(
+            "spool_records",
+            "gauge",
+            "Unacknowledged records in the spool.",
+            self.spool_records,
+        );
+        m(
+            "spool_bytes",
+            "gauge",
+            "Bytes of spool segment files.",
+            self.spool_bytes,
+        );
+        m(
+            "spool_segments",
+            "gauge",
+            "Spool segment files.",
+            self.spool_segments,
+        );
+        s.push_str("# HELP avro_edge_oldest_unacked_age_seconds Age of the oldest unacknowledged record.\n");
+        s.push_str("# TYPE avro_edge_oldest_unacked_age_seconds gauge\n");
+        s.push_str(&format!(
+            "avro_edge_oldest_unacked_age_seconds {}\n",
+            self.oldest_unacked_age_ms
+                .map_or(0.0, |ms| ms as f64 / 1000.0)
+        ));
+        if let Some(e) = &self.last_error {
+            let kind: String = e
+                .kind
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            s.push_str("# HELP avro_edge_last_error_timestamp_seconds Time of the last error, labelled with its kind.\n");
+            s.push_str("# TYPE avro_edge_last_error_timestamp_seconds gauge\n");
+            s.push_str(&format!(
+                "avro_edge_last_error_timestamp_seconds{{kind=\"{kind}\"}} {}\n",
+                e.at_ms as f64 / 1000.0
+            ));
+        }
+        s
+    }
+
+    /// Write `stats.json` into the spool directory (atomically).
+    pub fn save(&self, spool_dir: &Path) -> std::io::Result<()> {
+        let tmp = spool_dir.join("stats.json.tmp");
+        let text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, spool_dir.join("stats.json"))
+    }
+
+    /// Read the `stats.json` a forwarder left in a spool directory.
+    pub fn load(spool_dir: &Path) -> Option<Snapshot> {
+        let b = std::fs::read(spool_dir.join("stats.json")).ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+}
+
+/// Serve `GET /metrics` on a loopback address until `stop` is set. Returns the bound address.
+pub fn serve(
+    addr: SocketAddr,
+    render: Arc<dyn Fn() -> String + Send + Sync>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<(SocketAddr, std::thread::JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let h = std::thread::Builder::new()
+        .name("metrics-http".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        if let Err(e) = answer(conn, &*render) {
+                            tracing::debug!(error = %e, "metrics request failed");
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(50))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "metrics listener failed");
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                }
+            }
+        })?;
+    Ok((bound, h))
+}
+
+fn answer(mut conn: TcpStream, render: &dyn Fn() -> String) -> std::io::Result<()> {
+    conn.set_nonblocking(false)?;
+    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+    conn.set_write_timeout(Some(Duration::from_secs(2)))?;
+    let mut req = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 8192 {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        req.extend_from_slice(buf.get(..n).unwrap_or_default());
+    }
+    let first = req.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = String::from_utf8_lossy(first);
+    let mut parts = first.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (status, ctype, body) =
+        if method == "GET" && (path == "/metrics" || path.starts_with("/metrics?")) {
+            (
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                render(),
+            )
+        } else {
+            (
+                "404 Not Found",
+                "text/plain; charset=utf-8",
+                "not found: try /metrics\n".to_string(),
+            )
+        };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes())?;
+    conn.write_all(body.as_bytes())?;
+    conn.flush()
+}
