@@ -1,0 +1,225 @@
+//! Producer integration tests against a real tansu broker (started here through `testkit`).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use avro_edge::error::ErrorKind;
+use avro_edge::kafka::{self, Client, ClientConfig, Target, TopicSpec};
+use avro_edge::producer::{Acks, Compression, OutRecord, Producer, ProducerConfig};
+use avro_edge::testkit::{Storage, require_broker, unique_topic};
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{FetchRequest, MetadataRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+fn config(bootstrap: &str, partitions: i32) -> ProducerConfig {
+    let mut cfg = ProducerConfig::new([bootstrap]);
+    cfg.auto_create = Some(TopicSpec { partitions, replication: 1 });
+    cfg.delivery_timeout = Duration::from_secs(20);
+    cfg.request_timeout = Duration::from_secs(10);
+    cfg
+}
+
+/// Read back every record of one partition with raw Fetch requests: (offset, key, value).
+fn fetch_all(bootstrap: &str, topic: &str, partition: i32) -> Vec<(i64, Option<Bytes>, Option<Bytes>)> {
+    let client = Client::new(ClientConfig { bootstrap: vec![bootstrap.to_string()], ..ClientConfig::default() }).unwrap();
+    let mut out = Vec::new();
+    let mut offset = 0i64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let req = FetchRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_max_wait_ms(100)
+            .with_min_bytes(1)
+            .with_max_bytes(16 * 1024 * 1024)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(partition)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(8 * 1024 * 1024)])]);
+        let resp = kafka::block_on(client.request(&Target::Any, &req)).unwrap();
+        let mut got_any = false;
+        for t in resp.responses {
+            for p in t.partitions {
+                assert_eq!(p.error_code, 0, "fetch error");
+                let Some(mut records) = p.records else { continue };
+                while !records.is_empty() {
+                    let set = kafka_protocol::records::RecordBatchDecoder::decode_with_custom_compression(
+                        &mut records,
+                        Some(decompress),
+                    )
+                    .unwrap();
+                    for r in set.records {
+                        if r.offset >= offset {
+                            offset = r.offset + 1;
+                            out.push((r.offset, r.key, r.value));
+                            got_any = true;
+                        }
+                    }
+                }
+            }
+        }
+        if !got_any {
+            if Instant::now() > deadline || !out.is_empty() {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn decompress(b: &mut Bytes, c: kafka_protocol::records::Compression) -> anyhow::Result<Bytes> {
+    use kafka_protocol::compression::{Decompressor, Gzip, Snappy};
+    use kafka_protocol::records::Compression as C;
+    match c {
+        C::None => Ok(b.clone()),
+        C::Gzip => Gzip::decompress(b, |x| Ok(x.clone())),
+        C::Snappy => Snappy::decompress(b, |x| Ok(x.clone())),
+        _ => anyhow::bail!("unsupported codec"),
+    }
+}
+
+#[test]
+fn client_negotiates_and_reads_metadata() {
+    let Some(broker) = require_broker(Storage::Memory) else { return };
+    let client = Client::new(ClientConfig { bootstrap: vec![broker.bootstrap()], ..ClientConfig::default() }).unwrap();
+    let conn = kafka::block_on(client.conn(&Target::Any)).unwrap();
+    assert!(conn.version_for::<MetadataRequest>().unwrap() >= 1);
+    let topic = unique_topic("meta");
+    kafka::block_on(client.create_topic(&topic, TopicSpec { partitions: 3, replication: 1 })).unwrap();
+    let meta = kafka::block_on(client.topic(&topic, Instant::now() + Duration::from_secs(10))).unwrap();
+    assert_eq!(meta.partitions.len(), 3);
+    assert!(meta.partitions.iter().all(|p| p.leader >= 0));
+    assert!(!client.brokers().is_empty());
+}
+
+fn offsets_increase_per_partition(acks: Acks) {
+    let Some(broker) = require_broker(Storage::Memory) else { return };
+    let topic = unique_topic("acks");
+    let mut cfg = config(&broker.bootstrap(), 3);
+    cfg.acks = acks;
+    let p = Producer::connect(cfg).unwrap();
+    let mut last: HashMap<i32, i64> = HashMap::new();
+    for i in 0..30 {
+        let key = format!("key-{}", i % 7);
+        let d = p.send(&topic, Some(key.as_bytes()), format!("v{i}").as_bytes()).unwrap();
+        let off = d.offset.expect("acks all/1 return an offset");
+        if let Some(prev) = last.insert(d.partition, off) {
+            assert!(off > prev, "offsets must increase per partition: {prev} then {off}");
+        }
+    }
+    // send_batch: results in input order, offsets consecutive within a partition.
+    let recs: Vec<OutRecord> = (0..100)
+        .map(|i| OutRecord { key: Some(b"same-key".to_vec()), value: format!("b{i}").into_bytes(), headers: vec![] })
+        .collect();
+    let res = p.send_batch(&topic, &recs);
+    let ds: Vec<_> = res.into_iter().map(|r| r.unwrap()).collect();
+    for w in ds.windows(2) {
+        assert_eq!(w[0].partition, w[1].partition);
+        assert_eq!(w[0].offset.unwrap() + 1, w[1].offset.unwrap());
+    }
+    let part = ds[0].partition;
+    let back = fetch_all(&broker.bootstrap(), &topic, part);
+    let values: Vec<&[u8]> = back.iter().filter_map(|(_, _, v)| v.as_deref()).filter(|v| v.starts_with(b"b")).collect();
+    assert_eq!(values.len(), 100);
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(*v, format!("b{i}").as_bytes(), "order kept within the partition");
+    }
+    p.close().unwrap();
+}
+
+#[test]
+fn acks_all_returns_increasing_offsets() {
+    offsets_increase_per_partition(Acks::All);
+}
+
+#[test]
+fn acks_leader_returns_increasing_offsets() {
+    offsets_increase_per_partition(Acks::Leader);
+}
+
+#[test]
+fn acks_zero_sends_without_offsets() {
+    let Some(broker) = require_broker(Storage::Memory) else { return };
+    let topic = unique_topic("acks0");
+    let mut cfg = config(&broker.bootstrap(), 1);
+    cfg.acks = Acks::None;
+    let p = Producer::connect(cfg).unwrap();
+    for i in 0..50 {
+        let d = p.send(&topic, None, format!("zero-{i}").as_bytes()).unwrap();
+        assert_eq!(d.offset, None);
+        assert_eq!(d.partition, 0);
+    }
+    // A later acks=all producer still works on a connection tansu answered acks=0 on.
+    p.close().unwrap();
+    let back = fetch_all(&broker.bootstrap(), &topic, 0);
+    let values: Vec<Vec<u8>> = back.into_iter().filter_map(|(_, _, v)| v.map(|v| v.to_vec())).collect();
+    let want: Vec<Vec<u8>> = (0..50).map(|i| format!("zero-{i}").into_bytes()).collect();
+    assert_eq!(values, want);
+}
+
+#[test]
+fn gzip_and_snappy_batches_are_accepted() {
+    let Some(broker) = require_broker(Storage::Memory) else { return };
+    for c in [Compression::Gzip, Compression::Snappy] {
+        let topic = unique_topic(&format!("{c:?}").to_lowercase());
+        let mut cfg = config(&broker.bootstrap(), 1);
+        cfg.compression = c;
+        let p = Producer::connect(cfg).unwrap();
+        let recs: Vec<OutRecord> = (0..500)
+            .map(|i| OutRecord {
+                key: Some(format!("k{i}").into_bytes()),
+                value: format!("{{\"sensorId\":\"s-{}\",\"reading\":{i}}}", i % 10).into_bytes(),
+                headers: vec![("h".into(), b"x".to_vec())],
+            })
+            .collect();
+        for r in p.send_batch(&topic, &recs) {
+            r.unwrap();
+        }
+        p.close().unwrap();
+        let back = fetch_all(&broker.bootstrap(), &topic, 0);
+        assert_eq!(back.len(), 500, "{c:?}");
+        for (i, (off, k, v)) in back.iter().enumerate() {
+            assert_eq!(*off, i as i64);
+            assert_eq!(k.as_deref(), Some(recs[i].key.as_deref().unwrap()));
+            assert_eq!(v.as_deref(), Some(&recs[i].value[..]));
+        }
+    }
+}
+
+#[test]
+fn broker_down_gives_typed_error_within_deadline_and_restart_resumes() {
+    let dir = std::env::temp_dir().join(unique_topic("sqlite"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let Some(mut broker) = require_broker(Storage::Sqlite(dir.join("tansu.db"))) else { return };
+    let topic = unique_topic("restart");
+    let mut cfg = config(&broker.bootstrap(), 1);
+    cfg.delivery_timeout = Duration::from_secs(3);
+    cfg.request_timeout = Duration::from_secs(2);
+    cfg.retry_backoff_max = Duration::from_millis(200);
+    let p = Producer::connect(cfg).unwrap();
+    let first = p.send(&topic, None, b"before").unwrap();
+    broker.kill();
+    let t = Instant::now();
+    let err = p.send(&topic, None, b"while-down").unwrap_err();
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(6), "send must give up near its 3 s deadline, took {took:?}");
+    assert!(
+        matches!(err.kind(), "broker-unreachable" | "timeout" | "disconnected"),
+        "typed error, got {} ({err})",
+        err.kind()
+    );
+    broker.restart().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        match p.send(&topic, None, b"after") {
+            Ok(d) => break d,
+            Err(e) if Instant::now() < deadline => eprintln!("still waiting after restart: {e}"),
+            Err(e) => panic!("sending did not resume after restart: {e}"),
+        }
+    };
+    assert!(after.offset.unwrap() > first.offset.unwrap(), "sqlite storage kept the log");
+    p.close().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
