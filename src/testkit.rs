@@ -25,6 +25,8 @@ impl Storage {
     fn url(&self) -> String {
         match self {
             Storage::Memory => "memory://tansu/".to_string(),
+            // tansu reads `sqlite://a/b` as the relative path `a/b`: an absolute path needs `sqlite:////abs`.
+            Storage::Sqlite(p) if p.is_absolute() => format!("sqlite:///{}", p.display()),
             Storage::Sqlite(p) => format!("sqlite://{}", p.display()),
         }
     }
