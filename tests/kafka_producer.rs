@@ -226,3 +226,96 @@ fn broker_down_gives_typed_error_within_deadline_and_restart_resumes() {
     p.close().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Run a peer script from `peers/python`; `None` (skip, or panic under CI=true) when Python or
+/// its packages are missing.
+fn run_python(script: &str, args: &[&str], stdin: &[u8]) -> Option<std::process::Output> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/python").join(script);
+    let py = avro_edge::testkit::python();
+    let probe = Command::new(&py).args(["-c", "import kafka, confluent_kafka"]).output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        let why = format!("{} cannot import kafka-python/confluent-kafka (set AVRO_EDGE_PYTHON)", py.display());
+        if avro_edge::testkit::in_ci() {
+            panic!("CI=true: {why}");
+        }
+        eprintln!("SKIP: {why}");
+        return None;
+    }
+    let mut child = Command::new(&py)
+        .arg(&path)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    Some(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn keyed_records_land_where_kafka_python_murmur2_says() {
+    let Some(broker) = require_broker(Storage::Memory) else { return };
+    let keys: Vec<Vec<u8>> = (0..60)
+        .map(|i| match i % 3 {
+            0 => format!("sensor-{i}").into_bytes(),
+            1 => vec![i as u8; (i % 9) as usize + 1],
+            _ => format!("user-{}-{}", i * 7919, "x".repeat(i % 5)).into_bytes(),
+        })
+        .collect();
+    let hex: Vec<String> = keys.iter().map(|k| k.iter().map(|b| format!("{b:02x}")).collect()).collect();
+    let partitions = 7;
+    let req = serde_json::json!({ "partitions": partitions, "keys": hex }).to_string();
+    let Some(out) = run_python("murmur2_partitions.py", &[], req.as_bytes()) else { return };
+    assert!(out.status.success());
+    let want: Vec<i32> = serde_json::from_slice(&out.stdout).unwrap();
+    let topic = unique_topic("murmur");
+    let p = Producer::connect(config(&broker.bootstrap(), partitions)).unwrap();
+    let recs: Vec<OutRecord> =
+        keys.iter().map(|k| OutRecord { key: Some(k.clone()), value: b"v".to_vec(), headers: vec![] }).collect();
+    let got: Vec<i32> = p.send_batch(&topic, &recs).into_iter().map(|r| r.unwrap().partition).collect();
+    assert_eq!(got, want);
+    p.close().unwrap();
+}
+
+#[test]
+fn librdkafka_consumes_what_we_produced_byte_exact() {
+    let Some(broker) = require_broker(Storage::Memory) else { return };
+    let topic = unique_topic("rdkafka");
+    let mut cfg = config(&broker.bootstrap(), 2);
+    cfg.compression = Compression::Snappy;
+    let p = Producer::connect(cfg).unwrap();
+    let recs: Vec<OutRecord> = (0..40u32)
+        .map(|i| OutRecord {
+            key: (i % 4 != 0).then(|| format!("sensor-{}", i % 5).into_bytes()),
+            value: [&[0u8, 0, 0, 0, 1][..], &i.to_be_bytes(), &[0xff, 0x00, 0x7f]].concat(),
+            headers: if i % 2 == 0 { vec![("trace-id".into(), vec![i as u8, 0, 1])] } else { vec![] },
+        })
+        .collect();
+    let ds: Vec<_> = p.send_batch(&topic, &recs).into_iter().map(|r| r.unwrap()).collect();
+    p.close().unwrap();
+    let Some(out) = run_python("consume_exact.py", &[&broker.bootstrap(), &topic, "40", "60"], b"") else { return };
+    assert!(out.status.success(), "librdkafka did not read all 40 records");
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut seen = 0;
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (part, off) = (v["partition"].as_i64().unwrap() as i32, v["offset"].as_i64().unwrap());
+        let i = ds.iter().position(|d| d.partition == part && d.offset == Some(off)).expect("known coordinates");
+        let r = &recs[i];
+        assert_eq!(v["value"].as_str().unwrap(), hex(&r.value));
+        assert_eq!(v["key"].as_str().map(str::to_string), r.key.as_deref().map(hex));
+        let headers: Vec<(String, String)> = r.headers.iter().map(|(k, v)| (k.clone(), hex(v))).collect();
+        let got: Vec<(String, String)> = v["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h[0].as_str().unwrap().to_string(), h[1].as_str().unwrap().to_string()))
+            .collect();
+        assert_eq!(got, headers);
+        seen += 1;
+    }
+    assert_eq!(seen, 40);
+}
