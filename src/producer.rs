@@ -254,6 +254,20 @@ struct State {
     flushing: usize,
     closed: bool,
     in_flight_requests: usize,
+    stats: ProducerStats,
+}
+
+/// Counters since the producer started (records, not batches).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProducerStats {
+    /// Records appended to a batch.
+    pub enqueued: u64,
+    /// Records acknowledged by the broker (or written to the socket with acks=0).
+    pub acked: u64,
+    /// Records that failed for good.
+    pub failed: u64,
+    /// Batch sends that were retried.
+    pub retried_batches: u64,
 }
 
 struct Inner {
@@ -323,6 +337,11 @@ impl Producer {
     /// The underlying cluster client (metadata, raw requests).
     pub fn client(&self) -> &Client {
         &self.inner.client
+    }
+
+    /// Record counters since start.
+    pub fn stats(&self) -> ProducerStats {
+        self.inner.lock().stats
     }
 
     /// Number of partitions of `topic` (fetching metadata, creating the topic if configured).
@@ -475,6 +494,7 @@ impl Producer {
         let outcome = b.outcome.clone();
         st.buffered += grown;
         st.unfinished += 1;
+        st.stats.enqueued += 1;
         drop(st);
         if wake {
             self.inner.wake();
@@ -591,6 +611,7 @@ async fn sender_loop(inner: Arc<Inner>, ex: Arc<smol::Executor<'static>>) {
             for (b, n) in &expired {
                 st.buffered = st.buffered.saturating_sub(b.builder.size());
                 st.unfinished = st.unfinished.saturating_sub(*n);
+                st.stats.failed += *n as u64;
             }
             if !taken.is_empty() {
                 st.in_flight_requests += 1;
@@ -633,6 +654,7 @@ async fn sender_loop(inner: Arc<Inner>, ex: Arc<smol::Executor<'static>>) {
                 for b in &leftover {
                     st.buffered = st.buffered.saturating_sub(b.builder.size());
                     st.unfinished = st.unfinished.saturating_sub(b.builder.len());
+                    st.stats.failed += b.builder.len() as u64;
                 }
             }
             for b in leftover {
@@ -782,6 +804,7 @@ fn finish(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>) {
             batch.attempts += 1;
             batch.last_error = Some(e.clone());
             let mut st = inner.lock();
+            st.stats.retried_batches += 1;
             if let Some(q) = st.topics.get_mut(&topic).and_then(|ts| ts.parts.get_mut(partition as usize)) {
                 q.batches.push_front(batch);
                 q.in_flight = false;
@@ -790,17 +813,21 @@ fn finish(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>) {
                 inner.wake();
                 return;
             }
-            drop(st);
-            batch.outcome.complete(Err(e.clone()));
-            return;
+            // The partition is unknown to us (cannot happen: topics are never dropped): fail below.
         }
         tracing::warn!(topic = %topic, partition, records = batch.builder.len(), error = %e, kind = crate::error::ErrorKind::kind(e), "batch failed");
     }
     let n = batch.builder.len();
     let size = batch.builder.size();
+    let ok = res.is_ok();
     batch.outcome.complete(res);
     {
         let mut st = inner.lock();
+        if ok {
+            st.stats.acked += n as u64;
+        } else {
+            st.stats.failed += n as u64;
+        }
         if let Some(q) = st.topics.get_mut(&topic).and_then(|ts| ts.parts.get_mut(partition as usize)) {
             q.in_flight = false;
         }
