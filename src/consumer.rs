@@ -73,6 +73,9 @@ impl ErrorKind for BatchError {
     }
 }
 
+/// Highest Fetch version we send: tansu 0.6.0 puts a v16+ tag into flexible v12 answers.
+const MAX_FETCH_VERSION: i16 = 11;
+
 /// Bytes of the v2 batch header, from the base offset through the record count.
 const BATCH_HEADER_LEN: usize = 61;
 /// The smallest possible v2 record: length, attributes, timestamp and offset deltas, key and
@@ -1149,7 +1152,12 @@ impl Consumer {
                         .collect(),
                 );
             let client = self.client.clone();
-            tasks.push(smol::spawn(async move { client.request(&Target::Node(leader), &req).await }));
+            tasks.push(smol::spawn(async move {
+                let conn = client.conn(&Target::Node(leader)).await?;
+                // v11 at most: tansu 0.6.0 puts a v16+ tag into flexible v12 Fetch answers.
+                let v = conn.version_for::<FetchRequest>()?.min(MAX_FETCH_VERSION);
+                conn.request_at(&req, v).await
+            }));
         }
         let mut out = Vec::new();
         let mut out_of_range = Vec::new();
