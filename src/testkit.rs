@@ -82,6 +82,7 @@ pub struct Broker {
     port: u16,
     child: Option<Child>,
     log: PathBuf,
+    extra_args: Vec<String>,
 }
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -89,10 +90,16 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 impl Broker {
     /// Start tansu on a free loopback port and wait until it accepts connections.
     pub fn start(storage: Storage) -> Result<Broker, TestkitError> {
+        Broker::start_with_args(storage, &[])
+    }
+
+    /// [`Broker::start`] with extra `tansu broker` flags (e.g. `--authentication`).
+    pub fn start_with_args(storage: Storage, extra_args: &[&str]) -> Result<Broker, TestkitError> {
         let bin = tansu_bin().ok_or(TestkitError::TansuMissing)?;
         let port = free_port()?;
         let log = std::env::temp_dir().join(format!("avro-edge-tansu-{}-{port}.log", std::process::id()));
-        let mut broker = Broker { bin, storage, port, child: None, log };
+        let extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        let mut broker = Broker { bin, storage, port, child: None, log, extra_args };
         broker.spawn_and_wait()?;
         Ok(broker)
     }
@@ -124,6 +131,26 @@ impl Broker {
         match self.child.as_mut() {
             Some(c) => matches!(c.try_wait(), Ok(None)),
             None => false,
+        }
+    }
+
+    /// Replace the extra `tansu broker` flags used by the next [`Broker::restart`].
+    pub fn set_extra_args(&mut self, extra_args: &[&str]) {
+        self.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// Create a SCRAM user with `tansu user create` (`scram256` or `scram512`). tansu refuses
+    /// this once `--authentication` is on, so create users first (on sqlite storage), then
+    /// restart with `--authentication`.
+    pub fn create_scram_user(&self, mechanism: &str, user: &str, password: &str) -> Result<(), TestkitError> {
+        let out = Command::new(&self.bin)
+            .args(["user", "create", "--broker", &format!("tcp://127.0.0.1:{}", self.port), "--mechanism", mechanism, user, password])
+            .output()
+            .map_err(TestkitError::Spawn)?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(TestkitError::Exited { status: out.status.to_string(), log: String::from_utf8_lossy(&out.stderr).into_owned() })
         }
     }
 
@@ -159,6 +186,7 @@ impl Broker {
             .arg(&url)
             .arg("--storage-engine")
             .arg(self.storage.url())
+            .args(&self.extra_args)
             .env_remove("CLUSTER_ID")
             .env("RUST_LOG", std::env::var("TANSU_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
@@ -214,7 +242,12 @@ pub fn in_ci() -> bool {
 /// Start a broker for a test. Under `CI=true` a failure panics; otherwise it prints why the test
 /// is skipped and returns `None`.
 pub fn require_broker(storage: Storage) -> Option<Broker> {
-    match Broker::start(storage) {
+    require_broker_with_args(storage, &[])
+}
+
+/// [`require_broker`] with extra `tansu broker` flags.
+pub fn require_broker_with_args(storage: Storage, extra_args: &[&str]) -> Option<Broker> {
+    match Broker::start_with_args(storage, extra_args) {
         Ok(b) => Some(b),
         Err(e) if in_ci() => panic!("CI=true and the tansu broker is unavailable: {e}"),
         Err(e) => {

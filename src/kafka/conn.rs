@@ -316,8 +316,9 @@ impl Conn {
         if resp.error_code != 0 {
             let offered: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
             return Err(KafkaError::Auth(format!(
-                "broker does not accept {} (offers {offered:?})",
-                cfg.mechanism.name()
+                "broker refused {} with error code {} (offers {offered:?})",
+                cfg.mechanism.name(),
+                resp.error_code
             )));
         }
         match cfg.mechanism {
