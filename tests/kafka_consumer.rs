@@ -12,7 +12,18 @@ use avro_edge::kafka::TopicSpec;
 use avro_edge::producer::{OutRecord, Producer, ProducerConfig};
 use avro_edge::testkit::{Storage, in_ci, require_broker, unique_topic};
 
+/// Library logs on stderr when `RUST_LOG` is set (e.g. `RUST_LOG=avro_edge=debug`).
+fn init_logs() {
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
 fn producer(bootstrap: &str, partitions: i32) -> Producer {
+    init_logs();
     let mut cfg = ProducerConfig::new([bootstrap]);
     cfg.auto_create = Some(TopicSpec { partitions, replication: 1 });
     cfg.delivery_timeout = Duration::from_secs(20);
@@ -411,5 +422,99 @@ fn kafkajs_reads_what_we_produce_and_we_read_what_kafkajs_produces_byte_exact() 
         ));
     }
     assert_eq!(by_part, want, "we read kafkajs's records byte for byte, in its order per partition");
+    c.close().unwrap();
+}
+
+#[test]
+fn mixed_group_with_a_kafkajs_member_splits_partitions_and_records() {
+    let Some(peer) = node_peer() else { return };
+    let Some(broker) = require_broker(Storage::Memory) else { return };
+    let topic = unique_topic("interop-group");
+    let p = producer(&broker.bootstrap(), 2);
+    assert_eq!(p.partitions(&topic).unwrap(), 2);
+    let group = unique_topic("g-mixed");
+
+    let mut child = Command::new("node")
+        .arg(&peer)
+        .args(["consume", "--brokers", &broker.bootstrap(), "--topic", &topic, "--group", &group])
+        .args(["--duration", "30", "--assigner", "roundrobin"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    // kafkajs joins first, alone.
+    let first = rx.recv_timeout(Duration::from_secs(30)).expect("kafkajs joined");
+    assert_eq!(first["joined"], true);
+
+    let mut cfg = group_cfg(&broker.bootstrap(), &group, &topic);
+    cfg.assignor = Assignor::RoundRobin;
+    let mut c = Consumer::connect(cfg).unwrap();
+    let t = Instant::now();
+    // Like any member, we keep polling (a rebalance needs every member to rejoin). tansu answers
+    // a follower's early SyncGroup with REBALANCE_IN_PROGRESS, so the group may take a few rounds.
+    let mut their_parts = serde_json::Value::Null;
+    let mut theirs = BTreeSet::new();
+    let mut mine = BTreeSet::new();
+    let drain = |their_parts: &mut serde_json::Value, theirs: &mut BTreeSet<(i64, i64)>| {
+        for v in rx.try_iter() {
+            if v["joined"] == true {
+                *their_parts = v["partitions"].clone();
+            } else {
+                theirs.insert((v["partition"].as_i64().unwrap(), v["offset"].as_i64().unwrap()));
+            }
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut stable_since: Option<(Instant, Option<(String, i32)>)> = None;
+    loop {
+        assert!(Instant::now() < deadline, "mixed group never settled: ours {:?}, kafkajs {their_parts}", c.assignment());
+        assert!(c.poll(Duration::from_millis(300)).unwrap().is_empty(), "nothing produced yet");
+        drain(&mut their_parts, &mut theirs);
+        let settled = c.assignment().len() == 1 && their_parts.as_array().is_some_and(|a| a.len() == 1);
+        let m = c.membership();
+        match &stable_since {
+            Some((since, generation)) if settled && *generation == m => {
+                if since.elapsed() > Duration::from_secs(4) {
+                    break;
+                }
+            }
+            _ => stable_since = settled.then(|| (Instant::now(), m)),
+        }
+    }
+    eprintln!("mixed group settled in {:?}: ours {:?}, kafkajs {their_parts}", t.elapsed(), c.assignment());
+    let mine_part = c.assignment()[0].1 as i64;
+    assert_eq!(their_parts, serde_json::json!([1 - mine_part]), "kafkajs got the other partition");
+
+    // Keyed records spread over both partitions; each member reads its own partition.
+    let records: Vec<OutRecord> = (0..40)
+        .map(|i| OutRecord { key: Some(format!("key-{i}").into_bytes()), value: vec![i as u8; 3], headers: vec![] })
+        .collect();
+    let sent: BTreeSet<(i64, i64)> = p
+        .send_batch(&topic, &records)
+        .into_iter()
+        .map(|d| d.map(|d| (d.partition as i64, d.offset.unwrap())).unwrap())
+        .collect();
+    assert_eq!(sent.iter().map(|(part, _)| *part).collect::<BTreeSet<_>>().len(), 2);
+    while child.try_wait().unwrap().is_none() {
+        mine.extend(c.poll(Duration::from_millis(300)).unwrap().iter().map(|r| (r.partition as i64, r.offset)));
+    }
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    drain(&mut their_parts, &mut theirs);
+    assert!(status.success(), "kafkajs member failed");
+    assert!(mine.iter().all(|(part, _)| *part == mine_part), "we read only our partition");
+    assert!(mine.is_disjoint(&theirs));
+    assert_eq!(mine.union(&theirs).copied().collect::<BTreeSet<_>>(), sent, "every record read once by the group");
     c.close().unwrap();
 }

@@ -10,11 +10,16 @@
 //     reads from the beginning until N messages (or the timeout) and prints one line per message:
 //     {"topic","partition","offset","key": hex|null,"value": hex|null,"headers": {name: hex}}
 //     plus "decoded" (the registry-decoded value) with --registry, or "error" if decoding failed.
+//     With --duration S instead of --count it stays in the group for S seconds, prints a
+//     {"joined": true, "partitions": [...]} line each time the group assigns it partitions, and
+//     then leaves (used for mixed kafkajs/avro-edge groups). --assigner roundrobin offers kafkajs's
+//     round-robin assigner under Java's protocol name `roundrobin` (kafkajs calls it
+//     `RoundRobinAssigner`, which no other client offers, so a mixed group needs the rename).
 //
 // Logs go to stderr; stdout carries only the JSON lines above. Exit 1 on any failure.
 'use strict';
 
-const { Kafka, logLevel } = require('kafkajs');
+const { Kafka, logLevel, PartitionAssigners } = require('kafkajs');
 const readline = require('readline');
 
 function parseArgs(argv) {
@@ -56,7 +61,7 @@ function client(args) {
     brokers: String(args.brokers).split(','),
     logLevel: logLevel.ERROR,
     logCreator: () => ({ namespace, log }) =>
-      process.stderr.write(`[kafkajs ${namespace}] ${log.message}\n`),
+      process.stderr.write(`[kafkajs ${namespace}] ${JSON.stringify(log)}\n`),
   });
 }
 
@@ -109,12 +114,24 @@ async function consume(args) {
   const kafka = client(args);
   const reg = registry(args);
   const want = Number(args.count || 0);
-  const timeoutMs = Number(args.timeout || 60) * 1000;
+  const duration = args.duration ? Number(args.duration) * 1000 : 0;
+  const timeoutMs = duration || Number(args.timeout || 60) * 1000;
   const consumer = kafka.consumer({
     groupId: String(args.group || `avro-edge-node-peer-${process.pid}`),
     sessionTimeout: 6000,
     heartbeatInterval: 1000,
     rebalanceTimeout: 6000,
+    ...(args.assigner === 'roundrobin'
+      ? {
+          partitionAssigners: [
+            ({ cluster }) => ({ ...PartitionAssigners.roundRobin({ cluster }), name: 'roundrobin' }),
+          ],
+        }
+      : {}),
+  });
+  consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    const parts = e.payload.memberAssignment[String(args.topic)] || [];
+    process.stdout.write(JSON.stringify({ joined: true, partitions: parts }) + '\n');
   });
   await consumer.connect();
   await consumer.subscribe({ topic: String(args.topic), fromBeginning: true });
@@ -149,7 +166,7 @@ async function consume(args) {
   const why = await done;
   clearTimeout(timer);
   await consumer.disconnect();
-  if (why === 'timeout' && want > 0) {
+  if (why === 'timeout' && want > 0 && !duration) {
     throw new Error(`timed out after ${seen} of ${want} messages`);
   }
 }
