@@ -370,6 +370,9 @@ fn kafkajs_reads_what_we_produce_and_we_read_what_kafkajs_produces_byte_exact() 
     let mut theirs = BTreeMap::new();
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["joined"] == true {
+            continue;
+        }
         assert_eq!(v["headers"]["h"].as_str().map(str::len), Some(4));
         theirs.insert(
             (v["partition"].as_i64().unwrap(), v["offset"].as_i64().unwrap()),
