@@ -56,7 +56,7 @@ fn child(bootstrap: &str, topic: &str, n: usize) {
     let failed = st.failed + if flushed.is_err() { st.enqueued - st.acked - st.failed } else { 0 };
     println!(
         "{}",
-        serde_json::json!({"msgs": n, "secs": secs, "failed": failed, "vmhwm_kb": vmhwm_kb()})
+        serde_json::json!({"msgs": n, "acked": st.acked, "secs": secs, "failed": failed, "vmhwm_kb": vmhwm_kb()})
     );
     let _ = p.close();
 }

@@ -309,11 +309,19 @@ impl Producer {
     /// Connect to the cluster (fails with a typed error when no broker answers within the
     /// connect deadline) and start the sender thread.
     pub fn connect(cfg: ProducerConfig) -> Result<Producer, KafkaError> {
+        let p = Producer::new(cfg)?;
+        crate::kafka::block_on(p.inner.client.fetch_metadata(&[]))?;
+        Ok(p)
+    }
+
+    /// Like [`Producer::connect`] without contacting any broker: for callers (the forwarder)
+    /// that must start while the cluster is down. Sends then fail or retry per record
+    /// (`delivery_timeout`) until a broker answers.
+    pub fn new(cfg: ProducerConfig) -> Result<Producer, KafkaError> {
         if cfg.batch_size == 0 || cfg.buffer_memory == 0 {
             return Err(KafkaError::Config("batch_size and buffer_memory must be > 0".into()));
         }
         let client = Client::new(cfg.client_config())?;
-        crate::kafka::block_on(client.fetch_metadata(&[]))?;
         let (wake_tx, wake_rx) = smol::channel::bounded(1);
         let inner = Arc::new(Inner {
             cfg,

@@ -351,3 +351,24 @@ fn sasl_scram_against_tansu_with_authentication() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The forwarder starts while the cluster is down: `Producer::new` does no I/O, sends fail with
+/// a retriable typed error within the delivery timeout, and work once a broker is up.
+#[test]
+fn producer_created_while_broker_down_sends_once_it_is_up() {
+    let Some(mut broker) = require_broker(Storage::Memory) else { return };
+    broker.kill();
+    let topic = unique_topic("late");
+    let mut cfg = config(&broker.bootstrap(), 2);
+    cfg.delivery_timeout = Duration::from_secs(2);
+    let p = Producer::new(cfg).unwrap();
+    let t = Instant::now();
+    let err = p.send(&topic, Some(b"k"), b"early").unwrap_err();
+    assert!(err.is_retriable(), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    broker.restart().unwrap();
+    let d = p.send(&topic, Some(b"k"), b"late").unwrap();
+    assert_eq!(d.offset, Some(0));
+    assert_eq!(p.stats().acked, 1);
+    p.close().unwrap();
+}

@@ -406,3 +406,115 @@ pub async fn with_timeout<T>(d: Duration, fut: impl std::future::Future<Output =
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    //! A scripted fake broker on a loopback socket: checks correlation matching, unawaited
+    //! responses, timeouts and hostile frame lengths without a real broker.
+    use super::*;
+    use crate::error::ErrorKind;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    fn read_frame(s: &mut TcpStream) -> Option<(i16, i16, i32)> {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).ok()?;
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).ok()?;
+        let key = i16::from_be_bytes([body[0], body[1]]);
+        let ver = i16::from_be_bytes([body[2], body[3]]);
+        let corr = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+        Some((key, ver, corr))
+    }
+
+    fn frame<M: Encodable>(corr: i32, header_version: i16, msg: &M, version: i16) -> Vec<u8> {
+        let mut body = Vec::new();
+        ResponseHeader::default().with_correlation_id(corr).encode(&mut body, header_version).unwrap();
+        msg.encode(&mut body, version).unwrap();
+        let mut out = (body.len() as i32).to_be_bytes().to_vec();
+        out.extend(body);
+        out
+    }
+
+    /// Accept one connection, answer ApiVersions, then hand the socket to `script`.
+    fn fake_broker(script: impl FnOnce(TcpStream) + Send + 'static) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let (key, ver, corr) = read_frame(&mut s).unwrap();
+            assert_eq!(key, 18);
+            let resp = ApiVersionsResponse::default().with_api_keys(vec![
+                ApiVersion::default().with_api_key(18).with_min_version(0).with_max_version(3),
+                ApiVersion::default().with_api_key(3).with_min_version(0).with_max_version(12),
+            ]);
+            s.write_all(&frame(corr, 0, &resp, ver)).unwrap();
+            script(s);
+        });
+        addr
+    }
+
+    fn cfg(timeout_ms: u64) -> ConnConfig {
+        ConnConfig { request_timeout: Duration::from_millis(timeout_ms), ..ConnConfig::default() }
+    }
+
+    #[test]
+    fn out_of_order_and_unawaited_responses_are_matched_by_correlation_id() {
+        let addr = fake_broker(|mut s| {
+            let a = read_frame(&mut s).unwrap();
+            let b = read_frame(&mut s).unwrap();
+            // An answer nobody asked for, then the two answers in reverse order; throttle = corr id.
+            let stray = MetadataResponse::default().with_throttle_time_ms(-7);
+            s.write_all(&frame(999_999, 1, &stray, 12)).unwrap();
+            for (_, v, corr) in [b, a] {
+                let r = MetadataResponse::default().with_throttle_time_ms(corr);
+                s.write_all(&frame(corr, 1, &r, v)).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        });
+        smol::block_on(async {
+            let c = Conn::connect(&addr, &cfg(5000)).await.unwrap();
+            assert_eq!(c.version_for::<MetadataRequest>().unwrap(), 12);
+            let req = MetadataRequest::default();
+            let (r1, r2) = smol::future::zip(c.request(&req), c.request(&req)).await;
+            let (r1, r2) = (r1.unwrap(), r2.unwrap());
+            // Each waiter got the answer carrying its own correlation id (2 and 3; 1 was ApiVersions).
+            let mut got = [r1.throttle_time_ms, r2.throttle_time_ms];
+            got.sort();
+            assert_eq!(got, [2, 3]);
+            assert!(c.is_alive());
+        });
+    }
+
+    #[test]
+    fn silent_broker_times_out_with_typed_error() {
+        let addr = fake_broker(|mut s| {
+            let _ = read_frame(&mut s);
+            std::thread::sleep(Duration::from_secs(3));
+        });
+        smol::block_on(async {
+            let c = Conn::connect(&addr, &cfg(300)).await.unwrap();
+            let t = std::time::Instant::now();
+            let err = c.request(&MetadataRequest::default()).await.unwrap_err();
+            assert_eq!(err.kind(), "timeout", "{err}");
+            assert!(t.elapsed() < Duration::from_secs(2));
+            assert!(!c.is_alive(), "a timed-out connection is closed");
+        });
+    }
+
+    #[test]
+    fn hostile_frame_length_disconnects_without_allocating() {
+        let addr = fake_broker(|mut s| {
+            let _ = read_frame(&mut s);
+            s.write_all(&i32::MAX.to_be_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+        });
+        smol::block_on(async {
+            let c = Conn::connect(&addr, &cfg(5000)).await.unwrap();
+            let err = c.request(&MetadataRequest::default()).await.unwrap_err();
+            assert_eq!(err.kind(), "disconnected", "{err}");
+        });
+    }
+}
