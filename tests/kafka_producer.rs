@@ -372,3 +372,29 @@ fn producer_created_while_broker_down_sends_once_it_is_up() {
     assert_eq!(p.stats().acked, 1);
     p.close().unwrap();
 }
+
+#[test]
+fn unkeyed_records_round_robin_or_stick_to_one_partition_per_batch() {
+    use avro_edge::producer::Partitioner;
+    let Some(broker) = require_broker(Storage::Memory) else { return };
+    let recs: Vec<OutRecord> = (0..30).map(|i| OutRecord { value: format!("u{i}").into_bytes(), ..OutRecord::default() }).collect();
+    let mut cfg = config(&broker.bootstrap(), 3);
+    cfg.partitioner = Partitioner::RoundRobin;
+    let p = Producer::connect(cfg).unwrap();
+    let parts: Vec<i32> = p.send_batch(&unique_topic("rr"), &recs).into_iter().map(|r| r.unwrap().partition).collect();
+    for w in parts.windows(2) {
+        assert_eq!((w[0] + 1) % 3, w[1], "round robin: {parts:?}");
+    }
+    p.close().unwrap();
+    let mut cfg = config(&broker.bootstrap(), 3);
+    cfg.partitioner = Partitioner::Sticky;
+    cfg.linger = Duration::from_secs(1);
+    let p = Producer::connect(cfg).unwrap();
+    let topic = unique_topic("sticky");
+    let parts: Vec<i32> = p.send_batch(&topic, &recs).into_iter().map(|r| r.unwrap().partition).collect();
+    assert!(parts.iter().all(|x| *x == parts[0]), "one batch, one partition: {parts:?}");
+    let next: Vec<i32> = p.send_batch(&topic, &recs).into_iter().map(|r| r.unwrap().partition).collect();
+    assert!(next.iter().all(|x| *x == next[0]), "one batch, one partition: {next:?}");
+    assert_ne!(parts[0], next[0], "a new batch moves to another partition");
+    p.close().unwrap();
+}
