@@ -190,20 +190,31 @@ pub(crate) struct Fetched {
     /// The offset after the last whole batch, when there was one: the next fetch position, even
     /// if every record in it was a control record or below the requested offset.
     pub next_offset: Option<i64>,
+    /// The first batch that could not be read; `records` and `next_offset` cover what came before it.
+    pub error: Option<BatchError>,
 }
 
 /// Decode the `records` bytes of one Fetch partition: whole v2 batches in order; a trailing partial
 /// batch (the broker cuts at the byte limit) is left for the next fetch. Records below `from` (a
 /// batch is returned whole even when we asked for its middle) and control records are left out.
-/// `limit` caps the decompressed size of one batch.
-pub(crate) fn decode_fetched(
+/// `limit` caps the decompressed size of one batch. A batch that cannot be read stops the
+/// decoding: what came before it is kept, and the error is reported in `error`.
+pub(crate) fn decode_fetched(topic: &str, partition: i32, data: &Bytes, from: i64, limit: usize) -> Fetched {
+    let mut out = Fetched::default();
+    if let Err(e) = decode_batches(topic, partition, data, from, limit, &mut out) {
+        out.error = Some(e);
+    }
+    out
+}
+
+fn decode_batches(
     topic: &str,
     partition: i32,
     data: &Bytes,
     from: i64,
     limit: usize,
-) -> Result<Fetched, BatchError> {
-    let mut out = Fetched::default();
+    out: &mut Fetched,
+) -> Result<(), BatchError> {
     let mut pos = 0usize;
     while data.len() - pos >= 12 {
         let base_offset = be_i64(data, pos);
@@ -239,11 +250,12 @@ pub(crate) fn decode_fetched(
         let count = be_i32(&batch, 57);
         let log_append_time = attributes & 0x08 != 0;
         let control = attributes & 0x20 != 0;
-        out.next_offset = Some(base_offset.saturating_add(i64::from(last_offset_delta)).saturating_add(1));
+        let next = base_offset.saturating_add(i64::from(last_offset_delta)).saturating_add(1);
         if count < 0 {
             return Err(corrupt("negative record count"));
         }
         if control || count == 0 {
+            out.next_offset = Some(next);
             continue;
         }
         let body_slice = batch.slice(BATCH_HEADER_LEN..);
@@ -255,13 +267,14 @@ pub(crate) fn decode_fetched(
             return Err(corrupt("record count larger than the batch can hold"));
         }
         let mut c = Cursor { buf: &body[..] };
+        let mut batch_records = Vec::with_capacity(count as usize);
         for _ in 0..count {
             let rec = read_record(&mut c, &body).ok_or_else(|| corrupt("truncated or malformed record"))?;
             let offset = base_offset.saturating_add(rec.offset_delta);
             if offset < from {
                 continue;
             }
-            out.records.push(RawRecord {
+            batch_records.push(RawRecord {
                 topic: topic.to_string(),
                 partition,
                 offset,
@@ -271,8 +284,10 @@ pub(crate) fn decode_fetched(
                 value: rec.value,
             });
         }
+        out.records.append(&mut batch_records);
+        out.next_offset = Some(next);
     }
-    Ok(out)
+    Ok(())
 }
 
 struct ParsedRecord {
@@ -750,32 +765,61 @@ impl Consumer {
         block_on(self.poll_until(deadline))
     }
 
+    /// Rounds of join / position / fetch until records arrive or the deadline passes. Retriable
+    /// failures (broker restarting, leader moved, coordinator lost) are retried with backoff until
+    /// the deadline; only if the last round still failed is the error returned.
     async fn poll_until(&mut self, deadline: Instant) -> Result<Vec<RawRecord>, KafkaError> {
+        let mut backoff = Duration::from_millis(100);
         loop {
-            if self.subscribed() {
-                self.ensure_group().await?;
-            }
-            if self.cfg.enable_auto_commit && self.last_commit.elapsed() >= self.cfg.auto_commit_interval {
-                if let Err(e) = self.commit_async().await {
-                    tracing::warn!(error = %e, "auto-commit failed");
+            match self.poll_round(deadline).await {
+                Ok(Some(records)) => return Ok(records),
+                Ok(None) => backoff = Duration::from_millis(100),
+                Err(e) if e.is_retriable() || e.needs_metadata_refresh() => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(e);
+                    }
+                    tracing::debug!(error = %e, backoff_ms = backoff.as_millis() as u64, "poll: retrying");
+                    if let Some(g) = &self.group {
+                        lock(&g.state).coordinator = None;
+                    }
+                    for (t, _) in self.positions.owned().cloned().collect::<Vec<_>>() {
+                        self.client.invalidate(&t);
+                    }
+                    smol::Timer::after(backoff.min(deadline - now)).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
-                self.last_commit = Instant::now();
-            }
-            self.ensure_positions(deadline).await?;
-            let now = Instant::now();
-            if self.positions.is_empty() {
-                if now >= deadline {
-                    return Ok(Vec::new());
-                }
-                smol::Timer::after(deadline.saturating_duration_since(now).min(Duration::from_millis(100))).await;
-                continue;
-            }
-            let wait = self.cfg.fetch_max_wait.min(deadline.saturating_duration_since(now));
-            let records = self.fetch_once(wait).await?;
-            if !records.is_empty() || Instant::now() >= deadline {
-                return Ok(records);
+                Err(e) => return Err(e),
             }
         }
+    }
+
+    /// One round: `Some(records)` when done (records arrived or the deadline passed).
+    async fn poll_round(&mut self, deadline: Instant) -> Result<Option<Vec<RawRecord>>, KafkaError> {
+        if self.subscribed() {
+            self.ensure_group().await?;
+        }
+        if self.cfg.enable_auto_commit && self.last_commit.elapsed() >= self.cfg.auto_commit_interval {
+            if let Err(e) = self.commit_async().await {
+                tracing::warn!(error = %e, "auto-commit failed");
+            }
+            self.last_commit = Instant::now();
+        }
+        self.ensure_positions(deadline).await?;
+        let now = Instant::now();
+        if self.positions.is_empty() {
+            if now >= deadline {
+                return Ok(Some(Vec::new()));
+            }
+            smol::Timer::after(deadline.saturating_duration_since(now).min(Duration::from_millis(100))).await;
+            return Ok(None);
+        }
+        let wait = self.cfg.fetch_max_wait.min(deadline.saturating_duration_since(now));
+        let records = self.fetch_once(wait).await?;
+        if !records.is_empty() || Instant::now() >= deadline {
+            return Ok(Some(records));
+        }
+        Ok(None)
     }
 
     /// [`Consumer::poll`], then the codec: each record becomes an [`Item`], a value that does not
@@ -1159,22 +1203,22 @@ impl Consumer {
                 conn.request_at(&req, v).await
             }));
         }
+        // A failure on one leader must not lose what the others returned (their positions moved):
+        // records win, the first error is returned only when there are none.
         let mut out = Vec::new();
         let mut out_of_range = Vec::new();
+        let mut failed: Option<KafkaError> = None;
         for task in tasks {
             let resp = match task.await {
                 Ok(r) => r,
                 Err(e) => {
-                    if e.needs_metadata_refresh() {
-                        for (t, _) in self.positions.owned().cloned().collect::<Vec<_>>() {
-                            self.client.invalidate(&t);
-                        }
-                    }
-                    return Err(e);
+                    failed.get_or_insert(e);
+                    continue;
                 }
             };
             if let Some(e) = KafkaError::from_code(resp.error_code, "Fetch") {
-                return Err(e);
+                failed.get_or_insert(e);
+                continue;
             }
             for topic in &resp.responses {
                 let t = topic.topic.0.as_str();
@@ -1193,25 +1237,43 @@ impl Consumer {
                                 .unwrap_or(KafkaError::Protocol("Fetch".into()));
                             if e.needs_metadata_refresh() || e.is_retriable() {
                                 self.client.invalidate(t);
-                                continue;
+                            } else {
+                                failed.get_or_insert(e);
                             }
-                            return Err(e);
+                            continue;
                         }
                     }
                     let Some(data) = part.records.as_ref() else { continue };
-                    let fetched = decode_fetched(t, p, data, pos, self.cfg.max_batch_bytes)
-                        .map_err(|e| KafkaError::Protocol(format!("{t}-{p}: {e} ({})", e.kind())))?;
+                    let fetched = decode_fetched(t, p, data, pos, self.cfg.max_batch_bytes);
                     if let Some(next) = fetched.next_offset.filter(|n| *n > pos) {
                         self.positions.set_position(t, p, next);
+                    }
+                    if let Some(e) = fetched.error {
+                        // Records before the bad batch are delivered; the next poll stops at it.
+                        let at = self.positions.position(t, p).unwrap_or(pos);
+                        tracing::warn!(topic = t, partition = p, offset = at, error = %e, "unreadable record batch");
+                        failed.get_or_insert(KafkaError::Protocol(format!(
+                            "{t}-{p} at offset {at}: {e} ({}); seek past it to go on",
+                            e.kind()
+                        )));
                     }
                     out.extend(fetched.records);
                 }
             }
         }
-        if !out_of_range.is_empty() {
-            self.reset_positions(&out_of_range, deadline).await?;
+        if !out_of_range.is_empty()
+            && let Err(e) = self.reset_positions(&out_of_range, deadline).await
+        {
+            failed.get_or_insert(e);
         }
-        Ok(out)
+        match failed {
+            Some(e) if out.is_empty() => Err(e),
+            Some(e) => {
+                tracing::warn!(error = %e, records = out.len(), "fetch partly failed; delivering what arrived");
+                Ok(out)
+            }
+            None => Ok(out),
+        }
     }
 
     /// Commit the positions of everything `poll` has returned so far (blocking).
@@ -1449,6 +1511,14 @@ mod tests {
         }
     }
 
+    fn decode(topic: &str, partition: i32, data: &Bytes, from: i64, limit: usize) -> Result<Fetched, BatchError> {
+        let mut f = decode_fetched(topic, partition, data, from, limit);
+        match f.error.take() {
+            Some(e) => Err(e),
+            None => Ok(f),
+        }
+    }
+
     /// Batches written by kafka-protocol's own encoder: an independent writer for our reader.
     fn batch(records: &[Record], compression: Compression) -> Bytes {
         let mut buf = BytesMut::new();
@@ -1462,7 +1532,7 @@ mod tests {
         for compression in [Compression::None, Compression::Gzip, Compression::Snappy] {
             let recs: Vec<Record> = (10..20).map(|o| record(o, &vec![o as u8; 300])).collect();
             let data = batch(&recs, compression);
-            let got = decode_fetched("t", 3, &data, 0, 1 << 20).unwrap();
+            let got = decode("t", 3, &data, 0, 1 << 20).unwrap();
             assert_eq!(got.next_offset, Some(20), "{compression:?}");
             assert_eq!(got.records.len(), 10);
             for (r, want) in got.records.iter().zip(&recs) {
@@ -1481,7 +1551,7 @@ mod tests {
         data.extend_from_slice(&batch(&[record(0, b"a"), record(1, b"b")], Compression::None));
         let second = batch(&[record(2, b"c")], Compression::None);
         data.extend_from_slice(&second[..second.len() - 3]);
-        let got = decode_fetched("t", 0, &data.freeze(), 1, 1 << 20).unwrap();
+        let got = decode("t", 0, &data.freeze(), 1, 1 << 20).unwrap();
         assert_eq!(got.records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![1]);
         assert_eq!(got.next_offset, Some(2));
     }
@@ -1493,19 +1563,19 @@ mod tests {
         let mut bad = good.to_vec();
         let last = bad.len() - 1;
         bad[last] ^= 0xff;
-        let e = decode_fetched("t", 0, &Bytes::from(bad), 0, 1 << 20).unwrap_err();
+        let e = decode("t", 0, &Bytes::from(bad), 0, 1 << 20).unwrap_err();
         assert_eq!(e.kind(), "corrupt-record-batch");
         // a record count of 2^31-1 with a valid CRC: refused before any allocation
         let mut huge = good.to_vec();
         huge[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
         let crc = crc32c::crc32c(&huge[21..]);
         huge[17..21].copy_from_slice(&crc.to_be_bytes());
-        let e = decode_fetched("t", 0, &Bytes::from(huge), 0, 1 << 20).unwrap_err();
+        let e = decode("t", 0, &Bytes::from(huge), 0, 1 << 20).unwrap_err();
         assert_eq!(e.kind(), "corrupt-record-batch");
         // legacy magic
         let mut old = good.to_vec();
         old[16] = 1;
-        assert_eq!(decode_fetched("t", 0, &Bytes::from(old), 0, 1 << 20).unwrap_err().kind(), "unsupported-record-format");
+        assert_eq!(decode("t", 0, &Bytes::from(old), 0, 1 << 20).unwrap_err().kind(), "unsupported-record-format");
         // random bytes never panic
         let mut seed = 0x1234_5678u32;
         for len in 0..400 {
@@ -1517,8 +1587,23 @@ mod tests {
                     seed as u8
                 })
                 .collect();
-            let _ = decode_fetched("t", 0, &Bytes::from(junk), 0, 1 << 20);
+            let _ = decode("t", 0, &Bytes::from(junk), 0, 1 << 20);
         }
+    }
+
+    #[test]
+    fn a_bad_batch_keeps_what_came_before_it() {
+        let mut data = BytesMut::new();
+        data.extend_from_slice(&batch(&[record(0, b"a"), record(1, b"b")], Compression::None));
+        let mut bad = batch(&[record(2, b"c")], Compression::None).to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        data.extend_from_slice(&bad);
+        data.extend_from_slice(&batch(&[record(3, b"d")], Compression::None));
+        let f = decode_fetched("t", 0, &data.freeze(), 0, 1 << 20);
+        assert_eq!(f.records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(f.next_offset, Some(2), "the position stops at the bad batch");
+        assert_eq!(f.error.map(|e| e.kind()), Some("corrupt-record-batch"));
     }
 
     #[test]
@@ -1527,7 +1612,7 @@ mod tests {
         for compression in [Compression::Gzip, Compression::Snappy] {
             let data = batch(&recs, compression);
             assert!(data.len() < 100_000);
-            match decode_fetched("t", 0, &data, 0, 5_000) {
+            match decode("t", 0, &data, 0, 5_000) {
                 Err(e) => assert_eq!(e.kind(), "record-batch-too-large", "{compression:?}"),
                 Ok(f) => panic!("{compression:?}: {} records, {} bytes compressed", f.records.len(), data.len()),
             }

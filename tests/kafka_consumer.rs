@@ -521,3 +521,64 @@ fn mixed_group_with_a_kafkajs_member_splits_partitions_and_records() {
     assert_eq!(mine.union(&theirs).copied().collect::<BTreeSet<_>>(), sent, "every record read once by the group");
     c.close().unwrap();
 }
+
+#[test]
+fn heartbeats_keep_the_membership_while_the_application_is_busy() {
+    let Some(broker) = require_broker(Storage::Memory) else { return };
+    let topic = unique_topic("cons-busy");
+    let p = producer(&broker.bootstrap(), 2);
+    produce(&p, &topic, 10, "a");
+    let mut c = Consumer::connect(group_cfg(&broker.bootstrap(), &unique_topic("g-busy"), &topic)).unwrap();
+    assert_eq!(poll_n(&mut c, 10, Duration::from_secs(30)).len(), 10);
+    let before = c.membership().unwrap();
+    // Longer than the 6 s session timeout without a poll: only the heartbeat thread talks.
+    std::thread::sleep(Duration::from_secs(9));
+    let more = produce(&p, &topic, 4, "b");
+    let got = poll_n(&mut c, 4, Duration::from_secs(20));
+    assert_eq!(c.membership().unwrap(), before, "same member, same generation: never evicted");
+    assert_eq!(got.iter().map(|r| (r.partition, r.offset)).collect::<BTreeSet<_>>(), more.keys().copied().collect());
+}
+
+#[test]
+fn consumption_resumes_after_a_broker_restart() {
+    let Some(dir) = tempdir() else { return };
+    let Some(mut broker) = require_broker(Storage::Sqlite(dir.join("tansu.db"))) else { return };
+    let topic = unique_topic("cons-restart");
+    let p = producer(&broker.bootstrap(), 2);
+    let first = produce(&p, &topic, 30, "a");
+    let mut cfg = group_cfg(&broker.bootstrap(), &unique_topic("g-restart"), &topic);
+    cfg.connect_deadline = Duration::from_secs(3);
+    let mut c = Consumer::connect(cfg).unwrap();
+    assert_eq!(poll_n(&mut c, 30, Duration::from_secs(30)).len(), 30);
+    c.commit().unwrap();
+
+    broker.kill();
+    let t = Instant::now();
+    let err = c.poll(Duration::from_secs(2)).unwrap_err();
+    eprintln!("poll with the broker down: {} after {:?}: {err}", err.kind(), t.elapsed());
+    assert!(matches!(err.kind(), "broker-unreachable" | "disconnected" | "timeout"), "{}", err.kind());
+    assert!(t.elapsed() < Duration::from_secs(10), "poll gave up near its deadline: {:?}", t.elapsed());
+
+    broker.restart().unwrap();
+    let p = producer(&broker.bootstrap(), 2);
+    let second = produce(&p, &topic, 20, "b");
+    let t = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut got = Vec::new();
+    while got.len() < 20 && Instant::now() < deadline {
+        match c.poll(Duration::from_secs(1)) {
+            Ok(r) => got.extend(r),
+            Err(e) => eprintln!("after restart: {e}"),
+        }
+    }
+    eprintln!("resumed after restart in {:?}", t.elapsed());
+    let got: BTreeSet<_> = got.iter().map(|r| (r.partition, r.offset)).collect();
+    assert_eq!(got, second.keys().copied().collect::<BTreeSet<_>>(), "exactly the new records, none of {}", first.len());
+    c.close().unwrap();
+}
+
+fn tempdir() -> Option<PathBuf> {
+    let dir = std::env::temp_dir().join(unique_topic("avro-edge-consumer"));
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir)
+}
