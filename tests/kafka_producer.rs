@@ -261,7 +261,7 @@ fn keyed_records_land_where_kafka_python_murmur2_says() {
     let keys: Vec<Vec<u8>> = (0..60)
         .map(|i| match i % 3 {
             0 => format!("sensor-{i}").into_bytes(),
-            1 => vec![i as u8; (i % 9) as usize + 1],
+            1 => vec![i as u8; i % 9 + 1],
             _ => format!("user-{}-{}", i * 7919, "x".repeat(i % 5)).into_bytes(),
         })
         .collect();
