@@ -12,7 +12,9 @@
 //     plus "decoded" (the registry-decoded value) with --registry, or "error" if decoding failed.
 //     With --duration S instead of --count it stays in the group for S seconds, prints a
 //     {"joined": true, "partitions": [...]} line each time the group assigns it partitions, and
-//     then leaves (used for mixed kafkajs/avro-edge groups). --assigner roundrobin offers kafkajs's
+//     then leaves (used for mixed kafkajs/avro-edge groups). With --quiet it prints no message
+//     lines, only {"count", "secs" (first to last message), "total_secs" (from before connect to
+//     the last message, group join included), "rss_kb"} at the end. --assigner roundrobin offers kafkajs's
 //     round-robin assigner under Java's protocol name `roundrobin` (kafkajs calls it
 //     `RoundRobinAssigner`, which no other client offers, so a mixed group needs the rename).
 //
@@ -129,19 +131,31 @@ async function consume(args) {
         }
       : {}),
   });
+  const quiet = Boolean(args.quiet);
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    if (quiet) return;
     const parts = e.payload.memberAssignment[String(args.topic)] || [];
     process.stdout.write(JSON.stringify({ joined: true, partitions: parts }) + '\n');
   });
   await consumer.connect();
   await consumer.subscribe({ topic: String(args.topic), fromBeginning: true });
   let seen = 0;
+  const startAt = process.hrtime.bigint();
+  let firstAt = 0n;
+  let lastAt = 0n;
   let finish;
   const done = new Promise((resolve) => (finish = resolve));
   const timer = setTimeout(() => finish('timeout'), timeoutMs);
   await consumer.run({
     eachMessage: async ({ topic, partition, message }) => {
       if (seen >= want && want > 0) return;
+      if (quiet) {
+        if (seen === 0) firstAt = process.hrtime.bigint();
+        seen++;
+        lastAt = process.hrtime.bigint();
+        if (want > 0 && seen >= want) finish('done');
+        return;
+      }
       const out = {
         topic,
         partition,
@@ -166,6 +180,16 @@ async function consume(args) {
   const why = await done;
   clearTimeout(timer);
   await consumer.disconnect();
+  if (quiet) {
+    const secs = Number(lastAt - firstAt) / 1e9;
+    const totalSecs = Number(lastAt - startAt) / 1e9;
+    const rss = require('fs')
+      .readFileSync('/proc/self/status', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('VmHWM:'));
+    const rssKb = rss ? Number(rss.split(/\s+/)[1]) : -1;
+    process.stdout.write(JSON.stringify({ count: seen, secs, total_secs: totalSecs, rss_kb: rssKb }) + '\n');
+  }
   if (why === 'timeout' && want > 0 && !duration) {
     throw new Error(`timed out after ${seen} of ${want} messages`);
   }
