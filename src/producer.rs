@@ -616,23 +616,23 @@ async fn sender_loop(inner: Arc<Inner>, ex: Arc<smol::Executor<'static>>) {
                     }
                 }
             }
-            for (b, n) in &expired {
+            // Completed under the state lock (lock order: state, then outcome), so `flush`
+            // never sees `unfinished` drop before the handles have their result.
+            for (b, n) in expired.drain(..) {
                 st.buffered = st.buffered.saturating_sub(b.builder.size());
-                st.unfinished = st.unfinished.saturating_sub(*n);
-                st.stats.failed += *n as u64;
+                st.unfinished = st.unfinished.saturating_sub(n);
+                st.stats.failed += n as u64;
+                let err = b.last_error.clone().unwrap_or(KafkaError::Timeout {
+                    what: "record delivery".into(),
+                    after: inner.cfg.delivery_timeout,
+                });
+                b.outcome.complete(Err(err));
             }
             if !taken.is_empty() {
                 st.in_flight_requests += 1;
             }
             st.closed && st.in_flight_requests == 0 && st.topics.values().all(|t| t.parts.iter().all(|q| q.batches.is_empty() && !q.in_flight))
         };
-        for (b, _) in expired {
-            let err = b.last_error.clone().unwrap_or(KafkaError::Timeout {
-                what: "record delivery".into(),
-                after: inner.cfg.delivery_timeout,
-            });
-            b.outcome.complete(Err(err));
-        }
         inner.progress.notify_all();
         if finished {
             return;
@@ -659,14 +659,12 @@ async fn sender_loop(inner: Arc<Inner>, ex: Arc<smol::Executor<'static>>) {
                         leftover.extend(q.batches.drain(..));
                     }
                 }
-                for b in &leftover {
+                for b in leftover.drain(..) {
                     st.buffered = st.buffered.saturating_sub(b.builder.size());
                     st.unfinished = st.unfinished.saturating_sub(b.builder.len());
                     st.stats.failed += b.builder.len() as u64;
+                    b.outcome.complete(Err(KafkaError::Closed));
                 }
-            }
-            for b in leftover {
-                b.outcome.complete(Err(KafkaError::Closed));
             }
             inner.progress.notify_all();
         }
@@ -828,7 +826,8 @@ fn finish(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>) {
     let n = batch.builder.len();
     let size = batch.builder.size();
     let ok = res.is_ok();
-    batch.outcome.complete(res);
+    // Counters before the outcome (a caller woken by it sees them); `unfinished` after it (so
+    // when `flush` returns, every handle already has its result).
     {
         let mut st = inner.lock();
         if ok {
@@ -836,6 +835,10 @@ fn finish(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>) {
         } else {
             st.stats.failed += n as u64;
         }
+    }
+    batch.outcome.complete(res);
+    {
+        let mut st = inner.lock();
         if let Some(q) = st.topics.get_mut(&topic).and_then(|ts| ts.parts.get_mut(partition as usize)) {
             q.in_flight = false;
         }
