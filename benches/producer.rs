@@ -27,17 +27,6 @@ fn records() -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
-fn vmhwm_kb() -> i64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(-1)
-}
-
 fn child(bootstrap: &str, topic: &str, n: usize) {
     let recs = records();
     let mut cfg = ProducerConfig::new([bootstrap]);
@@ -56,7 +45,7 @@ fn child(bootstrap: &str, topic: &str, n: usize) {
     let failed = st.failed + if flushed.is_err() { st.enqueued - st.acked - st.failed } else { 0 };
     println!(
         "{}",
-        serde_json::json!({"msgs": n, "acked": st.acked, "secs": secs, "failed": failed, "vmhwm_kb": vmhwm_kb()})
+        serde_json::json!({"msgs": n, "acked": st.acked, "secs": secs, "failed": failed, "vmhwm_kb": avro_edge::testkit::peak_rss_kb()})
     );
     let _ = p.close();
 }

@@ -277,3 +277,37 @@ pub fn unique_topic(prefix: &str) -> String {
         .unwrap_or(0);
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
+
+/// Peak resident set size of this process in KiB (`VmHWM` from `/proc/self/status`); -1 if unknown.
+pub fn peak_rss_kb() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(-1)
+}
+
+/// Decode record batches with kafka-protocol's own decoder (an implementation independent of
+/// ours), for tests that check what we wrote. Trusted input only: it preallocates from counts.
+pub fn decode_batches(mut bytes: bytes::Bytes) -> Result<Vec<kafka_protocol::records::Record>, String> {
+    use kafka_protocol::compression::{Decompressor, Gzip, Snappy};
+    use kafka_protocol::records::{Compression, RecordBatchDecoder};
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let set = RecordBatchDecoder::decode_with_custom_compression(
+            &mut bytes,
+            Some(|b: &mut bytes::Bytes, c: Compression| match c {
+                Compression::None => Ok(b.clone()),
+                Compression::Gzip => Gzip::decompress(b, |x| Ok(x.clone())),
+                Compression::Snappy => Snappy::decompress(b, |x| Ok(x.clone())),
+                other => Err(std::io::Error::other(format!("unsupported codec {other:?}")).into()),
+            }),
+        )
+        .map_err(|e| e.to_string())?;
+        out.extend(set.records);
+    }
+    Ok(out)
+}

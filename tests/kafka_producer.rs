@@ -45,19 +45,12 @@ fn fetch_all(bootstrap: &str, topic: &str, partition: i32) -> Vec<(i64, Option<B
         for t in resp.responses {
             for p in t.partitions {
                 assert_eq!(p.error_code, 0, "fetch error");
-                let Some(mut records) = p.records else { continue };
-                while !records.is_empty() {
-                    let set = kafka_protocol::records::RecordBatchDecoder::decode_with_custom_compression(
-                        &mut records,
-                        Some(decompress),
-                    )
-                    .unwrap();
-                    for r in set.records {
-                        if r.offset >= offset {
-                            offset = r.offset + 1;
-                            out.push((r.offset, r.key, r.value));
-                            got_any = true;
-                        }
+                let Some(records) = p.records else { continue };
+                for r in avro_edge::testkit::decode_batches(records).unwrap() {
+                    if r.offset >= offset {
+                        offset = r.offset + 1;
+                        out.push((r.offset, r.key, r.value));
+                        got_any = true;
                     }
                 }
             }
@@ -68,17 +61,6 @@ fn fetch_all(bootstrap: &str, topic: &str, partition: i32) -> Vec<(i64, Option<B
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-}
-
-fn decompress(b: &mut Bytes, c: kafka_protocol::records::Compression) -> anyhow::Result<Bytes> {
-    use kafka_protocol::compression::{Decompressor, Gzip, Snappy};
-    use kafka_protocol::records::Compression as C;
-    match c {
-        C::None => Ok(b.clone()),
-        C::Gzip => Gzip::decompress(b, |x| Ok(x.clone())),
-        C::Snappy => Snappy::decompress(b, |x| Ok(x.clone())),
-        _ => anyhow::bail!("unsupported codec"),
     }
 }
 

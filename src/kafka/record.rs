@@ -223,7 +223,6 @@ pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use kafka_protocol::records::{Compression as KpCompression, RecordBatchDecoder};
 
     /// Vectors from Kafka's own `UtilsTest.testMurmur2`.
     #[test]
@@ -241,16 +240,6 @@ mod tests {
         }
     }
 
-    fn decompress(b: &mut Bytes, c: KpCompression) -> anyhow::Result<Bytes> {
-        use kafka_protocol::compression::Decompressor;
-        match c {
-            KpCompression::None => Ok(b.clone()),
-            KpCompression::Gzip => Gzip::decompress(b, |x| Ok(x.clone())),
-            KpCompression::Snappy => Snappy::decompress(b, |x| Ok(x.clone())),
-            _ => anyhow::bail!("unsupported"),
-        }
-    }
-
     /// Our batches decode with kafka-protocol's independent decoder, for every codec.
     #[test]
     fn batches_decode_with_kafka_protocol() {
@@ -261,10 +250,8 @@ mod tests {
             b.append(1_700_000_000_005, None, Some(&[0u8; 300]), &[]);
             b.append(1_700_000_000_003, Some(b""), None, &[]);
             let bytes = b.finish(c).unwrap();
-            let mut buf = Bytes::from(bytes);
-            let set = RecordBatchDecoder::decode_with_custom_compression(&mut buf, Some(decompress)).unwrap();
-            assert_eq!(set.records.len(), 3, "{c:?}");
-            let r = &set.records;
+            let r = crate::testkit::decode_batches(Bytes::from(bytes)).unwrap();
+            assert_eq!(r.len(), 3, "{c:?}");
             assert_eq!(r[0].key.as_deref(), Some(&b"k1"[..]));
             assert_eq!(r[0].value.as_deref(), Some(&b"value-one"[..]));
             assert_eq!(r[0].timestamp, 1_700_000_000_000);
