@@ -36,6 +36,7 @@ use crate::kafka::group::{
     GroupAction, GroupMember, Membership, PROTOCOL_TYPE, TopicPartitions, decode_subscription, encode_assignment,
     encode_subscription,
 };
+use crate::kafka::conn::with_timeout;
 use crate::kafka::{Client, ClientConfig, ConnConfig, KafkaError, SaslConfig, Target, block_on};
 
 /// One record as fetched: coordinates, metadata and the raw key/value bytes.
@@ -72,6 +73,9 @@ impl ErrorKind for BatchError {
         }
     }
 }
+
+/// Upper bound on each network step of `close` (final commit, LeaveGroup).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Highest Fetch version we send: tansu 0.6.0 puts a v16+ tag into flexible v12 answers.
 const MAX_FETCH_VERSION: i16 = 11;
@@ -602,7 +606,7 @@ async fn find_coordinator(client: &Client, group_id: &str) -> Result<String, Kaf
 
 /// The heartbeat thread: one Heartbeat per interval while the member is stable; answers that
 /// call for a rejoin or a new coordinator are recorded for the polling thread.
-fn heartbeat_loop(client: Client, shared: Arc<GroupShared>, interval: Duration) {
+fn heartbeat_loop(client: Client, shared: Arc<GroupShared>, interval: Duration, session_timeout: Duration) {
     let step = Duration::from_millis(50);
     loop {
         let mut slept = Duration::ZERO;
@@ -625,7 +629,9 @@ fn heartbeat_loop(client: Client, shared: Arc<GroupShared>, interval: Duration) 
             .with_group_id(GroupId(name(&shared.group_id)))
             .with_generation_id(generation)
             .with_member_id(name(&member_id));
-        let result = block_on(client.request(&Target::Addr(coordinator), &req));
+        // A heartbeat later than the session timeout is worthless: bound it (and so `close`).
+        let result = block_on(with_timeout(session_timeout, client.request(&Target::Addr(coordinator), &req)))
+            .unwrap_or_else(|| Err(KafkaError::Timeout { what: "Heartbeat".into(), after: session_timeout }));
         let mut st = lock(&shared.state);
         if st.member.generation_id != generation || st.member.member_id != member_id || !st.member.is_stable() {
             continue; // a late answer for a generation we already left
@@ -697,11 +703,11 @@ impl Consumer {
                 state: Mutex::new(GroupState { member: Membership::new(), coordinator: None, fatal: None }),
                 stop: AtomicBool::new(false),
             });
-            let (c, s, every) = (client.clone(), shared.clone(), cfg.heartbeat_interval);
+            let (c, s, every, session) = (client.clone(), shared.clone(), cfg.heartbeat_interval, cfg.session_timeout);
             heartbeat = Some(
                 std::thread::Builder::new()
                     .name("avro-edge-heartbeat".into())
-                    .spawn(move || heartbeat_loop(c, s, every))
+                    .spawn(move || heartbeat_loop(c, s, every, session))
                     .map_err(|e| KafkaError::Config(format!("cannot start the heartbeat thread: {e}")))?,
             );
             group = Some(shared);
@@ -1365,8 +1371,13 @@ impl Consumer {
         }
         self.closed = true;
         let mut result = Ok(());
+        // Bounded: closing (and so dropping) a consumer whose broker is gone must not hang.
+        let bound = self.cfg.request_timeout.min(CLOSE_TIMEOUT);
         if self.cfg.enable_auto_commit && self.group.is_some() {
-            if let Err(e) = block_on(self.commit_async()) {
+            let commit = block_on(with_timeout(bound, self.commit_async())).unwrap_or_else(|| {
+                Err(KafkaError::Timeout { what: "final commit".into(), after: bound })
+            });
+            if let Err(e) = commit {
                 tracing::warn!(error = %e, "final commit failed");
                 result = Err(e);
             }
@@ -1382,14 +1393,18 @@ impl Consumer {
             && !member.member_id.is_empty()
             && let Some(coordinator) = coordinator
         {
-            let leave = block_on(call(&self.client, &Target::Addr(coordinator), |v| {
-                let r = LeaveGroupRequest::default().with_group_id(GroupId(name(&g.group_id)));
-                if v >= 3 {
-                    r.with_members(vec![MemberIdentity::default().with_member_id(name(&member.member_id))])
-                } else {
-                    r.with_member_id(name(&member.member_id))
-                }
-            }));
+            let leave = block_on(with_timeout(
+                bound,
+                call(&self.client, &Target::Addr(coordinator), |v| {
+                    let r = LeaveGroupRequest::default().with_group_id(GroupId(name(&g.group_id)));
+                    if v >= 3 {
+                        r.with_members(vec![MemberIdentity::default().with_member_id(name(&member.member_id))])
+                    } else {
+                        r.with_member_id(name(&member.member_id))
+                    }
+                }),
+            ))
+            .unwrap_or_else(|| Err(KafkaError::Timeout { what: "LeaveGroup".into(), after: bound }));
             match leave {
                 Ok(r) if r.error_code == 0 => tracing::info!(group = %g.group_id, member = %member.member_id, "left group"),
                 Ok(r) => tracing::warn!(group = %g.group_id, code = r.error_code, "LeaveGroup refused"),
