@@ -418,7 +418,7 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
 
-    fn read_frame(s: &mut TcpStream) -> Option<(i16, i16, i32)> {
+    fn read_frame(s: &mut impl Read) -> Option<(i16, i16, i32)> {
         let mut len = [0u8; 4];
         s.read_exact(&mut len).ok()?;
         let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
@@ -438,19 +438,24 @@ mod tests {
         out
     }
 
+    /// Answer the ApiVersions request every connection starts with.
+    fn answer_api_versions(s: &mut (impl Read + Write)) -> Option<()> {
+        let (key, ver, corr) = read_frame(s)?;
+        assert_eq!(key, 18);
+        let resp = ApiVersionsResponse::default().with_api_keys(vec![
+            ApiVersion::default().with_api_key(18).with_min_version(0).with_max_version(3),
+            ApiVersion::default().with_api_key(3).with_min_version(0).with_max_version(12),
+        ]);
+        s.write_all(&frame(corr, 0, &resp, ver)).ok()
+    }
+
     /// Accept one connection, answer ApiVersions, then hand the socket to `script`.
     fn fake_broker(script: impl FnOnce(TcpStream) + Send + 'static) -> String {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
         std::thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
-            let (key, ver, corr) = read_frame(&mut s).unwrap();
-            assert_eq!(key, 18);
-            let resp = ApiVersionsResponse::default().with_api_keys(vec![
-                ApiVersion::default().with_api_key(18).with_min_version(0).with_max_version(3),
-                ApiVersion::default().with_api_key(3).with_min_version(0).with_max_version(12),
-            ]);
-            s.write_all(&frame(corr, 0, &resp, ver)).unwrap();
+            answer_api_versions(&mut s).unwrap();
             script(s);
         });
         addr
@@ -516,5 +521,75 @@ mod tests {
             let err = c.request(&MetadataRequest::default()).await.unwrap_err();
             assert_eq!(err.kind(), "disconnected", "{err}");
         });
+    }
+
+    /// TLS (feature `tls`): a rustls server with a test CA made by the `openssl` CLI. The
+    /// client trusting that CA talks Kafka over TLS; one trusting only the Mozilla roots fails
+    /// with `tls-error`. Skipped (with a reason) when `openssl` is missing.
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_handshake_with_test_ca_and_rejection_without_it() {
+        use futures_rustls::rustls;
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        use std::process::Command;
+        let dir = std::env::temp_dir().join(format!("avro-edge-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = |args: &[&str]| Command::new("openssl").args(args).current_dir(&dir).output();
+        let steps: [&[&str]; 3] = [
+            &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=avro-edge test CA", "-days", "1"],
+            &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=localhost"],
+            &["x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "srv.pem", "-days", "1", "-extfile", "san.cnf"],
+        ];
+        std::fs::write(dir.join("san.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+        for step in steps {
+            match run(step) {
+                Ok(o) if o.status.success() => {}
+                other => {
+                    eprintln!("SKIP: openssl unavailable for the TLS test: {other:?}");
+                    return;
+                }
+            }
+        }
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(dir.join("srv.pem")).unwrap().map(|c| c.unwrap()).collect();
+        let key = PrivateKeyDer::from_pem_file(dir.join("srv.key")).unwrap();
+        let server = std::sync::Arc::new(
+            rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap(),
+        );
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for _ in 0..2 {
+                let Ok((tcp, _)) = l.accept() else { return };
+                let conn = rustls::ServerConnection::new(server.clone()).unwrap();
+                let mut s = rustls::StreamOwned::new(conn, tcp);
+                if answer_api_versions(&mut s).is_none() {
+                    continue; // the client that does not trust our CA
+                }
+                if let Some((_, v, corr)) = read_frame(&mut s) {
+                    let r = MetadataResponse::default().with_throttle_time_ms(4242);
+                    s.write_all(&frame(corr, 1, &r, v)).unwrap();
+                    let _ = s.flush();
+                }
+            }
+        });
+        smol::block_on(async {
+            let mut bad = cfg(5000);
+            bad.tls = Some(super::super::tls::TlsConfig::default());
+            let err = Conn::connect(&addr, &bad).await.unwrap_err();
+            assert_eq!(err.kind(), "tls-error", "{err}");
+            let mut good = cfg(5000);
+            good.tls = Some(super::super::tls::TlsConfig { ca_file: Some(dir.join("ca.pem")), server_name: None });
+            let c = Conn::connect(&addr, &good).await.unwrap();
+            let r = c.request(&MetadataRequest::default()).await.unwrap();
+            assert_eq!(r.throttle_time_ms, 4242);
+        });
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
