@@ -5,6 +5,27 @@
 //! or broken broker cannot make us panic or allocate without bound.
 //!
 //! Must not drop a record it cannot decode: it returns it as an error item with its coordinates.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use avro_edge::consumer::{Consumer, ConsumerConfig, OffsetReset};
+//!
+//! let mut cfg = ConsumerConfig::group("127.0.0.1:9092", "readers", &["sensor-data"]);
+//! cfg.auto_offset_reset = OffsetReset::Earliest; // the seed's fromBeginning: true
+//! let mut consumer = Consumer::connect(cfg)?;
+//! for r in consumer.poll(Duration::from_secs(1))? {
+//!     println!("{}-{}@{}: {} bytes", r.topic, r.partition, r.offset, r.value.map_or(0, |v| v.len()));
+//! }
+//! consumer.commit()?; // auto-commit also runs every `auto_commit_interval` and on close
+//! consumer.close()?; // LeaveGroup: the other members take over at once
+//! # Ok::<(), avro_edge::kafka::KafkaError>(())
+//! ```
+//!
+//! Design: the group protocol logic (assignors, member state machine) lives in
+//! [`crate::kafka::group`] without I/O; this module drives it over [`crate::kafka::Client`]. `poll`
+//! runs on the caller's thread (smol `block_on`); a heartbeat thread keeps the membership alive
+//! between polls and flags rebalances, which the next `poll` acts on (commit, revoke, rejoin).
+//! Rebalancing is eager (everything revoked, then reassigned), like Kafka's classic protocol.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -1451,6 +1472,39 @@ pub enum Item {
     },
 }
 
+impl Item {
+    /// `(topic, partition, offset)` of the message.
+    pub fn coordinates(&self) -> (&str, i32, i64) {
+        match self {
+            Item::Record { topic, partition, offset, .. } | Item::Undecodable { topic, partition, offset, .. } => {
+                (topic, *partition, *offset)
+            }
+        }
+    }
+
+    /// The dead-letter line for an undecodable message (`None` for a decoded one): coordinates,
+    /// timestamp, key and raw value in base64, the error kind and message.
+    pub fn dead_letter(&self) -> Option<serde_json::Value> {
+        use base64::Engine as _;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        match self {
+            Item::Record { .. } => None,
+            Item::Undecodable { topic, partition, offset, key, timestamp, raw, error_kind, error } => {
+                Some(serde_json::json!({
+                    "topic": topic,
+                    "partition": partition,
+                    "offset": offset,
+                    "timestamp": timestamp,
+                    "key_base64": key.as_deref().map(b64),
+                    "raw_base64": b64(raw),
+                    "error_kind": error_kind,
+                    "error": error,
+                }))
+            }
+        }
+    }
+}
+
 /// Decode every record's value with `decode`; failures become [`Item::Undecodable`], in place.
 pub fn decode_records<E, F>(records: Vec<RawRecord>, decode: F) -> Vec<Item>
 where
@@ -1632,6 +1686,45 @@ mod tests {
                 Ok(f) => panic!("{compression:?}: {} records, {} bytes compressed", f.records.len(), data.len()),
             }
         }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("bad magic byte 0x{0:02x}")]
+    struct BadMagic(u8);
+    impl ErrorKind for BadMagic {
+        fn kind(&self) -> &'static str {
+            "invalid-magic-byte"
+        }
+    }
+
+    #[test]
+    fn undecodable_values_become_dead_letter_items_in_place() {
+        let raw = |offset: i64, value: Option<&'static [u8]>| RawRecord {
+            topic: "t".into(),
+            partition: 2,
+            offset,
+            timestamp: 1_700_000_000_000,
+            key: Some(Bytes::from_static(b"\xffk")),
+            headers: vec![],
+            value: value.map(Bytes::from_static),
+        };
+        let records = vec![raw(7, Some(b"\x00ok")), raw(8, Some(b"\x01no")), raw(9, None)];
+        let items = decode_records(records, |b: &[u8]| match b.first() {
+            Some(0) => Ok(serde_json::json!({"ok": true})),
+            other => Err(BadMagic(other.copied().unwrap_or(0))),
+        });
+        assert_eq!(items.iter().map(|i| i.coordinates().2).collect::<Vec<_>>(), vec![7, 8, 9]);
+        assert!(matches!(&items[0], Item::Record { value, .. } if value["ok"] == true));
+        assert!(items[0].dead_letter().is_none());
+        assert!(matches!(&items[2], Item::Record { value: serde_json::Value::Null, .. }), "tombstone");
+        let dl = items[1].dead_letter().unwrap();
+        assert_eq!(dl["topic"], "t");
+        assert_eq!(dl["partition"], 2);
+        assert_eq!(dl["offset"], 8);
+        assert_eq!(dl["raw_base64"], "AW5v"); // 0x01 'n' 'o'
+        assert_eq!(dl["key_base64"], "/2s="); // 0xff 'k'
+        assert_eq!(dl["error_kind"], "invalid-magic-byte");
+        assert_eq!(dl["error"], "bad magic byte 0x01");
     }
 
     #[test]
