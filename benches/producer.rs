@@ -50,7 +50,51 @@ fn child(bootstrap: &str, topic: &str, n: usize) {
     let _ = p.close();
 }
 
+/// Records stored in `topic`, counted by fetching them all back (tansu 0.6.0's ListOffsets
+/// "latest" lags behind what Fetch returns), to check each side's claim.
+fn stored(client: &Client, topic: &str) -> i64 {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let Ok(conn) = kafka::block_on(client.conn(&avro_edge::kafka::Target::Any)) else { return -1 };
+    let mut total = 0;
+    for partition in 0..PARTITIONS {
+        let mut offset = 0i64;
+        loop {
+            let req = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(100)
+                .with_min_bytes(1)
+                .with_max_bytes(32 << 20)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(vec![FetchPartition::default()
+                        .with_partition(partition)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(16 << 20)])]);
+            // v11: tansu 0.6.0 adds a top-level tag to flexible (v12+) Fetch answers that v12 does not define.
+            let Ok(resp) = kafka::block_on(conn.request_at(&req, 11)) else { return -1 };
+            let before = offset;
+            for p in resp.responses.into_iter().flat_map(|t| t.partitions) {
+                let Some(bytes) = p.records else { continue };
+                let Ok(records) = avro_edge::testkit::decode_batches(bytes) else { return -1 };
+                for r in records {
+                    if r.offset >= offset {
+                        offset = r.offset + 1;
+                        total += 1;
+                    }
+                }
+            }
+            if offset == before {
+                break;
+            }
+        }
+    }
+    total
+}
+
 struct Run {
+    stored: i64,
     name: &'static str,
     msgs: f64,
     secs: f64,
@@ -63,6 +107,7 @@ fn parse(name: &'static str, out: &std::process::Output) -> Option<Run> {
     let line = text.lines().rev().find(|l| l.starts_with('{'))?;
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
     Some(Run {
+        stored: -1,
         name,
         msgs: v["msgs"].as_f64()?,
         secs: v["secs"].as_f64()?,
@@ -109,28 +154,29 @@ fn main() {
         .output()
         .expect("run child");
     match parse("avro-edge (Rust, smol)", &out) {
-        Some(r) => runs.push(r),
+        Some(r) => runs.push(Run { stored: stored(&client, &ours), ..r }),
         None => eprintln!("our child failed: {}", String::from_utf8_lossy(&out.stderr)),
     }
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/python/bench_produce.py");
     match Command::new(python()).arg(&script).args([&bootstrap, &theirs, &n.to_string()]).output() {
         Ok(out) => match parse("confluent-kafka (librdkafka)", &out) {
-            Some(r) => runs.push(r),
+            Some(r) => runs.push(Run { stored: stored(&client, &theirs), ..r }),
             None => eprintln!("librdkafka side failed: {}", String::from_utf8_lossy(&out.stderr)),
         },
         Err(e) => eprintln!("librdkafka side not run: {e}"),
     }
     println!();
     println!("producer: {n} records x 40 B, {PARTITIONS} partitions, acks=all, linger 5 ms, tansu memory storage");
-    println!("| producer | msgs/s | seconds | failed | peak RSS (MiB) |");
-    println!("| --- | ---: | ---: | ---: | ---: |");
+    println!("| producer | msgs/s | seconds | failed | stored on broker | peak RSS (MiB) |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for r in &runs {
         println!(
-            "| {} | {:.0} | {:.2} | {} | {:.1} |",
+            "| {} | {:.0} | {:.2} | {} | {} | {:.1} |",
             r.name,
             r.msgs / r.secs,
             r.secs,
             r.failed,
+            r.stored,
             r.rss_kb as f64 / 1024.0
         );
     }
