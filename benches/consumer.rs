@@ -41,10 +41,12 @@ fn child(bootstrap: &str, topic: &str, n: usize) {
     let mut bytes = 0usize;
     let mut first: Option<Instant> = None;
     let mut last = Instant::now();
+    let mut biggest = 0usize;
     while count < n && Instant::now() < deadline {
         let got = c.poll(Duration::from_millis(500)).expect("poll");
         if !got.is_empty() {
             first.get_or_insert_with(Instant::now);
+            biggest = biggest.max(got.len());
             count += got.len();
             bytes += got.iter().map(|r| r.value.as_ref().map_or(0, |v| v.len())).sum::<usize>();
             last = Instant::now();
@@ -52,6 +54,7 @@ fn child(bootstrap: &str, topic: &str, n: usize) {
     }
     let secs = first.map(|f| (last - f).as_secs_f64()).unwrap_or(0.0);
     let total = (last - start).as_secs_f64();
+    eprintln!("ours: largest poll {biggest} records");
     println!("{count} {secs} {total} {} {bytes}", vmhwm_kb());
     let _ = c.close();
 }
@@ -91,7 +94,7 @@ fn main() {
 
     let exe = std::env::current_exe().expect("exe");
     let mut rows = Vec::new();
-    let out = Command::new(&exe).env("AVRO_EDGE_BENCH_CHILD", "1").args([&bootstrap, &topic]).output().expect("child");
+    let out = Command::new(&exe).env("AVRO_EDGE_BENCH_CHILD", "1").args([&bootstrap, &topic]).stderr(std::process::Stdio::inherit()).output().expect("child");
     let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let f: Vec<&str> = line.split_whitespace().collect();
     if let [count, secs, total, rss, _bytes] = f[..] {

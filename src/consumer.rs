@@ -63,7 +63,8 @@ use crate::kafka::{Client, ClientConfig, ConnConfig, KafkaError, SaslConfig, Tar
 /// One record as fetched: coordinates, metadata and the raw key/value bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawRecord {
-    pub topic: String,
+    /// Shared by every record of the partition (no allocation per record).
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
     /// Milliseconds since the epoch (create time, or log-append time if the topic says so).
@@ -240,6 +241,7 @@ fn decode_batches(
     limit: usize,
     out: &mut Fetched,
 ) -> Result<(), BatchError> {
+    let topic_name: Arc<str> = Arc::from(topic);
     let mut pos = 0usize;
     while data.len() - pos >= 12 {
         let base_offset = be_i64(data, pos);
@@ -300,7 +302,7 @@ fn decode_batches(
                 continue;
             }
             batch_records.push(RawRecord {
-                topic: topic.to_string(),
+                topic: topic_name.clone(),
                 partition,
                 offset,
                 timestamp: if log_append_time { max_timestamp } else { first_timestamp.saturating_add(rec.timestamp_delta) },
@@ -1450,7 +1452,7 @@ impl Drop for Consumer {
 pub enum Item {
     /// Decoded to natural JSON (a tombstone, with no value, decodes to `null`).
     Record {
-        topic: String,
+        topic: Arc<str>,
         partition: i32,
         offset: i64,
         key: Option<Bytes>,
@@ -1460,7 +1462,7 @@ pub enum Item {
     },
     /// The value did not decode: the coordinates, the raw bytes and why.
     Undecodable {
-        topic: String,
+        topic: Arc<str>,
         partition: i32,
         offset: i64,
         key: Option<Bytes>,
@@ -1491,7 +1493,7 @@ impl Item {
             Item::Record { .. } => None,
             Item::Undecodable { topic, partition, offset, key, timestamp, raw, error_kind, error } => {
                 Some(serde_json::json!({
-                    "topic": topic,
+                    "topic": &**topic,
                     "partition": partition,
                     "offset": offset,
                     "timestamp": timestamp,
@@ -1605,7 +1607,7 @@ mod tests {
             assert_eq!(got.next_offset, Some(20), "{compression:?}");
             assert_eq!(got.records.len(), 10);
             for (r, want) in got.records.iter().zip(&recs) {
-                assert_eq!((r.topic.as_str(), r.partition, r.offset), ("t", 3, want.offset));
+                assert_eq!((&*r.topic, r.partition, r.offset), ("t", 3, want.offset));
                 assert_eq!(r.timestamp, want.timestamp);
                 assert_eq!(r.key, want.key);
                 assert_eq!(r.value, want.value);
