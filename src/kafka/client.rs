@@ -198,7 +198,11 @@ impl Client {
         let mut cfg = self.inner.cfg.conn.clone();
         let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
         cfg.connect_timeout = cfg.connect_timeout.min(left);
-        let conn = Arc::new(Conn::connect(addr, &cfg).await?);
+        // The whole handshake (TCP, ApiVersions, SASL) fits in what is left of the deadline.
+        let conn = super::conn::with_timeout(left, Conn::connect(addr, &cfg))
+            .await
+            .ok_or_else(|| KafkaError::Timeout { what: format!("connecting to {addr}"), after: left })??;
+        let conn = Arc::new(conn);
         *guard = Some(conn.clone());
         Ok(conn)
     }
@@ -272,6 +276,7 @@ impl Client {
         {
             return Ok(t.clone());
         }
+        let started = Instant::now();
         let mut backoff = self.inner.cfg.retry_backoff;
         let mut created = false;
         loop {
@@ -306,7 +311,7 @@ impl Client {
             if Instant::now() + backoff >= deadline {
                 return Err(KafkaError::Timeout {
                     what: format!("metadata for topic {topic} (error code {code})"),
-                    after: self.inner.cfg.connect_deadline,
+                    after: started.elapsed(),
                 });
             }
             smol::Timer::after(backoff).await;
@@ -347,5 +352,35 @@ impl Client {
                 c.close("client closed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    /// A broker that accepts TCP but never answers: getting a connection still ends at the
+    /// connect deadline (not at the much longer request timeout), with a typed error.
+    #[test]
+    fn mute_broker_cannot_hold_a_call_past_the_connect_deadline() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let _hold = std::thread::spawn(move || {
+            let conns: Vec<_> = l.incoming().take(20).collect();
+            std::thread::sleep(Duration::from_secs(5));
+            drop(conns);
+        });
+        let client = Client::new(ClientConfig {
+            bootstrap: vec![addr],
+            conn: ConnConfig { request_timeout: Duration::from_secs(30), ..ConnConfig::default() },
+            connect_deadline: Duration::from_millis(700),
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        let t = Instant::now();
+        let err = super::super::block_on(client.fetch_metadata(&[])).unwrap_err();
+        assert_eq!(err.kind(), "timeout", "{err}");
+        assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
     }
 }
