@@ -114,7 +114,7 @@ impl ProducerConfig {
             brokers: brokers.into_iter().map(Into::into).collect(),
             acks: Acks::All,
             linger: Duration::from_millis(5),
-            batch_size: 512 * 1024,
+            batch_size: 256 * 1024,
             compression: Compression::None,
             retries: 10,
             retry_backoff: Duration::from_millis(100),
@@ -128,7 +128,8 @@ impl ProducerConfig {
             auto_create: None,
             partitioner: Partitioner::Sticky,
             max_record_size: 1024 * 1024,
-            buffer_memory: 32 * 1024 * 1024,
+            // Small on purpose: gateways have little RAM; 4 MiB still keeps 16 full batches queued.
+            buffer_memory: 4 * 1024 * 1024,
         }
     }
 
@@ -692,8 +693,12 @@ async fn dispatch(inner: Arc<Inner>, ex: Arc<smol::Executor<'static>>, taken: Ve
                 Some(l) => by_leader.entry(l).or_default().push(t),
                 None => {
                     inner.client.invalidate(&t.topic);
-                    let e = KafkaError::from_code(5, format!("{}-{}", t.topic, t.partition));
-                    finish(&inner, t, Err(e.unwrap_or(KafkaError::Closed)));
+                    let e = KafkaError::Kafka {
+                        code: 5,
+                        name: "LeaderNotAvailable".into(),
+                        context: format!("no leader known for {}-{}", t.topic, t.partition),
+                    };
+                    finish(&inner, t, Err(e));
                 }
             },
             Err(e) => finish(&inner, t, Err(e)),
@@ -782,7 +787,7 @@ async fn produce_to(inner: Arc<Inner>, leader: i32, batches: Vec<Taken>) {
                     Some(p) if p.error_code != 0 => {
                         let msg = p.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
                         Err(KafkaError::from_code(p.error_code, format!("produce {}-{} {msg}", t.topic, t.partition))
-                            .unwrap_or(KafkaError::Closed))
+                            .unwrap_or_else(|| KafkaError::Protocol("error code 0 reported as an error".into())))
                     }
                     Some(p) => Ok(Some(p.base_offset)),
                 };
