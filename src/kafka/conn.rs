@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
     SaslHandshakeRequest,
@@ -376,9 +376,12 @@ async fn read_loop(mut reader: Reader, shared: Arc<Shared>, max_frame: usize) {
         if len < 4 || len as usize > max_frame {
             break format!("bad frame length {len}");
         }
-        let mut body = BytesMut::zeroed(len as usize);
-        if let Err(e) = reader.read_exact(&mut body).await {
-            break format!("read: {e}");
+        // Grow with the bytes that actually arrive: a lying length prefix costs nothing.
+        let mut body = Vec::with_capacity((len as usize).min(64 * 1024));
+        match (&mut reader).take(len as u64).read_to_end(&mut body).await {
+            Ok(n) if n == len as usize => {}
+            Ok(n) => break format!("read: connection closed after {n} of {len} frame bytes"),
+            Err(e) => break format!("read: {e}"),
         }
         let corr = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
         let waiter = match shared.pending.lock() {
@@ -387,7 +390,7 @@ async fn read_loop(mut reader: Reader, shared: Arc<Shared>, max_frame: usize) {
         };
         match waiter {
             Some(w) => {
-                let _ = w.try_send(Ok(body.freeze()));
+                let _ = w.try_send(Ok(Bytes::from(body)));
             }
             None => tracing::trace!(broker = %shared.addr, correlation_id = corr, "dropping unawaited response"),
         }
