@@ -14,6 +14,28 @@
 //! Delivery is at-least-once: a retry after a lost connection may duplicate a batch (no
 //! idempotent producer).
 //!
+//! # Example
+//! ```no_run
+//! use std::time::Duration;
+//! use avro_edge::producer::{Acks, Compression, OutRecord, Producer, ProducerConfig};
+//! # fn main() -> Result<(), avro_edge::kafka::KafkaError> {
+//! let mut cfg = ProducerConfig::new(["127.0.0.1:9092"]);
+//! cfg.acks = Acks::All;
+//! cfg.compression = Compression::Snappy;
+//! let producer = Producer::connect(cfg)?;
+//! let d = producer.send("sensor-data", Some(b"sensor-1"), b"\0\0\0\0\x01...")?;
+//! println!("partition {} offset {:?}", d.partition, d.offset);
+//! let batch = vec![OutRecord { key: None, value: b"v".to_vec(), headers: vec![] }];
+//! for r in producer.send_batch("sensor-data", &batch) {
+//!     r?;
+//! }
+//! let pending = producer.enqueue("sensor-data", None, b"v"); // returns at once
+//! producer.flush(Duration::from_secs(10))?;
+//! pending.wait()?;
+//! producer.close()?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Acks
 //! - `Acks::All` (default, `-1`): the leader answers once all in-sync replicas have the batch.
 //! - `Acks::Leader` (`1`): the leader answers once it has written the batch; lost if it dies

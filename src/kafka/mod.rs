@@ -21,6 +21,15 @@
 //!   its own thread, e.g. `kafka::block_on(client.request(&Target::Any, &req))`. The producer
 //!   runs its sender loop on its own thread with `block_on`. Never call `block_on` from inside
 //!   a task running on smol's global executor (it would stall the reader tasks).
+//!
+//!   ```no_run
+//!   use avro_edge::kafka::{self, Client, ClientConfig, Target};
+//!   use kafka_protocol::messages::FindCoordinatorRequest;
+//!   # fn main() -> Result<(), avro_edge::kafka::KafkaError> {
+//!   let client = Client::new(ClientConfig { bootstrap: vec!["127.0.0.1:9092".into()], ..Default::default() })?;
+//!   let resp = kafka::block_on(client.request(&Target::Any, &FindCoordinatorRequest::default()))?;
+//!   # let _ = resp; Ok(()) }
+//!   ```
 //! - Errors: [`KafkaError`] (Kafka error codes kept; `is_retriable()`, `needs_metadata_refresh()`).
 pub mod client;
 pub mod conn;
