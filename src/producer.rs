@@ -401,8 +401,10 @@ impl Producer {
         out
     }
 
-    /// Append a record to its partition's batch without waiting; blocks only when
-    /// `buffer_memory` is full (until room frees up or `delivery_timeout` passes).
+    /// Append a record to its partition's batch without waiting for the broker. Blocks only on
+    /// the first record for a topic (metadata fetch, bounded by the connect deadline) and while
+    /// `buffer_memory` is full (until room frees up or `delivery_timeout` passes). The partition
+    /// count is read once per topic per producer.
     pub fn enqueue(&self, topic: &str, key: Option<&[u8]>, value: &[u8]) -> DeliveryHandle {
         self.enqueue_with_headers(topic, key, value, &[])
     }
