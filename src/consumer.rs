@@ -29,7 +29,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -95,6 +95,9 @@ impl ErrorKind for BatchError {
         }
     }
 }
+
+/// How often the group leader checks the subscribed topics' partition counts.
+const METADATA_CHECK_INTERVAL: Duration = Duration::from_secs(3);
 
 /// Upper bound on each network step of `close` (final commit, LeaveGroup).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -594,6 +597,9 @@ struct GroupState {
     coordinator: Option<String>,
     /// An error that rejoining cannot fix, seen by the heartbeat thread.
     fatal: Option<KafkaError>,
+    /// As leader: the partition count of every subscribed topic the assignment was made from
+    /// (0 for a topic that did not exist); a change calls for a new assignment.
+    assigned_counts: BTreeMap<String, i32>,
 }
 
 /// Send a request whose fields depend on the negotiated version.
@@ -687,6 +693,9 @@ pub struct Consumer {
     heartbeat: Option<std::thread::JoinHandle<()>>,
     positions: Positions,
     last_commit: Instant,
+    last_metadata_check: Instant,
+    /// Rejoins this member asked for itself (sent as subscription user data).
+    rejoin_requests: AtomicU32,
     closed: bool,
 }
 
@@ -723,7 +732,7 @@ impl Consumer {
         if cfg.assignment.is_empty() {
             let shared = Arc::new(GroupShared {
                 group_id: cfg.group_id.clone().unwrap_or_default(),
-                state: Mutex::new(GroupState { member: Membership::new(), coordinator: None, fatal: None }),
+                state: Mutex::new(GroupState { member: Membership::new(), coordinator: None, fatal: None, assigned_counts: BTreeMap::new() }),
                 stop: AtomicBool::new(false),
             });
             let (c, s, every, session) = (client.clone(), shared.clone(), cfg.heartbeat_interval, cfg.session_timeout);
@@ -744,12 +753,13 @@ impl Consumer {
                 // Assign mode with a group id: commits and committed offsets, no membership.
                 group = Some(Arc::new(GroupShared {
                     group_id: g,
-                    state: Mutex::new(GroupState { member: Membership::new(), coordinator: None, fatal: None }),
+                    state: Mutex::new(GroupState { member: Membership::new(), coordinator: None, fatal: None, assigned_counts: BTreeMap::new() }),
                     stop: AtomicBool::new(false),
                 }));
             }
         }
-        Ok(Consumer { client, cfg, group, heartbeat, positions, last_commit: Instant::now(), closed: false })
+        let now = Instant::now();
+        Ok(Consumer { client, cfg, group, heartbeat, positions, last_commit: now, last_metadata_check: now, rejoin_requests: AtomicU32::new(0), closed: false })
     }
 
     fn subscribed(&self) -> bool {
@@ -826,6 +836,10 @@ impl Consumer {
     /// One round: `Some(records)` when done (records arrived or the deadline passed).
     async fn poll_round(&mut self, deadline: Instant) -> Result<Option<Vec<RawRecord>>, KafkaError> {
         if self.subscribed() {
+            if self.last_metadata_check.elapsed() >= METADATA_CHECK_INTERVAL {
+                self.last_metadata_check = Instant::now();
+                self.check_subscribed_topics().await;
+            }
             self.ensure_group().await?;
         }
         if self.cfg.enable_auto_commit && self.last_commit.elapsed() >= self.cfg.auto_commit_interval {
@@ -849,6 +863,37 @@ impl Consumer {
             return Ok(Some(records));
         }
         Ok(None)
+    }
+
+    /// As leader, look at the subscribed topics' partition counts; if one appeared, vanished or
+    /// grew since the assignment, rejoin so every member gets a new one (Java does the same).
+    async fn check_subscribed_topics(&mut self) {
+        let Some((g, member, _)) = self.group_state() else { return };
+        if !member.is_leader() || !member.is_stable() {
+            return;
+        }
+        let before = lock(&g.state).assigned_counts.clone();
+        if before.is_empty() {
+            return;
+        }
+        let topics: Vec<&str> = before.keys().map(String::as_str).collect();
+        let resp = match self.client.fetch_metadata(&topics).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "metadata check failed");
+                return;
+            }
+        };
+        for t in &resp.topics {
+            let Some(name) = t.name.as_ref().map(|n| n.0.as_str()) else { continue };
+            let now = if t.error_code == 0 { t.partitions.len() as i32 } else { 0 };
+            if before.get(name).is_some_and(|b| *b != now) {
+                tracing::info!(group = %g.group_id, topic = name, before = before.get(name).copied(), now, "partitions changed; rebalancing");
+                self.rejoin_requests.fetch_add(1, Ordering::SeqCst);
+                lock(&g.state).member.request_rejoin();
+                return;
+            }
+        }
     }
 
     /// [`Consumer::poll`], then the codec: each record becomes an [`Item`], a value that does not
@@ -956,7 +1001,11 @@ impl Consumer {
     async fn join_and_sync(&self, g: &GroupShared) -> Result<GroupAction, KafkaError> {
         let coordinator = Target::Addr(self.coordinator(g).await?);
         let member_id = lock(&g.state).member.member_id.clone();
-        let metadata = encode_subscription(&self.cfg.topics);
+        // After a leader-requested rejoin the metadata changes (user data = the rejoin count):
+        // tansu starts a new generation only when a member's metadata differs.
+        let nonce = self.rejoin_requests.load(Ordering::SeqCst);
+        let user_data = (nonce > 0).then(|| Bytes::copy_from_slice(&nonce.to_be_bytes()));
+        let metadata = encode_subscription(&self.cfg.topics, user_data);
         let other = match self.cfg.assignor {
             Assignor::Range => Assignor::RoundRobin,
             Assignor::RoundRobin => Assignor::Range,
@@ -987,7 +1036,7 @@ impl Consumer {
             protocol.as_deref(),
         );
         tracing::debug!(
-            group = %g.group_id, code = join.error_code, generation = join.generation_id,
+            group = %g.group_id, code = join.error_code, generation = join.generation_id, members = join.members.len(),
             took_ms = t0.elapsed().as_millis() as u64, "JoinGroup answered"
         );
         if action != GroupAction::Continue {
@@ -998,7 +1047,7 @@ impl Consumer {
             let assignor = protocol.as_deref().and_then(Assignor::from_name).ok_or_else(|| {
                 KafkaError::Protocol(format!("coordinator chose assignor {protocol:?}, which we do not offer"))
             })?;
-            self.leader_assign(assignor, &join.members).await?
+            self.leader_assign(g, assignor, &join.members).await?
         } else {
             Vec::new()
         };
@@ -1028,6 +1077,7 @@ impl Consumer {
     /// The leader's job: decode every member's subscription, look up partition counts, assign.
     async fn leader_assign(
         &self,
+        g: &GroupShared,
         assignor: Assignor,
         members: &[JoinGroupResponseMember],
     ) -> Result<Vec<SyncGroupRequestAssignment>, KafkaError> {
@@ -1050,6 +1100,7 @@ impl Consumer {
         let all: BTreeSet<&String> = group_members.iter().flat_map(|m| m.topics.iter()).collect();
         let deadline = Instant::now() + self.cfg.connect_deadline;
         for t in all {
+            self.client.invalidate(t); // assign from fresh metadata
             match self.client.topic(t, deadline).await {
                 Ok(meta) => {
                     counts.insert(t.clone(), meta.partitions.len() as i32);
@@ -1058,6 +1109,13 @@ impl Consumer {
             }
         }
         let plan = assignor.assign(&group_members, &counts);
+        let mut seen = counts.clone();
+        for m in &group_members {
+            for t in &m.topics {
+                seen.entry(t.clone()).or_insert(0);
+            }
+        }
+        lock(&g.state).assigned_counts = seen;
         Ok(plan
             .iter()
             .map(|(member, parts)| {

@@ -589,3 +589,19 @@ fn tempdir() -> Option<PathBuf> {
     std::fs::create_dir_all(&dir).ok()?;
     Some(dir)
 }
+
+#[test]
+fn a_topic_created_after_subscribing_is_picked_up() {
+    let Some(broker) = require_broker(Storage::Memory) else { return };
+    let topic = unique_topic("cons-later");
+    let mut c = Consumer::connect(group_cfg(&broker.bootstrap(), &unique_topic("g-later"), &topic)).unwrap();
+    assert!(c.poll(Duration::from_secs(2)).unwrap().is_empty());
+    assert!(c.assignment().is_empty(), "nothing to own yet");
+    let p = producer(&broker.bootstrap(), 2);
+    let sent = produce(&p, &topic, 10, "a");
+    let t = Instant::now();
+    let got = poll_n(&mut c, 10, Duration::from_secs(30));
+    eprintln!("new topic picked up after {:?}", t.elapsed());
+    assert_eq!(got.iter().map(|r| (r.partition, r.offset)).collect::<BTreeSet<_>>(), sent.keys().copied().collect());
+    assert_eq!(c.assignment().len(), 2);
+}

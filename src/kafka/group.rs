@@ -189,11 +189,12 @@ fn check_array_len(body: &[u8], what: &'static str) -> Result<(), GroupError> {
     Ok(())
 }
 
-/// Our JoinGroup metadata: consumer-protocol subscription version 0 (topics only), which every
-/// client and broker version reads.
-pub fn encode_subscription(topics: &[String]) -> Bytes {
+/// Our JoinGroup metadata: consumer-protocol subscription version 0 (topics and opaque user
+/// data), which every client and broker version reads.
+pub fn encode_subscription(topics: &[String], user_data: Option<Bytes>) -> Bytes {
     let sub = ConsumerProtocolSubscription::default()
-        .with_topics(topics.iter().map(|t| StrBytes::from_string(t.clone())).collect());
+        .with_topics(topics.iter().map(|t| StrBytes::from_string(t.clone())).collect())
+        .with_user_data(user_data);
     let mut buf = BytesMut::new();
     buf.put_i16(0);
     // Encoding a message we built ourselves cannot fail for v0 (no field is version-gated there).
@@ -345,6 +346,13 @@ impl Membership {
     /// Leave the group locally (after LeaveGroup, or when giving up): forget everything.
     pub fn reset(&mut self) {
         *self = Membership::new();
+    }
+
+    /// Ask for a new generation ourselves (the leader saw the subscribed topics' partitions
+    /// change): like a rebalance notice, the id and generation stay, the assignment goes.
+    pub fn request_rejoin(&mut self) {
+        self.state = MemberState::Unjoined;
+        self.assignment.clear();
     }
 
     /// The errors every group request shares. `Rejoin` results drop the assignment (eager
@@ -540,7 +548,7 @@ mod tests {
 
     #[test]
     fn subscription_v0_bytes_match_the_protocol_layout() {
-        let b = encode_subscription(&["ab".to_string()]);
+        let b = encode_subscription(&["ab".to_string()], None);
         // version 0, array of 1 string "ab", null user data
         assert_eq!(&b[..], &[0, 0, 0, 0, 0, 1, 0, 2, b'a', b'b', 0xff, 0xff, 0xff, 0xff]);
         assert_eq!(decode_subscription(&b).unwrap(), vec!["ab".to_string()]);
