@@ -48,7 +48,10 @@ fn child(bootstrap: &str, topic: &str, n: usize) {
             first.get_or_insert_with(Instant::now);
             biggest = biggest.max(got.len());
             count += got.len();
-            bytes += got.iter().map(|r| r.value.as_ref().map_or(0, |v| v.len())).sum::<usize>();
+            bytes += got
+                .iter()
+                .map(|r| r.value.as_ref().map_or(0, |v| v.len()))
+                .sum::<usize>();
             last = Instant::now();
         }
     }
@@ -60,10 +63,15 @@ fn child(bootstrap: &str, topic: &str, n: usize) {
 }
 
 fn main() {
-    let n: usize = std::env::var("AVRO_EDGE_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let n: usize = std::env::var("AVRO_EDGE_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
     let args: Vec<String> = std::env::args().collect();
     if std::env::var_os("AVRO_EDGE_BENCH_CHILD").is_some() {
-        let (Some(b), Some(t)) = (args.get(1), args.get(2)) else { return };
+        let (Some(b), Some(t)) = (args.get(1), args.get(2)) else {
+            return;
+        };
         child(b, t, n);
         return;
     }
@@ -77,7 +85,10 @@ fn main() {
     let bootstrap = broker.bootstrap();
     let topic = unique_topic("bench-consume");
     let mut pcfg = ProducerConfig::new([bootstrap.as_str()]);
-    pcfg.auto_create = Some(TopicSpec { partitions: 3, replication: 1 });
+    pcfg.auto_create = Some(TopicSpec {
+        partitions: 3,
+        replication: 1,
+    });
     let p = Producer::connect(pcfg).expect("producer");
     let t = Instant::now();
     let mut handles = Vec::with_capacity(n);
@@ -94,27 +105,58 @@ fn main() {
 
     let exe = std::env::current_exe().expect("exe");
     let mut rows = Vec::new();
-    let out = Command::new(&exe).env("AVRO_EDGE_BENCH_CHILD", "1").args([&bootstrap, &topic]).stderr(std::process::Stdio::inherit()).output().expect("child");
+    let out = Command::new(&exe)
+        .env("AVRO_EDGE_BENCH_CHILD", "1")
+        .args([&bootstrap, &topic])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("child");
     let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let f: Vec<&str> = line.split_whitespace().collect();
     if let [count, secs, total, rss, _bytes] = f[..] {
         let num = |s: &str| s.parse::<f64>().unwrap_or(0.0);
-        rows.push(("avro-edge Consumer (raw bytes)", num(count), num(secs), num(total), rss.to_string()));
+        rows.push((
+            "avro-edge Consumer (raw bytes)",
+            num(count),
+            num(secs),
+            num(total),
+            rss.to_string(),
+        ));
     } else {
-        eprintln!("our child failed: {line} {}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "our child failed: {line} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     let peer = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/node/peer.js");
     let out = Command::new("node")
         .arg(&peer)
-        .args(["consume", "--brokers", &bootstrap, "--topic", &topic, "--quiet", "--timeout", "300"])
-        .args(["--count", &n.to_string(), "--group", &unique_topic("bench-kafkajs")])
+        .args([
+            "consume",
+            "--brokers",
+            &bootstrap,
+            "--topic",
+            &topic,
+            "--quiet",
+            "--timeout",
+            "300",
+        ])
+        .args([
+            "--count",
+            &n.to_string(),
+            "--group",
+            &unique_topic("bench-kafkajs"),
+        ])
         .output();
     match out {
         Ok(o) if o.status.success() => {
             let text = String::from_utf8_lossy(&o.stdout);
-            let v: serde_json::Value =
-                text.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
+            let v: serde_json::Value = text
+                .lines()
+                .last()
+                .and_then(|l| serde_json::from_str(l).ok())
+                .unwrap_or_default();
             rows.push((
                 "kafkajs 2.2.4 (eachMessage)",
                 v["count"].as_f64().unwrap_or(0.0),
@@ -127,8 +169,12 @@ fn main() {
         Err(e) => eprintln!("kafkajs not run: {e}"),
     }
 
-    println!("\nconsume {n} records (40-byte values, 3 partitions, tansu memory, fresh group, earliest)");
-    println!("| consumer | records | s first→last | s total (connect+join+read) | msgs/s (total) | peak RSS (KiB) |");
+    println!(
+        "\nconsume {n} records (40-byte values, 3 partitions, tansu memory, fresh group, earliest)"
+    );
+    println!(
+        "| consumer | records | s first→last | s total (connect+join+read) | msgs/s (total) | peak RSS (KiB) |"
+    );
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for (name, count, secs, total, rss) in rows {
         let rate = if total > 0.0 { count / total } else { 0.0 };

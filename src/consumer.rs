@@ -34,13 +34,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
 use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_request::{LeaveGroupRequest, MemberIdentity};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic};
+use kafka_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -52,12 +54,12 @@ use kafka_protocol::messages::{BrokerId, GroupId, TopicName};
 use kafka_protocol::protocol::{Request, StrBytes};
 
 use crate::error::ErrorKind;
+use crate::kafka::conn::with_timeout;
 pub use crate::kafka::group::Assignor;
 use crate::kafka::group::{
-    GroupAction, GroupMember, Membership, PROTOCOL_TYPE, TopicPartitions, decode_subscription, encode_assignment,
-    encode_subscription,
+    GroupAction, GroupMember, Membership, PROTOCOL_TYPE, TopicPartitions, decode_subscription,
+    encode_assignment, encode_subscription,
 };
-use crate::kafka::conn::with_timeout;
 use crate::kafka::{Client, ClientConfig, ConnConfig, KafkaError, SaslConfig, Target, block_on};
 
 /// One record as fetched: coordinates, metadata and the raw key/value bytes.
@@ -183,7 +185,8 @@ fn decompress(codec: u8, data: &[u8], offset: i64, limit: usize) -> Result<Vec<u
             const XERIAL: &[u8; 8] = b"\x82SNAPPY\x00";
             let mut out = Vec::new();
             let raw_block = |block: &[u8], out: &mut Vec<u8>| -> Result<(), BatchError> {
-                let n = snap::raw::decompress_len(block).map_err(|e| corrupt(format!("snappy: {e}")))?;
+                let n = snap::raw::decompress_len(block)
+                    .map_err(|e| corrupt(format!("snappy: {e}")))?;
                 if out.len().saturating_add(n) > limit {
                     return Err(BatchError::TooLarge { offset, limit });
                 }
@@ -197,8 +200,12 @@ fn decompress(codec: u8, data: &[u8], offset: i64, limit: usize) -> Result<Vec<u
             if data.len() >= 16 && &data[..8] == XERIAL {
                 let mut c = Cursor { buf: &data[16..] };
                 while !c.buf.is_empty() {
-                    let len = c.take(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
-                    let block = len.and_then(|l| c.take(l)).ok_or_else(|| corrupt("snappy: truncated block".into()))?;
+                    let len = c
+                        .take(4)
+                        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+                    let block = len
+                        .and_then(|l| c.take(l))
+                        .ok_or_else(|| corrupt("snappy: truncated block".into()))?;
                     raw_block(block, &mut out)?;
                 }
             } else {
@@ -206,8 +213,14 @@ fn decompress(codec: u8, data: &[u8], offset: i64, limit: usize) -> Result<Vec<u
             }
             Ok(out)
         }
-        3 => Err(BatchError::Unsupported { offset, what: "lz4 compression" }),
-        4 => Err(BatchError::Unsupported { offset, what: "zstd compression" }),
+        3 => Err(BatchError::Unsupported {
+            offset,
+            what: "lz4 compression",
+        }),
+        4 => Err(BatchError::Unsupported {
+            offset,
+            what: "zstd compression",
+        }),
         _ => Err(corrupt(format!("unknown compression codec {codec}"))),
     }
 }
@@ -228,7 +241,13 @@ pub(crate) struct Fetched {
 /// batch is returned whole even when we asked for its middle) and control records are left out.
 /// `limit` caps the decompressed size of one batch. A batch that cannot be read stops the
 /// decoding: what came before it is kept, and the error is reported in `error`.
-pub(crate) fn decode_fetched(topic: &str, partition: i32, data: &Bytes, from: i64, limit: usize) -> Fetched {
+pub(crate) fn decode_fetched(
+    topic: &str,
+    partition: i32,
+    data: &Bytes,
+    from: i64,
+    limit: usize,
+) -> Fetched {
     let mut out = Fetched::default();
     if let Err(e) = decode_batches(topic, partition, data, from, limit, &mut out) {
         out.error = Some(e);
@@ -249,7 +268,10 @@ fn decode_batches(
     while data.len() - pos >= 12 {
         let base_offset = be_i64(data, pos);
         let batch_len = be_i32(data, pos + 8);
-        let corrupt = |reason: &str| BatchError::Corrupt { offset: base_offset, reason: reason.to_string() };
+        let corrupt = |reason: &str| BatchError::Corrupt {
+            offset: base_offset,
+            reason: reason.to_string(),
+        };
         if batch_len < 0 {
             return Err(corrupt("negative batch length"));
         }
@@ -264,7 +286,10 @@ fn decode_batches(
         }
         let magic = batch[16];
         if magic != 2 {
-            return Err(BatchError::Unsupported { offset: base_offset, what: "a pre-0.11 message set (magic 0/1)" });
+            return Err(BatchError::Unsupported {
+                offset: base_offset,
+                what: "a pre-0.11 message set (magic 0/1)",
+            });
         }
         if batch.len() < BATCH_HEADER_LEN {
             return Err(corrupt("batch shorter than its header"));
@@ -280,7 +305,9 @@ fn decode_batches(
         let count = be_i32(&batch, 57);
         let log_append_time = attributes & 0x08 != 0;
         let control = attributes & 0x20 != 0;
-        let next = base_offset.saturating_add(i64::from(last_offset_delta)).saturating_add(1);
+        let next = base_offset
+            .saturating_add(i64::from(last_offset_delta))
+            .saturating_add(1);
         if count < 0 {
             return Err(corrupt("negative record count"));
         }
@@ -299,7 +326,8 @@ fn decode_batches(
         let mut c = Cursor { buf: &body[..] };
         let mut batch_records = Vec::with_capacity(count as usize);
         for _ in 0..count {
-            let rec = read_record(&mut c, &body).ok_or_else(|| corrupt("truncated or malformed record"))?;
+            let rec = read_record(&mut c, &body)
+                .ok_or_else(|| corrupt("truncated or malformed record"))?;
             let offset = base_offset.saturating_add(rec.offset_delta);
             if offset < from {
                 continue;
@@ -308,7 +336,11 @@ fn decode_batches(
                 topic: topic_name.clone(),
                 partition,
                 offset,
-                timestamp: if log_append_time { max_timestamp } else { first_timestamp.saturating_add(rec.timestamp_delta) },
+                timestamp: if log_append_time {
+                    max_timestamp
+                } else {
+                    first_timestamp.saturating_add(rec.timestamp_delta)
+                },
                 key: rec.key,
                 headers: rec.headers,
                 value: rec.value,
@@ -336,7 +368,9 @@ fn read_record(c: &mut Cursor<'_>, whole: &Bytes) -> Option<ParsedRecord> {
     let start = whole.len() - c.buf.len();
     let body = c.take(len as usize)?;
     let rec_bytes = whole.slice(start..start + body.len());
-    let mut r = Cursor { buf: &rec_bytes[..] };
+    let mut r = Cursor {
+        buf: &rec_bytes[..],
+    };
     r.take(1)?; // attributes: unused in v2
     let timestamp_delta = r.varlong()?;
     let offset_delta = i64::from(r.varint()?);
@@ -356,7 +390,13 @@ fn read_record(c: &mut Cursor<'_>, whole: &Bytes) -> Option<ParsedRecord> {
         let v = r.nullable_bytes(&rec_bytes)?;
         headers.push((k, v));
     }
-    Some(ParsedRecord { timestamp_delta, offset_delta, key, value, headers })
+    Some(ParsedRecord {
+        timestamp_delta,
+        offset_delta,
+        key,
+        value,
+        headers,
+    })
 }
 
 /// Per-partition fetch positions and committed offsets for the partitions we own.
@@ -397,11 +437,17 @@ impl Positions {
 
     /// Partitions that have no fetch position yet.
     pub fn missing(&self) -> Vec<(String, i32)> {
-        self.parts.iter().filter(|(_, s)| s.position.is_none()).map(|(k, _)| k.clone()).collect()
+        self.parts
+            .iter()
+            .filter(|(_, s)| s.position.is_none())
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.parts.get(&(topic.to_string(), partition)).and_then(|s| s.position)
+        self.parts
+            .get(&(topic.to_string(), partition))
+            .and_then(|s| s.position)
     }
 
     /// Move the position (only for owned partitions: a late answer for a revoked one is ignored).
@@ -422,9 +468,10 @@ impl Positions {
     }
 
     pub fn committed(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.parts.get(&(topic.to_string(), partition)).and_then(|s| s.committed)
+        self.parts
+            .get(&(topic.to_string(), partition))
+            .and_then(|s| s.committed)
     }
-
 
     /// Positions that moved since the last commit: what `commit()` sends.
     pub fn uncommitted(&self) -> Vec<((String, i32), i64)> {
@@ -543,7 +590,10 @@ impl ConsumerConfig {
     pub fn assign(brokers: &str, partitions: &[(&str, i32)]) -> ConsumerConfig {
         ConsumerConfig {
             brokers: split_brokers(brokers),
-            assignment: partitions.iter().map(|(t, p)| (t.to_string(), *p)).collect(),
+            assignment: partitions
+                .iter()
+                .map(|(t, p)| (t.to_string(), *p))
+                .collect(),
             enable_auto_commit: false,
             ..ConsumerConfig::default()
         }
@@ -573,7 +623,11 @@ impl ConsumerConfig {
 }
 
 fn split_brokers(s: &str) -> Vec<String> {
-    s.split(',').map(str::trim).filter(|b| !b.is_empty()).map(str::to_string).collect()
+    s.split(',')
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn millis(d: Duration) -> i32 {
@@ -620,7 +674,11 @@ fn name(s: &str) -> StrBytes {
 async fn find_coordinator(client: &Client, group_id: &str) -> Result<String, KafkaError> {
     let resp = call(client, &Target::Any, |v| {
         let r = FindCoordinatorRequest::default();
-        if v >= 4 { r.with_coordinator_keys(vec![name(group_id)]) } else { r.with_key(name(group_id)) }
+        if v >= 4 {
+            r.with_coordinator_keys(vec![name(group_id)])
+        } else {
+            r.with_key(name(group_id))
+        }
     })
     .await?;
     let (code, host, port) = match resp.coordinators.first() {
@@ -635,7 +693,12 @@ async fn find_coordinator(client: &Client, group_id: &str) -> Result<String, Kaf
 
 /// The heartbeat thread: one Heartbeat per interval while the member is stable; answers that
 /// call for a rejoin or a new coordinator are recorded for the polling thread.
-fn heartbeat_loop(client: Client, shared: Arc<GroupShared>, interval: Duration, session_timeout: Duration) {
+fn heartbeat_loop(
+    client: Client,
+    shared: Arc<GroupShared>,
+    interval: Duration,
+    session_timeout: Duration,
+) {
     let step = Duration::from_millis(50);
     loop {
         let mut slept = Duration::ZERO;
@@ -651,18 +714,35 @@ fn heartbeat_loop(client: Client, shared: Arc<GroupShared>, interval: Duration, 
             if !st.member.is_stable() {
                 continue;
             }
-            (st.member.generation_id, st.member.member_id.clone(), st.coordinator.clone())
+            (
+                st.member.generation_id,
+                st.member.member_id.clone(),
+                st.coordinator.clone(),
+            )
         };
-        let Some(coordinator) = coordinator else { continue };
+        let Some(coordinator) = coordinator else {
+            continue;
+        };
         let req = HeartbeatRequest::default()
             .with_group_id(GroupId(name(&shared.group_id)))
             .with_generation_id(generation)
             .with_member_id(name(&member_id));
         // A heartbeat later than the session timeout is worthless: bound it (and so `close`).
-        let result = block_on(with_timeout(session_timeout, client.request(&Target::Addr(coordinator), &req)))
-            .unwrap_or_else(|| Err(KafkaError::Timeout { what: "Heartbeat".into(), after: session_timeout }));
+        let result = block_on(with_timeout(
+            session_timeout,
+            client.request(&Target::Addr(coordinator), &req),
+        ))
+        .unwrap_or_else(|| {
+            Err(KafkaError::Timeout {
+                what: "Heartbeat".into(),
+                after: session_timeout,
+            })
+        });
         let mut st = lock(&shared.state);
-        if st.member.generation_id != generation || st.member.member_id != member_id || !st.member.is_stable() {
+        if st.member.generation_id != generation
+            || st.member.member_id != member_id
+            || !st.member.is_stable()
+        {
             continue; // a late answer for a generation we already left
         }
         match result {
@@ -673,7 +753,8 @@ fn heartbeat_loop(client: Client, shared: Arc<GroupShared>, interval: Duration, 
                 }
                 GroupAction::FindCoordinator => st.coordinator = None,
                 GroupAction::Fatal(e) => {
-                    st.fatal = KafkaError::from_code(e.code(), format!("Heartbeat {}", shared.group_id));
+                    st.fatal =
+                        KafkaError::from_code(e.code(), format!("Heartbeat {}", shared.group_id));
                 }
             },
             Err(e) => {
@@ -701,7 +782,10 @@ pub struct Consumer {
 
 impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer").field("group", &self.cfg.group_id).field("topics", &self.cfg.topics).finish()
+        f.debug_struct("Consumer")
+            .field("group", &self.cfg.group_id)
+            .field("topics", &self.cfg.topics)
+            .finish()
     }
 }
 
@@ -715,7 +799,9 @@ impl Consumer {
             conn: ConnConfig {
                 client_id: cfg.client_id.clone(),
                 // JoinGroup may legitimately wait for the whole rebalance.
-                request_timeout: cfg.request_timeout.max(cfg.rebalance_timeout + Duration::from_secs(5)),
+                request_timeout: cfg
+                    .request_timeout
+                    .max(cfg.rebalance_timeout + Duration::from_secs(5)),
                 sasl: cfg.sasl.clone(),
                 ..ConnConfig::default()
             },
@@ -732,15 +818,27 @@ impl Consumer {
         if cfg.assignment.is_empty() {
             let shared = Arc::new(GroupShared {
                 group_id: cfg.group_id.clone().unwrap_or_default(),
-                state: Mutex::new(GroupState { member: Membership::new(), coordinator: None, fatal: None, assigned_counts: BTreeMap::new() }),
+                state: Mutex::new(GroupState {
+                    member: Membership::new(),
+                    coordinator: None,
+                    fatal: None,
+                    assigned_counts: BTreeMap::new(),
+                }),
                 stop: AtomicBool::new(false),
             });
-            let (c, s, every, session) = (client.clone(), shared.clone(), cfg.heartbeat_interval, cfg.session_timeout);
+            let (c, s, every, session) = (
+                client.clone(),
+                shared.clone(),
+                cfg.heartbeat_interval,
+                cfg.session_timeout,
+            );
             heartbeat = Some(
                 std::thread::Builder::new()
                     .name("avro-edge-heartbeat".into())
                     .spawn(move || heartbeat_loop(c, s, every, session))
-                    .map_err(|e| KafkaError::Config(format!("cannot start the heartbeat thread: {e}")))?,
+                    .map_err(|e| {
+                        KafkaError::Config(format!("cannot start the heartbeat thread: {e}"))
+                    })?,
             );
             group = Some(shared);
         } else {
@@ -753,13 +851,28 @@ impl Consumer {
                 // Assign mode with a group id: commits and committed offsets, no membership.
                 group = Some(Arc::new(GroupShared {
                     group_id: g,
-                    state: Mutex::new(GroupState { member: Membership::new(), coordinator: None, fatal: None, assigned_counts: BTreeMap::new() }),
+                    state: Mutex::new(GroupState {
+                        member: Membership::new(),
+                        coordinator: None,
+                        fatal: None,
+                        assigned_counts: BTreeMap::new(),
+                    }),
                     stop: AtomicBool::new(false),
                 }));
             }
         }
         let now = Instant::now();
-        Ok(Consumer { client, cfg, group, heartbeat, positions, last_commit: now, last_metadata_check: now, rejoin_requests: AtomicU32::new(0), closed: false })
+        Ok(Consumer {
+            client,
+            cfg,
+            group,
+            heartbeat,
+            positions,
+            last_commit: now,
+            last_metadata_check: now,
+            rejoin_requests: AtomicU32::new(0),
+            closed: false,
+        })
     }
 
     fn subscribed(&self) -> bool {
@@ -834,7 +947,10 @@ impl Consumer {
     }
 
     /// One round: `Some(records)` when done (records arrived or the deadline passed).
-    async fn poll_round(&mut self, deadline: Instant) -> Result<Option<Vec<RawRecord>>, KafkaError> {
+    async fn poll_round(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<Option<Vec<RawRecord>>, KafkaError> {
         if self.subscribed() {
             if self.last_metadata_check.elapsed() >= METADATA_CHECK_INTERVAL {
                 self.last_metadata_check = Instant::now();
@@ -842,7 +958,9 @@ impl Consumer {
             }
             self.ensure_group().await?;
         }
-        if self.cfg.enable_auto_commit && self.last_commit.elapsed() >= self.cfg.auto_commit_interval {
+        if self.cfg.enable_auto_commit
+            && self.last_commit.elapsed() >= self.cfg.auto_commit_interval
+        {
             if let Err(e) = self.commit_async().await {
                 tracing::warn!(error = %e, "auto-commit failed");
             }
@@ -854,10 +972,18 @@ impl Consumer {
             if now >= deadline {
                 return Ok(Some(Vec::new()));
             }
-            smol::Timer::after(deadline.saturating_duration_since(now).min(Duration::from_millis(100))).await;
+            smol::Timer::after(
+                deadline
+                    .saturating_duration_since(now)
+                    .min(Duration::from_millis(100)),
+            )
+            .await;
             return Ok(None);
         }
-        let wait = self.cfg.fetch_max_wait.min(deadline.saturating_duration_since(now));
+        let wait = self
+            .cfg
+            .fetch_max_wait
+            .min(deadline.saturating_duration_since(now));
         let records = self.fetch_once(wait).await?;
         if !records.is_empty() || Instant::now() >= deadline {
             return Ok(Some(records));
@@ -868,7 +994,9 @@ impl Consumer {
     /// As leader, look at the subscribed topics' partition counts; if one appeared, vanished or
     /// grew since the assignment, rejoin so every member gets a new one (Java does the same).
     async fn check_subscribed_topics(&mut self) {
-        let Some((g, member, _)) = self.group_state() else { return };
+        let Some((g, member, _)) = self.group_state() else {
+            return;
+        };
         if !member.is_leader() || !member.is_stable() {
             return;
         }
@@ -885,8 +1013,14 @@ impl Consumer {
             }
         };
         for t in &resp.topics {
-            let Some(name) = t.name.as_ref().map(|n| n.0.as_str()) else { continue };
-            let now = if t.error_code == 0 { t.partitions.len() as i32 } else { 0 };
+            let Some(name) = t.name.as_ref().map(|n| n.0.as_str()) else {
+                continue;
+            };
+            let now = if t.error_code == 0 {
+                t.partitions.len() as i32
+            } else {
+                0
+            };
             if before.get(name).is_some_and(|b| *b != now) {
                 tracing::info!(group = %g.group_id, topic = name, before = before.get(name).copied(), now, "partitions changed; rebalancing");
                 self.rejoin_requests.fetch_add(1, Ordering::SeqCst);
@@ -898,7 +1032,11 @@ impl Consumer {
 
     /// [`Consumer::poll`], then the codec: each record becomes an [`Item`], a value that does not
     /// decode becomes [`Item::Undecodable`] with its coordinates, raw bytes and error kind.
-    pub fn poll_decoded<E, F>(&mut self, timeout: Duration, decode: F) -> Result<Vec<Item>, KafkaError>
+    pub fn poll_decoded<E, F>(
+        &mut self,
+        timeout: Duration,
+        decode: F,
+    ) -> Result<Vec<Item>, KafkaError>
     where
         E: ErrorKind,
         F: Fn(&[u8]) -> Result<serde_json::Value, E>,
@@ -928,7 +1066,9 @@ impl Consumer {
     /// Join and sync until stable (or a fatal error). Commits what was read before giving up
     /// partitions when the old generation still allows it.
     async fn ensure_group(&mut self) -> Result<(), KafkaError> {
-        let Some((g, _, _)) = self.group_state() else { return Ok(()) };
+        let Some((g, _, _)) = self.group_state() else {
+            return Ok(());
+        };
         let started = Instant::now();
         let give_up = started + self.cfg.rebalance_timeout * 2 + self.cfg.session_timeout * 2;
         let mut backoff = Duration::from_millis(100);
@@ -941,8 +1081,11 @@ impl Consumer {
             if member.is_stable() {
                 if rejoined {
                     self.positions.set_assignment(&member.assignment);
-                    let parts: Vec<String> =
-                        member.assignment.iter().map(|(t, ps)| format!("{t}{ps:?}")).collect();
+                    let parts: Vec<String> = member
+                        .assignment
+                        .iter()
+                        .map(|(t, ps)| format!("{t}{ps:?}"))
+                        .collect();
                     tracing::info!(
                         group = %g.group_id,
                         generation = member.generation_id,
@@ -990,8 +1133,10 @@ impl Consumer {
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
                 GroupAction::Fatal(e) => {
-                    return Err(KafkaError::from_code(e.code(), format!("group {}", g.group_id))
-                        .unwrap_or(KafkaError::Protocol(e.to_string())));
+                    return Err(
+                        KafkaError::from_code(e.code(), format!("group {}", g.group_id))
+                            .unwrap_or(KafkaError::Protocol(e.to_string())),
+                    );
                 }
             }
         }
@@ -1013,7 +1158,9 @@ impl Consumer {
         let protocols: Vec<JoinGroupRequestProtocol> = [self.cfg.assignor, other]
             .iter()
             .map(|a| {
-                JoinGroupRequestProtocol::default().with_name(StrBytes::from_static_str(a.name())).with_metadata(metadata.clone())
+                JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str(a.name()))
+                    .with_metadata(metadata.clone())
             })
             .collect();
         let t0 = Instant::now();
@@ -1044,9 +1191,14 @@ impl Consumer {
         }
         let member = lock(&g.state).member.clone();
         let assignments = if member.is_leader() {
-            let assignor = protocol.as_deref().and_then(Assignor::from_name).ok_or_else(|| {
-                KafkaError::Protocol(format!("coordinator chose assignor {protocol:?}, which we do not offer"))
-            })?;
+            let assignor = protocol
+                .as_deref()
+                .and_then(Assignor::from_name)
+                .ok_or_else(|| {
+                    KafkaError::Protocol(format!(
+                        "coordinator chose assignor {protocol:?}, which we do not offer"
+                    ))
+                })?;
             self.leader_assign(g, assignor, &join.members).await?
         } else {
             Vec::new()
@@ -1105,7 +1257,9 @@ impl Consumer {
                 Ok(meta) => {
                     counts.insert(t.clone(), meta.partitions.len() as i32);
                 }
-                Err(e) => tracing::warn!(topic = %t, error = %e, "subscribed topic not available; not assigned"),
+                Err(e) => {
+                    tracing::warn!(topic = %t, error = %e, "subscribed topic not available; not assigned")
+                }
             }
         }
         let plan = assignor.assign(&group_members, &counts);
@@ -1119,7 +1273,9 @@ impl Consumer {
         Ok(plan
             .iter()
             .map(|(member, parts)| {
-                SyncGroupRequestAssignment::default().with_member_id(name(member)).with_assignment(encode_assignment(parts))
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(name(member))
+                    .with_assignment(encode_assignment(parts))
             })
             .collect())
     }
@@ -1139,28 +1295,32 @@ impl Consumer {
             let resp = call(&self.client, &coordinator, |v| {
                 if v >= 8 {
                     OffsetFetchRequest::default().with_groups(vec![
-                        OffsetFetchRequestGroup::default().with_group_id(GroupId(name(&g.group_id))).with_topics(Some(
+                        OffsetFetchRequestGroup::default()
+                            .with_group_id(GroupId(name(&g.group_id)))
+                            .with_topics(Some(
+                                by_topic
+                                    .iter()
+                                    .map(|(t, ps)| {
+                                        OffsetFetchRequestTopics::default()
+                                            .with_name(TopicName(name(t)))
+                                            .with_partition_indexes(ps.clone())
+                                    })
+                                    .collect(),
+                            )),
+                    ])
+                } else {
+                    OffsetFetchRequest::default()
+                        .with_group_id(GroupId(name(&g.group_id)))
+                        .with_topics(Some(
                             by_topic
                                 .iter()
                                 .map(|(t, ps)| {
-                                    OffsetFetchRequestTopics::default()
+                                    OffsetFetchRequestTopic::default()
                                         .with_name(TopicName(name(t)))
                                         .with_partition_indexes(ps.clone())
                                 })
                                 .collect(),
-                        )),
-                    ])
-                } else {
-                    OffsetFetchRequest::default().with_group_id(GroupId(name(&g.group_id))).with_topics(Some(
-                        by_topic
-                            .iter()
-                            .map(|(t, ps)| {
-                                OffsetFetchRequestTopic::default()
-                                    .with_name(TopicName(name(t)))
-                                    .with_partition_indexes(ps.clone())
-                            })
-                            .collect(),
-                    ))
+                        ))
                 }
             })
             .await?;
@@ -1168,7 +1328,12 @@ impl Consumer {
             let mut top_code = resp.error_code;
             for t in &resp.topics {
                 for p in &t.partitions {
-                    found.push((t.name.0.to_string(), p.partition_index, p.committed_offset, p.error_code));
+                    found.push((
+                        t.name.0.to_string(),
+                        p.partition_index,
+                        p.committed_offset,
+                        p.error_code,
+                    ));
                 }
             }
             for grp in &resp.groups {
@@ -1177,7 +1342,12 @@ impl Consumer {
                 }
                 for t in &grp.topics {
                     for p in &t.partitions {
-                        found.push((t.name.0.to_string(), p.partition_index, p.committed_offset, p.error_code));
+                        found.push((
+                            t.name.0.to_string(),
+                            p.partition_index,
+                            p.committed_offset,
+                            p.error_code,
+                        ));
                     }
                 }
             }
@@ -1186,8 +1356,10 @@ impl Consumer {
                 if action == GroupAction::FindCoordinator {
                     lock(&g.state).coordinator = None;
                 }
-                return Err(KafkaError::from_code(top_code, format!("OffsetFetch {}", g.group_id))
-                    .unwrap_or(KafkaError::Protocol("OffsetFetch".into())));
+                return Err(
+                    KafkaError::from_code(top_code, format!("OffsetFetch {}", g.group_id))
+                        .unwrap_or(KafkaError::Protocol("OffsetFetch".into())),
+                );
             }
             for (t, p, offset, code) in found {
                 if code == 0 && offset >= 0 {
@@ -1203,35 +1375,61 @@ impl Consumer {
     }
 
     /// ListOffsets (earliest or latest) for partitions without a usable position.
-    async fn reset_positions(&mut self, parts: &[(String, i32)], deadline: Instant) -> Result<(), KafkaError> {
+    async fn reset_positions(
+        &mut self,
+        parts: &[(String, i32)],
+        deadline: Instant,
+    ) -> Result<(), KafkaError> {
         let ts = self.cfg.auto_offset_reset.timestamp();
         let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
         for (t, p) in parts {
-            let meta = self.client.topic(t, deadline.max(Instant::now() + self.cfg.connect_deadline)).await?;
+            let meta = self
+                .client
+                .topic(t, deadline.max(Instant::now() + self.cfg.connect_deadline))
+                .await?;
             let Some(leader) = meta.leader(*p) else {
                 self.client.invalidate(t);
                 continue;
             };
-            by_leader.entry(leader).or_default().entry(t.clone()).or_default().push(*p);
+            by_leader
+                .entry(leader)
+                .or_default()
+                .entry(t.clone())
+                .or_default()
+                .push(*p);
         }
         for (leader, topics) in by_leader {
-            let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(
-                topics
-                    .iter()
-                    .map(|(t, ps)| {
-                        ListOffsetsTopic::default().with_name(TopicName(name(t))).with_partitions(
-                            ps.iter().map(|p| ListOffsetsPartition::default().with_partition_index(*p).with_timestamp(ts)).collect(),
-                        )
-                    })
-                    .collect(),
-            );
+            let req = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(
+                    topics
+                        .iter()
+                        .map(|(t, ps)| {
+                            ListOffsetsTopic::default()
+                                .with_name(TopicName(name(t)))
+                                .with_partitions(
+                                    ps.iter()
+                                        .map(|p| {
+                                            ListOffsetsPartition::default()
+                                                .with_partition_index(*p)
+                                                .with_timestamp(ts)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                );
             let resp = self.client.request(&Target::Node(leader), &req).await?;
             for t in &resp.topics {
                 for p in &t.partitions {
                     if p.error_code == 0 && p.offset >= 0 {
                         tracing::debug!(topic = %t.name.0.as_str(), partition = p.partition_index, offset = p.offset, "reset position");
-                        self.positions.set_position(t.name.0.as_str(), p.partition_index, p.offset);
-                    } else if let Some(e) = KafkaError::from_code(p.error_code, format!("ListOffsets {}", t.name.0.as_str())) {
+                        self.positions
+                            .set_position(t.name.0.as_str(), p.partition_index, p.offset);
+                    } else if let Some(e) = KafkaError::from_code(
+                        p.error_code,
+                        format!("ListOffsets {}", t.name.0.as_str()),
+                    ) {
                         if e.needs_metadata_refresh() || e.is_retriable() {
                             self.client.invalidate(t.name.0.as_str());
                         } else {
@@ -1250,13 +1448,20 @@ impl Consumer {
         let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<(i32, i64)>>> = BTreeMap::new();
         let owned: Vec<(String, i32)> = self.positions.owned().cloned().collect();
         for (t, p) in owned {
-            let Some(pos) = self.positions.position(&t, p) else { continue };
+            let Some(pos) = self.positions.position(&t, p) else {
+                continue;
+            };
             let meta = self.client.topic(&t, deadline).await?;
             let Some(leader) = meta.leader(p) else {
                 self.client.invalidate(&t);
                 continue;
             };
-            by_leader.entry(leader).or_default().entry(t).or_default().push((p, pos));
+            by_leader
+                .entry(leader)
+                .or_default()
+                .entry(t)
+                .or_default()
+                .push((p, pos));
         }
         let mut tasks = Vec::new();
         for (leader, topics) in by_leader {
@@ -1269,16 +1474,20 @@ impl Consumer {
                     topics
                         .iter()
                         .map(|(t, ps)| {
-                            FetchTopic::default().with_topic(TopicName(name(t))).with_partitions(
-                                ps.iter()
-                                    .map(|(p, pos)| {
-                                        FetchPartition::default()
-                                            .with_partition(*p)
-                                            .with_fetch_offset(*pos)
-                                            .with_partition_max_bytes(self.cfg.fetch_partition_max_bytes)
-                                    })
-                                    .collect(),
-                            )
+                            FetchTopic::default()
+                                .with_topic(TopicName(name(t)))
+                                .with_partitions(
+                                    ps.iter()
+                                        .map(|(p, pos)| {
+                                            FetchPartition::default()
+                                                .with_partition(*p)
+                                                .with_fetch_offset(*pos)
+                                                .with_partition_max_bytes(
+                                                    self.cfg.fetch_partition_max_bytes,
+                                                )
+                                        })
+                                        .collect(),
+                                )
                         })
                         .collect(),
                 );
@@ -1311,11 +1520,18 @@ impl Consumer {
                 let t = topic.topic.0.as_str();
                 for part in &topic.partitions {
                     let p = part.partition_index;
-                    let Some(pos) = self.positions.position(t, p) else { continue };
+                    let Some(pos) = self.positions.position(t, p) else {
+                        continue;
+                    };
                     match part.error_code {
                         0 => {}
                         1 => {
-                            tracing::warn!(topic = t, partition = p, offset = pos, "offset out of range; resetting");
+                            tracing::warn!(
+                                topic = t,
+                                partition = p,
+                                offset = pos,
+                                "offset out of range; resetting"
+                            );
                             out_of_range.push((t.to_string(), p));
                             continue;
                         }
@@ -1330,7 +1546,9 @@ impl Consumer {
                             continue;
                         }
                     }
-                    let Some(data) = part.records.as_ref() else { continue };
+                    let Some(data) = part.records.as_ref() else {
+                        continue;
+                    };
                     let fetched = decode_fetched(t, p, data, pos, self.cfg.max_batch_bytes);
                     if let Some(next) = fetched.next_offset.filter(|n| *n > pos) {
                         self.positions.set_position(t, p, next);
@@ -1382,8 +1600,11 @@ impl Consumer {
         // In assign mode there is no membership: generation -1 and an empty member id.
         let (generation, member_id) = if self.subscribed() {
             if member.generation_id < 0 {
-                return Err(KafkaError::from_code(22, format!("commit to {}: not in a generation", g.group_id))
-                    .unwrap_or(KafkaError::Protocol("commit".into())));
+                return Err(KafkaError::from_code(
+                    22,
+                    format!("commit to {}: not in a generation", g.group_id),
+                )
+                .unwrap_or(KafkaError::Protocol("commit".into())));
             }
             (member.generation_id, member.member_id.clone())
         } else {
@@ -1402,11 +1623,17 @@ impl Consumer {
                 by_topic
                     .iter()
                     .map(|(t, ps)| {
-                        OffsetCommitRequestTopic::default().with_name(TopicName(name(t))).with_partitions(
-                            ps.iter()
-                                .map(|(p, o)| OffsetCommitRequestPartition::default().with_partition_index(*p).with_committed_offset(*o))
-                                .collect(),
-                        )
+                        OffsetCommitRequestTopic::default()
+                            .with_name(TopicName(name(t)))
+                            .with_partitions(
+                                ps.iter()
+                                    .map(|(p, o)| {
+                                        OffsetCommitRequestPartition::default()
+                                            .with_partition_index(*p)
+                                            .with_committed_offset(*o)
+                                    })
+                                    .collect(),
+                            )
                     })
                     .collect(),
             );
@@ -1422,17 +1649,24 @@ impl Consumer {
             for p in &t.partitions {
                 let topic = t.name.0.as_str();
                 if p.error_code == 0 {
-                    if let Some(&(_, o)) = by_topic.get(topic).and_then(|ps| ps.iter().find(|(q, _)| *q == p.partition_index)) {
+                    if let Some(&(_, o)) = by_topic
+                        .get(topic)
+                        .and_then(|ps| ps.iter().find(|(q, _)| *q == p.partition_index))
+                    {
                         self.positions.set_committed(topic, p.partition_index, o);
                     }
                 } else if first_err.is_none() {
                     let mut st = lock(&g.state);
-                    if self.subscribed() && st.member.generation_id == generation {
-                        if st.member.on_commit(p.error_code) == GroupAction::FindCoordinator {
-                            st.coordinator = None;
-                        }
+                    if self.subscribed()
+                        && st.member.generation_id == generation
+                        && st.member.on_commit(p.error_code) == GroupAction::FindCoordinator
+                    {
+                        st.coordinator = None;
                     }
-                    first_err = KafkaError::from_code(p.error_code, format!("OffsetCommit {topic}-{}", p.partition_index));
+                    first_err = KafkaError::from_code(
+                        p.error_code,
+                        format!("OffsetCommit {topic}-{}", p.partition_index),
+                    );
                 }
             }
         }
@@ -1456,7 +1690,10 @@ impl Consumer {
         let bound = self.cfg.request_timeout.min(CLOSE_TIMEOUT);
         if self.cfg.enable_auto_commit && self.group.is_some() {
             let commit = block_on(with_timeout(bound, self.commit_async())).unwrap_or_else(|| {
-                Err(KafkaError::Timeout { what: "final commit".into(), after: bound })
+                Err(KafkaError::Timeout {
+                    what: "final commit".into(),
+                    after: bound,
+                })
             });
             if let Err(e) = commit {
                 tracing::warn!(error = %e, "final commit failed");
@@ -1479,16 +1716,27 @@ impl Consumer {
                 call(&self.client, &Target::Addr(coordinator), |v| {
                     let r = LeaveGroupRequest::default().with_group_id(GroupId(name(&g.group_id)));
                     if v >= 3 {
-                        r.with_members(vec![MemberIdentity::default().with_member_id(name(&member.member_id))])
+                        r.with_members(vec![
+                            MemberIdentity::default().with_member_id(name(&member.member_id)),
+                        ])
                     } else {
                         r.with_member_id(name(&member.member_id))
                     }
                 }),
             ))
-            .unwrap_or_else(|| Err(KafkaError::Timeout { what: "LeaveGroup".into(), after: bound }));
+            .unwrap_or_else(|| {
+                Err(KafkaError::Timeout {
+                    what: "LeaveGroup".into(),
+                    after: bound,
+                })
+            });
             match leave {
-                Ok(r) if r.error_code == 0 => tracing::info!(group = %g.group_id, member = %member.member_id, "left group"),
-                Ok(r) => tracing::warn!(group = %g.group_id, code = r.error_code, "LeaveGroup refused"),
+                Ok(r) if r.error_code == 0 => {
+                    tracing::info!(group = %g.group_id, member = %member.member_id, "left group")
+                }
+                Ok(r) => {
+                    tracing::warn!(group = %g.group_id, code = r.error_code, "LeaveGroup refused")
+                }
                 Err(e) => tracing::warn!(group = %g.group_id, error = %e, "LeaveGroup failed"),
             }
             lock(&g.state).member.reset();
@@ -1536,9 +1784,18 @@ impl Item {
     /// `(topic, partition, offset)` of the message.
     pub fn coordinates(&self) -> (&str, i32, i64) {
         match self {
-            Item::Record { topic, partition, offset, .. } | Item::Undecodable { topic, partition, offset, .. } => {
-                (topic, *partition, *offset)
+            Item::Record {
+                topic,
+                partition,
+                offset,
+                ..
             }
+            | Item::Undecodable {
+                topic,
+                partition,
+                offset,
+                ..
+            } => (topic, *partition, *offset),
         }
     }
 
@@ -1549,18 +1806,25 @@ impl Item {
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         match self {
             Item::Record { .. } => None,
-            Item::Undecodable { topic, partition, offset, key, timestamp, raw, error_kind, error } => {
-                Some(serde_json::json!({
-                    "topic": &**topic,
-                    "partition": partition,
-                    "offset": offset,
-                    "timestamp": timestamp,
-                    "key_base64": key.as_deref().map(b64),
-                    "raw_base64": b64(raw),
-                    "error_kind": error_kind,
-                    "error": error,
-                }))
-            }
+            Item::Undecodable {
+                topic,
+                partition,
+                offset,
+                key,
+                timestamp,
+                raw,
+                error_kind,
+                error,
+            } => Some(serde_json::json!({
+                "topic": &**topic,
+                "partition": partition,
+                "offset": offset,
+                "timestamp": timestamp,
+                "key_base64": key.as_deref().map(b64),
+                "raw_base64": b64(raw),
+                "error_kind": error_kind,
+                "error": error,
+            })),
         }
     }
 }
@@ -1622,7 +1886,10 @@ mod tests {
 
     fn record(offset: i64, value: &[u8]) -> Record {
         let mut headers = IndexMap::new();
-        headers.insert(StrBytes::from_static_str("h"), Some(Bytes::from_static(b"hv")));
+        headers.insert(
+            StrBytes::from_static_str("h"),
+            Some(Bytes::from_static(b"hv")),
+        );
         Record {
             transactional: false,
             control: false,
@@ -1640,7 +1907,13 @@ mod tests {
         }
     }
 
-    fn decode(topic: &str, partition: i32, data: &Bytes, from: i64, limit: usize) -> Result<Fetched, BatchError> {
+    fn decode(
+        topic: &str,
+        partition: i32,
+        data: &Bytes,
+        from: i64,
+        limit: usize,
+    ) -> Result<Fetched, BatchError> {
         let mut f = decode_fetched(topic, partition, data, from, limit);
         match f.error.take() {
             Some(e) => Err(e),
@@ -1651,8 +1924,15 @@ mod tests {
     /// Batches written by kafka-protocol's own encoder: an independent writer for our reader.
     fn batch(records: &[Record], compression: Compression) -> Bytes {
         let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression })
-            .unwrap();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .unwrap();
         buf.freeze()
     }
 
@@ -1669,7 +1949,10 @@ mod tests {
                 assert_eq!(r.timestamp, want.timestamp);
                 assert_eq!(r.key, want.key);
                 assert_eq!(r.value, want.value);
-                assert_eq!(r.headers, vec![("h".to_string(), Some(Bytes::from_static(b"hv")))]);
+                assert_eq!(
+                    r.headers,
+                    vec![("h".to_string(), Some(Bytes::from_static(b"hv")))]
+                );
             }
         }
     }
@@ -1677,11 +1960,17 @@ mod tests {
     #[test]
     fn skips_records_below_the_position_and_stops_at_a_partial_batch() {
         let mut data = BytesMut::new();
-        data.extend_from_slice(&batch(&[record(0, b"a"), record(1, b"b")], Compression::None));
+        data.extend_from_slice(&batch(
+            &[record(0, b"a"), record(1, b"b")],
+            Compression::None,
+        ));
         let second = batch(&[record(2, b"c")], Compression::None);
         data.extend_from_slice(&second[..second.len() - 3]);
         let got = decode("t", 0, &data.freeze(), 1, 1 << 20).unwrap();
-        assert_eq!(got.records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(
+            got.records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![1]
+        );
         assert_eq!(got.next_offset, Some(2));
     }
 
@@ -1704,7 +1993,12 @@ mod tests {
         // legacy magic
         let mut old = good.to_vec();
         old[16] = 1;
-        assert_eq!(decode("t", 0, &Bytes::from(old), 0, 1 << 20).unwrap_err().kind(), "unsupported-record-format");
+        assert_eq!(
+            decode("t", 0, &Bytes::from(old), 0, 1 << 20)
+                .unwrap_err()
+                .kind(),
+            "unsupported-record-format"
+        );
         // random bytes never panic
         let mut seed = 0x1234_5678u32;
         for len in 0..400 {
@@ -1723,15 +2017,25 @@ mod tests {
     #[test]
     fn a_bad_batch_keeps_what_came_before_it() {
         let mut data = BytesMut::new();
-        data.extend_from_slice(&batch(&[record(0, b"a"), record(1, b"b")], Compression::None));
+        data.extend_from_slice(&batch(
+            &[record(0, b"a"), record(1, b"b")],
+            Compression::None,
+        ));
         let mut bad = batch(&[record(2, b"c")], Compression::None).to_vec();
         let last = bad.len() - 1;
         bad[last] ^= 1;
         data.extend_from_slice(&bad);
         data.extend_from_slice(&batch(&[record(3, b"d")], Compression::None));
         let f = decode_fetched("t", 0, &data.freeze(), 0, 1 << 20);
-        assert_eq!(f.records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![0, 1]);
-        assert_eq!(f.next_offset, Some(2), "the position stops at the bad batch");
+        assert_eq!(
+            f.records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+        assert_eq!(
+            f.next_offset,
+            Some(2),
+            "the position stops at the bad batch"
+        );
         assert_eq!(f.error.map(|e| e.kind()), Some("corrupt-record-batch"));
     }
 
@@ -1743,7 +2047,11 @@ mod tests {
             assert!(data.len() < 100_000);
             match decode("t", 0, &data, 0, 5_000) {
                 Err(e) => assert_eq!(e.kind(), "record-batch-too-large", "{compression:?}"),
-                Ok(f) => panic!("{compression:?}: {} records, {} bytes compressed", f.records.len(), data.len()),
+                Ok(f) => panic!(
+                    "{compression:?}: {} records, {} bytes compressed",
+                    f.records.len(),
+                    data.len()
+                ),
             }
         }
     }
@@ -1768,15 +2076,31 @@ mod tests {
             headers: vec![],
             value: value.map(Bytes::from_static),
         };
-        let records = vec![raw(7, Some(b"\x00ok")), raw(8, Some(b"\x01no")), raw(9, None)];
+        let records = vec![
+            raw(7, Some(b"\x00ok")),
+            raw(8, Some(b"\x01no")),
+            raw(9, None),
+        ];
         let items = decode_records(records, |b: &[u8]| match b.first() {
             Some(0) => Ok(serde_json::json!({"ok": true})),
             other => Err(BadMagic(other.copied().unwrap_or(0))),
         });
-        assert_eq!(items.iter().map(|i| i.coordinates().2).collect::<Vec<_>>(), vec![7, 8, 9]);
+        assert_eq!(
+            items.iter().map(|i| i.coordinates().2).collect::<Vec<_>>(),
+            vec![7, 8, 9]
+        );
         assert!(matches!(&items[0], Item::Record { value, .. } if value["ok"] == true));
         assert!(items[0].dead_letter().is_none());
-        assert!(matches!(&items[2], Item::Record { value: serde_json::Value::Null, .. }), "tombstone");
+        assert!(
+            matches!(
+                &items[2],
+                Item::Record {
+                    value: serde_json::Value::Null,
+                    ..
+                }
+            ),
+            "tombstone"
+        );
         let dl = items[1].dead_letter().unwrap();
         assert_eq!(dl["topic"], "t");
         assert_eq!(dl["partition"], 2);

@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::consumer_protocol_assignment::{
     ConsumerProtocolAssignment, TopicPartition as AssignedPartitions,
 };
 use kafka_protocol::messages::consumer_protocol_subscription::ConsumerProtocolSubscription;
-use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::error::ErrorKind;
@@ -40,7 +40,10 @@ impl ErrorKind for GroupError {
 }
 
 fn bad(what: &'static str, reason: impl ToString) -> GroupError {
-    GroupError::BadMetadata { what, reason: reason.to_string() }
+    GroupError::BadMetadata {
+        what,
+        reason: reason.to_string(),
+    }
 }
 
 /// A partition assignment strategy, named as Kafka names it in JoinGroup.
@@ -80,13 +83,18 @@ impl Assignor {
     ) -> BTreeMap<String, TopicPartitions> {
         let mut sorted: Vec<&GroupMember> = members.iter().collect();
         sorted.sort_by(|a, b| a.java_order(b));
-        let mut out: BTreeMap<String, TopicPartitions> =
-            members.iter().map(|m| (m.member_id.clone(), TopicPartitions::new())).collect();
+        let mut out: BTreeMap<String, TopicPartitions> = members
+            .iter()
+            .map(|m| (m.member_id.clone(), TopicPartitions::new()))
+            .collect();
         match self {
             Assignor::Range => {
-                let topics: BTreeSet<&String> = members.iter().flat_map(|m| m.topics.iter()).collect();
+                let topics: BTreeSet<&String> =
+                    members.iter().flat_map(|m| m.topics.iter()).collect();
                 for topic in topics {
-                    let Some(&count) = partitions_per_topic.get(topic) else { continue };
+                    let Some(&count) = partitions_per_topic.get(topic) else {
+                        continue;
+                    };
                     let consumers: Vec<&&GroupMember> =
                         sorted.iter().filter(|m| m.topics.contains(topic)).collect();
                     let n = consumers.len() as i32;
@@ -110,13 +118,16 @@ impl Assignor {
                 }
             }
             Assignor::RoundRobin => {
-                let topics: BTreeSet<&String> = members.iter().flat_map(|m| m.topics.iter()).collect();
+                let topics: BTreeSet<&String> =
+                    members.iter().flat_map(|m| m.topics.iter()).collect();
                 if sorted.is_empty() {
                     return out;
                 }
                 let mut next = 0usize;
                 for topic in topics {
-                    let Some(&count) = partitions_per_topic.get(topic) else { continue };
+                    let Some(&count) = partitions_per_topic.get(topic) else {
+                        continue;
+                    };
                     for p in 0..count.max(0) {
                         // Java's CircularIterator: skip members not subscribed to this topic.
                         // At least one member is subscribed (the topic came from a subscription).
@@ -165,7 +176,10 @@ impl GroupMember {
 const MAX_PROTOCOL_VERSION: i16 = 3;
 
 /// Split the version header off a consumer-protocol message.
-fn split_version<'a>(mut bytes: &'a [u8], what: &'static str) -> Result<(i16, &'a [u8]), GroupError> {
+fn split_version<'a>(
+    mut bytes: &'a [u8],
+    what: &'static str,
+) -> Result<(i16, &'a [u8]), GroupError> {
     if bytes.len() < 2 {
         return Err(bad(what, "shorter than its version header"));
     }
@@ -184,7 +198,10 @@ fn check_array_len(body: &[u8], what: &'static str) -> Result<(), GroupError> {
     }
     let n = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
     if n > 0 && (n as usize).saturating_mul(2) > body.len() - 4 {
-        return Err(bad(what, format!("declares {n} entries in {} bytes", body.len())));
+        return Err(bad(
+            what,
+            format!("declares {n} entries in {} bytes", body.len()),
+        ));
     }
     Ok(())
 }
@@ -193,7 +210,12 @@ fn check_array_len(body: &[u8], what: &'static str) -> Result<(), GroupError> {
 /// data), which every client and broker version reads.
 pub fn encode_subscription(topics: &[String], user_data: Option<Bytes>) -> Bytes {
     let sub = ConsumerProtocolSubscription::default()
-        .with_topics(topics.iter().map(|t| StrBytes::from_string(t.clone())).collect())
+        .with_topics(
+            topics
+                .iter()
+                .map(|t| StrBytes::from_string(t.clone()))
+                .collect(),
+        )
         .with_user_data(user_data);
     let mut buf = BytesMut::new();
     buf.put_i16(0);
@@ -222,7 +244,11 @@ pub fn decode_subscription(bytes: &[u8]) -> Result<Vec<String>, GroupError> {
             }
         })
         .map_err(|e| bad(WHAT, e))?;
-    Ok(decoded.topics.iter().map(|t| t.as_str().to_string()).collect())
+    Ok(decoded
+        .topics
+        .iter()
+        .map(|t| t.as_str().to_string())
+        .collect())
 }
 
 /// A member's SyncGroup assignment, consumer-protocol assignment version 0.
@@ -362,7 +388,9 @@ impl Membership {
             return GroupAction::Continue;
         };
         match err {
-            ResponseError::CoordinatorLoadInProgress | ResponseError::RequestTimedOut => GroupAction::Retry,
+            ResponseError::CoordinatorLoadInProgress | ResponseError::RequestTimedOut => {
+                GroupAction::Retry
+            }
             ResponseError::CoordinatorNotAvailable | ResponseError::NotCoordinator => {
                 GroupAction::FindCoordinator
             }
@@ -468,13 +496,18 @@ mod tests {
     }
 
     fn tp(c: &[(&str, &[i32])]) -> TopicPartitions {
-        c.iter().map(|(t, ps)| (t.to_string(), ps.to_vec())).collect()
+        c.iter()
+            .map(|(t, ps)| (t.to_string(), ps.to_vec()))
+            .collect()
     }
 
     // Cases below are the ones in Kafka's RangeAssignorTest / RoundRobinAssignorTest.
     #[test]
     fn range_two_consumers_two_topics_three_partitions() {
-        let ms = [member("consumer1", &["t1", "t2"]), member("consumer2", &["t1", "t2"])];
+        let ms = [
+            member("consumer1", &["t1", "t2"]),
+            member("consumer2", &["t1", "t2"]),
+        ];
         let a = Assignor::Range.assign(&ms, &counts(&[("t1", 3), ("t2", 3)]));
         assert_eq!(a["consumer1"], tp(&[("t1", &[0, 1]), ("t2", &[0, 1])]));
         assert_eq!(a["consumer2"], tp(&[("t1", &[2]), ("t2", &[2])]));
@@ -483,7 +516,11 @@ mod tests {
     #[test]
     fn range_is_per_topic_and_members_sorted_by_id() {
         // Input order must not matter: members are sorted by member id.
-        let ms = [member("c", &["t1"]), member("a", &["t1", "t2"]), member("b", &["t1"])];
+        let ms = [
+            member("c", &["t1"]),
+            member("a", &["t1", "t2"]),
+            member("b", &["t1"]),
+        ];
         let a = Assignor::Range.assign(&ms, &counts(&[("t1", 7), ("t2", 2)]));
         assert_eq!(a["a"], tp(&[("t1", &[0, 1, 2]), ("t2", &[0, 1])]));
         assert_eq!(a["b"], tp(&[("t1", &[3, 4])]));
@@ -492,7 +529,11 @@ mod tests {
 
     #[test]
     fn range_more_consumers_than_partitions_leaves_some_empty() {
-        let ms = [member("a", &["t"]), member("b", &["t"]), member("c", &["t"])];
+        let ms = [
+            member("a", &["t"]),
+            member("b", &["t"]),
+            member("c", &["t"]),
+        ];
         let a = Assignor::Range.assign(&ms, &counts(&[("t", 2)]));
         assert_eq!(a["a"], tp(&[("t", &[0])]));
         assert_eq!(a["b"], tp(&[("t", &[1])]));
@@ -501,7 +542,10 @@ mod tests {
 
     #[test]
     fn roundrobin_deals_across_topics() {
-        let ms = [member("consumer2", &["t1", "t2"]), member("consumer1", &["t1", "t2"])];
+        let ms = [
+            member("consumer2", &["t1", "t2"]),
+            member("consumer1", &["t1", "t2"]),
+        ];
         let a = Assignor::RoundRobin.assign(&ms, &counts(&[("t1", 3), ("t2", 3)]));
         // Sorted partitions t1-0,t1-1,t1-2,t2-0,t2-1,t2-2 dealt to consumer1, consumer2, ...
         assert_eq!(a["consumer1"], tp(&[("t1", &[0, 2]), ("t2", &[1])]));
@@ -511,7 +555,11 @@ mod tests {
     #[test]
     fn roundrobin_skips_members_not_subscribed() {
         // Kafka's testMultipleConsumersMixedTopics: consumer1 on t1, consumer2 on t1+t2, consumer3 on t1.
-        let ms = [member("consumer1", &["t1"]), member("consumer2", &["t1", "t2"]), member("consumer3", &["t1"])];
+        let ms = [
+            member("consumer1", &["t1"]),
+            member("consumer2", &["t1", "t2"]),
+            member("consumer3", &["t1"]),
+        ];
         let a = Assignor::RoundRobin.assign(&ms, &counts(&[("t1", 3), ("t2", 2)]));
         assert_eq!(a["consumer1"], tp(&[("t1", &[0])]));
         assert_eq!(a["consumer2"], tp(&[("t1", &[1]), ("t2", &[0, 1])]));
@@ -531,14 +579,19 @@ mod tests {
     #[test]
     fn every_partition_assigned_exactly_once() {
         for assignor in [Assignor::Range, Assignor::RoundRobin] {
-            let ms: Vec<GroupMember> = (0..5).map(|i| member(&format!("m{i}"), &["a", "b", "c"])).collect();
+            let ms: Vec<GroupMember> = (0..5)
+                .map(|i| member(&format!("m{i}"), &["a", "b", "c"]))
+                .collect();
             let c = counts(&[("a", 7), ("b", 1), ("c", 12)]);
             let a = assignor.assign(&ms, &c);
             let mut seen = BTreeSet::new();
             for parts in a.values() {
                 for (t, ps) in parts {
                     for p in ps {
-                        assert!(seen.insert((t.clone(), *p)), "{assignor:?} assigned {t}-{p} twice");
+                        assert!(
+                            seen.insert((t.clone(), *p)),
+                            "{assignor:?} assigned {t}-{p} twice"
+                        );
                     }
                 }
             }
@@ -550,7 +603,10 @@ mod tests {
     fn subscription_v0_bytes_match_the_protocol_layout() {
         let b = encode_subscription(&["ab".to_string()], None);
         // version 0, array of 1 string "ab", null user data
-        assert_eq!(&b[..], &[0, 0, 0, 0, 0, 1, 0, 2, b'a', b'b', 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(
+            &b[..],
+            &[0, 0, 0, 0, 0, 1, 0, 2, b'a', b'b', 0xff, 0xff, 0xff, 0xff]
+        );
         assert_eq!(decode_subscription(&b).unwrap(), vec!["ab".to_string()]);
     }
 
@@ -575,7 +631,10 @@ mod tests {
     fn hostile_metadata_is_an_error_not_a_huge_allocation() {
         // version 0, then 2^31-1 topics declared in 4 bytes.
         let b = [0u8, 0, 0x7f, 0xff, 0xff, 0xff];
-        assert_eq!(decode_subscription(&b).unwrap_err().kind(), "bad-group-metadata");
+        assert_eq!(
+            decode_subscription(&b).unwrap_err().kind(),
+            "bad-group-metadata"
+        );
         assert!(decode_assignment(&b).is_err());
         assert!(decode_assignment(&[0]).is_err());
         assert!(decode_subscription(&[0xff, 0xff, 0, 0, 0, 0]).is_err());
@@ -587,7 +646,10 @@ mod tests {
         let mut m = Membership::new();
         assert_eq!(m.on_join(79, -1, "m-1", "", None), GroupAction::Rejoin);
         assert_eq!(m.member_id, "m-1");
-        assert_eq!(m.on_join(0, 3, "m-1", "m-1", Some("range")), GroupAction::Continue);
+        assert_eq!(
+            m.on_join(0, 3, "m-1", "m-1", Some("range")),
+            GroupAction::Continue
+        );
         assert!(m.is_leader());
         assert_eq!(m.state(), MemberState::AwaitingSync);
         let asg = encode_assignment(&tp(&[("t", &[0, 1])]));
@@ -619,7 +681,10 @@ mod tests {
         assert_eq!(m.on_heartbeat(16), GroupAction::FindCoordinator);
         assert!(m.is_stable());
         assert_eq!(m.on_heartbeat(0), GroupAction::Continue);
-        assert_eq!(m.on_heartbeat(30), GroupAction::Fatal(ResponseError::GroupAuthorizationFailed));
+        assert_eq!(
+            m.on_heartbeat(30),
+            GroupAction::Fatal(ResponseError::GroupAuthorizationFailed)
+        );
         assert_eq!(m.on_sync(14, &[]).unwrap(), GroupAction::Rejoin);
     }
 }
