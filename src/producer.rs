@@ -128,6 +128,8 @@ pub struct ProducerConfig {
     pub max_record_size: usize,
     /// Bytes buffered before `enqueue` blocks (back-pressure).
     pub buffer_memory: usize,
+    /// Topic metadata (leaders, partition count) is refreshed at least this often.
+    pub metadata_max_age: Duration,
 }
 
 impl ProducerConfig {
@@ -152,6 +154,7 @@ impl ProducerConfig {
             max_record_size: 1024 * 1024,
             // Small on purpose: gateways have little RAM; 4 MiB still keeps 16 full batches queued.
             buffer_memory: 4 * 1024 * 1024,
+            metadata_max_age: Duration::from_secs(300),
         }
     }
 
@@ -171,7 +174,7 @@ impl ProducerConfig {
             retry_backoff_max: self.retry_backoff_max,
             connect_deadline: self.delivery_timeout.min(Duration::from_secs(10)),
             auto_create: self.auto_create,
-            ..ClientConfig::default()
+            metadata_max_age: self.metadata_max_age,
         }
     }
 }
@@ -707,25 +710,41 @@ async fn sender_loop(inner: Arc<Inner>, ex: Arc<smol::Executor<'static>>) {
     }
 }
 
+/// Partitions added to a topic since we first saw it become usable for later records.
+fn grow_partitions(inner: &Inner, topic: &str, n: usize) {
+    let mut st = inner.lock();
+    if let Some(ts) = st.topics.get_mut(topic)
+        && ts.parts.len() < n
+    {
+        tracing::info!(topic, from = ts.parts.len(), to = n, "topic has more partitions");
+        ts.parts.resize_with(n, PartQueue::default);
+    }
+}
+
 /// Group taken batches by leader and send one Produce request per leader, concurrently.
 async fn dispatch(inner: Arc<Inner>, ex: Arc<smol::Executor<'static>>, taken: Vec<Taken>) {
     let mut by_leader: HashMap<i32, Vec<Taken>> = HashMap::new();
     for t in taken {
         let deadline = t.batch.deadline;
-        match inner.client.topic(&t.topic, deadline).await {
-            Ok(meta) => match meta.leader(t.partition) {
-                Some(l) => by_leader.entry(l).or_default().push(t),
-                None => {
-                    inner.client.invalidate(&t.topic);
-                    let e = KafkaError::Kafka {
-                        code: 5,
-                        name: "LeaderNotAvailable".into(),
-                        context: format!("no leader known for {}-{}", t.topic, t.partition),
-                    };
-                    finish(&inner, t, Err(e));
-                }
-            },
-            Err(e) => finish(&inner, t, Err(e)),
+        let meta = match inner.client.topic(&t.topic, deadline).await {
+            Ok(meta) => meta,
+            Err(e) => {
+                finish(&inner, t, Err(e));
+                continue;
+            }
+        };
+        grow_partitions(&inner, &t.topic, meta.partitions.len());
+        match meta.leader(t.partition) {
+            Some(l) => by_leader.entry(l).or_default().push(t),
+            None => {
+                inner.client.invalidate(&t.topic);
+                let e = KafkaError::Kafka {
+                    code: 5,
+                    name: "LeaderNotAvailable".into(),
+                    context: format!("no leader known for {}-{}", t.topic, t.partition),
+                };
+                finish(&inner, t, Err(e));
+            }
         }
     }
     let tasks: Vec<_> = by_leader
