@@ -929,3 +929,92 @@ fn a_topic_created_after_subscribing_is_picked_up() {
     );
     assert_eq!(c.assignment().len(), 2);
 }
+
+/// Produce one raw batch (built by the producer's batch writer) to partition 0, unchanged or
+/// with one value byte flipped after the CRC was computed. Returns the broker's error code.
+fn produce_raw_batch(bootstrap: &str, topic: &str, values: &[&[u8]], corrupt: bool) -> i16 {
+    use avro_edge::kafka::record::{BatchBuilder, Compression};
+    use avro_edge::kafka::{self, Client, ClientConfig, Target};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let mut b = BatchBuilder::new();
+    for v in values {
+        b.append(1_700_000_000_000, None, Some(v), &[]);
+    }
+    let mut bytes = b.finish(Compression::None).unwrap();
+    if corrupt {
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x55; // inside the last record: the CRC no longer matches
+    }
+    let client = Client::new(ClientConfig {
+        bootstrap: vec![bootstrap.to_string()],
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(bytes.into())),
+                ]),
+        ]);
+    let resp = kafka::block_on(client.request(&Target::Any, &req)).unwrap();
+    resp.responses[0].partition_responses[0].error_code
+}
+
+#[test]
+fn a_corrupt_batch_is_a_typed_error_with_its_offset_and_seek_steps_over_it() {
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    let topic = unique_topic("cons-corrupt");
+    let p = producer(&broker.bootstrap(), 1);
+    assert_eq!(p.partitions(&topic).unwrap(), 1);
+    assert_eq!(
+        produce_raw_batch(&broker.bootstrap(), &topic, &[b"good-0", b"good-1"], false),
+        0
+    );
+    let code = produce_raw_batch(&broker.bootstrap(), &topic, &[b"bad-2", b"bad-3"], true);
+    if code != 0 {
+        eprintln!(
+            "tansu refused the corrupt batch itself (error {code}): nothing reaches a consumer"
+        );
+        return;
+    }
+    assert_eq!(
+        produce_raw_batch(&broker.bootstrap(), &topic, &[b"good-4"], false),
+        0
+    );
+
+    let mut cfg = ConsumerConfig::assign(&broker.bootstrap(), &[(&topic, 0)]);
+    cfg.auto_offset_reset = OffsetReset::Earliest;
+    let mut c = Consumer::connect(cfg).unwrap();
+    // The good batch before the corrupt one is delivered...
+    let first = poll_n(&mut c, 2, Duration::from_secs(10));
+    assert_eq!(
+        first.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        vec![0, 1]
+    );
+    // ...then the corrupt batch is a typed error naming its offset, every time (never skipped).
+    for _ in 0..2 {
+        let err = c.poll(Duration::from_secs(2)).unwrap_err();
+        assert_eq!(err.kind(), "protocol-error");
+        assert!(err.to_string().contains("at offset 2"), "{err}");
+        assert!(err.to_string().contains("corrupt-record-batch"), "{err}");
+    }
+    // The application decides to step over it.
+    c.seek(&topic, 0, 4);
+    let rest = poll_n(&mut c, 1, Duration::from_secs(10));
+    assert_eq!(
+        rest.iter()
+            .map(|r| (r.offset, r.value.clone()))
+            .collect::<Vec<_>>(),
+        vec![(4, Some("good-4".into()))]
+    );
+}
