@@ -441,6 +441,9 @@ impl Producer {
         let start = Instant::now();
         let deadline = start + cfg.delivery_timeout;
         let mut st = self.inner.lock();
+        if st.closed {
+            return Err(KafkaError::Closed);
+        }
         if !st.topics.contains_key(topic) {
             drop(st);
             let n = self.partitions(topic)?;
@@ -911,16 +914,32 @@ mod tests {
         assert_eq!(Acks::default(), Acks::All);
     }
 
-    #[test]
-    fn connect_to_nothing_fails_fast_with_typed_error() {
-        // A port nobody listens on: connect must give up within its deadline, not hang.
+    fn nowhere() -> ProducerConfig {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
         drop(l);
         let mut cfg = ProducerConfig::new([addr]);
         cfg.delivery_timeout = Duration::from_secs(2);
+        cfg
+    }
+
+    #[test]
+    fn oversized_records_and_closed_producers_fail_without_io() {
+        let mut cfg = nowhere();
+        cfg.max_record_size = 100;
+        let p = Producer::new(cfg).unwrap();
+        let err = p.enqueue("t", None, &[0u8; 200]).wait().unwrap_err();
+        assert_eq!(crate::error::ErrorKind::kind(&err), "record-too-large", "{err}");
+        p.close().unwrap();
+        let err = p.send("t", None, b"x").unwrap_err();
+        assert_eq!(crate::error::ErrorKind::kind(&err), "closed", "{err}");
+    }
+
+    #[test]
+    fn connect_to_nothing_fails_fast_with_typed_error() {
+        // A port nobody listens on: connect must give up within its deadline, not hang.
         let t = Instant::now();
-        let err = Producer::connect(cfg).unwrap_err();
+        let err = Producer::connect(nowhere()).unwrap_err();
         assert_eq!(crate::error::ErrorKind::kind(&err), "broker-unreachable", "{err}");
         assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
     }
