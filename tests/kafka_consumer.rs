@@ -410,6 +410,31 @@ fn assign_mode_reads_one_fixed_partition_without_a_group() {
             .collect::<BTreeSet<_>>(),
         want
     );
+
+    // Assign mode with a group id: explicit commits (no membership), read back by the next reader.
+    let group = unique_topic("g-assign");
+    let mut cfg = ConsumerConfig::assign(&broker.bootstrap(), &[(&topic, 1)]);
+    cfg.group_id = Some(group.clone());
+    cfg.auto_offset_reset = OffsetReset::Earliest;
+    let mut a = Consumer::connect(cfg.clone()).unwrap();
+    let all: BTreeSet<(i32, i64)> = sent
+        .keys()
+        .chain(more.keys())
+        .filter(|(part, _)| *part == 1)
+        .copied()
+        .collect();
+    let read = poll_n(&mut a, all.len(), Duration::from_secs(20));
+    assert_eq!(read.len(), all.len());
+    a.commit().unwrap();
+    let end = a.position(&topic, 1).unwrap();
+    assert_eq!(a.committed(&topic, 1), Some(end));
+    a.close().unwrap();
+    let mut b = Consumer::connect(cfg).unwrap();
+    assert!(
+        b.poll(Duration::from_secs(1)).unwrap().is_empty(),
+        "resumes at the commit"
+    );
+    assert_eq!(b.position(&topic, 1), Some(end));
 }
 
 #[derive(Debug, thiserror::Error)]
