@@ -427,3 +427,24 @@ fn retries_across_a_broker_restart_keep_order() {
     assert_eq!(firsts, want);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Back-pressure: with the broker gone and `buffer_memory` full, `enqueue` blocks, then gives
+/// up with a typed error at the delivery timeout instead of buffering without bound.
+#[test]
+fn full_buffer_blocks_then_times_out() {
+    let Some(mut broker) = require_broker(Storage::Memory) else { return };
+    let topic = unique_topic("full");
+    let mut cfg = config(&broker.bootstrap(), 1);
+    cfg.buffer_memory = 4096;
+    cfg.delivery_timeout = Duration::from_secs(2);
+    let p = Producer::connect(cfg).unwrap();
+    p.send(&topic, None, b"warm-up").unwrap();
+    broker.kill();
+    let t = Instant::now();
+    let handles: Vec<_> = (0..60).map(|_| p.enqueue(&topic, None, &[7u8; 100])).collect();
+    let errors: Vec<_> = handles.into_iter().filter_map(|h| h.wait().err()).collect();
+    assert_eq!(errors.len(), 60, "nothing can be delivered with the broker gone");
+    assert!(errors.iter().any(|e| e.kind() == "timeout"), "some enqueue gave up waiting for buffer space");
+    assert!(t.elapsed() < Duration::from_secs(12), "took {:?}", t.elapsed());
+    assert_eq!(p.stats().acked, 1);
+}
