@@ -627,6 +627,39 @@ mod tests {
         assert!(decode_assignment(&[]).unwrap().is_empty());
     }
 
+    fn unhex(h: &str) -> Vec<u8> {
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn reads_what_kafkajs_writes() {
+        // Bytes from kafkajs 2.2.4 `assignerProtocol` (peers/node): MemberAssignment.encode(
+        // {version: 0, assignment: {'sensor-data': [0, 2], orders: [1]}}), MemberMetadata.encode(
+        // {version: 0, topics: ['sensor-data', 'orders']}), and a version-1 assignment with user data.
+        let a = unhex(
+            "000000000002000b73656e736f722d6461746100000002000000000000000200066f7264657273000000010000000100000000",
+        );
+        assert_eq!(
+            decode_assignment(&a).unwrap(),
+            tp(&[("orders", &[1]), ("sensor-data", &[0, 2])])
+        );
+        let m = unhex("000000000002000b73656e736f722d6461746100066f726465727300000000");
+        assert_eq!(
+            decode_subscription(&m).unwrap(),
+            vec!["sensor-data".to_string(), "orders".to_string()]
+        );
+        let v1 = unhex("0001000000010001740000000100000003000000027564");
+        assert_eq!(decode_assignment(&v1).unwrap(), tp(&[("t", &[3])]));
+        // Ours has kafkajs's layout (one topic, so order cannot differ): version, topics, and user
+        // data last, where kafkajs writes a buffer and we write null (-1).
+        let ours = encode_assignment(&tp(&[("t", &[3])]));
+        assert_eq!(&ours[2..ours.len() - 4], &v1[2..v1.len() - 6]);
+        assert_eq!(&ours[ours.len() - 4..], &[0xff; 4]);
+    }
+
     #[test]
     fn hostile_metadata_is_an_error_not_a_huge_allocation() {
         // version 0, then 2^31-1 topics declared in 4 bytes.
