@@ -42,7 +42,12 @@ fn child(bootstrap: &str, topic: &str, n: usize) {
     let flushed = p.flush(Duration::from_secs(120));
     let secs = start.elapsed().as_secs_f64();
     let st = p.stats();
-    let failed = st.failed + if flushed.is_err() { st.enqueued - st.acked - st.failed } else { 0 };
+    let failed = st.failed
+        + if flushed.is_err() {
+            st.enqueued - st.acked - st.failed
+        } else {
+            0
+        };
     println!(
         "{}",
         serde_json::json!({"msgs": n, "acked": st.acked, "secs": secs, "failed": failed, "vmhwm_kb": avro_edge::testkit::peak_rss_kb()})
@@ -56,7 +61,9 @@ fn stored(client: &Client, topic: &str) -> i64 {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
     use kafka_protocol::protocol::StrBytes;
-    let Ok(conn) = kafka::block_on(client.conn(&avro_edge::kafka::Target::Any)) else { return -1 };
+    let Ok(conn) = kafka::block_on(client.conn(&avro_edge::kafka::Target::Any)) else {
+        return -1;
+    };
     let mut total = 0;
     for partition in 0..PARTITIONS {
         let mut offset = 0i64;
@@ -66,18 +73,26 @@ fn stored(client: &Client, topic: &str) -> i64 {
                 .with_max_wait_ms(100)
                 .with_min_bytes(1)
                 .with_max_bytes(32 << 20)
-                .with_topics(vec![FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                    .with_partitions(vec![FetchPartition::default()
-                        .with_partition(partition)
-                        .with_fetch_offset(offset)
-                        .with_partition_max_bytes(16 << 20)])]);
+                .with_topics(vec![
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partitions(vec![
+                            FetchPartition::default()
+                                .with_partition(partition)
+                                .with_fetch_offset(offset)
+                                .with_partition_max_bytes(16 << 20),
+                        ]),
+                ]);
             // v11: tansu 0.6.0 adds a top-level tag to flexible (v12+) Fetch answers that v12 does not define.
-            let Ok(resp) = kafka::block_on(conn.request_at(&req, 11)) else { return -1 };
+            let Ok(resp) = kafka::block_on(conn.request_at(&req, 11)) else {
+                return -1;
+            };
             let before = offset;
             for p in resp.responses.into_iter().flat_map(|t| t.partitions) {
                 let Some(bytes) = p.records else { continue };
-                let Ok(records) = avro_edge::testkit::decode_batches(bytes) else { return -1 };
+                let Ok(records) = avro_edge::testkit::decode_batches(bytes) else {
+                    return -1;
+                };
                 for r in records {
                     if r.offset >= offset {
                         offset = r.offset + 1;
@@ -117,7 +132,10 @@ fn parse(name: &'static str, out: &std::process::Output) -> Option<Run> {
 }
 
 fn main() {
-    let n: usize = std::env::var("AVRO_EDGE_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let n: usize = std::env::var("AVRO_EDGE_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
     if std::env::var_os("AVRO_EDGE_BENCH_CHILD").is_some() {
         let args: Vec<String> = std::env::args().collect();
         let (Some(b), Some(t)) = (args.get(1), args.get(2)) else {
@@ -138,8 +156,15 @@ fn main() {
         }
     };
     let bootstrap = broker.bootstrap();
-    let client = Client::new(ClientConfig { bootstrap: vec![bootstrap.clone()], ..ClientConfig::default() }).expect("client");
-    let spec = TopicSpec { partitions: PARTITIONS, replication: 1 };
+    let client = Client::new(ClientConfig {
+        bootstrap: vec![bootstrap.clone()],
+        ..ClientConfig::default()
+    })
+    .expect("client");
+    let spec = TopicSpec {
+        partitions: PARTITIONS,
+        replication: 1,
+    };
     let ours = unique_topic("bench-avro-edge");
     let theirs = unique_topic("bench-librdkafka");
     for t in [&ours, &theirs] {
@@ -154,19 +179,35 @@ fn main() {
         .output()
         .expect("run child");
     match parse("avro-edge (Rust, smol)", &out) {
-        Some(r) => runs.push(Run { stored: stored(&client, &ours), ..r }),
+        Some(r) => runs.push(Run {
+            stored: stored(&client, &ours),
+            ..r
+        }),
         None => eprintln!("our child failed: {}", String::from_utf8_lossy(&out.stderr)),
     }
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/python/bench_produce.py");
-    match Command::new(python()).arg(&script).args([&bootstrap, &theirs, &n.to_string()]).output() {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/python/bench_produce.py");
+    match Command::new(python())
+        .arg(&script)
+        .args([&bootstrap, &theirs, &n.to_string()])
+        .output()
+    {
         Ok(out) => match parse("confluent-kafka (librdkafka)", &out) {
-            Some(r) => runs.push(Run { stored: stored(&client, &theirs), ..r }),
-            None => eprintln!("librdkafka side failed: {}", String::from_utf8_lossy(&out.stderr)),
+            Some(r) => runs.push(Run {
+                stored: stored(&client, &theirs),
+                ..r
+            }),
+            None => eprintln!(
+                "librdkafka side failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
         },
         Err(e) => eprintln!("librdkafka side not run: {e}"),
     }
     println!();
-    println!("producer: {n} records x 40 B, {PARTITIONS} partitions, acks=all, linger 5 ms, tansu memory storage");
+    println!(
+        "producer: {n} records x 40 B, {PARTITIONS} partitions, acks=all, linger 5 ms, tansu memory storage"
+    );
     println!("| producer | msgs/s | seconds | failed | stored on broker | peak RSS (MiB) |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for r in &runs {

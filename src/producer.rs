@@ -77,7 +77,9 @@ impl Acks {
             "all" | "-1" => Ok(Acks::All),
             "1" | "leader" => Ok(Acks::Leader),
             "0" | "none" => Ok(Acks::None),
-            other => Err(KafkaError::Config(format!("acks must be all, 1 or 0, not {other:?}"))),
+            other => Err(KafkaError::Config(format!(
+                "acks must be all, 1 or 0, not {other:?}"
+            ))),
         }
     }
     fn wire(self) -> i16 {
@@ -225,7 +227,10 @@ impl DeliveryHandle {
         loop {
             if let Some(r) = g.as_ref() {
                 return match r {
-                    Ok(base) => Ok(Delivery { partition: self.partition, offset: base.map(|b| b + index as i64) }),
+                    Ok(base) => Ok(Delivery {
+                        partition: self.partition,
+                        offset: base.map(|b| b + index as i64),
+                    }),
                     Err(e) => Err(e.clone()),
                 };
             }
@@ -241,7 +246,10 @@ impl DeliveryHandle {
         };
         let g = outcome.result.lock().unwrap_or_else(|p| p.into_inner());
         g.as_ref().map(|r| match r {
-            Ok(base) => Ok(Delivery { partition: self.partition, offset: base.map(|b| b + *index as i64) }),
+            Ok(base) => Ok(Delivery {
+                partition: self.partition,
+                offset: base.map(|b| b + *index as i64),
+            }),
             Err(e) => Err(e.clone()),
         })
     }
@@ -323,12 +331,17 @@ pub struct Producer {
 
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Producer").field("brokers", &self.inner.cfg.brokers).finish()
+        f.debug_struct("Producer")
+            .field("brokers", &self.inner.cfg.brokers)
+            .finish()
     }
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl Producer {
@@ -345,7 +358,9 @@ impl Producer {
     /// (`delivery_timeout`) until a broker answers.
     pub fn new(cfg: ProducerConfig) -> Result<Producer, KafkaError> {
         if cfg.batch_size == 0 || cfg.buffer_memory == 0 {
-            return Err(KafkaError::Config("batch_size and buffer_memory must be > 0".into()));
+            return Err(KafkaError::Config(
+                "batch_size and buffer_memory must be > 0".into(),
+            ));
         }
         let client = Client::new(cfg.client_config())?;
         let (wake_tx, wake_rx) = smol::channel::bounded(1);
@@ -365,7 +380,10 @@ impl Producer {
                 smol::block_on(ex.run(sender_loop(for_thread, ex.clone())));
             })
             .map_err(|e| KafkaError::Config(format!("cannot start sender thread: {e}")))?;
-        Ok(Producer { inner, sender: Mutex::new(Some(handle)) })
+        Ok(Producer {
+            inner,
+            sender: Mutex::new(Some(handle)),
+        })
     }
 
     /// The underlying cluster client (metadata, raw requests).
@@ -386,14 +404,23 @@ impl Producer {
     }
 
     /// Send one record and wait for its acknowledgement (or for it to be written, with acks=0).
-    pub fn send(&self, topic: &str, key: Option<&[u8]>, value: &[u8]) -> Result<Delivery, KafkaError> {
+    pub fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<Delivery, KafkaError> {
         let h = self.enqueue_with_headers(topic, key, value, &[]);
         self.inner.wake();
         h.wait()
     }
 
     /// Send records and wait for all of them; results in input order. Order is kept per partition.
-    pub fn send_batch(&self, topic: &str, records: &[OutRecord]) -> Vec<Result<Delivery, KafkaError>> {
+    pub fn send_batch(
+        &self,
+        topic: &str,
+        records: &[OutRecord],
+    ) -> Vec<Result<Delivery, KafkaError>> {
         let handles: Vec<DeliveryHandle> = records
             .iter()
             .map(|r| self.enqueue_with_headers(topic, r.key.as_deref(), &r.value, &r.headers))
@@ -421,8 +448,14 @@ impl Producer {
         headers: &[(String, Vec<u8>)],
     ) -> DeliveryHandle {
         match self.append(topic, key, value, headers) {
-            Ok((outcome, index, partition)) => DeliveryHandle { outcome: Ok((outcome, index)), partition },
-            Err(e) => DeliveryHandle { outcome: Err(e), partition: -1 },
+            Ok((outcome, index, partition)) => DeliveryHandle {
+                outcome: Ok((outcome, index)),
+                partition,
+            },
+            Err(e) => DeliveryHandle {
+                outcome: Err(e),
+                partition: -1,
+            },
         }
     }
 
@@ -436,7 +469,10 @@ impl Producer {
         let cfg = &self.inner.cfg;
         let size = BatchBuilder::record_size(key, value, headers);
         if size > cfg.max_record_size {
-            return Err(KafkaError::RecordTooLarge { size, limit: cfg.max_record_size });
+            return Err(KafkaError::RecordTooLarge {
+                size,
+                limit: cfg.max_record_size,
+            });
         }
         let start = Instant::now();
         let deadline = start + cfg.delivery_timeout;
@@ -451,11 +487,13 @@ impl Producer {
                 return Err(KafkaError::UnknownTopic(topic.to_string()));
             }
             st = self.inner.lock();
-            st.topics.entry(topic.to_string()).or_insert_with(|| TopicState {
-                parts: (0..n).map(|_| PartQueue::default()).collect(),
-                sticky: fastrand::i32(0..n),
-                rr: fastrand::u32(..),
-            });
+            st.topics
+                .entry(topic.to_string())
+                .or_insert_with(|| TopicState {
+                    parts: (0..n).map(|_| PartQueue::default()).collect(),
+                    sticky: fastrand::i32(0..n),
+                    rr: fastrand::u32(..),
+                });
         }
         // Back-pressure: wait for room.
         while st.buffered + size > cfg.buffer_memory && st.buffered > 0 {
@@ -464,17 +502,28 @@ impl Producer {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(KafkaError::Timeout { what: "waiting for producer buffer space".into(), after: cfg.delivery_timeout });
+                return Err(KafkaError::Timeout {
+                    what: "waiting for producer buffer space".into(),
+                    after: cfg.delivery_timeout,
+                });
             }
             self.inner.wake();
-            st = self.inner.progress.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
+            st = self
+                .inner
+                .progress
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
         if st.closed {
             return Err(KafkaError::Closed);
         }
         let batch_size = cfg.batch_size;
         let partitioner = cfg.partitioner;
-        let ts = st.topics.get_mut(topic).ok_or_else(|| KafkaError::UnknownTopic(topic.to_string()))?;
+        let ts = st
+            .topics
+            .get_mut(topic)
+            .ok_or_else(|| KafkaError::UnknownTopic(topic.to_string()))?;
         let n = ts.parts.len() as i32;
         let partition = match key {
             Some(k) => partition_for_key(k, n),
@@ -521,7 +570,10 @@ impl Producer {
             });
             wake = true;
         }
-        let b = q.batches.back_mut().ok_or_else(|| KafkaError::Protocol("no open batch".into()))?;
+        let b = q
+            .batches
+            .back_mut()
+            .ok_or_else(|| KafkaError::Protocol("no open batch".into()))?;
         let before = b.builder.size();
         let index = b.builder.len() as i32;
         b.builder.append(now_ms(), key, Some(value), headers);
@@ -564,9 +616,17 @@ impl Producer {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                break Err(KafkaError::Timeout { what: format!("flush ({} records pending)", st.unfinished), after: timeout });
+                break Err(KafkaError::Timeout {
+                    what: format!("flush ({} records pending)", st.unfinished),
+                    after: timeout,
+                });
             }
-            st = self.inner.progress.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
+            st = self
+                .inner
+                .progress
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         };
         st.flushing = st.flushing.saturating_sub(1);
         res
@@ -625,7 +685,9 @@ async fn sender_loop(inner: Arc<Inner>, ex: Arc<smol::Executor<'static>>) {
                             expired.push((b, n));
                         }
                     }
-                    let Some(front) = q.batches.front() else { continue };
+                    let Some(front) = q.batches.front() else {
+                        continue;
+                    };
                     next_wake = next_wake.min(front.deadline);
                     if let Some(at) = q.retry_at {
                         if at > now {
@@ -643,7 +705,11 @@ async fn sender_loop(inner: Arc<Inner>, ex: Arc<smol::Executor<'static>>) {
                     if let Some(mut b) = q.batches.pop_front() {
                         b.sealed = true;
                         q.in_flight = true;
-                        taken.push(Taken { topic: name.clone(), partition: p as i32, batch: b });
+                        taken.push(Taken {
+                            topic: name.clone(),
+                            partition: p as i32,
+                            batch: b,
+                        });
                     }
                 }
             }
@@ -662,7 +728,12 @@ async fn sender_loop(inner: Arc<Inner>, ex: Arc<smol::Executor<'static>>) {
             if !taken.is_empty() {
                 st.in_flight_requests += 1;
             }
-            st.closed && st.in_flight_requests == 0 && st.topics.values().all(|t| t.parts.iter().all(|q| q.batches.is_empty() && !q.in_flight))
+            st.closed
+                && st.in_flight_requests == 0
+                && st
+                    .topics
+                    .values()
+                    .all(|t| t.parts.iter().all(|q| q.batches.is_empty() && !q.in_flight))
         };
         inner.progress.notify_all();
         if finished {
@@ -719,7 +790,12 @@ fn grow_partitions(inner: &Inner, topic: &str, n: usize) {
     if let Some(ts) = st.topics.get_mut(topic)
         && ts.parts.len() < n
     {
-        tracing::info!(topic, from = ts.parts.len(), to = n, "topic has more partitions");
+        tracing::info!(
+            topic,
+            from = ts.parts.len(),
+            to = n,
+            "topic has more partitions"
+        );
         ts.parts.resize_with(n, PartQueue::default);
     }
 }
@@ -766,7 +842,9 @@ async fn produce_to(inner: Arc<Inner>, leader: i32, batches: Vec<Taken>) {
     for t in batches {
         match t.batch.builder.finish(cfg.compression) {
             Ok(bytes) => {
-                let pd = PartitionProduceData::default().with_index(t.partition).with_records(Some(Bytes::from(bytes)));
+                let pd = PartitionProduceData::default()
+                    .with_index(t.partition)
+                    .with_records(Some(Bytes::from(bytes)));
                 match topics.iter_mut().find(|d| d.name.0.as_str() == t.topic) {
                     Some(d) => d.partition_data.push(pd),
                     None => topics.push(
@@ -783,12 +861,20 @@ async fn produce_to(inner: Arc<Inner>, leader: i32, batches: Vec<Taken>) {
     if ok.is_empty() {
         return;
     }
-    let deadline = ok.iter().map(|t| t.batch.deadline).min().unwrap_or_else(Instant::now);
+    let deadline = ok
+        .iter()
+        .map(|t| t.batch.deadline)
+        .min()
+        .unwrap_or_else(Instant::now);
     let req = ProduceRequest::default()
         .with_acks(cfg.acks.wire())
         .with_timeout_ms(cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32)
         .with_topic_data(topics);
-    let conn = match inner.client.conn_until(&Target::Node(leader), deadline).await {
+    let conn = match inner
+        .client
+        .conn_until(&Target::Node(leader), deadline)
+        .await
+    {
         Ok(c) => c,
         Err(e) => {
             for t in ok {
@@ -829,11 +915,23 @@ async fn produce_to(inner: Arc<Inner>, leader: i32, batches: Vec<Taken>) {
                     .flat_map(|r| r.partition_responses.iter())
                     .find(|p| p.index == t.partition);
                 let res = match pr {
-                    None => Err(KafkaError::Protocol(format!("no produce response for {}-{}", t.topic, t.partition))),
+                    None => Err(KafkaError::Protocol(format!(
+                        "no produce response for {}-{}",
+                        t.topic, t.partition
+                    ))),
                     Some(p) if p.error_code != 0 => {
-                        let msg = p.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
-                        Err(KafkaError::from_code(p.error_code, format!("produce {}-{} {msg}", t.topic, t.partition))
-                            .unwrap_or_else(|| KafkaError::Protocol("error code 0 reported as an error".into())))
+                        let msg = p
+                            .error_message
+                            .as_ref()
+                            .map(|m| m.to_string())
+                            .unwrap_or_default();
+                        Err(KafkaError::from_code(
+                            p.error_code,
+                            format!("produce {}-{} {msg}", t.topic, t.partition),
+                        )
+                        .unwrap_or_else(|| {
+                            KafkaError::Protocol("error code 0 reported as an error".into())
+                        }))
                     }
                     Some(p) => Ok(Some(p.base_offset)),
                 };
@@ -845,7 +943,11 @@ async fn produce_to(inner: Arc<Inner>, leader: i32, batches: Vec<Taken>) {
 
 /// Complete a batch, or put it back at the front of its partition for a retry.
 fn finish(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>) {
-    let Taken { topic, partition, mut batch } = t;
+    let Taken {
+        topic,
+        partition,
+        mut batch,
+    } = t;
     let cfg = &inner.cfg;
     if let Err(e) = &res {
         if e.needs_metadata_refresh() {
@@ -855,14 +957,20 @@ fn finish(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>) {
             .retry_backoff
             .saturating_mul(1u32 << batch.attempts.min(16))
             .min(cfg.retry_backoff_max);
-        let retry = e.is_retriable() && batch.attempts < cfg.retries && Instant::now() + backoff < batch.deadline;
+        let retry = e.is_retriable()
+            && batch.attempts < cfg.retries
+            && Instant::now() + backoff < batch.deadline;
         if retry {
             tracing::debug!(topic = %topic, partition, attempt = batch.attempts + 1, error = %e, "retrying batch");
             batch.attempts += 1;
             batch.last_error = Some(e.clone());
             let mut st = inner.lock();
             st.stats.retried_batches += 1;
-            if let Some(q) = st.topics.get_mut(&topic).and_then(|ts| ts.parts.get_mut(partition as usize)) {
+            if let Some(q) = st
+                .topics
+                .get_mut(&topic)
+                .and_then(|ts| ts.parts.get_mut(partition as usize))
+            {
                 q.batches.push_front(batch);
                 q.in_flight = false;
                 q.retry_at = Some(Instant::now() + backoff);
@@ -890,7 +998,11 @@ fn finish(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>) {
     batch.outcome.complete(res);
     {
         let mut st = inner.lock();
-        if let Some(q) = st.topics.get_mut(&topic).and_then(|ts| ts.parts.get_mut(partition as usize)) {
+        if let Some(q) = st
+            .topics
+            .get_mut(&topic)
+            .and_then(|ts| ts.parts.get_mut(partition as usize))
+        {
             q.in_flight = false;
         }
         st.buffered = st.buffered.saturating_sub(size);
@@ -929,7 +1041,11 @@ mod tests {
         cfg.max_record_size = 100;
         let p = Producer::new(cfg).unwrap();
         let err = p.enqueue("t", None, &[0u8; 200]).wait().unwrap_err();
-        assert_eq!(crate::error::ErrorKind::kind(&err), "record-too-large", "{err}");
+        assert_eq!(
+            crate::error::ErrorKind::kind(&err),
+            "record-too-large",
+            "{err}"
+        );
         p.close().unwrap();
         let err = p.send("t", None, b"x").unwrap_err();
         assert_eq!(crate::error::ErrorKind::kind(&err), "closed", "{err}");
@@ -940,7 +1056,15 @@ mod tests {
         // A port nobody listens on: connect must give up within its deadline, not hang.
         let t = Instant::now();
         let err = Producer::connect(nowhere()).unwrap_err();
-        assert_eq!(crate::error::ErrorKind::kind(&err), "broker-unreachable", "{err}");
-        assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+        assert_eq!(
+            crate::error::ErrorKind::kind(&err),
+            "broker-unreachable",
+            "{err}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            t.elapsed()
+        );
     }
 }

@@ -34,12 +34,18 @@ impl Storage {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TestkitError {
-    #[error("tansu binary not found (set TANSU_BIN, or install it at /root/.cache/avro-edge/tansu-0.6.0/bin/tansu)")]
+    #[error(
+        "tansu binary not found (set TANSU_BIN, or install it at /root/.cache/avro-edge/tansu-0.6.0/bin/tansu)"
+    )]
     TansuMissing,
     #[error("could not start tansu: {0}")]
     Spawn(#[source] std::io::Error),
     #[error("tansu did not answer on {addr} within {secs}s (log: {log})")]
-    NotReady { addr: String, secs: u64, log: String },
+    NotReady {
+        addr: String,
+        secs: u64,
+        log: String,
+    },
     #[error("tansu exited early with {status} (log: {log})")]
     Exited { status: String, log: String },
     #[error("no free loopback port: {0}")]
@@ -97,9 +103,17 @@ impl Broker {
     pub fn start_with_args(storage: Storage, extra_args: &[&str]) -> Result<Broker, TestkitError> {
         let bin = tansu_bin().ok_or(TestkitError::TansuMissing)?;
         let port = free_port()?;
-        let log = std::env::temp_dir().join(format!("avro-edge-tansu-{}-{port}.log", std::process::id()));
+        let log =
+            std::env::temp_dir().join(format!("avro-edge-tansu-{}-{port}.log", std::process::id()));
         let extra_args = extra_args.iter().map(|s| s.to_string()).collect();
-        let mut broker = Broker { bin, storage, port, child: None, log, extra_args };
+        let mut broker = Broker {
+            bin,
+            storage,
+            port,
+            child: None,
+            log,
+            extra_args,
+        };
         broker.spawn_and_wait()?;
         Ok(broker)
     }
@@ -142,15 +156,32 @@ impl Broker {
     /// Create a SCRAM user with `tansu user create` (`scram256` or `scram512`). tansu refuses
     /// this once `--authentication` is on, so create users first (on sqlite storage), then
     /// restart with `--authentication`.
-    pub fn create_scram_user(&self, mechanism: &str, user: &str, password: &str) -> Result<(), TestkitError> {
+    pub fn create_scram_user(
+        &self,
+        mechanism: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<(), TestkitError> {
         let out = Command::new(&self.bin)
-            .args(["user", "create", "--broker", &format!("tcp://127.0.0.1:{}", self.port), "--mechanism", mechanism, user, password])
+            .args([
+                "user",
+                "create",
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", self.port),
+                "--mechanism",
+                mechanism,
+                user,
+                password,
+            ])
             .output()
             .map_err(TestkitError::Spawn)?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(TestkitError::Exited { status: out.status.to_string(), log: String::from_utf8_lossy(&out.stderr).into_owned() })
+            Err(TestkitError::Exited {
+                status: out.status.to_string(),
+                log: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
         }
     }
 
@@ -188,7 +219,10 @@ impl Broker {
             .arg(self.storage.url())
             .args(&self.extra_args)
             .env_remove("CLUSTER_ID")
-            .env("RUST_LOG", std::env::var("TANSU_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("TANSU_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
@@ -236,7 +270,9 @@ fn free_port() -> Result<u16, TestkitError> {
 
 /// Whether tests run under CI (`CI=true`), where a missing broker or peer is a failure.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// Start a broker for a test. Under `CI=true` a failure panics; otherwise it prints why the test
@@ -292,7 +328,9 @@ pub fn peak_rss_kb() -> i64 {
 
 /// Decode record batches with kafka-protocol's own decoder (an implementation independent of
 /// ours), for tests that check what we wrote. Trusted input only: it preallocates from counts.
-pub fn decode_batches(mut bytes: bytes::Bytes) -> Result<Vec<kafka_protocol::records::Record>, String> {
+pub fn decode_batches(
+    mut bytes: bytes::Bytes,
+) -> Result<Vec<kafka_protocol::records::Record>, String> {
     use kafka_protocol::compression::{Decompressor, Gzip, Snappy};
     use kafka_protocol::records::{Compression, RecordBatchDecoder};
     let mut out = Vec::new();

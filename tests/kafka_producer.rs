@@ -14,15 +14,26 @@ use kafka_protocol::protocol::StrBytes;
 
 fn config(bootstrap: &str, partitions: i32) -> ProducerConfig {
     let mut cfg = ProducerConfig::new([bootstrap]);
-    cfg.auto_create = Some(TopicSpec { partitions, replication: 1 });
+    cfg.auto_create = Some(TopicSpec {
+        partitions,
+        replication: 1,
+    });
     cfg.delivery_timeout = Duration::from_secs(20);
     cfg.request_timeout = Duration::from_secs(10);
     cfg
 }
 
 /// Read back every record of one partition with raw Fetch requests: (offset, key, value).
-fn fetch_all(bootstrap: &str, topic: &str, partition: i32) -> Vec<(i64, Option<Bytes>, Option<Bytes>)> {
-    let client = Client::new(ClientConfig { bootstrap: vec![bootstrap.to_string()], ..ClientConfig::default() }).unwrap();
+fn fetch_all(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+) -> Vec<(i64, Option<Bytes>, Option<Bytes>)> {
+    let client = Client::new(ClientConfig {
+        bootstrap: vec![bootstrap.to_string()],
+        ..ClientConfig::default()
+    })
+    .unwrap();
     let mut out = Vec::new();
     let mut offset = 0i64;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -32,12 +43,16 @@ fn fetch_all(bootstrap: &str, topic: &str, partition: i32) -> Vec<(i64, Option<B
             .with_max_wait_ms(100)
             .with_min_bytes(1)
             .with_max_bytes(16 * 1024 * 1024)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partitions(vec![FetchPartition::default()
-                    .with_partition(partition)
-                    .with_fetch_offset(offset)
-                    .with_partition_max_bytes(8 * 1024 * 1024)])]);
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(partition)
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(8 * 1024 * 1024),
+                    ]),
+            ]);
         // v11: tansu 0.6.0 puts a top-level tag (NodeEndpoints, v16+) into flexible v12+ answers.
         let conn = kafka::block_on(client.conn(&Target::Any)).unwrap();
         let resp = kafka::block_on(conn.request_at(&req, 11)).unwrap();
@@ -66,20 +81,36 @@ fn fetch_all(bootstrap: &str, topic: &str, partition: i32) -> Vec<(i64, Option<B
 
 #[test]
 fn client_negotiates_and_reads_metadata() {
-    let Some(broker) = require_broker(Storage::Memory) else { return };
-    let client = Client::new(ClientConfig { bootstrap: vec![broker.bootstrap()], ..ClientConfig::default() }).unwrap();
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    let client = Client::new(ClientConfig {
+        bootstrap: vec![broker.bootstrap()],
+        ..ClientConfig::default()
+    })
+    .unwrap();
     let conn = kafka::block_on(client.conn(&Target::Any)).unwrap();
     assert!(conn.version_for::<MetadataRequest>().unwrap() >= 1);
     let topic = unique_topic("meta");
-    kafka::block_on(client.create_topic(&topic, TopicSpec { partitions: 3, replication: 1 })).unwrap();
-    let meta = kafka::block_on(client.topic(&topic, Instant::now() + Duration::from_secs(10))).unwrap();
+    kafka::block_on(client.create_topic(
+        &topic,
+        TopicSpec {
+            partitions: 3,
+            replication: 1,
+        },
+    ))
+    .unwrap();
+    let meta =
+        kafka::block_on(client.topic(&topic, Instant::now() + Duration::from_secs(10))).unwrap();
     assert_eq!(meta.partitions.len(), 3);
     assert!(meta.partitions.iter().all(|p| p.leader >= 0));
     assert!(!client.brokers().is_empty());
 }
 
 fn offsets_increase_per_partition(acks: Acks) {
-    let Some(broker) = require_broker(Storage::Memory) else { return };
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
     let topic = unique_topic("acks");
     let mut cfg = config(&broker.bootstrap(), 3);
     cfg.acks = acks;
@@ -87,15 +118,24 @@ fn offsets_increase_per_partition(acks: Acks) {
     let mut last: HashMap<i32, i64> = HashMap::new();
     for i in 0..30 {
         let key = format!("key-{}", i % 7);
-        let d = p.send(&topic, Some(key.as_bytes()), format!("v{i}").as_bytes()).unwrap();
+        let d = p
+            .send(&topic, Some(key.as_bytes()), format!("v{i}").as_bytes())
+            .unwrap();
         let off = d.offset.expect("acks all/1 return an offset");
         if let Some(prev) = last.insert(d.partition, off) {
-            assert!(off > prev, "offsets must increase per partition: {prev} then {off}");
+            assert!(
+                off > prev,
+                "offsets must increase per partition: {prev} then {off}"
+            );
         }
     }
     // send_batch: results in input order, offsets consecutive within a partition.
     let recs: Vec<OutRecord> = (0..100)
-        .map(|i| OutRecord { key: Some(b"same-key".to_vec()), value: format!("b{i}").into_bytes(), headers: vec![] })
+        .map(|i| OutRecord {
+            key: Some(b"same-key".to_vec()),
+            value: format!("b{i}").into_bytes(),
+            headers: vec![],
+        })
         .collect();
     let res = p.send_batch(&topic, &recs);
     let ds: Vec<_> = res.into_iter().map(|r| r.unwrap()).collect();
@@ -105,10 +145,18 @@ fn offsets_increase_per_partition(acks: Acks) {
     }
     let part = ds[0].partition;
     let back = fetch_all(&broker.bootstrap(), &topic, part);
-    let values: Vec<&[u8]> = back.iter().filter_map(|(_, _, v)| v.as_deref()).filter(|v| v.starts_with(b"b")).collect();
+    let values: Vec<&[u8]> = back
+        .iter()
+        .filter_map(|(_, _, v)| v.as_deref())
+        .filter(|v| v.starts_with(b"b"))
+        .collect();
     assert_eq!(values.len(), 100);
     for (i, v) in values.iter().enumerate() {
-        assert_eq!(*v, format!("b{i}").as_bytes(), "order kept within the partition");
+        assert_eq!(
+            *v,
+            format!("b{i}").as_bytes(),
+            "order kept within the partition"
+        );
     }
     p.close().unwrap();
 }
@@ -125,27 +173,36 @@ fn acks_leader_returns_increasing_offsets() {
 
 #[test]
 fn acks_zero_sends_without_offsets() {
-    let Some(broker) = require_broker(Storage::Memory) else { return };
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
     let topic = unique_topic("acks0");
     let mut cfg = config(&broker.bootstrap(), 1);
     cfg.acks = Acks::None;
     let p = Producer::connect(cfg).unwrap();
     for i in 0..50 {
-        let d = p.send(&topic, None, format!("zero-{i}").as_bytes()).unwrap();
+        let d = p
+            .send(&topic, None, format!("zero-{i}").as_bytes())
+            .unwrap();
         assert_eq!(d.offset, None);
         assert_eq!(d.partition, 0);
     }
     // A later acks=all producer still works on a connection tansu answered acks=0 on.
     p.close().unwrap();
     let back = fetch_all(&broker.bootstrap(), &topic, 0);
-    let values: Vec<Vec<u8>> = back.into_iter().filter_map(|(_, _, v)| v.map(|v| v.to_vec())).collect();
+    let values: Vec<Vec<u8>> = back
+        .into_iter()
+        .filter_map(|(_, _, v)| v.map(|v| v.to_vec()))
+        .collect();
     let want: Vec<Vec<u8>> = (0..50).map(|i| format!("zero-{i}").into_bytes()).collect();
     assert_eq!(values, want);
 }
 
 #[test]
 fn gzip_and_snappy_batches_are_accepted() {
-    let Some(broker) = require_broker(Storage::Memory) else { return };
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
     for c in [Compression::Gzip, Compression::Snappy] {
         let topic = unique_topic(&format!("{c:?}").to_lowercase());
         let mut cfg = config(&broker.bootstrap(), 1);
@@ -176,7 +233,9 @@ fn gzip_and_snappy_batches_are_accepted() {
 fn broker_down_gives_typed_error_within_deadline_and_restart_resumes() {
     let dir = std::env::temp_dir().join(unique_topic("sqlite"));
     std::fs::create_dir_all(&dir).unwrap();
-    let Some(mut broker) = require_broker(Storage::Sqlite(dir.join("tansu.db"))) else { return };
+    let Some(mut broker) = require_broker(Storage::Sqlite(dir.join("tansu.db"))) else {
+        return;
+    };
     let topic = unique_topic("restart");
     let mut cfg = config(&broker.bootstrap(), 1);
     cfg.delivery_timeout = Duration::from_secs(3);
@@ -189,9 +248,15 @@ fn broker_down_gives_typed_error_within_deadline_and_restart_resumes() {
     let err = p.send(&topic, None, b"while-down").unwrap_err();
     let took = t.elapsed();
     eprintln!("send while down: {} after {took:?}: {err}", err.kind());
-    assert!(took < Duration::from_secs(6), "send must give up near its 3 s deadline, took {took:?}");
     assert!(
-        matches!(err.kind(), "broker-unreachable" | "timeout" | "disconnected"),
+        took < Duration::from_secs(6),
+        "send must give up near its 3 s deadline, took {took:?}"
+    );
+    assert!(
+        matches!(
+            err.kind(),
+            "broker-unreachable" | "timeout" | "disconnected"
+        ),
         "typed error, got {} ({err})",
         err.kind()
     );
@@ -204,7 +269,10 @@ fn broker_down_gives_typed_error_within_deadline_and_restart_resumes() {
             Err(e) => panic!("sending did not resume after restart: {e}"),
         }
     };
-    assert!(after.offset.unwrap() > first.offset.unwrap(), "sqlite storage kept the log");
+    assert!(
+        after.offset.unwrap() > first.offset.unwrap(),
+        "sqlite storage kept the log"
+    );
     p.close().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -214,11 +282,18 @@ fn broker_down_gives_typed_error_within_deadline_and_restart_resumes() {
 fn run_python(script: &str, args: &[&str], stdin: &[u8]) -> Option<std::process::Output> {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/python").join(script);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("peers/python")
+        .join(script);
     let py = avro_edge::testkit::python();
-    let probe = Command::new(&py).args(["-c", "import kafka, confluent_kafka"]).output();
+    let probe = Command::new(&py)
+        .args(["-c", "import kafka, confluent_kafka"])
+        .output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        let why = format!("{} cannot import kafka-python/confluent-kafka (set AVRO_EDGE_PYTHON)", py.display());
+        let why = format!(
+            "{} cannot import kafka-python/confluent-kafka (set AVRO_EDGE_PYTHON)",
+            py.display()
+        );
         if avro_edge::testkit::in_ci() {
             panic!("CI=true: {why}");
         }
@@ -239,7 +314,9 @@ fn run_python(script: &str, args: &[&str], stdin: &[u8]) -> Option<std::process:
 
 #[test]
 fn keyed_records_land_where_kafka_python_murmur2_says() {
-    let Some(broker) = require_broker(Storage::Memory) else { return };
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
     let keys: Vec<Vec<u8>> = (0..60)
         .map(|i| match i % 3 {
             0 => format!("sensor-{i}").into_bytes(),
@@ -247,24 +324,41 @@ fn keyed_records_land_where_kafka_python_murmur2_says() {
             _ => format!("user-{}-{}", i * 7919, "x".repeat(i % 5)).into_bytes(),
         })
         .collect();
-    let hex: Vec<String> = keys.iter().map(|k| k.iter().map(|b| format!("{b:02x}")).collect()).collect();
+    let hex: Vec<String> = keys
+        .iter()
+        .map(|k| k.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
     let partitions = 7;
     let req = serde_json::json!({ "partitions": partitions, "keys": hex }).to_string();
-    let Some(out) = run_python("murmur2_partitions.py", &[], req.as_bytes()) else { return };
+    let Some(out) = run_python("murmur2_partitions.py", &[], req.as_bytes()) else {
+        return;
+    };
     assert!(out.status.success());
     let want: Vec<i32> = serde_json::from_slice(&out.stdout).unwrap();
     let topic = unique_topic("murmur");
     let p = Producer::connect(config(&broker.bootstrap(), partitions)).unwrap();
-    let recs: Vec<OutRecord> =
-        keys.iter().map(|k| OutRecord { key: Some(k.clone()), value: b"v".to_vec(), headers: vec![] }).collect();
-    let got: Vec<i32> = p.send_batch(&topic, &recs).into_iter().map(|r| r.unwrap().partition).collect();
+    let recs: Vec<OutRecord> = keys
+        .iter()
+        .map(|k| OutRecord {
+            key: Some(k.clone()),
+            value: b"v".to_vec(),
+            headers: vec![],
+        })
+        .collect();
+    let got: Vec<i32> = p
+        .send_batch(&topic, &recs)
+        .into_iter()
+        .map(|r| r.unwrap().partition)
+        .collect();
     assert_eq!(got, want);
     p.close().unwrap();
 }
 
 #[test]
 fn librdkafka_consumes_what_we_produced_byte_exact() {
-    let Some(broker) = require_broker(Storage::Memory) else { return };
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
     let topic = unique_topic("rdkafka");
     let mut cfg = config(&broker.bootstrap(), 2);
     cfg.compression = Compression::Snappy;
@@ -272,29 +366,66 @@ fn librdkafka_consumes_what_we_produced_byte_exact() {
     let recs: Vec<OutRecord> = (0..40u32)
         .map(|i| OutRecord {
             key: (i % 4 != 0).then(|| format!("sensor-{}", i % 5).into_bytes()),
-            value: [&[0u8, 0, 0, 0, 1][..], &i.to_be_bytes(), &[0xff, 0x00, 0x7f]].concat(),
-            headers: if i % 2 == 0 { vec![("trace-id".into(), vec![i as u8, 0, 1])] } else { vec![] },
+            value: [
+                &[0u8, 0, 0, 0, 1][..],
+                &i.to_be_bytes(),
+                &[0xff, 0x00, 0x7f],
+            ]
+            .concat(),
+            headers: if i % 2 == 0 {
+                vec![("trace-id".into(), vec![i as u8, 0, 1])]
+            } else {
+                vec![]
+            },
         })
         .collect();
-    let ds: Vec<_> = p.send_batch(&topic, &recs).into_iter().map(|r| r.unwrap()).collect();
+    let ds: Vec<_> = p
+        .send_batch(&topic, &recs)
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
     p.close().unwrap();
-    let Some(out) = run_python("consume_exact.py", &[&broker.bootstrap(), &topic, "40", "60"], b"") else { return };
-    assert!(out.status.success(), "librdkafka did not read all 40 records");
+    let Some(out) = run_python(
+        "consume_exact.py",
+        &[&broker.bootstrap(), &topic, "40", "60"],
+        b"",
+    ) else {
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "librdkafka did not read all 40 records"
+    );
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let mut seen = 0;
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let (part, off) = (v["partition"].as_i64().unwrap() as i32, v["offset"].as_i64().unwrap());
-        let i = ds.iter().position(|d| d.partition == part && d.offset == Some(off)).expect("known coordinates");
+        let (part, off) = (
+            v["partition"].as_i64().unwrap() as i32,
+            v["offset"].as_i64().unwrap(),
+        );
+        let i = ds
+            .iter()
+            .position(|d| d.partition == part && d.offset == Some(off))
+            .expect("known coordinates");
         let r = &recs[i];
         assert_eq!(v["value"].as_str().unwrap(), hex(&r.value));
-        assert_eq!(v["key"].as_str().map(str::to_string), r.key.as_deref().map(hex));
-        let headers: Vec<(String, String)> = r.headers.iter().map(|(k, v)| (k.clone(), hex(v))).collect();
+        assert_eq!(
+            v["key"].as_str().map(str::to_string),
+            r.key.as_deref().map(hex)
+        );
+        let headers: Vec<(String, String)> =
+            r.headers.iter().map(|(k, v)| (k.clone(), hex(v))).collect();
         let got: Vec<(String, String)> = v["headers"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|h| (h[0].as_str().unwrap().to_string(), h[1].as_str().unwrap().to_string()))
+            .map(|h| {
+                (
+                    h[0].as_str().unwrap().to_string(),
+                    h[1].as_str().unwrap().to_string(),
+                )
+            })
             .collect();
         assert_eq!(got, headers);
         seen += 1;
@@ -311,23 +442,38 @@ fn sasl_scram_against_tansu_with_authentication() {
     use avro_edge::kafka::{Mechanism, SaslConfig};
     let dir = std::env::temp_dir().join(unique_topic("sasl"));
     std::fs::create_dir_all(&dir).unwrap();
-    let Some(mut broker) = require_broker(Storage::Sqlite(dir.join("tansu.db"))) else { return };
-    broker.create_scram_user("scram256", "alice", "secret-256").unwrap();
-    broker.create_scram_user("scram512", "bob", "secret-512").unwrap();
+    let Some(mut broker) = require_broker(Storage::Sqlite(dir.join("tansu.db"))) else {
+        return;
+    };
+    broker
+        .create_scram_user("scram256", "alice", "secret-256")
+        .unwrap();
+    broker
+        .create_scram_user("scram512", "bob", "secret-512")
+        .unwrap();
     broker.set_extra_args(&["--authentication"]);
     broker.restart().unwrap();
     let topic = unique_topic("sasl");
-    for (mechanism, user, pass) in
-        [(Mechanism::ScramSha256, "alice", "secret-256"), (Mechanism::ScramSha512, "bob", "secret-512")]
-    {
+    for (mechanism, user, pass) in [
+        (Mechanism::ScramSha256, "alice", "secret-256"),
+        (Mechanism::ScramSha512, "bob", "secret-512"),
+    ] {
         let mut cfg = config(&broker.bootstrap(), 1);
-        cfg.sasl = Some(SaslConfig { mechanism, username: user.into(), password: pass.into() });
+        cfg.sasl = Some(SaslConfig {
+            mechanism,
+            username: user.into(),
+            password: pass.into(),
+        });
         let p = Producer::connect(cfg).unwrap();
         let d = p.send(&topic, Some(b"k"), b"v").unwrap();
         assert!(d.offset.is_some());
         p.close().unwrap();
         let mut bad = config(&broker.bootstrap(), 1);
-        bad.sasl = Some(SaslConfig { mechanism, username: user.into(), password: "wrong".into() });
+        bad.sasl = Some(SaslConfig {
+            mechanism,
+            username: user.into(),
+            password: "wrong".into(),
+        });
         let err = Producer::connect(bad).unwrap_err();
         assert_eq!(err.kind(), "auth-failed", "{err}");
     }
@@ -338,7 +484,9 @@ fn sasl_scram_against_tansu_with_authentication() {
 /// a retriable typed error within the delivery timeout, and work once a broker is up.
 #[test]
 fn producer_created_while_broker_down_sends_once_it_is_up() {
-    let Some(mut broker) = require_broker(Storage::Memory) else { return };
+    let Some(mut broker) = require_broker(Storage::Memory) else {
+        return;
+    };
     broker.kill();
     let topic = unique_topic("late");
     let mut cfg = config(&broker.bootstrap(), 2);
@@ -347,7 +495,11 @@ fn producer_created_while_broker_down_sends_once_it_is_up() {
     let t = Instant::now();
     let err = p.send(&topic, Some(b"k"), b"early").unwrap_err();
     assert!(err.is_retriable(), "{err}");
-    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
     broker.restart().unwrap();
     let d = p.send(&topic, Some(b"k"), b"late").unwrap();
     assert_eq!(d.offset, Some(0));
@@ -358,12 +510,23 @@ fn producer_created_while_broker_down_sends_once_it_is_up() {
 #[test]
 fn unkeyed_records_round_robin_or_stick_to_one_partition_per_batch() {
     use avro_edge::producer::Partitioner;
-    let Some(broker) = require_broker(Storage::Memory) else { return };
-    let recs: Vec<OutRecord> = (0..30).map(|i| OutRecord { value: format!("u{i}").into_bytes(), ..OutRecord::default() }).collect();
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    let recs: Vec<OutRecord> = (0..30)
+        .map(|i| OutRecord {
+            value: format!("u{i}").into_bytes(),
+            ..OutRecord::default()
+        })
+        .collect();
     let mut cfg = config(&broker.bootstrap(), 3);
     cfg.partitioner = Partitioner::RoundRobin;
     let p = Producer::connect(cfg).unwrap();
-    let parts: Vec<i32> = p.send_batch(&unique_topic("rr"), &recs).into_iter().map(|r| r.unwrap().partition).collect();
+    let parts: Vec<i32> = p
+        .send_batch(&unique_topic("rr"), &recs)
+        .into_iter()
+        .map(|r| r.unwrap().partition)
+        .collect();
     for w in parts.windows(2) {
         assert_eq!((w[0] + 1) % 3, w[1], "round robin: {parts:?}");
     }
@@ -373,10 +536,24 @@ fn unkeyed_records_round_robin_or_stick_to_one_partition_per_batch() {
     cfg.linger = Duration::from_secs(1);
     let p = Producer::connect(cfg).unwrap();
     let topic = unique_topic("sticky");
-    let parts: Vec<i32> = p.send_batch(&topic, &recs).into_iter().map(|r| r.unwrap().partition).collect();
-    assert!(parts.iter().all(|x| *x == parts[0]), "one batch, one partition: {parts:?}");
-    let next: Vec<i32> = p.send_batch(&topic, &recs).into_iter().map(|r| r.unwrap().partition).collect();
-    assert!(next.iter().all(|x| *x == next[0]), "one batch, one partition: {next:?}");
+    let parts: Vec<i32> = p
+        .send_batch(&topic, &recs)
+        .into_iter()
+        .map(|r| r.unwrap().partition)
+        .collect();
+    assert!(
+        parts.iter().all(|x| *x == parts[0]),
+        "one batch, one partition: {parts:?}"
+    );
+    let next: Vec<i32> = p
+        .send_batch(&topic, &recs)
+        .into_iter()
+        .map(|r| r.unwrap().partition)
+        .collect();
+    assert!(
+        next.iter().all(|x| *x == next[0]),
+        "one batch, one partition: {next:?}"
+    );
     assert_ne!(parts[0], next[0], "a new batch moves to another partition");
     p.close().unwrap();
 }
@@ -387,7 +564,9 @@ fn unkeyed_records_round_robin_or_stick_to_one_partition_per_batch() {
 fn retries_across_a_broker_restart_keep_order() {
     let dir = std::env::temp_dir().join(unique_topic("retry"));
     std::fs::create_dir_all(&dir).unwrap();
-    let Some(mut broker) = require_broker(Storage::Sqlite(dir.join("tansu.db"))) else { return };
+    let Some(mut broker) = require_broker(Storage::Sqlite(dir.join("tansu.db"))) else {
+        return;
+    };
     let topic = unique_topic("retry");
     let mut cfg = config(&broker.bootstrap(), 1);
     cfg.delivery_timeout = Duration::from_secs(30);
@@ -410,10 +589,16 @@ fn retries_across_a_broker_restart_keep_order() {
     for h in handles {
         let d = h.wait().expect("retried until delivered");
         let off = d.offset.unwrap();
-        assert!(off > last, "acknowledged offsets increase: {last} then {off}");
+        assert!(
+            off > last,
+            "acknowledged offsets increase: {last} then {off}"
+        );
         last = off;
     }
-    assert!(p.stats().retried_batches > 0, "the kill must have caused retries");
+    assert!(
+        p.stats().retried_batches > 0,
+        "the kill must have caused retries"
+    );
     p.close().unwrap();
     let mut seen = std::collections::HashSet::new();
     let mut firsts = Vec::new();
@@ -432,7 +617,9 @@ fn retries_across_a_broker_restart_keep_order() {
 /// up with a typed error at the delivery timeout instead of buffering without bound.
 #[test]
 fn full_buffer_blocks_then_times_out() {
-    let Some(mut broker) = require_broker(Storage::Memory) else { return };
+    let Some(mut broker) = require_broker(Storage::Memory) else {
+        return;
+    };
     let topic = unique_topic("full");
     let mut cfg = config(&broker.bootstrap(), 1);
     cfg.buffer_memory = 4096;
@@ -441,10 +628,23 @@ fn full_buffer_blocks_then_times_out() {
     p.send(&topic, None, b"warm-up").unwrap();
     broker.kill();
     let t = Instant::now();
-    let handles: Vec<_> = (0..60).map(|_| p.enqueue(&topic, None, &[7u8; 100])).collect();
+    let handles: Vec<_> = (0..60)
+        .map(|_| p.enqueue(&topic, None, &[7u8; 100]))
+        .collect();
     let errors: Vec<_> = handles.into_iter().filter_map(|h| h.wait().err()).collect();
-    assert_eq!(errors.len(), 60, "nothing can be delivered with the broker gone");
-    assert!(errors.iter().any(|e| e.kind() == "timeout"), "some enqueue gave up waiting for buffer space");
-    assert!(t.elapsed() < Duration::from_secs(12), "took {:?}", t.elapsed());
+    assert_eq!(
+        errors.len(),
+        60,
+        "nothing can be delivered with the broker gone"
+    );
+    assert!(
+        errors.iter().any(|e| e.kind() == "timeout"),
+        "some enqueue gave up waiting for buffer space"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(12),
+        "took {:?}",
+        t.elapsed()
+    );
     assert_eq!(p.stats().acked, 1);
 }

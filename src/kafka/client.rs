@@ -85,7 +85,11 @@ pub struct TopicMeta {
 
 impl TopicMeta {
     pub fn leader(&self, partition: i32) -> Option<i32> {
-        self.partitions.iter().find(|p| p.id == partition).map(|p| p.leader).filter(|l| *l >= 0)
+        self.partitions
+            .iter()
+            .find(|p| p.id == partition)
+            .map(|p| p.leader)
+            .filter(|l| *l >= 0)
     }
 }
 
@@ -107,7 +111,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("bootstrap", &self.inner.cfg.bootstrap).finish()
+        f.debug_struct("Client")
+            .field("bootstrap", &self.inner.cfg.bootstrap)
+            .finish()
     }
 }
 
@@ -142,7 +148,11 @@ impl Client {
     }
 
     /// Like [`Client::conn`] with an explicit deadline.
-    pub async fn conn_until(&self, target: &Target, deadline: Instant) -> Result<Arc<Conn>, KafkaError> {
+    pub async fn conn_until(
+        &self,
+        target: &Target,
+        deadline: Instant,
+    ) -> Result<Arc<Conn>, KafkaError> {
         let mut backoff = self.inner.cfg.retry_backoff;
         loop {
             let addrs = self.addrs_for(target)?;
@@ -151,7 +161,9 @@ impl Client {
                 match self.conn_to(addr, deadline).await {
                     Ok(c) => return Ok(c),
                     // Auth and config failures do not heal by retrying.
-                    Err(e @ (KafkaError::Auth(_) | KafkaError::Config(_) | KafkaError::Tls(_))) => return Err(e),
+                    Err(e @ (KafkaError::Auth(_) | KafkaError::Config(_) | KafkaError::Tls(_))) => {
+                        return Err(e);
+                    }
                     Err(e) => last = Some(e),
                 }
             }
@@ -174,7 +186,10 @@ impl Client {
             Target::Addr(a) => Ok(vec![a.clone()]),
             Target::Node(n) => match lock(&self.inner.brokers).get(n) {
                 Some(a) => Ok(vec![a.clone()]),
-                None => Err(KafkaError::BrokerUnreachable { broker: format!("node {n}"), reason: "not in metadata".into() }),
+                None => Err(KafkaError::BrokerUnreachable {
+                    broker: format!("node {n}"),
+                    reason: "not in metadata".into(),
+                }),
             },
             Target::Any => {
                 let mut v = self.inner.cfg.bootstrap.clone();
@@ -189,19 +204,27 @@ impl Client {
     }
 
     async fn conn_to(&self, addr: &str, deadline: Instant) -> Result<Arc<Conn>, KafkaError> {
-        let slot = lock(&self.inner.slots).entry(addr.to_string()).or_default().clone();
+        let slot = lock(&self.inner.slots)
+            .entry(addr.to_string())
+            .or_default()
+            .clone();
         let mut guard = slot.lock().await;
         if let Some(c) = guard.as_ref().filter(|c| c.is_alive()) {
             return Ok(c.clone());
         }
         *guard = None;
         let mut cfg = self.inner.cfg.conn.clone();
-        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
         cfg.connect_timeout = cfg.connect_timeout.min(left);
         // The whole handshake (TCP, ApiVersions, SASL) fits in what is left of the deadline.
         let conn = super::conn::with_timeout(left, Conn::connect(addr, &cfg))
             .await
-            .ok_or_else(|| KafkaError::Timeout { what: format!("connecting to {addr}"), after: left })??;
+            .ok_or_else(|| KafkaError::Timeout {
+                what: format!("connecting to {addr}"),
+                after: left,
+            })??;
         let conn = Arc::new(conn);
         *guard = Some(conn.clone());
         Ok(conn)
@@ -210,7 +233,11 @@ impl Client {
     /// Send one request to `target` at the negotiated version. Connection failures before the
     /// request is written are retried until the connect deadline; a request that was written is
     /// never resent.
-    pub async fn request<R: Request>(&self, target: &Target, req: &R) -> Result<R::Response, KafkaError> {
+    pub async fn request<R: Request>(
+        &self,
+        target: &Target,
+        req: &R,
+    ) -> Result<R::Response, KafkaError> {
         let conn = self.conn(target).await?;
         conn.request(req).await
     }
@@ -229,7 +256,10 @@ impl Client {
                 Some(
                     topics
                         .iter()
-                        .map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(t.to_string())))))
+                        .map(|t| {
+                            MetadataRequestTopic::default()
+                                .with_name(Some(TopicName(StrBytes::from_string(t.to_string()))))
+                        })
                         .collect(),
                 )
             })
@@ -243,7 +273,9 @@ impl Client {
         }
         let mut cache = lock(&self.inner.topics);
         for t in &resp.topics {
-            let Some(name) = t.name.as_ref() else { continue };
+            let Some(name) = t.name.as_ref() else {
+                continue;
+            };
             if t.error_code != 0 {
                 cache.remove(name.0.as_str());
                 continue;
@@ -251,12 +283,20 @@ impl Client {
             let mut partitions: Vec<PartitionMeta> = t
                 .partitions
                 .iter()
-                .map(|p| PartitionMeta { id: p.partition_index, leader: p.leader_id.0, error_code: p.error_code })
+                .map(|p| PartitionMeta {
+                    id: p.partition_index,
+                    leader: p.leader_id.0,
+                    error_code: p.error_code,
+                })
                 .collect();
             partitions.sort_by_key(|p| p.id);
             cache.insert(
                 name.0.to_string(),
-                Arc::new(TopicMeta { name: name.0.to_string(), partitions, fetched: Instant::now() }),
+                Arc::new(TopicMeta {
+                    name: name.0.to_string(),
+                    partitions,
+                    fetched: Instant::now(),
+                }),
             );
         }
         Ok(resp)
@@ -270,7 +310,11 @@ impl Client {
     /// Cached metadata for a topic, refreshed when older than `metadata_max_age`; creates the
     /// topic when it is unknown and `auto_create` is set; waits (with backoff, until `deadline`)
     /// for every partition to have a leader.
-    pub async fn topic(&self, topic: &str, deadline: Instant) -> Result<Arc<TopicMeta>, KafkaError> {
+    pub async fn topic(
+        &self,
+        topic: &str,
+        deadline: Instant,
+    ) -> Result<Arc<TopicMeta>, KafkaError> {
         if let Some(t) = lock(&self.inner.topics).get(topic)
             && t.fetched.elapsed() < self.inner.cfg.metadata_max_age
         {
@@ -328,17 +372,36 @@ impl Client {
                     .with_num_partitions(spec.partitions)
                     .with_replication_factor(spec.replication),
             ])
-            .with_timeout_ms(self.inner.cfg.conn.request_timeout.as_millis().min(i32::MAX as u128) as i32);
+            .with_timeout_ms(
+                self.inner
+                    .cfg
+                    .conn
+                    .request_timeout
+                    .as_millis()
+                    .min(i32::MAX as u128) as i32,
+            );
         let resp = self.request(&Target::Any, &req).await?;
         for t in &resp.topics {
             // 36 = TOPIC_ALREADY_EXISTS
             if t.error_code != 0 && t.error_code != 36 {
-                let msg = t.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
-                return Err(KafkaError::from_code(t.error_code, format!("CreateTopics {topic}: {msg}"))
-                    .unwrap_or(KafkaError::Protocol("CreateTopics failed".into())));
+                let msg = t
+                    .error_message
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default();
+                return Err(KafkaError::from_code(
+                    t.error_code,
+                    format!("CreateTopics {topic}: {msg}"),
+                )
+                .unwrap_or(KafkaError::Protocol("CreateTopics failed".into())));
             }
         }
-        tracing::info!(topic, partitions = spec.partitions, replication = spec.replication, "created topic");
+        tracing::info!(
+            topic,
+            partitions = spec.partitions,
+            replication = spec.replication,
+            "created topic"
+        );
         Ok(())
     }
 
@@ -373,7 +436,10 @@ mod tests {
         });
         let client = Client::new(ClientConfig {
             bootstrap: vec![addr],
-            conn: ConnConfig { request_timeout: Duration::from_secs(30), ..ConnConfig::default() },
+            conn: ConnConfig {
+                request_timeout: Duration::from_secs(30),
+                ..ConnConfig::default()
+            },
             connect_deadline: Duration::from_millis(700),
             ..ClientConfig::default()
         })
@@ -381,6 +447,10 @@ mod tests {
         let t = Instant::now();
         let err = super::super::block_on(client.fetch_metadata(&[])).unwrap_err();
         assert_eq!(err.kind(), "timeout", "{err}");
-        assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            t.elapsed()
+        );
     }
 }

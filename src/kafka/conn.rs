@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
-    SaslHandshakeRequest,
+    ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -66,7 +66,10 @@ impl Shared {
             Err(_) => Vec::new(),
         };
         for w in waiters {
-            let _ = w.try_send(Err(KafkaError::Disconnected { broker: self.addr.clone(), reason: reason.into() }));
+            let _ = w.try_send(Err(KafkaError::Disconnected {
+                broker: self.addr.clone(),
+                reason: reason.into(),
+            }));
         }
     }
 }
@@ -88,7 +91,9 @@ pub struct Conn {
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conn").field("addr", &self.shared.addr).finish()
+        f.debug_struct("Conn")
+            .field("addr", &self.shared.addr)
+            .finish()
     }
 }
 
@@ -96,11 +101,11 @@ impl std::fmt::Debug for Conn {
 /// Produce/Fetch versions (13+) identify topics by id only, which we do not track.
 pub fn version_cap(api_key: i16) -> i16 {
     match api_key {
-        0 => 12,  // Produce
-        1 => 12,  // Fetch
-        3 => 12,  // Metadata
-        8 => 9,   // OffsetCommit (v10 uses topic ids)
-        9 => 9,   // OffsetFetch (v10 uses topic ids)
+        0 => 12, // Produce
+        1 => 12, // Fetch
+        3 => 12, // Metadata
+        8 => 9,  // OffsetCommit (v10 uses topic ids)
+        9 => 9,  // OffsetFetch (v10 uses topic ids)
         _ => i16::MAX,
     }
 }
@@ -109,12 +114,18 @@ impl Conn {
     /// Connect, negotiate API versions and authenticate. Bounded by `connect_timeout` (TCP)
     /// and `request_timeout` (each handshake request).
     pub async fn connect(addr: &str, cfg: &ConnConfig) -> Result<Conn, KafkaError> {
-        let unreachable = |reason: String| KafkaError::BrokerUnreachable { broker: addr.to_string(), reason };
+        let unreachable = |reason: String| KafkaError::BrokerUnreachable {
+            broker: addr.to_string(),
+            reason,
+        };
         let tcp = with_timeout(cfg.connect_timeout, smol::net::TcpStream::connect(addr))
             .await
-            .ok_or_else(|| unreachable(format!("connect timed out after {:?}", cfg.connect_timeout)))?
+            .ok_or_else(|| {
+                unreachable(format!("connect timed out after {:?}", cfg.connect_timeout))
+            })?
             .map_err(|e| unreachable(e.to_string()))?;
-        tcp.set_nodelay(true).map_err(|e| unreachable(format!("TCP_NODELAY: {e}")))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| unreachable(format!("TCP_NODELAY: {e}")))?;
         let (reader, writer): (Reader, Writer) = Self::wrap(addr, tcp.clone(), cfg).await?;
         let shared = Arc::new(Shared {
             addr: addr.to_string(),
@@ -140,12 +151,20 @@ impl Conn {
     }
 
     #[cfg(not(feature = "tls"))]
-    async fn wrap(_addr: &str, tcp: smol::net::TcpStream, _cfg: &ConnConfig) -> Result<(Reader, Writer), KafkaError> {
+    async fn wrap(
+        _addr: &str,
+        tcp: smol::net::TcpStream,
+        _cfg: &ConnConfig,
+    ) -> Result<(Reader, Writer), KafkaError> {
         Ok((Box::new(tcp.clone()), Box::new(tcp)))
     }
 
     #[cfg(feature = "tls")]
-    async fn wrap(addr: &str, tcp: smol::net::TcpStream, cfg: &ConnConfig) -> Result<(Reader, Writer), KafkaError> {
+    async fn wrap(
+        addr: &str,
+        tcp: smol::net::TcpStream,
+        cfg: &ConnConfig,
+    ) -> Result<(Reader, Writer), KafkaError> {
         match &cfg.tls {
             None => Ok((Box::new(tcp.clone()), Box::new(tcp))),
             Some(tls) => {
@@ -172,14 +191,19 @@ impl Conn {
 
     /// The highest version of `R` both sides support (capped by [`version_cap`]).
     pub fn version_for<R: Request>(&self) -> Result<i16, KafkaError> {
-        let (bmin, bmax) = self.broker_versions(R::KEY).ok_or_else(|| KafkaError::UnsupportedVersion {
-            api_key: R::KEY,
-            broker: self.addr().to_string(),
-        })?;
+        let (bmin, bmax) =
+            self.broker_versions(R::KEY)
+                .ok_or_else(|| KafkaError::UnsupportedVersion {
+                    api_key: R::KEY,
+                    broker: self.addr().to_string(),
+                })?;
         let max = bmax.min(R::VERSIONS.max).min(version_cap(R::KEY));
         let min = bmin.max(R::VERSIONS.min);
         if max < min {
-            return Err(KafkaError::UnsupportedVersion { api_key: R::KEY, broker: self.addr().to_string() });
+            return Err(KafkaError::UnsupportedVersion {
+                api_key: R::KEY,
+                broker: self.addr().to_string(),
+            });
         }
         Ok(max)
     }
@@ -191,7 +215,11 @@ impl Conn {
     }
 
     /// Send `req` at an explicit version and wait for its response (bounded by the request timeout).
-    pub async fn request_at<R: Request>(&self, req: &R, version: i16) -> Result<R::Response, KafkaError> {
+    pub async fn request_at<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+    ) -> Result<R::Response, KafkaError> {
         let (corr, frame) = self.encode(req, version)?;
         let (tx, rx) = smol::channel::bounded(1);
         self.register(corr, tx)?;
@@ -210,7 +238,10 @@ impl Conn {
                 });
             }
             Some(Err(_)) => {
-                return Err(KafkaError::Disconnected { broker: self.addr().to_string(), reason: "reader stopped".into() });
+                return Err(KafkaError::Disconnected {
+                    broker: self.addr().to_string(),
+                    reason: "reader stopped".into(),
+                });
             }
             Some(Ok(r)) => r?,
         };
@@ -219,7 +250,11 @@ impl Conn {
 
     /// Send a request that gets no response (Produce with acks=0). Any answer the broker sends
     /// anyway is dropped by the reader because nobody waits for its correlation id.
-    pub async fn send_no_response<R: Request>(&self, req: &R, version: i16) -> Result<(), KafkaError> {
+    pub async fn send_no_response<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+    ) -> Result<(), KafkaError> {
         let (_, frame) = self.encode(req, version)?;
         self.write_frame(&frame).await
     }
@@ -241,13 +276,17 @@ impl Conn {
         let size = header
             .compute_size(hv)
             .and_then(|h| req.compute_size(version).map(|b| h + b))
-            .map_err(|e| KafkaError::Protocol(format!("sizing API key {} v{version}: {e}", R::KEY)))?;
+            .map_err(|e| {
+                KafkaError::Protocol(format!("sizing API key {} v{version}: {e}", R::KEY))
+            })?;
         let mut buf = Vec::with_capacity(size + 4);
         buf.extend_from_slice(&(size as i32).to_be_bytes());
         header
             .encode(&mut buf, hv)
             .and_then(|_| req.encode(&mut buf, version))
-            .map_err(|e| KafkaError::Protocol(format!("encoding API key {} v{version}: {e}", R::KEY)))?;
+            .map_err(|e| {
+                KafkaError::Protocol(format!("encoding API key {} v{version}: {e}", R::KEY))
+            })?;
         Ok((corr, buf))
     }
 
@@ -258,7 +297,10 @@ impl Conn {
             .lock()
             .map_err(|_| KafkaError::Protocol("pending map poisoned".into()))?;
         if self.shared.closed.load(Ordering::SeqCst) {
-            return Err(KafkaError::Disconnected { broker: self.addr().to_string(), reason: "connection closed".into() });
+            return Err(KafkaError::Disconnected {
+                broker: self.addr().to_string(),
+                reason: "connection closed".into(),
+            });
         }
         p.insert(corr, tx);
         Ok(())
@@ -272,7 +314,10 @@ impl Conn {
 
     async fn write_frame(&self, frame: &[u8]) -> Result<(), KafkaError> {
         if !self.is_alive() {
-            return Err(KafkaError::Disconnected { broker: self.addr().to_string(), reason: "connection closed".into() });
+            return Err(KafkaError::Disconnected {
+                broker: self.addr().to_string(),
+                reason: "connection closed".into(),
+            });
         }
         let mut w = self.writer.lock().await;
         let res = with_timeout(self.request_timeout, async {
@@ -284,11 +329,17 @@ impl Conn {
             Some(Ok(())) => Ok(()),
             Some(Err(e)) => {
                 self.close("write failed");
-                Err(KafkaError::Disconnected { broker: self.addr().to_string(), reason: e.to_string() })
+                Err(KafkaError::Disconnected {
+                    broker: self.addr().to_string(),
+                    reason: e.to_string(),
+                })
             }
             None => {
                 self.close("write timed out");
-                Err(KafkaError::Timeout { what: format!("write to {}", self.addr()), after: self.request_timeout })
+                Err(KafkaError::Timeout {
+                    what: format!("write to {}", self.addr()),
+                    after: self.request_timeout,
+                })
             }
         }
     }
@@ -300,18 +351,27 @@ impl Conn {
         let resp: ApiVersionsResponse = match self.request_at(&req, 3).await {
             Ok(r) if r.error_code == 0 => r,
             // UNSUPPORTED_VERSION (35) or an undecodable v3 answer: fall back to v0.
-            Ok(_) | Err(KafkaError::Protocol(_)) => self.request_at(&ApiVersionsRequest::default(), 0).await?,
+            Ok(_) | Err(KafkaError::Protocol(_)) => {
+                self.request_at(&ApiVersionsRequest::default(), 0).await?
+            }
             Err(e) => return Err(e),
         };
-        if let Some(e) = KafkaError::from_code(resp.error_code, format!("ApiVersions from {}", self.addr())) {
+        if let Some(e) =
+            KafkaError::from_code(resp.error_code, format!("ApiVersions from {}", self.addr()))
+        {
             return Err(e);
         }
-        self.versions = resp.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
+        self.versions = resp
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect();
         Ok(())
     }
 
     async fn authenticate(&self, cfg: &SaslConfig) -> Result<(), KafkaError> {
-        let hs = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(cfg.mechanism.name()));
+        let hs = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_static_str(cfg.mechanism.name()));
         let resp = self.request_at(&hs, 1).await?;
         if resp.error_code != 0 {
             let offered: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
@@ -337,7 +397,11 @@ impl Conn {
                 scram.verify_server_final(&server_final)?;
             }
         }
-        tracing::debug!(broker = self.addr(), mechanism = cfg.mechanism.name(), "authenticated");
+        tracing::debug!(
+            broker = self.addr(),
+            mechanism = cfg.mechanism.name(),
+            "authenticated"
+        );
         Ok(())
     }
 
@@ -345,8 +409,15 @@ impl Conn {
         let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(auth_bytes));
         let resp = self.request(&req).await?;
         if resp.error_code != 0 {
-            let msg = resp.error_message.as_ref().map(|m| m.to_string()).unwrap_or_default();
-            return Err(KafkaError::Auth(format!("error code {}: {msg}", resp.error_code)));
+            let msg = resp
+                .error_message
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            return Err(KafkaError::Auth(format!(
+                "error code {}: {msg}",
+                resp.error_code
+            )));
         }
         Ok(resp.auth_bytes)
     }
@@ -363,7 +434,12 @@ fn decode_response<R: Request>(body: Bytes, version: i16) -> Result<R::Response,
     let hv = <R::Response as HeaderVersion>::header_version(version);
     ResponseHeader::decode(&mut buf, hv)
         .and_then(|_| R::Response::decode(&mut buf, version))
-        .map_err(|e| KafkaError::Protocol(format!("decoding response to API key {} v{version}: {e}", R::KEY)))
+        .map_err(|e| {
+            KafkaError::Protocol(format!(
+                "decoding response to API key {} v{version}: {e}",
+                R::KEY
+            ))
+        })
 }
 
 async fn read_loop(mut reader: Reader, shared: Arc<Shared>, max_frame: usize) {
@@ -392,7 +468,9 @@ async fn read_loop(mut reader: Reader, shared: Arc<Shared>, max_frame: usize) {
             Some(w) => {
                 let _ = w.try_send(Ok(Bytes::from(body)));
             }
-            None => tracing::trace!(broker = %shared.addr, correlation_id = corr, "dropping unawaited response"),
+            None => {
+                tracing::trace!(broker = %shared.addr, correlation_id = corr, "dropping unawaited response")
+            }
         }
     };
     if !shared.closed.load(Ordering::SeqCst) {
@@ -434,7 +512,10 @@ mod tests {
 
     fn frame<M: Encodable>(corr: i32, header_version: i16, msg: &M, version: i16) -> Vec<u8> {
         let mut body = Vec::new();
-        ResponseHeader::default().with_correlation_id(corr).encode(&mut body, header_version).unwrap();
+        ResponseHeader::default()
+            .with_correlation_id(corr)
+            .encode(&mut body, header_version)
+            .unwrap();
         msg.encode(&mut body, version).unwrap();
         let mut out = (body.len() as i32).to_be_bytes().to_vec();
         out.extend(body);
@@ -446,8 +527,14 @@ mod tests {
         let (key, ver, corr) = read_frame(s)?;
         assert_eq!(key, 18);
         let resp = ApiVersionsResponse::default().with_api_keys(vec![
-            ApiVersion::default().with_api_key(18).with_min_version(0).with_max_version(3),
-            ApiVersion::default().with_api_key(3).with_min_version(0).with_max_version(12),
+            ApiVersion::default()
+                .with_api_key(18)
+                .with_min_version(0)
+                .with_max_version(3),
+            ApiVersion::default()
+                .with_api_key(3)
+                .with_min_version(0)
+                .with_max_version(12),
         ]);
         s.write_all(&frame(corr, 0, &resp, ver)).ok()
     }
@@ -465,7 +552,10 @@ mod tests {
     }
 
     fn cfg(timeout_ms: u64) -> ConnConfig {
-        ConnConfig { request_timeout: Duration::from_millis(timeout_ms), ..ConnConfig::default() }
+        ConnConfig {
+            request_timeout: Duration::from_millis(timeout_ms),
+            ..ConnConfig::default()
+        }
     }
 
     #[test]
@@ -538,13 +628,63 @@ mod tests {
         use std::process::Command;
         let dir = std::env::temp_dir().join(format!("avro-edge-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let run = |args: &[&str]| Command::new("openssl").args(args).current_dir(&dir).output();
+        let run = |args: &[&str]| {
+            Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+        };
         let steps: [&[&str]; 3] = [
-            &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=avro-edge test CA", "-days", "1"],
-            &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=localhost"],
-            &["x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "srv.pem", "-days", "1", "-extfile", "san.cnf"],
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-subj",
+                "/CN=avro-edge test CA",
+                "-days",
+                "1",
+            ],
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "srv.key",
+                "-out",
+                "srv.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "srv.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "srv.pem",
+                "-days",
+                "1",
+                "-extfile",
+                "san.cnf",
+            ],
         ];
-        std::fs::write(dir.join("san.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+        std::fs::write(
+            dir.join("san.cnf"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        )
+        .unwrap();
         for step in steps {
             match run(step) {
                 Ok(o) if o.status.success() => {}
@@ -555,15 +695,20 @@ mod tests {
             }
         }
         let certs: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(dir.join("srv.pem")).unwrap().map(|c| c.unwrap()).collect();
+            CertificateDer::pem_file_iter(dir.join("srv.pem"))
+                .unwrap()
+                .map(|c| c.unwrap())
+                .collect();
         let key = PrivateKeyDer::from_pem_file(dir.join("srv.key")).unwrap();
         let server = std::sync::Arc::new(
-            rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(certs, key)
-                .unwrap(),
+            rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
         );
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
@@ -588,7 +733,10 @@ mod tests {
             let err = Conn::connect(&addr, &bad).await.unwrap_err();
             assert_eq!(err.kind(), "tls-error", "{err}");
             let mut good = cfg(5000);
-            good.tls = Some(super::super::tls::TlsConfig { ca_file: Some(dir.join("ca.pem")), server_name: None });
+            good.tls = Some(super::super::tls::TlsConfig {
+                ca_file: Some(dir.join("ca.pem")),
+                server_name: None,
+            });
             let c = Conn::connect(&addr, &good).await.unwrap();
             let r = c.request(&MetadataRequest::default()).await.unwrap();
             assert_eq!(r.throttle_time_ms, 4242);

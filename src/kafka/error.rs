@@ -22,7 +22,11 @@ pub enum KafkaError {
     Disconnected { broker: String, reason: String },
     /// The broker answered with a Kafka error code.
     #[error("kafka error {code} ({name}) from {context}")]
-    Kafka { code: i16, name: String, context: String },
+    Kafka {
+        code: i16,
+        name: String,
+        context: String,
+    },
     /// A frame or message could not be encoded or decoded.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -53,7 +57,11 @@ impl KafkaError {
     /// Build from a non-zero Kafka error code; `None` for code 0.
     pub fn from_code(code: i16, context: impl Into<String>) -> Option<KafkaError> {
         let e = ResponseError::try_from_code(code)?;
-        Some(KafkaError::Kafka { code, name: e.to_string(), context: context.into() })
+        Some(KafkaError::Kafka {
+            code,
+            name: e.to_string(),
+            context: context.into(),
+        })
     }
 
     /// The Kafka error code, when the broker sent one.
@@ -84,7 +92,10 @@ impl KafkaError {
             Some(3 /* UNKNOWN_TOPIC_OR_PARTITION */)
                 | Some(5 /* LEADER_NOT_AVAILABLE */)
                 | Some(6 /* NOT_LEADER_OR_FOLLOWER */)
-        ) || matches!(self, KafkaError::Disconnected { .. } | KafkaError::BrokerUnreachable { .. })
+        ) || matches!(
+            self,
+            KafkaError::Disconnected { .. } | KafkaError::BrokerUnreachable { .. }
+        )
     }
 }
 

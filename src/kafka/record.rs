@@ -24,7 +24,9 @@ impl Compression {
             "none" | "" => Ok(Compression::None),
             "gzip" => Ok(Compression::Gzip),
             "snappy" => Ok(Compression::Snappy),
-            other => Err(KafkaError::Config(format!("unsupported compression {other:?} (none, gzip, snappy)"))),
+            other => Err(KafkaError::Config(format!(
+                "unsupported compression {other:?} (none, gzip, snappy)"
+            ))),
         }
     }
     fn attribute(self) -> i16 {
@@ -105,7 +107,13 @@ impl BatchBuilder {
     }
 
     /// Append one record with its timestamp (ms since the epoch).
-    pub fn append(&mut self, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>, headers: &[(String, Vec<u8>)]) {
+    pub fn append(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(String, Vec<u8>)],
+    ) {
         if self.count == 0 {
             self.base_ts = timestamp;
             self.max_ts = timestamp;
@@ -232,7 +240,10 @@ mod tests {
             (b"foobar", -790332482),
             (b"a-little-bit-long-string", -985981536),
             (b"a-little-bit-longer-string", -1486304829),
-            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58897971,
+            ),
             (b"abc", 479470107),
         ];
         for (k, want) in cases {

@@ -33,7 +33,9 @@ impl Mechanism {
             "PLAIN" => Ok(Mechanism::Plain),
             "SCRAM-SHA-256" => Ok(Mechanism::ScramSha256),
             "SCRAM-SHA-512" => Ok(Mechanism::ScramSha512),
-            other => Err(KafkaError::Config(format!("unsupported SASL mechanism {other:?}"))),
+            other => Err(KafkaError::Config(format!(
+                "unsupported SASL mechanism {other:?}"
+            ))),
         }
     }
 }
@@ -69,7 +71,8 @@ pub fn plain_message(cfg: &SaslConfig) -> Vec<u8> {
 /// A random printable client nonce (24 bytes of OS randomness, base64).
 pub fn client_nonce() -> Result<String, KafkaError> {
     let mut raw = [0u8; 24];
-    getrandom::fill(&mut raw).map_err(|e| KafkaError::Auth(format!("no randomness for nonce: {e}")))?;
+    getrandom::fill(&mut raw)
+        .map_err(|e| KafkaError::Auth(format!("no randomness for nonce: {e}")))?;
     Ok(B64.encode(raw))
 }
 
@@ -83,12 +86,14 @@ impl Hash {
     fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
         match self {
             Hash::S256 => {
-                let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("hmac accepts any key length");
+                let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key)
+                    .expect("hmac accepts any key length");
                 m.update(data);
                 m.finalize().into_bytes().to_vec()
             }
             Hash::S512 => {
-                let mut m = <Hmac<Sha512> as Mac>::new_from_slice(key).expect("hmac accepts any key length");
+                let mut m = <Hmac<Sha512> as Mac>::new_from_slice(key)
+                    .expect("hmac accepts any key length");
                 m.update(data);
                 m.finalize().into_bytes().to_vec()
             }
@@ -133,7 +138,9 @@ impl Scram {
         let hash = match cfg.mechanism {
             Mechanism::ScramSha256 => Hash::S256,
             Mechanism::ScramSha512 => Hash::S512,
-            Mechanism::Plain => return Err(KafkaError::Config("PLAIN is not a SCRAM mechanism".into())),
+            Mechanism::Plain => {
+                return Err(KafkaError::Config("PLAIN is not a SCRAM mechanism".into()));
+            }
         };
         let user = cfg.username.replace('=', "=3D").replace(',', "=2C");
         Ok(Scram {
@@ -163,16 +170,22 @@ impl Scram {
             } else if let Some(v) = part.strip_prefix("i=") {
                 i = Some(v);
             } else if part.starts_with("m=") {
-                return Err(KafkaError::Auth("SCRAM server requires an unsupported extension".into()));
+                return Err(KafkaError::Auth(
+                    "SCRAM server requires an unsupported extension".into(),
+                ));
             } else if let Some(v) = part.strip_prefix("e=") {
                 return Err(KafkaError::Auth(format!("SCRAM server error: {v}")));
             }
         }
         let (Some(r), Some(s), Some(i)) = (r, s, i) else {
-            return Err(KafkaError::Auth("malformed SCRAM server-first message".into()));
+            return Err(KafkaError::Auth(
+                "malformed SCRAM server-first message".into(),
+            ));
         };
         if !r.starts_with(&self.nonce) || r.len() == self.nonce.len() {
-            return Err(KafkaError::Auth("SCRAM server nonce does not extend ours".into()));
+            return Err(KafkaError::Auth(
+                "SCRAM server nonce does not extend ours".into(),
+            ));
         }
         let salt = B64
             .decode(s)
@@ -181,16 +194,25 @@ impl Scram {
             .parse()
             .map_err(|_| KafkaError::Auth("SCRAM iteration count is not a number".into()))?;
         if iterations == 0 || iterations > MAX_ITERATIONS {
-            return Err(KafkaError::Auth(format!("SCRAM iteration count {iterations} out of range")));
+            return Err(KafkaError::Auth(format!(
+                "SCRAM iteration count {iterations} out of range"
+            )));
         }
         let h = self.hash;
         let salted = h.salted_password(self.password.as_bytes(), &salt, iterations);
         let client_key = h.hmac(&salted, b"Client Key");
         let stored_key = h.hash(&client_key);
         let without_proof = format!("c=biws,r={r}");
-        let auth_message = format!("{},{},{}", self.client_first_bare, server_first, without_proof);
+        let auth_message = format!(
+            "{},{},{}",
+            self.client_first_bare, server_first, without_proof
+        );
         let client_signature = h.hmac(&stored_key, auth_message.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&client_signature).map(|(a, b)| a ^ b).collect();
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&client_signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
         let server_key = h.hmac(&salted, b"Server Key");
         self.server_signature = Some(h.hmac(&server_key, auth_message.as_bytes()));
         Ok(format!("{without_proof},p={}", B64.encode(proof)))
@@ -220,13 +242,21 @@ mod tests {
     use super::*;
 
     fn cfg(m: Mechanism, user: &str, pass: &str) -> SaslConfig {
-        SaslConfig { mechanism: m, username: user.into(), password: pass.into() }
+        SaslConfig {
+            mechanism: m,
+            username: user.into(),
+            password: pass.into(),
+        }
     }
 
     /// RFC 7677 section 3 test vector (SCRAM-SHA-256).
     #[test]
     fn scram_sha256_rfc7677_vector() {
-        let mut s = Scram::new(&cfg(Mechanism::ScramSha256, "user", "pencil"), "rOprNGfwEbeRWgbNEkqO".into()).unwrap();
+        let mut s = Scram::new(
+            &cfg(Mechanism::ScramSha256, "user", "pencil"),
+            "rOprNGfwEbeRWgbNEkqO".into(),
+        )
+        .unwrap();
         assert_eq!(s.client_first(), "n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
         let server_first = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
         let fin = s.client_final(server_first).unwrap();
@@ -234,22 +264,39 @@ mod tests {
             fin,
             "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
         );
-        s.verify_server_final("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=").unwrap();
-        assert!(s.verify_server_final("v=AAAATRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=").is_err());
+        s.verify_server_final("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+            .unwrap();
+        assert!(
+            s.verify_server_final("v=AAAATRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+                .is_err()
+        );
     }
 
     /// SCRAM-SHA-512 has no RFC vector; this one was computed with Python's hashlib/hmac
     /// (an independent implementation of RFC 5802's formulas), same inputs as RFC 7677.
     #[test]
     fn scram_sha512_python_vector() {
-        let mut s = Scram::new(&cfg(Mechanism::ScramSha512, "user", "pencil"), "rOprNGfwEbeRWgbNEkqO".into()).unwrap();
+        let mut s = Scram::new(
+            &cfg(Mechanism::ScramSha512, "user", "pencil"),
+            "rOprNGfwEbeRWgbNEkqO".into(),
+        )
+        .unwrap();
         let server_first = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
         let fin = s.client_final(server_first).unwrap();
-        assert_eq!(fin, format!("c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p={}", SHA512_PROOF));
-        s.verify_server_final(&format!("v={SHA512_SERVER_SIG}")).unwrap();
+        assert_eq!(
+            fin,
+            format!(
+                "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p={}",
+                SHA512_PROOF
+            )
+        );
+        s.verify_server_final(&format!("v={SHA512_SERVER_SIG}"))
+            .unwrap();
     }
-    const SHA512_PROOF: &str = "gMGXRcevScNtxZ6/8lQYpGtnsNAc3mGcmNomv+xnoOMw+3R2xNJdMNnzMlTN8PPC6wdp6dybEmDYXYTxwnYPJQ==";
-    const SHA512_SERVER_SIG: &str = "ZQnYEgWQMFmmsM8aQMF0nDDCy/AgCzkwk8CmMZYcMg0vSVlKDanekLtifDSeVGT4+5ZxXnJq199RVG2rR7N7Zw==";
+    const SHA512_PROOF: &str =
+        "gMGXRcevScNtxZ6/8lQYpGtnsNAc3mGcmNomv+xnoOMw+3R2xNJdMNnzMlTN8PPC6wdp6dybEmDYXYTxwnYPJQ==";
+    const SHA512_SERVER_SIG: &str =
+        "ZQnYEgWQMFmmsM8aQMF0nDDCy/AgCzkwk8CmMZYcMg0vSVlKDanekLtifDSeVGT4+5ZxXnJq199RVG2rR7N7Zw==";
 
     #[test]
     fn scram_rejects_foreign_nonce_and_huge_iterations() {

@@ -29,8 +29,11 @@ fn client_config(cfg: &TlsConfig) -> Result<rustls::ClientConfig, KafkaError> {
             let certs = CertificateDer::pem_file_iter(path)
                 .map_err(|e| KafkaError::Tls(format!("reading {}: {e}", path.display())))?;
             for c in certs {
-                let c = c.map_err(|e| KafkaError::Tls(format!("parsing {}: {e}", path.display())))?;
-                roots.add(c).map_err(|e| KafkaError::Tls(format!("bad CA certificate: {e}")))?;
+                let c =
+                    c.map_err(|e| KafkaError::Tls(format!("parsing {}: {e}", path.display())))?;
+                roots
+                    .add(c)
+                    .map_err(|e| KafkaError::Tls(format!("bad CA certificate: {e}")))?;
             }
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -49,9 +52,15 @@ pub async fn connect(
 ) -> Result<TlsStream<smol::net::TcpStream>, KafkaError> {
     let host = match &cfg.server_name {
         Some(n) => n.clone(),
-        None => addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr).trim_matches(['[', ']']).to_string(),
+        None => addr
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(addr)
+            .trim_matches(['[', ']'])
+            .to_string(),
     };
-    let name = ServerName::try_from(host).map_err(|e| KafkaError::Tls(format!("server name: {e}")))?;
+    let name =
+        ServerName::try_from(host).map_err(|e| KafkaError::Tls(format!("server name: {e}")))?;
     let connector = TlsConnector::from(Arc::new(client_config(cfg)?));
     connector
         .connect(name, tcp)
