@@ -1,3 +1,357 @@
 //! Avro binary ⇄ natural JSON and typed Rust values, through a plan compiled once per schema.
 //!
+//! [`Codec`] is the entry point: it frames/unframes Confluent messages ([`crate::wire`]), asks a
+//! [`SchemaSource`] for schemas, compiles each schema id once into a [`Plan`] and walks that plan
+//! to encode and decode, generically (natural JSON) or typed (serde). [`Resolver`] decodes data
+//! written with one schema through another (Avro schema resolution).
+//!
 //! Must not do network or disk I/O: schemas come in through [`crate::registry::SchemaSource`].
+//! Must not log record contents (they may hold secrets).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::ErrorKind;
+use crate::registry::{RegistryError, SchemaSource};
+use crate::wire::{self, WireError};
+
+mod binary;
+mod de;
+pub(crate) mod json;
+mod plan;
+mod resolve;
+mod ser;
+
+pub use plan::Plan;
+pub use resolve::Resolver;
+
+/// Everything encoding and decoding can fail with. Kind names are stable (see [`ErrorKind`]).
+///
+/// Decode errors carry the byte offset in the Avro body; encode errors name the field path
+/// (e.g. `products[1].quantity`).
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("schema id {id} is not known to the schema source")]
+    UnknownSchemaId { id: u32 },
+    #[error(transparent)]
+    Registry(RegistryError),
+    #[error("invalid schema: {0}")]
+    InvalidSchema(String),
+    #[error("reader schema cannot read the writer schema: {0}")]
+    IncompatibleSchema(String),
+    #[error("Avro body ends early (at byte {offset})")]
+    TruncatedBody { offset: usize },
+    #[error("{count} bytes left over after the record")]
+    TrailingBytes { count: usize },
+    #[error("varint at byte {offset} is longer than 10 bytes or exceeds 64 bits")]
+    VarintOverflow { offset: usize },
+    #[error("int out of range{}{}", value.map(|v| format!(" ({v})")).unwrap_or_default(), at(path))]
+    IntOutOfRange { value: Option<i64>, path: String },
+    #[error("negative length {value} at byte {offset}")]
+    NegativeLength { value: i64, offset: usize },
+    #[error("string at byte {offset} is not valid UTF-8")]
+    InvalidUtf8 { offset: usize },
+    #[error("union branch index {index} at byte {offset}, but the union has {branches} branches")]
+    InvalidUnionIndex { index: i64, branches: usize, offset: usize },
+    #[error("enum index {index} at byte {offset}, but the enum has {symbols} symbols")]
+    InvalidEnumIndex { index: i64, symbols: usize, offset: usize },
+    #[error("boolean byte 0x{byte:02x} at byte {offset} (must be 0 or 1)")]
+    InvalidBoolean { byte: u8, offset: usize },
+    #[error("block count at byte {offset} exceeds the limit for items that take no bytes")]
+    TooManyItems { offset: usize },
+    #[error("value nested deeper than {} levels", json::MAX_DEPTH)]
+    NestingTooDeep,
+    #[error("input is not JSON: {0}")]
+    NotJson(String),
+    #[error("missing field `{path}` (it has no default)")]
+    MissingField { path: String },
+    #[error("wrong type{}: expected {expected}, got {got}", at(path))]
+    WrongType { path: String, expected: &'static str, got: String },
+    #[error("unknown enum symbol {symbol:?}{}", at(path))]
+    UnknownEnumSymbol { path: String, symbol: String },
+    #[error("unknown field `{path}` (not in the schema)")]
+    UnknownField { path: String },
+    #[error("cannot resolve writer data to the reader schema{}: {message}", at(path))]
+    Unresolvable { path: String, message: String },
+    #[error("record does not match the Rust type: {0}")]
+    TypeMismatch(String),
+}
+
+fn at(path: &str) -> String {
+    if path.is_empty() { String::new() } else { format!(" at `{path}`") }
+}
+
+fn join_path(head: String, tail: &str) -> String {
+    if tail.is_empty() {
+        head
+    } else if tail.starts_with('[') {
+        head + tail
+    } else {
+        head + "." + tail
+    }
+}
+
+impl CodecError {
+    fn path_mut(&mut self) -> Option<&mut String> {
+        match self {
+            CodecError::MissingField { path }
+            | CodecError::WrongType { path, .. }
+            | CodecError::UnknownEnumSymbol { path, .. }
+            | CodecError::UnknownField { path }
+            | CodecError::Unresolvable { path, .. } => Some(path),
+            CodecError::IntOutOfRange { path, .. } if !path.starts_with('@') => Some(path),
+            _ => None,
+        }
+    }
+
+    /// Prefix the error's field path with a record field (or map key) name.
+    pub(crate) fn in_field(mut self, name: &str) -> Self {
+        if let Some(p) = self.path_mut() {
+            *p = join_path(name.to_string(), p);
+        }
+        self
+    }
+
+    /// Prefix the error's field path with an array index.
+    pub(crate) fn in_index(mut self, i: usize) -> Self {
+        if let Some(p) = self.path_mut() {
+            *p = join_path(format!("[{i}]"), p);
+        }
+        self
+    }
+
+    fn from_registry(e: RegistryError) -> Self {
+        match e {
+            RegistryError::SchemaNotFound { id } => CodecError::UnknownSchemaId { id },
+            e => CodecError::Registry(e),
+        }
+    }
+}
+
+impl ErrorKind for CodecError {
+    fn kind(&self) -> &'static str {
+        match self {
+            CodecError::Wire(e) => e.kind(),
+            CodecError::UnknownSchemaId { .. } => "unknown-schema-id",
+            CodecError::Registry(e) => e.kind(),
+            CodecError::InvalidSchema(_) => "invalid-schema",
+            CodecError::IncompatibleSchema(_) => "incompatible-schema",
+            CodecError::TruncatedBody { .. } => "truncated-body",
+            CodecError::TrailingBytes { .. } => "trailing-bytes",
+            CodecError::VarintOverflow { .. } => "varint-overflow",
+            CodecError::IntOutOfRange { .. } => "int-out-of-range",
+            CodecError::NegativeLength { .. } => "negative-length",
+            CodecError::InvalidUtf8 { .. } => "invalid-utf8",
+            CodecError::InvalidUnionIndex { .. } => "invalid-union-index",
+            CodecError::InvalidEnumIndex { .. } => "invalid-enum-index",
+            CodecError::InvalidBoolean { .. } => "invalid-boolean",
+            CodecError::TooManyItems { .. } => "too-many-items",
+            CodecError::NestingTooDeep => "nesting-too-deep",
+            CodecError::NotJson(_) => "not-json",
+            CodecError::MissingField { .. } => "missing-field",
+            CodecError::WrongType { .. } => "wrong-type",
+            CodecError::UnknownEnumSymbol { .. } => "unknown-enum-symbol",
+            CodecError::UnknownField { .. } => "unknown-field",
+            CodecError::Unresolvable { .. } => "unresolvable",
+            CodecError::TypeMismatch(_) => "type-mismatch",
+        }
+    }
+}
+
+impl serde::ser::Error for CodecError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        CodecError::TypeMismatch(msg.to_string())
+    }
+}
+
+impl serde::de::Error for CodecError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        CodecError::TypeMismatch(msg.to_string())
+    }
+}
+
+impl Plan {
+    /// Encode a natural-JSON record (the schema's root type), appending the Avro body to `out`.
+    pub fn encode_json_into(&self, v: &Value, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        json::encode_value(self, v, out)
+    }
+
+    /// Decode a whole Avro body into natural JSON.
+    pub fn decode_json(&self, body: &[u8]) -> Result<Value, CodecError> {
+        json::decode_value(self, body)
+    }
+
+    /// Encode a typed value (serde) with this plan, appending the Avro body to `out`.
+    pub fn encode_into<T: Serialize + ?Sized>(&self, v: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        ser::encode(self, v, out)
+    }
+
+    /// Decode a whole Avro body into a typed value (serde).
+    pub fn decode<'a, T: serde::Deserialize<'a>>(&self, body: &'a [u8]) -> Result<T, CodecError> {
+        de::decode(self, body)
+    }
+}
+
+/// A subject's writer schema, compiled: encodes framed messages with no further lookups.
+#[derive(Debug, Clone)]
+pub struct SubjectWriter {
+    pub id: u32,
+    pub plan: Arc<Plan>,
+}
+
+impl SubjectWriter {
+    /// Append a framed message for a typed value to `out`.
+    #[inline]
+    pub fn encode_into<T: Serialize + ?Sized>(&self, v: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        wire::write_header(out, self.id);
+        self.plan.encode_into(v, out)
+    }
+
+    /// Append a framed message for a natural-JSON record to `out`.
+    pub fn encode_json_into(&self, v: &Value, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        wire::write_header(out, self.id);
+        self.plan.encode_json_into(v, out)
+    }
+}
+
+/// How long a subject's writer schema (id) is reused before the source is asked again.
+pub const DEFAULT_SUBJECT_TTL: Duration = Duration::from_secs(60);
+
+type ResolverKey = (u32, Arc<str>);
+
+/// Encodes and decodes Confluent-framed Avro messages; caches compiled plans by schema id
+/// (ids never change) and subject lookups for [`DEFAULT_SUBJECT_TTL`]. `Send + Sync`.
+pub struct Codec {
+    source: Arc<dyn SchemaSource>,
+    by_id: RwLock<HashMap<u32, Arc<Plan>>>,
+    by_subject: RwLock<HashMap<String, (Instant, SubjectWriter)>>,
+    readers: RwLock<HashMap<Arc<str>, Arc<Plan>>>,
+    resolvers: RwLock<HashMap<ResolverKey, Arc<Resolver>>>,
+    subject_ttl: Duration,
+}
+
+impl std::fmt::Debug for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Codec").field("subject_ttl", &self.subject_ttl).finish_non_exhaustive()
+    }
+}
+
+fn read<K, V>(l: &RwLock<HashMap<K, V>>) -> std::sync::RwLockReadGuard<'_, HashMap<K, V>> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+fn write<K, V>(l: &RwLock<HashMap<K, V>>) -> std::sync::RwLockWriteGuard<'_, HashMap<K, V>> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Codec {
+    pub fn new(source: Arc<dyn SchemaSource>) -> Codec {
+        Codec::with_subject_ttl(source, DEFAULT_SUBJECT_TTL)
+    }
+
+    /// A codec that asks the source again for a subject's schema after `ttl` (zero: every time).
+    pub fn with_subject_ttl(source: Arc<dyn SchemaSource>, ttl: Duration) -> Codec {
+        Codec {
+            source,
+            by_id: RwLock::new(HashMap::new()),
+            by_subject: RwLock::new(HashMap::new()),
+            readers: RwLock::new(HashMap::new()),
+            resolvers: RwLock::new(HashMap::new()),
+            subject_ttl: ttl,
+        }
+    }
+
+    /// The compiled plan of schema `id` (compiled once, then cached forever).
+    pub fn plan_by_id(&self, id: u32) -> Result<Arc<Plan>, CodecError> {
+        let cached = read(&self.by_id).get(&id).cloned();
+        if let Some(p) = cached {
+            return Ok(p);
+        }
+        let text = self.source.schema_by_id(id).map_err(CodecError::from_registry)?;
+        let plan = Arc::new(Plan::compile_str(&text)?);
+        tracing::debug!(schema_id = id, nodes = plan.nodes.len(), "compiled schema");
+        Ok(write(&self.by_id).entry(id).or_insert(plan).clone())
+    }
+
+    /// The writer schema (id + plan) for `subject`.
+    pub fn writer(&self, subject: &str) -> Result<SubjectWriter, CodecError> {
+        let cached = read(&self.by_subject).get(subject).cloned();
+        if let Some((at, w)) = cached
+            && at.elapsed() < self.subject_ttl
+        {
+            return Ok(w);
+        }
+        let s = self.source.writer_schema(subject).map_err(CodecError::from_registry)?;
+        let cached = read(&self.by_id).get(&s.id).cloned();
+        let plan = match cached {
+            Some(p) => p,
+            None => {
+                let p = Arc::new(Plan::compile_str(&s.schema)?);
+                write(&self.by_id).entry(s.id).or_insert(p).clone()
+            }
+        };
+        let w = SubjectWriter { id: s.id, plan };
+        write(&self.by_subject).insert(subject.to_string(), (Instant::now(), w.clone()));
+        Ok(w)
+    }
+
+    /// Natural JSON record → framed message, with the subject's writer schema.
+    pub fn encode_json(&self, subject: &str, record: &Value) -> Result<Vec<u8>, CodecError> {
+        let w = self.writer(subject)?;
+        let mut out = Vec::with_capacity(64);
+        w.encode_json_into(record, &mut out)?;
+        Ok(out)
+    }
+
+    /// Typed record → framed message, with the subject's writer schema.
+    pub fn encode<T: Serialize + ?Sized>(&self, subject: &str, record: &T) -> Result<Vec<u8>, CodecError> {
+        let w = self.writer(subject)?;
+        let mut out = Vec::with_capacity(64);
+        w.encode_into(record, &mut out)?;
+        Ok(out)
+    }
+
+    /// Framed message → natural JSON, read with the writer schema named by its id.
+    pub fn decode_json(&self, msg: &[u8]) -> Result<Value, CodecError> {
+        let (id, body) = wire::unframe(msg)?;
+        self.plan_by_id(id)?.decode_json(body)
+    }
+
+    /// Framed message → natural JSON, resolved from the writer schema to `reader_schema`.
+    pub fn decode_json_with_reader(&self, msg: &[u8], reader_schema: &str) -> Result<Value, CodecError> {
+        let (id, body) = wire::unframe(msg)?;
+        self.resolver(id, reader_schema)?.decode_json(body)
+    }
+
+    /// Framed message → typed value, read with the writer schema named by its id.
+    pub fn decode<T: DeserializeOwned>(&self, msg: &[u8]) -> Result<T, CodecError> {
+        let (id, body) = wire::unframe(msg)?;
+        self.plan_by_id(id)?.decode(body)
+    }
+
+    /// The resolving plan from writer schema `id` to `reader_schema` (compiled once, cached).
+    pub fn resolver(&self, id: u32, reader_schema: &str) -> Result<Arc<Resolver>, CodecError> {
+        let key: Arc<str> = Arc::from(reader_schema);
+        let cached = read(&self.resolvers).get(&(id, key.clone())).cloned();
+        if let Some(r) = cached {
+            return Ok(r);
+        }
+        let writer = self.plan_by_id(id)?;
+        let cached = read(&self.readers).get(&key).cloned();
+        let reader = match cached {
+            Some(p) => p,
+            None => {
+                let p = Arc::new(Plan::compile_str(reader_schema)?);
+                write(&self.readers).entry(key.clone()).or_insert(p).clone()
+            }
+        };
+        let r = Arc::new(Resolver::new(writer, reader)?);
+        Ok(write(&self.resolvers).entry((id, key)).or_insert(r).clone())
+    }
+}

@@ -29,9 +29,15 @@ pub trait SchemaSource: Send + Sync {
 /// Everything the registry client, the offline cache and the test registry can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    /// The registry answered with an error body `{"error_code":N,"message":...}`.
+    /// The registry answered with an error body `{"error_code":N,"message":...}` (or, for a route it
+    /// does not have, a bare JSON string such as `"Not Found"`: then `code` is the HTTP status).
+    /// A `message` that is not a string (FastAPI validation lists) is kept as its JSON text.
     #[error("registry error {code} (HTTP {status}): {message}")]
-    Api { status: u16, code: i64, message: String },
+    Api {
+        status: u16,
+        code: i64,
+        message: String,
+    },
     /// No schema with this id, in the registry (40403) or in the offline cache.
     #[error("schema id {id} not found")]
     SchemaNotFound { id: u32 },
@@ -44,31 +50,151 @@ pub enum RegistryError {
     /// The offline cache directory could not be read or written, or holds a bad file.
     #[error("offline schema cache: {0}")]
     Cache(String),
+    /// The offline cache holds an entry that disagrees with the registry; it was not overwritten.
+    #[error(
+        "offline schema cache disagrees with the registry on {what}: cache has {cached}, registry has {registry}"
+    )]
+    CacheConflict {
+        what: String,
+        cached: String,
+        registry: String,
+    },
+    /// A schema text is not a valid Avro schema.
+    #[error(transparent)]
+    Schema(#[from] crate::schema::SchemaError),
+    /// The registry answered something that is not the documented response.
+    #[error("unexpected registry response: {0}")]
+    Protocol(String),
+    /// Bad client settings (URL, naming strategy input, ...).
+    #[error("registry client configuration: {0}")]
+    Config(String),
+}
+
+impl RegistryError {
+    /// The registry's `error_code` (40401, 409, ...) when the registry sent one.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            RegistryError::Api { code, .. } => Some(*code),
+            RegistryError::SchemaNotFound { .. } => Some(40403),
+            RegistryError::SubjectNotFound { .. } => Some(40401),
+            _ => None,
+        }
+    }
+
+    /// The registry's message, when the registry sent one.
+    pub fn registry_message(&self) -> Option<&str> {
+        match self {
+            RegistryError::Api { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// Whether this means "the registry could not be asked" (transport failure, or 408/429/5xx
+    /// after every retry): the cases where the offline cache may answer instead.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            RegistryError::Unreachable(_) => true,
+            RegistryError::Api { status, .. } => is_retryable_status(*status),
+            _ => false,
+        }
+    }
+}
+
+/// 408, 429 and 5xx are worth retrying; nothing else is.
+pub fn is_retryable_status(status: u16) -> bool {
+    status == 408 || status == 429 || (500..600).contains(&status)
+}
+
+/// The stable kind name of a registry error code.
+pub fn kind_of_code(code: i64) -> &'static str {
+    match code {
+        40401 => "unknown-subject",
+        40402 => "unknown-version",
+        40403 => "unknown-schema-id",
+        40404 => "subject-soft-deleted",
+        40405 => "subject-not-soft-deleted",
+        40406 => "version-soft-deleted",
+        40407 => "version-not-soft-deleted",
+        40408 => "no-subject-config",
+        404 => "not-found",
+        409 => "incompatible-schema",
+        42201 => "invalid-schema",
+        42202 => "invalid-version",
+        42203 => "invalid-compatibility-level",
+        422 => "unprocessable-request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        c if (500..600).contains(&c) || (50000..60000).contains(&c) => "registry-server-error",
+        _ => "registry-error",
+    }
 }
 
 impl ErrorKind for RegistryError {
     fn kind(&self) -> &'static str {
         match self {
-            RegistryError::Api { .. } => "registry-error",
+            RegistryError::Api { code, .. } => kind_of_code(*code),
             RegistryError::SchemaNotFound { .. } => "unknown-schema-id",
             RegistryError::SubjectNotFound { .. } => "unknown-subject",
             RegistryError::Unreachable(_) => "registry-unreachable",
             RegistryError::Cache(_) => "schema-cache",
+            RegistryError::CacheConflict { .. } => "schema-cache-conflict",
+            RegistryError::Schema(e) => e.kind(),
+            RegistryError::Protocol(_) => "registry-protocol",
+            RegistryError::Config(_) => "registry-config",
         }
     }
 }
 
 pub mod cache;
+pub mod client;
+pub mod naming;
+pub mod server;
 
-/// The schema source the CLI and the forwarder use, from their flags: registry URLs (tried in turn)
-/// and/or an offline cache directory. With only a cache, no HTTP is ever made.
+pub use client::{Auth, ClientOptions, CompatibilityResult, RegistryClient, WriterMode};
+pub use naming::SubjectNameStrategy;
+
+/// The schema source the CLI and the forwarder use, from their flags: registry URLs (tried in turn;
+/// one string may also hold several, comma-separated; `http://user:pass@host` gives basic auth)
+/// and/or an offline cache directory. With only a cache, no HTTP is ever made. With both, the
+/// client reads through the cache, writes to it, and falls back to it when the registry is down.
+/// A bearer token may come from `AVRO_EDGE_REGISTRY_TOKEN`.
 pub fn open_source(
     urls: &[String],
     cache_dir: Option<&std::path::Path>,
 ) -> Result<Arc<dyn SchemaSource>, RegistryError> {
+    let urls = split_urls(urls);
     match (urls.is_empty(), cache_dir) {
         (true, Some(dir)) => Ok(Arc::new(cache::OfflineCache::new(dir))),
-        (true, None) => Err(RegistryError::Unreachable("no registry URL and no schema cache given".into())),
-        (false, _) => Err(RegistryError::Unreachable("the HTTP registry client is not built yet".into())),
+        (true, None) => Err(RegistryError::Config(
+            "no registry URL and no schema cache given".into(),
+        )),
+        (false, _) => Ok(Arc::new(RegistryClient::new(client_options(
+            &urls, cache_dir,
+        ))?)),
     }
+}
+
+/// Registry URLs from flags: each may hold several, comma-separated.
+fn split_urls(urls: &[String]) -> Vec<String> {
+    urls.iter()
+        .flat_map(|u| u.split(','))
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Client options from command-line style inputs: URLs (each may hold several, comma-separated;
+/// `http://user:pass@host` gives basic auth), an optional cache directory, and a bearer token from
+/// `AVRO_EDGE_REGISTRY_TOKEN` when set. Everything else at its default.
+pub fn client_options(urls: &[String], cache_dir: Option<&std::path::Path>) -> ClientOptions {
+    let urls = split_urls(urls);
+    let mut opts = ClientOptions::new(urls);
+    opts.cache_dir = cache_dir.map(std::path::Path::to_path_buf);
+    if let Ok(token) = std::env::var("AVRO_EDGE_REGISTRY_TOKEN")
+        && !token.is_empty()
+    {
+        opts.auth = Some(Auth::Bearer(token));
+    }
+    opts
 }

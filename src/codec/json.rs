@@ -1,0 +1,447 @@
+//! The generic path: Avro's natural JSON (`serde_json::Value`) ⇄ Avro binary, walking a [`Plan`].
+//!
+//! Natural JSON: unions unwrapped, enums as symbol strings, longs as exact i64, non-finite floats as
+//! `"NaN"`/`"Infinity"`/`"-Infinity"`, bytes/fixed as strings of code points 0–255.
+//! Extra object keys that are not fields of the record are rejected (`unknown-field`).
+//! Must not build apache-avro `Value` trees.
+
+use serde_json::{Map, Number, Value};
+
+use super::CodecError;
+use super::binary::{Reader, put_bytes, put_f32, put_f64, put_int, put_long};
+use super::plan::{Cat, NO_BRANCH, Node, NodeId, Plan};
+
+/// Deepest nesting of values (records, arrays, maps, unions) the codec walks.
+pub(crate) const MAX_DEPTH: usize = 256;
+/// Most items whose encoding may be empty (nulls, empty records) one message may hold.
+pub(crate) const ZERO_SIZE_ITEM_BUDGET: usize = 1 << 20;
+
+fn wrong_type(expected: &'static str, got: &Value) -> CodecError {
+    let got = match got {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    CodecError::WrongType { path: String::new(), expected, got: got.into() }
+}
+
+/// A float/double from a JSON number or one of the three non-finite strings.
+pub(crate) fn json_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => special_float(s),
+        _ => None,
+    }
+}
+
+pub(crate) fn special_float(s: &str) -> Option<f64> {
+    match s {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
+}
+
+/// A float as natural JSON: a number, or a string for NaN and the infinities (-0.0 keeps its sign).
+pub(crate) fn float_json(v: f64) -> Value {
+    match Number::from_f64(v) {
+        Some(n) => Value::Number(n),
+        None if v.is_nan() => Value::String("NaN".into()),
+        None if v > 0.0 => Value::String("Infinity".into()),
+        None => Value::String("-Infinity".into()),
+    }
+}
+
+/// Avro's JSON form of bytes: one char per byte, code points 0–255.
+pub(crate) fn bytes_json(b: &[u8]) -> Value {
+    Value::String(b.iter().map(|&c| c as char).collect())
+}
+
+/// The bytes of an Avro JSON byte string; `None` if a char is above U+00FF.
+pub(crate) fn json_bytes(s: &str) -> Option<Vec<u8>> {
+    s.chars().map(|c| u8::try_from(c as u32).ok()).collect()
+}
+
+fn cat_of(v: &Value) -> Cat {
+    match v {
+        Value::Null => Cat::Null,
+        Value::Bool(_) => Cat::Bool,
+        Value::Number(n) => match n.as_i64() {
+            Some(i) if i32::try_from(i).is_ok() => Cat::Int,
+            Some(_) => Cat::Long,
+            None if n.is_u64() => Cat::Long,
+            None => Cat::Float,
+        },
+        Value::String(_) => Cat::Str,
+        Value::Array(_) => Cat::Array,
+        Value::Object(_) => Cat::Object,
+    }
+}
+
+/// The union branch an unwrapped JSON value goes to: the first branch it fits.
+fn pick_branch(plan: &Plan, branches: &[NodeId], pick: &[u8], v: &Value) -> Option<usize> {
+    match v {
+        Value::String(s) => {
+            for (i, &b) in branches.iter().enumerate() {
+                let fits = match plan.node(b) {
+                    Node::String | Node::Bytes => true,
+                    Node::Fixed { size, .. } => s.chars().count() == *size,
+                    Node::Enum { symbols, .. } => symbols.iter().any(|x| **x == **s),
+                    _ => false,
+                };
+                if fits {
+                    return Some(i);
+                }
+            }
+            if special_float(s).is_some() {
+                return branches.iter().position(|&b| matches!(plan.node(b), Node::Float | Node::Double));
+            }
+            None
+        }
+        Value::Object(o) => {
+            let mut first = None;
+            for (i, &b) in branches.iter().enumerate() {
+                match plan.node(b) {
+                    Node::Map { .. } => return Some(i),
+                    Node::Record { fields, .. } => {
+                        first.get_or_insert(i);
+                        let known = o.keys().all(|k| fields.iter().any(|f| *f.name == **k));
+                        let complete = fields.iter().all(|f| f.default.is_some() || o.contains_key(&*f.name));
+                        if known && complete {
+                            return Some(i);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            first
+        }
+        _ => {
+            let p = pick.get(cat_of(v) as usize).copied().unwrap_or(NO_BRANCH);
+            (p != NO_BRANCH).then_some(p as usize)
+        }
+    }
+}
+
+/// Encode a natural-JSON value with `node` of `plan`, appending to `out`.
+pub(crate) fn encode_node(plan: &Plan, node: NodeId, v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), CodecError> {
+    if depth > MAX_DEPTH {
+        return Err(CodecError::NestingTooDeep);
+    }
+    match plan.node(node) {
+        Node::Null => match v {
+            Value::Null => Ok(()),
+            _ => Err(wrong_type("null", v)),
+        },
+        Node::Boolean => match v {
+            Value::Bool(b) => {
+                out.push(*b as u8);
+                Ok(())
+            }
+            _ => Err(wrong_type("boolean", v)),
+        },
+        Node::Int => match v {
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => match i32::try_from(i) {
+                    Ok(i) => {
+                        put_int(out, i);
+                        Ok(())
+                    }
+                    Err(_) => Err(CodecError::IntOutOfRange { value: Some(i), path: String::new() }),
+                },
+                None if n.is_u64() => Err(CodecError::IntOutOfRange { value: None, path: String::new() }),
+                None => Err(wrong_type("int", v)),
+            },
+            _ => Err(wrong_type("int", v)),
+        },
+        Node::Long => match v {
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => {
+                    put_long(out, i);
+                    Ok(())
+                }
+                None if n.is_u64() => Err(CodecError::IntOutOfRange { value: None, path: String::new() }),
+                None => Err(wrong_type("long", v)),
+            },
+            _ => Err(wrong_type("long", v)),
+        },
+        Node::Float => match json_f64(v) {
+            Some(f) => {
+                put_f32(out, f as f32);
+                Ok(())
+            }
+            None => Err(wrong_type("float", v)),
+        },
+        Node::Double => match json_f64(v) {
+            Some(f) => {
+                put_f64(out, f);
+                Ok(())
+            }
+            None => Err(wrong_type("double", v)),
+        },
+        Node::String => match v {
+            Value::String(s) => {
+                put_bytes(out, s.as_bytes());
+                Ok(())
+            }
+            _ => Err(wrong_type("string", v)),
+        },
+        Node::Bytes => match v {
+            Value::String(s) => match json_bytes(s) {
+                Some(b) => {
+                    put_bytes(out, &b);
+                    Ok(())
+                }
+                None => Err(wrong_type("bytes (code points 0-255)", v)),
+            },
+            _ => Err(wrong_type("bytes", v)),
+        },
+        Node::Fixed { size, .. } => match v {
+            Value::String(s) => match json_bytes(s) {
+                Some(b) if b.len() == *size => {
+                    out.extend_from_slice(&b);
+                    Ok(())
+                }
+                _ => Err(wrong_type("fixed of the schema's size", v)),
+            },
+            _ => Err(wrong_type("fixed", v)),
+        },
+        Node::Enum { symbols, .. } => match v {
+            Value::String(s) => match symbols.iter().position(|x| **x == **s) {
+                Some(i) => {
+                    put_int(out, i as i32);
+                    Ok(())
+                }
+                None => Err(CodecError::UnknownEnumSymbol { path: String::new(), symbol: s.clone() }),
+            },
+            _ => Err(wrong_type("enum symbol", v)),
+        },
+        Node::Array { items } => match v {
+            Value::Array(a) => {
+                if !a.is_empty() {
+                    put_long(out, a.len() as i64);
+                    for (i, x) in a.iter().enumerate() {
+                        encode_node(plan, *items, x, out, depth + 1).map_err(|e| e.in_index(i))?;
+                    }
+                }
+                out.push(0);
+                Ok(())
+            }
+            _ => Err(wrong_type("array", v)),
+        },
+        Node::Map { values } => match v {
+            Value::Object(o) => {
+                if !o.is_empty() {
+                    put_long(out, o.len() as i64);
+                    for (k, x) in o {
+                        put_bytes(out, k.as_bytes());
+                        encode_node(plan, *values, x, out, depth + 1).map_err(|e| e.in_field(k))?;
+                    }
+                }
+                out.push(0);
+                Ok(())
+            }
+            _ => Err(wrong_type("map", v)),
+        },
+        Node::Union { branches, pick } => match pick_branch(plan, branches, pick, v) {
+            Some(i) => {
+                put_long(out, i as i64);
+                encode_node(plan, branches[i], v, out, depth + 1)
+            }
+            None => Err(wrong_type("a value of one of the union's branches", v)),
+        },
+        Node::Record { fields, .. } => match v {
+            Value::Object(o) => {
+                let mut seen = 0usize;
+                for f in fields.iter() {
+                    match o.get(&*f.name) {
+                        Some(x) => {
+                            seen += 1;
+                            encode_node(plan, f.node, x, out, depth + 1).map_err(|e| e.in_field(&f.name))?;
+                        }
+                        None => match &f.default {
+                            Some(d) => out.extend_from_slice(d),
+                            None => return Err(CodecError::MissingField { path: f.name.to_string() }),
+                        },
+                    }
+                }
+                if seen != o.len()
+                    && let Some(k) = o.keys().find(|k| !fields.iter().any(|f| *f.name == ***k))
+                {
+                    return Err(CodecError::UnknownField { path: k.clone() });
+                }
+                Ok(())
+            }
+            _ => Err(wrong_type("record (JSON object)", v)),
+        },
+        Node::Pending => Err(CodecError::InvalidSchema("incomplete plan".into())),
+    }
+}
+
+/// Decoding state shared by the walk: the body cursor and the zero-size item budget.
+pub(crate) struct Walk<'a> {
+    pub r: Reader<'a>,
+    pub zero_budget: usize,
+}
+
+impl<'a> Walk<'a> {
+    pub(crate) fn new(body: &'a [u8]) -> Self {
+        Walk { r: Reader::new(body), zero_budget: ZERO_SIZE_ITEM_BUDGET }
+    }
+}
+
+/// Decode one value of `node` into natural JSON.
+pub(crate) fn decode_node(plan: &Plan, node: NodeId, w: &mut Walk<'_>, depth: usize) -> Result<Value, CodecError> {
+    if depth > MAX_DEPTH {
+        return Err(CodecError::NestingTooDeep);
+    }
+    Ok(match plan.node(node) {
+        Node::Null => Value::Null,
+        Node::Boolean => Value::Bool(w.r.boolean()?),
+        Node::Int => Value::from(w.r.int()?),
+        Node::Long => Value::from(w.r.long()?),
+        Node::Float => float_json(w.r.f32()? as f64),
+        Node::Double => float_json(w.r.f64()?),
+        Node::String => Value::String(w.r.str()?.to_owned()),
+        Node::Bytes => bytes_json(w.r.bytes()?),
+        Node::Fixed { size, .. } => bytes_json(w.r.take(*size)?),
+        Node::Enum { symbols, .. } => {
+            let i = w.r.enum_index(symbols.len())?;
+            Value::String(symbols[i].to_string())
+        }
+        Node::Array { items } => {
+            let min = plan.min_size[*items as usize];
+            let mut a = Vec::new();
+            loop {
+                let n = w.r.block_count(min, &mut w.zero_budget)?;
+                if n == 0 {
+                    break;
+                }
+                a.reserve(n);
+                for _ in 0..n {
+                    a.push(decode_node(plan, *items, w, depth + 1)?);
+                }
+            }
+            Value::Array(a)
+        }
+        Node::Map { values } => {
+            let min = 1 + plan.min_size[*values as usize];
+            let mut m = Map::new();
+            loop {
+                let n = w.r.block_count(min, &mut w.zero_budget)?;
+                if n == 0 {
+                    break;
+                }
+                for _ in 0..n {
+                    let k = w.r.str()?.to_owned();
+                    let v = decode_node(plan, *values, w, depth + 1)?;
+                    m.insert(k, v);
+                }
+            }
+            Value::Object(m)
+        }
+        Node::Union { branches, .. } => {
+            let i = w.r.union_index(branches.len())?;
+            return decode_node(plan, branches[i], w, depth + 1);
+        }
+        Node::Record { fields, .. } => {
+            let mut m = Map::new();
+            for f in fields.iter() {
+                let v = decode_node(plan, f.node, w, depth + 1)?;
+                m.insert(f.name.to_string(), v);
+            }
+            Value::Object(m)
+        }
+        Node::Pending => return Err(CodecError::InvalidSchema("incomplete plan".into())),
+    })
+}
+
+/// Read and check one value of `node` without building anything (for writer-only data).
+pub(crate) fn skip_node(plan: &Plan, node: NodeId, w: &mut Walk<'_>, depth: usize) -> Result<(), CodecError> {
+    if depth > MAX_DEPTH {
+        return Err(CodecError::NestingTooDeep);
+    }
+    match plan.node(node) {
+        Node::Null => {}
+        Node::Boolean => {
+            w.r.boolean()?;
+        }
+        Node::Int => {
+            w.r.int()?;
+        }
+        Node::Long => {
+            w.r.long()?;
+        }
+        Node::Float => {
+            w.r.f32()?;
+        }
+        Node::Double => {
+            w.r.f64()?;
+        }
+        Node::String => {
+            w.r.str()?;
+        }
+        Node::Bytes => {
+            w.r.bytes()?;
+        }
+        Node::Fixed { size, .. } => {
+            w.r.take(*size)?;
+        }
+        Node::Enum { symbols, .. } => {
+            w.r.enum_index(symbols.len())?;
+        }
+        Node::Array { items } => {
+            let min = plan.min_size[*items as usize];
+            loop {
+                let n = w.r.block_count(min, &mut w.zero_budget)?;
+                if n == 0 {
+                    break;
+                }
+                for _ in 0..n {
+                    skip_node(plan, *items, w, depth + 1)?;
+                }
+            }
+        }
+        Node::Map { values } => {
+            let min = 1 + plan.min_size[*values as usize];
+            loop {
+                let n = w.r.block_count(min, &mut w.zero_budget)?;
+                if n == 0 {
+                    break;
+                }
+                for _ in 0..n {
+                    w.r.str()?;
+                    skip_node(plan, *values, w, depth + 1)?;
+                }
+            }
+        }
+        Node::Union { branches, .. } => {
+            let i = w.r.union_index(branches.len())?;
+            skip_node(plan, branches[i], w, depth + 1)?;
+        }
+        Node::Record { fields, .. } => {
+            for f in fields.iter() {
+                skip_node(plan, f.node, w, depth + 1)?;
+            }
+        }
+        Node::Pending => return Err(CodecError::InvalidSchema("incomplete plan".into())),
+    }
+    Ok(())
+}
+
+/// Encode a whole record (root node) from natural JSON.
+pub fn encode_value(plan: &Plan, v: &Value, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    encode_node(plan, Plan::ROOT, v, out, 0)
+}
+
+/// Decode a whole Avro body (root node) into natural JSON; every byte must be used.
+pub fn decode_value(plan: &Plan, body: &[u8]) -> Result<Value, CodecError> {
+    let mut w = Walk::new(body);
+    let v = decode_node(plan, Plan::ROOT, &mut w, 0)?;
+    w.r.finish()?;
+    Ok(v)
+}
