@@ -54,7 +54,9 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::codec::Codec;
 use crate::kafka::record::{BatchBuilder, partition_for_key};
+use crate::registry::SubjectNameStrategy;
 use crate::kafka::{Client, ClientConfig, ConnConfig, KafkaError, SaslConfig, Target, TopicSpec};
 
 pub use crate::kafka::record::Compression;
@@ -327,6 +329,32 @@ impl Inner {
 pub struct Producer {
     inner: Arc<Inner>,
     sender: Mutex<Option<JoinHandle<()>>>,
+    /// For the typed helpers ([`Producer::send_record`], [`Producer::send_json`]).
+    codec: Option<Arc<Codec>>,
+}
+
+/// Why a typed send failed: the record did not encode, or Kafka did not take it.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("no codec attached: build the producer with Producer::with_codec")]
+    NoCodec,
+    #[error(transparent)]
+    Subject(#[from] crate::registry::RegistryError),
+    #[error(transparent)]
+    Codec(#[from] crate::codec::CodecError),
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+}
+
+impl crate::error::ErrorKind for RecordError {
+    fn kind(&self) -> &'static str {
+        match self {
+            RecordError::NoCodec => "no-codec",
+            RecordError::Subject(e) => e.kind(),
+            RecordError::Codec(e) => e.kind(),
+            RecordError::Kafka(e) => e.kind(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Producer {
@@ -380,10 +408,52 @@ impl Producer {
                 smol::block_on(ex.run(sender_loop(for_thread, ex.clone())));
             })
             .map_err(|e| KafkaError::Config(format!("cannot start sender thread: {e}")))?;
-        Ok(Producer {
-            inner,
-            sender: Mutex::new(Some(handle)),
-        })
+        Ok(Producer { inner, sender: Mutex::new(Some(handle)), codec: None })
+    }
+
+    /// Attach a codec for the typed helpers.
+    pub fn with_codec(mut self, codec: Arc<Codec>) -> Producer {
+        self.codec = Some(codec);
+        self
+    }
+
+    /// Encode `record` (any `Serialize` type, e.g. [`crate::records::SensorData`]) in the
+    /// Confluent wire format with the latest schema of the topic's value subject
+    /// (`TopicNameStrategy`: `<topic>-value`), send it and wait for the ack.
+    pub fn send_record<T: serde::Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        record: &T,
+    ) -> Result<Delivery, RecordError> {
+        let subject = SubjectNameStrategy::Topic.subject(topic, false, None)?;
+        self.send_record_as(&subject, topic, key, record)
+    }
+
+    /// [`Producer::send_record`] with an explicit subject.
+    pub fn send_record_as<T: serde::Serialize + ?Sized>(
+        &self,
+        subject: &str,
+        topic: &str,
+        key: Option<&[u8]>,
+        record: &T,
+    ) -> Result<Delivery, RecordError> {
+        let codec = self.codec.as_deref().ok_or(RecordError::NoCodec)?;
+        let bytes = codec.encode(subject, record)?;
+        Ok(self.send(topic, key, &bytes)?)
+    }
+
+    /// [`Producer::send_record_as`] for a natural-JSON record.
+    pub fn send_json(
+        &self,
+        subject: &str,
+        topic: &str,
+        key: Option<&[u8]>,
+        record: &serde_json::Value,
+    ) -> Result<Delivery, RecordError> {
+        let codec = self.codec.as_deref().ok_or(RecordError::NoCodec)?;
+        let bytes = codec.encode_json(subject, record)?;
+        Ok(self.send(topic, key, &bytes)?)
     }
 
     /// The underlying cluster client (metadata, raw requests).
