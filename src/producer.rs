@@ -56,8 +56,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::codec::Codec;
 use crate::kafka::record::{BatchBuilder, partition_for_key};
-use crate::registry::SubjectNameStrategy;
 use crate::kafka::{Client, ClientConfig, ConnConfig, KafkaError, SaslConfig, Target, TopicSpec};
+use crate::registry::SubjectNameStrategy;
 
 pub use crate::kafka::record::Compression;
 
@@ -408,7 +408,11 @@ impl Producer {
                 smol::block_on(ex.run(sender_loop(for_thread, ex.clone())));
             })
             .map_err(|e| KafkaError::Config(format!("cannot start sender thread: {e}")))?;
-        Ok(Producer { inner, sender: Mutex::new(Some(handle)), codec: None })
+        Ok(Producer {
+            inner,
+            sender: Mutex::new(Some(handle)),
+            codec: None,
+        })
     }
 
     /// Attach a codec for the typed helpers.

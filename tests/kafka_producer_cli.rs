@@ -27,7 +27,11 @@ fn codec() -> Codec {
 
 /// Every record of `topic` (partitions 0..n): (partition, key, value bytes).
 fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i32, Option<Vec<u8>>, Vec<u8>)> {
-    let client = Client::new(ClientConfig { bootstrap: vec![bootstrap.into()], ..ClientConfig::default() }).unwrap();
+    let client = Client::new(ClientConfig {
+        bootstrap: vec![bootstrap.into()],
+        ..ClientConfig::default()
+    })
+    .unwrap();
     let conn = kafka::block_on(client.conn(&Target::Any)).unwrap();
     let mut out = Vec::new();
     for partition in 0..partitions {
@@ -37,20 +41,32 @@ fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i32, Option<V
                 .with_replica_id(BrokerId(-1))
                 .with_max_wait_ms(50)
                 .with_max_bytes(8 << 20)
-                .with_topics(vec![FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                    .with_partitions(vec![FetchPartition::default()
-                        .with_partition(partition)
-                        .with_fetch_offset(offset)
-                        .with_partition_max_bytes(4 << 20)])]);
+                .with_topics(vec![
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partitions(vec![
+                            FetchPartition::default()
+                                .with_partition(partition)
+                                .with_fetch_offset(offset)
+                                .with_partition_max_bytes(4 << 20),
+                        ]),
+                ]);
             // v11: tansu 0.6.0 tags flexible v12 Fetch answers with a field v12 does not define.
             let resp = kafka::block_on(conn.request_at(&req, 11)).unwrap();
             let before = offset;
             for p in resp.responses.into_iter().flat_map(|t| t.partitions) {
-                for r in p.records.map(|b| decode_batches(b).unwrap()).unwrap_or_default() {
+                for r in p
+                    .records
+                    .map(|b| decode_batches(b).unwrap())
+                    .unwrap_or_default()
+                {
                     if r.offset >= offset {
                         offset = r.offset + 1;
-                        out.push((partition, r.key.map(|k| k.to_vec()), r.value.unwrap().to_vec()));
+                        out.push((
+                            partition,
+                            r.key.map(|k| k.to_vec()),
+                            r.value.unwrap().to_vec(),
+                        ));
                     }
                 }
             }
@@ -64,7 +80,9 @@ fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i32, Option<V
 
 #[test]
 fn produce_cli_sends_ndjson_and_counts_bad_lines() {
-    let Some(broker) = require_broker(Storage::Memory) else { return };
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
     let mut input = String::new();
     let mut want = Vec::new();
     for i in 0..50 {
@@ -87,20 +105,45 @@ fn produce_cli_sends_ndjson_and_counts_bad_lines() {
         }
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_avro-edge"))
-        .args(["produce", "--brokers", &broker.bootstrap(), "--topic", "sensor-data", "--subject", "sensor-data-value"])
-        .args(["--schema-cache", &format!("{ROOT}/fixtures/schema-cache"), "--key-field", "sensorId"])
+        .args([
+            "produce",
+            "--brokers",
+            &broker.bootstrap(),
+            "--topic",
+            "sensor-data",
+            "--subject",
+            "sensor-data-value",
+        ])
+        .args([
+            "--schema-cache",
+            &format!("{ROOT}/fixtures/schema-cache"),
+            "--key-field",
+            "sensorId",
+        ])
         .args(["--create-partitions", "3", "--compression", "gzip"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "2 bad lines make the run fail; stderr: {stderr}");
-    assert!(stdout.contains("sent 50 acked 50 failed 2"), "summary: {stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "2 bad lines make the run fail; stderr: {stderr}"
+    );
+    assert!(
+        stdout.contains("sent 50 acked 50 failed 2"),
+        "summary: {stdout}"
+    );
     assert!(stderr.contains("error[not-json]: line 12"), "{stderr}");
     assert!(stderr.contains("missing"), "{stderr}");
     let codec = codec();
@@ -111,7 +154,12 @@ fn produce_cli_sends_ndjson_and_counts_bad_lines() {
         let v = codec.decode_json(&value).unwrap();
         let key = key.expect("keyed by sensorId");
         assert_eq!(v["sensorId"].as_str().unwrap().as_bytes(), &key[..]);
-        assert_eq!(partition, partition_for_key(&key, 3), "murmur2 partition for {:?}", v["sensorId"]);
+        assert_eq!(
+            partition,
+            partition_for_key(&key, 3),
+            "murmur2 partition for {:?}",
+            v["sensorId"]
+        );
         decoded.push(v);
     }
     let ts = |v: &serde_json::Value| v["timestamp"].as_i64().unwrap();
@@ -121,10 +169,17 @@ fn produce_cli_sends_ndjson_and_counts_bad_lines() {
 
 #[test]
 fn send_record_encodes_typed_values_with_the_topic_subject() {
-    let Some(broker) = require_broker(Storage::Memory) else { return };
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
     let mut cfg = ProducerConfig::new([broker.bootstrap()]);
-    cfg.auto_create = Some(avro_edge::kafka::TopicSpec { partitions: 1, replication: 1 });
-    let p = Producer::connect(cfg).unwrap().with_codec(Arc::new(codec()));
+    cfg.auto_create = Some(avro_edge::kafka::TopicSpec {
+        partitions: 1,
+        replication: 1,
+    });
+    let p = Producer::connect(cfg)
+        .unwrap()
+        .with_codec(Arc::new(codec()));
     let recs: Vec<SensorData> = (0..5)
         .map(|i| SensorData {
             sensor_id: format!("t-{i}"),
@@ -136,16 +191,24 @@ fn send_record_encodes_typed_values_with_the_topic_subject() {
         .collect();
     let t = Instant::now();
     for r in &recs {
-        let d = p.send_record("sensor-data", Some(r.sensor_id.as_bytes()), r).unwrap();
+        let d = p
+            .send_record("sensor-data", Some(r.sensor_id.as_bytes()), r)
+            .unwrap();
         assert!(d.offset.is_some());
     }
     assert!(t.elapsed() < Duration::from_secs(10));
     // Without the subject in the cache: a typed codec error, not a panic.
     let err = p.send_record("no-such-topic", None, &recs[0]).unwrap_err();
-    assert_ne!(avro_edge::error::ErrorKind::kind(&err), "kafka-error", "{err}");
+    assert_ne!(
+        avro_edge::error::ErrorKind::kind(&err),
+        "kafka-error",
+        "{err}"
+    );
     p.close().unwrap();
     let codec = codec();
-    let back: Vec<SensorData> =
-        read_all(&broker.bootstrap(), "sensor-data", 1).iter().map(|(_, _, v)| codec.decode(v).unwrap()).collect();
+    let back: Vec<SensorData> = read_all(&broker.bootstrap(), "sensor-data", 1)
+        .iter()
+        .map(|(_, _, v)| codec.decode(v).unwrap())
+        .collect();
     assert_eq!(back, recs);
 }
