@@ -83,21 +83,20 @@ enum Hash {
 }
 
 impl Hash {
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
-        match self {
+    fn hmac(self, key: &[u8], data: &[u8]) -> Result<Vec<u8>, KafkaError> {
+        let bad_key = |_| KafkaError::Auth("HMAC key rejected".into());
+        Ok(match self {
             Hash::S256 => {
-                let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key)
-                    .expect("hmac accepts any key length");
+                let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).map_err(bad_key)?;
                 m.update(data);
                 m.finalize().into_bytes().to_vec()
             }
             Hash::S512 => {
-                let mut m = <Hmac<Sha512> as Mac>::new_from_slice(key)
-                    .expect("hmac accepts any key length");
+                let mut m = <Hmac<Sha512> as Mac>::new_from_slice(key).map_err(bad_key)?;
                 m.update(data);
                 m.finalize().into_bytes().to_vec()
             }
-        }
+        })
     }
     fn hash(self, data: &[u8]) -> Vec<u8> {
         match self {
@@ -200,21 +199,21 @@ impl Scram {
         }
         let h = self.hash;
         let salted = h.salted_password(self.password.as_bytes(), &salt, iterations);
-        let client_key = h.hmac(&salted, b"Client Key");
+        let client_key = h.hmac(&salted, b"Client Key")?;
         let stored_key = h.hash(&client_key);
         let without_proof = format!("c=biws,r={r}");
         let auth_message = format!(
             "{},{},{}",
             self.client_first_bare, server_first, without_proof
         );
-        let client_signature = h.hmac(&stored_key, auth_message.as_bytes());
+        let client_signature = h.hmac(&stored_key, auth_message.as_bytes())?;
         let proof: Vec<u8> = client_key
             .iter()
             .zip(&client_signature)
             .map(|(a, b)| a ^ b)
             .collect();
-        let server_key = h.hmac(&salted, b"Server Key");
-        self.server_signature = Some(h.hmac(&server_key, auth_message.as_bytes()));
+        let server_key = h.hmac(&salted, b"Server Key")?;
+        self.server_signature = Some(h.hmac(&server_key, auth_message.as_bytes())?);
         Ok(format!("{without_proof},p={}", B64.encode(proof)))
     }
 
