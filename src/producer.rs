@@ -1090,6 +1090,16 @@ fn finish(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>) {
 mod tests {
     use super::*;
 
+    /// The forwarder and the CLI share one producer across threads.
+    #[test]
+    fn producer_and_handles_cross_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Producer>();
+        shareable::<crate::kafka::Client>();
+        fn sendable<T: Send>() {}
+        sendable::<DeliveryHandle>();
+    }
+
     #[test]
     fn acks_parse_and_wire_values() {
         assert_eq!(Acks::parse("all").unwrap().wire(), -1);
