@@ -53,6 +53,7 @@ use kafka_protocol::messages::sync_group_request::{SyncGroupRequest, SyncGroupRe
 use kafka_protocol::messages::{BrokerId, GroupId, TopicName};
 use kafka_protocol::protocol::{Request, StrBytes};
 
+use crate::codec::Codec;
 use crate::error::ErrorKind;
 use crate::kafka::conn::with_timeout;
 pub use crate::kafka::group::Assignor;
@@ -1042,6 +1043,14 @@ impl Consumer {
         F: Fn(&[u8]) -> Result<serde_json::Value, E>,
     {
         Ok(decode_records(self.poll(timeout)?, decode))
+    }
+
+    /// [`Consumer::poll`] through the codec: Confluent-framed Avro values decoded with their
+    /// writer schema (fetched by id from the registry or the offline cache) into natural JSON.
+    /// Anything that does not decode is an [`Item::Undecodable`] in its place, never an error
+    /// of the poll and never dropped.
+    pub fn poll_items(&mut self, timeout: Duration, codec: &Codec) -> Result<Vec<Item>, KafkaError> {
+        self.poll_decoded(timeout, |b: &[u8]| codec.decode_json(b))
     }
 
     fn group_state(&self) -> Option<(Arc<GroupShared>, Membership, Option<String>)> {
