@@ -13,8 +13,9 @@
 //     With --duration S instead of --count it stays in the group for S seconds, prints a
 //     {"joined": true, "partitions": [...]} line each time the group assigns it partitions, and
 //     then leaves (used for mixed kafkajs/avro-edge groups). With --quiet it prints no message
-//     lines, only {"count", "secs" (first to last message), "total_secs" (from before connect to
-//     the last message, group join included), "rss_kb"} at the end. --assigner roundrobin offers kafkajs's
+//     lines, only {"count", "decoded"/"failed" (with --registry, values are still decoded),
+//     "secs" (first to last message), "total_secs" (from before connect to the last message,
+//     group join included), "rss_kb"} at the end. --assigner roundrobin offers kafkajs's
 //     round-robin assigner under Java's protocol name `roundrobin` (kafkajs calls it
 //     `RoundRobinAssigner`, which no other client offers, so a mixed group needs the rename).
 //
@@ -142,6 +143,8 @@ async function consume(args) {
   let seen = 0;
   const startAt = process.hrtime.bigint();
   let firstAt = 0n;
+  let decoded = 0;
+  let failed = 0;
   let lastAt = 0n;
   let finish;
   const done = new Promise((resolve) => (finish = resolve));
@@ -151,6 +154,14 @@ async function consume(args) {
       if (seen >= want && want > 0) return;
       if (quiet) {
         if (seen === 0) firstAt = process.hrtime.bigint();
+        if (reg && message.value) {
+          try {
+            await reg.decode(message.value);
+            decoded++;
+          } catch (e) {
+            failed++;
+          }
+        }
         seen++;
         lastAt = process.hrtime.bigint();
         if (want > 0 && seen >= want) finish('done');
@@ -188,7 +199,7 @@ async function consume(args) {
       .split('\n')
       .find((l) => l.startsWith('VmHWM:'));
     const rssKb = rss ? Number(rss.split(/\s+/)[1]) : -1;
-    process.stdout.write(JSON.stringify({ count: seen, secs, total_secs: totalSecs, rss_kb: rssKb }) + '\n');
+    process.stdout.write(JSON.stringify({ count: seen, decoded, failed, secs, total_secs: totalSecs, rss_kb: rssKb }) + '\n');
   }
   if (why === 'timeout' && want > 0 && !duration) {
     throw new Error(`timed out after ${seen} of ${want} messages`);
