@@ -1,3 +1,2146 @@
 //! The blocking group consumer: join, assign, fetch, commit; records decoded through the codec.
 //!
+//! Record batches from Fetch answers are decoded here (v2 format, none/gzip/snappy), with every
+//! length checked against the bytes that are really there and decompression capped, so a hostile
+//! or broken broker cannot make us panic or allocate without bound.
+//!
 //! Must not drop a record it cannot decode: it returns it as an error item with its coordinates.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use avro_edge::consumer::{Consumer, ConsumerConfig, OffsetReset};
+//!
+//! let mut cfg = ConsumerConfig::group("127.0.0.1:9092", "readers", &["sensor-data"]);
+//! cfg.auto_offset_reset = OffsetReset::Earliest; // the seed's fromBeginning: true
+//! let mut consumer = Consumer::connect(cfg)?;
+//! for r in consumer.poll(Duration::from_secs(1))? {
+//!     println!("{}-{}@{}: {} bytes", r.topic, r.partition, r.offset, r.value.map_or(0, |v| v.len()));
+//! }
+//! consumer.commit()?; // auto-commit also runs every `auto_commit_interval` and on close
+//! consumer.close()?; // LeaveGroup: the other members take over at once
+//! # Ok::<(), avro_edge::kafka::KafkaError>(())
+//! ```
+//!
+//! Design: the group protocol logic (assignors, member state machine) lives in
+//! [`crate::kafka::group`] without I/O; this module drives it over [`crate::kafka::Client`]. `poll`
+//! runs on the caller's thread (smol `block_on`); a heartbeat thread keeps the membership alive
+//! between polls and flags rebalances, which the next `poll` acts on (commit, revoke, rejoin).
+//! Rebalancing is eager (everything revoked, then reassigned), like Kafka's classic protocol.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
+use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_request::{LeaveGroupRequest, MemberIdentity};
+use kafka_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequest, OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
+use kafka_protocol::messages::sync_group_request::{SyncGroupRequest, SyncGroupRequestAssignment};
+use kafka_protocol::messages::{BrokerId, GroupId, TopicName};
+use kafka_protocol::protocol::{Request, StrBytes};
+
+use crate::codec::Codec;
+use crate::error::ErrorKind;
+use crate::kafka::conn::with_timeout;
+pub use crate::kafka::group::Assignor;
+use crate::kafka::group::{
+    GroupAction, GroupMember, Membership, PROTOCOL_TYPE, TopicPartitions, decode_subscription,
+    encode_assignment, encode_subscription,
+};
+use crate::kafka::{Client, ClientConfig, ConnConfig, KafkaError, SaslConfig, Target, block_on};
+
+/// One record as fetched: coordinates, metadata and the raw key/value bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawRecord {
+    /// Shared by every record of the partition (no allocation per record).
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    /// Milliseconds since the epoch (create time, or log-append time if the topic says so).
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+    /// `None` for a tombstone.
+    pub value: Option<Bytes>,
+}
+
+/// A record batch in a Fetch answer that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("corrupt record batch at offset {offset}: {reason}")]
+    Corrupt { offset: i64, reason: String },
+    #[error("record batch at offset {offset} uses {what}, which avro-edge does not read")]
+    Unsupported { offset: i64, what: &'static str },
+    #[error("record batch at offset {offset} decompresses to more than {limit} bytes")]
+    TooLarge { offset: i64, limit: usize },
+}
+
+impl ErrorKind for BatchError {
+    fn kind(&self) -> &'static str {
+        match self {
+            BatchError::Corrupt { .. } => "corrupt-record-batch",
+            BatchError::Unsupported { .. } => "unsupported-record-format",
+            BatchError::TooLarge { .. } => "record-batch-too-large",
+        }
+    }
+}
+
+/// How often the group leader checks the subscribed topics' partition counts.
+const METADATA_CHECK_INTERVAL: Duration = Duration::from_secs(3);
+
+/// Upper bound on each network step of `close` (final commit, LeaveGroup).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Highest Fetch version we send: tansu 0.6.0 puts a v16+ tag into flexible v12 answers.
+const MAX_FETCH_VERSION: i16 = 11;
+
+/// Bytes of the v2 batch header, from the base offset through the record count.
+const BATCH_HEADER_LEN: usize = 61;
+/// The smallest possible v2 record: length, attributes, timestamp and offset deltas, key and
+/// value lengths, header count, one byte each.
+const MIN_RECORD_LEN: usize = 7;
+
+/// A cursor over untrusted bytes: every read checks what is left.
+struct Cursor<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if n > self.buf.len() {
+            return None;
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Some(head)
+    }
+
+    fn varlong(&mut self) -> Option<i64> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let (&b, rest) = self.buf.split_first()?;
+            self.buf = rest;
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some(((v >> 1) as i64) ^ -((v & 1) as i64));
+            }
+        }
+        None
+    }
+
+    fn varint(&mut self) -> Option<i32> {
+        self.varlong().and_then(|v| i32::try_from(v).ok())
+    }
+
+    /// A varint length followed by that many bytes; -1 means null.
+    fn nullable_bytes(&mut self, whole: &Bytes) -> Option<Option<Bytes>> {
+        let len = self.varint()?;
+        if len < 0 {
+            return Some(None);
+        }
+        let start = whole.len() - self.buf.len();
+        self.take(len as usize)?;
+        Some(Some(whole.slice(start..start + len as usize)))
+    }
+}
+
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(a)
+}
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Decompress with an output cap: gzip (all members) or snappy (xerial framing or raw).
+fn decompress(codec: u8, data: &[u8], offset: i64, limit: usize) -> Result<Vec<u8>, BatchError> {
+    let corrupt = |reason: String| BatchError::Corrupt { offset, reason };
+    match codec {
+        1 => {
+            let mut out = Vec::new();
+            flate2::read::MultiGzDecoder::new(data)
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| corrupt(format!("gzip: {e}")))?;
+            if out.len() > limit {
+                return Err(BatchError::TooLarge { offset, limit });
+            }
+            Ok(out)
+        }
+        2 => {
+            const XERIAL: &[u8; 8] = b"\x82SNAPPY\x00";
+            let mut out = Vec::new();
+            let raw_block = |block: &[u8], out: &mut Vec<u8>| -> Result<(), BatchError> {
+                let n = snap::raw::decompress_len(block)
+                    .map_err(|e| corrupt(format!("snappy: {e}")))?;
+                if out.len().saturating_add(n) > limit {
+                    return Err(BatchError::TooLarge { offset, limit });
+                }
+                let start = out.len();
+                out.resize(start + n, 0);
+                snap::raw::Decoder::new()
+                    .decompress(block, &mut out[start..])
+                    .map_err(|e| corrupt(format!("snappy: {e}")))?;
+                Ok(())
+            };
+            if data.len() >= 16 && &data[..8] == XERIAL {
+                let mut c = Cursor { buf: &data[16..] };
+                while !c.buf.is_empty() {
+                    let len = c
+                        .take(4)
+                        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+                    let block = len
+                        .and_then(|l| c.take(l))
+                        .ok_or_else(|| corrupt("snappy: truncated block".into()))?;
+                    raw_block(block, &mut out)?;
+                }
+            } else {
+                raw_block(data, &mut out)?;
+            }
+            Ok(out)
+        }
+        3 => Err(BatchError::Unsupported {
+            offset,
+            what: "lz4 compression",
+        }),
+        4 => Err(BatchError::Unsupported {
+            offset,
+            what: "zstd compression",
+        }),
+        _ => Err(corrupt(format!("unknown compression codec {codec}"))),
+    }
+}
+
+/// What one partition's Fetch data gave.
+#[derive(Debug, Default)]
+pub(crate) struct Fetched {
+    pub records: Vec<RawRecord>,
+    /// The offset after the last whole batch, when there was one: the next fetch position, even
+    /// if every record in it was a control record or below the requested offset.
+    pub next_offset: Option<i64>,
+    /// The first batch that could not be read; `records` and `next_offset` cover what came before it.
+    pub error: Option<BatchError>,
+}
+
+/// Decode the `records` bytes of one Fetch partition: whole v2 batches in order; a trailing partial
+/// batch (the broker cuts at the byte limit) is left for the next fetch. Records below `from` (a
+/// batch is returned whole even when we asked for its middle) and control records are left out.
+/// `limit` caps the decompressed size of one batch. A batch that cannot be read stops the
+/// decoding: what came before it is kept, and the error is reported in `error`.
+pub(crate) fn decode_fetched(
+    topic: &str,
+    partition: i32,
+    data: &Bytes,
+    from: i64,
+    limit: usize,
+) -> Fetched {
+    let mut out = Fetched::default();
+    if let Err(e) = decode_batches(topic, partition, data, from, limit, &mut out) {
+        out.error = Some(e);
+    }
+    out
+}
+
+fn decode_batches(
+    topic: &str,
+    partition: i32,
+    data: &Bytes,
+    from: i64,
+    limit: usize,
+    out: &mut Fetched,
+) -> Result<(), BatchError> {
+    let topic_name: Arc<str> = Arc::from(topic);
+    let mut pos = 0usize;
+    while data.len() - pos >= 12 {
+        let base_offset = be_i64(data, pos);
+        let batch_len = be_i32(data, pos + 8);
+        let corrupt = |reason: &str| BatchError::Corrupt {
+            offset: base_offset,
+            reason: reason.to_string(),
+        };
+        if batch_len < 0 {
+            return Err(corrupt("negative batch length"));
+        }
+        let total = 12 + batch_len as usize;
+        if data.len() - pos < total {
+            break; // partial batch at the end of the answer
+        }
+        let batch = data.slice(pos..pos + total);
+        pos += total;
+        if batch.len() < 17 {
+            return Err(corrupt("batch shorter than its header"));
+        }
+        let magic = batch[16];
+        if magic != 2 {
+            return Err(BatchError::Unsupported {
+                offset: base_offset,
+                what: "a pre-0.11 message set (magic 0/1)",
+            });
+        }
+        if batch.len() < BATCH_HEADER_LEN {
+            return Err(corrupt("batch shorter than its header"));
+        }
+        let crc = u32::from_be_bytes([batch[17], batch[18], batch[19], batch[20]]);
+        if crc32c::crc32c(&batch[21..]) != crc {
+            return Err(corrupt("CRC-32C mismatch"));
+        }
+        let attributes = i16::from_be_bytes([batch[21], batch[22]]);
+        let last_offset_delta = be_i32(&batch, 23);
+        let first_timestamp = be_i64(&batch, 27);
+        let max_timestamp = be_i64(&batch, 35);
+        let count = be_i32(&batch, 57);
+        let log_append_time = attributes & 0x08 != 0;
+        let control = attributes & 0x20 != 0;
+        let next = base_offset
+            .saturating_add(i64::from(last_offset_delta))
+            .saturating_add(1);
+        if count < 0 {
+            return Err(corrupt("negative record count"));
+        }
+        if control || count == 0 {
+            out.next_offset = Some(next);
+            continue;
+        }
+        let body_slice = batch.slice(BATCH_HEADER_LEN..);
+        let body: Bytes = match (attributes & 0x07) as u8 {
+            0 => body_slice,
+            c => Bytes::from(decompress(c, &body_slice, base_offset, limit)?),
+        };
+        if (count as usize).saturating_mul(MIN_RECORD_LEN) > body.len() {
+            return Err(corrupt("record count larger than the batch can hold"));
+        }
+        let mut c = Cursor { buf: &body[..] };
+        let mut batch_records = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let rec = read_record(&mut c, &body)
+                .ok_or_else(|| corrupt("truncated or malformed record"))?;
+            let offset = base_offset.saturating_add(rec.offset_delta);
+            if offset < from {
+                continue;
+            }
+            batch_records.push(RawRecord {
+                topic: topic_name.clone(),
+                partition,
+                offset,
+                timestamp: if log_append_time {
+                    max_timestamp
+                } else {
+                    first_timestamp.saturating_add(rec.timestamp_delta)
+                },
+                key: rec.key,
+                headers: rec.headers,
+                value: rec.value,
+            });
+        }
+        out.records.append(&mut batch_records);
+        out.next_offset = Some(next);
+    }
+    Ok(())
+}
+
+struct ParsedRecord {
+    timestamp_delta: i64,
+    offset_delta: i64,
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+    headers: Vec<(String, Option<Bytes>)>,
+}
+
+fn read_record(c: &mut Cursor<'_>, whole: &Bytes) -> Option<ParsedRecord> {
+    let len = c.varint()?;
+    if len < 0 {
+        return None;
+    }
+    let start = whole.len() - c.buf.len();
+    let body = c.take(len as usize)?;
+    let rec_bytes = whole.slice(start..start + body.len());
+    let mut r = Cursor {
+        buf: &rec_bytes[..],
+    };
+    r.take(1)?; // attributes: unused in v2
+    let timestamp_delta = r.varlong()?;
+    let offset_delta = i64::from(r.varint()?);
+    let key = r.nullable_bytes(&rec_bytes)?;
+    let value = r.nullable_bytes(&rec_bytes)?;
+    let n = r.varint()?;
+    if n < 0 || n as usize > r.buf.len() / 2 {
+        return None; // each header takes at least two bytes
+    }
+    let mut headers = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let klen = r.varint()?;
+        if klen < 0 {
+            return None;
+        }
+        let k = String::from_utf8_lossy(r.take(klen as usize)?).into_owned();
+        let v = r.nullable_bytes(&rec_bytes)?;
+        headers.push((k, v));
+    }
+    Some(ParsedRecord {
+        timestamp_delta,
+        offset_delta,
+        key,
+        value,
+        headers,
+    })
+}
+
+/// Per-partition fetch positions and committed offsets for the partitions we own.
+#[derive(Debug, Default)]
+pub(crate) struct Positions {
+    parts: BTreeMap<(String, i32), PartState>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct PartState {
+    /// The next offset to fetch (and, once records up to it were handed out, to commit).
+    position: Option<i64>,
+    /// The last offset committed (or read back from the group), if any.
+    committed: Option<i64>,
+}
+
+impl Positions {
+    /// Own exactly `assignment`; partitions kept keep their state, others are dropped.
+    pub fn set_assignment(&mut self, assignment: &TopicPartitions) {
+        let mut next = BTreeMap::new();
+        for (t, ps) in assignment {
+            for &p in ps {
+                let key = (t.clone(), p);
+                let st = self.parts.get(&key).copied().unwrap_or_default();
+                next.insert(key, st);
+            }
+        }
+        self.parts = next;
+    }
+
+    pub fn owned(&self) -> impl Iterator<Item = &(String, i32)> {
+        self.parts.keys()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// Partitions that have no fetch position yet.
+    pub fn missing(&self) -> Vec<(String, i32)> {
+        self.parts
+            .iter()
+            .filter(|(_, s)| s.position.is_none())
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.parts
+            .get(&(topic.to_string(), partition))
+            .and_then(|s| s.position)
+    }
+
+    /// Move the position (only for owned partitions: a late answer for a revoked one is ignored).
+    pub fn set_position(&mut self, topic: &str, partition: i32, offset: i64) {
+        if let Some(s) = self.parts.get_mut(&(topic.to_string(), partition)) {
+            s.position = Some(offset);
+        }
+    }
+
+    /// The group's committed offset: it also becomes the position when there was none.
+    pub fn set_committed(&mut self, topic: &str, partition: i32, offset: i64) {
+        if let Some(s) = self.parts.get_mut(&(topic.to_string(), partition)) {
+            s.committed = Some(offset);
+            if s.position.is_none() {
+                s.position = Some(offset);
+            }
+        }
+    }
+
+    pub fn committed(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.parts
+            .get(&(topic.to_string(), partition))
+            .and_then(|s| s.committed)
+    }
+
+    /// Positions that moved since the last commit: what `commit()` sends.
+    pub fn uncommitted(&self) -> Vec<((String, i32), i64)> {
+        self.parts
+            .iter()
+            .filter_map(|(k, s)| match s.position {
+                Some(p) if s.committed != Some(p) => Some((k.clone(), p)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The consumer itself.
+
+/// Where to start when a partition has no committed offset (or the committed one is gone).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OffsetReset {
+    /// From the oldest record still kept (the seed's `fromBeginning: true`).
+    Earliest,
+    /// Only records produced from now on (Kafka's default).
+    #[default]
+    Latest,
+}
+
+impl OffsetReset {
+    /// The ListOffsets timestamp that asks for this position.
+    fn timestamp(self) -> i64 {
+        match self {
+            OffsetReset::Earliest => -2,
+            OffsetReset::Latest => -1,
+        }
+    }
+}
+
+/// Consumer settings. Build with [`ConsumerConfig::group`] or [`ConsumerConfig::assign`] and
+/// adjust fields; defaults follow the Java client except where noted.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// `host:port` bootstrap brokers.
+    pub brokers: Vec<String>,
+    /// The consumer group; required for subscriptions and for commits.
+    pub group_id: Option<String>,
+    /// Topics to subscribe to through the group (ignored when `assignment` is set).
+    pub topics: Vec<String>,
+    /// Group-less mode: read exactly these partitions; no JoinGroup, no heartbeats.
+    pub assignment: Vec<(String, i32)>,
+    pub auto_offset_reset: OffsetReset,
+    /// How long the coordinator waits for a heartbeat before evicting us (default 10 s).
+    pub session_timeout: Duration,
+    /// How long the coordinator waits for every member to rejoin during a rebalance (default 30 s).
+    pub rebalance_timeout: Duration,
+    /// Heartbeat period; keep it below a third of the session timeout (default 3 s).
+    pub heartbeat_interval: Duration,
+    pub enable_auto_commit: bool,
+    pub auto_commit_interval: Duration,
+    /// Fetch answer size limit over all partitions (default 50 MiB).
+    pub fetch_max_bytes: i32,
+    /// Per-partition fetch size limit (default 1 MiB).
+    pub fetch_partition_max_bytes: i32,
+    /// How long the broker may hold a fetch waiting for `fetch_min_bytes` (default 500 ms).
+    pub fetch_max_wait: Duration,
+    pub fetch_min_bytes: i32,
+    /// The preferred assignor; the other one is offered second, so mixed groups (kafkajs offers
+    /// only `roundrobin`, Java `range` first) still agree on one.
+    pub assignor: Assignor,
+    /// Largest decompressed record batch accepted (default 64 MiB).
+    pub max_batch_bytes: usize,
+    pub client_id: String,
+    pub request_timeout: Duration,
+    /// Overall bound on (re)connecting to a broker.
+    pub connect_deadline: Duration,
+    pub sasl: Option<SaslConfig>,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            brokers: vec!["127.0.0.1:9092".into()],
+            group_id: None,
+            topics: Vec::new(),
+            assignment: Vec::new(),
+            auto_offset_reset: OffsetReset::Latest,
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(3),
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
+            fetch_max_bytes: 50 * 1024 * 1024,
+            fetch_partition_max_bytes: 1024 * 1024,
+            fetch_max_wait: Duration::from_millis(500),
+            fetch_min_bytes: 1,
+            assignor: Assignor::Range,
+            max_batch_bytes: 64 * 1024 * 1024,
+            client_id: "avro-edge".into(),
+            request_timeout: Duration::from_secs(30),
+            connect_deadline: Duration::from_secs(10),
+            sasl: None,
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// A group member subscribed to `topics`.
+    pub fn group(brokers: &str, group_id: &str, topics: &[&str]) -> ConsumerConfig {
+        ConsumerConfig {
+            brokers: split_brokers(brokers),
+            group_id: Some(group_id.to_string()),
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            ..ConsumerConfig::default()
+        }
+    }
+
+    /// A group-less reader of fixed partitions (commits still work if `group_id` is set).
+    pub fn assign(brokers: &str, partitions: &[(&str, i32)]) -> ConsumerConfig {
+        ConsumerConfig {
+            brokers: split_brokers(brokers),
+            assignment: partitions
+                .iter()
+                .map(|(t, p)| (t.to_string(), *p))
+                .collect(),
+            enable_auto_commit: false,
+            ..ConsumerConfig::default()
+        }
+    }
+
+    fn validate(&self) -> Result<(), KafkaError> {
+        let bad = |m: &str| Err(KafkaError::Config(m.to_string()));
+        if self.brokers.is_empty() {
+            return bad("no brokers");
+        }
+        if self.assignment.is_empty() {
+            if self.group_id.as_deref().is_none_or(str::is_empty) {
+                return bad("a subscription needs a group_id (or use assign mode)");
+            }
+            if self.topics.is_empty() {
+                return bad("no topics to subscribe to");
+            }
+        }
+        if self.heartbeat_interval >= self.session_timeout {
+            return bad("heartbeat_interval must be below session_timeout");
+        }
+        if self.fetch_max_bytes <= 0 || self.fetch_partition_max_bytes <= 0 {
+            return bad("fetch byte limits must be positive");
+        }
+        Ok(())
+    }
+}
+
+fn split_brokers(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn millis(d: Duration) -> i32 {
+    d.as_millis().min(i32::MAX as u128) as i32
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Group state shared between the polling thread and the heartbeat thread.
+struct GroupShared {
+    group_id: String,
+    state: Mutex<GroupState>,
+    stop: AtomicBool,
+}
+
+struct GroupState {
+    member: Membership,
+    /// The coordinator's address, once found.
+    coordinator: Option<String>,
+    /// An error that rejoining cannot fix, seen by the heartbeat thread.
+    fatal: Option<KafkaError>,
+    /// As leader: the partition count of every subscribed topic the assignment was made from
+    /// (0 for a topic that did not exist); a change calls for a new assignment.
+    assigned_counts: BTreeMap<String, i32>,
+}
+
+/// Send a request whose fields depend on the negotiated version.
+async fn call<R: Request>(
+    client: &Client,
+    target: &Target,
+    build: impl FnOnce(i16) -> R,
+) -> Result<R::Response, KafkaError> {
+    let conn = client.conn(target).await?;
+    let v = conn.version_for::<R>()?;
+    conn.request_at(&build(v), v).await
+}
+
+fn name(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+async fn find_coordinator(client: &Client, group_id: &str) -> Result<String, KafkaError> {
+    let resp = call(client, &Target::Any, |v| {
+        let r = FindCoordinatorRequest::default();
+        if v >= 4 {
+            r.with_coordinator_keys(vec![name(group_id)])
+        } else {
+            r.with_key(name(group_id))
+        }
+    })
+    .await?;
+    let (code, host, port) = match resp.coordinators.first() {
+        Some(c) => (c.error_code, c.host.to_string(), c.port),
+        None => (resp.error_code, resp.host.to_string(), resp.port),
+    };
+    if let Some(e) = KafkaError::from_code(code, format!("FindCoordinator {group_id}")) {
+        return Err(e);
+    }
+    Ok(format!("{host}:{port}"))
+}
+
+/// The heartbeat thread: one Heartbeat per interval while the member is stable; answers that
+/// call for a rejoin or a new coordinator are recorded for the polling thread.
+fn heartbeat_loop(
+    client: Client,
+    shared: Arc<GroupShared>,
+    interval: Duration,
+    session_timeout: Duration,
+) {
+    let step = Duration::from_millis(50);
+    loop {
+        let mut slept = Duration::ZERO;
+        while slept < interval {
+            if shared.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(step);
+            slept += step;
+        }
+        let (generation, member_id, coordinator) = {
+            let st = lock(&shared.state);
+            if !st.member.is_stable() {
+                continue;
+            }
+            (
+                st.member.generation_id,
+                st.member.member_id.clone(),
+                st.coordinator.clone(),
+            )
+        };
+        let Some(coordinator) = coordinator else {
+            continue;
+        };
+        let req = HeartbeatRequest::default()
+            .with_group_id(GroupId(name(&shared.group_id)))
+            .with_generation_id(generation)
+            .with_member_id(name(&member_id));
+        // A heartbeat later than the session timeout is worthless: bound it (and so `close`).
+        let result = block_on(with_timeout(
+            session_timeout,
+            client.request(&Target::Addr(coordinator), &req),
+        ))
+        .unwrap_or_else(|| {
+            Err(KafkaError::Timeout {
+                what: "Heartbeat".into(),
+                after: session_timeout,
+            })
+        });
+        let mut st = lock(&shared.state);
+        if st.member.generation_id != generation
+            || st.member.member_id != member_id
+            || !st.member.is_stable()
+        {
+            continue; // a late answer for a generation we already left
+        }
+        match result {
+            Ok(resp) => match st.member.on_heartbeat(resp.error_code) {
+                GroupAction::Continue | GroupAction::Retry => {}
+                GroupAction::Rejoin => {
+                    tracing::info!(group = %shared.group_id, code = resp.error_code, "rebalance: rejoining");
+                }
+                GroupAction::FindCoordinator => st.coordinator = None,
+                GroupAction::Fatal(e) => {
+                    st.fatal =
+                        KafkaError::from_code(e.code(), format!("Heartbeat {}", shared.group_id));
+                }
+            },
+            Err(e) => {
+                tracing::warn!(group = %shared.group_id, error = %e, "heartbeat failed");
+                st.coordinator = None;
+            }
+        }
+    }
+}
+
+/// A Kafka consumer: a group member (subscribe) or a fixed-partition reader (assign).
+/// Blocking; `poll` drives joining, fetching and auto-commit, a background thread heartbeats.
+pub struct Consumer {
+    client: Client,
+    cfg: ConsumerConfig,
+    group: Option<Arc<GroupShared>>,
+    heartbeat: Option<std::thread::JoinHandle<()>>,
+    positions: Positions,
+    last_commit: Instant,
+    last_metadata_check: Instant,
+    /// Rejoins this member asked for itself (sent as subscription user data).
+    rejoin_requests: AtomicU32,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("group", &self.cfg.group_id)
+            .field("topics", &self.cfg.topics)
+            .finish()
+    }
+}
+
+impl Consumer {
+    /// Check the settings and reach a broker (metadata for the topics). The group is joined on
+    /// the first [`Consumer::poll`].
+    pub fn connect(cfg: ConsumerConfig) -> Result<Consumer, KafkaError> {
+        cfg.validate()?;
+        let client_cfg = ClientConfig {
+            bootstrap: cfg.brokers.clone(),
+            conn: ConnConfig {
+                client_id: cfg.client_id.clone(),
+                // JoinGroup may legitimately wait for the whole rebalance.
+                request_timeout: cfg
+                    .request_timeout
+                    .max(cfg.rebalance_timeout + Duration::from_secs(5)),
+                sasl: cfg.sasl.clone(),
+                ..ConnConfig::default()
+            },
+            connect_deadline: cfg.connect_deadline,
+            ..ClientConfig::default()
+        };
+        let client = Client::new(client_cfg)?;
+        let mut topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
+        topics.extend(cfg.assignment.iter().map(|(t, _)| t.as_str()));
+        block_on(client.fetch_metadata(&topics))?;
+        let mut positions = Positions::default();
+        let mut group = None;
+        let mut heartbeat = None;
+        if cfg.assignment.is_empty() {
+            let shared = Arc::new(GroupShared {
+                group_id: cfg.group_id.clone().unwrap_or_default(),
+                state: Mutex::new(GroupState {
+                    member: Membership::new(),
+                    coordinator: None,
+                    fatal: None,
+                    assigned_counts: BTreeMap::new(),
+                }),
+                stop: AtomicBool::new(false),
+            });
+            let (c, s, every, session) = (
+                client.clone(),
+                shared.clone(),
+                cfg.heartbeat_interval,
+                cfg.session_timeout,
+            );
+            heartbeat = Some(
+                std::thread::Builder::new()
+                    .name("avro-edge-heartbeat".into())
+                    .spawn(move || heartbeat_loop(c, s, every, session))
+                    .map_err(|e| {
+                        KafkaError::Config(format!("cannot start the heartbeat thread: {e}"))
+                    })?,
+            );
+            group = Some(shared);
+        } else {
+            let mut fixed = TopicPartitions::new();
+            for (t, p) in &cfg.assignment {
+                fixed.entry(t.clone()).or_default().push(*p);
+            }
+            positions.set_assignment(&fixed);
+            if let Some(g) = cfg.group_id.clone().filter(|g| !g.is_empty()) {
+                // Assign mode with a group id: commits and committed offsets, no membership.
+                group = Some(Arc::new(GroupShared {
+                    group_id: g,
+                    state: Mutex::new(GroupState {
+                        member: Membership::new(),
+                        coordinator: None,
+                        fatal: None,
+                        assigned_counts: BTreeMap::new(),
+                    }),
+                    stop: AtomicBool::new(false),
+                }));
+            }
+        }
+        let now = Instant::now();
+        Ok(Consumer {
+            client,
+            cfg,
+            group,
+            heartbeat,
+            positions,
+            last_commit: now,
+            last_metadata_check: now,
+            rejoin_requests: AtomicU32::new(0),
+            closed: false,
+        })
+    }
+
+    fn subscribed(&self) -> bool {
+        self.cfg.assignment.is_empty()
+    }
+
+    /// The partitions this consumer reads now (after the last rebalance), sorted.
+    pub fn assignment(&self) -> Vec<(String, i32)> {
+        self.positions.owned().cloned().collect()
+    }
+
+    /// The next offset `poll` will read from a partition we own, once known.
+    pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.positions.position(topic, partition)
+    }
+
+    /// The offset last committed (or read back from the group) for a partition we own.
+    pub fn committed(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.positions.committed(topic, partition)
+    }
+
+    /// Read `partition` from `offset` on the next poll (e.g. to step over a corrupt batch).
+    pub fn seek(&mut self, topic: &str, partition: i32, offset: i64) {
+        self.positions.set_position(topic, partition, offset);
+    }
+
+    /// The current member id and generation, when in a group.
+    pub fn membership(&self) -> Option<(String, i32)> {
+        let g = self.group.as_ref()?;
+        let st = lock(&g.state);
+        Some((st.member.member_id.clone(), st.member.generation_id))
+    }
+
+    /// Wait up to `timeout` for records. Joins (or rejoins) the group first when needed: a join
+    /// is not cut short by `timeout` (the coordinator decides how long a rebalance takes).
+    /// Returns an empty list when nothing arrived in time.
+    pub fn poll(&mut self, timeout: Duration) -> Result<Vec<RawRecord>, KafkaError> {
+        if self.closed {
+            return Err(KafkaError::Closed);
+        }
+        let deadline = Instant::now() + timeout;
+        block_on(self.poll_until(deadline))
+    }
+
+    /// Rounds of join / position / fetch until records arrive or the deadline passes. Retriable
+    /// failures (broker restarting, leader moved, coordinator lost) are retried with backoff until
+    /// the deadline; only if the last round still failed is the error returned.
+    async fn poll_until(&mut self, deadline: Instant) -> Result<Vec<RawRecord>, KafkaError> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.poll_round(deadline).await {
+                Ok(Some(records)) => return Ok(records),
+                Ok(None) => backoff = Duration::from_millis(100),
+                Err(e) if e.is_retriable() || e.needs_metadata_refresh() => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(e);
+                    }
+                    tracing::debug!(error = %e, backoff_ms = backoff.as_millis() as u64, "poll: retrying");
+                    if let Some(g) = &self.group {
+                        lock(&g.state).coordinator = None;
+                    }
+                    for (t, _) in self.positions.owned().cloned().collect::<Vec<_>>() {
+                        self.client.invalidate(&t);
+                    }
+                    smol::Timer::after(backoff.min(deadline - now)).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One round: `Some(records)` when done (records arrived or the deadline passed).
+    async fn poll_round(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<Option<Vec<RawRecord>>, KafkaError> {
+        if self.subscribed() {
+            if self.last_metadata_check.elapsed() >= METADATA_CHECK_INTERVAL {
+                self.last_metadata_check = Instant::now();
+                self.check_subscribed_topics().await;
+            }
+            self.ensure_group().await?;
+        }
+        if self.cfg.enable_auto_commit
+            && self.last_commit.elapsed() >= self.cfg.auto_commit_interval
+        {
+            if let Err(e) = self.commit_async().await {
+                tracing::warn!(error = %e, "auto-commit failed");
+            }
+            self.last_commit = Instant::now();
+        }
+        self.ensure_positions(deadline).await?;
+        let now = Instant::now();
+        if self.positions.is_empty() {
+            if now >= deadline {
+                return Ok(Some(Vec::new()));
+            }
+            smol::Timer::after(
+                deadline
+                    .saturating_duration_since(now)
+                    .min(Duration::from_millis(100)),
+            )
+            .await;
+            return Ok(None);
+        }
+        let wait = self
+            .cfg
+            .fetch_max_wait
+            .min(deadline.saturating_duration_since(now));
+        let records = self.fetch_once(wait).await?;
+        if !records.is_empty() || Instant::now() >= deadline {
+            return Ok(Some(records));
+        }
+        Ok(None)
+    }
+
+    /// As leader, look at the subscribed topics' partition counts; if one appeared, vanished or
+    /// grew since the assignment, rejoin so every member gets a new one (Java does the same).
+    async fn check_subscribed_topics(&mut self) {
+        let Some((g, member, _)) = self.group_state() else {
+            return;
+        };
+        if !member.is_leader() || !member.is_stable() {
+            return;
+        }
+        let before = lock(&g.state).assigned_counts.clone();
+        if before.is_empty() {
+            return;
+        }
+        let topics: Vec<&str> = before.keys().map(String::as_str).collect();
+        let resp = match self.client.fetch_metadata(&topics).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "metadata check failed");
+                return;
+            }
+        };
+        for t in &resp.topics {
+            let Some(name) = t.name.as_ref().map(|n| n.0.as_str()) else {
+                continue;
+            };
+            let now = if t.error_code == 0 {
+                t.partitions.len() as i32
+            } else {
+                0
+            };
+            if before.get(name).is_some_and(|b| *b != now) {
+                tracing::info!(group = %g.group_id, topic = name, before = before.get(name).copied(), now, "partitions changed; rebalancing");
+                self.rejoin_requests.fetch_add(1, Ordering::SeqCst);
+                lock(&g.state).member.request_rejoin();
+                return;
+            }
+        }
+    }
+
+    /// [`Consumer::poll`], then the codec: each record becomes an [`Item`], a value that does not
+    /// decode becomes [`Item::Undecodable`] with its coordinates, raw bytes and error kind.
+    pub fn poll_decoded<E, F>(
+        &mut self,
+        timeout: Duration,
+        decode: F,
+    ) -> Result<Vec<Item>, KafkaError>
+    where
+        E: ErrorKind,
+        F: Fn(&[u8]) -> Result<serde_json::Value, E>,
+    {
+        Ok(decode_records(self.poll(timeout)?, decode))
+    }
+
+    /// [`Consumer::poll`] through the codec: Confluent-framed Avro values decoded with their
+    /// writer schema (fetched by id from the registry or the offline cache) into natural JSON.
+    /// Anything that does not decode is an [`Item::Undecodable`] in its place, never an error
+    /// of the poll and never dropped.
+    pub fn poll_items(&mut self, timeout: Duration, codec: &Codec) -> Result<Vec<Item>, KafkaError> {
+        self.poll_decoded(timeout, |b: &[u8]| codec.decode_json(b))
+    }
+
+    fn group_state(&self) -> Option<(Arc<GroupShared>, Membership, Option<String>)> {
+        let g = self.group.as_ref()?.clone();
+        let (m, c) = {
+            let st = lock(&g.state);
+            (st.member.clone(), st.coordinator.clone())
+        };
+        Some((g, m, c))
+    }
+
+    async fn coordinator(&self, g: &GroupShared) -> Result<String, KafkaError> {
+        if let Some(c) = lock(&g.state).coordinator.clone() {
+            return Ok(c);
+        }
+        let c = find_coordinator(&self.client, &g.group_id).await?;
+        tracing::debug!(group = %g.group_id, coordinator = %c, "found coordinator");
+        lock(&g.state).coordinator = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Join and sync until stable (or a fatal error). Commits what was read before giving up
+    /// partitions when the old generation still allows it.
+    async fn ensure_group(&mut self) -> Result<(), KafkaError> {
+        let Some((g, _, _)) = self.group_state() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let give_up = started + self.cfg.rebalance_timeout * 2 + self.cfg.session_timeout * 2;
+        let mut backoff = Duration::from_millis(100);
+        let mut rejoined = false;
+        loop {
+            if let Some(e) = lock(&g.state).fatal.clone() {
+                return Err(e);
+            }
+            let member = lock(&g.state).member.clone();
+            if member.is_stable() {
+                if rejoined {
+                    self.positions.set_assignment(&member.assignment);
+                    let parts: Vec<String> = member
+                        .assignment
+                        .iter()
+                        .map(|(t, ps)| format!("{t}{ps:?}"))
+                        .collect();
+                    tracing::info!(
+                        group = %g.group_id,
+                        generation = member.generation_id,
+                        member = %member.member_id,
+                        leader = member.is_leader(),
+                        assignment = %parts.join(","),
+                        took_ms = started.elapsed().as_millis() as u64,
+                        "joined group"
+                    );
+                }
+                return Ok(());
+            }
+            if Instant::now() >= give_up {
+                return Err(KafkaError::Timeout {
+                    what: format!("joining group {}", g.group_id),
+                    after: started.elapsed(),
+                });
+            }
+            if !rejoined && !self.positions.is_empty() {
+                // Revoking (eager protocol): commit what we handed out while the generation is
+                // still valid, then drop every partition.
+                if self.cfg.enable_auto_commit
+                    && member.generation_id >= 0
+                    && let Err(e) = self.commit_async().await
+                {
+                    tracing::warn!(error = %e, "commit before rebalance failed");
+                }
+                self.positions.set_assignment(&TopicPartitions::new());
+            }
+            rejoined = true;
+            let action = match self.join_and_sync(&g).await {
+                Ok(a) => a,
+                Err(e) if e.is_retriable() => {
+                    tracing::debug!(error = %e, "join failed, retrying");
+                    lock(&g.state).coordinator = None;
+                    GroupAction::Retry
+                }
+                Err(e) => return Err(e),
+            };
+            match action {
+                GroupAction::Continue | GroupAction::Rejoin => {}
+                GroupAction::FindCoordinator => lock(&g.state).coordinator = None,
+                GroupAction::Retry => {
+                    smol::Timer::after(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                GroupAction::Fatal(e) => {
+                    return Err(
+                        KafkaError::from_code(e.code(), format!("group {}", g.group_id))
+                            .unwrap_or(KafkaError::Protocol(e.to_string())),
+                    );
+                }
+            }
+        }
+    }
+
+    /// One JoinGroup (+ SyncGroup when it succeeds). Membership is updated through the state machine.
+    async fn join_and_sync(&self, g: &GroupShared) -> Result<GroupAction, KafkaError> {
+        let coordinator = Target::Addr(self.coordinator(g).await?);
+        let member_id = lock(&g.state).member.member_id.clone();
+        // After a leader-requested rejoin the metadata changes (user data = the rejoin count):
+        // tansu starts a new generation only when a member's metadata differs.
+        let nonce = self.rejoin_requests.load(Ordering::SeqCst);
+        let user_data = (nonce > 0).then(|| Bytes::copy_from_slice(&nonce.to_be_bytes()));
+        let metadata = encode_subscription(&self.cfg.topics, user_data);
+        let other = match self.cfg.assignor {
+            Assignor::Range => Assignor::RoundRobin,
+            Assignor::RoundRobin => Assignor::Range,
+        };
+        let protocols: Vec<JoinGroupRequestProtocol> = [self.cfg.assignor, other]
+            .iter()
+            .map(|a| {
+                JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str(a.name()))
+                    .with_metadata(metadata.clone())
+            })
+            .collect();
+        let t0 = Instant::now();
+        let join = call(&self.client, &coordinator, |_| {
+            JoinGroupRequest::default()
+                .with_group_id(GroupId(name(&g.group_id)))
+                .with_session_timeout_ms(millis(self.cfg.session_timeout))
+                .with_rebalance_timeout_ms(millis(self.cfg.rebalance_timeout))
+                .with_member_id(name(&member_id))
+                .with_protocol_type(StrBytes::from_static_str(PROTOCOL_TYPE))
+                .with_protocols(protocols)
+        })
+        .await?;
+        let protocol = join.protocol_name.as_ref().map(|p| p.to_string());
+        let action = lock(&g.state).member.on_join(
+            join.error_code,
+            join.generation_id,
+            join.member_id.as_str(),
+            join.leader.as_str(),
+            protocol.as_deref(),
+        );
+        tracing::debug!(
+            group = %g.group_id, code = join.error_code, generation = join.generation_id, members = join.members.len(),
+            took_ms = t0.elapsed().as_millis() as u64, "JoinGroup answered"
+        );
+        if action != GroupAction::Continue {
+            return Ok(action);
+        }
+        let member = lock(&g.state).member.clone();
+        let assignments = if member.is_leader() {
+            let assignor = protocol
+                .as_deref()
+                .and_then(Assignor::from_name)
+                .ok_or_else(|| {
+                    KafkaError::Protocol(format!(
+                        "coordinator chose assignor {protocol:?}, which we do not offer"
+                    ))
+                })?;
+            self.leader_assign(g, assignor, &join.members).await?
+        } else {
+            Vec::new()
+        };
+        let sync = call(&self.client, &coordinator, |v| {
+            let r = SyncGroupRequest::default()
+                .with_group_id(GroupId(name(&g.group_id)))
+                .with_generation_id(member.generation_id)
+                .with_member_id(name(&member.member_id))
+                .with_assignments(assignments);
+            if v >= 5 {
+                r.with_protocol_type(Some(StrBytes::from_static_str(PROTOCOL_TYPE)))
+                    .with_protocol_name(protocol.as_deref().map(name))
+            } else {
+                r
+            }
+        })
+        .await?;
+        let mut st = lock(&g.state);
+        if st.member.generation_id != member.generation_id {
+            return Ok(GroupAction::Rejoin);
+        }
+        st.member
+            .on_sync(sync.error_code, &sync.assignment)
+            .map_err(|e| KafkaError::Protocol(e.to_string()))
+    }
+
+    /// The leader's job: decode every member's subscription, look up partition counts, assign.
+    async fn leader_assign(
+        &self,
+        g: &GroupShared,
+        assignor: Assignor,
+        members: &[JoinGroupResponseMember],
+    ) -> Result<Vec<SyncGroupRequestAssignment>, KafkaError> {
+        let mut group_members = Vec::with_capacity(members.len());
+        for m in members {
+            let topics = match decode_subscription(&m.metadata) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(member = %m.member_id.as_str(), error = %e, "member subscription unreadable; it gets nothing");
+                    Vec::new()
+                }
+            };
+            group_members.push(GroupMember {
+                member_id: m.member_id.to_string(),
+                group_instance_id: m.group_instance_id.as_ref().map(|s| s.to_string()),
+                topics,
+            });
+        }
+        let mut counts = BTreeMap::new();
+        let all: BTreeSet<&String> = group_members.iter().flat_map(|m| m.topics.iter()).collect();
+        let deadline = Instant::now() + self.cfg.connect_deadline;
+        for t in all {
+            self.client.invalidate(t); // assign from fresh metadata
+            match self.client.topic(t, deadline).await {
+                Ok(meta) => {
+                    counts.insert(t.clone(), meta.partitions.len() as i32);
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %t, error = %e, "subscribed topic not available; not assigned")
+                }
+            }
+        }
+        let plan = assignor.assign(&group_members, &counts);
+        let mut seen = counts.clone();
+        for m in &group_members {
+            for t in &m.topics {
+                seen.entry(t.clone()).or_insert(0);
+            }
+        }
+        lock(&g.state).assigned_counts = seen;
+        Ok(plan
+            .iter()
+            .map(|(member, parts)| {
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(name(member))
+                    .with_assignment(encode_assignment(parts))
+            })
+            .collect())
+    }
+
+    /// Give every owned partition a position: the group's committed offset, else the reset policy.
+    async fn ensure_positions(&mut self, deadline: Instant) -> Result<(), KafkaError> {
+        let missing = self.positions.missing();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if let Some((g, _, _)) = self.group_state() {
+            let coordinator = Target::Addr(self.coordinator(&g).await?);
+            let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+            for (t, p) in &missing {
+                by_topic.entry(t.as_str()).or_default().push(*p);
+            }
+            let resp = call(&self.client, &coordinator, |v| {
+                if v >= 8 {
+                    OffsetFetchRequest::default().with_groups(vec![
+                        OffsetFetchRequestGroup::default()
+                            .with_group_id(GroupId(name(&g.group_id)))
+                            .with_topics(Some(
+                                by_topic
+                                    .iter()
+                                    .map(|(t, ps)| {
+                                        OffsetFetchRequestTopics::default()
+                                            .with_name(TopicName(name(t)))
+                                            .with_partition_indexes(ps.clone())
+                                    })
+                                    .collect(),
+                            )),
+                    ])
+                } else {
+                    OffsetFetchRequest::default()
+                        .with_group_id(GroupId(name(&g.group_id)))
+                        .with_topics(Some(
+                            by_topic
+                                .iter()
+                                .map(|(t, ps)| {
+                                    OffsetFetchRequestTopic::default()
+                                        .with_name(TopicName(name(t)))
+                                        .with_partition_indexes(ps.clone())
+                                })
+                                .collect(),
+                        ))
+                }
+            })
+            .await?;
+            let mut found: Vec<(String, i32, i64, i16)> = Vec::new();
+            let mut top_code = resp.error_code;
+            for t in &resp.topics {
+                for p in &t.partitions {
+                    found.push((
+                        t.name.0.to_string(),
+                        p.partition_index,
+                        p.committed_offset,
+                        p.error_code,
+                    ));
+                }
+            }
+            for grp in &resp.groups {
+                if grp.error_code != 0 {
+                    top_code = grp.error_code;
+                }
+                for t in &grp.topics {
+                    for p in &t.partitions {
+                        found.push((
+                            t.name.0.to_string(),
+                            p.partition_index,
+                            p.committed_offset,
+                            p.error_code,
+                        ));
+                    }
+                }
+            }
+            if top_code != 0 {
+                let action = lock(&g.state).member.on_commit(top_code);
+                if action == GroupAction::FindCoordinator {
+                    lock(&g.state).coordinator = None;
+                }
+                return Err(
+                    KafkaError::from_code(top_code, format!("OffsetFetch {}", g.group_id))
+                        .unwrap_or(KafkaError::Protocol("OffsetFetch".into())),
+                );
+            }
+            for (t, p, offset, code) in found {
+                if code == 0 && offset >= 0 {
+                    self.positions.set_committed(&t, p, offset);
+                }
+            }
+        }
+        let still = self.positions.missing();
+        if still.is_empty() {
+            return Ok(());
+        }
+        self.reset_positions(&still, deadline).await
+    }
+
+    /// ListOffsets (earliest or latest) for partitions without a usable position.
+    async fn reset_positions(
+        &mut self,
+        parts: &[(String, i32)],
+        deadline: Instant,
+    ) -> Result<(), KafkaError> {
+        let ts = self.cfg.auto_offset_reset.timestamp();
+        let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
+        for (t, p) in parts {
+            let meta = self
+                .client
+                .topic(t, deadline.max(Instant::now() + self.cfg.connect_deadline))
+                .await?;
+            let Some(leader) = meta.leader(*p) else {
+                self.client.invalidate(t);
+                continue;
+            };
+            by_leader
+                .entry(leader)
+                .or_default()
+                .entry(t.clone())
+                .or_default()
+                .push(*p);
+        }
+        for (leader, topics) in by_leader {
+            let req = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(
+                    topics
+                        .iter()
+                        .map(|(t, ps)| {
+                            ListOffsetsTopic::default()
+                                .with_name(TopicName(name(t)))
+                                .with_partitions(
+                                    ps.iter()
+                                        .map(|p| {
+                                            ListOffsetsPartition::default()
+                                                .with_partition_index(*p)
+                                                .with_timestamp(ts)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                );
+            let resp = self.client.request(&Target::Node(leader), &req).await?;
+            for t in &resp.topics {
+                for p in &t.partitions {
+                    if p.error_code == 0 && p.offset >= 0 {
+                        tracing::debug!(topic = %t.name.0.as_str(), partition = p.partition_index, offset = p.offset, "reset position");
+                        self.positions
+                            .set_position(t.name.0.as_str(), p.partition_index, p.offset);
+                    } else if let Some(e) = KafkaError::from_code(
+                        p.error_code,
+                        format!("ListOffsets {}", t.name.0.as_str()),
+                    ) {
+                        if e.needs_metadata_refresh() || e.is_retriable() {
+                            self.client.invalidate(t.name.0.as_str());
+                        } else {
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One Fetch per partition leader (in parallel); records in offset order per partition.
+    async fn fetch_once(&mut self, wait: Duration) -> Result<Vec<RawRecord>, KafkaError> {
+        let deadline = Instant::now() + self.cfg.connect_deadline;
+        let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<(i32, i64)>>> = BTreeMap::new();
+        let owned: Vec<(String, i32)> = self.positions.owned().cloned().collect();
+        for (t, p) in owned {
+            let Some(pos) = self.positions.position(&t, p) else {
+                continue;
+            };
+            let meta = self.client.topic(&t, deadline).await?;
+            let Some(leader) = meta.leader(p) else {
+                self.client.invalidate(&t);
+                continue;
+            };
+            by_leader
+                .entry(leader)
+                .or_default()
+                .entry(t)
+                .or_default()
+                .push((p, pos));
+        }
+        let mut tasks = Vec::new();
+        for (leader, topics) in by_leader {
+            let req = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(millis(wait))
+                .with_min_bytes(self.cfg.fetch_min_bytes)
+                .with_max_bytes(self.cfg.fetch_max_bytes)
+                .with_topics(
+                    topics
+                        .iter()
+                        .map(|(t, ps)| {
+                            FetchTopic::default()
+                                .with_topic(TopicName(name(t)))
+                                .with_partitions(
+                                    ps.iter()
+                                        .map(|(p, pos)| {
+                                            FetchPartition::default()
+                                                .with_partition(*p)
+                                                .with_fetch_offset(*pos)
+                                                .with_partition_max_bytes(
+                                                    self.cfg.fetch_partition_max_bytes,
+                                                )
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                );
+            let client = self.client.clone();
+            tasks.push(smol::spawn(async move {
+                let conn = client.conn(&Target::Node(leader)).await?;
+                // v11 at most: tansu 0.6.0 puts a v16+ tag into flexible v12 Fetch answers.
+                let v = conn.version_for::<FetchRequest>()?.min(MAX_FETCH_VERSION);
+                conn.request_at(&req, v).await
+            }));
+        }
+        // A failure on one leader must not lose what the others returned (their positions moved):
+        // records win, the first error is returned only when there are none.
+        let mut out = Vec::new();
+        let mut out_of_range = Vec::new();
+        let mut failed: Option<KafkaError> = None;
+        for task in tasks {
+            let resp = match task.await {
+                Ok(r) => r,
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    continue;
+                }
+            };
+            if let Some(e) = KafkaError::from_code(resp.error_code, "Fetch") {
+                failed.get_or_insert(e);
+                continue;
+            }
+            for topic in &resp.responses {
+                let t = topic.topic.0.as_str();
+                for part in &topic.partitions {
+                    let p = part.partition_index;
+                    let Some(pos) = self.positions.position(t, p) else {
+                        continue;
+                    };
+                    match part.error_code {
+                        0 => {}
+                        1 => {
+                            tracing::warn!(
+                                topic = t,
+                                partition = p,
+                                offset = pos,
+                                "offset out of range; resetting"
+                            );
+                            out_of_range.push((t.to_string(), p));
+                            continue;
+                        }
+                        code => {
+                            let e = KafkaError::from_code(code, format!("Fetch {t}-{p}"))
+                                .unwrap_or(KafkaError::Protocol("Fetch".into()));
+                            if e.needs_metadata_refresh() || e.is_retriable() {
+                                self.client.invalidate(t);
+                            } else {
+                                failed.get_or_insert(e);
+                            }
+                            continue;
+                        }
+                    }
+                    let Some(data) = part.records.as_ref() else {
+                        continue;
+                    };
+                    let fetched = decode_fetched(t, p, data, pos, self.cfg.max_batch_bytes);
+                    if let Some(next) = fetched.next_offset.filter(|n| *n > pos) {
+                        self.positions.set_position(t, p, next);
+                    }
+                    if let Some(e) = fetched.error {
+                        // Records before the bad batch are delivered; the next poll stops at it.
+                        let at = self.positions.position(t, p).unwrap_or(pos);
+                        tracing::warn!(topic = t, partition = p, offset = at, error = %e, "unreadable record batch");
+                        failed.get_or_insert(KafkaError::Protocol(format!(
+                            "{t}-{p} at offset {at}: {e} ({}); seek past it to go on",
+                            e.kind()
+                        )));
+                    }
+                    out.extend(fetched.records);
+                }
+            }
+        }
+        if !out_of_range.is_empty()
+            && let Err(e) = self.reset_positions(&out_of_range, deadline).await
+        {
+            failed.get_or_insert(e);
+        }
+        match failed {
+            Some(e) if out.is_empty() => Err(e),
+            Some(e) => {
+                tracing::warn!(error = %e, records = out.len(), "fetch partly failed; delivering what arrived");
+                Ok(out)
+            }
+            None => Ok(out),
+        }
+    }
+
+    /// Commit the positions of everything `poll` has returned so far (blocking).
+    pub fn commit(&mut self) -> Result<(), KafkaError> {
+        if self.closed {
+            return Err(KafkaError::Closed);
+        }
+        block_on(self.commit_async())
+    }
+
+    async fn commit_async(&mut self) -> Result<(), KafkaError> {
+        let pending = self.positions.uncommitted();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let Some((g, member, _)) = self.group_state() else {
+            return Err(KafkaError::Config("commit needs a group_id".into()));
+        };
+        // In assign mode there is no membership: generation -1 and an empty member id.
+        let (generation, member_id) = if self.subscribed() {
+            if member.generation_id < 0 {
+                return Err(KafkaError::from_code(
+                    22,
+                    format!("commit to {}: not in a generation", g.group_id),
+                )
+                .unwrap_or(KafkaError::Protocol("commit".into())));
+            }
+            (member.generation_id, member.member_id.clone())
+        } else {
+            (-1, String::new())
+        };
+        let coordinator = Target::Addr(self.coordinator(&g).await?);
+        let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
+        for ((t, p), o) in &pending {
+            by_topic.entry(t.as_str()).or_default().push((*p, *o));
+        }
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(name(&g.group_id)))
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(name(&member_id))
+            .with_topics(
+                by_topic
+                    .iter()
+                    .map(|(t, ps)| {
+                        OffsetCommitRequestTopic::default()
+                            .with_name(TopicName(name(t)))
+                            .with_partitions(
+                                ps.iter()
+                                    .map(|(p, o)| {
+                                        OffsetCommitRequestPartition::default()
+                                            .with_partition_index(*p)
+                                            .with_committed_offset(*o)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+        let resp = match self.client.request(&coordinator, &req).await {
+            Ok(r) => r,
+            Err(e) => {
+                lock(&g.state).coordinator = None;
+                return Err(e);
+            }
+        };
+        let mut first_err = None;
+        for t in &resp.topics {
+            for p in &t.partitions {
+                let topic = t.name.0.as_str();
+                if p.error_code == 0 {
+                    if let Some(&(_, o)) = by_topic
+                        .get(topic)
+                        .and_then(|ps| ps.iter().find(|(q, _)| *q == p.partition_index))
+                    {
+                        self.positions.set_committed(topic, p.partition_index, o);
+                    }
+                } else if first_err.is_none() {
+                    let mut st = lock(&g.state);
+                    if self.subscribed()
+                        && st.member.generation_id == generation
+                        && st.member.on_commit(p.error_code) == GroupAction::FindCoordinator
+                    {
+                        st.coordinator = None;
+                    }
+                    first_err = KafkaError::from_code(
+                        p.error_code,
+                        format!("OffsetCommit {topic}-{}", p.partition_index),
+                    );
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => {
+                tracing::debug!(group = %g.group_id, partitions = pending.len(), "committed offsets");
+                Ok(())
+            }
+        }
+    }
+
+    /// Commit (if auto-commit is on), leave the group (LeaveGroup) and drop the connections.
+    pub fn close(&mut self) -> Result<(), KafkaError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        let mut result = Ok(());
+        // Bounded: closing (and so dropping) a consumer whose broker is gone must not hang.
+        let bound = self.cfg.request_timeout.min(CLOSE_TIMEOUT);
+        if self.cfg.enable_auto_commit && self.group.is_some() {
+            let commit = block_on(with_timeout(bound, self.commit_async())).unwrap_or_else(|| {
+                Err(KafkaError::Timeout {
+                    what: "final commit".into(),
+                    after: bound,
+                })
+            });
+            if let Err(e) = commit {
+                tracing::warn!(error = %e, "final commit failed");
+                result = Err(e);
+            }
+        }
+        if let Some(g) = &self.group {
+            g.stop.store(true, Ordering::SeqCst);
+        }
+        if let Some(h) = self.heartbeat.take() {
+            let _ = h.join();
+        }
+        if let Some((g, member, coordinator)) = self.group_state()
+            && self.subscribed()
+            && !member.member_id.is_empty()
+            && let Some(coordinator) = coordinator
+        {
+            let leave = block_on(with_timeout(
+                bound,
+                call(&self.client, &Target::Addr(coordinator), |v| {
+                    let r = LeaveGroupRequest::default().with_group_id(GroupId(name(&g.group_id)));
+                    if v >= 3 {
+                        r.with_members(vec![
+                            MemberIdentity::default().with_member_id(name(&member.member_id)),
+                        ])
+                    } else {
+                        r.with_member_id(name(&member.member_id))
+                    }
+                }),
+            ))
+            .unwrap_or_else(|| {
+                Err(KafkaError::Timeout {
+                    what: "LeaveGroup".into(),
+                    after: bound,
+                })
+            });
+            match leave {
+                Ok(r) if r.error_code == 0 => {
+                    tracing::info!(group = %g.group_id, member = %member.member_id, "left group")
+                }
+                Ok(r) => {
+                    tracing::warn!(group = %g.group_id, code = r.error_code, "LeaveGroup refused")
+                }
+                Err(e) => tracing::warn!(group = %g.group_id, error = %e, "LeaveGroup failed"),
+            }
+            lock(&g.state).member.reset();
+        }
+        self.positions.set_assignment(&TopicPartitions::new());
+        self.client.close();
+        result
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// One consumed message after the codec.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    /// Decoded to natural JSON (a tombstone, with no value, decodes to `null`).
+    Record {
+        topic: Arc<str>,
+        partition: i32,
+        offset: i64,
+        key: Option<Bytes>,
+        timestamp: i64,
+        headers: Vec<(String, Option<Bytes>)>,
+        value: serde_json::Value,
+    },
+    /// The value did not decode: the coordinates, the raw bytes and why.
+    Undecodable {
+        topic: Arc<str>,
+        partition: i32,
+        offset: i64,
+        key: Option<Bytes>,
+        timestamp: i64,
+        raw: Bytes,
+        /// The codec error's stable kind, e.g. `invalid-magic-byte` or `unknown-schema-id`.
+        error_kind: &'static str,
+        error: String,
+    },
+}
+
+impl Item {
+    /// `(topic, partition, offset)` of the message.
+    pub fn coordinates(&self) -> (&str, i32, i64) {
+        match self {
+            Item::Record {
+                topic,
+                partition,
+                offset,
+                ..
+            }
+            | Item::Undecodable {
+                topic,
+                partition,
+                offset,
+                ..
+            } => (topic, *partition, *offset),
+        }
+    }
+
+    /// The dead-letter line for an undecodable message (`None` for a decoded one): coordinates,
+    /// timestamp, key and raw value in base64, the error kind and message.
+    pub fn dead_letter(&self) -> Option<serde_json::Value> {
+        use base64::Engine as _;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        match self {
+            Item::Record { .. } => None,
+            Item::Undecodable {
+                topic,
+                partition,
+                offset,
+                key,
+                timestamp,
+                raw,
+                error_kind,
+                error,
+            } => Some(serde_json::json!({
+                "topic": &**topic,
+                "partition": partition,
+                "offset": offset,
+                "timestamp": timestamp,
+                "key_base64": key.as_deref().map(b64),
+                "raw_base64": b64(raw),
+                "error_kind": error_kind,
+                "error": error,
+            })),
+        }
+    }
+}
+
+/// Decode every record's value with `decode`; failures become [`Item::Undecodable`], in place.
+pub fn decode_records<E, F>(records: Vec<RawRecord>, decode: F) -> Vec<Item>
+where
+    E: ErrorKind,
+    F: Fn(&[u8]) -> Result<serde_json::Value, E>,
+{
+    records
+        .into_iter()
+        .map(|r| {
+            let Some(raw) = r.value else {
+                return Item::Record {
+                    topic: r.topic,
+                    partition: r.partition,
+                    offset: r.offset,
+                    key: r.key,
+                    timestamp: r.timestamp,
+                    headers: r.headers,
+                    value: serde_json::Value::Null,
+                };
+            };
+            match decode(&raw) {
+                Ok(value) => Item::Record {
+                    topic: r.topic,
+                    partition: r.partition,
+                    offset: r.offset,
+                    key: r.key,
+                    timestamp: r.timestamp,
+                    headers: r.headers,
+                    value,
+                },
+                Err(e) => Item::Undecodable {
+                    topic: r.topic,
+                    partition: r.partition,
+                    offset: r.offset,
+                    key: r.key,
+                    timestamp: r.timestamp,
+                    raw,
+                    error_kind: e.kind(),
+                    error: e.to_string(),
+                },
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::indexmap::IndexMap;
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    fn record(offset: i64, value: &[u8]) -> Record {
+        let mut headers = IndexMap::new();
+        headers.insert(
+            StrBytes::from_static_str("h"),
+            Some(Bytes::from_static(b"hv")),
+        );
+        Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            sequence: -1,
+            timestamp: 1_700_000_000_000 + offset,
+            key: Some(Bytes::from(format!("k{offset}"))),
+            value: Some(Bytes::copy_from_slice(value)),
+            headers,
+        }
+    }
+
+    fn decode(
+        topic: &str,
+        partition: i32,
+        data: &Bytes,
+        from: i64,
+        limit: usize,
+    ) -> Result<Fetched, BatchError> {
+        let mut f = decode_fetched(topic, partition, data, from, limit);
+        match f.error.take() {
+            Some(e) => Err(e),
+            None => Ok(f),
+        }
+    }
+
+    /// Batches written by kafka-protocol's own encoder: an independent writer for our reader.
+    fn batch(records: &[Record], compression: Compression) -> Bytes {
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .unwrap();
+        buf.freeze()
+    }
+
+    #[test]
+    fn reads_plain_gzip_and_snappy_batches() {
+        for compression in [Compression::None, Compression::Gzip, Compression::Snappy] {
+            let recs: Vec<Record> = (10..20).map(|o| record(o, &vec![o as u8; 300])).collect();
+            let data = batch(&recs, compression);
+            let got = decode("t", 3, &data, 0, 1 << 20).unwrap();
+            assert_eq!(got.next_offset, Some(20), "{compression:?}");
+            assert_eq!(got.records.len(), 10);
+            for (r, want) in got.records.iter().zip(&recs) {
+                assert_eq!((&*r.topic, r.partition, r.offset), ("t", 3, want.offset));
+                assert_eq!(r.timestamp, want.timestamp);
+                assert_eq!(r.key, want.key);
+                assert_eq!(r.value, want.value);
+                assert_eq!(
+                    r.headers,
+                    vec![("h".to_string(), Some(Bytes::from_static(b"hv")))]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn skips_records_below_the_position_and_stops_at_a_partial_batch() {
+        let mut data = BytesMut::new();
+        data.extend_from_slice(&batch(
+            &[record(0, b"a"), record(1, b"b")],
+            Compression::None,
+        ));
+        let second = batch(&[record(2, b"c")], Compression::None);
+        data.extend_from_slice(&second[..second.len() - 3]);
+        let got = decode("t", 0, &data.freeze(), 1, 1 << 20).unwrap();
+        assert_eq!(
+            got.records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![1]
+        );
+        assert_eq!(got.next_offset, Some(2));
+    }
+
+    #[test]
+    fn corrupt_and_hostile_batches_are_errors() {
+        let good = batch(&[record(5, b"v")], Compression::None);
+        // flipped byte in the body: CRC mismatch
+        let mut bad = good.to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        let e = decode("t", 0, &Bytes::from(bad), 0, 1 << 20).unwrap_err();
+        assert_eq!(e.kind(), "corrupt-record-batch");
+        // a record count of 2^31-1 with a valid CRC: refused before any allocation
+        let mut huge = good.to_vec();
+        huge[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        let crc = crc32c::crc32c(&huge[21..]);
+        huge[17..21].copy_from_slice(&crc.to_be_bytes());
+        let e = decode("t", 0, &Bytes::from(huge), 0, 1 << 20).unwrap_err();
+        assert_eq!(e.kind(), "corrupt-record-batch");
+        // legacy magic
+        let mut old = good.to_vec();
+        old[16] = 1;
+        assert_eq!(
+            decode("t", 0, &Bytes::from(old), 0, 1 << 20)
+                .unwrap_err()
+                .kind(),
+            "unsupported-record-format"
+        );
+        // random bytes never panic
+        let mut seed = 0x1234_5678u32;
+        for len in 0..400 {
+            let junk: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    seed as u8
+                })
+                .collect();
+            let _ = decode("t", 0, &Bytes::from(junk), 0, 1 << 20);
+        }
+    }
+
+    #[test]
+    fn a_bad_batch_keeps_what_came_before_it() {
+        let mut data = BytesMut::new();
+        data.extend_from_slice(&batch(
+            &[record(0, b"a"), record(1, b"b")],
+            Compression::None,
+        ));
+        let mut bad = batch(&[record(2, b"c")], Compression::None).to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        data.extend_from_slice(&bad);
+        data.extend_from_slice(&batch(&[record(3, b"d")], Compression::None));
+        let f = decode_fetched("t", 0, &data.freeze(), 0, 1 << 20);
+        assert_eq!(
+            f.records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+        assert_eq!(
+            f.next_offset,
+            Some(2),
+            "the position stops at the bad batch"
+        );
+        assert_eq!(f.error.map(|e| e.kind()), Some("corrupt-record-batch"));
+    }
+
+    #[test]
+    fn decompression_is_capped() {
+        let recs: Vec<Record> = (0..50).map(|o| record(o, &[0u8; 10_000])).collect();
+        for compression in [Compression::Gzip, Compression::Snappy] {
+            let data = batch(&recs, compression);
+            assert!(data.len() < 100_000);
+            match decode("t", 0, &data, 0, 5_000) {
+                Err(e) => assert_eq!(e.kind(), "record-batch-too-large", "{compression:?}"),
+                Ok(f) => panic!(
+                    "{compression:?}: {} records, {} bytes compressed",
+                    f.records.len(),
+                    data.len()
+                ),
+            }
+        }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("bad magic byte 0x{0:02x}")]
+    struct BadMagic(u8);
+    impl ErrorKind for BadMagic {
+        fn kind(&self) -> &'static str {
+            "invalid-magic-byte"
+        }
+    }
+
+    #[test]
+    fn undecodable_values_become_dead_letter_items_in_place() {
+        let raw = |offset: i64, value: Option<&'static [u8]>| RawRecord {
+            topic: "t".into(),
+            partition: 2,
+            offset,
+            timestamp: 1_700_000_000_000,
+            key: Some(Bytes::from_static(b"\xffk")),
+            headers: vec![],
+            value: value.map(Bytes::from_static),
+        };
+        let records = vec![
+            raw(7, Some(b"\x00ok")),
+            raw(8, Some(b"\x01no")),
+            raw(9, None),
+        ];
+        let items = decode_records(records, |b: &[u8]| match b.first() {
+            Some(0) => Ok(serde_json::json!({"ok": true})),
+            other => Err(BadMagic(other.copied().unwrap_or(0))),
+        });
+        assert_eq!(
+            items.iter().map(|i| i.coordinates().2).collect::<Vec<_>>(),
+            vec![7, 8, 9]
+        );
+        assert!(matches!(&items[0], Item::Record { value, .. } if value["ok"] == true));
+        assert!(items[0].dead_letter().is_none());
+        assert!(
+            matches!(
+                &items[2],
+                Item::Record {
+                    value: serde_json::Value::Null,
+                    ..
+                }
+            ),
+            "tombstone"
+        );
+        let dl = items[1].dead_letter().unwrap();
+        assert_eq!(dl["topic"], "t");
+        assert_eq!(dl["partition"], 2);
+        assert_eq!(dl["offset"], 8);
+        assert_eq!(dl["raw_base64"], "AW5v"); // 0x01 'n' 'o'
+        assert_eq!(dl["key_base64"], "/2s="); // 0xff 'k'
+        assert_eq!(dl["error_kind"], "invalid-magic-byte");
+        assert_eq!(dl["error"], "bad magic byte 0x01");
+    }
+
+    #[test]
+    fn positions_track_assignment_commit_and_progress() {
+        let mut p = Positions::default();
+        let a: TopicPartitions = [("t".to_string(), vec![0, 1])].into_iter().collect();
+        p.set_assignment(&a);
+        assert_eq!(p.missing().len(), 2);
+        p.set_committed("t", 0, 7);
+        p.set_position("t", 1, 0);
+        assert_eq!(p.position("t", 0), Some(7));
+        assert_eq!(p.uncommitted(), vec![(("t".to_string(), 1), 0)]);
+        p.set_position("t", 0, 9);
+        p.set_committed("t", 1, 0);
+        assert_eq!(p.uncommitted(), vec![(("t".to_string(), 0), 9)]);
+        // Rebalance keeps partition 1's state, drops 0, adds 2 without a position.
+        let b: TopicPartitions = [("t".to_string(), vec![1, 2])].into_iter().collect();
+        p.set_assignment(&b);
+        assert_eq!(p.position("t", 0), None);
+        assert_eq!(p.position("t", 1), Some(0));
+        assert_eq!(p.missing(), vec![("t".to_string(), 2)]);
+        // Late answers for partitions we no longer own are ignored.
+        p.set_position("t", 0, 100);
+        assert_eq!(p.position("t", 0), None);
+    }
+}

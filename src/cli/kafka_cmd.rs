@@ -1,14 +1,276 @@
 //! `avro-edge produce` and `avro-edge consume`.
 use super::{CmdResult, Failure};
 
-#[derive(Debug, clap::Args)]
-pub struct ProduceArgs {}
-#[derive(Debug, clap::Args)]
-pub struct ConsumeArgs {}
+use std::collections::VecDeque;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-pub fn produce(_a: ProduceArgs) -> CmdResult {
-    Err(Failure::other(1, "unavailable", "produce is not built yet"))
+use std::io::Write as _;
+
+use crate::codec::Codec;
+use crate::consumer::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset};
+use crate::kafka::TopicSpec;
+use crate::registry::open_source;
+use crate::producer::{Acks, Compression, DeliveryHandle, Producer, ProducerConfig};
+
+#[derive(Debug, clap::Args)]
+pub struct ProduceArgs {
+    /// Bootstrap brokers, comma-separated.
+    #[arg(long, env = "AVRO_EDGE_BROKERS", value_delimiter = ',', required = true)]
+    pub brokers: Vec<String>,
+    /// Topic to produce to.
+    #[arg(long)]
+    pub topic: String,
+    /// Registry subject whose latest schema encodes the records (e.g. sensor-data-value).
+    #[arg(long)]
+    pub subject: String,
+    /// Schema Registry URL; repeat for several.
+    #[arg(long = "registry")]
+    pub registry: Vec<String>,
+    /// Offline schema cache directory.
+    #[arg(long)]
+    pub schema_cache: Option<PathBuf>,
+    /// all | 1 | 0 (0: no acknowledgement, no offsets, loss possible).
+    #[arg(long, default_value = "all")]
+    pub acks: String,
+    /// Record field whose value becomes the Kafka key.
+    #[arg(long)]
+    pub key_field: Option<String>,
+    /// none | gzip | snappy.
+    #[arg(long, default_value = "none")]
+    pub compression: String,
+    /// Create the topic with this many partitions when it does not exist.
+    #[arg(long)]
+    pub create_partitions: Option<i32>,
 }
-pub fn consume(_a: ConsumeArgs) -> CmdResult {
-    Err(Failure::other(1, "unavailable", "consume is not built yet"))
+
+// ---- consume ----
+
+#[derive(Debug, clap::Args)]
+pub struct ConsumeArgs {
+    /// Bootstrap brokers, comma-separated.
+    #[arg(long, env = "AVRO_EDGE_BROKERS", value_delimiter = ',', required = true)]
+    pub brokers: Vec<String>,
+    /// Topic to read (repeat for several).
+    #[arg(long = "topic", required = true)]
+    pub topics: Vec<String>,
+    /// Consumer group: offsets are committed there, and members share the partitions.
+    #[arg(long)]
+    pub group: String,
+    /// With no committed offset, start from the oldest record (default: only new records).
+    #[arg(long)]
+    pub from_beginning: bool,
+    /// Stop after this many messages (decoded or not).
+    #[arg(long)]
+    pub max: Option<u64>,
+    /// Stop when no message arrived for this many seconds (default: run until interrupted).
+    #[arg(long)]
+    pub timeout: Option<f64>,
+    /// Schema Registry base URL (repeat, or comma-separate, for fallbacks).
+    #[arg(long = "registry", env = "AVRO_EDGE_REGISTRY")]
+    pub registry: Vec<String>,
+    /// Offline schema cache directory (used alone, or as the registry client's cache).
+    #[arg(long)]
+    pub schema_cache: Option<PathBuf>,
+    /// Append undecodable messages here as JSON lines (coordinates, base64 bytes, error kind).
+    /// Without it they are reported on stderr. Either way consumption goes on.
+    #[arg(long)]
+    pub dead_letter: Option<PathBuf>,
+    /// Partition assignor this member prefers.
+    #[arg(long, default_value = "range", value_parser = ["range", "roundrobin"])]
+    pub assignor: String,
+}
+
+fn io_failure(what: &str, e: std::io::Error) -> Failure {
+    Failure::other(1, "io-error", format!("{what}: {e}"))
+}
+
+pub fn consume(a: ConsumeArgs) -> CmdResult {
+    let source = open_source(&a.registry, a.schema_cache.as_deref()).map_err(|e| Failure::bad_input(&e))?;
+    let codec = Codec::new(source);
+    let topics: Vec<&str> = a.topics.iter().map(String::as_str).collect();
+    let mut cfg = ConsumerConfig::group(&a.brokers.join(","), &a.group, &topics);
+    cfg.auto_offset_reset = if a.from_beginning { OffsetReset::Earliest } else { OffsetReset::Latest };
+    cfg.assignor = Assignor::from_name(&a.assignor).unwrap_or_default();
+    let mut consumer = Consumer::connect(cfg).map_err(|e| Failure::runtime(&e))?;
+    let mut dead_letter = match &a.dead_letter {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| io_failure(&format!("dead-letter file {}", p.display()), e))?,
+        )),
+        None => None,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let idle = a.timeout.map(Duration::from_secs_f64);
+    let started = Instant::now();
+    let mut last_message = Instant::now();
+    let (mut decoded, mut undecodable) = (0u64, 0u64);
+    'poll: loop {
+        if a.max.is_some_and(|m| decoded + undecodable >= m) {
+            break;
+        }
+        let items = consumer
+            .poll_items(Duration::from_millis(500), &codec)
+            .map_err(|e| Failure::runtime(&e))?;
+        if items.is_empty() {
+            if idle.is_some_and(|d| last_message.elapsed() >= d) {
+                break;
+            }
+            continue;
+        }
+        last_message = Instant::now();
+        let mut rest = items.into_iter();
+        for item in rest.by_ref() {
+            match &item {
+                Item::Record { value, .. } => {
+                    serde_json::to_writer(&mut out, value).map_err(|e| io_failure("stdout", e.into()))?;
+                    out.write_all(b"\n").map_err(|e| io_failure("stdout", e))?;
+                    decoded += 1;
+                }
+                Item::Undecodable { .. } => {
+                    undecodable += 1;
+                    let line = item.dead_letter().unwrap_or_default();
+                    match dead_letter.as_mut() {
+                        Some(f) => writeln!(f, "{line}").map_err(|e| io_failure("dead-letter file", e))?,
+                        None => {
+                            let (t, p, o) = item.coordinates();
+                            tracing::warn!(topic = t, partition = p, offset = o, dead_letter = %line, "undecodable message");
+                        }
+                    }
+                }
+            }
+            if a.max.is_some_and(|m| decoded + undecodable >= m) {
+                break;
+            }
+        }
+        // Messages past --max were fetched but not printed: rewind so the commit leaves them
+        // for the next reader of the group.
+        let mut rewind: std::collections::BTreeMap<(String, i32), i64> = Default::default();
+        for item in rest {
+            let (t, p, o) = item.coordinates();
+            rewind.entry((t.to_string(), p)).or_insert(o);
+        }
+        for ((t, p), o) in rewind {
+            consumer.seek(&t, p, o);
+        }
+        out.flush().map_err(|e| io_failure("stdout", e))?;
+        if let Some(f) = dead_letter.as_mut() {
+            f.flush().map_err(|e| io_failure("dead-letter file", e))?;
+        }
+        if a.max.is_some_and(|m| decoded + undecodable >= m) {
+            break 'poll;
+        }
+    }
+    out.flush().map_err(|e| io_failure("stdout", e))?;
+    let closed = consumer.close();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "consumed {} messages: {decoded} decoded, {undecodable} undecodable{} in {secs:.1}s",
+        decoded + undecodable,
+        a.dead_letter.as_ref().map(|p| format!(" (dead-lettered to {})", p.display())).unwrap_or_default(),
+    );
+    closed.map_err(|e| Failure::runtime(&e))
+}
+
+// ---- produce ----
+
+struct Tally {
+    read: u64,
+    sent: u64,
+    acked: u64,
+    failed: u64,
+}
+
+fn settle(h: DeliveryHandle, t: &mut Tally, line: u64) {
+    match h.wait() {
+        Ok(_) => t.acked += 1,
+        Err(e) => {
+            t.failed += 1;
+            tracing::warn!(line, kind = crate::error::ErrorKind::kind(&e), error = %e, "record not delivered");
+        }
+    }
+}
+
+fn key_of(v: &serde_json::Value, field: &str) -> Option<Vec<u8>> {
+    match v.get(field)? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone().into_bytes()),
+        other => Some(other.to_string().into_bytes()),
+    }
+}
+
+pub fn produce(a: ProduceArgs) -> CmdResult {
+    let source = crate::registry::open_source(&a.registry, a.schema_cache.as_deref()).map_err(|e| Failure::runtime(&e))?;
+    let codec = crate::codec::Codec::new(source);
+    let mut cfg = ProducerConfig::new(a.brokers.clone());
+    cfg.acks = Acks::parse(&a.acks).map_err(|e| Failure::bad_input(&e))?;
+    cfg.compression = Compression::parse(&a.compression).map_err(|e| Failure::bad_input(&e))?;
+    cfg.auto_create = a.create_partitions.map(|partitions| TopicSpec { partitions, replication: 1 });
+    let producer = Producer::connect(cfg).map_err(|e| Failure::runtime(&e))?;
+    let start = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut t = Tally { read: 0, sent: 0, acked: 0, failed: 0 };
+    let mut pending: VecDeque<(u64, DeliveryHandle)> = VecDeque::new();
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|e| Failure::other(1, "stdin", e.to_string()))?;
+        t.read += 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                t.failed += 1;
+                eprintln!("error[not-json]: line {}: {e}", t.read);
+                continue;
+            }
+        };
+        let bytes = match codec.encode_json(&a.subject, &value) {
+            Ok(b) => b,
+            Err(e) => {
+                t.failed += 1;
+                eprintln!("error[{}]: line {}: {e}", crate::error::ErrorKind::kind(&e), t.read);
+                continue;
+            }
+        };
+        let key = a.key_field.as_deref().and_then(|f| key_of(&value, f));
+        pending.push_back((t.read, producer.enqueue(&a.topic, key.as_deref(), &bytes)));
+        t.sent += 1;
+        // Settle what is done, in order; bound what is outstanding.
+        while let Some((_, h)) = pending.front() {
+            if h.try_result().is_none() && pending.len() < 100_000 {
+                break;
+            }
+            if let Some((n, h)) = pending.pop_front() {
+                settle(h, &mut t, n);
+            }
+        }
+        if last_progress.elapsed() > Duration::from_secs(5) {
+            last_progress = Instant::now();
+            let rate = t.sent as f64 / start.elapsed().as_secs_f64();
+            eprintln!("progress: sent {} acked {} failed {} ({rate:.0} msgs/s)", t.sent, t.acked, t.failed);
+        }
+    }
+    let _ = producer.flush(Duration::from_secs(60));
+    for (n, h) in pending {
+        settle(h, &mut t, n);
+    }
+    let _ = producer.close();
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    println!(
+        "sent {} acked {} failed {} in {secs:.2}s ({:.0} msgs/s)",
+        t.sent,
+        t.acked,
+        t.failed,
+        t.sent as f64 / secs
+    );
+    if t.failed > 0 {
+        return Err(Failure::other(1, "records-failed", format!("{} records not delivered", t.failed)));
+    }
+    Ok(())
 }

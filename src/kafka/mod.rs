@@ -1,3 +1,51 @@
 //! A thin Kafka client over `kafka-protocol`: connections, metadata, SASL, driven by smol.
 //!
 //! Must not know Avro: it moves bytes. No tokio.
+//!
+//! # Design (read this before using the client from blocking code)
+//! - [`conn::Conn`]: one connection to one broker. Requests are written in one write on a
+//!   TCP_NODELAY socket; a reader task matches responses by correlation id. Timeouts close the
+//!   connection. It never retries.
+//! - [`client::Client`]: cheap `Clone` handle on the cluster: one `Conn` per broker address,
+//!   reconnect with capped exponential backoff until `connect_deadline`, metadata cache
+//!   (refreshed after `metadata_max_age`, or at once after [`Client::invalidate`], which callers
+//!   do on NOT_LEADER_OR_FOLLOWER / UNKNOWN_TOPIC_OR_PARTITION), optional CreateTopics.
+//!   `client.request(&Target::Node(id), &req)` sends any `kafka_protocol` request at the
+//!   highest version both sides support (capped by [`conn::version_cap`], which keeps Produce,
+//!   Fetch, Metadata and OffsetCommit/OffsetFetch on versions that name topics, not topic ids).
+//!   For version-dependent requests, take `client.conn(&target)`, read `conn.version_for::<R>()`
+//!   and call `conn.request_at(&req, v)`.
+//! - Blocking facade: all async work runs on smol. Reader tasks are spawned on smol's global
+//!   executor (one background thread unless `SMOL_THREADS` says otherwise); sockets and timers
+//!   are driven by async-io's reactor. Blocking code calls [`block_on`] (= `smol::block_on`) on
+//!   its own thread, e.g. `kafka::block_on(client.request(&Target::Any, &req))`. The producer
+//!   runs its sender loop on its own thread with `block_on`. Never call `block_on` from inside
+//!   a task running on smol's global executor (it would stall the reader tasks).
+//!
+//!   ```no_run
+//!   use avro_edge::kafka::{self, Client, ClientConfig, Target};
+//!   use kafka_protocol::messages::FindCoordinatorRequest;
+//!   # fn main() -> Result<(), avro_edge::kafka::KafkaError> {
+//!   let client = Client::new(ClientConfig { bootstrap: vec!["127.0.0.1:9092".into()], ..Default::default() })?;
+//!   let resp = kafka::block_on(client.request(&Target::Any, &FindCoordinatorRequest::default()))?;
+//!   # let _ = resp; Ok(()) }
+//!   ```
+//! - Errors: [`KafkaError`] (Kafka error codes kept; `is_retriable()`, `needs_metadata_refresh()`).
+pub mod client;
+pub mod conn;
+mod error;
+pub mod group;
+pub mod record;
+pub mod sasl;
+#[cfg(feature = "tls")]
+pub mod tls;
+
+pub use client::{Client, ClientConfig, Target, TopicMeta, TopicSpec};
+pub use conn::{Conn, ConnConfig};
+pub use error::KafkaError;
+pub use sasl::{Mechanism, SaslConfig};
+
+/// Run a future to completion on the calling thread (the blocking facade).
+pub fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
+    smol::block_on(fut)
+}

@@ -1,0 +1,284 @@
+//! Consumer benchmark: our group consumer vs kafkajs (the reference service's library) reading
+//! the same SensorData topic on the same tansu broker, raw and decoded end to end.
+//!
+//! Run: `cargo bench --bench consumer` (release). N SensorData records are encoded by our codec
+//! (Confluent framing, schema registered in the in-process test registry) and produced once into
+//! a 3-partition topic. Then each reader, in its own child process (ours: this binary re-executed
+//! with `AVRO_EDGE_BENCH_CHILD=1`; kafkajs: `peers/node/peer.js consume --quiet`), joins a fresh
+//! group from the earliest offset and reads all N, either counting raw bytes or decoding every
+//! value to JSON through the registry (ours: `Consumer::poll_items` + `Codec`; kafkajs:
+//! `@kafkajs/confluent-schema-registry` `decode`). Reported: time from the first record to the
+//! last, total time from connect (group join included), msgs/s over the total, peak RSS (VmHWM).
+//! Prints a table; asserts nothing. `AVRO_EDGE_BENCH_N` overrides N (default 200,000).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use avro_edge::codec::Codec;
+use avro_edge::consumer::{Consumer, ConsumerConfig, Item, OffsetReset};
+use avro_edge::kafka::TopicSpec;
+use avro_edge::producer::{Producer, ProducerConfig};
+use avro_edge::registry::open_source;
+use avro_edge::registry::server::TestRegistry;
+use avro_edge::testkit::{Broker, Storage, unique_topic};
+
+fn vmhwm_kb() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(-1)
+}
+
+/// The child: consume `n` records from `topic` (decoding through `registry` unless it is "-"),
+/// print `count bad secs total rss_kb`.
+fn child(bootstrap: &str, topic: &str, registry: &str, n: usize) {
+    let codec = (registry != "-")
+        .then(|| Codec::new(open_source(&[registry.to_string()], None).expect("registry")));
+    let mut cfg = ConsumerConfig::group(bootstrap, &unique_topic("bench-ours"), &[topic]);
+    cfg.auto_offset_reset = OffsetReset::Earliest;
+    cfg.session_timeout = Duration::from_secs(6);
+    cfg.heartbeat_interval = Duration::from_secs(1);
+    let start = Instant::now();
+    let mut c = Consumer::connect(cfg).expect("consumer");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let (mut count, mut bad) = (0usize, 0usize);
+    let mut first: Option<Instant> = None;
+    let mut last = Instant::now();
+    while count < n && Instant::now() < deadline {
+        let got = match &codec {
+            Some(codec) => {
+                let items = c
+                    .poll_items(Duration::from_millis(500), codec)
+                    .expect("poll");
+                bad += items
+                    .iter()
+                    .filter(|i| matches!(i, Item::Undecodable { .. }))
+                    .count();
+                items.len()
+            }
+            None => c.poll(Duration::from_millis(500)).expect("poll").len(),
+        };
+        if got > 0 {
+            first.get_or_insert_with(Instant::now);
+            count += got;
+            last = Instant::now();
+        }
+    }
+    let secs = first.map(|f| (last - f).as_secs_f64()).unwrap_or(0.0);
+    let total = (last - start).as_secs_f64();
+    println!("{count} {bad} {secs} {total} {}", vmhwm_kb());
+    let _ = c.close();
+}
+
+struct Row {
+    name: &'static str,
+    count: f64,
+    bad: f64,
+    secs: f64,
+    total: f64,
+    rss: String,
+}
+
+fn ours(
+    exe: &PathBuf,
+    bootstrap: &str,
+    topic: &str,
+    registry: &str,
+    name: &'static str,
+) -> Option<Row> {
+    let out = Command::new(exe)
+        .env("AVRO_EDGE_BENCH_CHILD", "1")
+        .args([bootstrap, topic, registry])
+        .output()
+        .expect("child");
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let num = |s: &str| s.parse::<f64>().unwrap_or(0.0);
+    match line.split_whitespace().collect::<Vec<_>>()[..] {
+        [count, bad, secs, total, rss] => Some(Row {
+            name,
+            count: num(count),
+            bad: num(bad),
+            secs: num(secs),
+            total: num(total),
+            rss: rss.to_string(),
+        }),
+        _ => {
+            eprintln!(
+                "{name} failed: {line} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            None
+        }
+    }
+}
+
+fn kafkajs(
+    bootstrap: &str,
+    topic: &str,
+    n: usize,
+    registry: Option<&str>,
+    name: &'static str,
+) -> Option<Row> {
+    let peer = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/node/peer.js");
+    let mut cmd = Command::new("node");
+    cmd.arg(&peer)
+        .args([
+            "consume",
+            "--brokers",
+            bootstrap,
+            "--topic",
+            topic,
+            "--quiet",
+            "--timeout",
+            "300",
+        ])
+        .args([
+            "--count",
+            &n.to_string(),
+            "--group",
+            &unique_topic("bench-kafkajs"),
+        ]);
+    if let Some(r) = registry {
+        cmd.args(["--registry", r]);
+    }
+    match cmd.output() {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            let v: serde_json::Value = text
+                .lines()
+                .last()
+                .and_then(|l| serde_json::from_str(l).ok())
+                .unwrap_or_default();
+            Some(Row {
+                name,
+                count: v["count"].as_f64().unwrap_or(0.0),
+                bad: v["failed"].as_f64().unwrap_or(0.0),
+                secs: v["secs"].as_f64().unwrap_or(0.0),
+                total: v["total_secs"].as_f64().unwrap_or(0.0),
+                rss: v["rss_kb"].to_string(),
+            })
+        }
+        Ok(o) => {
+            eprintln!("{name} failed: {}", String::from_utf8_lossy(&o.stderr));
+            None
+        }
+        Err(e) => {
+            eprintln!("{name} not run: {e}");
+            None
+        }
+    }
+}
+
+fn main() {
+    let n: usize = std::env::var("AVRO_EDGE_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let args: Vec<String> = std::env::args().collect();
+    if std::env::var_os("AVRO_EDGE_BENCH_CHILD").is_some() {
+        if let (Some(b), Some(t), Some(r)) = (args.get(1), args.get(2), args.get(3)) {
+            child(b, t, r, n);
+        }
+        return;
+    }
+    let broker = match Broker::start(Storage::Memory) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("consumer bench: no broker ({e})");
+            return;
+        }
+    };
+    let bootstrap = broker.bootstrap();
+    let registry = TestRegistry::start();
+    let schema = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/sensor-data.avsc"),
+    )
+    .expect("schema");
+    registry
+        .register("sensor-data-value", &schema)
+        .expect("register");
+    let url = registry.url();
+    let codec = Codec::new(open_source(std::slice::from_ref(&url), None).expect("registry"));
+
+    let topic = unique_topic("bench-consume");
+    let mut pcfg = ProducerConfig::new([bootstrap.as_str()]);
+    pcfg.auto_create = Some(TopicSpec {
+        partitions: 3,
+        replication: 1,
+    });
+    let p = Producer::connect(pcfg).expect("producer");
+    let t = Instant::now();
+    let mut handles = Vec::with_capacity(n);
+    let statuses = ["NORMAL", "WARNING", "CRITICAL"];
+    for i in 0..n {
+        let record = serde_json::json!({
+            "sensorId": format!("sensor-{}", i % 100),
+            "timestamp": 1_700_000_000_000i64 + i as i64,
+            "temperature": if i % 7 == 0 { serde_json::Value::Null } else { serde_json::json!(20.0 + (i % 50) as f64 / 10.0) },
+            "humidity": 40.5,
+            "status": statuses[i % 3],
+        });
+        let value = codec
+            .encode_json("sensor-data-value", &record)
+            .expect("encode");
+        let key = format!("sensor-{}", i % 100);
+        handles.push(p.enqueue(&topic, Some(key.as_bytes()), &value));
+    }
+    for h in handles {
+        h.wait().expect("delivery");
+    }
+    eprintln!("produced {n} SensorData records in {:?}", t.elapsed());
+
+    let exe = std::env::current_exe().expect("exe");
+    let rows: Vec<Row> = [
+        ours(
+            &exe,
+            &bootstrap,
+            &topic,
+            "-",
+            "avro-edge Consumer, raw bytes",
+        ),
+        ours(
+            &exe,
+            &bootstrap,
+            &topic,
+            &url,
+            "avro-edge Consumer + Codec, decoded JSON",
+        ),
+        kafkajs(&bootstrap, &topic, n, None, "kafkajs 2.2.4, raw bytes"),
+        kafkajs(
+            &bootstrap,
+            &topic,
+            n,
+            Some(&url),
+            "kafkajs + confluent-schema-registry decode",
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+
+    println!(
+        "\nconsume {n} SensorData records (3 partitions, tansu memory, fresh group, earliest)"
+    );
+    println!(
+        "| consumer | records | undecodable | s first→last | s total (connect+join+read) | msgs/s (total) | peak RSS (KiB) |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for r in rows {
+        let rate = if r.total > 0.0 {
+            r.count / r.total
+        } else {
+            0.0
+        };
+        println!(
+            "| {} | {} | {} | {:.2} | {:.2} | {rate:.0} | {} |",
+            r.name, r.count, r.bad, r.secs, r.total, r.rss
+        );
+    }
+}

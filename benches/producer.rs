@@ -1,0 +1,231 @@
+//! Producer benchmark: our producer vs confluent-kafka (librdkafka) on the same tansu broker.
+//!
+//! Run: `cargo bench --bench producer` (release). Each side runs in its own child process
+//! (ours: this binary re-executed with `AVRO_EDGE_BENCH_CHILD=1`; theirs:
+//! `peers/python/bench_produce.py`), produces N SensorData-sized records (40-byte values,
+//! keys `sensor-<i % 100>`, cycling over 1,000 prebuilt records on both sides) with acks=all and
+//! linger 5 ms, and reports msgs/s and its own peak RSS (VmHWM). Prints a table; asserts nothing.
+//! `AVRO_EDGE_BENCH_N` overrides N (default 200,000).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use avro_edge::kafka::{self, Client, ClientConfig, TopicSpec};
+use avro_edge::producer::{Acks, Producer, ProducerConfig};
+use avro_edge::testkit::{Broker, Storage, python, unique_topic};
+
+const PARTITIONS: i32 = 3;
+
+fn records() -> Vec<(Vec<u8>, Vec<u8>)> {
+    (0..1000usize)
+        .map(|i| {
+            let key = format!("sensor-{}", i % 100).into_bytes();
+            let mut value = vec![0u8, 0, 0, 0, 1];
+            value.extend((0..35).map(|j| ((i + j) % 251) as u8));
+            (key, value)
+        })
+        .collect()
+}
+
+fn child(bootstrap: &str, topic: &str, n: usize) {
+    let recs = records();
+    let mut cfg = ProducerConfig::new([bootstrap]);
+    cfg.acks = Acks::All;
+    cfg.linger = Duration::from_millis(5);
+    let p = Producer::connect(cfg).expect("connect");
+    p.partitions(topic).expect("metadata");
+    let start = Instant::now();
+    for i in 0..n {
+        let (k, v) = &recs[i % recs.len()];
+        drop(p.enqueue(topic, Some(k), v));
+    }
+    let flushed = p.flush(Duration::from_secs(120));
+    let secs = start.elapsed().as_secs_f64();
+    let st = p.stats();
+    let failed = st.failed
+        + if flushed.is_err() {
+            st.enqueued - st.acked - st.failed
+        } else {
+            0
+        };
+    println!(
+        "{}",
+        serde_json::json!({"msgs": n, "acked": st.acked, "secs": secs, "failed": failed, "vmhwm_kb": avro_edge::testkit::peak_rss_kb()})
+    );
+    let _ = p.close();
+}
+
+/// Records stored in `topic`, counted by fetching them all back (tansu 0.6.0's ListOffsets
+/// "latest" lags behind what Fetch returns), to check each side's claim.
+fn stored(client: &Client, topic: &str) -> i64 {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let Ok(conn) = kafka::block_on(client.conn(&avro_edge::kafka::Target::Any)) else {
+        return -1;
+    };
+    let mut total = 0;
+    for partition in 0..PARTITIONS {
+        let mut offset = 0i64;
+        loop {
+            let req = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(100)
+                .with_min_bytes(1)
+                .with_max_bytes(32 << 20)
+                .with_topics(vec![
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partitions(vec![
+                            FetchPartition::default()
+                                .with_partition(partition)
+                                .with_fetch_offset(offset)
+                                .with_partition_max_bytes(16 << 20),
+                        ]),
+                ]);
+            // v11: tansu 0.6.0 adds a top-level tag to flexible (v12+) Fetch answers that v12 does not define.
+            let Ok(resp) = kafka::block_on(conn.request_at(&req, 11)) else {
+                return -1;
+            };
+            let before = offset;
+            for p in resp.responses.into_iter().flat_map(|t| t.partitions) {
+                let Some(bytes) = p.records else { continue };
+                let Ok(records) = avro_edge::testkit::decode_batches(bytes) else {
+                    return -1;
+                };
+                for r in records {
+                    if r.offset >= offset {
+                        offset = r.offset + 1;
+                        total += 1;
+                    }
+                }
+            }
+            if offset == before {
+                break;
+            }
+        }
+    }
+    total
+}
+
+struct Run {
+    stored: i64,
+    name: &'static str,
+    msgs: f64,
+    secs: f64,
+    failed: u64,
+    rss_kb: i64,
+}
+
+fn parse(name: &'static str, out: &std::process::Output) -> Option<Run> {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rev().find(|l| l.starts_with('{'))?;
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    Some(Run {
+        stored: -1,
+        name,
+        msgs: v["msgs"].as_f64()?,
+        secs: v["secs"].as_f64()?,
+        failed: v["failed"].as_u64()?,
+        rss_kb: v["vmhwm_kb"].as_i64()?,
+    })
+}
+
+fn main() {
+    let n: usize = std::env::var("AVRO_EDGE_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    if std::env::var_os("AVRO_EDGE_BENCH_CHILD").is_some() {
+        let args: Vec<String> = std::env::args().collect();
+        let (Some(b), Some(t)) = (args.get(1), args.get(2)) else {
+            eprintln!("child mode needs BOOTSTRAP TOPIC");
+            std::process::exit(2);
+        };
+        child(b, t, n);
+        return;
+    }
+    let broker = match Broker::start(Storage::Memory) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("producer bench skipped: {e}");
+            if avro_edge::testkit::in_ci() {
+                std::process::exit(1);
+            }
+            return;
+        }
+    };
+    let bootstrap = broker.bootstrap();
+    let client = Client::new(ClientConfig {
+        bootstrap: vec![bootstrap.clone()],
+        ..ClientConfig::default()
+    })
+    .expect("client");
+    let spec = TopicSpec {
+        partitions: PARTITIONS,
+        replication: 1,
+    };
+    let ours = unique_topic("bench-avro-edge");
+    let theirs = unique_topic("bench-librdkafka");
+    for t in [&ours, &theirs] {
+        kafka::block_on(client.create_topic(t, spec)).expect("create topic");
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let mut runs = Vec::new();
+    let out = Command::new(&exe)
+        .env("AVRO_EDGE_BENCH_CHILD", "1")
+        .env("AVRO_EDGE_BENCH_N", n.to_string())
+        .args([&bootstrap, &ours])
+        .output()
+        .expect("run child");
+    match parse("avro-edge (Rust, smol)", &out) {
+        Some(r) => runs.push(Run {
+            stored: stored(&client, &ours),
+            ..r
+        }),
+        None => eprintln!("our child failed: {}", String::from_utf8_lossy(&out.stderr)),
+    }
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/python/bench_produce.py");
+    match Command::new(python())
+        .arg(&script)
+        .args([&bootstrap, &theirs, &n.to_string()])
+        .output()
+    {
+        Ok(out) => match parse("confluent-kafka (librdkafka)", &out) {
+            Some(r) => runs.push(Run {
+                stored: stored(&client, &theirs),
+                ..r
+            }),
+            None => eprintln!(
+                "librdkafka side failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        },
+        Err(e) => eprintln!("librdkafka side not run: {e}"),
+    }
+    println!();
+    println!(
+        "producer: {n} records x 40 B, {PARTITIONS} partitions, acks=all, linger 5 ms, tansu memory storage"
+    );
+    println!("| producer | msgs/s | seconds | failed | stored on broker | peak RSS (MiB) |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for r in &runs {
+        println!(
+            "| {} | {:.0} | {:.2} | {} | {} | {:.1} |",
+            r.name,
+            r.msgs / r.secs,
+            r.secs,
+            r.failed,
+            r.stored,
+            r.rss_kb as f64 / 1024.0
+        );
+    }
+    if let [a, b] = &runs[..] {
+        println!(
+            "ratio: {:.2}x librdkafka's msgs/s, {:.2} of its RSS",
+            (a.msgs / a.secs) / (b.msgs / b.secs),
+            a.rss_kb as f64 / b.rss_kb as f64
+        );
+    }
+}

@@ -1,0 +1,456 @@
+//! The cluster handle: bootstrap list, one connection per broker, metadata cache, topic creation.
+//!
+//! Reconnects with capped exponential backoff, bounded by an overall deadline, so no call hangs
+//! when brokers are down (it returns `BrokerUnreachable` or `Timeout`). Requests already written
+//! are never resent here (they may have been applied): callers such as the producer decide.
+//! Must not know about records, batching or consumer groups.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{CreateTopicsRequest, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::{Request, StrBytes};
+
+use super::KafkaError;
+use super::conn::{Conn, ConnConfig};
+
+/// Partitions and replication factor for topics the client creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub partitions: i32,
+    pub replication: i16,
+}
+
+/// Cluster-level settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `host:port` bootstrap brokers.
+    pub bootstrap: Vec<String>,
+    pub conn: ConnConfig,
+    /// First reconnect delay; doubles up to `retry_backoff_max`.
+    pub retry_backoff: Duration,
+    pub retry_backoff_max: Duration,
+    /// Overall bound on getting a connection (all reconnect attempts together).
+    pub connect_deadline: Duration,
+    /// Cached topic metadata older than this is refreshed on next use.
+    pub metadata_max_age: Duration,
+    /// Create unknown topics with this spec (CreateTopics); `None`: unknown topics are errors.
+    pub auto_create: Option<TopicSpec>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            bootstrap: vec!["127.0.0.1:9092".into()],
+            conn: ConnConfig::default(),
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_secs(1),
+            connect_deadline: Duration::from_secs(10),
+            metadata_max_age: Duration::from_secs(300),
+            auto_create: None,
+        }
+    }
+}
+
+/// Where to send a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Any reachable broker (bootstrap list first, then known brokers).
+    Any,
+    /// A broker by node id (from metadata).
+    Node(i32),
+    /// A broker by address.
+    Addr(String),
+}
+
+/// One partition's leader as last seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionMeta {
+    pub id: i32,
+    pub leader: i32,
+    pub error_code: i16,
+}
+
+/// A topic's partitions as last seen.
+#[derive(Debug, Clone)]
+pub struct TopicMeta {
+    pub name: String,
+    /// Sorted by partition id.
+    pub partitions: Vec<PartitionMeta>,
+    pub fetched: Instant,
+}
+
+impl TopicMeta {
+    pub fn leader(&self, partition: i32) -> Option<i32> {
+        self.partitions
+            .iter()
+            .find(|p| p.id == partition)
+            .map(|p| p.leader)
+            .filter(|l| *l >= 0)
+    }
+}
+
+type Slot = Arc<smol::lock::Mutex<Option<Arc<Conn>>>>;
+
+struct Inner {
+    cfg: ClientConfig,
+    slots: Mutex<HashMap<String, Slot>>,
+    brokers: Mutex<HashMap<i32, String>>,
+    topics: Mutex<HashMap<String, Arc<TopicMeta>>>,
+}
+
+/// A cheap-to-clone handle on a Kafka cluster. All methods are async; run them with
+/// [`super::block_on`] from blocking code.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("bootstrap", &self.inner.cfg.bootstrap)
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Client {
+    /// Build a client; no I/O happens until the first request.
+    pub fn new(cfg: ClientConfig) -> Result<Client, KafkaError> {
+        if cfg.bootstrap.is_empty() {
+            return Err(KafkaError::Config("no bootstrap brokers".into()));
+        }
+        Ok(Client {
+            inner: Arc::new(Inner {
+                cfg,
+                slots: Mutex::new(HashMap::new()),
+                brokers: Mutex::new(HashMap::new()),
+                topics: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.cfg
+    }
+
+    /// A live connection to `target`, reconnecting with backoff until the connect deadline.
+    pub async fn conn(&self, target: &Target) -> Result<Arc<Conn>, KafkaError> {
+        let deadline = Instant::now() + self.inner.cfg.connect_deadline;
+        self.conn_until(target, deadline).await
+    }
+
+    /// Like [`Client::conn`] with an explicit deadline.
+    pub async fn conn_until(
+        &self,
+        target: &Target,
+        deadline: Instant,
+    ) -> Result<Arc<Conn>, KafkaError> {
+        let mut backoff = self.inner.cfg.retry_backoff;
+        loop {
+            let addrs = self.addrs_for(target)?;
+            let mut last = None;
+            for addr in &addrs {
+                match self.conn_to(addr, deadline).await {
+                    Ok(c) => return Ok(c),
+                    // Auth and config failures do not heal by retrying.
+                    Err(e @ (KafkaError::Auth(_) | KafkaError::Config(_) | KafkaError::Tls(_))) => {
+                        return Err(e);
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            let now = Instant::now();
+            let err = last.unwrap_or_else(|| KafkaError::BrokerUnreachable {
+                broker: format!("{target:?}"),
+                reason: "no address".into(),
+            });
+            if now + backoff >= deadline {
+                return Err(err);
+            }
+            tracing::debug!(target = ?target, error = %err, backoff_ms = backoff.as_millis() as u64, "reconnecting");
+            smol::Timer::after(backoff).await;
+            backoff = (backoff * 2).min(self.inner.cfg.retry_backoff_max);
+        }
+    }
+
+    fn addrs_for(&self, target: &Target) -> Result<Vec<String>, KafkaError> {
+        match target {
+            Target::Addr(a) => Ok(vec![a.clone()]),
+            Target::Node(n) => match lock(&self.inner.brokers).get(n) {
+                Some(a) => Ok(vec![a.clone()]),
+                None => Err(KafkaError::BrokerUnreachable {
+                    broker: format!("node {n}"),
+                    reason: "not in metadata".into(),
+                }),
+            },
+            Target::Any => {
+                let mut v = self.inner.cfg.bootstrap.clone();
+                for a in lock(&self.inner.brokers).values() {
+                    if !v.contains(a) {
+                        v.push(a.clone());
+                    }
+                }
+                Ok(v)
+            }
+        }
+    }
+
+    async fn conn_to(&self, addr: &str, deadline: Instant) -> Result<Arc<Conn>, KafkaError> {
+        let slot = lock(&self.inner.slots)
+            .entry(addr.to_string())
+            .or_default()
+            .clone();
+        let mut guard = slot.lock().await;
+        if let Some(c) = guard.as_ref().filter(|c| c.is_alive()) {
+            return Ok(c.clone());
+        }
+        *guard = None;
+        let mut cfg = self.inner.cfg.conn.clone();
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        cfg.connect_timeout = cfg.connect_timeout.min(left);
+        // The whole handshake (TCP, ApiVersions, SASL) fits in what is left of the deadline.
+        let conn = super::conn::with_timeout(left, Conn::connect(addr, &cfg))
+            .await
+            .ok_or_else(|| KafkaError::Timeout {
+                what: format!("connecting to {addr}"),
+                after: left,
+            })??;
+        let conn = Arc::new(conn);
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Send one request to `target` at the negotiated version. Connection failures before the
+    /// request is written are retried until the connect deadline; a request that was written is
+    /// never resent.
+    pub async fn request<R: Request>(
+        &self,
+        target: &Target,
+        req: &R,
+    ) -> Result<R::Response, KafkaError> {
+        let conn = self.conn(target).await?;
+        conn.request(req).await
+    }
+
+    /// Addresses of the brokers known from metadata, by node id.
+    pub fn brokers(&self) -> HashMap<i32, String> {
+        lock(&self.inner.brokers).clone()
+    }
+
+    /// Fetch metadata for `topics` (empty: all topics) and update the broker map.
+    pub async fn fetch_metadata(&self, topics: &[&str]) -> Result<MetadataResponse, KafkaError> {
+        let req = MetadataRequest::default()
+            .with_topics(if topics.is_empty() {
+                None
+            } else {
+                Some(
+                    topics
+                        .iter()
+                        .map(|t| {
+                            MetadataRequestTopic::default()
+                                .with_name(Some(TopicName(StrBytes::from_string(t.to_string()))))
+                        })
+                        .collect(),
+                )
+            })
+            .with_allow_auto_topic_creation(false);
+        let resp = self.request(&Target::Any, &req).await?;
+        {
+            let mut b = lock(&self.inner.brokers);
+            for br in &resp.brokers {
+                b.insert(br.node_id.0, format!("{}:{}", br.host.as_str(), br.port));
+            }
+        }
+        let mut cache = lock(&self.inner.topics);
+        for t in &resp.topics {
+            let Some(name) = t.name.as_ref() else {
+                continue;
+            };
+            if t.error_code != 0 {
+                cache.remove(name.0.as_str());
+                continue;
+            }
+            let mut partitions: Vec<PartitionMeta> = t
+                .partitions
+                .iter()
+                .map(|p| PartitionMeta {
+                    id: p.partition_index,
+                    leader: p.leader_id.0,
+                    error_code: p.error_code,
+                })
+                .collect();
+            partitions.sort_by_key(|p| p.id);
+            cache.insert(
+                name.0.to_string(),
+                Arc::new(TopicMeta {
+                    name: name.0.to_string(),
+                    partitions,
+                    fetched: Instant::now(),
+                }),
+            );
+        }
+        Ok(resp)
+    }
+
+    /// Forget a topic's cached metadata (after NOT_LEADER_OR_FOLLOWER and the like).
+    pub fn invalidate(&self, topic: &str) {
+        lock(&self.inner.topics).remove(topic);
+    }
+
+    /// Cached metadata for a topic, refreshed when older than `metadata_max_age`; creates the
+    /// topic when it is unknown and `auto_create` is set; waits (with backoff, until `deadline`)
+    /// for every partition to have a leader.
+    pub async fn topic(
+        &self,
+        topic: &str,
+        deadline: Instant,
+    ) -> Result<Arc<TopicMeta>, KafkaError> {
+        if let Some(t) = lock(&self.inner.topics).get(topic)
+            && t.fetched.elapsed() < self.inner.cfg.metadata_max_age
+        {
+            return Ok(t.clone());
+        }
+        let started = Instant::now();
+        let mut backoff = self.inner.cfg.retry_backoff;
+        let mut created = false;
+        loop {
+            let resp = self.fetch_metadata(&[topic]).await?;
+            let code = resp
+                .topics
+                .iter()
+                .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+                .map(|t| t.error_code)
+                .unwrap_or(3);
+            let ready = lock(&self.inner.topics)
+                .get(topic)
+                .filter(|t| !t.partitions.is_empty() && t.partitions.iter().all(|p| p.leader >= 0))
+                .cloned();
+            if let Some(t) = ready {
+                return Ok(t);
+            }
+            if code == 3 {
+                match (self.inner.cfg.auto_create, created) {
+                    (Some(spec), false) => {
+                        self.create_topic(topic, spec).await?;
+                        created = true;
+                    }
+                    (None, _) => return Err(KafkaError::UnknownTopic(topic.to_string())),
+                    _ => {}
+                }
+            } else if let Some(e) = KafkaError::from_code(code, format!("metadata for {topic}"))
+                && !e.is_retriable()
+            {
+                return Err(e);
+            }
+            if Instant::now() + backoff >= deadline {
+                return Err(KafkaError::Timeout {
+                    what: format!("metadata for topic {topic} (error code {code})"),
+                    after: started.elapsed(),
+                });
+            }
+            smol::Timer::after(backoff).await;
+            backoff = (backoff * 2).min(self.inner.cfg.retry_backoff_max);
+        }
+    }
+
+    /// Create a topic; an already existing topic is not an error.
+    pub async fn create_topic(&self, topic: &str, spec: TopicSpec) -> Result<(), KafkaError> {
+        let req = CreateTopicsRequest::default()
+            .with_topics(vec![
+                CreatableTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_num_partitions(spec.partitions)
+                    .with_replication_factor(spec.replication),
+            ])
+            .with_timeout_ms(
+                self.inner
+                    .cfg
+                    .conn
+                    .request_timeout
+                    .as_millis()
+                    .min(i32::MAX as u128) as i32,
+            );
+        let resp = self.request(&Target::Any, &req).await?;
+        for t in &resp.topics {
+            // 36 = TOPIC_ALREADY_EXISTS
+            if t.error_code != 0 && t.error_code != 36 {
+                let msg = t
+                    .error_message
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default();
+                return Err(KafkaError::from_code(
+                    t.error_code,
+                    format!("CreateTopics {topic}: {msg}"),
+                )
+                .unwrap_or(KafkaError::Protocol("CreateTopics failed".into())));
+            }
+        }
+        tracing::info!(
+            topic,
+            partitions = spec.partitions,
+            replication = spec.replication,
+            "created topic"
+        );
+        Ok(())
+    }
+
+    /// Drop every connection.
+    pub fn close(&self) {
+        let slots: Vec<Slot> = lock(&self.inner.slots).drain().map(|(_, s)| s).collect();
+        for s in slots {
+            if let Some(guard) = s.try_lock()
+                && let Some(c) = guard.as_ref()
+            {
+                c.close("client closed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    /// A broker that accepts TCP but never answers: getting a connection still ends at the
+    /// connect deadline (not at the much longer request timeout), with a typed error.
+    #[test]
+    fn mute_broker_cannot_hold_a_call_past_the_connect_deadline() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let _hold = std::thread::spawn(move || {
+            let conns: Vec<_> = l.incoming().take(20).collect();
+            std::thread::sleep(Duration::from_secs(5));
+            drop(conns);
+        });
+        let client = Client::new(ClientConfig {
+            bootstrap: vec![addr],
+            conn: ConnConfig {
+                request_timeout: Duration::from_secs(30),
+                ..ConnConfig::default()
+            },
+            connect_deadline: Duration::from_millis(700),
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        let t = Instant::now();
+        let err = super::super::block_on(client.fetch_metadata(&[])).unwrap_err();
+        assert_eq!(err.kind(), "timeout", "{err}");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            t.elapsed()
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! `KafkaError`: every failure of the Kafka client, producer and consumer, with stable kinds.
+//!
+//! Broker error codes are kept (`KafkaError::Kafka{code,..}`) so callers can tell retriable
+//! from fatal ones. Must not carry secrets (SASL passwords never appear in messages).
+
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+
+use crate::error::ErrorKind;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum KafkaError {
+    /// No connection could be made to any of the given brokers before the deadline.
+    #[error("broker unreachable: {broker}: {reason}")]
+    BrokerUnreachable { broker: String, reason: String },
+    /// A request or a whole operation ran past its deadline.
+    #[error("timed out after {:?}: {what}", after)]
+    Timeout { what: String, after: Duration },
+    /// The connection closed while a request was in flight; it may or may not have been applied.
+    #[error("connection to {broker} lost: {reason}")]
+    Disconnected { broker: String, reason: String },
+    /// The broker answered with a Kafka error code.
+    #[error("kafka error {code} ({name}) from {context}")]
+    Kafka {
+        code: i16,
+        name: String,
+        context: String,
+    },
+    /// A frame or message could not be encoded or decoded.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The broker does not support a version of an API we need.
+    #[error("broker {broker} does not support API key {api_key} in a version we speak")]
+    UnsupportedVersion { api_key: i16, broker: String },
+    /// SASL authentication failed.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    /// TLS setup or handshake failed.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// The topic does not exist (and auto-creation is off) or has no partitions.
+    #[error("unknown topic {0}")]
+    UnknownTopic(String),
+    /// A configuration value is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The producer or client was closed.
+    #[error("closed")]
+    Closed,
+    /// A record is larger than the producer's limits.
+    #[error("record of {size} bytes exceeds the limit of {limit} bytes")]
+    RecordTooLarge { size: usize, limit: usize },
+}
+
+impl KafkaError {
+    /// Build from a non-zero Kafka error code; `None` for code 0.
+    pub fn from_code(code: i16, context: impl Into<String>) -> Option<KafkaError> {
+        let e = ResponseError::try_from_code(code)?;
+        Some(KafkaError::Kafka {
+            code,
+            name: e.to_string(),
+            context: context.into(),
+        })
+    }
+
+    /// The Kafka error code, when the broker sent one.
+    pub fn code(&self) -> Option<i16> {
+        match self {
+            KafkaError::Kafka { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Whether retrying the same operation later may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            KafkaError::BrokerUnreachable { .. }
+            | KafkaError::Timeout { .. }
+            | KafkaError::Disconnected { .. } => true,
+            KafkaError::Kafka { code, .. } => {
+                ResponseError::try_from_code(*code).is_some_and(|e| e.is_retriable())
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether cached metadata should be refreshed after this error.
+    pub fn needs_metadata_refresh(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(3 /* UNKNOWN_TOPIC_OR_PARTITION */)
+                | Some(5 /* LEADER_NOT_AVAILABLE */)
+                | Some(6 /* NOT_LEADER_OR_FOLLOWER */)
+        ) || matches!(
+            self,
+            KafkaError::Disconnected { .. } | KafkaError::BrokerUnreachable { .. }
+        )
+    }
+}
+
+impl ErrorKind for KafkaError {
+    fn kind(&self) -> &'static str {
+        match self {
+            KafkaError::BrokerUnreachable { .. } => "broker-unreachable",
+            KafkaError::Timeout { .. } => "timeout",
+            KafkaError::Disconnected { .. } => "disconnected",
+            KafkaError::Kafka { .. } => "kafka-error",
+            KafkaError::Protocol(_) => "protocol-error",
+            KafkaError::UnsupportedVersion { .. } => "unsupported-version",
+            KafkaError::Auth(_) => "auth-failed",
+            KafkaError::Tls(_) => "tls-error",
+            KafkaError::UnknownTopic(_) => "unknown-topic",
+            KafkaError::Config(_) => "invalid-config",
+            KafkaError::Closed => "closed",
+            KafkaError::RecordTooLarge { .. } => "record-too-large",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_keep_name_and_retriability() {
+        let e = KafkaError::from_code(6, "produce t-0").unwrap();
+        assert_eq!(e.code(), Some(6));
+        assert!(e.is_retriable());
+        assert!(e.needs_metadata_refresh());
+        assert_eq!(e.kind(), "kafka-error");
+        assert!(e.to_string().contains("NotLeaderOrFollower"), "{e}");
+        let fatal = KafkaError::from_code(10, "produce").unwrap(); // MESSAGE_TOO_LARGE
+        assert!(!fatal.is_retriable());
+        assert!(KafkaError::from_code(0, "x").is_none());
+    }
+}

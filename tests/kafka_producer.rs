@@ -1,0 +1,650 @@
+//! Producer integration tests against a real tansu broker (started here through `testkit`).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use avro_edge::error::ErrorKind;
+use avro_edge::kafka::{self, Client, ClientConfig, Target, TopicSpec};
+use avro_edge::producer::{Acks, Compression, OutRecord, Producer, ProducerConfig};
+use avro_edge::testkit::{Storage, require_broker, unique_topic};
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{FetchRequest, MetadataRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+fn config(bootstrap: &str, partitions: i32) -> ProducerConfig {
+    let mut cfg = ProducerConfig::new([bootstrap]);
+    cfg.auto_create = Some(TopicSpec {
+        partitions,
+        replication: 1,
+    });
+    cfg.delivery_timeout = Duration::from_secs(20);
+    cfg.request_timeout = Duration::from_secs(10);
+    cfg
+}
+
+/// Read back every record of one partition with raw Fetch requests: (offset, key, value).
+fn fetch_all(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+) -> Vec<(i64, Option<Bytes>, Option<Bytes>)> {
+    let client = Client::new(ClientConfig {
+        bootstrap: vec![bootstrap.to_string()],
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let mut out = Vec::new();
+    let mut offset = 0i64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let req = FetchRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_max_wait_ms(100)
+            .with_min_bytes(1)
+            .with_max_bytes(16 * 1024 * 1024)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(partition)
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(8 * 1024 * 1024),
+                    ]),
+            ]);
+        // v11: tansu 0.6.0 puts a top-level tag (NodeEndpoints, v16+) into flexible v12+ answers.
+        let conn = kafka::block_on(client.conn(&Target::Any)).unwrap();
+        let resp = kafka::block_on(conn.request_at(&req, 11)).unwrap();
+        let mut got_any = false;
+        for t in resp.responses {
+            for p in t.partitions {
+                assert_eq!(p.error_code, 0, "fetch error");
+                let Some(records) = p.records else { continue };
+                for r in avro_edge::testkit::decode_batches(records).unwrap() {
+                    if r.offset >= offset {
+                        offset = r.offset + 1;
+                        out.push((r.offset, r.key, r.value));
+                        got_any = true;
+                    }
+                }
+            }
+        }
+        if !got_any {
+            if Instant::now() > deadline || !out.is_empty() {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn client_negotiates_and_reads_metadata() {
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    let client = Client::new(ClientConfig {
+        bootstrap: vec![broker.bootstrap()],
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let conn = kafka::block_on(client.conn(&Target::Any)).unwrap();
+    assert!(conn.version_for::<MetadataRequest>().unwrap() >= 1);
+    let topic = unique_topic("meta");
+    kafka::block_on(client.create_topic(
+        &topic,
+        TopicSpec {
+            partitions: 3,
+            replication: 1,
+        },
+    ))
+    .unwrap();
+    let meta =
+        kafka::block_on(client.topic(&topic, Instant::now() + Duration::from_secs(10))).unwrap();
+    assert_eq!(meta.partitions.len(), 3);
+    assert!(meta.partitions.iter().all(|p| p.leader >= 0));
+    assert!(!client.brokers().is_empty());
+}
+
+fn offsets_increase_per_partition(acks: Acks) {
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    let topic = unique_topic("acks");
+    let mut cfg = config(&broker.bootstrap(), 3);
+    cfg.acks = acks;
+    let p = Producer::connect(cfg).unwrap();
+    let mut last: HashMap<i32, i64> = HashMap::new();
+    for i in 0..30 {
+        let key = format!("key-{}", i % 7);
+        let d = p
+            .send(&topic, Some(key.as_bytes()), format!("v{i}").as_bytes())
+            .unwrap();
+        let off = d.offset.expect("acks all/1 return an offset");
+        if let Some(prev) = last.insert(d.partition, off) {
+            assert!(
+                off > prev,
+                "offsets must increase per partition: {prev} then {off}"
+            );
+        }
+    }
+    // send_batch: results in input order, offsets consecutive within a partition.
+    let recs: Vec<OutRecord> = (0..100)
+        .map(|i| OutRecord {
+            key: Some(b"same-key".to_vec()),
+            value: format!("b{i}").into_bytes(),
+            headers: vec![],
+        })
+        .collect();
+    let res = p.send_batch(&topic, &recs);
+    let ds: Vec<_> = res.into_iter().map(|r| r.unwrap()).collect();
+    for w in ds.windows(2) {
+        assert_eq!(w[0].partition, w[1].partition);
+        assert_eq!(w[0].offset.unwrap() + 1, w[1].offset.unwrap());
+    }
+    let part = ds[0].partition;
+    let back = fetch_all(&broker.bootstrap(), &topic, part);
+    let values: Vec<&[u8]> = back
+        .iter()
+        .filter_map(|(_, _, v)| v.as_deref())
+        .filter(|v| v.starts_with(b"b"))
+        .collect();
+    assert_eq!(values.len(), 100);
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(
+            *v,
+            format!("b{i}").as_bytes(),
+            "order kept within the partition"
+        );
+    }
+    p.close().unwrap();
+}
+
+#[test]
+fn acks_all_returns_increasing_offsets() {
+    offsets_increase_per_partition(Acks::All);
+}
+
+#[test]
+fn acks_leader_returns_increasing_offsets() {
+    offsets_increase_per_partition(Acks::Leader);
+}
+
+#[test]
+fn acks_zero_sends_without_offsets() {
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    let topic = unique_topic("acks0");
+    let mut cfg = config(&broker.bootstrap(), 1);
+    cfg.acks = Acks::None;
+    let p = Producer::connect(cfg).unwrap();
+    for i in 0..50 {
+        let d = p
+            .send(&topic, None, format!("zero-{i}").as_bytes())
+            .unwrap();
+        assert_eq!(d.offset, None);
+        assert_eq!(d.partition, 0);
+    }
+    // A later acks=all producer still works on a connection tansu answered acks=0 on.
+    p.close().unwrap();
+    let back = fetch_all(&broker.bootstrap(), &topic, 0);
+    let values: Vec<Vec<u8>> = back
+        .into_iter()
+        .filter_map(|(_, _, v)| v.map(|v| v.to_vec()))
+        .collect();
+    let want: Vec<Vec<u8>> = (0..50).map(|i| format!("zero-{i}").into_bytes()).collect();
+    assert_eq!(values, want);
+}
+
+#[test]
+fn gzip_and_snappy_batches_are_accepted() {
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    for c in [Compression::Gzip, Compression::Snappy] {
+        let topic = unique_topic(&format!("{c:?}").to_lowercase());
+        let mut cfg = config(&broker.bootstrap(), 1);
+        cfg.compression = c;
+        let p = Producer::connect(cfg).unwrap();
+        let recs: Vec<OutRecord> = (0..500)
+            .map(|i| OutRecord {
+                key: Some(format!("k{i}").into_bytes()),
+                value: format!("{{\"sensorId\":\"s-{}\",\"reading\":{i}}}", i % 10).into_bytes(),
+                headers: vec![("h".into(), b"x".to_vec())],
+            })
+            .collect();
+        for r in p.send_batch(&topic, &recs) {
+            r.unwrap();
+        }
+        p.close().unwrap();
+        let back = fetch_all(&broker.bootstrap(), &topic, 0);
+        assert_eq!(back.len(), 500, "{c:?}");
+        for (i, (off, k, v)) in back.iter().enumerate() {
+            assert_eq!(*off, i as i64);
+            assert_eq!(k.as_deref(), Some(recs[i].key.as_deref().unwrap()));
+            assert_eq!(v.as_deref(), Some(&recs[i].value[..]));
+        }
+    }
+}
+
+#[test]
+fn broker_down_gives_typed_error_within_deadline_and_restart_resumes() {
+    let dir = std::env::temp_dir().join(unique_topic("sqlite"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let Some(mut broker) = require_broker(Storage::Sqlite(dir.join("tansu.db"))) else {
+        return;
+    };
+    let topic = unique_topic("restart");
+    let mut cfg = config(&broker.bootstrap(), 1);
+    cfg.delivery_timeout = Duration::from_secs(3);
+    cfg.request_timeout = Duration::from_secs(2);
+    cfg.retry_backoff_max = Duration::from_millis(200);
+    let p = Producer::connect(cfg).unwrap();
+    let first = p.send(&topic, None, b"before").unwrap();
+    broker.kill();
+    let t = Instant::now();
+    let err = p.send(&topic, None, b"while-down").unwrap_err();
+    let took = t.elapsed();
+    eprintln!("send while down: {} after {took:?}: {err}", err.kind());
+    assert!(
+        took < Duration::from_secs(6),
+        "send must give up near its 3 s deadline, took {took:?}"
+    );
+    assert!(
+        matches!(
+            err.kind(),
+            "broker-unreachable" | "timeout" | "disconnected"
+        ),
+        "typed error, got {} ({err})",
+        err.kind()
+    );
+    broker.restart().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        match p.send(&topic, None, b"after") {
+            Ok(d) => break d,
+            Err(e) if Instant::now() < deadline => eprintln!("still waiting after restart: {e}"),
+            Err(e) => panic!("sending did not resume after restart: {e}"),
+        }
+    };
+    assert!(
+        after.offset.unwrap() > first.offset.unwrap(),
+        "sqlite storage kept the log"
+    );
+    p.close().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Run a peer script from `peers/python`; `None` (skip, or panic under CI=true) when Python or
+/// its packages are missing.
+fn run_python(script: &str, args: &[&str], stdin: &[u8]) -> Option<std::process::Output> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("peers/python")
+        .join(script);
+    let py = avro_edge::testkit::python();
+    let probe = Command::new(&py)
+        .args(["-c", "import kafka, confluent_kafka"])
+        .output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        let why = format!(
+            "{} cannot import kafka-python/confluent-kafka (set AVRO_EDGE_PYTHON)",
+            py.display()
+        );
+        if avro_edge::testkit::in_ci() {
+            panic!("CI=true: {why}");
+        }
+        eprintln!("SKIP: {why}");
+        return None;
+    }
+    let mut child = Command::new(&py)
+        .arg(&path)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    Some(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn keyed_records_land_where_kafka_python_murmur2_says() {
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    let keys: Vec<Vec<u8>> = (0..60)
+        .map(|i| match i % 3 {
+            0 => format!("sensor-{i}").into_bytes(),
+            1 => vec![i as u8; i % 9 + 1],
+            _ => format!("user-{}-{}", i * 7919, "x".repeat(i % 5)).into_bytes(),
+        })
+        .collect();
+    let hex: Vec<String> = keys
+        .iter()
+        .map(|k| k.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    let partitions = 7;
+    let req = serde_json::json!({ "partitions": partitions, "keys": hex }).to_string();
+    let Some(out) = run_python("murmur2_partitions.py", &[], req.as_bytes()) else {
+        return;
+    };
+    assert!(out.status.success());
+    let want: Vec<i32> = serde_json::from_slice(&out.stdout).unwrap();
+    let topic = unique_topic("murmur");
+    let p = Producer::connect(config(&broker.bootstrap(), partitions)).unwrap();
+    let recs: Vec<OutRecord> = keys
+        .iter()
+        .map(|k| OutRecord {
+            key: Some(k.clone()),
+            value: b"v".to_vec(),
+            headers: vec![],
+        })
+        .collect();
+    let got: Vec<i32> = p
+        .send_batch(&topic, &recs)
+        .into_iter()
+        .map(|r| r.unwrap().partition)
+        .collect();
+    assert_eq!(got, want);
+    p.close().unwrap();
+}
+
+#[test]
+fn librdkafka_consumes_what_we_produced_byte_exact() {
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    let topic = unique_topic("rdkafka");
+    let mut cfg = config(&broker.bootstrap(), 2);
+    cfg.compression = Compression::Snappy;
+    let p = Producer::connect(cfg).unwrap();
+    let recs: Vec<OutRecord> = (0..40u32)
+        .map(|i| OutRecord {
+            key: (i % 4 != 0).then(|| format!("sensor-{}", i % 5).into_bytes()),
+            value: [
+                &[0u8, 0, 0, 0, 1][..],
+                &i.to_be_bytes(),
+                &[0xff, 0x00, 0x7f],
+            ]
+            .concat(),
+            headers: if i % 2 == 0 {
+                vec![("trace-id".into(), vec![i as u8, 0, 1])]
+            } else {
+                vec![]
+            },
+        })
+        .collect();
+    let ds: Vec<_> = p
+        .send_batch(&topic, &recs)
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    p.close().unwrap();
+    let Some(out) = run_python(
+        "consume_exact.py",
+        &[&broker.bootstrap(), &topic, "40", "60"],
+        b"",
+    ) else {
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "librdkafka did not read all 40 records"
+    );
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut seen = 0;
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (part, off) = (
+            v["partition"].as_i64().unwrap() as i32,
+            v["offset"].as_i64().unwrap(),
+        );
+        let i = ds
+            .iter()
+            .position(|d| d.partition == part && d.offset == Some(off))
+            .expect("known coordinates");
+        let r = &recs[i];
+        assert_eq!(v["value"].as_str().unwrap(), hex(&r.value));
+        assert_eq!(
+            v["key"].as_str().map(str::to_string),
+            r.key.as_deref().map(hex)
+        );
+        let headers: Vec<(String, String)> =
+            r.headers.iter().map(|(k, v)| (k.clone(), hex(v))).collect();
+        let got: Vec<(String, String)> = v["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h[0].as_str().unwrap().to_string(),
+                    h[1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(got, headers);
+        seen += 1;
+    }
+    assert_eq!(seen, 40);
+}
+
+/// SASL against tansu with `--authentication`: users are created with `tansu user create`
+/// (sqlite storage, before authentication is switched on); SCRAM-SHA-256/512 must succeed with
+/// the right password (server signature checked) and fail with `auth-failed` with a wrong one.
+/// (tansu 0.6.0 lists PLAIN but refuses it, so PLAIN is covered by the unit tests only.)
+#[test]
+fn sasl_scram_against_tansu_with_authentication() {
+    use avro_edge::kafka::{Mechanism, SaslConfig};
+    let dir = std::env::temp_dir().join(unique_topic("sasl"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let Some(mut broker) = require_broker(Storage::Sqlite(dir.join("tansu.db"))) else {
+        return;
+    };
+    broker
+        .create_scram_user("scram256", "alice", "secret-256")
+        .unwrap();
+    broker
+        .create_scram_user("scram512", "bob", "secret-512")
+        .unwrap();
+    broker.set_extra_args(&["--authentication"]);
+    broker.restart().unwrap();
+    let topic = unique_topic("sasl");
+    for (mechanism, user, pass) in [
+        (Mechanism::ScramSha256, "alice", "secret-256"),
+        (Mechanism::ScramSha512, "bob", "secret-512"),
+    ] {
+        let mut cfg = config(&broker.bootstrap(), 1);
+        cfg.sasl = Some(SaslConfig {
+            mechanism,
+            username: user.into(),
+            password: pass.into(),
+        });
+        let p = Producer::connect(cfg).unwrap();
+        let d = p.send(&topic, Some(b"k"), b"v").unwrap();
+        assert!(d.offset.is_some());
+        p.close().unwrap();
+        let mut bad = config(&broker.bootstrap(), 1);
+        bad.sasl = Some(SaslConfig {
+            mechanism,
+            username: user.into(),
+            password: "wrong".into(),
+        });
+        let err = Producer::connect(bad).unwrap_err();
+        assert_eq!(err.kind(), "auth-failed", "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The forwarder starts while the cluster is down: `Producer::new` does no I/O, sends fail with
+/// a retriable typed error within the delivery timeout, and work once a broker is up.
+#[test]
+fn producer_created_while_broker_down_sends_once_it_is_up() {
+    let Some(mut broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    broker.kill();
+    let topic = unique_topic("late");
+    let mut cfg = config(&broker.bootstrap(), 2);
+    cfg.delivery_timeout = Duration::from_secs(2);
+    let p = Producer::new(cfg).unwrap();
+    let t = Instant::now();
+    let err = p.send(&topic, Some(b"k"), b"early").unwrap_err();
+    assert!(err.is_retriable(), "{err}");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    broker.restart().unwrap();
+    let d = p.send(&topic, Some(b"k"), b"late").unwrap();
+    assert_eq!(d.offset, Some(0));
+    assert_eq!(p.stats().acked, 1);
+    p.close().unwrap();
+}
+
+#[test]
+fn unkeyed_records_round_robin_or_stick_to_one_partition_per_batch() {
+    use avro_edge::producer::Partitioner;
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    let recs: Vec<OutRecord> = (0..30)
+        .map(|i| OutRecord {
+            value: format!("u{i}").into_bytes(),
+            ..OutRecord::default()
+        })
+        .collect();
+    let mut cfg = config(&broker.bootstrap(), 3);
+    cfg.partitioner = Partitioner::RoundRobin;
+    let p = Producer::connect(cfg).unwrap();
+    let parts: Vec<i32> = p
+        .send_batch(&unique_topic("rr"), &recs)
+        .into_iter()
+        .map(|r| r.unwrap().partition)
+        .collect();
+    for w in parts.windows(2) {
+        assert_eq!((w[0] + 1) % 3, w[1], "round robin: {parts:?}");
+    }
+    p.close().unwrap();
+    let mut cfg = config(&broker.bootstrap(), 3);
+    cfg.partitioner = Partitioner::Sticky;
+    cfg.linger = Duration::from_secs(1);
+    let p = Producer::connect(cfg).unwrap();
+    let topic = unique_topic("sticky");
+    let parts: Vec<i32> = p
+        .send_batch(&topic, &recs)
+        .into_iter()
+        .map(|r| r.unwrap().partition)
+        .collect();
+    assert!(
+        parts.iter().all(|x| *x == parts[0]),
+        "one batch, one partition: {parts:?}"
+    );
+    let next: Vec<i32> = p
+        .send_batch(&topic, &recs)
+        .into_iter()
+        .map(|r| r.unwrap().partition)
+        .collect();
+    assert!(
+        next.iter().all(|x| *x == next[0]),
+        "one batch, one partition: {next:?}"
+    );
+    assert_ne!(parts[0], next[0], "a new batch moves to another partition");
+    p.close().unwrap();
+}
+
+/// Broker killed while records are in flight and restarted (sqlite): every record is retried
+/// and delivered, in order per partition (duplicates of a replayed batch are allowed).
+#[test]
+fn retries_across_a_broker_restart_keep_order() {
+    let dir = std::env::temp_dir().join(unique_topic("retry"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let Some(mut broker) = require_broker(Storage::Sqlite(dir.join("tansu.db"))) else {
+        return;
+    };
+    let topic = unique_topic("retry");
+    let mut cfg = config(&broker.bootstrap(), 1);
+    cfg.delivery_timeout = Duration::from_secs(30);
+    cfg.request_timeout = Duration::from_secs(3);
+    cfg.retry_backoff_max = Duration::from_millis(300);
+    cfg.retries = 1000;
+    cfg.batch_size = 2048;
+    let p = Producer::connect(cfg).unwrap();
+    p.send(&topic, Some(b"k"), b"start").unwrap();
+    let mut handles = Vec::new();
+    for i in 0..3000 {
+        handles.push(p.enqueue(&topic, Some(b"k"), format!("r{i:05}").as_bytes()));
+        if i == 1000 {
+            broker.kill();
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    broker.restart().unwrap();
+    let mut last = -1;
+    for h in handles {
+        let d = h.wait().expect("retried until delivered");
+        let off = d.offset.unwrap();
+        assert!(
+            off > last,
+            "acknowledged offsets increase: {last} then {off}"
+        );
+        last = off;
+    }
+    assert!(
+        p.stats().retried_batches > 0,
+        "the kill must have caused retries"
+    );
+    p.close().unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let mut firsts = Vec::new();
+    for (_, _, v) in fetch_all(&broker.bootstrap(), &topic, 0) {
+        let v = v.unwrap();
+        if v.starts_with(b"r") && seen.insert(v.clone()) {
+            firsts.push(v);
+        }
+    }
+    let want: Vec<Bytes> = (0..3000).map(|i| Bytes::from(format!("r{i:05}"))).collect();
+    assert_eq!(firsts, want);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Back-pressure: with the broker gone and `buffer_memory` full, `enqueue` blocks, then gives
+/// up with a typed error at the delivery timeout instead of buffering without bound.
+#[test]
+fn full_buffer_blocks_then_times_out() {
+    let Some(mut broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    let topic = unique_topic("full");
+    let mut cfg = config(&broker.bootstrap(), 1);
+    cfg.buffer_memory = 4096;
+    cfg.delivery_timeout = Duration::from_secs(2);
+    let p = Producer::connect(cfg).unwrap();
+    p.send(&topic, None, b"warm-up").unwrap();
+    broker.kill();
+    let t = Instant::now();
+    let handles: Vec<_> = (0..60)
+        .map(|_| p.enqueue(&topic, None, &[7u8; 100]))
+        .collect();
+    let errors: Vec<_> = handles.into_iter().filter_map(|h| h.wait().err()).collect();
+    assert_eq!(
+        errors.len(),
+        60,
+        "nothing can be delivered with the broker gone"
+    );
+    assert!(
+        errors.iter().any(|e| e.kind() == "timeout"),
+        "some enqueue gave up waiting for buffer space"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(12),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(p.stats().acked, 1);
+}
