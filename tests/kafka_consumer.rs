@@ -1043,3 +1043,102 @@ fn a_corrupt_batch_is_a_typed_error_with_its_offset_and_seek_steps_over_it() {
         vec![(4, Some("good-4".into()))]
     );
 }
+
+#[test]
+fn max_poll_records_bounds_each_poll_and_commits_only_what_was_returned() {
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    let topic = unique_topic("cons-maxpoll");
+    let p = producer(&broker.bootstrap(), 1);
+    produce(&p, &topic, 100, "a");
+    let mut cfg = group_cfg(&broker.bootstrap(), &unique_topic("g-maxpoll"), &topic);
+    cfg.max_poll_records = 10;
+    cfg.enable_auto_commit = false;
+    let mut a = Consumer::connect(cfg.clone()).unwrap();
+    let mut first = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while first.is_empty() && Instant::now() < deadline {
+        first = a.poll(Duration::from_millis(500)).unwrap();
+    }
+    assert_eq!(
+        first.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        a.position(&topic, 0),
+        Some(10),
+        "the next record poll returns"
+    );
+    a.commit().unwrap();
+    assert_eq!(
+        a.committed(&topic, 0),
+        Some(10),
+        "fetched but not returned is not committed"
+    );
+    let second = a.poll(Duration::from_millis(500)).unwrap();
+    assert_eq!(second.first().map(|r| r.offset), Some(10));
+    assert!(second.len() <= 10);
+    a.close().unwrap();
+
+    let mut b = Consumer::connect(cfg).unwrap();
+    // Offset 10 is inside the first batch: tansu answers a fetch from there with nothing, and
+    // the consumer must step back to the batch start (Kafka itself returns the whole batch).
+    let rest = poll_n(&mut b, 90, Duration::from_secs(20));
+    assert_eq!(
+        rest.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (10..100).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_commit_inside_a_batch_resumes_exactly_there() {
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    let topic = unique_topic("cons-midbatch");
+    let p = producer(&broker.bootstrap(), 1);
+    assert_eq!(p.partitions(&topic).unwrap(), 1);
+    // Two batches of 50 records each (offsets 0-49 and 50-99).
+    let values: Vec<Vec<u8>> = (0..100).map(|i| format!("v{i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    assert_eq!(
+        produce_raw_batch(&broker.bootstrap(), &topic, &refs[..50], false),
+        0
+    );
+    assert_eq!(
+        produce_raw_batch(&broker.bootstrap(), &topic, &refs[50..], false),
+        0
+    );
+
+    let mut cfg = group_cfg(&broker.bootstrap(), &unique_topic("g-midbatch"), &topic);
+    cfg.max_poll_records = 7;
+    cfg.enable_auto_commit = false;
+    // 7: inside the first batch (tansu answers nothing from there); 56: inside the second
+    // (tansu answers from a later batch start, if any, or nothing).
+    for resume_at in [7i64, 56] {
+        let mut a = Consumer::connect(cfg.clone()).unwrap();
+        assert_eq!(
+            poll_n(&mut a, 7, Duration::from_secs(20)).len(),
+            7,
+            "joined and reading"
+        );
+        a.seek(&topic, 0, resume_at);
+        a.commit().unwrap();
+        assert_eq!(a.committed(&topic, 0), Some(resume_at));
+        a.close().unwrap();
+        // A new member resumes inside a batch: every record from there, none before, none skipped.
+        let mut b = Consumer::connect(cfg.clone()).unwrap();
+        let rest = poll_n(&mut b, (100 - resume_at) as usize, Duration::from_secs(20));
+        assert_eq!(
+            rest.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            (resume_at..100).collect::<Vec<_>>(),
+            "resuming at {resume_at}"
+        );
+        assert_eq!(
+            rest[0].value.as_deref(),
+            Some(format!("v{resume_at}").as_bytes())
+        );
+        b.close().unwrap();
+    }
+}
