@@ -1142,3 +1142,208 @@ fn a_commit_inside_a_batch_resumes_exactly_there() {
         b.close().unwrap();
     }
 }
+
+/// JSON equality where numbers compare by value: JavaScript writes the double 0.0 as `0`.
+fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value as V;
+    match (a, b) {
+        (V::Number(x), V::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(i), Some(j)) => i == j,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        (V::Array(x), V::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_json(p, q))
+        }
+        (V::Object(x), V::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Fixture records (natural JSON) of one schema directory that kafkajs can encode (no longs
+/// beyond 2^53): (name, input record, value expected after a round trip).
+fn avro_fixtures(dir: &str) -> Vec<(String, serde_json::Value, serde_json::Value)> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/wire")
+        .join(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|f| {
+            let meta: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+            if !meta["kafkajs_note"].is_null() {
+                return None;
+            }
+            let want = if meta["decoded"].is_null() {
+                meta["record"].clone()
+            } else {
+                meta["decoded"].clone()
+            };
+            Some((
+                f.file_name().unwrap().to_string_lossy().into_owned(),
+                meta["record"].clone(),
+                want,
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn avro_interop_with_kafkajs_through_the_registry() {
+    use avro_edge::codec::Codec;
+    use avro_edge::registry::open_source;
+    use avro_edge::registry::server::TestRegistry;
+    let Some(peer) = node_peer() else { return };
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    let registry = TestRegistry::start();
+    let subjects = [
+        ("user-registration", "user-registration-value"),
+        ("orders", "orders-value"),
+        ("sensor-data", "sensor-data-value"),
+    ];
+    for (file, subject) in subjects {
+        let text = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("schemas/{file}.avsc")),
+        )
+        .unwrap();
+        registry.register(subject, &text).unwrap();
+    }
+    let url = registry.url();
+    let codec = Codec::new(open_source(std::slice::from_ref(&url), None).unwrap());
+
+    // We encode and produce; kafkajs decodes through @kafkajs/confluent-schema-registry.
+    let topic = unique_topic("avro-ours");
+    let p = producer(&broker.bootstrap(), 1);
+    let mut want_by_offset = BTreeMap::new();
+    for (dir, subject) in subjects {
+        for (name, record, want) in avro_fixtures(dir) {
+            let value = codec
+                .encode_json(subject, &record)
+                .unwrap_or_else(|e| panic!("{dir}/{name}: {e}"));
+            let d = p.send(&topic, None, &value).unwrap();
+            want_by_offset.insert(d.offset.unwrap(), (format!("{dir}/{name}"), want));
+        }
+    }
+    let out = Command::new("node")
+        .arg(&peer)
+        .args([
+            "consume",
+            "--brokers",
+            &broker.bootstrap(),
+            "--topic",
+            &topic,
+            "--registry",
+            &url,
+        ])
+        .args([
+            "--count",
+            &want_by_offset.len().to_string(),
+            "--timeout",
+            "60",
+            "--group",
+            &unique_topic("g-js-avro"),
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "kafkajs consumer failed");
+    let mut decoded_by_kafkajs = 0;
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["joined"] == true {
+            continue;
+        }
+        let (name, want) = &want_by_offset[&v["offset"].as_i64().unwrap()];
+        assert!(
+            v["error"].is_null(),
+            "kafkajs could not decode {name}: {}",
+            v["error"]
+        );
+        assert!(
+            same_json(&v["decoded"], want),
+            "kafkajs decoded {name}: {} vs {want}",
+            v["decoded"]
+        );
+        decoded_by_kafkajs += 1;
+    }
+    assert_eq!(decoded_by_kafkajs, want_by_offset.len());
+
+    // kafkajs encodes and produces (latest schema of each subject); we decode through the registry.
+    let topic = unique_topic("avro-theirs");
+    assert_eq!(p.partitions(&topic).unwrap(), 1);
+    let mut want_in_order = Vec::new();
+    for (dir, subject) in subjects {
+        // avsc takes JavaScript numbers only: records with NaN/infinities (strings in JSON) stay out.
+        let special = |v: &serde_json::Value| {
+            v.as_object().is_some_and(|o| {
+                o.values()
+                    .any(|x| matches!(x.as_str(), Some("NaN" | "Infinity" | "-Infinity")))
+            })
+        };
+        let fixtures: Vec<_> = avro_fixtures(dir)
+            .into_iter()
+            .filter(|(_, r, _)| !special(r))
+            .collect();
+        let input: String = fixtures.iter().map(|(_, r, _)| format!("{r}\n")).collect();
+        let mut child = Command::new("node")
+            .arg(&peer)
+            .args([
+                "produce",
+                "--brokers",
+                &broker.bootstrap(),
+                "--topic",
+                &topic,
+                "--registry",
+                &url,
+                "--subject",
+                subject,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        assert!(
+            child.wait().unwrap().success(),
+            "kafkajs producer failed for {subject}"
+        );
+        want_in_order.extend(
+            fixtures
+                .into_iter()
+                .map(|(n, _, w)| (format!("{dir}/{n}"), w)),
+        );
+    }
+    let mut cfg = ConsumerConfig::assign(&broker.bootstrap(), &[(&topic, 0)]);
+    cfg.auto_offset_reset = OffsetReset::Earliest;
+    let mut c = Consumer::connect(cfg).unwrap();
+    let mut items = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while items.len() < want_in_order.len() && Instant::now() < deadline {
+        items.extend(c.poll_items(Duration::from_millis(500), &codec).unwrap());
+    }
+    assert_eq!(items.len(), want_in_order.len());
+    for (item, (name, want)) in items.iter().zip(&want_in_order) {
+        match item {
+            Item::Record { value, .. } => assert_eq!(value, want, "we decoded kafkajs's {name}"),
+            Item::Undecodable { error, .. } => panic!("{name}: {error}"),
+        }
+    }
+}
