@@ -51,6 +51,10 @@ function hex(buf) {
 
 function jsonSafe(_key, value) {
   if (typeof value === 'bigint') return value.toString();
+  // JSON has no NaN or infinities: write them as the fixtures do ("NaN", "Infinity", "-Infinity").
+  if (typeof value === 'number' && !Number.isFinite(value)) {
+    return Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity';
+  }
   if (value && value.type === 'Buffer' && Array.isArray(value.data)) {
     return Buffer.from(value.data).toString('base64');
   }
