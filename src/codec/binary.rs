@@ -241,7 +241,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Zig-zag varint encoders into a growing buffer.
-#[inline]
+#[inline(always)]
 pub(crate) fn put_long(out: &mut Vec<u8>, v: i64) {
     let mut n = ((v << 1) ^ (v >> 63)) as u64;
     if n < 0x80 {
@@ -264,7 +264,7 @@ pub(crate) fn put_int(out: &mut Vec<u8>, v: i32) {
     put_long(out, v as i64)
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_long(out, b.len() as i64);
     out.extend_from_slice(b);

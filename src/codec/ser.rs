@@ -12,6 +12,23 @@ use super::binary::{put_bytes, put_f32, put_f64, put_int, put_long};
 use super::json::MAX_DEPTH;
 use super::plan::{Cat, Field, NO_BRANCH, Node, NodeId, Plan};
 
+/// String equality for short names without a `memcmp` call (field names, enum symbols).
+#[inline(always)]
+fn name_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 pub(crate) fn encode<T: Serialize + ?Sized>(plan: &Plan, v: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
     v.serialize(Ser { plan, node: Plan::ROOT, out, depth: 0 })
 }
@@ -60,7 +77,7 @@ fn branch_name(n: &Node) -> &str {
 impl<'a, 'p> Ser<'a, 'p> {
     /// If this node is a union, write the branch index for a value of category `cat` and return
     /// the branch node; otherwise return the node itself.
-    #[inline]
+    #[inline(always)]
     fn target(&mut self, cat: Cat) -> Result<&'p Node, CodecError> {
         let plan = self.plan;
         match plan.node(self.node) {
@@ -84,6 +101,7 @@ impl<'a, 'p> Ser<'a, 'p> {
         Ok(Ser { plan: self.plan, node, out: self.out, depth: self.depth + 1 })
     }
 
+    #[inline(always)]
     fn integer(mut self, v: i64) -> Result<(), CodecError> {
         let cat = if i32::try_from(v).is_ok() { Cat::Int } else { Cat::Long };
         match self.target(cat)? {
@@ -99,6 +117,7 @@ impl<'a, 'p> Ser<'a, 'p> {
         Ok(())
     }
 
+    #[inline(always)]
     fn float(mut self, v: f64, single: Option<f32>) -> Result<(), CodecError> {
         match self.target(Cat::Float)? {
             Node::Float => put_f32(self.out, single.unwrap_or(v as f32)),
@@ -109,6 +128,7 @@ impl<'a, 'p> Ser<'a, 'p> {
     }
 
     /// Pick the union branch for a string: a string/bytes branch, or an enum that has the symbol.
+    #[inline(always)]
     fn string_target(&mut self, s: &str) -> Result<&'p Node, CodecError> {
         let plan = self.plan;
         if let Node::Union { branches, .. } = plan.node(self.node) {
@@ -127,13 +147,14 @@ impl<'a, 'p> Ser<'a, 'p> {
         Ok(plan.node(self.node))
     }
 
+    #[inline(always)]
     fn symbol(mut self, s: &str, hint: Option<u32>) -> Result<(), CodecError> {
         match self.string_target(s)? {
             Node::String | Node::Bytes => put_bytes(self.out, s.as_bytes()),
             Node::Fixed { size, .. } if *size == s.len() => self.out.extend_from_slice(s.as_bytes()),
             Node::Enum { symbols, .. } => {
                 let i = match hint {
-                    Some(h) if symbols.get(h as usize).is_some_and(|x| **x == *s) => h as usize,
+                    Some(h) if symbols.get(h as usize).is_some_and(|x| name_eq(x, s)) => h as usize,
                     _ => symbols.iter().position(|x| **x == *s).ok_or_else(|| CodecError::UnknownEnumSymbol {
                         path: String::new(),
                         symbol: s.to_string(),
@@ -222,7 +243,7 @@ impl<'a, 'p> ser::Serializer for Ser<'a, 'p> {
     fn serialize_i32(self, v: i32) -> Result<(), CodecError> {
         self.integer(v as i64)
     }
-    #[inline]
+    #[inline(always)]
     fn serialize_i64(self, v: i64) -> Result<(), CodecError> {
         self.integer(v)
     }
@@ -241,7 +262,7 @@ impl<'a, 'p> ser::Serializer for Ser<'a, 'p> {
             Err(_) => Err(CodecError::IntOutOfRange { value: None, path: String::new() }),
         }
     }
-    #[inline]
+    #[inline(always)]
     fn serialize_f32(self, v: f32) -> Result<(), CodecError> {
         self.float(v as f64, Some(v))
     }
@@ -253,7 +274,7 @@ impl<'a, 'p> ser::Serializer for Ser<'a, 'p> {
         let mut b = [0u8; 4];
         self.symbol(v.encode_utf8(&mut b), None)
     }
-    #[inline]
+    #[inline(always)]
     fn serialize_str(self, v: &str) -> Result<(), CodecError> {
         self.symbol(v, None)
     }
@@ -265,14 +286,14 @@ impl<'a, 'p> ser::Serializer for Ser<'a, 'p> {
         }
         Ok(())
     }
-    #[inline]
+    #[inline(always)]
     fn serialize_none(mut self) -> Result<(), CodecError> {
         match self.target(Cat::Null)? {
             Node::Null => Ok(()),
             n => Err(wrong(expected_of(n), "null")),
         }
     }
-    #[inline]
+    #[inline(always)]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), CodecError> {
         value.serialize(self)
     }
@@ -282,7 +303,7 @@ impl<'a, 'p> ser::Serializer for Ser<'a, 'p> {
     fn serialize_unit_struct(self, _name: &'static str) -> Result<(), CodecError> {
         self.serialize_none()
     }
-    #[inline]
+    #[inline(always)]
     fn serialize_unit_variant(self, _name: &'static str, idx: u32, variant: &'static str) -> Result<(), CodecError> {
         self.symbol(variant, Some(idx))
     }
@@ -321,7 +342,7 @@ impl<'a, 'p> ser::Serializer for Ser<'a, 'p> {
     fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a, 'p>, CodecError> {
         self.compound(Cat::Object, len)
     }
-    #[inline]
+    #[inline(always)]
     fn serialize_struct(self, _name: &'static str, len: usize) -> Result<Compound<'a, 'p>, CodecError> {
         self.compound(Cat::Object, Some(len))
     }
@@ -411,12 +432,12 @@ pub(crate) struct RecState<'a, 'p> {
 }
 
 impl<'a, 'p> RecState<'a, 'p> {
-    #[inline]
+    #[inline(always)]
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, v: &T) -> Result<(), CodecError> {
         let plan = self.plan;
         if self.slots.is_none() {
             if let Some(f) = self.fields.get(self.next)
-                && *f.name == *key
+                && name_eq(&f.name, key)
             {
                 v.serialize(Ser { plan, node: f.node, out: self.out, depth: self.depth }).map_err(|e| e.in_field(key))?;
                 self.next += 1;
@@ -463,6 +484,7 @@ impl<'a, 'p> RecState<'a, 'p> {
         }
     }
 
+    #[inline(always)]
     fn end(self) -> Result<(), CodecError> {
         let rest = self.fields.get(self.next..).unwrap_or(&[]);
         for (i, f) in rest.iter().enumerate() {
@@ -578,7 +600,7 @@ impl ser::SerializeMap for Compound<'_, '_> {
 impl ser::SerializeStruct for Compound<'_, '_> {
     type Ok = ();
     type Error = CodecError;
-    #[inline]
+    #[inline(always)]
     fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), CodecError> {
         match self {
             Compound::Record(r) => r.field(key, v),
