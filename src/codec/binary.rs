@@ -248,15 +248,13 @@ pub(crate) fn put_long(out: &mut Vec<u8>, v: i64) {
         out.push(n as u8);
         return;
     }
-    let mut tmp = [0u8; 10];
-    let mut i = 0;
+    // Byte pushes after one reservation: no variable-length memcpy call.
+    out.reserve(10);
     while n >= 0x80 {
-        tmp[i] = (n as u8) | 0x80;
+        out.push((n as u8) | 0x80);
         n >>= 7;
-        i += 1;
     }
-    tmp[i] = n as u8;
-    out.extend_from_slice(&tmp[..=i]);
+    out.push(n as u8);
 }
 
 #[inline]
