@@ -226,8 +226,8 @@ impl<'a> Reader<'a> {
         } else {
             c as u64
         };
-        if min_item_size > 0 {
-            if count > (self.remaining() / min_item_size) as u64 {
+        if let Some(most) = self.remaining().checked_div(min_item_size) {
+            if count > most as u64 {
                 return Err(CodecError::TruncatedBody { offset: start });
             }
         } else {

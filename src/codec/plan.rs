@@ -268,18 +268,18 @@ impl Compiler {
         let order = [Cat::Null, Cat::Bool, Cat::Int, Cat::Long, Cat::Float, Cat::Str, Cat::Bytes, Cat::Object, Cat::Array];
         for cat in order {
             for (i, &b) in branches.iter().enumerate() {
-                let fits = match (&self.nodes[b as usize], cat) {
-                    (Node::Null, Cat::Null) => true,
-                    (Node::Boolean, Cat::Bool) => true,
-                    (Node::Int, Cat::Int) => true,
-                    (Node::Long, Cat::Int | Cat::Long) => true,
-                    (Node::Float | Node::Double, Cat::Int | Cat::Long | Cat::Float) => true,
-                    (Node::String | Node::Enum { .. }, Cat::Str) => true,
-                    (Node::Bytes | Node::Fixed { .. }, Cat::Str | Cat::Bytes) => true,
-                    (Node::Record { .. } | Node::Map { .. }, Cat::Object) => true,
-                    (Node::Array { .. }, Cat::Array) => true,
-                    _ => false,
-                };
+                let fits = matches!(
+                    (&self.nodes[b as usize], cat),
+                    (Node::Null, Cat::Null)
+                        | (Node::Boolean, Cat::Bool)
+                        | (Node::Int, Cat::Int)
+                        | (Node::Long, Cat::Int | Cat::Long)
+                        | (Node::Float | Node::Double, Cat::Int | Cat::Long | Cat::Float)
+                        | (Node::String | Node::Enum { .. }, Cat::Str)
+                        | (Node::Bytes | Node::Fixed { .. }, Cat::Str | Cat::Bytes)
+                        | (Node::Record { .. } | Node::Map { .. }, Cat::Object)
+                        | (Node::Array { .. }, Cat::Array)
+                );
                 if fits {
                     pick[cat as usize] = i as u8;
                     break;

@@ -207,7 +207,7 @@ impl Builder<'_> {
         let mut steps = Vec::with_capacity(wf.len());
         for f in wf.iter() {
             let hit = rf.iter().position(|x| x.name == f.name).or_else(|| {
-                rf.iter().position(|x| x.aliases.iter().any(|a| *a == f.name))
+                rf.iter().position(|x| x.aliases.contains(&f.name))
             });
             match hit {
                 Some(i) if !used[i] => {

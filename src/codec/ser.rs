@@ -399,12 +399,11 @@ impl<'a, 'p> SeqState<'a, 'p> {
 
     fn end(self) -> Result<(), CodecError> {
         match self.buf {
-            Some(b) => {
-                if self.count > 0 {
-                    put_long(self.out, self.count as i64);
-                    self.out.extend_from_slice(&b);
-                }
+            Some(b) if self.count > 0 => {
+                put_long(self.out, self.count as i64);
+                self.out.extend_from_slice(&b);
             }
+            Some(_) => {}
             None if self.count != self.expected => {
                 return Err(CodecError::TypeMismatch(format!(
                     "sequence announced {} items but gave {}",
@@ -477,11 +476,9 @@ impl<'a, 'p> RecState<'a, 'p> {
             }
             self.slots = Some(vec![None; self.fields.len().saturating_sub(self.next)]);
         }
-        // Left empty: the default is written (or the field reported missing) at the end.
-        match self.fields.iter().position(|f| *f.name == *key) {
-            Some(_) => Ok(()),
-            None => Ok(()), // a Rust field the schema lacks, skipped by the type: nothing to write
-        }
+        // Left empty: the default is written (or the field reported missing) at the end; a Rust
+        // field the schema lacks, skipped by the type, has nothing to write.
+        Ok(())
     }
 
     #[inline(always)]
