@@ -41,7 +41,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn byte(&mut self) -> Result<u8, Fail> {
         match self.buf.get(self.pos) {
             Some(&b) => {
@@ -53,7 +53,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A zig-zag `long`: at most 10 bytes, and no bits beyond 64.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn long(&mut self) -> Result<i64, Fail> {
         // Fast path: a one-byte varint.
         if let Some(&b) = self.buf.get(self.pos)
@@ -83,7 +83,7 @@ impl<'a> Reader<'a> {
 
     /// A zig-zag `int`: at most 5 bytes and within i32, else `int-out-of-range`
     /// (the Java reference rejects both as "Invalid int encoding").
-    #[inline]
+    #[inline(always)]
     pub(crate) fn int(&mut self) -> Result<i32, Fail> {
         if let Some(&b) = self.buf.get(self.pos)
             && b < 0x80
@@ -115,7 +115,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length prefix (bytes, string): never negative, never more than what remains.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn len(&mut self) -> Result<usize, Fail> {
         let start = self.pos;
         let n = self.long()?;
@@ -128,7 +128,7 @@ impl<'a> Reader<'a> {
         Ok(n as usize)
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], Fail> {
         if n > self.remaining() {
             return Err(self.truncated());
@@ -138,13 +138,13 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8], Fail> {
         let n = self.len()?;
         self.take(n)
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn str(&mut self) -> Result<&'a str, Fail> {
         let start = self.pos;
         let b = self.bytes()?;
@@ -161,7 +161,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn f32(&mut self) -> Result<f32, Fail> {
         let b = self.take(4)?;
         let mut a = [0u8; 4];
@@ -178,7 +178,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A union branch index, checked against the number of branches.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn union_index(&mut self, branches: usize) -> Result<usize, Fail> {
         let start = self.pos;
         let i = self.long()?;

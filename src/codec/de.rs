@@ -9,7 +9,7 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
 use super::{CodecError, Fail};
 use super::json::{MAX_DEPTH, Walk, skip_node};
-use super::plan::{Field, Node, NodeId, Plan};
+use super::plan::{Field, NO_INDEX, Node, NodeId, Plan};
 
 pub(crate) fn decode<'de, T: de::Deserialize<'de>>(plan: &Plan, body: &'de [u8]) -> Result<T, Fail> {
     let mut w = Walk::new(body);
@@ -51,7 +51,7 @@ impl<'a, 'de, 'p> De<'a, 'de, 'p> {
     }
 
     /// Skip through unions (reading the branch index) to the node that holds the value.
-    #[inline]
+    #[inline(always)]
     fn value_node(&mut self) -> Result<&'p Node, Fail> {
         let plan = self.plan;
         loop {
@@ -70,6 +70,7 @@ impl<'a, 'de, 'p> De<'a, 'de, 'p> {
 impl<'de> de::Deserializer<'de> for De<'_, 'de, '_> {
     type Error = Fail;
 
+    #[inline(always)]
     fn deserialize_any<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, Fail> {
         let plan = self.plan;
         match self.value_node()? {
@@ -96,13 +97,13 @@ impl<'de> de::Deserializer<'de> for De<'_, 'de, '_> {
             }
             Node::Record { fields, .. } => {
                 let depth = self.deeper()?;
-                visitor.visit_map(Fields { plan, fields, i: 0, w: self.w, depth })
+                visitor.visit_map(Fields { plan, fields, i: 0, w: self.w, depth, map: None })
             }
             Node::Union { .. } | Node::Pending => Err(Box::new(CodecError::InvalidSchema("incomplete plan".into()))),
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn deserialize_option<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, Fail> {
         let plan = self.plan;
         match plan.node(self.node) {
@@ -125,14 +126,16 @@ impl<'de> de::Deserializer<'de> for De<'_, 'de, '_> {
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         _name: &'static str,
-        _variants: &'static [&'static str],
+        variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Fail> {
         let plan = self.plan;
         match plan.node(self.node) {
-            Node::Enum { symbols, .. } => {
+            Node::Enum { symbols, typed, .. } => {
                 let i = self.w.r.enum_index(symbols.len())?;
-                visitor.visit_enum(Variant { name: &symbols[i], de: None })
+                let index = typed.get(variants, symbols.iter().map(|s| &**s)).and_then(|m| m.get(i).copied());
+                let index = index.filter(|&x| x != NO_INDEX);
+                visitor.visit_enum(Variant { name: &symbols[i], index, de: None })
             }
             Node::Union { branches, .. } => {
                 let i = self.w.r.union_index(branches.len())?;
@@ -141,14 +144,32 @@ impl<'de> de::Deserializer<'de> for De<'_, 'de, '_> {
                 // An enum inside a union reads as that enum's symbol.
                 if let Node::Enum { symbols, .. } = bn {
                     let i = self.w.r.enum_index(symbols.len())?;
-                    return visitor.visit_enum(Variant { name: &symbols[i], de: None });
+                    return visitor.visit_enum(Variant { name: &symbols[i], index: None, de: None });
                 }
                 let depth = self.deeper()?;
                 let name = branch_name(bn);
-                visitor.visit_enum(Variant { name, de: Some(De { plan, node: b, w: self.w, depth }) })
+                visitor.visit_enum(Variant { name, index: None, de: Some(De { plan, node: b, w: self.w, depth }) })
             }
             Node::String => visitor.visit_enum(self.w.r.str()?.into_deserializer()),
             n => Err(Box::new(CodecError::TypeMismatch(format!("a Rust enum cannot be read from Avro {}", branch_name(n))))),
+        }
+    }
+
+    #[inline(always)]
+    fn deserialize_struct<V: Visitor<'de>>(
+        mut self,
+        _name: &'static str,
+        rust_fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Fail> {
+        let plan = self.plan;
+        match self.value_node()? {
+            Node::Record { fields, typed, .. } => {
+                let depth = self.deeper()?;
+                let map = typed.get(rust_fields, fields.iter().map(|f| &*f.name));
+                visitor.visit_map(Fields { plan, fields, i: 0, w: self.w, depth, map })
+            }
+            _ => self.deserialize_any(visitor),
         }
     }
 
@@ -163,7 +184,7 @@ impl<'de> de::Deserializer<'de> for De<'_, 'de, '_> {
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct identifier
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map identifier
     }
 }
 
@@ -231,18 +252,25 @@ struct Fields<'a, 'de, 'p> {
     i: usize,
     w: &'a mut Walk<'de>,
     depth: usize,
+    /// Rust field index of each schema field, when the Rust type's field list is the cached one.
+    map: Option<&'p [u32]>,
 }
 
 impl<'de> de::MapAccess<'de> for Fields<'_, 'de, '_> {
     type Error = Fail;
-    #[inline]
+    #[inline(always)]
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Fail> {
+        if let Some(&ix) = self.map.and_then(|m| m.get(self.i))
+            && ix != NO_INDEX
+        {
+            return seed.deserialize(de::value::U64Deserializer::<Fail>::new(ix as u64)).map(Some);
+        }
         match self.fields.get(self.i) {
             Some(f) => seed.deserialize(de::value::StrDeserializer::<Fail>::new(&f.name)).map(Some),
             None => Ok(None),
         }
     }
-    #[inline]
+    #[inline(always)]
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Fail> {
         let Some(f) = self.fields.get(self.i) else {
             return Err(Box::new(CodecError::TypeMismatch("record value without a field".into())));
@@ -258,6 +286,8 @@ impl<'de> de::MapAccess<'de> for Fields<'_, 'de, '_> {
 /// An Avro enum symbol (unit variant) or a union branch (newtype variant named after its type).
 struct Variant<'a, 'de, 'p> {
     name: &'p str,
+    /// The Rust variant index of this symbol, when known (saves comparing names).
+    index: Option<u32>,
     de: Option<De<'a, 'de, 'p>>,
 }
 
@@ -265,7 +295,10 @@ impl<'a, 'de, 'p> de::EnumAccess<'de> for Variant<'a, 'de, 'p> {
     type Error = Fail;
     type Variant = Self;
     fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), Fail> {
-        let v = seed.deserialize(de::value::StrDeserializer::<Fail>::new(self.name))?;
+        let v = match self.index {
+            Some(i) => seed.deserialize(de::value::U32Deserializer::<Fail>::new(i))?,
+            None => seed.deserialize(de::value::StrDeserializer::<Fail>::new(self.name))?,
+        };
         Ok((v, self))
     }
 }
