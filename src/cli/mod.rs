@@ -64,13 +64,16 @@ impl Failure {
 
 pub type CmdResult = Result<(), Failure>;
 
-/// Logs go to stderr through `tracing`; `RUST_LOG` (or `AVRO_EDGE_LOG`) sets the filter, default `info`.
+/// Logs go to stderr through `tracing`; `AVRO_EDGE_LOG` (or `RUST_LOG`) sets the filter, default `info`.
+/// Colours only when stderr is a terminal, so log files and CI output stay plain text.
 fn init_logging() {
     let filter = std::env::var("AVRO_EDGE_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".to_string());
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
