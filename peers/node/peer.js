@@ -49,8 +49,16 @@ function hex(buf) {
   return buf === null || buf === undefined ? null : Buffer.from(buf).toString('hex');
 }
 
+// JSON has no NaN, infinities or negative zero: they are written as the strings "NaN",
+// "Infinity", "-Infinity" (the fixtures' natural-JSON convention) and "-0.0".
 function jsonSafe(_key, value) {
   if (typeof value === 'bigint') return value.toString();
+  if (typeof value === 'number') {
+    if (Number.isNaN(value)) return 'NaN';
+    if (value === Infinity) return 'Infinity';
+    if (value === -Infinity) return '-Infinity';
+    if (Object.is(value, -0)) return '-0.0';
+  }
   if (value && value.type === 'Buffer' && Array.isArray(value.data)) {
     return Buffer.from(value.data).toString('base64');
   }
