@@ -199,6 +199,19 @@ fn base64(input: &[u8]) -> String {
 }
 
 /// I/O-level failures worth retrying (and trying the next URL for); anything else is not.
+/// A failed TLS handshake (bad or untrusted certificate): retrying cannot help.
+#[cfg(feature = "tls")]
+fn is_tls_failure(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => true,
+        // rustls' stream reports handshake failures as io::Error wrapping a rustls::Error.
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.is::<futures_rustls::rustls::Error>()),
+        _ => false,
+    }
+}
+
 fn is_transient(e: &ureq::Error) -> bool {
     matches!(
         e,
@@ -445,6 +458,10 @@ impl RegistryClient {
                         last = Some(error_from_response(status, &text));
                     }
                     Ok(answer) => return Ok(answer),
+                    #[cfg(feature = "tls")]
+                    Err(e) if is_tls_failure(&e) => {
+                        return Err(RegistryError::Tls(format!("{url}: {e}")));
+                    }
                     Err(e) if is_transient(&e) => {
                         tracing::warn!(url = %url, error = %e, "registry request failed");
                         last = Some(RegistryError::Unreachable(format!("{url}: {e}")));
