@@ -277,4 +277,5 @@ fn produce_and_consume_over_tls_with_registry_over_https() {
     assert_eq!(e.kind(), "tls-error", "{e}");
     // The same registry, trusted, answers.
     assert!(registry_client(&reg_url, ca).schema_by_id(id).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
 }
