@@ -23,17 +23,6 @@ use avro_edge::registry::open_source;
 use avro_edge::registry::server::TestRegistry;
 use avro_edge::testkit::{Broker, Storage, unique_topic};
 
-fn vmhwm_kb() -> i64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(-1)
-}
-
 /// The child: consume `n` records from `topic` (decoding through `registry` unless it is "-"),
 /// print `count bad secs total rss_kb`.
 fn child(bootstrap: &str, topic: &str, registry: &str, n: usize) {
@@ -71,7 +60,7 @@ fn child(bootstrap: &str, topic: &str, registry: &str, n: usize) {
     }
     let secs = first.map(|f| (last - f).as_secs_f64()).unwrap_or(0.0);
     let total = (last - start).as_secs_f64();
-    println!("{count} {bad} {secs} {total} {}", vmhwm_kb());
+    println!("{count} {bad} {secs} {total} {}", avro_edge::testkit::peak_rss_kb());
     let _ = c.close();
 }
 

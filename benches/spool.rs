@@ -50,17 +50,6 @@ impl RecordSink for NullSink {
     }
 }
 
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn main() {
     let base = std::env::var_os("SPOOL_BENCH_DIR")
         .map(std::path::PathBuf::from)
@@ -196,7 +185,7 @@ fn pipeline(base: &std::path::Path) {
     println!(
         "| {n} | {:.0} | {} KiB |",
         n as f64 / secs,
-        peak_rss_kib()
+        avro_edge::testkit::peak_rss_kb().max(0)
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

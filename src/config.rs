@@ -155,6 +155,9 @@ pub struct KafkaSettings {
     /// Bound on one record's send, from hand-over to acknowledgement (`ProducerConfig::delivery_timeout`).
     pub delivery_timeout: Duration,
     pub sasl: Option<Sasl>,
+    /// Create an unknown topic with this many partitions (replication 1); `None`: the broker's
+    /// auto-creation, or an error when it has none.
+    pub create_partitions: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,6 +237,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "bound on one record's delivery (default 60000)",
     ),
     ("kafka.client_id", "client id (default avro-edge)"),
+    (
+        "kafka.create_partitions",
+        "create an unknown topic with this many partitions (default: off)",
+    ),
     (
         "kafka.request_timeout_ms",
         "request timeout (default 30000)",
@@ -680,6 +687,11 @@ fn validate(layer: Layer) -> Result<Config, ConfigError> {
             });
         }
     };
+    let create_partitions = match get_u64(t, "kafka.create_partitions")? {
+        None => None,
+        Some(n @ 1..=10_000) => Some(n as i32),
+        Some(_) => return Err(invalid("kafka.create_partitions", "must be 1..=10000")),
+    };
     let kafka = KafkaSettings {
         brokers,
         acks,
@@ -695,6 +707,7 @@ fn validate(layer: Layer) -> Result<Config, ConfigError> {
             get_u64(t, "kafka.delivery_timeout_ms")?.unwrap_or(60_000),
         ),
         sasl,
+        create_partitions,
     };
     let registry = RegistrySettings {
         urls: get_list(t, "registry.urls")?.unwrap_or_default(),

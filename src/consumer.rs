@@ -27,7 +27,7 @@
 //! between polls and flags rebalances, which the next `poll` acts on (commit, revoke, rejoin).
 //! Rebalancing is eager (everything revoked, then reassigned), like Kafka's classic protocol.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -235,6 +235,8 @@ pub(crate) struct Fetched {
     pub next_offset: Option<i64>,
     /// The first batch that could not be read; `records` and `next_offset` cover what came before it.
     pub error: Option<BatchError>,
+    /// Base offset of the first whole batch in the answer (Kafka: at or below the fetch offset).
+    pub first_base: Option<i64>,
 }
 
 /// Decode the `records` bytes of one Fetch partition: whole v2 batches in order; a trailing partial
@@ -309,6 +311,7 @@ fn decode_batches(
         let next = base_offset
             .saturating_add(i64::from(last_offset_delta))
             .saturating_add(1);
+        out.first_base.get_or_insert(base_offset);
         if count < 0 {
             return Err(corrupt("negative record count"));
         }
@@ -474,13 +477,23 @@ impl Positions {
             .and_then(|s| s.committed)
     }
 
-    /// Positions that moved since the last commit: what `commit()` sends.
+    /// Positions that moved since the last commit.
+    #[cfg(test)]
     pub fn uncommitted(&self) -> Vec<((String, i32), i64)> {
+        self.uncommitted_with(|_, _| None)
+    }
+
+    /// Like [`Positions::uncommitted`], where `next(topic, partition)` may name an earlier
+    /// offset to commit (the first record fetched but not handed out yet).
+    pub fn uncommitted_with(
+        &self,
+        next: impl Fn(&str, i32) -> Option<i64>,
+    ) -> Vec<((String, i32), i64)> {
         self.parts
             .iter()
-            .filter_map(|(k, s)| match s.position {
-                Some(p) if s.committed != Some(p) => Some((k.clone(), p)),
-                _ => None,
+            .filter_map(|((t, p), s)| {
+                let at = next(t, *p).or(s.position)?;
+                (s.committed != Some(at)).then(|| ((t.clone(), *p), at))
             })
             .collect()
     }
@@ -537,6 +550,10 @@ pub struct ConsumerConfig {
     /// How long the broker may hold a fetch waiting for `fetch_min_bytes` (default 500 ms).
     pub fetch_max_wait: Duration,
     pub fetch_min_bytes: i32,
+    /// Most records one `poll` returns (0: everything fetched). Fetched records wait in memory
+    /// undecoded; only what a poll returns is decoded, so this bounds the decoded batch
+    /// (default 500, as in Java).
+    pub max_poll_records: usize,
     /// The preferred assignor; the other one is offered second, so mixed groups (kafkajs offers
     /// only `roundrobin`, Java `range` first) still agree on one.
     pub assignor: Assignor,
@@ -569,6 +586,7 @@ impl Default for ConsumerConfig {
             fetch_partition_max_bytes: 1024 * 1024,
             fetch_max_wait: Duration::from_millis(500),
             fetch_min_bytes: 1,
+            max_poll_records: 500,
             assignor: Assignor::Range,
             max_batch_bytes: 64 * 1024 * 1024,
             client_id: "avro-edge".into(),
@@ -783,6 +801,10 @@ pub struct Consumer {
     last_metadata_check: Instant,
     /// Rejoins this member asked for itself (sent as subscription user data).
     rejoin_requests: AtomicU32,
+    /// Fetched, not yet returned by `poll`; in offset order per partition.
+    buffered: VecDeque<RawRecord>,
+    /// Partitions whose position sits inside a batch: (fetch offset, last step back).
+    probes: BTreeMap<(String, i32), (i64, i64)>,
     closed: bool,
 }
 
@@ -879,6 +901,8 @@ impl Consumer {
             last_commit: now,
             last_metadata_check: now,
             rejoin_requests: AtomicU32::new(0),
+            buffered: VecDeque::new(),
+            probes: BTreeMap::new(),
             closed: false,
         })
     }
@@ -892,9 +916,26 @@ impl Consumer {
         self.positions.owned().cloned().collect()
     }
 
-    /// The next offset `poll` will read from a partition we own, once known.
+    /// The next offset `poll` will return from a partition we own, once known.
     pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.positions.position(topic, partition)
+        self.first_buffered(topic, partition)
+            .or_else(|| self.positions.position(topic, partition))
+    }
+
+    fn first_buffered(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.buffered
+            .iter()
+            .find(|r| r.partition == partition && &*r.topic == topic)
+            .map(|r| r.offset)
+    }
+
+    /// Up to `max_poll_records` buffered records, oldest first.
+    fn take_buffered(&mut self) -> Vec<RawRecord> {
+        let n = match self.cfg.max_poll_records {
+            0 => self.buffered.len(),
+            m => m.min(self.buffered.len()),
+        };
+        self.buffered.drain(..n).collect()
     }
 
     /// The offset last committed (or read back from the group) for a partition we own.
@@ -904,6 +945,9 @@ impl Consumer {
 
     /// Read `partition` from `offset` on the next poll (e.g. to step over a corrupt batch).
     pub fn seek(&mut self, topic: &str, partition: i32, offset: i64) {
+        self.buffered
+            .retain(|r| !(r.partition == partition && &*r.topic == topic));
+        self.probes.remove(&(topic.to_string(), partition));
         self.positions.set_position(topic, partition, offset);
     }
 
@@ -974,6 +1018,9 @@ impl Consumer {
             }
             self.last_commit = Instant::now();
         }
+        if !self.buffered.is_empty() {
+            return Ok(Some(self.take_buffered()));
+        }
         self.ensure_positions(deadline).await?;
         let now = Instant::now();
         if self.positions.is_empty() {
@@ -993,8 +1040,12 @@ impl Consumer {
             .fetch_max_wait
             .min(deadline.saturating_duration_since(now));
         let records = self.fetch_once(wait).await?;
-        if !records.is_empty() || Instant::now() >= deadline {
-            return Ok(Some(records));
+        self.buffered.extend(records);
+        if !self.buffered.is_empty() {
+            return Ok(Some(self.take_buffered()));
+        }
+        if Instant::now() >= deadline {
+            return Ok(Some(Vec::new()));
         }
         Ok(None)
     }
@@ -1056,7 +1107,11 @@ impl Consumer {
     /// writer schema (fetched by id from the registry or the offline cache) into natural JSON.
     /// Anything that does not decode is an [`Item::Undecodable`] in its place, never an error
     /// of the poll and never dropped.
-    pub fn poll_items(&mut self, timeout: Duration, codec: &Codec) -> Result<Vec<Item>, KafkaError> {
+    pub fn poll_items(
+        &mut self,
+        timeout: Duration,
+        codec: &Codec,
+    ) -> Result<Vec<Item>, KafkaError> {
         self.poll_decoded(timeout, |b: &[u8]| codec.decode_json(b))
     }
 
@@ -1130,6 +1185,8 @@ impl Consumer {
                     tracing::warn!(error = %e, "commit before rebalance failed");
                 }
                 self.positions.set_assignment(&TopicPartitions::new());
+                self.buffered.clear();
+                self.probes.clear();
             }
             rejoined = true;
             let action = match self.join_and_sync(&g).await {
@@ -1436,12 +1493,21 @@ impl Consumer {
                         .collect(),
                 );
             let resp = self.client.request(&Target::Node(leader), &req).await?;
+            let latest = if self.cfg.auto_offset_reset == OffsetReset::Latest {
+                self.high_watermarks(leader, &topics).await
+            } else {
+                BTreeMap::new()
+            };
             for t in &resp.topics {
                 for p in &t.partitions {
                     if p.error_code == 0 && p.offset >= 0 {
-                        tracing::debug!(topic = %t.name.0.as_str(), partition = p.partition_index, offset = p.offset, "reset position");
+                        let key = (t.name.0.to_string(), p.partition_index);
+                        // tansu 0.6.0 answers "latest" with the last batch's base offset + 1, not
+                        // the log end; the high watermark of a fetch is the log end on any broker.
+                        let offset = latest.get(&key).map_or(p.offset, |hw| p.offset.max(*hw));
+                        tracing::debug!(topic = %t.name.0.as_str(), partition = p.partition_index, offset, listed = p.offset, "reset position");
                         self.positions
-                            .set_position(t.name.0.as_str(), p.partition_index, p.offset);
+                            .set_position(t.name.0.as_str(), p.partition_index, offset);
                     } else if let Some(e) = KafkaError::from_code(
                         p.error_code,
                         format!("ListOffsets {}", t.name.0.as_str()),
@@ -1458,6 +1524,64 @@ impl Consumer {
         Ok(())
     }
 
+    /// The high watermark (log end) of each partition, from a Fetch that waits for nothing and
+    /// asks for as few bytes as the broker allows. Partitions that fail are left out.
+    async fn high_watermarks(
+        &self,
+        leader: i32,
+        topics: &BTreeMap<String, Vec<i32>>,
+    ) -> BTreeMap<(String, i32), i64> {
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(0)
+            .with_max_bytes(1)
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|(t, ps)| {
+                        FetchTopic::default()
+                            .with_topic(TopicName(name(t)))
+                            .with_partitions(
+                                ps.iter()
+                                    .map(|p| {
+                                        FetchPartition::default()
+                                            .with_partition(*p)
+                                            .with_fetch_offset(0)
+                                            .with_partition_max_bytes(1)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+        let resp = async {
+            let conn = self.client.conn(&Target::Node(leader)).await?;
+            let v = conn.version_for::<FetchRequest>()?.min(MAX_FETCH_VERSION);
+            conn.request_at(&req, v).await
+        }
+        .await;
+        let mut out = BTreeMap::new();
+        match resp {
+            Ok(r) => {
+                for t in &r.responses {
+                    for p in &t.partitions {
+                        if p.error_code == 0 && p.high_watermark >= 0 {
+                            out.insert(
+                                (t.topic.0.to_string(), p.partition_index),
+                                p.high_watermark,
+                            );
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "high watermark fetch failed; using ListOffsets alone")
+            }
+        }
+        out
+    }
+
     /// One Fetch per partition leader (in parallel); records in offset order per partition.
     async fn fetch_once(&mut self, wait: Duration) -> Result<Vec<RawRecord>, KafkaError> {
         let deadline = Instant::now() + self.cfg.connect_deadline;
@@ -1472,18 +1596,24 @@ impl Consumer {
                 self.client.invalidate(&t);
                 continue;
             };
+            // A probe (see below) fetches from an earlier offset; records below `pos` are skipped.
+            let at = self
+                .probes
+                .get(&(t.clone(), p))
+                .map_or(pos, |probe| probe.0);
             by_leader
                 .entry(leader)
                 .or_default()
                 .entry(t)
                 .or_default()
-                .push((p, pos));
+                .push((p, at));
         }
+        let probing = !self.probes.is_empty();
         let mut tasks = Vec::new();
         for (leader, topics) in by_leader {
             let req = FetchRequest::default()
                 .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(millis(wait))
+                .with_max_wait_ms(if probing { 0 } else { millis(wait) })
                 .with_min_bytes(self.cfg.fetch_min_bytes)
                 .with_max_bytes(self.cfg.fetch_max_bytes)
                 .with_topics(
@@ -1562,10 +1692,31 @@ impl Consumer {
                             continue;
                         }
                     }
-                    let Some(data) = part.records.as_ref() else {
+                    tracing::trace!(
+                        topic = t,
+                        partition = p,
+                        fetch_offset = pos,
+                        bytes = part.records.as_ref().map_or(0, |r| r.len()),
+                        high_watermark = part.high_watermark,
+                        "fetched"
+                    );
+                    let data = part.records.clone().unwrap_or_default();
+                    let fetched = decode_fetched(t, p, &data, pos, self.cfg.max_batch_bytes);
+                    let fetch_at = self
+                        .probes
+                        .get(&(t.to_string(), p))
+                        .map_or(pos, |probe| probe.0);
+                    if !self.accept_or_probe(
+                        t,
+                        p,
+                        pos,
+                        fetch_at,
+                        &fetched,
+                        part.high_watermark,
+                        part.log_start_offset,
+                    ) {
                         continue;
-                    };
-                    let fetched = decode_fetched(t, p, data, pos, self.cfg.max_batch_bytes);
+                    }
                     if let Some(next) = fetched.next_offset.filter(|n| *n > pos) {
                         self.positions.set_position(t, p, next);
                     }
@@ -1597,6 +1748,50 @@ impl Consumer {
         }
     }
 
+    /// tansu 0.6.0 answers a fetch from an offset inside a batch with the batches that *start*
+    /// at or after it (Kafka returns the batch holding the offset): nothing at all, or later
+    /// batches with the records in between silently missing. So when the first batch of an
+    /// answer starts above the position (or the answer is empty although the log goes further),
+    /// its records are not taken: the fetch offset steps back (1, 2, 4, ... down to the log start)
+    /// until a batch at or below the position comes back. Against Kafka this never triggers,
+    /// except at a compaction gap, where one step back settles it. Returns whether to take the answer.
+    #[allow(clippy::too_many_arguments)]
+    fn accept_or_probe(
+        &mut self,
+        t: &str,
+        p: i32,
+        pos: i64,
+        fetch_at: i64,
+        fetched: &Fetched,
+        high_watermark: i64,
+        log_start: i64,
+    ) -> bool {
+        let key = (t.to_string(), p);
+        let settled = match fetched.first_base {
+            Some(base) => base <= pos,
+            // Nothing readable: fine unless the log has records at or beyond the position.
+            None => fetched.error.is_some() || high_watermark <= pos,
+        };
+        let floor = log_start.max(0);
+        if settled || fetch_at <= floor {
+            self.probes.remove(&key);
+            return true;
+        }
+        let step = self.probes.get(&key).map_or(0, |probe| probe.1);
+        let step = (step * 2).max(1);
+        let next = fetch_at.saturating_sub(step).max(floor);
+        tracing::debug!(
+            topic = t,
+            partition = p,
+            position = pos,
+            first_batch = fetched.first_base,
+            fetch_at = next,
+            "answer does not reach back to the position; stepping back"
+        );
+        self.probes.insert(key, (next, step));
+        false
+    }
+
     /// Commit the positions of everything `poll` has returned so far (blocking).
     pub fn commit(&mut self) -> Result<(), KafkaError> {
         if self.closed {
@@ -1606,7 +1801,15 @@ impl Consumer {
     }
 
     async fn commit_async(&mut self) -> Result<(), KafkaError> {
-        let pending = self.positions.uncommitted();
+        // What poll handed out: for a partition with records still buffered, the first of them.
+        let mut first: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+        for r in &self.buffered {
+            first.entry((&*r.topic, r.partition)).or_insert(r.offset);
+        }
+        let pending = self
+            .positions
+            .uncommitted_with(|t, p| first.get(&(t, p)).copied());
+        drop(first);
         if pending.is_empty() {
             return Ok(());
         }

@@ -148,3 +148,40 @@ fn typed_errors_have_kinds() {
     assert_eq!(e.kind(), "int-out-of-range");
     assert!(e.to_string().contains("products[1].quantity"), "{e}");
 }
+
+/// Another Rust view of SensorData: fields and enum variants in a different order than the schema,
+/// one schema field left out. Read after `SensorData` and before it again, so the codec's cached
+/// name→index map of one type never leaks into the other.
+#[derive(Debug, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Reordered {
+    status: Status,
+    humidity: Option<f64>,
+    sensor_id: String,
+}
+
+#[derive(Debug, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+enum Status {
+    Critical,
+    Normal,
+    Warning,
+}
+
+#[test]
+fn typed_decode_matches_fields_and_variants_by_name() {
+    let codec = codec();
+    let all = cases("sensor-data");
+    let warning = all.iter().find(|c| c.name == "warning").unwrap();
+    for _ in 0..2 {
+        let a: SensorData = codec.decode(&warning.bin).unwrap();
+        assert_eq!(a.status, SensorStatus::Warning);
+        assert_eq!(a.humidity, Some(10.0));
+        let b: Reordered = codec.decode(&warning.bin).unwrap();
+        assert_eq!(b, Reordered { status: Status::Warning, humidity: Some(10.0), sensor_id: "s-003".into() });
+    }
+    let critical = all.iter().find(|c| c.name == "float-inf").unwrap();
+    let b: Reordered = codec.decode(&critical.bin).unwrap();
+    assert_eq!(b.status, Status::Critical);
+    assert_eq!(b.humidity, Some(f64::NEG_INFINITY));
+}

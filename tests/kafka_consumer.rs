@@ -1043,3 +1043,307 @@ fn a_corrupt_batch_is_a_typed_error_with_its_offset_and_seek_steps_over_it() {
         vec![(4, Some("good-4".into()))]
     );
 }
+
+#[test]
+fn max_poll_records_bounds_each_poll_and_commits_only_what_was_returned() {
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    let topic = unique_topic("cons-maxpoll");
+    let p = producer(&broker.bootstrap(), 1);
+    produce(&p, &topic, 100, "a");
+    let mut cfg = group_cfg(&broker.bootstrap(), &unique_topic("g-maxpoll"), &topic);
+    cfg.max_poll_records = 10;
+    cfg.enable_auto_commit = false;
+    let mut a = Consumer::connect(cfg.clone()).unwrap();
+    let mut first = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while first.is_empty() && Instant::now() < deadline {
+        first = a.poll(Duration::from_millis(500)).unwrap();
+    }
+    assert_eq!(
+        first.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        a.position(&topic, 0),
+        Some(10),
+        "the next record poll returns"
+    );
+    a.commit().unwrap();
+    assert_eq!(
+        a.committed(&topic, 0),
+        Some(10),
+        "fetched but not returned is not committed"
+    );
+    let second = a.poll(Duration::from_millis(500)).unwrap();
+    assert_eq!(second.first().map(|r| r.offset), Some(10));
+    assert!(second.len() <= 10);
+    a.close().unwrap();
+
+    let mut b = Consumer::connect(cfg).unwrap();
+    // Offset 10 is inside the first batch: tansu answers a fetch from there with nothing, and
+    // the consumer must step back to the batch start (Kafka itself returns the whole batch).
+    let rest = poll_n(&mut b, 90, Duration::from_secs(20));
+    assert_eq!(
+        rest.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (10..100).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_commit_inside_a_batch_resumes_exactly_there() {
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    let topic = unique_topic("cons-midbatch");
+    let p = producer(&broker.bootstrap(), 1);
+    assert_eq!(p.partitions(&topic).unwrap(), 1);
+    // Two batches of 50 records each (offsets 0-49 and 50-99).
+    let values: Vec<Vec<u8>> = (0..100).map(|i| format!("v{i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+    assert_eq!(
+        produce_raw_batch(&broker.bootstrap(), &topic, &refs[..50], false),
+        0
+    );
+    assert_eq!(
+        produce_raw_batch(&broker.bootstrap(), &topic, &refs[50..], false),
+        0
+    );
+
+    let mut cfg = group_cfg(&broker.bootstrap(), &unique_topic("g-midbatch"), &topic);
+    cfg.max_poll_records = 7;
+    cfg.enable_auto_commit = false;
+    // 7: inside the first batch (tansu answers nothing from there); 56: inside the second
+    // (tansu answers from a later batch start, if any, or nothing).
+    for resume_at in [7i64, 56] {
+        let mut a = Consumer::connect(cfg.clone()).unwrap();
+        assert_eq!(
+            poll_n(&mut a, 7, Duration::from_secs(20)).len(),
+            7,
+            "joined and reading"
+        );
+        a.seek(&topic, 0, resume_at);
+        a.commit().unwrap();
+        assert_eq!(a.committed(&topic, 0), Some(resume_at));
+        a.close().unwrap();
+        // A new member resumes inside a batch: every record from there, none before, none skipped.
+        let mut b = Consumer::connect(cfg.clone()).unwrap();
+        let rest = poll_n(&mut b, (100 - resume_at) as usize, Duration::from_secs(20));
+        assert_eq!(
+            rest.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            (resume_at..100).collect::<Vec<_>>(),
+            "resuming at {resume_at}"
+        );
+        assert_eq!(
+            rest[0].value.as_deref(),
+            Some(format!("v{resume_at}").as_bytes())
+        );
+        b.close().unwrap();
+    }
+}
+
+/// JSON equality where numbers compare by value: JavaScript writes the double 0.0 as `0`.
+fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value as V;
+    match (a, b) {
+        (V::Number(x), V::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(i), Some(j)) => i == j,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        (V::Array(x), V::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_json(p, q))
+        }
+        (V::Object(x), V::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Fixture records (natural JSON) of one schema directory that kafkajs can encode (no longs
+/// beyond 2^53): (name, input record, value expected after a round trip).
+fn avro_fixtures(dir: &str) -> Vec<(String, serde_json::Value, serde_json::Value)> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/wire")
+        .join(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|f| {
+            let meta: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+            if !meta["kafkajs_note"].is_null() {
+                return None;
+            }
+            let want = if meta["decoded"].is_null() {
+                meta["record"].clone()
+            } else {
+                meta["decoded"].clone()
+            };
+            Some((
+                f.file_name().unwrap().to_string_lossy().into_owned(),
+                meta["record"].clone(),
+                want,
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn avro_interop_with_kafkajs_through_the_registry() {
+    use avro_edge::codec::Codec;
+    use avro_edge::registry::open_source;
+    use avro_edge::registry::server::TestRegistry;
+    let Some(peer) = node_peer() else { return };
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    let registry = TestRegistry::start();
+    let subjects = [
+        ("user-registration", "user-registration-value"),
+        ("orders", "orders-value"),
+        ("sensor-data", "sensor-data-value"),
+    ];
+    for (file, subject) in subjects {
+        let text = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("schemas/{file}.avsc")),
+        )
+        .unwrap();
+        registry.register(subject, &text).unwrap();
+    }
+    let url = registry.url();
+    let codec = Codec::new(open_source(std::slice::from_ref(&url), None).unwrap());
+
+    // We encode and produce; kafkajs decodes through @kafkajs/confluent-schema-registry.
+    let topic = unique_topic("avro-ours");
+    let p = producer(&broker.bootstrap(), 1);
+    let mut want_by_offset = BTreeMap::new();
+    for (dir, subject) in subjects {
+        for (name, record, want) in avro_fixtures(dir) {
+            let value = codec
+                .encode_json(subject, &record)
+                .unwrap_or_else(|e| panic!("{dir}/{name}: {e}"));
+            let d = p.send(&topic, None, &value).unwrap();
+            want_by_offset.insert(d.offset.unwrap(), (format!("{dir}/{name}"), want));
+        }
+    }
+    let out = Command::new("node")
+        .arg(&peer)
+        .args([
+            "consume",
+            "--brokers",
+            &broker.bootstrap(),
+            "--topic",
+            &topic,
+            "--registry",
+            &url,
+        ])
+        .args([
+            "--count",
+            &want_by_offset.len().to_string(),
+            "--timeout",
+            "60",
+            "--group",
+            &unique_topic("g-js-avro"),
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "kafkajs consumer failed");
+    let mut decoded_by_kafkajs = 0;
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["joined"] == true {
+            continue;
+        }
+        let (name, want) = &want_by_offset[&v["offset"].as_i64().unwrap()];
+        assert!(
+            v["error"].is_null(),
+            "kafkajs could not decode {name}: {}",
+            v["error"]
+        );
+        assert!(
+            same_json(&v["decoded"], want),
+            "kafkajs decoded {name}: {} vs {want}",
+            v["decoded"]
+        );
+        decoded_by_kafkajs += 1;
+    }
+    assert_eq!(decoded_by_kafkajs, want_by_offset.len());
+
+    // kafkajs encodes and produces (latest schema of each subject); we decode through the registry.
+    let topic = unique_topic("avro-theirs");
+    assert_eq!(p.partitions(&topic).unwrap(), 1);
+    let mut want_in_order = Vec::new();
+    for (dir, subject) in subjects {
+        // avsc takes JavaScript numbers only: records with NaN/infinities (strings in JSON) stay out.
+        let special = |v: &serde_json::Value| {
+            v.as_object().is_some_and(|o| {
+                o.values()
+                    .any(|x| matches!(x.as_str(), Some("NaN" | "Infinity" | "-Infinity")))
+            })
+        };
+        let fixtures: Vec<_> = avro_fixtures(dir)
+            .into_iter()
+            .filter(|(_, r, _)| !special(r))
+            .collect();
+        let input: String = fixtures.iter().map(|(_, r, _)| format!("{r}\n")).collect();
+        let mut child = Command::new("node")
+            .arg(&peer)
+            .args([
+                "produce",
+                "--brokers",
+                &broker.bootstrap(),
+                "--topic",
+                &topic,
+                "--registry",
+                &url,
+                "--subject",
+                subject,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        assert!(
+            child.wait().unwrap().success(),
+            "kafkajs producer failed for {subject}"
+        );
+        want_in_order.extend(
+            fixtures
+                .into_iter()
+                .map(|(n, _, w)| (format!("{dir}/{n}"), w)),
+        );
+    }
+    let mut cfg = ConsumerConfig::assign(&broker.bootstrap(), &[(&topic, 0)]);
+    cfg.auto_offset_reset = OffsetReset::Earliest;
+    let mut c = Consumer::connect(cfg).unwrap();
+    let mut items = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while items.len() < want_in_order.len() && Instant::now() < deadline {
+        items.extend(c.poll_items(Duration::from_millis(500), &codec).unwrap());
+    }
+    assert_eq!(items.len(), want_in_order.len());
+    for (item, (name, want)) in items.iter().zip(&want_in_order) {
+        match item {
+            Item::Record { value, .. } => assert_eq!(value, want, "we decoded kafkajs's {name}"),
+            Item::Undecodable { error, .. } => panic!("{name}: {error}"),
+        }
+    }
+}

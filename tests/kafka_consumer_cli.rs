@@ -21,8 +21,11 @@ enum Expect {
     DeadLetter(String),
 }
 
-/// The fixture messages in a fixed order: (file name, bytes, expectation).
-fn fixtures() -> Vec<(String, Vec<u8>, Expect)> {
+/// One fixture message: (file name, bytes, expectation).
+type Case = (String, Vec<u8>, Expect);
+
+/// The fixture messages in a fixed order.
+fn fixtures() -> Vec<Case> {
     let mut out = Vec::new();
     for dir in [
         "user-registration",
@@ -94,7 +97,7 @@ fn consume_cli_decodes_every_fixture_and_dead_letters_the_bad_ones() {
     });
     let p = Producer::connect(pcfg).unwrap();
     let cases = fixtures();
-    let mut by_offset: BTreeMap<i64, &(String, Vec<u8>, Expect)> = BTreeMap::new();
+    let mut by_offset: BTreeMap<i64, &Case> = BTreeMap::new();
     for case in &cases {
         let d = p.send(&topic, Some(case.0.as_bytes()), &case.1).unwrap();
         by_offset.insert(d.offset.unwrap(), case);
@@ -151,7 +154,7 @@ fn consume_cli_decodes_every_fixture_and_dead_letters_the_bad_ones() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let want_dl: Vec<(i64, &(String, Vec<u8>, Expect))> = by_offset
+    let want_dl: Vec<(i64, &Case)> = by_offset
         .iter()
         .filter(|(_, c)| matches!(c.2, Expect::DeadLetter(_)))
         .map(|(o, c)| (*o, *c))

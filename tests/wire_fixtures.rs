@@ -120,3 +120,22 @@ fn plans_compile_from_every_schema_file() {
         assert!(p.is_ok(), "id {id}: {:?}", p.err());
     }
 }
+
+#[test]
+fn omitted_fields_with_defaults_encode_their_default() {
+    // The v2 fixture with `location: null`, written without `location`, without `temperature`
+    // (when null), gives the same bytes: union defaults are branch 0 (null).
+    let codec = codec();
+    let c = cases("sensor-data-v2").into_iter().find(|c| c.name == "location-null").unwrap();
+    let mut rec = c.meta["record"].clone();
+    rec.as_object_mut().unwrap().remove("location");
+    assert_eq!(codec.encode_json("sensor-data-v2-value", &rec).unwrap(), c.bin);
+    let c = cases("sensor-data").into_iter().find(|c| c.name == "all-null").unwrap();
+    let mut rec = c.meta["record"].clone();
+    rec.as_object_mut().unwrap().remove("temperature");
+    rec.as_object_mut().unwrap().remove("humidity");
+    assert_eq!(codec.encode_json("sensor-data-value", &rec).unwrap(), c.bin);
+    // A field without a default may not be omitted.
+    rec.as_object_mut().unwrap().remove("status");
+    assert_eq!(codec.encode_json("sensor-data-value", &rec).unwrap_err().kind(), "missing-field");
+}

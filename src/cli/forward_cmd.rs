@@ -136,17 +136,11 @@ pub fn forward(a: ForwardArgs) -> CmdResult {
     let source =
         crate::registry::open_source(&cfg.registry.urls, cfg.registry.schema_cache.as_deref())
             .map_err(|e| Failure::runtime(&e))?;
-    // Wiring point for the codec and the producer (issues 2 and 3), once they are merged:
-    //   let codec = crate::codec::Codec::new(source);
-    //   let pcfg = /* ProducerConfig from cfg.kafka */;
-    //   let sink = forward::LazySink::new(move || crate::producer::Producer::connect(pcfg.clone()));
-    //   return run_forwarder(&cfg, codec, sink, stop);
-    let _ = (source, stop);
-    Err(Failure::other(
-        1,
-        "unavailable",
-        "forward: the Avro codec and the Kafka producer are not wired into this build yet (config, spool, inputs and schema source are ready)",
-    ))
+    let codec = crate::codec::Codec::new(source);
+    let pcfg = forward::plug::producer_config(&cfg.kafka);
+    // `Producer::new` makes no connection: the forwarder starts and spools while the broker is down.
+    let sink = forward::LazySink::new(move || crate::producer::Producer::new(pcfg.clone()));
+    run_forwarder(&cfg, codec, sink, stop)
 }
 
 /// Run the forwarder with stdin as the `stdin` input until the inputs end or a signal arrives.

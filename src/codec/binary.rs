@@ -3,7 +3,7 @@
 //! Must not know schemas or allocate from counts read off the wire: every length is checked against
 //! the bytes that remain before anything is sliced or reserved.
 
-use super::CodecError;
+use super::{CodecError, Fail};
 
 /// A cursor over one Avro body. Every read is bounds-checked; errors carry the byte offset.
 pub(crate) struct Reader<'a> {
@@ -28,21 +28,21 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    fn truncated(&self) -> CodecError {
-        CodecError::TruncatedBody { offset: self.pos }
+    fn truncated(&self) -> Fail {
+        Box::new(CodecError::TruncatedBody { offset: self.pos })
     }
 
     /// Fails with `trailing-bytes` unless the whole body was read.
-    pub(crate) fn finish(&self) -> Result<(), CodecError> {
+    pub(crate) fn finish(&self) -> Result<(), Fail> {
         if self.pos == self.buf.len() {
             Ok(())
         } else {
-            Err(CodecError::TrailingBytes { count: self.buf.len() - self.pos })
+            Err(Box::new(CodecError::TrailingBytes { count: self.buf.len() - self.pos }))
         }
     }
 
-    #[inline]
-    pub(crate) fn byte(&mut self) -> Result<u8, CodecError> {
+    #[inline(always)]
+    pub(crate) fn byte(&mut self) -> Result<u8, Fail> {
         match self.buf.get(self.pos) {
             Some(&b) => {
                 self.pos += 1;
@@ -53,8 +53,8 @@ impl<'a> Reader<'a> {
     }
 
     /// A zig-zag `long`: at most 10 bytes, and no bits beyond 64.
-    #[inline]
-    pub(crate) fn long(&mut self) -> Result<i64, CodecError> {
+    #[inline(always)]
+    pub(crate) fn long(&mut self) -> Result<i64, Fail> {
         // Fast path: a one-byte varint.
         if let Some(&b) = self.buf.get(self.pos)
             && b < 0x80
@@ -70,7 +70,7 @@ impl<'a> Reader<'a> {
             let b = self.byte()?;
             if shift == 63 && b > 1 {
                 // The 10th byte may only carry bit 63; anything more is beyond 64 bits (or an 11th byte).
-                return Err(CodecError::VarintOverflow { offset: start });
+                return Err(Box::new(CodecError::VarintOverflow { offset: start }));
             }
             n |= ((b & 0x7f) as u64) << shift;
             if b < 0x80 {
@@ -83,8 +83,8 @@ impl<'a> Reader<'a> {
 
     /// A zig-zag `int`: at most 5 bytes and within i32, else `int-out-of-range`
     /// (the Java reference rejects both as "Invalid int encoding").
-    #[inline]
-    pub(crate) fn int(&mut self) -> Result<i32, CodecError> {
+    #[inline(always)]
+    pub(crate) fn int(&mut self) -> Result<i32, Fail> {
         if let Some(&b) = self.buf.get(self.pos)
             && b < 0x80
         {
@@ -103,33 +103,33 @@ impl<'a> Reader<'a> {
             }
             shift += 7;
             if shift >= 35 {
-                return Err(CodecError::IntOutOfRange { value: None, path: format!("@{start}") });
+                return Err(Box::new(CodecError::IntOutOfRange { value: None, path: format!("@{start}") }));
             }
         }
         if n > u32::MAX as u64 {
             let v = ((n >> 1) as i64) ^ -((n & 1) as i64);
-            return Err(CodecError::IntOutOfRange { value: Some(v), path: format!("@{start}") });
+            return Err(Box::new(CodecError::IntOutOfRange { value: Some(v), path: format!("@{start}") }));
         }
         let n = n as u32;
         Ok(((n >> 1) as i32) ^ -((n & 1) as i32))
     }
 
     /// A length prefix (bytes, string): never negative, never more than what remains.
-    #[inline]
-    pub(crate) fn len(&mut self) -> Result<usize, CodecError> {
+    #[inline(always)]
+    pub(crate) fn len(&mut self) -> Result<usize, Fail> {
         let start = self.pos;
         let n = self.long()?;
         if n < 0 {
-            return Err(CodecError::NegativeLength { value: n, offset: start });
+            return Err(Box::new(CodecError::NegativeLength { value: n, offset: start }));
         }
         if n as u64 > self.remaining() as u64 {
-            return Err(CodecError::TruncatedBody { offset: self.pos });
+            return Err(Box::new(CodecError::TruncatedBody { offset: self.pos }));
         }
         Ok(n as usize)
     }
 
-    #[inline]
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+    #[inline(always)]
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], Fail> {
         if n > self.remaining() {
             return Err(self.truncated());
         }
@@ -138,31 +138,31 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    #[inline]
-    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], CodecError> {
+    #[inline(always)]
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], Fail> {
         let n = self.len()?;
         self.take(n)
     }
 
-    #[inline]
-    pub(crate) fn str(&mut self) -> Result<&'a str, CodecError> {
+    #[inline(always)]
+    pub(crate) fn str(&mut self) -> Result<&'a str, Fail> {
         let start = self.pos;
         let b = self.bytes()?;
-        std::str::from_utf8(b).map_err(|_| CodecError::InvalidUtf8 { offset: start })
+        std::str::from_utf8(b).map_err(|_| Box::new(CodecError::InvalidUtf8 { offset: start }))
     }
 
     #[inline]
-    pub(crate) fn boolean(&mut self) -> Result<bool, CodecError> {
+    pub(crate) fn boolean(&mut self) -> Result<bool, Fail> {
         let start = self.pos;
         match self.byte()? {
             0 => Ok(false),
             1 => Ok(true),
-            b => Err(CodecError::InvalidBoolean { byte: b, offset: start }),
+            b => Err(Box::new(CodecError::InvalidBoolean { byte: b, offset: start })),
         }
     }
 
-    #[inline]
-    pub(crate) fn f32(&mut self) -> Result<f32, CodecError> {
+    #[inline(always)]
+    pub(crate) fn f32(&mut self) -> Result<f32, Fail> {
         let b = self.take(4)?;
         let mut a = [0u8; 4];
         a.copy_from_slice(b);
@@ -170,7 +170,7 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    pub(crate) fn f64(&mut self) -> Result<f64, CodecError> {
+    pub(crate) fn f64(&mut self) -> Result<f64, Fail> {
         let b = self.take(8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
@@ -178,23 +178,23 @@ impl<'a> Reader<'a> {
     }
 
     /// A union branch index, checked against the number of branches.
-    #[inline]
-    pub(crate) fn union_index(&mut self, branches: usize) -> Result<usize, CodecError> {
+    #[inline(always)]
+    pub(crate) fn union_index(&mut self, branches: usize) -> Result<usize, Fail> {
         let start = self.pos;
         let i = self.long()?;
         if i < 0 || i as u64 >= branches as u64 {
-            return Err(CodecError::InvalidUnionIndex { index: i, branches, offset: start });
+            return Err(Box::new(CodecError::InvalidUnionIndex { index: i, branches, offset: start }));
         }
         Ok(i as usize)
     }
 
     /// An enum symbol index, checked against the number of symbols.
     #[inline]
-    pub(crate) fn enum_index(&mut self, symbols: usize) -> Result<usize, CodecError> {
+    pub(crate) fn enum_index(&mut self, symbols: usize) -> Result<usize, Fail> {
         let start = self.pos;
         let i = self.int()?;
         if i < 0 || i as u64 >= symbols as u64 {
-            return Err(CodecError::InvalidEnumIndex { index: i as i64, symbols, offset: start });
+            return Err(Box::new(CodecError::InvalidEnumIndex { index: i as i64, symbols, offset: start }));
         }
         Ok(i as usize)
     }
@@ -209,7 +209,7 @@ impl<'a> Reader<'a> {
         &mut self,
         min_item_size: usize,
         zero_size_budget: &mut usize,
-    ) -> Result<usize, CodecError> {
+    ) -> Result<usize, Fail> {
         let start = self.pos;
         let c = self.long()?;
         let count = if c < 0 {
@@ -217,22 +217,22 @@ impl<'a> Reader<'a> {
             let size_at = self.pos;
             let size = self.long()?;
             if size < 0 {
-                return Err(CodecError::NegativeLength { value: size, offset: size_at });
+                return Err(Box::new(CodecError::NegativeLength { value: size, offset: size_at }));
             }
             if size as u64 > self.remaining() as u64 {
-                return Err(CodecError::TruncatedBody { offset: self.pos });
+                return Err(Box::new(CodecError::TruncatedBody { offset: self.pos }));
             }
             count
         } else {
             c as u64
         };
-        if min_item_size > 0 {
-            if count > (self.remaining() / min_item_size) as u64 {
-                return Err(CodecError::TruncatedBody { offset: start });
+        if let Some(most) = self.remaining().checked_div(min_item_size) {
+            if count > most as u64 {
+                return Err(Box::new(CodecError::TruncatedBody { offset: start }));
             }
         } else {
             if count > *zero_size_budget as u64 {
-                return Err(CodecError::TooManyItems { offset: start });
+                return Err(Box::new(CodecError::TooManyItems { offset: start }));
             }
             *zero_size_budget -= count as usize;
         }
@@ -241,22 +241,20 @@ impl<'a> Reader<'a> {
 }
 
 /// Zig-zag varint encoders into a growing buffer.
-#[inline]
+#[inline(always)]
 pub(crate) fn put_long(out: &mut Vec<u8>, v: i64) {
     let mut n = ((v << 1) ^ (v >> 63)) as u64;
     if n < 0x80 {
         out.push(n as u8);
         return;
     }
-    let mut tmp = [0u8; 10];
-    let mut i = 0;
+    // Byte pushes after one reservation: no variable-length memcpy call.
+    out.reserve(10);
     while n >= 0x80 {
-        tmp[i] = (n as u8) | 0x80;
+        out.push((n as u8) | 0x80);
         n >>= 7;
-        i += 1;
     }
-    tmp[i] = n as u8;
-    out.extend_from_slice(&tmp[..=i]);
+    out.push(n as u8);
 }
 
 #[inline]
@@ -264,7 +262,7 @@ pub(crate) fn put_int(out: &mut Vec<u8>, v: i32) {
     put_long(out, v as i64)
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_long(out, b.len() as i64);
     out.extend_from_slice(b);

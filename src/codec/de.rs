@@ -7,11 +7,11 @@
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
-use super::CodecError;
+use super::{CodecError, Fail};
 use super::json::{MAX_DEPTH, Walk, skip_node};
-use super::plan::{Field, Node, NodeId, Plan};
+use super::plan::{Field, NO_INDEX, Node, NodeId, Plan};
 
-pub(crate) fn decode<'de, T: de::Deserialize<'de>>(plan: &Plan, body: &'de [u8]) -> Result<T, CodecError> {
+pub(crate) fn decode<'de, T: de::Deserialize<'de>>(plan: &Plan, body: &'de [u8]) -> Result<T, Fail> {
     let mut w = Walk::new(body);
     let v = T::deserialize(De { plan, node: Plan::ROOT, w: &mut w, depth: 0 })?;
     w.r.finish()?;
@@ -46,13 +46,13 @@ fn branch_name(n: &Node) -> &str {
 }
 
 impl<'a, 'de, 'p> De<'a, 'de, 'p> {
-    fn deeper(&self) -> Result<usize, CodecError> {
-        if self.depth >= MAX_DEPTH { Err(CodecError::NestingTooDeep) } else { Ok(self.depth + 1) }
+    fn deeper(&self) -> Result<usize, Fail> {
+        if self.depth >= MAX_DEPTH { Err(Box::new(CodecError::NestingTooDeep)) } else { Ok(self.depth + 1) }
     }
 
     /// Skip through unions (reading the branch index) to the node that holds the value.
-    #[inline]
-    fn value_node(&mut self) -> Result<&'p Node, CodecError> {
+    #[inline(always)]
+    fn value_node(&mut self) -> Result<&'p Node, Fail> {
         let plan = self.plan;
         loop {
             match plan.node(self.node) {
@@ -68,9 +68,10 @@ impl<'a, 'de, 'p> De<'a, 'de, 'p> {
 }
 
 impl<'de> de::Deserializer<'de> for De<'_, 'de, '_> {
-    type Error = CodecError;
+    type Error = Fail;
 
-    fn deserialize_any<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, CodecError> {
+    #[inline(always)]
+    fn deserialize_any<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, Fail> {
         let plan = self.plan;
         match self.value_node()? {
             Node::Null => visitor.visit_unit(),
@@ -96,14 +97,14 @@ impl<'de> de::Deserializer<'de> for De<'_, 'de, '_> {
             }
             Node::Record { fields, .. } => {
                 let depth = self.deeper()?;
-                visitor.visit_map(Fields { plan, fields, i: 0, w: self.w, depth })
+                visitor.visit_map(Fields { plan, fields, i: 0, w: self.w, depth, map: None })
             }
-            Node::Union { .. } | Node::Pending => Err(CodecError::InvalidSchema("incomplete plan".into())),
+            Node::Union { .. } | Node::Pending => Err(Box::new(CodecError::InvalidSchema("incomplete plan".into()))),
         }
     }
 
-    #[inline]
-    fn deserialize_option<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, CodecError> {
+    #[inline(always)]
+    fn deserialize_option<V: Visitor<'de>>(mut self, visitor: V) -> Result<V::Value, Fail> {
         let plan = self.plan;
         match plan.node(self.node) {
             Node::Union { branches, .. } => {
@@ -125,14 +126,16 @@ impl<'de> de::Deserializer<'de> for De<'_, 'de, '_> {
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         _name: &'static str,
-        _variants: &'static [&'static str],
+        variants: &'static [&'static str],
         visitor: V,
-    ) -> Result<V::Value, CodecError> {
+    ) -> Result<V::Value, Fail> {
         let plan = self.plan;
         match plan.node(self.node) {
-            Node::Enum { symbols, .. } => {
+            Node::Enum { symbols, typed, .. } => {
                 let i = self.w.r.enum_index(symbols.len())?;
-                visitor.visit_enum(Variant { name: &symbols[i], de: None })
+                let index = typed.get(variants, symbols.iter().map(|s| &**s)).and_then(|m| m.get(i).copied());
+                let index = index.filter(|&x| x != NO_INDEX);
+                visitor.visit_enum(Variant { name: &symbols[i], index, de: None })
             }
             Node::Union { branches, .. } => {
                 let i = self.w.r.union_index(branches.len())?;
@@ -141,29 +144,47 @@ impl<'de> de::Deserializer<'de> for De<'_, 'de, '_> {
                 // An enum inside a union reads as that enum's symbol.
                 if let Node::Enum { symbols, .. } = bn {
                     let i = self.w.r.enum_index(symbols.len())?;
-                    return visitor.visit_enum(Variant { name: &symbols[i], de: None });
+                    return visitor.visit_enum(Variant { name: &symbols[i], index: None, de: None });
                 }
                 let depth = self.deeper()?;
                 let name = branch_name(bn);
-                visitor.visit_enum(Variant { name, de: Some(De { plan, node: b, w: self.w, depth }) })
+                visitor.visit_enum(Variant { name, index: None, de: Some(De { plan, node: b, w: self.w, depth }) })
             }
             Node::String => visitor.visit_enum(self.w.r.str()?.into_deserializer()),
-            n => Err(CodecError::TypeMismatch(format!("a Rust enum cannot be read from Avro {}", branch_name(n)))),
+            n => Err(Box::new(CodecError::TypeMismatch(format!("a Rust enum cannot be read from Avro {}", branch_name(n))))),
         }
     }
 
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
+    #[inline(always)]
+    fn deserialize_struct<V: Visitor<'de>>(
+        mut self,
+        _name: &'static str,
+        rust_fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Fail> {
+        let plan = self.plan;
+        match self.value_node()? {
+            Node::Record { fields, typed, .. } => {
+                let depth = self.deeper()?;
+                let map = typed.get(rust_fields, fields.iter().map(|f| &*f.name));
+                visitor.visit_map(Fields { plan, fields, i: 0, w: self.w, depth, map })
+            }
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Fail> {
         skip_node(self.plan, self.node, self.w, self.depth)?;
         visitor.visit_unit()
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, CodecError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Fail> {
         visitor.visit_newtype_struct(self)
     }
 
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct identifier
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map identifier
     }
 }
 
@@ -184,7 +205,7 @@ impl<'a, 'de, 'p> Blocks<'a, 'de, 'p> {
         Blocks { plan, item, w, depth, left: 0, done: false, min }
     }
 
-    fn more(&mut self) -> Result<bool, CodecError> {
+    fn more(&mut self) -> Result<bool, Fail> {
         if self.done {
             return Ok(false);
         }
@@ -201,8 +222,8 @@ impl<'a, 'de, 'p> Blocks<'a, 'de, 'p> {
 }
 
 impl<'de> de::SeqAccess<'de> for Blocks<'_, 'de, '_> {
-    type Error = CodecError;
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, CodecError> {
+    type Error = Fail;
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Fail> {
         if !self.more()? {
             return Ok(None);
         }
@@ -211,15 +232,15 @@ impl<'de> de::SeqAccess<'de> for Blocks<'_, 'de, '_> {
 }
 
 impl<'de> de::MapAccess<'de> for Blocks<'_, 'de, '_> {
-    type Error = CodecError;
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, CodecError> {
+    type Error = Fail;
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Fail> {
         if !self.more()? {
             return Ok(None);
         }
         let k = self.w.r.str()?;
         seed.deserialize(de::value::BorrowedStrDeserializer::new(k)).map(Some)
     }
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, CodecError> {
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Fail> {
         seed.deserialize(De { plan: self.plan, node: self.item, w: self.w, depth: self.depth })
     }
 }
@@ -231,21 +252,28 @@ struct Fields<'a, 'de, 'p> {
     i: usize,
     w: &'a mut Walk<'de>,
     depth: usize,
+    /// Rust field index of each schema field, when the Rust type's field list is the cached one.
+    map: Option<&'p [u32]>,
 }
 
 impl<'de> de::MapAccess<'de> for Fields<'_, 'de, '_> {
-    type Error = CodecError;
-    #[inline]
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, CodecError> {
+    type Error = Fail;
+    #[inline(always)]
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Fail> {
+        if let Some(&ix) = self.map.and_then(|m| m.get(self.i))
+            && ix != NO_INDEX
+        {
+            return seed.deserialize(de::value::U64Deserializer::<Fail>::new(ix as u64)).map(Some);
+        }
         match self.fields.get(self.i) {
-            Some(f) => seed.deserialize(de::value::StrDeserializer::<CodecError>::new(&f.name)).map(Some),
+            Some(f) => seed.deserialize(de::value::StrDeserializer::<Fail>::new(&f.name)).map(Some),
             None => Ok(None),
         }
     }
-    #[inline]
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, CodecError> {
+    #[inline(always)]
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Fail> {
         let Some(f) = self.fields.get(self.i) else {
-            return Err(CodecError::TypeMismatch("record value without a field".into()));
+            return Err(Box::new(CodecError::TypeMismatch("record value without a field".into())));
         };
         self.i += 1;
         seed.deserialize(De { plan: self.plan, node: f.node, w: self.w, depth: self.depth })
@@ -258,47 +286,52 @@ impl<'de> de::MapAccess<'de> for Fields<'_, 'de, '_> {
 /// An Avro enum symbol (unit variant) or a union branch (newtype variant named after its type).
 struct Variant<'a, 'de, 'p> {
     name: &'p str,
+    /// The Rust variant index of this symbol, when known (saves comparing names).
+    index: Option<u32>,
     de: Option<De<'a, 'de, 'p>>,
 }
 
 impl<'a, 'de, 'p> de::EnumAccess<'de> for Variant<'a, 'de, 'p> {
-    type Error = CodecError;
+    type Error = Fail;
     type Variant = Self;
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), CodecError> {
-        let v = seed.deserialize(de::value::StrDeserializer::<CodecError>::new(self.name))?;
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), Fail> {
+        let v = match self.index {
+            Some(i) => seed.deserialize(de::value::U32Deserializer::<Fail>::new(i))?,
+            None => seed.deserialize(de::value::StrDeserializer::<Fail>::new(self.name))?,
+        };
         Ok((v, self))
     }
 }
 
 impl<'de> de::VariantAccess<'de> for Variant<'_, 'de, '_> {
-    type Error = CodecError;
-    fn unit_variant(self) -> Result<(), CodecError> {
+    type Error = Fail;
+    fn unit_variant(self) -> Result<(), Fail> {
         match self.de {
             None => Ok(()),
             Some(d) if matches!(d.plan.node(d.node), Node::Null) => Ok(()),
-            Some(_) => Err(CodecError::TypeMismatch(format!("variant {} holds a value", self.name))),
+            Some(_) => Err(Box::new(CodecError::TypeMismatch(format!("variant {} holds a value", self.name)))),
         }
     }
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, CodecError> {
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Fail> {
         match self.de {
             Some(d) => seed.deserialize(d),
-            None => Err(CodecError::TypeMismatch(format!("enum symbol {} holds no value", self.name))),
+            None => Err(Box::new(CodecError::TypeMismatch(format!("enum symbol {} holds no value", self.name)))),
         }
     }
-    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, CodecError> {
+    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Fail> {
         match self.de {
             Some(d) => de::Deserializer::deserialize_any(d, visitor),
-            None => Err(CodecError::TypeMismatch(format!("enum symbol {} holds no value", self.name))),
+            None => Err(Box::new(CodecError::TypeMismatch(format!("enum symbol {} holds no value", self.name)))),
         }
     }
     fn struct_variant<V: Visitor<'de>>(
         self,
         _fields: &'static [&'static str],
         visitor: V,
-    ) -> Result<V::Value, CodecError> {
+    ) -> Result<V::Value, Fail> {
         match self.de {
             Some(d) => de::Deserializer::deserialize_any(d, visitor),
-            None => Err(CodecError::TypeMismatch(format!("enum symbol {} holds no value", self.name))),
+            None => Err(Box::new(CodecError::TypeMismatch(format!("enum symbol {} holds no value", self.name)))),
         }
     }
 }

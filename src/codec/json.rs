@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Number, Value};
 
-use super::CodecError;
+use super::{CodecError, Fail};
 use super::binary::{Reader, put_bytes, put_f32, put_f64, put_int, put_long};
 use super::plan::{Cat, NO_BRANCH, Node, NodeId, Plan};
 
@@ -16,7 +16,7 @@ pub(crate) const MAX_DEPTH: usize = 256;
 /// Most items whose encoding may be empty (nulls, empty records) one message may hold.
 pub(crate) const ZERO_SIZE_ITEM_BUDGET: usize = 1 << 20;
 
-fn wrong_type(expected: &'static str, got: &Value) -> CodecError {
+fn wrong_type(expected: &'static str, got: &Value) -> Fail {
     let got = match got {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
@@ -25,7 +25,7 @@ fn wrong_type(expected: &'static str, got: &Value) -> CodecError {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     };
-    CodecError::WrongType { path: String::new(), expected, got: got.into() }
+    Box::new(CodecError::WrongType { path: String::new(), expected, got: got.into() })
 }
 
 /// A float/double from a JSON number or one of the three non-finite strings.
@@ -128,9 +128,9 @@ fn pick_branch(plan: &Plan, branches: &[NodeId], pick: &[u8], v: &Value) -> Opti
 }
 
 /// Encode a natural-JSON value with `node` of `plan`, appending to `out`.
-pub(crate) fn encode_node(plan: &Plan, node: NodeId, v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), CodecError> {
+pub(crate) fn encode_node(plan: &Plan, node: NodeId, v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), Fail> {
     if depth > MAX_DEPTH {
-        return Err(CodecError::NestingTooDeep);
+        return Err(Box::new(CodecError::NestingTooDeep));
     }
     match plan.node(node) {
         Node::Null => match v {
@@ -151,9 +151,9 @@ pub(crate) fn encode_node(plan: &Plan, node: NodeId, v: &Value, out: &mut Vec<u8
                         put_int(out, i);
                         Ok(())
                     }
-                    Err(_) => Err(CodecError::IntOutOfRange { value: Some(i), path: String::new() }),
+                    Err(_) => Err(Box::new(CodecError::IntOutOfRange { value: Some(i), path: String::new() })),
                 },
-                None if n.is_u64() => Err(CodecError::IntOutOfRange { value: None, path: String::new() }),
+                None if n.is_u64() => Err(Box::new(CodecError::IntOutOfRange { value: None, path: String::new() })),
                 None => Err(wrong_type("int", v)),
             },
             _ => Err(wrong_type("int", v)),
@@ -164,7 +164,7 @@ pub(crate) fn encode_node(plan: &Plan, node: NodeId, v: &Value, out: &mut Vec<u8
                     put_long(out, i);
                     Ok(())
                 }
-                None if n.is_u64() => Err(CodecError::IntOutOfRange { value: None, path: String::new() }),
+                None if n.is_u64() => Err(Box::new(CodecError::IntOutOfRange { value: None, path: String::new() })),
                 None => Err(wrong_type("long", v)),
             },
             _ => Err(wrong_type("long", v)),
@@ -216,7 +216,7 @@ pub(crate) fn encode_node(plan: &Plan, node: NodeId, v: &Value, out: &mut Vec<u8
                     put_int(out, i as i32);
                     Ok(())
                 }
-                None => Err(CodecError::UnknownEnumSymbol { path: String::new(), symbol: s.clone() }),
+                None => Err(Box::new(CodecError::UnknownEnumSymbol { path: String::new(), symbol: s.clone() })),
             },
             _ => Err(wrong_type("enum symbol", v)),
         },
@@ -265,20 +265,20 @@ pub(crate) fn encode_node(plan: &Plan, node: NodeId, v: &Value, out: &mut Vec<u8
                         }
                         None => match &f.default {
                             Some(d) => out.extend_from_slice(d),
-                            None => return Err(CodecError::MissingField { path: f.name.to_string() }),
+                            None => return Err(Box::new(CodecError::MissingField { path: f.name.to_string() })),
                         },
                     }
                 }
                 if seen != o.len()
                     && let Some(k) = o.keys().find(|k| !fields.iter().any(|f| *f.name == ***k))
                 {
-                    return Err(CodecError::UnknownField { path: k.clone() });
+                    return Err(Box::new(CodecError::UnknownField { path: k.clone() }));
                 }
                 Ok(())
             }
             _ => Err(wrong_type("record (JSON object)", v)),
         },
-        Node::Pending => Err(CodecError::InvalidSchema("incomplete plan".into())),
+        Node::Pending => Err(Box::new(CodecError::InvalidSchema("incomplete plan".into()))),
     }
 }
 
@@ -295,9 +295,9 @@ impl<'a> Walk<'a> {
 }
 
 /// Decode one value of `node` into natural JSON.
-pub(crate) fn decode_node(plan: &Plan, node: NodeId, w: &mut Walk<'_>, depth: usize) -> Result<Value, CodecError> {
+pub(crate) fn decode_node(plan: &Plan, node: NodeId, w: &mut Walk<'_>, depth: usize) -> Result<Value, Fail> {
     if depth > MAX_DEPTH {
-        return Err(CodecError::NestingTooDeep);
+        return Err(Box::new(CodecError::NestingTooDeep));
     }
     Ok(match plan.node(node) {
         Node::Null => Value::Null,
@@ -356,14 +356,14 @@ pub(crate) fn decode_node(plan: &Plan, node: NodeId, w: &mut Walk<'_>, depth: us
             }
             Value::Object(m)
         }
-        Node::Pending => return Err(CodecError::InvalidSchema("incomplete plan".into())),
+        Node::Pending => return Err(Box::new(CodecError::InvalidSchema("incomplete plan".into()))),
     })
 }
 
 /// Read and check one value of `node` without building anything (for writer-only data).
-pub(crate) fn skip_node(plan: &Plan, node: NodeId, w: &mut Walk<'_>, depth: usize) -> Result<(), CodecError> {
+pub(crate) fn skip_node(plan: &Plan, node: NodeId, w: &mut Walk<'_>, depth: usize) -> Result<(), Fail> {
     if depth > MAX_DEPTH {
-        return Err(CodecError::NestingTooDeep);
+        return Err(Box::new(CodecError::NestingTooDeep));
     }
     match plan.node(node) {
         Node::Null => {}
@@ -428,18 +428,18 @@ pub(crate) fn skip_node(plan: &Plan, node: NodeId, w: &mut Walk<'_>, depth: usiz
                 skip_node(plan, f.node, w, depth + 1)?;
             }
         }
-        Node::Pending => return Err(CodecError::InvalidSchema("incomplete plan".into())),
+        Node::Pending => return Err(Box::new(CodecError::InvalidSchema("incomplete plan".into()))),
     }
     Ok(())
 }
 
 /// Encode a whole record (root node) from natural JSON.
-pub fn encode_value(plan: &Plan, v: &Value, out: &mut Vec<u8>) -> Result<(), CodecError> {
+pub fn encode_value(plan: &Plan, v: &Value, out: &mut Vec<u8>) -> Result<(), Fail> {
     encode_node(plan, Plan::ROOT, v, out, 0)
 }
 
 /// Decode a whole Avro body (root node) into natural JSON; every byte must be used.
-pub fn decode_value(plan: &Plan, body: &[u8]) -> Result<Value, CodecError> {
+pub fn decode_value(plan: &Plan, body: &[u8]) -> Result<Value, Fail> {
     let mut w = Walk::new(body);
     let v = decode_node(plan, Plan::ROOT, &mut w, 0)?;
     w.r.finish()?;

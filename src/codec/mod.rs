@@ -112,7 +112,7 @@ impl CodecError {
     }
 
     /// Prefix the error's field path with a record field (or map key) name.
-    pub(crate) fn in_field(mut self, name: &str) -> Self {
+    pub(crate) fn in_field(mut self: Box<Self>, name: &str) -> Box<Self> {
         if let Some(p) = self.path_mut() {
             *p = join_path(name.to_string(), p);
         }
@@ -120,7 +120,7 @@ impl CodecError {
     }
 
     /// Prefix the error's field path with an array index.
-    pub(crate) fn in_index(mut self, i: usize) -> Self {
+    pub(crate) fn in_index(mut self: Box<Self>, i: usize) -> Box<Self> {
         if let Some(p) = self.path_mut() {
             *p = join_path(format!("[{i}]"), p);
         }
@@ -165,37 +165,40 @@ impl ErrorKind for CodecError {
     }
 }
 
-impl serde::ser::Error for CodecError {
+/// The error type inside the codec's hot paths: one pointer wide, so results stay in registers.
+pub(crate) type Fail = Box<CodecError>;
+
+impl serde::ser::Error for Box<CodecError> {
     fn custom<T: std::fmt::Display>(msg: T) -> Self {
-        CodecError::TypeMismatch(msg.to_string())
+        Box::new(CodecError::TypeMismatch(msg.to_string()))
     }
 }
 
-impl serde::de::Error for CodecError {
+impl serde::de::Error for Box<CodecError> {
     fn custom<T: std::fmt::Display>(msg: T) -> Self {
-        CodecError::TypeMismatch(msg.to_string())
+        Box::new(CodecError::TypeMismatch(msg.to_string()))
     }
 }
 
 impl Plan {
     /// Encode a natural-JSON record (the schema's root type), appending the Avro body to `out`.
     pub fn encode_json_into(&self, v: &Value, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        json::encode_value(self, v, out)
+        json::encode_value(self, v, out).map_err(|e| *e)
     }
 
     /// Decode a whole Avro body into natural JSON.
     pub fn decode_json(&self, body: &[u8]) -> Result<Value, CodecError> {
-        json::decode_value(self, body)
+        json::decode_value(self, body).map_err(|e| *e)
     }
 
     /// Encode a typed value (serde) with this plan, appending the Avro body to `out`.
     pub fn encode_into<T: Serialize + ?Sized>(&self, v: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        ser::encode(self, v, out)
+        ser::encode(self, v, out).map_err(|e| *e)
     }
 
     /// Decode a whole Avro body into a typed value (serde).
     pub fn decode<'a, T: serde::Deserialize<'a>>(&self, body: &'a [u8]) -> Result<T, CodecError> {
-        de::decode(self, body)
+        de::decode(self, body).map_err(|e| *e)
     }
 }
 

@@ -6,6 +6,7 @@
 //! keep apache-avro `Value`s or `Schema`s around after compiling.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use apache_avro::Schema;
 use apache_avro::schema::{InnerDecimalSchema, UuidSchema};
@@ -54,13 +55,35 @@ pub(crate) enum Node {
     Bytes,
     String,
     Fixed { name: Box<str>, size: usize },
-    Enum { name: Box<str>, aliases: Box<[Box<str>]>, symbols: Box<[Box<str>]>, default: Option<u32> },
+    Enum { name: Box<str>, aliases: Box<[Box<str>]>, symbols: Box<[Box<str>]>, default: Option<u32>, typed: TypedMap },
     Array { items: NodeId },
     Map { values: NodeId },
     Union { branches: Box<[NodeId]>, pick: [u8; CAT_COUNT] },
-    Record { name: Box<str>, aliases: Box<[Box<str>]>, fields: Box<[Field]> },
+    Record { name: Box<str>, aliases: Box<[Box<str>]>, fields: Box<[Field]>, typed: TypedMap },
     /// A named type still being compiled (only during compilation).
     Pending,
+}
+
+/// For the typed decode path: the first Rust type read through a record (enum) node remembers,
+/// keyed by the address of its `&'static` field (variant) name list, which of its fields
+/// (variants) each schema field (symbol) is, so later reads pass indices instead of comparing names.
+#[derive(Debug, Default)]
+pub(crate) struct TypedMap(OnceLock<(usize, usize, Box<[u32]>)>);
+
+/// In a [`TypedMap`]: this schema field has no Rust counterpart.
+pub(crate) const NO_INDEX: u32 = u32::MAX;
+
+impl TypedMap {
+    /// The schema-position → Rust-position map for the Rust name list `rust`, if it is the cached one.
+    #[inline(always)]
+    pub(crate) fn get<'a>(&'a self, rust: &'static [&'static str], names: impl Iterator<Item = &'a str>) -> Option<&'a [u32]> {
+        let key = rust.as_ptr() as usize;
+        let (k, len, map) = self.0.get_or_init(|| {
+            let map = names.map(|n| rust.iter().position(|r| *r == n).map_or(NO_INDEX, |p| p as u32)).collect();
+            (key, rust.len(), map)
+        });
+        (*k == key && *len == rust.len()).then_some(&**map)
+    }
 }
 
 /// A schema compiled into nodes; node 0 is the root.
@@ -192,6 +215,7 @@ impl Compiler {
                     aliases: aliases(&e.aliases),
                     symbols: e.symbols.iter().map(|s| Box::from(s.as_str())).collect(),
                     default,
+                    typed: TypedMap::default(),
                 });
                 self.register(fullname, id);
                 id
@@ -241,7 +265,12 @@ impl Compiler {
                     });
                 }
                 self.nodes[id as usize] =
-                    Node::Record { name: Box::from(fullname.as_str()), aliases: aliases(&r.aliases), fields: fields.into_boxed_slice() };
+                    Node::Record {
+                    name: Box::from(fullname.as_str()),
+                    aliases: aliases(&r.aliases),
+                    fields: fields.into_boxed_slice(),
+                    typed: TypedMap::default(),
+                };
                 id
             }
             Schema::Ref { name } => {
@@ -268,18 +297,18 @@ impl Compiler {
         let order = [Cat::Null, Cat::Bool, Cat::Int, Cat::Long, Cat::Float, Cat::Str, Cat::Bytes, Cat::Object, Cat::Array];
         for cat in order {
             for (i, &b) in branches.iter().enumerate() {
-                let fits = match (&self.nodes[b as usize], cat) {
-                    (Node::Null, Cat::Null) => true,
-                    (Node::Boolean, Cat::Bool) => true,
-                    (Node::Int, Cat::Int) => true,
-                    (Node::Long, Cat::Int | Cat::Long) => true,
-                    (Node::Float | Node::Double, Cat::Int | Cat::Long | Cat::Float) => true,
-                    (Node::String | Node::Enum { .. }, Cat::Str) => true,
-                    (Node::Bytes | Node::Fixed { .. }, Cat::Str | Cat::Bytes) => true,
-                    (Node::Record { .. } | Node::Map { .. }, Cat::Object) => true,
-                    (Node::Array { .. }, Cat::Array) => true,
-                    _ => false,
-                };
+                let fits = matches!(
+                    (&self.nodes[b as usize], cat),
+                    (Node::Null, Cat::Null)
+                        | (Node::Boolean, Cat::Bool)
+                        | (Node::Int, Cat::Int)
+                        | (Node::Long, Cat::Int | Cat::Long)
+                        | (Node::Float | Node::Double, Cat::Int | Cat::Long | Cat::Float)
+                        | (Node::String | Node::Enum { .. }, Cat::Str)
+                        | (Node::Bytes | Node::Fixed { .. }, Cat::Str | Cat::Bytes)
+                        | (Node::Record { .. } | Node::Map { .. }, Cat::Object)
+                        | (Node::Array { .. }, Cat::Array)
+                );
                 if fits {
                     pick[cat as usize] = i as u8;
                     break;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::CodecError;
+use super::{CodecError, Fail};
 use super::json::{MAX_DEPTH, Walk, bytes_json, decode_node, float_json, skip_node};
 use super::plan::{Node, NodeId, Plan};
 
@@ -121,7 +121,7 @@ impl Builder<'_> {
         }
     }
 
-    fn resolve(&mut self, w: NodeId, r: NodeId) -> Result<RId, CodecError> {
+    fn resolve(&mut self, w: NodeId, r: NodeId) -> Result<RId, Fail> {
         if let Node::Union { branches, .. } = self.w.node(w) {
             let branches = branches.clone();
             let id = self.push(RNode::Pending);
@@ -140,18 +140,18 @@ impl Builder<'_> {
                 .copied();
             return match pick {
                 Some(b) => self.resolve(w, b),
-                None => Err(CodecError::IncompatibleSchema(format!(
+                None => Err(Box::new(CodecError::IncompatibleSchema(format!(
                     "no branch of the reader's union matches writer type {}",
                     describe(self.w.node(w))
-                ))),
+                )))),
             };
         }
         if !self.matches(w, r, false) {
-            return Err(CodecError::IncompatibleSchema(format!(
+            return Err(Box::new(CodecError::IncompatibleSchema(format!(
                 "writer type {} cannot be read as {}",
                 describe(self.w.node(w)),
                 describe(self.r.node(r))
-            )));
+            ))));
         }
         let node = match (self.w.node(w), self.r.node(r)) {
             (Node::Int, Node::Float) => RNode::Convert(Conv::IntToFloat),
@@ -193,7 +193,7 @@ impl Builder<'_> {
         Ok(self.push(node))
     }
 
-    fn record(&mut self, w: NodeId, r: NodeId) -> Result<RId, CodecError> {
+    fn record(&mut self, w: NodeId, r: NodeId) -> Result<RId, Fail> {
         if let Some(&id) = self.memo.get(&(w, r)) {
             return Ok(id);
         }
@@ -201,22 +201,22 @@ impl Builder<'_> {
         self.memo.insert((w, r), id);
         let (Node::Record { fields: wf, .. }, Node::Record { name: rname, fields: rf, .. }) = (self.w.node(w), self.r.node(r))
         else {
-            return Err(CodecError::IncompatibleSchema("record expected".into()));
+            return Err(Box::new(CodecError::IncompatibleSchema("record expected".into())));
         };
         let mut used = vec![false; rf.len()];
         let mut steps = Vec::with_capacity(wf.len());
         for f in wf.iter() {
             let hit = rf.iter().position(|x| x.name == f.name).or_else(|| {
-                rf.iter().position(|x| x.aliases.iter().any(|a| *a == f.name))
+                rf.iter().position(|x| x.aliases.contains(&f.name))
             });
             match hit {
                 Some(i) if !used[i] => {
                     used[i] = true;
-                    let rnode = self.resolve(f.node, rf[i].node).map_err(|e| match e {
+                    let rnode = self.resolve(f.node, rf[i].node).map_err(|e| match *e {
                         CodecError::IncompatibleSchema(m) => {
-                            CodecError::IncompatibleSchema(format!("field {}: {m}", f.name))
+                            Box::new(CodecError::IncompatibleSchema(format!("field {}: {m}", f.name)))
                         }
-                        e => e,
+                        e => Box::new(e),
                     })?;
                     steps.push(Step::Read { name: rf[i].name.clone(), r: rnode });
                 }
@@ -229,10 +229,10 @@ impl Builder<'_> {
                 continue;
             }
             let Some(bytes) = &f.default else {
-                return Err(CodecError::IncompatibleSchema(format!(
+                return Err(Box::new(CodecError::IncompatibleSchema(format!(
                     "reader field {rname}.{} is not in the writer schema and has no default",
                     f.name
-                )));
+                ))));
             };
             let mut walk = Walk::new(bytes);
             let v = decode_node(self.r, f.node, &mut walk, 0)?;
@@ -248,7 +248,7 @@ impl Resolver {
     /// Compile the resolution from `writer` to `reader`; fails if the reader cannot read the writer.
     pub fn new(writer: Arc<Plan>, reader: Arc<Plan>) -> Result<Resolver, CodecError> {
         let mut b = Builder { w: &writer, r: &reader, nodes: Vec::new(), memo: HashMap::new() };
-        b.resolve(Plan::ROOT, Plan::ROOT)?;
+        b.resolve(Plan::ROOT, Plan::ROOT).map_err(|e| *e)?;
         let nodes = b.nodes;
         Ok(Resolver { writer, nodes })
     }
@@ -256,17 +256,17 @@ impl Resolver {
     /// Decode a whole Avro body written with the writer schema into the reader's natural JSON.
     pub fn decode_json(&self, body: &[u8]) -> Result<Value, CodecError> {
         let mut w = Walk::new(body);
-        let v = self.node(0, &mut w, 0)?;
-        w.r.finish()?;
+        let v = self.node(0, &mut w, 0).map_err(|e| *e)?;
+        w.r.finish().map_err(|e| *e)?;
         Ok(v)
     }
 
-    fn node(&self, id: RId, w: &mut Walk<'_>, depth: usize) -> Result<Value, CodecError> {
+    fn node(&self, id: RId, w: &mut Walk<'_>, depth: usize) -> Result<Value, Fail> {
         if depth > MAX_DEPTH {
-            return Err(CodecError::NestingTooDeep);
+            return Err(Box::new(CodecError::NestingTooDeep));
         }
         let Some(n) = self.nodes.get(id as usize) else {
-            return Err(CodecError::InvalidSchema("incomplete resolving plan".into()));
+            return Err(Box::new(CodecError::InvalidSchema("incomplete resolving plan".into())));
         };
         let plan = &*self.writer;
         Ok(match n {
@@ -282,7 +282,7 @@ impl Resolver {
                     let b = w.r.bytes()?;
                     match std::str::from_utf8(b) {
                         Ok(s) => Value::String(s.to_owned()),
-                        Err(_) => return Err(CodecError::InvalidUtf8 { offset: at }),
+                        Err(_) => return Err(Box::new(CodecError::InvalidUtf8 { offset: at })),
                     }
                 }
             },
@@ -291,7 +291,7 @@ impl Resolver {
                 match &map[i] {
                     Ok(s) => Value::String(s.to_string()),
                     Err(s) => {
-                        return Err(CodecError::UnknownEnumSymbol { path: String::new(), symbol: s.to_string() });
+                        return Err(Box::new(CodecError::UnknownEnumSymbol { path: String::new(), symbol: s.to_string() }));
                     }
                 }
             }
@@ -348,11 +348,11 @@ impl Resolver {
                 match &branches[i] {
                     Ok(r) => return self.node(*r, w, depth + 1),
                     Err(msg) => {
-                        return Err(CodecError::Unresolvable { path: String::new(), message: msg.to_string() });
+                        return Err(Box::new(CodecError::Unresolvable { path: String::new(), message: msg.to_string() }));
                     }
                 }
             }
-            RNode::Pending => return Err(CodecError::InvalidSchema("incomplete resolving plan".into())),
+            RNode::Pending => return Err(Box::new(CodecError::InvalidSchema("incomplete resolving plan".into()))),
         })
     }
 }

@@ -7,12 +7,29 @@
 
 use serde::ser::{self, Serialize};
 
-use super::CodecError;
+use super::{CodecError, Fail};
 use super::binary::{put_bytes, put_f32, put_f64, put_int, put_long};
 use super::json::MAX_DEPTH;
 use super::plan::{Cat, Field, NO_BRANCH, Node, NodeId, Plan};
 
-pub(crate) fn encode<T: Serialize + ?Sized>(plan: &Plan, v: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+/// String equality for short names without a `memcmp` call (field names, enum symbols).
+#[inline(always)]
+fn name_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+pub(crate) fn encode<T: Serialize + ?Sized>(plan: &Plan, v: &T, out: &mut Vec<u8>) -> Result<(), Fail> {
     v.serialize(Ser { plan, node: Plan::ROOT, out, depth: 0 })
 }
 
@@ -23,8 +40,8 @@ struct Ser<'a, 'p> {
     depth: usize,
 }
 
-fn wrong(expected: &'static str, got: &str) -> CodecError {
-    CodecError::WrongType { path: String::new(), expected, got: got.to_string() }
+fn wrong(expected: &'static str, got: &str) -> Fail {
+    Box::new(CodecError::WrongType { path: String::new(), expected, got: got.to_string() })
 }
 
 fn expected_of(n: &Node) -> &'static str {
@@ -60,8 +77,8 @@ fn branch_name(n: &Node) -> &str {
 impl<'a, 'p> Ser<'a, 'p> {
     /// If this node is a union, write the branch index for a value of category `cat` and return
     /// the branch node; otherwise return the node itself.
-    #[inline]
-    fn target(&mut self, cat: Cat) -> Result<&'p Node, CodecError> {
+    #[inline(always)]
+    fn target(&mut self, cat: Cat) -> Result<&'p Node, Fail> {
         let plan = self.plan;
         match plan.node(self.node) {
             Node::Union { branches, pick } => {
@@ -77,19 +94,20 @@ impl<'a, 'p> Ser<'a, 'p> {
         }
     }
 
-    fn child(&mut self, node: NodeId) -> Result<Ser<'_, 'p>, CodecError> {
+    fn child(&mut self, node: NodeId) -> Result<Ser<'_, 'p>, Fail> {
         if self.depth >= MAX_DEPTH {
-            return Err(CodecError::NestingTooDeep);
+            return Err(Box::new(CodecError::NestingTooDeep));
         }
         Ok(Ser { plan: self.plan, node, out: self.out, depth: self.depth + 1 })
     }
 
-    fn integer(mut self, v: i64) -> Result<(), CodecError> {
+    #[inline(always)]
+    fn integer(mut self, v: i64) -> Result<(), Fail> {
         let cat = if i32::try_from(v).is_ok() { Cat::Int } else { Cat::Long };
         match self.target(cat)? {
             Node::Int => match i32::try_from(v) {
                 Ok(i) => put_int(self.out, i),
-                Err(_) => return Err(CodecError::IntOutOfRange { value: Some(v), path: String::new() }),
+                Err(_) => return Err(Box::new(CodecError::IntOutOfRange { value: Some(v), path: String::new() })),
             },
             Node::Long => put_long(self.out, v),
             Node::Float => put_f32(self.out, v as f32),
@@ -99,7 +117,8 @@ impl<'a, 'p> Ser<'a, 'p> {
         Ok(())
     }
 
-    fn float(mut self, v: f64, single: Option<f32>) -> Result<(), CodecError> {
+    #[inline(always)]
+    fn float(mut self, v: f64, single: Option<f32>) -> Result<(), Fail> {
         match self.target(Cat::Float)? {
             Node::Float => put_f32(self.out, single.unwrap_or(v as f32)),
             Node::Double => put_f64(self.out, v),
@@ -109,7 +128,8 @@ impl<'a, 'p> Ser<'a, 'p> {
     }
 
     /// Pick the union branch for a string: a string/bytes branch, or an enum that has the symbol.
-    fn string_target(&mut self, s: &str) -> Result<&'p Node, CodecError> {
+    #[inline(always)]
+    fn string_target(&mut self, s: &str) -> Result<&'p Node, Fail> {
         let plan = self.plan;
         if let Node::Union { branches, .. } = plan.node(self.node) {
             let hit = branches.iter().position(|&b| match plan.node(b) {
@@ -127,13 +147,14 @@ impl<'a, 'p> Ser<'a, 'p> {
         Ok(plan.node(self.node))
     }
 
-    fn symbol(mut self, s: &str, hint: Option<u32>) -> Result<(), CodecError> {
+    #[inline(always)]
+    fn symbol(mut self, s: &str, hint: Option<u32>) -> Result<(), Fail> {
         match self.string_target(s)? {
             Node::String | Node::Bytes => put_bytes(self.out, s.as_bytes()),
             Node::Fixed { size, .. } if *size == s.len() => self.out.extend_from_slice(s.as_bytes()),
             Node::Enum { symbols, .. } => {
                 let i = match hint {
-                    Some(h) if symbols.get(h as usize).is_some_and(|x| **x == *s) => h as usize,
+                    Some(h) if symbols.get(h as usize).is_some_and(|x| name_eq(x, s)) => h as usize,
                     _ => symbols.iter().position(|x| **x == *s).ok_or_else(|| CodecError::UnknownEnumSymbol {
                         path: String::new(),
                         symbol: s.to_string(),
@@ -147,7 +168,7 @@ impl<'a, 'p> Ser<'a, 'p> {
     }
 
     /// For a Rust enum variant with data: pick the union branch whose type name is the variant.
-    fn variant_branch(&mut self, variant: &str) -> Result<NodeId, CodecError> {
+    fn variant_branch(&mut self, variant: &str) -> Result<NodeId, Fail> {
         let plan = self.plan;
         if let Node::Union { branches, .. } = plan.node(self.node) {
             let i = branches
@@ -160,9 +181,9 @@ impl<'a, 'p> Ser<'a, 'p> {
         Ok(self.node)
     }
 
-    fn compound(mut self, cat: Cat, len: Option<usize>) -> Result<Compound<'a, 'p>, CodecError> {
+    fn compound(mut self, cat: Cat, len: Option<usize>) -> Result<Compound<'a, 'p>, Fail> {
         if self.depth >= MAX_DEPTH {
-            return Err(CodecError::NestingTooDeep);
+            return Err(Box::new(CodecError::NestingTooDeep));
         }
         let depth = self.depth + 1;
         let plan = self.plan;
@@ -194,7 +215,7 @@ fn cat_name(c: Cat) -> &'static str {
 
 impl<'a, 'p> ser::Serializer for Ser<'a, 'p> {
     type Ok = ();
-    type Error = CodecError;
+    type Error = Fail;
     type SerializeSeq = Compound<'a, 'p>;
     type SerializeTuple = Compound<'a, 'p>;
     type SerializeTupleStruct = Compound<'a, 'p>;
@@ -203,7 +224,7 @@ impl<'a, 'p> ser::Serializer for Ser<'a, 'p> {
     type SerializeStruct = Compound<'a, 'p>;
     type SerializeStructVariant = Compound<'a, 'p>;
 
-    fn serialize_bool(mut self, v: bool) -> Result<(), CodecError> {
+    fn serialize_bool(mut self, v: bool) -> Result<(), Fail> {
         match self.target(Cat::Bool)? {
             Node::Boolean => {
                 self.out.push(v as u8);
@@ -212,52 +233,52 @@ impl<'a, 'p> ser::Serializer for Ser<'a, 'p> {
             n => Err(wrong(expected_of(n), "boolean")),
         }
     }
-    fn serialize_i8(self, v: i8) -> Result<(), CodecError> {
+    fn serialize_i8(self, v: i8) -> Result<(), Fail> {
         self.integer(v as i64)
     }
-    fn serialize_i16(self, v: i16) -> Result<(), CodecError> {
-        self.integer(v as i64)
-    }
-    #[inline]
-    fn serialize_i32(self, v: i32) -> Result<(), CodecError> {
+    fn serialize_i16(self, v: i16) -> Result<(), Fail> {
         self.integer(v as i64)
     }
     #[inline]
-    fn serialize_i64(self, v: i64) -> Result<(), CodecError> {
+    fn serialize_i32(self, v: i32) -> Result<(), Fail> {
+        self.integer(v as i64)
+    }
+    #[inline(always)]
+    fn serialize_i64(self, v: i64) -> Result<(), Fail> {
         self.integer(v)
     }
-    fn serialize_u8(self, v: u8) -> Result<(), CodecError> {
+    fn serialize_u8(self, v: u8) -> Result<(), Fail> {
         self.integer(v as i64)
     }
-    fn serialize_u16(self, v: u16) -> Result<(), CodecError> {
+    fn serialize_u16(self, v: u16) -> Result<(), Fail> {
         self.integer(v as i64)
     }
-    fn serialize_u32(self, v: u32) -> Result<(), CodecError> {
+    fn serialize_u32(self, v: u32) -> Result<(), Fail> {
         self.integer(v as i64)
     }
-    fn serialize_u64(self, v: u64) -> Result<(), CodecError> {
+    fn serialize_u64(self, v: u64) -> Result<(), Fail> {
         match i64::try_from(v) {
             Ok(v) => self.integer(v),
-            Err(_) => Err(CodecError::IntOutOfRange { value: None, path: String::new() }),
+            Err(_) => Err(Box::new(CodecError::IntOutOfRange { value: None, path: String::new() })),
         }
     }
-    #[inline]
-    fn serialize_f32(self, v: f32) -> Result<(), CodecError> {
+    #[inline(always)]
+    fn serialize_f32(self, v: f32) -> Result<(), Fail> {
         self.float(v as f64, Some(v))
     }
     #[inline]
-    fn serialize_f64(self, v: f64) -> Result<(), CodecError> {
+    fn serialize_f64(self, v: f64) -> Result<(), Fail> {
         self.float(v, None)
     }
-    fn serialize_char(self, v: char) -> Result<(), CodecError> {
+    fn serialize_char(self, v: char) -> Result<(), Fail> {
         let mut b = [0u8; 4];
         self.symbol(v.encode_utf8(&mut b), None)
     }
-    #[inline]
-    fn serialize_str(self, v: &str) -> Result<(), CodecError> {
+    #[inline(always)]
+    fn serialize_str(self, v: &str) -> Result<(), Fail> {
         self.symbol(v, None)
     }
-    fn serialize_bytes(mut self, v: &[u8]) -> Result<(), CodecError> {
+    fn serialize_bytes(mut self, v: &[u8]) -> Result<(), Fail> {
         match self.target(Cat::Bytes)? {
             Node::Bytes | Node::String => put_bytes(self.out, v),
             Node::Fixed { size, .. } if *size == v.len() => self.out.extend_from_slice(v),
@@ -265,28 +286,28 @@ impl<'a, 'p> ser::Serializer for Ser<'a, 'p> {
         }
         Ok(())
     }
-    #[inline]
-    fn serialize_none(mut self) -> Result<(), CodecError> {
+    #[inline(always)]
+    fn serialize_none(mut self) -> Result<(), Fail> {
         match self.target(Cat::Null)? {
             Node::Null => Ok(()),
             n => Err(wrong(expected_of(n), "null")),
         }
     }
-    #[inline]
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), CodecError> {
+    #[inline(always)]
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Fail> {
         value.serialize(self)
     }
-    fn serialize_unit(self) -> Result<(), CodecError> {
+    fn serialize_unit(self) -> Result<(), Fail> {
         self.serialize_none()
     }
-    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), CodecError> {
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Fail> {
         self.serialize_none()
     }
-    #[inline]
-    fn serialize_unit_variant(self, _name: &'static str, idx: u32, variant: &'static str) -> Result<(), CodecError> {
+    #[inline(always)]
+    fn serialize_unit_variant(self, _name: &'static str, idx: u32, variant: &'static str) -> Result<(), Fail> {
         self.symbol(variant, Some(idx))
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _name: &'static str, value: &T) -> Result<(), CodecError> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _name: &'static str, value: &T) -> Result<(), Fail> {
         value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -295,17 +316,17 @@ impl<'a, 'p> ser::Serializer for Ser<'a, 'p> {
         _idx: u32,
         variant: &'static str,
         value: &T,
-    ) -> Result<(), CodecError> {
+    ) -> Result<(), Fail> {
         let b = self.variant_branch(variant)?;
         value.serialize(self.child(b)?)
     }
-    fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'a, 'p>, CodecError> {
+    fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'a, 'p>, Fail> {
         self.compound(Cat::Array, len)
     }
-    fn serialize_tuple(self, len: usize) -> Result<Compound<'a, 'p>, CodecError> {
+    fn serialize_tuple(self, len: usize) -> Result<Compound<'a, 'p>, Fail> {
         self.compound(Cat::Array, Some(len))
     }
-    fn serialize_tuple_struct(self, _name: &'static str, len: usize) -> Result<Compound<'a, 'p>, CodecError> {
+    fn serialize_tuple_struct(self, _name: &'static str, len: usize) -> Result<Compound<'a, 'p>, Fail> {
         self.compound(Cat::Array, Some(len))
     }
     fn serialize_tuple_variant(
@@ -314,15 +335,15 @@ impl<'a, 'p> ser::Serializer for Ser<'a, 'p> {
         _idx: u32,
         variant: &'static str,
         len: usize,
-    ) -> Result<Compound<'a, 'p>, CodecError> {
+    ) -> Result<Compound<'a, 'p>, Fail> {
         self.node = self.variant_branch(variant)?;
         self.compound(Cat::Array, Some(len))
     }
-    fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a, 'p>, CodecError> {
+    fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a, 'p>, Fail> {
         self.compound(Cat::Object, len)
     }
-    #[inline]
-    fn serialize_struct(self, _name: &'static str, len: usize) -> Result<Compound<'a, 'p>, CodecError> {
+    #[inline(always)]
+    fn serialize_struct(self, _name: &'static str, len: usize) -> Result<Compound<'a, 'p>, Fail> {
         self.compound(Cat::Object, Some(len))
     }
     fn serialize_struct_variant(
@@ -331,7 +352,7 @@ impl<'a, 'p> ser::Serializer for Ser<'a, 'p> {
         _idx: u32,
         variant: &'static str,
         len: usize,
-    ) -> Result<Compound<'a, 'p>, CodecError> {
+    ) -> Result<Compound<'a, 'p>, Fail> {
         self.node = self.variant_branch(variant)?;
         self.compound(Cat::Object, Some(len))
     }
@@ -369,26 +390,25 @@ impl<'a, 'p> SeqState<'a, 'p> {
         }
     }
 
-    fn element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), CodecError> {
+    fn element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Fail> {
         let (plan, node, depth, i) = (self.plan, self.item, self.depth, self.count);
         v.serialize(Ser { plan, node, out: self.sink(), depth }).map_err(|e| e.in_index(i))?;
         self.count += 1;
         Ok(())
     }
 
-    fn end(self) -> Result<(), CodecError> {
+    fn end(self) -> Result<(), Fail> {
         match self.buf {
-            Some(b) => {
-                if self.count > 0 {
-                    put_long(self.out, self.count as i64);
-                    self.out.extend_from_slice(&b);
-                }
+            Some(b) if self.count > 0 => {
+                put_long(self.out, self.count as i64);
+                self.out.extend_from_slice(&b);
             }
+            Some(_) => {}
             None if self.count != self.expected => {
-                return Err(CodecError::TypeMismatch(format!(
+                return Err(Box::new(CodecError::TypeMismatch(format!(
                     "sequence announced {} items but gave {}",
                     self.expected, self.count
-                )));
+                ))));
             }
             None => {}
         }
@@ -411,12 +431,12 @@ pub(crate) struct RecState<'a, 'p> {
 }
 
 impl<'a, 'p> RecState<'a, 'p> {
-    #[inline]
-    fn field<T: Serialize + ?Sized>(&mut self, key: &str, v: &T) -> Result<(), CodecError> {
+    #[inline(always)]
+    fn field<T: Serialize + ?Sized>(&mut self, key: &str, v: &T) -> Result<(), Fail> {
         let plan = self.plan;
         if self.slots.is_none() {
             if let Some(f) = self.fields.get(self.next)
-                && *f.name == *key
+                && name_eq(&f.name, key)
             {
                 v.serialize(Ser { plan, node: f.node, out: self.out, depth: self.depth }).map_err(|e| e.in_field(key))?;
                 self.next += 1;
@@ -434,43 +454,42 @@ impl<'a, 'p> RecState<'a, 'p> {
         Ok(())
     }
 
-    fn slot_of(&self, key: &str) -> Result<usize, CodecError> {
+    fn slot_of(&self, key: &str) -> Result<usize, Fail> {
         match self.fields.iter().position(|f| *f.name == *key) {
             Some(i) if i >= self.next => Ok(i - self.next),
-            Some(_) => Err(CodecError::TypeMismatch(format!("field `{key}` given twice"))),
-            None => Err(CodecError::UnknownField { path: key.to_string() }),
+            Some(_) => Err(Box::new(CodecError::TypeMismatch(format!("field `{key}` given twice")))),
+            None => Err(Box::new(CodecError::UnknownField { path: key.to_string() })),
         }
     }
 
-    fn skip(&mut self, key: &str) -> Result<(), CodecError> {
+    fn skip(&mut self, key: &str) -> Result<(), Fail> {
         if self.slots.is_none() {
             if let Some(f) = self.fields.get(self.next)
                 && *f.name == *key
             {
                 match &f.default {
                     Some(d) => self.out.extend_from_slice(d),
-                    None => return Err(CodecError::MissingField { path: key.to_string() }),
+                    None => return Err(Box::new(CodecError::MissingField { path: key.to_string() })),
                 }
                 self.next += 1;
                 return Ok(());
             }
             self.slots = Some(vec![None; self.fields.len().saturating_sub(self.next)]);
         }
-        // Left empty: the default is written (or the field reported missing) at the end.
-        match self.fields.iter().position(|f| *f.name == *key) {
-            Some(_) => Ok(()),
-            None => Ok(()), // a Rust field the schema lacks, skipped by the type: nothing to write
-        }
+        // Left empty: the default is written (or the field reported missing) at the end; a Rust
+        // field the schema lacks, skipped by the type, has nothing to write.
+        Ok(())
     }
 
-    fn end(self) -> Result<(), CodecError> {
+    #[inline(always)]
+    fn end(self) -> Result<(), Fail> {
         let rest = self.fields.get(self.next..).unwrap_or(&[]);
         for (i, f) in rest.iter().enumerate() {
             match self.slots.as_ref().and_then(|s| s.get(i)).and_then(|s| s.as_ref()) {
                 Some(b) => self.out.extend_from_slice(b),
                 None => match &f.default {
                     Some(d) => self.out.extend_from_slice(d),
-                    None => return Err(CodecError::MissingField { path: f.name.to_string() }),
+                    None => return Err(Box::new(CodecError::MissingField { path: f.name.to_string() })),
                 },
             }
         }
@@ -487,58 +506,58 @@ pub(crate) enum Compound<'a, 'p> {
 
 impl ser::SerializeSeq for Compound<'_, '_> {
     type Ok = ();
-    type Error = CodecError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), CodecError> {
+    type Error = Fail;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Fail> {
         match self {
             Compound::Seq(s) => s.element(v),
-            _ => Err(CodecError::TypeMismatch("sequence element outside a sequence".into())),
+            _ => Err(Box::new(CodecError::TypeMismatch("sequence element outside a sequence".into()))),
         }
     }
-    fn end(self) -> Result<(), CodecError> {
+    fn end(self) -> Result<(), Fail> {
         match self {
             Compound::Seq(s) => s.end(),
-            _ => Err(CodecError::TypeMismatch("sequence end outside a sequence".into())),
+            _ => Err(Box::new(CodecError::TypeMismatch("sequence end outside a sequence".into()))),
         }
     }
 }
 
 impl ser::SerializeTuple for Compound<'_, '_> {
     type Ok = ();
-    type Error = CodecError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), CodecError> {
+    type Error = Fail;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Fail> {
         ser::SerializeSeq::serialize_element(self, v)
     }
-    fn end(self) -> Result<(), CodecError> {
+    fn end(self) -> Result<(), Fail> {
         ser::SerializeSeq::end(self)
     }
 }
 
 impl ser::SerializeTupleStruct for Compound<'_, '_> {
     type Ok = ();
-    type Error = CodecError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), CodecError> {
+    type Error = Fail;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Fail> {
         ser::SerializeSeq::serialize_element(self, v)
     }
-    fn end(self) -> Result<(), CodecError> {
+    fn end(self) -> Result<(), Fail> {
         ser::SerializeSeq::end(self)
     }
 }
 
 impl ser::SerializeTupleVariant for Compound<'_, '_> {
     type Ok = ();
-    type Error = CodecError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), CodecError> {
+    type Error = Fail;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Fail> {
         ser::SerializeSeq::serialize_element(self, v)
     }
-    fn end(self) -> Result<(), CodecError> {
+    fn end(self) -> Result<(), Fail> {
         ser::SerializeSeq::end(self)
     }
 }
 
 impl ser::SerializeMap for Compound<'_, '_> {
     type Ok = ();
-    type Error = CodecError;
-    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), CodecError> {
+    type Error = Fail;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Fail> {
         match self {
             Compound::Map(s, pending) => {
                 let k = key.serialize(KeySer)?;
@@ -550,10 +569,10 @@ impl ser::SerializeMap for Compound<'_, '_> {
                 r.key = Some(key.serialize(KeySer)?);
                 Ok(())
             }
-            Compound::Seq(_) => Err(CodecError::TypeMismatch("map key outside a map".into())),
+            Compound::Seq(_) => Err(Box::new(CodecError::TypeMismatch("map key outside a map".into()))),
         }
     }
-    fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), CodecError> {
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Fail> {
         match self {
             Compound::Map(s, pending) => {
                 *pending = None;
@@ -563,55 +582,55 @@ impl ser::SerializeMap for Compound<'_, '_> {
                 let k = r.key.take().unwrap_or_default();
                 r.field(&k, v)
             }
-            Compound::Seq(_) => Err(CodecError::TypeMismatch("map value outside a map".into())),
+            Compound::Seq(_) => Err(Box::new(CodecError::TypeMismatch("map value outside a map".into()))),
         }
     }
-    fn end(self) -> Result<(), CodecError> {
+    fn end(self) -> Result<(), Fail> {
         match self {
             Compound::Map(s, _) => s.end(),
             Compound::Record(r) => r.end(),
-            Compound::Seq(_) => Err(CodecError::TypeMismatch("map end outside a map".into())),
+            Compound::Seq(_) => Err(Box::new(CodecError::TypeMismatch("map end outside a map".into()))),
         }
     }
 }
 
 impl ser::SerializeStruct for Compound<'_, '_> {
     type Ok = ();
-    type Error = CodecError;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), CodecError> {
+    type Error = Fail;
+    #[inline(always)]
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), Fail> {
         match self {
             Compound::Record(r) => r.field(key, v),
             Compound::Map(s, _) => {
                 put_bytes(s.sink(), key.as_bytes());
                 s.element(v).map_err(|e| e.in_field(key))
             }
-            Compound::Seq(_) => Err(CodecError::TypeMismatch("struct field outside a struct".into())),
+            Compound::Seq(_) => Err(Box::new(CodecError::TypeMismatch("struct field outside a struct".into()))),
         }
     }
-    fn skip_field(&mut self, key: &'static str) -> Result<(), CodecError> {
+    fn skip_field(&mut self, key: &'static str) -> Result<(), Fail> {
         match self {
             Compound::Record(r) => r.skip(key),
             _ => Ok(()),
         }
     }
     #[inline]
-    fn end(self) -> Result<(), CodecError> {
+    fn end(self) -> Result<(), Fail> {
         match self {
             Compound::Record(r) => r.end(),
             Compound::Map(s, _) => s.end(),
-            Compound::Seq(_) => Err(CodecError::TypeMismatch("struct end outside a struct".into())),
+            Compound::Seq(_) => Err(Box::new(CodecError::TypeMismatch("struct end outside a struct".into()))),
         }
     }
 }
 
 impl ser::SerializeStructVariant for Compound<'_, '_> {
     type Ok = ();
-    type Error = CodecError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), CodecError> {
+    type Error = Fail;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), Fail> {
         ser::SerializeStruct::serialize_field(self, key, v)
     }
-    fn end(self) -> Result<(), CodecError> {
+    fn end(self) -> Result<(), Fail> {
         ser::SerializeStruct::end(self)
     }
 }
@@ -621,73 +640,73 @@ struct KeySer;
 
 impl ser::Serializer for KeySer {
     type Ok = String;
-    type Error = CodecError;
-    type SerializeSeq = ser::Impossible<String, CodecError>;
-    type SerializeTuple = ser::Impossible<String, CodecError>;
-    type SerializeTupleStruct = ser::Impossible<String, CodecError>;
-    type SerializeTupleVariant = ser::Impossible<String, CodecError>;
-    type SerializeMap = ser::Impossible<String, CodecError>;
-    type SerializeStruct = ser::Impossible<String, CodecError>;
-    type SerializeStructVariant = ser::Impossible<String, CodecError>;
+    type Error = Fail;
+    type SerializeSeq = ser::Impossible<String, Fail>;
+    type SerializeTuple = ser::Impossible<String, Fail>;
+    type SerializeTupleStruct = ser::Impossible<String, Fail>;
+    type SerializeTupleVariant = ser::Impossible<String, Fail>;
+    type SerializeMap = ser::Impossible<String, Fail>;
+    type SerializeStruct = ser::Impossible<String, Fail>;
+    type SerializeStructVariant = ser::Impossible<String, Fail>;
 
-    fn serialize_str(self, v: &str) -> Result<String, CodecError> {
+    fn serialize_str(self, v: &str) -> Result<String, Fail> {
         Ok(v.to_string())
     }
-    fn serialize_char(self, v: char) -> Result<String, CodecError> {
+    fn serialize_char(self, v: char) -> Result<String, Fail> {
         Ok(v.to_string())
     }
-    fn serialize_unit_variant(self, _: &'static str, _: u32, v: &'static str) -> Result<String, CodecError> {
+    fn serialize_unit_variant(self, _: &'static str, _: u32, v: &'static str) -> Result<String, Fail> {
         Ok(v.to_string())
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Result<String, CodecError> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Result<String, Fail> {
         v.serialize(self)
     }
-    fn serialize_bool(self, _: bool) -> Result<String, CodecError> {
+    fn serialize_bool(self, _: bool) -> Result<String, Fail> {
         Err(wrong("string map key", "boolean"))
     }
-    fn serialize_i8(self, _: i8) -> Result<String, CodecError> {
+    fn serialize_i8(self, _: i8) -> Result<String, Fail> {
         Err(wrong("string map key", "integer"))
     }
-    fn serialize_i16(self, _: i16) -> Result<String, CodecError> {
+    fn serialize_i16(self, _: i16) -> Result<String, Fail> {
         Err(wrong("string map key", "integer"))
     }
-    fn serialize_i32(self, _: i32) -> Result<String, CodecError> {
+    fn serialize_i32(self, _: i32) -> Result<String, Fail> {
         Err(wrong("string map key", "integer"))
     }
-    fn serialize_i64(self, _: i64) -> Result<String, CodecError> {
+    fn serialize_i64(self, _: i64) -> Result<String, Fail> {
         Err(wrong("string map key", "integer"))
     }
-    fn serialize_u8(self, _: u8) -> Result<String, CodecError> {
+    fn serialize_u8(self, _: u8) -> Result<String, Fail> {
         Err(wrong("string map key", "integer"))
     }
-    fn serialize_u16(self, _: u16) -> Result<String, CodecError> {
+    fn serialize_u16(self, _: u16) -> Result<String, Fail> {
         Err(wrong("string map key", "integer"))
     }
-    fn serialize_u32(self, _: u32) -> Result<String, CodecError> {
+    fn serialize_u32(self, _: u32) -> Result<String, Fail> {
         Err(wrong("string map key", "integer"))
     }
-    fn serialize_u64(self, _: u64) -> Result<String, CodecError> {
+    fn serialize_u64(self, _: u64) -> Result<String, Fail> {
         Err(wrong("string map key", "integer"))
     }
-    fn serialize_f32(self, _: f32) -> Result<String, CodecError> {
+    fn serialize_f32(self, _: f32) -> Result<String, Fail> {
         Err(wrong("string map key", "float"))
     }
-    fn serialize_f64(self, _: f64) -> Result<String, CodecError> {
+    fn serialize_f64(self, _: f64) -> Result<String, Fail> {
         Err(wrong("string map key", "float"))
     }
-    fn serialize_bytes(self, _: &[u8]) -> Result<String, CodecError> {
+    fn serialize_bytes(self, _: &[u8]) -> Result<String, Fail> {
         Err(wrong("string map key", "bytes"))
     }
-    fn serialize_none(self) -> Result<String, CodecError> {
+    fn serialize_none(self) -> Result<String, Fail> {
         Err(wrong("string map key", "null"))
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<String, CodecError> {
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<String, Fail> {
         v.serialize(self)
     }
-    fn serialize_unit(self) -> Result<String, CodecError> {
+    fn serialize_unit(self) -> Result<String, Fail> {
         Err(wrong("string map key", "unit"))
     }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<String, CodecError> {
+    fn serialize_unit_struct(self, _: &'static str) -> Result<String, Fail> {
         Err(wrong("string map key", "unit"))
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -696,16 +715,16 @@ impl ser::Serializer for KeySer {
         _: u32,
         _: &'static str,
         _: &T,
-    ) -> Result<String, CodecError> {
+    ) -> Result<String, Fail> {
         Err(wrong("string map key", "enum"))
     }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, CodecError> {
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Fail> {
         Err(wrong("string map key", "sequence"))
     }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, CodecError> {
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Fail> {
         Err(wrong("string map key", "tuple"))
     }
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, CodecError> {
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, Fail> {
         Err(wrong("string map key", "tuple"))
     }
     fn serialize_tuple_variant(
@@ -714,13 +733,13 @@ impl ser::Serializer for KeySer {
         _: u32,
         _: &'static str,
         _: usize,
-    ) -> Result<Self::SerializeTupleVariant, CodecError> {
+    ) -> Result<Self::SerializeTupleVariant, Fail> {
         Err(wrong("string map key", "enum"))
     }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, CodecError> {
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Fail> {
         Err(wrong("string map key", "map"))
     }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, CodecError> {
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, Fail> {
         Err(wrong("string map key", "struct"))
     }
     fn serialize_struct_variant(
@@ -729,7 +748,7 @@ impl ser::Serializer for KeySer {
         _: u32,
         _: &'static str,
         _: usize,
-    ) -> Result<Self::SerializeStructVariant, CodecError> {
+    ) -> Result<Self::SerializeStructVariant, Fail> {
         Err(wrong("string map key", "enum"))
     }
 }

@@ -4,14 +4,14 @@
 //! spooled record leaves the spool only after the sink acknowledged it. Must not know Avro or Kafka: it
 //! drives them through two small traits, [`RecordEncoder`] (the codec) and [`RecordSink`] (the producer).
 //!
-//! Plugging in the real parts (what `avro-edge forward` does once the codec and producer are merged):
-//! `impl RecordEncoder for crate::codec::Codec` (`encode` = `encode_json`) and
-//! `impl RecordSink for crate::producer::Producer` (`send_batch` = `Producer::send_batch`), then
-//! `forward::run(&config, codec, LazySink::new(move || Producer::connect(pcfg.clone())), stdin, stop)`.
+//! The real parts are plugged in by [`plug`]: `impl RecordEncoder for crate::codec::Codec` and
+//! `impl RecordSink for crate::producer::Producer`; `avro-edge forward` calls
+//! `forward::run(&config, codec, LazySink::new(move || Producer::new(pcfg.clone())), stdin, stop)`.
 
 pub mod dead_letter;
 pub mod inputs;
 pub mod metrics;
+pub mod plug;
 mod sender;
 
 use std::io::BufRead;
@@ -35,20 +35,7 @@ pub trait RecordEncoder: Send + Sync {
     fn encode(&self, subject: &str, record: &serde_json::Value) -> Result<Vec<u8>, Self::Error>;
 }
 
-/// A record for the sink (same shape as the producer contract's `OutRecord`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OutRecord {
-    pub key: Option<Vec<u8>>,
-    pub value: Vec<u8>,
-    pub headers: Vec<(String, Vec<u8>)>,
-}
-
-/// Where the broker put a record (same shape as the producer contract's `Delivery`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Delivery {
-    pub partition: i32,
-    pub offset: Option<i64>,
-}
+pub use crate::producer::{Delivery, OutRecord};
 
 /// Sends records to a topic and says, per record and in input order, whether the broker acknowledged it.
 /// The real one is `crate::producer::Producer::send_batch`. A result vector shorter than `records` means

@@ -1,0 +1,62 @@
+//! The real parts behind the forwarder's two traits: the Avro codec as [`RecordEncoder`] and the Kafka
+//! producer as [`RecordSink`], and the mapping of the forwarder's `[kafka]` settings onto a
+//! [`ProducerConfig`].
+//!
+//! Must not hold forwarder logic (that is in `forward::run` and the sender) nor change what the codec or
+//! the producer do: it only adapts their signatures.
+
+use super::{Delivery, OutRecord, RecordEncoder, RecordSink};
+use crate::codec::{Codec, CodecError};
+use crate::config::{self, KafkaSettings};
+use crate::kafka::sasl::{Mechanism, SaslConfig};
+use crate::kafka::{KafkaError, TopicSpec};
+use crate::producer::{Acks, Compression, Producer, ProducerConfig};
+
+impl RecordEncoder for Codec {
+    type Error = CodecError;
+    fn encode(&self, subject: &str, record: &serde_json::Value) -> Result<Vec<u8>, CodecError> {
+        self.encode_json(subject, record)
+    }
+}
+
+impl RecordSink for Producer {
+    type Error = KafkaError;
+    fn send_batch(&mut self, topic: &str, records: &[OutRecord]) -> Vec<Result<Delivery, KafkaError>> {
+        Producer::send_batch(self, topic, records)
+    }
+}
+
+/// The producer settings for the forwarder's `[kafka]` section (everything else at the producer's
+/// defaults).
+pub fn producer_config(k: &KafkaSettings) -> ProducerConfig {
+    let mut p = ProducerConfig::new(k.brokers.clone());
+    p.acks = match k.acks {
+        config::Acks::All => Acks::All,
+        config::Acks::Leader => Acks::Leader,
+        config::Acks::None => Acks::None,
+    };
+    p.compression = match k.compression {
+        config::Compression::None => Compression::None,
+        config::Compression::Gzip => Compression::Gzip,
+        config::Compression::Snappy => Compression::Snappy,
+    };
+    p.linger = k.linger;
+    p.batch_size = k.batch_size;
+    p.client_id = k.client_id.clone();
+    p.request_timeout = k.request_timeout;
+    p.delivery_timeout = k.delivery_timeout;
+    p.sasl = k.sasl.as_ref().map(|s| SaslConfig {
+        mechanism: match s.mechanism {
+            config::SaslMechanism::Plain => Mechanism::Plain,
+            config::SaslMechanism::ScramSha256 => Mechanism::ScramSha256,
+            config::SaslMechanism::ScramSha512 => Mechanism::ScramSha512,
+        },
+        username: s.username.clone(),
+        password: s.password.expose().to_string(),
+    });
+    p.auto_create = k.create_partitions.map(|partitions| TopicSpec {
+        partitions,
+        replication: 1,
+    });
+    p
+}
