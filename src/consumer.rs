@@ -564,6 +564,9 @@ pub struct ConsumerConfig {
     /// Overall bound on (re)connecting to a broker.
     pub connect_deadline: Duration,
     pub sasl: Option<SaslConfig>,
+    /// TLS to the brokers (feature `tls`); `None` is plain TCP.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::kafka::tls::TlsConfig>,
 }
 
 impl Default for ConsumerConfig {
@@ -590,6 +593,8 @@ impl Default for ConsumerConfig {
             request_timeout: Duration::from_secs(30),
             connect_deadline: Duration::from_secs(10),
             sasl: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -826,6 +831,8 @@ impl Consumer {
                     .request_timeout
                     .max(cfg.rebalance_timeout + Duration::from_secs(5)),
                 sasl: cfg.sasl.clone(),
+                #[cfg(feature = "tls")]
+                tls: cfg.tls.clone(),
                 ..ConnConfig::default()
             },
             connect_deadline: cfg.connect_deadline,

@@ -209,12 +209,22 @@ impl Broker {
             .open(&self.log)
             .map_err(TestkitError::Spawn)?;
         let log2 = log.try_clone().map_err(TestkitError::Spawn)?;
+        // tansu refuses a flag given twice: extra args may advertise another address (e.g. a TLS
+        // terminator in front of the broker), which then replaces the default.
+        let advertised = if self
+            .extra_args
+            .iter()
+            .any(|a| a.starts_with("--kafka-advertised-listener-url"))
+        {
+            Vec::new()
+        } else {
+            vec!["--kafka-advertised-listener-url".to_string(), url.clone()]
+        };
         let child = Command::new(&self.bin)
             .arg("broker")
             .arg("--kafka-listener-url")
             .arg(&url)
-            .arg("--kafka-advertised-listener-url")
-            .arg(&url)
+            .args(&advertised)
             .arg("--storage-engine")
             .arg(self.storage.url())
             .args(&self.extra_args)

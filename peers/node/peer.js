@@ -5,7 +5,9 @@
 //   node peer.js produce --brokers B --topic T [--registry URL --subject S] < lines
 //     without --registry each stdin line is {"key": hex|null, "value": hex, "partition"?: n,
 //     "headers"?: {name: hex}}, sent byte for byte; with --registry each line is a natural-JSON
-//     record, encoded with the latest schema of subject S. Prints {"produced": n}.
+//     record, or {"key": utf8 string, "record": natural JSON}, encoded with the latest schema of
+//     subject S ("NaN"/"Infinity"/"-Infinity" strings become numbers in float/double fields).
+//     Prints {"produced": n}.
 //   node peer.js consume --brokers B --topic T --group G --count N [--timeout S] [--registry URL]
 //     reads from the beginning until N messages (or the timeout) and prints one line per message:
 //     {"topic","partition","offset","key": hex|null,"value": hex|null,"headers": {name: hex}}
@@ -49,11 +51,15 @@ function hex(buf) {
   return buf === null || buf === undefined ? null : Buffer.from(buf).toString('hex');
 }
 
+// JSON has no NaN, infinities or negative zero: they are written as the strings "NaN",
+// "Infinity", "-Infinity" (the fixtures' natural-JSON convention) and "-0.0".
 function jsonSafe(_key, value) {
   if (typeof value === 'bigint') return value.toString();
-  // JSON has no NaN or infinities: write them as the fixtures do ("NaN", "Infinity", "-Infinity").
-  if (typeof value === 'number' && !Number.isFinite(value)) {
-    return Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity';
+  if (typeof value === 'number') {
+    if (Number.isNaN(value)) return 'NaN';
+    if (value === Infinity) return 'Infinity';
+    if (value === -Infinity) return '-Infinity';
+    if (Object.is(value, -0)) return '-0.0';
   }
   if (value && value.type === 'Buffer' && Array.isArray(value.data)) {
     return Buffer.from(value.data).toString('base64');
@@ -78,20 +84,61 @@ function registry(args) {
   return new SchemaRegistry({ host: String(args.registry) });
 }
 
+// Natural JSON -> what avsc encodes: the strings "NaN", "Infinity" and "-Infinity" become numbers
+// where the schema has a float or double (guided by the schema, so string fields stay strings).
+const SPECIAL = { NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity };
+function fromNatural(value, schema, names) {
+  if (typeof schema === 'string') {
+    if ((schema === 'float' || schema === 'double') && typeof value === 'string' && value in SPECIAL) {
+      return SPECIAL[value];
+    }
+    return names[schema] ? fromNatural(value, names[schema], names) : value;
+  }
+  if (Array.isArray(schema)) {
+    if (value === null) return null;
+    const isNum = (b) => b === 'float' || b === 'double';
+    const branch =
+      schema.find((b) => isNum(b) && (typeof value === 'number' || value in SPECIAL)) ||
+      schema.find((b) => b !== 'null' && !isNum(b));
+    return branch === undefined ? value : fromNatural(value, branch, names);
+  }
+  if (schema.name) names[schema.name] = schema;
+  if (schema.type === 'record') {
+    const out = {};
+    for (const f of schema.fields) if (f.name in value) out[f.name] = fromNatural(value[f.name], f.type, names);
+    return out;
+  }
+  if (schema.type === 'array') return value.map((v) => fromNatural(v, schema.items, names));
+  if (schema.type === 'map') {
+    const out = {};
+    for (const [k, v] of Object.entries(value)) out[k] = fromNatural(v, schema.values, names);
+    return out;
+  }
+  return fromNatural(value, schema.type, names);
+}
+
 async function produce(args) {
   const kafka = client(args);
   const reg = registry(args);
   let schemaId = null;
+  let schemaJson = null;
   if (reg) {
     if (!args.subject) throw new Error('--subject is required with --registry');
     schemaId = await reg.getLatestSchemaId(String(args.subject));
+    schemaJson = (await reg.getSchema(schemaId)).schema();
   }
   const messages = [];
   const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
   for await (const line of rl) {
     if (!line.trim()) continue;
     const obj = JSON.parse(line);
-    if (reg) {
+    if (reg && obj.record !== undefined) {
+      // {"key": utf8 string, "record": natural JSON}
+      messages.push({
+        key: obj.key === undefined || obj.key === null ? null : Buffer.from(String(obj.key)),
+        value: await reg.encode(schemaId, fromNatural(obj.record, schemaJson, {})),
+      });
+    } else if (reg) {
       messages.push({ value: await reg.encode(schemaId, obj) });
     } else {
       const m = {

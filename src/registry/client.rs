@@ -82,6 +82,10 @@ pub struct ClientOptions {
     /// Offline schema cache directory to read through, write to, and fall back to.
     pub cache_dir: Option<PathBuf>,
     pub mode: WriterMode,
+    /// HTTPS (feature `tls`): trust only the CA certificates in this PEM file instead of the
+    /// Mozilla roots (webpki-roots).
+    #[cfg(feature = "tls")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl ClientOptions {
@@ -99,6 +103,8 @@ impl ClientOptions {
             latest_ttl: Duration::from_secs(300),
             cache_dir: None,
             mode: WriterMode::LatestId,
+            #[cfg(feature = "tls")]
+            ca_file: None,
         }
     }
 }
@@ -193,6 +199,19 @@ fn base64(input: &[u8]) -> String {
 }
 
 /// I/O-level failures worth retrying (and trying the next URL for); anything else is not.
+/// A failed TLS handshake (bad or untrusted certificate): retrying cannot help.
+#[cfg(feature = "tls")]
+fn is_tls_failure(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => true,
+        // rustls' stream reports handshake failures as io::Error wrapping a rustls::Error.
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.is::<futures_rustls::rustls::Error>()),
+        _ => false,
+    }
+}
+
 fn is_transient(e: &ureq::Error) -> bool {
     matches!(
         e,
@@ -283,6 +302,40 @@ fn subject_schema(v: &Value) -> Result<SubjectSchema, RegistryError> {
     })
 }
 
+/// ureq's TLS settings: rustls, with the CA file's certificates as the only roots when one is given.
+#[cfg(feature = "tls")]
+fn tls_config(opts: &ClientOptions) -> Result<ureq::tls::TlsConfig, RegistryError> {
+    use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
+    let builder = TlsConfig::builder().provider(TlsProvider::Rustls);
+    let Some(path) = &opts.ca_file else {
+        return Ok(builder.build());
+    };
+    let pem = std::fs::read(path)
+        .map_err(|e| RegistryError::Config(format!("reading {}: {e}", path.display())))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(RegistryError::Config(format!(
+                    "parsing {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+    }
+    if certs.is_empty() {
+        return Err(RegistryError::Config(format!(
+            "no CA certificate in {}",
+            path.display()
+        )));
+    }
+    Ok(builder
+        .root_certs(RootCerts::new_with_certs(&certs))
+        .build())
+}
+
 impl RegistryClient {
     /// A client for `opts.urls` (at least one, or none when `cache_dir` is set: then it only
     /// ever answers from the cache).
@@ -311,8 +364,10 @@ impl RegistryClient {
             .timeout_connect(Some(opts.connect_timeout))
             .timeout_recv_response(Some(opts.read_timeout))
             .timeout_recv_body(Some(opts.read_timeout))
-            .timeout_send_body(Some(opts.read_timeout))
-            .build();
+            .timeout_send_body(Some(opts.read_timeout));
+        #[cfg(feature = "tls")]
+        let config = config.tls_config(tls_config(&opts)?);
+        let config = config.build();
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -403,6 +458,10 @@ impl RegistryClient {
                         last = Some(error_from_response(status, &text));
                     }
                     Ok(answer) => return Ok(answer),
+                    #[cfg(feature = "tls")]
+                    Err(e) if is_tls_failure(&e) => {
+                        return Err(RegistryError::Tls(format!("{url}: {e}")));
+                    }
                     Err(e) if is_transient(&e) => {
                         tracing::warn!(url = %url, error = %e, "registry request failed");
                         last = Some(RegistryError::Unreachable(format!("{url}: {e}")));

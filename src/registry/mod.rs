@@ -68,6 +68,10 @@ pub enum RegistryError {
     /// Bad client settings (URL, naming strategy input, ...).
     #[error("registry client configuration: {0}")]
     Config(String),
+    /// The HTTPS handshake failed (feature `tls`): e.g. a certificate no trusted CA signed.
+    /// Not retried, and no fallback to the offline cache.
+    #[error("registry TLS: {0}")]
+    Tls(String),
 }
 
 impl RegistryError {
@@ -141,6 +145,7 @@ impl ErrorKind for RegistryError {
             RegistryError::Schema(e) => e.kind(),
             RegistryError::Protocol(_) => "registry-protocol",
             RegistryError::Config(_) => "registry-config",
+            RegistryError::Tls(_) => "tls-error",
         }
     }
 }
