@@ -283,9 +283,10 @@ pub(crate) fn encode_node(plan: &Plan, node: NodeId, v: &Value, out: &mut Vec<u8
 }
 
 /// Decoding state shared by the walk: the body cursor and the zero-size item budget.
-pub(crate) struct Walk<'a> {
-    pub r: Reader<'a>,
-    pub zero_budget: usize,
+/// Public only so that [`super::AvroRecord`] impls can pass it through; its insides stay private.
+pub struct Walk<'a> {
+    pub(crate) r: Reader<'a>,
+    pub(crate) zero_budget: usize,
 }
 
 impl<'a> Walk<'a> {
