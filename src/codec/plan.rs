@@ -85,6 +85,17 @@ impl Node {
             Node::Pending => "pending",
         }
     }
+
+    /// A union branch's name, as Rust enum variants name branches: the short name of a named
+    /// type, else the type name.
+    pub(crate) fn branch_name(&self) -> &str {
+        match self {
+            Node::Fixed { name, .. } | Node::Enum { name, .. } | Node::Record { name, .. } => {
+                name.rsplit('.').next().unwrap_or(name)
+            }
+            other => other.type_name(),
+        }
+    }
 }
 
 /// For the typed decode path: the first Rust type read through a record (enum) node remembers,

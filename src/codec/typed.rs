@@ -381,17 +381,7 @@ impl<T: AvroField> AvroField for Vec<T> {
     #[inline]
     fn read(slot: &Slot, w: &mut Walk<'_>) -> Result<Self, Fail> {
         let s = only(slot);
-        let mut a = Vec::new();
-        loop {
-            let n = w.r.block_count(slot.min_item, &mut w.zero_budget)?;
-            if n == 0 {
-                return Ok(a);
-            }
-            a.reserve(n);
-            for _ in 0..n {
-                a.push(T::read(s, w)?);
-            }
-        }
+        w.read_items(slot.min_item, |w, _| T::read(s, w))
     }
 }
 
