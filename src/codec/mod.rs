@@ -4,6 +4,9 @@
 //! [`SchemaSource`] for schemas, compiles each schema id once into a [`Plan`] and walks that plan
 //! to encode and decode, generically (natural JSON) or typed (serde). [`Resolver`] decodes data
 //! written with one schema through another (Avro schema resolution).
+//! [`typed`] is the fast typed path: records declared with [`crate::avro_record!`] are bound once
+//! to a plan ([`Plan::bind`], [`Codec::typed_writer`], [`Codec::typed_reader`]) and then run
+//! generated straight-line code.
 //!
 //! Must not do network or disk I/O: schemas come in through [`crate::registry::SchemaSource`].
 //! Must not log record contents (they may hold secrets).
