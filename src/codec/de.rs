@@ -25,26 +25,6 @@ struct De<'a, 'de, 'p> {
     depth: usize,
 }
 
-fn branch_name(n: &Node) -> &str {
-    match n {
-        Node::Fixed { name, .. } | Node::Enum { name, .. } | Node::Record { name, .. } => {
-            name.rsplit('.').next().unwrap_or(name)
-        }
-        Node::Null => "null",
-        Node::Boolean => "boolean",
-        Node::Int => "int",
-        Node::Long => "long",
-        Node::Float => "float",
-        Node::Double => "double",
-        Node::Bytes => "bytes",
-        Node::String => "string",
-        Node::Array { .. } => "array",
-        Node::Map { .. } => "map",
-        Node::Union { .. } => "union",
-        Node::Pending => "pending",
-    }
-}
-
 impl<'a, 'de, 'p> De<'a, 'de, 'p> {
     fn deeper(&self) -> Result<usize, Fail> {
         if self.depth >= MAX_DEPTH { Err(Box::new(CodecError::NestingTooDeep)) } else { Ok(self.depth + 1) }
@@ -147,11 +127,11 @@ impl<'de> de::Deserializer<'de> for De<'_, 'de, '_> {
                     return visitor.visit_enum(Variant { name: &symbols[i], index: None, de: None });
                 }
                 let depth = self.deeper()?;
-                let name = branch_name(bn);
+                let name = bn.branch_name();
                 visitor.visit_enum(Variant { name, index: None, de: Some(De { plan, node: b, w: self.w, depth }) })
             }
             Node::String => visitor.visit_enum(self.w.r.str()?.into_deserializer()),
-            n => Err(Box::new(CodecError::TypeMismatch(format!("a Rust enum cannot be read from Avro {}", branch_name(n))))),
+            n => Err(Box::new(CodecError::TypeMismatch(format!("a Rust enum cannot be read from Avro {}", n.branch_name())))),
         }
     }
 

@@ -283,14 +283,37 @@ pub(crate) fn encode_node(plan: &Plan, node: NodeId, v: &Value, out: &mut Vec<u8
 }
 
 /// Decoding state shared by the walk: the body cursor and the zero-size item budget.
-pub(crate) struct Walk<'a> {
-    pub r: Reader<'a>,
-    pub zero_budget: usize,
+/// Public only so that [`super::AvroRecord`] impls can pass it through; its insides stay private.
+pub struct Walk<'a> {
+    pub(crate) r: Reader<'a>,
+    pub(crate) zero_budget: usize,
 }
 
 impl<'a> Walk<'a> {
     pub(crate) fn new(body: &'a [u8]) -> Self {
         Walk { r: Reader::new(body), zero_budget: ZERO_SIZE_ITEM_BUDGET }
+    }
+
+    /// Read the blocks of an array or map value: `item(walk, index)` once per item, collected.
+    /// Block counts are bounded by the bytes left (`min_item`: an item's minimum encoded size).
+    #[inline(always)]
+    pub(crate) fn read_items<T>(
+        &mut self,
+        min_item: usize,
+        mut item: impl FnMut(&mut Self, usize) -> Result<T, Fail>,
+    ) -> Result<Vec<T>, Fail> {
+        let mut a = Vec::new();
+        loop {
+            let n = self.r.block_count(min_item, &mut self.zero_budget)?;
+            if n == 0 {
+                return Ok(a);
+            }
+            a.reserve(n);
+            for _ in 0..n {
+                let i = a.len();
+                a.push(item(self, i)?);
+            }
+        }
     }
 }
 
@@ -314,35 +337,14 @@ pub(crate) fn decode_node(plan: &Plan, node: NodeId, w: &mut Walk<'_>, depth: us
             Value::String(symbols[i].to_string())
         }
         Node::Array { items } => {
-            let min = plan.min_size[*items as usize];
-            let mut a = Vec::new();
-            loop {
-                let n = w.r.block_count(min, &mut w.zero_budget)?;
-                if n == 0 {
-                    break;
-                }
-                a.reserve(n);
-                for _ in 0..n {
-                    a.push(decode_node(plan, *items, w, depth + 1)?);
-                }
-            }
-            Value::Array(a)
+            Value::Array(w.read_items(plan.min_size[*items as usize], |w, _| decode_node(plan, *items, w, depth + 1))?)
         }
         Node::Map { values } => {
-            let min = 1 + plan.min_size[*values as usize];
-            let mut m = Map::new();
-            loop {
-                let n = w.r.block_count(min, &mut w.zero_budget)?;
-                if n == 0 {
-                    break;
-                }
-                for _ in 0..n {
-                    let k = w.r.str()?.to_owned();
-                    let v = decode_node(plan, *values, w, depth + 1)?;
-                    m.insert(k, v);
-                }
-            }
-            Value::Object(m)
+            let pairs = w.read_items(1 + plan.min_size[*values as usize], |w, _| {
+                let k = w.r.str()?.to_owned();
+                Ok((k, decode_node(plan, *values, w, depth + 1)?))
+            })?;
+            Value::Object(pairs.into_iter().collect::<Map<String, Value>>())
         }
         Node::Union { branches, .. } => {
             let i = w.r.union_index(branches.len())?;
@@ -394,30 +396,15 @@ pub(crate) fn skip_node(plan: &Plan, node: NodeId, w: &mut Walk<'_>, depth: usiz
         Node::Enum { symbols, .. } => {
             w.r.enum_index(symbols.len())?;
         }
+        // Items of `()` take no memory: read_items only counts them.
         Node::Array { items } => {
-            let min = plan.min_size[*items as usize];
-            loop {
-                let n = w.r.block_count(min, &mut w.zero_budget)?;
-                if n == 0 {
-                    break;
-                }
-                for _ in 0..n {
-                    skip_node(plan, *items, w, depth + 1)?;
-                }
-            }
+            w.read_items(plan.min_size[*items as usize], |w, _| skip_node(plan, *items, w, depth + 1))?;
         }
         Node::Map { values } => {
-            let min = 1 + plan.min_size[*values as usize];
-            loop {
-                let n = w.r.block_count(min, &mut w.zero_budget)?;
-                if n == 0 {
-                    break;
-                }
-                for _ in 0..n {
-                    w.r.str()?;
-                    skip_node(plan, *values, w, depth + 1)?;
-                }
-            }
+            w.read_items(1 + plan.min_size[*values as usize], |w, _| {
+                w.r.str()?;
+                skip_node(plan, *values, w, depth + 1)
+            })?;
         }
         Node::Union { branches, .. } => {
             let i = w.r.union_index(branches.len())?;

@@ -4,6 +4,9 @@
 //! [`SchemaSource`] for schemas, compiles each schema id once into a [`Plan`] and walks that plan
 //! to encode and decode, generically (natural JSON) or typed (serde). [`Resolver`] decodes data
 //! written with one schema through another (Avro schema resolution).
+//! [`typed`] is the fast typed path: records declared with [`crate::avro_record!`] are bound once
+//! to a plan ([`Plan::bind`], [`Codec::typed_writer`], [`Codec::typed_reader`]) and then run
+//! generated straight-line code.
 //!
 //! Must not do network or disk I/O: schemas come in through [`crate::registry::SchemaSource`].
 //! Must not log record contents (they may hold secrets).
@@ -26,9 +29,12 @@ pub(crate) mod json;
 mod plan;
 mod resolve;
 mod ser;
+pub mod typed;
 
+pub use json::Walk;
 pub use plan::Plan;
 pub use resolve::Resolver;
+pub use typed::{AvroField, AvroRecord, Bound, Shape, Slot, TypedReader, TypedWriter};
 
 /// Everything encoding and decoding can fail with. Kind names are stable (see [`ErrorKind`]).
 ///
@@ -82,6 +88,8 @@ pub enum CodecError {
     Unresolvable { path: String, message: String },
     #[error("record does not match the Rust type: {0}")]
     TypeMismatch(String),
+    #[error("the schema does not match the Rust record type: {0}")]
+    SchemaMismatch(String),
 }
 
 fn at(path: &str) -> String {
@@ -161,6 +169,7 @@ impl ErrorKind for CodecError {
             CodecError::UnknownField { .. } => "unknown-field",
             CodecError::Unresolvable { .. } => "unresolvable",
             CodecError::TypeMismatch(_) => "type-mismatch",
+            CodecError::SchemaMismatch(_) => "schema-mismatch",
         }
     }
 }
@@ -318,6 +327,21 @@ impl Codec {
         let mut out = Vec::with_capacity(64);
         w.encode_into(record, &mut out)?;
         Ok(out)
+    }
+
+    /// The subject's writer schema bound to the record type `T` (see [`typed`]): the fast typed
+    /// encoder. Fails with `schema-mismatch` when the schema's fields are not exactly `T`'s; then
+    /// use [`Codec::encode`] (serde), which matches by name and fills defaults.
+    pub fn typed_writer<T: AvroRecord>(&self, subject: &str) -> Result<TypedWriter<T>, CodecError> {
+        let w = self.writer(subject)?;
+        TypedWriter::new(w.id, w.plan)
+    }
+
+    /// Schema `id` bound to the record type `T`: the fast typed decoder for messages with that id
+    /// (`schema-mismatch` as for [`Codec::typed_writer`]).
+    pub fn typed_reader<T: AvroRecord>(&self, id: u32) -> Result<TypedReader<T>, CodecError> {
+        let plan = self.plan_by_id(id)?;
+        TypedReader::new(id, &plan)
     }
 
     /// Framed message → natural JSON, read with the writer schema named by its id.

@@ -64,6 +64,40 @@ pub(crate) enum Node {
     Pending,
 }
 
+impl Node {
+    /// The Avro type name of this node (`"record"`, `"union"`, …), for messages.
+    pub(crate) fn type_name(&self) -> &'static str {
+        match self {
+            Node::Null => "null",
+            Node::Boolean => "boolean",
+            Node::Int => "int",
+            Node::Long => "long",
+            Node::Float => "float",
+            Node::Double => "double",
+            Node::Bytes => "bytes",
+            Node::String => "string",
+            Node::Fixed { .. } => "fixed",
+            Node::Enum { .. } => "enum",
+            Node::Array { .. } => "array",
+            Node::Map { .. } => "map",
+            Node::Union { .. } => "union",
+            Node::Record { .. } => "record",
+            Node::Pending => "pending",
+        }
+    }
+
+    /// A union branch's name, as Rust enum variants name branches: the short name of a named
+    /// type, else the type name.
+    pub(crate) fn branch_name(&self) -> &str {
+        match self {
+            Node::Fixed { name, .. } | Node::Enum { name, .. } | Node::Record { name, .. } => {
+                name.rsplit('.').next().unwrap_or(name)
+            }
+            other => other.type_name(),
+        }
+    }
+}
+
 /// For the typed decode path: the first Rust type read through a record (enum) node remembers,
 /// keyed by the address of its `&'static` field (variant) name list, which of its fields
 /// (variants) each schema field (symbol) is, so later reads pass indices instead of comparing names.

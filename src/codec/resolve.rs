@@ -63,26 +63,6 @@ fn names_match(w: &str, r: &str, r_aliases: &[Box<str>]) -> bool {
     w == r || short(w) == short(r) || r_aliases.iter().any(|a| &**a == w || short(a) == short(w))
 }
 
-fn describe(n: &Node) -> &'static str {
-    match n {
-        Node::Null => "null",
-        Node::Boolean => "boolean",
-        Node::Int => "int",
-        Node::Long => "long",
-        Node::Float => "float",
-        Node::Double => "double",
-        Node::Bytes => "bytes",
-        Node::String => "string",
-        Node::Fixed { .. } => "fixed",
-        Node::Enum { .. } => "enum",
-        Node::Array { .. } => "array",
-        Node::Map { .. } => "map",
-        Node::Union { .. } => "union",
-        Node::Record { .. } => "record",
-        Node::Pending => "pending",
-    }
-}
-
 struct Builder<'p> {
     w: &'p Plan,
     r: &'p Plan,
@@ -142,15 +122,15 @@ impl Builder<'_> {
                 Some(b) => self.resolve(w, b),
                 None => Err(Box::new(CodecError::IncompatibleSchema(format!(
                     "no branch of the reader's union matches writer type {}",
-                    describe(self.w.node(w))
+                    self.w.node(w).type_name()
                 )))),
             };
         }
         if !self.matches(w, r, false) {
             return Err(Box::new(CodecError::IncompatibleSchema(format!(
                 "writer type {} cannot be read as {}",
-                describe(self.w.node(w)),
-                describe(self.r.node(r))
+                self.w.node(w).type_name(),
+                self.r.node(r).type_name()
             ))));
         }
         let node = match (self.w.node(w), self.r.node(r)) {
@@ -295,37 +275,16 @@ impl Resolver {
                     }
                 }
             }
-            RNode::Array { w_items, items } => {
-                let min = plan.min_size[*w_items as usize];
-                let mut a = Vec::new();
-                loop {
-                    let n = w.r.block_count(min, &mut w.zero_budget)?;
-                    if n == 0 {
-                        break;
-                    }
-                    a.reserve(n);
-                    for _ in 0..n {
-                        let i = a.len();
-                        a.push(self.node(*items, w, depth + 1).map_err(|e| e.in_index(i))?);
-                    }
-                }
-                Value::Array(a)
-            }
+            RNode::Array { w_items, items } => Value::Array(w.read_items(plan.min_size[*w_items as usize], |w, i| {
+                self.node(*items, w, depth + 1).map_err(|e| e.in_index(i))
+            })?),
             RNode::Map { w_values, values } => {
-                let min = 1 + plan.min_size[*w_values as usize];
-                let mut m = Map::new();
-                loop {
-                    let n = w.r.block_count(min, &mut w.zero_budget)?;
-                    if n == 0 {
-                        break;
-                    }
-                    for _ in 0..n {
-                        let k = w.r.str()?.to_owned();
-                        let v = self.node(*values, w, depth + 1).map_err(|e| e.in_field(&k))?;
-                        m.insert(k, v);
-                    }
-                }
-                Value::Object(m)
+                let pairs = w.read_items(1 + plan.min_size[*w_values as usize], |w, _| {
+                    let k = w.r.str()?.to_owned();
+                    let v = self.node(*values, w, depth + 1).map_err(|e| e.in_field(&k))?;
+                    Ok((k, v))
+                })?;
+                Value::Object(pairs.into_iter().collect::<Map<String, Value>>())
             }
             RNode::Record { steps, defaults } => {
                 let mut m = Map::new();

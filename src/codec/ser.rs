@@ -44,33 +44,13 @@ fn wrong(expected: &'static str, got: &str) -> Fail {
     Box::new(CodecError::WrongType { path: String::new(), expected, got: got.to_string() })
 }
 
+/// What an encode error says the schema expected at a node.
 fn expected_of(n: &Node) -> &'static str {
     match n {
-        Node::Null => "null",
-        Node::Boolean => "boolean",
-        Node::Int => "int",
-        Node::Long => "long",
-        Node::Float => "float",
-        Node::Double => "double",
-        Node::Bytes => "bytes",
-        Node::String => "string",
-        Node::Fixed { .. } => "fixed",
         Node::Enum { .. } => "enum symbol",
-        Node::Array { .. } => "array",
-        Node::Map { .. } => "map",
         Node::Union { .. } => "a value of one of the union's branches",
-        Node::Record { .. } => "record",
         Node::Pending => "complete schema",
-    }
-}
-
-/// The short type name of a union branch, used to pick branches by Rust enum variant name.
-fn branch_name(n: &Node) -> &str {
-    match n {
-        Node::Fixed { name, .. } | Node::Enum { name, .. } | Node::Record { name, .. } => {
-            name.rsplit('.').next().unwrap_or(name)
-        }
-        other => expected_of(other),
+        n => n.type_name(),
     }
 }
 
@@ -173,7 +153,7 @@ impl<'a, 'p> Ser<'a, 'p> {
         if let Node::Union { branches, .. } = plan.node(self.node) {
             let i = branches
                 .iter()
-                .position(|&b| branch_name(plan.node(b)) == variant)
+                .position(|&b| plan.node(b).branch_name() == variant)
                 .ok_or_else(|| wrong("a union branch named like the variant", variant))?;
             put_long(self.out, i as i64);
             return Ok(branches[i]);
