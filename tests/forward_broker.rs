@@ -311,7 +311,7 @@ fn broker_killed_mid_stream_and_restarted_on_sqlite() {
     broker.restart().unwrap();
     fwd.feed(&lines[3500..]);
     fwd.close_stdin();
-    let log = fwd.wait_ok(Duration::from_secs(120));
+    let _log = fwd.wait_ok(Duration::from_secs(120));
     let got = read_back(&broker.bootstrap(), &topic, 5000, Duration::from_secs(60));
     let ids: Vec<_> = lines.iter().map(|l| id_of_line(l)).collect();
     let t = check(&got, &ids, "broker-killed");
