@@ -163,6 +163,42 @@ impl Fwd {
     }
 }
 
+/// A free loopback address for `--metrics-listen`.
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// One counter from the forwarder's Prometheus endpoint (`avro_edge_<name>`); None while it does not answer.
+fn metric(addr: &str, name: &str) -> Option<u64> {
+    use std::io::Read;
+    let mut c = std::net::TcpStream::connect(addr).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut body = String::new();
+    c.read_to_string(&mut body).ok()?;
+    let prefix = format!("avro_edge_{name} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
+/// Wait until `cond(value of the metric)` holds.
+fn wait_metric(addr: &str, name: &str, cond: impl Fn(u64) -> bool, limit: Duration) -> u64 {
+    let end = Instant::now() + limit;
+    loop {
+        let v = metric(addr, name);
+        if let Some(v) = v
+            && cond(v)
+        {
+            return v;
+        }
+        assert!(Instant::now() < end, "metric {name} stuck at {v:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// One record read back: where it is and its id.
 #[derive(Debug, Clone)]
 struct Got {
@@ -297,21 +333,28 @@ fn broker_killed_mid_stream_and_restarted_on_sqlite() {
     };
     let topic = unique_topic("fwd-bkill");
     let lines = readings(5000, 5);
-    let mut fwd = Fwd::spawn(&dir, &broker.bootstrap(), &topic, &[], false);
+    let m = free_addr();
+    let mut fwd = Fwd::spawn(&dir, &broker.bootstrap(), &topic, &["--metrics-listen", &m], false);
     for chunk in lines[..2000].chunks(200) {
         fwd.feed(chunk);
         std::thread::sleep(Duration::from_millis(30));
     }
+    let acked_before = wait_metric(&m, "acked_total", |v| v > 0, Duration::from_secs(30));
     broker.kill();
     for chunk in lines[2000..3500].chunks(300) {
         fwd.feed(chunk);
         std::thread::sleep(Duration::from_millis(30));
     }
+    wait_metric(&m, "spooled_total", |v| v == 3500, Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(700));
+    let acked_down = metric(&m, "acked_total").unwrap_or(0);
+    eprintln!("broker-killed: acked {acked_before} before the kill, {acked_down} of 3500 spooled while down");
+    assert!(acked_down < 3500, "records were waiting for the broker when it came back");
     broker.restart().unwrap();
     fwd.feed(&lines[3500..]);
     fwd.close_stdin();
-    let _log = fwd.wait_ok(Duration::from_secs(120));
+    let log = fwd.wait_ok(Duration::from_secs(120));
+    eprintln!("broker-killed: {}", log.lines().last().unwrap_or(""));
     let got = read_back(&broker.bootstrap(), &topic, 5000, Duration::from_secs(60));
     let ids: Vec<_> = lines.iter().map(|l| id_of_line(l)).collect();
     let t = check(&got, &ids, "broker-killed");
