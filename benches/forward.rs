@@ -44,7 +44,12 @@ fn spawn(dir: &Path, bootstrap: &str, topic: &str) -> Child {
         .arg(dir.join("spool"))
         .arg("--dead-letter")
         .arg(dir.join("dead.ndjson"))
-        .args(["--set", "kafka.create_partitions=3", "--drain-timeout-ms", "60000"])
+        .args([
+            "--set",
+            "kafka.create_partitions=3",
+            "--drain-timeout-ms",
+            "60000",
+        ])
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "info")
         .stdin(Stdio::piped())
@@ -137,12 +142,14 @@ fn start_to_first_send(broker: &Broker, topic: &str) -> Option<f64> {
         .ok()?
         .as_micros() as i64;
     let mut child = spawn(&dir, &broker.bootstrap(), topic);
-    let mut stdin = child.stdin.take()?;
-    stdin.write_all(line(0).as_bytes()).ok()?;
-    drop(stdin);
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(line(0).as_bytes());
+    }
     child.wait().ok()?;
     let log = std::fs::read_to_string(dir.join("forward.log")).ok()?;
-    let l = log.lines().find(|l| l.contains("first records acknowledged"))?;
+    let l = log
+        .lines()
+        .find(|l| l.contains("first records acknowledged"))?;
     let t1 = log_time_us(l.split_whitespace().next()?)?;
     Some((t1 - t0) as f64 / 1000.0)
 }
@@ -168,7 +175,9 @@ fn main() {
     // Warm topic so the start measurement is the forwarder's own start (plus one produce round trip).
     let topic = unique_topic("bench-start");
     let _ = start_to_first_send(&broker, &topic);
-    let mut starts: Vec<f64> = (0..5).filter_map(|_| start_to_first_send(&broker, &topic)).collect();
+    let mut starts: Vec<f64> = (0..5)
+        .filter_map(|_| start_to_first_send(&broker, &topic))
+        .collect();
     starts.sort_by(|a, b| a.total_cmp(b));
     let median = starts.get(starts.len() / 2).copied();
 

@@ -4,7 +4,6 @@
 //! and an unreachable registry with a warm offline cache. Without `CI=true` a missing broker skips.
 
 #[path = "spool_support/mod.rs"]
-#[allow(dead_code)]
 mod spool_support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -84,7 +83,7 @@ impl Fwd {
         if !extra.contains(&"--schema-cache") {
             cmd.arg("--schema-cache").arg(&cache);
         }
-        cmd            .arg("--spool")
+        cmd.arg("--spool")
             .arg(dir.join("spool"))
             .arg("--dead-letter")
             .arg(dir.join("dead-letter.ndjson"))
@@ -151,7 +150,10 @@ impl Fwd {
             }
             if Instant::now() > end {
                 let _ = self.child.kill();
-                panic!("forwarder still running after {limit:?}:\n{}", self.log_text());
+                panic!(
+                    "forwarder still running after {limit:?}:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -174,7 +176,8 @@ fn metric(addr: &str, name: &str) -> Option<u64> {
     use std::io::Read;
     let mut c = std::net::TcpStream::connect(addr).ok()?;
     c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
     let mut body = String::new();
     c.read_to_string(&mut body).ok()?;
     let prefix = format!("avro_edge_{name} ");
@@ -267,7 +270,10 @@ fn check(got: &[Got], expected: &[(String, i64)], name: &str) -> Tally {
     }
     let want: HashSet<&(String, i64)> = expected.iter().collect();
     let unexpected: Vec<_> = seen.keys().filter(|k| !want.contains(*k)).collect();
-    assert!(unexpected.is_empty(), "{name}: records never fed: {unexpected:?}");
+    assert!(
+        unexpected.is_empty(),
+        "{name}: records never fed: {unexpected:?}"
+    );
     let lost = expected.iter().filter(|id| !seen.contains_key(id)).count();
     let duplicates = got.len() - seen.len();
     let t = Tally {
@@ -285,7 +291,11 @@ fn check(got: &[Got], expected: &[(String, i64)], name: &str) -> Tally {
     let mut last_ts: BTreeMap<&str, i64> = BTreeMap::new();
     for g in &sorted {
         let key = g.id.0.as_str();
-        assert_eq!(g.key.as_deref(), Some(key.as_bytes()), "{name}: key is the sensorId");
+        assert_eq!(
+            g.key.as_deref(),
+            Some(key.as_bytes()),
+            "{name}: key is the sensorId"
+        );
         let p = *part_of.entry(key).or_insert(g.partition);
         assert_eq!(p, g.partition, "{name}: key {key} on two partitions");
         if first_seen.insert(&g.id) {
@@ -320,7 +330,10 @@ fn broker_down_at_start_then_started() {
     let ids: Vec<_> = lines.iter().map(|l| id_of_line(l)).collect();
     let t = check(&got, &ids, "broker-down-at-start");
     assert_eq!(t.delivered, 5000);
-    assert_eq!(t.duplicates, 0, "a broker that never took anything cannot duplicate");
+    assert_eq!(
+        t.duplicates, 0,
+        "a broker that never took anything cannot duplicate"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -334,7 +347,13 @@ fn broker_killed_mid_stream_and_restarted_on_sqlite() {
     let topic = unique_topic("fwd-bkill");
     let lines = readings(5000, 5);
     let m = free_addr();
-    let mut fwd = Fwd::spawn(&dir, &broker.bootstrap(), &topic, &["--metrics-listen", &m], false);
+    let mut fwd = Fwd::spawn(
+        &dir,
+        &broker.bootstrap(),
+        &topic,
+        &["--metrics-listen", &m],
+        false,
+    );
     for chunk in lines[..2000].chunks(200) {
         fwd.feed(chunk);
         std::thread::sleep(Duration::from_millis(30));
@@ -348,8 +367,13 @@ fn broker_killed_mid_stream_and_restarted_on_sqlite() {
     wait_metric(&m, "spooled_total", |v| v == 3500, Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(700));
     let acked_down = metric(&m, "acked_total").unwrap_or(0);
-    eprintln!("broker-killed: acked {acked_before} before the kill, {acked_down} of 3500 spooled while down");
-    assert!(acked_down < 3500, "records were waiting for the broker when it came back");
+    eprintln!(
+        "broker-killed: acked {acked_before} before the kill, {acked_down} of 3500 spooled while down"
+    );
+    assert!(
+        acked_down < 3500,
+        "records were waiting for the broker when it came back"
+    );
     broker.restart().unwrap();
     fwd.feed(&lines[3500..]);
     fwd.close_stdin();
@@ -403,7 +427,13 @@ fn forwarder_killed_mid_stream_and_restarted_on_its_spool() {
 
 /// Spool `n` readings with the broker down and stop (drain time short): returns the lines.
 fn spool_offline(dir: &Path, broker: &Broker, topic: &str, lines: &[String]) {
-    let mut fwd = Fwd::spawn(dir, &broker.bootstrap(), topic, &["--set", "drain_timeout_ms=300"], false);
+    let mut fwd = Fwd::spawn(
+        dir,
+        &broker.bootstrap(),
+        topic,
+        &["--set", "drain_timeout_ms=300"],
+        false,
+    );
     fwd.feed(lines);
     fwd.close_stdin();
     let log = fwd.wait_ok(Duration::from_secs(60));
@@ -451,21 +481,44 @@ fn damaged_spools_start_and_deliver_every_earlier_record() {
     broker.restart().unwrap();
     let log = Fwd::spawn(&torn, &broker.bootstrap(), &torn_topic, &[], true)
         .wait_ok(Duration::from_secs(60));
-    assert!(log.contains("torn or corrupt tail"), "torn tail reported:\n{log}");
-    let got = read_back(&broker.bootstrap(), &torn_topic, 199, Duration::from_secs(30));
+    assert!(
+        log.contains("torn or corrupt tail"),
+        "torn tail reported:\n{log}"
+    );
+    let got = read_back(
+        &broker.bootstrap(),
+        &torn_topic,
+        199,
+        Duration::from_secs(30),
+    );
     let t = check(&got, &ids[..199], "torn-tail");
     assert_eq!(t.delivered, 199, "every record before the torn one");
 
     let log = Fwd::spawn(&flip, &broker.bootstrap(), &flip_topic, &[], true)
         .wait_ok(Duration::from_secs(60));
     assert!(log.contains("corrupt"), "corruption reported:\n{log}");
-    let got = read_back(&broker.bootstrap(), &flip_topic, 200, Duration::from_secs(15));
+    let got = read_back(
+        &broker.bootstrap(),
+        &flip_topic,
+        200,
+        Duration::from_secs(15),
+    );
     // Exactly the damaged record is missing: every earlier one (and every later one) is delivered.
     let delivered: HashSet<&(String, i64)> = got.iter().map(|g| &g.id).collect();
-    let missing: Vec<usize> = (0..ids.len()).filter(|i| !delivered.contains(&ids[*i])).collect();
-    eprintln!("flipped-byte: {} of 200 delivered, missing #{missing:?}", delivered.len());
+    let missing: Vec<usize> = (0..ids.len())
+        .filter(|i| !delivered.contains(&ids[*i]))
+        .collect();
+    eprintln!(
+        "flipped-byte: {} of 200 delivered, missing #{missing:?}",
+        delivered.len()
+    );
     assert_eq!(missing.len(), 1, "one damaged record, reported and skipped");
-    let kept: Vec<_> = ids.iter().enumerate().filter(|(i, _)| *i != missing[0]).map(|(_, id)| id.clone()).collect();
+    let kept: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != missing[0])
+        .map(|(_, id)| id.clone())
+        .collect();
     let t = check(&got, &kept, "flipped-byte");
     assert_eq!(t.delivered, 199);
     let _ = std::fs::remove_dir_all(&torn);
@@ -489,9 +542,24 @@ fn bad_lines_go_to_the_dead_letter_file() {
             let n = bad.len();
             let (line, kind) = match n % 4 {
                 0 => (format!("not json {n}"), "not-json"),
-                1 => (format!(r#"{{"sensorId":"b-{n}","temperature":1.0,"humidity":2.0,"status":"NORMAL"}}"#), "missing-field"),
-                2 => (format!(r#"{{"sensorId":"b-{n}","timestamp":"soon","temperature":1.0,"humidity":2.0,"status":"NORMAL"}}"#), "wrong-type"),
-                _ => (format!(r#"{{"sensorId":"b-{n}","timestamp":1,"temperature":1.0,"humidity":2.0,"status":"EXPLODED"}}"#), "unknown-enum-symbol"),
+                1 => (
+                    format!(
+                        r#"{{"sensorId":"b-{n}","temperature":1.0,"humidity":2.0,"status":"NORMAL"}}"#
+                    ),
+                    "missing-field",
+                ),
+                2 => (
+                    format!(
+                        r#"{{"sensorId":"b-{n}","timestamp":"soon","temperature":1.0,"humidity":2.0,"status":"NORMAL"}}"#
+                    ),
+                    "wrong-type",
+                ),
+                _ => (
+                    format!(
+                        r#"{{"sensorId":"b-{n}","timestamp":1,"temperature":1.0,"humidity":2.0,"status":"EXPLODED"}}"#
+                    ),
+                    "unknown-enum-symbol",
+                ),
             };
             lines.push(line.clone());
             bad.insert(line, kind);
@@ -508,7 +576,9 @@ fn bad_lines_go_to_the_dead_letter_file() {
     for l in dead.lines() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         let line = v["line"].as_str().unwrap();
-        let want = bad.get(line).unwrap_or_else(|| panic!("not a bad line: {line}"));
+        let want = bad
+            .get(line)
+            .unwrap_or_else(|| panic!("not a bad line: {line}"));
         assert_eq!(v["reason"]["kind"].as_str(), Some(*want), "{l}");
         assert!(!v["reason"]["message"].as_str().unwrap_or("").is_empty());
         assert_eq!(v["input"].as_str(), Some("stdin"));
