@@ -21,7 +21,11 @@ impl RecordEncoder for Codec {
 
 impl RecordSink for Producer {
     type Error = KafkaError;
-    fn send_batch(&mut self, topic: &str, records: &[OutRecord]) -> Vec<Result<Delivery, KafkaError>> {
+    fn send_batch(
+        &mut self,
+        topic: &str,
+        records: &[OutRecord],
+    ) -> Vec<Result<Delivery, KafkaError>> {
         Producer::send_batch(self, topic, records)
     }
 }

@@ -64,6 +64,7 @@ pub fn run<S: RecordSink>(
     opts: &SenderOptions,
 ) {
     let mut backoff = opts.backoff.min;
+    let mut first_ack = true;
     while !stop.load(Ordering::Relaxed) {
         if let Err(e) = spool.tick() {
             tracing::error!(error = %e, "spool fsync failed");
@@ -135,6 +136,11 @@ pub fn run<S: RecordSink>(
                     metrics.set_error(e.kind(), &e.to_string());
                 }
                 add(&metrics.acked, ok as u64);
+                if first_ack {
+                    first_ack = false;
+                    // Start-to-first-send is measured from this line (benches/forward.rs).
+                    tracing::info!(records = ok, "first records acknowledged");
+                }
             }
             acked += ok;
             if ok < run_len {

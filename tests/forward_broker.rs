@@ -1,0 +1,643 @@
+//! The real `avro-edge forward` binary against a real tansu broker (started by the tests), counting every
+//! record by its unique id (sensorId + timestamp) on read-back: broker down at start, broker SIGKILLed and
+//! restarted on sqlite, forwarder SIGKILLed and restarted on its spool, damaged spools, bad input lines,
+//! and an unreachable registry with a warm offline cache. Without `CI=true` a missing broker skips.
+
+#[path = "spool_support/mod.rs"]
+mod spool_support;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use avro_edge::codec::Codec;
+use avro_edge::consumer::{Consumer, ConsumerConfig, OffsetReset};
+use avro_edge::registry::cache::OfflineCache;
+use avro_edge::testkit::{Broker, Storage, require_broker, unique_topic};
+
+const BIN: &str = env!("CARGO_BIN_EXE_avro-edge");
+const PARTITIONS: i32 = 3;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "avro-edge-fwdbroker-{tag}-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `n` valid readings over `sensors` sensors; each sensor's timestamps increase with the line number.
+fn readings(n: usize, sensors: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"sensorId":"s-{}","timestamp":{},"temperature":{}.5,"humidity":40.25,"status":"NORMAL"}}"#,
+                i % sensors,
+                1_764_028_800_000u64 + i as u64,
+                i % 40
+            )
+        })
+        .collect()
+}
+
+/// (sensorId, timestamp) of a reading line.
+fn id_of_line(line: &str) -> (String, i64) {
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    (
+        v["sensorId"].as_str().unwrap().to_string(),
+        v["timestamp"].as_i64().unwrap(),
+    )
+}
+
+struct Fwd {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Fwd {
+    /// Start the forwarder with stdin piped (or empty when `stdin_null`).
+    fn spawn(dir: &Path, bootstrap: &str, topic: &str, extra: &[&str], stdin_null: bool) -> Fwd {
+        let log = dir.join(format!(
+            "forward-{}.log",
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        let cache = fixtures().join("schema-cache");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["forward", "--brokers", bootstrap, "--topic", topic])
+            .args(["--subject", "sensor-data-value"]);
+        if !extra.contains(&"--schema-cache") {
+            cmd.arg("--schema-cache").arg(&cache);
+        }
+        cmd.arg("--spool")
+            .arg(dir.join("spool"))
+            .arg("--dead-letter")
+            .arg(dir.join("dead-letter.ndjson"))
+            .args(["--set", &format!("kafka.create_partitions={PARTITIONS}")])
+            .args(["--set", "kafka.linger_ms=2"])
+            .args(["--set", "kafka.delivery_timeout_ms=4000"])
+            .args(["--set", "kafka.request_timeout_ms=3000"])
+            .args(["--drain-timeout-ms", "60000"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(if stdin_null {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            })
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        Fwd {
+            child: cmd.spawn().unwrap(),
+            log,
+        }
+    }
+
+    fn feed(&mut self, lines: &[String]) {
+        let stdin = self.child.stdin.as_mut().expect("piped stdin");
+        let mut buf = String::new();
+        for l in lines {
+            buf.push_str(l);
+            buf.push('\n');
+        }
+        stdin.write_all(buf.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait until the log contains `needle`.
+    fn wait_log(&self, needle: &str, limit: Duration) {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if self.log_text().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no '{needle}' in the forwarder log:\n{}", self.log_text());
+    }
+
+    /// Wait for a clean exit (status 0).
+    fn wait_ok(mut self, limit: Duration) -> String {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                let log = self.log_text();
+                assert!(st.success(), "forwarder exit {st}:\n{log}");
+                return log;
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                panic!(
+                    "forwarder still running after {limit:?}:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn sigkill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+/// A free loopback address for `--metrics-listen`.
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// One counter from the forwarder's Prometheus endpoint (`avro_edge_<name>`); None while it does not answer.
+fn metric(addr: &str, name: &str) -> Option<u64> {
+    use std::io::Read;
+    let mut c = std::net::TcpStream::connect(addr).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    c.read_to_string(&mut body).ok()?;
+    let prefix = format!("avro_edge_{name} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
+/// Wait until `cond(value of the metric)` holds.
+fn wait_metric(addr: &str, name: &str, cond: impl Fn(u64) -> bool, limit: Duration) -> u64 {
+    let end = Instant::now() + limit;
+    loop {
+        let v = metric(addr, name);
+        if let Some(v) = v
+            && cond(v)
+        {
+            return v;
+        }
+        assert!(Instant::now() < end, "metric {name} stuck at {v:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One record read back: where it is and its id.
+#[derive(Debug, Clone)]
+struct Got {
+    partition: i32,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    id: (String, i64),
+}
+
+/// Read the topic (all partitions, from the start) until `expected` distinct ids are there or `limit`
+/// passes, then one more second to catch duplicates.
+fn read_back(bootstrap: &str, topic: &str, expected: usize, limit: Duration) -> Vec<Got> {
+    let parts: Vec<(&str, i32)> = (0..PARTITIONS).map(|p| (topic, p)).collect();
+    let mut cfg = ConsumerConfig::assign(bootstrap, &parts);
+    cfg.auto_offset_reset = OffsetReset::Earliest;
+    let mut c = Consumer::connect(cfg).unwrap();
+    let codec = Codec::new(Arc::new(OfflineCache::new(fixtures().join("schema-cache"))));
+    let mut out = Vec::new();
+    let mut ids = HashSet::new();
+    let end = Instant::now() + limit;
+    let mut extra_until: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        if now > end || extra_until.is_some_and(|t| now > t) {
+            break;
+        }
+        for r in c.poll(Duration::from_millis(300)).unwrap() {
+            let value = codec
+                .decode_json(r.value.as_deref().unwrap())
+                .expect("every record decodes");
+            let id = (
+                value["sensorId"].as_str().unwrap().to_string(),
+                value["timestamp"].as_i64().unwrap(),
+            );
+            ids.insert(id.clone());
+            out.push(Got {
+                partition: r.partition,
+                offset: r.offset,
+                key: r.key.as_deref().map(<[u8]>::to_vec),
+                id,
+            });
+        }
+        if ids.len() >= expected && extra_until.is_none() {
+            extra_until = Some(Instant::now() + Duration::from_secs(1));
+        }
+    }
+    let _ = c.close();
+    out
+}
+
+/// Counts of a read-back against the ids that were fed.
+#[derive(Debug)]
+struct Tally {
+    delivered: usize,
+    duplicates: usize,
+    #[allow(dead_code)] // shown by the Debug print
+    lost: usize,
+}
+
+/// Every expected id arrived (duplicates counted); each key on one partition, the key is the sensorId,
+/// and per key the first arrivals come in feed order.
+fn check(got: &[Got], expected: &[(String, i64)], name: &str) -> Tally {
+    let mut seen: HashMap<&(String, i64), usize> = HashMap::new();
+    for g in got {
+        *seen.entry(&g.id).or_default() += 1;
+    }
+    let want: HashSet<&(String, i64)> = expected.iter().collect();
+    let unexpected: Vec<_> = seen.keys().filter(|k| !want.contains(*k)).collect();
+    assert!(
+        unexpected.is_empty(),
+        "{name}: records never fed: {unexpected:?}"
+    );
+    let lost = expected.iter().filter(|id| !seen.contains_key(id)).count();
+    let duplicates = got.len() - seen.len();
+    let t = Tally {
+        delivered: seen.len(),
+        duplicates,
+        lost,
+    };
+    eprintln!("{name}: {t:?}");
+    assert_eq!(lost, 0, "{name}: records lost");
+
+    let mut sorted = got.to_vec();
+    sorted.sort_by_key(|g| (g.partition, g.offset));
+    let mut part_of: HashMap<&str, i32> = HashMap::new();
+    let mut first_seen: HashSet<&(String, i64)> = HashSet::new();
+    let mut last_ts: BTreeMap<&str, i64> = BTreeMap::new();
+    for g in &sorted {
+        let key = g.id.0.as_str();
+        assert_eq!(
+            g.key.as_deref(),
+            Some(key.as_bytes()),
+            "{name}: key is the sensorId"
+        );
+        let p = *part_of.entry(key).or_insert(g.partition);
+        assert_eq!(p, g.partition, "{name}: key {key} on two partitions");
+        if first_seen.insert(&g.id) {
+            let prev = last_ts.insert(key, g.id.1);
+            if let Some(prev) = prev {
+                assert!(prev < g.id.1, "{name}: key {key}: {} after {prev}", g.id.1);
+            }
+        }
+    }
+    t
+}
+
+/// (a) Broker down at start: 5,000 readings spooled, the broker started later: all arrive, in order.
+#[test]
+fn broker_down_at_start_then_started() {
+    let Some(mut broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    broker.kill();
+    let dir = tmpdir("down-at-start");
+    let topic = unique_topic("fwd-down");
+    let lines = readings(5000, 7);
+    let mut fwd = Fwd::spawn(&dir, &broker.bootstrap(), &topic, &[], false);
+    fwd.feed(&lines);
+    fwd.close_stdin();
+    fwd.wait_log("stopping: draining the spool", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(500));
+    broker.restart().unwrap();
+    let log = fwd.wait_ok(Duration::from_secs(90));
+    assert!(log.contains("acked=5000"), "all acked:\n{log}");
+    let got = read_back(&broker.bootstrap(), &topic, 5000, Duration::from_secs(60));
+    let ids: Vec<_> = lines.iter().map(|l| id_of_line(l)).collect();
+    let t = check(&got, &ids, "broker-down-at-start");
+    assert_eq!(t.delivered, 5000);
+    assert_eq!(
+        t.duplicates, 0,
+        "a broker that never took anything cannot duplicate"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// (b) Broker SIGKILLed mid-stream and restarted on the same sqlite storage: nothing lost.
+#[test]
+fn broker_killed_mid_stream_and_restarted_on_sqlite() {
+    let dir = tmpdir("broker-kill");
+    let Some(mut broker) = require_broker(Storage::Sqlite(dir.join("tansu.db"))) else {
+        return;
+    };
+    let topic = unique_topic("fwd-bkill");
+    let lines = readings(5000, 5);
+    let m = free_addr();
+    let mut fwd = Fwd::spawn(
+        &dir,
+        &broker.bootstrap(),
+        &topic,
+        &["--metrics-listen", &m],
+        false,
+    );
+    for chunk in lines[..2000].chunks(200) {
+        fwd.feed(chunk);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let acked_before = wait_metric(&m, "acked_total", |v| v > 0, Duration::from_secs(30));
+    broker.kill();
+    for chunk in lines[2000..3500].chunks(300) {
+        fwd.feed(chunk);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    wait_metric(&m, "spooled_total", |v| v == 3500, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(700));
+    let acked_down = metric(&m, "acked_total").unwrap_or(0);
+    eprintln!(
+        "broker-killed: acked {acked_before} before the kill, {acked_down} of 3500 spooled while down"
+    );
+    assert!(
+        acked_down < 3500,
+        "records were waiting for the broker when it came back"
+    );
+    broker.restart().unwrap();
+    fwd.feed(&lines[3500..]);
+    fwd.close_stdin();
+    let log = fwd.wait_ok(Duration::from_secs(120));
+    eprintln!("broker-killed: {}", log.lines().last().unwrap_or(""));
+    let got = read_back(&broker.bootstrap(), &topic, 5000, Duration::from_secs(60));
+    let ids: Vec<_> = lines.iter().map(|l| id_of_line(l)).collect();
+    let t = check(&got, &ids, "broker-killed");
+    assert_eq!(t.delivered, 5000);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// (c) Forwarder SIGKILLed with records spooled but not acknowledged (the broker was down for the second
+/// half), restarted on the same spool with no new input: all arrive.
+#[test]
+fn forwarder_killed_mid_stream_and_restarted_on_its_spool() {
+    let dir = tmpdir("fwd-kill");
+    let Some(mut broker) = require_broker(Storage::Sqlite(dir.join("tansu.db"))) else {
+        return;
+    };
+    let topic = unique_topic("fwd-fkill");
+    let lines = readings(5000, 5);
+    let mut fwd = Fwd::spawn(&dir, &broker.bootstrap(), &topic, &[], false);
+    fwd.feed(&lines[..2500]);
+    std::thread::sleep(Duration::from_millis(1500));
+    broker.kill();
+    fwd.feed(&lines[2500..]);
+    fwd.close_stdin();
+    fwd.wait_log("stopping: draining the spool", Duration::from_secs(30));
+    fwd.sigkill();
+    // The records are in the spool, not acknowledged.
+    let status = Command::new(BIN)
+        .args(["spool", "status"])
+        .arg(dir.join("spool"))
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).to_string();
+    eprintln!("{status}");
+    assert!(!status.contains("records (unacked)     0\n"), "{status}");
+
+    broker.restart().unwrap();
+    let fwd = Fwd::spawn(&dir, &broker.bootstrap(), &topic, &[], true);
+    let log = fwd.wait_ok(Duration::from_secs(120));
+    assert!(log.contains("spool_records=0"), "{log}");
+    let got = read_back(&broker.bootstrap(), &topic, 5000, Duration::from_secs(60));
+    let ids: Vec<_> = lines.iter().map(|l| id_of_line(l)).collect();
+    let t = check(&got, &ids, "forwarder-killed");
+    assert_eq!(t.delivered, 5000);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Spool `n` readings with the broker down and stop (drain time short): returns the lines.
+fn spool_offline(dir: &Path, broker: &Broker, topic: &str, lines: &[String]) {
+    let mut fwd = Fwd::spawn(
+        dir,
+        &broker.bootstrap(),
+        topic,
+        &["--set", "drain_timeout_ms=300"],
+        false,
+    );
+    fwd.feed(lines);
+    fwd.close_stdin();
+    let log = fwd.wait_ok(Duration::from_secs(60));
+    assert!(log.contains(&format!("spooled={}", lines.len())), "{log}");
+}
+
+/// (d) A spool whose last record is torn, and one with a flipped byte: start succeeds, the damage is
+/// reported, every earlier record is delivered.
+#[test]
+fn damaged_spools_start_and_deliver_every_earlier_record() {
+    let Some(mut broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    broker.kill();
+    let lines = readings(200, 4);
+    let ids: Vec<_> = lines.iter().map(|l| id_of_line(l)).collect();
+
+    // Torn tail: the last record loses its last 5 bytes.
+    let torn = tmpdir("torn");
+    let torn_topic = unique_topic("fwd-torn");
+    spool_offline(&torn, &broker, &torn_topic, &lines);
+    let segs = spool_support::segments(&torn.join("spool"));
+    let last = segs.last().expect("a segment").clone();
+    let len = std::fs::metadata(&last).unwrap().len();
+    std::fs::File::options()
+        .write(true)
+        .open(&last)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+
+    // Flipped byte: one byte in the middle of the first segment's records.
+    let flip = tmpdir("flip");
+    let flip_topic = unique_topic("fwd-flip");
+    spool_offline(&flip, &broker, &flip_topic, &lines);
+    let first = spool_support::segments(&flip.join("spool"))
+        .first()
+        .expect("a segment")
+        .clone();
+    let mut bytes = std::fs::read(&first).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&first, &bytes).unwrap();
+
+    broker.restart().unwrap();
+    let log = Fwd::spawn(&torn, &broker.bootstrap(), &torn_topic, &[], true)
+        .wait_ok(Duration::from_secs(60));
+    assert!(
+        log.contains("torn or corrupt tail"),
+        "torn tail reported:\n{log}"
+    );
+    let got = read_back(
+        &broker.bootstrap(),
+        &torn_topic,
+        199,
+        Duration::from_secs(30),
+    );
+    let t = check(&got, &ids[..199], "torn-tail");
+    assert_eq!(t.delivered, 199, "every record before the torn one");
+
+    let log = Fwd::spawn(&flip, &broker.bootstrap(), &flip_topic, &[], true)
+        .wait_ok(Duration::from_secs(60));
+    assert!(log.contains("corrupt"), "corruption reported:\n{log}");
+    let got = read_back(
+        &broker.bootstrap(),
+        &flip_topic,
+        200,
+        Duration::from_secs(15),
+    );
+    // Exactly the damaged record is missing: every earlier one (and every later one) is delivered.
+    let delivered: HashSet<&(String, i64)> = got.iter().map(|g| &g.id).collect();
+    let missing: Vec<usize> = (0..ids.len())
+        .filter(|i| !delivered.contains(&ids[*i]))
+        .collect();
+    eprintln!(
+        "flipped-byte: {} of 200 delivered, missing #{missing:?}",
+        delivered.len()
+    );
+    assert_eq!(missing.len(), 1, "one damaged record, reported and skipped");
+    let kept: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != missing[0])
+        .map(|(_, id)| id.clone())
+        .collect();
+    let t = check(&got, &kept, "flipped-byte");
+    assert_eq!(t.delivered, 199);
+    let _ = std::fs::remove_dir_all(&torn);
+    let _ = std::fs::remove_dir_all(&flip);
+}
+
+/// (e) 1,000 lines, 100 of them bad: 900 delivered, 100 in the dead-letter file with their reasons.
+#[test]
+fn bad_lines_go_to_the_dead_letter_file() {
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    let dir = tmpdir("bad-lines");
+    let topic = unique_topic("fwd-bad");
+    let good = readings(900, 6);
+    let mut lines = Vec::new();
+    let mut bad: HashMap<String, &str> = HashMap::new();
+    for (i, g) in good.iter().enumerate() {
+        lines.push(g.clone());
+        if i % 9 == 8 {
+            let n = bad.len();
+            let (line, kind) = match n % 4 {
+                0 => (format!("not json {n}"), "not-json"),
+                1 => (
+                    format!(
+                        r#"{{"sensorId":"b-{n}","temperature":1.0,"humidity":2.0,"status":"NORMAL"}}"#
+                    ),
+                    "missing-field",
+                ),
+                2 => (
+                    format!(
+                        r#"{{"sensorId":"b-{n}","timestamp":"soon","temperature":1.0,"humidity":2.0,"status":"NORMAL"}}"#
+                    ),
+                    "wrong-type",
+                ),
+                _ => (
+                    format!(
+                        r#"{{"sensorId":"b-{n}","timestamp":1,"temperature":1.0,"humidity":2.0,"status":"EXPLODED"}}"#
+                    ),
+                    "unknown-enum-symbol",
+                ),
+            };
+            lines.push(line.clone());
+            bad.insert(line, kind);
+        }
+    }
+    assert_eq!((lines.len(), bad.len()), (1000, 100));
+    let mut fwd = Fwd::spawn(&dir, &broker.bootstrap(), &topic, &[], false);
+    fwd.feed(&lines);
+    fwd.close_stdin();
+    let log = fwd.wait_ok(Duration::from_secs(60));
+    assert!(log.contains("dead_lettered=100"), "{log}");
+    let dead = std::fs::read_to_string(dir.join("dead-letter.ndjson")).unwrap();
+    let mut seen = 0;
+    for l in dead.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let line = v["line"].as_str().unwrap();
+        let want = bad
+            .get(line)
+            .unwrap_or_else(|| panic!("not a bad line: {line}"));
+        assert_eq!(v["reason"]["kind"].as_str(), Some(*want), "{l}");
+        assert!(!v["reason"]["message"].as_str().unwrap_or("").is_empty());
+        assert_eq!(v["input"].as_str(), Some("stdin"));
+        seen += 1;
+    }
+    assert_eq!(seen, 100, "one dead-letter line per bad line");
+    let got = read_back(&broker.bootstrap(), &topic, 900, Duration::from_secs(30));
+    let ids: Vec<_> = good.iter().map(|l| id_of_line(l)).collect();
+    let t = check(&got, &ids, "bad-lines");
+    assert_eq!((t.delivered, t.duplicates), (900, 0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// (f) The registry is unreachable at start (a closed port) and the offline cache is warm (but past its
+/// TTL, so the registry is tried first): forwarding works from the cache.
+#[test]
+fn registry_unreachable_with_a_warm_offline_cache() {
+    let Some(broker) = require_broker(Storage::Memory) else {
+        return;
+    };
+    let dir = tmpdir("registry-down");
+    let cache = dir.join("cache");
+    for sub in ["ids", "subjects"] {
+        std::fs::create_dir_all(cache.join(sub)).unwrap();
+        for e in std::fs::read_dir(fixtures().join("schema-cache").join(sub)).unwrap() {
+            let e = e.unwrap();
+            let to = cache.join(sub).join(e.file_name());
+            std::fs::copy(e.path(), &to).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&to)
+                .unwrap()
+                .set_modified(SystemTime::now() - Duration::from_secs(86_400))
+                .unwrap();
+        }
+    }
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let topic = unique_topic("fwd-noreg");
+    let lines = readings(300, 3);
+    let url = format!("http://{closed}");
+    let cache_s = cache.display().to_string();
+    let mut fwd = Fwd::spawn(
+        &dir,
+        &broker.bootstrap(),
+        &topic,
+        &["--registry", &url, "--schema-cache", &cache_s],
+        false,
+    );
+    fwd.feed(&lines);
+    fwd.close_stdin();
+    let log = fwd.wait_ok(Duration::from_secs(60));
+    assert!(log.contains("using the offline schema cache"), "{log}");
+    assert!(log.contains("acked=300"), "{log}");
+    let got = read_back(&broker.bootstrap(), &topic, 300, Duration::from_secs(30));
+    let ids: Vec<_> = lines.iter().map(|l| id_of_line(l)).collect();
+    let t = check(&got, &ids, "registry-unreachable");
+    assert_eq!((t.delivered, t.duplicates), (300, 0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
