@@ -308,11 +308,35 @@ pub fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("AVRO_EDGE_PYTHON") {
         return PathBuf::from(p);
     }
-    let venv = PathBuf::from("/root/.cache/avro-edge/venv/bin/python3");
-    if venv.is_file() {
-        return venv;
+    if let Some(home) = std::env::var_os("HOME") {
+        let venv = PathBuf::from(home).join(".cache/avro-edge/venv/bin/python3");
+        if venv.is_file() {
+            return venv;
+        }
     }
     PathBuf::from("python3")
+}
+
+/// The Node.js peers (`peers/node`: kafkajs and @kafkajs/confluent-schema-registry, installed by
+/// `scripts/setup`), or `None` after a printed skip. Under `CI=true` a missing peer is a failure (panic).
+pub fn node_peers() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/node");
+    let ok = dir.join("node_modules/kafkajs").is_dir()
+        && dir.join("node_modules/@kafkajs/confluent-schema-registry").is_dir()
+        && Command::new("node")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if ok {
+        return Some(dir);
+    }
+    let why = "the kafkajs peer is missing (run scripts/setup, or: cd peers/node && npm ci)";
+    if in_ci() {
+        panic!("CI=true and {why}");
+    }
+    eprintln!("SKIP: {why}");
+    None
 }
 
 /// A unique topic name for a test.

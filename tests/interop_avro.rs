@@ -65,21 +65,7 @@ fn python_avro() -> Option<PathBuf> {
 }
 
 fn node_peer() -> Option<PathBuf> {
-    let dir = root().join("peers/node");
-    let ok = dir
-        .join("node_modules/@kafkajs/confluent-schema-registry")
-        .is_dir()
-        && Command::new("node")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    if ok {
-        Some(dir.join("peer.js"))
-    } else {
-        peer_missing("kafkajs", "cd peers/node && npm ci");
-        None
-    }
+    avro_edge::testkit::node_peers().map(|dir| dir.join("peer.js"))
 }
 
 /// Run a peer with `stdin`, fail the test on a non-zero exit, return its stdout JSON lines.

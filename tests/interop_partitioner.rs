@@ -14,27 +14,11 @@ use avro_edge::consumer::{Consumer, ConsumerConfig, OffsetReset};
 use avro_edge::kafka::TopicSpec;
 use avro_edge::kafka::record::partition_for_key;
 use avro_edge::producer::{OutRecord, Producer, ProducerConfig};
-use avro_edge::testkit::{Storage, in_ci, require_broker, unique_topic};
+use avro_edge::testkit::{Storage, require_broker, unique_topic};
 use serde_json::{Value, json};
 
 fn node_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/node");
-    let ok = dir.join("node_modules/kafkajs").is_dir()
-        && Command::new("node")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    match ok {
-        true => Some(dir),
-        false if in_ci() => {
-            panic!("CI=true and the kafkajs peer is missing (cd peers/node && npm ci)")
-        }
-        false => {
-            eprintln!("SKIP: kafkajs peer missing (cd peers/node && npm ci)");
-            None
-        }
-    }
+    avro_edge::testkit::node_peers()
 }
 
 fn node(dir: &PathBuf, args: &[&str], stdin: &str) -> String {

@@ -12,7 +12,7 @@ use avro_edge::consumer::{
 use avro_edge::error::ErrorKind;
 use avro_edge::kafka::TopicSpec;
 use avro_edge::producer::{OutRecord, Producer, ProducerConfig};
-use avro_edge::testkit::{Storage, in_ci, require_broker, unique_topic};
+use avro_edge::testkit::{Storage, require_broker, unique_topic};
 
 /// Library logs on stderr when `RUST_LOG` is set (e.g. `RUST_LOG=avro_edge=debug`).
 fn init_logs() {
@@ -490,23 +490,7 @@ fn undecodable_messages_become_error_items_in_place() {
 // kafkajs interop (peers/node).
 
 fn node_peer() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/node");
-    let ok = dir.join("node_modules/kafkajs").is_dir()
-        && Command::new("node")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    match ok {
-        true => Some(dir.join("peer.js")),
-        false if in_ci() => {
-            panic!("CI=true and the kafkajs peer is missing (cd peers/node && npm install)")
-        }
-        false => {
-            eprintln!("SKIP: kafkajs peer missing (cd peers/node && npm install)");
-            None
-        }
-    }
+    avro_edge::testkit::node_peers().map(|dir| dir.join("peer.js"))
 }
 
 /// (key, value, header `n`) of one record.
