@@ -1,7 +1,7 @@
 //! Test and demo support: start and stop a local `tansu` broker on a free loopback port.
 //!
 //! Must not be used by the forwarder itself; it exists for tests, benchmarks and the demo.
-//! It finds tansu at `$TANSU_BIN`, else `/root/.cache/avro-edge/tansu-0.6.0/bin/tansu`, else
+//! It finds tansu at `$TANSU_BIN`, else in the scripts' cache ([`cache_dir`]`/tansu-0.6.0/bin/tansu`), else
 //! `tansu` on `PATH`. When tansu is missing, [`Broker::start`] returns [`TestkitError::TansuMissing`];
 //! tests call [`require_broker`], which panics under `CI=true` and prints a skip reason otherwise.
 
@@ -34,9 +34,7 @@ impl Storage {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TestkitError {
-    #[error(
-        "tansu binary not found (set TANSU_BIN, or install it at /root/.cache/avro-edge/tansu-0.6.0/bin/tansu)"
-    )]
+    #[error("tansu binary not found (set TANSU_BIN, or run scripts/install-tansu)")]
     TansuMissing,
     #[error("could not start tansu: {0}")]
     Spawn(#[source] std::io::Error),
@@ -70,8 +68,9 @@ pub fn tansu_bin() -> Option<PathBuf> {
         let p = PathBuf::from(p);
         return p.is_file().then_some(p);
     }
-    let cached = PathBuf::from("/root/.cache/avro-edge/tansu-0.6.0/bin/tansu");
-    if cached.is_file() {
+    if let Some(cached) = cache_dir().map(|d| d.join("tansu-0.6.0/bin/tansu"))
+        && cached.is_file()
+    {
         return Some(cached);
     }
     let path = std::env::var_os("PATH")?;
@@ -273,7 +272,8 @@ impl Drop for Broker {
     }
 }
 
-fn free_port() -> Result<u16, TestkitError> {
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> Result<u16, TestkitError> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(TestkitError::Port)?;
     Ok(l.local_addr().map_err(TestkitError::Port)?.port())
 }
@@ -308,13 +308,84 @@ pub fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("AVRO_EDGE_PYTHON") {
         return PathBuf::from(p);
     }
-    if let Some(home) = std::env::var_os("HOME") {
-        let venv = PathBuf::from(home).join(".cache/avro-edge/venv/bin/python3");
-        if venv.is_file() {
-            return venv;
-        }
+    if let Some(venv) = cache_dir().map(|d| d.join("venv/bin/python3"))
+        && venv.is_file()
+    {
+        return venv;
     }
     PathBuf::from("python3")
+}
+
+/// Where the project's scripts cache what is slow to build or download (tansu, the Python venv):
+/// `$AVRO_EDGE_CACHE`, else `$HOME/.cache/avro-edge`, as in `scripts/env.sh`.
+pub fn cache_dir() -> Option<PathBuf> {
+    std::env::var_os("AVRO_EDGE_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/avro-edge")))
+}
+
+/// Make a test PKI with the `openssl` CLI in `dir`: `ca.pem` (+ `ca.key`), `srv.pem`/`srv.key` signed by
+/// it for `localhost` and `127.0.0.1`, and an unrelated `other-ca.pem` (+ `other-ca.key`). The error says
+/// which step failed (e.g. openssl missing); callers decide whether that is a skip or a failure.
+pub fn make_test_certs(dir: &Path) -> Result<(), String> {
+    std::fs::write(
+        dir.join("san.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let ca = |key: &'static str, pem: &'static str, cn: &'static str| -> Vec<&'static str> {
+        vec![
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", pem, "-subj",
+            cn, "-days", "1",
+        ]
+    };
+    let steps: Vec<Vec<&str>> = vec![
+        ca("ca.key", "ca.pem", "/CN=avro-edge test CA"),
+        ca("other-ca.key", "other-ca.pem", "/CN=avro-edge other CA"),
+        vec![
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "srv.key",
+            "-out",
+            "srv.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "srv.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "san.cnf",
+        ],
+    ];
+    for step in steps {
+        let out = Command::new("openssl")
+            .args(&step)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| format!("openssl: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "openssl {step:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The Node.js peers (`peers/node`: kafkajs and @kafkajs/confluent-schema-registry, installed by
@@ -322,7 +393,9 @@ pub fn python() -> PathBuf {
 pub fn node_peers() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/node");
     let ok = dir.join("node_modules/kafkajs").is_dir()
-        && dir.join("node_modules/@kafkajs/confluent-schema-registry").is_dir()
+        && dir
+            .join("node_modules/@kafkajs/confluent-schema-registry")
+            .is_dir()
         && Command::new("node")
             .arg("--version")
             .stdout(Stdio::null())

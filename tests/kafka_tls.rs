@@ -10,7 +10,7 @@
 mod wire_support;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -32,76 +32,6 @@ fn missing(what: &str) {
         panic!("CI=true and {what}");
     }
     eprintln!("SKIP: {what}");
-}
-
-/// `ca.pem` (+ `srv.pem`/`srv.key` signed by it for 127.0.0.1 and localhost) and an unrelated
-/// `other-ca.pem`, made with the openssl CLI in `dir`.
-fn make_certs(dir: &Path) -> Result<(), String> {
-    std::fs::write(
-        dir.join("san.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .map_err(|e| e.to_string())?;
-    let ca = |key: &'static str, pem: &'static str, cn: &'static str| -> Vec<&'static str> {
-        vec![
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", pem, "-subj",
-            cn, "-days", "1",
-        ]
-    };
-    let steps: Vec<Vec<&str>> = vec![
-        ca("ca.key", "ca.pem", "/CN=avro-edge test CA"),
-        ca("other-ca.key", "other-ca.pem", "/CN=avro-edge other CA"),
-        vec![
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "srv.key",
-            "-out",
-            "srv.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-        vec![
-            "x509",
-            "-req",
-            "-in",
-            "srv.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "srv.pem",
-            "-days",
-            "1",
-            "-extfile",
-            "san.cnf",
-        ],
-    ];
-    for step in steps {
-        let out = Command::new("openssl")
-            .args(&step)
-            .current_dir(dir)
-            .output()
-            .map_err(|e| format!("openssl: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "openssl {step:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
 }
 
 /// `socat` terminating TLS on `port` and forwarding to `127.0.0.1:target`; killed on drop.
@@ -180,13 +110,13 @@ fn produce_and_consume_over_tls_with_registry_over_https() {
     }
     let dir = std::env::temp_dir().join(format!("avro-edge-kafka-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    if let Err(e) = make_certs(&dir) {
+    if let Err(e) = avro_edge::testkit::make_test_certs(&dir) {
         return missing(&format!("the test certificates could not be made: {e}"));
     }
     let ca = dir.join("ca.pem");
     let other_ca = dir.join("other-ca.pem");
 
-    let tls_port = free_port();
+    let tls_port = avro_edge::testkit::free_port().unwrap();
     let advertised = format!("tcp://127.0.0.1:{tls_port}");
     let Some(broker) = require_broker_with_args(
         Storage::Memory,
@@ -200,7 +130,7 @@ fn produce_and_consume_over_tls_with_registry_over_https() {
     let reg = TestRegistry::start();
     let text = std::fs::read_to_string(root().join("schemas/sensor-data.avsc")).unwrap();
     let id = reg.register("sensor-data-value", &text).unwrap();
-    let reg_port = free_port();
+    let reg_port = avro_edge::testkit::free_port().unwrap();
     let _reg_tls = Terminator::start(&dir, reg_port, reg.addr().port());
     let reg_url = format!("https://127.0.0.1:{reg_port}");
 

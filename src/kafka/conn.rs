@@ -625,74 +625,11 @@ mod tests {
         use futures_rustls::rustls;
         use rustls_pki_types::pem::PemObject;
         use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-        use std::process::Command;
         let dir = std::env::temp_dir().join(format!("avro-edge-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let run = |args: &[&str]| {
-            Command::new("openssl")
-                .args(args)
-                .current_dir(&dir)
-                .output()
-        };
-        let steps: [&[&str]; 3] = [
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-subj",
-                "/CN=avro-edge test CA",
-                "-days",
-                "1",
-            ],
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "srv.key",
-                "-out",
-                "srv.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "srv.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "srv.pem",
-                "-days",
-                "1",
-                "-extfile",
-                "san.cnf",
-            ],
-        ];
-        std::fs::write(
-            dir.join("san.cnf"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-        )
-        .unwrap();
-        for step in steps {
-            match run(step) {
-                Ok(o) if o.status.success() => {}
-                other => {
-                    eprintln!("SKIP: openssl unavailable for the TLS test: {other:?}");
-                    return;
-                }
-            }
+        if let Err(e) = crate::testkit::make_test_certs(&dir) {
+            eprintln!("SKIP: openssl unavailable for the TLS test: {e}");
+            return;
         }
         let certs: Vec<CertificateDer<'static>> =
             CertificateDer::pem_file_iter(dir.join("srv.pem"))
