@@ -272,6 +272,24 @@ impl Drop for Broker {
     }
 }
 
+/// Run `cmd` with `input` on its stdin (closed afterwards, so the child sees its end) and collect its
+/// output. Stdout is captured; stderr stays as the caller set it (inherited by default). The input is
+/// written from a thread, so a child that writes a lot before reading all its input cannot deadlock.
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> std::io::Result<std::process::Output> {
+    use std::io::Write;
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    let writer = child.stdin.take().map(|mut stdin| {
+        let input = input.to_vec();
+        std::thread::spawn(move || stdin.write_all(&input))
+    });
+    let out = child.wait_with_output()?;
+    if let Some(w) = writer {
+        w.join()
+            .map_err(|_| std::io::Error::other("stdin writer panicked"))??;
+    }
+    Ok(out)
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> Result<u16, TestkitError> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(TestkitError::Port)?;

@@ -4,7 +4,6 @@
 
 mod wire_support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -28,17 +27,9 @@ fn cache_dir(tag: &str) -> PathBuf {
 }
 
 fn run(args: &[&str], cache: &Path, stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_avro-edge"))
-        .args(args)
-        .arg("--schema-cache")
-        .arg(cache)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_avro-edge"));
+    cmd.args(args).arg("--schema-cache").arg(cache).stderr(Stdio::piped());
+    avro_edge::testkit::run_with_input(&mut cmd, stdin).unwrap()
 }
 
 fn stderr_kind(o: &Output) -> String {

@@ -11,7 +11,6 @@
 mod wire_support;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -70,16 +69,8 @@ fn node_peer() -> Option<PathBuf> {
 
 /// Run a peer with `stdin`, fail the test on a non-zero exit, return its stdout JSON lines.
 fn run_peer(mut cmd: Command, stdin: &str, what: &str) -> Vec<Value> {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
-    if let Some(mut w) = child.stdin.take() {
-        w.write_all(stdin.as_bytes()).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = avro_edge::testkit::run_with_input(&mut cmd, stdin.as_bytes())
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{what} failed; stdout:\n{text}");
     text.lines()

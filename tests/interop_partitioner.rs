@@ -5,9 +5,8 @@
 //! Needs `node` and peers/node/node_modules; without them the test prints SKIP, under `CI=true` it fails.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use avro_edge::consumer::{Consumer, ConsumerConfig, OffsetReset};
@@ -22,21 +21,9 @@ fn node_dir() -> Option<PathBuf> {
 }
 
 fn node(dir: &PathBuf, args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new("node")
-        .current_dir(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = Command::new("node");
+    cmd.current_dir(dir).args(args);
+    let out = avro_edge::testkit::run_with_input(&mut cmd, stdin.as_bytes()).unwrap();
     assert!(out.status.success(), "node {args:?} failed");
     String::from_utf8(out.stdout).unwrap()
 }

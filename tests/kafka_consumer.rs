@@ -593,28 +593,15 @@ fn kafkajs_reads_what_we_produce_and_we_read_what_kafkajs_produces_byte_exact() 
             .or_insert_with(Vec::new)
             .push((key.into_bytes(), value, vec![i as u8]));
     }
-    let mut child = Command::new("node")
-        .arg(&peer)
-        .args([
-            "produce",
-            "--brokers",
-            &broker.bootstrap(),
-            "--topic",
-            &topic,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = Command::new("node");
+    cmd.arg(&peer).args([
+        "produce",
+        "--brokers",
+        &broker.bootstrap(),
+        "--topic",
+        &topic,
+    ]);
+    let out = avro_edge::testkit::run_with_input(&mut cmd, input.as_bytes()).unwrap();
     assert!(out.status.success(), "kafkajs producer failed");
 
     let mut c = Consumer::connect(group_cfg(
@@ -1280,33 +1267,21 @@ fn avro_interop_with_kafkajs_through_the_registry() {
             .filter(|(_, r, _)| !special(r))
             .collect();
         let input: String = fixtures.iter().map(|(_, r, _)| format!("{r}\n")).collect();
-        let mut child = Command::new("node")
-            .arg(&peer)
-            .args([
-                "produce",
-                "--brokers",
-                &broker.bootstrap(),
-                "--topic",
-                &topic,
-                "--registry",
-                &url,
-                "--subject",
-                subject,
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        let mut cmd = Command::new("node");
+        cmd.arg(&peer).args([
+            "produce",
+            "--brokers",
+            &broker.bootstrap(),
+            "--topic",
+            &topic,
+            "--registry",
+            &url,
+            "--subject",
+            subject,
+        ]);
+        let out = avro_edge::testkit::run_with_input(&mut cmd, input.as_bytes()).unwrap();
         assert!(
-            child.wait().unwrap().success(),
+            out.status.success(),
             "kafkajs producer failed for {subject}"
         );
         want_in_order.extend(

@@ -280,8 +280,8 @@ fn broker_down_gives_typed_error_within_deadline_and_restart_resumes() {
 /// Run a peer script from `peers/python`; `None` (skip, or panic under CI=true) when Python or
 /// its packages are missing.
 fn run_python(script: &str, args: &[&str], stdin: &[u8]) -> Option<std::process::Output> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
+    
+    use std::process::Command;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("peers/python")
         .join(script);
@@ -300,16 +300,9 @@ fn run_python(script: &str, args: &[&str], stdin: &[u8]) -> Option<std::process:
         eprintln!("SKIP: {why}");
         return None;
     }
-    let mut child = Command::new(&py)
-        .arg(&path)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    Some(child.wait_with_output().unwrap())
+    let mut cmd = Command::new(&py);
+    cmd.arg(&path).args(args);
+    Some(avro_edge::testkit::run_with_input(&mut cmd, stdin).unwrap())
 }
 
 #[test]

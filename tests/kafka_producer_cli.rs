@@ -2,7 +2,6 @@
 //! offline schema cache in `fixtures/schema-cache`: what goes in as NDJSON comes back, decoded
 //! by the codec, from the partition murmur2 picks for its key; bad lines are counted, not fatal.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -104,8 +103,8 @@ fn produce_cli_sends_ndjson_and_counts_bad_lines() {
             input.push_str("{\"sensorId\":\"s-x\",\"timestamp\":1}\n"); // missing status
         }
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_avro-edge"))
-        .args([
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_avro-edge"));
+    cmd.args([
             "produce",
             "--brokers",
             &broker.bootstrap(),
@@ -121,18 +120,8 @@ fn produce_cli_sends_ndjson_and_counts_bad_lines() {
             "sensorId",
         ])
         .args(["--create-partitions", "3", "--compression", "gzip"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        .stderr(Stdio::piped());
+    let out = avro_edge::testkit::run_with_input(&mut cmd, input.as_bytes()).unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
