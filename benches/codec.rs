@@ -23,9 +23,21 @@ fn records(n: usize) -> Vec<SensorData> {
         .map(|i| SensorData {
             sensor_id: format!("sensor-{:04}", i % 997),
             timestamp: 1_700_000_000_000 + i as i64,
-            temperature: if i % 7 == 0 { None } else { Some(15.0 + (i % 100) as f32 * 0.25) },
-            humidity: if i % 11 == 0 { None } else { Some(40.0 + (i % 50) as f32 * 0.5) },
-            status: [SensorStatus::Normal, SensorStatus::Warning, SensorStatus::Critical][i % 3],
+            temperature: if i % 7 == 0 {
+                None
+            } else {
+                Some(15.0 + (i % 100) as f32 * 0.25)
+            },
+            humidity: if i % 11 == 0 {
+                None
+            } else {
+                Some(40.0 + (i % 50) as f32 * 0.5)
+            },
+            status: [
+                SensorStatus::Normal,
+                SensorStatus::Warning,
+                SensorStatus::Critical,
+            ][i % 3],
         })
         .collect()
 }
@@ -78,7 +90,9 @@ fn hand_decode(b: &[u8]) -> Option<SensorData> {
     }
     let mut p = 0;
     let len = long(b, &mut p)? as usize;
-    let sensor_id = std::str::from_utf8(b.get(p..p.checked_add(len)?)?).ok()?.to_owned();
+    let sensor_id = std::str::from_utf8(b.get(p..p.checked_add(len)?)?)
+        .ok()?
+        .to_owned();
     p += len;
     let timestamp = long(b, &mut p)?;
     let mut opt = || -> Option<Option<f32>> {
@@ -100,7 +114,13 @@ fn hand_decode(b: &[u8]) -> Option<SensorData> {
         2 => SensorStatus::Critical,
         _ => return None,
     };
-    (p == b.len()).then_some(SensorData { sensor_id, timestamp, temperature, humidity, status })
+    (p == b.len()).then_some(SensorData {
+        sensor_id,
+        timestamp,
+        temperature,
+        humidity,
+        status,
+    })
 }
 
 fn avro_value(s: &SensorData) -> AvroValue {
@@ -156,7 +176,10 @@ fn select(name: &str) {
 #[allow(deprecated)]
 fn main() {
     const SAMPLE: usize = 1024;
-    let fast: usize = std::env::var("BENCH_N").ok().and_then(|s| s.parse().ok()).unwrap_or(4_000_000);
+    let fast: usize = std::env::var("BENCH_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4_000_000);
     let slow = fast / 10;
     let recs = records(SAMPLE);
     let schema = Schema::parse_str(SCHEMA).expect("schema");
@@ -175,14 +198,20 @@ fn main() {
         let mut ours = Vec::new();
         plan.encode_into(r, &mut ours).expect("typed encode");
         assert_eq!(&ours, b);
-        assert_eq!(&apache_avro::to_avro_datum(&schema, avro_value(r)).expect("avro"), b);
+        assert_eq!(
+            &apache_avro::to_avro_datum(&schema, avro_value(r)).expect("avro"),
+            b
+        );
         assert_eq!(&plan.decode::<SensorData>(b).expect("typed decode"), r);
         let mut ours = Vec::new();
         bound.encode_into(r, &mut ours);
         assert_eq!(&ours, b);
         assert_eq!(&bound.decode(b).expect("bound decode"), r);
     }
-    let jsons: Vec<serde_json::Value> = bodies.iter().map(|b| plan.decode_json(b).expect("json")).collect();
+    let jsons: Vec<serde_json::Value> = bodies
+        .iter()
+        .map(|b| plan.decode_json(b).expect("json"))
+        .collect();
 
     let mut rows = Vec::new();
     let mut buf = Vec::with_capacity(128);
@@ -194,10 +223,18 @@ fn main() {
     let dec = measure(slow, |i| {
         black_box(apache_avro::from_avro_datum(&schema, &mut &bodies[i % SAMPLE][..], None).ok());
     });
-    rows.push(Row { name: "apache-avro to_avro_datum/from_avro_datum (Value)", encode: Some(enc), decode: Some(dec) });
+    rows.push(Row {
+        name: "apache-avro to_avro_datum/from_avro_datum (Value)",
+        encode: Some(enc),
+        decode: Some(dec),
+    });
 
-    let writer = GenericDatumWriter::builder(&schema).build().expect("writer");
-    let reader = GenericDatumReader::builder(&schema).build().expect("reader");
+    let writer = GenericDatumWriter::builder(&schema)
+        .build()
+        .expect("writer");
+    let reader = GenericDatumReader::builder(&schema)
+        .build()
+        .expect("reader");
     let ser_ok = writer.write_ser(&mut Vec::new(), &recs[1]).is_ok();
     let de_ok = reader.read_deser::<SensorData>(&mut &bodies[1][..]).is_ok();
     select("apache-avro write_ser");
@@ -209,10 +246,18 @@ fn main() {
     });
     let dec = de_ok.then(|| {
         measure(fast / 4, |i| {
-            black_box(reader.read_deser::<SensorData>(&mut &bodies[i % SAMPLE][..]).ok());
+            black_box(
+                reader
+                    .read_deser::<SensorData>(&mut &bodies[i % SAMPLE][..])
+                    .ok(),
+            );
         })
     });
-    rows.push(Row { name: "apache-avro write_ser/read_deser (serde)", encode: enc, decode: dec });
+    rows.push(Row {
+        name: "apache-avro write_ser/read_deser (serde)",
+        encode: enc,
+        decode: dec,
+    });
 
     select("avro-edge bound");
     let enc = measure(fast, |i| {
@@ -223,27 +268,48 @@ fn main() {
     let dec = measure(fast, |i| {
         black_box(bound.decode(black_box(&bodies[i % SAMPLE])).ok());
     });
-    rows.push(Row { name: "avro-edge bound (avro_record!, Plan::bind)", encode: Some(enc), decode: Some(dec) });
+    rows.push(Row {
+        name: "avro-edge bound (avro_record!, Plan::bind)",
+        encode: Some(enc),
+        decode: Some(dec),
+    });
 
     select("avro-edge typed");
     let enc = measure(fast, |i| {
         buf.clear();
-        black_box(plan.encode_into(black_box(&recs[i % SAMPLE]), &mut buf).ok());
+        black_box(
+            plan.encode_into(black_box(&recs[i % SAMPLE]), &mut buf)
+                .ok(),
+        );
     });
     let dec = measure(fast, |i| {
-        black_box(plan.decode::<SensorData>(black_box(&bodies[i % SAMPLE])).ok());
+        black_box(
+            plan.decode::<SensorData>(black_box(&bodies[i % SAMPLE]))
+                .ok(),
+        );
     });
-    rows.push(Row { name: "avro-edge typed (serde, compiled plan)", encode: Some(enc), decode: Some(dec) });
+    rows.push(Row {
+        name: "avro-edge typed (serde, compiled plan)",
+        encode: Some(enc),
+        decode: Some(dec),
+    });
 
     select("avro-edge generic");
     let enc = measure(slow, |i| {
         buf.clear();
-        black_box(plan.encode_json_into(black_box(&jsons[i % SAMPLE]), &mut buf).ok());
+        black_box(
+            plan.encode_json_into(black_box(&jsons[i % SAMPLE]), &mut buf)
+                .ok(),
+        );
     });
     let dec = measure(slow, |i| {
         black_box(plan.decode_json(black_box(&bodies[i % SAMPLE])).ok());
     });
-    rows.push(Row { name: "avro-edge generic (natural JSON Value)", encode: Some(enc), decode: Some(dec) });
+    rows.push(Row {
+        name: "avro-edge generic (natural JSON Value)",
+        encode: Some(enc),
+        decode: Some(dec),
+    });
 
     select("hand-written");
     let enc = measure(fast, |i| {
@@ -254,13 +320,19 @@ fn main() {
     let dec = measure(fast, |i| {
         black_box(hand_decode(black_box(&bodies[i % SAMPLE])));
     });
-    rows.push(Row { name: "hand-written (ceiling)", encode: Some(enc), decode: Some(dec) });
+    rows.push(Row {
+        name: "hand-written (ceiling)",
+        encode: Some(enc),
+        decode: Some(dec),
+    });
 
     let fmt = |v: Option<f64>| match v {
         Some(v) => format!("{:>8.2}M/s {:>7.1} ns", v / 1e6, 1e9 / v),
         None => format!("{:>21}", "unsupported"),
     };
-    println!("SensorData v1, {SAMPLE} distinct records cycled; {fast} records per fast path, {slow} per slow path");
+    println!(
+        "SensorData v1, {SAMPLE} distinct records cycled; {fast} records per fast path, {slow} per slow path"
+    );
     println!("| {:<52} | {:>21} | {:>21} |", "path", "encode", "decode");
     println!("|{:-<54}|{:-<23}|{:-<23}|", "", "", "");
     for r in &rows {

@@ -60,7 +60,10 @@ fn child(bootstrap: &str, topic: &str, registry: &str, n: usize) {
     }
     let secs = first.map(|f| (last - f).as_secs_f64()).unwrap_or(0.0);
     let total = (last - start).as_secs_f64();
-    println!("{count} {bad} {secs} {total} {}", avro_edge::testkit::peak_rss_kb());
+    println!(
+        "{count} {bad} {secs} {total} {}",
+        avro_edge::testkit::peak_rss_kb()
+    );
     let _ = c.close();
 }
 

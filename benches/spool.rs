@@ -149,7 +149,12 @@ impl std::io::Read for Feed {
 
 fn pipeline(base: &std::path::Path) {
     let n = 200_000u64;
-    let input = std::io::BufReader::new(Feed { next: 0, n, buf: Vec::new(), at: 0 });
+    let input = std::io::BufReader::new(Feed {
+        next: 0,
+        n,
+        buf: Vec::new(),
+        at: 0,
+    });
     let dir = base.join("pipeline");
     let _ = std::fs::remove_dir_all(&dir);
     let flags: Vec<(String, String)> = [

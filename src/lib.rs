@@ -19,8 +19,8 @@
 pub mod cli;
 pub mod codec;
 pub mod config;
-pub mod error;
 pub mod consumer;
+pub mod error;
 pub mod forward;
 pub mod kafka;
 pub mod producer;

@@ -68,15 +68,24 @@ mod tests {
         let m = frame(0x01020304, b"abc");
         assert_eq!(m, [0, 1, 2, 3, 4, b'a', b'b', b'c']);
         assert_eq!(unframe(&m).unwrap(), (0x01020304, &b"abc"[..]));
-        assert_eq!(unframe(&frame(u32::MAX, b"")).unwrap(), (u32::MAX, &b""[..]));
+        assert_eq!(
+            unframe(&frame(u32::MAX, b"")).unwrap(),
+            (u32::MAX, &b""[..])
+        );
     }
 
     #[test]
     fn bad_frames() {
         assert_eq!(unframe(&[]).unwrap_err().kind(), "truncated-header");
         assert_eq!(unframe(&[0]).unwrap_err().kind(), "truncated-header");
-        assert_eq!(unframe(&[0, 0, 0, 0]).unwrap_err().kind(), "truncated-header");
-        assert_eq!(unframe(&[0xff, 0, 0, 0, 1]).unwrap_err().kind(), "invalid-magic-byte");
+        assert_eq!(
+            unframe(&[0, 0, 0, 0]).unwrap_err().kind(),
+            "truncated-header"
+        );
+        assert_eq!(
+            unframe(&[0xff, 0, 0, 0, 1]).unwrap_err().kind(),
+            "invalid-magic-byte"
+        );
         assert_eq!(unframe(&[1]).unwrap_err().kind(), "invalid-magic-byte");
     }
 }

@@ -18,18 +18,42 @@ fn same<T: PartialEq + Debug>(a: &T, b: &T) -> bool {
     a == b || format!("{a:?}") == format!("{b:?}")
 }
 
-fn bound_fixtures<T: AvroRecord + Serialize + DeserializeOwned + PartialEq + Debug>(codec: &Codec, dir: &str) -> usize {
+fn bound_fixtures<T: AvroRecord + Serialize + DeserializeOwned + PartialEq + Debug>(
+    codec: &Codec,
+    dir: &str,
+) -> usize {
     let mut n = 0;
     for c in cases(dir) {
-        let writer = codec.typed_writer::<T>(c.subject()).unwrap_or_else(|e| panic!("{dir}/{}: {e}", c.name));
-        let reader = codec.typed_reader::<T>(c.id()).unwrap_or_else(|e| panic!("{dir}/{}: {e}", c.name));
+        let writer = codec
+            .typed_writer::<T>(c.subject())
+            .unwrap_or_else(|e| panic!("{dir}/{}: {e}", c.name));
+        let reader = codec
+            .typed_reader::<T>(c.id())
+            .unwrap_or_else(|e| panic!("{dir}/{}: {e}", c.name));
         // The serde path's value (checked against the fixture records in codec_records.rs).
-        let v: T = codec.decode(&c.bin).unwrap_or_else(|e| panic!("{dir}/{}: {e}", c.name));
-        assert_eq!(writer.encode(&v), c.bin, "{dir}/{}: bound encoding differs", c.name);
-        let back = reader.decode(&c.bin).unwrap_or_else(|e| panic!("{dir}/{}: {e}", c.name));
-        assert!(same(&back, &v), "{dir}/{}: bound decode {back:?} != serde decode {v:?}", c.name);
+        let v: T = codec
+            .decode(&c.bin)
+            .unwrap_or_else(|e| panic!("{dir}/{}: {e}", c.name));
+        assert_eq!(
+            writer.encode(&v),
+            c.bin,
+            "{dir}/{}: bound encoding differs",
+            c.name
+        );
+        let back = reader
+            .decode(&c.bin)
+            .unwrap_or_else(|e| panic!("{dir}/{}: {e}", c.name));
+        assert!(
+            same(&back, &v),
+            "{dir}/{}: bound decode {back:?} != serde decode {v:?}",
+            c.name
+        );
         // And what the bound path decodes reads back generically as the fixture's record.
-        assert_json_eq(&codec.decode_json(&writer.encode(&back)).unwrap(), c.expected(), &c.name);
+        assert_json_eq(
+            &codec.decode_json(&writer.encode(&back)).unwrap(),
+            c.expected(),
+            &c.name,
+        );
         n += 1;
     }
     n
@@ -64,7 +88,12 @@ fn bound_reader_fails_with_the_fixture_kinds() {
             } else {
                 format!("{:?}", codec.decode::<Order>(&c.bin).unwrap())
             };
-            assert_eq!(got.unwrap_or_else(|e| panic!("invalid/{}: {e}", c.name)), want, "invalid/{}", c.name);
+            assert_eq!(
+                got.unwrap_or_else(|e| panic!("invalid/{}: {e}", c.name)),
+                want,
+                "invalid/{}",
+                c.name
+            );
             legal += 1;
         } else {
             let e = got.expect_err(&c.name);
@@ -80,7 +109,10 @@ fn bound_reader_fails_with_the_fixture_kinds() {
 fn bound_reader_rejects_trailing_bytes_and_other_ids() {
     let codec = codec();
     let reader = codec.typed_reader::<SensorData>(3).unwrap();
-    let c = cases("sensor-data").into_iter().find(|c| c.name == "all-present").unwrap();
+    let c = cases("sensor-data")
+        .into_iter()
+        .find(|c| c.name == "all-present")
+        .unwrap();
     let mut long = c.bin.clone();
     long.push(0);
     assert_eq!(reader.decode(&long).unwrap_err().kind(), "trailing-bytes");
@@ -92,15 +124,26 @@ fn bound_reader_rejects_trailing_bytes_and_other_ids() {
 #[test]
 fn v2_schema_does_not_bind_to_the_v1_struct() {
     let codec = codec();
-    let e = codec.typed_writer::<SensorData>("sensor-data-v2-value").unwrap_err();
+    let e = codec
+        .typed_writer::<SensorData>("sensor-data-v2-value")
+        .unwrap_err();
     assert_eq!(e.kind(), "schema-mismatch", "{e}");
     assert!(e.to_string().contains("location"), "{e}");
-    assert_eq!(codec.typed_reader::<SensorData>(4).unwrap_err().kind(), "schema-mismatch");
+    assert_eq!(
+        codec.typed_reader::<SensorData>(4).unwrap_err().kind(),
+        "schema-mismatch"
+    );
     // The documented fallback: the serde path reads v2 data into the v1 struct.
     let v2 = cases("sensor-data-v2").into_iter().next().unwrap();
     assert!(codec.decode::<SensorData>(&v2.bin).is_ok());
     // A struct bound to another record's schema does not bind either.
-    assert_eq!(codec.typed_writer::<Order>("sensor-data-value").unwrap_err().kind(), "schema-mismatch");
+    assert_eq!(
+        codec
+            .typed_writer::<Order>("sensor-data-value")
+            .unwrap_err()
+            .kind(),
+        "schema-mismatch"
+    );
 }
 
 fn sensor_schema(edit: impl FnOnce(&mut serde_json::Value)) -> Plan {
@@ -135,10 +178,19 @@ fn reordered_or_retyped_fields_do_not_bind() {
     assert_eq!(e.kind(), "schema-mismatch");
     assert!(e.to_string().contains("timestamp"), "{e}");
 
-    let missing_symbol = sensor_schema(|s| s["fields"][4]["type"]["symbols"] = serde_json::json!(["NORMAL", "WARNING"]));
-    assert_eq!(missing_symbol.bind::<SensorData>().unwrap_err().kind(), "schema-mismatch");
-    let three_branches = sensor_schema(|s| s["fields"][2]["type"] = serde_json::json!(["null", "float", "string"]));
-    assert_eq!(three_branches.bind::<SensorData>().unwrap_err().kind(), "schema-mismatch");
+    let missing_symbol = sensor_schema(|s| {
+        s["fields"][4]["type"]["symbols"] = serde_json::json!(["NORMAL", "WARNING"])
+    });
+    assert_eq!(
+        missing_symbol.bind::<SensorData>().unwrap_err().kind(),
+        "schema-mismatch"
+    );
+    let three_branches =
+        sensor_schema(|s| s["fields"][2]["type"] = serde_json::json!(["null", "float", "string"]));
+    assert_eq!(
+        three_branches.bind::<SensorData>().unwrap_err().kind(),
+        "schema-mismatch"
+    );
 }
 
 #[test]
@@ -153,7 +205,15 @@ fn enum_order_and_null_branch_position_come_from_the_schema() {
         s["fields"][3]["default"] = serde_json::json!(2.0);
     });
     let bound = plan.bind::<SensorData>().unwrap();
-    for v in [sample(), SensorData { temperature: None, humidity: Some(-0.5), status: SensorStatus::Critical, ..sample() }] {
+    for v in [
+        sample(),
+        SensorData {
+            temperature: None,
+            humidity: Some(-0.5),
+            status: SensorStatus::Critical,
+            ..sample()
+        },
+    ] {
         let mut serde_bytes = Vec::new();
         plan.encode_into(&v, &mut serde_bytes).unwrap();
         let mut bound_bytes = Vec::new();

@@ -11,14 +11,25 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wire_support::*;
 
-fn typed_roundtrip<T: Serialize + DeserializeOwned + std::fmt::Debug>(codec: &Codec, dir: &str) -> usize {
+fn typed_roundtrip<T: Serialize + DeserializeOwned + std::fmt::Debug>(
+    codec: &Codec,
+    dir: &str,
+) -> usize {
     let mut n = 0;
     for c in cases(dir) {
-        let v: T = codec.decode(&c.bin).unwrap_or_else(|e| panic!("{dir}/{}: {e}", c.name));
-        let bytes = codec.encode(c.subject(), &v).unwrap_or_else(|e| panic!("{dir}/{}: {e}", c.name));
+        let v: T = codec
+            .decode(&c.bin)
+            .unwrap_or_else(|e| panic!("{dir}/{}: {e}", c.name));
+        let bytes = codec
+            .encode(c.subject(), &v)
+            .unwrap_or_else(|e| panic!("{dir}/{}: {e}", c.name));
         assert_eq!(bytes, c.bin, "{dir}/{}: typed re-encoding differs", c.name);
         // The typed value, read back generically, is the fixture's record.
-        assert_json_eq(&codec.decode_json(&bytes).unwrap(), c.expected(), &format!("{dir}/{}", c.name));
+        assert_json_eq(
+            &codec.decode_json(&bytes).unwrap(),
+            c.expected(),
+            &format!("{dir}/{}", c.name),
+        );
         n += 1;
     }
     n
@@ -42,7 +53,10 @@ fn sensor_data_fixtures_roundtrip_typed() {
 #[test]
 fn typed_values_built_in_rust_match_fixture_bytes() {
     let codec = codec();
-    let all = cases("sensor-data").into_iter().find(|c| c.name == "all-present").unwrap();
+    let all = cases("sensor-data")
+        .into_iter()
+        .find(|c| c.name == "all-present")
+        .unwrap();
     let s = SensorData {
         sensor_id: "s-002".into(),
         timestamp: 1700000000001,
@@ -51,7 +65,10 @@ fn typed_values_built_in_rust_match_fixture_bytes() {
         status: SensorStatus::Normal,
     };
     assert_eq!(codec.encode("sensor-data-value", &s).unwrap(), all.bin);
-    let u = cases("user-registration").into_iter().find(|c| c.name == "full-profile").unwrap();
+    let u = cases("user-registration")
+        .into_iter()
+        .find(|c| c.name == "full-profile")
+        .unwrap();
     let r = UserRegistration {
         user_id: "u-0002".into(),
         email: "bob@example.com".into(),
@@ -94,13 +111,24 @@ struct Shuffled {
 #[test]
 fn typed_fields_out_of_order_and_defaults() {
     let codec = codec();
-    let v = Shuffled { status: SensorStatus::Warning, humidity: None, sensor_id: "s".into(), timestamp: 7 };
+    let v = Shuffled {
+        status: SensorStatus::Warning,
+        humidity: None,
+        sensor_id: "s".into(),
+        timestamp: 7,
+    };
     let bytes = codec.encode("sensor-data-value", &v).unwrap();
     // temperature is missing from the type and takes its default (null).
     let back: SensorData = codec.decode(&bytes).unwrap();
     assert_eq!(
         back,
-        SensorData { sensor_id: "s".into(), timestamp: 7, temperature: None, humidity: None, status: SensorStatus::Warning }
+        SensorData {
+            sensor_id: "s".into(),
+            timestamp: 7,
+            temperature: None,
+            humidity: None,
+            status: SensorStatus::Warning
+        }
     );
 }
 
@@ -114,7 +142,15 @@ struct Unknown {
 #[test]
 fn typed_errors_have_kinds() {
     let codec = codec();
-    let e = codec.encode("sensor-data-value", &Unknown { sensor_id: "x".into(), bogus: 1 }).unwrap_err();
+    let e = codec
+        .encode(
+            "sensor-data-value",
+            &Unknown {
+                sensor_id: "x".into(),
+                bogus: 1,
+            },
+        )
+        .unwrap_err();
     assert_eq!(e.kind(), "unknown-field", "{e}");
     #[derive(Serialize)]
     struct NoStatus {
@@ -122,7 +158,15 @@ fn typed_errors_have_kinds() {
         sensor_id: String,
         timestamp: i64,
     }
-    let e = codec.encode("sensor-data-value", &NoStatus { sensor_id: "x".into(), timestamp: 1 }).unwrap_err();
+    let e = codec
+        .encode(
+            "sensor-data-value",
+            &NoStatus {
+                sensor_id: "x".into(),
+                timestamp: 1,
+            },
+        )
+        .unwrap_err();
     assert_eq!(e.kind(), "missing-field", "{e}");
     assert!(e.to_string().contains("status"), "{e}");
     #[derive(Serialize)]
@@ -142,8 +186,19 @@ fn typed_errors_have_kinds() {
         products: Vec<BigQty>,
         total_amount: f64,
     }
-    let p = |q| BigQty { product_id: "p".into(), product_name: "n".into(), quantity: q, price: 1.0 };
-    let o = O { order_id: "o".into(), user_id: "u".into(), order_date: 1, products: vec![p(1), p(1 << 40)], total_amount: 2.0 };
+    let p = |q| BigQty {
+        product_id: "p".into(),
+        product_name: "n".into(),
+        quantity: q,
+        price: 1.0,
+    };
+    let o = O {
+        order_id: "o".into(),
+        user_id: "u".into(),
+        order_date: 1,
+        products: vec![p(1), p(1 << 40)],
+        total_amount: 2.0,
+    };
     let e = codec.encode("orders-value", &o).unwrap_err();
     assert_eq!(e.kind(), "int-out-of-range");
     assert!(e.to_string().contains("products[1].quantity"), "{e}");
@@ -178,7 +233,14 @@ fn typed_decode_matches_fields_and_variants_by_name() {
         assert_eq!(a.status, SensorStatus::Warning);
         assert_eq!(a.humidity, Some(10.0));
         let b: Reordered = codec.decode(&warning.bin).unwrap();
-        assert_eq!(b, Reordered { status: Status::Warning, humidity: Some(10.0), sensor_id: "s-003".into() });
+        assert_eq!(
+            b,
+            Reordered {
+                status: Status::Warning,
+                humidity: Some(10.0),
+                sensor_id: "s-003".into()
+            }
+        );
     }
     let critical = all.iter().find(|c| c.name == "float-inf").unwrap();
     let b: Reordered = codec.decode(&critical.bin).unwrap();

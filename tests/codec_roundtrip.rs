@@ -71,14 +71,25 @@ fn union_picks_first_fitting_branch() {
     // An int beyond i32 fits no branch of [null, int, string, E, F4].
     rec["u"] = json!(1i64 << 40);
     let mut out = Vec::new();
-    assert_eq!(p.encode_json_into(&rec, &mut out).unwrap_err().kind(), "wrong-type");
+    assert_eq!(
+        p.encode_json_into(&rec, &mut out).unwrap_err().kind(),
+        "wrong-type"
+    );
 }
 
 #[test]
 fn union_branch_indices_are_first_fit() {
     let p = plan(r#"["null", "int", "long", "double", {"type":"map","values":"int"}]"#);
-    for (v, want) in [(json!(null), vec![0u8]), (json!(1), vec![2, 2]), (json!(1i64 << 40), vec![4, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40]),
-        (json!(0.5), vec![6, 0, 0, 0, 0, 0, 0, 0xe0, 0x3f]), (json!({}), vec![8, 0])] {
+    for (v, want) in [
+        (json!(null), vec![0u8]),
+        (json!(1), vec![2, 2]),
+        (
+            json!(1i64 << 40),
+            vec![4, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40],
+        ),
+        (json!(0.5), vec![6, 0, 0, 0, 0, 0, 0, 0xe0, 0x3f]),
+        (json!({}), vec![8, 0]),
+    ] {
         let mut out = Vec::new();
         p.encode_json_into(&v, &mut out).unwrap();
         assert_eq!(out, want, "{v}");
@@ -140,7 +151,10 @@ fn encode_errors_name_kind_and_path() {
     let sensor = plan(&schema_text(3).unwrap());
     let mut out = Vec::new();
     let e = sensor
-        .encode_json_into(&json!({"sensorId": "s", "timestamp": 1, "status": "BROKEN"}), &mut out)
+        .encode_json_into(
+            &json!({"sensorId": "s", "timestamp": 1, "status": "BROKEN"}),
+            &mut out,
+        )
         .unwrap_err();
     assert_eq!(e.kind(), "unknown-enum-symbol");
     assert!(e.to_string().contains("status"), "{e}");
@@ -164,13 +178,18 @@ fn recursive_schema_roundtrips_and_deep_nesting_is_refused() {
 
 #[test]
 fn hostile_lengths_and_counts() {
-    let p = plan(r#"{"type":"record","name":"R","fields":[{"name":"s","type":"string"},
-        {"name":"a","type":{"type":"array","items":"null"}},{"name":"m","type":{"type":"map","values":"int"}}]}"#);
+    let p = plan(
+        r#"{"type":"record","name":"R","fields":[{"name":"s","type":"string"},
+        {"name":"a","type":{"type":"array","items":"null"}},{"name":"m","type":{"type":"map","values":"int"}}]}"#,
+    );
     // String length 2^62 with 1 byte following.
     let body = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, b'x'];
     assert_eq!(p.decode_json(&body).unwrap_err().kind(), "truncated-body");
     // Negative string length.
-    assert_eq!(p.decode_json(&[0x03]).unwrap_err().kind(), "negative-length");
+    assert_eq!(
+        p.decode_json(&[0x03]).unwrap_err().kind(),
+        "negative-length"
+    );
     // An array of nulls claiming 2^61 items: nulls take no bytes, so the count is capped.
     let body = [0x00, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f];
     assert_eq!(p.decode_json(&body).unwrap_err().kind(), "too-many-items");
@@ -195,18 +214,22 @@ fn boolean_bytes_are_strict() {
 
 #[test]
 fn resolution_promotions_aliases_and_enum_default() {
-    let w = Arc::new(plan(r#"{"type":"record","name":"W","fields":[
+    let w = Arc::new(plan(
+        r#"{"type":"record","name":"W","fields":[
         {"name":"i","type":"int"},{"name":"l","type":"long"},{"name":"f","type":"float"},
         {"name":"s","type":"string"},{"name":"b","type":"bytes"},{"name":"old","type":"int"},
         {"name":"gone","type":{"type":"array","items":"string"}},
         {"name":"e","type":{"type":"enum","name":"E","symbols":["A","B","C"]}},
-        {"name":"u","type":["null","int"]}]}"#));
-    let r = Arc::new(plan(r#"{"type":"record","name":"R","aliases":["W"],"fields":[
+        {"name":"u","type":["null","int"]}]}"#,
+    ));
+    let r = Arc::new(plan(
+        r#"{"type":"record","name":"R","aliases":["W"],"fields":[
         {"name":"i","type":"double"},{"name":"l","type":"float"},{"name":"f","type":"double"},
         {"name":"s","type":"bytes"},{"name":"b","type":"string"},{"name":"new","aliases":["old"],"type":"long"},
         {"name":"e","type":{"type":"enum","name":"E","symbols":["A","B"],"default":"A"}},
         {"name":"u","type":["null","long","string"]},
-        {"name":"extra","type":{"type":"map","values":"int"},"default":{"k":7}}]}"#));
+        {"name":"extra","type":{"type":"map","values":"int"},"default":{"k":7}}]}"#,
+    ));
     let rec = json!({"i": 3, "l": 16777217, "f": 0.1, "s": "\u{e9}", "b": "ok", "old": -4,
         "gone": ["x", "y"], "e": "C", "u": 9});
     let mut body = Vec::new();
@@ -220,20 +243,47 @@ fn resolution_promotions_aliases_and_enum_default() {
 
 #[test]
 fn resolution_refuses_incompatible_schemas() {
-    let w = Arc::new(plan(r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"}]}"#));
-    let r = Arc::new(plan(r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#));
-    assert_eq!(Resolver::new(w.clone(), r).unwrap_err().kind(), "incompatible-schema");
-    let r = Arc::new(plan(r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"int"}]}"#));
-    assert_eq!(Resolver::new(w, r).unwrap_err().kind(), "incompatible-schema");
+    let w = Arc::new(plan(
+        r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"}]}"#,
+    ));
+    let r = Arc::new(plan(
+        r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#,
+    ));
+    assert_eq!(
+        Resolver::new(w.clone(), r).unwrap_err().kind(),
+        "incompatible-schema"
+    );
+    let r = Arc::new(plan(
+        r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"int"}]}"#,
+    ));
+    assert_eq!(
+        Resolver::new(w, r).unwrap_err().kind(),
+        "incompatible-schema"
+    );
 }
 
 #[test]
 fn unknown_schema_id_and_framing_errors() {
     let codec = codec();
-    assert_eq!(codec.decode_json(&[0, 0, 0, 0, 9, 0]).unwrap_err().kind(), "unknown-schema-id");
-    assert_eq!(codec.decode_json(&[7, 0, 0, 0, 3]).unwrap_err().kind(), "invalid-magic-byte");
-    assert_eq!(codec.decode_json(&[0, 0]).unwrap_err().kind(), "truncated-header");
-    assert_eq!(codec.encode_json("no-such-subject", &json!({})).unwrap_err().kind(), "unknown-subject");
+    assert_eq!(
+        codec.decode_json(&[0, 0, 0, 0, 9, 0]).unwrap_err().kind(),
+        "unknown-schema-id"
+    );
+    assert_eq!(
+        codec.decode_json(&[7, 0, 0, 0, 3]).unwrap_err().kind(),
+        "invalid-magic-byte"
+    );
+    assert_eq!(
+        codec.decode_json(&[0, 0]).unwrap_err().kind(),
+        "truncated-header"
+    );
+    assert_eq!(
+        codec
+            .encode_json("no-such-subject", &json!({}))
+            .unwrap_err()
+            .kind(),
+        "unknown-subject"
+    );
 }
 
 #[test]

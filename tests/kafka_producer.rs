@@ -280,7 +280,6 @@ fn broker_down_gives_typed_error_within_deadline_and_restart_resumes() {
 /// Run a peer script from `peers/python`; `None` (skip, or panic under CI=true) when Python or
 /// its packages are missing.
 fn run_python(script: &str, args: &[&str], stdin: &[u8]) -> Option<std::process::Output> {
-    
     use std::process::Command;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("peers/python")

@@ -105,22 +105,22 @@ fn produce_cli_sends_ndjson_and_counts_bad_lines() {
     }
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_avro-edge"));
     cmd.args([
-            "produce",
-            "--brokers",
-            &broker.bootstrap(),
-            "--topic",
-            "sensor-data",
-            "--subject",
-            "sensor-data-value",
-        ])
-        .args([
-            "--schema-cache",
-            &format!("{ROOT}/fixtures/schema-cache"),
-            "--key-field",
-            "sensorId",
-        ])
-        .args(["--create-partitions", "3", "--compression", "gzip"])
-        .stderr(Stdio::piped());
+        "produce",
+        "--brokers",
+        &broker.bootstrap(),
+        "--topic",
+        "sensor-data",
+        "--subject",
+        "sensor-data-value",
+    ])
+    .args([
+        "--schema-cache",
+        &format!("{ROOT}/fixtures/schema-cache"),
+        "--key-field",
+        "sensorId",
+    ])
+    .args(["--create-partitions", "3", "--compression", "gzip"])
+    .stderr(Stdio::piped());
     let out = avro_edge::testkit::run_with_input(&mut cmd, input.as_bytes()).unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

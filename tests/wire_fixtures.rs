@@ -15,7 +15,11 @@ fn valid_cases_encode_to_exact_bytes_through_the_subject() {
     for dir in VALID_DIRS {
         for c in cases(dir) {
             // Fixture subjects: v2 cases share sensor-data-value but carry id 4.
-            let subject = if c.id() == 4 { "sensor-data-v2-value" } else { c.subject() };
+            let subject = if c.id() == 4 {
+                "sensor-data-v2-value"
+            } else {
+                c.subject()
+            };
             let bytes = codec
                 .encode_json(subject, &c.meta["record"])
                 .unwrap_or_else(|e| panic!("{dir}/{}: {e}", c.name));
@@ -31,7 +35,9 @@ fn valid_cases_decode_to_their_record() {
     let codec = codec();
     for dir in VALID_DIRS {
         for c in cases(dir) {
-            let v = codec.decode_json(&c.bin).unwrap_or_else(|e| panic!("{dir}/{}: {e}", c.name));
+            let v = codec
+                .decode_json(&c.bin)
+                .unwrap_or_else(|e| panic!("{dir}/{}: {e}", c.name));
             assert_json_eq(&v, c.expected(), &format!("{dir}/{}", c.name));
         }
     }
@@ -63,12 +69,18 @@ fn unusual_but_legal_encodings_decode() {
         if c.meta["expect"] != "valid" {
             continue;
         }
-        let v = codec.decode_json(&c.bin).unwrap_or_else(|e| panic!("invalid/{}: {e}", c.name));
+        let v = codec
+            .decode_json(&c.bin)
+            .unwrap_or_else(|e| panic!("invalid/{}: {e}", c.name));
         assert_json_eq(&v, &c.meta["record"], &format!("invalid/{}", c.name));
         // Re-encoding gives the canonical form, which differs from the unusual bytes.
         let again = codec.encode_json(c.subject(), &c.meta["record"]).unwrap();
         assert_ne!(again, c.bin, "invalid/{}: canonical re-encoding", c.name);
-        assert_json_eq(&codec.decode_json(&again).unwrap(), &c.meta["record"], &c.name);
+        assert_json_eq(
+            &codec.decode_json(&again).unwrap(),
+            &c.meta["record"],
+            &c.name,
+        );
         n += 1;
     }
     assert_eq!(n, 3);
@@ -79,7 +91,9 @@ fn v1_reader_reads_v2_data_dropping_location() {
     let codec = codec();
     let v1 = schema_text(3).unwrap();
     for c in cases("sensor-data-v2") {
-        let got = codec.decode_json_with_reader(&c.bin, &v1).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        let got = codec
+            .decode_json_with_reader(&c.bin, &v1)
+            .unwrap_or_else(|e| panic!("{}: {e}", c.name));
         let mut want = c.expected().clone();
         want.as_object_mut().unwrap().remove("location");
         assert_json_eq(&got, &want, &c.name);
@@ -91,9 +105,13 @@ fn v2_reader_reads_v1_data_with_location_null() {
     let codec = codec();
     let v2 = schema_text(4).unwrap();
     for c in cases("sensor-data") {
-        let got = codec.decode_json_with_reader(&c.bin, &v2).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        let got = codec
+            .decode_json_with_reader(&c.bin, &v2)
+            .unwrap_or_else(|e| panic!("{}: {e}", c.name));
         let mut want = c.expected().clone();
-        want.as_object_mut().unwrap().insert("location".into(), Value::Null);
+        want.as_object_mut()
+            .unwrap()
+            .insert("location".into(), Value::Null);
         assert_json_eq(&got, &want, &c.name);
     }
 }
@@ -126,16 +144,31 @@ fn omitted_fields_with_defaults_encode_their_default() {
     // The v2 fixture with `location: null`, written without `location`, without `temperature`
     // (when null), gives the same bytes: union defaults are branch 0 (null).
     let codec = codec();
-    let c = cases("sensor-data-v2").into_iter().find(|c| c.name == "location-null").unwrap();
+    let c = cases("sensor-data-v2")
+        .into_iter()
+        .find(|c| c.name == "location-null")
+        .unwrap();
     let mut rec = c.meta["record"].clone();
     rec.as_object_mut().unwrap().remove("location");
-    assert_eq!(codec.encode_json("sensor-data-v2-value", &rec).unwrap(), c.bin);
-    let c = cases("sensor-data").into_iter().find(|c| c.name == "all-null").unwrap();
+    assert_eq!(
+        codec.encode_json("sensor-data-v2-value", &rec).unwrap(),
+        c.bin
+    );
+    let c = cases("sensor-data")
+        .into_iter()
+        .find(|c| c.name == "all-null")
+        .unwrap();
     let mut rec = c.meta["record"].clone();
     rec.as_object_mut().unwrap().remove("temperature");
     rec.as_object_mut().unwrap().remove("humidity");
     assert_eq!(codec.encode_json("sensor-data-value", &rec).unwrap(), c.bin);
     // A field without a default may not be omitted.
     rec.as_object_mut().unwrap().remove("status");
-    assert_eq!(codec.encode_json("sensor-data-value", &rec).unwrap_err().kind(), "missing-field");
+    assert_eq!(
+        codec
+            .encode_json("sensor-data-value", &rec)
+            .unwrap_err()
+            .kind(),
+        "missing-field"
+    );
 }

@@ -66,16 +66,23 @@ pub fn encode(a: EncodeArgs) -> CmdResult {
         Some(t) => t,
         None => {
             let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).map_err(|e| io_failure("reading stdin", e))?;
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| io_failure("reading stdin", e))?;
             line
         }
     };
-    let record: serde_json::Value =
-        serde_json::from_str(text.trim()).map_err(|e| Failure::bad_input(&CodecError::NotJson(e.to_string())))?;
+    let record: serde_json::Value = serde_json::from_str(text.trim())
+        .map_err(|e| Failure::bad_input(&CodecError::NotJson(e.to_string())))?;
     let codec = Codec::new(source(&a.source)?);
-    let bytes = codec.encode_json(&a.subject, &record).map_err(codec_failure)?;
+    let bytes = codec
+        .encode_json(&a.subject, &record)
+        .map_err(codec_failure)?;
     let mut out = std::io::stdout().lock();
-    out.write_all(&bytes).and_then(|_| out.flush()).map_err(|e| io_failure("writing stdout", e))
+    out.write_all(&bytes)
+        .and_then(|_| out.flush())
+        .map_err(|e| io_failure("writing stdout", e))
 }
 
 pub fn decode(a: DecodeArgs) -> CmdResult {
@@ -87,7 +94,10 @@ pub fn decode(a: DecodeArgs) -> CmdResult {
         None => None,
     };
     let mut msg = Vec::new();
-    std::io::stdin().lock().read_to_end(&mut msg).map_err(|e| io_failure("reading stdin", e))?;
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut msg)
+        .map_err(|e| io_failure("reading stdin", e))?;
     let codec = Codec::new(source(&a.source)?);
     let v = match &reader {
         Some(r) => codec.decode_json_with_reader(&msg, r),
@@ -95,5 +105,7 @@ pub fn decode(a: DecodeArgs) -> CmdResult {
     }
     .map_err(codec_failure)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{v}").and_then(|_| out.flush()).map_err(|e| io_failure("writing stdout", e))
+    writeln!(out, "{v}")
+        .and_then(|_| out.flush())
+        .map_err(|e| io_failure("writing stdout", e))
 }

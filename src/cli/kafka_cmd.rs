@@ -11,13 +11,18 @@ use std::io::Write as _;
 use crate::codec::Codec;
 use crate::consumer::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset};
 use crate::kafka::TopicSpec;
-use crate::registry::open_source;
 use crate::producer::{Acks, Compression, DeliveryHandle, Producer, ProducerConfig};
+use crate::registry::open_source;
 
 #[derive(Debug, clap::Args)]
 pub struct ProduceArgs {
     /// Bootstrap brokers, comma-separated.
-    #[arg(long, env = "AVRO_EDGE_BROKERS", value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        env = "AVRO_EDGE_BROKERS",
+        value_delimiter = ',',
+        required = true
+    )]
     pub brokers: Vec<String>,
     /// Topic to produce to.
     #[arg(long)]
@@ -50,7 +55,12 @@ pub struct ProduceArgs {
 #[derive(Debug, clap::Args)]
 pub struct ConsumeArgs {
     /// Bootstrap brokers, comma-separated.
-    #[arg(long, env = "AVRO_EDGE_BROKERS", value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        env = "AVRO_EDGE_BROKERS",
+        value_delimiter = ',',
+        required = true
+    )]
     pub brokers: Vec<String>,
     /// Topic to read (repeat for several).
     #[arg(long = "topic", required = true)]
@@ -87,11 +97,16 @@ fn io_failure(what: &str, e: std::io::Error) -> Failure {
 }
 
 pub fn consume(a: ConsumeArgs) -> CmdResult {
-    let source = open_source(&a.registry, a.schema_cache.as_deref()).map_err(|e| Failure::bad_input(&e))?;
+    let source =
+        open_source(&a.registry, a.schema_cache.as_deref()).map_err(|e| Failure::bad_input(&e))?;
     let codec = Codec::new(source);
     let topics: Vec<&str> = a.topics.iter().map(String::as_str).collect();
     let mut cfg = ConsumerConfig::group(&a.brokers.join(","), &a.group, &topics);
-    cfg.auto_offset_reset = if a.from_beginning { OffsetReset::Earliest } else { OffsetReset::Latest };
+    cfg.auto_offset_reset = if a.from_beginning {
+        OffsetReset::Earliest
+    } else {
+        OffsetReset::Latest
+    };
     cfg.assignor = Assignor::from_name(&a.assignor).unwrap_or_default();
     let mut consumer = Consumer::connect(cfg).map_err(|e| Failure::runtime(&e))?;
     let mut dead_letter = match &a.dead_letter {
@@ -128,7 +143,8 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
         for item in rest.by_ref() {
             match &item {
                 Item::Record { value, .. } => {
-                    serde_json::to_writer(&mut out, value).map_err(|e| io_failure("stdout", e.into()))?;
+                    serde_json::to_writer(&mut out, value)
+                        .map_err(|e| io_failure("stdout", e.into()))?;
                     out.write_all(b"\n").map_err(|e| io_failure("stdout", e))?;
                     decoded += 1;
                 }
@@ -136,7 +152,9 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
                     undecodable += 1;
                     let line = item.dead_letter().unwrap_or_default();
                     match dead_letter.as_mut() {
-                        Some(f) => writeln!(f, "{line}").map_err(|e| io_failure("dead-letter file", e))?,
+                        Some(f) => {
+                            writeln!(f, "{line}").map_err(|e| io_failure("dead-letter file", e))?
+                        }
                         None => {
                             let (t, p, o) = item.coordinates();
                             tracing::warn!(topic = t, partition = p, offset = o, dead_letter = %line, "undecodable message");
@@ -172,7 +190,10 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
     eprintln!(
         "consumed {} messages: {decoded} decoded, {undecodable} undecodable{} in {secs:.1}s",
         decoded + undecodable,
-        a.dead_letter.as_ref().map(|p| format!(" (dead-lettered to {})", p.display())).unwrap_or_default(),
+        a.dead_letter
+            .as_ref()
+            .map(|p| format!(" (dead-lettered to {})", p.display()))
+            .unwrap_or_default(),
     );
     closed.map_err(|e| Failure::runtime(&e))
 }
@@ -205,16 +226,25 @@ fn key_of(v: &serde_json::Value, field: &str) -> Option<Vec<u8>> {
 }
 
 pub fn produce(a: ProduceArgs) -> CmdResult {
-    let source = crate::registry::open_source(&a.registry, a.schema_cache.as_deref()).map_err(|e| Failure::runtime(&e))?;
+    let source = crate::registry::open_source(&a.registry, a.schema_cache.as_deref())
+        .map_err(|e| Failure::runtime(&e))?;
     let codec = crate::codec::Codec::new(source);
     let mut cfg = ProducerConfig::new(a.brokers.clone());
     cfg.acks = Acks::parse(&a.acks).map_err(|e| Failure::bad_input(&e))?;
     cfg.compression = Compression::parse(&a.compression).map_err(|e| Failure::bad_input(&e))?;
-    cfg.auto_create = a.create_partitions.map(|partitions| TopicSpec { partitions, replication: 1 });
+    cfg.auto_create = a.create_partitions.map(|partitions| TopicSpec {
+        partitions,
+        replication: 1,
+    });
     let producer = Producer::connect(cfg).map_err(|e| Failure::runtime(&e))?;
     let start = Instant::now();
     let mut last_progress = Instant::now();
-    let mut t = Tally { read: 0, sent: 0, acked: 0, failed: 0 };
+    let mut t = Tally {
+        read: 0,
+        sent: 0,
+        acked: 0,
+        failed: 0,
+    };
     let mut pending: VecDeque<(u64, DeliveryHandle)> = VecDeque::new();
     for line in std::io::stdin().lock().lines() {
         let line = line.map_err(|e| Failure::other(1, "stdin", e.to_string()))?;
@@ -234,7 +264,11 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
             Ok(b) => b,
             Err(e) => {
                 t.failed += 1;
-                eprintln!("error[{}]: line {}: {e}", crate::error::ErrorKind::kind(&e), t.read);
+                eprintln!(
+                    "error[{}]: line {}: {e}",
+                    crate::error::ErrorKind::kind(&e),
+                    t.read
+                );
                 continue;
             }
         };
@@ -253,7 +287,10 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
         if last_progress.elapsed() > Duration::from_secs(5) {
             last_progress = Instant::now();
             let rate = t.sent as f64 / start.elapsed().as_secs_f64();
-            eprintln!("progress: sent {} acked {} failed {} ({rate:.0} msgs/s)", t.sent, t.acked, t.failed);
+            eprintln!(
+                "progress: sent {} acked {} failed {} ({rate:.0} msgs/s)",
+                t.sent, t.acked, t.failed
+            );
         }
     }
     let _ = producer.flush(Duration::from_secs(60));
@@ -270,7 +307,11 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
         t.sent as f64 / secs
     );
     if t.failed > 0 {
-        return Err(Failure::other(1, "records-failed", format!("{} records not delivered", t.failed)));
+        return Err(Failure::other(
+            1,
+            "records-failed",
+            format!("{} records not delivered", t.failed),
+        ));
     }
     Ok(())
 }

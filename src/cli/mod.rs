@@ -13,7 +13,11 @@ pub mod kafka_cmd;
 pub mod schemas_cmd;
 
 #[derive(Debug, Parser)]
-#[command(name = "avro-edge", version, about = "Avro records from the edge straight to Kafka, in pure Rust")]
+#[command(
+    name = "avro-edge",
+    version,
+    about = "Avro records from the edge straight to Kafka, in pure Rust"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -50,15 +54,27 @@ pub struct Failure {
 impl Failure {
     /// Bad input (exit 2), reported with the error's stable kind.
     pub fn bad_input(err: &dyn ErrorKind) -> Self {
-        Failure { code: 2, kind: err.kind(), message: err.to_string() }
+        Failure {
+            code: 2,
+            kind: err.kind(),
+            message: err.to_string(),
+        }
     }
     /// A runtime failure (exit 1), reported with the error's stable kind.
     pub fn runtime(err: &dyn ErrorKind) -> Self {
-        Failure { code: 1, kind: err.kind(), message: err.to_string() }
+        Failure {
+            code: 1,
+            kind: err.kind(),
+            message: err.to_string(),
+        }
     }
     /// A failure with no library error behind it (bad flags, I/O on stdin/stdout).
     pub fn other(code: i32, kind: &'static str, message: impl Into<String>) -> Self {
-        Failure { code, kind, message: message.into() }
+        Failure {
+            code,
+            kind,
+            message: message.into(),
+        }
     }
 }
 

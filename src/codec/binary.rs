@@ -37,7 +37,9 @@ impl<'a> Reader<'a> {
         if self.pos == self.buf.len() {
             Ok(())
         } else {
-            Err(Box::new(CodecError::TrailingBytes { count: self.buf.len() - self.pos }))
+            Err(Box::new(CodecError::TrailingBytes {
+                count: self.buf.len() - self.pos,
+            }))
         }
     }
 
@@ -103,12 +105,18 @@ impl<'a> Reader<'a> {
             }
             shift += 7;
             if shift >= 35 {
-                return Err(Box::new(CodecError::IntOutOfRange { value: None, path: format!("@{start}") }));
+                return Err(Box::new(CodecError::IntOutOfRange {
+                    value: None,
+                    path: format!("@{start}"),
+                }));
             }
         }
         if n > u32::MAX as u64 {
             let v = ((n >> 1) as i64) ^ -((n & 1) as i64);
-            return Err(Box::new(CodecError::IntOutOfRange { value: Some(v), path: format!("@{start}") }));
+            return Err(Box::new(CodecError::IntOutOfRange {
+                value: Some(v),
+                path: format!("@{start}"),
+            }));
         }
         let n = n as u32;
         Ok(((n >> 1) as i32) ^ -((n & 1) as i32))
@@ -120,7 +128,10 @@ impl<'a> Reader<'a> {
         let start = self.pos;
         let n = self.long()?;
         if n < 0 {
-            return Err(Box::new(CodecError::NegativeLength { value: n, offset: start }));
+            return Err(Box::new(CodecError::NegativeLength {
+                value: n,
+                offset: start,
+            }));
         }
         if n as u64 > self.remaining() as u64 {
             return Err(Box::new(CodecError::TruncatedBody { offset: self.pos }));
@@ -157,7 +168,10 @@ impl<'a> Reader<'a> {
         match self.byte()? {
             0 => Ok(false),
             1 => Ok(true),
-            b => Err(Box::new(CodecError::InvalidBoolean { byte: b, offset: start })),
+            b => Err(Box::new(CodecError::InvalidBoolean {
+                byte: b,
+                offset: start,
+            })),
         }
     }
 
@@ -183,7 +197,11 @@ impl<'a> Reader<'a> {
         let start = self.pos;
         let i = self.long()?;
         if i < 0 || i as u64 >= branches as u64 {
-            return Err(Box::new(CodecError::InvalidUnionIndex { index: i, branches, offset: start }));
+            return Err(Box::new(CodecError::InvalidUnionIndex {
+                index: i,
+                branches,
+                offset: start,
+            }));
         }
         Ok(i as usize)
     }
@@ -194,7 +212,11 @@ impl<'a> Reader<'a> {
         let start = self.pos;
         let i = self.int()?;
         if i < 0 || i as u64 >= symbols as u64 {
-            return Err(Box::new(CodecError::InvalidEnumIndex { index: i as i64, symbols, offset: start }));
+            return Err(Box::new(CodecError::InvalidEnumIndex {
+                index: i as i64,
+                symbols,
+                offset: start,
+            }));
         }
         Ok(i as usize)
     }
@@ -217,7 +239,10 @@ impl<'a> Reader<'a> {
             let size_at = self.pos;
             let size = self.long()?;
             if size < 0 {
-                return Err(Box::new(CodecError::NegativeLength { value: size, offset: size_at }));
+                return Err(Box::new(CodecError::NegativeLength {
+                    value: size,
+                    offset: size_at,
+                }));
             }
             if size as u64 > self.remaining() as u64 {
                 return Err(Box::new(CodecError::TruncatedBody { offset: self.pos }));
@@ -293,7 +318,18 @@ mod tests {
 
     #[test]
     fn long_roundtrip_extremes() {
-        for v in [0, -1, 1, 63, -64, 64, i32::MAX as i64, i32::MIN as i64, i64::MAX, i64::MIN] {
+        for v in [
+            0,
+            -1,
+            1,
+            63,
+            -64,
+            64,
+            i32::MAX as i64,
+            i32::MIN as i64,
+            i64::MAX,
+            i64::MIN,
+        ] {
             roundtrip_long(v);
         }
     }
@@ -301,7 +337,15 @@ mod tests {
     #[test]
     fn zigzag_known_bytes() {
         // From the Avro spec's table: 0→00, -1→01, 1→02, -2→03, 2→04, -64→7f, 64→80 01.
-        for (v, bytes) in [(0i64, &[0u8][..]), (-1, &[1]), (1, &[2]), (-2, &[3]), (2, &[4]), (-64, &[0x7f]), (64, &[0x80, 1])] {
+        for (v, bytes) in [
+            (0i64, &[0u8][..]),
+            (-1, &[1]),
+            (1, &[2]),
+            (-2, &[3]),
+            (2, &[4]),
+            (-64, &[0x7f]),
+            (64, &[0x80, 1]),
+        ] {
             let mut out = Vec::new();
             put_long(&mut out, v);
             assert_eq!(out, bytes, "value {v}");
@@ -310,11 +354,19 @@ mod tests {
 
     #[test]
     fn long_eleven_bytes_overflows() {
-        let b = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
-        assert_eq!(Reader::new(&b).long().unwrap_err().kind(), "varint-overflow");
+        let b = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ];
+        assert_eq!(
+            Reader::new(&b).long().unwrap_err().kind(),
+            "varint-overflow"
+        );
         // Ten bytes whose last one carries bits beyond 64.
         let b = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
-        assert_eq!(Reader::new(&b).long().unwrap_err().kind(), "varint-overflow");
+        assert_eq!(
+            Reader::new(&b).long().unwrap_err().kind(),
+            "varint-overflow"
+        );
         // Ten bytes with only bit 63 in the last: i64::MIN's zigzag is u64::MAX.
         let b = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
         assert_eq!(Reader::new(&b).long().unwrap(), i64::MIN);
@@ -323,9 +375,15 @@ mod tests {
     #[test]
     fn int_limits() {
         let b = [0x80, 0x80, 0x80, 0x80, 0x10];
-        assert_eq!(Reader::new(&b).int().unwrap_err().kind(), "int-out-of-range");
+        assert_eq!(
+            Reader::new(&b).int().unwrap_err().kind(),
+            "int-out-of-range"
+        );
         let b = [0x80, 0x80, 0x80, 0x80, 0x80, 0x00];
-        assert_eq!(Reader::new(&b).int().unwrap_err().kind(), "int-out-of-range");
+        assert_eq!(
+            Reader::new(&b).int().unwrap_err().kind(),
+            "int-out-of-range"
+        );
         let b = [0xfe, 0xff, 0xff, 0xff, 0x0f];
         assert_eq!(Reader::new(&b).int().unwrap(), i32::MAX);
         let b = [0xff, 0xff, 0xff, 0xff, 0x0f];
@@ -339,10 +397,16 @@ mod tests {
         let mut out = Vec::new();
         put_long(&mut out, i64::MAX);
         out.push(b'x');
-        assert_eq!(Reader::new(&out).bytes().unwrap_err().kind(), "truncated-body");
+        assert_eq!(
+            Reader::new(&out).bytes().unwrap_err().kind(),
+            "truncated-body"
+        );
         let mut out = Vec::new();
         put_long(&mut out, -3);
-        assert_eq!(Reader::new(&out).bytes().unwrap_err().kind(), "negative-length");
+        assert_eq!(
+            Reader::new(&out).bytes().unwrap_err().kind(),
+            "negative-length"
+        );
     }
 
     #[test]
@@ -350,11 +414,29 @@ mod tests {
         let mut out = Vec::new();
         put_long(&mut out, 1 << 40);
         let mut budget = 10;
-        assert_eq!(Reader::new(&out).block_count(1, &mut budget).unwrap_err().kind(), "truncated-body");
-        assert_eq!(Reader::new(&out).block_count(0, &mut budget).unwrap_err().kind(), "too-many-items");
+        assert_eq!(
+            Reader::new(&out)
+                .block_count(1, &mut budget)
+                .unwrap_err()
+                .kind(),
+            "truncated-body"
+        );
+        assert_eq!(
+            Reader::new(&out)
+                .block_count(0, &mut budget)
+                .unwrap_err()
+                .kind(),
+            "too-many-items"
+        );
         let mut out = Vec::new();
         put_long(&mut out, i64::MIN);
         put_long(&mut out, 0);
-        assert_eq!(Reader::new(&out).block_count(1, &mut budget).unwrap_err().kind(), "truncated-body");
+        assert_eq!(
+            Reader::new(&out)
+                .block_count(1, &mut budget)
+                .unwrap_err()
+                .kind(),
+            "truncated-body"
+        );
     }
 }

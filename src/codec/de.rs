@@ -7,13 +7,21 @@
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
-use super::{CodecError, Fail};
 use super::json::{MAX_DEPTH, Walk, skip_node};
 use super::plan::{Field, NO_INDEX, Node, NodeId, Plan};
+use super::{CodecError, Fail};
 
-pub(crate) fn decode<'de, T: de::Deserialize<'de>>(plan: &Plan, body: &'de [u8]) -> Result<T, Fail> {
+pub(crate) fn decode<'de, T: de::Deserialize<'de>>(
+    plan: &Plan,
+    body: &'de [u8],
+) -> Result<T, Fail> {
     let mut w = Walk::new(body);
-    let v = T::deserialize(De { plan, node: Plan::ROOT, w: &mut w, depth: 0 })?;
+    let v = T::deserialize(De {
+        plan,
+        node: Plan::ROOT,
+        w: &mut w,
+        depth: 0,
+    })?;
     w.r.finish()?;
     Ok(v)
 }
@@ -27,7 +35,11 @@ struct De<'a, 'de, 'p> {
 
 impl<'a, 'de, 'p> De<'a, 'de, 'p> {
     fn deeper(&self) -> Result<usize, Fail> {
-        if self.depth >= MAX_DEPTH { Err(Box::new(CodecError::NestingTooDeep)) } else { Ok(self.depth + 1) }
+        if self.depth >= MAX_DEPTH {
+            Err(Box::new(CodecError::NestingTooDeep))
+        } else {
+            Ok(self.depth + 1)
+        }
     }
 
     /// Skip through unions (reading the branch index) to the node that holds the value.
@@ -77,9 +89,18 @@ impl<'de> de::Deserializer<'de> for De<'_, 'de, '_> {
             }
             Node::Record { fields, .. } => {
                 let depth = self.deeper()?;
-                visitor.visit_map(Fields { plan, fields, i: 0, w: self.w, depth, map: None })
+                visitor.visit_map(Fields {
+                    plan,
+                    fields,
+                    i: 0,
+                    w: self.w,
+                    depth,
+                    map: None,
+                })
             }
-            Node::Union { .. } | Node::Pending => Err(Box::new(CodecError::InvalidSchema("incomplete plan".into()))),
+            Node::Union { .. } | Node::Pending => Err(Box::new(CodecError::InvalidSchema(
+                "incomplete plan".into(),
+            ))),
         }
     }
 
@@ -113,9 +134,15 @@ impl<'de> de::Deserializer<'de> for De<'_, 'de, '_> {
         match plan.node(self.node) {
             Node::Enum { symbols, typed, .. } => {
                 let i = self.w.r.enum_index(symbols.len())?;
-                let index = typed.get(variants, symbols.iter().map(|s| &**s)).and_then(|m| m.get(i).copied());
+                let index = typed
+                    .get(variants, symbols.iter().map(|s| &**s))
+                    .and_then(|m| m.get(i).copied());
                 let index = index.filter(|&x| x != NO_INDEX);
-                visitor.visit_enum(Variant { name: &symbols[i], index, de: None })
+                visitor.visit_enum(Variant {
+                    name: &symbols[i],
+                    index,
+                    de: None,
+                })
             }
             Node::Union { branches, .. } => {
                 let i = self.w.r.union_index(branches.len())?;
@@ -124,14 +151,30 @@ impl<'de> de::Deserializer<'de> for De<'_, 'de, '_> {
                 // An enum inside a union reads as that enum's symbol.
                 if let Node::Enum { symbols, .. } = bn {
                     let i = self.w.r.enum_index(symbols.len())?;
-                    return visitor.visit_enum(Variant { name: &symbols[i], index: None, de: None });
+                    return visitor.visit_enum(Variant {
+                        name: &symbols[i],
+                        index: None,
+                        de: None,
+                    });
                 }
                 let depth = self.deeper()?;
                 let name = bn.branch_name();
-                visitor.visit_enum(Variant { name, index: None, de: Some(De { plan, node: b, w: self.w, depth }) })
+                visitor.visit_enum(Variant {
+                    name,
+                    index: None,
+                    de: Some(De {
+                        plan,
+                        node: b,
+                        w: self.w,
+                        depth,
+                    }),
+                })
             }
             Node::String => visitor.visit_enum(self.w.r.str()?.into_deserializer()),
-            n => Err(Box::new(CodecError::TypeMismatch(format!("a Rust enum cannot be read from Avro {}", n.branch_name())))),
+            n => Err(Box::new(CodecError::TypeMismatch(format!(
+                "a Rust enum cannot be read from Avro {}",
+                n.branch_name()
+            )))),
         }
     }
 
@@ -147,7 +190,14 @@ impl<'de> de::Deserializer<'de> for De<'_, 'de, '_> {
             Node::Record { fields, typed, .. } => {
                 let depth = self.deeper()?;
                 let map = typed.get(rust_fields, fields.iter().map(|f| &*f.name));
-                visitor.visit_map(Fields { plan, fields, i: 0, w: self.w, depth, map })
+                visitor.visit_map(Fields {
+                    plan,
+                    fields,
+                    i: 0,
+                    w: self.w,
+                    depth,
+                    map,
+                })
             }
             _ => self.deserialize_any(visitor),
         }
@@ -158,7 +208,11 @@ impl<'de> de::Deserializer<'de> for De<'_, 'de, '_> {
         visitor.visit_unit()
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Fail> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Fail> {
         visitor.visit_newtype_struct(self)
     }
 
@@ -182,7 +236,15 @@ struct Blocks<'a, 'de, 'p> {
 impl<'a, 'de, 'p> Blocks<'a, 'de, 'p> {
     fn new(plan: &'p Plan, item: NodeId, w: &'a mut Walk<'de>, depth: usize, map: bool) -> Self {
         let min = plan.min_size[item as usize] + map as usize;
-        Blocks { plan, item, w, depth, left: 0, done: false, min }
+        Blocks {
+            plan,
+            item,
+            w,
+            depth,
+            left: 0,
+            done: false,
+            min,
+        }
     }
 
     fn more(&mut self) -> Result<bool, Fail> {
@@ -203,25 +265,43 @@ impl<'a, 'de, 'p> Blocks<'a, 'de, 'p> {
 
 impl<'de> de::SeqAccess<'de> for Blocks<'_, 'de, '_> {
     type Error = Fail;
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Fail> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Fail> {
         if !self.more()? {
             return Ok(None);
         }
-        seed.deserialize(De { plan: self.plan, node: self.item, w: self.w, depth: self.depth }).map(Some)
+        seed.deserialize(De {
+            plan: self.plan,
+            node: self.item,
+            w: self.w,
+            depth: self.depth,
+        })
+        .map(Some)
     }
 }
 
 impl<'de> de::MapAccess<'de> for Blocks<'_, 'de, '_> {
     type Error = Fail;
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Fail> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Fail> {
         if !self.more()? {
             return Ok(None);
         }
         let k = self.w.r.str()?;
-        seed.deserialize(de::value::BorrowedStrDeserializer::new(k)).map(Some)
+        seed.deserialize(de::value::BorrowedStrDeserializer::new(k))
+            .map(Some)
     }
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Fail> {
-        seed.deserialize(De { plan: self.plan, node: self.item, w: self.w, depth: self.depth })
+        seed.deserialize(De {
+            plan: self.plan,
+            node: self.item,
+            w: self.w,
+            depth: self.depth,
+        })
     }
 }
 
@@ -239,24 +319,38 @@ struct Fields<'a, 'de, 'p> {
 impl<'de> de::MapAccess<'de> for Fields<'_, 'de, '_> {
     type Error = Fail;
     #[inline(always)]
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Fail> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Fail> {
         if let Some(&ix) = self.map.and_then(|m| m.get(self.i))
             && ix != NO_INDEX
         {
-            return seed.deserialize(de::value::U64Deserializer::<Fail>::new(ix as u64)).map(Some);
+            return seed
+                .deserialize(de::value::U64Deserializer::<Fail>::new(ix as u64))
+                .map(Some);
         }
         match self.fields.get(self.i) {
-            Some(f) => seed.deserialize(de::value::StrDeserializer::<Fail>::new(&f.name)).map(Some),
+            Some(f) => seed
+                .deserialize(de::value::StrDeserializer::<Fail>::new(&f.name))
+                .map(Some),
             None => Ok(None),
         }
     }
     #[inline(always)]
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Fail> {
         let Some(f) = self.fields.get(self.i) else {
-            return Err(Box::new(CodecError::TypeMismatch("record value without a field".into())));
+            return Err(Box::new(CodecError::TypeMismatch(
+                "record value without a field".into(),
+            )));
         };
         self.i += 1;
-        seed.deserialize(De { plan: self.plan, node: f.node, w: self.w, depth: self.depth })
+        seed.deserialize(De {
+            plan: self.plan,
+            node: f.node,
+            w: self.w,
+            depth: self.depth,
+        })
     }
     fn size_hint(&self) -> Option<usize> {
         Some(self.fields.len() - self.i)
@@ -289,19 +383,28 @@ impl<'de> de::VariantAccess<'de> for Variant<'_, 'de, '_> {
         match self.de {
             None => Ok(()),
             Some(d) if matches!(d.plan.node(d.node), Node::Null) => Ok(()),
-            Some(_) => Err(Box::new(CodecError::TypeMismatch(format!("variant {} holds a value", self.name)))),
+            Some(_) => Err(Box::new(CodecError::TypeMismatch(format!(
+                "variant {} holds a value",
+                self.name
+            )))),
         }
     }
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Fail> {
         match self.de {
             Some(d) => seed.deserialize(d),
-            None => Err(Box::new(CodecError::TypeMismatch(format!("enum symbol {} holds no value", self.name)))),
+            None => Err(Box::new(CodecError::TypeMismatch(format!(
+                "enum symbol {} holds no value",
+                self.name
+            )))),
         }
     }
     fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Fail> {
         match self.de {
             Some(d) => de::Deserializer::deserialize_any(d, visitor),
-            None => Err(Box::new(CodecError::TypeMismatch(format!("enum symbol {} holds no value", self.name)))),
+            None => Err(Box::new(CodecError::TypeMismatch(format!(
+                "enum symbol {} holds no value",
+                self.name
+            )))),
         }
     }
     fn struct_variant<V: Visitor<'de>>(
@@ -311,7 +414,10 @@ impl<'de> de::VariantAccess<'de> for Variant<'_, 'de, '_> {
     ) -> Result<V::Value, Fail> {
         match self.de {
             Some(d) => de::Deserializer::deserialize_any(d, visitor),
-            None => Err(Box::new(CodecError::TypeMismatch(format!("enum symbol {} holds no value", self.name)))),
+            None => Err(Box::new(CodecError::TypeMismatch(format!(
+                "enum symbol {} holds no value",
+                self.name
+            )))),
         }
     }
 }

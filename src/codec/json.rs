@@ -7,9 +7,9 @@
 
 use serde_json::{Map, Number, Value};
 
-use super::{CodecError, Fail};
 use super::binary::{Reader, put_bytes, put_f32, put_f64, put_int, put_long};
 use super::plan::{Cat, NO_BRANCH, Node, NodeId, Plan};
+use super::{CodecError, Fail};
 
 /// Deepest nesting of values (records, arrays, maps, unions) the codec walks.
 pub(crate) const MAX_DEPTH: usize = 256;
@@ -25,7 +25,11 @@ fn wrong_type(expected: &'static str, got: &Value) -> Fail {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     };
-    Box::new(CodecError::WrongType { path: String::new(), expected, got: got.into() })
+    Box::new(CodecError::WrongType {
+        path: String::new(),
+        expected,
+        got: got.into(),
+    })
 }
 
 /// A float/double from a JSON number or one of the three non-finite strings.
@@ -98,7 +102,9 @@ fn pick_branch(plan: &Plan, branches: &[NodeId], pick: &[u8], v: &Value) -> Opti
                 }
             }
             if special_float(s).is_some() {
-                return branches.iter().position(|&b| matches!(plan.node(b), Node::Float | Node::Double));
+                return branches
+                    .iter()
+                    .position(|&b| matches!(plan.node(b), Node::Float | Node::Double));
             }
             None
         }
@@ -110,7 +116,9 @@ fn pick_branch(plan: &Plan, branches: &[NodeId], pick: &[u8], v: &Value) -> Opti
                     Node::Record { fields, .. } => {
                         first.get_or_insert(i);
                         let known = o.keys().all(|k| fields.iter().any(|f| *f.name == **k));
-                        let complete = fields.iter().all(|f| f.default.is_some() || o.contains_key(&*f.name));
+                        let complete = fields
+                            .iter()
+                            .all(|f| f.default.is_some() || o.contains_key(&*f.name));
                         if known && complete {
                             return Some(i);
                         }
@@ -128,7 +136,13 @@ fn pick_branch(plan: &Plan, branches: &[NodeId], pick: &[u8], v: &Value) -> Opti
 }
 
 /// Encode a natural-JSON value with `node` of `plan`, appending to `out`.
-pub(crate) fn encode_node(plan: &Plan, node: NodeId, v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), Fail> {
+pub(crate) fn encode_node(
+    plan: &Plan,
+    node: NodeId,
+    v: &Value,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Result<(), Fail> {
     if depth > MAX_DEPTH {
         return Err(Box::new(CodecError::NestingTooDeep));
     }
@@ -151,9 +165,15 @@ pub(crate) fn encode_node(plan: &Plan, node: NodeId, v: &Value, out: &mut Vec<u8
                         put_int(out, i);
                         Ok(())
                     }
-                    Err(_) => Err(Box::new(CodecError::IntOutOfRange { value: Some(i), path: String::new() })),
+                    Err(_) => Err(Box::new(CodecError::IntOutOfRange {
+                        value: Some(i),
+                        path: String::new(),
+                    })),
                 },
-                None if n.is_u64() => Err(Box::new(CodecError::IntOutOfRange { value: None, path: String::new() })),
+                None if n.is_u64() => Err(Box::new(CodecError::IntOutOfRange {
+                    value: None,
+                    path: String::new(),
+                })),
                 None => Err(wrong_type("int", v)),
             },
             _ => Err(wrong_type("int", v)),
@@ -164,7 +184,10 @@ pub(crate) fn encode_node(plan: &Plan, node: NodeId, v: &Value, out: &mut Vec<u8
                     put_long(out, i);
                     Ok(())
                 }
-                None if n.is_u64() => Err(Box::new(CodecError::IntOutOfRange { value: None, path: String::new() })),
+                None if n.is_u64() => Err(Box::new(CodecError::IntOutOfRange {
+                    value: None,
+                    path: String::new(),
+                })),
                 None => Err(wrong_type("long", v)),
             },
             _ => Err(wrong_type("long", v)),
@@ -216,7 +239,10 @@ pub(crate) fn encode_node(plan: &Plan, node: NodeId, v: &Value, out: &mut Vec<u8
                     put_int(out, i as i32);
                     Ok(())
                 }
-                None => Err(Box::new(CodecError::UnknownEnumSymbol { path: String::new(), symbol: s.clone() })),
+                None => Err(Box::new(CodecError::UnknownEnumSymbol {
+                    path: String::new(),
+                    symbol: s.clone(),
+                })),
             },
             _ => Err(wrong_type("enum symbol", v)),
         },
@@ -261,11 +287,16 @@ pub(crate) fn encode_node(plan: &Plan, node: NodeId, v: &Value, out: &mut Vec<u8
                     match o.get(&*f.name) {
                         Some(x) => {
                             seen += 1;
-                            encode_node(plan, f.node, x, out, depth + 1).map_err(|e| e.in_field(&f.name))?;
+                            encode_node(plan, f.node, x, out, depth + 1)
+                                .map_err(|e| e.in_field(&f.name))?;
                         }
                         None => match &f.default {
                             Some(d) => out.extend_from_slice(d),
-                            None => return Err(Box::new(CodecError::MissingField { path: f.name.to_string() })),
+                            None => {
+                                return Err(Box::new(CodecError::MissingField {
+                                    path: f.name.to_string(),
+                                }));
+                            }
                         },
                     }
                 }
@@ -278,7 +309,9 @@ pub(crate) fn encode_node(plan: &Plan, node: NodeId, v: &Value, out: &mut Vec<u8
             }
             _ => Err(wrong_type("record (JSON object)", v)),
         },
-        Node::Pending => Err(Box::new(CodecError::InvalidSchema("incomplete plan".into()))),
+        Node::Pending => Err(Box::new(CodecError::InvalidSchema(
+            "incomplete plan".into(),
+        ))),
     }
 }
 
@@ -291,7 +324,10 @@ pub struct Walk<'a> {
 
 impl<'a> Walk<'a> {
     pub(crate) fn new(body: &'a [u8]) -> Self {
-        Walk { r: Reader::new(body), zero_budget: ZERO_SIZE_ITEM_BUDGET }
+        Walk {
+            r: Reader::new(body),
+            zero_budget: ZERO_SIZE_ITEM_BUDGET,
+        }
     }
 
     /// Read the blocks of an array or map value: `item(walk, index)` once per item, collected.
@@ -318,7 +354,12 @@ impl<'a> Walk<'a> {
 }
 
 /// Decode one value of `node` into natural JSON.
-pub(crate) fn decode_node(plan: &Plan, node: NodeId, w: &mut Walk<'_>, depth: usize) -> Result<Value, Fail> {
+pub(crate) fn decode_node(
+    plan: &Plan,
+    node: NodeId,
+    w: &mut Walk<'_>,
+    depth: usize,
+) -> Result<Value, Fail> {
     if depth > MAX_DEPTH {
         return Err(Box::new(CodecError::NestingTooDeep));
     }
@@ -337,7 +378,9 @@ pub(crate) fn decode_node(plan: &Plan, node: NodeId, w: &mut Walk<'_>, depth: us
             Value::String(symbols[i].to_string())
         }
         Node::Array { items } => {
-            Value::Array(w.read_items(plan.min_size[*items as usize], |w, _| decode_node(plan, *items, w, depth + 1))?)
+            Value::Array(w.read_items(plan.min_size[*items as usize], |w, _| {
+                decode_node(plan, *items, w, depth + 1)
+            })?)
         }
         Node::Map { values } => {
             let pairs = w.read_items(1 + plan.min_size[*values as usize], |w, _| {
@@ -358,12 +401,21 @@ pub(crate) fn decode_node(plan: &Plan, node: NodeId, w: &mut Walk<'_>, depth: us
             }
             Value::Object(m)
         }
-        Node::Pending => return Err(Box::new(CodecError::InvalidSchema("incomplete plan".into()))),
+        Node::Pending => {
+            return Err(Box::new(CodecError::InvalidSchema(
+                "incomplete plan".into(),
+            )));
+        }
     })
 }
 
 /// Read and check one value of `node` without building anything (for writer-only data).
-pub(crate) fn skip_node(plan: &Plan, node: NodeId, w: &mut Walk<'_>, depth: usize) -> Result<(), Fail> {
+pub(crate) fn skip_node(
+    plan: &Plan,
+    node: NodeId,
+    w: &mut Walk<'_>,
+    depth: usize,
+) -> Result<(), Fail> {
     if depth > MAX_DEPTH {
         return Err(Box::new(CodecError::NestingTooDeep));
     }
@@ -398,7 +450,9 @@ pub(crate) fn skip_node(plan: &Plan, node: NodeId, w: &mut Walk<'_>, depth: usiz
         }
         // Items of `()` take no memory: read_items only counts them.
         Node::Array { items } => {
-            w.read_items(plan.min_size[*items as usize], |w, _| skip_node(plan, *items, w, depth + 1))?;
+            w.read_items(plan.min_size[*items as usize], |w, _| {
+                skip_node(plan, *items, w, depth + 1)
+            })?;
         }
         Node::Map { values } => {
             w.read_items(1 + plan.min_size[*values as usize], |w, _| {
@@ -415,7 +469,11 @@ pub(crate) fn skip_node(plan: &Plan, node: NodeId, w: &mut Walk<'_>, depth: usiz
                 skip_node(plan, f.node, w, depth + 1)?;
             }
         }
-        Node::Pending => return Err(Box::new(CodecError::InvalidSchema("incomplete plan".into()))),
+        Node::Pending => {
+            return Err(Box::new(CodecError::InvalidSchema(
+                "incomplete plan".into(),
+            )));
+        }
     }
     Ok(())
 }

@@ -65,9 +65,17 @@ pub enum CodecError {
     #[error("string at byte {offset} is not valid UTF-8")]
     InvalidUtf8 { offset: usize },
     #[error("union branch index {index} at byte {offset}, but the union has {branches} branches")]
-    InvalidUnionIndex { index: i64, branches: usize, offset: usize },
+    InvalidUnionIndex {
+        index: i64,
+        branches: usize,
+        offset: usize,
+    },
     #[error("enum index {index} at byte {offset}, but the enum has {symbols} symbols")]
-    InvalidEnumIndex { index: i64, symbols: usize, offset: usize },
+    InvalidEnumIndex {
+        index: i64,
+        symbols: usize,
+        offset: usize,
+    },
     #[error("boolean byte 0x{byte:02x} at byte {offset} (must be 0 or 1)")]
     InvalidBoolean { byte: u8, offset: usize },
     #[error("block count at byte {offset} exceeds the limit for items that take no bytes")]
@@ -79,12 +87,19 @@ pub enum CodecError {
     #[error("missing field `{path}` (it has no default)")]
     MissingField { path: String },
     #[error("wrong type{}: expected {expected}, got {got}", at(path))]
-    WrongType { path: String, expected: &'static str, got: String },
+    WrongType {
+        path: String,
+        expected: &'static str,
+        got: String,
+    },
     #[error("unknown enum symbol {symbol:?}{}", at(path))]
     UnknownEnumSymbol { path: String, symbol: String },
     #[error("unknown field `{path}` (not in the schema)")]
     UnknownField { path: String },
-    #[error("cannot resolve writer data to the reader schema{}: {message}", at(path))]
+    #[error(
+        "cannot resolve writer data to the reader schema{}: {message}",
+        at(path)
+    )]
     Unresolvable { path: String, message: String },
     #[error("record does not match the Rust type: {0}")]
     TypeMismatch(String),
@@ -93,7 +108,11 @@ pub enum CodecError {
 }
 
 fn at(path: &str) -> String {
-    if path.is_empty() { String::new() } else { format!(" at `{path}`") }
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!(" at `{path}`")
+    }
 }
 
 fn join_path(head: String, tail: &str) -> String {
@@ -201,7 +220,11 @@ impl Plan {
     }
 
     /// Encode a typed value (serde) with this plan, appending the Avro body to `out`.
-    pub fn encode_into<T: Serialize + ?Sized>(&self, v: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    pub fn encode_into<T: Serialize + ?Sized>(
+        &self,
+        v: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
         ser::encode(self, v, out).map_err(|e| *e)
     }
 
@@ -221,7 +244,11 @@ pub struct SubjectWriter {
 impl SubjectWriter {
     /// Append a framed message for a typed value to `out`.
     #[inline]
-    pub fn encode_into<T: Serialize + ?Sized>(&self, v: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    pub fn encode_into<T: Serialize + ?Sized>(
+        &self,
+        v: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
         wire::write_header(out, self.id);
         self.plan.encode_into(v, out)
     }
@@ -251,7 +278,9 @@ pub struct Codec {
 
 impl std::fmt::Debug for Codec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Codec").field("subject_ttl", &self.subject_ttl).finish_non_exhaustive()
+        f.debug_struct("Codec")
+            .field("subject_ttl", &self.subject_ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -285,7 +314,10 @@ impl Codec {
         if let Some(p) = cached {
             return Ok(p);
         }
-        let text = self.source.schema_by_id(id).map_err(CodecError::from_registry)?;
+        let text = self
+            .source
+            .schema_by_id(id)
+            .map_err(CodecError::from_registry)?;
         let plan = Arc::new(Plan::compile_str(&text)?);
         tracing::debug!(schema_id = id, nodes = plan.nodes.len(), "compiled schema");
         Ok(write(&self.by_id).entry(id).or_insert(plan).clone())
@@ -299,7 +331,10 @@ impl Codec {
         {
             return Ok(w);
         }
-        let s = self.source.writer_schema(subject).map_err(CodecError::from_registry)?;
+        let s = self
+            .source
+            .writer_schema(subject)
+            .map_err(CodecError::from_registry)?;
         let cached = read(&self.by_id).get(&s.id).cloned();
         let plan = match cached {
             Some(p) => p,
@@ -322,7 +357,11 @@ impl Codec {
     }
 
     /// Typed record → framed message, with the subject's writer schema.
-    pub fn encode<T: Serialize + ?Sized>(&self, subject: &str, record: &T) -> Result<Vec<u8>, CodecError> {
+    pub fn encode<T: Serialize + ?Sized>(
+        &self,
+        subject: &str,
+        record: &T,
+    ) -> Result<Vec<u8>, CodecError> {
         let w = self.writer(subject)?;
         let mut out = Vec::with_capacity(64);
         w.encode_into(record, &mut out)?;
@@ -351,7 +390,11 @@ impl Codec {
     }
 
     /// Framed message → natural JSON, resolved from the writer schema to `reader_schema`.
-    pub fn decode_json_with_reader(&self, msg: &[u8], reader_schema: &str) -> Result<Value, CodecError> {
+    pub fn decode_json_with_reader(
+        &self,
+        msg: &[u8],
+        reader_schema: &str,
+    ) -> Result<Value, CodecError> {
         let (id, body) = wire::unframe(msg)?;
         self.resolver(id, reader_schema)?.decode_json(body)
     }

@@ -54,12 +54,33 @@ pub(crate) enum Node {
     Double,
     Bytes,
     String,
-    Fixed { name: Box<str>, size: usize },
-    Enum { name: Box<str>, aliases: Box<[Box<str>]>, symbols: Box<[Box<str>]>, default: Option<u32>, typed: TypedMap },
-    Array { items: NodeId },
-    Map { values: NodeId },
-    Union { branches: Box<[NodeId]>, pick: [u8; CAT_COUNT] },
-    Record { name: Box<str>, aliases: Box<[Box<str>]>, fields: Box<[Field]>, typed: TypedMap },
+    Fixed {
+        name: Box<str>,
+        size: usize,
+    },
+    Enum {
+        name: Box<str>,
+        aliases: Box<[Box<str>]>,
+        symbols: Box<[Box<str>]>,
+        default: Option<u32>,
+        typed: TypedMap,
+    },
+    Array {
+        items: NodeId,
+    },
+    Map {
+        values: NodeId,
+    },
+    Union {
+        branches: Box<[NodeId]>,
+        pick: [u8; CAT_COUNT],
+    },
+    Record {
+        name: Box<str>,
+        aliases: Box<[Box<str>]>,
+        fields: Box<[Field]>,
+        typed: TypedMap,
+    },
     /// A named type still being compiled (only during compilation).
     Pending,
 }
@@ -110,10 +131,20 @@ pub(crate) const NO_INDEX: u32 = u32::MAX;
 impl TypedMap {
     /// The schema-position → Rust-position map for the Rust name list `rust`, if it is the cached one.
     #[inline(always)]
-    pub(crate) fn get<'a>(&'a self, rust: &'static [&'static str], names: impl Iterator<Item = &'a str>) -> Option<&'a [u32]> {
+    pub(crate) fn get<'a>(
+        &'a self,
+        rust: &'static [&'static str],
+        names: impl Iterator<Item = &'a str>,
+    ) -> Option<&'a [u32]> {
         let key = rust.as_ptr() as usize;
         let (k, len, map) = self.0.get_or_init(|| {
-            let map = names.map(|n| rust.iter().position(|r| *r == n).map_or(NO_INDEX, |p| p as u32)).collect();
+            let map = names
+                .map(|n| {
+                    rust.iter()
+                        .position(|r| *r == n)
+                        .map_or(NO_INDEX, |p| p as u32)
+                })
+                .collect();
             (key, rust.len(), map)
         });
         (*k == key && *len == rust.len()).then_some(&**map)
@@ -131,15 +162,23 @@ pub struct Plan {
 impl Plan {
     /// Parse an Avro schema (JSON text) with apache-avro and compile it.
     pub fn compile_str(schema: &str) -> Result<Plan, CodecError> {
-        let parsed = Schema::parse_str(schema).map_err(|e| CodecError::InvalidSchema(e.to_string()))?;
+        let parsed =
+            Schema::parse_str(schema).map_err(|e| CodecError::InvalidSchema(e.to_string()))?;
         Plan::compile(&parsed)
     }
 
     /// Compile a parsed apache-avro schema.
     pub fn compile(schema: &Schema) -> Result<Plan, CodecError> {
-        let mut c = Compiler { nodes: Vec::new(), named: HashMap::new(), defaults: Vec::new() };
+        let mut c = Compiler {
+            nodes: Vec::new(),
+            named: HashMap::new(),
+            defaults: Vec::new(),
+        };
         c.node(schema, None)?;
-        let mut plan = Plan { nodes: c.nodes, min_size: Vec::new() };
+        let mut plan = Plan {
+            nodes: c.nodes,
+            min_size: Vec::new(),
+        };
         plan.min_size = compute_min_sizes(&plan.nodes);
         // Defaults are encoded once the whole plan exists (they may refer to later named types).
         for (rec, fi, json, branch_node) in c.defaults {
@@ -153,7 +192,10 @@ impl Plan {
                 out.push(0);
             }
             super::json::encode_node(&plan, branch_node, &json, &mut out, 0).map_err(|e| {
-                CodecError::InvalidSchema(format!("bad default for field {}: {e}", field_name(&plan, rec, fi)))
+                CodecError::InvalidSchema(format!(
+                    "bad default for field {}: {e}",
+                    field_name(&plan, rec, fi)
+                ))
             })?;
             if let Some(Node::Record { fields, .. }) = plan.nodes.get_mut(rec as usize)
                 && let Some(f) = fields.get_mut(fi)
@@ -175,7 +217,10 @@ impl Plan {
 
 fn field_name(plan: &Plan, rec: NodeId, fi: usize) -> String {
     match plan.nodes.get(rec as usize) {
-        Some(Node::Record { fields, .. }) => fields.get(fi).map(|f| f.name.to_string()).unwrap_or_default(),
+        Some(Node::Record { fields, .. }) => fields
+            .get(fi)
+            .map(|f| f.name.to_string())
+            .unwrap_or_default(),
         _ => String::new(),
     }
 }
@@ -189,7 +234,12 @@ struct Compiler {
 
 fn aliases(a: &apache_avro::schema::Aliases) -> Box<[Box<str>]> {
     a.as_ref()
-        .map(|v| v.iter().map(|x| Box::from(x.name())).collect::<Vec<_>>().into_boxed_slice())
+        .map(|v| {
+            v.iter()
+                .map(|x| Box::from(x.name()))
+                .collect::<Vec<_>>()
+                .into_boxed_slice()
+        })
         .unwrap_or_default()
 }
 
@@ -240,7 +290,9 @@ impl Compiler {
                 let fullname = e.name.fullname(None);
                 let default = match &e.default {
                     Some(d) => Some(e.symbols.iter().position(|s| s == d).ok_or_else(|| {
-                        CodecError::InvalidSchema(format!("enum {fullname}: default {d} is not a symbol"))
+                        CodecError::InvalidSchema(format!(
+                            "enum {fullname}: default {d} is not a symbol"
+                        ))
                     })? as u32),
                     None => None,
                 };
@@ -273,7 +325,10 @@ impl Compiler {
                     branches.push(self.node(v, None)?);
                 }
                 let pick = self.pick_table(&branches);
-                self.nodes[id as usize] = Node::Union { branches: branches.into_boxed_slice(), pick };
+                self.nodes[id as usize] = Node::Union {
+                    branches: branches.into_boxed_slice(),
+                    pick,
+                };
                 id
             }
             Schema::Record(r) => {
@@ -286,7 +341,9 @@ impl Compiler {
                     if let Some(d) = &f.default {
                         // A union's default belongs to its first branch.
                         let target = match &self.nodes[node as usize] {
-                            Node::Union { branches, .. } => branches.first().copied().unwrap_or(node),
+                            Node::Union { branches, .. } => {
+                                branches.first().copied().unwrap_or(node)
+                            }
                             _ => node,
                         };
                         self.defaults.push((id, i, d.clone(), target));
@@ -298,8 +355,7 @@ impl Compiler {
                         default: None,
                     });
                 }
-                self.nodes[id as usize] =
-                    Node::Record {
+                self.nodes[id as usize] = Node::Record {
                     name: Box::from(fullname.as_str()),
                     aliases: aliases(&r.aliases),
                     fields: fields.into_boxed_slice(),
@@ -309,9 +365,17 @@ impl Compiler {
             }
             Schema::Ref { name } => {
                 let full = name.fullname(None);
-                match self.named.get(&full).or_else(|| self.named.get(name.name())) {
+                match self
+                    .named
+                    .get(&full)
+                    .or_else(|| self.named.get(name.name()))
+                {
                     Some(&id) => return Ok(id),
-                    None => return Err(CodecError::InvalidSchema(format!("unknown named type {full}"))),
+                    None => {
+                        return Err(CodecError::InvalidSchema(format!(
+                            "unknown named type {full}"
+                        )));
+                    }
                 }
             }
         };
@@ -320,7 +384,10 @@ impl Compiler {
 
     fn fixed(&mut self, name: &apache_avro::schema::Name, size: usize) -> NodeId {
         let fullname = name.fullname(None);
-        let id = self.push(Node::Fixed { name: Box::from(fullname.as_str()), size });
+        let id = self.push(Node::Fixed {
+            name: Box::from(fullname.as_str()),
+            size,
+        });
         self.register(fullname, id);
         id
     }
@@ -328,7 +395,17 @@ impl Compiler {
     /// For each value category, the first branch that accepts it.
     fn pick_table(&self, branches: &[NodeId]) -> [u8; CAT_COUNT] {
         let mut pick = [NO_BRANCH; CAT_COUNT];
-        let order = [Cat::Null, Cat::Bool, Cat::Int, Cat::Long, Cat::Float, Cat::Str, Cat::Bytes, Cat::Object, Cat::Array];
+        let order = [
+            Cat::Null,
+            Cat::Bool,
+            Cat::Int,
+            Cat::Long,
+            Cat::Float,
+            Cat::Str,
+            Cat::Bytes,
+            Cat::Object,
+            Cat::Array,
+        ];
         for cat in order {
             for (i, &b) in branches.iter().enumerate() {
                 let fits = matches!(
@@ -337,7 +414,10 @@ impl Compiler {
                         | (Node::Boolean, Cat::Bool)
                         | (Node::Int, Cat::Int)
                         | (Node::Long, Cat::Int | Cat::Long)
-                        | (Node::Float | Node::Double, Cat::Int | Cat::Long | Cat::Float)
+                        | (
+                            Node::Float | Node::Double,
+                            Cat::Int | Cat::Long | Cat::Float
+                        )
                         | (Node::String | Node::Enum { .. }, Cat::Str)
                         | (Node::Bytes | Node::Fixed { .. }, Cat::Str | Cat::Bytes)
                         | (Node::Record { .. } | Node::Map { .. }, Cat::Object)
@@ -368,10 +448,14 @@ fn compute_min_sizes(nodes: &[Node]) -> Vec<usize> {
                 Node::Fixed { size, .. } => *size,
                 Node::Enum { .. } => 1,
                 Node::Array { .. } | Node::Map { .. } => 1,
-                Node::Union { branches, .. } => 1 + branches.iter().map(|&b| m[b as usize]).min().unwrap_or(0),
-                Node::Record { fields, .. } => {
-                    fields.iter().map(|f| m[f.node as usize]).fold(0usize, |a, b| a.saturating_add(b)).min(1 << 20)
+                Node::Union { branches, .. } => {
+                    1 + branches.iter().map(|&b| m[b as usize]).min().unwrap_or(0)
                 }
+                Node::Record { fields, .. } => fields
+                    .iter()
+                    .map(|f| m[f.node as usize])
+                    .fold(0usize, |a, b| a.saturating_add(b))
+                    .min(1 << 20),
             };
             if v != m[i] {
                 m[i] = v;

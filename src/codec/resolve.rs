@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{CodecError, Fail};
 use super::json::{MAX_DEPTH, Walk, bytes_json, decode_node, float_json, skip_node};
 use super::plan::{Node, NodeId, Plan};
+use super::{CodecError, Fail};
 
 type RId = u32;
 
@@ -40,9 +40,18 @@ enum RNode {
     Convert(Conv),
     /// Per writer symbol: the reader's symbol, or `Err(writer symbol)` when the reader lacks it.
     Enum(Box<[Result<Box<str>, Box<str>>]>),
-    Array { w_items: NodeId, items: RId },
-    Map { w_values: NodeId, values: RId },
-    Record { steps: Box<[Step]>, defaults: Box<[(Box<str>, Value)]> },
+    Array {
+        w_items: NodeId,
+        items: RId,
+    },
+    Map {
+        w_values: NodeId,
+        values: RId,
+    },
+    Record {
+        steps: Box<[Step]>,
+        defaults: Box<[(Box<str>, Value)]>,
+    },
     /// Writer union: per writer branch, its resolution or why it has none.
     WriterUnion(Box<[Result<RId, Box<str>>]>),
     Pending,
@@ -89,9 +98,21 @@ impl Builder<'_> {
             | (Node::String, Node::String)
             | (Node::Array { .. }, Node::Array { .. })
             | (Node::Map { .. }, Node::Map { .. }) => true,
-            (Node::Fixed { name: a, size: x }, Node::Fixed { name: b, size: y }) => x == y && names_match(a, b, &[]),
-            (Node::Enum { name: a, .. }, Node::Enum { name: b, aliases, .. }) => names_match(a, b, aliases),
-            (Node::Record { name: a, .. }, Node::Record { name: b, aliases, .. }) => names_match(a, b, aliases),
+            (Node::Fixed { name: a, size: x }, Node::Fixed { name: b, size: y }) => {
+                x == y && names_match(a, b, &[])
+            }
+            (
+                Node::Enum { name: a, .. },
+                Node::Enum {
+                    name: b, aliases, ..
+                },
+            ) => names_match(a, b, aliases),
+            (
+                Node::Record { name: a, .. },
+                Node::Record {
+                    name: b, aliases, ..
+                },
+            ) => names_match(a, b, aliases),
             (Node::Int, Node::Long | Node::Float | Node::Double)
             | (Node::Long, Node::Float | Node::Double)
             | (Node::Float, Node::Double)
@@ -107,7 +128,10 @@ impl Builder<'_> {
             let id = self.push(RNode::Pending);
             let mut out = Vec::with_capacity(branches.len());
             for &b in branches.iter() {
-                out.push(self.resolve(b, r).map_err(|e| Box::from(e.to_string().as_str())));
+                out.push(
+                    self.resolve(b, r)
+                        .map_err(|e| Box::from(e.to_string().as_str())),
+                );
             }
             self.nodes[id as usize] = RNode::WriterUnion(out.into_boxed_slice());
             return Ok(id);
@@ -140,7 +164,14 @@ impl Builder<'_> {
             (Node::Long, Node::Double) => RNode::Convert(Conv::LongToDouble),
             (Node::String, Node::Bytes) => RNode::Convert(Conv::StringToBytes),
             (Node::Bytes, Node::String) => RNode::Convert(Conv::BytesToString),
-            (Node::Enum { symbols: ws, .. }, Node::Enum { symbols: rs, default, .. }) => {
+            (
+                Node::Enum { symbols: ws, .. },
+                Node::Enum {
+                    symbols: rs,
+                    default,
+                    ..
+                },
+            ) => {
                 let map = ws
                     .iter()
                     .map(|s| match rs.iter().find(|x| x[..] == s[..]) {
@@ -164,7 +195,10 @@ impl Builder<'_> {
                 let (wv, rv) = (*wv, *rv);
                 let id = self.push(RNode::Pending);
                 let values = self.resolve(wv, rv)?;
-                self.nodes[id as usize] = RNode::Map { w_values: wv, values };
+                self.nodes[id as usize] = RNode::Map {
+                    w_values: wv,
+                    values,
+                };
                 return Ok(id);
             }
             (Node::Record { .. }, Node::Record { .. }) => return self.record(w, r),
@@ -179,26 +213,39 @@ impl Builder<'_> {
         }
         let id = self.push(RNode::Pending);
         self.memo.insert((w, r), id);
-        let (Node::Record { fields: wf, .. }, Node::Record { name: rname, fields: rf, .. }) = (self.w.node(w), self.r.node(r))
+        let (
+            Node::Record { fields: wf, .. },
+            Node::Record {
+                name: rname,
+                fields: rf,
+                ..
+            },
+        ) = (self.w.node(w), self.r.node(r))
         else {
-            return Err(Box::new(CodecError::IncompatibleSchema("record expected".into())));
+            return Err(Box::new(CodecError::IncompatibleSchema(
+                "record expected".into(),
+            )));
         };
         let mut used = vec![false; rf.len()];
         let mut steps = Vec::with_capacity(wf.len());
         for f in wf.iter() {
-            let hit = rf.iter().position(|x| x.name == f.name).or_else(|| {
-                rf.iter().position(|x| x.aliases.contains(&f.name))
-            });
+            let hit = rf
+                .iter()
+                .position(|x| x.name == f.name)
+                .or_else(|| rf.iter().position(|x| x.aliases.contains(&f.name)));
             match hit {
                 Some(i) if !used[i] => {
                     used[i] = true;
                     let rnode = self.resolve(f.node, rf[i].node).map_err(|e| match *e {
-                        CodecError::IncompatibleSchema(m) => {
-                            Box::new(CodecError::IncompatibleSchema(format!("field {}: {m}", f.name)))
-                        }
+                        CodecError::IncompatibleSchema(m) => Box::new(
+                            CodecError::IncompatibleSchema(format!("field {}: {m}", f.name)),
+                        ),
                         e => Box::new(e),
                     })?;
-                    steps.push(Step::Read { name: rf[i].name.clone(), r: rnode });
+                    steps.push(Step::Read {
+                        name: rf[i].name.clone(),
+                        r: rnode,
+                    });
                 }
                 _ => steps.push(Step::Skip(f.node)),
             }
@@ -218,8 +265,10 @@ impl Builder<'_> {
             let v = decode_node(self.r, f.node, &mut walk, 0)?;
             defaults.push((f.name.clone(), v));
         }
-        self.nodes[id as usize] =
-            RNode::Record { steps: steps.into_boxed_slice(), defaults: defaults.into_boxed_slice() };
+        self.nodes[id as usize] = RNode::Record {
+            steps: steps.into_boxed_slice(),
+            defaults: defaults.into_boxed_slice(),
+        };
         Ok(id)
     }
 }
@@ -227,7 +276,12 @@ impl Builder<'_> {
 impl Resolver {
     /// Compile the resolution from `writer` to `reader`; fails if the reader cannot read the writer.
     pub fn new(writer: Arc<Plan>, reader: Arc<Plan>) -> Result<Resolver, CodecError> {
-        let mut b = Builder { w: &writer, r: &reader, nodes: Vec::new(), memo: HashMap::new() };
+        let mut b = Builder {
+            w: &writer,
+            r: &reader,
+            nodes: Vec::new(),
+            memo: HashMap::new(),
+        };
         b.resolve(Plan::ROOT, Plan::ROOT).map_err(|e| *e)?;
         let nodes = b.nodes;
         Ok(Resolver { writer, nodes })
@@ -246,7 +300,9 @@ impl Resolver {
             return Err(Box::new(CodecError::NestingTooDeep));
         }
         let Some(n) = self.nodes.get(id as usize) else {
-            return Err(Box::new(CodecError::InvalidSchema("incomplete resolving plan".into())));
+            return Err(Box::new(CodecError::InvalidSchema(
+                "incomplete resolving plan".into(),
+            )));
         };
         let plan = &*self.writer;
         Ok(match n {
@@ -271,17 +327,24 @@ impl Resolver {
                 match &map[i] {
                     Ok(s) => Value::String(s.to_string()),
                     Err(s) => {
-                        return Err(Box::new(CodecError::UnknownEnumSymbol { path: String::new(), symbol: s.to_string() }));
+                        return Err(Box::new(CodecError::UnknownEnumSymbol {
+                            path: String::new(),
+                            symbol: s.to_string(),
+                        }));
                     }
                 }
             }
-            RNode::Array { w_items, items } => Value::Array(w.read_items(plan.min_size[*w_items as usize], |w, i| {
-                self.node(*items, w, depth + 1).map_err(|e| e.in_index(i))
-            })?),
+            RNode::Array { w_items, items } => {
+                Value::Array(w.read_items(plan.min_size[*w_items as usize], |w, i| {
+                    self.node(*items, w, depth + 1).map_err(|e| e.in_index(i))
+                })?)
+            }
             RNode::Map { w_values, values } => {
                 let pairs = w.read_items(1 + plan.min_size[*w_values as usize], |w, _| {
                     let k = w.r.str()?.to_owned();
-                    let v = self.node(*values, w, depth + 1).map_err(|e| e.in_field(&k))?;
+                    let v = self
+                        .node(*values, w, depth + 1)
+                        .map_err(|e| e.in_field(&k))?;
                     Ok((k, v))
                 })?;
                 Value::Object(pairs.into_iter().collect::<Map<String, Value>>())
@@ -307,11 +370,18 @@ impl Resolver {
                 match &branches[i] {
                     Ok(r) => return self.node(*r, w, depth + 1),
                     Err(msg) => {
-                        return Err(Box::new(CodecError::Unresolvable { path: String::new(), message: msg.to_string() }));
+                        return Err(Box::new(CodecError::Unresolvable {
+                            path: String::new(),
+                            message: msg.to_string(),
+                        }));
                     }
                 }
             }
-            RNode::Pending => return Err(Box::new(CodecError::InvalidSchema("incomplete resolving plan".into()))),
+            RNode::Pending => {
+                return Err(Box::new(CodecError::InvalidSchema(
+                    "incomplete resolving plan".into(),
+                )));
+            }
         })
     }
 }

@@ -7,10 +7,10 @@
 
 use serde::ser::{self, Serialize};
 
-use super::{CodecError, Fail};
 use super::binary::{put_bytes, put_f32, put_f64, put_int, put_long};
 use super::json::MAX_DEPTH;
 use super::plan::{Cat, Field, NO_BRANCH, Node, NodeId, Plan};
+use super::{CodecError, Fail};
 
 /// String equality for short names without a `memcmp` call (field names, enum symbols).
 #[inline(always)]
@@ -29,8 +29,17 @@ fn name_eq(a: &str, b: &str) -> bool {
     true
 }
 
-pub(crate) fn encode<T: Serialize + ?Sized>(plan: &Plan, v: &T, out: &mut Vec<u8>) -> Result<(), Fail> {
-    v.serialize(Ser { plan, node: Plan::ROOT, out, depth: 0 })
+pub(crate) fn encode<T: Serialize + ?Sized>(
+    plan: &Plan,
+    v: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), Fail> {
+    v.serialize(Ser {
+        plan,
+        node: Plan::ROOT,
+        out,
+        depth: 0,
+    })
 }
 
 struct Ser<'a, 'p> {
@@ -41,7 +50,11 @@ struct Ser<'a, 'p> {
 }
 
 fn wrong(expected: &'static str, got: &str) -> Fail {
-    Box::new(CodecError::WrongType { path: String::new(), expected, got: got.to_string() })
+    Box::new(CodecError::WrongType {
+        path: String::new(),
+        expected,
+        got: got.to_string(),
+    })
 }
 
 /// What an encode error says the schema expected at a node.
@@ -64,7 +77,10 @@ impl<'a, 'p> Ser<'a, 'p> {
             Node::Union { branches, pick } => {
                 let p = pick[cat as usize];
                 if p == NO_BRANCH {
-                    return Err(wrong("a value of one of the union's branches", cat_name(cat)));
+                    return Err(wrong(
+                        "a value of one of the union's branches",
+                        cat_name(cat),
+                    ));
                 }
                 put_long(self.out, p as i64);
                 self.node = branches[p as usize];
@@ -78,16 +94,30 @@ impl<'a, 'p> Ser<'a, 'p> {
         if self.depth >= MAX_DEPTH {
             return Err(Box::new(CodecError::NestingTooDeep));
         }
-        Ok(Ser { plan: self.plan, node, out: self.out, depth: self.depth + 1 })
+        Ok(Ser {
+            plan: self.plan,
+            node,
+            out: self.out,
+            depth: self.depth + 1,
+        })
     }
 
     #[inline(always)]
     fn integer(mut self, v: i64) -> Result<(), Fail> {
-        let cat = if i32::try_from(v).is_ok() { Cat::Int } else { Cat::Long };
+        let cat = if i32::try_from(v).is_ok() {
+            Cat::Int
+        } else {
+            Cat::Long
+        };
         match self.target(cat)? {
             Node::Int => match i32::try_from(v) {
                 Ok(i) => put_int(self.out, i),
-                Err(_) => return Err(Box::new(CodecError::IntOutOfRange { value: Some(v), path: String::new() })),
+                Err(_) => {
+                    return Err(Box::new(CodecError::IntOutOfRange {
+                        value: Some(v),
+                        path: String::new(),
+                    }));
+                }
             },
             Node::Long => put_long(self.out, v),
             Node::Float => put_f32(self.out, v as f32),
@@ -131,13 +161,17 @@ impl<'a, 'p> Ser<'a, 'p> {
     fn symbol(mut self, s: &str, hint: Option<u32>) -> Result<(), Fail> {
         match self.string_target(s)? {
             Node::String | Node::Bytes => put_bytes(self.out, s.as_bytes()),
-            Node::Fixed { size, .. } if *size == s.len() => self.out.extend_from_slice(s.as_bytes()),
+            Node::Fixed { size, .. } if *size == s.len() => {
+                self.out.extend_from_slice(s.as_bytes())
+            }
             Node::Enum { symbols, .. } => {
                 let i = match hint {
                     Some(h) if symbols.get(h as usize).is_some_and(|x| name_eq(x, s)) => h as usize,
-                    _ => symbols.iter().position(|x| **x == *s).ok_or_else(|| CodecError::UnknownEnumSymbol {
-                        path: String::new(),
-                        symbol: s.to_string(),
+                    _ => symbols.iter().position(|x| **x == *s).ok_or_else(|| {
+                        CodecError::UnknownEnumSymbol {
+                            path: String::new(),
+                            symbol: s.to_string(),
+                        }
                     })?,
                 };
                 put_int(self.out, i as i32);
@@ -168,14 +202,30 @@ impl<'a, 'p> Ser<'a, 'p> {
         let depth = self.depth + 1;
         let plan = self.plan;
         match self.target(cat)? {
-            Node::Array { items } if cat == Cat::Array => Ok(Compound::Seq(SeqState::new(plan, *items, self.out, len, depth))),
-            Node::Map { values } if cat == Cat::Object => {
-                Ok(Compound::Map(SeqState::new(plan, *values, self.out, len, depth), None))
-            }
-            Node::Record { fields, .. } if cat == Cat::Object => {
-                Ok(Compound::Record(RecState { plan, fields, out: self.out, next: 0, slots: None, depth, key: None }))
-            }
-            n => Err(wrong(expected_of(n), if cat == Cat::Array { "sequence" } else { "map/struct" })),
+            Node::Array { items } if cat == Cat::Array => Ok(Compound::Seq(SeqState::new(
+                plan, *items, self.out, len, depth,
+            ))),
+            Node::Map { values } if cat == Cat::Object => Ok(Compound::Map(
+                SeqState::new(plan, *values, self.out, len, depth),
+                None,
+            )),
+            Node::Record { fields, .. } if cat == Cat::Object => Ok(Compound::Record(RecState {
+                plan,
+                fields,
+                out: self.out,
+                next: 0,
+                slots: None,
+                depth,
+                key: None,
+            })),
+            n => Err(wrong(
+                expected_of(n),
+                if cat == Cat::Array {
+                    "sequence"
+                } else {
+                    "map/struct"
+                },
+            )),
         }
     }
 }
@@ -239,7 +289,10 @@ impl<'a, 'p> ser::Serializer for Ser<'a, 'p> {
     fn serialize_u64(self, v: u64) -> Result<(), Fail> {
         match i64::try_from(v) {
             Ok(v) => self.integer(v),
-            Err(_) => Err(Box::new(CodecError::IntOutOfRange { value: None, path: String::new() })),
+            Err(_) => Err(Box::new(CodecError::IntOutOfRange {
+                value: None,
+                path: String::new(),
+            })),
         }
     }
     #[inline(always)]
@@ -284,10 +337,19 @@ impl<'a, 'p> ser::Serializer for Ser<'a, 'p> {
         self.serialize_none()
     }
     #[inline(always)]
-    fn serialize_unit_variant(self, _name: &'static str, idx: u32, variant: &'static str) -> Result<(), Fail> {
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        idx: u32,
+        variant: &'static str,
+    ) -> Result<(), Fail> {
         self.symbol(variant, Some(idx))
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _name: &'static str, value: &T) -> Result<(), Fail> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), Fail> {
         value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -306,7 +368,11 @@ impl<'a, 'p> ser::Serializer for Ser<'a, 'p> {
     fn serialize_tuple(self, len: usize) -> Result<Compound<'a, 'p>, Fail> {
         self.compound(Cat::Array, Some(len))
     }
-    fn serialize_tuple_struct(self, _name: &'static str, len: usize) -> Result<Compound<'a, 'p>, Fail> {
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        len: usize,
+    ) -> Result<Compound<'a, 'p>, Fail> {
         self.compound(Cat::Array, Some(len))
     }
     fn serialize_tuple_variant(
@@ -350,7 +416,13 @@ pub(crate) struct SeqState<'a, 'p> {
 }
 
 impl<'a, 'p> SeqState<'a, 'p> {
-    fn new(plan: &'p Plan, item: NodeId, out: &'a mut Vec<u8>, len: Option<usize>, depth: usize) -> Self {
+    fn new(
+        plan: &'p Plan,
+        item: NodeId,
+        out: &'a mut Vec<u8>,
+        len: Option<usize>,
+        depth: usize,
+    ) -> Self {
         let buf = match len {
             Some(n) => {
                 if n > 0 {
@@ -360,7 +432,15 @@ impl<'a, 'p> SeqState<'a, 'p> {
             }
             None => Some(Vec::new()),
         };
-        SeqState { plan, item, out, buf, expected: len.unwrap_or(0), count: 0, depth }
+        SeqState {
+            plan,
+            item,
+            out,
+            buf,
+            expected: len.unwrap_or(0),
+            count: 0,
+            depth,
+        }
     }
 
     fn sink(&mut self) -> &mut Vec<u8> {
@@ -372,7 +452,13 @@ impl<'a, 'p> SeqState<'a, 'p> {
 
     fn element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Fail> {
         let (plan, node, depth, i) = (self.plan, self.item, self.depth, self.count);
-        v.serialize(Ser { plan, node, out: self.sink(), depth }).map_err(|e| e.in_index(i))?;
+        v.serialize(Ser {
+            plan,
+            node,
+            out: self.sink(),
+            depth,
+        })
+        .map_err(|e| e.in_index(i))?;
         self.count += 1;
         Ok(())
     }
@@ -418,7 +504,13 @@ impl<'a, 'p> RecState<'a, 'p> {
             if let Some(f) = self.fields.get(self.next)
                 && name_eq(&f.name, key)
             {
-                v.serialize(Ser { plan, node: f.node, out: self.out, depth: self.depth }).map_err(|e| e.in_field(key))?;
+                v.serialize(Ser {
+                    plan,
+                    node: f.node,
+                    out: self.out,
+                    depth: self.depth,
+                })
+                .map_err(|e| e.in_field(key))?;
                 self.next += 1;
                 return Ok(());
             }
@@ -427,7 +519,13 @@ impl<'a, 'p> RecState<'a, 'p> {
         let j = self.slot_of(key)?;
         let f = &self.fields[self.next + j];
         let mut buf = Vec::new();
-        v.serialize(Ser { plan, node: f.node, out: &mut buf, depth: self.depth }).map_err(|e| e.in_field(key))?;
+        v.serialize(Ser {
+            plan,
+            node: f.node,
+            out: &mut buf,
+            depth: self.depth,
+        })
+        .map_err(|e| e.in_field(key))?;
         if let Some(slots) = &mut self.slots {
             slots[j] = Some(buf);
         }
@@ -437,8 +535,12 @@ impl<'a, 'p> RecState<'a, 'p> {
     fn slot_of(&self, key: &str) -> Result<usize, Fail> {
         match self.fields.iter().position(|f| *f.name == *key) {
             Some(i) if i >= self.next => Ok(i - self.next),
-            Some(_) => Err(Box::new(CodecError::TypeMismatch(format!("field `{key}` given twice")))),
-            None => Err(Box::new(CodecError::UnknownField { path: key.to_string() })),
+            Some(_) => Err(Box::new(CodecError::TypeMismatch(format!(
+                "field `{key}` given twice"
+            )))),
+            None => Err(Box::new(CodecError::UnknownField {
+                path: key.to_string(),
+            })),
         }
     }
 
@@ -449,7 +551,11 @@ impl<'a, 'p> RecState<'a, 'p> {
             {
                 match &f.default {
                     Some(d) => self.out.extend_from_slice(d),
-                    None => return Err(Box::new(CodecError::MissingField { path: key.to_string() })),
+                    None => {
+                        return Err(Box::new(CodecError::MissingField {
+                            path: key.to_string(),
+                        }));
+                    }
                 }
                 self.next += 1;
                 return Ok(());
@@ -465,11 +571,20 @@ impl<'a, 'p> RecState<'a, 'p> {
     fn end(self) -> Result<(), Fail> {
         let rest = self.fields.get(self.next..).unwrap_or(&[]);
         for (i, f) in rest.iter().enumerate() {
-            match self.slots.as_ref().and_then(|s| s.get(i)).and_then(|s| s.as_ref()) {
+            match self
+                .slots
+                .as_ref()
+                .and_then(|s| s.get(i))
+                .and_then(|s| s.as_ref())
+            {
                 Some(b) => self.out.extend_from_slice(b),
                 None => match &f.default {
                     Some(d) => self.out.extend_from_slice(d),
-                    None => return Err(Box::new(CodecError::MissingField { path: f.name.to_string() })),
+                    None => {
+                        return Err(Box::new(CodecError::MissingField {
+                            path: f.name.to_string(),
+                        }));
+                    }
                 },
             }
         }
@@ -490,13 +605,17 @@ impl ser::SerializeSeq for Compound<'_, '_> {
     fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Fail> {
         match self {
             Compound::Seq(s) => s.element(v),
-            _ => Err(Box::new(CodecError::TypeMismatch("sequence element outside a sequence".into()))),
+            _ => Err(Box::new(CodecError::TypeMismatch(
+                "sequence element outside a sequence".into(),
+            ))),
         }
     }
     fn end(self) -> Result<(), Fail> {
         match self {
             Compound::Seq(s) => s.end(),
-            _ => Err(Box::new(CodecError::TypeMismatch("sequence end outside a sequence".into()))),
+            _ => Err(Box::new(CodecError::TypeMismatch(
+                "sequence end outside a sequence".into(),
+            ))),
         }
     }
 }
@@ -549,7 +668,9 @@ impl ser::SerializeMap for Compound<'_, '_> {
                 r.key = Some(key.serialize(KeySer)?);
                 Ok(())
             }
-            Compound::Seq(_) => Err(Box::new(CodecError::TypeMismatch("map key outside a map".into()))),
+            Compound::Seq(_) => Err(Box::new(CodecError::TypeMismatch(
+                "map key outside a map".into(),
+            ))),
         }
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Fail> {
@@ -562,14 +683,18 @@ impl ser::SerializeMap for Compound<'_, '_> {
                 let k = r.key.take().unwrap_or_default();
                 r.field(&k, v)
             }
-            Compound::Seq(_) => Err(Box::new(CodecError::TypeMismatch("map value outside a map".into()))),
+            Compound::Seq(_) => Err(Box::new(CodecError::TypeMismatch(
+                "map value outside a map".into(),
+            ))),
         }
     }
     fn end(self) -> Result<(), Fail> {
         match self {
             Compound::Map(s, _) => s.end(),
             Compound::Record(r) => r.end(),
-            Compound::Seq(_) => Err(Box::new(CodecError::TypeMismatch("map end outside a map".into()))),
+            Compound::Seq(_) => Err(Box::new(CodecError::TypeMismatch(
+                "map end outside a map".into(),
+            ))),
         }
     }
 }
@@ -578,14 +703,20 @@ impl ser::SerializeStruct for Compound<'_, '_> {
     type Ok = ();
     type Error = Fail;
     #[inline(always)]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), Fail> {
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        v: &T,
+    ) -> Result<(), Fail> {
         match self {
             Compound::Record(r) => r.field(key, v),
             Compound::Map(s, _) => {
                 put_bytes(s.sink(), key.as_bytes());
                 s.element(v).map_err(|e| e.in_field(key))
             }
-            Compound::Seq(_) => Err(Box::new(CodecError::TypeMismatch("struct field outside a struct".into()))),
+            Compound::Seq(_) => Err(Box::new(CodecError::TypeMismatch(
+                "struct field outside a struct".into(),
+            ))),
         }
     }
     fn skip_field(&mut self, key: &'static str) -> Result<(), Fail> {
@@ -599,7 +730,9 @@ impl ser::SerializeStruct for Compound<'_, '_> {
         match self {
             Compound::Record(r) => r.end(),
             Compound::Map(s, _) => s.end(),
-            Compound::Seq(_) => Err(Box::new(CodecError::TypeMismatch("struct end outside a struct".into()))),
+            Compound::Seq(_) => Err(Box::new(CodecError::TypeMismatch(
+                "struct end outside a struct".into(),
+            ))),
         }
     }
 }
@@ -607,7 +740,11 @@ impl ser::SerializeStruct for Compound<'_, '_> {
 impl ser::SerializeStructVariant for Compound<'_, '_> {
     type Ok = ();
     type Error = Fail;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), Fail> {
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        v: &T,
+    ) -> Result<(), Fail> {
         ser::SerializeStruct::serialize_field(self, key, v)
     }
     fn end(self) -> Result<(), Fail> {
@@ -635,10 +772,19 @@ impl ser::Serializer for KeySer {
     fn serialize_char(self, v: char) -> Result<String, Fail> {
         Ok(v.to_string())
     }
-    fn serialize_unit_variant(self, _: &'static str, _: u32, v: &'static str) -> Result<String, Fail> {
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        v: &'static str,
+    ) -> Result<String, Fail> {
         Ok(v.to_string())
     }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> Result<String, Fail> {
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        v: &T,
+    ) -> Result<String, Fail> {
         v.serialize(self)
     }
     fn serialize_bool(self, _: bool) -> Result<String, Fail> {
@@ -704,7 +850,11 @@ impl ser::Serializer for KeySer {
     fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Fail> {
         Err(wrong("string map key", "tuple"))
     }
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, Fail> {
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, Fail> {
         Err(wrong("string map key", "tuple"))
     }
     fn serialize_tuple_variant(

@@ -41,8 +41,14 @@ pub enum Shape {
     Bytes,
     Option(Box<Shape>),
     Array(Box<Shape>),
-    Enum { name: &'static str, variants: &'static [&'static str] },
-    Record { name: &'static str, fields: Vec<(&'static str, Shape)> },
+    Enum {
+        name: &'static str,
+        variants: &'static [&'static str],
+    },
+    Record {
+        name: &'static str,
+        fields: Vec<(&'static str, Shape)>,
+    },
 }
 
 /// What the bind step found for one value position: union indices, enum tables, nested slots.
@@ -105,7 +111,11 @@ fn short(name: &str) -> &str {
 }
 
 fn mismatch(path: &str, msg: String) -> CodecError {
-    let at = if path.is_empty() { String::new() } else { format!(" at `{path}`") };
+    let at = if path.is_empty() {
+        String::new()
+    } else {
+        format!(" at `{path}`")
+    };
     CodecError::SchemaMismatch(format!("{msg}{at}"))
 }
 
@@ -121,7 +131,9 @@ fn bind_node(plan: &Plan, id: NodeId, shape: &Shape, path: &str) -> Result<Slot,
         | (Shape::String, Node::String)
         | (Shape::Bytes, Node::Bytes) => Ok(ok),
         (Shape::Option(inner), Node::Union { branches, .. }) => {
-            let null = branches.iter().position(|&b| matches!(plan.node(b), Node::Null));
+            let null = branches
+                .iter()
+                .position(|&b| matches!(plan.node(b), Node::Null));
             match (branches.len(), null) {
                 (2, Some(n)) => {
                     let v = 1 - n;
@@ -134,61 +146,125 @@ fn bind_node(plan: &Plan, id: NodeId, shape: &Shape, path: &str) -> Result<Slot,
                         ..ok
                     })
                 }
-                _ => Err(mismatch(path, "an Option needs a union of null and one other type".into())),
+                _ => Err(mismatch(
+                    path,
+                    "an Option needs a union of null and one other type".into(),
+                )),
             }
         }
         (Shape::Array(items), Node::Array { items: it }) => {
             let inner = bind_node(plan, *it, items, &format!("{path}[]"))?;
-            Ok(Slot { min_item: plan.min_size[*it as usize], inner: Box::new([inner]), ..ok })
+            Ok(Slot {
+                min_item: plan.min_size[*it as usize],
+                inner: Box::new([inner]),
+                ..ok
+            })
         }
-        (Shape::Enum { name, variants }, Node::Enum { name: sname, symbols, .. }) => {
+        (
+            Shape::Enum { name, variants },
+            Node::Enum {
+                name: sname,
+                symbols,
+                ..
+            },
+        ) => {
             if short(sname) != *name {
-                return Err(mismatch(path, format!("enum {name} is bound to schema enum {sname}")));
+                return Err(mismatch(
+                    path,
+                    format!("enum {name} is bound to schema enum {sname}"),
+                ));
             }
             let upper: Vec<String> = variants.iter().map(|v| v.to_uppercase()).collect();
             let mut to_symbol = Vec::with_capacity(upper.len());
             for v in &upper {
                 match symbols.iter().position(|s| **s == **v) {
                     Some(i) => to_symbol.push(i as u32),
-                    None => return Err(mismatch(path, format!("enum {name}: variant {v} is not a schema symbol"))),
+                    None => {
+                        return Err(mismatch(
+                            path,
+                            format!("enum {name}: variant {v} is not a schema symbol"),
+                        ));
+                    }
                 }
             }
             let mut to_variant = Vec::with_capacity(symbols.len());
             for s in symbols.iter() {
                 match upper.iter().position(|v| **v == **s) {
                     Some(i) => to_variant.push(i as u32),
-                    None => return Err(mismatch(path, format!("enum {name}: schema symbol {s} has no variant"))),
+                    None => {
+                        return Err(mismatch(
+                            path,
+                            format!("enum {name}: schema symbol {s} has no variant"),
+                        ));
+                    }
                 }
             }
-            Ok(Slot { to_symbol: to_symbol.into(), to_variant: to_variant.into(), ..ok })
+            Ok(Slot {
+                to_symbol: to_symbol.into(),
+                to_variant: to_variant.into(),
+                ..ok
+            })
         }
-        (Shape::Record { name, fields }, Node::Record { name: sname, fields: sfields, .. }) => {
+        (
+            Shape::Record { name, fields },
+            Node::Record {
+                name: sname,
+                fields: sfields,
+                ..
+            },
+        ) => {
             if short(sname) != *name {
-                return Err(mismatch(path, format!("struct {name} is bound to schema record {sname}")));
+                return Err(mismatch(
+                    path,
+                    format!("struct {name} is bound to schema record {sname}"),
+                ));
             }
             let mut slots = Vec::with_capacity(fields.len());
             for (i, sf) in sfields.iter().enumerate() {
                 let Some((rust, shape)) = fields.get(i) else {
-                    return Err(mismatch(path, format!("{name}: schema field `{}` is not in the struct", sf.name)));
+                    return Err(mismatch(
+                        path,
+                        format!("{name}: schema field `{}` is not in the struct", sf.name),
+                    ));
                 };
                 let want = camel(rust);
                 if *sf.name != *want {
                     return Err(mismatch(
                         path,
-                        format!("{name}: schema field {i} is `{}`, the struct's is `{want}`", sf.name),
+                        format!(
+                            "{name}: schema field {i} is `{}`, the struct's is `{want}`",
+                            sf.name
+                        ),
                     ));
                 }
-                let p = if path.is_empty() { want } else { format!("{path}.{want}") };
+                let p = if path.is_empty() {
+                    want
+                } else {
+                    format!("{path}.{want}")
+                };
                 slots.push(bind_node(plan, sf.node, shape, &p)?);
             }
             if let Some((rust, _)) = fields.get(sfields.len()) {
-                return Err(mismatch(path, format!("{name}: struct field `{}` is not in the schema", camel(rust))));
+                return Err(mismatch(
+                    path,
+                    format!(
+                        "{name}: struct field `{}` is not in the schema",
+                        camel(rust)
+                    ),
+                ));
             }
-            Ok(Slot { inner: slots.into(), ..ok })
+            Ok(Slot {
+                inner: slots.into(),
+                ..ok
+            })
         }
         (shape, node) => Err(mismatch(
             path,
-            format!("the schema has {}, the Rust type is {}", node.type_name(), shape_name(shape)),
+            format!(
+                "the schema has {}, the Rust type is {}",
+                node.type_name(),
+                shape_name(shape)
+            ),
         )),
     }
 }
@@ -221,7 +297,10 @@ impl Plan {
     /// encoder/decoder; `schema-mismatch` when it is not.
     pub fn bind<T: AvroRecord>(&self) -> Result<Bound<T>, CodecError> {
         let slot = bind_node(self, Plan::ROOT, &T::shape(), "")?;
-        Ok(Bound { slot, _t: PhantomData })
+        Ok(Bound {
+            slot,
+            _t: PhantomData,
+        })
     }
 }
 
@@ -288,7 +367,10 @@ pub struct TypedReader<T> {
 
 impl<T: AvroRecord> TypedReader<T> {
     pub(crate) fn new(id: u32, plan: &Plan) -> Result<Self, CodecError> {
-        Ok(TypedReader { id, bound: plan.bind::<T>()? })
+        Ok(TypedReader {
+            id,
+            bound: plan.bind::<T>()?,
+        })
     }
 
     /// Framed message → `T`.
@@ -326,13 +408,20 @@ macro_rules! primitive {
     };
 }
 
-primitive!(bool, Boolean, |v, out| out.push(*v as u8), |w| w.r.boolean());
+primitive!(bool, Boolean, |v, out| out.push(*v as u8), |w| w
+    .r
+    .boolean());
 primitive!(i32, Int, |v, out| put_long(out, *v as i64), |w| w.r.int());
 primitive!(i64, Long, |v, out| put_long(out, *v), |w| w.r.long());
 primitive!(f32, Float, |v, out| put_f32(out, *v), |w| w.r.f32());
 primitive!(f64, Double, |v, out| put_f64(out, *v), |w| w.r.f64());
-primitive!(String, String, |v, out| put_bytes(out, v.as_bytes()), |w| Ok(w.r.str()?.to_owned()));
-primitive!(Vec<u8>, Bytes, |v, out| put_bytes(out, v), |w| Ok(w.r.bytes()?.to_vec()));
+primitive!(String, String, |v, out| put_bytes(out, v.as_bytes()), |w| {
+    Ok(w.r.str()?.to_owned())
+});
+primitive!(Vec<u8>, Bytes, |v, out| put_bytes(out, v), |w| Ok(w
+    .r
+    .bytes()?
+    .to_vec()));
 
 /// The slot inside an `Option`/array slot. Bind always puts exactly one there.
 #[inline(always)]
@@ -359,7 +448,11 @@ impl<T: AvroField> AvroField for Option<T> {
     }
     #[inline(always)]
     fn read(slot: &Slot, w: &mut Walk<'_>) -> Result<Self, Fail> {
-        if w.r.union_index(2)? == slot.none_index { Ok(None) } else { T::read(only(slot), w).map(Some) }
+        if w.r.union_index(2)? == slot.none_index {
+            Ok(None)
+        } else {
+            T::read(only(slot), w).map(Some)
+        }
     }
 }
 

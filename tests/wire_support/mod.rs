@@ -38,15 +38,24 @@ pub struct FixtureSource;
 
 impl SchemaSource for FixtureSource {
     fn schema_by_id(&self, id: u32) -> Result<Arc<str>, RegistryError> {
-        schema_text(id).map(Arc::from).ok_or(RegistryError::SchemaNotFound { id })
+        schema_text(id)
+            .map(Arc::from)
+            .ok_or(RegistryError::SchemaNotFound { id })
     }
     fn writer_schema(&self, subject: &str) -> Result<SubjectSchema, RegistryError> {
         let (_, id) = SUBJECTS
             .iter()
             .find(|(s, _)| *s == subject)
-            .ok_or_else(|| RegistryError::SubjectNotFound { subject: subject.into() })?;
+            .ok_or_else(|| RegistryError::SubjectNotFound {
+                subject: subject.into(),
+            })?;
         let schema = self.schema_by_id(*id)?;
-        Ok(SubjectSchema { subject: subject.into(), version: 1, id: *id, schema })
+        Ok(SubjectSchema {
+            subject: subject.into(),
+            version: 1,
+            id: *id,
+            schema,
+        })
     }
 }
 
@@ -69,7 +78,11 @@ impl Case {
     }
     /// What decoding must give: `decoded` where present, else `record`.
     pub fn expected(&self) -> &Value {
-        if self.meta.get("decoded").is_some() { &self.meta["decoded"] } else { &self.meta["record"] }
+        if self.meta.get("decoded").is_some() {
+            &self.meta["decoded"]
+        } else {
+            &self.meta["record"]
+        }
     }
 }
 
@@ -93,10 +106,19 @@ pub fn cases(dir: &str) -> Vec<Case> {
 fn load(json: &Path) -> Case {
     let meta: Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     let bin = std::fs::read(json.with_extension("bin")).unwrap();
-    Case { name: json.file_stem().unwrap().to_string_lossy().into_owned(), bin, meta }
+    Case {
+        name: json.file_stem().unwrap().to_string_lossy().into_owned(),
+        bin,
+        meta,
+    }
 }
 
-pub const VALID_DIRS: [&str; 4] = ["user-registration", "orders", "sensor-data", "sensor-data-v2"];
+pub const VALID_DIRS: [&str; 4] = [
+    "user-registration",
+    "orders",
+    "sensor-data",
+    "sensor-data-v2",
+];
 
 /// Natural-JSON equality: integers exactly, floats by value with NaN == NaN and the sign of zero kept,
 /// `"NaN"`/`"Infinity"` strings as strings, objects by key.
@@ -106,14 +128,19 @@ pub fn json_eq(a: &Value, b: &Value) -> bool {
             (Some(i), Some(j)) => i == j,
             _ => match (x.as_f64(), y.as_f64()) {
                 (Some(f), Some(g)) => {
-                    (f.is_nan() && g.is_nan()) || (f == g && f.is_sign_negative() == g.is_sign_negative())
+                    (f.is_nan() && g.is_nan())
+                        || (f == g && f.is_sign_negative() == g.is_sign_negative())
                 }
                 _ => false,
             },
         },
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
