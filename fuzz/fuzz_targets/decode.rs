@@ -29,13 +29,23 @@ struct Plans {
 fn plans() -> &'static Plans {
     static P: OnceLock<Plans> = OnceLock::new();
     P.get_or_init(|| {
-        let plans: Vec<Arc<Plan>> = SCHEMAS.iter().map(|s| Arc::new(Plan::compile_str(s).unwrap())).collect();
+        let plans: Vec<Arc<Plan>> = SCHEMAS
+            .iter()
+            .map(|s| Arc::new(Plan::compile_str(s).unwrap()))
+            .collect();
         let v2_to_v1 = Resolver::new(plans[3].clone(), plans[2].clone()).unwrap();
         let v1_to_v2 = Resolver::new(plans[2].clone(), plans[3].clone()).unwrap();
         let users = plans[0].bind::<UserRegistration>().unwrap();
         let orders = plans[1].bind::<Order>().unwrap();
         let sensors = plans[2].bind::<SensorData>().unwrap();
-        Plans { plans, v2_to_v1, v1_to_v2, users, orders, sensors }
+        Plans {
+            plans,
+            v2_to_v1,
+            v1_to_v2,
+            users,
+            orders,
+            sensors,
+        }
     })
 }
 
@@ -49,8 +59,11 @@ fuzz_target!(|data: &[u8]| {
     for plan in &p.plans {
         if let Ok(v) = plan.decode_json(data) {
             let mut out = Vec::new();
-            plan.encode_json_into(&v, &mut out).expect("decoded JSON must re-encode");
-            let again = plan.decode_json(&out).expect("re-encoded bytes must decode");
+            plan.encode_json_into(&v, &mut out)
+                .expect("decoded JSON must re-encode");
+            let again = plan
+                .decode_json(&out)
+                .expect("re-encoded bytes must decode");
             assert!(json_same(&v, &again), "round trip changed {v} into {again}");
         }
     }
@@ -58,7 +71,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = p.plans[1].decode::<Order>(data);
     if let Ok(s) = p.plans[2].decode::<SensorData>(data) {
         let mut out = Vec::new();
-        p.plans[2].encode_into(&s, &mut out).expect("typed value must re-encode");
+        p.plans[2]
+            .encode_into(&s, &mut out)
+            .expect("typed value must re-encode");
     }
     // The bound readers must agree with the serde path: same success, same value re-encoded.
     if let Ok(u) = p.users.decode(data) {
@@ -71,7 +86,10 @@ fuzz_target!(|data: &[u8]| {
         p.orders.encode_into(&o, &mut out);
         assert!(p.plans[1].decode::<Order>(&out).is_ok());
     }
-    assert_eq!(p.sensors.decode(data).is_ok(), p.plans[2].decode::<SensorData>(data).is_ok());
+    assert_eq!(
+        p.sensors.decode(data).is_ok(),
+        p.plans[2].decode::<SensorData>(data).is_ok()
+    );
     let _ = p.v2_to_v1.decode_json(data);
     let _ = p.v1_to_v2.decode_json(data);
 });
