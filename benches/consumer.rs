@@ -16,12 +16,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use avro_edge::codec::Codec;
-use avro_edge::consumer::{Consumer, ConsumerConfig, Item, OffsetReset};
 use avro_edge::kafka::TopicSpec;
-use avro_edge::producer::{Producer, ProducerConfig};
 use avro_edge::registry::open_source;
 use avro_edge::registry::server::TestRegistry;
 use avro_edge::testkit::{Broker, Storage, unique_topic};
+use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset};
+use avro_edge::{Producer, ProducerConfig};
 
 /// The child: consume `n` records from `topic` (decoding through `registry` unless it is "-"),
 /// print `count bad secs total rss_kb`.

@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use avro_edge::kafka::{self, Client, ClientConfig, TopicSpec};
-use avro_edge::producer::{Acks, Producer, ProducerConfig};
 use avro_edge::testkit::{Broker, Storage, python, unique_topic};
+use avro_edge::{Acks, Producer, ProducerConfig};
 
 const PARTITIONS: i32 = 3;
 

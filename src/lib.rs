@@ -30,3 +30,12 @@ pub mod schema;
 pub mod spool;
 pub mod testkit;
 pub mod wire;
+
+// The producer and the consumer, by name at the crate root, wherever their modules live.
+pub use consumer::{
+    Assignor, BatchError, Consumer, ConsumerConfig, Item, OffsetReset, RawRecord, decode_records,
+};
+pub use producer::{
+    Acks, Compression, Delivery, DeliveryHandle, OutRecord, Partitioner, Producer, ProducerConfig,
+    ProducerStats, RecordError,
+};

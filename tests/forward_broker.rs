@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use avro_edge::codec::Codec;
-use avro_edge::consumer::{Consumer, ConsumerConfig, OffsetReset};
 use avro_edge::registry::cache::OfflineCache;
 use avro_edge::testkit::{Broker, Storage, require_broker, unique_topic};
+use avro_edge::{Consumer, ConsumerConfig, OffsetReset};
 
 const BIN: &str = env!("CARGO_BIN_EXE_avro-edge");
 const PARTITIONS: i32 = 3;

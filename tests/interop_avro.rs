@@ -17,12 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use avro_edge::codec::Codec;
-use avro_edge::consumer::{Consumer, ConsumerConfig, Item, OffsetReset};
 use avro_edge::kafka::TopicSpec;
-use avro_edge::producer::{Producer, ProducerConfig};
 use avro_edge::registry::server::TestRegistry;
 use avro_edge::registry::{ClientOptions, RegistryClient};
 use avro_edge::testkit::{Broker, Storage, in_ci, python, require_broker, unique_topic};
+use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset};
+use avro_edge::{Producer, ProducerConfig};
 use serde_json::{Value, json};
 use wire_support::{Case, assert_json_eq, cases, root};
 

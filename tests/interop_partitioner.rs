@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use avro_edge::consumer::{Consumer, ConsumerConfig, OffsetReset};
 use avro_edge::kafka::TopicSpec;
 use avro_edge::kafka::record::partition_for_key;
-use avro_edge::producer::{OutRecord, Producer, ProducerConfig};
 use avro_edge::testkit::{Storage, require_broker, unique_topic};
+use avro_edge::{Consumer, ConsumerConfig, OffsetReset};
+use avro_edge::{OutRecord, Producer, ProducerConfig};
 use serde_json::{Value, json};
 
 fn node_dir() -> Option<PathBuf> {

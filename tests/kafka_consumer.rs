@@ -6,13 +6,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use avro_edge::consumer::{
-    Assignor, Consumer, ConsumerConfig, Item, OffsetReset, RawRecord, decode_records,
-};
 use avro_edge::error::ErrorKind;
 use avro_edge::kafka::TopicSpec;
-use avro_edge::producer::{OutRecord, Producer, ProducerConfig};
 use avro_edge::testkit::{Storage, require_broker, unique_topic};
+use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset, RawRecord, decode_records};
+use avro_edge::{OutRecord, Producer, ProducerConfig};
 
 /// Library logs on stderr when `RUST_LOG` is set (e.g. `RUST_LOG=avro_edge=debug`).
 fn init_logs() {

@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use avro_edge::kafka::TopicSpec;
-use avro_edge::producer::{Producer, ProducerConfig};
 use avro_edge::testkit::{Storage, require_broker, unique_topic};
+use avro_edge::{Producer, ProducerConfig};
 use base64::Engine as _;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");

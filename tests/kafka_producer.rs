@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use avro_edge::error::ErrorKind;
 use avro_edge::kafka::{self, Client, ClientConfig, Target, TopicSpec};
-use avro_edge::producer::{Acks, Compression, OutRecord, Producer, ProducerConfig};
 use avro_edge::testkit::{Storage, require_broker, unique_topic};
+use avro_edge::{Acks, Compression, OutRecord, Producer, ProducerConfig};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{FetchRequest, MetadataRequest, TopicName};
@@ -501,7 +501,7 @@ fn producer_created_while_broker_down_sends_once_it_is_up() {
 
 #[test]
 fn unkeyed_records_round_robin_or_stick_to_one_partition_per_batch() {
-    use avro_edge::producer::Partitioner;
+    use avro_edge::Partitioner;
     let Some(broker) = require_broker(Storage::Memory) else {
         return;
     };

@@ -17,14 +17,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use avro_edge::codec::Codec;
-use avro_edge::consumer::{Consumer, ConsumerConfig, Item, OffsetReset};
 use avro_edge::error::ErrorKind;
 use avro_edge::kafka::TopicSpec;
 use avro_edge::kafka::tls::TlsConfig;
-use avro_edge::producer::{Producer, ProducerConfig};
 use avro_edge::registry::server::TestRegistry;
 use avro_edge::registry::{ClientOptions, RegistryClient, SchemaSource};
 use avro_edge::testkit::{Storage, in_ci, require_broker_with_args, unique_topic};
+use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset};
+use avro_edge::{Producer, ProducerConfig};
 use wire_support::{assert_json_eq, cases, root};
 
 fn missing(what: &str) {
