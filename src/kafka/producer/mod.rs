@@ -17,7 +17,7 @@
 //! # Example
 //! ```no_run
 //! use std::time::Duration;
-//! use avro_edge::producer::{Acks, Compression, OutRecord, Producer, ProducerConfig};
+//! use avro_edge::kafka::producer::{Acks, Compression, OutRecord, Producer, ProducerConfig};
 //! # fn main() -> Result<(), avro_edge::kafka::KafkaError> {
 //! let mut cfg = ProducerConfig::new(["127.0.0.1:9092"]);
 //! cfg.acks = Acks::All;

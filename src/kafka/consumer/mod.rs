@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use avro_edge::consumer::{Consumer, ConsumerConfig, OffsetReset};
+//! use avro_edge::kafka::consumer::{Consumer, ConsumerConfig, OffsetReset};
 //!
 //! let mut cfg = ConsumerConfig::group("127.0.0.1:9092", "readers", &["sensor-data"]);
 //! cfg.auto_offset_reset = OffsetReset::Earliest; // the seed's fromBeginning: true
