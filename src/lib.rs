@@ -11,7 +11,7 @@
 //! | [`records`] | typed Rust records for the seed schemas |
 //! | [`registry`] | Schema Registry client, offline schema cache, test registry |
 //! | [`kafka`] | a thin Kafka client over `kafka-protocol`, driven by smol, behind a blocking API |
-//! | [`producer`] / [`consumer`] | the user-facing producer and group consumer |
+//! | [`kafka::producer`] / [`kafka::consumer`] | the user-facing producer and group consumer |
 //! | [`spool`] | crash-safe disk spool between the codec and the producer |
 //! | [`config`] | forwarder configuration (file, env, flags) |
 //! | [`forward`] | the edge forwarder: inputs, dead-letter file, metrics |
@@ -19,11 +19,9 @@
 pub mod cli;
 pub mod codec;
 pub mod config;
-pub mod consumer;
 pub mod error;
 pub mod forward;
 pub mod kafka;
-pub mod producer;
 pub mod records;
 pub mod registry;
 pub mod schema;
@@ -32,10 +30,10 @@ pub mod testkit;
 pub mod wire;
 
 // The producer and the consumer, by name at the crate root, wherever their modules live.
-pub use consumer::{
+pub use kafka::consumer::{
     Assignor, BatchError, Consumer, ConsumerConfig, Item, OffsetReset, RawRecord, decode_records,
 };
-pub use producer::{
+pub use kafka::producer::{
     Acks, Compression, Delivery, DeliveryHandle, OutRecord, Partitioner, Producer, ProducerConfig,
     ProducerStats, RecordError,
 };

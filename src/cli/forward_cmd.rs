@@ -139,7 +139,7 @@ pub fn forward(a: ForwardArgs) -> CmdResult {
     let codec = crate::codec::Codec::new(source);
     let pcfg = forward::plug::producer_config(&cfg.kafka);
     // `Producer::new` makes no connection: the forwarder starts and spools while the broker is down.
-    let sink = forward::LazySink::new(move || crate::producer::Producer::new(pcfg.clone()));
+    let sink = forward::LazySink::new(move || crate::kafka::producer::Producer::new(pcfg.clone()));
     run_forwarder(&cfg, codec, sink, stop)
 }
 

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use std::io::Write as _;
 
 use crate::codec::Codec;
-use crate::consumer::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset};
 use crate::kafka::TopicSpec;
-use crate::producer::{Acks, Compression, DeliveryHandle, Producer, ProducerConfig};
+use crate::kafka::consumer::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset};
+use crate::kafka::producer::{Acks, Compression, DeliveryHandle, Producer, ProducerConfig};
 use crate::registry::open_source;
 
 #[derive(Debug, clap::Args)]

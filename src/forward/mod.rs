@@ -35,7 +35,7 @@ pub trait RecordEncoder: Send + Sync {
     fn encode(&self, subject: &str, record: &serde_json::Value) -> Result<Vec<u8>, Self::Error>;
 }
 
-pub use crate::producer::{Delivery, OutRecord};
+pub use crate::kafka::producer::{Delivery, OutRecord};
 
 /// Sends records to a topic and says, per record and in input order, whether the broker acknowledged it.
 /// The real one is `crate::producer::Producer::send_batch`. A result vector shorter than `records` means

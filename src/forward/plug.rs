@@ -8,9 +8,9 @@
 use super::{Delivery, OutRecord, RecordEncoder, RecordSink};
 use crate::codec::{Codec, CodecError};
 use crate::config::{self, KafkaSettings};
+use crate::kafka::producer::{Acks, Compression, Producer, ProducerConfig};
 use crate::kafka::sasl::{Mechanism, SaslConfig};
 use crate::kafka::{KafkaError, TopicSpec};
-use crate::producer::{Acks, Compression, Producer, ProducerConfig};
 
 impl RecordEncoder for Codec {
     type Error = CodecError;

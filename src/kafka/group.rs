@@ -3,7 +3,7 @@
 //! result), the consumer-protocol subscription/assignment bytes carried inside JoinGroup/SyncGroup,
 //! and the member state machine that says what to do after each coordinator answer.
 //!
-//! Must not do I/O, sleep or hold sockets: [`crate::consumer`] drives it with real requests.
+//! Must not do I/O, sleep or hold sockets: [`crate::kafka::consumer`] drives it with real requests.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,6 +1,8 @@
-//! A thin Kafka client over `kafka-protocol`: connections, metadata, SASL, driven by smol.
+//! A thin Kafka client over `kafka-protocol`: connections, metadata, SASL, driven by smol; the
+//! record-batch format ([`record`]); the user-facing [`producer`] and group [`consumer`] on top.
 //!
-//! Must not know Avro: it moves bytes. No tokio.
+//! Must not know Avro: it moves bytes (the producer's and consumer's typed helpers only call
+//! [`crate::codec`]). No tokio.
 //!
 //! # Design (read this before using the client from blocking code)
 //! - [`conn::Conn`]: one connection to one broker. Requests are written in one write on a
@@ -33,8 +35,10 @@
 //! - Errors: [`KafkaError`] (Kafka error codes kept; `is_retriable()`, `needs_metadata_refresh()`).
 pub mod client;
 pub mod conn;
+pub mod consumer;
 mod error;
 pub mod group;
+pub mod producer;
 pub mod record;
 pub mod sasl;
 #[cfg(feature = "tls")]

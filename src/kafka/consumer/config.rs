@@ -1,0 +1,162 @@
+//! Consumer settings: [`ConsumerConfig`] (a group member with [`ConsumerConfig::group`], a
+//! fixed-partition reader with [`ConsumerConfig::assign`]) and [`OffsetReset`].
+//!
+//! Must not do I/O: it only says what the consumer should do (and refuses settings that
+//! cannot work).
+
+use std::time::Duration;
+
+use crate::kafka::group::Assignor;
+use crate::kafka::{KafkaError, SaslConfig};
+
+/// Where to start when a partition has no committed offset (or the committed one is gone).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OffsetReset {
+    /// From the oldest record still kept (the seed's `fromBeginning: true`).
+    Earliest,
+    /// Only records produced from now on (Kafka's default).
+    #[default]
+    Latest,
+}
+
+impl OffsetReset {
+    /// The ListOffsets timestamp that asks for this position.
+    pub(super) fn timestamp(self) -> i64 {
+        match self {
+            OffsetReset::Earliest => -2,
+            OffsetReset::Latest => -1,
+        }
+    }
+}
+
+/// Consumer settings. Build with [`ConsumerConfig::group`] or [`ConsumerConfig::assign`] and
+/// adjust fields; defaults follow the Java client except where noted.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// `host:port` bootstrap brokers.
+    pub brokers: Vec<String>,
+    /// The consumer group; required for subscriptions and for commits.
+    pub group_id: Option<String>,
+    /// Topics to subscribe to through the group (ignored when `assignment` is set).
+    pub topics: Vec<String>,
+    /// Group-less mode: read exactly these partitions; no JoinGroup, no heartbeats.
+    pub assignment: Vec<(String, i32)>,
+    pub auto_offset_reset: OffsetReset,
+    /// How long the coordinator waits for a heartbeat before evicting us (default 10 s).
+    pub session_timeout: Duration,
+    /// How long the coordinator waits for every member to rejoin during a rebalance (default 30 s).
+    pub rebalance_timeout: Duration,
+    /// Heartbeat period; keep it below a third of the session timeout (default 3 s).
+    pub heartbeat_interval: Duration,
+    pub enable_auto_commit: bool,
+    pub auto_commit_interval: Duration,
+    /// Fetch answer size limit over all partitions (default 50 MiB).
+    pub fetch_max_bytes: i32,
+    /// Per-partition fetch size limit (default 1 MiB).
+    pub fetch_partition_max_bytes: i32,
+    /// How long the broker may hold a fetch waiting for `fetch_min_bytes` (default 500 ms).
+    pub fetch_max_wait: Duration,
+    pub fetch_min_bytes: i32,
+    /// Most records one `poll` returns (0: everything fetched). Fetched records wait in memory
+    /// undecoded; only what a poll returns is decoded, so this bounds the decoded batch
+    /// (default 500, as in Java).
+    pub max_poll_records: usize,
+    /// The preferred assignor; the other one is offered second, so mixed groups (kafkajs offers
+    /// only `roundrobin`, Java `range` first) still agree on one.
+    pub assignor: Assignor,
+    /// Largest decompressed record batch accepted (default 64 MiB).
+    pub max_batch_bytes: usize,
+    pub client_id: String,
+    pub request_timeout: Duration,
+    /// Overall bound on (re)connecting to a broker.
+    pub connect_deadline: Duration,
+    pub sasl: Option<SaslConfig>,
+    /// TLS to the brokers (feature `tls`); `None` is plain TCP.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::kafka::tls::TlsConfig>,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            brokers: vec!["127.0.0.1:9092".into()],
+            group_id: None,
+            topics: Vec::new(),
+            assignment: Vec::new(),
+            auto_offset_reset: OffsetReset::Latest,
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(3),
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
+            fetch_max_bytes: 50 * 1024 * 1024,
+            fetch_partition_max_bytes: 1024 * 1024,
+            fetch_max_wait: Duration::from_millis(500),
+            fetch_min_bytes: 1,
+            max_poll_records: 500,
+            assignor: Assignor::Range,
+            max_batch_bytes: 64 * 1024 * 1024,
+            client_id: "avro-edge".into(),
+            request_timeout: Duration::from_secs(30),
+            connect_deadline: Duration::from_secs(10),
+            sasl: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// A group member subscribed to `topics`.
+    pub fn group(brokers: &str, group_id: &str, topics: &[&str]) -> ConsumerConfig {
+        ConsumerConfig {
+            brokers: split_brokers(brokers),
+            group_id: Some(group_id.to_string()),
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            ..ConsumerConfig::default()
+        }
+    }
+
+    /// A group-less reader of fixed partitions (commits still work if `group_id` is set).
+    pub fn assign(brokers: &str, partitions: &[(&str, i32)]) -> ConsumerConfig {
+        ConsumerConfig {
+            brokers: split_brokers(brokers),
+            assignment: partitions
+                .iter()
+                .map(|(t, p)| (t.to_string(), *p))
+                .collect(),
+            enable_auto_commit: false,
+            ..ConsumerConfig::default()
+        }
+    }
+
+    pub(super) fn validate(&self) -> Result<(), KafkaError> {
+        let bad = |m: &str| Err(KafkaError::Config(m.to_string()));
+        if self.brokers.is_empty() {
+            return bad("no brokers");
+        }
+        if self.assignment.is_empty() {
+            if self.group_id.as_deref().is_none_or(str::is_empty) {
+                return bad("a subscription needs a group_id (or use assign mode)");
+            }
+            if self.topics.is_empty() {
+                return bad("no topics to subscribe to");
+            }
+        }
+        if self.heartbeat_interval >= self.session_timeout {
+            return bad("heartbeat_interval must be below session_timeout");
+        }
+        if self.fetch_max_bytes <= 0 || self.fetch_partition_max_bytes <= 0 {
+            return bad("fetch byte limits must be positive");
+        }
+        Ok(())
+    }
+}
+
+fn split_brokers(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .map(str::to_string)
+        .collect()
+}

@@ -1,0 +1,192 @@
+//! One consumed message after the codec: [`Item`] (decoded, or undecodable with its coordinates,
+//! raw bytes and error kind) and [`decode_records`].
+//!
+//! Must not drop a record it cannot decode: it becomes an [`Item::Undecodable`] in its place.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::ErrorKind;
+use crate::kafka::record::RawRecord;
+
+/// One consumed message after the codec.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    /// Decoded to natural JSON (a tombstone, with no value, decodes to `null`).
+    Record {
+        topic: Arc<str>,
+        partition: i32,
+        offset: i64,
+        key: Option<Bytes>,
+        timestamp: i64,
+        headers: Vec<(String, Option<Bytes>)>,
+        value: serde_json::Value,
+    },
+    /// The value did not decode: the coordinates, the raw bytes and why.
+    Undecodable {
+        topic: Arc<str>,
+        partition: i32,
+        offset: i64,
+        key: Option<Bytes>,
+        timestamp: i64,
+        raw: Bytes,
+        /// The codec error's stable kind, e.g. `invalid-magic-byte` or `unknown-schema-id`.
+        error_kind: &'static str,
+        error: String,
+    },
+}
+
+impl Item {
+    /// `(topic, partition, offset)` of the message.
+    pub fn coordinates(&self) -> (&str, i32, i64) {
+        match self {
+            Item::Record {
+                topic,
+                partition,
+                offset,
+                ..
+            }
+            | Item::Undecodable {
+                topic,
+                partition,
+                offset,
+                ..
+            } => (topic, *partition, *offset),
+        }
+    }
+
+    /// The dead-letter line for an undecodable message (`None` for a decoded one): coordinates,
+    /// timestamp, key and raw value in base64, the error kind and message.
+    pub fn dead_letter(&self) -> Option<serde_json::Value> {
+        use base64::Engine as _;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        match self {
+            Item::Record { .. } => None,
+            Item::Undecodable {
+                topic,
+                partition,
+                offset,
+                key,
+                timestamp,
+                raw,
+                error_kind,
+                error,
+            } => Some(serde_json::json!({
+                "topic": &**topic,
+                "partition": partition,
+                "offset": offset,
+                "timestamp": timestamp,
+                "key_base64": key.as_deref().map(b64),
+                "raw_base64": b64(raw),
+                "error_kind": error_kind,
+                "error": error,
+            })),
+        }
+    }
+}
+
+/// Decode every record's value with `decode`; failures become [`Item::Undecodable`], in place.
+pub fn decode_records<E, F>(records: Vec<RawRecord>, decode: F) -> Vec<Item>
+where
+    E: ErrorKind,
+    F: Fn(&[u8]) -> Result<serde_json::Value, E>,
+{
+    records
+        .into_iter()
+        .map(|r| {
+            let Some(raw) = r.value else {
+                return Item::Record {
+                    topic: r.topic,
+                    partition: r.partition,
+                    offset: r.offset,
+                    key: r.key,
+                    timestamp: r.timestamp,
+                    headers: r.headers,
+                    value: serde_json::Value::Null,
+                };
+            };
+            match decode(&raw) {
+                Ok(value) => Item::Record {
+                    topic: r.topic,
+                    partition: r.partition,
+                    offset: r.offset,
+                    key: r.key,
+                    timestamp: r.timestamp,
+                    headers: r.headers,
+                    value,
+                },
+                Err(e) => Item::Undecodable {
+                    topic: r.topic,
+                    partition: r.partition,
+                    offset: r.offset,
+                    key: r.key,
+                    timestamp: r.timestamp,
+                    raw,
+                    error_kind: e.kind(),
+                    error: e.to_string(),
+                },
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("bad magic byte 0x{0:02x}")]
+    struct BadMagic(u8);
+    impl ErrorKind for BadMagic {
+        fn kind(&self) -> &'static str {
+            "invalid-magic-byte"
+        }
+    }
+
+    #[test]
+    fn undecodable_values_become_dead_letter_items_in_place() {
+        let raw = |offset: i64, value: Option<&'static [u8]>| RawRecord {
+            topic: "t".into(),
+            partition: 2,
+            offset,
+            timestamp: 1_700_000_000_000,
+            key: Some(Bytes::from_static(b"\xffk")),
+            headers: vec![],
+            value: value.map(Bytes::from_static),
+        };
+        let records = vec![
+            raw(7, Some(b"\x00ok")),
+            raw(8, Some(b"\x01no")),
+            raw(9, None),
+        ];
+        let items = decode_records(records, |b: &[u8]| match b.first() {
+            Some(0) => Ok(serde_json::json!({"ok": true})),
+            other => Err(BadMagic(other.copied().unwrap_or(0))),
+        });
+        assert_eq!(
+            items.iter().map(|i| i.coordinates().2).collect::<Vec<_>>(),
+            vec![7, 8, 9]
+        );
+        assert!(matches!(&items[0], Item::Record { value, .. } if value["ok"] == true));
+        assert!(items[0].dead_letter().is_none());
+        assert!(
+            matches!(
+                &items[2],
+                Item::Record {
+                    value: serde_json::Value::Null,
+                    ..
+                }
+            ),
+            "tombstone"
+        );
+        let dl = items[1].dead_letter().unwrap();
+        assert_eq!(dl["topic"], "t");
+        assert_eq!(dl["partition"], 2);
+        assert_eq!(dl["offset"], 8);
+        assert_eq!(dl["raw_base64"], "AW5v"); // 0x01 'n' 'o'
+        assert_eq!(dl["key_base64"], "/2s="); // 0xff 'k'
+        assert_eq!(dl["error_kind"], "invalid-magic-byte");
+        assert_eq!(dl["error"], "bad magic byte 0x01");
+    }
+}

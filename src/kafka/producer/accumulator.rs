@@ -1,0 +1,235 @@
+//! Batching per partition: callers append records to per-partition batches (record batch v2,
+//! built incrementally) under one mutex. A key picks its partition with murmur2 (as Java does);
+//! records without a key go to a sticky or round-robin partition. The first record for a topic
+//! reads its partition count; `buffer_memory` bounds what is buffered (back-pressure).
+//!
+//! Must not send anything or complete a batch: the sender (`sender.rs`) takes sealed or
+//! lingered batches from here.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::delivery::Outcome;
+use super::{Partitioner, Producer, ProducerStats};
+use crate::kafka::KafkaError;
+use crate::kafka::record::{BatchBuilder, partition_for_key};
+
+pub(super) struct Batch {
+    pub(super) builder: BatchBuilder,
+    pub(super) outcome: Arc<Outcome>,
+    pub(super) created: Instant,
+    pub(super) deadline: Instant,
+    pub(super) attempts: u32,
+    pub(super) sealed: bool,
+    pub(super) last_error: Option<KafkaError>,
+}
+
+#[derive(Default)]
+pub(super) struct PartQueue {
+    pub(super) batches: VecDeque<Batch>,
+    pub(super) in_flight: bool,
+    pub(super) retry_at: Option<Instant>,
+}
+
+pub(super) struct TopicState {
+    pub(super) parts: Vec<PartQueue>,
+    pub(super) sticky: i32,
+    pub(super) rr: u32,
+}
+
+#[derive(Default)]
+pub(super) struct State {
+    pub(super) topics: HashMap<String, TopicState>,
+    /// Bytes in unfinished batches.
+    pub(super) buffered: usize,
+    /// Records appended and not yet completed.
+    pub(super) unfinished: usize,
+    pub(super) flushing: usize,
+    pub(super) closed: bool,
+    pub(super) in_flight_requests: usize,
+    pub(super) stats: ProducerStats,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Producer {
+    /// Append one record to the open batch of its partition; returns the batch's outcome, the
+    /// record's index in the batch and the partition.
+    pub(super) fn append(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+        headers: &[(String, Vec<u8>)],
+    ) -> Result<(Arc<Outcome>, i32, i32), KafkaError> {
+        let cfg = &self.inner.cfg;
+        let size = BatchBuilder::record_size(key, value, headers);
+        if size > cfg.max_record_size {
+            return Err(KafkaError::RecordTooLarge {
+                size,
+                limit: cfg.max_record_size,
+            });
+        }
+        let start = Instant::now();
+        let deadline = start + cfg.delivery_timeout;
+        let st = self.inner.lock();
+        if st.closed {
+            return Err(KafkaError::Closed);
+        }
+        let st = self.known_topic(st, topic)?;
+        let mut st = self.wait_for_room(st, size, deadline)?;
+        if st.closed {
+            return Err(KafkaError::Closed);
+        }
+        let batch_size = cfg.batch_size;
+        let partitioner = cfg.partitioner;
+        let ts = st
+            .topics
+            .get_mut(topic)
+            .ok_or_else(|| KafkaError::UnknownTopic(topic.to_string()))?;
+        let partition = choose_partition(ts, key, partitioner);
+        let q = ts
+            .parts
+            .get_mut(partition as usize)
+            .ok_or_else(|| KafkaError::Protocol(format!("partition {partition} out of range")))?;
+        let mut wake = open_batch(q, size, batch_size, start, deadline);
+        let b = q
+            .batches
+            .back_mut()
+            .ok_or_else(|| KafkaError::Protocol("no open batch".into()))?;
+        let before = b.builder.size();
+        let index = b.builder.len() as i32;
+        b.builder.append(now_ms(), key, Some(value), headers);
+        let grown = b.builder.size() - before;
+        if b.builder.size() >= batch_size {
+            b.sealed = true;
+            wake = true;
+        }
+        let outcome = b.outcome.clone();
+        st.buffered += grown;
+        st.unfinished += 1;
+        st.stats.enqueued += 1;
+        drop(st);
+        if wake {
+            self.inner.wake();
+        }
+        Ok((outcome, index, partition))
+    }
+
+    /// The first record for a topic reads its partition count (outside the lock).
+    fn known_topic<'a>(
+        &'a self,
+        st: MutexGuard<'a, State>,
+        topic: &str,
+    ) -> Result<MutexGuard<'a, State>, KafkaError> {
+        if st.topics.contains_key(topic) {
+            return Ok(st);
+        }
+        drop(st);
+        let n = self.partitions(topic)?;
+        if n <= 0 {
+            return Err(KafkaError::UnknownTopic(topic.to_string()));
+        }
+        let mut st = self.inner.lock();
+        st.topics
+            .entry(topic.to_string())
+            .or_insert_with(|| TopicState {
+                parts: (0..n).map(|_| PartQueue::default()).collect(),
+                sticky: fastrand::i32(0..n),
+                rr: fastrand::u32(..),
+            });
+        Ok(st)
+    }
+
+    /// Back-pressure: wait for room.
+    fn wait_for_room<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        size: usize,
+        deadline: Instant,
+    ) -> Result<MutexGuard<'a, State>, KafkaError> {
+        let cfg = &self.inner.cfg;
+        while st.buffered + size > cfg.buffer_memory && st.buffered > 0 {
+            if st.closed {
+                return Err(KafkaError::Closed);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(KafkaError::Timeout {
+                    what: "waiting for producer buffer space".into(),
+                    after: cfg.delivery_timeout,
+                });
+            }
+            self.inner.wake();
+            st = self
+                .inner
+                .progress
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        Ok(st)
+    }
+}
+
+/// The partition for a record: murmur2 of the key, else the partitioner's choice.
+fn choose_partition(ts: &mut TopicState, key: Option<&[u8]>, partitioner: Partitioner) -> i32 {
+    let n = ts.parts.len() as i32;
+    match key {
+        Some(k) => partition_for_key(k, n),
+        None => match partitioner {
+            Partitioner::RoundRobin => {
+                ts.rr = ts.rr.wrapping_add(1);
+                (ts.rr % n as u32) as i32
+            }
+            Partitioner::Sticky => {
+                let open = ts
+                    .parts
+                    .get(ts.sticky as usize)
+                    .and_then(|q| q.batches.back())
+                    .is_some_and(|b| !b.sealed);
+                if !open && n > 1 {
+                    let next = fastrand::i32(0..n - 1);
+                    ts.sticky = if next >= ts.sticky { next + 1 } else { next };
+                }
+                ts.sticky
+            }
+        },
+    }
+}
+
+/// Start a new batch when the last one is sealed or `size` more bytes would overflow it (sealing
+/// the old one); returns whether the sender should wake up.
+fn open_batch(
+    q: &mut PartQueue,
+    size: usize,
+    batch_size: usize,
+    start: Instant,
+    deadline: Instant,
+) -> bool {
+    let need_new = match q.batches.back() {
+        Some(b) => b.sealed || (b.builder.size() + size > batch_size && !b.builder.is_empty()),
+        None => true,
+    };
+    if need_new {
+        if let Some(b) = q.batches.back_mut() {
+            b.sealed = true;
+        }
+        q.batches.push_back(Batch {
+            builder: BatchBuilder::new(),
+            outcome: Arc::new(Outcome::default()),
+            created: start,
+            deadline,
+            attempts: 0,
+            sealed: false,
+            last_error: None,
+        });
+    }
+    need_new
+}

@@ -1,0 +1,146 @@
+//! Producer settings: [`ProducerConfig`] (the defaults come from `ProducerConfig::new`), [`Acks`],
+//! [`Partitioner`], and how they map onto the cluster client's [`ClientConfig`].
+//!
+//! Must not do I/O or hold state: it only says what the producer should do.
+
+use std::time::Duration;
+
+use crate::kafka::record::Compression;
+use crate::kafka::{ClientConfig, ConnConfig, KafkaError, SaslConfig, TopicSpec};
+
+/// How many acknowledgements the producer waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acks {
+    /// All in-sync replicas (`acks=-1`, `all`). The default.
+    #[default]
+    All,
+    /// The partition leader only (`acks=1`).
+    Leader,
+    /// No acknowledgement at all (`acks=0`): no offset, loss possible.
+    None,
+}
+
+impl Acks {
+    pub fn parse(s: &str) -> Result<Acks, KafkaError> {
+        match s.to_ascii_lowercase().as_str() {
+            "all" | "-1" => Ok(Acks::All),
+            "1" | "leader" => Ok(Acks::Leader),
+            "0" | "none" => Ok(Acks::None),
+            other => Err(KafkaError::Config(format!(
+                "acks must be all, 1 or 0, not {other:?}"
+            ))),
+        }
+    }
+    pub(super) fn wire(self) -> i16 {
+        match self {
+            Acks::All => -1,
+            Acks::Leader => 1,
+            Acks::None => 0,
+        }
+    }
+}
+
+/// How records without a key are spread over partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Partitioner {
+    /// Stick to one random partition until its batch is sent, then pick another (Java's default).
+    #[default]
+    Sticky,
+    /// One partition after the other, record by record.
+    RoundRobin,
+}
+
+/// Producer settings. `ProducerConfig::new(brokers)` gives the defaults.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    pub brokers: Vec<String>,
+    pub acks: Acks,
+    /// How long a batch waits for more records before it is sent.
+    pub linger: Duration,
+    /// A batch is sent once it reaches this many (uncompressed) bytes.
+    pub batch_size: usize,
+    pub compression: Compression,
+    /// How often a batch is retried after a retriable error.
+    pub retries: u32,
+    pub retry_backoff: Duration,
+    pub retry_backoff_max: Duration,
+    /// Bound on each request (also sent to the broker as the produce timeout).
+    pub request_timeout: Duration,
+    /// Bound on a record's whole life, from `send`/`enqueue` to its acknowledgement or error.
+    pub delivery_timeout: Duration,
+    pub client_id: String,
+    pub sasl: Option<SaslConfig>,
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::kafka::tls::TlsConfig>,
+    /// Create unknown topics with this many partitions / this replication factor.
+    pub auto_create: Option<TopicSpec>,
+    pub partitioner: Partitioner,
+    /// Largest single record accepted.
+    pub max_record_size: usize,
+    /// Bytes buffered before `enqueue` blocks (back-pressure).
+    pub buffer_memory: usize,
+    /// Topic metadata (leaders, partition count) is refreshed at least this often.
+    pub metadata_max_age: Duration,
+}
+
+impl ProducerConfig {
+    pub fn new<S: Into<String>>(brokers: impl IntoIterator<Item = S>) -> ProducerConfig {
+        ProducerConfig {
+            brokers: brokers.into_iter().map(Into::into).collect(),
+            acks: Acks::All,
+            linger: Duration::from_millis(5),
+            batch_size: 256 * 1024,
+            compression: Compression::None,
+            retries: 10,
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(30),
+            delivery_timeout: Duration::from_secs(60),
+            client_id: "avro-edge".into(),
+            sasl: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+            auto_create: None,
+            partitioner: Partitioner::Sticky,
+            max_record_size: 1024 * 1024,
+            // Small on purpose: gateways have little RAM; 4 MiB still keeps 16 full batches queued.
+            buffer_memory: 4 * 1024 * 1024,
+            metadata_max_age: Duration::from_secs(300),
+        }
+    }
+
+    pub(super) fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            bootstrap: self.brokers.clone(),
+            conn: ConnConfig {
+                client_id: self.client_id.clone(),
+                connect_timeout: self.request_timeout.min(Duration::from_secs(5)),
+                request_timeout: self.request_timeout,
+                sasl: self.sasl.clone(),
+                #[cfg(feature = "tls")]
+                tls: self.tls.clone(),
+                ..ConnConfig::default()
+            },
+            retry_backoff: self.retry_backoff,
+            retry_backoff_max: self.retry_backoff_max,
+            connect_deadline: self.delivery_timeout.min(Duration::from_secs(10)),
+            auto_create: self.auto_create,
+            metadata_max_age: self.metadata_max_age,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acks_parse_and_wire_values() {
+        assert_eq!(Acks::parse("all").unwrap().wire(), -1);
+        assert_eq!(Acks::parse("-1").unwrap(), Acks::All);
+        assert_eq!(Acks::parse("1").unwrap().wire(), 1);
+        assert_eq!(Acks::parse("0").unwrap().wire(), 0);
+        assert!(Acks::parse("2").is_err());
+        assert_eq!(Acks::default(), Acks::All);
+    }
+}

@@ -1,0 +1,424 @@
+//! The blocking Kafka producer: acks all/1/0, batching, compression, retries, partitioning.
+//!
+//! Must not encode Avro itself: typed helpers call [`crate::codec`].
+//!
+//! # How it works
+//! Callers append records to per-partition batches (record batch v2, built incrementally) under
+//! one mutex; a sender thread (`avro-edge-producer`, running a smol executor) sends a batch when
+//! it is full (`batch_size` bytes), when its `linger` has passed, or on `flush`. All ready batches
+//! for one leader go in one Produce request; requests to different leaders run concurrently.
+//! At most ONE batch per partition is in flight, so a retried batch can never be overtaken:
+//! order is kept per partition. Retriable errors (NOT_LEADER_OR_FOLLOWER, timeouts, lost
+//! connections, ...) are retried with capped exponential backoff until `retries` or the batch's
+//! `delivery_timeout` runs out; metadata is refreshed when the error says leaders moved.
+//! Delivery is at-least-once: a retry after a lost connection may duplicate a batch (no
+//! idempotent producer).
+//!
+//! # Example
+//! ```no_run
+//! use std::time::Duration;
+//! use avro_edge::kafka::producer::{Acks, Compression, OutRecord, Producer, ProducerConfig};
+//! # fn main() -> Result<(), avro_edge::kafka::KafkaError> {
+//! let mut cfg = ProducerConfig::new(["127.0.0.1:9092"]);
+//! cfg.acks = Acks::All;
+//! cfg.compression = Compression::Snappy;
+//! let producer = Producer::connect(cfg)?;
+//! let d = producer.send("sensor-data", Some(b"sensor-1"), b"\0\0\0\0\x01...")?;
+//! println!("partition {} offset {:?}", d.partition, d.offset);
+//! let batch = vec![OutRecord { key: None, value: b"v".to_vec(), headers: vec![] }];
+//! for r in producer.send_batch("sensor-data", &batch) {
+//!     r?;
+//! }
+//! let pending = producer.enqueue("sensor-data", None, b"v"); // returns at once
+//! producer.flush(Duration::from_secs(10))?;
+//! pending.wait()?;
+//! producer.close()?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Acks
+//! - `Acks::All` (default, `-1`): the leader answers once all in-sync replicas have the batch.
+//! - `Acks::Leader` (`1`): the leader answers once it has written the batch; lost if it dies
+//!   before replicating.
+//! - `Acks::None` (`0`): the broker sends no response; a record counts as delivered once it is
+//!   written to the socket. There is no offset (`Delivery::offset == None`) and records can be
+//!   lost silently (broker crash, connection reset after the write, a rejected batch).
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::codec::Codec;
+use crate::kafka::{Client, KafkaError};
+use crate::registry::SubjectNameStrategy;
+
+mod accumulator;
+mod config;
+mod delivery;
+mod sender;
+
+pub use crate::kafka::record::Compression;
+use accumulator::State;
+pub use config::{Acks, Partitioner, ProducerConfig};
+pub use delivery::{Delivery, DeliveryHandle};
+
+/// A record for [`Producer::send_batch`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutRecord {
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Counters since the producer started (records, not batches).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProducerStats {
+    /// Records appended to a batch.
+    pub enqueued: u64,
+    /// Records acknowledged by the broker (or written to the socket with acks=0).
+    pub acked: u64,
+    /// Records that failed for good.
+    pub failed: u64,
+    /// Batch sends that were retried.
+    pub retried_batches: u64,
+}
+
+struct Inner {
+    cfg: ProducerConfig,
+    client: Client,
+    state: Mutex<State>,
+    /// Signalled when records complete (flush, back-pressure).
+    progress: Condvar,
+    wake_tx: smol::channel::Sender<()>,
+    wake_rx: smol::channel::Receiver<()>,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn wake(&self) {
+        let _ = self.wake_tx.try_send(());
+    }
+}
+
+/// A blocking Kafka producer. Cheap to share across threads (`&Producer` is `Sync`).
+pub struct Producer {
+    inner: Arc<Inner>,
+    sender: Mutex<Option<JoinHandle<()>>>,
+    /// For the typed helpers ([`Producer::send_record`], [`Producer::send_json`]).
+    codec: Option<Arc<Codec>>,
+}
+
+/// Why a typed send failed: the record did not encode, or Kafka did not take it.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("no codec attached: build the producer with Producer::with_codec")]
+    NoCodec,
+    #[error(transparent)]
+    Subject(#[from] crate::registry::RegistryError),
+    #[error(transparent)]
+    Codec(#[from] crate::codec::CodecError),
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+}
+
+impl crate::error::ErrorKind for RecordError {
+    fn kind(&self) -> &'static str {
+        match self {
+            RecordError::NoCodec => "no-codec",
+            RecordError::Subject(e) => e.kind(),
+            RecordError::Codec(e) => e.kind(),
+            RecordError::Kafka(e) => e.kind(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("brokers", &self.inner.cfg.brokers)
+            .finish()
+    }
+}
+
+impl Producer {
+    /// Connect to the cluster (fails with a typed error when no broker answers within the
+    /// connect deadline) and start the sender thread.
+    pub fn connect(cfg: ProducerConfig) -> Result<Producer, KafkaError> {
+        let p = Producer::new(cfg)?;
+        crate::kafka::block_on(p.inner.client.fetch_metadata(&[]))?;
+        Ok(p)
+    }
+
+    /// Like [`Producer::connect`] without contacting any broker: for callers (the forwarder)
+    /// that must start while the cluster is down. Sends then fail or retry per record
+    /// (`delivery_timeout`) until a broker answers.
+    pub fn new(cfg: ProducerConfig) -> Result<Producer, KafkaError> {
+        if cfg.batch_size == 0 || cfg.buffer_memory == 0 {
+            return Err(KafkaError::Config(
+                "batch_size and buffer_memory must be > 0".into(),
+            ));
+        }
+        let client = Client::new(cfg.client_config())?;
+        let (wake_tx, wake_rx) = smol::channel::bounded(1);
+        let inner = Arc::new(Inner {
+            cfg,
+            client,
+            state: Mutex::new(State::default()),
+            progress: Condvar::new(),
+            wake_tx,
+            wake_rx,
+        });
+        let for_thread = inner.clone();
+        let handle = std::thread::Builder::new()
+            .name("avro-edge-producer".into())
+            .spawn(move || {
+                let ex = Arc::new(smol::Executor::new());
+                smol::block_on(ex.run(sender::sender_loop(for_thread, ex.clone())));
+            })
+            .map_err(|e| KafkaError::Config(format!("cannot start sender thread: {e}")))?;
+        Ok(Producer {
+            inner,
+            sender: Mutex::new(Some(handle)),
+            codec: None,
+        })
+    }
+
+    /// Attach a codec for the typed helpers.
+    pub fn with_codec(mut self, codec: Arc<Codec>) -> Producer {
+        self.codec = Some(codec);
+        self
+    }
+
+    /// Encode `record` (any `Serialize` type, e.g. [`crate::records::SensorData`]) in the
+    /// Confluent wire format with the latest schema of the topic's value subject
+    /// (`TopicNameStrategy`: `<topic>-value`), send it and wait for the ack.
+    pub fn send_record<T: serde::Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        record: &T,
+    ) -> Result<Delivery, RecordError> {
+        let subject = SubjectNameStrategy::Topic.subject(topic, false, None)?;
+        self.send_record_as(&subject, topic, key, record)
+    }
+
+    /// [`Producer::send_record`] with an explicit subject.
+    pub fn send_record_as<T: serde::Serialize + ?Sized>(
+        &self,
+        subject: &str,
+        topic: &str,
+        key: Option<&[u8]>,
+        record: &T,
+    ) -> Result<Delivery, RecordError> {
+        let codec = self.codec.as_deref().ok_or(RecordError::NoCodec)?;
+        let bytes = codec.encode(subject, record)?;
+        Ok(self.send(topic, key, &bytes)?)
+    }
+
+    /// [`Producer::send_record_as`] for a natural-JSON record.
+    pub fn send_json(
+        &self,
+        subject: &str,
+        topic: &str,
+        key: Option<&[u8]>,
+        record: &serde_json::Value,
+    ) -> Result<Delivery, RecordError> {
+        let codec = self.codec.as_deref().ok_or(RecordError::NoCodec)?;
+        let bytes = codec.encode_json(subject, record)?;
+        Ok(self.send(topic, key, &bytes)?)
+    }
+
+    /// The underlying cluster client (metadata, raw requests).
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    /// Record counters since start.
+    pub fn stats(&self) -> ProducerStats {
+        self.inner.lock().stats
+    }
+
+    /// Number of partitions of `topic` (fetching metadata, creating the topic if configured).
+    pub fn partitions(&self, topic: &str) -> Result<i32, KafkaError> {
+        let deadline = Instant::now() + self.inner.cfg.delivery_timeout;
+        let meta = crate::kafka::block_on(self.inner.client.topic(topic, deadline))?;
+        Ok(meta.partitions.len() as i32)
+    }
+
+    /// Send one record and wait for its acknowledgement (or for it to be written, with acks=0).
+    pub fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<Delivery, KafkaError> {
+        let h = self.enqueue_with_headers(topic, key, value, &[]);
+        self.inner.wake();
+        h.wait()
+    }
+
+    /// Send records and wait for all of them; results in input order. Order is kept per partition.
+    pub fn send_batch(
+        &self,
+        topic: &str,
+        records: &[OutRecord],
+    ) -> Vec<Result<Delivery, KafkaError>> {
+        let handles: Vec<DeliveryHandle> = records
+            .iter()
+            .map(|r| self.enqueue_with_headers(topic, r.key.as_deref(), &r.value, &r.headers))
+            .collect();
+        self.request_flush();
+        let out = handles.into_iter().map(DeliveryHandle::wait).collect();
+        self.end_flush();
+        out
+    }
+
+    /// Append a record to its partition's batch without waiting for the broker. Blocks only on
+    /// the first record for a topic (metadata fetch, bounded by the connect deadline) and while
+    /// `buffer_memory` is full (until room frees up or `delivery_timeout` passes). The partition
+    /// count is read once per topic per producer.
+    pub fn enqueue(&self, topic: &str, key: Option<&[u8]>, value: &[u8]) -> DeliveryHandle {
+        self.enqueue_with_headers(topic, key, value, &[])
+    }
+
+    /// [`Producer::enqueue`] with record headers.
+    pub fn enqueue_with_headers(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+        headers: &[(String, Vec<u8>)],
+    ) -> DeliveryHandle {
+        match self.append(topic, key, value, headers) {
+            Ok((outcome, index, partition)) => DeliveryHandle {
+                outcome: Ok((outcome, index)),
+                partition,
+            },
+            Err(e) => DeliveryHandle {
+                outcome: Err(e),
+                partition: -1,
+            },
+        }
+    }
+
+    fn request_flush(&self) {
+        self.inner.lock().flushing += 1;
+        self.inner.wake();
+    }
+
+    fn end_flush(&self) {
+        let mut st = self.inner.lock();
+        st.flushing = st.flushing.saturating_sub(1);
+    }
+
+    /// Send everything buffered now and wait until it is acknowledged or failed, at most `timeout`.
+    /// Returns `Timeout` if records are still pending when the time is up.
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.inner.lock();
+        st.flushing += 1;
+        self.inner.wake();
+        let res = loop {
+            if st.unfinished == 0 {
+                break Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break Err(KafkaError::Timeout {
+                    what: format!("flush ({} records pending)", st.unfinished),
+                    after: timeout,
+                });
+            }
+            st = self
+                .inner
+                .progress
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        };
+        st.flushing = st.flushing.saturating_sub(1);
+        res
+    }
+
+    /// Flush (up to `delivery_timeout`), stop the sender thread and close connections. Records
+    /// still pending afterwards fail with `Closed`.
+    pub fn close(&self) -> Result<(), KafkaError> {
+        let flushed = self.flush(self.inner.cfg.delivery_timeout);
+        self.inner.lock().closed = true;
+        self.inner.wake();
+        let handle = self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+        self.inner.client.close();
+        flushed
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        let running = self.sender.lock().map(|s| s.is_some()).unwrap_or(false);
+        if running {
+            let _ = self.close();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The forwarder and the CLI share one producer across threads.
+    #[test]
+    fn producer_and_handles_cross_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Producer>();
+        shareable::<crate::kafka::Client>();
+        fn sendable<T: Send>() {}
+        sendable::<DeliveryHandle>();
+    }
+
+    fn nowhere() -> ProducerConfig {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        drop(l);
+        let mut cfg = ProducerConfig::new([addr]);
+        cfg.delivery_timeout = Duration::from_secs(2);
+        cfg
+    }
+
+    #[test]
+    fn oversized_records_and_closed_producers_fail_without_io() {
+        let mut cfg = nowhere();
+        cfg.max_record_size = 100;
+        let p = Producer::new(cfg).unwrap();
+        let err = p.enqueue("t", None, &[0u8; 200]).wait().unwrap_err();
+        assert_eq!(
+            crate::error::ErrorKind::kind(&err),
+            "record-too-large",
+            "{err}"
+        );
+        p.close().unwrap();
+        let err = p.send("t", None, b"x").unwrap_err();
+        assert_eq!(crate::error::ErrorKind::kind(&err), "closed", "{err}");
+    }
+
+    #[test]
+    fn connect_to_nothing_fails_fast_with_typed_error() {
+        // A port nobody listens on: connect must give up within its deadline, not hang.
+        let t = Instant::now();
+        let err = Producer::connect(nowhere()).unwrap_err();
+        assert_eq!(
+            crate::error::ErrorKind::kind(&err),
+            "broker-unreachable",
+            "{err}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            t.elapsed()
+        );
+    }
+}

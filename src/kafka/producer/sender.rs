@@ -1,0 +1,400 @@
+//! The sender loop (thread `avro-edge-producer`, running a smol executor): it sends a batch when
+//! it is full (`batch_size` bytes), when its `linger` has passed, or on `flush`. All ready batches
+//! for one leader go in one Produce request; requests to different leaders run concurrently.
+//! Retriable errors (NOT_LEADER_OR_FOLLOWER, timeouts, lost connections, ...) are retried with
+//! capped exponential backoff until `retries` or the batch's `delivery_timeout` runs out;
+//! metadata is refreshed when the error says leaders moved.
+//!
+//! Must not take a second batch of a partition while one is in flight: a retried batch could
+//! then be overtaken, and order is kept per partition.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::accumulator::{Batch, PartQueue};
+use super::{Acks, Inner};
+use crate::kafka::{KafkaError, Target};
+
+/// One batch taken for sending.
+struct Taken {
+    topic: String,
+    partition: i32,
+    batch: Batch,
+}
+
+pub(super) async fn sender_loop(inner: Arc<Inner>, ex: Arc<smol::Executor<'static>>) {
+    loop {
+        let now = Instant::now();
+        let (taken, next_wake, finished) = take_ready(&inner, now);
+        inner.progress.notify_all();
+        if finished {
+            return;
+        }
+        if !taken.is_empty() {
+            let inner2 = inner.clone();
+            let ex2 = ex.clone();
+            ex.spawn(async move {
+                dispatch(inner2.clone(), ex2, taken).await;
+                inner2.lock().in_flight_requests -= 1;
+                inner2.wake();
+            })
+            .detach();
+            continue;
+        }
+        let closed = inner.lock().closed;
+        if closed {
+            fail_unsent(&inner);
+        }
+        let wait = next_wake.saturating_duration_since(Instant::now());
+        let rx = inner.wake_rx.clone();
+        smol::future::or(
+            async {
+                let _ = rx.recv().await;
+            },
+            async {
+                smol::Timer::after(wait).await;
+            },
+        )
+        .await;
+    }
+}
+
+/// Under the state lock: fail batches whose delivery timeout passed and take every ready one
+/// (at most one per partition). Returns the taken batches, when to look again, and whether the
+/// producer is closed with nothing left to do.
+fn take_ready(inner: &Inner, now: Instant) -> (Vec<Taken>, Instant, bool) {
+    let mut taken: Vec<Taken> = Vec::new();
+    let mut expired: Vec<(Batch, usize)> = Vec::new();
+    let mut next_wake = now + Duration::from_secs(1);
+    let mut st = inner.lock();
+    let flushing = st.flushing > 0 || st.closed;
+    let linger = inner.cfg.linger;
+    for (name, ts) in st.topics.iter_mut() {
+        for (p, q) in ts.parts.iter_mut().enumerate() {
+            if q.in_flight {
+                continue;
+            }
+            // Fail batches whose delivery timeout passed (never one in flight).
+            while q.batches.front().is_some_and(|b| b.deadline <= now) {
+                if let Some(b) = q.batches.pop_front() {
+                    let n = b.builder.len();
+                    expired.push((b, n));
+                }
+            }
+            let Some(front) = q.batches.front() else {
+                continue;
+            };
+            next_wake = next_wake.min(front.deadline);
+            if let Some(at) = q.retry_at {
+                if at > now {
+                    next_wake = next_wake.min(at);
+                    continue;
+                }
+                q.retry_at = None;
+            }
+            let ready_at = front.created + linger;
+            let ready = front.sealed || flushing || ready_at <= now || q.batches.len() > 1;
+            if !ready {
+                next_wake = next_wake.min(ready_at);
+                continue;
+            }
+            if let Some(mut b) = q.batches.pop_front() {
+                b.sealed = true;
+                q.in_flight = true;
+                taken.push(Taken {
+                    topic: name.clone(),
+                    partition: p as i32,
+                    batch: b,
+                });
+            }
+        }
+    }
+    // Completed under the state lock (lock order: state, then outcome), so `flush`
+    // never sees `unfinished` drop before the handles have their result.
+    for (b, n) in expired.drain(..) {
+        st.buffered = st.buffered.saturating_sub(b.builder.size());
+        st.unfinished = st.unfinished.saturating_sub(n);
+        st.stats.failed += n as u64;
+        let err = b.last_error.clone().unwrap_or(KafkaError::Timeout {
+            what: "record delivery".into(),
+            after: inner.cfg.delivery_timeout,
+        });
+        b.outcome.complete(Err(err));
+    }
+    if !taken.is_empty() {
+        st.in_flight_requests += 1;
+    }
+    let finished = st.closed
+        && st.in_flight_requests == 0
+        && st
+            .topics
+            .values()
+            .all(|t| t.parts.iter().all(|q| q.batches.is_empty() && !q.in_flight));
+    (taken, next_wake, finished)
+}
+
+/// After `close`: fail what can no longer be sent (flush already had its chance), then finish.
+fn fail_unsent(inner: &Inner) {
+    let mut leftover = Vec::new();
+    {
+        let mut st = inner.lock();
+        for ts in st.topics.values_mut() {
+            for q in ts.parts.iter_mut().filter(|q| !q.in_flight) {
+                leftover.extend(q.batches.drain(..));
+            }
+        }
+        for b in leftover.drain(..) {
+            st.buffered = st.buffered.saturating_sub(b.builder.size());
+            st.unfinished = st.unfinished.saturating_sub(b.builder.len());
+            st.stats.failed += b.builder.len() as u64;
+            b.outcome.complete(Err(KafkaError::Closed));
+        }
+    }
+    inner.progress.notify_all();
+}
+
+/// Partitions added to a topic since we first saw it become usable for later records.
+fn grow_partitions(inner: &Inner, topic: &str, n: usize) {
+    let mut st = inner.lock();
+    if let Some(ts) = st.topics.get_mut(topic)
+        && ts.parts.len() < n
+    {
+        tracing::info!(
+            topic,
+            from = ts.parts.len(),
+            to = n,
+            "topic has more partitions"
+        );
+        ts.parts.resize_with(n, PartQueue::default);
+    }
+}
+
+/// Group taken batches by leader and send one Produce request per leader, concurrently.
+async fn dispatch(inner: Arc<Inner>, ex: Arc<smol::Executor<'static>>, taken: Vec<Taken>) {
+    let mut by_leader: HashMap<i32, Vec<Taken>> = HashMap::new();
+    for t in taken {
+        let deadline = t.batch.deadline;
+        let meta = match inner.client.topic(&t.topic, deadline).await {
+            Ok(meta) => meta,
+            Err(e) => {
+                finish(&inner, t, Err(e));
+                continue;
+            }
+        };
+        grow_partitions(&inner, &t.topic, meta.partitions.len());
+        match meta.leader(t.partition) {
+            Some(l) => by_leader.entry(l).or_default().push(t),
+            None => {
+                inner.client.invalidate(&t.topic);
+                let e = KafkaError::Kafka {
+                    code: 5,
+                    name: "LeaderNotAvailable".into(),
+                    context: format!("no leader known for {}-{}", t.topic, t.partition),
+                };
+                finish(&inner, t, Err(e));
+            }
+        }
+    }
+    let tasks: Vec<_> = by_leader
+        .into_iter()
+        .map(|(leader, batches)| ex.spawn(produce_to(inner.clone(), leader, batches)))
+        .collect();
+    for t in tasks {
+        t.await;
+    }
+}
+
+/// One Produce request to `leader` for its batches; every batch ends in [`finish`].
+async fn produce_to(inner: Arc<Inner>, leader: i32, batches: Vec<Taken>) {
+    let cfg = &inner.cfg;
+    let (topics, ok) = encode_batches(&inner, batches);
+    if ok.is_empty() {
+        return;
+    }
+    let deadline = ok
+        .iter()
+        .map(|t| t.batch.deadline)
+        .min()
+        .unwrap_or_else(Instant::now);
+    let req = ProduceRequest::default()
+        .with_acks(cfg.acks.wire())
+        .with_timeout_ms(cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32)
+        .with_topic_data(topics);
+    let conn = match inner
+        .client
+        .conn_until(&Target::Node(leader), deadline)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            for t in ok {
+                inner.client.invalidate(&t.topic);
+                finish(&inner, t, Err(e.clone()));
+            }
+            return;
+        }
+    };
+    let version = match conn.version_for::<ProduceRequest>() {
+        Ok(v) => v,
+        Err(e) => {
+            for t in ok {
+                finish(&inner, t, Err(e.clone()));
+            }
+            return;
+        }
+    };
+    if cfg.acks == Acks::None {
+        let r = conn.send_no_response(&req, version).await;
+        for t in ok {
+            finish(&inner, t, r.clone().map(|_| None));
+        }
+        return;
+    }
+    match conn.request_at(&req, version).await {
+        Err(e) => {
+            for t in ok {
+                finish(&inner, t, Err(e.clone()));
+            }
+        }
+        Ok(resp) => complete_from_response(&inner, ok, &resp),
+    }
+}
+
+/// Finish (compress) each batch into the request's topic data; a batch that fails to encode
+/// is finished with the error. Returns the topic data and the batches in it.
+fn encode_batches(inner: &Inner, batches: Vec<Taken>) -> (Vec<TopicProduceData>, Vec<Taken>) {
+    let cfg = &inner.cfg;
+    let mut topics: Vec<TopicProduceData> = Vec::new();
+    let mut ok: Vec<Taken> = Vec::with_capacity(batches.len());
+    for t in batches {
+        match t.batch.builder.finish(cfg.compression) {
+            Ok(bytes) => {
+                let pd = PartitionProduceData::default()
+                    .with_index(t.partition)
+                    .with_records(Some(Bytes::from(bytes)));
+                match topics.iter_mut().find(|d| d.name.0.as_str() == t.topic) {
+                    Some(d) => d.partition_data.push(pd),
+                    None => topics.push(
+                        TopicProduceData::default()
+                            .with_name(TopicName(StrBytes::from_string(t.topic.clone())))
+                            .with_partition_data(vec![pd]),
+                    ),
+                }
+                ok.push(t);
+            }
+            Err(e) => finish(inner, t, Err(e)),
+        }
+    }
+    (topics, ok)
+}
+
+/// Each batch's partition answer: its base offset, or its error code.
+fn complete_from_response(inner: &Inner, ok: Vec<Taken>, resp: &ProduceResponse) {
+    for t in ok {
+        let pr = resp
+            .responses
+            .iter()
+            .filter(|r| r.name.0.as_str() == t.topic)
+            .flat_map(|r| r.partition_responses.iter())
+            .find(|p| p.index == t.partition);
+        let res = match pr {
+            None => Err(KafkaError::Protocol(format!(
+                "no produce response for {}-{}",
+                t.topic, t.partition
+            ))),
+            Some(p) if p.error_code != 0 => {
+                let msg = p
+                    .error_message
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default();
+                Err(KafkaError::from_code(
+                    p.error_code,
+                    format!("produce {}-{} {msg}", t.topic, t.partition),
+                )
+                .unwrap_or_else(|| {
+                    KafkaError::Protocol("error code 0 reported as an error".into())
+                }))
+            }
+            Some(p) => Ok(Some(p.base_offset)),
+        };
+        finish(inner, t, res);
+    }
+}
+
+/// Complete a batch, or put it back at the front of its partition for a retry.
+fn finish(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>) {
+    let Taken {
+        topic,
+        partition,
+        mut batch,
+    } = t;
+    let cfg = &inner.cfg;
+    if let Err(e) = &res {
+        if e.needs_metadata_refresh() {
+            inner.client.invalidate(&topic);
+        }
+        let backoff = cfg
+            .retry_backoff
+            .saturating_mul(1u32 << batch.attempts.min(16))
+            .min(cfg.retry_backoff_max);
+        let retry = e.is_retriable()
+            && batch.attempts < cfg.retries
+            && Instant::now() + backoff < batch.deadline;
+        if retry {
+            tracing::debug!(topic = %topic, partition, attempt = batch.attempts + 1, error = %e, "retrying batch");
+            batch.attempts += 1;
+            batch.last_error = Some(e.clone());
+            let mut st = inner.lock();
+            st.stats.retried_batches += 1;
+            if let Some(q) = st
+                .topics
+                .get_mut(&topic)
+                .and_then(|ts| ts.parts.get_mut(partition as usize))
+            {
+                q.batches.push_front(batch);
+                q.in_flight = false;
+                q.retry_at = Some(Instant::now() + backoff);
+                drop(st);
+                inner.wake();
+                return;
+            }
+            // The partition is unknown to us (cannot happen: topics are never dropped): fail below.
+        }
+        tracing::warn!(topic = %topic, partition, records = batch.builder.len(), error = %e, kind = crate::error::ErrorKind::kind(e), "batch failed");
+    }
+    let n = batch.builder.len();
+    let size = batch.builder.size();
+    let ok = res.is_ok();
+    // Counters before the outcome (a caller woken by it sees them); `unfinished` after it (so
+    // when `flush` returns, every handle already has its result).
+    {
+        let mut st = inner.lock();
+        if ok {
+            st.stats.acked += n as u64;
+        } else {
+            st.stats.failed += n as u64;
+        }
+    }
+    batch.outcome.complete(res);
+    {
+        let mut st = inner.lock();
+        if let Some(q) = st
+            .topics
+            .get_mut(&topic)
+            .and_then(|ts| ts.parts.get_mut(partition as usize))
+        {
+            q.in_flight = false;
+        }
+        st.buffered = st.buffered.saturating_sub(size);
+        st.unfinished = st.unfinished.saturating_sub(n);
+    }
+    inner.progress.notify_all();
+    inner.wake();
+}

@@ -1,0 +1,17 @@
+//! The record-batch format (v2), written and read side by side: [`BatchBuilder`] writes the
+//! producer's batches (`write.rs`), the consumer's Fetch answers are read in `read.rs`,
+//! compression for both is in `compression.rs`, and the Java-compatible murmur2 partitioner in
+//! `partition.rs`.
+//!
+//! Must not do I/O.
+
+mod compression;
+mod partition;
+mod read;
+mod write;
+
+pub use compression::Compression;
+pub use partition::{murmur2, partition_for_key};
+pub use read::{BatchError, RawRecord};
+pub(crate) use read::{Fetched, decode_fetched};
+pub use write::{BATCH_HEADER_LEN, BatchBuilder};
