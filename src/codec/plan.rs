@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use apache_avro::Schema;
-use apache_avro::schema::{InnerDecimalSchema, UuidSchema};
+use apache_avro::schema::{
+    EnumSchema, InnerDecimalSchema, Name, RecordSchema, UnionSchema, UuidSchema,
+};
 
 use super::CodecError;
 
@@ -286,26 +288,7 @@ impl Compiler {
                 InnerDecimalSchema::Fixed(f) => self.fixed(&f.name, f.size),
             },
             Schema::Fixed(f) | Schema::Duration(f) => self.fixed(&f.name, f.size),
-            Schema::Enum(e) => {
-                let fullname = e.name.fullname(None);
-                let default = match &e.default {
-                    Some(d) => Some(e.symbols.iter().position(|s| s == d).ok_or_else(|| {
-                        CodecError::InvalidSchema(format!(
-                            "enum {fullname}: default {d} is not a symbol"
-                        ))
-                    })? as u32),
-                    None => None,
-                };
-                let id = self.push(Node::Enum {
-                    name: Box::from(fullname.as_str()),
-                    aliases: aliases(&e.aliases),
-                    symbols: e.symbols.iter().map(|s| Box::from(s.as_str())).collect(),
-                    default,
-                    typed: TypedMap::default(),
-                });
-                self.register(fullname, id);
-                id
-            }
+            Schema::Enum(e) => self.enum_node(e)?,
             Schema::Array(a) => {
                 let id = self.push(Node::Pending);
                 let items = self.node(&a.items, None)?;
@@ -318,68 +301,90 @@ impl Compiler {
                 self.nodes[id as usize] = Node::Map { values };
                 id
             }
-            Schema::Union(u) => {
-                let id = self.push(Node::Pending);
-                let mut branches = Vec::with_capacity(u.variants().len());
-                for v in u.variants() {
-                    branches.push(self.node(v, None)?);
-                }
-                let pick = self.pick_table(&branches);
-                self.nodes[id as usize] = Node::Union {
-                    branches: branches.into_boxed_slice(),
-                    pick,
-                };
-                id
-            }
-            Schema::Record(r) => {
-                let fullname = r.name.fullname(None);
-                let id = self.push(Node::Pending);
-                self.register(fullname.clone(), id);
-                let mut fields = Vec::with_capacity(r.fields.len());
-                for (i, f) in r.fields.iter().enumerate() {
-                    let node = self.node(&f.schema, None)?;
-                    if let Some(d) = &f.default {
-                        // A union's default belongs to its first branch.
-                        let target = match &self.nodes[node as usize] {
-                            Node::Union { branches, .. } => {
-                                branches.first().copied().unwrap_or(node)
-                            }
-                            _ => node,
-                        };
-                        self.defaults.push((id, i, d.clone(), target));
-                    }
-                    fields.push(Field {
-                        name: Box::from(f.name.as_str()),
-                        aliases: f.aliases.iter().map(|a| Box::from(a.as_str())).collect(),
-                        node,
-                        default: None,
-                    });
-                }
-                self.nodes[id as usize] = Node::Record {
-                    name: Box::from(fullname.as_str()),
-                    aliases: aliases(&r.aliases),
-                    fields: fields.into_boxed_slice(),
-                    typed: TypedMap::default(),
-                };
-                id
-            }
-            Schema::Ref { name } => {
-                let full = name.fullname(None);
-                match self
-                    .named
-                    .get(&full)
-                    .or_else(|| self.named.get(name.name()))
-                {
-                    Some(&id) => return Ok(id),
-                    None => {
-                        return Err(CodecError::InvalidSchema(format!(
-                            "unknown named type {full}"
-                        )));
-                    }
-                }
-            }
+            Schema::Union(u) => self.union_node(u)?,
+            Schema::Record(r) => self.record_node(r)?,
+            Schema::Ref { name } => return self.named_ref(name),
         };
         Ok(id)
+    }
+
+    fn enum_node(&mut self, e: &EnumSchema) -> Result<NodeId, CodecError> {
+        let fullname = e.name.fullname(None);
+        let default = match &e.default {
+            Some(d) => Some(e.symbols.iter().position(|s| s == d).ok_or_else(|| {
+                CodecError::InvalidSchema(format!("enum {fullname}: default {d} is not a symbol"))
+            })? as u32),
+            None => None,
+        };
+        let id = self.push(Node::Enum {
+            name: Box::from(fullname.as_str()),
+            aliases: aliases(&e.aliases),
+            symbols: e.symbols.iter().map(|s| Box::from(s.as_str())).collect(),
+            default,
+            typed: TypedMap::default(),
+        });
+        self.register(fullname, id);
+        Ok(id)
+    }
+
+    fn union_node(&mut self, u: &UnionSchema) -> Result<NodeId, CodecError> {
+        let id = self.push(Node::Pending);
+        let mut branches = Vec::with_capacity(u.variants().len());
+        for v in u.variants() {
+            branches.push(self.node(v, None)?);
+        }
+        let pick = self.pick_table(&branches);
+        self.nodes[id as usize] = Node::Union {
+            branches: branches.into_boxed_slice(),
+            pick,
+        };
+        Ok(id)
+    }
+
+    fn record_node(&mut self, r: &RecordSchema) -> Result<NodeId, CodecError> {
+        let fullname = r.name.fullname(None);
+        let id = self.push(Node::Pending);
+        self.register(fullname.clone(), id);
+        let mut fields = Vec::with_capacity(r.fields.len());
+        for (i, f) in r.fields.iter().enumerate() {
+            let node = self.node(&f.schema, None)?;
+            if let Some(d) = &f.default {
+                // A union's default belongs to its first branch.
+                let target = match &self.nodes[node as usize] {
+                    Node::Union { branches, .. } => branches.first().copied().unwrap_or(node),
+                    _ => node,
+                };
+                self.defaults.push((id, i, d.clone(), target));
+            }
+            fields.push(Field {
+                name: Box::from(f.name.as_str()),
+                aliases: f.aliases.iter().map(|a| Box::from(a.as_str())).collect(),
+                node,
+                default: None,
+            });
+        }
+        self.nodes[id as usize] = Node::Record {
+            name: Box::from(fullname.as_str()),
+            aliases: aliases(&r.aliases),
+            fields: fields.into_boxed_slice(),
+            typed: TypedMap::default(),
+        };
+        Ok(id)
+    }
+
+    /// A reference to a named type compiled before (by full name, else by short name).
+    fn named_ref(&self, name: &Name) -> Result<NodeId, CodecError> {
+        let full = name.fullname(None);
+        match self
+            .named
+            .get(&full)
+            .or_else(|| self.named.get(name.name()))
+        {
+            Some(&id) => Ok(id),
+            None => Err(CodecError::InvalidSchema(format!(
+                "unknown named type {full}"
+            ))),
+        }
     }
 
     fn fixed(&mut self, name: &apache_avro::schema::Name, size: usize) -> NodeId {

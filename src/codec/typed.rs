@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use super::binary::{put_bytes, put_f32, put_f64, put_long};
 use super::json::Walk;
-use super::plan::{Node, NodeId};
+use super::plan::{Field, Node, NodeId};
 use super::{CodecError, Fail, Plan};
 use crate::wire;
 
@@ -131,26 +131,7 @@ fn bind_node(plan: &Plan, id: NodeId, shape: &Shape, path: &str) -> Result<Slot,
         | (Shape::String, Node::String)
         | (Shape::Bytes, Node::Bytes) => Ok(ok),
         (Shape::Option(inner), Node::Union { branches, .. }) => {
-            let null = branches
-                .iter()
-                .position(|&b| matches!(plan.node(b), Node::Null));
-            match (branches.len(), null) {
-                (2, Some(n)) => {
-                    let v = 1 - n;
-                    let inner = bind_node(plan, branches[v], inner, path)?;
-                    Ok(Slot {
-                        none_tag: (n as u8) << 1,
-                        some_tag: (v as u8) << 1,
-                        none_index: n,
-                        inner: Box::new([inner]),
-                        ..ok
-                    })
-                }
-                _ => Err(mismatch(
-                    path,
-                    "an Option needs a union of null and one other type".into(),
-                )),
-            }
+            bind_option(plan, branches, inner, path)
         }
         (Shape::Array(items), Node::Array { items: it }) => {
             let inner = bind_node(plan, *it, items, &format!("{path}[]"))?;
@@ -167,44 +148,7 @@ fn bind_node(plan: &Plan, id: NodeId, shape: &Shape, path: &str) -> Result<Slot,
                 symbols,
                 ..
             },
-        ) => {
-            if short(sname) != *name {
-                return Err(mismatch(
-                    path,
-                    format!("enum {name} is bound to schema enum {sname}"),
-                ));
-            }
-            let upper: Vec<String> = variants.iter().map(|v| v.to_uppercase()).collect();
-            let mut to_symbol = Vec::with_capacity(upper.len());
-            for v in &upper {
-                match symbols.iter().position(|s| **s == **v) {
-                    Some(i) => to_symbol.push(i as u32),
-                    None => {
-                        return Err(mismatch(
-                            path,
-                            format!("enum {name}: variant {v} is not a schema symbol"),
-                        ));
-                    }
-                }
-            }
-            let mut to_variant = Vec::with_capacity(symbols.len());
-            for s in symbols.iter() {
-                match upper.iter().position(|v| **v == **s) {
-                    Some(i) => to_variant.push(i as u32),
-                    None => {
-                        return Err(mismatch(
-                            path,
-                            format!("enum {name}: schema symbol {s} has no variant"),
-                        ));
-                    }
-                }
-            }
-            Ok(Slot {
-                to_symbol: to_symbol.into(),
-                to_variant: to_variant.into(),
-                ..ok
-            })
-        }
+        ) => bind_enum(name, variants, sname, symbols, path),
         (
             Shape::Record { name, fields },
             Node::Record {
@@ -212,52 +156,7 @@ fn bind_node(plan: &Plan, id: NodeId, shape: &Shape, path: &str) -> Result<Slot,
                 fields: sfields,
                 ..
             },
-        ) => {
-            if short(sname) != *name {
-                return Err(mismatch(
-                    path,
-                    format!("struct {name} is bound to schema record {sname}"),
-                ));
-            }
-            let mut slots = Vec::with_capacity(fields.len());
-            for (i, sf) in sfields.iter().enumerate() {
-                let Some((rust, shape)) = fields.get(i) else {
-                    return Err(mismatch(
-                        path,
-                        format!("{name}: schema field `{}` is not in the struct", sf.name),
-                    ));
-                };
-                let want = camel(rust);
-                if *sf.name != *want {
-                    return Err(mismatch(
-                        path,
-                        format!(
-                            "{name}: schema field {i} is `{}`, the struct's is `{want}`",
-                            sf.name
-                        ),
-                    ));
-                }
-                let p = if path.is_empty() {
-                    want
-                } else {
-                    format!("{path}.{want}")
-                };
-                slots.push(bind_node(plan, sf.node, shape, &p)?);
-            }
-            if let Some((rust, _)) = fields.get(sfields.len()) {
-                return Err(mismatch(
-                    path,
-                    format!(
-                        "{name}: struct field `{}` is not in the schema",
-                        camel(rust)
-                    ),
-                ));
-            }
-            Ok(Slot {
-                inner: slots.into(),
-                ..ok
-            })
-        }
+        ) => bind_record(plan, name, fields, sname, sfields, path),
         (shape, node) => Err(mismatch(
             path,
             format!(
@@ -267,6 +166,139 @@ fn bind_node(plan: &Plan, id: NodeId, shape: &Shape, path: &str) -> Result<Slot,
             ),
         )),
     }
+}
+
+/// An `Option<T>`: a union of null and one other type.
+fn bind_option(
+    plan: &Plan,
+    branches: &[NodeId],
+    inner: &Shape,
+    path: &str,
+) -> Result<Slot, CodecError> {
+    let ok = Slot::default();
+    let null = branches
+        .iter()
+        .position(|&b| matches!(plan.node(b), Node::Null));
+    match (branches.len(), null) {
+        (2, Some(n)) => {
+            let v = 1 - n;
+            let inner = bind_node(plan, branches[v], inner, path)?;
+            Ok(Slot {
+                none_tag: (n as u8) << 1,
+                some_tag: (v as u8) << 1,
+                none_index: n,
+                inner: Box::new([inner]),
+                ..ok
+            })
+        }
+        _ => Err(mismatch(
+            path,
+            "an Option needs a union of null and one other type".into(),
+        )),
+    }
+}
+
+/// A Rust enum to a schema enum: same short name, variants and symbols matched both ways.
+fn bind_enum(
+    name: &str,
+    variants: &[&str],
+    sname: &str,
+    symbols: &[Box<str>],
+    path: &str,
+) -> Result<Slot, CodecError> {
+    let ok = Slot::default();
+    if short(sname) != name {
+        return Err(mismatch(
+            path,
+            format!("enum {name} is bound to schema enum {sname}"),
+        ));
+    }
+    let upper: Vec<String> = variants.iter().map(|v| v.to_uppercase()).collect();
+    let mut to_symbol = Vec::with_capacity(upper.len());
+    for v in &upper {
+        match symbols.iter().position(|s| **s == **v) {
+            Some(i) => to_symbol.push(i as u32),
+            None => {
+                return Err(mismatch(
+                    path,
+                    format!("enum {name}: variant {v} is not a schema symbol"),
+                ));
+            }
+        }
+    }
+    let mut to_variant = Vec::with_capacity(symbols.len());
+    for s in symbols.iter() {
+        match upper.iter().position(|v| **v == **s) {
+            Some(i) => to_variant.push(i as u32),
+            None => {
+                return Err(mismatch(
+                    path,
+                    format!("enum {name}: schema symbol {s} has no variant"),
+                ));
+            }
+        }
+    }
+    Ok(Slot {
+        to_symbol: to_symbol.into(),
+        to_variant: to_variant.into(),
+        ..ok
+    })
+}
+
+/// A struct to a schema record: same short name, the same fields in the same order (camelCase).
+fn bind_record(
+    plan: &Plan,
+    name: &str,
+    fields: &[(&'static str, Shape)],
+    sname: &str,
+    sfields: &[Field],
+    path: &str,
+) -> Result<Slot, CodecError> {
+    let ok = Slot::default();
+    if short(sname) != name {
+        return Err(mismatch(
+            path,
+            format!("struct {name} is bound to schema record {sname}"),
+        ));
+    }
+    let mut slots = Vec::with_capacity(fields.len());
+    for (i, sf) in sfields.iter().enumerate() {
+        let Some((rust, shape)) = fields.get(i) else {
+            return Err(mismatch(
+                path,
+                format!("{name}: schema field `{}` is not in the struct", sf.name),
+            ));
+        };
+        let want = camel(rust);
+        if *sf.name != *want {
+            return Err(mismatch(
+                path,
+                format!(
+                    "{name}: schema field {i} is `{}`, the struct's is `{want}`",
+                    sf.name
+                ),
+            ));
+        }
+        let p = if path.is_empty() {
+            want
+        } else {
+            format!("{path}.{want}")
+        };
+        slots.push(bind_node(plan, sf.node, shape, &p)?);
+    }
+    if let Some((rust, _)) = fields.get(sfields.len()) {
+        return Err(mismatch(
+            path,
+            format!(
+                "{name}: struct field `{}` is not in the schema",
+                camel(rust)
+            ),
+        ));
+    }
+    Ok(Slot {
+        inner: slots.into(),
+        ..ok
+    })
 }
 
 fn shape_name(s: &Shape) -> &'static str {

@@ -278,6 +278,51 @@ where
     let ingest = Ingest::new(Arc::new(encoder), spool.clone(), dead, metrics.clone());
 
     // Bind what can fail before starting threads.
+    let mut udp = bind_udp(cfg)?;
+    let http_stop = Arc::new(AtomicBool::new(false));
+    let http = serve_metrics(cfg, &spool, &metrics, &http_stop)?;
+    let sender_stop = Arc::new(AtomicBool::new(false));
+    let (sender, done_rx) = start_sender(cfg, &spool, &metrics, sink, &sender_stop)?;
+    let input_stop = Arc::new(AtomicBool::new(false));
+    let input_failed: InputFailed = Arc::default();
+    let handles = start_inputs(
+        cfg,
+        &ingest,
+        stdin,
+        &mut udp,
+        &input_stop,
+        &metrics,
+        &input_failed,
+    )?;
+    tracing::info!(inputs = cfg.inputs.len(), spool = %cfg.spool_dir.display(), "forwarder started");
+
+    let why = wait_for_end(cfg, &stop, &handles, &spool, &metrics);
+    // Stop taking input, then drain.
+    input_stop.store(true, Ordering::Relaxed);
+    spool.interrupt();
+    drain(cfg, &spool, why, &sender_stop, sender, &done_rx);
+    http_stop.store(true, Ordering::Relaxed);
+    if let Some(h) = http {
+        let _ = h.join();
+    }
+    // Inputs that poll (file, udp) notice the stop within a poll period; a blocked stdin read does not
+    // and is left behind. Either way `close` releases the spool directory for the next opener.
+    let grace = Instant::now() + Duration::from_millis(500);
+    while !handles.iter().all(std::thread::JoinHandle::is_finished) && Instant::now() < grace {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    spool.close()?;
+    finish(cfg, &spool, &metrics, &input_failed)
+}
+
+/// The first input that failed (not one that ended): its name and error.
+type InputFailed = Arc<std::sync::Mutex<Option<(String, std::io::Error)>>>;
+
+/// One input's reading loop, run on its own thread.
+type InputJob = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
+
+/// Bind every UDP input's socket (before any thread starts, so a bad address fails the run at once).
+fn bind_udp(cfg: &Config) -> Result<Vec<(String, UdpSocket)>, ForwardError> {
     let mut udp = Vec::new();
     for inp in &cfg.inputs {
         if let InputKind::Udp { bind } = &inp.kind {
@@ -288,13 +333,22 @@ where
             udp.push((inp.name.clone(), s));
         }
     }
+    Ok(udp)
+}
+
+/// Serve `/metrics` when `metrics.listen` is set.
+fn serve_metrics(
+    cfg: &Config,
+    spool: &Arc<Spool>,
+    metrics: &Arc<Metrics>,
+    http_stop: &Arc<AtomicBool>,
+) -> Result<Option<std::thread::JoinHandle<()>>, ForwardError> {
     let render = {
         let (spool, metrics) = (spool.clone(), metrics.clone());
         Arc::new(move || metrics.snapshot(&spool.status()).prometheus())
             as Arc<dyn Fn() -> String + Send + Sync>
     };
-    let http_stop = Arc::new(AtomicBool::new(false));
-    let http = match cfg.metrics.listen {
+    Ok(match cfg.metrics.listen {
         Some(addr) => {
             let (bound, h) = metrics::serve(addr, render, http_stop.clone()).map_err(|source| {
                 ForwardError::Metrics {
@@ -306,9 +360,17 @@ where
             Some(h)
         }
         None => None,
-    };
+    })
+}
 
-    let sender_stop = Arc::new(AtomicBool::new(false));
+/// Start the sender thread (spool → sink); the receiver hears when it returned.
+fn start_sender<S: RecordSink + 'static>(
+    cfg: &Config,
+    spool: &Arc<Spool>,
+    metrics: &Arc<Metrics>,
+    sink: S,
+    sender_stop: &Arc<AtomicBool>,
+) -> Result<(std::thread::JoinHandle<()>, std::sync::mpsc::Receiver<()>), ForwardError> {
     let sender_opts = SenderOptions {
         batch_records: cfg.kafka.batch_records,
         linger: cfg.kafka.linger,
@@ -328,49 +390,25 @@ where
                 source,
             })?
     };
+    Ok((sender, done_rx))
+}
 
-    // Inputs, one thread each.
-    let input_stop = Arc::new(AtomicBool::new(false));
+/// Inputs, one thread each.
+fn start_inputs<E: RecordEncoder + 'static>(
+    cfg: &Config,
+    ingest: &Ingest<E>,
+    stdin: Box<dyn BufRead + Send>,
+    udp: &mut Vec<(String, UdpSocket)>,
+    input_stop: &Arc<AtomicBool>,
+    metrics: &Arc<Metrics>,
+    input_failed: &InputFailed,
+) -> Result<Vec<std::thread::JoinHandle<()>>, ForwardError> {
     let mut stdin = Some(stdin);
     let mut handles = Vec::new();
-    let input_failed: Arc<std::sync::Mutex<Option<(String, std::io::Error)>>> = Arc::default();
     for inp in cfg.inputs.clone() {
         let name = inp.name.clone();
-        let ingest = ingest.clone();
-        let stop_in = input_stop.clone();
-        let max = cfg.max_line_bytes;
-        let job: Box<dyn FnOnce() -> std::io::Result<()> + Send> = match inp.kind.clone() {
-            InputKind::Stdin => {
-                let Some(mut r) = stdin.take() else { continue };
-                Box::new(move || {
-                    inputs::read_stream(&mut *r, max, &mut |l| ingest.handle(&inp, l, &stop_in))
-                })
-            }
-            InputKind::File { path, start_at } => {
-                let state = input_state_path(&cfg.spool_dir, &inp.name).map_err(|source| {
-                    ForwardError::Input {
-                        input: inp.name.clone(),
-                        source,
-                    }
-                })?;
-                Box::new(move || {
-                    let stop2 = stop_in.clone();
-                    inputs::follow_file(&path, start_at, max, &stop_in, Some(&state), &mut |l| {
-                        ingest.handle(&inp, l, &stop2)
-                    })
-                })
-            }
-            InputKind::Udp { .. } => {
-                let Some(pos) = udp.iter().position(|(n, _)| *n == inp.name) else {
-                    continue;
-                };
-                let (_, sock) = udp.swap_remove(pos);
-                Box::new(move || {
-                    inputs::receive_udp(&sock, max, &stop_in, &mut |l| {
-                        ingest.handle(&inp, l, &stop_in)
-                    })
-                })
-            }
+        let Some(job) = input_job(cfg, inp, ingest, &mut stdin, udp, input_stop)? else {
+            continue;
         };
         let metrics = metrics.clone();
         let failed = input_failed.clone();
@@ -392,11 +430,70 @@ where
             })?;
         handles.push(h);
     }
-    tracing::info!(inputs = cfg.inputs.len(), spool = %cfg.spool_dir.display(), "forwarder started");
+    Ok(handles)
+}
 
-    // Wait for the inputs to end or a stop request, logging the summary now and then.
+/// The reading loop of one input, feeding [`Ingest::handle`]; `None` when there is nothing to read
+/// (stdin already taken, or no bound socket for a UDP input).
+fn input_job<E: RecordEncoder + 'static>(
+    cfg: &Config,
+    inp: InputConfig,
+    ingest: &Ingest<E>,
+    stdin: &mut Option<Box<dyn BufRead + Send>>,
+    udp: &mut Vec<(String, UdpSocket)>,
+    input_stop: &Arc<AtomicBool>,
+) -> Result<Option<InputJob>, ForwardError> {
+    let ingest = ingest.clone();
+    let stop_in = input_stop.clone();
+    let max = cfg.max_line_bytes;
+    let job: InputJob = match inp.kind.clone() {
+        InputKind::Stdin => {
+            let Some(mut r) = stdin.take() else {
+                return Ok(None);
+            };
+            Box::new(move || {
+                inputs::read_stream(&mut *r, max, &mut |l| ingest.handle(&inp, l, &stop_in))
+            })
+        }
+        InputKind::File { path, start_at } => {
+            let state = input_state_path(&cfg.spool_dir, &inp.name).map_err(|source| {
+                ForwardError::Input {
+                    input: inp.name.clone(),
+                    source,
+                }
+            })?;
+            Box::new(move || {
+                let stop2 = stop_in.clone();
+                inputs::follow_file(&path, start_at, max, &stop_in, Some(&state), &mut |l| {
+                    ingest.handle(&inp, l, &stop2)
+                })
+            })
+        }
+        InputKind::Udp { .. } => {
+            let Some(pos) = udp.iter().position(|(n, _)| *n == inp.name) else {
+                return Ok(None);
+            };
+            let (_, sock) = udp.swap_remove(pos);
+            Box::new(move || {
+                inputs::receive_udp(&sock, max, &stop_in, &mut |l| {
+                    ingest.handle(&inp, l, &stop_in)
+                })
+            })
+        }
+    };
+    Ok(Some(job))
+}
+
+/// Wait for the inputs to end or a stop request, logging the summary now and then; the reason.
+fn wait_for_end(
+    cfg: &Config,
+    stop: &StopFlag,
+    handles: &[std::thread::JoinHandle<()>],
+    spool: &Spool,
+    metrics: &Metrics,
+) -> &'static str {
     let mut last_summary = Instant::now();
-    let why = loop {
+    loop {
         if stop.load(Ordering::Relaxed) {
             break "stop requested";
         }
@@ -414,10 +511,18 @@ where
             snap.log();
             let _ = snap.save(&cfg.spool_dir);
         }
-    };
-    // Stop taking input, then drain.
-    input_stop.store(true, Ordering::Relaxed);
-    spool.interrupt();
+    }
+}
+
+/// Let the sender empty the spool until `drain_timeout`, then stop it (left behind if still busy).
+fn drain(
+    cfg: &Config,
+    spool: &Spool,
+    why: &str,
+    sender_stop: &AtomicBool,
+    sender: std::thread::JoinHandle<()>,
+    done_rx: &std::sync::mpsc::Receiver<()>,
+) {
     let deadline = Instant::now() + cfg.drain_timeout;
     tracing::info!(
         reason = why,
@@ -437,17 +542,15 @@ where
     } else {
         tracing::warn!("sender still busy at the end of the drain time; leaving it");
     }
-    http_stop.store(true, Ordering::Relaxed);
-    if let Some(h) = http {
-        let _ = h.join();
-    }
-    // Inputs that poll (file, udp) notice the stop within a poll period; a blocked stdin read does not
-    // and is left behind. Either way `close` releases the spool directory for the next opener.
-    let grace = Instant::now() + Duration::from_millis(500);
-    while !handles.iter().all(std::thread::JoinHandle::is_finished) && Instant::now() < grace {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    spool.close()?;
+}
+
+/// The final counters, logged and saved; an input that failed makes the run fail, after the drain.
+fn finish(
+    cfg: &Config,
+    spool: &Spool,
+    metrics: &Metrics,
+    input_failed: &InputFailed,
+) -> Result<Snapshot, ForwardError> {
     let snap = metrics.snapshot(&spool.status());
     snap.log();
     if let Err(e) = snap.save(&cfg.spool_dir) {

@@ -1,0 +1,250 @@
+//! The ledger: which segments exist, how many of their records are acknowledged, where the acknowledged
+//! cursor and the sent mark stand, and the deletion of fully acknowledged (or dropped) segments.
+//!
+//! Must not read or write record bytes (that is [`super::reader`] and [`super::writer`]); it persists the
+//! cursor through [`super::cursor`] only.
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::cursor::{self, Cursor};
+use super::reader::Reader;
+use super::{FsyncPolicy, Spool, SpoolError, SpoolRecord, SpoolStatus, frame, io, now_ms};
+
+/// Where a record sits in the spool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Pos {
+    /// Segment id (its file name: the next sequence number when it was created).
+    pub(super) seg: u64,
+    pub(super) offset: u64,
+    /// Index of the record in its segment.
+    pub(super) ordinal: u64,
+}
+
+#[derive(Debug)]
+pub(super) struct Segment {
+    pub(super) id: u64,
+    pub(super) records: u64,
+    pub(super) acked_records: u64,
+    pub(super) bytes: u64,
+}
+
+/// The spool's state, behind its mutex.
+pub(super) struct Inner {
+    pub(super) segments: VecDeque<Segment>,
+    pub(super) writer: Option<File>,
+    pub(super) next_seq: u64,
+    pub(super) acked: u64,
+    pub(super) acked_pos: Pos,
+    pub(super) sent: u64,
+    pub(super) read_pos: Pos,
+    pub(super) reader: Option<Reader>,
+    pub(super) total_bytes: u64,
+    pub(super) data_dirty: bool,
+    pub(super) cursor_dirty: bool,
+    pub(super) last_sync: Instant,
+    pub(super) interrupted: bool,
+    /// After [`Spool::close`]: nothing touches the directory any more.
+    pub(super) closed: bool,
+    pub(super) dropped: u64,
+    pub(super) corrupt: u64,
+    pub(super) possible_duplicates: u64,
+}
+
+pub(super) fn seg_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:020}.seg"))
+}
+
+pub(super) fn parse_seg_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".seg")?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())?
+}
+
+impl Spool {
+    /// Acknowledge `rec` and every record before it. Fully acknowledged segments (other than the active
+    /// one) are deleted; the cursor is persisted. Acknowledging an already acknowledged record does nothing.
+    pub fn ack_through(&self, rec: &SpoolRecord) -> Result<(), SpoolError> {
+        let mut g = self.lock();
+        if rec.seq < g.acked || g.closed {
+            return Ok(());
+        }
+        g.acked = rec.seq + 1;
+        g.sent = g.sent.max(g.acked);
+        g.acked_pos = Pos {
+            seg: rec.pos.seg,
+            offset: rec.next_offset,
+            ordinal: rec.pos.ordinal + 1,
+        };
+        let older: Vec<u64> = g
+            .segments
+            .iter()
+            .take_while(|s| s.id < rec.pos.seg)
+            .map(|s| s.id)
+            .collect();
+        for id in older {
+            self.remove_segment(&mut g, id)?;
+        }
+        let last_id = g.segments.back().map(|s| s.id);
+        if let Some(s) = g.segments.iter_mut().find(|s| s.id == rec.pos.seg) {
+            s.acked_records = (rec.pos.ordinal + 1).min(s.records);
+            if s.acked_records == s.records && Some(s.id) != last_id {
+                let id = s.id;
+                self.remove_segment(&mut g, id)?;
+            }
+        }
+        g.acked_pos = Self::normalize(&g, g.acked_pos);
+        g.cursor_dirty = true;
+        let sync = match self.opts.fsync {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::Interval(d) => g.last_sync.elapsed() >= d,
+            FsyncPolicy::Never => false,
+        };
+        self.write_cursor(&mut g, sync)?;
+        self.changed.notify_all();
+        Ok(())
+    }
+
+    /// Go back to the first unacknowledged record: the next `read_batch` resends from there.
+    pub fn rewind(&self) {
+        let mut g = self.lock();
+        g.read_pos = g.acked_pos;
+        g.reader = None;
+    }
+
+    pub(super) fn remove_segment(&self, g: &mut Inner, id: u64) -> Result<(), SpoolError> {
+        let Some(i) = g.segments.iter().position(|s| s.id == id) else {
+            return Ok(());
+        };
+        let path = seg_path(&self.dir, id);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("delete", &path)(e)),
+        }
+        if let Some(s) = g.segments.remove(i) {
+            g.total_bytes = g.total_bytes.saturating_sub(s.bytes);
+        }
+        if i == g.segments.len() {
+            g.writer = None;
+        }
+        if g.reader.as_ref().is_some_and(|r| r.pos.seg == id) {
+            g.reader = None;
+        }
+        Ok(())
+    }
+
+    /// Drop the oldest segment to make room; false when there is nothing left to drop.
+    pub(super) fn drop_oldest(&self, g: &mut Inner) -> Result<bool, SpoolError> {
+        if g.segments.len() < 2 {
+            return Ok(false);
+        }
+        let Some(first) = g.segments.front() else {
+            return Ok(false);
+        };
+        let (id, lost) = (first.id, first.records - first.acked_records);
+        let next_id = g.segments.get(1).map_or(g.next_seq, |s| s.id);
+        self.remove_segment(g, id)?;
+        g.dropped += lost;
+        if g.acked < next_id {
+            g.acked = next_id;
+            g.acked_pos = Pos {
+                seg: next_id,
+                offset: frame::SEGMENT_MAGIC.len() as u64,
+                ordinal: 0,
+            };
+        }
+        g.sent = g.sent.max(g.acked);
+        if g.read_pos.seg == id {
+            g.read_pos = g.acked_pos;
+        }
+        g.cursor_dirty = true;
+        tracing::warn!(dir = %self.dir.display(), dropped = lost, total_dropped = g.dropped, "spool full: dropped the oldest segment");
+        Ok(true)
+    }
+
+    /// Move a position past the end of its segment (or out of a deleted one) to where the next record is.
+    pub(super) fn normalize(g: &Inner, pos: Pos) -> Pos {
+        let magic = frame::SEGMENT_MAGIC.len() as u64;
+        let mut it = g.segments.iter().skip_while(|s| s.id < pos.seg);
+        match it.next() {
+            Some(s) if s.id == pos.seg => {
+                if pos.offset < s.bytes {
+                    pos
+                } else {
+                    it.next().map_or(pos, |n| Pos {
+                        seg: n.id,
+                        offset: magic,
+                        ordinal: 0,
+                    })
+                }
+            }
+            Some(s) => Pos {
+                seg: s.id,
+                offset: magic,
+                ordinal: 0,
+            },
+            None => pos,
+        }
+    }
+
+    pub(super) fn write_cursor(&self, g: &mut Inner, sync: bool) -> Result<(), SpoolError> {
+        if self.read_only {
+            return Ok(());
+        }
+        cursor::write(
+            &self.dir,
+            Cursor {
+                acked: g.acked,
+                sent: g.sent,
+            },
+            sync,
+        )
+        .map_err(io("write cursor", &self.dir))?;
+        if sync {
+            g.cursor_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Counters and gauges of the spool now.
+    pub fn status(&self) -> SpoolStatus {
+        let g = self.lock();
+        let records = g.segments.iter().map(|s| s.records - s.acked_records).sum();
+        let oldest = if records == 0 {
+            None
+        } else {
+            self.timestamp_at(&g, Self::normalize(&g, g.acked_pos))
+        };
+        SpoolStatus {
+            records,
+            bytes: g.total_bytes,
+            segments: g.segments.len() as u64,
+            oldest_unacked_ms: oldest,
+            oldest_unacked_age_ms: oldest.map(|t| now_ms().saturating_sub(t)),
+            next_seq: g.next_seq,
+            acked_seq: g.acked,
+            dropped: g.dropped,
+            corrupt_records: g.corrupt,
+            possible_duplicates: g.possible_duplicates,
+            max_bytes: self.opts.max_bytes,
+            when_full: self.opts.when_full,
+            fsync: self.opts.fsync.to_string(),
+        }
+    }
+
+    fn timestamp_at(&self, g: &Inner, pos: Pos) -> Option<u64> {
+        let seg = g.segments.iter().find(|s| s.id == pos.seg)?;
+        if pos.offset + (frame::FRAME_HEADER + 16) as u64 > seg.bytes {
+            return None;
+        }
+        let f = File::open(seg_path(&self.dir, pos.seg)).ok()?;
+        let mut b = [0u8; 8];
+        f.read_exact_at(&mut b, pos.offset + frame::FRAME_HEADER as u64 + 8)
+            .ok()?;
+        Some(u64::from_le_bytes(b))
+    }
+}
