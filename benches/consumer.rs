@@ -187,10 +187,9 @@ fn main() {
     };
     let bootstrap = broker.bootstrap();
     let registry = TestRegistry::start();
-    let schema = std::fs::read_to_string(
-        avro_edge_testkit::root().join("schemas/sensor-data.avsc"),
-    )
-    .expect("schema");
+    let schema =
+        std::fs::read_to_string(avro_edge_testkit::root().join("schemas/sensor-data.avsc"))
+            .expect("schema");
     registry
         .register("sensor-data-value", &schema)
         .expect("register");

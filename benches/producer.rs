@@ -145,8 +145,7 @@ fn main() {
         }),
         None => eprintln!("our child failed: {}", String::from_utf8_lossy(&out.stderr)),
     }
-    let script =
-        avro_edge_testkit::root().join("peers/python/bench_produce.py");
+    let script = avro_edge_testkit::root().join("peers/python/bench_produce.py");
     match Command::new(python())
         .arg(&script)
         .args([&bootstrap, &theirs, &n.to_string()])

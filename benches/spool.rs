@@ -53,9 +53,7 @@ impl RecordSink for NullSink {
 fn main() {
     let base = std::env::var_os("SPOOL_BENCH_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            avro_edge_testkit::root().join("target/bench-spool")
-        });
+        .unwrap_or_else(|| avro_edge_testkit::root().join("target/bench-spool"));
     // A SensorData record is ~40 bytes of Avro plus the 5-byte Confluent header.
     let value = vec![0x2au8; 45];
     let cases: [(&str, FsyncPolicy, u64); 3] = [

@@ -15,6 +15,8 @@ use crate::peers::{node_peers_dir, python, python_has};
 use crate::pki::make_test_certs;
 
 /// Fail the calling test: it needs `what`, which is not usable here because of `why`.
+/// (The functions here are `#[track_caller]` and call this outside closures, so the panic points at
+/// the test.)
 #[track_caller]
 pub fn needs(what: &str, why: impl Display) -> ! {
     panic!("needs {what}: {why}")
@@ -29,14 +31,20 @@ pub fn require_broker(storage: Storage) -> Broker {
 /// [`require_broker`] with extra `tansu broker` flags.
 #[track_caller]
 pub fn require_broker_with_args(storage: Storage, extra_args: &[&str]) -> Broker {
-    Broker::start_with_args(storage, extra_args).unwrap_or_else(|e| needs("tansu", e))
+    match Broker::start_with_args(storage, extra_args) {
+        Ok(b) => b,
+        Err(e) => needs("tansu", e),
+    }
 }
 
 /// `peers/node` with kafkajs and @kafkajs/confluent-schema-registry installed and `node` on
 /// `PATH`, or the test fails (`needs the Node.js peers: …`).
 #[track_caller]
 pub fn require_node_peers() -> PathBuf {
-    node_peers_dir().unwrap_or_else(|e| needs("the Node.js peers", e))
+    match node_peers_dir() {
+        Ok(dir) => dir,
+        Err(e) => needs("the Node.js peers", e),
+    }
 }
 
 /// The Python interpreter ([`python`]) when it can import `modules` (comma-separated), or the test
