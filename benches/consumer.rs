@@ -19,9 +19,9 @@ use avro_edge::codec::Codec;
 use avro_edge::kafka::TopicSpec;
 use avro_edge::registry::open_source;
 use avro_edge::registry::server::TestRegistry;
-use avro_edge::testkit::{Broker, Storage, unique_topic};
 use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset};
 use avro_edge::{Producer, ProducerConfig};
+use avro_edge_testkit::{Broker, Storage, unique_topic};
 
 /// The child: consume `n` records from `topic` (decoding through `registry` unless it is "-"),
 /// print `count bad secs total rss_kb`.
@@ -62,7 +62,7 @@ fn child(bootstrap: &str, topic: &str, registry: &str, n: usize) {
     let total = (last - start).as_secs_f64();
     println!(
         "{count} {bad} {secs} {total} {}",
-        avro_edge::testkit::peak_rss_kb()
+        avro_edge_testkit::peak_rss_kb()
     );
     let _ = c.close();
 }
@@ -116,7 +116,7 @@ fn kafkajs(
     registry: Option<&str>,
     name: &'static str,
 ) -> Option<Row> {
-    let peer = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/node/peer.js");
+    let peer = avro_edge_testkit::root().join("peers/node/peer.js");
     let mut cmd = Command::new("node");
     cmd.arg(&peer)
         .args([
@@ -187,10 +187,9 @@ fn main() {
     };
     let bootstrap = broker.bootstrap();
     let registry = TestRegistry::start();
-    let schema = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/sensor-data.avsc"),
-    )
-    .expect("schema");
+    let schema =
+        std::fs::read_to_string(avro_edge_testkit::root().join("schemas/sensor-data.avsc"))
+            .expect("schema");
     registry
         .register("sensor-data-value", &schema)
         .expect("register");

@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use avro_edge::testkit::{Broker, Storage, unique_topic};
+use avro_edge_testkit::{Broker, Storage, unique_topic};
 
 const BIN: &str = env!("CARGO_BIN_EXE_avro-edge");
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+    avro_edge_testkit::root()
 }
 
 fn tmpdir(tag: &str) -> PathBuf {

@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use avro_edge::kafka::{self, Client, ClientConfig, TopicSpec};
-use avro_edge::testkit::{Broker, Storage, python, unique_topic};
 use avro_edge::{Acks, Producer, ProducerConfig};
+use avro_edge_testkit::{Broker, Storage, python, unique_topic};
 
 const PARTITIONS: i32 = 3;
 
@@ -50,59 +50,19 @@ fn child(bootstrap: &str, topic: &str, n: usize) {
         };
     println!(
         "{}",
-        serde_json::json!({"msgs": n, "acked": st.acked, "secs": secs, "failed": failed, "vmhwm_kb": avro_edge::testkit::peak_rss_kb()})
+        serde_json::json!({"msgs": n, "acked": st.acked, "secs": secs, "failed": failed, "vmhwm_kb": avro_edge_testkit::peak_rss_kb()})
     );
     let _ = p.close();
 }
 
 /// Records stored in `topic`, counted by fetching them all back (tansu 0.6.0's ListOffsets
-/// "latest" lags behind what Fetch returns), to check each side's claim.
+/// "latest" lags behind what Fetch returns), to check each side's claim; -1 if the read-back failed.
 fn stored(client: &Client, topic: &str) -> i64 {
-    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-    use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
-    use kafka_protocol::protocol::StrBytes;
-    let Ok(conn) = kafka::block_on(client.conn(&avro_edge::kafka::Target::Any)) else {
-        return -1;
-    };
     let mut total = 0;
     for partition in 0..PARTITIONS {
-        let mut offset = 0i64;
-        loop {
-            let req = FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(100)
-                .with_min_bytes(1)
-                .with_max_bytes(32 << 20)
-                .with_topics(vec![
-                    FetchTopic::default()
-                        .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                        .with_partitions(vec![
-                            FetchPartition::default()
-                                .with_partition(partition)
-                                .with_fetch_offset(offset)
-                                .with_partition_max_bytes(16 << 20),
-                        ]),
-                ]);
-            // v11: tansu 0.6.0 adds a top-level tag to flexible (v12+) Fetch answers that v12 does not define.
-            let Ok(resp) = kafka::block_on(conn.request_at(&req, 11)) else {
-                return -1;
-            };
-            let before = offset;
-            for p in resp.responses.into_iter().flat_map(|t| t.partitions) {
-                let Some(bytes) = p.records else { continue };
-                let Ok(records) = avro_edge::testkit::decode_batches(bytes) else {
-                    return -1;
-                };
-                for r in records {
-                    if r.offset >= offset {
-                        offset = r.offset + 1;
-                        total += 1;
-                    }
-                }
-            }
-            if offset == before {
-                break;
-            }
+        match avro_edge_testkit::fetch_partition(client, topic, partition, Duration::ZERO) {
+            Ok(records) => total += records.len() as i64,
+            Err(_) => return -1,
         }
     }
     total
@@ -149,7 +109,7 @@ fn main() {
         Ok(b) => b,
         Err(e) => {
             eprintln!("producer bench skipped: {e}");
-            if avro_edge::testkit::in_ci() {
+            if avro_edge_testkit::in_ci() {
                 std::process::exit(1);
             }
             return;
@@ -185,8 +145,7 @@ fn main() {
         }),
         None => eprintln!("our child failed: {}", String::from_utf8_lossy(&out.stderr)),
     }
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/python/bench_produce.py");
+    let script = avro_edge_testkit::root().join("peers/python/bench_produce.py");
     match Command::new(python())
         .arg(&script)
         .args([&bootstrap, &theirs, &n.to_string()])

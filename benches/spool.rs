@@ -53,9 +53,7 @@ impl RecordSink for NullSink {
 fn main() {
     let base = std::env::var_os("SPOOL_BENCH_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-spool")
-        });
+        .unwrap_or_else(|| avro_edge_testkit::root().join("target/bench-spool"));
     // A SensorData record is ~40 bytes of Avro plus the 5-byte Confluent header.
     let value = vec![0x2au8; 45];
     let cases: [(&str, FsyncPolicy, u64); 3] = [
@@ -190,7 +188,7 @@ fn pipeline(base: &std::path::Path) {
     println!(
         "| {n} | {:.0} | {} KiB |",
         n as f64 / secs,
-        avro_edge::testkit::peak_rss_kb().max(0)
+        avro_edge_testkit::peak_rss_kb().max(0)
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,7 +9,7 @@
 //! | [`codec`] | Avro binary ⇄ natural JSON / typed Rust values, through a plan compiled once per schema |
 //! | [`wire`] | the Confluent frame: `0x00` + big-endian schema id + Avro body |
 //! | [`records`] | typed Rust records for the seed schemas |
-//! | [`registry`] | Schema Registry client, offline schema cache, test registry |
+//! | [`registry`] | Schema Registry client, offline schema cache, test registry (feature `registry-server`) |
 //! | [`kafka`] | a thin Kafka client over `kafka-protocol`, driven by smol, behind a blocking API |
 //! | [`kafka::producer`] / [`kafka::consumer`] | the user-facing producer and group consumer |
 //! | [`spool`] | crash-safe disk spool between the codec and the producer |
@@ -26,7 +26,6 @@ pub mod records;
 pub mod registry;
 pub mod schema;
 pub mod spool;
-pub mod testkit;
 pub mod wire;
 
 // The producer and the consumer, by name at the crate root, wherever their modules live.

@@ -12,9 +12,7 @@ use wire_support::*;
 
 /// A fresh offline cache: `ids/<id>.avsc` and `subjects/<subject>.json` for the fixture ids.
 fn cache_dir(tag: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("avro-edge-codec-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = avro_edge_testkit::tmpdir(&format!("codec-cli-{tag}"));
     std::fs::create_dir_all(dir.join("ids")).unwrap();
     std::fs::create_dir_all(dir.join("subjects")).unwrap();
     for (id, _) in IDS {
@@ -42,7 +40,7 @@ fn run(args: &[&str], cache: &Path, stdin: &[u8]) -> Output {
         .arg("--schema-cache")
         .arg(cache)
         .stderr(Stdio::piped());
-    avro_edge::testkit::run_with_input(&mut cmd, stdin).unwrap()
+    avro_edge_testkit::run_with_input(&mut cmd, stdin).unwrap()
 }
 
 fn stderr_kind(o: &Output) -> String {

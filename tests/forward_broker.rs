@@ -1,7 +1,8 @@
 //! The real `avro-edge forward` binary against a real tansu broker (started by the tests), counting every
 //! record by its unique id (sensorId + timestamp) on read-back: broker down at start, broker SIGKILLed and
 //! restarted on sqlite, forwarder SIGKILLed and restarted on its spool, damaged spools, bad input lines,
-//! and an unreachable registry with a warm offline cache. Without `CI=true` a missing broker skips.
+//! and an unreachable registry with a warm offline cache. The tests are `#[ignore]`d (they need tansu);
+//! with `cargo test -- --include-ignored` a missing broker fails them.
 
 #[path = "spool_support/mod.rs"]
 mod spool_support;
@@ -15,27 +16,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use avro_edge::codec::Codec;
 use avro_edge::registry::cache::OfflineCache;
-use avro_edge::testkit::{Broker, Storage, require_broker, unique_topic};
 use avro_edge::{Consumer, ConsumerConfig, OffsetReset};
+use avro_edge_testkit::{Broker, Storage, require_broker, unique_topic};
 
 const BIN: &str = env!("CARGO_BIN_EXE_avro-edge");
 const PARTITIONS: i32 = 3;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+    avro_edge_testkit::root().join("fixtures")
 }
 
 fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "avro-edge-fwdbroker-{tag}-{}-{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    avro_edge_testkit::tmpdir(&format!("fwdbroker-{tag}"))
 }
 
 /// `n` valid readings over `sensors` sensors; each sensor's timestamps increase with the line number.
@@ -310,10 +302,9 @@ fn check(got: &[Got], expected: &[(String, i64)], name: &str) -> Tally {
 
 /// (a) Broker down at start: 5,000 readings spooled, the broker started later: all arrive, in order.
 #[test]
+#[ignore = "needs tansu"]
 fn broker_down_at_start_then_started() {
-    let Some(mut broker) = require_broker(Storage::Memory) else {
-        return;
-    };
+    let mut broker = require_broker(Storage::Memory);
     broker.kill();
     let dir = tmpdir("down-at-start");
     let topic = unique_topic("fwd-down");
@@ -339,11 +330,10 @@ fn broker_down_at_start_then_started() {
 
 /// (b) Broker SIGKILLed mid-stream and restarted on the same sqlite storage: nothing lost.
 #[test]
+#[ignore = "needs tansu"]
 fn broker_killed_mid_stream_and_restarted_on_sqlite() {
     let dir = tmpdir("broker-kill");
-    let Some(mut broker) = require_broker(Storage::Sqlite(dir.join("tansu.db"))) else {
-        return;
-    };
+    let mut broker = require_broker(Storage::Sqlite(dir.join("tansu.db")));
     let topic = unique_topic("fwd-bkill");
     let lines = readings(5000, 5);
     let m = free_addr();
@@ -389,11 +379,10 @@ fn broker_killed_mid_stream_and_restarted_on_sqlite() {
 /// (c) Forwarder SIGKILLed with records spooled but not acknowledged (the broker was down for the second
 /// half), restarted on the same spool with no new input: all arrive.
 #[test]
+#[ignore = "needs tansu"]
 fn forwarder_killed_mid_stream_and_restarted_on_its_spool() {
     let dir = tmpdir("fwd-kill");
-    let Some(mut broker) = require_broker(Storage::Sqlite(dir.join("tansu.db"))) else {
-        return;
-    };
+    let mut broker = require_broker(Storage::Sqlite(dir.join("tansu.db")));
     let topic = unique_topic("fwd-fkill");
     let lines = readings(5000, 5);
     let mut fwd = Fwd::spawn(&dir, &broker.bootstrap(), &topic, &[], false);
@@ -405,14 +394,28 @@ fn forwarder_killed_mid_stream_and_restarted_on_its_spool() {
     fwd.wait_log("stopping: draining the spool", Duration::from_secs(30));
     fwd.sigkill();
     // The records are in the spool, not acknowledged.
-    let status = Command::new(BIN)
+    let out = Command::new(BIN)
         .args(["spool", "status"])
         .arg(dir.join("spool"))
         .output()
         .unwrap();
-    let status = String::from_utf8_lossy(&status.stdout).to_string();
+    let status = String::from_utf8_lossy(&out.stdout).to_string();
     eprintln!("{status}");
-    assert!(!status.contains("records (unacked)     0\n"), "{status}");
+    assert!(
+        out.status.success(),
+        "spool status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // At least the second half (fed while the broker was down) is unacknowledged; at most all of it.
+    let unacked: usize = status
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("records (unacked)"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no 'records (unacked) N' line in:\n{status}"));
+    assert!(
+        (2500..=5000).contains(&unacked),
+        "{unacked} unacked:\n{status}"
+    );
 
     broker.restart().unwrap();
     let fwd = Fwd::spawn(&dir, &broker.bootstrap(), &topic, &[], true);
@@ -443,10 +446,9 @@ fn spool_offline(dir: &Path, broker: &Broker, topic: &str, lines: &[String]) {
 /// (d) A spool whose last record is torn, and one with a flipped byte: start succeeds, the damage is
 /// reported, every earlier record is delivered.
 #[test]
+#[ignore = "needs tansu"]
 fn damaged_spools_start_and_deliver_every_earlier_record() {
-    let Some(mut broker) = require_broker(Storage::Memory) else {
-        return;
-    };
+    let mut broker = require_broker(Storage::Memory);
     broker.kill();
     let lines = readings(200, 4);
     let ids: Vec<_> = lines.iter().map(|l| id_of_line(l)).collect();
@@ -527,10 +529,9 @@ fn damaged_spools_start_and_deliver_every_earlier_record() {
 
 /// (e) 1,000 lines, 100 of them bad: 900 delivered, 100 in the dead-letter file with their reasons.
 #[test]
+#[ignore = "needs tansu"]
 fn bad_lines_go_to_the_dead_letter_file() {
-    let Some(broker) = require_broker(Storage::Memory) else {
-        return;
-    };
+    let broker = require_broker(Storage::Memory);
     let dir = tmpdir("bad-lines");
     let topic = unique_topic("fwd-bad");
     let good = readings(900, 6);
@@ -595,10 +596,9 @@ fn bad_lines_go_to_the_dead_letter_file() {
 /// (f) The registry is unreachable at start (a closed port) and the offline cache is warm (but past its
 /// TTL, so the registry is tried first): forwarding works from the cache.
 #[test]
+#[ignore = "needs tansu"]
 fn registry_unreachable_with_a_warm_offline_cache() {
-    let Some(broker) = require_broker(Storage::Memory) else {
-        return;
-    };
+    let broker = require_broker(Storage::Memory);
     let dir = tmpdir("registry-down");
     let cache = dir.join("cache");
     for sub in ["ids", "subjects"] {

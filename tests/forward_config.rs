@@ -175,7 +175,7 @@ fn sasl_password_never_shows_in_debug_output() {
 
 #[test]
 fn sample_forwarder_toml_is_valid() {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("forwarder.toml");
+    let sample = avro_edge_testkit::root().join("forwarder.toml");
     let c = Config::load(Some(&sample), Vec::new(), &[]).unwrap();
     assert_eq!(c.inputs.len(), 2);
     assert_eq!(

@@ -405,10 +405,9 @@ fn drop_oldest_spool_counts_drops_when_the_sink_is_down() {
 fn sample_sensor_feed_fixture() {
     let dir = TempDir::new("fwd-fixture");
     let cfg = config(&dir, &[]);
-    let feed = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sensor-readings.ndjson"),
-    )
-    .unwrap();
+    let feed =
+        std::fs::read_to_string(avro_edge_testkit::root().join("fixtures/sensor-readings.ndjson"))
+            .unwrap();
     let sink = VecSink::default();
     let snap = run_stdin(&cfg, feed.clone(), sink.clone());
     let got = sink.delivered();

@@ -2,7 +2,7 @@
 //! once the registry answers again (after the latest-version TTL) it takes the registry's latest and
 //! writes it through to the cache directory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use avro_edge::registry::cache::OfflineCache;
@@ -10,20 +10,13 @@ use avro_edge::registry::server::TestRegistry;
 use avro_edge::registry::{RegistryClient, SchemaSource, client_options};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+    avro_edge_testkit::root().join("fixtures")
 }
 
 /// A copy of the fixture cache whose files look a day old (past any TTL), so the client must try the
 /// registry before it may use them.
 pub fn stale_cache_copy(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "avro-edge-fwdreg-{tag}-{}-{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
+    let dir = avro_edge_testkit::tmpdir(&format!("fwdreg-{tag}"));
     let old = SystemTime::now() - Duration::from_secs(86_400);
     for sub in ["ids", "subjects"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();

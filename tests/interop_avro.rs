@@ -6,13 +6,14 @@
 //!   and Python's `AvroDeserializer` decode them, and the value bytes equal the fixture `.bin` files
 //!   (the registry holds the fixture schemas in fixture order, so the ids are the fixtures' 1-4).
 //!
-//! Peers live in `peers/python` and `peers/node`. Without them a test prints SKIP, under `CI=true` it fails.
+//! Peers live in `peers/python` and `peers/node`. The tests are `#[ignore]`d (they need tansu and the
+//! peers); run with `cargo test -- --include-ignored`, where a missing peer or broker fails the test.
 
 mod wire_support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,9 +21,11 @@ use avro_edge::codec::Codec;
 use avro_edge::kafka::TopicSpec;
 use avro_edge::registry::server::TestRegistry;
 use avro_edge::registry::{ClientOptions, RegistryClient};
-use avro_edge::testkit::{Broker, Storage, in_ci, python, require_broker, unique_topic};
 use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset};
 use avro_edge::{Producer, ProducerConfig};
+use avro_edge_testkit::{
+    Broker, Storage, require_broker, require_node_peers, require_python, unique_topic,
+};
 use serde_json::{Value, json};
 use wire_support::{Case, assert_json_eq, cases, root};
 
@@ -34,42 +37,19 @@ const ORDER: [(&str, &str); 4] = [
     ("sensor-data-v2", "sensor-data-v2.avsc"),
 ];
 
-fn peer_missing(what: &str, fix: &str) {
-    if in_ci() {
-        panic!("CI=true and the {what} peer is missing ({fix})");
-    }
-    eprintln!("SKIP: {what} peer missing ({fix})");
+/// The Python interpreter with confluent-kafka's Avro serializer (fastavro and friends), or the test fails.
+fn python_avro() -> PathBuf {
+    require_python("confluent_kafka.schema_registry.avro, fastavro, httpx2")
 }
 
-/// The Python interpreter, if it has confluent-kafka's Avro serializer (fastavro and friends).
-fn python_avro() -> Option<PathBuf> {
-    let py = python();
-    let ok = Command::new(&py)
-        .args([
-            "-c",
-            "import confluent_kafka.schema_registry.avro, fastavro, httpx2",
-        ])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        Some(py)
-    } else {
-        peer_missing(
-            "Python AvroSerializer",
-            "scripts/setup installs peers/python/requirements.txt",
-        );
-        None
-    }
-}
-
-fn node_peer() -> Option<PathBuf> {
-    avro_edge::testkit::node_peers().map(|dir| dir.join("peer.js"))
+/// The kafkajs peer script, or the test fails.
+fn node_peer() -> PathBuf {
+    require_node_peers().join("peer.js")
 }
 
 /// Run a peer with `stdin`, fail the test on a non-zero exit, return its stdout JSON lines.
 fn run_peer(mut cmd: Command, stdin: &str, what: &str) -> Vec<Value> {
-    let out = avro_edge::testkit::run_with_input(&mut cmd, stdin.as_bytes())
+    let out = avro_edge_testkit::run_with_input(&mut cmd, stdin.as_bytes())
         .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{what} failed; stdout:\n{text}");
@@ -131,11 +111,10 @@ fn all_cases() -> Vec<(String, Case)> {
 }
 
 #[test]
+#[ignore = "needs tansu and the Python peers"]
 fn confluent_kafka_avro_serializer_records_decode_with_our_consumer() {
-    let Some(py) = python_avro() else { return };
-    let Some(broker) = require_broker(Storage::Memory) else {
-        return;
-    };
+    let py = python_avro();
+    let broker = require_broker(Storage::Memory);
     let reg = TestRegistry::start(); // empty: the serializer registers the schemas itself
     let run = unique_topic("py");
     // One topic per schema (TopicNameStrategy); v2 goes to the SensorData topic as version 2.
@@ -232,11 +211,10 @@ fn fixture_registry() -> TestRegistry {
 }
 
 #[test]
+#[ignore = "needs tansu and the Node.js peers"]
 fn kafkajs_encoded_records_decode_with_our_consumer_and_match_fixture_bytes() {
-    let Some(peer) = node_peer() else { return };
-    let Some(broker) = require_broker(Storage::Memory) else {
-        return;
-    };
+    let peer = node_peer();
+    let broker = require_broker(Storage::Memory);
     let reg = fixture_registry();
     let topic = unique_topic("kafkajs-avro");
     create_topic(&broker, &topic);
@@ -304,12 +282,11 @@ fn kafkajs_encoded_records_decode_with_our_consumer_and_match_fixture_bytes() {
 }
 
 #[test]
+#[ignore = "needs tansu, the Node.js peers and the Python peers"]
 fn records_we_produce_decode_in_kafkajs_and_python_and_match_fixture_bytes() {
     let py = python_avro();
     let node = node_peer();
-    let Some(broker) = require_broker(Storage::Memory) else {
-        return;
-    };
+    let broker = require_broker(Storage::Memory);
     let reg = fixture_registry();
     let codec = registry_codec(&reg);
     let topic = unique_topic("ours-avro");
@@ -330,7 +307,8 @@ fn records_we_produce_decode_in_kafkajs_and_python_and_match_fixture_bytes() {
     producer.close().unwrap();
     let by_key: BTreeMap<&str, &Case> = all.iter().map(|(k, c)| (k.as_str(), c)).collect();
 
-    if let Some(peer) = node {
+    {
+        let peer = node;
         let mut cmd = Command::new("node");
         cmd.arg(&peer).args([
             "consume",
@@ -380,7 +358,7 @@ fn records_we_produce_decode_in_kafkajs_and_python_and_match_fixture_bytes() {
         );
     }
 
-    if let Some(py) = py {
+    {
         let mut cmd = py_script(&py, "avro_consume.py");
         cmd.args([&broker.bootstrap(), &reg.url(), &topic])
             .arg(all.len().to_string())

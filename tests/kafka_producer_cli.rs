@@ -2,86 +2,41 @@
 //! offline schema cache in `fixtures/schema-cache`: what goes in as NDJSON comes back, decoded
 //! by the codec, from the partition murmur2 picks for its key; bad lines are counted, not fatal.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use avro_edge::codec::Codec;
 use avro_edge::kafka::record::partition_for_key;
-use avro_edge::kafka::{self, Client, ClientConfig, Target};
 use avro_edge::records::{SensorData, SensorStatus};
-use avro_edge::testkit::{Storage, decode_batches, require_broker};
 use avro_edge::{Producer, ProducerConfig};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
-
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+use avro_edge_testkit::{Storage, fetch_partition, require_broker, root};
 
 fn codec() -> Codec {
-    let cache = Path::new(ROOT).join("fixtures/schema-cache");
+    let cache = root().join("fixtures/schema-cache");
     Codec::new(avro_edge::registry::open_source(&[], Some(&cache)).unwrap())
 }
 
 /// Every record of `topic` (partitions 0..n): (partition, key, value bytes).
 fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i32, Option<Vec<u8>>, Vec<u8>)> {
-    let client = Client::new(ClientConfig {
-        bootstrap: vec![bootstrap.into()],
-        ..ClientConfig::default()
-    })
-    .unwrap();
-    let conn = kafka::block_on(client.conn(&Target::Any)).unwrap();
+    let client = avro_edge_testkit::read_client(bootstrap);
     let mut out = Vec::new();
     for partition in 0..partitions {
-        let mut offset = 0;
-        loop {
-            let req = FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(50)
-                .with_max_bytes(8 << 20)
-                .with_topics(vec![
-                    FetchTopic::default()
-                        .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                        .with_partitions(vec![
-                            FetchPartition::default()
-                                .with_partition(partition)
-                                .with_fetch_offset(offset)
-                                .with_partition_max_bytes(4 << 20),
-                        ]),
-                ]);
-            // v11: tansu 0.6.0 tags flexible v12 Fetch answers with a field v12 does not define.
-            let resp = kafka::block_on(conn.request_at(&req, 11)).unwrap();
-            let before = offset;
-            for p in resp.responses.into_iter().flat_map(|t| t.partitions) {
-                for r in p
-                    .records
-                    .map(|b| decode_batches(b).unwrap())
-                    .unwrap_or_default()
-                {
-                    if r.offset >= offset {
-                        offset = r.offset + 1;
-                        out.push((
-                            partition,
-                            r.key.map(|k| k.to_vec()),
-                            r.value.unwrap().to_vec(),
-                        ));
-                    }
-                }
-            }
-            if offset == before {
-                break;
-            }
+        for r in fetch_partition(&client, topic, partition, Duration::ZERO).unwrap() {
+            out.push((
+                partition,
+                r.key.map(|k| k.to_vec()),
+                r.value.unwrap().to_vec(),
+            ));
         }
     }
     out
 }
 
 #[test]
+#[ignore = "needs tansu"]
 fn produce_cli_sends_ndjson_and_counts_bad_lines() {
-    let Some(broker) = require_broker(Storage::Memory) else {
-        return;
-    };
+    let broker = require_broker(Storage::Memory);
     let mut input = String::new();
     let mut want = Vec::new();
     for i in 0..50 {
@@ -115,13 +70,13 @@ fn produce_cli_sends_ndjson_and_counts_bad_lines() {
     ])
     .args([
         "--schema-cache",
-        &format!("{ROOT}/fixtures/schema-cache"),
+        &root().join("fixtures/schema-cache").display().to_string(),
         "--key-field",
         "sensorId",
     ])
     .args(["--create-partitions", "3", "--compression", "gzip"])
     .stderr(Stdio::piped());
-    let out = avro_edge::testkit::run_with_input(&mut cmd, input.as_bytes()).unwrap();
+    let out = avro_edge_testkit::run_with_input(&mut cmd, input.as_bytes()).unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
@@ -157,10 +112,9 @@ fn produce_cli_sends_ndjson_and_counts_bad_lines() {
 }
 
 #[test]
+#[ignore = "needs tansu"]
 fn send_record_encodes_typed_values_with_the_topic_subject() {
-    let Some(broker) = require_broker(Storage::Memory) else {
-        return;
-    };
+    let broker = require_broker(Storage::Memory);
     let mut cfg = ProducerConfig::new([broker.bootstrap()]);
     cfg.auto_create = Some(avro_edge::kafka::TopicSpec {
         partitions: 1,

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use super::{CmdResult, Failure};
 use crate::error::ErrorKind;
-use crate::registry::server::{TestRegistry, avsc_files};
+use crate::registry::schema_files::avsc_files;
+#[cfg(feature = "registry-server")]
+use crate::registry::server::TestRegistry;
 use crate::registry::{RegistryClient, RegistryError, client_options};
 
 #[derive(Debug, clap::Subcommand)]
@@ -22,7 +24,8 @@ pub enum SchemasCommand {
     /// all its versions); prints `<subject> <version> <id>` per subject.
     Pull(PullArgs),
     /// Run a test registry (Karapace-compatible answers, in memory) in the foreground.
-    /// Prints `listening on http://ADDR` once ready.
+    /// Prints `listening on http://ADDR` once ready. Test support: only in builds with the
+    /// `registry-server` feature (`cargo build --features registry-server`).
     Serve(ServeArgs),
 }
 
@@ -139,6 +142,18 @@ fn pull(a: PullArgs) -> CmdResult {
     Ok(())
 }
 
+/// Without the `registry-server` feature the test registry is not in this binary.
+#[cfg(not(feature = "registry-server"))]
+fn serve(_: ServeArgs) -> CmdResult {
+    Err(Failure::other(
+        2,
+        "feature-missing",
+        "the test registry is not built into this binary; \
+         build it with `cargo build --features registry-server`",
+    ))
+}
+
+#[cfg(feature = "registry-server")]
 fn serve(a: ServeArgs) -> CmdResult {
     let reg = TestRegistry::bind(&a.listen)
         .map_err(|e| Failure::other(1, "listen", format!("{}: {e}", a.listen)))?;

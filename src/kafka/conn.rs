@@ -627,7 +627,7 @@ mod tests {
         use rustls_pki_types::{CertificateDer, PrivateKeyDer};
         let dir = std::env::temp_dir().join(format!("avro-edge-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        if let Err(e) = crate::testkit::make_test_certs(&dir) {
+        if let Err(e) = avro_edge_testkit::make_test_certs(&dir) {
             eprintln!("SKIP: openssl unavailable for the TLS test: {e}");
             return;
         }

@@ -4,14 +4,11 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+#[allow(unused_imports)] // each test crate uses a different part
+pub use avro_edge_testkit::{root, tmpdir};
 
 /// A seed schema file from `schemas/`, as text.
 pub fn schema(name: &str) -> String {
@@ -32,19 +29,6 @@ pub fn fixture(prefix: &str) -> Value {
 /// The response body of a recorded exchange.
 pub fn fixture_body(prefix: &str) -> Value {
     fixture(prefix)["response"]["body"].clone()
-}
-
-static DIRS: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh, not yet existing scratch directory.
-pub fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "avro-edge-regtest-{tag}-{}-{}",
-        std::process::id(),
-        DIRS.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    d
 }
 
 /// One HTTP response read off a socket.

@@ -1,24 +1,14 @@
-//! Shared helpers for the spool and forwarder tests: a temporary directory removed on drop.
+//! Shared helpers for the spool and forwarder tests: a temporary directory (from
+//! `avro_edge_testkit::tmpdir`) removed on drop.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let p = std::env::temp_dir().join(format!(
-            "avro-edge-{tag}-{}-{}-{nanos}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
+        TempDir(avro_edge_testkit::tmpdir(tag))
     }
     pub fn path(&self) -> &Path {
         &self.0

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use avro_edge::registry::{RegistryError, SchemaSource, SubjectSchema};
 use serde_json::Value;
 
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+pub use avro_edge_testkit::root;
 
 /// Schema file of each fixture id (fixtures/README.md, "How schema ids map to subjects").
 pub const IDS: [(u32, &str); 4] = [

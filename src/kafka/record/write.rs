@@ -171,7 +171,7 @@ mod tests {
             b.append(1_700_000_000_005, None, Some(&[0u8; 300]), &[]);
             b.append(1_700_000_000_003, Some(b""), None, &[]);
             let bytes = b.finish(c).unwrap();
-            let r = crate::testkit::decode_batches(Bytes::from(bytes)).unwrap();
+            let r = avro_edge_testkit::decode_batches(Bytes::from(bytes)).unwrap();
             assert_eq!(r.len(), 3, "{c:?}");
             assert_eq!(r[0].key.as_deref(), Some(&b"k1"[..]));
             assert_eq!(r[0].value.as_deref(), Some(&b"value-one"[..]));

@@ -1,16 +1,20 @@
-//! Test and demo support: start and stop a local `tansu` broker on a free loopback port.
+//! A local tansu broker for tests and benchmarks: start on a free loopback port, kill, restart on
+//! the same port and storage, SCRAM users; and unique topic names so tests can share nothing.
 //!
-//! Must not be used by the forwarder itself; it exists for tests, benchmarks and the demo.
-//! It finds tansu at `$TANSU_BIN`, else in the scripts' cache ([`cache_dir`]`/tansu-0.6.0/bin/tansu`), else
-//! `tansu` on `PATH`. When tansu is missing, [`Broker::start`] returns [`TestkitError::TansuMissing`];
-//! tests call [`require_broker`], which panics under `CI=true` and prints a skip reason otherwise.
+//! Must not decide whether a missing broker is a skip or a failure (that is [`crate::require`]),
+//! and must not be used by the forwarder itself.
+//! tansu is found at `$TANSU_BIN`, else in the scripts' cache ([`cache_dir`]`/tansu-0.6.0/bin/tansu`),
+//! else `tansu` on `PATH`; when it is missing, [`Broker::start`] returns [`TestkitError::TansuMissing`].
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::error::ErrorKind;
+use avro_edge::error::ErrorKind;
+
+use crate::peers::cache_dir;
+use crate::process::free_port;
 
 /// Where the broker keeps its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +105,7 @@ impl Broker {
     /// [`Broker::start`] with extra `tansu broker` flags (e.g. `--authentication`).
     pub fn start_with_args(storage: Storage, extra_args: &[&str]) -> Result<Broker, TestkitError> {
         let bin = tansu_bin().ok_or(TestkitError::TansuMissing)?;
-        let port = free_port()?;
+        let port = free_port().map_err(TestkitError::Port)?;
         let log =
             std::env::temp_dir().join(format!("avro-edge-tansu-{}-{port}.log", std::process::id()));
         let extra_args = extra_args.iter().map(|s| s.to_string()).collect();
@@ -272,164 +276,6 @@ impl Drop for Broker {
     }
 }
 
-/// Run `cmd` with `input` on its stdin (closed afterwards, so the child sees its end) and collect its
-/// output. Stdout is captured; stderr stays as the caller set it (inherited by default). The input is
-/// written from a thread, so a child that writes a lot before reading all its input cannot deadlock.
-pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> std::io::Result<std::process::Output> {
-    use std::io::Write;
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
-    let writer = child.stdin.take().map(|mut stdin| {
-        let input = input.to_vec();
-        std::thread::spawn(move || stdin.write_all(&input))
-    });
-    let out = child.wait_with_output()?;
-    if let Some(w) = writer {
-        w.join()
-            .map_err(|_| std::io::Error::other("stdin writer panicked"))??;
-    }
-    Ok(out)
-}
-
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> Result<u16, TestkitError> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(TestkitError::Port)?;
-    Ok(l.local_addr().map_err(TestkitError::Port)?.port())
-}
-
-/// Whether tests run under CI (`CI=true`), where a missing broker or peer is a failure.
-pub fn in_ci() -> bool {
-    std::env::var("CI")
-        .map(|v| v == "true" || v == "1")
-        .unwrap_or(false)
-}
-
-/// Start a broker for a test. Under `CI=true` a failure panics; otherwise it prints why the test
-/// is skipped and returns `None`.
-pub fn require_broker(storage: Storage) -> Option<Broker> {
-    require_broker_with_args(storage, &[])
-}
-
-/// [`require_broker`] with extra `tansu broker` flags.
-pub fn require_broker_with_args(storage: Storage, extra_args: &[&str]) -> Option<Broker> {
-    match Broker::start_with_args(storage, extra_args) {
-        Ok(b) => Some(b),
-        Err(e) if in_ci() => panic!("CI=true and the tansu broker is unavailable: {e}"),
-        Err(e) => {
-            eprintln!("SKIP: tansu broker unavailable ({e}); set CI=true to make this a failure");
-            None
-        }
-    }
-}
-
-/// The Python interpreter for peer scripts: `$AVRO_EDGE_PYTHON`, else the cached venv, else `python3`.
-pub fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("AVRO_EDGE_PYTHON") {
-        return PathBuf::from(p);
-    }
-    if let Some(venv) = cache_dir().map(|d| d.join("venv/bin/python3"))
-        && venv.is_file()
-    {
-        return venv;
-    }
-    PathBuf::from("python3")
-}
-
-/// Where the project's scripts cache what is slow to build or download (tansu, the Python venv):
-/// `$AVRO_EDGE_CACHE`, else `$HOME/.cache/avro-edge`, as in `scripts/env.sh`.
-pub fn cache_dir() -> Option<PathBuf> {
-    std::env::var_os("AVRO_EDGE_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/avro-edge")))
-}
-
-/// Make a test PKI with the `openssl` CLI in `dir`: `ca.pem` (+ `ca.key`), `srv.pem`/`srv.key` signed by
-/// it for `localhost` and `127.0.0.1`, and an unrelated `other-ca.pem` (+ `other-ca.key`). The error says
-/// which step failed (e.g. openssl missing); callers decide whether that is a skip or a failure.
-pub fn make_test_certs(dir: &Path) -> Result<(), String> {
-    std::fs::write(
-        dir.join("san.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .map_err(|e| e.to_string())?;
-    let ca = |key: &'static str, pem: &'static str, cn: &'static str| -> Vec<&'static str> {
-        vec![
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", pem, "-subj",
-            cn, "-days", "1",
-        ]
-    };
-    let steps: Vec<Vec<&str>> = vec![
-        ca("ca.key", "ca.pem", "/CN=avro-edge test CA"),
-        ca("other-ca.key", "other-ca.pem", "/CN=avro-edge other CA"),
-        vec![
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "srv.key",
-            "-out",
-            "srv.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-        vec![
-            "x509",
-            "-req",
-            "-in",
-            "srv.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "srv.pem",
-            "-days",
-            "1",
-            "-extfile",
-            "san.cnf",
-        ],
-    ];
-    for step in steps {
-        let out = Command::new("openssl")
-            .args(&step)
-            .current_dir(dir)
-            .output()
-            .map_err(|e| format!("openssl: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "openssl {step:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The Node.js peers (`peers/node`: kafkajs and @kafkajs/confluent-schema-registry, installed by
-/// `scripts/setup`), or `None` after a printed skip. Under `CI=true` a missing peer is a failure (panic).
-pub fn node_peers() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/node");
-    let ok = dir.join("node_modules/kafkajs").is_dir()
-        && dir
-            .join("node_modules/@kafkajs/confluent-schema-registry")
-            .is_dir()
-        && Command::new("node")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    if ok {
-        return Some(dir);
-    }
-    let why = "the kafkajs peer is missing (run scripts/setup, or: cd peers/node && npm ci)";
-    if in_ci() {
-        panic!("CI=true and {why}");
-    }
-    eprintln!("SKIP: {why}");
-    None
-}
-
 /// A unique topic name for a test.
 pub fn unique_topic(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -437,40 +283,4 @@ pub fn unique_topic(prefix: &str) -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-/// Peak resident set size of this process in KiB (`VmHWM` from `/proc/self/status`); -1 if unknown.
-pub fn peak_rss_kb() -> i64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(-1)
-}
-
-/// Decode record batches with kafka-protocol's own decoder (an implementation independent of
-/// ours), for tests that check what we wrote. Trusted input only: it preallocates from counts.
-pub fn decode_batches(
-    mut bytes: bytes::Bytes,
-) -> Result<Vec<kafka_protocol::records::Record>, String> {
-    use kafka_protocol::compression::{Decompressor, Gzip, Snappy};
-    use kafka_protocol::records::{Compression, RecordBatchDecoder};
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let set = RecordBatchDecoder::decode_with_custom_compression(
-            &mut bytes,
-            Some(|b: &mut bytes::Bytes, c: Compression| match c {
-                Compression::None => Ok(b.clone()),
-                Compression::Gzip => Gzip::decompress(b, |x| Ok(x.clone())),
-                Compression::Snappy => Snappy::decompress(b, |x| Ok(x.clone())),
-                other => Err(std::io::Error::other(format!("unsupported codec {other:?}")).into()),
-            }),
-        )
-        .map_err(|e| e.to_string())?;
-        out.extend(set.records);
-    }
-    Ok(out)
 }

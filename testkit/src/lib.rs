@@ -1,0 +1,35 @@
+//! Test and benchmark support for avro-edge. A dev-dependency only (`publish = false`): nothing here
+//! ships in the library or the gateway binary.
+//!
+//! | module | job |
+//! | --- | --- |
+//! | [`broker`] | start, stop and restart a local tansu broker; unique topic names |
+//! | [`require`] | what a test needs (broker, peers, tools): present, or the test fails saying `needs …` |
+//! | [`peers`] | where the Python and Node.js interop peers and the scripts' cache live |
+//! | [`process`] | child processes (stdin in, output out), free ports, peak RSS |
+//! | [`pki`] | a throwaway test CA and server certificate made with the `openssl` CLI |
+//! | [`kafka_read`] | read back what a broker stored, with raw Fetch requests and an independent decoder |
+//! | [`paths`] | the project checkout and fresh scratch directories |
+//!
+//! Tests that need something external are `#[ignore = "needs …"]` and call a [`require`] function
+//! first: `cargo test` lists them as ignored; `cargo test -- --include-ignored` (scripts/test) runs
+//! them, and a missing broker or peer is then a failure with the reason, never a silent pass.
+
+pub mod broker;
+pub mod kafka_read;
+pub mod paths;
+pub mod peers;
+pub mod pki;
+pub mod process;
+pub mod require;
+
+pub use broker::{Broker, Storage, TestkitError, tansu_bin, unique_topic};
+pub use kafka_read::{decode_batches, fetch_partition, read_client};
+pub use paths::{root, tmpdir};
+pub use peers::{cache_dir, node_peers_dir, python, python_has};
+pub use pki::make_test_certs;
+pub use process::{free_port, peak_rss_kb, run_with_input};
+pub use require::{
+    in_ci, needs, require_broker, require_broker_with_args, require_node_peers, require_python,
+    require_test_certs, require_tools,
+};
