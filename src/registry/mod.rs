@@ -160,12 +160,6 @@ pub mod schema_files;
 /// gateway build leaves out (tests get it through the avro-edge-testkit dev-dependency).
 #[cfg(feature = "registry-server")]
 pub mod server;
-/// Without the test registry, what `client.rs` takes from `server` (`super::server::percent_decode`)
-/// comes from [`percent`]. A shim until `client.rs` names `super::percent` itself; then remove it.
-#[cfg(not(feature = "registry-server"))]
-mod server {
-    pub(crate) use super::percent::percent_decode;
-}
 
 pub use client::{Auth, ClientOptions, CompatibilityResult, RegistryClient, WriterMode};
 pub use naming::SubjectNameStrategy;

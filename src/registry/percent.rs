@@ -1,8 +1,7 @@
 //! `%XX` decoding for URL parts: the registry client's `http://user:pass@host` credentials (and the
 //! same rule the test registry applies to path segments and query values).
 //!
-//! Must not do any other URL handling. (`server.rs` still has its own copy, behind the
-//! `registry-server` feature; it should use this one once that file is next changed.)
+//! Must not do any other URL handling.
 
 /// Decode `%XX` escapes (and nothing else) in a path segment or query value.
 pub fn percent_decode(s: &str) -> String {

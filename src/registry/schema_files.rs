@@ -2,8 +2,6 @@
 //! `avro-edge schemas push` (and the same rule the test registry's `--preload` uses).
 //!
 //! Must not talk to a registry or parse schemas: it only names and orders files.
-//! (`server.rs` still has its own copy of these two functions, behind the `registry-server`
-//! feature; it should use these once that file is next changed.)
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +17,11 @@ pub fn file_subject_base(file: &Path) -> Option<(String, u32)> {
         return Some((base.to_string(), n));
     }
     Some((stem.to_string(), 1))
+}
+
+/// `<base>-value` for a schema file (see [`file_subject_base`]).
+pub fn subject_for_file(file: &Path) -> Option<String> {
+    file_subject_base(file).map(|(b, _)| format!("{b}-value"))
 }
 
 /// `.avsc` files under `path` (or `path` itself), ordered by (base name, version), with their subjects.

@@ -42,8 +42,8 @@ pub(super) fn split_userinfo(url: &str) -> (String, Option<Auth>) {
         Some((userinfo, host)) => {
             let (u, p) = userinfo.split_once(':').unwrap_or((userinfo, ""));
             let auth = Auth::Basic {
-                username: super::super::server::percent_decode(u),
-                password: super::super::server::percent_decode(p),
+                username: super::super::percent::percent_decode(u),
+                password: super::super::percent::percent_decode(p),
             };
             (format!("{scheme}://{host}{path}"), Some(auth))
         }

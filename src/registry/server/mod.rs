@@ -7,12 +7,11 @@
 //! Must not be used as a production registry (state is in memory) and must not encode or decode records.
 //!
 //! Its parts: `http` (HTTP/1.1 I/O), `routes` (requests to operations), `store` (subjects, versions, ids),
-//! `compatibility`, `config` (compatibility levels), `reply` (answers and error codes), `files`
-//! (schema files to subjects).
+//! `compatibility`, `config` (compatibility levels), `reply` (answers and error codes); schema files to subjects come from
+//! `registry::schema_files`, shared with `schemas push`.
 
 mod compatibility;
 mod config;
-mod files;
 mod http;
 mod reply;
 mod routes;
@@ -26,9 +25,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use files::{avsc_files, file_subject_base, subject_for_file};
+pub use super::percent::percent_decode;
+pub use super::schema_files::{avsc_files, file_subject_base, subject_for_file};
 pub use reply::{ApiError, CONTENT_TYPE, Reply};
-pub use routes::percent_decode;
 pub use store::RegistryState;
 
 use http::accept_loop;

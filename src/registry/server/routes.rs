@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::reply::Reply;
 use super::store::{RegistryState, subject_body};
+use crate::registry::percent::percent_decode;
 use crate::schema::{ParsedSchema, python_json_position};
 
 pub(super) fn parse_body(body: &[u8]) -> Result<Value, Reply> {
@@ -147,26 +148,4 @@ impl Query {
             .iter()
             .any(|(k, v)| k == name && v.eq_ignore_ascii_case("true"))
     }
-}
-
-/// Decode `%XX` escapes (and nothing else) in a path segment or query value.
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(h) = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(h);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
