@@ -15,8 +15,8 @@
 //! | [`spool`] | crash-safe disk spool between the codec and the producer |
 //! | [`config`] | forwarder configuration (file, env, flags) |
 //! | [`forward`] | the edge forwarder: inputs, dead-letter file, metrics |
-//! | [`cli`] | the `avro-edge` command line |
-pub mod cli;
+//!
+//! The `avro-edge` command line lives in the binary (`src/main.rs`, `src/cli/`), on top of this public API.
 pub mod codec;
 pub mod config;
 pub mod error;

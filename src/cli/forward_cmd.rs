@@ -1,15 +1,15 @@
 //! `avro-edge forward` and `avro-edge spool status`.
 //!
-//! Must not hold forwarder logic: it turns flags into [`crate::config`] keys, wires the encoder and the
-//! sink, and calls [`crate::forward::run`]. Flags-only use (no config file) reads NDJSON from stdin.
+//! Must not hold forwarder logic: it turns flags into [`avro_edge::config`] keys, wires the encoder and the
+//! sink, and calls [`avro_edge::forward::run`]. Flags-only use (no config file) reads NDJSON from stdin.
 
 use std::io::BufReader;
 use std::path::PathBuf;
 
 use super::{CmdResult, Failure};
-use crate::config::{self, Config};
-use crate::forward::{self, RecordEncoder, RecordSink, Snapshot, StopFlag};
-use crate::spool::Spool;
+use avro_edge::config::{self, Config};
+use avro_edge::forward::{self, RecordEncoder, RecordSink, Snapshot, StopFlag};
+use avro_edge::spool::Spool;
 
 #[derive(Debug, clap::Args)]
 pub struct ForwardArgs {
@@ -134,12 +134,13 @@ pub fn forward(a: ForwardArgs) -> CmdResult {
     let stop =
         forward::stop_on_signals().map_err(|e| Failure::other(1, "signal-setup", e.to_string()))?;
     let source =
-        crate::registry::open_source(&cfg.registry.urls, cfg.registry.schema_cache.as_deref())
+        avro_edge::registry::open_source(&cfg.registry.urls, cfg.registry.schema_cache.as_deref())
             .map_err(|e| Failure::runtime(&e))?;
-    let codec = crate::codec::Codec::new(source);
+    let codec = avro_edge::codec::Codec::new(source);
     let pcfg = forward::plug::producer_config(&cfg.kafka);
     // `Producer::new` makes no connection: the forwarder starts and spools while the broker is down.
-    let sink = forward::LazySink::new(move || crate::kafka::producer::Producer::new(pcfg.clone()));
+    let sink =
+        forward::LazySink::new(move || avro_edge::kafka::producer::Producer::new(pcfg.clone()));
     run_forwarder(&cfg, codec, sink, stop)
 }
 

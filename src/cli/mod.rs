@@ -5,7 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::error::ErrorKind;
+use avro_edge::error::ErrorKind;
 
 pub mod codec_cmd;
 pub mod forward_cmd;

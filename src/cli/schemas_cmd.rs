@@ -1,17 +1,17 @@
 //! `avro-edge schemas push|pull|serve`: register `.avsc` files, fill an offline schema cache, or
 //! run the in-process test registry in the foreground.
 //!
-//! Must not hold registry logic: it calls [`crate::registry`].
+//! Must not hold registry logic: it calls [`avro_edge::registry`].
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use super::{CmdResult, Failure};
-use crate::error::ErrorKind;
-use crate::registry::schema_files::avsc_files;
+use avro_edge::error::ErrorKind;
+use avro_edge::registry::schema_files::avsc_files;
 #[cfg(feature = "registry-server")]
-use crate::registry::server::TestRegistry;
-use crate::registry::{RegistryClient, RegistryError, client_options};
+use avro_edge::registry::server::TestRegistry;
+use avro_edge::registry::{RegistryClient, RegistryError, client_options};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SchemasCommand {
@@ -112,7 +112,7 @@ fn push(a: PushArgs) -> CmdResult {
         };
         let text = std::fs::read_to_string(&file)
             .map_err(|e| Failure::other(2, "schema-files", format!("{}: {e}", file.display())))?;
-        crate::schema::ParsedSchema::parse(&text)
+        avro_edge::schema::ParsedSchema::parse(&text)
             .map_err(|e| Failure::other(2, e.kind(), format!("{}: {e}", file.display())))?;
         let id = client.register(&subject, &text).map_err(|e| {
             let mut f = fail(&e);
