@@ -13,7 +13,7 @@ use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value as AvroValue;
 use apache_avro::writer::datum::GenericDatumWriter;
-use avro_edge::codec::Plan;
+use avro_edge::Plan;
 use avro_edge::records::{SensorData, SensorStatus};
 
 const SCHEMA: &str = include_str!("../schemas/sensor-data.avsc");

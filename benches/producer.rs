@@ -10,7 +10,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use avro_edge::kafka::{self, Client, ClientConfig, TopicSpec};
+use avro_edge::__test::{self as kafka, Client, ClientConfig};
+use avro_edge::TopicSpec;
 use avro_edge::{Acks, Producer, ProducerConfig};
 use avro_edge_testkit::{Broker, Storage, python, unique_topic};
 

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use avro_edge::config::Config;
-use avro_edge::error::ErrorKind;
-use avro_edge::forward::{self, Delivery, OutRecord, RecordEncoder, RecordSink};
-use avro_edge::spool::{FsyncPolicy, Spool, SpoolOptions, WhenFull};
+use avro_edge::ErrorKind;
+use avro_edge::forwarder::Config;
+use avro_edge::forwarder::{self, RecordEncoder, RecordSink};
+use avro_edge::{Delivery, OutRecord};
+use avro_edge::{FsyncPolicy, Spool, SpoolOptions, WhenFull};
 
 #[derive(Debug, thiserror::Error)]
 #[error("never")]
@@ -169,7 +170,7 @@ fn pipeline(base: &std::path::Path) {
     .collect();
     let cfg = Config::load(None, Vec::new(), &flags).expect("config");
     let t = Instant::now();
-    let snap = forward::run(
+    let snap = forwarder::run(
         &cfg,
         PassThrough,
         NullSink,

@@ -6,7 +6,7 @@
 //! - [`ParsedSchema::parse`] parses with `apache_avro::Schema::parse_str` and keeps the JSON.
 //! - [`ParsedSchema::same_as`] compares two schemas by parsed form: key order, whitespace and
 //!   `"string"` vs `{"type":"string"}` do not matter; names, fields, defaults and docs do.
-//! - [`registry_text`] is the text Karapace returns for a registered schema: the registered JSON
+//! - [`ParsedSchema::registry_text`] is the text Karapace returns for a registered schema: the registered JSON
 //!   re-serialised with keys sorted, compact, non-ASCII escaped as Python's `json.dumps` does.
 //! - [`check_compatibility`] runs the Avro resolution rules (reader vs writer) and reports the
 //!   incompatibilities with Karapace's message texts (`reader type: string not compatible with
@@ -115,7 +115,7 @@ impl ParsedSchema {
         self.form == other.form
     }
 
-    /// The registry's text for this schema (see [`registry_text`]).
+    /// The registry's text for this schema (see [`ParsedSchema::registry_text`]).
     pub fn registry_text(&self) -> String {
         canonical_json(&self.json)
     }
@@ -134,12 +134,6 @@ impl ParsedSchema {
 /// Whether two schema texts are the same schema by parsed form.
 pub fn same_schema(a: &str, b: &str) -> Result<bool, SchemaError> {
     Ok(ParsedSchema::parse(a)?.same_as(&ParsedSchema::parse(b)?))
-}
-
-/// The text a Karapace registry returns for a registered schema text: the JSON with keys sorted,
-/// compact separators, non-ASCII escaped (`json.dumps(sort_keys=True, separators=(",", ":"))`).
-pub fn registry_text(text: &str) -> Result<String, SchemaError> {
-    Ok(ParsedSchema::parse(text)?.registry_text())
 }
 
 /// Serialise JSON the way Python's `json.dumps(v, sort_keys=True, separators=(",", ":"))` does.
@@ -637,8 +631,9 @@ mod tests {
 
     #[test]
     fn registry_text_sorts_keys_and_escapes_like_python() {
-        let t =
-            registry_text(r#"{"type":"enum","name":"E","symbols":["A"], "doc":"É\ny"}"#).unwrap();
+        let t = ParsedSchema::parse(r#"{"type":"enum","name":"E","symbols":["A"], "doc":"É\ny"}"#)
+            .unwrap()
+            .registry_text();
         assert_eq!(
             t,
             r#"{"doc":"\u00c9\ny","name":"E","symbols":["A"],"type":"enum"}"#

@@ -6,9 +6,9 @@ mod wire_support;
 
 use std::fmt::Debug;
 
-use avro_edge::codec::{AvroRecord, Codec, Plan};
-use avro_edge::error::ErrorKind;
+use avro_edge::ErrorKind;
 use avro_edge::records::{Order, SensorData, SensorStatus, UserRegistration};
+use avro_edge::{AvroRecord, Codec, Plan};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wire_support::*;

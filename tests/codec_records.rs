@@ -4,8 +4,8 @@
 
 mod wire_support;
 
-use avro_edge::codec::Codec;
-use avro_edge::error::ErrorKind;
+use avro_edge::Codec;
+use avro_edge::ErrorKind;
 use avro_edge::records::{Order, SensorData, SensorStatus, UserProfile, UserRegistration};
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -3,8 +3,8 @@
 
 mod wire_support;
 
-use avro_edge::codec::{Plan, Resolver};
-use avro_edge::error::ErrorKind;
+use avro_edge::ErrorKind;
+use avro_edge::{Plan, Resolver};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use wire_support::*;

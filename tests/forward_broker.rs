@@ -14,8 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use avro_edge::codec::Codec;
-use avro_edge::registry::cache::OfflineCache;
+use avro_edge::Codec;
+use avro_edge::OfflineCache;
 use avro_edge::{Consumer, ConsumerConfig, OffsetReset};
 use avro_edge_testkit::{Broker, Storage, require_broker, unique_topic};
 

@@ -6,9 +6,9 @@ mod spool_support;
 use std::path::Path;
 use std::time::Duration;
 
-use avro_edge::config::{Acks, Compression, Config, InputKind, KEYS, StartAt, env_name};
-use avro_edge::error::ErrorKind;
-use avro_edge::spool::{FsyncPolicy, WhenFull};
+use avro_edge::ErrorKind;
+use avro_edge::forwarder::{Acks, Compression, Config, InputKind, KEYS, StartAt, env_name};
+use avro_edge::{FsyncPolicy, WhenFull};
 use spool_support::TempDir;
 
 fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use avro_edge::config::Config;
-use avro_edge::forward::{self, Snapshot};
+use avro_edge::forwarder::Config;
+use avro_edge::forwarder::{self, Snapshot};
 use forward_support::{SensorEncoder, VecSink, good_line, id_of};
 use spool_support::TempDir;
 
@@ -34,7 +34,7 @@ fn stdin_of(text: String) -> Box<dyn std::io::BufRead + Send> {
 }
 
 fn run_stdin(cfg: &Config, text: String, sink: VecSink) -> Snapshot {
-    forward::run(
+    forwarder::run(
         cfg,
         SensorEncoder,
         sink,
@@ -222,7 +222,7 @@ fn stop_flag_drains_and_returns() {
         stop2.store(true, Ordering::SeqCst);
     });
     let start = Instant::now();
-    let snap = forward::run(&cfg, SensorEncoder, sink.clone(), stdin, stop).unwrap();
+    let snap = forwarder::run(&cfg, SensorEncoder, sink.clone(), stdin, stop).unwrap();
     t.join().unwrap();
     // A hang detector, not a speed target: stop must lead to a return, well within the drain time.
     assert!(start.elapsed() < Duration::from_secs(60));
@@ -268,7 +268,7 @@ fn file_input_follows_appends_rotation_and_truncation() {
     let h = {
         let (cfg, sink, stop) = (cfg.clone(), sink.clone(), stop.clone());
         std::thread::spawn(move || {
-            forward::run(&cfg, SensorEncoder, sink, stdin_of(String::new()), stop).unwrap()
+            forwarder::run(&cfg, SensorEncoder, sink, stdin_of(String::new()), stop).unwrap()
         })
     };
     assert_eq!(wait_for(&sink, 10), (0..10).collect::<Vec<_>>());
@@ -328,7 +328,7 @@ fn udp_input_and_metrics_endpoint() {
     let h = {
         let (cfg, sink, stop) = (cfg.clone(), sink.clone(), stop.clone());
         std::thread::spawn(move || {
-            forward::run(&cfg, SensorEncoder, sink, stdin_of(String::new()), stop).unwrap()
+            forwarder::run(&cfg, SensorEncoder, sink, stdin_of(String::new()), stop).unwrap()
         })
     };
     // The metrics listener is bound after the UDP socket: once it answers, datagrams are received.
@@ -478,7 +478,7 @@ fn file_input_start_at_end_skips_old_lines_but_reads_a_file_created_later_from_i
     let h = {
         let (cfg, sink, stop) = (cfg.clone(), sink.clone(), stop.clone());
         std::thread::spawn(move || {
-            forward::run(&cfg, SensorEncoder, sink, stdin_of(String::new()), stop).unwrap()
+            forwarder::run(&cfg, SensorEncoder, sink, stdin_of(String::new()), stop).unwrap()
         })
     };
     std::thread::sleep(Duration::from_millis(400));
@@ -516,7 +516,7 @@ fn a_failing_input_fails_the_run_after_the_drain() {
             ("input.start_at", "beginning"),
         ],
     );
-    let err = forward::run(
+    let err = forwarder::run(
         &cfg,
         SensorEncoder,
         VecSink::default(),
@@ -524,7 +524,7 @@ fn a_failing_input_fails_the_run_after_the_drain() {
         Arc::new(AtomicBool::new(false)),
     )
     .expect_err("reading a directory must fail the input");
-    use avro_edge::error::ErrorKind;
+    use avro_edge::ErrorKind;
     assert_eq!(err.kind(), "input-io");
     assert!(err.to_string().starts_with("input 'file'"), "{err}");
 }
@@ -587,7 +587,7 @@ fn file_input_resumes_after_a_restart_where_it_left_off() {
         let h = {
             let (cfg, sink, stop) = (cfg.clone(), sink.clone(), stop.clone());
             std::thread::spawn(move || {
-                forward::run(&cfg, SensorEncoder, sink, stdin_of(String::new()), stop).unwrap()
+                forwarder::run(&cfg, SensorEncoder, sink, stdin_of(String::new()), stop).unwrap()
             })
         };
         let mut ids = wait_for(&sink, n);

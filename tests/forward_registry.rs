@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use avro_edge::registry::cache::OfflineCache;
-use avro_edge::registry::server::TestRegistry;
-use avro_edge::registry::{RegistryClient, SchemaSource, client_options};
+use avro_edge::OfflineCache;
+use avro_edge::TestRegistry;
+use avro_edge::{RegistryClient, SchemaSource, client_options};
 
 fn fixtures() -> PathBuf {
     avro_edge_testkit::root().join("fixtures")

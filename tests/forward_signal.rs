@@ -8,8 +8,8 @@ use std::io::{Cursor, Read};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use avro_edge::config::Config;
-use avro_edge::forward;
+use avro_edge::forwarder;
+use avro_edge::forwarder::Config;
 use forward_support::{SensorEncoder, VecSink, good_line, id_of};
 use spool_support::TempDir;
 
@@ -42,7 +42,7 @@ fn sigterm_stops_input_drains_and_returns() {
     let stdin = Box::new(std::io::BufReader::new(IdlePipe(Cursor::new(
         text.into_bytes(),
     ))));
-    let stop = forward::stop_on_signals().unwrap();
+    let stop = forwarder::stop_on_signals().unwrap();
     let sink = VecSink::default();
     let s2 = sink.clone();
     let stop2 = stop.clone();
@@ -53,7 +53,7 @@ fn sigterm_stops_input_drains_and_returns() {
         assert!(!stop2.load(Ordering::SeqCst));
         signal_hook::low_level::raise(signal_hook::consts::SIGTERM).unwrap();
     });
-    let snap = forward::run(&cfg, SensorEncoder, sink.clone(), stdin, stop.clone()).unwrap();
+    let snap = forwarder::run(&cfg, SensorEncoder, sink.clone(), stdin, stop.clone()).unwrap();
     killer.join().unwrap();
     assert!(stop.load(Ordering::SeqCst), "the signal set the stop flag");
     let ids: Vec<u64> = sink.delivered().iter().map(|g| id_of(&g.value)).collect();

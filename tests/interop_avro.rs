@@ -17,10 +17,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use avro_edge::codec::Codec;
-use avro_edge::kafka::TopicSpec;
-use avro_edge::registry::server::TestRegistry;
-use avro_edge::registry::{ClientOptions, RegistryClient};
+use avro_edge::Codec;
+use avro_edge::TestRegistry;
+use avro_edge::TopicSpec;
+use avro_edge::{ClientOptions, RegistryClient};
 use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset};
 use avro_edge::{Producer, ProducerConfig};
 use avro_edge_testkit::{

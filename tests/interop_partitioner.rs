@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use avro_edge::kafka::TopicSpec;
-use avro_edge::kafka::record::partition_for_key;
+use avro_edge::TopicSpec;
+use avro_edge::partition_for_key;
 use avro_edge::{Consumer, ConsumerConfig, OffsetReset};
 use avro_edge::{OutRecord, Producer, ProducerConfig};
 use avro_edge_testkit::{Storage, require_broker, unique_topic};

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use avro_edge::error::ErrorKind;
-use avro_edge::kafka::TopicSpec;
+use avro_edge::ErrorKind;
+use avro_edge::TopicSpec;
 use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset, RawRecord, decode_records};
 use avro_edge::{OutRecord, Producer, ProducerConfig};
 use avro_edge_testkit::{Storage, require_broker, unique_topic};
@@ -911,8 +911,8 @@ fn a_topic_created_after_subscribing_is_picked_up() {
 /// Produce one raw batch (built by the producer's batch writer) to partition 0, unchanged or
 /// with one value byte flipped after the CRC was computed. Returns the broker's error code.
 fn produce_raw_batch(bootstrap: &str, topic: &str, values: &[&[u8]], corrupt: bool) -> i16 {
-    use avro_edge::kafka::record::{BatchBuilder, Compression};
-    use avro_edge::kafka::{self, Client, ClientConfig, Target};
+    use avro_edge::__test::{self as kafka, Client, ClientConfig, Target};
+    use avro_edge::__test::{BatchBuilder, RecordCompression as Compression};
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::{ProduceRequest, TopicName};
     use kafka_protocol::protocol::StrBytes;
@@ -1148,9 +1148,9 @@ fn avro_fixtures(dir: &str) -> Vec<(String, serde_json::Value, serde_json::Value
 #[test]
 #[ignore = "needs tansu and the Node.js peers"]
 fn avro_interop_with_kafkajs_through_the_registry() {
-    use avro_edge::codec::Codec;
-    use avro_edge::registry::open_source;
-    use avro_edge::registry::server::TestRegistry;
+    use avro_edge::Codec;
+    use avro_edge::TestRegistry;
+    use avro_edge::open_source;
     let peer = node_peer();
     let broker = require_broker(Storage::Memory);
     let registry = TestRegistry::start();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use avro_edge::kafka::TopicSpec;
+use avro_edge::TopicSpec;
 use avro_edge::{Producer, ProducerConfig};
 use avro_edge_testkit::{Storage, require_broker, root, unique_topic};
 use base64::Engine as _;

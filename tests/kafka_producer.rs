@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use avro_edge::error::ErrorKind;
-use avro_edge::kafka::{self, Client, ClientConfig, Target, TopicSpec};
+use avro_edge::__test::{self as kafka, Client, ClientConfig, Target};
+use avro_edge::ErrorKind;
+use avro_edge::TopicSpec;
 use avro_edge::{Acks, Compression, OutRecord, Producer, ProducerConfig};
 use avro_edge_testkit::{Storage, require_broker, unique_topic};
 use bytes::Bytes;
@@ -359,7 +360,7 @@ fn librdkafka_consumes_what_we_produced_byte_exact() {
 #[test]
 #[ignore = "needs tansu"]
 fn sasl_scram_against_tansu_with_authentication() {
-    use avro_edge::kafka::{Mechanism, SaslConfig};
+    use avro_edge::{SaslConfig, SaslMechanism as Mechanism};
     let dir = avro_edge_testkit::tmpdir("sasl");
     let mut broker = require_broker(Storage::Sqlite(dir.join("tansu.db")));
     broker

@@ -6,15 +6,15 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use avro_edge::codec::Codec;
-use avro_edge::kafka::record::partition_for_key;
+use avro_edge::Codec;
+use avro_edge::partition_for_key;
 use avro_edge::records::{SensorData, SensorStatus};
 use avro_edge::{Producer, ProducerConfig};
 use avro_edge_testkit::{Storage, fetch_partition, require_broker, root};
 
 fn codec() -> Codec {
     let cache = root().join("fixtures/schema-cache");
-    Codec::new(avro_edge::registry::open_source(&[], Some(&cache)).unwrap())
+    Codec::new(avro_edge::open_source(&[], Some(&cache)).unwrap())
 }
 
 /// Every record of `topic` (partitions 0..n): (partition, key, value bytes).
@@ -116,7 +116,7 @@ fn produce_cli_sends_ndjson_and_counts_bad_lines() {
 fn send_record_encodes_typed_values_with_the_topic_subject() {
     let broker = require_broker(Storage::Memory);
     let mut cfg = ProducerConfig::new([broker.bootstrap()]);
-    cfg.auto_create = Some(avro_edge::kafka::TopicSpec {
+    cfg.auto_create = Some(avro_edge::TopicSpec {
         partitions: 1,
         replication: 1,
     });
@@ -142,11 +142,7 @@ fn send_record_encodes_typed_values_with_the_topic_subject() {
     assert!(t.elapsed() < Duration::from_secs(10));
     // Without the subject in the cache: a typed codec error, not a panic.
     let err = p.send_record("no-such-topic", None, &recs[0]).unwrap_err();
-    assert_ne!(
-        avro_edge::error::ErrorKind::kind(&err),
-        "kafka-error",
-        "{err}"
-    );
+    assert_ne!(avro_edge::ErrorKind::kind(&err), "kafka-error", "{err}");
     p.close().unwrap();
     let codec = codec();
     let back: Vec<SensorData> = read_all(&broker.bootstrap(), "sensor-data", 1)

@@ -16,12 +16,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use avro_edge::codec::Codec;
-use avro_edge::error::ErrorKind;
-use avro_edge::kafka::TopicSpec;
-use avro_edge::kafka::tls::TlsConfig;
-use avro_edge::registry::server::TestRegistry;
-use avro_edge::registry::{ClientOptions, RegistryClient, SchemaSource};
+use avro_edge::Codec;
+use avro_edge::ErrorKind;
+use avro_edge::TestRegistry;
+use avro_edge::TlsConfig;
+use avro_edge::TopicSpec;
+use avro_edge::{ClientOptions, RegistryClient, SchemaSource};
 use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset};
 use avro_edge::{Producer, ProducerConfig};
 use avro_edge_testkit::{

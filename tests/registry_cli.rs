@@ -3,9 +3,9 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use avro_edge::error::ErrorKind;
-use avro_edge::registry::server::TestRegistry;
-use avro_edge::registry::{ClientOptions, RegistryClient, open_source};
+use avro_edge::ErrorKind;
+use avro_edge::TestRegistry;
+use avro_edge::{ClientOptions, RegistryClient, open_source};
 use serde_json::Value;
 
 mod registry_common;

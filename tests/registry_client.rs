@@ -8,9 +8,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use avro_edge::error::ErrorKind;
-use avro_edge::registry::server::TestRegistry;
-use avro_edge::registry::{
+use avro_edge::ErrorKind;
+use avro_edge::TestRegistry;
+use avro_edge::{
     Auth, ClientOptions, RegistryClient, RegistryError, SchemaSource, WriterMode, open_source,
 };
 use serde_json::Value;

@@ -6,7 +6,7 @@ use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 
-use avro_edge::registry::server::TestRegistry;
+use avro_edge::TestRegistry;
 use serde_json::Value;
 
 mod registry_common;

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use avro_edge::registry::server::TestRegistry;
+use avro_edge::TestRegistry;
 use serde_json::{Value, json};
 
 mod registry_common;

@@ -5,7 +5,7 @@ mod spool_support;
 use std::process::Command;
 use std::time::Duration;
 
-use avro_edge::spool::{Spool, SpoolOptions};
+use avro_edge::{Spool, SpoolOptions};
 use spool_support::{TempDir, segments};
 
 fn bin() -> Command {

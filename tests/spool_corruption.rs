@@ -5,7 +5,8 @@ mod spool_support;
 
 use std::time::Duration;
 
-use avro_edge::spool::{FsyncPolicy, Spool, SpoolOptions, WhenFull, frame};
+use avro_edge::__test::frame;
+use avro_edge::{FsyncPolicy, Spool, SpoolOptions, WhenFull};
 use spool_support::{TempDir, segments};
 
 fn opts() -> SpoolOptions {

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use avro_edge::spool::{FsyncPolicy, Spool, SpoolOptions, SpoolRecord, WhenFull};
+use avro_edge::{FsyncPolicy, Spool, SpoolOptions, SpoolRecord, WhenFull};
 use spool_support::TempDir;
 
 const CHILD_ENV: &str = "AVRO_EDGE_TEST_SPOOL_CHILD";

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use avro_edge::error::ErrorKind;
-use avro_edge::spool::{FsyncPolicy, Spool, SpoolError, SpoolOptions, SpoolRecord, WhenFull};
+use avro_edge::ErrorKind;
+use avro_edge::{FsyncPolicy, Spool, SpoolError, SpoolOptions, SpoolRecord, WhenFull};
 use spool_support::{TempDir, segments};
 
 fn opts() -> SpoolOptions {

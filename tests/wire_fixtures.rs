@@ -3,8 +3,8 @@
 
 mod wire_support;
 
-use avro_edge::codec::Plan;
-use avro_edge::error::ErrorKind;
+use avro_edge::ErrorKind;
+use avro_edge::Plan;
 use serde_json::Value;
 use wire_support::*;
 

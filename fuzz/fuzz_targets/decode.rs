@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use avro_edge::codec::{Bound, Plan, Resolver};
+use avro_edge::{Bound, Plan, Resolver};
 use avro_edge::records::{Order, SensorData, UserRegistration};
 use libfuzzer_sys::fuzz_target;
 

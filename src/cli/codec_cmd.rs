@@ -1,6 +1,6 @@
 //! `avro-edge encode` and `avro-edge decode`: one record in, one framed message out, and back.
 //!
-//! Must not hold codec logic: it parses flags, reads stdin, calls [`avro_edge::codec::Codec`], writes stdout.
+//! Must not hold codec logic: it parses flags, reads stdin, calls [`avro_edge::Codec`], writes stdout.
 //! Bad input (the record, the message, an unknown schema id) exits 2; a schema source that cannot
 //! answer exits 1.
 
@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{CmdResult, Failure};
-use avro_edge::codec::{Codec, CodecError};
-use avro_edge::error::ErrorKind;
-use avro_edge::registry::{SchemaSource, open_source};
+use avro_edge::ErrorKind;
+use avro_edge::{Codec, CodecError};
+use avro_edge::{SchemaSource, open_source};
 
 /// Where schemas come from.
 #[derive(Debug, clap::Args)]

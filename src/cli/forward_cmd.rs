@@ -1,15 +1,14 @@
 //! `avro-edge forward` and `avro-edge spool status`.
 //!
 //! Must not hold forwarder logic: it turns flags into [`avro_edge::config`] keys, wires the encoder and the
-//! sink, and calls [`avro_edge::forward::run`]. Flags-only use (no config file) reads NDJSON from stdin.
+//! sink, and calls [`avro_edge::forwarder::run`]. Flags-only use (no config file) reads NDJSON from stdin.
 
 use std::io::BufReader;
 use std::path::PathBuf;
 
 use super::{CmdResult, Failure};
-use avro_edge::config::{self, Config};
-use avro_edge::forward::{self, RecordEncoder, RecordSink, Snapshot, StopFlag};
-use avro_edge::spool::Spool;
+use avro_edge::Spool;
+use avro_edge::forwarder::{self, Config, Snapshot};
 
 #[derive(Debug, clap::Args)]
 pub struct ForwardArgs {
@@ -111,7 +110,7 @@ fn flag_pairs(a: &ForwardFlags) -> Result<Vec<(String, String)>, Failure> {
         out.push(("registry.urls".into(), a.registry.join(",")));
     }
     for s in &a.set {
-        out.push(config::parse_set(s).map_err(|e| Failure::bad_input(&e))?);
+        out.push(forwarder::parse_set(s).map_err(|e| Failure::bad_input(&e))?);
     }
     Ok(out)
 }
@@ -126,32 +125,15 @@ pub fn load_config(a: &ForwardArgs) -> Result<Config, Failure> {
 pub fn forward(a: ForwardArgs) -> CmdResult {
     let cfg = load_config(&a)?;
     if cfg.kafka.brokers.is_empty() {
-        let e = config::ConfigError::Missing {
+        let e = forwarder::ConfigError::Missing {
             key: "kafka.brokers".into(),
         };
         return Err(Failure::bad_input(&e));
     }
-    let stop =
-        forward::stop_on_signals().map_err(|e| Failure::other(1, "signal-setup", e.to_string()))?;
-    let source =
-        avro_edge::registry::open_source(&cfg.registry.urls, cfg.registry.schema_cache.as_deref())
-            .map_err(|e| Failure::runtime(&e))?;
-    let codec = avro_edge::codec::Codec::new(source);
-    let pcfg = forward::plug::producer_config(&cfg.kafka);
-    // `Producer::new` makes no connection: the forwarder starts and spools while the broker is down.
-    let sink =
-        forward::LazySink::new(move || avro_edge::kafka::producer::Producer::new(pcfg.clone()));
-    run_forwarder(&cfg, codec, sink, stop)
-}
-
-/// Run the forwarder with stdin as the `stdin` input until the inputs end or a signal arrives.
-pub fn run_forwarder<E, S>(cfg: &Config, encoder: E, sink: S, stop: StopFlag) -> CmdResult
-where
-    E: RecordEncoder + 'static,
-    S: RecordSink + 'static,
-{
+    let stop = forwarder::stop_on_signals()
+        .map_err(|e| Failure::other(1, "signal-setup", e.to_string()))?;
     let stdin = Box::new(BufReader::new(std::io::stdin()));
-    forward::run(cfg, encoder, sink, stdin, stop).map_err(|e| Failure::runtime(&e))?;
+    forwarder::run_configured(&cfg, stdin, stop).map_err(|e| Failure::runtime(&e))?;
     Ok(())
 }
 
@@ -235,7 +217,7 @@ fn status(dir: &std::path::Path, json: bool) -> CmdResult {
                     "  last error [{}] {} (at {})",
                     e.kind,
                     e.message,
-                    forward::dead_letter::rfc3339_ms(e.at_ms)
+                    forwarder::rfc3339_ms(e.at_ms)
                 );
             }
         }

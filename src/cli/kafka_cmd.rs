@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use std::io::Write as _;
 
-use avro_edge::codec::Codec;
-use avro_edge::kafka::TopicSpec;
-use avro_edge::kafka::consumer::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset};
-use avro_edge::kafka::producer::{Acks, Compression, DeliveryHandle, Producer, ProducerConfig};
-use avro_edge::registry::open_source;
+use avro_edge::Codec;
+use avro_edge::TopicSpec;
+use avro_edge::open_source;
+use avro_edge::{Acks, Compression, DeliveryHandle, Producer, ProducerConfig};
+use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset};
 
 #[derive(Debug, clap::Args)]
 pub struct ProduceArgs {
@@ -212,7 +212,7 @@ fn settle(h: DeliveryHandle, t: &mut Tally, line: u64) {
         Ok(_) => t.acked += 1,
         Err(e) => {
             t.failed += 1;
-            tracing::warn!(line, kind = avro_edge::error::ErrorKind::kind(&e), error = %e, "record not delivered");
+            tracing::warn!(line, kind = avro_edge::ErrorKind::kind(&e), error = %e, "record not delivered");
         }
     }
 }
@@ -226,9 +226,9 @@ fn key_of(v: &serde_json::Value, field: &str) -> Option<Vec<u8>> {
 }
 
 pub fn produce(a: ProduceArgs) -> CmdResult {
-    let source = avro_edge::registry::open_source(&a.registry, a.schema_cache.as_deref())
+    let source = avro_edge::open_source(&a.registry, a.schema_cache.as_deref())
         .map_err(|e| Failure::runtime(&e))?;
-    let codec = avro_edge::codec::Codec::new(source);
+    let codec = avro_edge::Codec::new(source);
     let mut cfg = ProducerConfig::new(a.brokers.clone());
     cfg.acks = Acks::parse(&a.acks).map_err(|e| Failure::bad_input(&e))?;
     cfg.compression = Compression::parse(&a.compression).map_err(|e| Failure::bad_input(&e))?;
@@ -266,7 +266,7 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
                 t.failed += 1;
                 eprintln!(
                     "error[{}]: line {}: {e}",
-                    avro_edge::error::ErrorKind::kind(&e),
+                    avro_edge::ErrorKind::kind(&e),
                     t.read
                 );
                 continue;

@@ -5,7 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
-use avro_edge::error::ErrorKind;
+use avro_edge::ErrorKind;
 
 pub mod codec_cmd;
 pub mod forward_cmd;

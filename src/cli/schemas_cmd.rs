@@ -7,11 +7,11 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::{CmdResult, Failure};
-use avro_edge::error::ErrorKind;
-use avro_edge::registry::schema_files::avsc_files;
+use avro_edge::ErrorKind;
 #[cfg(feature = "registry-server")]
-use avro_edge::registry::server::TestRegistry;
-use avro_edge::registry::{RegistryClient, RegistryError, client_options};
+use avro_edge::TestRegistry;
+use avro_edge::avsc_files;
+use avro_edge::{RegistryClient, RegistryError, client_options};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SchemasCommand {
@@ -112,7 +112,7 @@ fn push(a: PushArgs) -> CmdResult {
         };
         let text = std::fs::read_to_string(&file)
             .map_err(|e| Failure::other(2, "schema-files", format!("{}: {e}", file.display())))?;
-        avro_edge::schema::ParsedSchema::parse(&text)
+        avro_edge::ParsedSchema::parse(&text)
             .map_err(|e| Failure::other(2, e.kind(), format!("{}: {e}", file.display())))?;
         let id = client.register(&subject, &text).map_err(|e| {
             let mut f = fail(&e);

@@ -266,7 +266,7 @@ pub const DEFAULT_SUBJECT_TTL: Duration = Duration::from_secs(60);
 type ResolverKey = (u32, Arc<str>);
 
 /// Encodes and decodes Confluent-framed Avro messages; caches compiled plans by schema id
-/// (ids never change) and subject lookups for [`DEFAULT_SUBJECT_TTL`]. `Send + Sync`.
+/// (ids never change) and subject lookups for 60 s. `Send + Sync`.
 pub struct Codec {
     source: Arc<dyn SchemaSource>,
     by_id: RwLock<HashMap<u32, Arc<Plan>>>,
@@ -368,7 +368,7 @@ impl Codec {
         Ok(out)
     }
 
-    /// The subject's writer schema bound to the record type `T` (see [`typed`]): the fast typed
+    /// The subject's writer schema bound to the record type `T` (see [`AvroRecord`]): the fast typed
     /// encoder. Fails with `schema-mismatch` when the schema's fields are not exactly `T`'s; then
     /// use [`Codec::encode`] (serde), which matches by name and fills defaults.
     pub fn typed_writer<T: AvroRecord>(&self, subject: &str) -> Result<TypedWriter<T>, CodecError> {

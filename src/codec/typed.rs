@@ -86,7 +86,7 @@ pub trait AvroField: Sized {
     fn read(slot: &Slot, w: &mut Walk<'_>) -> Result<Self, Box<CodecError>>;
 }
 
-/// A Rust struct with generated Avro code; implement it with [`avro_record!`].
+/// A Rust struct with generated Avro code; implement it with [`avro_record!`](crate::avro_record).
 pub trait AvroRecord: AvroField {}
 
 /// Rust field name → schema field name (serde's `rename_all = "camelCase"`).

@@ -26,7 +26,7 @@ use crate::spool::{Spool, SpoolError};
 pub use dead_letter::DeadLetter;
 use inputs::{Flow, Line};
 pub use metrics::{Metrics, Snapshot};
-pub use sender::{Backoff, SenderOptions};
+pub use sender::SenderOptions;
 
 /// Turns one natural-JSON record into the bytes of a Kafka message value (Confluent framing).
 /// The real one is `crate::codec::Codec::encode_json`.
@@ -90,6 +90,9 @@ impl<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> RecordSink for Laz
 pub enum ForwardError {
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    /// The schema source (registry URLs / offline cache) could not be set up.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     #[error("dead-letter file {path}: {source}")]
     DeadLetter {
         path: String,
@@ -111,6 +114,7 @@ impl ErrorKind for ForwardError {
     fn kind(&self) -> &'static str {
         match self {
             ForwardError::Spool(e) => e.kind(),
+            ForwardError::Registry(e) => e.kind(),
             ForwardError::DeadLetter { .. } => "dead-letter-io",
             ForwardError::Input { .. } => "input-io",
             ForwardError::Metrics { .. } => "metrics-listen",

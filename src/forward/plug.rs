@@ -5,7 +5,11 @@
 //! Must not hold forwarder logic (that is in `forward::run` and the sender) nor change what the codec or
 //! the producer do: it only adapts their signatures.
 
-use super::{Delivery, OutRecord, RecordEncoder, RecordSink};
+use std::io::BufRead;
+
+use super::{
+    Delivery, ForwardError, LazySink, OutRecord, RecordEncoder, RecordSink, Snapshot, StopFlag,
+};
 use crate::codec::{Codec, CodecError};
 use crate::config::{self, KafkaSettings};
 use crate::kafka::producer::{Acks, Compression, Producer, ProducerConfig};
@@ -63,4 +67,20 @@ pub fn producer_config(k: &KafkaSettings) -> ProducerConfig {
         replication: 1,
     });
     p
+}
+
+/// Run the forwarder with its real parts: the codec over the configured registry URLs and/or offline
+/// cache, and the producer from the `[kafka]` settings (it connects on first use, so the forwarder
+/// starts and spools while the broker is down). `stdin` feeds the `stdin` input, if there is one.
+pub fn run_configured(
+    cfg: &config::Config,
+    stdin: Box<dyn BufRead + Send>,
+    stop: StopFlag,
+) -> Result<Snapshot, ForwardError> {
+    let source =
+        crate::registry::open_source(&cfg.registry.urls, cfg.registry.schema_cache.as_deref())?;
+    let codec = Codec::new(source);
+    let pcfg = producer_config(&cfg.kafka);
+    let sink = LazySink::new(move || Producer::new(pcfg.clone()));
+    super::run(cfg, codec, sink, stdin, stop)
 }

@@ -356,6 +356,7 @@ impl Membership {
         }
     }
 
+    #[cfg(test)]
     pub fn state(&self) -> MemberState {
         self.state
     }

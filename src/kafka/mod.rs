@@ -24,13 +24,12 @@
 //!   runs its sender loop on its own thread with `block_on`. Never call `block_on` from inside
 //!   a task running on smol's global executor (it would stall the reader tasks).
 //!
-//!   ```no_run
-//!   use avro_edge::kafka::{self, Client, ClientConfig, Target};
+//!   ```text
+//!   // inside the crate (the raw client is not part of the public API)
+//!   use crate::kafka::{self, Client, ClientConfig, Target};
 //!   use kafka_protocol::messages::FindCoordinatorRequest;
-//!   # fn main() -> Result<(), avro_edge::kafka::KafkaError> {
 //!   let client = Client::new(ClientConfig { bootstrap: vec!["127.0.0.1:9092".into()], ..Default::default() })?;
 //!   let resp = kafka::block_on(client.request(&Target::Any, &FindCoordinatorRequest::default()))?;
-//!   # let _ = resp; Ok(()) }
 //!   ```
 //! - Errors: [`KafkaError`] (Kafka error codes kept; `is_retriable()`, `needs_metadata_refresh()`).
 pub mod client;
@@ -45,7 +44,7 @@ pub mod sasl;
 pub mod tls;
 
 pub use client::{Client, ClientConfig, Target, TopicMeta, TopicSpec};
-pub use conn::{Conn, ConnConfig};
+pub use conn::ConnConfig;
 pub use error::KafkaError;
 pub use sasl::{Mechanism, SaslConfig};
 

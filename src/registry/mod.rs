@@ -19,7 +19,7 @@ pub struct SubjectSchema {
 
 /// Where the codec gets schemas from: the registry client, the offline cache, or a test double.
 ///
-/// This is the seam between [`crate::codec`] and this module; the codec knows nothing else of it.
+/// This is the seam between the codec ([`crate::Codec`]) and the registry; the codec knows nothing else of it.
 pub trait SchemaSource: Send + Sync {
     /// The schema with this id (ids never change, so callers may cache the answer forever).
     fn schema_by_id(&self, id: u32) -> Result<Arc<str>, RegistryError>;

@@ -19,7 +19,7 @@ pub fn file_subject_base(file: &Path) -> Option<(String, u32)> {
     Some((stem.to_string(), 1))
 }
 
-/// `<base>-value` for a schema file (see [`file_subject_base`]).
+/// `<base>-value` for a schema file: `sensor-data.avsc` and `sensor-data-v2.avsc` → `sensor-data-value`.
 pub fn subject_for_file(file: &Path) -> Option<String> {
     file_subject_base(file).map(|(b, _)| format!("{b}-value"))
 }

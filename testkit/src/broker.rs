@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use avro_edge::error::ErrorKind;
+use avro_edge::ErrorKind;
 
 use crate::peers::cache_dir;
 use crate::process::free_port;

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use avro_edge::kafka::{self, Client, ClientConfig, Target};
+use avro_edge::__test::{self as kafka, Client, ClientConfig, Target};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;

@@ -6,8 +6,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use avro_edge::error::ErrorKind;
-use avro_edge::forward::{Delivery, OutRecord, RecordEncoder, RecordSink};
+use avro_edge::ErrorKind;
+use avro_edge::forwarder::{RecordEncoder, RecordSink};
+use avro_edge::{Delivery, OutRecord};
 use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use avro_edge::registry::{RegistryError, SchemaSource, SubjectSchema};
+use avro_edge::{RegistryError, SchemaSource, SubjectSchema};
 use serde_json::Value;
 
 pub use avro_edge_testkit::root;
@@ -57,8 +57,8 @@ impl SchemaSource for FixtureSource {
     }
 }
 
-pub fn codec() -> avro_edge::codec::Codec {
-    avro_edge::codec::Codec::new(Arc::new(FixtureSource))
+pub fn codec() -> avro_edge::Codec {
+    avro_edge::Codec::new(Arc::new(FixtureSource))
 }
 
 pub struct Case {

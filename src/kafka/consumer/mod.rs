@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use avro_edge::kafka::consumer::{Consumer, ConsumerConfig, OffsetReset};
+//! use avro_edge::{Consumer, ConsumerConfig, OffsetReset};
 //!
 //! let mut cfg = ConsumerConfig::group("127.0.0.1:9092", "readers", &["sensor-data"]);
 //! cfg.auto_offset_reset = OffsetReset::Earliest; // the seed's fromBeginning: true
@@ -17,7 +17,7 @@
 //! }
 //! consumer.commit()?; // auto-commit also runs every `auto_commit_interval` and on close
 //! consumer.close()?; // LeaveGroup: the other members take over at once
-//! # Ok::<(), avro_edge::kafka::KafkaError>(())
+//! # Ok::<(), avro_edge::KafkaError>(())
 //! ```
 //!
 //! Design: the group protocol logic (assignors, member state machine) lives in

@@ -32,7 +32,7 @@ impl Outcome {
     }
 }
 
-/// A pending delivery returned by [`Producer::enqueue`]; [`DeliveryHandle::wait`] blocks for it.
+/// A pending delivery returned by [`Producer::enqueue`](super::Producer::enqueue); [`DeliveryHandle::wait`] blocks for it.
 pub struct DeliveryHandle {
     pub(super) outcome: Result<(Arc<Outcome>, i32), KafkaError>,
     pub(super) partition: i32,

@@ -17,8 +17,8 @@
 //! # Example
 //! ```no_run
 //! use std::time::Duration;
-//! use avro_edge::kafka::producer::{Acks, Compression, OutRecord, Producer, ProducerConfig};
-//! # fn main() -> Result<(), avro_edge::kafka::KafkaError> {
+//! use avro_edge::{Acks, Compression, OutRecord, Producer, ProducerConfig};
+//! # fn main() -> Result<(), avro_edge::KafkaError> {
 //! let mut cfg = ProducerConfig::new(["127.0.0.1:9092"]);
 //! cfg.acks = Acks::All;
 //! cfg.compression = Compression::Snappy;

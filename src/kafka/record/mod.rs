@@ -11,7 +11,7 @@ mod read;
 mod write;
 
 pub use compression::Compression;
-pub use partition::{murmur2, partition_for_key};
+pub use partition::partition_for_key;
 pub use read::{BatchError, RawRecord};
 pub(crate) use read::{Fetched, decode_fetched};
 pub use write::{BATCH_HEADER_LEN, BatchBuilder};

@@ -27,7 +27,6 @@ use crate::schema::ParsedSchema;
 pub use auth::Auth;
 use auth::split_userinfo;
 use caching::Latest;
-pub use response::error_from_response;
 #[cfg(feature = "tls")]
 use transport::tls_config;
 
@@ -221,6 +220,7 @@ impl SchemaSource for RegistryClient {
 mod tests {
     use super::auth::base64;
     use super::endpoints::enc;
+    use super::response::error_from_response;
     use super::*;
 
     #[test]

@@ -25,9 +25,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use super::percent::percent_decode;
-pub use super::schema_files::{avsc_files, file_subject_base, subject_for_file};
-pub use reply::{ApiError, CONTENT_TYPE, Reply};
+use super::schema_files::avsc_files;
+pub use reply::ApiError;
 pub use store::RegistryState;
 
 use http::accept_loop;
