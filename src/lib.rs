@@ -29,4 +29,5 @@ pub mod registry;
 pub mod schema;
 pub mod spool;
 pub mod testkit;
+pub mod testkit_kafka;
 pub mod wire;

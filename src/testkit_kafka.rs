@@ -1,0 +1,841 @@
+//! Test support: real Apache Kafka (KRaft combined mode) clusters of 1..n nodes, run from the jars
+//! that `scripts/install-kafka` caches, on free loopback ports, with per-node fault control
+//! (kill, stop, start, pause, resume) for failover tests.
+//!
+//! Must not be used by the forwarder itself: it exists for tests, benchmarks and the demo. It is
+//! self-contained on purpose (it will move to a dev-only crate): it depends on `std`, `thiserror`
+//! and the crate's public Kafka client ([`crate::kafka`]) only. It never uses a fixed port or a
+//! fixed directory: each cluster lives in its own process-unique temp dir, removed on drop (the
+//! logs are kept when the cluster failed to start or the test is panicking, so the paths in the
+//! errors stay readable).
+//!
+//! Jars: `$KAFKA_LIBS`, else `$AVRO_EDGE_CACHE/kafka-<KAFKA_VERSION>/libs`, else
+//! `$HOME/.cache/avro-edge/kafka-<KAFKA_VERSION>/libs`, as `scripts/env.sh` sets them.
+//! Java: `$JAVA_HOME/bin/java`, else `java` on `PATH`.
+//!
+//! Node `i` (0-based index, as every method here takes) has Kafka `node.id` `i + 1`.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{Read, Seek, SeekFrom};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::kafka::{self, Client, ClientConfig, ConnConfig};
+
+/// The Apache Kafka release the project tests against; equal to `KAFKA_VERSION` in `scripts/env.sh`
+/// and `kafka.version` in `scripts/kafka/pom.xml`.
+pub const KAFKA_VERSION: &str = "4.1.1";
+
+/// Env var naming an already running broker that [`shared_broker`] hands out instead of starting one.
+pub const SHARED_BROKERS_ENV: &str = "AVRO_EDGE_KAFKA_BROKERS";
+
+/// Why a Kafka cluster could not be started or controlled.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaTestError {
+    #[error(
+        "Apache Kafka {version} jars not found (looked in: {looked}): run scripts/install-kafka"
+    )]
+    JarsMissing {
+        version: &'static str,
+        looked: String,
+    },
+    #[error(
+        "java not found ({java}): Apache Kafka needs a Java 17+ runtime on PATH or in JAVA_HOME"
+    )]
+    JavaMissing { java: String },
+    #[error("could not start {what}: {source}")]
+    Spawn {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("Kafka not ready within {secs} s ({why}); {log}")]
+    NotReady {
+        secs: u64,
+        why: String,
+        log: LogTail,
+    },
+    /// A node, or its storage format run, exited before it was ready.
+    #[error("{what} exited early ({status}); {log}")]
+    Exited {
+        what: String,
+        status: String,
+        log: LogTail,
+    },
+    #[error("no node {node} in a cluster of {size}")]
+    NoSuchNode { node: usize, size: usize },
+    #[error("metadata request failed: {0}")]
+    Metadata(String),
+}
+
+/// A log file's path and its last lines, as errors show them.
+#[derive(Debug)]
+pub struct LogTail {
+    pub path: PathBuf,
+    pub tail: String,
+}
+
+impl LogTail {
+    fn of(path: &Path, lines: usize) -> LogTail {
+        LogTail {
+            path: path.to_path_buf(),
+            tail: log_tail(path, lines),
+        }
+    }
+}
+
+impl std::fmt::Display for LogTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "log {}, last lines:\n{}", self.path.display(), self.tail)
+    }
+}
+
+/// Knobs for [`KafkaCluster::start`]. The defaults suit tests on a small shared machine.
+#[derive(Debug, Clone)]
+pub struct KafkaOpts {
+    /// How long [`KafkaCluster::start`] (and [`KafkaCluster::start_node`]) wait for readiness.
+    pub ready_timeout: Duration,
+    /// JVM heap (`-Xmx`; `-Xms` is half).
+    pub heap_mb: u32,
+    /// `broker.session.timeout.ms`: how long the controller waits before fencing a silent broker
+    /// (and so moving its partition leaderships). Kafka's default is 9 s.
+    pub broker_session_timeout: Duration,
+    /// Extra `server.properties` lines (`key`, `value`); they override the defaults.
+    pub extra_props: Vec<(String, String)>,
+}
+
+impl Default for KafkaOpts {
+    fn default() -> Self {
+        KafkaOpts {
+            ready_timeout: Duration::from_secs(60),
+            heap_mb: 512,
+            broker_session_timeout: Duration::from_secs(6),
+            extra_props: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Running,
+    Paused,
+    Down,
+}
+
+#[derive(Debug)]
+struct Node {
+    broker_port: u16,
+    controller_port: u16,
+    dir: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    state: State,
+}
+
+/// A running Apache Kafka cluster: every JVM is SIGKILLed and the data dirs removed on drop.
+#[derive(Debug)]
+pub struct KafkaCluster {
+    dir: PathBuf,
+    java: PathBuf,
+    libs: PathBuf,
+    opts: KafkaOpts,
+    nodes: Vec<Node>,
+    keep_dir: bool,
+}
+
+/// Where the jars are, or why not (the places looked in).
+pub fn kafka_libs() -> Result<PathBuf, KafkaTestError> {
+    let sub = format!("kafka-{KAFKA_VERSION}/libs");
+    let mut candidates = Vec::new();
+    if let Some(p) = std::env::var_os("KAFKA_LIBS") {
+        candidates.push(PathBuf::from(p));
+    }
+    if let Some(c) = std::env::var_os("AVRO_EDGE_CACHE") {
+        candidates.push(PathBuf::from(c).join(&sub));
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        candidates.push(PathBuf::from(h).join(".cache/avro-edge").join(&sub));
+    }
+    let marker = format!("kafka_2.13-{KAFKA_VERSION}.jar");
+    for c in &candidates {
+        if c.join(&marker).is_file() {
+            return Ok(c.clone());
+        }
+    }
+    Err(KafkaTestError::JarsMissing {
+        version: KAFKA_VERSION,
+        looked: candidates
+            .iter()
+            .map(|c| c.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+fn java_bin() -> PathBuf {
+    if let Some(home) = std::env::var_os("JAVA_HOME") {
+        let j = PathBuf::from(home).join("bin/java");
+        if j.is_file() {
+            return j;
+        }
+    }
+    PathBuf::from("java")
+}
+
+/// The last `n` lines of a log file (at most the last 64 KiB are read).
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return format!("(cannot read {})", path.display());
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `count` distinct loopback ports that were free a moment ago (all held open while picking).
+fn free_ports(count: usize) -> Result<Vec<u16>, KafkaTestError> {
+    let what = || "picking a free loopback port".to_string();
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").map_err(io_err(what())))
+        .collect::<Result<Vec<_>, _>>()?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()).map_err(io_err(what())))
+        .collect()
+}
+
+fn random_u64(salt: u64) -> u64 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(salt);
+    h.write_u32(std::process::id());
+    if let Ok(d) = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
+        h.write_u128(d.as_nanos());
+    }
+    h.finish()
+}
+
+/// A random Kafka cluster id: 16 bytes as URL-safe base64 without padding (as `kafka-storage
+/// random-uuid`): 21 free characters and a last one carrying 2 bits; never a leading `-`.
+fn random_cluster_id() -> String {
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let (mut a, mut b) = (random_u64(1), random_u64(2));
+    let mut out: String = (0..21)
+        .map(|i| {
+            let c = B64[(a & 63) as usize] as char;
+            (a, b) = ((a >> 6) | (b << 58), b >> 6);
+            if i == 0 && c == '-' { 'A' } else { c }
+        })
+        .collect();
+    out.push(b"AQgw"[(a & 3) as usize] as char);
+    out
+}
+
+fn unique_dir() -> Result<PathBuf, KafkaTestError> {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "avro-edge-kafka-{}-{n}-{:x}",
+            std::process::id(),
+            random_u64(n as u64) & 0xffff_ffff
+        ));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err(format!("creating {}", dir.display()))(e)),
+        }
+    }
+}
+
+fn io_err(what: String) -> impl FnOnce(std::io::Error) -> KafkaTestError {
+    move |source| KafkaTestError::Io { what, source }
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), KafkaTestError> {
+    std::fs::write(path, text).map_err(io_err(format!("writing {}", path.display())))
+}
+
+const LOG4J2: &str = "\
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = out
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+logger.state.name = state.change.logger
+logger.state.level = WARN
+";
+
+/// One Metadata request through our own client, with short timeouts: the broker ids (sorted)
+/// and, for `leader_of = Some((topic, partition))`, that partition's leader.
+fn metadata(
+    bootstrap: Vec<String>,
+    leader_of: Option<(&str, i32)>,
+) -> Result<(Vec<i32>, Option<i32>), KafkaTestError> {
+    let err = |e: kafka::KafkaError| KafkaTestError::Metadata(e.to_string());
+    if bootstrap.is_empty() {
+        return Err(KafkaTestError::Metadata("no running node".into()));
+    }
+    let client = Client::new(ClientConfig {
+        bootstrap,
+        conn: ConnConfig {
+            client_id: "avro-edge-testkit".into(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            ..ConnConfig::default()
+        },
+        connect_deadline: Duration::from_secs(3),
+        ..ClientConfig::default()
+    })
+    .map_err(err)?;
+    let topics: Vec<&str> = leader_of.iter().map(|(t, _)| *t).collect();
+    let resp = kafka::block_on(client.fetch_metadata(&topics)).map_err(err);
+    client.close();
+    let resp = resp?;
+    let mut ids: Vec<i32> = resp.brokers.iter().map(|b| b.node_id.0).collect();
+    ids.sort_unstable();
+    let leader = leader_of.and_then(|(topic, partition)| {
+        resp.topics
+            .iter()
+            .filter(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition_index == partition)
+            .map(|p| p.leader_id.0)
+            .filter(|&l| l >= 0)
+    });
+    Ok((ids, leader))
+}
+
+impl KafkaCluster {
+    /// One node with the default options.
+    pub fn single() -> Result<KafkaCluster, KafkaTestError> {
+        KafkaCluster::start(1, KafkaOpts::default())
+    }
+
+    /// Start `n_brokers` combined broker+controller nodes (one KRaft quorum of all of them), and
+    /// wait until Metadata lists all of them. With 3 or more nodes, topics default to replication
+    /// factor 3 and `min.insync.replicas=2`.
+    pub fn start(n_brokers: usize, opts: KafkaOpts) -> Result<KafkaCluster, KafkaTestError> {
+        let n = n_brokers.max(1);
+        let libs = kafka_libs()?;
+        let java = java_bin();
+        let mut cluster =
+            KafkaCluster::layout(unique_dir()?, java, libs, opts, &free_ports(2 * n)?);
+        let res = cluster.setup_and_start();
+        if res.is_err() {
+            cluster.keep_dir = true;
+        }
+        res.map(|()| cluster)
+    }
+
+    /// The cluster's nodes in `dir`, nothing started; `ports` holds 2 per node (broker, controller).
+    fn layout(dir: PathBuf, java: PathBuf, libs: PathBuf, opts: KafkaOpts, ports: &[u16]) -> Self {
+        let nodes = (0..ports.len() / 2)
+            .map(|i| Node {
+                broker_port: ports[2 * i],
+                controller_port: ports[2 * i + 1],
+                log: dir.join(format!("node-{}.log", i + 1)),
+                dir: dir.join(format!("node-{}", i + 1)),
+                child: None,
+                state: State::Down,
+            })
+            .collect();
+        KafkaCluster {
+            dir,
+            java,
+            libs,
+            opts,
+            nodes,
+            keep_dir: false,
+        }
+    }
+
+    fn setup_and_start(&mut self) -> Result<(), KafkaTestError> {
+        write_file(&self.dir.join("log4j2.properties"), LOG4J2)?;
+        let cluster_id = random_cluster_id();
+        for i in 0..self.nodes.len() {
+            let data = self.nodes[i].dir.join("data");
+            std::fs::create_dir_all(&data)
+                .map_err(io_err(format!("creating {}", data.display())))?;
+            write_file(&self.props_path(i), &self.server_properties(i))?;
+        }
+        // Format every node's storage at once (one JVM each, in parallel), with one cluster id.
+        let mut formats = Vec::new();
+        for i in 0..self.nodes.len() {
+            let log = self.nodes[i].dir.join("format.log");
+            let child = self
+                .java_cmd(&log)?
+                .arg("kafka.tools.StorageTool")
+                .arg("format")
+                .arg("-t")
+                .arg(&cluster_id)
+                .arg("-c")
+                .arg(self.props_path(i))
+                .spawn()
+                .map_err(|e| self.spawn_error("kafka storage format", e))?;
+            formats.push((i, child, log));
+        }
+        for (i, mut child, log) in formats {
+            let status = child
+                .wait()
+                .map_err(io_err("waiting for kafka storage format".to_string()))?;
+            if !status.success() {
+                return Err(KafkaTestError::Exited {
+                    what: format!("kafka storage format of node {i}"),
+                    status: status.to_string(),
+                    log: LogTail::of(&log, 30),
+                });
+            }
+        }
+        for i in 0..self.nodes.len() {
+            self.spawn_node(i)?;
+        }
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.wait_ready(&all)
+    }
+
+    fn props_path(&self, i: usize) -> PathBuf {
+        self.nodes[i].dir.join("server.properties")
+    }
+
+    fn server_properties(&self, i: usize) -> String {
+        let n = self.nodes.len();
+        let node = &self.nodes[i];
+        let voters = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(j, nd)| format!("{}@127.0.0.1:{}", j + 1, nd.controller_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let rf = n.min(3);
+        let min_isr = if n >= 3 { 2 } else { 1 };
+        let session_ms = self.opts.broker_session_timeout.as_millis().max(1000);
+        let (b, c) = (node.broker_port, node.controller_port);
+        // replica.lag.time.max.ms: shorter than the 30 s default, so a restarted node leaves and
+        // rejoins the ISR quickly. Extra properties come last: java.util.Properties keeps the last.
+        let mut props = format!(
+            "process.roles=broker,controller\nnode.id={id}\ncontroller.quorum.voters={voters}\n\
+             listeners=PLAINTEXT://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{b}\ncontroller.listener.names=CONTROLLER\n\
+             inter.broker.listener.name=PLAINTEXT\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             log.dirs={data}\nnum.partitions=1\nauto.create.topics.enable=true\n\
+             default.replication.factor={rf}\nmin.insync.replicas={isr}\n\
+             offsets.topic.replication.factor={rf}\noffsets.topic.num.partitions=1\n\
+             transaction.state.log.replication.factor={rf}\ntransaction.state.log.min.isr={isr}\n\
+             share.coordinator.state.topic.replication.factor={rf}\n\
+             share.coordinator.state.topic.min.isr={isr}\ngroup.initial.rebalance.delay.ms=0\n\
+             broker.session.timeout.ms={session_ms}\nbroker.heartbeat.interval.ms={hb}\n\
+             replica.lag.time.max.ms=10000\n",
+            id = i + 1,
+            data = node.dir.join("data").display(),
+            isr = min_isr,
+            hb = (session_ms / 6).max(250),
+        );
+        for (k, v) in &self.opts.extra_props {
+            props.push_str(&format!("{k}={v}\n"));
+        }
+        props
+    }
+
+    /// `java <small JVM flags> -cp libs/* ` with stdout and stderr appended to `log`.
+    fn java_cmd(&self, log: &Path) -> Result<Command, KafkaTestError> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(io_err(format!("opening {}", log.display())))?;
+        let err = out
+            .try_clone()
+            .map_err(io_err(format!("opening {}", log.display())))?;
+        let mut cmd = Command::new(&self.java);
+        cmd.arg(format!("-Xmx{}m", self.opts.heap_mb))
+            .arg(format!("-Xms{}m", (self.opts.heap_mb / 2).max(64)))
+            .arg("-XX:+UseSerialGC")
+            .arg("-Djava.awt.headless=true")
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                self.dir.join("log4j2.properties").display()
+            ))
+            .arg("-cp")
+            .arg(format!("{}/*", self.libs.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        Ok(cmd)
+    }
+
+    fn spawn_error(&self, what: &str, e: std::io::Error) -> KafkaTestError {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            KafkaTestError::JavaMissing {
+                java: self.java.display().to_string(),
+            }
+        } else {
+            KafkaTestError::Spawn {
+                what: format!("{what} ({})", self.java.display()),
+                source: e,
+            }
+        }
+    }
+
+    fn spawn_node(&mut self, i: usize) -> Result<(), KafkaTestError> {
+        let log = self.nodes[i].log.clone();
+        let child = self
+            .java_cmd(&log)?
+            .arg("kafka.Kafka")
+            .arg(self.props_path(i))
+            .spawn()
+            .map_err(|e| self.spawn_error(&format!("kafka node {i}"), e))?;
+        self.nodes[i].child = Some(child);
+        self.nodes[i].state = State::Running;
+        Ok(())
+    }
+
+    /// Wait until Metadata (asked of the running nodes) lists every node in `want` as a broker.
+    fn wait_ready(&mut self, want: &[usize]) -> Result<(), KafkaTestError> {
+        let timeout = self.opts.ready_timeout;
+        let started = Instant::now();
+        loop {
+            for &i in want {
+                if let Some(status) = self.nodes[i]
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                {
+                    self.nodes[i].child = None;
+                    self.nodes[i].state = State::Down;
+                    let log = &self.nodes[i].log;
+                    return Err(KafkaTestError::Exited {
+                        what: format!("Kafka node {i}"),
+                        status: status.to_string(),
+                        log: LogTail::of(log, 40),
+                    });
+                }
+            }
+            // Ask the nodes being waited for first: their own view must include themselves.
+            let mut addrs: Vec<String> = want.iter().map(|&i| self.node_addr(i)).collect();
+            for a in self.live_addrs() {
+                if !addrs.contains(&a) {
+                    addrs.push(a);
+                }
+            }
+            let last_why = match self.broker_ids_via(addrs) {
+                Ok(ids) => {
+                    let missing: Vec<i32> = want
+                        .iter()
+                        .map(|&i| i as i32 + 1)
+                        .filter(|id| !ids.contains(id))
+                        .collect();
+                    if missing.is_empty() {
+                        return Ok(());
+                    }
+                    format!("metadata lists brokers {ids:?}, missing {missing:?}")
+                }
+                Err(e) => e.to_string(),
+            };
+            if started.elapsed() > timeout {
+                let i = want.first().copied().unwrap_or(0);
+                let log = &self.nodes[i].log;
+                let logs = self
+                    .nodes
+                    .iter()
+                    .map(|n| n.log.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(KafkaTestError::NotReady {
+                    secs: timeout.as_secs(),
+                    why: format!("{last_why}; all node logs: {logs}"),
+                    log: LogTail::of(log, 40),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn broker_ids_via(&self, bootstrap: Vec<String>) -> Result<Vec<i32>, KafkaTestError> {
+        Ok(metadata(bootstrap, None)?.0)
+    }
+
+    fn live_addrs(&self) -> Vec<String> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].state == State::Running)
+            .map(|i| self.node_addr(i))
+            .collect()
+    }
+
+    fn check(&self, node: usize) -> Result<(), KafkaTestError> {
+        if node < self.nodes.len() {
+            Ok(())
+        } else {
+            Err(KafkaTestError::NoSuchNode {
+                node,
+                size: self.nodes.len(),
+            })
+        }
+    }
+
+    fn signal(&self, node: usize, sig: &str) -> Result<(), KafkaTestError> {
+        self.check(node)?;
+        let Some(child) = self.nodes[node].child.as_ref() else {
+            return Ok(());
+        };
+        let what = format!("kill -{sig} {} (node {node})", child.id());
+        match Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(child.id().to_string())
+            .status()
+        {
+            Ok(st) if st.success() => Ok(()),
+            Ok(st) => Err(io_err(what)(std::io::Error::other(st.to_string()))),
+            Err(e) => Err(io_err(what)(e)),
+        }
+    }
+
+    /// Number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// `"127.0.0.1:p1,127.0.0.1:p2,..."`: every node's broker listener.
+    pub fn bootstrap(&self) -> String {
+        (0..self.nodes.len())
+            .map(|i| self.node_addr(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Node `i`'s broker listener, `"127.0.0.1:PORT"` (panics on an index out of range).
+    pub fn node_addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.nodes[i].broker_port)
+    }
+
+    /// Node `i`'s Kafka `node.id` (`i + 1`).
+    pub fn node_id(&self, i: usize) -> i32 {
+        i as i32 + 1
+    }
+
+    /// The index of the node with Kafka `node.id` `id`.
+    pub fn index_of(&self, id: i32) -> Option<usize> {
+        usize::try_from(id - 1)
+            .ok()
+            .filter(|&i| i < self.nodes.len())
+    }
+
+    /// Path of node `i`'s combined stdout/stderr log (panics on an index out of range).
+    pub fn log(&self, i: usize) -> &Path {
+        &self.nodes[i].log
+    }
+
+    /// Whether node `i` was started and has not been killed or stopped (a paused node counts).
+    pub fn is_running(&mut self, i: usize) -> bool {
+        if i >= self.nodes.len() {
+            return false;
+        }
+        let node = &mut self.nodes[i];
+        match node.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(None)) => true,
+            None => false,
+            Some(_) => {
+                node.child = None;
+                node.state = State::Down;
+                false
+            }
+        }
+    }
+
+    /// SIGKILL node `i` and reap it (a crash: no controlled shutdown).
+    pub fn kill(&mut self, node: usize) -> Result<(), KafkaTestError> {
+        self.check(node)?;
+        if let Some(mut child) = self.nodes[node].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.nodes[node].state = State::Down;
+        Ok(())
+    }
+
+    /// SIGTERM node `i` (controlled shutdown: leaderships move first) and wait for it to exit;
+    /// SIGKILL after 60 s.
+    pub fn stop(&mut self, node: usize) -> Result<(), KafkaTestError> {
+        if self.nodes.get(node).map(|n| n.state) == Some(State::Paused) {
+            self.resume(node)?;
+        }
+        self.signal(node, "TERM")?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while let Some(child) = self.nodes[node].child.as_mut() {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() > deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        self.nodes[node].child = None;
+        self.nodes[node].state = State::Down;
+        Ok(())
+    }
+
+    /// Start node `i` again (same ports, same data dir) after [`kill`](Self::kill) or
+    /// [`stop`](Self::stop), and wait until it serves metadata that lists itself.
+    pub fn start_node(&mut self, node: usize) -> Result<(), KafkaTestError> {
+        self.check(node)?;
+        if self.is_running(node) {
+            return Ok(());
+        }
+        self.spawn_node(node)?;
+        self.wait_ready(&[node])
+    }
+
+    /// SIGSTOP node `i`: it keeps its sockets but answers nothing (a hung broker).
+    pub fn pause(&mut self, node: usize) -> Result<(), KafkaTestError> {
+        self.signal(node, "STOP")?;
+        if self.nodes[node].child.is_some() {
+            self.nodes[node].state = State::Paused;
+        }
+        Ok(())
+    }
+
+    /// SIGCONT node `i` after [`pause`](Self::pause).
+    pub fn resume(&mut self, node: usize) -> Result<(), KafkaTestError> {
+        self.signal(node, "CONT")?;
+        if self.nodes[node].child.is_some() {
+            self.nodes[node].state = State::Running;
+        }
+        Ok(())
+    }
+
+    /// Broker node ids in a Metadata answer from the running, unpaused nodes.
+    pub fn broker_ids(&self) -> Result<Vec<i32>, KafkaTestError> {
+        self.broker_ids_via(self.live_addrs())
+    }
+
+    /// The Kafka node id leading `topic`/`partition` per the running nodes' metadata (`None`: no
+    /// leader right now, or no such partition). Map it to an index with [`index_of`](Self::index_of).
+    pub fn leader(&self, topic: &str, partition: i32) -> Result<Option<i32>, KafkaTestError> {
+        Ok(metadata(self.live_addrs(), Some((topic, partition)))?.1)
+    }
+
+    /// Poll [`leader`](Self::leader) until it names a node other than `not` (e.g. the old
+    /// leader after killing it), or `within` passes.
+    pub fn wait_new_leader(
+        &self,
+        topic: &str,
+        partition: i32,
+        not: i32,
+        within: Duration,
+    ) -> Result<i32, KafkaTestError> {
+        let started = Instant::now();
+        loop {
+            let last = match self.leader(topic, partition) {
+                Ok(Some(l)) if l != not => return Ok(l),
+                Ok(other) => format!("leader {other:?}"),
+                Err(e) => e.to_string(),
+            };
+            if started.elapsed() > within {
+                let log = &self.nodes[0].log;
+                return Err(KafkaTestError::NotReady {
+                    secs: within.as_secs(),
+                    why: format!("no new leader for {topic}/{partition} (not {not}); {last}"),
+                    log: LogTail::of(log, 20),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for KafkaCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            let _ = std::fs::remove_dir_all(node.dir.join("data"));
+        }
+        if !self.keep_dir && !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A broker for ordinary tests: the shared one named by `$AVRO_EDGE_KAFKA_BROKERS`, or an own
+/// single node (stopped on drop).
+#[derive(Debug)]
+pub enum TestKafka {
+    Shared(String),
+    Own(KafkaCluster),
+}
+
+impl TestKafka {
+    /// Bootstrap list for clients.
+    pub fn bootstrap(&self) -> String {
+        match self {
+            TestKafka::Shared(b) => b.clone(),
+            TestKafka::Own(c) => c.bootstrap(),
+        }
+    }
+}
+
+/// The shared broker when `$AVRO_EDGE_KAFKA_BROKERS` is set (no JVM is started), else a new
+/// single node.
+pub fn shared_broker() -> Result<TestKafka, KafkaTestError> {
+    match std::env::var(SHARED_BROKERS_ENV) {
+        Ok(b) if !b.trim().is_empty() => Ok(TestKafka::Shared(b.trim().to_string())),
+        _ => KafkaCluster::single().map(TestKafka::Own),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ids_are_22_url_safe_chars_and_differ() {
+        let a = random_cluster_id();
+        let b = random_cluster_id();
+        assert_eq!(a.len(), 22);
+        assert!(!a.starts_with('-'));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn three_node_properties_replicate() {
+        let none = || PathBuf::from("/nonexistent");
+        let ports = [1000, 2000, 1001, 2001, 1002, 2002];
+        let mut c = KafkaCluster::layout(none(), none(), none(), KafkaOpts::default(), &ports);
+        c.keep_dir = true;
+        c.opts
+            .extra_props
+            .push(("num.partitions".into(), "4".into()));
+        let p = c.server_properties(1);
+        assert!(p.contains("node.id=2\n"));
+        assert!(p.contains(
+            "controller.quorum.voters=1@127.0.0.1:2000,2@127.0.0.1:2001,3@127.0.0.1:2002\n"
+        ));
+        assert!(p.contains("default.replication.factor=3\n"));
+        assert!(p.contains("min.insync.replicas=2\n"));
+        assert!(p.contains("offsets.topic.replication.factor=3\n"));
+        assert!(p.ends_with("num.partitions=4\n"), "extra props come last");
+    }
+}
