@@ -18,7 +18,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Seek, SeekFrom};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,16 +36,10 @@ pub const SHARED_BROKERS_ENV: &str = "AVRO_EDGE_KAFKA_BROKERS";
 /// Why a Kafka cluster could not be started or controlled.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaTestError {
-    #[error(
-        "Apache Kafka {version} jars not found (looked in: {looked}): run scripts/install-kafka"
-    )]
-    JarsMissing {
-        version: &'static str,
-        looked: String,
-    },
-    #[error(
-        "java not found ({java}): Apache Kafka needs a Java 17+ runtime on PATH or in JAVA_HOME"
-    )]
+    /// The message names the version and the places looked in.
+    #[error("Apache Kafka {0} jars not found (looked in: {1}): run scripts/install-kafka")]
+    JarsMissing(&'static str, String),
+    #[error("java not found ({java}): Kafka needs Java 17+ on PATH or in JAVA_HOME")]
     JavaMissing { java: String },
     #[error("could not start {what}: {source}")]
     Spawn {
@@ -83,12 +77,11 @@ pub struct LogTail {
     pub tail: String,
 }
 
-impl LogTail {
-    fn of(path: &Path, lines: usize) -> LogTail {
-        LogTail {
-            path: path.to_path_buf(),
-            tail: log_tail(path, lines),
-        }
+fn tail_of(path: &Path, lines: usize) -> LogTail {
+    let tail = log_tail(path, lines);
+    LogTail {
+        path: path.to_path_buf(),
+        tail,
     }
 }
 
@@ -154,30 +147,29 @@ pub struct KafkaCluster {
 /// Where the jars are, or why not (the places looked in).
 pub fn kafka_libs() -> Result<PathBuf, KafkaTestError> {
     let sub = format!("kafka-{KAFKA_VERSION}/libs");
-    let mut candidates = Vec::new();
-    if let Some(p) = std::env::var_os("KAFKA_LIBS") {
-        candidates.push(PathBuf::from(p));
-    }
-    if let Some(c) = std::env::var_os("AVRO_EDGE_CACHE") {
-        candidates.push(PathBuf::from(c).join(&sub));
-    }
-    if let Some(h) = std::env::var_os("HOME") {
-        candidates.push(PathBuf::from(h).join(".cache/avro-edge").join(&sub));
-    }
+    let env = |k| std::env::var_os(k).map(PathBuf::from);
+    let candidates: Vec<PathBuf> = [
+        env("KAFKA_LIBS"),
+        env("AVRO_EDGE_CACHE").map(|c| c.join(&sub)),
+        env("HOME").map(|h| h.join(".cache/avro-edge").join(&sub)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let marker = format!("kafka_2.13-{KAFKA_VERSION}.jar");
     for c in &candidates {
         if c.join(&marker).is_file() {
             return Ok(c.clone());
         }
     }
-    Err(KafkaTestError::JarsMissing {
-        version: KAFKA_VERSION,
-        looked: candidates
+    Err(KafkaTestError::JarsMissing(
+        KAFKA_VERSION,
+        candidates
             .iter()
             .map(|c| c.display().to_string())
             .collect::<Vec<_>>()
             .join(", "),
-    })
+    ))
 }
 
 fn java_bin() -> PathBuf {
@@ -256,6 +248,14 @@ fn unique_dir() -> Result<PathBuf, KafkaTestError> {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(io_err(format!("creating {}", dir.display()))(e)),
         }
+    }
+}
+
+/// SIGKILL and reap (nothing when there is no process).
+fn reap(child: Option<Child>) {
+    if let Some(mut child) = child {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -377,11 +377,7 @@ impl KafkaCluster {
             let log = self.nodes[i].dir.join("format.log");
             let child = self
                 .java_cmd(&log)?
-                .arg("kafka.tools.StorageTool")
-                .arg("format")
-                .arg("-t")
-                .arg(&cluster_id)
-                .arg("-c")
+                .args(["kafka.tools.StorageTool", "format", "-t", &cluster_id, "-c"])
                 .arg(self.props_path(i))
                 .spawn()
                 .map_err(|e| self.spawn_error("kafka storage format", e))?;
@@ -395,7 +391,7 @@ impl KafkaCluster {
                 return Err(KafkaTestError::Exited {
                     what: format!("kafka storage format of node {i}"),
                     status: status.to_string(),
-                    log: LogTail::of(&log, 30),
+                    log: tail_of(&log, 30),
                 });
             }
         }
@@ -462,33 +458,30 @@ impl KafkaCluster {
             .try_clone()
             .map_err(io_err(format!("opening {}", log.display())))?;
         let mut cmd = Command::new(&self.java);
-        cmd.arg(format!("-Xmx{}m", self.opts.heap_mb))
-            .arg(format!("-Xms{}m", (self.opts.heap_mb / 2).max(64)))
-            .arg("-XX:+UseSerialGC")
-            .arg("-Djava.awt.headless=true")
-            .arg(format!(
-                "-Dlog4j2.configurationFile={}",
-                self.dir.join("log4j2.properties").display()
-            ))
-            .arg("-cp")
-            .arg(format!("{}/*", self.libs.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err));
+        let heap = self.opts.heap_mb;
+        let log4j = self.dir.join("log4j2.properties");
+        cmd.args([
+            format!("-Xmx{heap}m"),
+            format!("-Xms{}m", (heap / 2).max(64)),
+            "-XX:+UseSerialGC".into(),
+            "-Djava.awt.headless=true".into(),
+            format!("-Dlog4j2.configurationFile={}", log4j.display()),
+            "-cp".into(),
+            format!("{}/*", self.libs.display()),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err));
         Ok(cmd)
     }
 
     fn spawn_error(&self, what: &str, e: std::io::Error) -> KafkaTestError {
+        let java = self.java.display().to_string();
         if e.kind() == std::io::ErrorKind::NotFound {
-            KafkaTestError::JavaMissing {
-                java: self.java.display().to_string(),
-            }
-        } else {
-            KafkaTestError::Spawn {
-                what: format!("{what} ({})", self.java.display()),
-                source: e,
-            }
+            return KafkaTestError::JavaMissing { java };
         }
+        let what = format!("{what} ({java})");
+        KafkaTestError::Spawn { what, source: e }
     }
 
     fn spawn_node(&mut self, i: usize) -> Result<(), KafkaTestError> {
@@ -506,67 +499,61 @@ impl KafkaCluster {
 
     /// Wait until Metadata (asked of the running nodes) lists every node in `want` as a broker.
     fn wait_ready(&mut self, want: &[usize]) -> Result<(), KafkaTestError> {
-        let timeout = self.opts.ready_timeout;
         let started = Instant::now();
         loop {
             for &i in want {
-                if let Some(status) = self.nodes[i]
+                let exited = self.nodes[i]
                     .child
                     .as_mut()
-                    .and_then(|c| c.try_wait().ok().flatten())
-                {
-                    self.nodes[i].child = None;
+                    .and_then(|c| c.try_wait().ok().flatten());
+                if let Some(status) = exited {
+                    reap(self.nodes[i].child.take());
                     self.nodes[i].state = State::Down;
-                    let log = &self.nodes[i].log;
                     return Err(KafkaTestError::Exited {
                         what: format!("Kafka node {i}"),
                         status: status.to_string(),
-                        log: LogTail::of(log, 40),
+                        log: tail_of(&self.nodes[i].log, 40),
                     });
                 }
             }
-            // Ask the nodes being waited for first: their own view must include themselves.
-            let mut addrs: Vec<String> = want.iter().map(|&i| self.node_addr(i)).collect();
-            for a in self.live_addrs() {
-                if !addrs.contains(&a) {
-                    addrs.push(a);
-                }
-            }
-            let last_why = match self.broker_ids_via(addrs) {
-                Ok(ids) => {
-                    let missing: Vec<i32> = want
-                        .iter()
-                        .map(|&i| i as i32 + 1)
-                        .filter(|id| !ids.contains(id))
-                        .collect();
-                    if missing.is_empty() {
-                        return Ok(());
+            // Metadata only once every listener accepts: our client retries refused connections
+            // for seconds, which would only slow the probe down.
+            let listening = want.iter().all(|&i| {
+                let addr = SocketAddr::from(([127, 0, 0, 1], self.nodes[i].broker_port));
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            });
+            let why = if listening {
+                // Ask the nodes being waited for first: their own view must include themselves.
+                let mut addrs: Vec<String> = want.iter().map(|&i| self.node_addr(i)).collect();
+                addrs.extend(self.live_addrs());
+                match metadata(addrs, None) {
+                    Ok((ids, _)) => {
+                        let ids_wanted = want.iter().map(|&i| self.node_id(i));
+                        let missing: Vec<i32> = ids_wanted.filter(|id| !ids.contains(id)).collect();
+                        if missing.is_empty() {
+                            return Ok(());
+                        }
+                        format!("metadata lists brokers {ids:?}, missing {missing:?}")
                     }
-                    format!("metadata lists brokers {ids:?}, missing {missing:?}")
+                    Err(e) => e.to_string(),
                 }
-                Err(e) => e.to_string(),
+            } else {
+                "broker listener not accepting yet".to_string()
             };
-            if started.elapsed() > timeout {
-                let i = want.first().copied().unwrap_or(0);
-                let log = &self.nodes[i].log;
-                let logs = self
+            if started.elapsed() > self.opts.ready_timeout {
+                let logs: Vec<String> = self
                     .nodes
                     .iter()
                     .map(|n| n.log.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                    .collect();
                 return Err(KafkaTestError::NotReady {
-                    secs: timeout.as_secs(),
-                    why: format!("{last_why}; all node logs: {logs}"),
-                    log: LogTail::of(log, 40),
+                    secs: self.opts.ready_timeout.as_secs(),
+                    why: format!("{why}; all node logs: {}", logs.join(", ")),
+                    log: tail_of(&self.nodes[want[0]].log, 40),
                 });
             }
             std::thread::sleep(Duration::from_millis(250));
         }
-    }
-
-    fn broker_ids_via(&self, bootstrap: Vec<String>) -> Result<Vec<i32>, KafkaTestError> {
-        Ok(metadata(bootstrap, None)?.0)
     }
 
     fn live_addrs(&self) -> Vec<String> {
@@ -577,27 +564,24 @@ impl KafkaCluster {
     }
 
     fn check(&self, node: usize) -> Result<(), KafkaTestError> {
-        if node < self.nodes.len() {
-            Ok(())
-        } else {
-            Err(KafkaTestError::NoSuchNode {
-                node,
-                size: self.nodes.len(),
-            })
-        }
+        let size = self.nodes.len();
+        (node < size)
+            .then_some(())
+            .ok_or(KafkaTestError::NoSuchNode { node, size })
     }
 
-    fn signal(&self, node: usize, sig: &str) -> Result<(), KafkaTestError> {
+    /// `kill -SIG` node `i`'s JVM (nothing if it is not running), then mark it `then`.
+    fn signal(&mut self, node: usize, sig: &str, then: State) -> Result<(), KafkaTestError> {
         self.check(node)?;
-        let Some(child) = self.nodes[node].child.as_ref() else {
+        let Some(pid) = self.nodes[node].child.as_ref().map(Child::id) else {
             return Ok(());
         };
-        let what = format!("kill -{sig} {} (node {node})", child.id());
-        match Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(child.id().to_string())
-            .status()
-        {
+        self.nodes[node].state = then;
+        let what = format!("kill -{sig} {pid} (node {node})");
+        let status = Command::new("kill")
+            .args([format!("-{sig}"), pid.to_string()])
+            .status();
+        match status {
             Ok(st) if st.success() => Ok(()),
             Ok(st) => Err(io_err(what)(std::io::Error::other(st.to_string()))),
             Err(e) => Err(io_err(what)(e)),
@@ -639,30 +623,23 @@ impl KafkaCluster {
         &self.nodes[i].log
     }
 
-    /// Whether node `i` was started and has not been killed or stopped (a paused node counts).
+    /// Whether node `i` was started and has not exited, been killed or stopped (paused counts).
     pub fn is_running(&mut self, i: usize) -> bool {
-        if i >= self.nodes.len() {
+        let Some(node) = self.nodes.get_mut(i) else {
             return false;
+        };
+        let alive = matches!(node.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)));
+        if !alive {
+            reap(node.child.take());
+            node.state = State::Down;
         }
-        let node = &mut self.nodes[i];
-        match node.child.as_mut().map(|c| c.try_wait()) {
-            Some(Ok(None)) => true,
-            None => false,
-            Some(_) => {
-                node.child = None;
-                node.state = State::Down;
-                false
-            }
-        }
+        alive
     }
 
     /// SIGKILL node `i` and reap it (a crash: no controlled shutdown).
     pub fn kill(&mut self, node: usize) -> Result<(), KafkaTestError> {
         self.check(node)?;
-        if let Some(mut child) = self.nodes[node].child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        reap(self.nodes[node].child.take());
         self.nodes[node].state = State::Down;
         Ok(())
     }
@@ -670,23 +647,16 @@ impl KafkaCluster {
     /// SIGTERM node `i` (controlled shutdown: leaderships move first) and wait for it to exit;
     /// SIGKILL after 60 s.
     pub fn stop(&mut self, node: usize) -> Result<(), KafkaTestError> {
-        if self.nodes.get(node).map(|n| n.state) == Some(State::Paused) {
-            self.resume(node)?;
-        }
-        self.signal(node, "TERM")?;
+        // SIGCONT too, so a paused node gets the SIGTERM (harmless on a running one).
+        self.signal(node, "TERM", State::Down)?;
+        self.signal(node, "CONT", State::Down)?;
         let deadline = Instant::now() + Duration::from_secs(60);
-        while let Some(child) = self.nodes[node].child.as_mut() {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() > deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+        if let Some(mut child) = self.nodes[node].child.take() {
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
             }
+            reap(Some(child));
         }
-        self.nodes[node].child = None;
         self.nodes[node].state = State::Down;
         Ok(())
     }
@@ -704,25 +674,17 @@ impl KafkaCluster {
 
     /// SIGSTOP node `i`: it keeps its sockets but answers nothing (a hung broker).
     pub fn pause(&mut self, node: usize) -> Result<(), KafkaTestError> {
-        self.signal(node, "STOP")?;
-        if self.nodes[node].child.is_some() {
-            self.nodes[node].state = State::Paused;
-        }
-        Ok(())
+        self.signal(node, "STOP", State::Paused)
     }
 
     /// SIGCONT node `i` after [`pause`](Self::pause).
     pub fn resume(&mut self, node: usize) -> Result<(), KafkaTestError> {
-        self.signal(node, "CONT")?;
-        if self.nodes[node].child.is_some() {
-            self.nodes[node].state = State::Running;
-        }
-        Ok(())
+        self.signal(node, "CONT", State::Running)
     }
 
     /// Broker node ids in a Metadata answer from the running, unpaused nodes.
     pub fn broker_ids(&self) -> Result<Vec<i32>, KafkaTestError> {
-        self.broker_ids_via(self.live_addrs())
+        Ok(metadata(self.live_addrs(), None)?.0)
     }
 
     /// The Kafka node id leading `topic`/`partition` per the running nodes' metadata (`None`: no
@@ -752,7 +714,7 @@ impl KafkaCluster {
                 return Err(KafkaTestError::NotReady {
                     secs: within.as_secs(),
                     why: format!("no new leader for {topic}/{partition} (not {not}); {last}"),
-                    log: LogTail::of(log, 20),
+                    log: tail_of(log, 20),
                 });
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -763,10 +725,7 @@ impl KafkaCluster {
 impl Drop for KafkaCluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
-            if let Some(mut child) = node.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            reap(node.child.take());
             let _ = std::fs::remove_dir_all(node.dir.join("data"));
         }
         if !self.keep_dir && !std::thread::panicking() {
@@ -808,13 +767,11 @@ mod tests {
 
     #[test]
     fn cluster_ids_are_22_url_safe_chars_and_differ() {
-        let a = random_cluster_id();
-        let b = random_cluster_id();
-        assert_eq!(a.len(), 22);
-        assert!(!a.starts_with('-'));
+        let (a, b) = (random_cluster_id(), random_cluster_id());
+        let url_safe = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
         assert!(
-            a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            a.len() == 22 && !a.starts_with('-') && a.chars().all(url_safe),
+            "{a}"
         );
         assert_ne!(a, b);
     }
@@ -824,18 +781,19 @@ mod tests {
         let none = || PathBuf::from("/nonexistent");
         let ports = [1000, 2000, 1001, 2001, 1002, 2002];
         let mut c = KafkaCluster::layout(none(), none(), none(), KafkaOpts::default(), &ports);
-        c.keep_dir = true;
         c.opts
             .extra_props
             .push(("num.partitions".into(), "4".into()));
         let p = c.server_properties(1);
-        assert!(p.contains("node.id=2\n"));
-        assert!(p.contains(
-            "controller.quorum.voters=1@127.0.0.1:2000,2@127.0.0.1:2001,3@127.0.0.1:2002\n"
-        ));
-        assert!(p.contains("default.replication.factor=3\n"));
-        assert!(p.contains("min.insync.replicas=2\n"));
-        assert!(p.contains("offsets.topic.replication.factor=3\n"));
+        for line in [
+            "node.id=2",
+            "controller.quorum.voters=1@127.0.0.1:2000,2@127.0.0.1:2001,3@127.0.0.1:2002",
+            "default.replication.factor=3",
+            "min.insync.replicas=2",
+            "offsets.topic.replication.factor=3",
+        ] {
+            assert!(p.contains(&format!("\n{line}\n")), "{line} in:\n{p}");
+        }
         assert!(p.ends_with("num.partitions=4\n"), "extra props come last");
     }
 }

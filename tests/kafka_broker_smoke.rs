@@ -7,13 +7,14 @@
 //! saying to run `scripts/install-kafka`. Must not test client behaviour in depth: that belongs
 //! to the producer and consumer test files.
 
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use avro_edge::consumer::{Consumer, ConsumerConfig, OffsetReset, RawRecord};
 use avro_edge::kafka::{self, Client, ClientConfig, TopicSpec};
 use avro_edge::producer::{OutRecord, Producer, ProducerConfig};
 use avro_edge::testkit::unique_topic;
-use avro_edge::testkit_kafka::{KafkaCluster, KafkaOpts};
+use avro_edge::testkit_kafka::{KAFKA_VERSION, KafkaCluster, KafkaOpts};
 
 fn init_logs() {
     if let Ok(filter) = std::env::var("RUST_LOG") {
@@ -24,8 +25,12 @@ fn init_logs() {
     }
 }
 
-fn start(n: usize) -> KafkaCluster {
+/// The JVM clusters of this file start one at a time: 2-core machines, other tests running too.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn start(n: usize) -> (MutexGuard<'static, ()>, KafkaCluster) {
     init_logs();
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let t = Instant::now();
     let cluster = KafkaCluster::start(n, KafkaOpts::default())
         .unwrap_or_else(|e| panic!("starting a {n}-node Apache Kafka cluster: {e}"));
@@ -34,7 +39,7 @@ fn start(n: usize) -> KafkaCluster {
         t.elapsed().as_secs_f64(),
         cluster.bootstrap()
     );
-    cluster
+    (guard, cluster)
 }
 
 fn producer(bootstrap: &str, replication: i16) -> Producer {
@@ -86,10 +91,26 @@ fn expected(tag: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{tag}-{i}")).collect()
 }
 
+/// One Kafka version everywhere: the Rust constant, scripts/env.sh and the POM (no jars needed).
+#[test]
+fn kafka_version_agrees_with_the_scripts() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let env_sh = std::fs::read_to_string(root.join("scripts/env.sh")).expect("scripts/env.sh");
+    assert!(
+        env_sh.contains(&format!("KAFKA_VERSION=\"{KAFKA_VERSION}\"")),
+        "scripts/env.sh must pin KAFKA_VERSION=\"{KAFKA_VERSION}\""
+    );
+    let pom = std::fs::read_to_string(root.join("scripts/kafka/pom.xml")).expect("the POM");
+    assert!(
+        pom.contains(&format!("<kafka.version>{KAFKA_VERSION}</kafka.version>")),
+        "scripts/kafka/pom.xml must pin kafka.version {KAFKA_VERSION}"
+    );
+}
+
 #[test]
 #[ignore = "needs Apache Kafka jars: scripts/install-kafka"]
 fn single_node_round_trips_through_a_consumer_group() {
-    let cluster = start(1);
+    let (_one, cluster) = start(1);
     assert_eq!(cluster.broker_ids().expect("metadata"), vec![1]);
 
     let topic = unique_topic("kafka-smoke");
@@ -124,7 +145,7 @@ fn single_node_round_trips_through_a_consumer_group() {
 #[test]
 #[ignore = "needs Apache Kafka jars: scripts/install-kafka"]
 fn three_nodes_replicate_and_elect_a_new_leader_after_a_kill() {
-    let mut cluster = start(3);
+    let (_one, mut cluster) = start(3);
     assert_eq!(cluster.broker_ids().expect("metadata"), vec![1, 2, 3]);
 
     let topic = unique_topic("kafka-smoke-rf3");
