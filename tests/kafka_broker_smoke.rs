@@ -140,6 +140,56 @@ fn single_node_round_trips_through_a_consumer_group() {
         vec![0, 1, 2, 3, 4]
     );
     assert_eq!(got[2].key.as_deref(), Some(&b"k2"[..]));
+    drop(c);
+    drop(p);
+
+    // Fault controls on the one node: a paused JVM answers nothing, a resumed one answers again;
+    // a stopped node comes back on the same port with its data.
+    let mut cluster = cluster;
+    let addr = cluster.node_addr(0);
+    cluster.pause(0).expect("pause");
+    let mut quick = ClientConfig {
+        bootstrap: vec![addr.clone()],
+        connect_deadline: Duration::from_secs(2),
+        ..ClientConfig::default()
+    };
+    quick.conn.request_timeout = Duration::from_secs(2);
+    let client = Client::new(quick).expect("client");
+    let t = Instant::now();
+    let paused = kafka::block_on(client.fetch_metadata(&[]));
+    assert!(paused.is_err(), "a paused broker answered metadata");
+    eprintln!(
+        "kafka: metadata to the paused node failed after {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    client.close();
+    cluster.resume(0).expect("resume");
+    assert_eq!(
+        cluster.broker_ids().expect("metadata after resume"),
+        vec![1]
+    );
+    let t = Instant::now();
+    cluster.stop(0).expect("stop");
+    assert!(!cluster.is_running(0));
+    eprintln!(
+        "kafka: controlled stop in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    cluster.start_node(0).expect("start the node again");
+    eprintln!(
+        "kafka: node restarted in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(cluster.bootstrap(), addr);
+    let mut cfg = ConsumerConfig::assign(&cluster.bootstrap(), &[(&topic, 0)]);
+    cfg.auto_offset_reset = OffsetReset::Earliest;
+    let mut c = Consumer::connect(cfg).expect("consumer connects after the restart");
+    assert_eq!(
+        values(&poll_n(&mut c, 5, Duration::from_secs(30))),
+        expected("one", 5),
+        "records survive a stop and start"
+    );
 }
 
 #[test]
