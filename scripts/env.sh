@@ -77,7 +77,10 @@ logger.kafka.level = INFO
 logger.state.name = state.change.logger
 logger.state.level = WARN
 PROPS
-  local jvm=(-Xmx512m -Xms256m -XX:+UseSerialGC -Djava.awt.headless=true
+  # C1 only (TieredStopAtLevel=1): half the start-up time on a busy 2-core machine (measured 10 s -> 4.4 s).
+  # KAFKA_JVM_OPTS overrides it (e.g. KAFKA_JVM_OPTS= for full JIT when measuring broker throughput).
+  # shellcheck disable=SC2206
+  local jvm=(-Xmx512m -Xms256m -XX:+UseSerialGC ${KAFKA_JVM_OPTS--XX:TieredStopAtLevel=1} -Djava.awt.headless=true
     "-Dlog4j2.configurationFile=$dir/log4j2.properties")
   id="$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
   if ! java "${jvm[@]}" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format -t "$id" \

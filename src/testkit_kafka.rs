@@ -103,6 +103,9 @@ pub struct KafkaOpts {
     pub broker_session_timeout: Duration,
     /// Extra `server.properties` lines (`key`, `value`); they override the defaults.
     pub extra_props: Vec<(String, String)>,
+    /// Extra JVM flags. Default `-XX:TieredStopAtLevel=1` (C1 only): it halves start-up on a busy
+    /// 2-core machine (10 s → 4.4 s for one node) at some cost in peak throughput.
+    pub jvm_args: Vec<String>,
 }
 
 impl Default for KafkaOpts {
@@ -112,6 +115,7 @@ impl Default for KafkaOpts {
             heap_mb: 512,
             broker_session_timeout: Duration::from_secs(6),
             extra_props: Vec::new(),
+            jvm_args: vec!["-XX:TieredStopAtLevel=1".into()],
         }
     }
 }
@@ -157,18 +161,13 @@ pub fn kafka_libs() -> Result<PathBuf, KafkaTestError> {
     .flatten()
     .collect();
     let marker = format!("kafka_2.13-{KAFKA_VERSION}.jar");
-    for c in &candidates {
-        if c.join(&marker).is_file() {
-            return Ok(c.clone());
-        }
+    if let Some(found) = candidates.iter().find(|c| c.join(&marker).is_file()) {
+        return Ok(found.clone());
     }
+    let looked: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
     Err(KafkaTestError::JarsMissing(
         KAFKA_VERSION,
-        candidates
-            .iter()
-            .map(|c| c.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        looked.join(", "),
     ))
 }
 
@@ -449,14 +448,14 @@ impl KafkaCluster {
 
     /// `java <small JVM flags> -cp libs/* ` with stdout and stderr appended to `log`.
     fn java_cmd(&self, log: &Path) -> Result<Command, KafkaTestError> {
-        let out = std::fs::OpenOptions::new()
+        let what = || format!("opening {}", log.display());
+        let mut open = std::fs::OpenOptions::new();
+        let out = open
             .create(true)
             .append(true)
             .open(log)
-            .map_err(io_err(format!("opening {}", log.display())))?;
-        let err = out
-            .try_clone()
-            .map_err(io_err(format!("opening {}", log.display())))?;
+            .map_err(io_err(what()))?;
+        let err = out.try_clone().map_err(io_err(what()))?;
         let mut cmd = Command::new(&self.java);
         let heap = self.opts.heap_mb;
         let log4j = self.dir.join("log4j2.properties");
@@ -469,6 +468,7 @@ impl KafkaCluster {
             "-cp".into(),
             format!("{}/*", self.libs.display()),
         ])
+        .args(&self.opts.jvm_args)
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err));
