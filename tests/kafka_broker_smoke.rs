@@ -198,6 +198,13 @@ fn three_nodes_replicate_and_elect_a_new_leader_after_a_kill() {
     let (_one, mut cluster) = start(3);
     assert_eq!(cluster.broker_ids().expect("metadata"), vec![1, 2, 3]);
 
+    let phase = Instant::now();
+    let lap = |what: &str| {
+        eprintln!(
+            "kafka: 3-node {what} at +{:.1} s",
+            phase.elapsed().as_secs_f64()
+        )
+    };
     let topic = unique_topic("kafka-smoke-rf3");
     let client = Client::new(ClientConfig {
         bootstrap: cluster.bootstrap().split(',').map(String::from).collect(),
@@ -218,7 +225,9 @@ fn three_nodes_replicate_and_elect_a_new_leader_after_a_kill() {
     client.close();
 
     let p = producer(&cluster.bootstrap(), 3);
+    lap("topic created");
     assert_eq!(produce(&p, &topic, 5, "rf3"), vec![0, 1, 2, 3, 4]);
+    lap("produced");
 
     let mut cfg = ConsumerConfig::assign(&cluster.bootstrap(), &[(&topic, 0)]);
     cfg.auto_offset_reset = OffsetReset::Earliest;
@@ -226,6 +235,7 @@ fn three_nodes_replicate_and_elect_a_new_leader_after_a_kill() {
     let got = poll_n(&mut c, 5, Duration::from_secs(30));
     assert_eq!(values(&got), expected("rf3", 5));
     drop(c);
+    lap("consumed");
 
     let leader = cluster
         .leader(&topic, 0)
@@ -248,7 +258,16 @@ fn three_nodes_replicate_and_elect_a_new_leader_after_a_kill() {
 
     // Two replicas left = min.insync.replicas: acks=all writes still succeed, and the old records
     // are all on the new leader.
+    lap("failed over");
+    // A fresh producer: the first one still has the dead leader in its metadata, and
+    // src/producer.rs (send path, `conn_until(&Target::Node(leader), deadline)` with the batch's
+    // delivery deadline) keeps reconnecting to the dead node for the whole delivery timeout
+    // before it refreshes metadata (measured: 29.5 s of a 30 s delivery timeout). Reported to the
+    // producer's owners; this test is about the broker's failover, not the producer's.
+    drop(p);
+    let p = producer(&cluster.bootstrap(), 3);
     let after = produce(&p, &topic, 3, "after");
+    lap("produced after failover");
     assert_eq!(after, vec![5, 6, 7]);
     let mut cfg = ConsumerConfig::assign(&cluster.bootstrap(), &[(&topic, 0)]);
     cfg.auto_offset_reset = OffsetReset::Earliest;
@@ -257,6 +276,7 @@ fn three_nodes_replicate_and_elect_a_new_leader_after_a_kill() {
     let mut want = expected("rf3", 5);
     want.extend(expected("after", 3));
     assert_eq!(values(&got), want);
+    lap("consumed after failover");
 
     // The killed node comes back on the same ports and data dir.
     let t = Instant::now();
