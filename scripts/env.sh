@@ -37,6 +37,8 @@ start_tansu() {
 # start_kafka DIR: start one Apache Kafka node (KRaft combined mode: broker + controller) on free loopback
 # ports, data and logs under DIR (DIR/kafka.log). Needs scripts/install-kafka first.
 # Sets BROKERS (host:port) and KAFKA_PID; the caller stops it (kill "$KAFKA_PID").
+# Start-up (format + start, 2 cores): about 4 s on an idle machine; 8-11 s with load average ~11.
+# Multi-node clusters and fault control (kill/stop/pause a node) are in src/testkit_kafka.rs.
 start_kafka() {
   local dir="$1" bport cport id i
   [ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ] || { say "no kafka jars in $KAFKA_LIBS: run scripts/install-kafka"; return 1; }
