@@ -167,6 +167,6 @@ pub mod __macro_support {
 #[doc(hidden)]
 pub mod __test {
     pub use crate::kafka::record::{BatchBuilder, Compression as RecordCompression};
-    pub use crate::kafka::{Client, ClientConfig, Target, TopicMeta, block_on};
+    pub use crate::kafka::{Client, ClientConfig, ConnConfig, Target, TopicMeta, block_on};
     pub use crate::spool::frame;
 }

@@ -4,6 +4,7 @@
 //! | module | job |
 //! | --- | --- |
 //! | [`broker`] | start, stop and restart a local tansu broker; unique topic names |
+//! | [`kafka`] | Apache Kafka (KRaft) clusters of 1..n nodes from the cached jars, with per-node kill/stop/start/pause/resume |
 //! | [`require`] | what a test needs (broker, peers, tools): present, or the test fails saying `needs …` |
 //! | [`peers`] | where the Python and Node.js interop peers and the scripts' cache live |
 //! | [`process`] | child processes (stdin in, output out), free ports, peak RSS |
@@ -16,6 +17,7 @@
 //! them, and a missing broker or peer is then a failure with the reason, never a silent pass.
 
 pub mod broker;
+pub mod kafka;
 pub mod kafka_read;
 pub mod paths;
 pub mod peers;
@@ -24,6 +26,7 @@ pub mod process;
 pub mod require;
 
 pub use broker::{Broker, Storage, TestkitError, tansu_bin, unique_topic};
+pub use kafka::{KafkaCluster, KafkaOpts, KafkaTestError, TestKafka, shared_broker};
 pub use kafka_read::{decode_batches, fetch_partition, read_client};
 pub use paths::{root, tmpdir};
 pub use peers::{cache_dir, node_peers_dir, python, python_has};

@@ -1,0 +1,629 @@
+//! Test support: real Apache Kafka (KRaft combined mode) clusters of 1..n nodes, run from the jars
+//! that `scripts/install-kafka` caches, on free loopback ports, with per-node fault control
+//! (kill, stop, start, pause, resume) for failover tests.
+//!
+//! Must not be used by the forwarder itself: it exists for tests, benchmarks and the demo. It is
+//! in the dev-only test kit: it depends on `std`, `thiserror`
+//! and avro-edge's raw Kafka client (`avro_edge::__test`) only. It never uses a fixed port or a
+//! fixed directory: each cluster lives in its own process-unique temp dir, removed on drop (the
+//! logs are kept when the cluster failed to start or the test is panicking, so the paths in the
+//! errors stay readable).
+//!
+//! Jars: `$KAFKA_LIBS`, else `$AVRO_EDGE_CACHE/kafka-<KAFKA_VERSION>/libs`, else
+//! `$HOME/.cache/avro-edge/kafka-<KAFKA_VERSION>/libs`, as `scripts/env.sh` sets them.
+//! Java: `$JAVA_HOME/bin/java`, else `java` on `PATH`.
+//!
+//! Node `i` (0-based index, as every method here takes) has Kafka `node.id` `i + 1`.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use self::node_env::*;
+pub use self::node_env::{kafka_libs, log_tail};
+
+mod node_env;
+
+/// The Apache Kafka release the project tests against; equal to `KAFKA_VERSION` in `scripts/env.sh`
+/// and `kafka.version` in `scripts/kafka/pom.xml`.
+pub const KAFKA_VERSION: &str = "4.1.1";
+
+/// Env var naming an already running broker that [`shared_broker`] hands out instead of starting one.
+pub const SHARED_BROKERS_ENV: &str = "AVRO_EDGE_KAFKA_BROKERS";
+
+/// Why a Kafka cluster could not be started or controlled.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaTestError {
+    /// The message names the version and the places looked in.
+    #[error("Apache Kafka {0} jars not found (looked in: {1}): run scripts/install-kafka")]
+    JarsMissing(&'static str, String),
+    #[error("java not found ({java}): Kafka needs Java 17+ on PATH or in JAVA_HOME")]
+    JavaMissing { java: String },
+    #[error("could not start {what}: {source}")]
+    Spawn {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("Kafka not ready within {secs} s ({why}); {log}")]
+    NotReady {
+        secs: u64,
+        why: String,
+        log: LogTail,
+    },
+    /// A node, or its storage format run, exited before it was ready.
+    #[error("{what} exited early ({status}); {log}")]
+    Exited {
+        what: String,
+        status: String,
+        log: LogTail,
+    },
+    #[error("no node {node} in a cluster of {size}")]
+    NoSuchNode { node: usize, size: usize },
+    #[error("metadata request failed: {0}")]
+    Metadata(String),
+}
+
+/// A log file's path and its last lines, as errors show them.
+#[derive(Debug)]
+pub struct LogTail {
+    pub path: PathBuf,
+    pub tail: String,
+}
+
+fn tail_of(path: &Path, lines: usize) -> LogTail {
+    let tail = log_tail(path, lines);
+    LogTail {
+        path: path.to_path_buf(),
+        tail,
+    }
+}
+
+impl std::fmt::Display for LogTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "log {}, last lines:\n{}", self.path.display(), self.tail)
+    }
+}
+
+/// Knobs for [`KafkaCluster::start`]. The defaults suit tests on a small shared machine.
+#[derive(Debug, Clone)]
+pub struct KafkaOpts {
+    /// How long [`KafkaCluster::start`] (and [`KafkaCluster::start_node`]) wait for readiness.
+    pub ready_timeout: Duration,
+    /// JVM heap (`-Xmx`; `-Xms` is half).
+    pub heap_mb: u32,
+    /// `broker.session.timeout.ms`: how long the controller waits before fencing a silent broker
+    /// (and so moving its partition leaderships). Kafka's default is 9 s.
+    pub broker_session_timeout: Duration,
+    /// Extra `server.properties` lines (`key`, `value`); they override the defaults.
+    pub extra_props: Vec<(String, String)>,
+    /// Extra JVM flags. Default `-XX:TieredStopAtLevel=1` (C1 only): it halves start-up on a busy
+    /// 2-core machine (10 s → 4.4 s for one node) at some cost in peak throughput.
+    pub jvm_args: Vec<String>,
+}
+
+impl Default for KafkaOpts {
+    fn default() -> Self {
+        KafkaOpts {
+            ready_timeout: Duration::from_secs(60),
+            heap_mb: 512,
+            broker_session_timeout: Duration::from_secs(6),
+            extra_props: Vec::new(),
+            jvm_args: vec!["-XX:TieredStopAtLevel=1".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Running,
+    Paused,
+    Down,
+}
+
+#[derive(Debug)]
+struct Node {
+    broker_port: u16,
+    controller_port: u16,
+    dir: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    state: State,
+}
+
+/// A running Apache Kafka cluster: every JVM is SIGKILLed and the data dirs removed on drop.
+#[derive(Debug)]
+pub struct KafkaCluster {
+    dir: PathBuf,
+    java: PathBuf,
+    libs: PathBuf,
+    opts: KafkaOpts,
+    nodes: Vec<Node>,
+    keep_dir: bool,
+}
+
+impl KafkaCluster {
+    /// One node with the default options.
+    pub fn single() -> Result<KafkaCluster, KafkaTestError> {
+        KafkaCluster::start(1, KafkaOpts::default())
+    }
+
+    /// Start `n_brokers` combined broker+controller nodes (one KRaft quorum of all of them), and
+    /// wait until Metadata lists all of them. With 3 or more nodes, topics default to replication
+    /// factor 3 and `min.insync.replicas=2`.
+    pub fn start(n_brokers: usize, opts: KafkaOpts) -> Result<KafkaCluster, KafkaTestError> {
+        let n = n_brokers.max(1);
+        let libs = kafka_libs()?;
+        let java = java_bin();
+        let mut cluster =
+            KafkaCluster::layout(unique_dir()?, java, libs, opts, &free_ports(2 * n)?);
+        let res = cluster.setup_and_start();
+        if res.is_err() {
+            cluster.keep_dir = true;
+        }
+        res.map(|()| cluster)
+    }
+
+    /// The cluster's nodes in `dir`, nothing started; `ports` holds 2 per node (broker, controller).
+    fn layout(dir: PathBuf, java: PathBuf, libs: PathBuf, opts: KafkaOpts, ports: &[u16]) -> Self {
+        let nodes = (0..ports.len() / 2)
+            .map(|i| Node {
+                broker_port: ports[2 * i],
+                controller_port: ports[2 * i + 1],
+                log: dir.join(format!("node-{}.log", i + 1)),
+                dir: dir.join(format!("node-{}", i + 1)),
+                child: None,
+                state: State::Down,
+            })
+            .collect();
+        KafkaCluster {
+            dir,
+            java,
+            libs,
+            opts,
+            nodes,
+            keep_dir: false,
+        }
+    }
+
+    fn setup_and_start(&mut self) -> Result<(), KafkaTestError> {
+        write_file(&self.dir.join("log4j2.properties"), LOG4J2)?;
+        let cluster_id = random_cluster_id();
+        for i in 0..self.nodes.len() {
+            let data = self.nodes[i].dir.join("data");
+            std::fs::create_dir_all(&data)
+                .map_err(io_err(format!("creating {}", data.display())))?;
+            write_file(&self.props_path(i), &self.server_properties(i))?;
+        }
+        // Format every node's storage at once (one JVM each, in parallel), with one cluster id.
+        let mut formats = Vec::new();
+        for i in 0..self.nodes.len() {
+            let log = self.nodes[i].dir.join("format.log");
+            let child = self
+                .java_cmd(&log)?
+                .args(["kafka.tools.StorageTool", "format", "-t", &cluster_id, "-c"])
+                .arg(self.props_path(i))
+                .spawn()
+                .map_err(|e| self.spawn_error("kafka storage format", e))?;
+            formats.push((i, child, log));
+        }
+        for (i, mut child, log) in formats {
+            let status = child
+                .wait()
+                .map_err(io_err("waiting for kafka storage format".to_string()))?;
+            if !status.success() {
+                return Err(KafkaTestError::Exited {
+                    what: format!("kafka storage format of node {i}"),
+                    status: status.to_string(),
+                    log: tail_of(&log, 30),
+                });
+            }
+        }
+        for i in 0..self.nodes.len() {
+            self.spawn_node(i)?;
+        }
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.wait_ready(&all)
+    }
+
+    fn props_path(&self, i: usize) -> PathBuf {
+        self.nodes[i].dir.join("server.properties")
+    }
+
+    fn server_properties(&self, i: usize) -> String {
+        let n = self.nodes.len();
+        let node = &self.nodes[i];
+        let voters = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(j, nd)| format!("{}@127.0.0.1:{}", j + 1, nd.controller_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let rf = n.min(3);
+        let min_isr = if n >= 3 { 2 } else { 1 };
+        let session_ms = self.opts.broker_session_timeout.as_millis().max(1000);
+        let (b, c) = (node.broker_port, node.controller_port);
+        // replica.lag.time.max.ms: shorter than the 30 s default, so a restarted node leaves and
+        // rejoins the ISR quickly. Extra properties come last: java.util.Properties keeps the last.
+        let mut props = format!(
+            "process.roles=broker,controller\nnode.id={id}\ncontroller.quorum.voters={voters}\n\
+             listeners=PLAINTEXT://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{b}\ncontroller.listener.names=CONTROLLER\n\
+             inter.broker.listener.name=PLAINTEXT\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             log.dirs={data}\nnum.partitions=1\nauto.create.topics.enable=true\n\
+             default.replication.factor={rf}\nmin.insync.replicas={isr}\n\
+             offsets.topic.replication.factor={rf}\noffsets.topic.num.partitions=1\n\
+             transaction.state.log.replication.factor={rf}\ntransaction.state.log.min.isr={isr}\n\
+             share.coordinator.state.topic.replication.factor={rf}\n\
+             share.coordinator.state.topic.min.isr={isr}\ngroup.initial.rebalance.delay.ms=0\n\
+             broker.session.timeout.ms={session_ms}\nbroker.heartbeat.interval.ms={hb}\n\
+             replica.lag.time.max.ms=10000\n",
+            id = i + 1,
+            data = node.dir.join("data").display(),
+            isr = min_isr,
+            hb = (session_ms / 6).max(250),
+        );
+        for (k, v) in &self.opts.extra_props {
+            props.push_str(&format!("{k}={v}\n"));
+        }
+        props
+    }
+
+    /// `java <small JVM flags> -cp libs/* ` with stdout and stderr appended to `log`.
+    fn java_cmd(&self, log: &Path) -> Result<Command, KafkaTestError> {
+        let what = || format!("opening {}", log.display());
+        let mut open = std::fs::OpenOptions::new();
+        let out = open
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(io_err(what()))?;
+        let err = out.try_clone().map_err(io_err(what()))?;
+        let mut cmd = Command::new(&self.java);
+        let heap = self.opts.heap_mb;
+        let log4j = self.dir.join("log4j2.properties");
+        cmd.args([
+            format!("-Xmx{heap}m"),
+            format!("-Xms{}m", (heap / 2).max(64)),
+            "-XX:+UseSerialGC".into(),
+            "-Djava.awt.headless=true".into(),
+            format!("-Dlog4j2.configurationFile={}", log4j.display()),
+            "-cp".into(),
+            format!("{}/*", self.libs.display()),
+        ])
+        .args(&self.opts.jvm_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err));
+        Ok(cmd)
+    }
+
+    fn spawn_error(&self, what: &str, e: std::io::Error) -> KafkaTestError {
+        let java = self.java.display().to_string();
+        if e.kind() == std::io::ErrorKind::NotFound {
+            return KafkaTestError::JavaMissing { java };
+        }
+        let what = format!("{what} ({java})");
+        KafkaTestError::Spawn { what, source: e }
+    }
+
+    fn spawn_node(&mut self, i: usize) -> Result<(), KafkaTestError> {
+        let log = self.nodes[i].log.clone();
+        let child = self
+            .java_cmd(&log)?
+            .arg("kafka.Kafka")
+            .arg(self.props_path(i))
+            .spawn()
+            .map_err(|e| self.spawn_error(&format!("kafka node {i}"), e))?;
+        self.nodes[i].child = Some(child);
+        self.nodes[i].state = State::Running;
+        Ok(())
+    }
+
+    /// Wait until Metadata (asked of the running nodes) lists every node in `want` as a broker.
+    fn wait_ready(&mut self, want: &[usize]) -> Result<(), KafkaTestError> {
+        let started = Instant::now();
+        loop {
+            for &i in want {
+                let exited = self.nodes[i]
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten());
+                if let Some(status) = exited {
+                    reap(self.nodes[i].child.take());
+                    self.nodes[i].state = State::Down;
+                    return Err(KafkaTestError::Exited {
+                        what: format!("Kafka node {i}"),
+                        status: status.to_string(),
+                        log: tail_of(&self.nodes[i].log, 40),
+                    });
+                }
+            }
+            // Metadata only once every listener accepts: our client retries refused connections
+            // for seconds, which would only slow the probe down.
+            let listening = want.iter().all(|&i| {
+                let addr = SocketAddr::from(([127, 0, 0, 1], self.nodes[i].broker_port));
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            });
+            let why = if listening {
+                // Ask the nodes being waited for first: their own view must include themselves.
+                let mut addrs: Vec<String> = want.iter().map(|&i| self.node_addr(i)).collect();
+                addrs.extend(self.live_addrs());
+                match metadata(addrs, None) {
+                    Ok((ids, _)) => {
+                        let ids_wanted = want.iter().map(|&i| self.node_id(i));
+                        let missing: Vec<i32> = ids_wanted.filter(|id| !ids.contains(id)).collect();
+                        if missing.is_empty() {
+                            return Ok(());
+                        }
+                        format!("metadata lists brokers {ids:?}, missing {missing:?}")
+                    }
+                    Err(e) => e.to_string(),
+                }
+            } else {
+                "broker listener not accepting yet".to_string()
+            };
+            if started.elapsed() > self.opts.ready_timeout {
+                let logs: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .map(|n| n.log.display().to_string())
+                    .collect();
+                return Err(KafkaTestError::NotReady {
+                    secs: self.opts.ready_timeout.as_secs(),
+                    why: format!("{why}; all node logs: {}", logs.join(", ")),
+                    log: tail_of(&self.nodes[want[0]].log, 40),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn live_addrs(&self) -> Vec<String> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].state == State::Running)
+            .map(|i| self.node_addr(i))
+            .collect()
+    }
+
+    fn check(&self, node: usize) -> Result<(), KafkaTestError> {
+        let size = self.nodes.len();
+        (node < size)
+            .then_some(())
+            .ok_or(KafkaTestError::NoSuchNode { node, size })
+    }
+
+    /// `kill -SIG` node `i`'s JVM (nothing if it is not running), then mark it `then`.
+    fn signal(&mut self, node: usize, sig: &str, then: State) -> Result<(), KafkaTestError> {
+        self.check(node)?;
+        let Some(pid) = self.nodes[node].child.as_ref().map(Child::id) else {
+            return Ok(());
+        };
+        self.nodes[node].state = then;
+        let what = format!("kill -{sig} {pid} (node {node})");
+        let status = Command::new("kill")
+            .args([format!("-{sig}"), pid.to_string()])
+            .status();
+        match status {
+            Ok(st) if st.success() => Ok(()),
+            Ok(st) => Err(io_err(what)(std::io::Error::other(st.to_string()))),
+            Err(e) => Err(io_err(what)(e)),
+        }
+    }
+
+    /// Number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// `"127.0.0.1:p1,127.0.0.1:p2,..."`: every node's broker listener.
+    pub fn bootstrap(&self) -> String {
+        (0..self.nodes.len())
+            .map(|i| self.node_addr(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Node `i`'s broker listener, `"127.0.0.1:PORT"` (panics on an index out of range).
+    pub fn node_addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.nodes[i].broker_port)
+    }
+
+    /// Node `i`'s Kafka `node.id` (`i + 1`).
+    pub fn node_id(&self, i: usize) -> i32 {
+        i as i32 + 1
+    }
+
+    /// The index of the node with Kafka `node.id` `id`.
+    pub fn index_of(&self, id: i32) -> Option<usize> {
+        usize::try_from(id - 1)
+            .ok()
+            .filter(|&i| i < self.nodes.len())
+    }
+
+    /// Path of node `i`'s combined stdout/stderr log (panics on an index out of range).
+    pub fn log(&self, i: usize) -> &Path {
+        &self.nodes[i].log
+    }
+
+    /// Whether node `i` was started and has not exited, been killed or stopped (paused counts).
+    pub fn is_running(&mut self, i: usize) -> bool {
+        let Some(node) = self.nodes.get_mut(i) else {
+            return false;
+        };
+        let alive = matches!(node.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)));
+        if !alive {
+            reap(node.child.take());
+            node.state = State::Down;
+        }
+        alive
+    }
+
+    /// SIGKILL node `i` and reap it (a crash: no controlled shutdown).
+    pub fn kill(&mut self, node: usize) -> Result<(), KafkaTestError> {
+        self.check(node)?;
+        reap(self.nodes[node].child.take());
+        self.nodes[node].state = State::Down;
+        Ok(())
+    }
+
+    /// SIGTERM node `i` (controlled shutdown: leaderships move first) and wait for it to exit;
+    /// SIGKILL after 60 s.
+    pub fn stop(&mut self, node: usize) -> Result<(), KafkaTestError> {
+        // SIGCONT too, so a paused node gets the SIGTERM (harmless on a running one).
+        self.signal(node, "TERM", State::Down)?;
+        self.signal(node, "CONT", State::Down)?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        if let Some(mut child) = self.nodes[node].child.take() {
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            reap(Some(child));
+        }
+        self.nodes[node].state = State::Down;
+        Ok(())
+    }
+
+    /// Start node `i` again (same ports, same data dir) after [`kill`](Self::kill) or
+    /// [`stop`](Self::stop), and wait until it serves metadata that lists itself.
+    pub fn start_node(&mut self, node: usize) -> Result<(), KafkaTestError> {
+        self.check(node)?;
+        if self.is_running(node) {
+            return Ok(());
+        }
+        self.spawn_node(node)?;
+        self.wait_ready(&[node])
+    }
+
+    /// SIGSTOP node `i`: it keeps its sockets but answers nothing (a hung broker).
+    pub fn pause(&mut self, node: usize) -> Result<(), KafkaTestError> {
+        self.signal(node, "STOP", State::Paused)
+    }
+
+    /// SIGCONT node `i` after [`pause`](Self::pause).
+    pub fn resume(&mut self, node: usize) -> Result<(), KafkaTestError> {
+        self.signal(node, "CONT", State::Running)
+    }
+
+    /// Broker node ids in a Metadata answer from the running, unpaused nodes.
+    pub fn broker_ids(&self) -> Result<Vec<i32>, KafkaTestError> {
+        Ok(metadata(self.live_addrs(), None)?.0)
+    }
+
+    /// The Kafka node id leading `topic`/`partition` per the running nodes' metadata (`None`: no
+    /// leader right now, or no such partition). Map it to an index with [`index_of`](Self::index_of).
+    pub fn leader(&self, topic: &str, partition: i32) -> Result<Option<i32>, KafkaTestError> {
+        Ok(metadata(self.live_addrs(), Some((topic, partition)))?.1)
+    }
+
+    /// Poll [`leader`](Self::leader) until it names a node other than `not` (e.g. the old
+    /// leader after killing it), or `within` passes.
+    pub fn wait_new_leader(
+        &self,
+        topic: &str,
+        partition: i32,
+        not: i32,
+        within: Duration,
+    ) -> Result<i32, KafkaTestError> {
+        let started = Instant::now();
+        loop {
+            let last = match self.leader(topic, partition) {
+                Ok(Some(l)) if l != not => return Ok(l),
+                Ok(other) => format!("leader {other:?}"),
+                Err(e) => e.to_string(),
+            };
+            if started.elapsed() > within {
+                let log = &self.nodes[0].log;
+                return Err(KafkaTestError::NotReady {
+                    secs: within.as_secs(),
+                    why: format!("no new leader for {topic}/{partition} (not {not}); {last}"),
+                    log: tail_of(log, 20),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for KafkaCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            reap(node.child.take());
+            let _ = std::fs::remove_dir_all(node.dir.join("data"));
+        }
+        if !self.keep_dir && !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A broker for ordinary tests: the shared one named by `$AVRO_EDGE_KAFKA_BROKERS`, or an own
+/// single node (stopped on drop).
+#[derive(Debug)]
+pub enum TestKafka {
+    Shared(String),
+    Own(KafkaCluster),
+}
+
+impl TestKafka {
+    /// Bootstrap list for clients.
+    pub fn bootstrap(&self) -> String {
+        match self {
+            TestKafka::Shared(b) => b.clone(),
+            TestKafka::Own(c) => c.bootstrap(),
+        }
+    }
+}
+
+/// The shared broker when `$AVRO_EDGE_KAFKA_BROKERS` is set (no JVM is started), else a new
+/// single node.
+pub fn shared_broker() -> Result<TestKafka, KafkaTestError> {
+    match std::env::var(SHARED_BROKERS_ENV) {
+        Ok(b) if !b.trim().is_empty() => Ok(TestKafka::Shared(b.trim().to_string())),
+        _ => KafkaCluster::single().map(TestKafka::Own),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ids_are_22_url_safe_chars_and_differ() {
+        let (a, b) = (random_cluster_id(), random_cluster_id());
+        let url_safe = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        assert!(
+            a.len() == 22 && !a.starts_with('-') && a.chars().all(url_safe),
+            "{a}"
+        );
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn three_node_properties_replicate() {
+        let none = || PathBuf::from("/nonexistent");
+        let ports = [1000, 2000, 1001, 2001, 1002, 2002];
+        let mut c = KafkaCluster::layout(none(), none(), none(), KafkaOpts::default(), &ports);
+        c.opts
+            .extra_props
+            .push(("num.partitions".into(), "4".into()));
+        let p = c.server_properties(1);
+        for line in [
+            "node.id=2",
+            "controller.quorum.voters=1@127.0.0.1:2000,2@127.0.0.1:2001,3@127.0.0.1:2002",
+            "default.replication.factor=3",
+            "min.insync.replicas=2",
+            "offsets.topic.replication.factor=3",
+        ] {
+            assert!(p.contains(&format!("\n{line}\n")), "{line} in:\n{p}");
+        }
+        assert!(p.ends_with("num.partitions=4\n"), "extra props come last");
+    }
+}

@@ -1,0 +1,182 @@
+//! The machine side of a test Kafka node: where the jars and java are, free ports, unique data
+//! directories, cluster ids, log tails, and a one-shot Metadata probe through our own client.
+//!
+//! Must not start or stop brokers (that is `super::KafkaCluster`).
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{Read, Seek, SeekFrom};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use avro_edge::__test::{self as kafka, Client, ClientConfig, ConnConfig};
+
+use super::{KAFKA_VERSION, KafkaTestError};
+
+/// Where the jars are, or why not (the places looked in).
+pub fn kafka_libs() -> Result<PathBuf, KafkaTestError> {
+    let sub = format!("kafka-{KAFKA_VERSION}/libs");
+    let env = |k| std::env::var_os(k).map(PathBuf::from);
+    let candidates: Vec<PathBuf> = [env("KAFKA_LIBS"), crate::cache_dir().map(|c| c.join(&sub))]
+        .into_iter()
+        .flatten()
+        .collect();
+    let marker = format!("kafka_2.13-{KAFKA_VERSION}.jar");
+    if let Some(found) = candidates.iter().find(|c| c.join(&marker).is_file()) {
+        return Ok(found.clone());
+    }
+    let looked: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
+    Err(KafkaTestError::JarsMissing(
+        KAFKA_VERSION,
+        looked.join(", "),
+    ))
+}
+
+pub(super) fn java_bin() -> PathBuf {
+    if let Some(home) = std::env::var_os("JAVA_HOME") {
+        let j = PathBuf::from(home).join("bin/java");
+        if j.is_file() {
+            return j;
+        }
+    }
+    PathBuf::from("java")
+}
+
+/// The last `n` lines of a log file (at most the last 64 KiB are read).
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return format!("(cannot read {})", path.display());
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `count` distinct loopback ports that were free a moment ago (all held open while picking).
+pub(super) fn free_ports(count: usize) -> Result<Vec<u16>, KafkaTestError> {
+    let what = || "picking a free loopback port".to_string();
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").map_err(io_err(what())))
+        .collect::<Result<Vec<_>, _>>()?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()).map_err(io_err(what())))
+        .collect()
+}
+
+pub(super) fn random_u64(salt: u64) -> u64 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(salt);
+    h.write_u32(std::process::id());
+    if let Ok(d) = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
+        h.write_u128(d.as_nanos());
+    }
+    h.finish()
+}
+
+/// A random Kafka cluster id: 16 bytes as URL-safe base64 without padding (as `kafka-storage
+/// random-uuid`): 21 free characters and a last one carrying 2 bits; never a leading `-`.
+pub(super) fn random_cluster_id() -> String {
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let (mut a, mut b) = (random_u64(1), random_u64(2));
+    let mut out: String = (0..21)
+        .map(|i| {
+            let c = B64[(a & 63) as usize] as char;
+            (a, b) = ((a >> 6) | (b << 58), b >> 6);
+            if i == 0 && c == '-' { 'A' } else { c }
+        })
+        .collect();
+    out.push(b"AQgw"[(a & 3) as usize] as char);
+    out
+}
+
+pub(super) fn unique_dir() -> Result<PathBuf, KafkaTestError> {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "avro-edge-kafka-{}-{n}-{:x}",
+            std::process::id(),
+            random_u64(n as u64) & 0xffff_ffff
+        ));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err(format!("creating {}", dir.display()))(e)),
+        }
+    }
+}
+
+/// SIGKILL and reap (nothing when there is no process).
+pub(super) fn reap(child: Option<Child>) {
+    if let Some(mut child) = child {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+pub(super) fn io_err(what: String) -> impl FnOnce(std::io::Error) -> KafkaTestError {
+    move |source| KafkaTestError::Io { what, source }
+}
+
+pub(super) fn write_file(path: &Path, text: &str) -> Result<(), KafkaTestError> {
+    std::fs::write(path, text).map_err(io_err(format!("writing {}", path.display())))
+}
+
+pub(super) const LOG4J2: &str = "\
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = out
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+logger.state.name = state.change.logger
+logger.state.level = WARN
+";
+
+/// One Metadata request through our own client, with short timeouts: the broker ids (sorted)
+/// and, for `leader_of = Some((topic, partition))`, that partition's leader.
+pub(super) fn metadata(
+    bootstrap: Vec<String>,
+    leader_of: Option<(&str, i32)>,
+) -> Result<(Vec<i32>, Option<i32>), KafkaTestError> {
+    let err = |e: avro_edge::KafkaError| KafkaTestError::Metadata(e.to_string());
+    if bootstrap.is_empty() {
+        return Err(KafkaTestError::Metadata("no running node".into()));
+    }
+    let client = Client::new(ClientConfig {
+        bootstrap,
+        conn: ConnConfig {
+            client_id: "avro-edge-testkit".into(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            ..ConnConfig::default()
+        },
+        connect_deadline: Duration::from_secs(3),
+        ..ClientConfig::default()
+    })
+    .map_err(err)?;
+    let topics: Vec<&str> = leader_of.iter().map(|(t, _)| *t).collect();
+    let resp = kafka::block_on(client.fetch_metadata(&topics)).map_err(err);
+    client.close();
+    let resp = resp?;
+    let mut ids: Vec<i32> = resp.brokers.iter().map(|b| b.node_id.0).collect();
+    ids.sort_unstable();
+    let leader = leader_of.and_then(|(topic, partition)| {
+        resp.topics
+            .iter()
+            .filter(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition_index == partition)
+            .map(|p| p.leader_id.0)
+            .filter(|&l| l >= 0)
+    });
+    Ok((ids, leader))
+}
