@@ -104,7 +104,7 @@ impl TestRegistry {
     }
 
     /// Register `.avsc` files (a directory expands to its files, sorted by subject then `-vN`
-    /// version) under the subject named by each file (see [`subject_for_file`]); `(subject, id)`s.
+    /// version) under the subject named by each file (see [`crate::subject_for_file`]); `(subject, id)`s.
     pub fn preload(&self, path: &Path) -> Result<Vec<(String, u32)>, String> {
         let mut out = Vec::new();
         for (subject, file) in avsc_files(path)? {
