@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use std::io::Write as _;
 
-use crate::codec::Codec;
+use crate::codec::{Codec, CodecError};
 use crate::kafka::TopicSpec;
 use crate::kafka::consumer::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset};
 use crate::kafka::producer::{Acks, Compression, DeliveryHandle, Producer, ProducerConfig};
@@ -256,7 +256,7 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
             Ok(v) => v,
             Err(e) => {
                 t.failed += 1;
-                eprintln!("error[not-json]: line {}: {e}", t.read);
+                super::report_line(t.read, &CodecError::NotJson(e.to_string()));
                 continue;
             }
         };
@@ -264,11 +264,7 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
             Ok(b) => b,
             Err(e) => {
                 t.failed += 1;
-                eprintln!(
-                    "error[{}]: line {}: {e}",
-                    crate::error::ErrorKind::kind(&e),
-                    t.read
-                );
+                super::report_line(t.read, &e);
                 continue;
             }
         };
