@@ -22,6 +22,7 @@ use crate::spool::{FsyncPolicy, SpoolOptions, WhenFull};
 
 /// Everything that can be wrong with a configuration.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     #[error("cannot read config file {}: {source}", path.display())]
     Read {

@@ -101,7 +101,7 @@ mod spool;
 mod wire;
 
 // Errors: one trait for the stable kind names, one enum per layer.
-pub use error::ErrorKind;
+pub use error::{ErrorKind, KINDS};
 
 // Schemas, the codec and the Confluent wire frame.
 pub use codec::{

@@ -23,6 +23,7 @@ use crate::error::ErrorKind;
 
 /// Why a schema text is not a usable Avro schema.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SchemaError {
     /// The text is not JSON. `message` is in Python's `json` wording (what Karapace reports).
     #[error("schema is not valid JSON: {message}")]

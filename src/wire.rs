@@ -11,6 +11,7 @@ pub const HEADER_LEN: usize = 5;
 
 /// Why a message is not a Confluent frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WireError {
     /// The message is shorter than the 5-byte header.
     #[error("message has {len} bytes, shorter than the 5-byte header (magic byte + schema id)")]

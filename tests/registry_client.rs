@@ -514,6 +514,7 @@ fn a_disagreeing_cache_entry_is_reported_not_overwritten() {
         .unwrap()
         .writer_schema("sensor-data-value")
         .unwrap_err();
+    assert_eq!(e.kind(), "schema-cache-conflict", "{e}");
     assert!(
         e.to_string().contains("version 1")
             && e.to_string().contains("id 9")

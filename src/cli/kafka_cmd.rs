@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use std::io::Write as _;
 
-use avro_edge::Codec;
 use avro_edge::TopicSpec;
 use avro_edge::open_source;
 use avro_edge::{Acks, Compression, DeliveryHandle, Producer, ProducerConfig};
 use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset};
+use avro_edge::{Codec, CodecError};
 
 #[derive(Debug, clap::Args)]
 pub struct ProduceArgs {
@@ -256,7 +256,7 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
             Ok(v) => v,
             Err(e) => {
                 t.failed += 1;
-                eprintln!("error[not-json]: line {}: {e}", t.read);
+                super::report_line(t.read, &CodecError::NotJson(e.to_string()));
                 continue;
             }
         };
@@ -264,11 +264,7 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
             Ok(b) => b,
             Err(e) => {
                 t.failed += 1;
-                eprintln!(
-                    "error[{}]: line {}: {e}",
-                    avro_edge::ErrorKind::kind(&e),
-                    t.read
-                );
+                super::report_line(t.read, &e);
                 continue;
             }
         };

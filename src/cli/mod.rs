@@ -111,8 +111,19 @@ pub fn main() -> i32 {
     match result {
         Ok(()) => 0,
         Err(f) => {
-            eprintln!("error[{}]: {}", f.kind, f.message);
+            print_error(f.kind, &f.message);
             f.code
         }
     }
+}
+
+/// The one place that writes `error[<kind>]: <message>` to stderr: once for a command's failure
+/// (from [`main`]), and once per rejected input line for the commands that go on past one.
+fn print_error(kind: &str, message: &str) {
+    eprintln!("error[{kind}]: {message}");
+}
+
+/// A rejected input line that does not stop the command: `error[<kind>]: line <n>: <message>`.
+pub(crate) fn report_line(line: u64, err: &dyn ErrorKind) {
+    print_error(err.kind(), &format!("line {line}: {err}"));
 }

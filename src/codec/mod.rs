@@ -41,6 +41,7 @@ pub use typed::{AvroField, AvroRecord, Bound, Shape, Slot, TypedReader, TypedWri
 /// Decode errors carry the byte offset in the Avro body; encode errors name the field path
 /// (e.g. `products[1].quantity`).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CodecError {
     #[error(transparent)]
     Wire(#[from] WireError),

@@ -87,6 +87,7 @@ impl<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> RecordSink for Laz
 
 /// What can stop the forwarder from starting.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ForwardError {
     #[error(transparent)]
     Spool(#[from] SpoolError),

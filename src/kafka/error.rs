@@ -8,8 +8,13 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError;
 
 use crate::error::ErrorKind;
+use crate::kafka::group::GroupError;
+use crate::kafka::record::BatchError;
 
+/// Every variant has a stable kind (see [`ErrorKind`]); a variant that carries the error of
+/// another layer ([`KafkaError::Batch`], [`KafkaError::Group`]) has that error's kind.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum KafkaError {
     /// No connection could be made to any of the given brokers before the deadline.
     #[error("broker unreachable: {broker}: {reason}")]
@@ -27,9 +32,24 @@ pub enum KafkaError {
         name: String,
         context: String,
     },
-    /// A frame or message could not be encoded or decoded.
+    /// A frame or message could not be encoded or decoded, or the broker answered something the
+    /// protocol does not allow. Only for failures with no typed cause: those have their own variant.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// A record batch in a Fetch answer cannot be read. The consumer stops at `position` (records
+    /// before the batch were delivered) until the application seeks past it. Kind: the batch error's.
+    #[error("{topic}-{partition} at offset {position}: {source}; seek past it to go on")]
+    Batch {
+        topic: String,
+        partition: i32,
+        position: i64,
+        #[source]
+        source: BatchError,
+    },
+    /// Consumer-protocol bytes from the coordinator (another member's subscription, or our
+    /// assignment) cannot be read. Kind: the group error's.
+    #[error(transparent)]
+    Group(#[from] GroupError),
     /// The broker does not support a version of an API we need.
     #[error("broker {broker} does not support API key {api_key} in a version we speak")]
     UnsupportedVersion { api_key: i16, broker: String },
@@ -57,11 +77,16 @@ impl KafkaError {
     /// Build from a non-zero Kafka error code; `None` for code 0.
     pub fn from_code(code: i16, context: impl Into<String>) -> Option<KafkaError> {
         let e = ResponseError::try_from_code(code)?;
-        Some(KafkaError::Kafka {
-            code,
+        Some(KafkaError::from_response(e, context))
+    }
+
+    /// Build from an error the broker answered with (never code 0, so this cannot fail).
+    pub fn from_response(e: ResponseError, context: impl Into<String>) -> KafkaError {
+        KafkaError::Kafka {
+            code: e.code(),
             name: e.to_string(),
             context: context.into(),
-        })
+        }
     }
 
     /// The Kafka error code, when the broker sent one.
@@ -107,6 +132,8 @@ impl ErrorKind for KafkaError {
             KafkaError::Disconnected { .. } => "disconnected",
             KafkaError::Kafka { .. } => "kafka-error",
             KafkaError::Protocol(_) => "protocol-error",
+            KafkaError::Batch { source, .. } => source.kind(),
+            KafkaError::Group(e) => e.kind(),
             KafkaError::UnsupportedVersion { .. } => "unsupported-version",
             KafkaError::Auth(_) => "auth-failed",
             KafkaError::Tls(_) => "tls-error",
@@ -133,5 +160,33 @@ mod tests {
         let fatal = KafkaError::from_code(10, "produce").unwrap(); // MESSAGE_TOO_LARGE
         assert!(!fatal.is_retriable());
         assert!(KafkaError::from_code(0, "x").is_none());
+    }
+
+    #[test]
+    fn carried_errors_keep_their_kind_and_stay_fatal() {
+        let batch = KafkaError::Batch {
+            topic: "t".into(),
+            partition: 3,
+            position: 7,
+            source: BatchError::Unsupported {
+                offset: 5,
+                what: "zstd compression",
+            },
+        };
+        assert_eq!(batch.kind(), "unsupported-record-format");
+        assert_eq!(
+            batch.to_string(),
+            "t-3 at offset 7: record batch at offset 5 uses zstd compression, which avro-edge \
+             does not read; seek past it to go on"
+        );
+        let group = KafkaError::from(crate::kafka::group::decode_assignment(&[0]).unwrap_err());
+        assert_eq!(group.kind(), "bad-group-metadata");
+        // As when they were `Protocol` errors: not retried, no metadata refresh.
+        for e in [batch, group] {
+            assert!(!e.is_retriable() && !e.needs_metadata_refresh(), "{e}");
+            assert_eq!(e.code(), None);
+        }
+        let fatal = KafkaError::from_response(ResponseError::GroupAuthorizationFailed, "group g");
+        assert_eq!((fatal.code(), fatal.kind()), (Some(30), "kafka-error"));
     }
 }

@@ -25,7 +25,8 @@ pub const PROTOCOL_TYPE: &str = "consumer";
 pub type TopicPartitions = BTreeMap<String, Vec<i32>>;
 
 /// Bytes from another member (through the coordinator) that are not a valid consumer-protocol message.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum GroupError {
     #[error("bad consumer-protocol {what}: {reason}")]
     BadMetadata { what: &'static str, reason: String },

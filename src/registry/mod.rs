@@ -29,6 +29,7 @@ pub trait SchemaSource: Send + Sync {
 
 /// Everything the registry client, the offline cache and the test registry can fail with.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegistryError {
     /// The registry answered with an error body `{"error_code":N,"message":...}` (or, for a route it
     /// does not have, a bare JSON string such as `"Not Found"`: then `code` is the HTTP status).

@@ -102,6 +102,7 @@ impl Default for SpoolOptions {
 
 /// Everything the spool can fail with.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SpoolError {
     #[error("spool {op} {}: {source}", path.display())]
     Io {

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -40,11 +41,10 @@ impl Consumer {
         // In assign mode there is no membership: generation -1 and an empty member id.
         let (generation, member_id) = if self.subscribed() {
             if member.generation_id < 0 {
-                return Err(KafkaError::from_code(
-                    22,
+                return Err(KafkaError::from_response(
+                    ResponseError::IllegalGeneration,
                     format!("commit to {}: not in a generation", g.group_id),
-                )
-                .unwrap_or(KafkaError::Protocol("commit".into())));
+                ));
             }
             (member.generation_id, member.member_id.clone())
         } else {

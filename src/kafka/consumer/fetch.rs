@@ -366,11 +366,13 @@ impl Consumer {
         if let Some(e) = fetched.error {
             // Records before the bad batch are delivered; the next poll stops at it.
             let at = self.positions.position(t, p).unwrap_or(pos);
-            tracing::warn!(topic = t, partition = p, offset = at, error = %e, "unreadable record batch");
-            failed.get_or_insert(KafkaError::Protocol(format!(
-                "{t}-{p} at offset {at}: {e} ({}); seek past it to go on",
-                e.kind()
-            )));
+            tracing::warn!(topic = t, partition = p, offset = at, kind = e.kind(), error = %e, "unreadable record batch");
+            failed.get_or_insert(KafkaError::Batch {
+                topic: t.to_string(),
+                partition: p,
+                position: at,
+                source: e,
+            });
         }
         out.extend(fetched.records);
     }

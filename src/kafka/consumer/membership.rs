@@ -272,10 +272,10 @@ impl Consumer {
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
                 GroupAction::Fatal(e) => {
-                    return Err(
-                        KafkaError::from_code(e.code(), format!("group {}", g.group_id))
-                            .unwrap_or(KafkaError::Protocol(e.to_string())),
-                    );
+                    return Err(KafkaError::from_response(
+                        e,
+                        format!("group {}", g.group_id),
+                    ));
                 }
             }
         }
@@ -360,9 +360,7 @@ impl Consumer {
         if st.member.generation_id != member.generation_id {
             return Ok(GroupAction::Rejoin);
         }
-        st.member
-            .on_sync(sync.error_code, &sync.assignment)
-            .map_err(|e| KafkaError::Protocol(e.to_string()))
+        Ok(st.member.on_sync(sync.error_code, &sync.assignment)?)
     }
 
     /// The leader's job: decode every member's subscription, look up partition counts, assign.

@@ -112,6 +112,7 @@ pub struct Producer {
 
 /// Why a typed send failed: the record did not encode, or Kafka did not take it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecordError {
     #[error("no codec attached: build the producer with Producer::with_codec")]
     NoCodec,

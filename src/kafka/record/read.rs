@@ -29,7 +29,8 @@ pub struct RawRecord {
 }
 
 /// A record batch in a Fetch answer that cannot be read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum BatchError {
     #[error("corrupt record batch at offset {offset}: {reason}")]
     Corrupt { offset: i64, reason: String },
