@@ -38,7 +38,7 @@ impl Layer {
         })?;
         if let Some(before) = self.given_as.get(key)
             && before != shown
-            && self.values.get(key) != Some(&value)
+            && self.values.get(key).is_some_and(|v| !same(v, &value))
         {
             return Err(invalid(
                 key,
@@ -60,6 +60,25 @@ impl Layer {
         }
         self
     }
+}
+
+/// The same setting: equal, or a list and the comma-separated string of the same items.
+fn same(a: &Value, b: &Value) -> bool {
+    fn scalar(v: &Value) -> String {
+        match v {
+            Value::String(s) => s.trim().to_string(),
+            Value::Integer(i) => i.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Boolean(b) => b.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+    let text = |v: &Value| match v {
+        Value::String(s) => s.split(',').map(str::trim).collect::<Vec<_>>().join(","),
+        Value::Array(items) => items.iter().map(scalar).collect::<Vec<_>>().join(","),
+        other => scalar(other),
+    };
+    a == b || text(a) == text(b)
 }
 
 /// The TOML file. Tables inside a section are flattened to dotted names, so librdkafka properties
