@@ -143,8 +143,9 @@ pub use kafka::{KafkaError, Mechanism as SaslMechanism, SaslConfig, TopicSpec};
 /// `input → codec → spool → producer → Kafka`, its metrics, and the two traits it is built on.
 pub mod forwarder {
     pub use crate::config::{
-        Acks, Compression, Config, ConfigError, InputConfig, InputKind, KEYS, KafkaSettings,
-        MetricsSettings, RegistrySettings, Sasl, Secret, StartAt, env_name, parse_set, parse_size,
+        ALIASES, Config, ConfigError, InputConfig, InputKind, KEYS, KafkaSettings, MetricsSettings,
+        RegistrySettings, Sasl, Secret, SecurityProtocol, StartAt, env_name, kafka_settings,
+        parse_property, parse_set, parse_size, resolve_key,
     };
     pub use crate::forward::dead_letter::rfc3339_ms;
     pub use crate::forward::plug::{producer_config, run_configured};

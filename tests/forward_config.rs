@@ -6,9 +6,11 @@ mod spool_support;
 use std::path::Path;
 use std::time::Duration;
 
-use avro_edge::ErrorKind;
-use avro_edge::forwarder::{Acks, Compression, Config, InputKind, KEYS, StartAt, env_name};
-use avro_edge::{FsyncPolicy, WhenFull};
+use avro_edge::forwarder::{
+    ALIASES, Config, InputKind, KEYS, SecurityProtocol, StartAt, env_name, kafka_settings,
+    parse_property,
+};
+use avro_edge::{Acks, Compression, ErrorKind, FsyncPolicy, SaslMechanism as Mechanism, WhenFull};
 use spool_support::TempDir;
 
 fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -83,6 +85,9 @@ fn every_key_is_settable_from_env_and_flags() {
             "kafka.acks" => "1",
             "kafka.compression" => "gzip",
             "kafka.sasl_mechanism" => "SCRAM-SHA-512",
+            "kafka.security_protocol" => "PLAINTEXT",
+            "kafka.ssl_ca_location" => "/etc/ssl/ca.pem",
+            "kafka.enable_idempotence" => "false",
             "spool.fsync" => "always",
             "spool.when_full" => "drop_oldest",
             "spool.max_bytes" | "max_line_bytes" | "kafka.batch_size" | "dead_letter_max_bytes" => {
@@ -102,8 +107,18 @@ fn every_key_is_settable_from_env_and_flags() {
             base.push(("kafka.sasl_username".into(), "u".into()));
             base.push(("kafka.sasl_password".into(), "p".into()));
         }
+        if *key == "kafka.ssl_ca_location" {
+            base.push(("kafka.security_protocol".into(), "SSL".into()));
+        }
         let mut flags = base.clone();
         flags.push((key.to_string(), value.to_string()));
+        if key.contains("ssl") && !cfg!(feature = "tls") {
+            // TLS settings need the `tls` feature: without it, a clear error naming the feature.
+            let e = Config::load(None, Vec::new(), &flags).unwrap_err();
+            assert_eq!(e.kind(), "config-invalid");
+            assert!(e.to_string().contains("tls"), "{e}");
+            continue;
+        }
         Config::load(None, Vec::new(), &flags)
             .unwrap_or_else(|e| panic!("flag {key}={value}: {e}"));
         let env: Vec<(String, String)> = flags
@@ -194,4 +209,350 @@ fn sample_forwarder_toml_is_valid() {
     let c = Config::load(Some(&sample), Vec::new(), &kv(&[("input.type", "stdin")])).unwrap();
     assert_eq!(c.inputs.len(), 1);
     assert_eq!(c.inputs[0].kind, InputKind::Stdin);
+}
+
+#[test]
+fn acks_all_in_capitals_works_in_the_file_as_on_the_cli() {
+    let dir = TempDir::new("cfg-acks");
+    let f = dir.join("f.toml");
+    std::fs::write(&f, "[kafka]\nacks = \"ALL\"\ncompression = \"GZIP\"\n").unwrap();
+    let c = Config::load(Some(&f), Vec::new(), &[]).unwrap();
+    assert_eq!(c.kafka.acks, Acks::All);
+    assert_eq!(c.kafka.compression, Compression::Gzip);
+    // acks as a TOML integer, as librdkafka users write it.
+    std::fs::write(&f, "[kafka]\nacks = -1\n").unwrap();
+    assert_eq!(
+        Config::load(Some(&f), Vec::new(), &[]).unwrap().kafka.acks,
+        Acks::All
+    );
+    std::fs::write(&f, "[kafka]\nacks = 1\n").unwrap();
+    assert_eq!(
+        Config::load(Some(&f), Vec::new(), &[]).unwrap().kafka.acks,
+        Acks::Leader
+    );
+    // The same parser, the same message, from every layer.
+    let e = Config::load(None, Vec::new(), &kv(&[("kafka.acks", "most")])).unwrap_err();
+    assert!(
+        e.to_string().contains("'most': expected all, 1 or 0"),
+        "{e}"
+    );
+    std::fs::write(&f, "[kafka]\nacks = \"most\"\n").unwrap();
+    let e = Config::load(Some(&f), Vec::new(), &[]).unwrap_err();
+    assert!(
+        e.to_string().contains("'most': expected all, 1 or 0"),
+        "{e}"
+    );
+    let e = Config::load(None, Vec::new(), &kv(&[("kafka.compression", "zstd")])).unwrap_err();
+    assert_eq!(e.kind(), "config-invalid");
+    assert!(e.to_string().contains("not supported yet"), "{e}");
+}
+
+/// A value valid for the key an alias stands for.
+fn sample_value(key: &str) -> &'static str {
+    match key {
+        "kafka.brokers" => "a:1,b:2",
+        "kafka.acks" => "1",
+        "kafka.compression" => "snappy",
+        "kafka.security_protocol" => "SASL_PLAINTEXT",
+        "kafka.sasl_mechanism" => "SCRAM-SHA-256",
+        "kafka.ssl_ca_location" => "/etc/ssl/ca.pem",
+        "kafka.enable_idempotence" => "false",
+        "kafka.batch_size" => "4096",
+        "kafka.client_id" | "kafka.sasl_username" | "kafka.sasl_password" => "x",
+        _ => "42",
+    }
+}
+
+/// The base every alias check needs: SASL credentials (for the SASL keys and protocol) and, for the
+/// CA file, a TLS protocol.
+fn alias_base(key: &str) -> Vec<(String, String)> {
+    let mut base = kv(&[("kafka.sasl_username", "u"), ("kafka.sasl_password", "p")]);
+    if key == "kafka.ssl_ca_location" {
+        base.push(("kafka.security_protocol".into(), "SASL_SSL".into()));
+    }
+    base.retain(|(k, _)| k != key);
+    base
+}
+
+#[test]
+fn every_alias_maps_to_its_key_from_file_env_set_and_x() {
+    let dir = TempDir::new("cfg-alias");
+    let f = dir.join("f.toml");
+    for (alias, key) in ALIASES {
+        let value = sample_value(key);
+        let base = alias_base(key);
+        let tls_needed = key.contains("ssl") && !cfg!(feature = "tls");
+        let via_key = Config::load(
+            None,
+            Vec::new(),
+            &[base.clone(), kv(&[(key, value)])].concat(),
+        );
+        let short = alias.strip_prefix("kafka.").unwrap();
+        // --set kafka.<alias>=, -X <alias>=, AVRO_EDGE_KAFKA_<ALIAS>, and the file's [kafka] table.
+        let set = [base.clone(), kv(&[(alias, value)])].concat();
+        let x = [
+            base.clone(),
+            vec![parse_property(&format!("{short}={value}")).unwrap()],
+        ]
+        .concat();
+        let env: Vec<(String, String)> =
+            set.iter().map(|(k, v)| (env_name(k), v.clone())).collect();
+        let mut toml = String::from("[kafka]\n");
+        for (k, v) in &set {
+            toml.push_str(&format!(
+                "{} = \"{v}\"\n",
+                k.strip_prefix("kafka.").unwrap()
+            ));
+        }
+        std::fs::write(&f, toml).unwrap();
+        let loads = [
+            ("--set", Config::load(None, Vec::new(), &set)),
+            ("-X", Config::load(None, Vec::new(), &x)),
+            ("env", Config::load(None, env, &[])),
+            ("file", Config::load(Some(&f), Vec::new(), &[])),
+        ];
+        for (how, got) in loads {
+            if tls_needed {
+                let e = got.unwrap_err();
+                assert!(e.to_string().contains("tls"), "{alias} by {how}: {e}");
+                continue;
+            }
+            let got = got.unwrap_or_else(|e| panic!("{alias}={value} by {how}: {e}"));
+            let want = via_key.as_ref().unwrap();
+            assert_eq!(
+                format!("{:?}", got.kafka),
+                format!("{:?}", want.kafka),
+                "{alias} by {how}"
+            );
+            assert_eq!(
+                got.kafka.sasl.as_ref().map(|s| s.password.expose()),
+                want.kafka.sasl.as_ref().map(|s| s.password.expose()),
+                "{alias} by {how}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_alias_and_its_key_with_two_values_is_an_error_naming_both() {
+    let dir = TempDir::new("cfg-conflict");
+    let f = dir.join("f.toml");
+    let e = Config::load(
+        None,
+        Vec::new(),
+        &kv(&[("kafka.brokers", "a:1"), ("kafka.bootstrap.servers", "b:2")]),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), "config-invalid");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("'kafka.brokers'") && msg.contains("'kafka.bootstrap.servers'"),
+        "{msg}"
+    );
+    // The same value twice is fine (a list and its comma-separated string too); so is a later layer
+    // overriding an earlier one.
+    std::fs::write(
+        &f,
+        "[kafka]\nbrokers = [\"a:1\", \"b:2\"]\nbootstrap.servers = \"a:1,b:2\"\nacks = 1\nrequest.required.acks = \"1\"\n",
+    )
+    .unwrap();
+    Config::load(Some(&f), Vec::new(), &[]).unwrap();
+    Config::load(
+        None,
+        Vec::new(),
+        &kv(&[("kafka.linger_ms", "9"), ("kafka.linger.ms", "9")]),
+    )
+    .unwrap();
+    let c = Config::load(
+        None,
+        kv(&[("AVRO_EDGE_KAFKA_BOOTSTRAP_SERVERS", "env:1")]),
+        &kv(&[("kafka.brokers", "flag:1")]),
+    )
+    .unwrap();
+    assert_eq!(c.kafka.brokers, vec!["flag:1"]);
+    // In the file, and between two librdkafka names.
+    std::fs::write(&f, "[kafka]\nlinger_ms = 5\nqueue.buffering.max.ms = 50\n").unwrap();
+    let e = Config::load(Some(&f), Vec::new(), &[]).unwrap_err();
+    assert!(
+        e.to_string().contains("'kafka.linger_ms'")
+            && e.to_string().contains("'kafka.queue.buffering.max.ms'"),
+        "{e}"
+    );
+    let e = Config::load(
+        None,
+        kv(&[
+            ("AVRO_EDGE_KAFKA_SASL_MECHANISM", "PLAIN"),
+            ("AVRO_EDGE_KAFKA_SASL_MECHANISMS", "SCRAM-SHA-256"),
+        ]),
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("AVRO_EDGE_KAFKA_SASL_MECHANISMS"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_keys_suggest_the_closest_known_name() {
+    let e = Config::load(None, Vec::new(), &kv(&[("kafka.linger", "5")])).unwrap_err();
+    assert_eq!(e.kind(), "config-unknown-key");
+    assert!(
+        e.to_string().contains(
+            "unknown config key 'kafka.linger' (from flags) — did you mean 'kafka.linger_ms'?"
+        ),
+        "{e}"
+    );
+    let e = Config::load(None, Vec::new(), &kv(&[("kafka.bootstrap.server", "a:1")])).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("did you mean 'kafka.bootstrap.servers'"),
+        "{e}"
+    );
+    // From the environment: under a section's prefix, an unknown variable is an error too.
+    let e = Config::load(None, kv(&[("AVRO_EDGE_KAFKA_LINGER", "5")]), &[]).unwrap_err();
+    assert_eq!(e.kind(), "config-unknown-key");
+    assert!(
+        e.to_string()
+            .contains("did you mean 'AVRO_EDGE_KAFKA_LINGER_MS'"),
+        "{e}"
+    );
+    // ... but not the variables that are not configuration keys.
+    Config::load(
+        None,
+        kv(&[
+            ("AVRO_EDGE_REGISTRY_TOKEN", "t"),
+            ("AVRO_EDGE_LOG", "debug"),
+            ("AVRO_EDGE_REGISTRY", "http://r"),
+        ]),
+        &[],
+    )
+    .unwrap();
+    // From the file, librdkafka names outside [kafka] point into it.
+    let dir = TempDir::new("cfg-unknown");
+    let f = dir.join("f.toml");
+    std::fs::write(&f, "linger.ms = 5\n").unwrap();
+    let e = Config::load(Some(&f), Vec::new(), &[]).unwrap_err();
+    assert!(
+        e.to_string().contains("did you mean 'kafka.linger.ms'"),
+        "{e}"
+    );
+    std::fs::write(&f, "[spool]\nmax_byte = \"1MiB\"\n").unwrap();
+    let e = Config::load(Some(&f), Vec::new(), &[]).unwrap_err();
+    assert!(
+        e.to_string().contains("did you mean 'spool.max_bytes'"),
+        "{e}"
+    );
+    std::fs::write(&f, "[[input]]\ntype = \"stdin\"\ntopik = \"t\"\n").unwrap();
+    let e = Config::load(Some(&f), Vec::new(), &[]).unwrap_err();
+    assert!(e.to_string().contains("did you mean 'input.topic'"), "{e}");
+}
+
+#[test]
+fn a_librdkafka_properties_block_pasted_under_kafka_loads() {
+    let dir = TempDir::new("cfg-paste");
+    let f = dir.join("f.toml");
+    std::fs::write(
+        &f,
+        r#"
+[kafka]
+bootstrap.servers = "k1:9092,k2:9092"
+client.id = "gateway-17"
+acks = "all"
+compression.type = "snappy"
+linger.ms = 20
+batch.size = 65536
+request.timeout.ms = 15000
+message.timeout.ms = 120000
+enable.idempotence = false
+security.protocol = "SASL_PLAINTEXT"
+sasl.mechanisms = "SCRAM-SHA-512"
+sasl.username = "gw"
+sasl.password = "pasted-secret"
+"#,
+    )
+    .unwrap();
+    let c = Config::load(Some(&f), Vec::new(), &[]).unwrap();
+    let k = &c.kafka;
+    assert_eq!(k.brokers, vec!["k1:9092", "k2:9092"]);
+    assert_eq!(k.client_id, "gateway-17");
+    assert_eq!(k.acks, Acks::All);
+    assert_eq!(k.compression, Compression::Snappy);
+    assert_eq!(k.linger, Duration::from_millis(20));
+    assert_eq!(k.batch_size, 65536);
+    assert_eq!(k.request_timeout, Duration::from_millis(15_000));
+    assert_eq!(k.delivery_timeout, Duration::from_millis(120_000));
+    assert!(!k.enable_idempotence);
+    assert_eq!(k.security_protocol, SecurityProtocol::SaslPlaintext);
+    let sasl = k.sasl.as_ref().unwrap();
+    assert_eq!(sasl.mechanism, Mechanism::ScramSha512);
+    assert_eq!(
+        (sasl.username.as_str(), sasl.password.expose()),
+        ("gw", "pasted-secret")
+    );
+    assert!(!format!("{c:?}").contains("pasted-secret"));
+    // Defaults: idempotence on, protocol from the credentials.
+    let c = Config::load(None, Vec::new(), &[]).unwrap();
+    assert!(c.kafka.enable_idempotence);
+    assert_eq!(c.kafka.security_protocol, SecurityProtocol::Plaintext);
+}
+
+#[test]
+fn security_protocol_checks() {
+    let load = |flags: &[(&str, &str)]| Config::load(None, Vec::new(), &kv(flags));
+    let e = load(&[("kafka.security.protocol", "SASL_PLAINTEXT")]).unwrap_err();
+    assert_eq!(e.kind(), "config-missing");
+    let e = load(&[
+        ("kafka.security.protocol", "PLAINTEXT"),
+        ("kafka.sasl.username", "u"),
+        ("kafka.sasl.password", "p"),
+    ])
+    .unwrap_err();
+    assert_eq!(e.kind(), "config-invalid");
+    let ssl = load(&[("kafka.security.protocol", "ssl")]);
+    if cfg!(feature = "tls") {
+        assert_eq!(ssl.unwrap().kafka.security_protocol, SecurityProtocol::Ssl);
+    } else {
+        let e = ssl.unwrap_err();
+        assert_eq!(e.kind(), "config-invalid");
+        assert!(e.to_string().contains("`tls` feature"), "{e}");
+    }
+}
+
+#[test]
+fn kafka_settings_alone_for_produce_and_consume() {
+    let k = kafka_settings(&[
+        parse_property("bootstrap.servers=a:1").unwrap(),
+        parse_property("compression.codec=gzip").unwrap(),
+        parse_property("kafka.acks=0").unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(k.brokers, vec!["a:1"]);
+    assert_eq!(k.compression, Compression::Gzip);
+    assert_eq!(k.acks, Acks::None);
+    let e = kafka_settings(&kv(&[("spool.dir", "/x")])).unwrap_err();
+    assert_eq!(e.kind(), "config-invalid");
+    let e = kafka_settings(&[parse_property("linger=5").unwrap()]).unwrap_err();
+    assert!(
+        e.to_string().contains("did you mean 'kafka.linger_ms'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn sasl_password_from_any_name_never_shows_in_debug_output() {
+    for (k, v) in [
+        ("kafka.sasl_password", "hunter2-a"),
+        ("kafka.sasl.password", "hunter2-b"),
+    ] {
+        let c = Config::load(
+            None,
+            Vec::new(),
+            &kv(&[("kafka.sasl.username", "gw"), (k, v)]),
+        )
+        .unwrap();
+        assert_eq!(c.kafka.sasl.as_ref().unwrap().password.expose(), v);
+        assert!(!format!("{c:?}").contains("hunter2"), "{k}");
+        assert!(!format!("{:?}", c.kafka).contains("hunter2"), "{k}");
+    }
 }

@@ -62,15 +62,19 @@ pub struct ForwardFlags {
     /// Drain time on stop, in ms (drain_timeout_ms).
     #[arg(long)]
     pub drain_timeout_ms: Option<String>,
-    /// all | 1 | 0 (kafka.acks).
+    /// all | 1 | 0 (kafka.acks; also -1, leader, none).
     #[arg(long)]
     pub acks: Option<String>,
     /// none | gzip | snappy (kafka.compression).
     #[arg(long)]
     pub compression: Option<String>,
-    /// Any configuration key: --set kafka.linger_ms=5 (repeatable).
+    /// Any configuration key or alias: --set kafka.linger_ms=5 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Kafka client property, librdkafka's name or ours, as in kcat: -X bootstrap.servers=b:9092,
+    /// -X linger.ms=20 (= --set kafka.NAME=VALUE; repeatable).
+    #[arg(short = 'X', value_name = "NAME=VALUE")]
+    pub property: Vec<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -111,6 +115,9 @@ fn flag_pairs(a: &ForwardFlags) -> Result<Vec<(String, String)>, Failure> {
     }
     for s in &a.set {
         out.push(forwarder::parse_set(s).map_err(|e| Failure::bad_input(&e))?);
+    }
+    for p in &a.property {
+        out.push(forwarder::parse_property(p).map_err(|e| Failure::bad_input(&e))?);
     }
     Ok(out)
 }

@@ -8,21 +8,15 @@ use std::time::{Duration, Instant};
 
 use std::io::Write as _;
 
-use avro_edge::TopicSpec;
+use avro_edge::forwarder::{self as config, ConfigError, KafkaSettings, producer_config};
 use avro_edge::open_source;
-use avro_edge::{Acks, Compression, DeliveryHandle, Producer, ProducerConfig};
 use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset};
-use avro_edge::{Codec, CodecError};
+use avro_edge::{Codec, CodecError, DeliveryHandle, Producer};
 
 #[derive(Debug, clap::Args)]
 pub struct ProduceArgs {
-    /// Bootstrap brokers, comma-separated.
-    #[arg(
-        long,
-        env = "AVRO_EDGE_BROKERS",
-        value_delimiter = ',',
-        required = true
-    )]
+    /// Bootstrap brokers, comma-separated (or -X bootstrap.servers=...).
+    #[arg(long, env = "AVRO_EDGE_BROKERS", value_delimiter = ',')]
     pub brokers: Vec<String>,
     /// Topic to produce to.
     #[arg(long)]
@@ -36,31 +30,79 @@ pub struct ProduceArgs {
     /// Offline schema cache directory.
     #[arg(long)]
     pub schema_cache: Option<PathBuf>,
-    /// all | 1 | 0 (0: no acknowledgement, no offsets, loss possible).
-    #[arg(long, default_value = "all")]
-    pub acks: String,
+    /// all | 1 | 0 (default all; 0: no acknowledgement, no offsets, loss possible).
+    #[arg(long)]
+    pub acks: Option<String>,
     /// Record field whose value becomes the Kafka key.
     #[arg(long)]
     pub key_field: Option<String>,
-    /// none | gzip | snappy.
-    #[arg(long, default_value = "none")]
-    pub compression: String,
+    /// none | gzip | snappy (default none).
+    #[arg(long)]
+    pub compression: Option<String>,
     /// Create the topic with this many partitions when it does not exist.
     #[arg(long)]
-    pub create_partitions: Option<i32>,
+    pub create_partitions: Option<String>,
+    /// Kafka client property, librdkafka's name or ours, as in kcat: -X linger.ms=20,
+    /// -X security.protocol=SASL_PLAINTEXT -X sasl.username=u (repeatable; every kafka.* key of
+    /// `forward` but batch_records).
+    #[arg(short = 'X', value_name = "NAME=VALUE")]
+    pub property: Vec<String>,
+}
+
+/// The `kafka.*` keys `consume` uses (the connection's); `produce` uses all but `batch_records`.
+const CONSUME_KEYS: &[&str] = &[
+    "kafka.brokers",
+    "kafka.client_id",
+    "kafka.request_timeout_ms",
+    "kafka.security_protocol",
+    "kafka.sasl_mechanism",
+    "kafka.sasl_username",
+    "kafka.sasl_password",
+    "kafka.ssl_ca_location",
+];
+
+/// The Kafka settings of `produce`/`consume`: the named flags and the `-X` properties (one layer: a key
+/// given twice under two names with two values is an error), checked against what `command` uses.
+fn kafka_settings(
+    named: &[(&str, Option<String>)],
+    properties: &[String],
+    uses: impl Fn(&str) -> bool,
+    command: &str,
+) -> Result<KafkaSettings, Failure> {
+    let mut pairs: Vec<(String, String)> = named
+        .iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v)))
+        .collect();
+    for p in properties {
+        pairs.push(config::parse_property(p).map_err(|e| Failure::bad_input(&e))?);
+    }
+    for (k, _) in &pairs {
+        if let Some(key) = config::resolve_key(k)
+            && !uses(key)
+        {
+            let e = ConfigError::Invalid {
+                key: k.clone(),
+                reason: format!("not used by {command}"),
+            };
+            return Err(Failure::bad_input(&e));
+        }
+    }
+    let settings = config::kafka_settings(&pairs).map_err(|e| Failure::bad_input(&e))?;
+    if settings.brokers.is_empty() {
+        let e = ConfigError::Missing {
+            key: "kafka.brokers (--brokers, -X bootstrap.servers)".into(),
+        };
+        return Err(Failure::bad_input(&e));
+    }
+    Ok(settings)
 }
 
 // ---- consume ----
 
 #[derive(Debug, clap::Args)]
 pub struct ConsumeArgs {
-    /// Bootstrap brokers, comma-separated.
-    #[arg(
-        long,
-        env = "AVRO_EDGE_BROKERS",
-        value_delimiter = ',',
-        required = true
-    )]
+    /// Bootstrap brokers, comma-separated (or -X bootstrap.servers=...).
+    #[arg(long, env = "AVRO_EDGE_BROKERS", value_delimiter = ',')]
     pub brokers: Vec<String>,
     /// Topic to read (repeat for several).
     #[arg(long = "topic", required = true)]
@@ -90,6 +132,11 @@ pub struct ConsumeArgs {
     /// Partition assignor this member prefers.
     #[arg(long, default_value = "range", value_parser = ["range", "roundrobin"])]
     pub assignor: String,
+    /// Kafka client property, librdkafka's name or ours, as in kcat: -X client.id=reader,
+    /// -X security.protocol=SASL_PLAINTEXT -X sasl.username=u (repeatable; the connection's
+    /// settings: brokers, client id, request timeout, security protocol, SASL, CA file).
+    #[arg(short = 'X', value_name = "NAME=VALUE")]
+    pub property: Vec<String>,
 }
 
 fn io_failure(what: &str, e: std::io::Error) -> Failure {
@@ -100,8 +147,22 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
     let source =
         open_source(&a.registry, a.schema_cache.as_deref()).map_err(|e| Failure::bad_input(&e))?;
     let codec = Codec::new(source);
+    let brokers = (!a.brokers.is_empty()).then(|| a.brokers.join(","));
+    let k = kafka_settings(
+        &[("kafka.brokers", brokers)],
+        &a.property,
+        |key| CONSUME_KEYS.contains(&key),
+        "consume",
+    )?;
     let topics: Vec<&str> = a.topics.iter().map(String::as_str).collect();
-    let mut cfg = ConsumerConfig::group(&a.brokers.join(","), &a.group, &topics);
+    let mut cfg = ConsumerConfig::group(&k.brokers.join(","), &a.group, &topics);
+    cfg.client_id = k.client_id.clone();
+    cfg.request_timeout = k.request_timeout;
+    cfg.sasl = k.sasl_config();
+    #[cfg(feature = "tls")]
+    {
+        cfg.tls = k.tls_config();
+    }
     cfg.auto_offset_reset = if a.from_beginning {
         OffsetReset::Earliest
     } else {
@@ -229,13 +290,19 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
     let source = avro_edge::open_source(&a.registry, a.schema_cache.as_deref())
         .map_err(|e| Failure::runtime(&e))?;
     let codec = avro_edge::Codec::new(source);
-    let mut cfg = ProducerConfig::new(a.brokers.clone());
-    cfg.acks = Acks::parse(&a.acks).map_err(|e| Failure::bad_input(&e))?;
-    cfg.compression = Compression::parse(&a.compression).map_err(|e| Failure::bad_input(&e))?;
-    cfg.auto_create = a.create_partitions.map(|partitions| TopicSpec {
-        partitions,
-        replication: 1,
-    });
+    let brokers = (!a.brokers.is_empty()).then(|| a.brokers.join(","));
+    let k = kafka_settings(
+        &[
+            ("kafka.brokers", brokers),
+            ("kafka.acks", a.acks.clone()),
+            ("kafka.compression", a.compression.clone()),
+            ("kafka.create_partitions", a.create_partitions.clone()),
+        ],
+        &a.property,
+        |key| key != "kafka.batch_records",
+        "produce",
+    )?;
+    let cfg = producer_config(&k);
     let producer = Producer::connect(cfg).map_err(|e| Failure::runtime(&e))?;
     let start = Instant::now();
     let mut last_progress = Instant::now();

@@ -11,9 +11,8 @@ use super::{
     Delivery, ForwardError, LazySink, OutRecord, RecordEncoder, RecordSink, Snapshot, StopFlag,
 };
 use crate::codec::{Codec, CodecError};
-use crate::config::{self, KafkaSettings};
-use crate::kafka::producer::{Acks, Compression, Producer, ProducerConfig};
-use crate::kafka::sasl::{Mechanism, SaslConfig};
+use crate::config::{Config, KafkaSettings};
+use crate::kafka::producer::{Producer, ProducerConfig};
 use crate::kafka::{KafkaError, TopicSpec};
 
 impl RecordEncoder for Codec {
@@ -35,33 +34,21 @@ impl RecordSink for Producer {
 }
 
 /// The producer settings for the forwarder's `[kafka]` section (everything else at the producer's
-/// defaults).
+/// defaults). `enable_idempotence` is not passed on: the producer is not idempotent yet.
 pub fn producer_config(k: &KafkaSettings) -> ProducerConfig {
     let mut p = ProducerConfig::new(k.brokers.clone());
-    p.acks = match k.acks {
-        config::Acks::All => Acks::All,
-        config::Acks::Leader => Acks::Leader,
-        config::Acks::None => Acks::None,
-    };
-    p.compression = match k.compression {
-        config::Compression::None => Compression::None,
-        config::Compression::Gzip => Compression::Gzip,
-        config::Compression::Snappy => Compression::Snappy,
-    };
+    p.acks = k.acks;
+    p.compression = k.compression;
     p.linger = k.linger;
     p.batch_size = k.batch_size;
     p.client_id = k.client_id.clone();
     p.request_timeout = k.request_timeout;
     p.delivery_timeout = k.delivery_timeout;
-    p.sasl = k.sasl.as_ref().map(|s| SaslConfig {
-        mechanism: match s.mechanism {
-            config::SaslMechanism::Plain => Mechanism::Plain,
-            config::SaslMechanism::ScramSha256 => Mechanism::ScramSha256,
-            config::SaslMechanism::ScramSha512 => Mechanism::ScramSha512,
-        },
-        username: s.username.clone(),
-        password: s.password.expose().to_string(),
-    });
+    p.sasl = k.sasl_config();
+    #[cfg(feature = "tls")]
+    {
+        p.tls = k.tls_config();
+    }
     p.auto_create = k.create_partitions.map(|partitions| TopicSpec {
         partitions,
         replication: 1,
@@ -73,7 +60,7 @@ pub fn producer_config(k: &KafkaSettings) -> ProducerConfig {
 /// cache, and the producer from the `[kafka]` settings (it connects on first use, so the forwarder
 /// starts and spools while the broker is down). `stdin` feeds the `stdin` input, if there is one.
 pub fn run_configured(
-    cfg: &config::Config,
+    cfg: &Config,
     stdin: Box<dyn BufRead + Send>,
     stop: StopFlag,
 ) -> Result<Snapshot, ForwardError> {

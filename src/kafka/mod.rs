@@ -40,6 +40,7 @@ pub mod group;
 pub mod producer;
 pub mod record;
 pub mod sasl;
+mod setting;
 #[cfg(feature = "tls")]
 pub mod tls;
 

@@ -27,16 +27,38 @@ impl Mechanism {
             Mechanism::ScramSha512 => "SCRAM-SHA-512",
         }
     }
+}
 
-    pub fn parse(s: &str) -> Result<Mechanism, KafkaError> {
-        match s.to_ascii_uppercase().as_str() {
+/// The one parser of mechanism names (CLI, config file, env): `PLAIN`, `SCRAM-SHA-256`,
+/// `SCRAM-SHA-512`, any case.
+impl std::str::FromStr for Mechanism {
+    type Err = KafkaError;
+    fn from_str(s: &str) -> Result<Mechanism, KafkaError> {
+        match s.trim().to_ascii_uppercase().as_str() {
             "PLAIN" => Ok(Mechanism::Plain),
             "SCRAM-SHA-256" => Ok(Mechanism::ScramSha256),
             "SCRAM-SHA-512" => Ok(Mechanism::ScramSha512),
-            other => Err(KafkaError::Config(format!(
-                "unsupported SASL mechanism {other:?}"
+            _ => Err(KafkaError::Config(format!(
+                "'{s}': expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
             ))),
         }
+    }
+}
+
+/// The canonical spelling, as sent in SaslHandshake ([`Mechanism::name`]).
+impl std::fmt::Display for Mechanism {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// From a string, as [`FromStr`](std::str::FromStr).
+impl<'de> serde::Deserialize<'de> for Mechanism {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Mechanism, D::Error> {
+        d.deserialize_any(super::setting::FromStrVisitor::new(
+            "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+            false,
+        ))
     }
 }
 
@@ -239,6 +261,26 @@ impl Scram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mechanism_names_parse_any_case_and_round_trip() {
+        assert_eq!(
+            "scram-sha-256".parse::<Mechanism>().unwrap(),
+            Mechanism::ScramSha256
+        );
+        for m in [
+            Mechanism::Plain,
+            Mechanism::ScramSha256,
+            Mechanism::ScramSha512,
+        ] {
+            assert_eq!(m.to_string().parse::<Mechanism>().unwrap(), m);
+        }
+        let e = "GSSAPI".parse::<Mechanism>().unwrap_err().to_string();
+        assert!(
+            e.contains("'GSSAPI': expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+            "{e}"
+        );
+    }
 
     fn cfg(m: Mechanism, user: &str, pass: &str) -> SaslConfig {
         SaslConfig {

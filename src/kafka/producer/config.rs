@@ -20,17 +20,41 @@ pub enum Acks {
     None,
 }
 
-impl Acks {
-    pub fn parse(s: &str) -> Result<Acks, KafkaError> {
-        match s.to_ascii_lowercase().as_str() {
+/// The one parser of acks (CLI, config file, env): `all`/`-1`, `1`/`leader`, `0`/`none`, any case.
+impl std::str::FromStr for Acks {
+    type Err = KafkaError;
+    fn from_str(s: &str) -> Result<Acks, KafkaError> {
+        match s.trim().to_ascii_lowercase().as_str() {
             "all" | "-1" => Ok(Acks::All),
             "1" | "leader" => Ok(Acks::Leader),
             "0" | "none" => Ok(Acks::None),
-            other => Err(KafkaError::Config(format!(
-                "acks must be all, 1 or 0, not {other:?}"
-            ))),
+            _ => Err(KafkaError::Config(format!("'{s}': expected all, 1 or 0"))),
         }
     }
+}
+
+/// The canonical spelling: `all`, `1`, `0`.
+impl std::fmt::Display for Acks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Acks::All => "all",
+            Acks::Leader => "1",
+            Acks::None => "0",
+        })
+    }
+}
+
+/// From a string (as [`FromStr`](std::str::FromStr)) or the integers -1, 1, 0.
+impl<'de> serde::Deserialize<'de> for Acks {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Acks, D::Error> {
+        d.deserialize_any(crate::kafka::setting::FromStrVisitor::new(
+            "all, 1 or 0 (or -1)",
+            true,
+        ))
+    }
+}
+
+impl Acks {
     pub(super) fn wire(self) -> i16 {
         match self {
             Acks::All => -1,
@@ -136,11 +160,35 @@ mod tests {
 
     #[test]
     fn acks_parse_and_wire_values() {
-        assert_eq!(Acks::parse("all").unwrap().wire(), -1);
-        assert_eq!(Acks::parse("-1").unwrap(), Acks::All);
-        assert_eq!(Acks::parse("1").unwrap().wire(), 1);
-        assert_eq!(Acks::parse("0").unwrap().wire(), 0);
-        assert!(Acks::parse("2").is_err());
+        let p = |s: &str| s.parse::<Acks>();
+        assert_eq!(p("all").unwrap().wire(), -1);
+        assert_eq!(p("ALL").unwrap(), Acks::All);
+        assert_eq!(p("-1").unwrap(), Acks::All);
+        assert_eq!(p("1").unwrap().wire(), 1);
+        assert_eq!(p("Leader").unwrap(), Acks::Leader);
+        assert_eq!(p("0").unwrap().wire(), 0);
+        assert_eq!(p("none").unwrap(), Acks::None);
+        let e = p("2").unwrap_err().to_string();
+        assert!(e.contains("'2': expected all, 1 or 0"), "{e}");
         assert_eq!(Acks::default(), Acks::All);
+        for a in [Acks::All, Acks::Leader, Acks::None] {
+            assert_eq!(p(&a.to_string()).unwrap(), a);
+        }
+    }
+
+    #[test]
+    fn acks_deserialize_from_strings_and_integers() {
+        #[derive(serde::Deserialize)]
+        struct S {
+            a: Acks,
+        }
+        let a = |text: &str| toml::from_str::<S>(text).map(|s| s.a);
+        assert_eq!(a("a = \"ALL\"").unwrap(), Acks::All);
+        assert_eq!(a("a = -1").unwrap(), Acks::All);
+        assert_eq!(a("a = 1").unwrap(), Acks::Leader);
+        assert_eq!(a("a = 0").unwrap(), Acks::None);
+        let e = a("a = 2").unwrap_err().to_string();
+        assert!(e.contains("'2': expected all, 1 or 0"), "{e}");
+        assert!(a("a = true").is_err());
     }
 }

@@ -17,17 +17,47 @@ pub enum Compression {
     Snappy,
 }
 
-impl Compression {
-    pub fn parse(s: &str) -> Result<Compression, KafkaError> {
-        match s.to_ascii_lowercase().as_str() {
-            "none" | "" => Ok(Compression::None),
+/// The one parser of compression names (CLI, config file, env): `none`, `gzip`, `snappy`, any case.
+/// `lz4` and `zstd` are refused with their own message (not supported yet).
+impl std::str::FromStr for Compression {
+    type Err = KafkaError;
+    fn from_str(s: &str) -> Result<Compression, KafkaError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(Compression::None),
             "gzip" => Ok(Compression::Gzip),
             "snappy" => Ok(Compression::Snappy),
-            other => Err(KafkaError::Config(format!(
-                "unsupported compression {other:?} (none, gzip, snappy)"
+            codec @ ("lz4" | "zstd") => Err(KafkaError::Config(format!(
+                "'{s}': {codec} compression is not supported yet (none, gzip or snappy)"
+            ))),
+            _ => Err(KafkaError::Config(format!(
+                "'{s}': expected none, gzip or snappy"
             ))),
         }
     }
+}
+
+/// The canonical spelling: `none`, `gzip`, `snappy`.
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+        })
+    }
+}
+
+/// From a string, as [`FromStr`](std::str::FromStr).
+impl<'de> serde::Deserialize<'de> for Compression {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Compression, D::Error> {
+        d.deserialize_any(crate::kafka::setting::FromStrVisitor::new(
+            "none, gzip or snappy",
+            false,
+        ))
+    }
+}
+
+impl Compression {
     pub(super) fn attribute(self) -> i16 {
         match self {
             Compression::None => 0,
@@ -98,5 +128,22 @@ pub(super) fn decompress(
             what: "zstd compression",
         }),
         _ => Err(corrupt(format!("unknown compression codec {codec}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_any_case_and_round_trip() {
+        assert_eq!("GZIP".parse::<Compression>().unwrap(), Compression::Gzip);
+        for c in [Compression::None, Compression::Gzip, Compression::Snappy] {
+            assert_eq!(c.to_string().parse::<Compression>().unwrap(), c);
+        }
+        let e = "zstd".parse::<Compression>().unwrap_err().to_string();
+        assert!(e.contains("not supported yet"), "{e}");
+        let e = "brotli".parse::<Compression>().unwrap_err().to_string();
+        assert!(e.contains("'brotli': expected none, gzip or snappy"), "{e}");
     }
 }

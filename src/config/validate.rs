@@ -1,0 +1,445 @@
+//! From merged settings to the typed [`Config`], one section at a time (inputs, kafka, registry,
+//! spool, metrics, the rest), each check in its own function.
+//!
+//! Must not read files or the environment: `layers` did.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toml::{Table, Value};
+
+use super::values::{get_bool, get_list, get_parsed, get_size, get_str, get_u64, parse_addr};
+use super::{
+    Config, ConfigError, DEFAULT_KEY_FIELD, DEFAULT_SUBJECT, DEFAULT_TOPIC, InputConfig, InputKind,
+    KafkaSettings, MetricsSettings, RegistrySettings, Sasl, SecurityProtocol, StartAt, invalid,
+};
+use crate::kafka::producer::{Acks, Compression};
+use crate::kafka::sasl::Mechanism;
+use crate::spool::{FsyncPolicy, SpoolOptions, WhenFull};
+
+pub(super) fn config(t: &Table, file_inputs: Option<&[Value]>) -> Result<Config, ConfigError> {
+    let inputs = inputs(t, file_inputs)?;
+    let kafka = kafka(t)?;
+    let registry = registry(t)?;
+    let (spool_dir, spool) = spool(t)?;
+    let metrics = metrics(t)?;
+    let misc = misc(t)?;
+    Ok(Config {
+        inputs,
+        kafka,
+        registry,
+        spool_dir,
+        spool,
+        dead_letter: misc.dead_letter,
+        dead_letter_max_bytes: misc.dead_letter_max_bytes,
+        metrics,
+        drain_timeout: misc.drain_timeout,
+        max_line_bytes: misc.max_line_bytes,
+    })
+}
+
+// ---- inputs ----
+
+const INPUT_KEYS: &[&str] = &[
+    "type",
+    "name",
+    "path",
+    "start_at",
+    "bind",
+    "subject",
+    "topic",
+    "key_field",
+];
+
+/// The keys from env/flags that replace the file's `[[input]]` list by one input.
+const REPLACING_INPUT_KEYS: &[&str] = &[
+    "input.type",
+    "input.path",
+    "input.bind",
+    "input.start_at",
+    "input.name",
+];
+
+fn inputs(t: &Table, file_inputs: Option<&[Value]>) -> Result<Vec<InputConfig>, ConfigError> {
+    let replaces = REPLACING_INPUT_KEYS.iter().any(|k| t.contains_key(*k));
+    let mut inputs = match (file_inputs, replaces) {
+        (Some(list), false) => file_input_list(list)?,
+        _ => vec![input_from(t, "input.", 0)?],
+    };
+    apply_input_overrides(t, &mut inputs)?;
+    check_inputs(&inputs)?;
+    Ok(inputs)
+}
+
+fn file_input_list(list: &[Value]) -> Result<Vec<InputConfig>, ConfigError> {
+    let mut v = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let Value::Table(tbl) = item else {
+            return Err(invalid("input", "each [[input]] must be a table"));
+        };
+        if let Some(bad) = tbl.keys().find(|k| !INPUT_KEYS.contains(&k.as_str())) {
+            return Err(ConfigError::UnknownKey {
+                key: format!("input.{bad}"),
+                origin: "config file".into(),
+                suggestion: super::keys::closest_in(bad, INPUT_KEYS.iter().map(|k| k.to_string()))
+                    .map(|k| format!("input.{k}")),
+            });
+        }
+        v.push(input_from(tbl, "", i)?);
+    }
+    Ok(v)
+}
+
+/// `input.subject`, `input.topic`, `input.key_field` from env/flags apply to every input.
+fn apply_input_overrides(t: &Table, inputs: &mut [InputConfig]) -> Result<(), ConfigError> {
+    let subject = get_str(t, "input.subject")?;
+    let topic = get_str(t, "input.topic")?;
+    let key_field = get_str(t, "input.key_field")?;
+    for inp in inputs {
+        if let Some(s) = &subject {
+            inp.subject = s.clone();
+        }
+        if let Some(s) = &topic {
+            inp.topic = s.clone();
+        }
+        if let Some(s) = &key_field {
+            inp.key_field = (!s.is_empty()).then(|| s.clone());
+        }
+    }
+    Ok(())
+}
+
+fn check_inputs(inputs: &[InputConfig]) -> Result<(), ConfigError> {
+    if inputs.is_empty() {
+        return Err(invalid("input", "at least one input is needed"));
+    }
+    if inputs.iter().filter(|i| i.kind == InputKind::Stdin).count() > 1 {
+        return Err(invalid("input", "stdin can be read by one input only"));
+    }
+    for (i, a) in inputs.iter().enumerate() {
+        if inputs.iter().skip(i + 1).any(|b| b.name == a.name) {
+            return Err(invalid(
+                "input.name",
+                format!("input name '{}' is used twice", a.name),
+            ));
+        }
+        if a.topic.is_empty() || a.subject.is_empty() {
+            return Err(invalid(
+                "input.topic",
+                format!("input '{}' needs a topic and a subject", a.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn input_from(t: &Table, prefix: &str, index: usize) -> Result<InputConfig, ConfigError> {
+    let k = |name: &str| format!("{prefix}{name}");
+    let kind_name = get_str(t, &k("type"))?.unwrap_or_else(|| "stdin".into());
+    let kind = input_kind(t, prefix, &kind_name)?;
+    let key_field = get_str(t, &k("key_field"))?.unwrap_or_else(|| DEFAULT_KEY_FIELD.into());
+    Ok(InputConfig {
+        name: get_str(t, &k("name"))?.unwrap_or_else(|| {
+            if index == 0 {
+                kind_name.clone()
+            } else {
+                format!("{kind_name}-{index}")
+            }
+        }),
+        kind,
+        subject: get_str(t, &k("subject"))?.unwrap_or_else(|| DEFAULT_SUBJECT.into()),
+        topic: get_str(t, &k("topic"))?.unwrap_or_else(|| DEFAULT_TOPIC.into()),
+        key_field: (!key_field.is_empty()).then_some(key_field),
+    })
+}
+
+fn input_kind(t: &Table, prefix: &str, kind_name: &str) -> Result<InputKind, ConfigError> {
+    let k = |name: &str| format!("{prefix}{name}");
+    match kind_name {
+        "stdin" => Ok(InputKind::Stdin),
+        "file" => {
+            let path = get_str(t, &k("path"))?.ok_or(ConfigError::Missing { key: k("path") })?;
+            let start_at = match get_str(t, &k("start_at"))?.as_deref() {
+                None | Some("end") => StartAt::End,
+                Some("beginning") => StartAt::Beginning,
+                Some(o) => {
+                    return Err(invalid(
+                        &k("start_at"),
+                        format!("'{o}': expected beginning or end"),
+                    ));
+                }
+            };
+            Ok(InputKind::File {
+                path: path.into(),
+                start_at,
+            })
+        }
+        "udp" => {
+            let bind = get_str(t, &k("bind"))?.ok_or(ConfigError::Missing { key: k("bind") })?;
+            Ok(InputKind::Udp {
+                bind: parse_addr(&k("bind"), &bind)?,
+            })
+        }
+        other => Err(invalid(
+            &k("type"),
+            format!("'{other}': expected stdin, file or udp"),
+        )),
+    }
+}
+
+// ---- kafka ----
+
+pub(super) fn kafka(t: &Table) -> Result<KafkaSettings, ConfigError> {
+    let sasl = sasl(t)?;
+    let security_protocol = security_protocol(t, sasl.is_some())?;
+    Ok(KafkaSettings {
+        brokers: get_list(t, "kafka.brokers")?.unwrap_or_default(),
+        acks: get_parsed::<Acks>(t, "kafka.acks")?.unwrap_or_default(),
+        compression: get_parsed::<Compression>(t, "kafka.compression")?.unwrap_or_default(),
+        linger: Duration::from_millis(get_u64(t, "kafka.linger_ms")?.unwrap_or(5)),
+        batch_size: batch_size(t)?,
+        batch_records: batch_records(t)?,
+        client_id: get_str(t, "kafka.client_id")?.unwrap_or_else(|| "avro-edge".into()),
+        request_timeout: Duration::from_millis(
+            get_u64(t, "kafka.request_timeout_ms")?.unwrap_or(30_000),
+        ),
+        delivery_timeout: Duration::from_millis(
+            get_u64(t, "kafka.delivery_timeout_ms")?.unwrap_or(60_000),
+        ),
+        sasl,
+        security_protocol,
+        ssl_ca_location: ssl_ca_location(t, security_protocol)?,
+        enable_idempotence: get_bool(t, "kafka.enable_idempotence")?.unwrap_or(true),
+        create_partitions: create_partitions(t)?,
+    })
+}
+
+fn batch_size(t: &Table) -> Result<usize, ConfigError> {
+    let batch_size = get_size(t, "kafka.batch_size")?.unwrap_or(256 << 10);
+    if !(1024..=(64 << 20)).contains(&batch_size) {
+        return Err(invalid(
+            "kafka.batch_size",
+            "must be between 1KiB and 64MiB",
+        ));
+    }
+    Ok(batch_size as usize)
+}
+
+fn batch_records(t: &Table) -> Result<usize, ConfigError> {
+    let batch_records = get_u64(t, "kafka.batch_records")?.unwrap_or(500);
+    if !(1..=100_000).contains(&batch_records) {
+        return Err(invalid("kafka.batch_records", "must be 1..=100000"));
+    }
+    Ok(batch_records as usize)
+}
+
+/// SASL is on when a user and a password are given (both or neither).
+fn sasl(t: &Table) -> Result<Option<Sasl>, ConfigError> {
+    match (
+        get_str(t, "kafka.sasl_username")?,
+        get_str(t, "kafka.sasl_password")?,
+    ) {
+        (None, None) => Ok(None),
+        (Some(username), Some(password)) => Ok(Some(Sasl {
+            mechanism: get_parsed::<Mechanism>(t, "kafka.sasl_mechanism")?
+                .unwrap_or(Mechanism::Plain),
+            username,
+            password: super::Secret::new(password),
+        })),
+        (Some(_), None) => Err(ConfigError::Missing {
+            key: "kafka.sasl_password".into(),
+        }),
+        (None, Some(_)) => Err(ConfigError::Missing {
+            key: "kafka.sasl_username".into(),
+        }),
+    }
+}
+
+/// The protocol as given, or from whether SASL credentials are set; SSL ones need feature `tls`.
+fn security_protocol(t: &Table, has_sasl: bool) -> Result<SecurityProtocol, ConfigError> {
+    const KEY: &str = "kafka.security_protocol";
+    let Some(p) = get_str(t, KEY)? else {
+        return Ok(if has_sasl {
+            SecurityProtocol::SaslPlaintext
+        } else {
+            SecurityProtocol::Plaintext
+        });
+    };
+    let p: SecurityProtocol = p.parse().map_err(|reason| invalid(KEY, reason))?;
+    if p.tls() && !cfg!(feature = "tls") {
+        return Err(invalid(
+            KEY,
+            format!("{p} needs TLS: this build has no `tls` feature (build with --features tls)"),
+        ));
+    }
+    match (p.sasl(), has_sasl) {
+        (true, false) => Err(ConfigError::Missing {
+            key: "kafka.sasl_username".into(),
+        }),
+        (false, true) => Err(invalid(
+            KEY,
+            format!("{p} but SASL credentials are set (use SASL_PLAINTEXT or SASL_SSL)"),
+        )),
+        _ => Ok(p),
+    }
+}
+
+fn ssl_ca_location(t: &Table, p: SecurityProtocol) -> Result<Option<PathBuf>, ConfigError> {
+    const KEY: &str = "kafka.ssl_ca_location";
+    let Some(path) = get_str(t, KEY)? else {
+        return Ok(None);
+    };
+    if !cfg!(feature = "tls") {
+        return Err(invalid(
+            KEY,
+            "needs TLS: this build has no `tls` feature (build with --features tls)",
+        ));
+    }
+    if !p.tls() {
+        return Err(invalid(
+            KEY,
+            format!("only used with security_protocol SSL or SASL_SSL, not {p}"),
+        ));
+    }
+    Ok(Some(path.into()))
+}
+
+fn create_partitions(t: &Table) -> Result<Option<i32>, ConfigError> {
+    match get_u64(t, "kafka.create_partitions")? {
+        None => Ok(None),
+        Some(n @ 1..=10_000) => Ok(Some(n as i32)),
+        Some(_) => Err(invalid("kafka.create_partitions", "must be 1..=10000")),
+    }
+}
+
+// ---- registry ----
+
+fn registry(t: &Table) -> Result<RegistrySettings, ConfigError> {
+    Ok(RegistrySettings {
+        urls: get_list(t, "registry.urls")?.unwrap_or_default(),
+        schema_cache: get_str(t, "registry.schema_cache")?.map(PathBuf::from),
+    })
+}
+
+// ---- spool ----
+
+fn spool(t: &Table) -> Result<(PathBuf, SpoolOptions), ConfigError> {
+    let dir = get_str(t, "spool.dir")?
+        .map_or_else(|| PathBuf::from("/var/lib/avro-edge/spool"), PathBuf::from);
+    let max_bytes = spool_max_bytes(t)?;
+    Ok((
+        dir,
+        SpoolOptions {
+            fsync: fsync(t)?,
+            max_bytes,
+            when_full: when_full(t)?,
+            segment_bytes: segment_bytes(t, max_bytes)?,
+        },
+    ))
+}
+
+fn fsync(t: &Table) -> Result<FsyncPolicy, ConfigError> {
+    let interval = get_u64(t, "spool.fsync_interval_ms")?.unwrap_or(100);
+    match get_str(t, "spool.fsync")?.as_deref().unwrap_or("interval") {
+        "always" => Ok(FsyncPolicy::Always),
+        "never" => Ok(FsyncPolicy::Never),
+        "interval" if interval > 0 => Ok(FsyncPolicy::Interval(Duration::from_millis(interval))),
+        "interval" => Err(invalid("spool.fsync_interval_ms", "must be above 0")),
+        o => Err(invalid(
+            "spool.fsync",
+            format!("'{o}': expected always, interval or never"),
+        )),
+    }
+}
+
+fn when_full(t: &Table) -> Result<WhenFull, ConfigError> {
+    match get_str(t, "spool.when_full")?.as_deref().unwrap_or("block") {
+        "block" => Ok(WhenFull::Block),
+        "drop_oldest" => Ok(WhenFull::DropOldest),
+        o => Err(invalid(
+            "spool.when_full",
+            format!("'{o}': expected block or drop_oldest"),
+        )),
+    }
+}
+
+fn spool_max_bytes(t: &Table) -> Result<u64, ConfigError> {
+    let max_bytes = get_size(t, "spool.max_bytes")?.unwrap_or(256 << 20);
+    if max_bytes < 64 << 10 {
+        return Err(invalid("spool.max_bytes", "must be at least 64KiB"));
+    }
+    Ok(max_bytes)
+}
+
+fn segment_bytes(t: &Table, max_bytes: u64) -> Result<Option<u64>, ConfigError> {
+    let segment_bytes = get_size(t, "spool.segment_bytes")?;
+    if let Some(s) = segment_bytes
+        && (s < 4096 || s > max_bytes / 4)
+    {
+        return Err(invalid(
+            "spool.segment_bytes",
+            "must be between 4KiB and max_bytes / 4",
+        ));
+    }
+    Ok(segment_bytes)
+}
+
+// ---- metrics ----
+
+fn metrics(t: &Table) -> Result<MetricsSettings, ConfigError> {
+    let summary = get_u64(t, "metrics.summary_interval_s")?.unwrap_or(30);
+    if summary == 0 {
+        return Err(invalid("metrics.summary_interval_s", "must be above 0"));
+    }
+    Ok(MetricsSettings {
+        listen: metrics_listen(t)?,
+        summary_interval: Duration::from_secs(summary),
+    })
+}
+
+/// Loopback only: the metrics endpoint has no authentication.
+fn metrics_listen(t: &Table) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    match get_str(t, "metrics.listen")? {
+        None => Ok(None),
+        Some(s) if s.is_empty() => Ok(None),
+        Some(s) => {
+            let a = parse_addr("metrics.listen", &s)?;
+            if !a.ip().is_loopback() {
+                return Err(invalid(
+                    "metrics.listen",
+                    format!("{a} is not a loopback address (metrics are served on loopback only)"),
+                ));
+            }
+            Ok(Some(a))
+        }
+    }
+}
+
+// ---- the rest: dead-letter file, drain, line length ----
+
+struct Misc {
+    dead_letter: PathBuf,
+    dead_letter_max_bytes: u64,
+    drain_timeout: Duration,
+    max_line_bytes: usize,
+}
+
+fn misc(t: &Table) -> Result<Misc, ConfigError> {
+    let dead_letter_max_bytes = get_size(t, "dead_letter_max_bytes")?.unwrap_or(64 << 20);
+    if dead_letter_max_bytes < 4096 {
+        return Err(invalid("dead_letter_max_bytes", "must be at least 4KiB"));
+    }
+    let max_line_bytes = get_size(t, "max_line_bytes")?.unwrap_or(1 << 20);
+    if !(1024..=(64 << 20)).contains(&max_line_bytes) {
+        return Err(invalid("max_line_bytes", "must be between 1KiB and 64MiB"));
+    }
+    Ok(Misc {
+        dead_letter: get_str(t, "dead_letter")?.map_or_else(
+            || PathBuf::from("/var/lib/avro-edge/dead-letter.ndjson"),
+            PathBuf::from,
+        ),
+        dead_letter_max_bytes,
+        drain_timeout: Duration::from_millis(get_u64(t, "drain_timeout_ms")?.unwrap_or(10_000)),
+        max_line_bytes: max_line_bytes as usize,
+    })
+}
