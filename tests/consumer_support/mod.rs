@@ -1,0 +1,96 @@
+//! Shared by the consumer tests (tests/kafka_consumer.rs, tests/kafka_consumer_peers.rs): log setup,
+//! a producer for test topics, group settings, and polling until N records arrived.
+//!
+//! Must not assert anything about the consumer beyond order per partition (`check_in_order`).
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use avro_edge::TopicSpec;
+use avro_edge::{
+    Consumer, ConsumerConfig, OffsetReset, OutRecord, Producer, ProducerConfig, RawRecord,
+};
+
+/// Library logs on stderr when `RUST_LOG` is set (e.g. `RUST_LOG=avro_edge=debug`).
+pub fn init_logs() {
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
+pub fn producer(bootstrap: &str, partitions: i32) -> Producer {
+    init_logs();
+    let mut cfg = ProducerConfig::new([bootstrap]);
+    cfg.auto_create = Some(TopicSpec {
+        partitions,
+        replication: 1,
+    });
+    cfg.delivery_timeout = Duration::from_secs(20);
+    cfg.request_timeout = Duration::from_secs(10);
+    Producer::connect(cfg).expect("producer")
+}
+
+/// Produce `n` records round the partitions explicitly (key `k{i}`, a header, value `v{i}-...`);
+/// returns (partition, offset) → (key, value) as the broker acknowledged them.
+pub fn produce(
+    p: &Producer,
+    topic: &str,
+    n: usize,
+    tag: &str,
+) -> BTreeMap<(i32, i64), (Vec<u8>, Vec<u8>)> {
+    let records: Vec<OutRecord> = (0..n)
+        .map(|i| OutRecord {
+            key: Some(format!("k{i}").into_bytes()),
+            value: format!("{tag}-{i}-{}", "x".repeat(i % 50)).into_bytes(),
+            headers: vec![("seq".to_string(), i.to_string().into_bytes())],
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    for (r, d) in records.iter().zip(p.send_batch(topic, &records)) {
+        let d = d.expect("delivery");
+        let offset = d.offset.expect("acks=all gives an offset");
+        out.insert(
+            (d.partition, offset),
+            (r.key.clone().unwrap_or_default(), r.value.clone()),
+        );
+    }
+    out
+}
+
+pub fn group_cfg(bootstrap: &str, group: &str, topic: &str) -> ConsumerConfig {
+    let mut cfg = ConsumerConfig::group(bootstrap, group, &[topic]);
+    cfg.auto_offset_reset = OffsetReset::Earliest;
+    cfg.session_timeout = Duration::from_secs(6);
+    cfg.heartbeat_interval = Duration::from_secs(1);
+    cfg.rebalance_timeout = Duration::from_secs(10);
+    cfg.request_timeout = Duration::from_secs(20);
+    cfg
+}
+
+/// Poll until `n` records arrived (or the deadline passes).
+pub fn poll_n(c: &mut Consumer, n: usize, within: Duration) -> Vec<RawRecord> {
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    while got.len() < n && Instant::now() < deadline {
+        got.extend(c.poll(Duration::from_millis(500)).expect("poll"));
+    }
+    got
+}
+
+pub fn check_in_order(got: &[RawRecord]) {
+    let mut last: HashMap<i32, i64> = HashMap::new();
+    for r in got {
+        if let Some(prev) = last.insert(r.partition, r.offset) {
+            assert!(
+                r.offset > prev,
+                "partition {} went from {prev} to {}",
+                r.partition,
+                r.offset
+            );
+        }
+    }
+}
