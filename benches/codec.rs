@@ -8,9 +8,10 @@
 //! every encode writes into one reused `Vec` and every decode reads from the same prebuilt bodies; the
 //! generic rows' inputs (apache-avro `types::Value`, our `serde_json::Value`) are built once, outside
 //! the timed loop, from the same 1,024 records, and are taken by reference; every decode builds its
-//! own output (a `types::Value`, a `serde_json::Value` or a `SensorData`). Each path gets the same
-//! warm-up (a tenth of its count), and each figure is the median of `BENCH_RUNS` (default 3) timed
-//! rounds. Typed rows compare with typed rows and generic rows with generic rows (printed ratios).
+//! own output (a `types::Value`, a `serde_json::Value` or a `SensorData`). Each figure is the median
+//! of `BENCH_RUNS` (default 3) timed rounds, run round-robin over all paths (so load on a shared
+//! machine falls on every row alike), each round after the same warm-up (a tenth of its count).
+//! Typed rows compare with typed rows and generic rows with generic rows (printed ratios).
 //!
 //! Run: `cargo bench --bench codec` (opt-level 3 via the bench profile).
 
@@ -156,27 +157,48 @@ struct Row {
     decode: Option<f64>,
 }
 
-/// Runs `f` over `n` records (cycling the sample) after a warm-up of `n / 10`, `runs()` times;
-/// returns the median records per second.
-/// `BENCH_ONLY=typed` (say) skips the paths whose row name does not contain it (for profiling).
-fn measure(n: usize, mut f: impl FnMut(usize)) -> f64 {
-    if std::env::var("BENCH_SKIP").is_ok() {
-        return f64::NAN;
-    }
-    for i in 0..(n / 10).max(1) {
-        f(i); // warm-up
-    }
-    let mut rates: Vec<f64> = (0..runs())
-        .map(|_| {
+/// One timed path (a row's encode or decode): its record count and its work over a range of
+/// record indexes (the loop is inside the closure, so dispatch costs one call per round).
+struct Path<'a> {
+    row: &'static str,
+    encode: bool,
+    n: usize,
+    run: Body<'a>,
+}
+
+/// A boxed path body (the closures below capture references to the prepared inputs).
+type Body<'a> = Box<dyn FnMut(std::ops::Range<usize>) + 'a>;
+
+fn add<'a>(paths: &mut Vec<Path<'a>>, row: &'static str, encode: bool, n: usize, run: Body<'a>) {
+    paths.push(Path {
+        row,
+        encode,
+        n,
+        run,
+    });
+}
+
+/// Times every path `runs()` times, round-robin (round 1 of every path, then round 2, ...), so a
+/// shared machine's load drifts over all rows alike instead of over the rows measured last. Each
+/// timed round is preceded by its own warm-up of `n / 10` records. Returns each path's median
+/// records per second.
+fn measure(paths: &mut [Path<'_>]) -> Vec<f64> {
+    let mut rates = vec![Vec::new(); paths.len()];
+    for _ in 0..runs() {
+        for (p, r) in paths.iter_mut().zip(&mut rates) {
+            (p.run)(0..(p.n / 10).max(1));
             let t = Instant::now();
-            for i in 0..n {
-                f(i);
-            }
-            n as f64 / t.elapsed().as_secs_f64()
+            (p.run)(0..p.n);
+            r.push(p.n as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    rates
+        .into_iter()
+        .map(|mut r| {
+            r.sort_by(f64::total_cmp);
+            r[r.len() / 2]
         })
-        .collect();
-    rates.sort_by(f64::total_cmp);
-    rates[rates.len() / 2]
+        .collect()
 }
 
 /// Timed rounds per path (`BENCH_RUNS`, default 3); the median is reported.
@@ -188,14 +210,12 @@ fn runs() -> usize {
         .unwrap_or(3)
 }
 
-/// Honour `BENCH_ONLY`: mark the next path skipped unless its name contains the filter.
-fn select(name: &str) {
-    match std::env::var("BENCH_ONLY") {
-        // SAFETY: the bench is single-threaded; nothing reads the environment concurrently.
-        Ok(f) if !name.contains(f.as_str()) => unsafe { std::env::set_var("BENCH_SKIP", "1") },
-        _ => unsafe { std::env::remove_var("BENCH_SKIP") },
-    }
-}
+const APACHE_GENERIC: &str = "apache-avro generic write_value_ref/read_value (Value)";
+const APACHE_SERDE: &str = "apache-avro write_ser/read_deser (serde)";
+const OURS_BOUND: &str = "avro-edge bound (avro_record!, Plan::bind)";
+const OURS_TYPED: &str = "avro-edge typed (serde, compiled plan)";
+const OURS_GENERIC: &str = "avro-edge generic (natural JSON Value)";
+const HAND: &str = "hand-written (ceiling)";
 
 fn main() {
     const SAMPLE: usize = 1024;
@@ -251,132 +271,201 @@ fn main() {
         .map(|b| plan.decode_json(b).expect("json"))
         .collect();
 
-    let mut rows = Vec::new();
-    let mut buf = Vec::with_capacity(128);
-
-    select("apache-avro generic");
-    let enc = measure(slow, |i| {
-        buf.clear();
-        black_box(
-            writer
-                .write_value_ref(&mut buf, black_box(&values[i % SAMPLE]))
-                .ok(),
-        );
-    });
-    let dec = measure(slow, |i| {
-        black_box(
-            reader
-                .read_value(&mut black_box(&bodies[i % SAMPLE][..]))
-                .ok(),
-        );
-    });
-    rows.push(Row {
-        name: "apache-avro generic write_value_ref/read_value (Value)",
-        encode: Some(enc),
-        decode: Some(dec),
-    });
-
     let ser_ok = writer.write_ser(&mut Vec::new(), &recs[1]).is_ok();
     let de_ok = reader.read_deser::<SensorData>(&mut &bodies[1][..]).is_ok();
-    select("apache-avro write_ser");
-    let enc = ser_ok.then(|| {
-        measure(fast / 4, |i| {
-            buf.clear();
-            black_box(
-                writer
-                    .write_ser(&mut buf, black_box(&recs[i % SAMPLE]))
-                    .ok(),
-            );
+    let (writer, reader, plan, bound) = (&writer, &reader, &plan, &bound);
+    let (recs, bodies, values, jsons) = (&recs, &bodies, &values, &jsons);
+    // Every encode writes into its own reused Vec (cleared per record).
+    let mut paths: Vec<Path<'_>> = Vec::new();
+    add(&mut paths, APACHE_GENERIC, true, slow, {
+        let mut buf = Vec::with_capacity(128);
+        Box::new(move |r| {
+            for i in r {
+                buf.clear();
+                black_box(
+                    writer
+                        .write_value_ref(&mut buf, black_box(&values[i % SAMPLE]))
+                        .ok(),
+                );
+            }
         })
     });
-    let dec = de_ok.then(|| {
-        measure(fast / 4, |i| {
-            black_box(
-                reader
-                    .read_deser::<SensorData>(&mut black_box(&bodies[i % SAMPLE][..]))
-                    .ok(),
-            );
+    add(
+        &mut paths,
+        APACHE_GENERIC,
+        false,
+        slow,
+        Box::new(move |r| {
+            for i in r {
+                black_box(
+                    reader
+                        .read_value(&mut black_box(&bodies[i % SAMPLE][..]))
+                        .ok(),
+                );
+            }
+        }),
+    );
+    if ser_ok {
+        add(&mut paths, APACHE_SERDE, true, fast / 4, {
+            let mut buf = Vec::with_capacity(128);
+            Box::new(move |r| {
+                for i in r {
+                    buf.clear();
+                    black_box(
+                        writer
+                            .write_ser(&mut buf, black_box(&recs[i % SAMPLE]))
+                            .ok(),
+                    );
+                }
+            })
+        });
+    }
+    if de_ok {
+        add(
+            &mut paths,
+            APACHE_SERDE,
+            false,
+            fast / 4,
+            Box::new(move |r| {
+                for i in r {
+                    black_box(
+                        reader
+                            .read_deser::<SensorData>(&mut black_box(&bodies[i % SAMPLE][..]))
+                            .ok(),
+                    );
+                }
+            }),
+        );
+    }
+    add(&mut paths, OURS_BOUND, true, fast, {
+        let mut buf = Vec::with_capacity(128);
+        Box::new(move |r| {
+            for i in r {
+                buf.clear();
+                bound.encode_into(black_box(&recs[i % SAMPLE]), &mut buf);
+                black_box(&buf);
+            }
         })
     });
-    rows.push(Row {
-        name: "apache-avro write_ser/read_deser (serde)",
-        encode: enc,
-        decode: dec,
+    add(
+        &mut paths,
+        OURS_BOUND,
+        false,
+        fast,
+        Box::new(move |r| {
+            for i in r {
+                black_box(bound.decode(black_box(&bodies[i % SAMPLE])).ok());
+            }
+        }),
+    );
+    add(&mut paths, OURS_TYPED, true, fast, {
+        let mut buf = Vec::with_capacity(128);
+        Box::new(move |r| {
+            for i in r {
+                buf.clear();
+                black_box(
+                    plan.encode_into(black_box(&recs[i % SAMPLE]), &mut buf)
+                        .ok(),
+                );
+            }
+        })
     });
-
-    select("avro-edge bound");
-    let enc = measure(fast, |i| {
-        buf.clear();
-        bound.encode_into(black_box(&recs[i % SAMPLE]), &mut buf);
-        black_box(&buf);
+    add(
+        &mut paths,
+        OURS_TYPED,
+        false,
+        fast,
+        Box::new(move |r| {
+            for i in r {
+                black_box(
+                    plan.decode::<SensorData>(black_box(&bodies[i % SAMPLE]))
+                        .ok(),
+                );
+            }
+        }),
+    );
+    add(&mut paths, OURS_GENERIC, true, slow, {
+        let mut buf = Vec::with_capacity(128);
+        Box::new(move |r| {
+            for i in r {
+                buf.clear();
+                black_box(
+                    plan.encode_json_into(black_box(&jsons[i % SAMPLE]), &mut buf)
+                        .ok(),
+                );
+            }
+        })
     });
-    let dec = measure(fast, |i| {
-        black_box(bound.decode(black_box(&bodies[i % SAMPLE])).ok());
+    add(
+        &mut paths,
+        OURS_GENERIC,
+        false,
+        slow,
+        Box::new(move |r| {
+            for i in r {
+                black_box(plan.decode_json(black_box(&bodies[i % SAMPLE])).ok());
+            }
+        }),
+    );
+    add(&mut paths, HAND, true, fast, {
+        let mut buf = Vec::with_capacity(128);
+        Box::new(move |r| {
+            for i in r {
+                buf.clear();
+                hand_encode(black_box(&recs[i % SAMPLE]), &mut buf);
+                black_box(&buf);
+            }
+        })
     });
-    rows.push(Row {
-        name: "avro-edge bound (avro_record!, Plan::bind)",
-        encode: Some(enc),
-        decode: Some(dec),
-    });
-
-    select("avro-edge typed");
-    let enc = measure(fast, |i| {
-        buf.clear();
-        black_box(
-            plan.encode_into(black_box(&recs[i % SAMPLE]), &mut buf)
-                .ok(),
-        );
-    });
-    let dec = measure(fast, |i| {
-        black_box(
-            plan.decode::<SensorData>(black_box(&bodies[i % SAMPLE]))
-                .ok(),
-        );
-    });
-    rows.push(Row {
-        name: "avro-edge typed (serde, compiled plan)",
-        encode: Some(enc),
-        decode: Some(dec),
-    });
-
-    select("avro-edge generic");
-    let enc = measure(slow, |i| {
-        buf.clear();
-        black_box(
-            plan.encode_json_into(black_box(&jsons[i % SAMPLE]), &mut buf)
-                .ok(),
-        );
-    });
-    let dec = measure(slow, |i| {
-        black_box(plan.decode_json(black_box(&bodies[i % SAMPLE])).ok());
-    });
-    rows.push(Row {
-        name: "avro-edge generic (natural JSON Value)",
-        encode: Some(enc),
-        decode: Some(dec),
-    });
-
-    select("hand-written");
-    let enc = measure(fast, |i| {
-        buf.clear();
-        hand_encode(black_box(&recs[i % SAMPLE]), &mut buf);
-        black_box(&buf);
-    });
-    let dec = measure(fast, |i| {
-        black_box(hand_decode(black_box(&bodies[i % SAMPLE])));
-    });
-    rows.push(Row {
-        name: "hand-written (ceiling)",
-        encode: Some(enc),
-        decode: Some(dec),
-    });
+    add(
+        &mut paths,
+        HAND,
+        false,
+        fast,
+        Box::new(move |r| {
+            for i in r {
+                black_box(hand_decode(black_box(&bodies[i % SAMPLE])));
+            }
+        }),
+    );
+    // `BENCH_ONLY=typed` (say) times only the paths whose row name contains it (for profiling).
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        paths.retain(|p| p.row.contains(only.as_str()));
+    }
+    let rates = measure(&mut paths);
+    // A row's cell: its median rate, NaN when BENCH_ONLY skipped it, None when apache-avro's serde
+    // path cannot handle the type (checked above).
+    let cell = |row: &str, encode: bool, supported: bool| {
+        supported.then(|| {
+            paths
+                .iter()
+                .zip(&rates)
+                .find(|(p, _)| p.row == row && p.encode == encode)
+                .map_or(f64::NAN, |(_, &r)| r)
+        })
+    };
+    let rows: Vec<Row> = [
+        (APACHE_GENERIC, true, true),
+        (APACHE_SERDE, ser_ok, de_ok),
+        (OURS_BOUND, true, true),
+        (OURS_TYPED, true, true),
+        (OURS_GENERIC, true, true),
+        (HAND, true, true),
+    ]
+    .into_iter()
+    .map(|(name, enc, dec)| Row {
+        name,
+        encode: cell(name, true, enc),
+        decode: cell(name, false, dec),
+    })
+    .collect();
 
     let fmt = |v: Option<f64>| match v {
         Some(v) => format!("{:>8.2}M/s {:>7.1} ns", v / 1e6, 1e9 / v),
         None => format!("{:>21}", "unsupported"),
     };
     println!(
-        "SensorData v1, {SAMPLE} distinct records cycled; {fast} records per fast path, {slow} per slow path; median of {} timed rounds after a warm-up",
+        "SensorData v1, {SAMPLE} distinct records cycled; {fast} records per fast path, {slow} per slow path; median of {} timed rounds run round-robin over all paths, each after its own warm-up",
         runs()
     );
     println!(
