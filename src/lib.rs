@@ -89,6 +89,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod clock;
 mod codec;
 mod config;
 mod error;

@@ -28,6 +28,11 @@ pub struct Metrics {
     pub dead_lettered: AtomicU64,
     /// Records read from an input after it was stopped (not accepted).
     pub dropped_input: AtomicU64,
+    /// 1 while the sender holds records back because the system clock is below its lower bound
+    /// (see `clock_check`), else 0.
+    pub clock_insane: AtomicU64,
+    /// The clock's lower bound (ms since the epoch) the sender last checked against.
+    pub clock_lower_bound_ms: AtomicU64,
     last_error: Mutex<Option<LastError>>,
 }
 
@@ -57,6 +62,15 @@ pub struct Snapshot {
     pub spool_segments: u64,
     pub oldest_unacked_age_ms: Option<u64>,
     pub last_error: Option<LastError>,
+    /// The system clock is below its lower bound: records are spooled but held back from sending.
+    #[serde(default)]
+    pub clock_insane: bool,
+    /// Unacknowledged records held back while the clock is insane (0 while it is sane).
+    #[serde(default)]
+    pub clock_held_records: u64,
+    /// The clock's lower bound (ms since the epoch): build time or newest spool time seen.
+    #[serde(default)]
+    pub clock_lower_bound_ms: u64,
 }
 
 pub fn add(c: &AtomicU64, n: u64) {
@@ -78,6 +92,7 @@ impl Metrics {
 
     pub fn snapshot(&self, spool: &SpoolStatus) -> Snapshot {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let clock_insane = g(&self.clock_insane) != 0;
         Snapshot {
             received: g(&self.received),
             spooled: g(&self.spooled),
@@ -97,6 +112,9 @@ impl Metrics {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
+            clock_insane,
+            clock_held_records: if clock_insane { spool.records } else { 0 },
+            clock_lower_bound_ms: g(&self.clock_lower_bound_ms),
         }
     }
 }
@@ -116,6 +134,8 @@ impl Snapshot {
             spool_bytes = self.spool_bytes,
             oldest_unacked_age_ms = self.oldest_unacked_age_ms.unwrap_or(0),
             last_error = self.last_error.as_ref().map_or("", |e| e.kind.as_str()),
+            clock_insane = self.clock_insane,
+            clock_held_records = self.clock_held_records,
             "forwarder"
         );
     }
@@ -197,6 +217,24 @@ impl Snapshot {
             "gauge",
             "Spool segment files.",
             self.spool_segments,
+        );
+        m(
+            "clock_insane",
+            "gauge",
+            "1 while the system clock is below its lower bound and records are held back from sending.",
+            u64::from(self.clock_insane),
+        );
+        m(
+            "clock_held_records",
+            "gauge",
+            "Unacknowledged records held back because the system clock is insane.",
+            self.clock_held_records,
+        );
+        m(
+            "clock_lower_bound_seconds",
+            "gauge",
+            "Lower bound for the system clock: build time or newest spool time seen.",
+            self.clock_lower_bound_ms / 1000,
         );
         s.push_str("# HELP avro_edge_oldest_unacked_age_seconds Age of the oldest unacknowledged record.\n");
         s.push_str("# TYPE avro_edge_oldest_unacked_age_seconds gauge\n");

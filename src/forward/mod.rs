@@ -1,4 +1,5 @@
 //! The edge forwarder: inputs (stdin, file, udp) → encoder → spool → sender → sink, dead-letter file, metrics.
+//! The sender holds records in the spool while the system clock is below its lower bound ([`clock_check`]).
 //!
 //! Must not lose a record silently: every input line is spooled, dead-lettered or counted as dropped, and a
 //! spooled record leaves the spool only after the sink acknowledged it. Must not know Avro or Kafka: it
@@ -8,6 +9,7 @@
 //! `impl RecordSink for crate::producer::Producer`; `avro-edge forward` calls
 //! `forward::run(&config, codec, LazySink::new(move || Producer::new(pcfg.clone())), stdin, stop)`.
 
+pub mod clock_check;
 pub mod dead_letter;
 pub mod inputs;
 pub mod metrics;
@@ -305,7 +307,7 @@ where
     // Stop taking input, then drain.
     input_stop.store(true, Ordering::Relaxed);
     spool.interrupt();
-    drain(cfg, &spool, why, &sender_stop, sender, &done_rx);
+    drain(cfg, &spool, &metrics, why, &sender_stop, sender, &done_rx);
     http_stop.store(true, Ordering::Relaxed);
     if let Some(h) = http {
         let _ = h.join();
@@ -523,6 +525,7 @@ fn wait_for_end(
 fn drain(
     cfg: &Config,
     spool: &Spool,
+    metrics: &Metrics,
     why: &str,
     sender_stop: &AtomicBool,
     sender: std::thread::JoinHandle<()>,
@@ -535,7 +538,11 @@ fn drain(
         drain_timeout_ms = cfg.drain_timeout.as_millis() as u64,
         "stopping: draining the spool"
     );
-    while spool.status().records > 0 && Instant::now() < deadline {
+    // Records held back by an insane clock stay in the spool for the next run: no point waiting for them.
+    while spool.status().records > 0
+        && Instant::now() < deadline
+        && metrics.clock_insane.load(Ordering::Relaxed) == 0
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     sender_stop.store(true, Ordering::Relaxed);

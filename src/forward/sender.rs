@@ -3,11 +3,13 @@
 //! retries with exponential backoff.
 //!
 //! Must never acknowledge a record the sink did not acknowledge, and never reorder: a failure anywhere in a
-//! batch resends from the first failed record on.
+//! batch resends from the first failed record on. Holds records back (in the spool) while the system
+//! clock is below its lower bound (`clock_check`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::clock_check::{self, ClockGate};
 use super::metrics::{Metrics, add};
 use super::{OutRecord, RecordSink};
 use crate::error::ErrorKind;
@@ -65,10 +67,19 @@ pub fn run<S: RecordSink>(
 ) {
     let mut backoff = opts.backoff.min;
     let mut first_ack = true;
+    let mut clock = ClockGate::new(
+        crate::clock::BUILD_TIME_MS,
+        spool.status().oldest_unacked_ms,
+    );
     while !stop.load(Ordering::Relaxed) {
         if let Err(e) = spool.tick() {
             tracing::error!(error = %e, "spool fsync failed");
             metrics.set_error(e.kind(), &e.to_string());
+        }
+        // The bound only grows: while the clock is below the known one, there is no need to read.
+        if clock.held(crate::clock::now_ms(), metrics) {
+            sleep_unless(stop, clock_check::RECHECK);
+            continue;
         }
         let mut batch = match spool.read_batch(opts.batch_records, opts.batch_bytes, opts.poll) {
             Ok(b) => b,
@@ -98,6 +109,16 @@ pub fn run<S: RecordSink>(
                     metrics.set_error(e.kind(), &e.to_string());
                 }
             }
+        }
+        // Records spooled by a later clock than the current one: hold them (read again after the rewind).
+        if clock.hold_batch(
+            batch.iter().map(|r| r.timestamp_ms),
+            crate::clock::now_ms(),
+            metrics,
+        ) {
+            spool.rewind();
+            sleep_unless(stop, clock_check::RECHECK);
+            continue;
         }
         add(&metrics.sent, batch.len() as u64);
         let mut acked = 0usize;

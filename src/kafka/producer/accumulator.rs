@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use super::delivery::Outcome;
 use super::{Partitioner, Producer, ProducerStats};
@@ -51,11 +51,10 @@ pub(super) struct State {
     pub(super) stats: ProducerStats,
 }
 
+/// The record timestamp (CreateTime): the time the record joins a batch, from the crate's one clock
+/// (which tests can fake, see `crate::clock`).
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX)
 }
 
 impl Producer {
