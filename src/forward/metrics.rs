@@ -47,20 +47,33 @@ pub struct LastError {
 /// Everything the summary, `/metrics`, `stats.json` and `spool status` show.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// Input lines read, all inputs together.
     pub received: u64,
+    /// Records encoded and written to the spool.
     pub spooled: u64,
+    /// Records handed to the sink (resends counted again).
     pub sent: u64,
+    /// Records the broker acknowledged (and the spool released).
     pub acked: u64,
+    /// Records queued for resending after a failed send.
     pub retried: u64,
+    /// Lines written to the dead-letter file (not JSON, not encodable, too long).
     pub dead_lettered: u64,
     /// Input drops after stop plus spool `drop_oldest` drops.
     pub dropped: u64,
+    /// Corrupt spool records found since the spool was opened (recovery included).
     pub corrupt_records: u64,
+    /// Records resent after a restart that may already have been delivered.
     pub possible_duplicates: u64,
+    /// Unacknowledged records in the spool now.
     pub spool_records: u64,
+    /// Bytes of spool segment files on disk.
     pub spool_bytes: u64,
+    /// Spool segment files on disk.
     pub spool_segments: u64,
+    /// Age in milliseconds of the oldest unacknowledged record; `None` when the spool is empty.
     pub oldest_unacked_age_ms: Option<u64>,
+    /// The most recent failure, if any.
     pub last_error: Option<LastError>,
     /// The system clock is below its lower bound: records are spooled but held back from sending.
     #[serde(default)]

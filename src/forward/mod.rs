@@ -33,7 +33,9 @@ pub use sender::SenderOptions;
 /// Turns one natural-JSON record into the bytes of a Kafka message value (Confluent framing).
 /// The real one is `crate::codec::Codec::encode_json`.
 pub trait RecordEncoder: Send + Sync {
+    /// Why a record cannot be encoded; its kind goes to the dead-letter file.
     type Error: ErrorKind + Send + Sync + 'static;
+    /// The framed message value for `record` under `subject`'s writer schema.
     fn encode(&self, subject: &str, record: &serde_json::Value) -> Result<Vec<u8>, Self::Error>;
 }
 
@@ -43,7 +45,9 @@ pub use crate::kafka::producer::{Delivery, OutRecord};
 /// The real one is `crate::producer::Producer::send_batch`. A result vector shorter than `records` means
 /// the records without a result were not acknowledged.
 pub trait RecordSink: Send {
+    /// Why a record was not acknowledged; its kind goes to the metrics and the log.
     type Error: ErrorKind + Send + 'static;
+    /// Send `records` to `topic` and return one result per record, in order (possibly fewer).
     fn send_batch(
         &mut self,
         topic: &str,
@@ -59,6 +63,7 @@ pub struct LazySink<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> {
 }
 
 impl<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> LazySink<S, F> {
+    /// A sink that calls `connect` on its first send (nothing is connected yet).
     pub fn new(connect: F) -> Self {
         LazySink {
             sink: None,
@@ -91,24 +96,34 @@ impl<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> RecordSink for Laz
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ForwardError {
+    /// The spool cannot be opened (I/O, locked by another process, bad options).
     #[error(transparent)]
     Spool(#[from] SpoolError),
     /// The schema source (registry URLs / offline cache) could not be set up.
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
+    /// The dead-letter file cannot be opened for appending.
     #[error("dead-letter file {path}: {source}")]
     DeadLetter {
+        /// The file.
         path: String,
+        /// Why it cannot be opened.
         source: std::io::Error,
     },
+    /// An input cannot be started (file not openable, UDP address not bindable).
     #[error("input '{input}': {source}")]
     Input {
+        /// The input's name.
         input: String,
+        /// Why it cannot start.
         source: std::io::Error,
     },
+    /// The Prometheus listener cannot bind its address.
     #[error("metrics listener {addr}: {source}")]
     Metrics {
+        /// The `metrics.listen` address.
         addr: String,
+        /// Why it cannot bind.
         source: std::io::Error,
     },
 }

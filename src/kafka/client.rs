@@ -20,7 +20,9 @@ use super::conn::{Conn, ConnConfig};
 /// Partitions and replication factor for topics the client creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopicSpec {
+    /// Number of partitions.
     pub partitions: i32,
+    /// Replication factor (copies of each partition).
     pub replication: i16,
 }
 
@@ -29,9 +31,11 @@ pub struct TopicSpec {
 pub struct ClientConfig {
     /// `host:port` bootstrap brokers.
     pub bootstrap: Vec<String>,
+    /// Per-connection settings (client id, timeouts, SASL, TLS).
     pub conn: ConnConfig,
     /// First reconnect delay; doubles up to `retry_backoff_max`.
     pub retry_backoff: Duration,
+    /// Longest reconnect delay (default 1 s; librdkafka's `reconnect.backoff.max.ms`).
     pub retry_backoff_max: Duration,
     /// Overall bound on getting a connection (all reconnect attempts together).
     pub connect_deadline: Duration,
@@ -77,13 +81,16 @@ pub struct PartitionMeta {
 /// A topic's partitions as last seen.
 #[derive(Debug, Clone)]
 pub struct TopicMeta {
+    /// The topic.
     pub name: String,
     /// Sorted by partition id.
     pub partitions: Vec<PartitionMeta>,
+    /// When this metadata was fetched (it is refreshed after `metadata_max_age`).
     pub fetched: Instant,
 }
 
 impl TopicMeta {
+    /// The broker id leading `partition`, if the partition is known and has a leader.
     pub fn leader(&self, partition: i32) -> Option<i32> {
         self.partitions
             .iter()
@@ -137,6 +144,7 @@ impl Client {
         })
     }
 
+    /// The settings the client was created with.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.cfg
     }

@@ -81,9 +81,11 @@ pub enum WhenFull {
 /// Spool settings.
 #[derive(Debug, Clone)]
 pub struct SpoolOptions {
+    /// When appends are forced to disk (default every 100 ms).
     pub fsync: FsyncPolicy,
     /// Upper bound of the segment files' total size.
     pub max_bytes: u64,
+    /// What an append does when `max_bytes` is reached (default: block).
     pub when_full: WhenFull,
     /// Size at which a segment rolls; default `max_bytes / 8` clamped to 64 KiB ..= 4 MiB.
     pub segment_bytes: Option<u64>,
@@ -104,18 +106,37 @@ impl Default for SpoolOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpoolError {
+    /// A file operation in the spool directory failed.
     #[error("spool {op} {}: {source}", path.display())]
     Io {
+        /// What was being done (e.g. `open`, `fsync`, `rename`).
         op: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// The OS error.
         source: std::io::Error,
     },
+    /// Another process holds the spool directory's lock.
     #[error("spool directory {} is in use by another process ({holder})", dir.display())]
-    Locked { dir: PathBuf, holder: String },
+    Locked {
+        /// The spool directory.
+        dir: PathBuf,
+        /// The holder's pid from the lock file (`pid 1234`), or `unknown pid`.
+        holder: String,
+    },
+    /// One record is larger than a segment can hold.
     #[error("record of {size} bytes does not fit the spool (at most {max} bytes per record)")]
-    RecordTooLarge { size: usize, max: usize },
+    RecordTooLarge {
+        /// The record's encoded size in bytes.
+        size: usize,
+        /// The largest record the spool takes, in bytes.
+        max: usize,
+    },
+    /// An append waiting for space (`when_full = block`) was stopped.
     #[error("spool input was stopped")]
     Interrupted,
+    /// The options are out of range (`max_bytes` below 64 KiB, a segment size outside 4 KiB ..=
+    /// `max_bytes / 4`); the message says which.
     #[error("bad spool options: {0}")]
     BadOptions(String),
 }
@@ -140,6 +161,7 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SpoolErro
 /// What opening a spool found and repaired.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RecoveryReport {
+    /// Segment files found.
     pub segments: u64,
     /// Valid records found (acknowledged or not).
     pub records: u64,
@@ -149,6 +171,7 @@ pub struct RecoveryReport {
     pub truncated_bytes: u64,
     /// Bytes skipped in the middle of segments.
     pub skipped_bytes: u64,
+    /// Segments rewritten to drop corrupt records from their middle.
     pub rewritten_segments: u64,
     /// Files that were not spool segments, renamed `*.corrupt`.
     pub quarantined_files: u64,
@@ -165,9 +188,11 @@ pub struct SpoolStatus {
     pub records: u64,
     /// Bytes of segment files on disk.
     pub bytes: u64,
+    /// Segment files on disk.
     pub segments: u64,
     /// Spool time (ms since the epoch) of the oldest unacknowledged record.
     pub oldest_unacked_ms: Option<u64>,
+    /// How long ago (ms) the oldest unacknowledged record was spooled.
     pub oldest_unacked_age_ms: Option<u64>,
     /// Next sequence number to be assigned.
     pub next_seq: u64,
@@ -179,19 +204,26 @@ pub struct SpoolStatus {
     pub corrupt_records: u64,
     /// Records resent after a restart that may already have been delivered.
     pub possible_duplicates: u64,
+    /// The size bound in force (`spool.max_bytes`).
     pub max_bytes: u64,
+    /// The full-spool policy in force.
     pub when_full: WhenFull,
+    /// The fsync policy in force, as text (e.g. `interval 100 ms`).
     pub fsync: String,
 }
 
 /// A record handed out by [`Spool::read_batch`]; acknowledge it with [`Spool::ack_through`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpoolRecord {
+    /// Sequence number, assigned in append order; acknowledge through it.
     pub seq: u64,
     /// When it was spooled (ms since the epoch).
     pub timestamp_ms: u64,
+    /// Kafka topic it goes to.
     pub topic: String,
+    /// Kafka message key, if any.
     pub key: Option<Vec<u8>>,
+    /// Kafka message value (the Confluent-framed Avro message).
     pub value: Vec<u8>,
     pos: Pos,
     next_offset: u64,
