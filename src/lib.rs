@@ -132,6 +132,7 @@ pub use spool::{
 pub use kafka::consumer::{
     Assignor, BatchError, Consumer, ConsumerConfig, Item, OffsetReset, RawRecord, decode_records,
 };
+pub use kafka::group::GroupError;
 pub use kafka::producer::{
     Acks, Compression, Delivery, DeliveryHandle, OutRecord, Partitioner, Producer, ProducerConfig,
     ProducerStats, RecordError,
@@ -150,6 +151,7 @@ pub mod forwarder {
         parse_property, parse_set, parse_size, resolve_key,
     };
     pub use crate::forward::dead_letter::rfc3339_ms;
+    pub use crate::forward::metrics::LastError;
     pub use crate::forward::plug::{producer_config, run_configured};
     pub use crate::forward::{
         ForwardError, LazySink, RecordEncoder, RecordSink, Snapshot, StopFlag, run, stop_on_signals,

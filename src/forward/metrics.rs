@@ -39,8 +39,11 @@ pub struct Metrics {
 /// The most recent failure (kind + message + time), for the summary and `/metrics`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastError {
+    /// The error's stable kind (see `avro_edge::KINDS`).
     pub kind: String,
+    /// The error's message (never a secret).
     pub message: String,
+    /// When it happened, milliseconds since the Unix epoch.
     pub at_ms: u64,
 }
 
