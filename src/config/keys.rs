@@ -109,6 +109,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("drain_timeout_ms", "drain time on stop (default 10000)"),
     (
+        "clock_check",
+        "hold records while the system clock is below its lower bound (default true)",
+    ),
+    (
         "max_line_bytes",
         "longest accepted input line (default 1MiB)",
     ),

@@ -352,6 +352,10 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Longer input lines are dead-lettered (`line-too-long`) without being held in memory.
     pub max_line_bytes: usize,
+    /// Hold records in the spool while the system clock is below its lower bound (the build time, the
+    /// spool's record times), so a gateway that boots at 1970 sends no 1970 timestamps (`clock_check`,
+    /// default true). Turn it off where the clock is known to be corrected backwards on purpose.
+    pub clock_check: bool,
 }
 
 pub const DEFAULT_SUBJECT: &str = "sensor-data-value";

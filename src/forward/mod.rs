@@ -396,6 +396,7 @@ fn start_sender<S: RecordSink + 'static>(
     let sender_opts = SenderOptions {
         batch_records: cfg.kafka.batch_records,
         linger: cfg.kafka.linger,
+        clock_check: cfg.clock_check,
         ..SenderOptions::default()
     };
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();

@@ -33,6 +33,8 @@ pub struct SenderOptions {
     /// A partial batch waits this long for more records before it is sent, so that a steady trickle
     /// goes out in full batches (one cursor write per batch) instead of one record per send.
     pub linger: Duration,
+    /// Hold records while the system clock is below its lower bound (`clock_check`).
+    pub clock_check: bool,
 }
 
 impl Default for SenderOptions {
@@ -44,6 +46,7 @@ impl Default for SenderOptions {
                 min: Duration::from_millis(100),
                 max: Duration::from_secs(5),
             },
+            clock_check: true,
             poll: Duration::from_millis(50),
             linger: Duration::from_millis(5),
         }
@@ -77,7 +80,7 @@ pub fn run<S: RecordSink>(
             metrics.set_error(e.kind(), &e.to_string());
         }
         // The bound only grows: while the clock is below the known one, there is no need to read.
-        if clock.held(crate::clock::now_ms(), metrics) {
+        if opts.clock_check && clock.held(crate::clock::now_ms(), metrics) {
             sleep_unless(stop, clock_check::RECHECK);
             continue;
         }
@@ -111,11 +114,13 @@ pub fn run<S: RecordSink>(
             }
         }
         // Records spooled by a later clock than the current one: hold them (read again after the rewind).
-        if clock.hold_batch(
-            batch.iter().map(|r| r.timestamp_ms),
-            crate::clock::now_ms(),
-            metrics,
-        ) {
+        if opts.clock_check
+            && clock.hold_batch(
+                batch.iter().map(|r| r.timestamp_ms),
+                crate::clock::now_ms(),
+                metrics,
+            )
+        {
             spool.rewind();
             sleep_unless(stop, clock_check::RECHECK);
             continue;
