@@ -257,7 +257,7 @@ impl Spool {
     pub fn status(&self) -> SpoolStatus {
         let mut g = self.lock();
         let total = g.total_bytes;
-        g.space.refresh(&self.dir, total);
+        g.space.refresh_now(&self.dir, total);
         let records = g.segments.iter().map(|s| s.records - s.acked_records).sum();
         let oldest = if records == 0 {
             None
