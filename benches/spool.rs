@@ -84,6 +84,7 @@ fn main() {
             max_bytes: 1 << 30,
             when_full: WhenFull::Block,
             segment_bytes: None,
+            reserve_bytes: None,
         };
         let (spool, _) = Spool::open(&dir, opts).expect("open spool");
         let t = Instant::now();

@@ -124,8 +124,8 @@ pub use registry::{
 
 // The crash-safe spool.
 pub use spool::{
-    FsyncPolicy, RecoveryReport, Spool, SpoolError, SpoolOptions, SpoolRecord, SpoolStatus,
-    WhenFull,
+    FsyncPolicy, RecoveryReport, Spool, SpoolError, SpoolFull, SpoolOptions, SpoolRecord,
+    SpoolStatus, WhenFull,
 };
 
 // Kafka: the producer, the group consumer, and what they share.

@@ -94,6 +94,7 @@ fn every_key_is_settable_from_env_and_flags() {
                 "2MiB"
             }
             "spool.segment_bytes" => "64KiB",
+            "spool.reserve_bytes" => "1MiB",
             "kafka.create_partitions" => "3",
             "metrics.listen" => "127.0.0.1:9464",
             k if k.ends_with("_ms") || k.ends_with("_s") || k.ends_with("batch_records") => "42",

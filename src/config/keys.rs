@@ -100,6 +100,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "segment size (default max_bytes/8, 64KiB..4MiB)",
     ),
     (
+        "spool.reserve_bytes",
+        "free space left on the spool's file system (default 1MiB, at most 1/16 of it)",
+    ),
+    (
         "dead_letter",
         "dead-letter file (default /var/lib/avro-edge/dead-letter.ndjson)",
     ),

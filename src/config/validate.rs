@@ -335,6 +335,7 @@ fn spool(t: &Table) -> Result<(PathBuf, SpoolOptions), ConfigError> {
             max_bytes,
             when_full: when_full(t)?,
             segment_bytes: segment_bytes(t, max_bytes)?,
+            reserve_bytes: get_size(t, "spool.reserve_bytes")?,
         },
     ))
 }

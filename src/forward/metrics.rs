@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spool::SpoolStatus;
+use crate::spool::{SpoolFull, SpoolStatus};
 
 /// The live counters, shared by inputs, sender and reporters.
 #[derive(Debug, Default)]
@@ -87,6 +87,21 @@ pub struct Snapshot {
     /// The clock's lower bound (ms since the epoch): build time or newest spool time seen.
     #[serde(default)]
     pub clock_lower_bound_ms: u64,
+    /// Appends wait for space now: the disk is full, or the spool holds `max_bytes`.
+    #[serde(default)]
+    pub spool_full: Option<SpoolFull>,
+    /// Times appends had to wait because the disk was full / the spool held `max_bytes` (since start).
+    #[serde(default)]
+    pub spool_full_disk_events: u64,
+    /// Times appends had to wait because the spool held `max_bytes` (since start).
+    #[serde(default)]
+    pub spool_full_max_bytes_events: u64,
+    /// The spool's effective size limit (`max_bytes`, or less when the disk has less room).
+    #[serde(default)]
+    pub spool_limit_bytes: u64,
+    /// Free bytes on the spool's file system.
+    #[serde(default)]
+    pub spool_disk_free_bytes: Option<u64>,
 }
 
 pub fn add(c: &AtomicU64, n: u64) {
@@ -123,6 +138,11 @@ impl Metrics {
             spool_bytes: spool.bytes,
             spool_segments: spool.segments,
             oldest_unacked_age_ms: spool.oldest_unacked_age_ms,
+            spool_full: spool.full,
+            spool_full_disk_events: spool.full_disk_events,
+            spool_full_max_bytes_events: spool.full_max_bytes_events,
+            spool_limit_bytes: spool.limit_bytes,
+            spool_disk_free_bytes: spool.disk_free_bytes,
             last_error: self
                 .last_error
                 .lock()
@@ -149,6 +169,7 @@ impl Snapshot {
             spool_records = self.spool_records,
             spool_bytes = self.spool_bytes,
             oldest_unacked_age_ms = self.oldest_unacked_age_ms.unwrap_or(0),
+            spool_full = self.spool_full.map_or("", SpoolFull::as_str),
             last_error = self.last_error.as_ref().map_or("", |e| e.kind.as_str()),
             clock_insane = self.clock_insane,
             clock_held_records = self.clock_held_records,
@@ -252,6 +273,36 @@ impl Snapshot {
             "Lower bound for the system clock: build time or newest spool time seen.",
             self.clock_lower_bound_ms / 1000,
         );
+        m(
+            "spool_limit_bytes",
+            "gauge",
+            "Effective spool size limit: max_bytes, or less when the disk has less room.",
+            self.spool_limit_bytes,
+        );
+        if let Some(free) = self.spool_disk_free_bytes {
+            m(
+                "spool_disk_free_bytes",
+                "gauge",
+                "Free bytes on the spool's file system.",
+                free,
+            );
+        }
+        s.push_str("# HELP avro_edge_spool_full Appends wait for space (1), by reason: disk full or max_bytes reached.\n");
+        s.push_str("# TYPE avro_edge_spool_full gauge\n");
+        for r in [SpoolFull::Disk, SpoolFull::MaxBytes] {
+            let v = u8::from(self.spool_full == Some(r));
+            s.push_str(&format!("avro_edge_spool_full{{reason=\"{r}\"}} {v}\n"));
+        }
+        s.push_str("# HELP avro_edge_spool_full_events_total Times appends started waiting for space, by reason.\n");
+        s.push_str("# TYPE avro_edge_spool_full_events_total counter\n");
+        for (r, v) in [
+            (SpoolFull::Disk, self.spool_full_disk_events),
+            (SpoolFull::MaxBytes, self.spool_full_max_bytes_events),
+        ] {
+            s.push_str(&format!(
+                "avro_edge_spool_full_events_total{{reason=\"{r}\"}} {v}\n"
+            ));
+        }
         s.push_str("# HELP avro_edge_oldest_unacked_age_seconds Age of the oldest unacknowledged record.\n");
         s.push_str("# TYPE avro_edge_oldest_unacked_age_seconds gauge\n");
         s.push_str(&format!(

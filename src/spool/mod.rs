@@ -10,10 +10,23 @@
 //!   The last segment is the active one; a segment rolls at `segment_bytes`. A segment that is fully
 //!   acknowledged and no longer active is deleted.
 //! - `cursor`: the acknowledged cursor (every sequence number below `acked` is acknowledged) and the sent
-//!   mark, written atomically (temporary file + rename) after every acknowledgement.
+//!   mark, rewritten in place after every acknowledgement: a fixed-size file of two checksummed slots
+//!   written alternately, so updating it needs no new disk block (see [`cursor`] for the format).
 //!
 //! The spool's parts: `recovery` checks and repairs a directory on open (its module doc says how), `writer`
-//! appends, `reader` hands records out, `ledger` keeps the acknowledged cursor and deletes what is done.
+//! appends, `reader` hands records out, `ledger` keeps the acknowledged cursor and deletes what is done,
+//! `space` measures the file system's free space.
+//!
+//! # When the disk fills up
+//! The spool's effective limit is the smaller of `max_bytes` and what its file system allows: the segment
+//! bytes it holds plus the free space, minus [`SpoolOptions::reserve_bytes`] (default 1 MiB, at most 1/16 of
+//! the file system). At the limit, appends wait (`when_full = block`) or drop the oldest segment
+//! (`drop_oldest`) exactly as at `max_bytes`, and a write that fails with "no space" waits too, instead of
+//! failing. While the disk is the limit, segments roll at a quarter of what it allows, so acknowledged
+//! segments are deleted as the sender goes; a fully acknowledged active segment is deleted too while appends
+//! wait. Acknowledgements still persist (the cursor needs no new block), so the space they free comes back
+//! and appends resume by themselves, as they do when other software frees space. [`SpoolStatus::full`] says
+//! whether appends wait and why; the transitions are logged.
 //!
 //! # fsync policy
 //! The default is `interval` 100 ms: a process crash loses nothing (every record is written to the kernel
@@ -27,7 +40,10 @@ pub mod frame;
 mod ledger;
 mod reader;
 mod recovery;
+mod space;
 mod writer;
+
+pub use space::SpoolFull;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -89,6 +105,9 @@ pub struct SpoolOptions {
     pub when_full: WhenFull,
     /// Size at which a segment rolls; default `max_bytes / 8` clamped to 64 KiB ..= 4 MiB.
     pub segment_bytes: Option<u64>,
+    /// Free space the spool leaves on its file system: appends wait while writing would leave less.
+    /// Default (`None`): 1 MiB, but at most 1/16 of the file system's size.
+    pub reserve_bytes: Option<u64>,
 }
 
 impl Default for SpoolOptions {
@@ -98,6 +117,7 @@ impl Default for SpoolOptions {
             max_bytes: 256 * 1024 * 1024,
             when_full: WhenFull::Block,
             segment_bytes: None,
+            reserve_bytes: None,
         }
     }
 }
@@ -210,6 +230,20 @@ pub struct SpoolStatus {
     pub when_full: WhenFull,
     /// The fsync policy in force, as text (e.g. `interval 100 ms`).
     pub fsync: String,
+    /// Whether appends wait for space now, and why (`None`: they do not).
+    pub full: Option<SpoolFull>,
+    /// How long they have waited.
+    pub full_for_ms: Option<u64>,
+    /// Times appends had to wait since open because the disk was full.
+    pub full_disk_events: u64,
+    /// Times appends had to wait since open because the spool held `max_bytes`.
+    pub full_max_bytes_events: u64,
+    /// The effective limit of `bytes`: `max_bytes`, or less when the file system has less room.
+    pub limit_bytes: u64,
+    /// Free bytes on the spool's file system (`None`: it could not be measured).
+    pub disk_free_bytes: Option<u64>,
+    /// Free space the spool leaves on its file system.
+    pub reserve_bytes: u64,
 }
 
 /// A record handed out by [`Spool::read_batch`]; acknowledge it with [`Spool::ack_through`].
@@ -277,7 +311,9 @@ impl Spool {
             fs::create_dir_all(dir).map_err(io("create", dir))?;
         }
         let lock = lock_dir(dir, read_only)?;
-        let (inner, report) = recovery::recover(dir, segment_bytes, read_only)?;
+        let (mut inner, report) = recovery::recover(dir, segment_bytes, read_only)?;
+        inner.space = space::Space::new(opts.reserve_bytes);
+        inner.space.measure(dir, inner.total_bytes);
         let spool = Spool {
             dir: dir.to_path_buf(),
             opts,
@@ -289,7 +325,15 @@ impl Spool {
         };
         if !read_only {
             let mut g = spool.lock();
-            spool.write_cursor(&mut g, true)?;
+            match spool.open_cursor(&mut g) {
+                Ok(()) => {}
+                // A full disk with no cursor file yet: the spool still works (it needs the space its
+                // acknowledgements free); the cursor file is created once there is room.
+                Err(SpoolError::Io { source, .. }) if space::is_disk_full(&source) => {
+                    tracing::warn!(dir = %dir.display(), error = %source, "spool cannot create its cursor file: the disk is full; will retry");
+                }
+                Err(e) => return Err(e),
+            }
             drop(g);
             log_opened(dir, &report);
         }
