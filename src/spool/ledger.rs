@@ -107,6 +107,11 @@ impl Spool {
             FsyncPolicy::Interval(d) => g.last_sync.elapsed() >= d,
             FsyncPolicy::Never => false,
         };
+        // The interval is due: sync the data too, which restarts the interval. (Without this, a drain
+        // with no appends never restarted it, and every acknowledgement paid an fsync.)
+        if sync && matches!(self.opts.fsync, FsyncPolicy::Interval(_)) {
+            self.sync_data(&mut g)?;
+        }
         let written = self.write_cursor(&mut g, sync);
         // Appends wait for space: what is acknowledged of the active segment can go too.
         let freed = if g.space.full.is_some() {
