@@ -100,6 +100,8 @@ struct Inner {
     slots: Mutex<HashMap<String, Slot>>,
     brokers: Mutex<HashMap<i32, String>>,
     topics: Mutex<HashMap<String, Arc<TopicMeta>>>,
+    /// The address that last answered a request for `Target::Any`: tried first next time.
+    last_good: Mutex<Option<String>>,
 }
 
 /// A cheap-to-clone handle on a Kafka cluster. All methods are async; run them with
@@ -133,6 +135,7 @@ impl Client {
                 slots: Mutex::new(HashMap::new()),
                 brokers: Mutex::new(HashMap::new()),
                 topics: Mutex::new(HashMap::new()),
+                last_good: Mutex::new(None),
             }),
         })
     }
@@ -147,6 +150,28 @@ impl Client {
         self.conn_until(target, deadline).await
     }
 
+    /// One round over `target`'s addresses (no reconnect backoff), bounded by the connect timeout
+    /// and `deadline`: for callers that would rather refresh metadata than wait for a broker
+    /// that may be gone for good (the producer after its leader died).
+    pub async fn conn_once(
+        &self,
+        target: &Target,
+        deadline: Instant,
+    ) -> Result<Arc<Conn>, KafkaError> {
+        let deadline = deadline.min(Instant::now() + self.inner.cfg.conn.connect_timeout);
+        let mut last = None;
+        for addr in &self.addrs_for(target)? {
+            match self.conn_to(addr, deadline).await {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| KafkaError::BrokerUnreachable {
+            broker: format!("{target:?}"),
+            reason: "no address".into(),
+        }))
+    }
+
     /// Like [`Client::conn`] with an explicit deadline.
     pub async fn conn_until(
         &self,
@@ -159,7 +184,12 @@ impl Client {
             let mut last = None;
             for addr in &addrs {
                 match self.conn_to(addr, deadline).await {
-                    Ok(c) => return Ok(c),
+                    Ok(c) => {
+                        if *target == Target::Any {
+                            *lock(&self.inner.last_good) = Some(addr.clone());
+                        }
+                        return Ok(c);
+                    }
                     // Auth and config failures do not heal by retrying.
                     Err(e @ (KafkaError::Auth(_) | KafkaError::Config(_) | KafkaError::Tls(_))) => {
                         return Err(e);
@@ -192,11 +222,20 @@ impl Client {
                 }),
             },
             Target::Any => {
+                // Bootstrap and every known broker, in rotation from the one that last answered:
+                // a dead first bootstrap host does not cost every refresh its connect timeout.
                 let mut v = self.inner.cfg.bootstrap.clone();
-                for a in lock(&self.inner.brokers).values() {
-                    if !v.contains(a) {
-                        v.push(a.clone());
+                let mut known: Vec<String> = lock(&self.inner.brokers).values().cloned().collect();
+                known.sort();
+                for a in known {
+                    if !v.contains(&a) {
+                        v.push(a);
                     }
+                }
+                if let Some(last) = lock(&self.inner.last_good).as_ref()
+                    && let Some(i) = v.iter().position(|a| a == last)
+                {
+                    v.rotate_left(i);
                 }
                 Ok(v)
             }
@@ -309,7 +348,8 @@ impl Client {
 
     /// Cached metadata for a topic, refreshed when older than `metadata_max_age`; creates the
     /// topic when it is unknown and `auto_create` is set; waits (with backoff, until `deadline`)
-    /// for every partition to have a leader.
+    /// for its partitions to be listed. Partitions without a leader (leader -1) do not hold the
+    /// topic back: callers stall just those until a leader appears.
     pub async fn topic(
         &self,
         topic: &str,
@@ -333,7 +373,7 @@ impl Client {
                 .unwrap_or(3);
             let ready = lock(&self.inner.topics)
                 .get(topic)
-                .filter(|t| !t.partitions.is_empty() && t.partitions.iter().all(|p| p.leader >= 0))
+                .filter(|t| !t.partitions.is_empty())
                 .cloned();
             if let Some(t) = ready {
                 return Ok(t);
@@ -361,6 +401,13 @@ impl Client {
             smol::Timer::after(backoff).await;
             backoff = (backoff * 2).min(self.inner.cfg.retry_backoff_max);
         }
+    }
+
+    /// Whether any partition of a cached topic has no leader.
+    pub fn has_leaderless(&self, topic: &str) -> bool {
+        lock(&self.inner.topics)
+            .get(topic)
+            .is_some_and(|t| t.partitions.iter().any(|p| p.leader < 0))
     }
 
     /// Create a topic; an already existing topic is not an error.
@@ -416,6 +463,17 @@ impl Client {
             }
         }
     }
+}
+
+/// `base * 2^attempt`, capped at `max`, minus up to 20 % random jitter (so clients that failed
+/// together do not retry in lockstep).
+pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let full = base.saturating_mul(1u32 << attempt.min(16)).min(max);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(attempt);
+    let frac = (h.finish() % 1000) as u32; // 0..1000
+    full.saturating_sub(full * frac / 5000)
 }
 
 #[cfg(test)]
