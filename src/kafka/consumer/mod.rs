@@ -98,6 +98,8 @@ pub struct Consumer {
     buffered: VecDeque<RawRecord>,
     /// Partitions whose position sits inside a batch: (fetch offset, last step back).
     probes: BTreeMap<(String, i32), (i64, i64)>,
+    /// Partitions backing off after a retriable error: (not before, consecutive failures).
+    retry_at: BTreeMap<(String, i32), (Instant, u32)>,
     closed: bool,
 }
 
@@ -196,6 +198,7 @@ impl Consumer {
             rejoin_requests: AtomicU32::new(0),
             buffered: VecDeque::new(),
             probes: BTreeMap::new(),
+            retry_at: BTreeMap::new(),
             closed: false,
         })
     }
@@ -266,25 +269,29 @@ impl Consumer {
     /// failures (broker restarting, leader moved, coordinator lost) are retried with backoff until
     /// the deadline; only if the last round still failed is the error returned.
     async fn poll_until(&mut self, deadline: Instant) -> Result<Vec<RawRecord>, KafkaError> {
-        let mut backoff = Duration::from_millis(100);
+        let mut failures = 0u32;
         loop {
             match self.poll_round(deadline).await {
                 Ok(Some(records)) => return Ok(records),
-                Ok(None) => backoff = Duration::from_millis(100),
+                Ok(None) => failures = 0,
                 Err(e) if e.is_retriable() || e.needs_metadata_refresh() => {
                     let now = Instant::now();
                     if now >= deadline {
                         return Err(e);
                     }
+                    let backoff = crate::kafka::client::backoff(
+                        Duration::from_millis(100),
+                        Duration::from_secs(1),
+                        failures,
+                    );
+                    failures = failures.saturating_add(1);
                     tracing::debug!(error = %e, backoff_ms = backoff.as_millis() as u64, "poll: retrying");
-                    if let Some(g) = &self.group {
-                        lock(&g.state).coordinator = None;
-                    }
+                    // The coordinator is not dropped here: group requests drop it on their own
+                    // errors; a fetch error says nothing about it.
                     for (t, _) in self.positions.owned().cloned().collect::<Vec<_>>() {
                         self.client.invalidate(&t);
                     }
                     smol::Timer::after(backoff.min(deadline - now)).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
                 Err(e) => return Err(e),
             }
@@ -333,6 +340,20 @@ impl Consumer {
             .fetch_max_wait
             .min(deadline.saturating_duration_since(now));
         let records = self.fetch_once(wait).await?;
+        if self.subscribed()
+            && self
+                .group_state()
+                .is_some_and(|(_, member, _)| !member.is_stable())
+        {
+            // The heartbeat flagged a rebalance (or an eviction) while we fetched: these
+            // partitions may be someone else's now. Drop the records; the next round rejoins and
+            // starts from the committed offsets.
+            tracing::debug!(
+                records = records.len(),
+                "rebalance flagged during fetch; records dropped"
+            );
+            return Ok(None);
+        }
         self.buffered.extend(records);
         if !self.buffered.is_empty() {
             return Ok(Some(self.take_buffered()));
