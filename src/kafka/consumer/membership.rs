@@ -82,6 +82,7 @@ pub(super) fn heartbeat_loop(
     let step = Duration::from_millis(50);
     let mut last_ok = Instant::now();
     let mut failures = 0u32;
+    let mut last_found: Option<String> = None;
     loop {
         let mut slept = Duration::ZERO;
         // After a failure, try again sooner (backoff), still at most once per interval.
@@ -119,7 +120,10 @@ pub(super) fn heartbeat_loop(
             continue;
         }
         let coordinator = match coordinator {
-            Some(c) => c,
+            Some(c) => {
+                last_found = Some(c.clone());
+                c
+            }
             None => {
                 let found = block_on(with_timeout(
                     session_timeout,
@@ -133,7 +137,10 @@ pub(super) fn heartbeat_loop(
                 });
                 match found {
                     Ok(c) => {
-                        tracing::info!(group = %shared.group_id, coordinator = %c, "heartbeat: found coordinator");
+                        if last_found.as_ref() != Some(&c) {
+                            tracing::info!(group = %shared.group_id, coordinator = %c, "heartbeat: found coordinator");
+                            last_found = Some(c.clone());
+                        }
                         lock(&shared.state).coordinator = Some(c.clone());
                         c
                     }
@@ -150,10 +157,14 @@ pub(super) fn heartbeat_loop(
             .with_generation_id(generation)
             .with_member_id(name(&member_id));
         // A heartbeat later than the session timeout is worthless: bound it (and so `close`).
-        let result = block_on(with_timeout(
-            session_timeout,
-            client.request(&Target::Addr(coordinator), &req),
-        ))
+        // One connect round: a dead coordinator is looked up again instead of redialled.
+        let target = Target::Addr(coordinator);
+        let result = block_on(with_timeout(session_timeout, async {
+            let conn = client
+                .conn_once(&target, Instant::now() + session_timeout)
+                .await?;
+            conn.request(&req).await
+        }))
         .unwrap_or_else(|| {
             Err(KafkaError::Timeout {
                 what: "Heartbeat".into(),
@@ -188,7 +199,11 @@ pub(super) fn heartbeat_loop(
                 }
             },
             Err(e) => {
-                tracing::warn!(group = %shared.group_id, error = %e, "heartbeat failed");
+                if failures == 0 {
+                    tracing::warn!(group = %shared.group_id, error = %e, "heartbeat failed; looking up the coordinator");
+                } else {
+                    tracing::debug!(group = %shared.group_id, error = %e, "heartbeat failed");
+                }
                 st.coordinator = None;
                 failures += 1;
             }

@@ -67,13 +67,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Send a request whose fields depend on the negotiated version.
+/// Send a request whose fields depend on the negotiated version. One connect round (group
+/// requests): a coordinator that does not answer is looked up again by the caller instead of
+/// being redialled for the whole connect deadline.
 async fn call<R: Request>(
     client: &Client,
     target: &Target,
     build: impl FnOnce(i16) -> R,
 ) -> Result<R::Response, KafkaError> {
-    let conn = client.conn(target).await?;
+    let deadline = Instant::now() + client.config().connect_deadline;
+    let conn = client.conn_once(target, deadline).await?;
     let v = conn.version_for::<R>()?;
     conn.request_at(&build(v), v).await
 }
@@ -346,12 +349,13 @@ impl Consumer {
                 .is_some_and(|(_, member, _)| !member.is_stable())
         {
             // The heartbeat flagged a rebalance (or an eviction) while we fetched: these
-            // partitions may be someone else's now. Drop the records; the next round rejoins and
-            // starts from the committed offsets.
+            // partitions may be someone else's now. Hand nothing out; the next round commits
+            // up to the first of these records (buffered: not handed out), drops them and rejoins.
             tracing::debug!(
                 records = records.len(),
-                "rebalance flagged during fetch; records dropped"
+                "rebalance flagged during fetch; held back"
             );
+            self.buffered.extend(records);
             return Ok(None);
         }
         self.buffered.extend(records);
