@@ -481,6 +481,35 @@ mod tests {
     use super::*;
     use crate::error::ErrorKind;
 
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_at_most_a_fifth_off() {
+        let (base, max) = (Duration::from_millis(100), Duration::from_secs(1));
+        for attempt in 0..40 {
+            let full = (base * 2u32.pow(attempt.min(10))).min(max);
+            let b = backoff(base, max, attempt);
+            assert!(b <= full && b >= full * 4 / 5, "attempt {attempt}: {b:?}");
+        }
+    }
+
+    #[test]
+    fn any_broker_starts_from_the_one_that_last_answered() {
+        let client = Client::new(ClientConfig {
+            bootstrap: vec!["a:1".into(), "b:1".into()],
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        lock(&client.inner.brokers).insert(3, "c:1".into());
+        assert_eq!(
+            client.addrs_for(&Target::Any).unwrap(),
+            ["a:1", "b:1", "c:1"]
+        );
+        *lock(&client.inner.last_good) = Some("c:1".into());
+        assert_eq!(
+            client.addrs_for(&Target::Any).unwrap(),
+            ["c:1", "a:1", "b:1"]
+        );
+    }
+
     /// A broker that accepts TCP but never answers: getting a connection still ends at the
     /// connect deadline (not at the much longer request timeout), with a typed error.
     #[test]
