@@ -58,7 +58,7 @@ impl Default for ClientConfig {
 /// Where to send a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// Any reachable broker (bootstrap list first, then known brokers).
+    /// Any reachable broker: bootstrap and known brokers, from the one that last answered.
     Any,
     /// A broker by node id (from metadata).
     Node(i32),

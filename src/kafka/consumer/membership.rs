@@ -186,6 +186,9 @@ pub(super) fn heartbeat_loop(
                 }
                 GroupAction::Retry => failures += 1,
                 GroupAction::Rejoin => {
+                    // The coordinator answered: the session clock starts again after the rejoin.
+                    last_ok = Instant::now();
+                    failures = 0;
                     tracing::info!(group = %shared.group_id, code = resp.error_code, "rebalance: rejoining");
                 }
                 GroupAction::FindCoordinator => {

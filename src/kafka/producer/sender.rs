@@ -3,7 +3,9 @@
 //! for one leader go in one Produce request; requests to different leaders run concurrently.
 //! Retriable errors (NOT_LEADER_OR_FOLLOWER, timeouts, lost connections, ...) are retried with
 //! capped exponential backoff until `retries` or the batch's `delivery_timeout` runs out;
-//! metadata is refreshed when the error says leaders moved.
+//! metadata is refreshed when the error says leaders moved. A batch that could not be sent at all
+//! (its partition has no leader, or the leader does not accept a connection) goes back with the
+//! same backoff without using up `retries`, until its `delivery_timeout`: it stalls alone.
 //!
 //! Must not take a second batch of a partition while one is in flight: a retried batch could
 //! then be overtaken, and order is kept per partition.
