@@ -366,7 +366,7 @@ fn finish_as(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>, sent
             && (!sent || batch.attempts < cfg.retries)
             && Instant::now() + backoff < batch.deadline;
         if retry {
-            tracing::debug!(topic = %topic, partition, attempt = batch.attempts + 1, sent, error = %e, "retrying batch");
+            tracing::debug!(topic = %topic, partition, attempts = batch.attempts, stalls = batch.stalls, sent, error = %e, "retrying batch");
             if sent {
                 batch.attempts += 1;
             } else {
