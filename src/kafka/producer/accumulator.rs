@@ -21,6 +21,9 @@ pub(super) struct Batch {
     pub(super) created: Instant,
     pub(super) deadline: Instant,
     pub(super) attempts: u32,
+    /// Times the batch went back unsent (no leader, leader unreachable): not counted against
+    /// `retries`, only in the backoff.
+    pub(super) stalls: u32,
     pub(super) sealed: bool,
     pub(super) last_error: Option<KafkaError>,
 }
@@ -226,6 +229,7 @@ fn open_batch(
             created: start,
             deadline,
             attempts: 0,
+            stalls: 0,
             sealed: false,
             last_error: None,
         });
