@@ -3,6 +3,11 @@
 //!
 //! Must not read or write record bytes (that is [`super::reader`] and [`super::writer`]); it persists the
 //! cursor through [`super::cursor`] only.
+//!
+//! Order on acknowledgement: the cursor is written first (to the kernel, and synced per the fsync policy),
+//! then the segments it covers are deleted. The other way round, a process killed in between restarted
+//! with the old cursor and the acknowledged records already gone, resuming mid-way at the start of the
+//! next segment instead of at the acknowledged cursor.
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
@@ -58,6 +63,17 @@ pub(super) struct Inner {
     pub(super) space: Space,
 }
 
+#[cfg(test)]
+type SegmentDeleteHook = Box<dyn FnMut(&Path)>;
+
+#[cfg(test)]
+thread_local! {
+    /// Test hook, called with the spool directory right after a segment file is deleted: the point where a
+    /// test simulates a crash (by copying the directory as it is).
+    static AFTER_SEGMENT_DELETE: std::cell::RefCell<Option<SegmentDeleteHook>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 pub(super) fn seg_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:020}.seg"))
 }
@@ -69,8 +85,9 @@ pub(super) fn parse_seg_name(name: &str) -> Option<u64> {
 }
 
 impl Spool {
-    /// Acknowledge `rec` and every record before it. Fully acknowledged segments (other than the active
-    /// one) are deleted; the cursor is persisted. Acknowledging an already acknowledged record does nothing.
+    /// Acknowledge `rec` and every record before it. The cursor is persisted first, then fully acknowledged
+    /// segments (other than the active one) are deleted. Acknowledging an already acknowledged record does
+    /// nothing.
     pub fn ack_through(&self, rec: &SpoolRecord) -> Result<(), SpoolError> {
         let mut g = self.lock();
         if rec.seq < g.acked || g.closed {
@@ -83,24 +100,9 @@ impl Spool {
             offset: rec.next_offset,
             ordinal: rec.pos.ordinal + 1,
         };
-        let older: Vec<u64> = g
-            .segments
-            .iter()
-            .take_while(|s| s.id < rec.pos.seg)
-            .map(|s| s.id)
-            .collect();
-        for id in older {
-            self.remove_segment(&mut g, id)?;
-        }
-        let last_id = g.segments.back().map(|s| s.id);
         if let Some(s) = g.segments.iter_mut().find(|s| s.id == rec.pos.seg) {
             s.acked_records = (rec.pos.ordinal + 1).min(s.records);
-            if s.acked_records == s.records && Some(s.id) != last_id {
-                let id = s.id;
-                self.remove_segment(&mut g, id)?;
-            }
         }
-        g.acked_pos = Self::normalize(&g, g.acked_pos);
         g.cursor_dirty = true;
         let sync = match self.opts.fsync {
             FsyncPolicy::Always => true,
@@ -112,7 +114,19 @@ impl Spool {
         if sync && matches!(self.opts.fsync, FsyncPolicy::Interval(_)) {
             self.sync_data(&mut g)?;
         }
-        let written = self.write_cursor(&mut g, sync);
+        // The cursor before the deletions: a crash between the two must not leave a cursor on disk that is
+        // behind records already deleted (a restart would then resume past its own acknowledged cursor).
+        let mut written = self.write_cursor(&mut g, sync);
+        // Deleted only once the cursor is written; or when there is no cursor file yet (the disk was full
+        // at open: a restart resends everything anyway), where deleting is what makes room to create it.
+        let mut removed = Ok(());
+        if written.is_ok() || g.cursor_file.is_none() {
+            removed = self.remove_acked_segments(&mut g, rec.pos.seg);
+            if written.is_err() && g.cursor_file.is_none() {
+                written = self.write_cursor(&mut g, sync);
+            }
+        }
+        g.acked_pos = Self::normalize(&g, g.acked_pos);
         // Appends wait for space: what is acknowledged of the active segment can go too.
         let freed = if g.space.full.is_some() {
             self.free_acked_active(&mut g)
@@ -121,7 +135,30 @@ impl Spool {
         };
         self.changed.notify_all();
         written?;
+        removed?;
         freed.map(|_| ())
+    }
+
+    /// Delete the segments before `seg`, and `seg` itself when it is fully acknowledged and not the active
+    /// one. Call only after the cursor that acknowledges them is written.
+    fn remove_acked_segments(&self, g: &mut Inner, seg: u64) -> Result<(), SpoolError> {
+        let older: Vec<u64> = g
+            .segments
+            .iter()
+            .take_while(|s| s.id < seg)
+            .map(|s| s.id)
+            .collect();
+        for id in older {
+            self.remove_segment(g, id)?;
+        }
+        let last_id = g.segments.back().map(|s| s.id);
+        if let Some(s) = g.segments.iter().find(|s| s.id == seg)
+            && s.acked_records == s.records
+            && Some(s.id) != last_id
+        {
+            self.remove_segment(g, seg)?;
+        }
+        Ok(())
     }
 
     /// Delete the active segment when every record in it is acknowledged (the next append starts a new
@@ -161,6 +198,12 @@ impl Spool {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io("delete", &path)(e)),
         }
+        #[cfg(test)]
+        AFTER_SEGMENT_DELETE.with_borrow_mut(|hook| {
+            if let Some(hook) = hook {
+                hook(&self.dir);
+            }
+        });
         if let Some(s) = g.segments.remove(i) {
             g.total_bytes = g.total_bytes.saturating_sub(s.bytes);
         }
@@ -306,5 +349,104 @@ impl Spool {
         f.read_exact_at(&mut b, pos.offset + frame::FRAME_HEADER as u64 + 8)
             .ok()?;
         Some(u64::from_le_bytes(b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::{SpoolOptions, WhenFull};
+    use std::time::Duration;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "avro-edge-ledger-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A crash right after an acknowledgement deletes a segment (SIGKILL: what was written to the kernel
+    /// stays) must find the cursor of that acknowledgement on disk: a restart resumes exactly at an
+    /// acknowledgement boundary, never past its cursor at the start of the next surviving segment.
+    #[test]
+    fn a_crash_right_after_a_segment_is_deleted_resumes_at_the_acknowledged_cursor() {
+        let dir = tmpdir("ack-delete");
+        let opts = || SpoolOptions {
+            fsync: FsyncPolicy::Interval(Duration::from_secs(3600)),
+            max_bytes: 1 << 20,
+            when_full: WhenFull::Block,
+            segment_bytes: Some(4096),
+            reserve_bytes: None,
+        };
+        let snapshots = std::rc::Rc::new(std::cell::RefCell::new(Vec::<PathBuf>::new()));
+        let hook_snapshots = snapshots.clone();
+        let root = dir.clone();
+        AFTER_SEGMENT_DELETE.set(Some(Box::new(move |spool_dir: &Path| {
+            let mut all = hook_snapshots.borrow_mut();
+            let snap = root.join(format!("crash-{}", all.len()));
+            fs::create_dir_all(&snap).unwrap();
+            for e in fs::read_dir(spool_dir).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_file() && e.file_name() != "lock" {
+                    fs::copy(e.path(), snap.join(e.file_name())).unwrap();
+                }
+            }
+            all.push(snap);
+        })));
+        // About 100 records a segment; acknowledgements every 150 records, so they fall mid-segment.
+        let spool_dir = dir.join("spool");
+        let (spool, _) = Spool::open(&spool_dir, opts()).unwrap();
+        for i in 0..1000u64 {
+            spool
+                .append("t", None, format!("reading-{i:04}").as_bytes())
+                .unwrap();
+        }
+        assert!(
+            fs::read_dir(&spool_dir).unwrap().count() > 8,
+            "many segments"
+        );
+        let mut boundaries = vec![0];
+        let mut handed = Vec::new();
+        while handed.len() < 1000 {
+            handed.extend(spool.read_batch(1000, 1 << 20, Duration::ZERO).unwrap());
+        }
+        for last in (149..1000).step_by(150) {
+            spool.ack_through(&handed[last]).unwrap();
+            boundaries.push(last as u64 + 1);
+        }
+        AFTER_SEGMENT_DELETE.set(None);
+        drop(spool);
+        let snapshots = snapshots.borrow().clone();
+        assert!(snapshots.len() >= 5, "segments were deleted");
+        for snap in &snapshots {
+            let (spool, report) = Spool::open(snap, opts()).unwrap();
+            let mut seqs = Vec::new();
+            loop {
+                let b = spool.read_batch(1000, 1 << 20, Duration::ZERO).unwrap();
+                if b.is_empty() {
+                    break;
+                }
+                seqs.extend(b.iter().map(|r| r.seq));
+            }
+            let first = seqs[0];
+            assert!(
+                boundaries.contains(&first),
+                "{}: resumes at {first}, not at an acknowledgement ({report:?})",
+                snap.display()
+            );
+            assert_eq!(
+                seqs,
+                (first..1000).collect::<Vec<_>>(),
+                "{}",
+                snap.display()
+            );
+        }
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

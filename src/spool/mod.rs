@@ -8,7 +8,8 @@
 //! - `lock`: held with an exclusive `flock` (`File::try_lock`) while a spool is open; holds the owner's pid.
 //! - `<first-seq, 20 digits>.seg`: segment files, see [`frame`] for the framing (length + CRC32C per record).
 //!   The last segment is the active one; a segment rolls at `segment_bytes`. A segment that is fully
-//!   acknowledged and no longer active is deleted.
+//!   acknowledged and no longer active is deleted, after the cursor that acknowledges it is written (so a
+//!   crash never leaves a cursor on disk that is behind records already deleted).
 //! - `cursor`: the acknowledged cursor (every sequence number below `acked` is acknowledged) and the sent
 //!   mark, rewritten in place after every acknowledgement: a fixed-size file of two checksummed slots
 //!   written alternately, so updating it needs no new disk block (see [`cursor`] for the format).
