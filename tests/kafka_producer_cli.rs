@@ -1,4 +1,4 @@
-//! `avro-edge produce` and the typed `send_record` against a real tansu broker, with the
+//! `avro-edge produce` and the typed `send_record` against a real broker (the test kit's), with the
 //! offline schema cache in `fixtures/schema-cache`: what goes in as NDJSON comes back, decoded
 //! by the codec, from the partition murmur2 picks for its key; bad lines are counted, not fatal.
 
@@ -10,7 +10,7 @@ use avro_edge::Codec;
 use avro_edge::partition_for_key;
 use avro_edge::records::{SensorData, SensorStatus};
 use avro_edge::{Producer, ProducerConfig};
-use avro_edge_testkit::{Storage, fetch_partition, require_broker, root};
+use avro_edge_testkit::{fetch_partition, require_broker, root};
 
 fn codec() -> Codec {
     let cache = root().join("fixtures/schema-cache");
@@ -34,9 +34,9 @@ fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i32, Option<V
 }
 
 #[test]
-#[ignore = "needs tansu"]
+#[ignore = "needs a Kafka broker"]
 fn produce_cli_sends_ndjson_and_counts_bad_lines() {
-    let broker = require_broker(Storage::Memory);
+    let broker = require_broker();
     let mut input = String::new();
     let mut want = Vec::new();
     for i in 0..50 {
@@ -112,9 +112,9 @@ fn produce_cli_sends_ndjson_and_counts_bad_lines() {
 }
 
 #[test]
-#[ignore = "needs tansu"]
+#[ignore = "needs a Kafka broker"]
 fn send_record_encodes_typed_values_with_the_topic_subject() {
-    let broker = require_broker(Storage::Memory);
+    let broker = require_broker();
     let mut cfg = ProducerConfig::new([broker.bootstrap()]);
     cfg.auto_create = Some(avro_edge::TopicSpec {
         partitions: 1,
