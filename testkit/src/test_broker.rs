@@ -189,6 +189,28 @@ impl TestBroker {
         }
     }
 
+    /// Stop the broker cleanly (Kafka: SIGTERM, a controlled shutdown that flushes and marks its
+    /// logs clean; tansu: as [`kill`](Self::kill)). Panics for the shared broker.
+    pub fn stop(&mut self) {
+        match &mut self.inner {
+            Inner::Shared(_) => panic!("the shared test broker cannot be stopped: use TestBroker::own"),
+            Inner::Kafka { cluster, .. } => {
+                let _ = cluster.stop(0);
+            }
+            Inner::Tansu { broker, .. } => broker.kill(),
+        }
+    }
+
+    /// The directory holding `topic`/`partition` on disk: an own Kafka node's `<log.dirs>/topic-partition`
+    /// (segments `*.log`), to be changed while the broker is [stopped](Self::stop). `None` for
+    /// tansu and the shared broker.
+    pub fn partition_dir(&self, topic: &str, partition: i32) -> Option<PathBuf> {
+        match &self.inner {
+            Inner::Kafka { cluster, .. } => Some(cluster.data_dir(0).join(format!("{topic}-{partition}"))),
+            _ => None,
+        }
+    }
+
     /// Start the broker again on the same port(s) with the data it had, and wait until it serves.
     pub fn restart(&mut self) -> Result<(), TestBrokerError> {
         match &mut self.inner {

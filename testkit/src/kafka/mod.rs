@@ -521,6 +521,12 @@ impl KafkaCluster {
         Some(format!("127.0.0.1:{port}"))
     }
 
+    /// Node `i`'s `log.dirs` (partition `t`/`p` lives in `<data_dir>/t-p`; panics on an index out
+    /// of range).
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.nodes[i].dir.join("data")
+    }
+
     /// Node `i`'s Kafka `node.id` (`i + 1`).
     pub fn node_id(&self, i: usize) -> i32 {
         i as i32 + 1
