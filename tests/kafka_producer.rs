@@ -571,3 +571,41 @@ fn full_buffer_blocks_then_times_out() {
     );
     assert_eq!(p.stats().acked, 1);
 }
+
+/// A batch that fails for good (its delivery timeout ran out while the broker was down) takes
+/// the batches queued behind it in its partition with it: delivered once the broker is back,
+/// they would land before its records when the caller sends those again (as the forwarder does),
+/// breaking the order per partition.
+#[test]
+#[ignore = "needs a Kafka broker"]
+fn a_batch_that_fails_for_good_fails_the_batches_queued_behind_it() {
+    let mut broker = require_own_broker();
+    let topic = unique_topic("behind");
+    let mut cfg = config(&broker.bootstrap(), 1);
+    cfg.delivery_timeout = Duration::from_secs(20);
+    cfg.request_timeout = Duration::from_secs(2);
+    cfg.retry_backoff_max = Duration::from_millis(200);
+    cfg.linger = Duration::ZERO;
+    let p = Producer::connect(cfg).unwrap();
+    p.send(&topic, None, b"warm-up").unwrap();
+    broker.kill();
+    let first = p.enqueue(&topic, None, b"first");
+    // Queued behind `first` (in flight, dialling the dead broker until its deadline).
+    std::thread::sleep(Duration::from_secs(17));
+    let behind: Vec<_> = (0..5)
+        .map(|i| p.enqueue(&topic, None, format!("behind-{i}").as_bytes()))
+        .collect();
+    let err = first.wait().expect_err("the broker was down for the whole delivery timeout");
+    assert!(err.is_retriable(), "{err}");
+    broker.restart().unwrap();
+    for h in behind {
+        let got = h.wait();
+        assert!(
+            got.is_err(),
+            "a batch queued behind a failed one must fail with it, got {got:?}"
+        );
+    }
+    let after = p.send(&topic, None, b"after").unwrap();
+    assert_eq!(after.offset, Some(1), "only warm-up and after are stored");
+    p.close().unwrap();
+}
