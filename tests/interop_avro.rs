@@ -23,7 +23,9 @@ use avro_edge::TopicSpec;
 use avro_edge::{ClientOptions, RegistryClient};
 use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset};
 use avro_edge::{Producer, ProducerConfig};
-use avro_edge_testkit::{TestBroker, require_broker, require_node_peers, require_python, unique_topic};
+use avro_edge_testkit::{
+    TestBroker, require_broker, require_node_peers, require_python, unique_topic,
+};
 use serde_json::{Value, json};
 use wire_support::{Case, assert_json_eq, cases, root};
 

@@ -592,7 +592,12 @@ fn a_corrupt_batch_is_a_typed_error_with_its_offset_and_seek_steps_over_it() {
         produce_raw_batch(&broker.bootstrap(), &topic, &[b"good-0", b"good-1"], false),
         0
     );
-    let code = produce_raw_batch(&broker.bootstrap(), &topic, &[b"bad-2", b"bad-3"], !on_kafka);
+    let code = produce_raw_batch(
+        &broker.bootstrap(),
+        &topic,
+        &[b"bad-2", b"bad-3"],
+        !on_kafka,
+    );
     // The test is about what the consumer does with a corrupt batch: a broker that refuses it
     // leaves nothing to test, which is a failure, not a pass.
     assert_eq!(

@@ -595,7 +595,9 @@ fn a_batch_that_fails_for_good_fails_the_batches_queued_behind_it() {
     let behind: Vec<_> = (0..5)
         .map(|i| p.enqueue(&topic, None, format!("behind-{i}").as_bytes()))
         .collect();
-    let err = first.wait().expect_err("the broker was down for the whole delivery timeout");
+    let err = first
+        .wait()
+        .expect_err("the broker was down for the whole delivery timeout");
     assert!(err.is_retriable(), "{err}");
     broker.restart().unwrap();
     for h in behind {

@@ -28,9 +28,7 @@ pub mod require;
 pub mod test_broker;
 
 pub use broker::{Broker, Storage, TestkitError, tansu_bin, unique_topic};
-pub use kafka::{
-    KafkaCluster, KafkaListener, KafkaOpts, KafkaTestError, SaslUser, TestKafka, shared_broker,
-};
+pub use kafka::{KafkaCluster, KafkaListener, KafkaOpts, KafkaTestError, SaslUser};
 pub use kafka_read::{decode_batches, fetch_partition, read_client};
 pub use paths::{root, tmpdir};
 pub use peers::{cache_dir, node_peers_dir, python, python_has};

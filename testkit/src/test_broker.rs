@@ -159,7 +159,9 @@ impl TestBroker {
                 cluster,
                 client_listener,
             } => match client_listener {
-                true => cluster.listener_addr(0, CLIENT_LISTENER).unwrap_or_default(),
+                true => cluster
+                    .listener_addr(0, CLIENT_LISTENER)
+                    .unwrap_or_default(),
                 false => cluster.bootstrap(),
             },
             Inner::Tansu { broker, .. } => broker.bootstrap(),
@@ -181,7 +183,9 @@ impl TestBroker {
     /// SIGKILL the broker (a crash). Panics for the shared broker: use [`TestBroker::own`].
     pub fn kill(&mut self) {
         match &mut self.inner {
-            Inner::Shared(_) => panic!("the shared test broker cannot be killed: use TestBroker::own"),
+            Inner::Shared(_) => {
+                panic!("the shared test broker cannot be killed: use TestBroker::own")
+            }
             Inner::Kafka { cluster, .. } => {
                 let _ = cluster.kill(0);
             }
@@ -193,7 +197,9 @@ impl TestBroker {
     /// logs clean; tansu: as [`kill`](Self::kill)). Panics for the shared broker.
     pub fn stop(&mut self) {
         match &mut self.inner {
-            Inner::Shared(_) => panic!("the shared test broker cannot be stopped: use TestBroker::own"),
+            Inner::Shared(_) => {
+                panic!("the shared test broker cannot be stopped: use TestBroker::own")
+            }
             Inner::Kafka { cluster, .. } => {
                 let _ = cluster.stop(0);
             }
@@ -206,7 +212,9 @@ impl TestBroker {
     /// tansu and the shared broker.
     pub fn partition_dir(&self, topic: &str, partition: i32) -> Option<PathBuf> {
         match &self.inner {
-            Inner::Kafka { cluster, .. } => Some(cluster.data_dir(0).join(format!("{topic}-{partition}"))),
+            Inner::Kafka { cluster, .. } => {
+                Some(cluster.data_dir(0).join(format!("{topic}-{partition}")))
+            }
             _ => None,
         }
     }
@@ -381,7 +389,11 @@ mod tests {
     fn kind_is_kafka_unless_tansu_is_asked_for() {
         // Only reads the variable as this process has it (tests must not set env vars in parallel).
         let got = BrokerKind::from_env();
-        match std::env::var(TEST_BROKER_ENV).ok().as_deref().map(str::trim) {
+        match std::env::var(TEST_BROKER_ENV)
+            .ok()
+            .as_deref()
+            .map(str::trim)
+        {
             None | Some("") | Some("kafka") => assert_eq!(got.unwrap(), BrokerKind::Kafka),
             Some("tansu") => assert_eq!(got.unwrap(), BrokerKind::Tansu),
             Some(_) => assert!(got.is_err()),

@@ -355,8 +355,8 @@ impl Consumer {
             .probes
             .get(&(t.to_string(), p))
             .map_or(pos, |probe| probe.0);
-        if tansu
-            && !self.accept_or_probe(
+        if !self.accept_or_probe(
+            tansu,
             t,
             p,
             pos,
@@ -395,6 +395,7 @@ impl Consumer {
     #[allow(clippy::too_many_arguments)]
     fn accept_or_probe(
         &mut self,
+        tansu: bool,
         t: &str,
         p: i32,
         pos: i64,
@@ -410,7 +411,7 @@ impl Consumer {
             None => fetched.error.is_some() || high_watermark <= pos,
         };
         let floor = log_start.max(0);
-        if settled || fetch_at <= floor {
+        if !tansu || settled || fetch_at <= floor {
             self.probes.remove(&key);
             return true;
         }

@@ -167,12 +167,11 @@ fn fail_unsent(inner: &Inner) {
 fn fail_queued_behind(inner: &Inner, topic: &str, partition: i32, e: &KafkaError) {
     {
         let mut st = inner.lock();
-        let queued: Vec<_> = match (st.topics.get_mut(topic))
-            .and_then(|ts| ts.parts.get_mut(partition as usize))
-        {
-            Some(q) => q.batches.drain(..).collect(),
-            None => return,
-        };
+        let queued: Vec<_> =
+            match (st.topics.get_mut(topic)).and_then(|ts| ts.parts.get_mut(partition as usize)) {
+                Some(q) => q.batches.drain(..).collect(),
+                None => return,
+            };
         if !queued.is_empty() {
             let records: usize = queued.iter().map(|b| b.builder.len()).sum();
             tracing::warn!(topic = %topic, partition, records, "failing the batches queued behind a failed one");

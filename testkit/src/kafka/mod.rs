@@ -29,7 +29,8 @@ mod node_env;
 /// and `kafka.version` in `scripts/kafka/pom.xml`.
 pub const KAFKA_VERSION: &str = "4.1.1";
 
-/// Env var naming an already running broker that [`shared_broker`] hands out instead of starting one.
+/// Env var naming an already running broker that [`crate::TestBroker::shared`] hands out instead of
+/// starting one (scripts/test sets it).
 pub const SHARED_BROKERS_ENV: &str = "AVRO_EDGE_KAFKA_BROKERS";
 
 /// Why a Kafka cluster could not be started or controlled.
@@ -302,7 +303,11 @@ impl KafkaCluster {
             let adv = l.advertised_ports.get(i).unwrap_or(port);
             listeners.push_str(&format!(",{}://127.0.0.1:{port}", l.name));
             advertised.push_str(&format!(",{}://127.0.0.1:{adv}", l.name));
-            let protocol = if l.sasl { "SASL_PLAINTEXT" } else { "PLAINTEXT" };
+            let protocol = if l.sasl {
+                "SASL_PLAINTEXT"
+            } else {
+                "PLAINTEXT"
+            };
             protocols.push_str(&format!(",{}:{protocol}", l.name));
         }
         // replica.lag.time.max.ms: shorter than the 30 s default, so a restarted node leaves and
@@ -652,33 +657,6 @@ impl Drop for KafkaCluster {
         if !self.keep_dir && !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
-    }
-}
-
-/// A broker for ordinary tests: the shared one named by `$AVRO_EDGE_KAFKA_BROKERS`, or an own
-/// single node (stopped on drop).
-#[derive(Debug)]
-pub enum TestKafka {
-    Shared(String),
-    Own(KafkaCluster),
-}
-
-impl TestKafka {
-    /// Bootstrap list for clients.
-    pub fn bootstrap(&self) -> String {
-        match self {
-            TestKafka::Shared(b) => b.clone(),
-            TestKafka::Own(c) => c.bootstrap(),
-        }
-    }
-}
-
-/// The shared broker when `$AVRO_EDGE_KAFKA_BROKERS` is set (no JVM is started), else a new
-/// single node.
-pub fn shared_broker() -> Result<TestKafka, KafkaTestError> {
-    match std::env::var(SHARED_BROKERS_ENV) {
-        Ok(b) if !b.trim().is_empty() => Ok(TestKafka::Shared(b.trim().to_string())),
-        _ => KafkaCluster::single().map(TestKafka::Own),
     }
 }
 
