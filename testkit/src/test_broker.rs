@@ -10,7 +10,8 @@
 //! The per-binary Kafka node is started from a thread that never ends, with the JVM set to die
 //! with that thread (`PR_SET_PDEATHSIG`): statics are never dropped, so an `atexit` hook stops it
 //! (and removes its directory) at a normal exit, and the kernel kills it when the test binary dies
-//! any other way. No JVM outlives `cargo test`.
+//! any other way. An own node's JVM likewise dies with the test thread that started it (on top of
+//! the drop at the end of the test). No JVM outlives `cargo test`.
 //!
 //! Tests share a broker, so they use their own topics and groups ([`crate::unique_topic`]).
 //! Must not decide whether a missing broker is a skip or a failure (that is [`crate::require`]).
@@ -132,7 +133,8 @@ impl TestBroker {
     }
 
     /// A broker of the test's own, which [`kill`](Self::kill) and [`restart`](Self::restart)
-    /// stop and start with its data kept.
+    /// stop and start with its data kept. With Kafka, the node's JVM is SIGKILLed when the thread
+    /// that started (or last restarted) it ends, so keep those calls on the test's own thread.
     pub fn own() -> Result<TestBroker, TestBrokerError> {
         TestBroker::own_with(&BrokerSetup::default())
     }
@@ -257,7 +259,11 @@ impl Drop for TestBroker {
 }
 
 fn own_kafka(setup: &BrokerSetup) -> Result<Inner, TestBrokerError> {
-    let mut opts = KafkaOpts::default();
+    // Its JVM dies with the test's thread (which restarts it, too), so with the test binary.
+    let mut opts = KafkaOpts {
+        die_with_starting_thread: true,
+        ..KafkaOpts::default()
+    };
     let client_listener = setup.advertised_port.is_some() || setup.sasl();
     if client_listener {
         opts.listeners.push(KafkaListener {
