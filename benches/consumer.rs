@@ -8,8 +8,11 @@
 //! group from the earliest offset and reads all N, either counting raw bytes or decoding every
 //! value to JSON through the registry (ours: `Consumer::poll_items` + `Codec`; kafkajs:
 //! `@kafkajs/confluent-schema-registry` `decode`). Reported: time from the first record to the
-//! last, total time from connect (group join included), msgs/s over the total, peak RSS (VmHWM).
-//! Prints a table; asserts nothing. `AVRO_EDGE_BENCH_N` overrides N (default 200,000).
+//! last, total time from before connect (group join included; both clocks start before their
+//! client connects), msgs/s over the total, peak RSS (VmHWM, read by both after the consumer is
+//! closed/disconnected). Prints a table; a rate is printed only for a complete run (all N read, none
+//! undecodable); an incomplete run makes the bench exit non-zero after the table.
+//! `AVRO_EDGE_BENCH_N` overrides N (default 200,000).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -60,11 +63,12 @@ fn child(bootstrap: &str, topic: &str, registry: &str, n: usize) {
     }
     let secs = first.map(|f| (last - f).as_secs_f64()).unwrap_or(0.0);
     let total = (last - start).as_secs_f64();
+    // Peak RSS after closing, where kafkajs reads its own (after disconnect).
+    let _ = c.close();
     println!(
         "{count} {bad} {secs} {total} {}",
         avro_edge_testkit::peak_rss_kb()
     );
-    let _ = c.close();
 }
 
 struct Row {
@@ -80,11 +84,13 @@ fn ours(
     exe: &PathBuf,
     bootstrap: &str,
     topic: &str,
+    n: usize,
     registry: &str,
     name: &'static str,
 ) -> Option<Row> {
     let out = Command::new(exe)
         .env("AVRO_EDGE_BENCH_CHILD", "1")
+        .env("AVRO_EDGE_BENCH_N", n.to_string())
         .args([bootstrap, topic, registry])
         .output()
         .expect("child");
@@ -231,6 +237,7 @@ fn main() {
             &exe,
             &bootstrap,
             &topic,
+            n,
             "-",
             "avro-edge Consumer, raw bytes",
         ),
@@ -238,6 +245,7 @@ fn main() {
             &exe,
             &bootstrap,
             &topic,
+            n,
             &url,
             "avro-edge Consumer + Codec, decoded JSON",
         ),
@@ -254,22 +262,35 @@ fn main() {
     .flatten()
     .collect();
 
+    let complete = |r: &Row| r.count == n as f64 && r.bad == 0.0 && r.total > 0.0;
     println!(
-        "\nconsume {n} SensorData records (3 partitions, tansu memory, fresh group, earliest)"
+        "\nconsume {n} SensorData records (3 partitions, tansu memory, fresh group, earliest; clocks start before connect; RSS read after close)"
     );
     println!(
         "| consumer | records | undecodable | s first→last | s total (connect+join+read) | msgs/s (total) | peak RSS (KiB) |"
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for r in rows {
-        let rate = if r.total > 0.0 {
-            r.count / r.total
+    for r in &rows {
+        let rate = if complete(r) {
+            format!("{:.0}", r.count / r.total)
         } else {
-            0.0
+            "incomplete".to_string()
         };
         println!(
-            "| {} | {} | {} | {:.2} | {:.2} | {rate:.0} | {} |",
+            "| {} | {} | {} | {:.2} | {:.2} | {rate} | {} |",
             r.name, r.count, r.bad, r.secs, r.total, r.rss
         );
+    }
+    let incomplete: Vec<&str> = rows
+        .iter()
+        .filter(|r| !complete(r))
+        .map(|r| r.name)
+        .collect();
+    if !incomplete.is_empty() {
+        eprintln!(
+            "consumer bench: incomplete run(s), no rate reported: {} (want {n} records, 0 undecodable)",
+            incomplete.join(", ")
+        );
+        std::process::exit(1);
     }
 }

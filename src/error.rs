@@ -9,6 +9,7 @@
 
 /// A stable kebab-case name for each failure, e.g. `truncated-body` or `broker-unreachable`.
 pub trait ErrorKind: std::error::Error {
+    /// The kind name; one of [`KINDS`].
     fn kind(&self) -> &'static str;
 }
 

@@ -88,7 +88,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
+mod clock;
 mod codec;
 mod config;
 mod error;
@@ -122,14 +124,15 @@ pub use registry::{
 
 // The crash-safe spool.
 pub use spool::{
-    FsyncPolicy, RecoveryReport, Spool, SpoolError, SpoolOptions, SpoolRecord, SpoolStatus,
-    WhenFull,
+    FsyncPolicy, RecoveryReport, Spool, SpoolError, SpoolFull, SpoolOptions, SpoolRecord,
+    SpoolStatus, WhenFull,
 };
 
 // Kafka: the producer, the group consumer, and what they share.
 pub use kafka::consumer::{
     Assignor, BatchError, Consumer, ConsumerConfig, Item, OffsetReset, RawRecord, decode_records,
 };
+pub use kafka::group::GroupError;
 pub use kafka::producer::{
     Acks, Compression, Delivery, DeliveryHandle, OutRecord, Partitioner, Producer, ProducerConfig,
     ProducerStats, RecordError,
@@ -148,6 +151,7 @@ pub mod forwarder {
         parse_property, parse_set, parse_size, resolve_key,
     };
     pub use crate::forward::dead_letter::rfc3339_ms;
+    pub use crate::forward::metrics::LastError;
     pub use crate::forward::plug::{producer_config, run_configured};
     pub use crate::forward::{
         ForwardError, LazySink, RecordEncoder, RecordSink, Snapshot, StopFlag, run, stop_on_signals,

@@ -16,10 +16,15 @@ avro_record! {
     /// `schemas/user-registration.avsc` (`UserRegistration`).
     #[derive(Clone, PartialEq, Serialize, Deserialize)]
     pub struct UserRegistration {
+        /// `userId`: the user's id.
         pub user_id: String,
+        /// `email`: the user's e-mail address.
         pub email: String,
+        /// `password`: as sent; redacted in `Debug` output.
         pub password: String,
+        /// `createdAt`: registration time, milliseconds since the Unix epoch.
         pub created_at: i64,
+        /// `profile`: optional personal details (`["null", UserProfile]`).
         pub profile: Option<UserProfile>,
     }
 }
@@ -40,9 +45,13 @@ avro_record! {
     /// The `UserProfile` record inside `UserRegistration.profile`.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct UserProfile {
+        /// `firstName`.
         pub first_name: String,
+        /// `lastName`.
         pub last_name: String,
+        /// `age` in years, if given (`["null", "int"]`).
         pub age: Option<i32>,
+        /// `address`, free text, if given (`["null", "string"]`).
         pub address: Option<String>,
     }
 }
@@ -51,10 +60,15 @@ avro_record! {
     /// `schemas/orders.avsc` (`Order`).
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct Order {
+        /// `orderId`: the order's id.
         pub order_id: String,
+        /// `userId`: who ordered.
         pub user_id: String,
+        /// `orderDate`: order time, milliseconds since the Unix epoch.
         pub order_date: i64,
+        /// `products`: the order lines.
         pub products: Vec<Product>,
+        /// `totalAmount`: the order total (a `double`; currency is not part of the schema).
         pub total_amount: f64,
     }
 }
@@ -63,9 +77,13 @@ avro_record! {
     /// The `Product` record inside `Order.products`.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct Product {
+        /// `productId`.
         pub product_id: String,
+        /// `productName`: display name.
         pub product_name: String,
+        /// `quantity`: units ordered.
         pub quantity: i32,
+        /// `price`: unit price (a `double`).
         pub price: f64,
     }
 }
@@ -74,10 +92,15 @@ avro_record! {
     /// `schemas/sensor-data.avsc` (`SensorData`, v1).
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct SensorData {
+        /// `sensorId`: which sensor sent the reading.
         pub sensor_id: String,
+        /// `timestamp`: reading time, milliseconds since the Unix epoch.
         pub timestamp: i64,
+        /// `temperature`, if the sensor measures it (`["null", "float"]`).
         pub temperature: Option<f32>,
+        /// `humidity`, if the sensor measures it (`["null", "float"]`).
         pub humidity: Option<f32>,
+        /// `status`: the sensor's own health/alarm level.
         pub status: SensorStatus,
     }
 }
@@ -86,8 +109,11 @@ avro_enum! {
     /// The `SensorStatus` enum: symbols `NORMAL`, `WARNING`, `CRITICAL`.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
     pub enum SensorStatus {
+        /// `NORMAL`: reading within range.
         Normal,
+        /// `WARNING`: reading near a limit.
         Warning,
+        /// `CRITICAL`: reading past a limit.
         Critical,
     }
 }

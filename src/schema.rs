@@ -27,10 +27,16 @@ use crate::error::ErrorKind;
 pub enum SchemaError {
     /// The text is not JSON. `message` is in Python's `json` wording (what Karapace reports).
     #[error("schema is not valid JSON: {message}")]
-    Json { message: String },
+    Json {
+        /// The JSON parser's message.
+        message: String,
+    },
     /// The JSON is not a valid Avro schema.
     #[error("invalid Avro schema: {message}")]
-    Invalid { message: String },
+    Invalid {
+        /// What is wrong with the schema.
+        message: String,
+    },
 }
 
 impl SchemaError {
@@ -322,12 +328,19 @@ fn unknown_type_message(json: &Value) -> Option<String> {
 /// Compatibility levels a registry knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compatibility {
+    /// `NONE`: no check.
     None,
+    /// `BACKWARD`: the new schema can read data written with the latest one.
     Backward,
+    /// `BACKWARD_TRANSITIVE`: the new schema can read data written with every earlier one.
     BackwardTransitive,
+    /// `FORWARD`: the latest schema can read data written with the new one.
     Forward,
+    /// `FORWARD_TRANSITIVE`: every earlier schema can read data written with the new one.
     ForwardTransitive,
+    /// `FULL`: both `BACKWARD` and `FORWARD` against the latest schema.
     Full,
+    /// `FULL_TRANSITIVE`: both, against every earlier schema.
     FullTransitive,
 }
 
@@ -346,6 +359,7 @@ impl Compatibility {
         })
     }
 
+    /// The level's name as the registry spells it (`BACKWARD`, `FULL_TRANSITIVE`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Compatibility::None => "NONE",

@@ -15,10 +15,16 @@ pub const HEADER_LEN: usize = 5;
 pub enum WireError {
     /// The message is shorter than the 5-byte header.
     #[error("message has {len} bytes, shorter than the 5-byte header (magic byte + schema id)")]
-    TruncatedHeader { len: usize },
+    TruncatedHeader {
+        /// The message's length in bytes.
+        len: usize,
+    },
     /// The first byte is not 0x00.
     #[error("magic byte is 0x{byte:02x}, expected 0x00")]
-    InvalidMagicByte { byte: u8 },
+    InvalidMagicByte {
+        /// The first byte found.
+        byte: u8,
+    },
 }
 
 impl ErrorKind for WireError {

@@ -87,13 +87,14 @@ fn every_key_is_settable_from_env_and_flags() {
             "kafka.sasl_mechanism" => "SCRAM-SHA-512",
             "kafka.security_protocol" => "PLAINTEXT",
             "kafka.ssl_ca_location" => "/etc/ssl/ca.pem",
-            "kafka.enable_idempotence" => "false",
+            "kafka.enable_idempotence" | "clock_check" => "false",
             "spool.fsync" => "always",
             "spool.when_full" => "drop_oldest",
             "spool.max_bytes" | "max_line_bytes" | "kafka.batch_size" | "dead_letter_max_bytes" => {
                 "2MiB"
             }
             "spool.segment_bytes" => "64KiB",
+            "spool.reserve_bytes" => "1MiB",
             "kafka.create_partitions" => "3",
             "metrics.listen" => "127.0.0.1:9464",
             k if k.ends_with("_ms") || k.ends_with("_s") || k.ends_with("batch_records") => "42",
@@ -555,4 +556,19 @@ fn sasl_password_from_any_name_never_shows_in_debug_output() {
         assert!(!format!("{c:?}").contains("hunter2"), "{k}");
         assert!(!format!("{:?}", c.kafka).contains("hunter2"), "{k}");
     }
+}
+
+#[test]
+fn clock_check_is_on_by_default_and_can_be_turned_off() {
+    let on = Config::load(None, Vec::new(), &kv(&[("kafka.brokers", "b:9092")])).unwrap();
+    assert!(on.clock_check);
+    let off = Config::load(
+        None,
+        Vec::new(),
+        &kv(&[("kafka.brokers", "b:9092"), ("clock_check", "false")]),
+    )
+    .unwrap();
+    assert!(!off.clock_check);
+    let bad = Config::load(None, Vec::new(), &kv(&[("clock_check", "sometimes")])).unwrap_err();
+    assert_eq!(bad.kind(), "config-invalid", "{bad}");
 }

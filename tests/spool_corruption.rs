@@ -15,6 +15,7 @@ fn opts() -> SpoolOptions {
         max_bytes: 8 << 20,
         when_full: WhenFull::Block,
         segment_bytes: Some(1 << 20),
+        reserve_bytes: None,
     }
 }
 

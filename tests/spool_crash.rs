@@ -18,6 +18,7 @@ fn opts() -> SpoolOptions {
         max_bytes: 4 << 20,
         when_full: WhenFull::Block,
         segment_bytes: Some(64 * 1024),
+        reserve_bytes: None,
     }
 }
 

@@ -16,6 +16,7 @@ fn opts() -> SpoolOptions {
         max_bytes: 1 << 20,
         when_full: WhenFull::Block,
         segment_bytes: Some(8 * 1024),
+        reserve_bytes: None,
     }
 }
 
@@ -291,6 +292,7 @@ fn drop_oldest_when_full_drops_and_counts() {
     let o = SpoolOptions {
         max_bytes: 64 * 1024,
         segment_bytes: Some(8 * 1024),
+        reserve_bytes: None,
         when_full: WhenFull::DropOldest,
         ..opts()
     };

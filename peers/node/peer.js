@@ -189,10 +189,11 @@ async function consume(args) {
     const parts = e.payload.memberAssignment[String(args.topic)] || [];
     process.stdout.write(JSON.stringify({ joined: true, partitions: parts }) + '\n');
   });
+  // --quiet's total_secs starts before connect, like the Rust side of benches/consumer.rs.
+  const startAt = process.hrtime.bigint();
   await consumer.connect();
   await consumer.subscribe({ topic: String(args.topic), fromBeginning: true });
   let seen = 0;
-  const startAt = process.hrtime.bigint();
   let firstAt = 0n;
   let decoded = 0;
   let failed = 0;

@@ -185,6 +185,16 @@ fn status(dir: &std::path::Path, json: bool) -> CmdResult {
     outln!(out, "  records (unacked)     {}", st.records);
     outln!(out, "  bytes                 {}", st.bytes);
     outln!(out, "  segments              {}", st.segments);
+    let free = st
+        .disk_free_bytes
+        .map_or("unknown".to_string(), |b| b.to_string());
+    outln!(
+        out,
+        "  limit                 {} (max_bytes {}; disk free {free}, reserve {})",
+        st.limit_bytes,
+        st.max_bytes,
+        st.reserve_bytes
+    );
     outln!(out, "  oldest unacked age    {age}");
     outln!(
         out,
@@ -217,6 +227,19 @@ fn status(dir: &std::path::Path, json: bool) -> CmdResult {
                 s.retried,
                 s.dead_lettered,
                 s.dropped
+            );
+            match s.spool_full {
+                Some(reason) => outln!(
+                    out,
+                    "  spool full ({reason}) when it stopped: appends were waiting for space"
+                ),
+                None => outln!(out, "  spool full            no"),
+            }
+            outln!(
+                out,
+                "  full episodes         {} disk, {} max_bytes",
+                s.spool_full_disk_events,
+                s.spool_full_max_bytes_events
             );
             if let Some(e) = s.last_error {
                 outln!(

@@ -190,9 +190,16 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
         if a.max.is_some_and(|m| decoded + undecodable >= m) {
             break;
         }
-        let items = consumer
-            .poll_items(Duration::from_millis(500), &codec)
-            .map_err(|e| Failure::runtime(&e))?;
+        let items = match consumer.poll_items(Duration::from_millis(500), &codec) {
+            Ok(items) => items,
+            // A broker failing over (leader or coordinator moving) is not the end of the
+            // command: keep polling until it heals or the idle timeout runs out.
+            Err(e) if e.is_retriable() || e.needs_metadata_refresh() => {
+                tracing::warn!(error = %e, "poll failed; retrying");
+                Vec::new()
+            }
+            Err(e) => return Err(Failure::runtime(&e)),
+        };
         if items.is_empty() {
             if idle.is_some_and(|d| last_message.elapsed() >= d) {
                 break;

@@ -8,7 +8,7 @@
 use serde_json::{Map, Number, Value};
 
 use super::binary::{Reader, put_bytes, put_f32, put_f64, put_int, put_long};
-use super::plan::{Cat, NO_BRANCH, Node, NodeId, Plan};
+use super::plan::{Cat, Field, NO_BRANCH, Node, NodeId, Plan};
 use super::{CodecError, Fail};
 
 /// Deepest nesting of values (records, arrays, maps, unions) the codec walks.
@@ -136,6 +136,9 @@ fn pick_branch(plan: &Plan, branches: &[NodeId], pick: &[u8], v: &Value) -> Opti
 }
 
 /// Encode a natural-JSON value with `node` of `plan`, appending to `out`.
+///
+/// The dispatcher: one arm per Avro type, the trivial scalars in place, every other type family in
+/// its own function below (integers, byte strings, enums, arrays, maps, unions, records).
 pub(crate) fn encode_node(
     plan: &Plan,
     node: NodeId,
@@ -158,40 +161,8 @@ pub(crate) fn encode_node(
             }
             _ => Err(wrong_type("boolean", v)),
         },
-        Node::Int => match v {
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => match i32::try_from(i) {
-                    Ok(i) => {
-                        put_int(out, i);
-                        Ok(())
-                    }
-                    Err(_) => Err(Box::new(CodecError::IntOutOfRange {
-                        value: Some(i),
-                        path: String::new(),
-                    })),
-                },
-                None if n.is_u64() => Err(Box::new(CodecError::IntOutOfRange {
-                    value: None,
-                    path: String::new(),
-                })),
-                None => Err(wrong_type("int", v)),
-            },
-            _ => Err(wrong_type("int", v)),
-        },
-        Node::Long => match v {
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => {
-                    put_long(out, i);
-                    Ok(())
-                }
-                None if n.is_u64() => Err(Box::new(CodecError::IntOutOfRange {
-                    value: None,
-                    path: String::new(),
-                })),
-                None => Err(wrong_type("long", v)),
-            },
-            _ => Err(wrong_type("long", v)),
-        },
+        Node::Int => encode_int(v, out),
+        Node::Long => encode_long(v, out),
         Node::Float => match json_f64(v) {
             Some(f) => {
                 put_f32(out, f as f32);
@@ -213,106 +184,216 @@ pub(crate) fn encode_node(
             }
             _ => Err(wrong_type("string", v)),
         },
-        Node::Bytes => match v {
-            Value::String(s) => match json_bytes(s) {
-                Some(b) => {
-                    put_bytes(out, &b);
-                    Ok(())
-                }
-                None => Err(wrong_type("bytes (code points 0-255)", v)),
-            },
-            _ => Err(wrong_type("bytes", v)),
-        },
-        Node::Fixed { size, .. } => match v {
-            Value::String(s) => match json_bytes(s) {
-                Some(b) if b.len() == *size => {
-                    out.extend_from_slice(&b);
-                    Ok(())
-                }
-                _ => Err(wrong_type("fixed of the schema's size", v)),
-            },
-            _ => Err(wrong_type("fixed", v)),
-        },
-        Node::Enum { symbols, .. } => match v {
-            Value::String(s) => match symbols.iter().position(|x| **x == **s) {
-                Some(i) => {
-                    put_int(out, i as i32);
-                    Ok(())
-                }
-                None => Err(Box::new(CodecError::UnknownEnumSymbol {
-                    path: String::new(),
-                    symbol: s.clone(),
-                })),
-            },
-            _ => Err(wrong_type("enum symbol", v)),
-        },
-        Node::Array { items } => match v {
-            Value::Array(a) => {
-                if !a.is_empty() {
-                    put_long(out, a.len() as i64);
-                    for (i, x) in a.iter().enumerate() {
-                        encode_node(plan, *items, x, out, depth + 1).map_err(|e| e.in_index(i))?;
-                    }
-                }
-                out.push(0);
-                Ok(())
-            }
-            _ => Err(wrong_type("array", v)),
-        },
-        Node::Map { values } => match v {
-            Value::Object(o) => {
-                if !o.is_empty() {
-                    put_long(out, o.len() as i64);
-                    for (k, x) in o {
-                        put_bytes(out, k.as_bytes());
-                        encode_node(plan, *values, x, out, depth + 1).map_err(|e| e.in_field(k))?;
-                    }
-                }
-                out.push(0);
-                Ok(())
-            }
-            _ => Err(wrong_type("map", v)),
-        },
-        Node::Union { branches, pick } => match pick_branch(plan, branches, pick, v) {
-            Some(i) => {
-                put_long(out, i as i64);
-                encode_node(plan, branches[i], v, out, depth + 1)
-            }
-            None => Err(wrong_type("a value of one of the union's branches", v)),
-        },
-        Node::Record { fields, .. } => match v {
-            Value::Object(o) => {
-                let mut seen = 0usize;
-                for f in fields.iter() {
-                    match o.get(&*f.name) {
-                        Some(x) => {
-                            seen += 1;
-                            encode_node(plan, f.node, x, out, depth + 1)
-                                .map_err(|e| e.in_field(&f.name))?;
-                        }
-                        None => match &f.default {
-                            Some(d) => out.extend_from_slice(d),
-                            None => {
-                                return Err(Box::new(CodecError::MissingField {
-                                    path: f.name.to_string(),
-                                }));
-                            }
-                        },
-                    }
-                }
-                if seen != o.len()
-                    && let Some(k) = o.keys().find(|k| !fields.iter().any(|f| *f.name == ***k))
-                {
-                    return Err(Box::new(CodecError::UnknownField { path: k.clone() }));
-                }
-                Ok(())
-            }
-            _ => Err(wrong_type("record (JSON object)", v)),
-        },
+        Node::Bytes => encode_bytes(v, out),
+        Node::Fixed { size, .. } => encode_fixed(*size, v, out),
+        Node::Enum { symbols, .. } => encode_enum(symbols, v, out),
+        Node::Array { items } => encode_array(plan, *items, v, out, depth),
+        Node::Map { values } => encode_map(plan, *values, v, out, depth),
+        Node::Union { branches, pick } => encode_union(plan, branches, pick, v, out, depth),
+        Node::Record { fields, .. } => encode_record(plan, fields, v, out, depth),
         Node::Pending => Err(Box::new(CodecError::InvalidSchema(
             "incomplete plan".into(),
         ))),
     }
+}
+
+/// An Avro `int`: a JSON integer that fits in 32 bits, else `int-out-of-range`.
+#[inline]
+fn encode_int(v: &Value, out: &mut Vec<u8>) -> Result<(), Fail> {
+    match v {
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => match i32::try_from(i) {
+                Ok(i) => {
+                    put_int(out, i);
+                    Ok(())
+                }
+                Err(_) => Err(Box::new(CodecError::IntOutOfRange {
+                    value: Some(i),
+                    path: String::new(),
+                })),
+            },
+            None if n.is_u64() => Err(Box::new(CodecError::IntOutOfRange {
+                value: None,
+                path: String::new(),
+            })),
+            None => Err(wrong_type("int", v)),
+        },
+        _ => Err(wrong_type("int", v)),
+    }
+}
+
+/// An Avro `long`: a JSON integer that fits in an i64 (a larger u64 is `int-out-of-range`).
+#[inline]
+fn encode_long(v: &Value, out: &mut Vec<u8>) -> Result<(), Fail> {
+    match v {
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => {
+                put_long(out, i);
+                Ok(())
+            }
+            None if n.is_u64() => Err(Box::new(CodecError::IntOutOfRange {
+                value: None,
+                path: String::new(),
+            })),
+            None => Err(wrong_type("long", v)),
+        },
+        _ => Err(wrong_type("long", v)),
+    }
+}
+
+/// Avro `bytes`: a JSON string of code points 0–255, one byte each, length-prefixed.
+#[inline]
+fn encode_bytes(v: &Value, out: &mut Vec<u8>) -> Result<(), Fail> {
+    match v {
+        Value::String(s) => match json_bytes(s) {
+            Some(b) => {
+                put_bytes(out, &b);
+                Ok(())
+            }
+            None => Err(wrong_type("bytes (code points 0-255)", v)),
+        },
+        _ => Err(wrong_type("bytes", v)),
+    }
+}
+
+/// Avro `fixed`: like `bytes`, but exactly `size` of them and no length prefix.
+#[inline]
+fn encode_fixed(size: usize, v: &Value, out: &mut Vec<u8>) -> Result<(), Fail> {
+    match v {
+        Value::String(s) => match json_bytes(s) {
+            Some(b) if b.len() == size => {
+                out.extend_from_slice(&b);
+                Ok(())
+            }
+            _ => Err(wrong_type("fixed of the schema's size", v)),
+        },
+        _ => Err(wrong_type("fixed", v)),
+    }
+}
+
+/// An Avro `enum`: the symbol's string, written as its index in the schema's symbol list.
+#[inline]
+fn encode_enum(symbols: &[Box<str>], v: &Value, out: &mut Vec<u8>) -> Result<(), Fail> {
+    match v {
+        Value::String(s) => match symbols.iter().position(|x| **x == **s) {
+            Some(i) => {
+                put_int(out, i as i32);
+                Ok(())
+            }
+            None => Err(Box::new(CodecError::UnknownEnumSymbol {
+                path: String::new(),
+                symbol: s.clone(),
+            })),
+        },
+        _ => Err(wrong_type("enum symbol", v)),
+    }
+}
+
+/// An Avro `array`: one block with the item count (none when empty), the items, then the 0 end.
+#[inline]
+fn encode_array(
+    plan: &Plan,
+    items: NodeId,
+    v: &Value,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Result<(), Fail> {
+    match v {
+        Value::Array(a) => {
+            if !a.is_empty() {
+                put_long(out, a.len() as i64);
+                for (i, x) in a.iter().enumerate() {
+                    encode_node(plan, items, x, out, depth + 1).map_err(|e| e.in_index(i))?;
+                }
+            }
+            out.push(0);
+            Ok(())
+        }
+        _ => Err(wrong_type("array", v)),
+    }
+}
+
+/// An Avro `map`: like an array of (string key, value) pairs, from a JSON object.
+#[inline]
+fn encode_map(
+    plan: &Plan,
+    values: NodeId,
+    v: &Value,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Result<(), Fail> {
+    match v {
+        Value::Object(o) => {
+            if !o.is_empty() {
+                put_long(out, o.len() as i64);
+                for (k, x) in o {
+                    put_bytes(out, k.as_bytes());
+                    encode_node(plan, values, x, out, depth + 1).map_err(|e| e.in_field(k))?;
+                }
+            }
+            out.push(0);
+            Ok(())
+        }
+        _ => Err(wrong_type("map", v)),
+    }
+}
+
+/// An Avro union: the unwrapped value goes to the first branch it fits ([`pick_branch`]), written
+/// as the branch index and then the value.
+#[inline]
+fn encode_union(
+    plan: &Plan,
+    branches: &[NodeId],
+    pick: &[u8],
+    v: &Value,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Result<(), Fail> {
+    match pick_branch(plan, branches, pick, v) {
+        Some(i) => {
+            put_long(out, i as i64);
+            encode_node(plan, branches[i], v, out, depth + 1)
+        }
+        None => Err(wrong_type("a value of one of the union's branches", v)),
+    }
+}
+
+/// An Avro record: the fields in schema order, a missing one from its pre-encoded default (else
+/// `missing-field`); a JSON key that is no field is `unknown-field`.
+#[inline]
+fn encode_record(
+    plan: &Plan,
+    fields: &[Field],
+    v: &Value,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Result<(), Fail> {
+    let Value::Object(o) = v else {
+        return Err(wrong_type("record (JSON object)", v));
+    };
+    let mut seen = 0usize;
+    for f in fields.iter() {
+        match o.get(&*f.name) {
+            Some(x) => {
+                seen += 1;
+                encode_node(plan, f.node, x, out, depth + 1).map_err(|e| e.in_field(&f.name))?;
+            }
+            None => match &f.default {
+                Some(d) => out.extend_from_slice(d),
+                None => {
+                    return Err(Box::new(CodecError::MissingField {
+                        path: f.name.to_string(),
+                    }));
+                }
+            },
+        }
+    }
+    if seen != o.len()
+        && let Some(k) = o.keys().find(|k| !fields.iter().any(|f| *f.name == ***k))
+    {
+        return Err(Box::new(CodecError::UnknownField { path: k.clone() }));
+    }
+    Ok(())
 }
 
 /// Decoding state shared by the walk: the body cursor and the zero-size item budget.

@@ -43,67 +43,151 @@ pub use typed::{AvroField, AvroRecord, Bound, Shape, Slot, TypedReader, TypedWri
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CodecError {
+    /// The message is not a Confluent frame (see [`WireError`]).
     #[error(transparent)]
     Wire(#[from] WireError),
+    /// The frame names a schema id that the schema source does not have.
     #[error("schema id {id} is not known to the schema source")]
-    UnknownSchemaId { id: u32 },
+    UnknownSchemaId {
+        /// The schema id from the frame header.
+        id: u32,
+    },
+    /// The schema source failed (registry unreachable, HTTP error, cache miss).
     #[error(transparent)]
     Registry(RegistryError),
+    /// The schema does not parse or cannot be compiled into a plan; the message says why.
     #[error("invalid schema: {0}")]
     InvalidSchema(String),
+    /// Schema resolution: the reader schema cannot read data written with the writer schema.
     #[error("reader schema cannot read the writer schema: {0}")]
     IncompatibleSchema(String),
+    /// The Avro body ends before the schema says the record does.
     #[error("Avro body ends early (at byte {offset})")]
-    TruncatedBody { offset: usize },
+    TruncatedBody {
+        /// Byte offset in the Avro body where more input was needed.
+        offset: usize,
+    },
+    /// The record decoded completely but bytes are left in the body.
     #[error("{count} bytes left over after the record")]
-    TrailingBytes { count: usize },
+    TrailingBytes {
+        /// How many bytes follow the decoded record.
+        count: usize,
+    },
+    /// A zig-zag varint is longer than 10 bytes or does not fit in 64 bits.
     #[error("varint at byte {offset} is longer than 10 bytes or exceeds 64 bits")]
-    VarintOverflow { offset: usize },
+    VarintOverflow {
+        /// Byte offset of the varint.
+        offset: usize,
+    },
+    /// Encoding: an integer does not fit the schema type (`int` is 32-bit, `long` 64-bit signed).
     #[error("int out of range{}{}", value.map(|v| format!(" ({v})")).unwrap_or_default(), at(path))]
-    IntOutOfRange { value: Option<i64>, path: String },
+    IntOutOfRange {
+        /// The value, when it fits in an i64 (`None` for a larger u64).
+        value: Option<i64>,
+        /// Field path of the value (e.g. `products[1].quantity`); empty at the top level.
+        path: String,
+    },
+    /// A string, bytes or block length decodes to a negative number.
     #[error("negative length {value} at byte {offset}")]
-    NegativeLength { value: i64, offset: usize },
+    NegativeLength {
+        /// The decoded length.
+        value: i64,
+        /// Byte offset of the length.
+        offset: usize,
+    },
+    /// A `string` value is not valid UTF-8.
     #[error("string at byte {offset} is not valid UTF-8")]
-    InvalidUtf8 { offset: usize },
+    InvalidUtf8 {
+        /// Byte offset of the string's length prefix.
+        offset: usize,
+    },
+    /// A union branch index is negative or past the union's last branch.
     #[error("union branch index {index} at byte {offset}, but the union has {branches} branches")]
     InvalidUnionIndex {
+        /// The decoded branch index.
         index: i64,
+        /// How many branches the union has.
         branches: usize,
+        /// Byte offset of the index.
         offset: usize,
     },
+    /// An enum index is negative or past the enum's last symbol.
     #[error("enum index {index} at byte {offset}, but the enum has {symbols} symbols")]
     InvalidEnumIndex {
+        /// The decoded symbol index.
         index: i64,
+        /// How many symbols the enum has.
         symbols: usize,
+        /// Byte offset of the index.
         offset: usize,
     },
+    /// A `boolean` byte other than 0 or 1.
     #[error("boolean byte 0x{byte:02x} at byte {offset} (must be 0 or 1)")]
-    InvalidBoolean { byte: u8, offset: usize },
+    InvalidBoolean {
+        /// The byte found.
+        byte: u8,
+        /// Its offset in the body.
+        offset: usize,
+    },
+    /// Array/map blocks announce more zero-byte items (nulls, empty records) than one message may
+    /// hold (2^20): a guard against tiny inputs that decode to huge values.
     #[error("block count at byte {offset} exceeds the limit for items that take no bytes")]
-    TooManyItems { offset: usize },
+    TooManyItems {
+        /// Byte offset of the block count.
+        offset: usize,
+    },
+    /// Records, arrays, maps and unions nest deeper than 256 levels.
     #[error("value nested deeper than {} levels", json::MAX_DEPTH)]
     NestingTooDeep,
+    /// The input text is not JSON; the message is serde_json's.
     #[error("input is not JSON: {0}")]
     NotJson(String),
+    /// Encoding: a record field without a default is missing from the value.
     #[error("missing field `{path}` (it has no default)")]
-    MissingField { path: String },
+    MissingField {
+        /// Field path of the missing field.
+        path: String,
+    },
+    /// Encoding: a value has a type the schema does not allow at its place.
     #[error("wrong type{}: expected {expected}, got {got}", at(path))]
     WrongType {
+        /// Field path of the value; empty at the top level.
         path: String,
+        /// What the schema expects there (e.g. `long`, `record (JSON object)`).
         expected: &'static str,
+        /// What the value is (e.g. `string`, `null`).
         got: String,
     },
+    /// Encoding: a string is not one of the enum's symbols.
     #[error("unknown enum symbol {symbol:?}{}", at(path))]
-    UnknownEnumSymbol { path: String, symbol: String },
+    UnknownEnumSymbol {
+        /// Field path of the value.
+        path: String,
+        /// The symbol given.
+        symbol: String,
+    },
+    /// Encoding: a JSON object has a key that is not a field of the record.
     #[error("unknown field `{path}` (not in the schema)")]
-    UnknownField { path: String },
+    UnknownField {
+        /// Field path of the extra key.
+        path: String,
+    },
+    /// Decoding with a reader schema: a writer value has no counterpart in the reader schema
+    /// (e.g. an enum symbol the reader lacks and no default).
     #[error(
         "cannot resolve writer data to the reader schema{}: {message}",
         at(path)
     )]
-    Unresolvable { path: String, message: String },
+    Unresolvable {
+        /// Field path where resolution failed.
+        path: String,
+        /// What could not be resolved.
+        message: String,
+    },
+    /// Typed path: a value does not fit the Rust type being serialized or deserialized.
     #[error("record does not match the Rust type: {0}")]
     TypeMismatch(String),
+    /// Typed path: the schema's shape differs from the Rust record type's (checked when binding).
     #[error("the schema does not match the Rust record type: {0}")]
     SchemaMismatch(String),
 }
@@ -293,6 +377,8 @@ fn write<K, V>(l: &RwLock<HashMap<K, V>>) -> std::sync::RwLockWriteGuard<'_, Has
 }
 
 impl Codec {
+    /// A codec over `source` (registry client, offline cache, ...), reusing subject lookups for
+    /// 60 s (see [`Codec::with_subject_ttl`]).
     pub fn new(source: Arc<dyn SchemaSource>) -> Codec {
         Codec::with_subject_ttl(source, DEFAULT_SUBJECT_TTL)
     }

@@ -32,21 +32,36 @@ use crate::wire;
 /// identifiers); `bind` applies the serde renaming the macros put on the types.
 #[derive(Debug, Clone)]
 pub enum Shape {
+    /// `bool`: Avro `boolean`.
     Boolean,
+    /// `i32`: Avro `int`.
     Int,
+    /// `i64`: Avro `long`.
     Long,
+    /// `f32`: Avro `float`.
     Float,
+    /// `f64`: Avro `double`.
     Double,
+    /// `String`: Avro `string`.
     String,
+    /// `Vec<u8>`: Avro `bytes`.
     Bytes,
+    /// `Option<T>`: a two-branch union of `null` and `T`'s shape.
     Option(Box<Shape>),
+    /// `Vec<T>`: an Avro `array` of `T`'s shape.
     Array(Box<Shape>),
+    /// A fieldless Rust enum (from `avro_enum!`): an Avro `enum`.
     Enum {
+        /// The Rust type name.
         name: &'static str,
+        /// The variant identifiers, in declaration order.
         variants: &'static [&'static str],
     },
+    /// A Rust struct (from `avro_record!`): an Avro `record`.
     Record {
+        /// The Rust type name.
         name: &'static str,
+        /// Each field's Rust identifier and shape, in declaration order.
         fields: Vec<(&'static str, Shape)>,
     },
 }
@@ -81,8 +96,11 @@ impl Slot {
 
 /// A value that can sit in a field of an [`AvroRecord`].
 pub trait AvroField: Sized {
+    /// What the type looks like, checked against the schema by [`Plan::bind`].
     fn shape() -> Shape;
+    /// Append the value's Avro binary to `out`, using what bind found for its position.
     fn write(&self, slot: &Slot, out: &mut Vec<u8>);
+    /// Read a value from the body `w` walks; fails on malformed or truncated input.
     fn read(slot: &Slot, w: &mut Walk<'_>) -> Result<Self, Box<CodecError>>;
 }
 
@@ -362,7 +380,9 @@ impl<T: AvroRecord> Bound<T> {
 /// Built by [`super::Codec::typed_writer`].
 #[derive(Debug)]
 pub struct TypedWriter<T> {
+    /// The writer schema's registry id, written into every frame header.
     pub id: u32,
+    /// The compiled writer schema.
     pub plan: Arc<Plan>,
     bound: Bound<T>,
 }
@@ -393,6 +413,7 @@ impl<T: AvroRecord> TypedWriter<T> {
 /// Built by [`super::Codec::typed_reader`].
 #[derive(Debug)]
 pub struct TypedReader<T> {
+    /// The only schema id this reader accepts.
     pub id: u32,
     bound: Bound<T>,
 }
@@ -565,10 +586,10 @@ macro_rules! avro_record {
 /// implement [`AvroField`] for it: symbols are matched to variants by name at bind time.
 #[macro_export]
 macro_rules! avro_enum {
-    ($(#[$m:meta])* $vis:vis enum $name:ident { $($v:ident),* $(,)? }) => {
+    ($(#[$m:meta])* $vis:vis enum $name:ident { $($(#[$vm:meta])* $v:ident),* $(,)? }) => {
         $(#[$m])*
         #[serde(rename_all = "UPPERCASE")]
-        $vis enum $name { $($v),* }
+        $vis enum $name { $($(#[$vm])* $v),* }
 
         impl $crate::codec::AvroField for $name {
             fn shape() -> $crate::codec::Shape {

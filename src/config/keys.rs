@@ -100,6 +100,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "segment size (default max_bytes/8, 64KiB..4MiB)",
     ),
     (
+        "spool.reserve_bytes",
+        "free space left on the spool's file system (default 1MiB, at most 1/16 of it)",
+    ),
+    (
         "dead_letter",
         "dead-letter file (default /var/lib/avro-edge/dead-letter.ndjson)",
     ),
@@ -108,6 +112,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "dead-letter size before it moves to <path>.1 (default 64MiB)",
     ),
     ("drain_timeout_ms", "drain time on stop (default 10000)"),
+    (
+        "clock_check",
+        "hold records while the system clock is below its lower bound (default true)",
+    ),
     (
         "max_line_bytes",
         "longest accepted input line (default 1MiB)",

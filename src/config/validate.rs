@@ -35,6 +35,7 @@ pub(super) fn config(t: &Table, file_inputs: Option<&[Value]>) -> Result<Config,
         metrics,
         drain_timeout: misc.drain_timeout,
         max_line_bytes: misc.max_line_bytes,
+        clock_check: misc.clock_check,
     })
 }
 
@@ -334,6 +335,7 @@ fn spool(t: &Table) -> Result<(PathBuf, SpoolOptions), ConfigError> {
             max_bytes,
             when_full: when_full(t)?,
             segment_bytes: segment_bytes(t, max_bytes)?,
+            reserve_bytes: get_size(t, "spool.reserve_bytes")?,
         },
     ))
 }
@@ -422,6 +424,7 @@ struct Misc {
     dead_letter_max_bytes: u64,
     drain_timeout: Duration,
     max_line_bytes: usize,
+    clock_check: bool,
 }
 
 fn misc(t: &Table) -> Result<Misc, ConfigError> {
@@ -441,5 +444,6 @@ fn misc(t: &Table) -> Result<Misc, ConfigError> {
         dead_letter_max_bytes,
         drain_timeout: Duration::from_millis(get_u64(t, "drain_timeout_ms")?.unwrap_or(10_000)),
         max_line_bytes: max_line_bytes as usize,
+        clock_check: get_bool(t, "clock_check")?.unwrap_or(true),
     })
 }

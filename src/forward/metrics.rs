@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spool::SpoolStatus;
+use crate::spool::{SpoolFull, SpoolStatus};
 
 /// The live counters, shared by inputs, sender and reporters.
 #[derive(Debug, Default)]
@@ -28,35 +28,80 @@ pub struct Metrics {
     pub dead_lettered: AtomicU64,
     /// Records read from an input after it was stopped (not accepted).
     pub dropped_input: AtomicU64,
+    /// 1 while the sender holds records back because the system clock is below its lower bound
+    /// (see `clock_check`), else 0.
+    pub clock_insane: AtomicU64,
+    /// The clock's lower bound (ms since the epoch) the sender last checked against.
+    pub clock_lower_bound_ms: AtomicU64,
     last_error: Mutex<Option<LastError>>,
 }
 
 /// The most recent failure (kind + message + time), for the summary and `/metrics`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastError {
+    /// The error's stable kind (see `avro_edge::KINDS`).
     pub kind: String,
+    /// The error's message (never a secret).
     pub message: String,
+    /// When it happened, milliseconds since the Unix epoch.
     pub at_ms: u64,
 }
 
 /// Everything the summary, `/metrics`, `stats.json` and `spool status` show.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// Input lines read, all inputs together.
     pub received: u64,
+    /// Records encoded and written to the spool.
     pub spooled: u64,
+    /// Records handed to the sink (resends counted again).
     pub sent: u64,
+    /// Records the broker acknowledged (and the spool released).
     pub acked: u64,
+    /// Records queued for resending after a failed send.
     pub retried: u64,
+    /// Lines written to the dead-letter file (not JSON, not encodable, too long).
     pub dead_lettered: u64,
     /// Input drops after stop plus spool `drop_oldest` drops.
     pub dropped: u64,
+    /// Corrupt spool records found since the spool was opened (recovery included).
     pub corrupt_records: u64,
+    /// Records resent after a restart that may already have been delivered.
     pub possible_duplicates: u64,
+    /// Unacknowledged records in the spool now.
     pub spool_records: u64,
+    /// Bytes of spool segment files on disk.
     pub spool_bytes: u64,
+    /// Spool segment files on disk.
     pub spool_segments: u64,
+    /// Age in milliseconds of the oldest unacknowledged record; `None` when the spool is empty.
     pub oldest_unacked_age_ms: Option<u64>,
+    /// The most recent failure, if any.
     pub last_error: Option<LastError>,
+    /// The system clock is below its lower bound: records are spooled but held back from sending.
+    #[serde(default)]
+    pub clock_insane: bool,
+    /// Unacknowledged records held back while the clock is insane (0 while it is sane).
+    #[serde(default)]
+    pub clock_held_records: u64,
+    /// The clock's lower bound (ms since the epoch): build time or newest spool time seen.
+    #[serde(default)]
+    pub clock_lower_bound_ms: u64,
+    /// Appends wait for space now: the disk is full, or the spool holds `max_bytes`.
+    #[serde(default)]
+    pub spool_full: Option<SpoolFull>,
+    /// Times appends had to wait because the disk was full / the spool held `max_bytes` (since start).
+    #[serde(default)]
+    pub spool_full_disk_events: u64,
+    /// Times appends had to wait because the spool held `max_bytes` (since start).
+    #[serde(default)]
+    pub spool_full_max_bytes_events: u64,
+    /// The spool's effective size limit (`max_bytes`, or less when the disk has less room).
+    #[serde(default)]
+    pub spool_limit_bytes: u64,
+    /// Free bytes on the spool's file system.
+    #[serde(default)]
+    pub spool_disk_free_bytes: Option<u64>,
 }
 
 pub fn add(c: &AtomicU64, n: u64) {
@@ -78,6 +123,7 @@ impl Metrics {
 
     pub fn snapshot(&self, spool: &SpoolStatus) -> Snapshot {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let clock_insane = g(&self.clock_insane) != 0;
         Snapshot {
             received: g(&self.received),
             spooled: g(&self.spooled),
@@ -92,11 +138,19 @@ impl Metrics {
             spool_bytes: spool.bytes,
             spool_segments: spool.segments,
             oldest_unacked_age_ms: spool.oldest_unacked_age_ms,
+            spool_full: spool.full,
+            spool_full_disk_events: spool.full_disk_events,
+            spool_full_max_bytes_events: spool.full_max_bytes_events,
+            spool_limit_bytes: spool.limit_bytes,
+            spool_disk_free_bytes: spool.disk_free_bytes,
             last_error: self
                 .last_error
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone(),
+            clock_insane,
+            clock_held_records: if clock_insane { spool.records } else { 0 },
+            clock_lower_bound_ms: g(&self.clock_lower_bound_ms),
         }
     }
 }
@@ -115,7 +169,10 @@ impl Snapshot {
             spool_records = self.spool_records,
             spool_bytes = self.spool_bytes,
             oldest_unacked_age_ms = self.oldest_unacked_age_ms.unwrap_or(0),
+            spool_full = self.spool_full.map_or("", SpoolFull::as_str),
             last_error = self.last_error.as_ref().map_or("", |e| e.kind.as_str()),
+            clock_insane = self.clock_insane,
+            clock_held_records = self.clock_held_records,
             "forwarder"
         );
     }
@@ -198,6 +255,54 @@ impl Snapshot {
             "Spool segment files.",
             self.spool_segments,
         );
+        m(
+            "clock_insane",
+            "gauge",
+            "1 while the system clock is below its lower bound and records are held back from sending.",
+            u64::from(self.clock_insane),
+        );
+        m(
+            "clock_held_records",
+            "gauge",
+            "Unacknowledged records held back because the system clock is insane.",
+            self.clock_held_records,
+        );
+        m(
+            "clock_lower_bound_seconds",
+            "gauge",
+            "Lower bound for the system clock: build time or newest spool time seen.",
+            self.clock_lower_bound_ms / 1000,
+        );
+        m(
+            "spool_limit_bytes",
+            "gauge",
+            "Effective spool size limit: max_bytes, or less when the disk has less room.",
+            self.spool_limit_bytes,
+        );
+        if let Some(free) = self.spool_disk_free_bytes {
+            m(
+                "spool_disk_free_bytes",
+                "gauge",
+                "Free bytes on the spool's file system.",
+                free,
+            );
+        }
+        s.push_str("# HELP avro_edge_spool_full Appends wait for space (1), by reason: disk full or max_bytes reached.\n");
+        s.push_str("# TYPE avro_edge_spool_full gauge\n");
+        for r in [SpoolFull::Disk, SpoolFull::MaxBytes] {
+            let v = u8::from(self.spool_full == Some(r));
+            s.push_str(&format!("avro_edge_spool_full{{reason=\"{r}\"}} {v}\n"));
+        }
+        s.push_str("# HELP avro_edge_spool_full_events_total Times appends started waiting for space, by reason.\n");
+        s.push_str("# TYPE avro_edge_spool_full_events_total counter\n");
+        for (r, v) in [
+            (SpoolFull::Disk, self.spool_full_disk_events),
+            (SpoolFull::MaxBytes, self.spool_full_max_bytes_events),
+        ] {
+            s.push_str(&format!(
+                "avro_edge_spool_full_events_total{{reason=\"{r}\"}} {v}\n"
+            ));
+        }
         s.push_str("# HELP avro_edge_oldest_unacked_age_seconds Age of the oldest unacknowledged record.\n");
         s.push_str("# TYPE avro_edge_oldest_unacked_age_seconds gauge\n");
         s.push_str(&format!(

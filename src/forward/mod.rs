@@ -1,4 +1,5 @@
 //! The edge forwarder: inputs (stdin, file, udp) → encoder → spool → sender → sink, dead-letter file, metrics.
+//! The sender holds records in the spool while the system clock is below its lower bound ([`clock_check`]).
 //!
 //! Must not lose a record silently: every input line is spooled, dead-lettered or counted as dropped, and a
 //! spooled record leaves the spool only after the sink acknowledged it. Must not know Avro or Kafka: it
@@ -8,6 +9,7 @@
 //! `impl RecordSink for crate::producer::Producer`; `avro-edge forward` calls
 //! `forward::run(&config, codec, LazySink::new(move || Producer::new(pcfg.clone())), stdin, stop)`.
 
+pub mod clock_check;
 pub mod dead_letter;
 pub mod inputs;
 pub mod metrics;
@@ -31,7 +33,9 @@ pub use sender::SenderOptions;
 /// Turns one natural-JSON record into the bytes of a Kafka message value (Confluent framing).
 /// The real one is `crate::codec::Codec::encode_json`.
 pub trait RecordEncoder: Send + Sync {
+    /// Why a record cannot be encoded; its kind goes to the dead-letter file.
     type Error: ErrorKind + Send + Sync + 'static;
+    /// The framed message value for `record` under `subject`'s writer schema.
     fn encode(&self, subject: &str, record: &serde_json::Value) -> Result<Vec<u8>, Self::Error>;
 }
 
@@ -41,7 +45,9 @@ pub use crate::kafka::producer::{Delivery, OutRecord};
 /// The real one is `crate::producer::Producer::send_batch`. A result vector shorter than `records` means
 /// the records without a result were not acknowledged.
 pub trait RecordSink: Send {
+    /// Why a record was not acknowledged; its kind goes to the metrics and the log.
     type Error: ErrorKind + Send + 'static;
+    /// Send `records` to `topic` and return one result per record, in order (possibly fewer).
     fn send_batch(
         &mut self,
         topic: &str,
@@ -57,6 +63,7 @@ pub struct LazySink<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> {
 }
 
 impl<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> LazySink<S, F> {
+    /// A sink that calls `connect` on its first send (nothing is connected yet).
     pub fn new(connect: F) -> Self {
         LazySink {
             sink: None,
@@ -89,24 +96,34 @@ impl<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> RecordSink for Laz
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ForwardError {
+    /// The spool cannot be opened (I/O, locked by another process, bad options).
     #[error(transparent)]
     Spool(#[from] SpoolError),
     /// The schema source (registry URLs / offline cache) could not be set up.
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
+    /// The dead-letter file cannot be opened for appending.
     #[error("dead-letter file {path}: {source}")]
     DeadLetter {
+        /// The file.
         path: String,
+        /// Why it cannot be opened.
         source: std::io::Error,
     },
+    /// An input cannot be started (file not openable, UDP address not bindable).
     #[error("input '{input}': {source}")]
     Input {
+        /// The input's name.
         input: String,
+        /// Why it cannot start.
         source: std::io::Error,
     },
+    /// The Prometheus listener cannot bind its address.
     #[error("metrics listener {addr}: {source}")]
     Metrics {
+        /// The `metrics.listen` address.
         addr: String,
+        /// Why it cannot bind.
         source: std::io::Error,
     },
 }
@@ -305,7 +322,7 @@ where
     // Stop taking input, then drain.
     input_stop.store(true, Ordering::Relaxed);
     spool.interrupt();
-    drain(cfg, &spool, why, &sender_stop, sender, &done_rx);
+    drain(cfg, &spool, &metrics, why, &sender_stop, sender, &done_rx);
     http_stop.store(true, Ordering::Relaxed);
     if let Some(h) = http {
         let _ = h.join();
@@ -379,6 +396,7 @@ fn start_sender<S: RecordSink + 'static>(
     let sender_opts = SenderOptions {
         batch_records: cfg.kafka.batch_records,
         linger: cfg.kafka.linger,
+        clock_check: cfg.clock_check,
         ..SenderOptions::default()
     };
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
@@ -523,6 +541,7 @@ fn wait_for_end(
 fn drain(
     cfg: &Config,
     spool: &Spool,
+    metrics: &Metrics,
     why: &str,
     sender_stop: &AtomicBool,
     sender: std::thread::JoinHandle<()>,
@@ -535,7 +554,11 @@ fn drain(
         drain_timeout_ms = cfg.drain_timeout.as_millis() as u64,
         "stopping: draining the spool"
     );
-    while spool.status().records > 0 && Instant::now() < deadline {
+    // Records held back by an insane clock stay in the spool for the next run: no point waiting for them.
+    while spool.status().records > 0
+        && Instant::now() < deadline
+        && metrics.clock_insane.load(Ordering::Relaxed) == 0
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     sender_stop.store(true, Ordering::Relaxed);

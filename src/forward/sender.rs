@@ -3,11 +3,13 @@
 //! retries with exponential backoff.
 //!
 //! Must never acknowledge a record the sink did not acknowledge, and never reorder: a failure anywhere in a
-//! batch resends from the first failed record on.
+//! batch resends from the first failed record on. Holds records back (in the spool) while the system
+//! clock is below its lower bound (`clock_check`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::clock_check::{self, ClockGate};
 use super::metrics::{Metrics, add};
 use super::{OutRecord, RecordSink};
 use crate::error::ErrorKind;
@@ -31,6 +33,8 @@ pub struct SenderOptions {
     /// A partial batch waits this long for more records before it is sent, so that a steady trickle
     /// goes out in full batches (one cursor write per batch) instead of one record per send.
     pub linger: Duration,
+    /// Hold records while the system clock is below its lower bound (`clock_check`).
+    pub clock_check: bool,
 }
 
 impl Default for SenderOptions {
@@ -42,6 +46,7 @@ impl Default for SenderOptions {
                 min: Duration::from_millis(100),
                 max: Duration::from_secs(5),
             },
+            clock_check: true,
             poll: Duration::from_millis(50),
             linger: Duration::from_millis(5),
         }
@@ -65,10 +70,19 @@ pub fn run<S: RecordSink>(
 ) {
     let mut backoff = opts.backoff.min;
     let mut first_ack = true;
+    let mut clock = ClockGate::new(
+        crate::clock::BUILD_TIME_MS,
+        spool.status().oldest_unacked_ms,
+    );
     while !stop.load(Ordering::Relaxed) {
         if let Err(e) = spool.tick() {
             tracing::error!(error = %e, "spool fsync failed");
             metrics.set_error(e.kind(), &e.to_string());
+        }
+        // The bound only grows: while the clock is below the known one, there is no need to read.
+        if opts.clock_check && clock.held(crate::clock::now_ms(), metrics) {
+            sleep_unless(stop, clock_check::RECHECK);
+            continue;
         }
         let mut batch = match spool.read_batch(opts.batch_records, opts.batch_bytes, opts.poll) {
             Ok(b) => b,
@@ -98,6 +112,18 @@ pub fn run<S: RecordSink>(
                     metrics.set_error(e.kind(), &e.to_string());
                 }
             }
+        }
+        // Records spooled by a later clock than the current one: hold them (read again after the rewind).
+        if opts.clock_check
+            && clock.hold_batch(
+                batch.iter().map(|r| r.timestamp_ms),
+                crate::clock::now_ms(),
+                metrics,
+            )
+        {
+            spool.rewind();
+            sleep_unless(stop, clock_check::RECHECK);
+            continue;
         }
         add(&metrics.sent, batch.len() as u64);
         let mut acked = 0usize;

@@ -20,7 +20,9 @@ use super::conn::{Conn, ConnConfig};
 /// Partitions and replication factor for topics the client creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopicSpec {
+    /// Number of partitions.
     pub partitions: i32,
+    /// Replication factor (copies of each partition).
     pub replication: i16,
 }
 
@@ -29,9 +31,11 @@ pub struct TopicSpec {
 pub struct ClientConfig {
     /// `host:port` bootstrap brokers.
     pub bootstrap: Vec<String>,
+    /// Per-connection settings (client id, timeouts, SASL, TLS).
     pub conn: ConnConfig,
     /// First reconnect delay; doubles up to `retry_backoff_max`.
     pub retry_backoff: Duration,
+    /// Longest reconnect delay (default 1 s; librdkafka's `reconnect.backoff.max.ms`).
     pub retry_backoff_max: Duration,
     /// Overall bound on getting a connection (all reconnect attempts together).
     pub connect_deadline: Duration,
@@ -58,7 +62,7 @@ impl Default for ClientConfig {
 /// Where to send a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// Any reachable broker (bootstrap list first, then known brokers).
+    /// Any reachable broker: bootstrap and known brokers, from the one that last answered.
     Any,
     /// A broker by node id (from metadata).
     Node(i32),
@@ -77,13 +81,16 @@ pub struct PartitionMeta {
 /// A topic's partitions as last seen.
 #[derive(Debug, Clone)]
 pub struct TopicMeta {
+    /// The topic.
     pub name: String,
     /// Sorted by partition id.
     pub partitions: Vec<PartitionMeta>,
+    /// When this metadata was fetched (it is refreshed after `metadata_max_age`).
     pub fetched: Instant,
 }
 
 impl TopicMeta {
+    /// The broker id leading `partition`, if the partition is known and has a leader.
     pub fn leader(&self, partition: i32) -> Option<i32> {
         self.partitions
             .iter()
@@ -100,6 +107,8 @@ struct Inner {
     slots: Mutex<HashMap<String, Slot>>,
     brokers: Mutex<HashMap<i32, String>>,
     topics: Mutex<HashMap<String, Arc<TopicMeta>>>,
+    /// The address that last answered a request for `Target::Any`: tried first next time.
+    last_good: Mutex<Option<String>>,
 }
 
 /// A cheap-to-clone handle on a Kafka cluster. All methods are async; run them with
@@ -133,10 +142,12 @@ impl Client {
                 slots: Mutex::new(HashMap::new()),
                 brokers: Mutex::new(HashMap::new()),
                 topics: Mutex::new(HashMap::new()),
+                last_good: Mutex::new(None),
             }),
         })
     }
 
+    /// The settings the client was created with.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.cfg
     }
@@ -145,6 +156,28 @@ impl Client {
     pub async fn conn(&self, target: &Target) -> Result<Arc<Conn>, KafkaError> {
         let deadline = Instant::now() + self.inner.cfg.connect_deadline;
         self.conn_until(target, deadline).await
+    }
+
+    /// One round over `target`'s addresses (no reconnect backoff), bounded by the connect timeout
+    /// and `deadline`: for callers that would rather refresh metadata than wait for a broker
+    /// that may be gone for good (the producer after its leader died).
+    pub async fn conn_once(
+        &self,
+        target: &Target,
+        deadline: Instant,
+    ) -> Result<Arc<Conn>, KafkaError> {
+        let deadline = deadline.min(Instant::now() + self.inner.cfg.conn.connect_timeout);
+        let mut last = None;
+        for addr in &self.addrs_for(target)? {
+            match self.conn_to(addr, deadline).await {
+                Ok(c) => return Ok(c),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| KafkaError::BrokerUnreachable {
+            broker: format!("{target:?}"),
+            reason: "no address".into(),
+        }))
     }
 
     /// Like [`Client::conn`] with an explicit deadline.
@@ -159,7 +192,12 @@ impl Client {
             let mut last = None;
             for addr in &addrs {
                 match self.conn_to(addr, deadline).await {
-                    Ok(c) => return Ok(c),
+                    Ok(c) => {
+                        if *target == Target::Any {
+                            *lock(&self.inner.last_good) = Some(addr.clone());
+                        }
+                        return Ok(c);
+                    }
                     // Auth and config failures do not heal by retrying.
                     Err(e @ (KafkaError::Auth(_) | KafkaError::Config(_) | KafkaError::Tls(_))) => {
                         return Err(e);
@@ -192,11 +230,20 @@ impl Client {
                 }),
             },
             Target::Any => {
+                // Bootstrap and every known broker, in rotation from the one that last answered:
+                // a dead first bootstrap host does not cost every refresh its connect timeout.
                 let mut v = self.inner.cfg.bootstrap.clone();
-                for a in lock(&self.inner.brokers).values() {
-                    if !v.contains(a) {
-                        v.push(a.clone());
+                let mut known: Vec<String> = lock(&self.inner.brokers).values().cloned().collect();
+                known.sort();
+                for a in known {
+                    if !v.contains(&a) {
+                        v.push(a);
                     }
+                }
+                if let Some(last) = lock(&self.inner.last_good).as_ref()
+                    && let Some(i) = v.iter().position(|a| a == last)
+                {
+                    v.rotate_left(i);
                 }
                 Ok(v)
             }
@@ -309,7 +356,8 @@ impl Client {
 
     /// Cached metadata for a topic, refreshed when older than `metadata_max_age`; creates the
     /// topic when it is unknown and `auto_create` is set; waits (with backoff, until `deadline`)
-    /// for every partition to have a leader.
+    /// for its partitions to be listed. Partitions without a leader (leader -1) do not hold the
+    /// topic back: callers stall just those until a leader appears.
     pub async fn topic(
         &self,
         topic: &str,
@@ -333,7 +381,7 @@ impl Client {
                 .unwrap_or(3);
             let ready = lock(&self.inner.topics)
                 .get(topic)
-                .filter(|t| !t.partitions.is_empty() && t.partitions.iter().all(|p| p.leader >= 0))
+                .filter(|t| !t.partitions.is_empty())
                 .cloned();
             if let Some(t) = ready {
                 return Ok(t);
@@ -361,6 +409,13 @@ impl Client {
             smol::Timer::after(backoff).await;
             backoff = (backoff * 2).min(self.inner.cfg.retry_backoff_max);
         }
+    }
+
+    /// Whether any partition of a cached topic has no leader.
+    pub fn has_leaderless(&self, topic: &str) -> bool {
+        lock(&self.inner.topics)
+            .get(topic)
+            .is_some_and(|t| t.partitions.iter().any(|p| p.leader < 0))
     }
 
     /// Create a topic; an already existing topic is not an error.
@@ -418,10 +473,50 @@ impl Client {
     }
 }
 
+/// `base * 2^attempt`, capped at `max`, minus up to 20 % random jitter (so clients that failed
+/// together do not retry in lockstep).
+pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let full = base.saturating_mul(1u32 << attempt.min(16)).min(max);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(attempt);
+    let frac = (h.finish() % 1000) as u32; // 0..1000
+    full.saturating_sub(full * frac / 5000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_at_most_a_fifth_off() {
+        let (base, max) = (Duration::from_millis(100), Duration::from_secs(1));
+        for attempt in 0..40 {
+            let full = (base * 2u32.pow(attempt.min(10))).min(max);
+            let b = backoff(base, max, attempt);
+            assert!(b <= full && b >= full * 4 / 5, "attempt {attempt}: {b:?}");
+        }
+    }
+
+    #[test]
+    fn any_broker_starts_from_the_one_that_last_answered() {
+        let client = Client::new(ClientConfig {
+            bootstrap: vec!["a:1".into(), "b:1".into()],
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        lock(&client.inner.brokers).insert(3, "c:1".into());
+        assert_eq!(
+            client.addrs_for(&Target::Any).unwrap(),
+            ["a:1", "b:1", "c:1"]
+        );
+        *lock(&client.inner.last_good) = Some("c:1".into());
+        assert_eq!(
+            client.addrs_for(&Target::Any).unwrap(),
+            ["c:1", "a:1", "b:1"]
+        );
+    }
 
     /// A broker that accepts TCP but never answers: getting a connection still ends at the
     /// connect deadline (not at the much longer request timeout), with a typed error.

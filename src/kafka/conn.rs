@@ -34,12 +34,17 @@ use super::sasl::{self, Mechanism, SaslConfig};
 /// Settings for one connection.
 #[derive(Debug, Clone)]
 pub struct ConnConfig {
+    /// Client id in every request header (`client.id`, default `avro-edge`).
     pub client_id: String,
+    /// Bound on one TCP connect plus handshakes (default 5 s; librdkafka's `socket.connection.setup.timeout.ms`).
     pub connect_timeout: Duration,
+    /// Bound on one request's response (`request.timeout.ms`, default 30 s).
     pub request_timeout: Duration,
     /// Largest response frame accepted (hostile or broken brokers cannot make us allocate more).
     pub max_frame_bytes: usize,
+    /// SASL authentication after connecting; `None`: none.
     pub sasl: Option<SaslConfig>,
+    /// TLS for the connection; `None`: plain TCP.
     #[cfg(feature = "tls")]
     pub tls: Option<super::tls::TlsConfig>,
 }

@@ -18,18 +18,36 @@ use crate::kafka::record::BatchError;
 pub enum KafkaError {
     /// No connection could be made to any of the given brokers before the deadline.
     #[error("broker unreachable: {broker}: {reason}")]
-    BrokerUnreachable { broker: String, reason: String },
+    BrokerUnreachable {
+        /// The broker (`host:port`) tried last.
+        broker: String,
+        /// Why it could not be reached.
+        reason: String,
+    },
     /// A request or a whole operation ran past its deadline.
     #[error("timed out after {:?}: {what}", after)]
-    Timeout { what: String, after: Duration },
+    Timeout {
+        /// What timed out (e.g. the request's API name).
+        what: String,
+        /// The deadline that passed.
+        after: Duration,
+    },
     /// The connection closed while a request was in flight; it may or may not have been applied.
     #[error("connection to {broker} lost: {reason}")]
-    Disconnected { broker: String, reason: String },
+    Disconnected {
+        /// The broker (`host:port`).
+        broker: String,
+        /// Why the connection closed.
+        reason: String,
+    },
     /// The broker answered with a Kafka error code.
     #[error("kafka error {code} ({name}) from {context}")]
     Kafka {
+        /// The Kafka error code (e.g. 6 for `NOT_LEADER_OR_FOLLOWER`).
         code: i16,
+        /// The code's name in Kafka's protocol documentation.
         name: String,
+        /// The request and, where it applies, the topic-partition that failed.
         context: String,
     },
     /// A frame or message could not be encoded or decoded, or the broker answered something the
@@ -40,9 +58,13 @@ pub enum KafkaError {
     /// before the batch were delivered) until the application seeks past it. Kind: the batch error's.
     #[error("{topic}-{partition} at offset {position}: {source}; seek past it to go on")]
     Batch {
+        /// The topic.
         topic: String,
+        /// The partition.
         partition: i32,
+        /// The consumer's position: the offset the unreadable batch starts at (or contains).
         position: i64,
+        /// Why the batch cannot be read.
         #[source]
         source: BatchError,
     },
@@ -52,7 +74,12 @@ pub enum KafkaError {
     Group(#[from] GroupError),
     /// The broker does not support a version of an API we need.
     #[error("broker {broker} does not support API key {api_key} in a version we speak")]
-    UnsupportedVersion { api_key: i16, broker: String },
+    UnsupportedVersion {
+        /// The Kafka API key (e.g. 0 Produce, 1 Fetch).
+        api_key: i16,
+        /// The broker (`host:port`).
+        broker: String,
+    },
     /// SASL authentication failed.
     #[error("authentication failed: {0}")]
     Auth(String),
@@ -70,7 +97,12 @@ pub enum KafkaError {
     Closed,
     /// A record is larger than the producer's limits.
     #[error("record of {size} bytes exceeds the limit of {limit} bytes")]
-    RecordTooLarge { size: usize, limit: usize },
+    RecordTooLarge {
+        /// The record's size in bytes.
+        size: usize,
+        /// The limit in bytes (the producer's `max_record_size`).
+        limit: usize,
+    },
 }
 
 impl KafkaError {

@@ -28,8 +28,14 @@ pub type TopicPartitions = BTreeMap<String, Vec<i32>>;
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum GroupError {
+    /// A subscription or assignment that does not decode.
     #[error("bad consumer-protocol {what}: {reason}")]
-    BadMetadata { what: &'static str, reason: String },
+    BadMetadata {
+        /// Which message: `subscription` or `assignment`.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl ErrorKind for GroupError {

@@ -14,12 +14,16 @@ use super::KafkaError;
 /// A SASL mechanism supported by the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mechanism {
+    /// `PLAIN`: user name and password in the clear (use TLS).
     Plain,
+    /// `SCRAM-SHA-256`: challenge-response, the password is never sent.
     ScramSha256,
+    /// `SCRAM-SHA-512`: as SCRAM-SHA-256 with SHA-512.
     ScramSha512,
 }
 
 impl Mechanism {
+    /// The mechanism's name as Kafka and librdkafka spell it (`sasl.mechanism`), e.g. `SCRAM-SHA-256`.
     pub fn name(self) -> &'static str {
         match self {
             Mechanism::Plain => "PLAIN",
@@ -65,8 +69,11 @@ impl<'de> serde::Deserialize<'de> for Mechanism {
 /// SASL credentials. `Debug` never shows the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SaslConfig {
+    /// The mechanism (`sasl.mechanism`).
     pub mechanism: Mechanism,
+    /// The user name (`sasl.username`).
     pub username: String,
+    /// The password (`sasl.password`).
     pub password: String,
 }
 

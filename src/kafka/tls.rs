@@ -17,6 +17,7 @@ use super::KafkaError;
 /// TLS settings: trust the Mozilla roots (webpki-roots), or only the CA certificates in `ca_file`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsConfig {
+    /// PEM file of CA certificates to trust instead of the Mozilla roots (`ssl.ca.location`).
     pub ca_file: Option<PathBuf>,
     /// Name to verify instead of the host part of the broker address.
     pub server_name: Option<String>,

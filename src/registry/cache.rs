@@ -52,10 +52,12 @@ fn check_subject_name(subject: &str) -> Result<(), RegistryError> {
 }
 
 impl OfflineCache {
+    /// A cache over the directory `dir` (nothing is read until a schema is asked for).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         OfflineCache { dir: dir.into() }
     }
 
+    /// The cache directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

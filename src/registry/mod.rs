@@ -10,8 +10,11 @@ use crate::error::ErrorKind;
 /// A schema known to a registry under a subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubjectSchema {
+    /// The subject (e.g. `sensor-data-value`).
     pub subject: String,
+    /// The schema's version under the subject (1, 2, ...).
     pub version: i32,
+    /// The schema's global registry id (what the Confluent frame carries).
     pub id: u32,
     /// The schema JSON as the registry returned it (compare by parsed form, never by text).
     pub schema: Arc<str>,
@@ -36,16 +39,25 @@ pub enum RegistryError {
     /// A `message` that is not a string (FastAPI validation lists) is kept as its JSON text.
     #[error("registry error {code} (HTTP {status}): {message}")]
     Api {
+        /// The HTTP status.
         status: u16,
+        /// The registry's error code (e.g. 40401), or the HTTP status.
         code: i64,
+        /// The registry's message.
         message: String,
     },
     /// No schema with this id, in the registry (40403) or in the offline cache.
     #[error("schema id {id} not found")]
-    SchemaNotFound { id: u32 },
+    SchemaNotFound {
+        /// The schema id asked for.
+        id: u32,
+    },
     /// No such subject (40401), in the registry or in the offline cache.
     #[error("subject '{subject}' not found")]
-    SubjectNotFound { subject: String },
+    SubjectNotFound {
+        /// The subject asked for.
+        subject: String,
+    },
     /// Every base URL failed at the transport level (after retries), and no cache could answer.
     #[error("registry unreachable: {0}")]
     Unreachable(String),
@@ -57,8 +69,11 @@ pub enum RegistryError {
         "offline schema cache disagrees with the registry on {what}: cache has {cached}, registry has {registry}"
     )]
     CacheConflict {
+        /// The entry (e.g. `schema id 3 (<file>)`, `subject 'sensor-data-value' version 2`).
         what: String,
+        /// What the cache holds.
         cached: String,
+        /// What the registry says.
         registry: String,
     },
     /// A schema text is not a valid Avro schema.

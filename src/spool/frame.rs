@@ -20,10 +20,15 @@ const NO_KEY: u32 = u32::MAX;
 /// One decoded frame, borrowing from the segment bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameRef<'a> {
+    /// The record's sequence number.
     pub seq: u64,
+    /// When it was spooled, milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// The Kafka topic.
     pub topic: &'a str,
+    /// The Kafka key, if any.
     pub key: Option<&'a [u8]>,
+    /// The Kafka value.
     pub value: &'a [u8],
 }
 
@@ -135,6 +140,7 @@ pub struct SegmentScan {
     pub frames: Vec<(usize, usize, u64, u64)>,
     /// Frames that failed their check in the middle of the segment and were skipped by resynchronising.
     pub corrupt_mid: u64,
+    /// Bytes skipped while resynchronising past those frames.
     pub skipped_bytes: u64,
     /// Offset where the valid data ends, when the segment ends in a torn or corrupt tail.
     pub torn_tail_at: Option<usize>,

@@ -10,8 +10,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::cursor::{self, Cursor};
+use super::cursor::{Cursor, CursorFile};
 use super::reader::Reader;
+use super::space::Space;
 use super::{FsyncPolicy, Spool, SpoolError, SpoolRecord, SpoolStatus, frame, io, now_ms};
 
 /// Where a record sits in the spool.
@@ -52,6 +53,9 @@ pub(super) struct Inner {
     pub(super) dropped: u64,
     pub(super) corrupt: u64,
     pub(super) possible_duplicates: u64,
+    /// The cursor file, open for in-place writes (`None` until it could be created).
+    pub(super) cursor_file: Option<CursorFile>,
+    pub(super) space: Space,
 }
 
 pub(super) fn seg_path(dir: &Path, id: u64) -> PathBuf {
@@ -103,9 +107,41 @@ impl Spool {
             FsyncPolicy::Interval(d) => g.last_sync.elapsed() >= d,
             FsyncPolicy::Never => false,
         };
-        self.write_cursor(&mut g, sync)?;
+        // The interval is due: sync the data too, which restarts the interval. (Without this, a drain
+        // with no appends never restarted it, and every acknowledgement paid an fsync.)
+        if sync && matches!(self.opts.fsync, FsyncPolicy::Interval(_)) {
+            self.sync_data(&mut g)?;
+        }
+        let written = self.write_cursor(&mut g, sync);
+        // Appends wait for space: what is acknowledged of the active segment can go too.
+        let freed = if g.space.full.is_some() {
+            self.free_acked_active(&mut g)
+        } else {
+            Ok(false)
+        };
         self.changed.notify_all();
-        Ok(())
+        written?;
+        freed.map(|_| ())
+    }
+
+    /// Delete the active segment when every record in it is acknowledged (the next append starts a new
+    /// one), so that a full disk gets that space back. The cursor is synced first. True when it deleted.
+    pub(super) fn free_acked_active(&self, g: &mut Inner) -> Result<bool, SpoolError> {
+        let Some(s) = g.segments.back() else {
+            return Ok(false);
+        };
+        if s.records == 0 || s.acked_records < s.records {
+            return Ok(false);
+        }
+        let (id, bytes) = (s.id, s.bytes);
+        // Durable cursor before the data goes; if it cannot be written, the space is still freed
+        // (nothing unacknowledged is in that segment; a restart then numbers new records lower).
+        if let Err(e) = self.write_cursor(g, true) {
+            tracing::warn!(error = %e, "spool cursor write failed before freeing an acknowledged segment");
+        }
+        self.remove_segment(g, id)?;
+        tracing::info!(dir = %self.dir.display(), segment = id, bytes, "spool full: deleted the fully acknowledged active segment");
+        Ok(true)
     }
 
     /// Go back to the first unacknowledged record: the next `read_batch` resends from there.
@@ -195,24 +231,38 @@ impl Spool {
         if self.read_only {
             return Ok(());
         }
-        cursor::write(
-            &self.dir,
-            Cursor {
-                acked: g.acked,
-                sent: g.sent,
-            },
-            sync,
-        )
-        .map_err(io("write cursor", &self.dir))?;
+        let c = Cursor {
+            acked: g.acked,
+            sent: g.sent,
+        };
+        match g.cursor_file.as_mut() {
+            Some(f) => f.write(c, sync).map_err(io("write cursor", &self.dir))?,
+            // Not created yet (the disk was full at open): creating it writes `c` durably.
+            None => self.open_cursor(g)?,
+        }
         if sync {
             g.cursor_dirty = false;
         }
         Ok(())
     }
 
+    /// Create (or migrate) the cursor file and open it for in-place writes, writing the cursor durably.
+    pub(super) fn open_cursor(&self, g: &mut Inner) -> Result<(), SpoolError> {
+        let c = Cursor {
+            acked: g.acked,
+            sent: g.sent,
+        };
+        let f = CursorFile::open(&self.dir, c).map_err(io("write cursor", &self.dir))?;
+        g.cursor_file = Some(f);
+        g.cursor_dirty = false;
+        Ok(())
+    }
+
     /// Counters and gauges of the spool now.
     pub fn status(&self) -> SpoolStatus {
-        let g = self.lock();
+        let mut g = self.lock();
+        let total = g.total_bytes;
+        g.space.refresh_now(&self.dir, total);
         let records = g.segments.iter().map(|s| s.records - s.acked_records).sum();
         let oldest = if records == 0 {
             None
@@ -233,6 +283,16 @@ impl Spool {
             max_bytes: self.opts.max_bytes,
             when_full: self.opts.when_full,
             fsync: self.opts.fsync.to_string(),
+            full: g.space.full.map(|(r, _)| r),
+            full_for_ms: g
+                .space
+                .full
+                .map(|(_, since)| since.elapsed().as_millis() as u64),
+            full_disk_events: g.space.episodes.0,
+            full_max_bytes_events: g.space.episodes.1,
+            limit_bytes: g.space.limit(self.opts.max_bytes).0,
+            disk_free_bytes: g.space.free_now(total),
+            reserve_bytes: g.space.reserve,
         }
     }
 

@@ -10,10 +10,23 @@
 //!   The last segment is the active one; a segment rolls at `segment_bytes`. A segment that is fully
 //!   acknowledged and no longer active is deleted.
 //! - `cursor`: the acknowledged cursor (every sequence number below `acked` is acknowledged) and the sent
-//!   mark, written atomically (temporary file + rename) after every acknowledgement.
+//!   mark, rewritten in place after every acknowledgement: a fixed-size file of two checksummed slots
+//!   written alternately, so updating it needs no new disk block (see [`cursor`] for the format).
 //!
 //! The spool's parts: `recovery` checks and repairs a directory on open (its module doc says how), `writer`
-//! appends, `reader` hands records out, `ledger` keeps the acknowledged cursor and deletes what is done.
+//! appends, `reader` hands records out, `ledger` keeps the acknowledged cursor and deletes what is done,
+//! `space` measures the file system's free space.
+//!
+//! # When the disk fills up
+//! The spool's effective limit is the smaller of `max_bytes` and what its file system allows: the segment
+//! bytes it holds plus the free space, minus [`SpoolOptions::reserve_bytes`] (default 1 MiB, at most 1/16 of
+//! the file system). At the limit, appends wait (`when_full = block`) or drop the oldest segment
+//! (`drop_oldest`) exactly as at `max_bytes`, and a write that fails with "no space" waits too, instead of
+//! failing. While the disk is the limit, segments roll at a quarter of what it allows, so acknowledged
+//! segments are deleted as the sender goes; a fully acknowledged active segment is deleted too while appends
+//! wait. Acknowledgements still persist (the cursor needs no new block), so the space they free comes back
+//! and appends resume by themselves, as they do when other software frees space. [`SpoolStatus::full`] says
+//! whether appends wait and why; the transitions are logged.
 //!
 //! # fsync policy
 //! The default is `interval` 100 ms: a process crash loses nothing (every record is written to the kernel
@@ -27,7 +40,10 @@ pub mod frame;
 mod ledger;
 mod reader;
 mod recovery;
+mod space;
 mod writer;
+
+pub use space::SpoolFull;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -81,12 +97,17 @@ pub enum WhenFull {
 /// Spool settings.
 #[derive(Debug, Clone)]
 pub struct SpoolOptions {
+    /// When appends are forced to disk (default every 100 ms).
     pub fsync: FsyncPolicy,
     /// Upper bound of the segment files' total size.
     pub max_bytes: u64,
+    /// What an append does when `max_bytes` is reached (default: block).
     pub when_full: WhenFull,
     /// Size at which a segment rolls; default `max_bytes / 8` clamped to 64 KiB ..= 4 MiB.
     pub segment_bytes: Option<u64>,
+    /// Free space the spool leaves on its file system: appends wait while writing would leave less.
+    /// Default (`None`): 1 MiB, but at most 1/16 of the file system's size.
+    pub reserve_bytes: Option<u64>,
 }
 
 impl Default for SpoolOptions {
@@ -96,6 +117,7 @@ impl Default for SpoolOptions {
             max_bytes: 256 * 1024 * 1024,
             when_full: WhenFull::Block,
             segment_bytes: None,
+            reserve_bytes: None,
         }
     }
 }
@@ -104,18 +126,37 @@ impl Default for SpoolOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpoolError {
+    /// A file operation in the spool directory failed.
     #[error("spool {op} {}: {source}", path.display())]
     Io {
+        /// What was being done (e.g. `open`, `fsync`, `rename`).
         op: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// The OS error.
         source: std::io::Error,
     },
+    /// Another process holds the spool directory's lock.
     #[error("spool directory {} is in use by another process ({holder})", dir.display())]
-    Locked { dir: PathBuf, holder: String },
+    Locked {
+        /// The spool directory.
+        dir: PathBuf,
+        /// The holder's pid from the lock file (`pid 1234`), or `unknown pid`.
+        holder: String,
+    },
+    /// One record is larger than a segment can hold.
     #[error("record of {size} bytes does not fit the spool (at most {max} bytes per record)")]
-    RecordTooLarge { size: usize, max: usize },
+    RecordTooLarge {
+        /// The record's encoded size in bytes.
+        size: usize,
+        /// The largest record the spool takes, in bytes.
+        max: usize,
+    },
+    /// An append waiting for space (`when_full = block`) was stopped.
     #[error("spool input was stopped")]
     Interrupted,
+    /// The options are out of range (`max_bytes` below 64 KiB, a segment size outside 4 KiB ..=
+    /// `max_bytes / 4`); the message says which.
     #[error("bad spool options: {0}")]
     BadOptions(String),
 }
@@ -140,6 +181,7 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SpoolErro
 /// What opening a spool found and repaired.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RecoveryReport {
+    /// Segment files found.
     pub segments: u64,
     /// Valid records found (acknowledged or not).
     pub records: u64,
@@ -149,6 +191,7 @@ pub struct RecoveryReport {
     pub truncated_bytes: u64,
     /// Bytes skipped in the middle of segments.
     pub skipped_bytes: u64,
+    /// Segments rewritten to drop corrupt records from their middle.
     pub rewritten_segments: u64,
     /// Files that were not spool segments, renamed `*.corrupt`.
     pub quarantined_files: u64,
@@ -165,9 +208,11 @@ pub struct SpoolStatus {
     pub records: u64,
     /// Bytes of segment files on disk.
     pub bytes: u64,
+    /// Segment files on disk.
     pub segments: u64,
     /// Spool time (ms since the epoch) of the oldest unacknowledged record.
     pub oldest_unacked_ms: Option<u64>,
+    /// How long ago (ms) the oldest unacknowledged record was spooled.
     pub oldest_unacked_age_ms: Option<u64>,
     /// Next sequence number to be assigned.
     pub next_seq: u64,
@@ -179,19 +224,40 @@ pub struct SpoolStatus {
     pub corrupt_records: u64,
     /// Records resent after a restart that may already have been delivered.
     pub possible_duplicates: u64,
+    /// The size bound in force (`spool.max_bytes`).
     pub max_bytes: u64,
+    /// The full-spool policy in force.
     pub when_full: WhenFull,
+    /// The fsync policy in force, as text (e.g. `interval 100 ms`).
     pub fsync: String,
+    /// Whether appends wait for space now, and why (`None`: they do not).
+    pub full: Option<SpoolFull>,
+    /// How long they have waited.
+    pub full_for_ms: Option<u64>,
+    /// Times appends had to wait since open because the disk was full.
+    pub full_disk_events: u64,
+    /// Times appends had to wait since open because the spool held `max_bytes`.
+    pub full_max_bytes_events: u64,
+    /// The effective limit of `bytes`: `max_bytes`, or less when the file system has less room.
+    pub limit_bytes: u64,
+    /// Free bytes on the spool's file system (`None`: it could not be measured).
+    pub disk_free_bytes: Option<u64>,
+    /// Free space the spool leaves on its file system.
+    pub reserve_bytes: u64,
 }
 
 /// A record handed out by [`Spool::read_batch`]; acknowledge it with [`Spool::ack_through`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpoolRecord {
+    /// Sequence number, assigned in append order; acknowledge through it.
     pub seq: u64,
     /// When it was spooled (ms since the epoch).
     pub timestamp_ms: u64,
+    /// Kafka topic it goes to.
     pub topic: String,
+    /// Kafka message key, if any.
     pub key: Option<Vec<u8>>,
+    /// Kafka message value (the Confluent-framed Avro message).
     pub value: Vec<u8>,
     pos: Pos,
     next_offset: u64,
@@ -245,7 +311,9 @@ impl Spool {
             fs::create_dir_all(dir).map_err(io("create", dir))?;
         }
         let lock = lock_dir(dir, read_only)?;
-        let (inner, report) = recovery::recover(dir, segment_bytes, read_only)?;
+        let (mut inner, report) = recovery::recover(dir, segment_bytes, read_only)?;
+        inner.space = space::Space::new(opts.reserve_bytes);
+        inner.space.measure(dir, inner.total_bytes);
         let spool = Spool {
             dir: dir.to_path_buf(),
             opts,
@@ -257,7 +325,15 @@ impl Spool {
         };
         if !read_only {
             let mut g = spool.lock();
-            spool.write_cursor(&mut g, true)?;
+            match spool.open_cursor(&mut g) {
+                Ok(()) => {}
+                // A full disk with no cursor file yet: the spool still works (it needs the space its
+                // acknowledgements free); the cursor file is created once there is room.
+                Err(SpoolError::Io { source, .. }) if space::is_disk_full(&source) => {
+                    tracing::warn!(dir = %dir.display(), error = %source, "spool cannot create its cursor file: the disk is full; will retry");
+                }
+                Err(e) => return Err(e),
+            }
             drop(g);
             log_opened(dir, &report);
         }

@@ -83,7 +83,12 @@ impl Spool {
             && last.seq >= g.sent
         {
             g.sent = last.seq + 1;
-            self.write_cursor(&mut g, false)?;
+            // The sent mark only counts possible duplicates after a restart: failing to write it must not
+            // stop the sender (whose acknowledgements are what frees a full disk). Written again later.
+            if let Err(e) = self.write_cursor(&mut g, false) {
+                g.cursor_dirty = true;
+                tracing::debug!(error = %e, "spool could not write the sent mark");
+            }
         }
         Ok(out)
     }

@@ -85,6 +85,8 @@ pub(super) fn recover(
         dropped: 0,
         corrupt: report.corrupt_records,
         possible_duplicates: report.possible_duplicates,
+        cursor_file: None,
+        space: super::space::Space::new(None),
     };
     Ok((inner, report))
 }

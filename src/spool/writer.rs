@@ -3,13 +3,22 @@
 //!
 //! Must not hand records out or move the acknowledged cursor (that is [`super::reader`] and
 //! [`super::ledger`]); the only cursor change it makes is dropping the oldest segment under `drop_oldest`.
+//!
+//! Full is the smaller of `max_bytes` and what the disk allows ([`super::space`]); a write that fails
+//! because the disk is full is treated as full too (the append waits, it does not fail).
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use std::sync::MutexGuard;
+
 use super::ledger::{Inner, Segment, seg_path};
+use super::space::{SpoolFull, is_disk_full};
 use super::{FsyncPolicy, Spool, SpoolError, WhenFull, cursor, frame, io, now_ms};
+
+/// How long a full spool waits before it looks again (it is woken sooner by acknowledgements).
+const FULL_WAIT: Duration = Duration::from_millis(200);
 
 impl Spool {
     /// The largest frame `append` accepts with these options.
@@ -34,45 +43,92 @@ impl Spool {
         if size > max || topic.len() > u16::MAX as usize {
             return Err(SpoolError::RecordTooLarge { size, max });
         }
+        let need = size as u64 + frame::SEGMENT_MAGIC.len() as u64;
         let mut g = self.lock();
+        loop {
+            g = self.wait_for_room(g, need)?;
+            let seq = g.next_seq;
+            let bytes = frame::encode(seq, now_ms(), topic, key, value)
+                .ok_or(SpoolError::RecordTooLarge { size, max })?;
+            match self.write_frame(&mut g, &bytes) {
+                Ok(()) => {}
+                Err(SpoolError::Io { source, .. }) if is_disk_full(&source) => {
+                    // The disk filled up under the last measurement (another writer, or block rounding).
+                    let total = g.total_bytes;
+                    g.space.measure(&self.dir, total);
+                    g = self.full_step(g, SpoolFull::Disk)?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            g.next_seq += 1;
+            if g.space.full.is_some() {
+                let total = g.total_bytes;
+                g.space.clear_full(&self.dir, total);
+            }
+            self.changed.notify_all();
+            return Ok(seq);
+        }
+    }
+
+    /// Wait (per `when_full`) until `need` bytes fit under the effective limit.
+    fn wait_for_room<'a>(
+        &'a self,
+        mut g: MutexGuard<'a, Inner>,
+        need: u64,
+    ) -> Result<MutexGuard<'a, Inner>, SpoolError> {
         loop {
             if g.interrupted {
                 return Err(SpoolError::Interrupted);
             }
-            let need = size as u64 + frame::SEGMENT_MAGIC.len() as u64;
-            if g.total_bytes + need <= self.opts.max_bytes {
-                break;
+            let total = g.total_bytes;
+            let Some(reason) = g.space.room(&self.dir, total, need, self.opts.max_bytes) else {
+                return Ok(g);
+            };
+            if reason == SpoolFull::MaxBytes
+                && self.opts.when_full == WhenFull::DropOldest
+                && g.segments.len() < 2
+            {
+                // Nothing left to drop: the one segment may exceed max_bytes (as before).
+                return Ok(g);
             }
-            match self.opts.when_full {
-                WhenFull::Block => {
-                    g = self
-                        .changed
-                        .wait_timeout(g, Duration::from_millis(200))
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .0;
-                }
-                WhenFull::DropOldest => {
-                    if !self.drop_oldest(&mut g)? {
-                        break;
-                    }
-                }
-            }
+            g = self.full_step(g, reason)?;
         }
-        let seq = g.next_seq;
-        let bytes = frame::encode(seq, now_ms(), topic, key, value)
-            .ok_or(SpoolError::RecordTooLarge { size, max })?;
-        self.write_frame(&mut g, &bytes)?;
-        g.next_seq += 1;
-        self.changed.notify_all();
-        Ok(seq)
+    }
+
+    /// One step of waiting for space: free the acknowledged active segment, or drop the oldest segment
+    /// (`drop_oldest`), or else enter the full state and wait for a wake-up or [`FULL_WAIT`].
+    fn full_step<'a>(
+        &'a self,
+        mut g: MutexGuard<'a, Inner>,
+        reason: SpoolFull,
+    ) -> Result<MutexGuard<'a, Inner>, SpoolError> {
+        if g.interrupted {
+            return Err(SpoolError::Interrupted);
+        }
+        if self.free_acked_active(&mut g)? {
+            return Ok(g);
+        }
+        if self.opts.when_full == WhenFull::DropOldest && self.drop_oldest(&mut g)? {
+            return Ok(g);
+        }
+        let total = g.total_bytes;
+        g.space
+            .set_full(&self.dir, reason, total, self.opts.max_bytes);
+        Ok(self
+            .changed
+            .wait_timeout(g, FULL_WAIT)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0)
     }
 
     fn write_frame(&self, g: &mut Inner, bytes: &[u8]) -> Result<(), SpoolError> {
+        let segment_bytes = g.space.segment_limit(self.segment_bytes);
         let roll = match g.segments.back() {
             None => true,
             Some(s) => {
                 g.writer.is_none()
-                    || (s.records > 0 && s.bytes + bytes.len() as u64 > self.segment_bytes)
+                    || (s.records > 0 && s.bytes + bytes.len() as u64 > segment_bytes)
             }
         };
         if roll {
@@ -117,12 +173,14 @@ impl Spool {
         }
         let id = g.next_seq;
         let path = seg_path(&self.dir, id);
+        // Append mode: after a failed write is cut back (`set_len`), the next one lands at the new end.
+        // (std refuses `truncate` with `append`: an empty file left by an earlier failed roll is cut here.)
         let mut f = OpenOptions::new()
             .create(true)
-            .truncate(true)
-            .write(true)
+            .append(true)
             .open(&path)
             .map_err(io("create", &path))?;
+        f.set_len(0).map_err(io("truncate", &path))?;
         f.write_all(frame::SEGMENT_MAGIC)
             .map_err(io("write", &path))?;
         if !matches!(self.opts.fsync, FsyncPolicy::Never) {

@@ -77,7 +77,14 @@ impl Consumer {
                     })
                     .collect(),
             );
-        let resp = match self.client.request(&coordinator, &req).await {
+        // One connect round: a dead coordinator is looked up again, not redialled for the
+        // whole connect deadline while the poll waits.
+        let sent = async {
+            let deadline = std::time::Instant::now() + self.cfg.connect_deadline;
+            let conn = self.client.conn_once(&coordinator, deadline).await?;
+            conn.request(&req).await
+        };
+        let resp = match sent.await {
             Ok(r) => r,
             Err(e) => {
                 lock(&g.state).coordinator = None;

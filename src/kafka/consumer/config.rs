@@ -41,6 +41,8 @@ pub struct ConsumerConfig {
     pub topics: Vec<String>,
     /// Group-less mode: read exactly these partitions; no JoinGroup, no heartbeats.
     pub assignment: Vec<(String, i32)>,
+    /// Where to start when the group has no committed offset, or it is out of range
+    /// (`auto.offset.reset`, default latest).
     pub auto_offset_reset: OffsetReset,
     /// How long the coordinator waits for a heartbeat before evicting us (default 10 s).
     pub session_timeout: Duration,
@@ -48,7 +50,10 @@ pub struct ConsumerConfig {
     pub rebalance_timeout: Duration,
     /// Heartbeat period; keep it below a third of the session timeout (default 3 s).
     pub heartbeat_interval: Duration,
+    /// Commit the positions of what `poll` returned, periodically and on close
+    /// (`enable.auto.commit`, default true).
     pub enable_auto_commit: bool,
+    /// Period of auto-commits (`auto.commit.interval.ms`, default 5 s).
     pub auto_commit_interval: Duration,
     /// Fetch answer size limit over all partitions (default 50 MiB).
     pub fetch_max_bytes: i32,
@@ -56,6 +61,8 @@ pub struct ConsumerConfig {
     pub fetch_partition_max_bytes: i32,
     /// How long the broker may hold a fetch waiting for `fetch_min_bytes` (default 500 ms).
     pub fetch_max_wait: Duration,
+    /// Bytes the broker waits for before answering a fetch, up to `fetch_max_wait`
+    /// (`fetch.min.bytes`, default 1).
     pub fetch_min_bytes: i32,
     /// Most records one `poll` returns (0: everything fetched). Fetched records wait in memory
     /// undecoded; only what a poll returns is decoded, so this bounds the decoded batch
@@ -66,10 +73,13 @@ pub struct ConsumerConfig {
     pub assignor: Assignor,
     /// Largest decompressed record batch accepted (default 64 MiB).
     pub max_batch_bytes: usize,
+    /// Client id sent to the brokers (`client.id`, default `avro-edge`).
     pub client_id: String,
+    /// Bound on one request's response (`request.timeout.ms`, default 30 s).
     pub request_timeout: Duration,
     /// Overall bound on (re)connecting to a broker.
     pub connect_deadline: Duration,
+    /// SASL authentication (`sasl.mechanism`, `sasl.username`, `sasl.password`); `None`: none.
     pub sasl: Option<SaslConfig>,
     /// TLS to the brokers (feature `tls`); `None` is plain TCP.
     #[cfg(feature = "tls")]

@@ -50,12 +50,16 @@ impl Consumer {
         let ts = self.cfg.auto_offset_reset.timestamp();
         let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
         for (t, p) in parts {
+            if self.backing_off(t, *p) {
+                continue;
+            }
             let meta = self
                 .client
                 .topic(t, deadline.max(Instant::now() + self.cfg.connect_deadline))
                 .await?;
             let Some(leader) = meta.leader(*p) else {
                 self.client.invalidate(t);
+                self.back_off(t, *p);
                 continue;
             };
             by_leader
@@ -86,8 +90,20 @@ impl Consumer {
                         })
                         .collect(),
                 );
-            let resp = self.client.request(&Target::Node(leader), &req).await?;
-            let tansu = self.client.conn(&Target::Node(leader)).await?.is_tansu();
+            let resp = match self.client.request(&Target::Node(leader), &req).await {
+                Ok(r) => r,
+                Err(e) => {
+                    for (t, ps) in &topics {
+                        self.client.invalidate(t);
+                        for p in ps {
+                            self.back_off(t, *p);
+                        }
+                    }
+                    return Err(e);
+                }
+            };
+            let conn = self.client.conn(&Target::Node(leader)).await;
+            let tansu = conn.is_ok_and(|c| c.is_tansu());
             let latest = if tansu && self.cfg.auto_offset_reset == OffsetReset::Latest {
                 self.high_watermarks(leader, &topics).await
             } else {
@@ -103,12 +119,14 @@ impl Consumer {
                         tracing::debug!(topic = %t.name.0.as_str(), partition = p.partition_index, offset, listed = p.offset, "reset position");
                         self.positions
                             .set_position(t.name.0.as_str(), p.partition_index, offset);
+                        self.retry_at.remove(&key);
                     } else if let Some(e) = KafkaError::from_code(
                         p.error_code,
                         format!("ListOffsets {}", t.name.0.as_str()),
                     ) {
                         if e.needs_metadata_refresh() || e.is_retriable() {
                             self.client.invalidate(t.name.0.as_str());
+                            self.back_off(t.name.0.as_str(), p.partition_index);
                         } else {
                             return Err(e);
                         }
@@ -184,13 +202,30 @@ impl Consumer {
     ) -> Result<Vec<RawRecord>, KafkaError> {
         let deadline = Instant::now() + self.cfg.connect_deadline;
         let by_leader = self.fetch_targets(deadline).await?;
+        if by_leader.is_empty() {
+            // Every owned partition is leaderless or backing off: wait, do not spin.
+            let until = self.retry_at.values().map(|r| r.0).min();
+            let nap = until.map_or(wait, |u| u.saturating_duration_since(Instant::now()));
+            smol::Timer::after(nap.min(wait).max(Duration::from_millis(10))).await;
+            return Ok(Vec::new());
+        }
         let probing = !self.probes.is_empty();
         let mut tasks = Vec::new();
+        let mut task_parts = Vec::new();
         for (leader, topics) in by_leader {
             let req = self.fetch_request(if probing { 0 } else { millis(wait) }, &topics);
             let client = self.client.clone();
+            task_parts.push(
+                topics
+                    .iter()
+                    .flat_map(|(t, ps)| ps.iter().map(move |(p, _)| (t.clone(), *p)))
+                    .collect::<Vec<_>>(),
+            );
+            // One connect round: a dead leader must not hold the other leaders' records (its
+            // partitions back off and find the new leader through metadata).
+            let connect_by = Instant::now() + wait.max(Duration::from_secs(1));
             tasks.push(smol::spawn(async move {
-                let conn = client.conn(&Target::Node(leader)).await?;
+                let conn = client.conn_once(&Target::Node(leader), connect_by).await?;
                 // tansu: v11 at most (it puts a v16+ tag into flexible v12 Fetch answers).
                 let (v, tansu) = (conn.version_for::<FetchRequest>()?, conn.is_tansu());
                 let v = if tansu { v.min(MAX_FETCH_VERSION) } else { v };
@@ -202,10 +237,14 @@ impl Consumer {
         let mut out = Vec::new();
         let mut out_of_range = Vec::new();
         let mut failed: Option<KafkaError> = None;
-        for task in tasks {
+        for (parts, task) in task_parts.into_iter().zip(tasks) {
             let (resp, tansu) = match task.await {
                 Ok(r) => r,
                 Err(e) => {
+                    for (t, p) in &parts {
+                        self.client.invalidate(t);
+                        self.back_off(t, *p);
+                    }
                     failed.get_or_insert(e);
                     continue;
                 }
@@ -247,9 +286,14 @@ impl Consumer {
             let Some(pos) = self.positions.position(&t, p) else {
                 continue;
             };
+            if self.backing_off(&t, p) {
+                continue;
+            }
             let meta = self.client.topic(&t, deadline).await?;
             let Some(leader) = meta.leader(p) else {
+                // Leaderless: this partition stalls (with backoff) until a leader appears.
                 self.client.invalidate(&t);
+                self.back_off(&t, p);
                 continue;
             };
             // A probe (see below) fetches from an earlier offset; records below `pos` are skipped.
@@ -265,6 +309,25 @@ impl Consumer {
                 .push((p, at));
         }
         Ok(by_leader)
+    }
+
+    /// Whether a partition waits out a backoff after a retriable error.
+    fn backing_off(&self, t: &str, p: i32) -> bool {
+        self.retry_at
+            .get(&(t.to_string(), p))
+            .is_some_and(|(at, _)| *at > Instant::now())
+    }
+
+    /// A retriable error on a partition (no leader, leader moved or gone): skip it for a capped
+    /// exponential backoff with jitter (100 ms doubling to 1 s), reset by its next good answer.
+    pub(super) fn back_off(&mut self, t: &str, p: i32) {
+        let e = self
+            .retry_at
+            .entry((t.to_string(), p))
+            .or_insert((Instant::now(), 0));
+        let wait =
+            crate::kafka::client::backoff(Duration::from_millis(100), Duration::from_secs(1), e.1);
+        *e = (Instant::now() + wait, e.1.saturating_add(1));
     }
 
     /// The Fetch request for one leader's partitions.
@@ -334,7 +397,9 @@ impl Consumer {
                 let e = KafkaError::from_code(code, format!("Fetch {t}-{p}"))
                     .unwrap_or(KafkaError::Protocol("Fetch".into()));
                 if e.needs_metadata_refresh() || e.is_retriable() {
+                    tracing::debug!(topic = t, partition = p, error = %e, "fetch: retrying partition");
                     self.client.invalidate(t);
+                    self.back_off(t, p);
                 } else {
                     failed.get_or_insert(e);
                 }
@@ -349,6 +414,7 @@ impl Consumer {
             high_watermark = part.high_watermark,
             "fetched"
         );
+        self.retry_at.remove(&(t.to_string(), p));
         let data = part.records.clone().unwrap_or_default();
         let fetched = decode_fetched(t, p, &data, pos, self.cfg.max_batch_bytes);
         let fetch_at = self

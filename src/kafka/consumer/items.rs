@@ -15,24 +15,40 @@ use crate::kafka::record::RawRecord;
 pub enum Item {
     /// Decoded to natural JSON (a tombstone, with no value, decodes to `null`).
     Record {
+        /// The topic.
         topic: Arc<str>,
+        /// The partition.
         partition: i32,
+        /// The message's offset in the partition.
         offset: i64,
+        /// The message key, if any.
         key: Option<Bytes>,
+        /// The message timestamp, milliseconds since the Unix epoch (create or log-append time, as
+        /// the topic is configured).
         timestamp: i64,
+        /// The message headers, in order (a header value may be null).
         headers: Vec<(String, Option<Bytes>)>,
+        /// The decoded value as natural JSON.
         value: serde_json::Value,
     },
     /// The value did not decode: the coordinates, the raw bytes and why.
     Undecodable {
+        /// The topic.
         topic: Arc<str>,
+        /// The partition.
         partition: i32,
+        /// The message's offset in the partition.
         offset: i64,
+        /// The message key, if any.
         key: Option<Bytes>,
+        /// The message timestamp, milliseconds since the Unix epoch (create or log-append time, as
+        /// the topic is configured).
         timestamp: i64,
+        /// The message value as received.
         raw: Bytes,
         /// The codec error's stable kind, e.g. `invalid-magic-byte` or `unknown-schema-id`.
         error_kind: &'static str,
+        /// The codec error's message.
         error: String,
     },
 }

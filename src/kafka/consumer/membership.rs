@@ -68,7 +68,11 @@ async fn find_coordinator(client: &Client, group_id: &str) -> Result<String, Kaf
 }
 
 /// The heartbeat thread: one Heartbeat per interval while the member is stable; answers that
-/// call for a rejoin or a new coordinator are recorded for the polling thread.
+/// call for a rejoin are recorded for the polling thread (which stops fetching and rejoins).
+/// A lost coordinator (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, disconnect) is looked up
+/// again here (FindCoordinator), so a stable member keeps heartbeating across a coordinator
+/// move; a member that could not heartbeat for a whole session timeout has been evicted by
+/// now and is flagged to rejoin, so it no longer reads partitions that are someone else's.
 pub(super) fn heartbeat_loop(
     client: Client,
     shared: Arc<GroupShared>,
@@ -76,9 +80,18 @@ pub(super) fn heartbeat_loop(
     session_timeout: Duration,
 ) {
     let step = Duration::from_millis(50);
+    let mut last_ok = Instant::now();
+    let mut failures = 0u32;
+    let mut last_found: Option<String> = None;
     loop {
         let mut slept = Duration::ZERO;
-        while slept < interval {
+        // After a failure, try again sooner (backoff), still at most once per interval.
+        let pause = if failures == 0 {
+            interval
+        } else {
+            crate::kafka::client::backoff(Duration::from_millis(200), interval, failures - 1)
+        };
+        while slept < pause {
             if shared.stop.load(Ordering::SeqCst) {
                 return;
             }
@@ -88,6 +101,8 @@ pub(super) fn heartbeat_loop(
         let (generation, member_id, coordinator) = {
             let st = lock(&shared.state);
             if !st.member.is_stable() {
+                last_ok = Instant::now();
+                failures = 0;
                 continue;
             }
             (
@@ -96,18 +111,60 @@ pub(super) fn heartbeat_loop(
                 st.coordinator.clone(),
             )
         };
-        let Some(coordinator) = coordinator else {
+        if last_ok.elapsed() >= session_timeout {
+            let mut st = lock(&shared.state);
+            if st.member.generation_id == generation && st.member.is_stable() {
+                tracing::warn!(group = %shared.group_id, "no heartbeat answer for a session timeout; rejoining");
+                st.member.request_rejoin();
+            }
             continue;
+        }
+        let coordinator = match coordinator {
+            Some(c) => {
+                last_found = Some(c.clone());
+                c
+            }
+            None => {
+                let found = block_on(with_timeout(
+                    session_timeout,
+                    find_coordinator(&client, &shared.group_id),
+                ))
+                .unwrap_or_else(|| {
+                    Err(KafkaError::Timeout {
+                        what: "FindCoordinator".into(),
+                        after: session_timeout,
+                    })
+                });
+                match found {
+                    Ok(c) => {
+                        if last_found.as_ref() != Some(&c) {
+                            tracing::info!(group = %shared.group_id, coordinator = %c, "heartbeat: found coordinator");
+                            last_found = Some(c.clone());
+                        }
+                        lock(&shared.state).coordinator = Some(c.clone());
+                        c
+                    }
+                    Err(e) => {
+                        tracing::debug!(group = %shared.group_id, error = %e, "heartbeat: no coordinator yet");
+                        failures += 1;
+                        continue;
+                    }
+                }
+            }
         };
         let req = HeartbeatRequest::default()
             .with_group_id(GroupId(name(&shared.group_id)))
             .with_generation_id(generation)
             .with_member_id(name(&member_id));
         // A heartbeat later than the session timeout is worthless: bound it (and so `close`).
-        let result = block_on(with_timeout(
-            session_timeout,
-            client.request(&Target::Addr(coordinator), &req),
-        ))
+        // One connect round: a dead coordinator is looked up again instead of redialled.
+        let target = Target::Addr(coordinator);
+        let result = block_on(with_timeout(session_timeout, async {
+            let conn = client
+                .conn_once(&target, Instant::now() + session_timeout)
+                .await?;
+            conn.request(&req).await
+        }))
         .unwrap_or_else(|| {
             Err(KafkaError::Timeout {
                 what: "Heartbeat".into(),
@@ -123,19 +180,35 @@ pub(super) fn heartbeat_loop(
         }
         match result {
             Ok(resp) => match st.member.on_heartbeat(resp.error_code) {
-                GroupAction::Continue | GroupAction::Retry => {}
+                GroupAction::Continue => {
+                    last_ok = Instant::now();
+                    failures = 0;
+                }
+                GroupAction::Retry => failures += 1,
                 GroupAction::Rejoin => {
+                    // The coordinator answered: the session clock starts again after the rejoin.
+                    last_ok = Instant::now();
+                    failures = 0;
                     tracing::info!(group = %shared.group_id, code = resp.error_code, "rebalance: rejoining");
                 }
-                GroupAction::FindCoordinator => st.coordinator = None,
+                GroupAction::FindCoordinator => {
+                    tracing::info!(group = %shared.group_id, code = resp.error_code, "heartbeat: coordinator moved");
+                    st.coordinator = None;
+                    failures += 1;
+                }
                 GroupAction::Fatal(e) => {
                     st.fatal =
                         KafkaError::from_code(e.code(), format!("Heartbeat {}", shared.group_id));
                 }
             },
             Err(e) => {
-                tracing::warn!(group = %shared.group_id, error = %e, "heartbeat failed");
+                if failures == 0 {
+                    tracing::warn!(group = %shared.group_id, error = %e, "heartbeat failed; looking up the coordinator");
+                } else {
+                    tracing::debug!(group = %shared.group_id, error = %e, "heartbeat failed");
+                }
                 st.coordinator = None;
+                failures += 1;
             }
         }
     }

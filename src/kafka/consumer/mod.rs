@@ -67,13 +67,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Send a request whose fields depend on the negotiated version.
+/// Send a request whose fields depend on the negotiated version. One connect round (group
+/// requests): a coordinator that does not answer is looked up again by the caller instead of
+/// being redialled for the whole connect deadline.
 async fn call<R: Request>(
     client: &Client,
     target: &Target,
     build: impl FnOnce(i16) -> R,
 ) -> Result<R::Response, KafkaError> {
-    let conn = client.conn(target).await?;
+    let deadline = Instant::now() + client.config().connect_deadline;
+    let conn = client.conn_once(target, deadline).await?;
     let v = conn.version_for::<R>()?;
     conn.request_at(&build(v), v).await
 }
@@ -98,6 +101,8 @@ pub struct Consumer {
     buffered: VecDeque<RawRecord>,
     /// Partitions whose position sits inside a batch: (fetch offset, last step back).
     probes: BTreeMap<(String, i32), (i64, i64)>,
+    /// Partitions backing off after a retriable error: (not before, consecutive failures).
+    retry_at: BTreeMap<(String, i32), (Instant, u32)>,
     closed: bool,
 }
 
@@ -196,6 +201,7 @@ impl Consumer {
             rejoin_requests: AtomicU32::new(0),
             buffered: VecDeque::new(),
             probes: BTreeMap::new(),
+            retry_at: BTreeMap::new(),
             closed: false,
         })
     }
@@ -266,25 +272,29 @@ impl Consumer {
     /// failures (broker restarting, leader moved, coordinator lost) are retried with backoff until
     /// the deadline; only if the last round still failed is the error returned.
     async fn poll_until(&mut self, deadline: Instant) -> Result<Vec<RawRecord>, KafkaError> {
-        let mut backoff = Duration::from_millis(100);
+        let mut failures = 0u32;
         loop {
             match self.poll_round(deadline).await {
                 Ok(Some(records)) => return Ok(records),
-                Ok(None) => backoff = Duration::from_millis(100),
+                Ok(None) => failures = 0,
                 Err(e) if e.is_retriable() || e.needs_metadata_refresh() => {
                     let now = Instant::now();
                     if now >= deadline {
                         return Err(e);
                     }
+                    let backoff = crate::kafka::client::backoff(
+                        Duration::from_millis(100),
+                        Duration::from_secs(1),
+                        failures,
+                    );
+                    failures = failures.saturating_add(1);
                     tracing::debug!(error = %e, backoff_ms = backoff.as_millis() as u64, "poll: retrying");
-                    if let Some(g) = &self.group {
-                        lock(&g.state).coordinator = None;
-                    }
+                    // The coordinator is not dropped here: group requests drop it on their own
+                    // errors; a fetch error says nothing about it.
                     for (t, _) in self.positions.owned().cloned().collect::<Vec<_>>() {
                         self.client.invalidate(&t);
                     }
                     smol::Timer::after(backoff.min(deadline - now)).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
                 Err(e) => return Err(e),
             }
@@ -333,6 +343,21 @@ impl Consumer {
             .fetch_max_wait
             .min(deadline.saturating_duration_since(now));
         let records = self.fetch_once(wait).await?;
+        if self.subscribed()
+            && self
+                .group_state()
+                .is_some_and(|(_, member, _)| !member.is_stable())
+        {
+            // The heartbeat flagged a rebalance (or an eviction) while we fetched: these
+            // partitions may be someone else's now. Hand nothing out; the next round commits
+            // up to the first of these records (buffered: not handed out), drops them and rejoins.
+            tracing::debug!(
+                records = records.len(),
+                "rebalance flagged during fetch; held back"
+            );
+            self.buffered.extend(records);
+            return Ok(None);
+        }
         self.buffered.extend(records);
         if !self.buffered.is_empty() {
             return Ok(Some(self.take_buffered()));

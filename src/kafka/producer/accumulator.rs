@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use super::delivery::Outcome;
 use super::{Partitioner, Producer, ProducerStats};
@@ -21,6 +21,9 @@ pub(super) struct Batch {
     pub(super) created: Instant,
     pub(super) deadline: Instant,
     pub(super) attempts: u32,
+    /// Times the batch went back unsent (no leader, leader unreachable): not counted against
+    /// `retries`, only in the backoff.
+    pub(super) stalls: u32,
     pub(super) sealed: bool,
     pub(super) last_error: Option<KafkaError>,
 }
@@ -51,11 +54,10 @@ pub(super) struct State {
     pub(super) stats: ProducerStats,
 }
 
+/// The record timestamp (CreateTime): the time the record joins a batch, from the crate's one clock
+/// (which tests can fake, see `crate::clock`).
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX)
 }
 
 impl Producer {
@@ -227,6 +229,7 @@ fn open_batch(
             created: start,
             deadline,
             attempts: 0,
+            stalls: 0,
             sealed: false,
             last_error: None,
         });

@@ -77,27 +77,38 @@ pub enum Partitioner {
 /// Producer settings. `ProducerConfig::new(brokers)` gives the defaults.
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
+    /// Bootstrap brokers, `host:port` (`bootstrap.servers`).
     pub brokers: Vec<String>,
+    /// Acknowledgements to wait for (`acks`, default all).
     pub acks: Acks,
     /// How long a batch waits for more records before it is sent.
     pub linger: Duration,
     /// A batch is sent once it reaches this many (uncompressed) bytes.
     pub batch_size: usize,
+    /// Batch compression (`compression.type`, default none).
     pub compression: Compression,
     /// How often a batch is retried after a retriable error.
     pub retries: u32,
+    /// First delay before a retry or reconnect; doubles up to `retry_backoff_max`
+    /// (`retry.backoff.ms`, default 100 ms).
     pub retry_backoff: Duration,
+    /// Longest retry/reconnect delay (`retry.backoff.max.ms`, default 1 s).
     pub retry_backoff_max: Duration,
     /// Bound on each request (also sent to the broker as the produce timeout).
     pub request_timeout: Duration,
     /// Bound on a record's whole life, from `send`/`enqueue` to its acknowledgement or error.
     pub delivery_timeout: Duration,
+    /// Client id sent to the brokers (`client.id`, default `avro-edge`).
     pub client_id: String,
+    /// SASL authentication (`sasl.mechanism`, `sasl.username`, `sasl.password`); `None`: none.
     pub sasl: Option<SaslConfig>,
+    /// TLS to the brokers; `None`: plain TCP.
     #[cfg(feature = "tls")]
     pub tls: Option<crate::kafka::tls::TlsConfig>,
     /// Create unknown topics with this many partitions / this replication factor.
     pub auto_create: Option<TopicSpec>,
+    /// How keyless records are spread over partitions (default sticky); keyed ones always go
+    /// by key hash.
     pub partitioner: Partitioner,
     /// Largest single record accepted.
     pub max_record_size: usize,
@@ -108,6 +119,8 @@ pub struct ProducerConfig {
 }
 
 impl ProducerConfig {
+    /// The defaults for these bootstrap brokers: acks all, linger 5 ms, 256 KiB batches, no
+    /// compression, 10 retries, 60 s delivery timeout, 1 MiB records, 4 MiB buffer.
     pub fn new<S: Into<String>>(brokers: impl IntoIterator<Item = S>) -> ProducerConfig {
         ProducerConfig {
             brokers: brokers.into_iter().map(Into::into).collect(),

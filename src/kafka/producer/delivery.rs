@@ -11,7 +11,9 @@ use crate::kafka::KafkaError;
 /// Where a record landed. `offset` is `None` with `acks=0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
+    /// The partition the record went to.
     pub partition: i32,
+    /// Its offset in the partition; `None` when the broker does not say (`acks=0`).
     pub offset: Option<i64>,
 }
 

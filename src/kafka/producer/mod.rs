@@ -65,8 +65,11 @@ pub use delivery::{Delivery, DeliveryHandle};
 /// A record for [`Producer::send_batch`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutRecord {
+    /// Message key; it picks the partition. `None`: no key, the partitioner decides.
     pub key: Option<Vec<u8>>,
+    /// Message value (for this crate, a Confluent-framed Avro message).
     pub value: Vec<u8>,
+    /// Message headers, in order.
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
@@ -114,12 +117,16 @@ pub struct Producer {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecordError {
+    /// A typed send on a producer built without a codec.
     #[error("no codec attached: build the producer with Producer::with_codec")]
     NoCodec,
+    /// The topic's subject or its writer schema could not be looked up.
     #[error(transparent)]
     Subject(#[from] crate::registry::RegistryError),
+    /// The record does not encode with the subject's writer schema.
     #[error(transparent)]
     Codec(#[from] crate::codec::CodecError),
+    /// The producer did not take or deliver the record.
     #[error(transparent)]
     Kafka(#[from] KafkaError),
 }

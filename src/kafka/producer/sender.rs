@@ -3,7 +3,9 @@
 //! for one leader go in one Produce request; requests to different leaders run concurrently.
 //! Retriable errors (NOT_LEADER_OR_FOLLOWER, timeouts, lost connections, ...) are retried with
 //! capped exponential backoff until `retries` or the batch's `delivery_timeout` runs out;
-//! metadata is refreshed when the error says leaders moved.
+//! metadata is refreshed when the error says leaders moved. A batch that could not be sent at all
+//! (its partition has no leader, or the leader does not accept a connection) goes back with the
+//! same backoff without using up `retries`, until its `delivery_timeout`: it stalls alone.
 //!
 //! Must not take a second batch of a partition while one is in flight: a retried batch could
 //! then be overtaken, and order is kept per partition. For the same reason a batch that fails
@@ -210,7 +212,7 @@ async fn dispatch(inner: Arc<Inner>, ex: Arc<smol::Executor<'static>>, taken: Ve
         let meta = match inner.client.topic(&t.topic, deadline).await {
             Ok(meta) => meta,
             Err(e) => {
-                finish(&inner, t, Err(e));
+                finish_unsent(&inner, t, e);
                 continue;
             }
         };
@@ -224,7 +226,8 @@ async fn dispatch(inner: Arc<Inner>, ex: Arc<smol::Executor<'static>>, taken: Ve
                     name: "LeaderNotAvailable".into(),
                     context: format!("no leader known for {}-{}", t.topic, t.partition),
                 };
-                finish(&inner, t, Err(e));
+                // This partition stalls (with backoff) until a leader appears; others go on.
+                finish_unsent(&inner, t, e);
             }
         }
     }
@@ -253,16 +256,20 @@ async fn produce_to(inner: Arc<Inner>, leader: i32, batches: Vec<Taken>) {
         .with_acks(cfg.acks.wire())
         .with_timeout_ms(cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32)
         .with_topic_data(topics);
+    // One connect attempt, not reconnects until the batch deadline: a leader that does not
+    // answer may be dead, and the metadata refresh finds its successor (Kafka moves leadership
+    // within its broker session timeout).
     let conn = match inner
         .client
-        .conn_until(&Target::Node(leader), deadline)
+        .conn_once(&Target::Node(leader), deadline)
         .await
     {
         Ok(c) => c,
         Err(e) => {
+            tracing::debug!(leader, error = %e, "leader unreachable; refreshing metadata");
             for t in ok {
                 inner.client.invalidate(&t.topic);
-                finish(&inner, t, Err(e.clone()));
+                finish_unsent(&inner, t, e.clone());
             }
             return;
         }
@@ -357,6 +364,16 @@ fn complete_from_response(inner: &Inner, ok: Vec<Taken>, resp: &ProduceResponse)
 
 /// Complete a batch, or put it back at the front of its partition for a retry.
 fn finish(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>) {
+    finish_as(inner, t, res, true)
+}
+
+/// A batch that was never written (no leader known, leader unreachable): retried with backoff
+/// until its delivery deadline, without using up `retries` (nothing was sent twice).
+fn finish_unsent(inner: &Inner, t: Taken, e: KafkaError) {
+    finish_as(inner, t, Err(e), false)
+}
+
+fn finish_as(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>, sent: bool) {
     let Taken {
         topic,
         partition,
@@ -367,16 +384,21 @@ fn finish(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>) {
         if e.needs_metadata_refresh() {
             inner.client.invalidate(&topic);
         }
-        let backoff = cfg
-            .retry_backoff
-            .saturating_mul(1u32 << batch.attempts.min(16))
-            .min(cfg.retry_backoff_max);
+        let backoff = crate::kafka::client::backoff(
+            cfg.retry_backoff,
+            cfg.retry_backoff_max,
+            batch.attempts + batch.stalls,
+        );
         let retry = e.is_retriable()
-            && batch.attempts < cfg.retries
+            && (!sent || batch.attempts < cfg.retries)
             && Instant::now() + backoff < batch.deadline;
         if retry {
-            tracing::debug!(topic = %topic, partition, attempt = batch.attempts + 1, error = %e, "retrying batch");
-            batch.attempts += 1;
+            tracing::debug!(topic = %topic, partition, attempts = batch.attempts, stalls = batch.stalls, sent, error = %e, "retrying batch");
+            if sent {
+                batch.attempts += 1;
+            } else {
+                batch.stalls += 1;
+            }
             batch.last_error = Some(e.clone());
             let mut st = inner.lock();
             st.stats.retried_batches += 1;

@@ -11,9 +11,12 @@ use crate::kafka::KafkaError;
 /// Batch compression codecs we can write (all pure Rust).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compression {
+    /// Uncompressed (`compression.type=none`, the default).
     #[default]
     None,
+    /// gzip (`compression.type=gzip`): smallest output, most CPU.
     Gzip,
+    /// Snappy (`compression.type=snappy`): fast, less compact.
     Snappy,
 }
 

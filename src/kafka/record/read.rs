@@ -18,11 +18,15 @@ use crate::error::ErrorKind;
 pub struct RawRecord {
     /// Shared by every record of the partition (no allocation per record).
     pub topic: Arc<str>,
+    /// The partition.
     pub partition: i32,
+    /// The record's offset in the partition.
     pub offset: i64,
     /// Milliseconds since the epoch (create time, or log-append time if the topic says so).
     pub timestamp: i64,
+    /// The record key, if any.
     pub key: Option<Bytes>,
+    /// The record headers, in order (a header value may be null).
     pub headers: Vec<(String, Option<Bytes>)>,
     /// `None` for a tombstone.
     pub value: Option<Bytes>,
@@ -32,12 +36,31 @@ pub struct RawRecord {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum BatchError {
+    /// The batch fails its CRC or its structure does not parse.
     #[error("corrupt record batch at offset {offset}: {reason}")]
-    Corrupt { offset: i64, reason: String },
+    Corrupt {
+        /// The batch's base offset.
+        offset: i64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The batch uses a feature this client does not read (e.g. lz4 or zstd compression, an old
+    /// message format).
     #[error("record batch at offset {offset} uses {what}, which avro-edge does not read")]
-    Unsupported { offset: i64, what: &'static str },
+    Unsupported {
+        /// The batch's base offset.
+        offset: i64,
+        /// The feature (e.g. `zstd compression`).
+        what: &'static str,
+    },
+    /// The batch decompresses to more than the consumer's `max_batch_bytes`.
     #[error("record batch at offset {offset} decompresses to more than {limit} bytes")]
-    TooLarge { offset: i64, limit: usize },
+    TooLarge {
+        /// The batch's base offset.
+        offset: i64,
+        /// The limit in bytes.
+        limit: usize,
+    },
 }
 
 impl ErrorKind for BatchError {

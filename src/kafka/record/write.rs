@@ -54,14 +54,17 @@ pub struct BatchBuilder {
 }
 
 impl BatchBuilder {
+    /// An empty batch.
     pub fn new() -> BatchBuilder {
         BatchBuilder::default()
     }
 
+    /// Records added so far.
     pub fn len(&self) -> usize {
         self.count as usize
     }
 
+    /// Whether no record was added yet.
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }

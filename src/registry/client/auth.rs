@@ -6,7 +6,14 @@
 /// Registry credentials. `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Auth {
-    Basic { username: String, password: String },
+    /// HTTP basic auth (`Authorization: Basic`), e.g. Confluent Cloud API key and secret.
+    Basic {
+        /// The user name (API key).
+        username: String,
+        /// The password (API secret).
+        password: String,
+    },
+    /// A bearer token (`Authorization: Bearer`), e.g. from `AVRO_EDGE_REGISTRY_TOKEN`.
     Bearer(String),
 }
 

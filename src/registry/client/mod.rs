@@ -52,7 +52,9 @@ pub enum WriterMode {
 pub struct ClientOptions {
     /// Base URLs, tried in turn (`http://host:8081`; `http://user:pass@host` sets basic auth).
     pub urls: Vec<String>,
+    /// Credentials sent with every request; `None`: none (or the ones in the URL).
     pub auth: Option<Auth>,
+    /// Bound on one TCP (and TLS) connect (default 5 s).
     pub connect_timeout: Duration,
     /// Timeout for the response head and for the body.
     pub read_timeout: Duration,
@@ -60,11 +62,13 @@ pub struct ClientOptions {
     pub retries: u32,
     /// First backoff; doubles each round up to `backoff_max`, with jitter.
     pub backoff_initial: Duration,
+    /// Longest backoff between retry rounds (default 2 s).
     pub backoff_max: Duration,
     /// How long a subject's latest version is trusted before asking again.
     pub latest_ttl: Duration,
     /// Offline schema cache directory to read through, write to, and fall back to.
     pub cache_dir: Option<PathBuf>,
+    /// How the writer schema for a subject is chosen (default: the latest registered id).
     pub mode: WriterMode,
     /// HTTPS (feature `tls`): trust only the CA certificates in this PEM file instead of the
     /// Mozilla roots (webpki-roots).
@@ -96,7 +100,9 @@ impl ClientOptions {
 /// The answer of a compatibility check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompatibilityResult {
+    /// Whether the schema may be registered under the subject's compatibility level.
     pub is_compatible: bool,
+    /// Why not, as the registry words it (empty when compatible or when the registry gives none).
     pub messages: Vec<String>,
 }
 

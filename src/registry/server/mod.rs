@@ -89,6 +89,7 @@ impl TestRegistry {
         format!("http://{}", self.addr)
     }
 
+    /// The loopback address the test registry listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

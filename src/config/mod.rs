@@ -45,27 +45,49 @@ pub use values::parse_size;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// The config file cannot be read.
     #[error("cannot read config file {}: {source}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why it cannot be read.
         source: std::io::Error,
     },
+    /// The config file is not valid TOML.
     #[error("config file {}: {message}", path.display())]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML parser's message (with line and column).
+        message: String,
+    },
     /// A name that is no key nor alias; `suggestion` is the closest known name, if any is close.
     #[error(
         "unknown config key '{key}' (from {origin}){}",
         did_you_mean(suggestion)
     )]
     UnknownKey {
+        /// The name as given.
         key: String,
+        /// Where it came from: the file, an environment variable, or a flag.
         origin: String,
+        /// The closest known key or alias, if one is close.
         suggestion: Option<String>,
     },
+    /// A key has a value that does not parse or is out of range.
     #[error("config key '{key}': {reason}")]
-    Invalid { key: String, reason: String },
+    Invalid {
+        /// The key.
+        key: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// A required key is not set (e.g. `input.path` for a file input).
     #[error("config key '{key}' is required")]
-    Missing { key: String },
+    Missing {
+        /// The key.
+        key: String,
+    },
 }
 
 impl ErrorKind for ConfigError {
@@ -99,6 +121,7 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wrap a secret value.
     pub fn new(s: impl Into<String>) -> Secret {
         Secret(s.into())
     }
@@ -124,34 +147,52 @@ pub enum InputKind {
     /// NDJSON on standard input; its end means: drain and exit.
     Stdin,
     /// Follow a file like `tail -F` (survives rotation and truncation).
-    File { path: PathBuf, start_at: StartAt },
+    File {
+        /// The file to follow.
+        path: PathBuf,
+        /// Where to start reading it the first time (`input.start_at`, default end).
+        start_at: StartAt,
+    },
     /// One NDJSON record per datagram.
-    Udp { bind: SocketAddr },
+    Udp {
+        /// Local address to receive datagrams on (`input.bind`).
+        bind: SocketAddr,
+    },
 }
 
 /// Where a followed file is first read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartAt {
+    /// From its first byte: forward what the file already holds.
     Beginning,
+    /// From its current end: only lines appended from now on (the default).
     End,
 }
 
 /// One input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputConfig {
+    /// Name in logs, metrics and dead-letter entries (default: the input's type, then `-1`, `-2`, ...).
     pub name: String,
+    /// Where the records come from.
     pub kind: InputKind,
     /// Registry subject whose latest schema encodes the records.
     pub subject: String,
+    /// Kafka topic the records go to (default `sensor-data`).
     pub topic: String,
     /// Record field whose value becomes the Kafka key (so one sensor's readings stay on one partition).
     pub key_field: Option<String>,
 }
 
+/// SASL credentials for the brokers (`kafka.sasl_*`, librdkafka's `sasl.mechanism`,
+/// `sasl.username`, `sasl.password`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sasl {
+    /// The mechanism (default `PLAIN`).
     pub mechanism: Mechanism,
+    /// The user name.
     pub username: String,
+    /// The password, never logged.
     pub password: Secret,
 }
 
@@ -170,9 +211,11 @@ pub enum SecurityProtocol {
 }
 
 impl SecurityProtocol {
+    /// Whether the connection is TLS (`SSL`, `SASL_SSL`).
     pub fn tls(self) -> bool {
         matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
     }
+    /// Whether the client authenticates with SASL (`SASL_PLAINTEXT`, `SASL_SSL`).
     pub fn sasl(self) -> bool {
         matches!(
             self,
@@ -211,18 +254,25 @@ impl std::fmt::Display for SecurityProtocol {
 /// Kafka client settings (mapped onto a `ProducerConfig` by `forward::plug::producer_config`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaSettings {
+    /// Bootstrap brokers, `host:port` (`kafka.brokers`, librdkafka's `bootstrap.servers`).
     pub brokers: Vec<String>,
+    /// Acknowledgements the producer waits for (`acks`, default all).
     pub acks: Acks,
+    /// Batch compression (`compression.type`, default none).
     pub compression: Compression,
+    /// How long a partial batch may wait to fill (`linger.ms`, default 5 ms).
     pub linger: Duration,
     /// Producer batch size in bytes (`ProducerConfig::batch_size`).
     pub batch_size: usize,
     /// Records per `send_batch` call the forwarder's sender makes (and per acknowledged-cursor write).
     pub batch_records: usize,
+    /// Client id sent to the brokers (`client.id`, default `avro-edge`).
     pub client_id: String,
+    /// Bound on one request to a broker (`request.timeout.ms`, default 30 s).
     pub request_timeout: Duration,
     /// Bound on one record's send, from hand-over to acknowledgement (`ProducerConfig::delivery_timeout`).
     pub delivery_timeout: Duration,
+    /// SASL credentials, when the brokers require them.
     pub sasl: Option<Sasl>,
     /// Given, or `SASL_PLAINTEXT` with SASL credentials and `PLAINTEXT` without.
     pub security_protocol: SecurityProtocol,
@@ -258,12 +308,17 @@ impl KafkaSettings {
     }
 }
 
+/// Where schemas come from (`[registry]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrySettings {
+    /// Schema Registry base URLs, tried in order (`registry.urls`); empty: the offline cache only.
     pub urls: Vec<String>,
+    /// Offline schema cache directory (`registry.schema_cache`): read when the registry is
+    /// unreachable, or instead of it.
     pub schema_cache: Option<PathBuf>,
 }
 
+/// Metrics output (`[metrics]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsSettings {
     /// Loopback address for Prometheus `/metrics`; none = no HTTP.
@@ -275,18 +330,32 @@ pub struct MetricsSettings {
 /// The validated forwarder configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The inputs (`[[input]]`, or the one `input.*` from env/flags); each has its subject and topic.
     pub inputs: Vec<InputConfig>,
+    /// Kafka client settings (`[kafka]`).
     pub kafka: KafkaSettings,
+    /// Schema source settings (`[registry]`).
     pub registry: RegistrySettings,
+    /// Spool directory (`spool.dir`, default `/var/lib/avro-edge/spool`).
     pub spool_dir: PathBuf,
+    /// Spool size bound, segment size and fsync policy (`spool.*`).
     pub spool: SpoolOptions,
+    /// NDJSON file for records that cannot be sent (`dead_letter`, default
+    /// `/var/lib/avro-edge/dead-letter.ndjson`).
     pub dead_letter: PathBuf,
     /// Past this size the dead-letter file moves to `<path>.1` (so at most twice this is kept).
     pub dead_letter_max_bytes: u64,
+    /// Prometheus endpoint and log summary (`[metrics]`).
     pub metrics: MetricsSettings,
+    /// On stop, how long to keep sending what is spooled before exiting (`drain_timeout_ms`,
+    /// default 10 s).
     pub drain_timeout: Duration,
     /// Longer input lines are dead-lettered (`line-too-long`) without being held in memory.
     pub max_line_bytes: usize,
+    /// Hold records in the spool while the system clock is below its lower bound (the build time, the
+    /// spool's record times), so a gateway that boots at 1970 sends no 1970 timestamps (`clock_check`,
+    /// default true). Turn it off where the clock is known to be corrected backwards on purpose.
+    pub clock_check: bool,
 }
 
 pub const DEFAULT_SUBJECT: &str = "sensor-data-value";
