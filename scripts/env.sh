@@ -4,13 +4,21 @@ AVRO_EDGE_CACHE="${AVRO_EDGE_CACHE:-$HOME/.cache/avro-edge}"
 TANSU_VERSION="0.6.0"
 TANSU_ROOT="$AVRO_EDGE_CACHE/tansu-$TANSU_VERSION"
 export TANSU_BIN="${TANSU_BIN:-$TANSU_ROOT/bin/tansu}"
-# Apache Kafka (KRaft), run from its jars; keep in step with scripts/kafka/pom.xml and src/testkit_kafka.rs.
+# Apache Kafka (KRaft), run from its jars; keep in step with scripts/kafka/pom.xml and testkit/src/kafka/mod.rs.
 KAFKA_VERSION="4.1.1"
 export KAFKA_LIBS="${KAFKA_LIBS:-$AVRO_EDGE_CACHE/kafka-$KAFKA_VERSION/libs}"
 export AVRO_EDGE_VENV="${AVRO_EDGE_VENV:-$AVRO_EDGE_CACHE/venv}"
 export AVRO_EDGE_PYTHON="${AVRO_EDGE_PYTHON:-$AVRO_EDGE_VENV/bin/python}"
 export PATH="$HOME/.cargo/bin:$PATH"
 say() { printf '==> %s\n' "$*" >&2; }
+
+# java_ok: whether `java` is on PATH and is Java 17 or newer (what Kafka 4 needs).
+java_ok() {
+  local v
+  command -v java >/dev/null || return 1
+  v="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1)"
+  [ -n "$v" ] && [ "$v" -ge 17 ]
+}
 
 # start_tansu DIR: start tansu on a free loopback port with in-memory storage, logging to DIR/tansu.log.
 # Sets BROKERS (host:port) and TANSU_PID; the caller stops it (kill "$TANSU_PID").
@@ -38,7 +46,7 @@ start_tansu() {
 # ports, data and logs under DIR (DIR/kafka.log). Needs scripts/install-kafka first.
 # Sets BROKERS (host:port) and KAFKA_PID; the caller stops it (kill "$KAFKA_PID").
 # Start-up (format + start, 2 cores): about 4 s on an idle machine; 8-11 s with load average ~11.
-# Multi-node clusters and fault control (kill/stop/pause a node) are in src/testkit_kafka.rs.
+# Multi-node clusters and fault control (kill/stop/pause a node) are in testkit/src/kafka/mod.rs.
 start_kafka() {
   local dir="$1" bport cport id i
   [ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ] || { say "no kafka jars in $KAFKA_LIBS: run scripts/install-kafka"; return 1; }

@@ -1,7 +1,8 @@
-//! The real `avro-edge forward` binary against a real tansu broker (started by the tests), counting every
+//! The real `avro-edge forward` binary against a real broker (the test kit's: Apache Kafka, or tansu with
+//! `AVRO_EDGE_TEST_BROKER=tansu`), counting every
 //! record by its unique id (sensorId + timestamp) on read-back: broker down at start, broker SIGKILLed and
-//! restarted on sqlite, forwarder SIGKILLed and restarted on its spool, damaged spools, bad input lines,
-//! and an unreachable registry with a warm offline cache. The tests are `#[ignore]`d (they need tansu);
+//! restarted with its data kept, forwarder SIGKILLed and restarted on its spool, damaged spools, bad input lines,
+//! and an unreachable registry with a warm offline cache. The tests are `#[ignore]`d (they need a Kafka broker);
 //! with `cargo test -- --include-ignored` a missing broker fails them.
 
 #[path = "spool_support/mod.rs"]
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use avro_edge::Codec;
 use avro_edge::OfflineCache;
 use avro_edge::{Consumer, ConsumerConfig, OffsetReset};
-use avro_edge_testkit::{Broker, Storage, require_broker, unique_topic};
+use avro_edge_testkit::{TestBroker, require_broker, require_own_broker, unique_topic};
 
 const BIN: &str = env!("CARGO_BIN_EXE_avro-edge");
 const PARTITIONS: i32 = 3;
@@ -302,9 +303,9 @@ fn check(got: &[Got], expected: &[(String, i64)], name: &str) -> Tally {
 
 /// (a) Broker down at start: 5,000 readings spooled, the broker started later: all arrive, in order.
 #[test]
-#[ignore = "needs tansu"]
+#[ignore = "needs a Kafka broker"]
 fn broker_down_at_start_then_started() {
-    let mut broker = require_broker(Storage::Memory);
+    let mut broker = require_own_broker();
     broker.kill();
     let dir = tmpdir("down-at-start");
     let topic = unique_topic("fwd-down");
@@ -328,12 +329,12 @@ fn broker_down_at_start_then_started() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// (b) Broker SIGKILLed mid-stream and restarted on the same sqlite storage: nothing lost.
+/// (b) Broker SIGKILLed mid-stream and restarted with its data kept: nothing lost.
 #[test]
-#[ignore = "needs tansu"]
-fn broker_killed_mid_stream_and_restarted_on_sqlite() {
+#[ignore = "needs a Kafka broker"]
+fn broker_killed_mid_stream_and_restarted_with_its_data() {
     let dir = tmpdir("broker-kill");
-    let mut broker = require_broker(Storage::Sqlite(dir.join("tansu.db")));
+    let mut broker = require_own_broker();
     let topic = unique_topic("fwd-bkill");
     let lines = readings(5000, 5);
     let m = free_addr();
@@ -379,10 +380,10 @@ fn broker_killed_mid_stream_and_restarted_on_sqlite() {
 /// (c) Forwarder SIGKILLed with records spooled but not acknowledged (the broker was down for the second
 /// half), restarted on the same spool with no new input: all arrive.
 #[test]
-#[ignore = "needs tansu"]
+#[ignore = "needs a Kafka broker"]
 fn forwarder_killed_mid_stream_and_restarted_on_its_spool() {
     let dir = tmpdir("fwd-kill");
-    let mut broker = require_broker(Storage::Sqlite(dir.join("tansu.db")));
+    let mut broker = require_own_broker();
     let topic = unique_topic("fwd-fkill");
     let lines = readings(5000, 5);
     let mut fwd = Fwd::spawn(&dir, &broker.bootstrap(), &topic, &[], false);
@@ -429,7 +430,7 @@ fn forwarder_killed_mid_stream_and_restarted_on_its_spool() {
 }
 
 /// Spool `n` readings with the broker down and stop (drain time short): returns the lines.
-fn spool_offline(dir: &Path, broker: &Broker, topic: &str, lines: &[String]) {
+fn spool_offline(dir: &Path, broker: &TestBroker, topic: &str, lines: &[String]) {
     let mut fwd = Fwd::spawn(
         dir,
         &broker.bootstrap(),
@@ -446,9 +447,9 @@ fn spool_offline(dir: &Path, broker: &Broker, topic: &str, lines: &[String]) {
 /// (d) A spool whose last record is torn, and one with a flipped byte: start succeeds, the damage is
 /// reported, every earlier record is delivered.
 #[test]
-#[ignore = "needs tansu"]
+#[ignore = "needs a Kafka broker"]
 fn damaged_spools_start_and_deliver_every_earlier_record() {
-    let mut broker = require_broker(Storage::Memory);
+    let mut broker = require_own_broker();
     broker.kill();
     let lines = readings(200, 4);
     let ids: Vec<_> = lines.iter().map(|l| id_of_line(l)).collect();
@@ -529,9 +530,9 @@ fn damaged_spools_start_and_deliver_every_earlier_record() {
 
 /// (e) 1,000 lines, 100 of them bad: 900 delivered, 100 in the dead-letter file with their reasons.
 #[test]
-#[ignore = "needs tansu"]
+#[ignore = "needs a Kafka broker"]
 fn bad_lines_go_to_the_dead_letter_file() {
-    let broker = require_broker(Storage::Memory);
+    let broker = require_broker();
     let dir = tmpdir("bad-lines");
     let topic = unique_topic("fwd-bad");
     let good = readings(900, 6);
@@ -596,9 +597,9 @@ fn bad_lines_go_to_the_dead_letter_file() {
 /// (f) The registry is unreachable at start (a closed port) and the offline cache is warm (but past its
 /// TTL, so the registry is tried first): forwarding works from the cache.
 #[test]
-#[ignore = "needs tansu"]
+#[ignore = "needs a Kafka broker"]
 fn registry_unreachable_with_a_warm_offline_cache() {
-    let broker = require_broker(Storage::Memory);
+    let broker = require_broker();
     let dir = tmpdir("registry-down");
     let cache = dir.join("cache");
     for sub in ["ids", "subjects"] {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use avro_edge::{Codec, Consumer, ConsumerConfig, OfflineCache, OffsetReset};
-use avro_edge_testkit::{shared_broker, unique_topic};
+use avro_edge_testkit::{require_broker, unique_topic};
 
 const BIN: &str = env!("CARGO_BIN_EXE_avro-edge");
 
@@ -95,7 +95,7 @@ fn spawn(dir: &Path, bootstrap: &str, topic: &str, metrics: &str, fake: &Path) -
 #[test]
 #[ignore = "needs a Kafka broker"]
 fn records_are_held_while_the_clock_is_in_1970_and_sent_once_it_is_sane() {
-    let kafka = shared_broker().unwrap_or_else(|e| panic!("starting Apache Kafka: {e}"));
+    let kafka = require_broker();
     let bootstrap = kafka.bootstrap();
     let dir = avro_edge_testkit::tmpdir("fwdclock");
     let log = dir.join("forward.log");

@@ -1,4 +1,4 @@
-//! Avro interop against the reference service's real serializers, over a real tansu broker and our
+//! Avro interop against the reference service's real serializers, over a real broker (the test kit's) and our
 //! `TestRegistry` (both started here):
 //! - Python confluent-kafka `AvroSerializer` (auto-register, TopicNameStrategy) produces every fixture
 //!   record; our group consumer decodes each one through the `Codec` over the registry client.
@@ -6,7 +6,7 @@
 //!   and Python's `AvroDeserializer` decode them, and the value bytes equal the fixture `.bin` files
 //!   (the registry holds the fixture schemas in fixture order, so the ids are the fixtures' 1-4).
 //!
-//! Peers live in `peers/python` and `peers/node`. The tests are `#[ignore]`d (they need tansu and the
+//! Peers live in `peers/python` and `peers/node`. The tests are `#[ignore]`d (they need a Kafka broker and the
 //! peers); run with `cargo test -- --include-ignored`, where a missing peer or broker fails the test.
 
 mod wire_support;
@@ -24,7 +24,7 @@ use avro_edge::{ClientOptions, RegistryClient};
 use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset};
 use avro_edge::{Producer, ProducerConfig};
 use avro_edge_testkit::{
-    Broker, Storage, require_broker, require_node_peers, require_python, unique_topic,
+    TestBroker, require_broker, require_node_peers, require_python, unique_topic,
 };
 use serde_json::{Value, json};
 use wire_support::{Case, assert_json_eq, cases, root};
@@ -82,7 +82,7 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn create_topic(broker: &Broker, topic: &str) {
+fn create_topic(broker: &TestBroker, topic: &str) {
     let mut cfg = ProducerConfig::new([broker.bootstrap()]);
     cfg.auto_create = Some(TopicSpec {
         partitions: 2,
@@ -111,10 +111,10 @@ fn all_cases() -> Vec<(String, Case)> {
 }
 
 #[test]
-#[ignore = "needs tansu and the Python peers"]
+#[ignore = "needs a Kafka broker and the Python peers"]
 fn confluent_kafka_avro_serializer_records_decode_with_our_consumer() {
     let py = python_avro();
-    let broker = require_broker(Storage::Memory);
+    let broker = require_broker();
     let reg = TestRegistry::start(); // empty: the serializer registers the schemas itself
     let run = unique_topic("py");
     // One topic per schema (TopicNameStrategy); v2 goes to the SensorData topic as version 2.
@@ -211,10 +211,10 @@ fn fixture_registry() -> TestRegistry {
 }
 
 #[test]
-#[ignore = "needs tansu and the Node.js peers"]
+#[ignore = "needs a Kafka broker and the Node.js peers"]
 fn kafkajs_encoded_records_decode_with_our_consumer_and_match_fixture_bytes() {
     let peer = node_peer();
-    let broker = require_broker(Storage::Memory);
+    let broker = require_broker();
     let reg = fixture_registry();
     let topic = unique_topic("kafkajs-avro");
     create_topic(&broker, &topic);
@@ -282,11 +282,11 @@ fn kafkajs_encoded_records_decode_with_our_consumer_and_match_fixture_bytes() {
 }
 
 #[test]
-#[ignore = "needs tansu, the Node.js peers and the Python peers"]
+#[ignore = "needs a Kafka broker, the Node.js peers and the Python peers"]
 fn records_we_produce_decode_in_kafkajs_and_python_and_match_fixture_bytes() {
     let py = python_avro();
     let node = node_peer();
-    let broker = require_broker(Storage::Memory);
+    let broker = require_broker();
     let reg = fixture_registry();
     let codec = registry_codec(&reg);
     let topic = unique_topic("ours-avro");

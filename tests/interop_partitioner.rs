@@ -1,8 +1,8 @@
 //! Keyed partitioning agrees with kafkajs's default partitioner (`Partitioners.DefaultPartitioner`,
 //! the reference service's library): offline for many keys and partition counts, then on a real
-//! tansu broker both ways (where our producer puts keyed records, and where kafkajs put the ones we read).
+//! broker both ways (where our producer puts keyed records, and where kafkajs put the ones we read).
 //!
-//! Needs `node`, peers/node/node_modules and tansu, so it is `#[ignore]`d; with
+//! Needs `node`, peers/node/node_modules and a Kafka broker, so it is `#[ignore]`d; with
 //! `cargo test -- --include-ignored` a missing peer or broker fails it.
 
 use std::collections::BTreeMap;
@@ -14,7 +14,7 @@ use avro_edge::TopicSpec;
 use avro_edge::partition_for_key;
 use avro_edge::{Consumer, ConsumerConfig, OffsetReset};
 use avro_edge::{OutRecord, Producer, ProducerConfig};
-use avro_edge_testkit::{Storage, require_broker, unique_topic};
+use avro_edge_testkit::{require_broker, unique_topic};
 use serde_json::{Value, json};
 
 fn node_dir() -> PathBuf {
@@ -48,7 +48,7 @@ fn keys() -> Vec<Vec<u8>> {
 const COUNTS: [i32; 8] = [1, 2, 3, 5, 7, 12, 64, 100];
 
 #[test]
-#[ignore = "needs tansu and the Node.js peers"]
+#[ignore = "needs a Kafka broker and the Node.js peers"]
 fn our_murmur2_partitions_match_kafkajs_default_partitioner() {
     let dir = node_dir();
     let keys = keys();
@@ -74,7 +74,7 @@ fn our_murmur2_partitions_match_kafkajs_default_partitioner() {
     }
 
     // On a broker: our producer's keyed records land where kafkajs would put them...
-    let broker = require_broker(Storage::Memory);
+    let broker = require_broker();
     let parts = 7;
     let mut cfg = ProducerConfig::new([broker.bootstrap()]);
     cfg.auto_create = Some(TopicSpec {

@@ -1,4 +1,4 @@
-//! `avro-edge consume` against a real tansu broker: every recorded fixture message (written by
+//! `avro-edge consume` against a real broker (the test kit's): every recorded fixture message (written by
 //! confluent-kafka and kafkajs serializers) comes out as its natural JSON, and every bad payload
 //! lands in the dead-letter file with its coordinates, raw bytes and error kind, without stopping.
 
@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use avro_edge::TopicSpec;
 use avro_edge::{Producer, ProducerConfig};
-use avro_edge_testkit::{Storage, require_broker, root, unique_topic};
+use avro_edge_testkit::{require_broker, root, unique_topic};
 use base64::Engine as _;
 
 /// What reading one produced message must give.
@@ -77,9 +77,9 @@ fn schema_cache(dir: &Path) {
 }
 
 #[test]
-#[ignore = "needs tansu"]
+#[ignore = "needs a Kafka broker"]
 fn consume_cli_decodes_every_fixture_and_dead_letters_the_bad_ones() {
-    let broker = require_broker(Storage::Memory);
+    let broker = require_broker();
     let dir = avro_edge_testkit::tmpdir("consume-cli");
     let cache = dir.join("cache");
     schema_cache(&cache);

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset, OutRecord};
-use avro_edge_testkit::{Storage, require_broker, unique_topic};
+use avro_edge_testkit::{require_broker, unique_topic};
 use consumer_support::*;
 
 fn node_peer() -> PathBuf {
@@ -31,10 +31,10 @@ fn binary_value(i: usize) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "needs tansu and the Node.js peers"]
+#[ignore = "needs a Kafka broker and the Node.js peers"]
 fn kafkajs_reads_what_we_produce_and_we_read_what_kafkajs_produces_byte_exact() {
     let peer = node_peer();
-    let broker = require_broker(Storage::Memory);
+    let broker = require_broker();
 
     // We produce, kafkajs consumes.
     let topic = unique_topic("interop-ours");
@@ -157,10 +157,10 @@ fn kafkajs_reads_what_we_produce_and_we_read_what_kafkajs_produces_byte_exact() 
 }
 
 #[test]
-#[ignore = "needs tansu and the Node.js peers"]
+#[ignore = "needs a Kafka broker and the Node.js peers"]
 fn mixed_group_with_a_kafkajs_member_splits_partitions_and_records() {
     let peer = node_peer();
-    let broker = require_broker(Storage::Memory);
+    let broker = require_broker();
     let topic = unique_topic("interop-group");
     let p = producer(&broker.bootstrap(), 2);
     assert_eq!(p.partitions(&topic).unwrap(), 2);
@@ -355,13 +355,13 @@ fn avro_fixtures(dir: &str) -> Vec<(String, serde_json::Value, serde_json::Value
 }
 
 #[test]
-#[ignore = "needs tansu and the Node.js peers"]
+#[ignore = "needs a Kafka broker and the Node.js peers"]
 fn avro_interop_with_kafkajs_through_the_registry() {
     use avro_edge::Codec;
     use avro_edge::TestRegistry;
     use avro_edge::open_source;
     let peer = node_peer();
-    let broker = require_broker(Storage::Memory);
+    let broker = require_broker();
     let registry = TestRegistry::start();
     let subjects = [
         ("user-registration", "user-registration-value"),

@@ -1,4 +1,4 @@
-//! `avro-edge produce` and the typed `send_record` against a real tansu broker, with the
+//! `avro-edge produce` and the typed `send_record` against a real broker (the test kit's), with the
 //! offline schema cache in `fixtures/schema-cache`: what goes in as NDJSON comes back, decoded
 //! by the codec, from the partition murmur2 picks for its key; bad lines are counted, not fatal.
 
@@ -10,7 +10,7 @@ use avro_edge::Codec;
 use avro_edge::partition_for_key;
 use avro_edge::records::{SensorData, SensorStatus};
 use avro_edge::{Producer, ProducerConfig};
-use avro_edge_testkit::{Storage, fetch_partition, require_broker, root};
+use avro_edge_testkit::{fetch_partition, require_broker, root, unique_topic};
 
 fn codec() -> Codec {
     let cache = root().join("fixtures/schema-cache");
@@ -34,9 +34,10 @@ fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i32, Option<V
 }
 
 #[test]
-#[ignore = "needs tansu"]
+#[ignore = "needs a Kafka broker"]
 fn produce_cli_sends_ndjson_and_counts_bad_lines() {
-    let broker = require_broker(Storage::Memory);
+    let broker = require_broker();
+    let topic = unique_topic("produce-cli");
     let mut input = String::new();
     let mut want = Vec::new();
     for i in 0..50 {
@@ -64,7 +65,7 @@ fn produce_cli_sends_ndjson_and_counts_bad_lines() {
         "--brokers",
         &broker.bootstrap(),
         "--topic",
-        "sensor-data",
+        &topic,
         "--subject",
         "sensor-data-value",
     ])
@@ -91,7 +92,7 @@ fn produce_cli_sends_ndjson_and_counts_bad_lines() {
     assert!(stderr.contains("error[not-json]: line 12"), "{stderr}");
     assert!(stderr.contains("missing"), "{stderr}");
     let codec = codec();
-    let got = read_all(&broker.bootstrap(), "sensor-data", 3);
+    let got = read_all(&broker.bootstrap(), &topic, 3);
     assert_eq!(got.len(), 50);
     let mut decoded = Vec::new();
     for (partition, key, value) in got {
@@ -112,9 +113,9 @@ fn produce_cli_sends_ndjson_and_counts_bad_lines() {
 }
 
 #[test]
-#[ignore = "needs tansu"]
+#[ignore = "needs a Kafka broker"]
 fn send_record_encodes_typed_values_with_the_topic_subject() {
-    let broker = require_broker(Storage::Memory);
+    let broker = require_broker();
     let mut cfg = ProducerConfig::new([broker.bootstrap()]);
     cfg.auto_create = Some(avro_edge::TopicSpec {
         partitions: 1,
@@ -123,9 +124,12 @@ fn send_record_encodes_typed_values_with_the_topic_subject() {
     let p = Producer::connect(cfg)
         .unwrap()
         .with_codec(Arc::new(codec()));
+    // The topic must be `sensor-data` (its subject is in the offline cache): on a shared broker
+    // other runs may have written to it too, so this run's records carry their own sensor ids.
+    let run = unique_topic("t");
     let recs: Vec<SensorData> = (0..5)
         .map(|i| SensorData {
-            sensor_id: format!("t-{i}"),
+            sensor_id: format!("{run}-{i}"),
             timestamp: 1_700_000_000_000 + i,
             temperature: Some(i as f32 / 2.0),
             humidity: None,
@@ -143,11 +147,14 @@ fn send_record_encodes_typed_values_with_the_topic_subject() {
     // Without the subject in the cache: a typed codec error, not a panic.
     let err = p.send_record("no-such-topic", None, &recs[0]).unwrap_err();
     assert_ne!(avro_edge::ErrorKind::kind(&err), "kafka-error", "{err}");
+    let partitions = p.partitions("sensor-data").unwrap();
     p.close().unwrap();
     let codec = codec();
-    let back: Vec<SensorData> = read_all(&broker.bootstrap(), "sensor-data", 1)
+    let mut back: Vec<SensorData> = read_all(&broker.bootstrap(), "sensor-data", partitions)
         .iter()
-        .map(|(_, _, v)| codec.decode(v).unwrap())
+        .map(|(_, _, v)| codec.decode::<SensorData>(v).unwrap())
+        .filter(|r| r.sensor_id.starts_with(&format!("{run}-")))
         .collect();
+    back.sort_by_key(|r| r.timestamp);
     assert_eq!(back, recs);
 }

@@ -1,10 +1,11 @@
 //! TLS end to end (feature `tls`): a test CA and server certificate made by the `openssl` CLI,
-//! `socat` terminating TLS in front of a real tansu (which advertises the TLS port) and in front of
+//! `socat` terminating TLS in front of a real broker (the test kit's: Apache Kafka with an extra
+//! listener advertising the TLS port, or tansu advertising it) and in front of
 //! our test registry. We produce and consume SensorData records over TLS with the schemas fetched
 //! over HTTPS; a client trusting another CA fails with `tls-error`.
 //!
 //! Run with `cargo test --features tls --test kafka_tls -- --include-ignored` (it is `#[ignore]`d:
-//! it needs openssl, socat and tansu, and fails saying which one is missing).
+//! it needs openssl, socat and a Kafka broker, and fails saying which one is missing).
 #![cfg(feature = "tls")]
 
 mod wire_support;
@@ -25,7 +26,7 @@ use avro_edge::{ClientOptions, RegistryClient, SchemaSource};
 use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset};
 use avro_edge::{Producer, ProducerConfig};
 use avro_edge_testkit::{
-    Storage, require_broker_with_args, require_test_certs, require_tools, unique_topic,
+    BrokerSetup, require_broker_with, require_test_certs, require_tools, unique_topic,
 };
 use wire_support::{assert_json_eq, cases, root};
 
@@ -91,7 +92,7 @@ fn registry_client(url: &str, ca: PathBuf) -> RegistryClient {
 }
 
 #[test]
-#[ignore = "needs tansu, openssl and socat"]
+#[ignore = "needs a Kafka broker, openssl and socat"]
 fn produce_and_consume_over_tls_with_registry_over_https() {
     require_tools(&["openssl", "socat"]);
     let dir = avro_edge_testkit::tmpdir("kafka-tls");
@@ -100,11 +101,10 @@ fn produce_and_consume_over_tls_with_registry_over_https() {
     let other_ca = dir.join("other-ca.pem");
 
     let tls_port = avro_edge_testkit::free_port().unwrap();
-    let advertised = format!("tcp://127.0.0.1:{tls_port}");
-    let broker = require_broker_with_args(
-        Storage::Memory,
-        &["--kafka-advertised-listener-url", &advertised],
-    );
+    let broker = require_broker_with(&BrokerSetup {
+        advertised_port: Some(tls_port),
+        ..BrokerSetup::default()
+    });
     let _kafka_tls = Terminator::start(&dir, tls_port, broker.port());
     let bootstrap = format!("127.0.0.1:{tls_port}");
 

@@ -6,6 +6,14 @@
 //! answers acks=0 produce requests; those answers are discarded, never misparsed). A request that
 //! times out closes the connection (like the Java client), failing every other waiter with
 //! `Disconnected`. This module must not retry or reconnect: that is `client`'s job.
+//!
+//! tansu: the consumer works around a few tansu 0.6.0 quirks, and only when [`Conn::is_tansu`].
+//! The rule: the broker answered ApiVersions v3 with no supported and no finalized features and a
+//! finalized-features epoch of -1, which is what tansu 0.6.0 sends (tansu-service `api.rs`).
+//! Apache Kafka in KRaft mode (3.3+, and every 4.x) always lists `metadata.version` among both,
+//! with an epoch of 0 or more, so it never matches; an old ZooKeeper-mode broker without feature
+//! flags would, and then only gets the harmless workarounds. Responses nobody awaits (tansu's
+//! answers to acks=0 produce requests) are dropped on any broker: Kafka never sends them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -92,6 +100,8 @@ pub struct Conn {
     versions: HashMap<i16, (i16, i16)>,
     client_id: StrBytes,
     request_timeout: Duration,
+    /// The broker is tansu (see the module doc): its workarounds apply.
+    tansu: bool,
 }
 
 impl std::fmt::Debug for Conn {
@@ -100,6 +110,13 @@ impl std::fmt::Debug for Conn {
             .field("addr", &self.shared.addr)
             .finish()
     }
+}
+
+/// A v3 ApiVersions answer as tansu 0.6.0 sends it (see the module doc).
+fn looks_like_tansu(v3: &ApiVersionsResponse) -> bool {
+    v3.supported_features.is_empty()
+        && v3.finalized_features.is_empty()
+        && v3.finalized_features_epoch == -1
 }
 
 /// Highest version we choose to speak per API key, below kafka-protocol's maximum: newer
@@ -146,6 +163,7 @@ impl Conn {
             versions: HashMap::new(),
             client_id: StrBytes::from_string(cfg.client_id.clone()),
             request_timeout: cfg.request_timeout,
+            tansu: false,
         };
         conn.negotiate().await?;
         if let Some(s) = &cfg.sasl {
@@ -187,6 +205,11 @@ impl Conn {
     /// False once the connection has failed or been closed; the client then reconnects.
     pub fn is_alive(&self) -> bool {
         !self.shared.closed.load(Ordering::SeqCst)
+    }
+
+    /// Whether the broker is tansu (rule in the module doc): only then do tansu workarounds run.
+    pub fn is_tansu(&self) -> bool {
+        self.tansu
     }
 
     /// The broker's supported version range for an API key.
@@ -354,7 +377,10 @@ impl Conn {
             .with_client_software_name(StrBytes::from_static_str("avro-edge"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
         let resp: ApiVersionsResponse = match self.request_at(&req, 3).await {
-            Ok(r) if r.error_code == 0 => r,
+            Ok(r) if r.error_code == 0 => {
+                self.tansu = looks_like_tansu(&r);
+                r
+            }
             // UNSUPPORTED_VERSION (35) or an undecodable v3 answer: fall back to v0.
             Ok(_) | Err(KafkaError::Protocol(_)) => {
                 self.request_at(&ApiVersionsRequest::default(), 0).await?
@@ -684,5 +710,35 @@ mod tests {
             assert_eq!(r.throttle_time_ms, 4242);
         });
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn tansu_is_told_from_kafka_by_its_api_versions_features() {
+        use kafka_protocol::messages::api_versions_response::{
+            FinalizedFeatureKey, SupportedFeatureKey,
+        };
+        // tansu 0.6.0: no features, epoch -1.
+        let tansu = ApiVersionsResponse::default()
+            .with_finalized_features_epoch(-1)
+            .with_supported_features(vec![])
+            .with_finalized_features(vec![]);
+        assert!(looks_like_tansu(&tansu));
+        // Apache Kafka (KRaft): metadata.version supported and finalized, epoch >= 0.
+        let name = || StrBytes::from_static_str("metadata.version");
+        let kafka = ApiVersionsResponse::default()
+            .with_supported_features(vec![
+                SupportedFeatureKey::default()
+                    .with_name(name())
+                    .with_min_version(1)
+                    .with_max_version(27),
+            ])
+            .with_finalized_features_epoch(42)
+            .with_finalized_features(vec![
+                FinalizedFeatureKey::default()
+                    .with_name(name())
+                    .with_min_version_level(27)
+                    .with_max_version_level(27),
+            ]);
+        assert!(!looks_like_tansu(&kafka));
     }
 }

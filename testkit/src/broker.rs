@@ -1,5 +1,7 @@
 //! A local tansu broker for tests and benchmarks: start on a free loopback port, kill, restart on
 //! the same port and storage, SCRAM users; and unique topic names so tests can share nothing.
+//! Broker tests do not start it themselves: they use [`crate::test_broker`], which picks tansu
+//! only with `AVRO_EDGE_TEST_BROKER=tansu` (Apache Kafka otherwise).
 //!
 //! Must not decide whether a missing broker is a skip or a failure (that is [`crate::require`]),
 //! and must not be used by the forwarder itself.

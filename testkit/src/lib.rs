@@ -3,8 +3,9 @@
 //!
 //! | module | job |
 //! | --- | --- |
+//! | [`test_broker`] | the broker every broker test uses: Apache Kafka (one shared node, or an own one to kill and restart), or tansu with `AVRO_EDGE_TEST_BROKER=tansu` |
 //! | [`broker`] | start, stop and restart a local tansu broker; unique topic names |
-//! | [`kafka`] | Apache Kafka (KRaft) clusters of 1..n nodes from the cached jars, with per-node kill/stop/start/pause/resume |
+//! | [`kafka`] | Apache Kafka (KRaft) clusters of 1..n nodes from the cached jars, with per-node kill/stop/start/pause/resume, extra listeners, SASL users |
 //! | [`require`] | what a test needs (broker, peers, tools): present, or the test fails saying `needs …` |
 //! | [`peers`] | where the Python and Node.js interop peers and the scripts' cache live |
 //! | [`process`] | child processes (stdin in, output out), free ports, peak RSS |
@@ -24,15 +25,17 @@ pub mod peers;
 pub mod pki;
 pub mod process;
 pub mod require;
+pub mod test_broker;
 
 pub use broker::{Broker, Storage, TestkitError, tansu_bin, unique_topic};
-pub use kafka::{KafkaCluster, KafkaOpts, KafkaTestError, TestKafka, shared_broker};
+pub use kafka::{KafkaCluster, KafkaListener, KafkaOpts, KafkaTestError, SaslUser};
 pub use kafka_read::{decode_batches, fetch_partition, read_client};
 pub use paths::{root, tmpdir};
 pub use peers::{cache_dir, node_peers_dir, python, python_has};
 pub use pki::make_test_certs;
 pub use process::{free_port, peak_rss_kb, run_with_input};
 pub use require::{
-    in_ci, needs, require_broker, require_broker_with_args, require_node_peers, require_python,
-    require_test_certs, require_tools,
+    in_ci, needs, require_broker, require_broker_with, require_node_peers, require_own_broker,
+    require_python, require_test_certs, require_tools,
 };
+pub use test_broker::{BrokerKind, BrokerSetup, TEST_BROKER_ENV, TestBroker, TestBrokerError};

@@ -1,4 +1,4 @@
-//! What a test needs from outside (a tansu broker, the Node.js or Python peers, openssl/socat): it is
+//! What a test needs from outside (a Kafka broker, the Node.js or Python peers, openssl/socat): it is
 //! there, or the test fails with `needs <what>: <why>`. A test that needs any of these is also marked
 //! `#[ignore = "needs <what>"]`, so a plain `cargo test` lists it as ignored instead of passing it,
 //! and `cargo test -- --include-ignored` (scripts/test) runs it.
@@ -10,9 +10,9 @@ use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::broker::{Broker, Storage};
 use crate::peers::{node_peers_dir, python, python_has};
 use crate::pki::make_test_certs;
+use crate::test_broker::{BrokerKind, BrokerSetup, TestBroker, TestBrokerError};
 
 /// Fail the calling test: it needs `what`, which is not usable here because of `why`.
 /// (The functions here are `#[track_caller]` and call this outside closures, so the panic points at
@@ -22,18 +22,34 @@ pub fn needs(what: &str, why: impl Display) -> ! {
     panic!("needs {what}: {why}")
 }
 
-/// A running tansu broker, or the test fails (`needs tansu: …`).
+/// The shared test broker ([`TestBroker::shared`]: Apache Kafka unless `AVRO_EDGE_TEST_BROKER=tansu`),
+/// or the test fails (`needs a Kafka broker: …`). For tests that kill nothing.
 #[track_caller]
-pub fn require_broker(storage: Storage) -> Broker {
-    require_broker_with_args(storage, &[])
+pub fn require_broker() -> TestBroker {
+    broker_or_needs(TestBroker::shared())
 }
 
-/// [`require_broker`] with extra `tansu broker` flags.
+/// A broker of the test's own ([`TestBroker::own`]), to kill and restart with its data kept, or
+/// the test fails (`needs a Kafka broker: …`).
 #[track_caller]
-pub fn require_broker_with_args(storage: Storage, extra_args: &[&str]) -> Broker {
-    match Broker::start_with_args(storage, extra_args) {
+pub fn require_own_broker() -> TestBroker {
+    broker_or_needs(TestBroker::own())
+}
+
+/// [`require_own_broker`] with another advertised port and/or SASL users ([`TestBroker::own_with`]).
+#[track_caller]
+pub fn require_broker_with(setup: &BrokerSetup) -> TestBroker {
+    broker_or_needs(TestBroker::own_with(setup))
+}
+
+#[track_caller]
+fn broker_or_needs(got: Result<TestBroker, TestBrokerError>) -> TestBroker {
+    match got {
         Ok(b) => b,
-        Err(e) => needs("tansu", e),
+        Err(e) => needs(
+            BrokerKind::from_env().map_or("a Kafka broker", BrokerKind::needs),
+            e,
+        ),
     }
 }
 

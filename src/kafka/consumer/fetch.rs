@@ -20,7 +20,8 @@ use crate::error::ErrorKind;
 use crate::kafka::record::{Fetched, RawRecord, decode_fetched};
 use crate::kafka::{KafkaError, Target};
 
-/// Highest Fetch version we send: tansu 0.6.0 puts a v16+ tag into flexible v12 answers.
+/// Highest Fetch version we send to tansu (`Conn::is_tansu`):
+/// tansu 0.6.0 puts a v16+ tag into flexible v12 answers.
 const MAX_FETCH_VERSION: i16 = 11;
 
 impl Consumer {
@@ -101,7 +102,9 @@ impl Consumer {
                     return Err(e);
                 }
             };
-            let latest = if self.cfg.auto_offset_reset == OffsetReset::Latest {
+            let conn = self.client.conn(&Target::Node(leader)).await;
+            let tansu = conn.is_ok_and(|c| c.is_tansu());
+            let latest = if tansu && self.cfg.auto_offset_reset == OffsetReset::Latest {
                 self.high_watermarks(leader, &topics).await
             } else {
                 BTreeMap::new()
@@ -111,7 +114,7 @@ impl Consumer {
                     if p.error_code == 0 && p.offset >= 0 {
                         let key = (t.name.0.to_string(), p.partition_index);
                         // tansu 0.6.0 answers "latest" with the last batch's base offset + 1, not
-                        // the log end; the high watermark of a fetch is the log end on any broker.
+                        // the log end; the high watermark of a fetch is the log end (tansu only).
                         let offset = latest.get(&key).map_or(p.offset, |hw| p.offset.max(*hw));
                         tracing::debug!(topic = %t.name.0.as_str(), partition = p.partition_index, offset, listed = p.offset, "reset position");
                         self.positions
@@ -223,9 +226,10 @@ impl Consumer {
             let connect_by = Instant::now() + wait.max(Duration::from_secs(1));
             tasks.push(smol::spawn(async move {
                 let conn = client.conn_once(&Target::Node(leader), connect_by).await?;
-                // v11 at most: tansu 0.6.0 puts a v16+ tag into flexible v12 Fetch answers.
-                let v = conn.version_for::<FetchRequest>()?.min(MAX_FETCH_VERSION);
-                conn.request_at(&req, v).await
+                // tansu: v11 at most (it puts a v16+ tag into flexible v12 Fetch answers).
+                let (v, tansu) = (conn.version_for::<FetchRequest>()?, conn.is_tansu());
+                let v = if tansu { v.min(MAX_FETCH_VERSION) } else { v };
+                conn.request_at(&req, v).await.map(|resp| (resp, tansu))
             }));
         }
         // A failure on one leader must not lose what the others returned (their positions moved):
@@ -234,7 +238,7 @@ impl Consumer {
         let mut out_of_range = Vec::new();
         let mut failed: Option<KafkaError> = None;
         for (parts, task) in task_parts.into_iter().zip(tasks) {
-            let resp = match task.await {
+            let (resp, tansu) = match task.await {
                 Ok(r) => r,
                 Err(e) => {
                     for (t, p) in &parts {
@@ -252,7 +256,7 @@ impl Consumer {
             for topic in &resp.responses {
                 let t = topic.topic.0.as_str();
                 for part in &topic.partitions {
-                    self.take_partition(t, part, &mut out, &mut out_of_range, &mut failed);
+                    self.take_partition(t, part, tansu, &mut out, &mut out_of_range, &mut failed);
                 }
             }
         }
@@ -361,11 +365,14 @@ impl Consumer {
     }
 
     /// One partition of a Fetch answer: its records into `out` (moving the position), an
-    /// out-of-range partition into `out_of_range`, the first hard error into `failed`.
+    /// out-of-range partition into `out_of_range`, the first hard error into `failed`. `tansu`:
+    /// the answer came from tansu, so `accept_or_probe` checks it.
+    #[allow(clippy::too_many_arguments)]
     fn take_partition(
         &mut self,
         t: &str,
         part: &PartitionData,
+        tansu: bool,
         out: &mut Vec<RawRecord>,
         out_of_range: &mut Vec<(String, i32)>,
         failed: &mut Option<KafkaError>,
@@ -415,6 +422,7 @@ impl Consumer {
             .get(&(t.to_string(), p))
             .map_or(pos, |probe| probe.0);
         if !self.accept_or_probe(
+            tansu,
             t,
             p,
             pos,
@@ -447,11 +455,13 @@ impl Consumer {
     /// batches with the records in between silently missing. So when the first batch of an
     /// answer starts above the position (or the answer is empty although the log goes further),
     /// its records are not taken: the fetch offset steps back (1, 2, 4, ... down to the log start)
-    /// until a batch at or below the position comes back. Against Kafka this never triggers,
-    /// except at a compaction gap, where one step back settles it. Returns whether to take the answer.
+    /// until a batch at or below the position comes back. Runs for tansu's answers only (Kafka
+    /// returns the batch holding the offset, and a batch above the position there is a compaction
+    /// gap to read past). Returns whether to take the answer.
     #[allow(clippy::too_many_arguments)]
     fn accept_or_probe(
         &mut self,
+        tansu: bool,
         t: &str,
         p: i32,
         pos: i64,
@@ -467,7 +477,7 @@ impl Consumer {
             None => fetched.error.is_some() || high_watermark <= pos,
         };
         let floor = log_start.max(0);
-        if settled || fetch_at <= floor {
+        if !tansu || settled || fetch_at <= floor {
             self.probes.remove(&key);
             return true;
         }

@@ -358,10 +358,12 @@ impl Consumer {
     async fn join_and_sync(&self, g: &GroupShared) -> Result<GroupAction, KafkaError> {
         let coordinator = Target::Addr(self.coordinator(g).await?);
         let member_id = lock(&g.state).member.member_id.clone();
-        // After a leader-requested rejoin the metadata changes (user data = the rejoin count):
-        // tansu starts a new generation only when a member's metadata differs.
+        // tansu only: after a leader-requested rejoin the metadata changes (user data = the rejoin
+        // count), as tansu starts a new generation only when a member's metadata differs (Kafka
+        // rebalances whenever the leader rejoins).
+        let tansu = self.client.conn(&coordinator).await?.is_tansu();
         let nonce = self.rejoin_requests.load(Ordering::SeqCst);
-        let user_data = (nonce > 0).then(|| Bytes::copy_from_slice(&nonce.to_be_bytes()));
+        let user_data = (tansu && nonce > 0).then(|| Bytes::copy_from_slice(&nonce.to_be_bytes()));
         let metadata = encode_subscription(&self.cfg.topics, user_data);
         let other = match self.cfg.assignor {
             Assignor::Range => Assignor::RoundRobin,

@@ -267,15 +267,33 @@ impl Producer {
         h.wait()
     }
 
-    /// Send records and wait for all of them; results in input order. Order is kept per partition.
+    /// Send records and wait for all of them; results in input order. Order is kept per partition:
+    /// when a record cannot even be queued for a retriable reason (no metadata for the topic
+    /// within the delivery timeout: the broker is down), the records after it fail with the same
+    /// error without being queued, as, queued once the broker is back, they would land before it.
     pub fn send_batch(
         &self,
         topic: &str,
         records: &[OutRecord],
     ) -> Vec<Result<Delivery, KafkaError>> {
+        let mut refused: Option<KafkaError> = None;
         let handles: Vec<DeliveryHandle> = records
             .iter()
-            .map(|r| self.enqueue_with_headers(topic, r.key.as_deref(), &r.value, &r.headers))
+            .map(|r| {
+                if let Some(e) = &refused {
+                    return DeliveryHandle {
+                        outcome: Err(e.clone()),
+                        partition: -1,
+                    };
+                }
+                let h = self.enqueue_with_headers(topic, r.key.as_deref(), &r.value, &r.headers);
+                if let Err(e) = &h.outcome
+                    && e.is_retriable()
+                {
+                    refused = Some(e.clone());
+                }
+                h
+            })
             .collect();
         self.request_flush();
         let out = handles.into_iter().map(DeliveryHandle::wait).collect();
@@ -411,6 +429,38 @@ mod tests {
         p.close().unwrap();
         let err = p.send("t", None, b"x").unwrap_err();
         assert_eq!(crate::error::ErrorKind::kind(&err), "closed", "{err}");
+    }
+
+    #[test]
+    fn a_batch_whose_first_record_cannot_be_queued_fails_as_a_whole_without_waiting_again() {
+        let p = Producer::new(nowhere()).unwrap();
+        let t = Instant::now();
+        let one = p.send("t", None, b"x").unwrap_err();
+        let single = t.elapsed();
+        assert!(one.is_retriable(), "{one}");
+        let recs: Vec<OutRecord> = (0..5)
+            .map(|i| OutRecord {
+                value: vec![i],
+                ..OutRecord::default()
+            })
+            .collect();
+        let t = Instant::now();
+        let res = p.send_batch("t", &recs);
+        let took = t.elapsed();
+        assert_eq!(res.len(), 5);
+        for r in &res {
+            let e = r.as_ref().unwrap_err();
+            assert_eq!(
+                crate::error::ErrorKind::kind(e),
+                crate::error::ErrorKind::kind(&one)
+            );
+        }
+        // One wait for metadata, not one per record (queued later, they could overtake the first).
+        assert!(
+            took < single * 2 + Duration::from_secs(1),
+            "took {took:?}; one record took {single:?}"
+        );
+        p.close().unwrap();
     }
 
     #[test]

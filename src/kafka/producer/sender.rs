@@ -8,7 +8,10 @@
 //! same backoff without using up `retries`, until its `delivery_timeout`: it stalls alone.
 //!
 //! Must not take a second batch of a partition while one is in flight: a retried batch could
-//! then be overtaken, and order is kept per partition.
+//! then be overtaken, and order is kept per partition. For the same reason a batch that fails
+//! for good on a retriable error (out of time or retries) fails the batches queued behind it
+//! in its partition: delivered later, they would come before its records when the caller
+//! sends those again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -156,6 +159,30 @@ fn fail_unsent(inner: &Inner) {
             st.unfinished = st.unfinished.saturating_sub(b.builder.len());
             st.stats.failed += b.builder.len() as u64;
             b.outcome.complete(Err(KafkaError::Closed));
+        }
+    }
+    inner.progress.notify_all();
+}
+
+/// Fail every batch queued in `topic`/`partition` with `e` (their records were appended before the
+/// batch ahead of them failed for good).
+fn fail_queued_behind(inner: &Inner, topic: &str, partition: i32, e: &KafkaError) {
+    {
+        let mut st = inner.lock();
+        let queued: Vec<_> =
+            match (st.topics.get_mut(topic)).and_then(|ts| ts.parts.get_mut(partition as usize)) {
+                Some(q) => q.batches.drain(..).collect(),
+                None => return,
+            };
+        if !queued.is_empty() {
+            let records: usize = queued.iter().map(|b| b.builder.len()).sum();
+            tracing::warn!(topic = %topic, partition, records, "failing the batches queued behind a failed one");
+        }
+        for b in queued {
+            st.buffered = st.buffered.saturating_sub(b.builder.size());
+            st.unfinished = st.unfinished.saturating_sub(b.builder.len());
+            st.stats.failed += b.builder.len() as u64;
+            b.outcome.complete(Err(e.clone()));
         }
     }
     inner.progress.notify_all();
@@ -390,6 +417,9 @@ fn finish_as(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>, sent
             // The partition is unknown to us (cannot happen: topics are never dropped): fail below.
         }
         tracing::warn!(topic = %topic, partition, records = batch.builder.len(), error = %e, kind = crate::error::ErrorKind::kind(e), "batch failed");
+        if e.is_retriable() {
+            fail_queued_behind(inner, &topic, partition, e);
+        }
     }
     let n = batch.builder.len();
     let size = batch.builder.size();

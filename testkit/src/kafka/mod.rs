@@ -29,7 +29,8 @@ mod node_env;
 /// and `kafka.version` in `scripts/kafka/pom.xml`.
 pub const KAFKA_VERSION: &str = "4.1.1";
 
-/// Env var naming an already running broker that [`shared_broker`] hands out instead of starting one.
+/// Env var naming an already running broker that [`crate::TestBroker::shared`] hands out instead of
+/// starting one (scripts/test sets it).
 pub const SHARED_BROKERS_ENV: &str = "AVRO_EDGE_KAFKA_BROKERS";
 
 /// Why a Kafka cluster could not be started or controlled.
@@ -105,6 +106,39 @@ pub struct KafkaOpts {
     /// Extra JVM flags. Default `-XX:TieredStopAtLevel=1` (C1 only): it halves start-up on a busy
     /// 2-core machine (10 s → 4.4 s for one node) at some cost in peak throughput.
     pub jvm_args: Vec<String>,
+    /// Client listeners besides `PLAINTEXT` (which the nodes and the test kit's probes use), each
+    /// on its own free port per node ([`KafkaCluster::listener_addr`]).
+    pub listeners: Vec<KafkaListener>,
+    /// SCRAM users written into the storage at format time (`kafka-storage format --add-scram`);
+    /// they authenticate on the [`KafkaListener::sasl`] listeners.
+    pub scram_users: Vec<SaslUser>,
+    /// SASL/PLAIN users (in the listeners' JAAS config), for the [`KafkaListener::sasl`] listeners.
+    pub plain_users: Vec<SaslUser>,
+    /// SIGKILL the node JVMs when the *thread* that started them ends (`PR_SET_PDEATHSIG`, Linux;
+    /// a no-op elsewhere): set it only for a cluster started from a thread that lives as long as
+    /// the process (as the per-binary shared node is), so no JVM outlives its test binary.
+    pub die_with_starting_thread: bool,
+}
+
+/// An extra client listener ([`KafkaOpts::listeners`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaListener {
+    /// Listener name, upper case (`EXTERNAL`, `SASL`, …); not `PLAINTEXT` or `CONTROLLER`.
+    pub name: String,
+    /// `SASL_PLAINTEXT` with SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN enabled, else `PLAINTEXT`.
+    pub sasl: bool,
+    /// Port advertised for node `i` (e.g. a TLS terminator's in front of it); a node without an
+    /// entry advertises the listener's own port.
+    pub advertised_ports: Vec<u16>,
+}
+
+/// A SASL user: `mechanism` is `SCRAM-SHA-256` or `SCRAM-SHA-512` for [`KafkaOpts::scram_users`]
+/// (ignored for PLAIN). Names and passwords must not contain `,`, `]`, `"` or `=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaslUser {
+    pub mechanism: String,
+    pub name: String,
+    pub password: String,
 }
 
 impl Default for KafkaOpts {
@@ -115,6 +149,10 @@ impl Default for KafkaOpts {
             broker_session_timeout: Duration::from_secs(6),
             extra_props: Vec::new(),
             jvm_args: vec!["-XX:TieredStopAtLevel=1".into()],
+            listeners: Vec::new(),
+            scram_users: Vec::new(),
+            plain_users: Vec::new(),
+            die_with_starting_thread: false,
         }
     }
 }
@@ -130,6 +168,8 @@ enum State {
 struct Node {
     broker_port: u16,
     controller_port: u16,
+    /// One per [`KafkaOpts::listeners`] entry, in that order.
+    listener_ports: Vec<u16>,
     dir: PathBuf,
     log: PathBuf,
     child: Option<Child>,
@@ -160,8 +200,9 @@ impl KafkaCluster {
         let n = n_brokers.max(1);
         let libs = kafka_libs()?;
         let java = java_bin();
+        let per_node = 2 + opts.listeners.len();
         let mut cluster =
-            KafkaCluster::layout(unique_dir()?, java, libs, opts, &free_ports(2 * n)?);
+            KafkaCluster::layout(unique_dir()?, java, libs, opts, &free_ports(per_node * n)?);
         let res = cluster.setup_and_start();
         if res.is_err() {
             cluster.keep_dir = true;
@@ -169,12 +210,15 @@ impl KafkaCluster {
         res.map(|()| cluster)
     }
 
-    /// The cluster's nodes in `dir`, nothing started; `ports` holds 2 per node (broker, controller).
+    /// The cluster's nodes in `dir`, nothing started; `ports` holds 2 per node (broker,
+    /// controller), then one per extra listener.
     fn layout(dir: PathBuf, java: PathBuf, libs: PathBuf, opts: KafkaOpts, ports: &[u16]) -> Self {
-        let nodes = (0..ports.len() / 2)
+        let per_node = 2 + opts.listeners.len();
+        let nodes = (0..ports.len() / per_node)
             .map(|i| Node {
-                broker_port: ports[2 * i],
-                controller_port: ports[2 * i + 1],
+                broker_port: ports[per_node * i],
+                controller_port: ports[per_node * i + 1],
+                listener_ports: ports[per_node * i + 2..per_node * (i + 1)].to_vec(),
                 log: dir.join(format!("node-{}.log", i + 1)),
                 dir: dir.join(format!("node-{}", i + 1)),
                 child: None,
@@ -208,6 +252,10 @@ impl KafkaCluster {
                 .java_cmd(&log)?
                 .args(["kafka.tools.StorageTool", "format", "-t", &cluster_id, "-c"])
                 .arg(self.props_path(i))
+                .args(self.opts.scram_users.iter().flat_map(|u| {
+                    let spec = format!("{}=[name={},password={}]", u.mechanism, u.name, u.password);
+                    ["--add-scram".to_string(), spec]
+                }))
                 .spawn()
                 .map_err(|e| self.spawn_error("kafka storage format", e))?;
             formats.push((i, child, log));
@@ -249,14 +297,27 @@ impl KafkaCluster {
         let min_isr = if n >= 3 { 2 } else { 1 };
         let session_ms = self.opts.broker_session_timeout.as_millis().max(1000);
         let (b, c) = (node.broker_port, node.controller_port);
+        let (mut listeners, mut advertised) = (String::new(), String::new());
+        let mut protocols = String::new();
+        for (l, port) in self.opts.listeners.iter().zip(&node.listener_ports) {
+            let adv = l.advertised_ports.get(i).unwrap_or(port);
+            listeners.push_str(&format!(",{}://127.0.0.1:{port}", l.name));
+            advertised.push_str(&format!(",{}://127.0.0.1:{adv}", l.name));
+            let protocol = if l.sasl {
+                "SASL_PLAINTEXT"
+            } else {
+                "PLAINTEXT"
+            };
+            protocols.push_str(&format!(",{}:{protocol}", l.name));
+        }
         // replica.lag.time.max.ms: shorter than the 30 s default, so a restarted node leaves and
         // rejoins the ISR quickly. Extra properties come last: java.util.Properties keeps the last.
         let mut props = format!(
             "process.roles=broker,controller\nnode.id={id}\ncontroller.quorum.voters={voters}\n\
-             listeners=PLAINTEXT://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}\n\
-             advertised.listeners=PLAINTEXT://127.0.0.1:{b}\ncontroller.listener.names=CONTROLLER\n\
-             inter.broker.listener.name=PLAINTEXT\n\
-             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             listeners=PLAINTEXT://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}{listeners}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{b}{advertised}\n\
+             controller.listener.names=CONTROLLER\ninter.broker.listener.name=PLAINTEXT\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT{protocols}\n\
              log.dirs={data}\nnum.partitions=1\nauto.create.topics.enable=true\n\
              default.replication.factor={rf}\nmin.insync.replicas={isr}\n\
              offsets.topic.replication.factor={rf}\noffsets.topic.num.partitions=1\n\
@@ -270,10 +331,29 @@ impl KafkaCluster {
             isr = min_isr,
             hb = (session_ms / 6).max(250),
         );
+        for l in self.opts.listeners.iter().filter(|l| l.sasl) {
+            props.push_str(&self.sasl_properties(&l.name.to_lowercase()));
+        }
         for (k, v) in &self.opts.extra_props {
             props.push_str(&format!("{k}={v}\n"));
         }
         props
+    }
+
+    /// The JAAS settings of SASL listener `name` (lower case): SCRAM users live in the metadata
+    /// (added at format time), PLAIN users in the JAAS line.
+    fn sasl_properties(&self, name: &str) -> String {
+        let scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;";
+        let plain_users: String = (self.opts.plain_users.iter())
+            .map(|u| format!(" user_{}=\"{}\"", u.name, u.password))
+            .collect();
+        format!(
+            "listener.name.{name}.sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN\n\
+             listener.name.{name}.scram-sha-256.sasl.jaas.config={scram}\n\
+             listener.name.{name}.scram-sha-512.sasl.jaas.config={scram}\n\
+             listener.name.{name}.plain.sasl.jaas.config=\
+             org.apache.kafka.common.security.plain.PlainLoginModule required{plain_users};\n"
+        )
     }
 
     /// `java <small JVM flags> -cp libs/* ` with stdout and stderr appended to `log`.
@@ -316,10 +396,12 @@ impl KafkaCluster {
 
     fn spawn_node(&mut self, i: usize) -> Result<(), KafkaTestError> {
         let log = self.nodes[i].log.clone();
-        let child = self
-            .java_cmd(&log)?
-            .arg("kafka.Kafka")
-            .arg(self.props_path(i))
+        let mut cmd = self.java_cmd(&log)?;
+        cmd.arg("kafka.Kafka").arg(self.props_path(i));
+        if self.opts.die_with_starting_thread {
+            die_with_parent(&mut cmd);
+        }
+        let child = cmd
             .spawn()
             .map_err(|e| self.spawn_error(&format!("kafka node {i}"), e))?;
         self.nodes[i].child = Some(child);
@@ -434,6 +516,20 @@ impl KafkaCluster {
     /// Node `i`'s broker listener, `"127.0.0.1:PORT"` (panics on an index out of range).
     pub fn node_addr(&self, i: usize) -> String {
         format!("127.0.0.1:{}", self.nodes[i].broker_port)
+    }
+
+    /// Node `i`'s listener `name` (one of [`KafkaOpts::listeners`]) as `"127.0.0.1:PORT"`:
+    /// where it accepts, whatever it advertises. `None` for an unknown name or node.
+    pub fn listener_addr(&self, i: usize, name: &str) -> Option<String> {
+        let at = self.opts.listeners.iter().position(|l| l.name == name)?;
+        let port = self.nodes.get(i)?.listener_ports.get(at)?;
+        Some(format!("127.0.0.1:{port}"))
+    }
+
+    /// Node `i`'s `log.dirs` (partition `t`/`p` lives in `<data_dir>/t-p`; panics on an index out
+    /// of range).
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.nodes[i].dir.join("data")
     }
 
     /// Node `i`'s Kafka `node.id` (`i + 1`).
@@ -561,33 +657,6 @@ impl Drop for KafkaCluster {
         if !self.keep_dir && !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
-    }
-}
-
-/// A broker for ordinary tests: the shared one named by `$AVRO_EDGE_KAFKA_BROKERS`, or an own
-/// single node (stopped on drop).
-#[derive(Debug)]
-pub enum TestKafka {
-    Shared(String),
-    Own(KafkaCluster),
-}
-
-impl TestKafka {
-    /// Bootstrap list for clients.
-    pub fn bootstrap(&self) -> String {
-        match self {
-            TestKafka::Shared(b) => b.clone(),
-            TestKafka::Own(c) => c.bootstrap(),
-        }
-    }
-}
-
-/// The shared broker when `$AVRO_EDGE_KAFKA_BROKERS` is set (no JVM is started), else a new
-/// single node.
-pub fn shared_broker() -> Result<TestKafka, KafkaTestError> {
-    match std::env::var(SHARED_BROKERS_ENV) {
-        Ok(b) if !b.trim().is_empty() => Ok(TestKafka::Shared(b.trim().to_string())),
-        _ => KafkaCluster::single().map(TestKafka::Own),
     }
 }
 

@@ -114,6 +114,35 @@ pub(super) fn unique_dir() -> Result<PathBuf, KafkaTestError> {
     }
 }
 
+/// Make the child get SIGKILL when the thread that spawns it ends (`PR_SET_PDEATHSIG`; the
+/// parent "dies" per thread on Linux), and exit at once when that already happened. Linux only.
+#[cfg(target_os = "linux")]
+pub(super) fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    unsafe extern "C" {
+        fn prctl(option: i32, ...) -> i32;
+        fn getppid() -> i32;
+    }
+    const PR_SET_PDEATHSIG: i32 = 1;
+    const SIGKILL: u64 = 9;
+    let parent = std::process::id() as i32;
+    // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid, _exit) run.
+    unsafe {
+        cmd.pre_exec(move || {
+            if prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if getppid() != parent {
+                return Err(std::io::Error::other("parent already gone"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(super) fn die_with_parent(_cmd: &mut std::process::Command) {}
+
 /// SIGKILL and reap (nothing when there is no process).
 pub(super) fn reap(child: Option<Child>) {
     if let Some(mut child) = child {
