@@ -16,8 +16,10 @@
 pub const BUILD_TIME_MS: u64 = parse_u64(env!("AVRO_EDGE_BUILD_TIME_S")).saturating_mul(1000);
 
 /// The environment variable naming the fake-clock file (test builds only).
+#[cfg(any(test, feature = "_test"))]
 pub const FAKE_NOW_FILE_ENV: &str = "AVRO_EDGE_FAKE_NOW_FILE";
 /// The environment variable holding a fixed fake time in ms (test builds only).
+#[cfg(any(test, feature = "_test"))]
 pub const FAKE_NOW_MS_ENV: &str = "AVRO_EDGE_FAKE_NOW_MS";
 
 /// Milliseconds since the Unix epoch from the system clock (or the fake clock, in test builds).

@@ -171,7 +171,8 @@ pub mod __macro_support {
 #[cfg(feature = "_test")]
 #[doc(hidden)]
 pub mod __test {
+    pub use crate::kafka::client::TopicMeta;
     pub use crate::kafka::record::{BatchBuilder, Compression as RecordCompression};
-    pub use crate::kafka::{Client, ClientConfig, ConnConfig, Target, TopicMeta, block_on};
+    pub use crate::kafka::{Client, ClientConfig, ConnConfig, Target, block_on};
     pub use crate::spool::frame;
 }

@@ -44,7 +44,7 @@ mod setting;
 #[cfg(feature = "tls")]
 pub mod tls;
 
-pub use client::{Client, ClientConfig, Target, TopicMeta, TopicSpec};
+pub use client::{Client, ClientConfig, Target, TopicSpec};
 pub use conn::ConnConfig;
 pub use error::KafkaError;
 pub use sasl::{Mechanism, SaslConfig};
