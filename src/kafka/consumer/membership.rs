@@ -36,6 +36,22 @@ pub(super) struct GroupShared {
     pub(super) stop: AtomicBool,
 }
 
+impl GroupShared {
+    /// A group not joined yet: no member id, no coordinator known.
+    pub(super) fn new(group_id: String) -> GroupShared {
+        GroupShared {
+            group_id,
+            state: Mutex::new(GroupState {
+                member: Membership::new(),
+                coordinator: None,
+                fatal: None,
+                assigned_counts: BTreeMap::new(),
+            }),
+            stop: AtomicBool::new(false),
+        }
+    }
+}
+
 pub(super) struct GroupState {
     pub(super) member: Membership,
     /// The coordinator's address, once found.

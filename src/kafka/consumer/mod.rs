@@ -27,7 +27,7 @@
 //! Rebalancing is eager (everything revoked, then reassigned), like Kafka's classic protocol.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use crate::codec::Codec;
 use crate::error::ErrorKind;
 use crate::kafka::conn::with_timeout;
-use crate::kafka::group::{Membership, TopicPartitions};
+use crate::kafka::group::TopicPartitions;
 use crate::kafka::{Client, ClientConfig, ConnConfig, KafkaError, Target, block_on};
 
 mod commit;
@@ -50,7 +50,7 @@ pub use crate::kafka::group::Assignor;
 pub use crate::kafka::record::{BatchError, RawRecord};
 pub use config::{ConsumerConfig, OffsetReset};
 pub use items::{Item, decode_records};
-use membership::{GroupShared, GroupState, heartbeat_loop};
+use membership::{GroupShared, heartbeat_loop};
 use positions::Positions;
 
 /// How often the group leader checks the subscribed topics' partition counts.
@@ -144,16 +144,7 @@ impl Consumer {
         let mut group = None;
         let mut heartbeat = None;
         if cfg.assignment.is_empty() {
-            let shared = Arc::new(GroupShared {
-                group_id: cfg.group_id.clone().unwrap_or_default(),
-                state: Mutex::new(GroupState {
-                    member: Membership::new(),
-                    coordinator: None,
-                    fatal: None,
-                    assigned_counts: BTreeMap::new(),
-                }),
-                stop: AtomicBool::new(false),
-            });
+            let shared = Arc::new(GroupShared::new(cfg.group_id.clone().unwrap_or_default()));
             let (c, s, every, session) = (
                 client.clone(),
                 shared.clone(),
@@ -177,16 +168,7 @@ impl Consumer {
             positions.set_assignment(&fixed);
             if let Some(g) = cfg.group_id.clone().filter(|g| !g.is_empty()) {
                 // Assign mode with a group id: commits and committed offsets, no membership.
-                group = Some(Arc::new(GroupShared {
-                    group_id: g,
-                    state: Mutex::new(GroupState {
-                        member: Membership::new(),
-                        coordinator: None,
-                        fatal: None,
-                        assigned_counts: BTreeMap::new(),
-                    }),
-                    stop: AtomicBool::new(false),
-                }));
+                group = Some(Arc::new(GroupShared::new(g)));
             }
         }
         let now = Instant::now();
