@@ -21,6 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use self::node_env::*;
+pub(crate) use self::node_env::java_bin;
 pub use self::node_env::{kafka_libs, log_tail};
 
 mod node_env;
