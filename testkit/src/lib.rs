@@ -35,7 +35,7 @@ pub use peers::{JavaPeer, cache_dir, java_peer, node_peers_dir, python, python_h
 pub use pki::make_test_certs;
 pub use process::{free_port, peak_rss_kb, run_with_input};
 pub use require::{
-    in_ci, needs, require_broker, require_broker_with, require_java_peer, require_node_peers, require_own_broker,
-    require_python, require_test_certs, require_tools,
+    in_ci, needs, require_broker, require_broker_with, require_java_peer, require_node_peers,
+    require_own_broker, require_python, require_test_certs, require_tools,
 };
 pub use test_broker::{BrokerKind, BrokerSetup, TEST_BROKER_ENV, TestBroker, TestBrokerError};

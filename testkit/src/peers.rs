@@ -114,7 +114,11 @@ pub fn java_peer() -> Result<JavaPeer, String> {
         .output()
         .map_err(|e| format!("`{} -version` cannot run: {e}", java.display()))?;
     if !out.status.success() {
-        return Err(format!("`{} -version` exited with {}", java.display(), out.status));
+        return Err(format!(
+            "`{} -version` exited with {}",
+            java.display(),
+            out.status
+        ));
     }
     // `openjdk version "17.0.15" ...` or `java version "1.8.0_..."`.
     let text = String::from_utf8_lossy(&out.stderr);
