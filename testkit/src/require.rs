@@ -1,7 +1,7 @@
-//! What a test needs from outside (a Kafka broker, the Node.js or Python peers, openssl/socat): it is
-//! there, or the test fails with `needs <what>: <why>`. A test that needs any of these is also marked
-//! `#[ignore = "needs <what>"]`, so a plain `cargo test` lists it as ignored instead of passing it,
-//! and `cargo test -- --include-ignored` (scripts/test) runs it.
+//! What a test needs from outside (a Kafka broker, the Node.js, Python or Java peers,
+//! openssl/socat): it is there, or the test fails with `needs <what>: <why>`. A test that needs any
+//! of these is also marked `#[ignore = "needs <what>"]`, so a plain `cargo test` lists it as ignored
+//! instead of passing it, and `cargo test -- --include-ignored` (scripts/test) runs it.
 //!
 //! Must not return "skip": no function here lets a test end early and report "ok". The `CI`
 //! variable plays no part for tests; [`in_ci`] is for the benches only.
@@ -10,7 +10,7 @@ use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::peers::{node_peers_dir, python, python_has};
+use crate::peers::{JavaPeer, java_peer, node_peers_dir, python, python_has};
 use crate::pki::make_test_certs;
 use crate::test_broker::{BrokerKind, BrokerSetup, TestBroker, TestBrokerError};
 
@@ -60,6 +60,16 @@ pub fn require_node_peers() -> PathBuf {
     match node_peers_dir() {
         Ok(dir) => dir,
         Err(e) => needs("the Node.js peers", e),
+    }
+}
+
+/// The Java peer (`peers/java/Peer.java` with `java` 11+ and the Kafka client jars), or the test
+/// fails (`needs the Java peer: …`).
+#[track_caller]
+pub fn require_java_peer() -> JavaPeer {
+    match java_peer() {
+        Ok(peer) => peer,
+        Err(e) => needs("the Java peer", e),
     }
 }
 

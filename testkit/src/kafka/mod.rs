@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub(crate) use self::node_env::java_bin;
 use self::node_env::*;
 pub use self::node_env::{kafka_libs, log_tail};
 

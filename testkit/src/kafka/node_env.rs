@@ -35,7 +35,7 @@ pub fn kafka_libs() -> Result<PathBuf, KafkaTestError> {
     ))
 }
 
-pub(super) fn java_bin() -> PathBuf {
+pub(crate) fn java_bin() -> PathBuf {
     if let Some(home) = std::env::var_os("JAVA_HOME") {
         let j = PathBuf::from(home).join("bin/java");
         if j.is_file() {
