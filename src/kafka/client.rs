@@ -17,6 +17,10 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use super::KafkaError;
 use super::conn::{Conn, ConnConfig};
 
+/// How long an UNKNOWN_TOPIC_OR_PARTITION answer is asked again before the topic counts as unknown:
+/// brokers learn of a new topic a moment apart, and metadata requests rotate over them.
+const UNKNOWN_TOPIC_GRACE: Duration = Duration::from_secs(3);
+
 /// Partitions and replication factor for topics the client creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopicSpec {
@@ -392,7 +396,12 @@ impl Client {
                         self.create_topic(topic, spec).await?;
                         created = true;
                     }
-                    (None, _) => return Err(KafkaError::UnknownTopic(topic.to_string())),
+                    // Another broker may not have caught up with a topic created a moment ago (metadata
+                    // requests rotate over the brokers): ask again for a short grace time before
+                    // calling it unknown, so a genuinely unknown topic still fails promptly.
+                    (None, _) if started.elapsed() >= UNKNOWN_TOPIC_GRACE => {
+                        return Err(KafkaError::UnknownTopic(topic.to_string()));
+                    }
                     _ => {}
                 }
             } else if let Some(e) = KafkaError::from_code(code, format!("metadata for {topic}"))
