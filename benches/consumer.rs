@@ -15,7 +15,9 @@
 //! `AVRO_EDGE_BENCH_N` overrides N (default 200,000). The broker is the testkit's shared one
 //! ([`TestBroker::shared`]): `$AVRO_EDGE_KAFKA_BROKERS`, else an Apache Kafka node started for the run,
 //! or tansu with `AVRO_EDGE_TEST_BROKER=tansu`. `BENCH_ONLY=avro-edge` (say) runs only the rows whose
-//! name contains it.
+//! name contains it. `AVRO_EDGE_BENCH_FETCH_MAX_BYTES`, `AVRO_EDGE_BENCH_PARTITION_FETCH_BYTES` and
+//! `AVRO_EDGE_BENCH_BUFFERED_BYTES` override our consumer's `fetch_max_bytes`,
+//! `fetch_partition_max_bytes` and `max_buffered_bytes` (to size the defaults).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -38,6 +40,16 @@ fn child(bootstrap: &str, topic: &str, registry: &str, n: usize) {
     cfg.auto_offset_reset = OffsetReset::Earliest;
     cfg.session_timeout = Duration::from_secs(6);
     cfg.heartbeat_interval = Duration::from_secs(1);
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+    if let Some(b) = var("AVRO_EDGE_BENCH_FETCH_MAX_BYTES") {
+        cfg.fetch_max_bytes = b;
+    }
+    if let Some(b) = var("AVRO_EDGE_BENCH_PARTITION_FETCH_BYTES") {
+        cfg.fetch_partition_max_bytes = b;
+    }
+    if let Some(b) = var("AVRO_EDGE_BENCH_BUFFERED_BYTES") {
+        cfg.max_buffered_bytes = b as usize;
+    }
     let start = Instant::now();
     let mut c = Consumer::connect(cfg).expect("consumer");
     let deadline = Instant::now() + Duration::from_secs(300);

@@ -473,6 +473,8 @@ impl Consumer {
         if out.is_empty() {
             *out = fetched.records;
         } else {
+            // Exactly what is added: a doubling would leave up to half the records' room unused.
+            out.reserve_exact(fetched.records.len());
             out.extend(fetched.records);
         }
     }
