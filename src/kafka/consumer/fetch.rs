@@ -24,6 +24,9 @@ use crate::kafka::{KafkaError, Target};
 /// tansu 0.6.0 puts a v16+ tag into flexible v12 answers.
 const MAX_FETCH_VERSION: i16 = 11;
 
+/// What one leader is asked for: per topic, (partition, fetch offset, most bytes).
+type LeaderFetch = BTreeMap<String, Vec<(i32, i64, i32)>>;
+
 impl Consumer {
     /// Give every owned partition a position: the group's committed offset, else the reset policy.
     pub(super) async fn ensure_positions(&mut self, deadline: Instant) -> Result<(), KafkaError> {
@@ -281,8 +284,8 @@ impl Consumer {
     async fn fetch_targets(
         &mut self,
         deadline: Instant,
-    ) -> Result<BTreeMap<i32, BTreeMap<String, Vec<(i32, i64, i32)>>>, KafkaError> {
-        let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<(i32, i64, i32)>>> = BTreeMap::new();
+    ) -> Result<BTreeMap<i32, LeaderFetch>, KafkaError> {
+        let mut by_leader: BTreeMap<i32, LeaderFetch> = BTreeMap::new();
         let owned: Vec<(String, i32)> = self.positions.owned().cloned().collect();
         let mut buffered: BTreeMap<(&str, i32), usize> = BTreeMap::new();
         for r in &self.buffered {
@@ -356,11 +359,7 @@ impl Consumer {
     }
 
     /// The Fetch request for one leader's partitions.
-    fn fetch_request(
-        &self,
-        max_wait_ms: i32,
-        topics: &BTreeMap<String, Vec<(i32, i64, i32)>>,
-    ) -> FetchRequest {
+    fn fetch_request(&self, max_wait_ms: i32, topics: &LeaderFetch) -> FetchRequest {
         FetchRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(max_wait_ms)
