@@ -518,6 +518,37 @@ mod tests {
     }
 
     #[test]
+    fn records_land_in_one_exact_allocation() {
+        let mut data = BytesMut::new();
+        for base in [0i64, 100, 200] {
+            let recs: Vec<Record> = (base..base + 37).map(|o| record(o, b"v")).collect();
+            data.extend_from_slice(&batch(&recs, Compression::None));
+        }
+        let got = decode("t", 0, &data.freeze(), 0, 1 << 20).unwrap();
+        assert_eq!(got.records.len(), 111);
+        assert_eq!(got.records.capacity(), 111, "sized from the batch headers");
+    }
+
+    #[test]
+    fn a_batch_that_breaks_midway_gives_none_of_its_records() {
+        let mut data = BytesMut::new();
+        data.extend_from_slice(&batch(&[record(0, b"a")], Compression::None));
+        // Two records, but a header (with a valid CRC) that says three: the third does not parse.
+        let mut bad = batch(&[record(1, b"b"), record(2, b"c")], Compression::None).to_vec();
+        bad[57..61].copy_from_slice(&3i32.to_be_bytes());
+        let crc = crc32c::crc32c(&bad[21..]);
+        bad[17..21].copy_from_slice(&crc.to_be_bytes());
+        data.extend_from_slice(&bad);
+        let f = decode_fetched("t", 0, &data.freeze(), 0, 1 << 20);
+        assert_eq!(
+            f.records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![0]
+        );
+        assert_eq!(f.next_offset, Some(1));
+        assert_eq!(f.error.map(|e| e.kind()), Some("corrupt-record-batch"));
+    }
+
+    #[test]
     fn a_bad_batch_keeps_what_came_before_it() {
         let mut data = BytesMut::new();
         data.extend_from_slice(&batch(
