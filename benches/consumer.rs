@@ -1,5 +1,5 @@
 //! Consumer benchmark: our group consumer vs kafkajs (the reference service's library) reading
-//! the same SensorData topic on the same tansu broker, raw and decoded end to end.
+//! the same SensorData topic on the same broker, raw and decoded end to end.
 //!
 //! Run: `cargo bench --bench consumer` (release). N SensorData records are encoded by our codec
 //! (Confluent framing, schema registered in the in-process test registry) and produced once into
@@ -12,7 +12,12 @@
 //! client connects), msgs/s over the total, peak RSS (VmHWM, read by both after the consumer is
 //! closed/disconnected). Prints a table; a rate is printed only for a complete run (all N read, none
 //! undecodable); an incomplete run makes the bench exit non-zero after the table.
-//! `AVRO_EDGE_BENCH_N` overrides N (default 200,000).
+//! `AVRO_EDGE_BENCH_N` overrides N (default 200,000). The broker is the testkit's shared one
+//! ([`TestBroker::shared`]): `$AVRO_EDGE_KAFKA_BROKERS`, else an Apache Kafka node started for the run,
+//! or tansu with `AVRO_EDGE_TEST_BROKER=tansu`. `BENCH_ONLY=avro-edge` (say) runs only the rows whose
+//! name contains it. `AVRO_EDGE_BENCH_FETCH_MAX_BYTES`, `AVRO_EDGE_BENCH_PARTITION_FETCH_BYTES` and
+//! `AVRO_EDGE_BENCH_BUFFERED_BYTES` override our consumer's `fetch_max_bytes`,
+//! `fetch_partition_max_bytes` and `max_buffered_bytes` (to size the defaults).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -24,7 +29,7 @@ use avro_edge::TopicSpec;
 use avro_edge::open_source;
 use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset};
 use avro_edge::{Producer, ProducerConfig};
-use avro_edge_testkit::{Broker, Storage, unique_topic};
+use avro_edge_testkit::{BrokerKind, TestBroker, unique_topic};
 
 /// The child: consume `n` records from `topic` (decoding through `registry` unless it is "-"),
 /// print `count bad secs total rss_kb`.
@@ -35,6 +40,16 @@ fn child(bootstrap: &str, topic: &str, registry: &str, n: usize) {
     cfg.auto_offset_reset = OffsetReset::Earliest;
     cfg.session_timeout = Duration::from_secs(6);
     cfg.heartbeat_interval = Duration::from_secs(1);
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+    if let Some(b) = var("AVRO_EDGE_BENCH_FETCH_MAX_BYTES") {
+        cfg.fetch_max_bytes = b;
+    }
+    if let Some(b) = var("AVRO_EDGE_BENCH_PARTITION_FETCH_BYTES") {
+        cfg.fetch_partition_max_bytes = b;
+    }
+    if let Some(b) = var("AVRO_EDGE_BENCH_BUFFERED_BYTES") {
+        cfg.max_buffered_bytes = b as usize;
+    }
     let start = Instant::now();
     let mut c = Consumer::connect(cfg).expect("consumer");
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -184,7 +199,7 @@ fn main() {
         }
         return;
     }
-    let broker = match Broker::start(Storage::Memory) {
+    let broker = match TestBroker::shared() {
         Ok(b) => b,
         Err(e) => {
             eprintln!("consumer bench: no broker ({e})");
@@ -232,39 +247,31 @@ fn main() {
     eprintln!("produced {n} SensorData records in {:?}", t.elapsed());
 
     let exe = std::env::current_exe().expect("exe");
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| name.contains(only.as_str());
     let rows: Vec<Row> = [
-        ours(
-            &exe,
-            &bootstrap,
-            &topic,
-            n,
-            "-",
-            "avro-edge Consumer, raw bytes",
-        ),
-        ours(
-            &exe,
-            &bootstrap,
-            &topic,
-            n,
-            &url,
-            "avro-edge Consumer + Codec, decoded JSON",
-        ),
-        kafkajs(&bootstrap, &topic, n, None, "kafkajs 2.2.4, raw bytes"),
-        kafkajs(
-            &bootstrap,
-            &topic,
-            n,
-            Some(&url),
-            "kafkajs + confluent-schema-registry decode",
-        ),
+        ("avro-edge Consumer, raw bytes", false, false),
+        ("avro-edge Consumer + Codec, decoded JSON", false, true),
+        ("kafkajs 2.2.4, raw bytes", true, false),
+        ("kafkajs + confluent-schema-registry decode", true, true),
     ]
     .into_iter()
-    .flatten()
+    .filter(|(name, _, _)| wanted(name))
+    .filter_map(|(name, js, decode)| match (js, decode) {
+        (false, false) => ours(&exe, &bootstrap, &topic, n, "-", name),
+        (false, true) => ours(&exe, &bootstrap, &topic, n, &url, name),
+        (true, false) => kafkajs(&bootstrap, &topic, n, None, name),
+        (true, true) => kafkajs(&bootstrap, &topic, n, Some(&url), name),
+    })
     .collect();
 
     let complete = |r: &Row| r.count == n as f64 && r.bad == 0.0 && r.total > 0.0;
     println!(
-        "\nconsume {n} SensorData records (3 partitions, tansu memory, fresh group, earliest; clocks start before connect; RSS read after close)"
+        "\nconsume {n} SensorData records (3 partitions, {}, fresh group, earliest; clocks start before connect; RSS read after close)",
+        match broker.kind() {
+            BrokerKind::Kafka => "Apache Kafka",
+            BrokerKind::Tansu => "tansu memory",
+        }
     );
     println!(
         "| consumer | records | undecodable | s first→last | s total (connect+join+read) | msgs/s (total) | peak RSS (KiB) |"

@@ -90,12 +90,16 @@ fn every_key_is_settable_from_env_and_flags() {
             "kafka.enable_idempotence" | "clock_check" => "false",
             "spool.fsync" => "always",
             "spool.when_full" => "drop_oldest",
-            "spool.max_bytes" | "max_line_bytes" | "kafka.batch_size" | "dead_letter_max_bytes" => {
-                "2MiB"
-            }
+            "spool.max_bytes"
+            | "max_line_bytes"
+            | "kafka.batch_size"
+            | "dead_letter_max_bytes"
+            | "kafka.fetch_max_bytes"
+            | "kafka.max_partition_fetch_bytes" => "2MiB",
             "spool.segment_bytes" => "64KiB",
             "spool.reserve_bytes" => "1MiB",
             "kafka.create_partitions" => "3",
+            "kafka.max_poll_records" => "100",
             "metrics.listen" => "127.0.0.1:9464",
             k if k.ends_with("_ms") || k.ends_with("_s") || k.ends_with("batch_records") => "42",
             _ => "x",
@@ -258,7 +262,7 @@ fn sample_value(key: &str) -> &'static str {
         "kafka.sasl_mechanism" => "SCRAM-SHA-256",
         "kafka.ssl_ca_location" => "/etc/ssl/ca.pem",
         "kafka.enable_idempotence" => "false",
-        "kafka.batch_size" => "4096",
+        "kafka.batch_size" | "kafka.fetch_max_bytes" | "kafka.max_partition_fetch_bytes" => "4096",
         "kafka.client_id" | "kafka.sasl_username" | "kafka.sasl_password" => "x",
         _ => "42",
     }

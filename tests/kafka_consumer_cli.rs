@@ -116,6 +116,16 @@ fn consume_cli_decodes_every_fixture_and_dead_letters_the_bad_ones() {
             "--timeout",
             "4",
         ])
+        // The consumer's memory bounds under their Kafka names: small, so several fetches and
+        // polls are needed, and every message still comes out.
+        .args([
+            "-X",
+            "fetch.max.bytes=2KiB",
+            "-X",
+            "max.partition.fetch.bytes=1KiB",
+            "-X",
+            "max.poll.records=3",
+        ])
         .arg("--schema-cache")
         .arg(&cache)
         .arg("--dead-letter")

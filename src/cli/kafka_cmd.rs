@@ -44,14 +44,25 @@ pub struct ProduceArgs {
     pub create_partitions: Option<String>,
     /// Kafka client property, librdkafka's name or ours, as in kcat: -X linger.ms=20,
     /// -X security.protocol=SASL_PLAINTEXT -X sasl.username=u (repeatable; every kafka.* key of
-    /// `forward` but batch_records).
+    /// `forward` but batch_records, and none of the consumer's).
     #[arg(short = 'X', value_name = "NAME=VALUE")]
     pub property: Vec<String>,
 }
 
-/// The `kafka.*` keys `consume` uses (the connection's); `produce` uses all but `batch_records`.
+/// The consumer's own `kafka.*` keys (`consume` only; `forward` and `produce` have no consumer).
+const CONSUMER_ONLY_KEYS: &[&str] = &[
+    "kafka.fetch_max_bytes",
+    "kafka.max_partition_fetch_bytes",
+    "kafka.max_poll_records",
+];
+
+/// The `kafka.*` keys `consume` uses (the connection's and the consumer's); `produce` uses all but
+/// `batch_records` and [`CONSUMER_ONLY_KEYS`].
 const CONSUME_KEYS: &[&str] = &[
     "kafka.brokers",
+    "kafka.fetch_max_bytes",
+    "kafka.max_partition_fetch_bytes",
+    "kafka.max_poll_records",
     "kafka.client_id",
     "kafka.request_timeout_ms",
     "kafka.security_protocol",
@@ -134,7 +145,9 @@ pub struct ConsumeArgs {
     pub assignor: String,
     /// Kafka client property, librdkafka's name or ours, as in kcat: -X client.id=reader,
     /// -X security.protocol=SASL_PLAINTEXT -X sasl.username=u (repeatable; the connection's
-    /// settings: brokers, client id, request timeout, security protocol, SASL, CA file).
+    /// settings: brokers, client id, request timeout, security protocol, SASL, CA file; and the
+    /// consumer's memory bounds: -X fetch.max.bytes=2MiB -X max.partition.fetch.bytes=256KiB
+    /// -X max.poll.records=500, the defaults).
     #[arg(short = 'X', value_name = "NAME=VALUE")]
     pub property: Vec<String>,
 }
@@ -169,6 +182,15 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
         OffsetReset::Latest
     };
     cfg.assignor = Assignor::from_name(&a.assignor).unwrap_or_default();
+    if let Some(b) = k.fetch_max_bytes {
+        cfg.fetch_max_bytes = b;
+    }
+    if let Some(b) = k.max_partition_fetch_bytes {
+        cfg.fetch_partition_max_bytes = b;
+    }
+    if let Some(n) = k.max_poll_records {
+        cfg.max_poll_records = n;
+    }
     let mut consumer = Consumer::connect(cfg).map_err(|e| Failure::runtime(&e))?;
     let mut dead_letter = match &a.dead_letter {
         Some(p) => Some(std::io::BufWriter::new(
@@ -306,7 +328,7 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
             ("kafka.create_partitions", a.create_partitions.clone()),
         ],
         &a.property,
-        |key| key != "kafka.batch_records",
+        |key| key != "kafka.batch_records" && !CONSUMER_ONLY_KEYS.contains(&key),
         "produce",
     )?;
     let cfg = producer_config(&k);

@@ -76,6 +76,18 @@ pub const KEYS: &[(&str, &str)] = &[
         "CA certificates (PEM) to trust instead of the Mozilla roots (feature tls)",
     ),
     (
+        "kafka.fetch_max_bytes",
+        "consume: most bytes of one Fetch answer (default 2MiB; forward ignores it)",
+    ),
+    (
+        "kafka.max_partition_fetch_bytes",
+        "consume: most bytes per partition in one Fetch answer (default 256KiB; forward ignores it)",
+    ),
+    (
+        "kafka.max_poll_records",
+        "consume: most records one poll returns (default 500; forward ignores it)",
+    ),
+    (
         "kafka.enable_idempotence",
         "true | false (default true; takes effect once the idempotent producer lands)",
     ),
@@ -154,6 +166,12 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("kafka.sasl.password", "kafka.sasl_password"),
     ("kafka.ssl.ca.location", "kafka.ssl_ca_location"),
     ("kafka.enable.idempotence", "kafka.enable_idempotence"),
+    ("kafka.fetch.max.bytes", "kafka.fetch_max_bytes"),
+    (
+        "kafka.max.partition.fetch.bytes",
+        "kafka.max_partition_fetch_bytes",
+    ),
+    ("kafka.max.poll.records", "kafka.max_poll_records"),
 ];
 
 /// `AVRO_EDGE_*` variables that are not configuration keys although their names look like one.

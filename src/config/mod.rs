@@ -284,6 +284,13 @@ pub struct KafkaSettings {
     /// Create an unknown topic with this many partitions (replication 1); `None`: the broker's
     /// auto-creation, or an error when it has none.
     pub create_partitions: Option<i32>,
+    /// Consumer: most bytes of one Fetch answer (`fetch.max.bytes`); `None`: the consumer's default.
+    pub fetch_max_bytes: Option<i32>,
+    /// Consumer: most bytes per partition in one Fetch answer (`max.partition.fetch.bytes`);
+    /// `None`: the consumer's default.
+    pub max_partition_fetch_bytes: Option<i32>,
+    /// Consumer: most records one poll returns (`max.poll.records`); `None`: the consumer's default.
+    pub max_poll_records: Option<usize>,
 }
 
 impl KafkaSettings {

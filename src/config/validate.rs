@@ -212,7 +212,27 @@ pub(super) fn kafka(t: &Table) -> Result<KafkaSettings, ConfigError> {
         ssl_ca_location: ssl_ca_location(t, security_protocol)?,
         enable_idempotence: get_bool(t, "kafka.enable_idempotence")?.unwrap_or(true),
         create_partitions: create_partitions(t)?,
+        fetch_max_bytes: fetch_bytes(t, "kafka.fetch_max_bytes")?,
+        max_partition_fetch_bytes: fetch_bytes(t, "kafka.max_partition_fetch_bytes")?,
+        max_poll_records: max_poll_records(t)?,
     })
+}
+
+/// A consumer fetch size: 1KiB..=1GiB (it goes into an i32 field of the Fetch request).
+fn fetch_bytes(t: &Table, key: &str) -> Result<Option<i32>, ConfigError> {
+    match get_size(t, key)? {
+        None => Ok(None),
+        Some(b) if (1024..=(1 << 30)).contains(&b) => Ok(Some(b as i32)),
+        Some(_) => Err(invalid(key, "must be between 1KiB and 1GiB")),
+    }
+}
+
+fn max_poll_records(t: &Table) -> Result<Option<usize>, ConfigError> {
+    match get_u64(t, "kafka.max_poll_records")? {
+        None => Ok(None),
+        Some(n) if (1..=1_000_000).contains(&n) => Ok(Some(n as usize)),
+        Some(_) => Err(invalid("kafka.max_poll_records", "must be 1..=1000000")),
+    }
 }
 
 fn batch_size(t: &Table) -> Result<usize, ConfigError> {

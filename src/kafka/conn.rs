@@ -490,6 +490,11 @@ async fn read_loop(mut reader: Reader, shared: Arc<Shared>, max_frame: usize) {
             Ok(n) => break format!("read: connection closed after {n} of {len} frame bytes"),
             Err(e) => break format!("read: {e}"),
         }
+        // The doubling left up to half of it unused, and a consumer may keep a Fetch answer (its
+        // records are slices of it) until the last record is polled: give the rest back.
+        if body.capacity() - body.len() > body.len() / 8 {
+            body.shrink_to_fit();
+        }
         let corr = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
         let waiter = match shared.pending.lock() {
             Ok(mut p) => p.remove(&corr),

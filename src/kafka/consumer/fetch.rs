@@ -24,6 +24,9 @@ use crate::kafka::{KafkaError, Target};
 /// tansu 0.6.0 puts a v16+ tag into flexible v12 answers.
 const MAX_FETCH_VERSION: i16 = 11;
 
+/// What one leader is asked for: per topic, (partition, fetch offset, most bytes).
+type LeaderFetch = BTreeMap<String, Vec<(i32, i64, i32)>>;
+
 impl Consumer {
     /// Give every owned partition a position: the group's committed offset, else the reset policy.
     pub(super) async fn ensure_positions(&mut self, deadline: Instant) -> Result<(), KafkaError> {
@@ -218,7 +221,7 @@ impl Consumer {
             task_parts.push(
                 topics
                     .iter()
-                    .flat_map(|(t, ps)| ps.iter().map(move |(p, _)| (t.clone(), *p)))
+                    .flat_map(|(t, ps)| ps.iter().map(move |(p, _, _)| (t.clone(), *p)))
                     .collect::<Vec<_>>(),
             );
             // One connect round: a dead leader must not hold the other leaders' records (its
@@ -275,13 +278,30 @@ impl Consumer {
         }
     }
 
-    /// The owned partitions with a position, by leader: (partition, fetch offset) per topic.
+    /// The owned partitions with a position and room in the buffer, by leader: (partition, fetch
+    /// offset, most bytes to ask for) per topic. A partition with `max_buffered_bytes` or more
+    /// waiting for `poll` is left out; one with less asks for at most what is left of the cap.
     async fn fetch_targets(
         &mut self,
         deadline: Instant,
-    ) -> Result<BTreeMap<i32, BTreeMap<String, Vec<(i32, i64)>>>, KafkaError> {
-        let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<(i32, i64)>>> = BTreeMap::new();
+    ) -> Result<BTreeMap<i32, LeaderFetch>, KafkaError> {
+        let mut by_leader: BTreeMap<i32, LeaderFetch> = BTreeMap::new();
         let owned: Vec<(String, i32)> = self.positions.owned().cloned().collect();
+        let mut buffered: BTreeMap<(&str, i32), usize> = BTreeMap::new();
+        for r in &self.buffered {
+            *buffered.entry((&*r.topic, r.partition)).or_default() += record_bytes(r);
+        }
+        let room: BTreeMap<(String, i32), usize> = owned
+            .iter()
+            .map(|(t, p)| {
+                let held = buffered.get(&(t.as_str(), *p)).copied().unwrap_or(0);
+                (
+                    (t.clone(), *p),
+                    self.cfg.max_buffered_bytes.saturating_sub(held),
+                )
+            })
+            .collect();
+        drop(buffered);
         for (t, p) in owned {
             let Some(pos) = self.positions.position(&t, p) else {
                 continue;
@@ -289,6 +309,14 @@ impl Consumer {
             if self.backing_off(&t, p) {
                 continue;
             }
+            let room = room.get(&(t.clone(), p)).copied().unwrap_or(0);
+            if room == 0 {
+                tracing::trace!(topic = %t, partition = p, "buffer full; not fetching");
+                continue;
+            }
+            let max_bytes = i32::try_from(room)
+                .unwrap_or(i32::MAX)
+                .min(self.cfg.fetch_partition_max_bytes);
             let meta = self.client.topic(&t, deadline).await?;
             let Some(leader) = meta.leader(p) else {
                 // Leaderless: this partition stalls (with backoff) until a leader appears.
@@ -306,7 +334,7 @@ impl Consumer {
                 .or_default()
                 .entry(t)
                 .or_default()
-                .push((p, at));
+                .push((p, at, max_bytes));
         }
         Ok(by_leader)
     }
@@ -331,11 +359,7 @@ impl Consumer {
     }
 
     /// The Fetch request for one leader's partitions.
-    fn fetch_request(
-        &self,
-        max_wait_ms: i32,
-        topics: &BTreeMap<String, Vec<(i32, i64)>>,
-    ) -> FetchRequest {
+    fn fetch_request(&self, max_wait_ms: i32, topics: &LeaderFetch) -> FetchRequest {
         FetchRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(max_wait_ms)
@@ -349,13 +373,11 @@ impl Consumer {
                             .with_topic(TopicName(name(t)))
                             .with_partitions(
                                 ps.iter()
-                                    .map(|(p, pos)| {
+                                    .map(|(p, pos, max_bytes)| {
                                         FetchPartition::default()
                                             .with_partition(*p)
                                             .with_fetch_offset(*pos)
-                                            .with_partition_max_bytes(
-                                                self.cfg.fetch_partition_max_bytes,
-                                            )
+                                            .with_partition_max_bytes(*max_bytes)
                                     })
                                     .collect(),
                             )
@@ -447,7 +469,13 @@ impl Consumer {
                 source: e,
             });
         }
-        out.extend(fetched.records);
+        if out.is_empty() {
+            *out = fetched.records;
+        } else {
+            // Exactly what is added: a doubling would leave up to half the records' room unused.
+            out.reserve_exact(fetched.records.len());
+            out.extend(fetched.records);
+        }
     }
 
     /// tansu 0.6.0 answers a fetch from an offset inside a batch with the batches that *start*
@@ -495,4 +523,14 @@ impl Consumer {
         self.probes.insert(key, (next, step));
         false
     }
+}
+
+/// The bytes a buffered record holds: key, value and headers (what `max_buffered_bytes` counts).
+fn record_bytes(r: &RawRecord) -> usize {
+    r.key.as_ref().map_or(0, |k| k.len())
+        + r.value.as_ref().map_or(0, |v| v.len())
+        + r.headers
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()))
+            .sum::<usize>()
 }

@@ -216,7 +216,20 @@ impl Consumer {
             0 => self.buffered.len(),
             m => m.min(self.buffered.len()),
         };
+        if n == self.buffered.len() {
+            // Hand the allocation over: an emptied deque would keep its capacity.
+            return Vec::from(std::mem::take(&mut self.buffered));
+        }
         self.buffered.drain(..n).collect()
+    }
+
+    /// Append fetched records (taking over their allocation when nothing is buffered).
+    fn buffer(&mut self, records: Vec<RawRecord>) {
+        if self.buffered.is_empty() {
+            self.buffered = VecDeque::from(records);
+        } else {
+            self.buffered.extend(records);
+        }
     }
 
     /// The offset last committed (or read back from the group) for a partition we own.
@@ -337,10 +350,10 @@ impl Consumer {
                 records = records.len(),
                 "rebalance flagged during fetch; held back"
             );
-            self.buffered.extend(records);
+            self.buffer(records);
             return Ok(None);
         }
-        self.buffered.extend(records);
+        self.buffer(records);
         if !self.buffered.is_empty() {
             return Ok(Some(self.take_buffered()));
         }

@@ -171,6 +171,10 @@ fn decode_batches(
     out: &mut Fetched,
 ) -> Result<(), BatchError> {
     let topic_name: Arc<str> = Arc::from(topic);
+    // Room for the records of the whole batches up front (one allocation, not a doubling series);
+    // the counts are untrusted, so the hint is capped by what the bytes could hold uncompressed.
+    out.records
+        .reserve(record_count_hint(data).min(data.len() / MIN_RECORD_LEN));
     let mut pos = 0usize;
     while data.len() - pos >= 12 {
         let base_offset = be_i64(data, pos);
@@ -197,11 +201,31 @@ fn decode_batches(
             out.next_offset = Some(h.next);
             continue;
         }
-        let mut batch_records = read_records(&batch, &h, &topic_name, partition, from, limit)?;
-        out.records.append(&mut batch_records);
+        let kept = out.records.len();
+        if let Err(e) = read_records(&batch, &h, &topic_name, partition, from, limit, out) {
+            out.records.truncate(kept);
+            return Err(e);
+        }
         out.next_offset = Some(h.next);
     }
     Ok(())
+}
+
+/// The records counts of the whole batches in `data`, as their headers say (untrusted).
+fn record_count_hint(data: &Bytes) -> usize {
+    let (mut pos, mut n) = (0usize, 0usize);
+    while data.len() - pos >= BATCH_HEADER_LEN {
+        let Ok(len) = usize::try_from(be_i32(data, pos + 8)) else {
+            break;
+        };
+        let total = 12 + len;
+        if total < BATCH_HEADER_LEN || data.len() - pos < total {
+            break;
+        }
+        n = n.saturating_add(usize::try_from(be_i32(data, pos + 57)).unwrap_or(0));
+        pos += total;
+    }
+    n
 }
 
 /// The fields of a v2 batch header that reading needs.
@@ -257,7 +281,8 @@ fn read_header(batch: &Bytes, base_offset: i64) -> Result<BatchHeader, BatchErro
     })
 }
 
-/// The records of one data batch (decompressed if need be), leaving out those below `from`.
+/// The records of one data batch (decompressed if need be) into `out.records`, leaving out those
+/// below `from`. On an error some of the batch's records may have been pushed: the caller drops them.
 fn read_records(
     batch: &Bytes,
     h: &BatchHeader,
@@ -265,7 +290,8 @@ fn read_records(
     partition: i32,
     from: i64,
     limit: usize,
-) -> Result<Vec<RawRecord>, BatchError> {
+    out: &mut Fetched,
+) -> Result<(), BatchError> {
     let base_offset = h.base_offset;
     let corrupt = |reason: &str| BatchError::Corrupt {
         offset: base_offset,
@@ -280,7 +306,6 @@ fn read_records(
         return Err(corrupt("record count larger than the batch can hold"));
     }
     let mut c = Cursor { buf: &body[..] };
-    let mut batch_records = Vec::with_capacity(h.count as usize);
     for _ in 0..h.count {
         let rec =
             read_record(&mut c, &body).ok_or_else(|| corrupt("truncated or malformed record"))?;
@@ -288,7 +313,7 @@ fn read_records(
         if offset < from {
             continue;
         }
-        batch_records.push(RawRecord {
+        out.records.push(RawRecord {
             topic: topic_name.clone(),
             partition,
             offset,
@@ -302,7 +327,7 @@ fn read_records(
             value: rec.value,
         });
     }
-    Ok(batch_records)
+    Ok(())
 }
 
 struct ParsedRecord {
@@ -490,6 +515,37 @@ mod tests {
                 .collect();
             let _ = decode("t", 0, &Bytes::from(junk), 0, 1 << 20);
         }
+    }
+
+    #[test]
+    fn records_land_in_one_exact_allocation() {
+        let mut data = BytesMut::new();
+        for base in [0i64, 100, 200] {
+            let recs: Vec<Record> = (base..base + 37).map(|o| record(o, b"v")).collect();
+            data.extend_from_slice(&batch(&recs, Compression::None));
+        }
+        let got = decode("t", 0, &data.freeze(), 0, 1 << 20).unwrap();
+        assert_eq!(got.records.len(), 111);
+        assert_eq!(got.records.capacity(), 111, "sized from the batch headers");
+    }
+
+    #[test]
+    fn a_batch_that_breaks_midway_gives_none_of_its_records() {
+        let mut data = BytesMut::new();
+        data.extend_from_slice(&batch(&[record(0, b"a")], Compression::None));
+        // Two records, but a header (with a valid CRC) that says three: the third does not parse.
+        let mut bad = batch(&[record(1, b"b"), record(2, b"c")], Compression::None).to_vec();
+        bad[57..61].copy_from_slice(&3i32.to_be_bytes());
+        let crc = crc32c::crc32c(&bad[21..]);
+        bad[17..21].copy_from_slice(&crc.to_be_bytes());
+        data.extend_from_slice(&bad);
+        let f = decode_fetched("t", 0, &data.freeze(), 0, 1 << 20);
+        assert_eq!(
+            f.records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![0]
+        );
+        assert_eq!(f.next_offset, Some(1));
+        assert_eq!(f.error.map(|e| e.kind()), Some("corrupt-record-batch"));
     }
 
     #[test]
