@@ -18,7 +18,9 @@ use std::time::{Duration, Instant, SystemTime};
 use avro_edge::Codec;
 use avro_edge::OfflineCache;
 use avro_edge::{Consumer, ConsumerConfig, OffsetReset};
-use avro_edge_testkit::{TestBroker, require_broker, require_own_broker, unique_topic};
+use avro_edge_testkit::{
+    TestBroker, metric, require_broker, require_own_broker, unique_topic, wait_metric,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_avro-edge");
 const PARTITIONS: i32 = 3;
@@ -155,43 +157,6 @@ impl Fwd {
     fn sigkill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-    }
-}
-
-/// A free loopback address for `--metrics-listen`.
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
-/// One counter from the forwarder's Prometheus endpoint (`avro_edge_<name>`); None while it does not answer.
-fn metric(addr: &str, name: &str) -> Option<u64> {
-    use std::io::Read;
-    let mut c = std::net::TcpStream::connect(addr).ok()?;
-    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    c.read_to_string(&mut body).ok()?;
-    let prefix = format!("avro_edge_{name} ");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
-}
-
-/// Wait until `cond(value of the metric)` holds.
-fn wait_metric(addr: &str, name: &str, cond: impl Fn(u64) -> bool, limit: Duration) -> u64 {
-    let end = Instant::now() + limit;
-    loop {
-        let v = metric(addr, name);
-        if let Some(v) = v
-            && cond(v)
-        {
-            return v;
-        }
-        assert!(Instant::now() < end, "metric {name} stuck at {v:?}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -337,7 +302,7 @@ fn broker_killed_mid_stream_and_restarted_with_its_data() {
     let mut broker = require_own_broker();
     let topic = unique_topic("fwd-bkill");
     let lines = readings(5000, 5);
-    let m = free_addr();
+    let m = avro_edge_testkit::free_addr().unwrap();
     let mut fwd = Fwd::spawn(
         &dir,
         &broker.bootstrap(),
@@ -349,13 +314,19 @@ fn broker_killed_mid_stream_and_restarted_with_its_data() {
         fwd.feed(chunk);
         std::thread::sleep(Duration::from_millis(30));
     }
-    let acked_before = wait_metric(&m, "acked_total", |v| v > 0, Duration::from_secs(30));
+    let acked_before = wait_metric(&m, "acked_total", |v| v > 0, Duration::from_secs(30), None);
     broker.kill();
     for chunk in lines[2000..3500].chunks(300) {
         fwd.feed(chunk);
         std::thread::sleep(Duration::from_millis(30));
     }
-    wait_metric(&m, "spooled_total", |v| v == 3500, Duration::from_secs(30));
+    wait_metric(
+        &m,
+        "spooled_total",
+        |v| v == 3500,
+        Duration::from_secs(30),
+        None,
+    );
     std::thread::sleep(Duration::from_millis(700));
     let acked_down = metric(&m, "acked_total").unwrap_or(0);
     eprintln!(

@@ -4,14 +4,14 @@
 //! records go out by themselves, each with a present-day Kafka timestamp and its payload untouched.
 //! `#[ignore]`d like the other broker tests (`scripts/test` runs it with `--include-ignored`).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use avro_edge::{Codec, Consumer, ConsumerConfig, OfflineCache, OffsetReset};
-use avro_edge_testkit::{require_broker, unique_topic};
+use avro_edge_testkit::{metric, require_broker, unique_topic, wait_metric};
 
 const BIN: &str = env!("CARGO_BIN_EXE_avro-edge");
 
@@ -30,42 +30,6 @@ fn set_fake_now(file: &Path, ms: u64) {
     let tmp = file.with_extension("tmp");
     std::fs::write(&tmp, ms.to_string()).unwrap();
     std::fs::rename(&tmp, file).unwrap();
-}
-
-/// One value from the forwarder's Prometheus endpoint (`avro_edge_<name>`); None while it does not answer.
-fn metric(addr: &str, name: &str) -> Option<u64> {
-    let mut c = std::net::TcpStream::connect(addr).ok()?;
-    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    c.read_to_string(&mut body).ok()?;
-    let prefix = format!("avro_edge_{name} ");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(|v| v as u64)
-}
-
-fn wait_metric(addr: &str, name: &str, cond: impl Fn(u64) -> bool, limit: Duration, log: &Path) {
-    let end = Instant::now() + limit;
-    loop {
-        let v = metric(addr, name);
-        if v.is_some_and(&cond) {
-            return;
-        }
-        assert!(
-            Instant::now() < end,
-            "metric {name} stuck at {v:?}; log:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
 }
 
 fn spawn(dir: &Path, bootstrap: &str, topic: &str, metrics: &str, fake: &Path) -> Child {
@@ -102,7 +66,7 @@ fn records_are_held_while_the_clock_is_in_1970_and_sent_once_it_is_sane() {
     let topic = unique_topic("clock");
     let fake = dir.join("fake-now");
     set_fake_now(&fake, 1_000); // 1970-01-01T00:00:01Z
-    let addr = free_addr();
+    let addr = avro_edge_testkit::free_addr().unwrap();
     let mut child = spawn(&dir, &bootstrap, &topic, &addr, &fake);
 
     let n = 20u64;
@@ -130,14 +94,14 @@ fn records_are_held_while_the_clock_is_in_1970_and_sent_once_it_is_sane() {
         "spooled_total",
         |v| v == n,
         Duration::from_secs(30),
-        &log,
+        Some(&log),
     );
     wait_metric(
         &addr,
         "clock_insane",
         |v| v == 1,
         Duration::from_secs(10),
-        &log,
+        Some(&log),
     );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
@@ -164,21 +128,21 @@ fn records_are_held_while_the_clock_is_in_1970_and_sent_once_it_is_sane() {
         "acked_total",
         |v| v == n,
         Duration::from_secs(60),
-        &log,
+        Some(&log),
     );
     wait_metric(
         &addr,
         "clock_insane",
         |v| v == 0,
         Duration::from_secs(5),
-        &log,
+        Some(&log),
     );
     wait_metric(
         &addr,
         "clock_held_records",
         |v| v == 0,
         Duration::from_secs(5),
-        &log,
+        Some(&log),
     );
     drop(child.stdin.take());
     let status = child.wait().unwrap();

@@ -8,6 +8,7 @@
 //! | [`kafka`] | Apache Kafka (KRaft) clusters of 1..n nodes from the cached jars, with per-node kill/stop/start/pause/resume, extra listeners, SASL users |
 //! | [`require`] | what a test needs (broker, peers, tools): present, or the test fails saying `needs …` |
 //! | [`peers`] | where the Python, Node.js and Java interop peers and the scripts' cache live |
+//! | [`metrics`] | read a running forwarder's Prometheus endpoint |
 //! | [`process`] | child processes (stdin in, output out), free ports, peak RSS |
 //! | [`pki`] | a throwaway test CA and server certificate made with the `openssl` CLI |
 //! | [`kafka_read`] | read back what a broker stored, with raw Fetch requests and an independent decoder |
@@ -20,6 +21,7 @@
 pub mod broker;
 pub mod kafka;
 pub mod kafka_read;
+pub mod metrics;
 pub mod paths;
 pub mod peers;
 pub mod pki;
@@ -30,10 +32,11 @@ pub mod test_broker;
 pub use broker::{Broker, Storage, TestkitError, tansu_bin, unique_topic};
 pub use kafka::{KafkaCluster, KafkaListener, KafkaOpts, KafkaTestError, SaslUser};
 pub use kafka_read::{decode_batches, fetch_partition, read_client};
+pub use metrics::{metric, wait_metric};
 pub use paths::{root, tmpdir};
 pub use peers::{JavaPeer, cache_dir, java_peer, node_peers_dir, python, python_has};
 pub use pki::make_test_certs;
-pub use process::{free_port, peak_rss_kb, run_with_input};
+pub use process::{free_addr, free_port, peak_rss_kb, run_with_input};
 pub use require::{
     in_ci, needs, require_broker, require_broker_with, require_java_peer, require_node_peers,
     require_own_broker, require_python, require_test_certs, require_tools,

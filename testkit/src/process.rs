@@ -29,6 +29,11 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// A free loopback address (`127.0.0.1:PORT`), e.g. for `--metrics-listen`.
+pub fn free_addr() -> std::io::Result<String> {
+    Ok(format!("127.0.0.1:{}", free_port()?))
+}
+
 /// Peak resident set size of this process in KiB (`VmHWM` from `/proc/self/status`); -1 if unknown.
 pub fn peak_rss_kb() -> i64 {
     std::fs::read_to_string("/proc/self/status")
