@@ -43,8 +43,10 @@ pub struct ProduceArgs {
     #[arg(long)]
     pub create_partitions: Option<String>,
     /// Kafka client property, librdkafka's name or ours, as in kcat: -X linger.ms=20,
-    /// -X security.protocol=SASL_PLAINTEXT -X sasl.username=u (repeatable; every kafka.* key of
-    /// `forward` but batch_records, and none of the consumer's).
+    /// -X security.protocol=SASL_SSL -X sasl.username=u -X sasl.password.file=/run/secrets/kafka
+    /// -X ssl.ca.location=ca.pem -X ssl.certificate.location=me.pem -X ssl.key.location=me.key
+    /// (repeatable; every kafka.* key of `forward` but batch_records, and none of the consumer's).
+    /// The password may also come from $AVRO_EDGE_KAFKA_SASL_PASSWORD.
     #[arg(short = 'X', value_name = "NAME=VALUE")]
     pub property: Vec<String>,
 }
@@ -69,8 +71,33 @@ const CONSUME_KEYS: &[&str] = &[
     "kafka.sasl_mechanism",
     "kafka.sasl_username",
     "kafka.sasl_password",
+    "kafka.sasl_password_file",
     "kafka.ssl_ca_location",
+    "kafka.ssl_certificate_location",
+    "kafka.ssl_key_location",
+    "kafka.ssl_server_name",
+    "kafka.ssl_endpoint_identification_algorithm",
 ];
+
+/// The SASL password from the environment (the forwarder's variable name), so that it need not be
+/// on the command line: used when neither `-X sasl.password` nor `-X sasl.password.file` is given.
+const SASL_PASSWORD_ENV: &str = "AVRO_EDGE_KAFKA_SASL_PASSWORD";
+
+/// `(kafka.sasl_password, $AVRO_EDGE_KAFKA_SASL_PASSWORD)` when the variable is set and `pairs`
+/// give no password.
+fn password_from_env(pairs: &[(String, String)]) -> Option<(String, String)> {
+    let given = pairs.iter().any(|(k, _)| {
+        matches!(
+            config::resolve_key(k),
+            Some("kafka.sasl_password" | "kafka.sasl_password_file")
+        )
+    });
+    if given {
+        return None;
+    }
+    let p = std::env::var(SASL_PASSWORD_ENV).ok()?;
+    Some(("kafka.sasl_password".to_string(), p))
+}
 
 /// The Kafka settings of `produce`/`consume`: the named flags and the `-X` properties (one layer: a key
 /// given twice under two names with two values is an error), checked against what `command` uses.
@@ -87,6 +114,7 @@ fn kafka_settings(
     for p in properties {
         pairs.push(config::parse_property(p).map_err(|e| Failure::bad_input(&e))?);
     }
+    pairs.extend(password_from_env(&pairs));
     for (k, _) in &pairs {
         if let Some(key) = config::resolve_key(k)
             && !uses(key)
@@ -144,8 +172,9 @@ pub struct ConsumeArgs {
     #[arg(long, default_value = "range", value_parser = ["range", "roundrobin"])]
     pub assignor: String,
     /// Kafka client property, librdkafka's name or ours, as in kcat: -X client.id=reader,
-    /// -X security.protocol=SASL_PLAINTEXT -X sasl.username=u (repeatable; the connection's
-    /// settings: brokers, client id, request timeout, security protocol, SASL, CA file; and the
+    /// -X security.protocol=SASL_PLAINTEXT -X sasl.username=u -X sasl.password.file=F (repeatable;
+    /// the connection's settings: brokers, client id, request timeout, security protocol, SASL
+    /// (the password also from $AVRO_EDGE_KAFKA_SASL_PASSWORD), TLS files and server name; and the
     /// consumer's memory bounds: -X fetch.max.bytes=2MiB -X max.partition.fetch.bytes=256KiB
     /// -X max.poll.records=500, the defaults).
     #[arg(short = 'X', value_name = "NAME=VALUE")]
