@@ -328,7 +328,9 @@ fn avro_edge(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("AVRO_EDGE_KAFKA_SASL_PASSWORD")
         .env_remove("AVRO_EDGE_BROKERS")
         .envs(env.iter().copied())
-        .stdin(std::process::Stdio::piped());
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     {
         use std::io::Write;
@@ -388,7 +390,8 @@ fn cli_takes_the_password_from_a_file_or_the_environment_and_exits_3_when_refuse
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("acked 2 failed 0"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("acked 2 failed 0"), "{stdout}");
     let env = [("AVRO_EDGE_KAFKA_SASL_PASSWORD", "bob-secret")];
     let out = avro_edge(&produce_args(&s.sasl, &topic, &scram), &env);
     assert!(
