@@ -115,6 +115,14 @@ impl std::fmt::Debug for Conn {
     }
 }
 
+/// A connection's first exchange failed: with TLS, a refused client certificate gets its own kind.
+#[cfg(feature = "tls")]
+use super::tls::refusal_after_handshake as first_exchange_error;
+#[cfg(not(feature = "tls"))]
+fn first_exchange_error(e: KafkaError) -> KafkaError {
+    e
+}
+
 /// A v3 ApiVersions answer as tansu 0.6.0 sends it (see the module doc).
 fn looks_like_tansu(v3: &ApiVersionsResponse) -> bool {
     v3.supported_features.is_empty()
@@ -169,11 +177,7 @@ impl Conn {
             tansu: false,
             auth: reauth::AuthState::new(cfg.sasl.clone()),
         };
-        if let Err(e) = conn.negotiate().await {
-            #[cfg(feature = "tls")]
-            let e = super::tls::refusal_after_handshake(e);
-            return Err(e);
-        }
+        conn.negotiate().await.map_err(first_exchange_error)?;
         conn.authenticate().await?;
         tracing::debug!(broker = addr, apis = conn.versions.len(), "connected");
         Ok(conn)
