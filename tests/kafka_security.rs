@@ -39,6 +39,8 @@ struct Secure {
     tls: String,
     sasl_tls: String,
     mtls: String,
+    /// A `SASL_PLAINTEXT` listener that enables SCRAM-SHA-256 only.
+    scram_only: String,
 }
 
 fn user(mechanism: &str, name: &str, password: &str) -> SaslUser {
@@ -74,13 +76,20 @@ fn start_secure() -> Result<Secure, String> {
             listener("TLS", false, Some(false)),
             listener("SASLTLS", true, Some(false)),
             listener("MTLS", false, Some(true)),
+            listener("SCRAMONLY", true, None),
         ],
         scram_users: vec![
             user("SCRAM-SHA-256", "alice", "alice-secret"),
             user("SCRAM-SHA-512", "bob", "bob-secret"),
         ],
         plain_users: vec![user("PLAIN", "carol", "carol-secret")],
-        extra_props: vec![("connections.max.reauth.ms".into(), REAUTH_MS.to_string())],
+        extra_props: vec![
+            ("connections.max.reauth.ms".into(), REAUTH_MS.to_string()),
+            (
+                "listener.name.scramonly.sasl.enabled.mechanisms".into(),
+                "SCRAM-SHA-256".into(),
+            ),
+        ],
         ..KafkaOpts::default()
     };
     let dir2 = dir.clone();
@@ -92,6 +101,7 @@ fn start_secure() -> Result<Secure, String> {
             tls: addr("TLS"),
             sasl_tls: addr("SASLTLS"),
             mtls: addr("MTLS"),
+            scram_only: addr("SCRAMONLY"),
         }
     })
 }
@@ -238,6 +248,20 @@ fn sasl_refusals_have_their_own_kinds() {
     // Kafka's PLAIN answers an unknown user as a wrong password (no user enumeration).
     let e = refusal(&s.sasl, &with(Mechanism::Plain, "mallory", "x"));
     assert_eq!(e.kind(), "auth-failed", "{e}");
+    // A listener without the mechanism says so, and which ones it has.
+    let e = refusal(
+        &s.scram_only,
+        &with(Mechanism::Plain, "carol", "carol-secret"),
+    );
+    assert_eq!(e.kind(), "sasl-mechanism-refused", "{e}");
+    assert!(e.to_string().contains("SCRAM-SHA-256"), "{e}");
+    let alice = with(Mechanism::ScramSha256, "alice", "alice-secret");
+    round_trip(
+        "SASL_PLAINTEXT SCRAM-SHA-256 only",
+        &s.scram_only,
+        &alice,
+        2,
+    );
 }
 
 /// One raw connection lives through four session lifetimes: each request after the
@@ -407,6 +431,13 @@ fn cli_takes_the_password_from_a_file_or_the_environment_and_exits_3_when_refuse
     let unknown = [&scram[..4], &["-X", "sasl.username=mallory"]].concat();
     let out = avro_edge(&produce_args(&s.sasl, &topic, &unknown), &env);
     assert_exit(&out, 3, "sasl-unknown-user");
+    let plain = [
+        &scram[..2],
+        &["-X", "sasl.mechanism=PLAIN", "-X", "sasl.username=carol"],
+    ]
+    .concat();
+    let out = avro_edge(&produce_args(&s.scram_only, &topic, &plain), &env);
+    assert_exit(&out, 3, "sasl-mechanism-refused");
     let consume = [
         "consume",
         "--brokers",
