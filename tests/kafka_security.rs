@@ -398,7 +398,7 @@ fn cli_takes_the_password_from_a_file_or_the_environment_and_exits_3_when_refuse
     let topic = unique_topic("sec-cli");
     let file = s.dir.join("bob.password");
     std::fs::write(&file, "bob-secret\n").unwrap();
-    let file_arg = format!("sasl.password.file={}", file.display());
+    let file_arg = file.display().to_string();
     let scram = [
         "-X",
         "security.protocol=SASL_PLAINTEXT",
@@ -407,7 +407,7 @@ fn cli_takes_the_password_from_a_file_or_the_environment_and_exits_3_when_refuse
         "-X",
         "sasl.username=bob",
     ];
-    let with_file = [&scram[..], &["-X", &file_arg]].concat();
+    let with_file = [&scram[..], &["--sasl-password-file", &file_arg]].concat();
     let out = avro_edge(&produce_args(&s.sasl, &topic, &with_file), &[]);
     assert!(
         out.status.success(),
@@ -540,6 +540,19 @@ mod tls {
         );
         let cert = format!("ssl.certificate.location={}", file("client.pem"));
         let key = format!("ssl.key.location={}", file("client.key"));
+        // The named flags (produce), then the same as -X properties (consume).
+        let named = [
+            "--security-protocol",
+            "SSL",
+            "--ssl-ca-location",
+            &file("ca.pem"),
+            "--ssl-certificate-location",
+            &file("client.pem"),
+            "--ssl-key-location",
+            &file("client.key"),
+        ]
+        .map(String::from);
+        let named: Vec<&str> = named.iter().map(String::as_str).collect();
         let mtls = [
             "-X",
             "security.protocol=SSL",
@@ -550,7 +563,7 @@ mod tls {
             "-X",
             &key,
         ];
-        let out = avro_edge(&produce_args(&s.mtls, &topic, &mtls), &[]);
+        let out = avro_edge(&produce_args(&s.mtls, &topic, &named), &[]);
         assert!(
             out.status.success(),
             "{}",

@@ -49,6 +49,8 @@ pub struct ProduceArgs {
     /// The password may also come from $AVRO_EDGE_KAFKA_SASL_PASSWORD.
     #[arg(short = 'X', value_name = "NAME=VALUE")]
     pub property: Vec<String>,
+    #[command(flatten)]
+    pub security: super::security_args::SecurityArgs,
 }
 
 /// The consumer's own `kafka.*` keys (`consume` only; `forward` and `produce` have no consumer).
@@ -103,6 +105,7 @@ fn password_from_env(pairs: &[(String, String)]) -> Option<(String, String)> {
 /// given twice under two names with two values is an error), checked against what `command` uses.
 fn kafka_settings(
     named: &[(&str, Option<String>)],
+    security: &super::security_args::SecurityArgs,
     properties: &[String],
     uses: impl Fn(&str) -> bool,
     command: &str,
@@ -111,6 +114,7 @@ fn kafka_settings(
         .iter()
         .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v)))
         .collect();
+    pairs.extend(security.pairs());
     for p in properties {
         pairs.push(config::parse_property(p).map_err(|e| Failure::bad_input(&e))?);
     }
@@ -179,6 +183,8 @@ pub struct ConsumeArgs {
     /// -X max.poll.records=500, the defaults).
     #[arg(short = 'X', value_name = "NAME=VALUE")]
     pub property: Vec<String>,
+    #[command(flatten)]
+    pub security: super::security_args::SecurityArgs,
 }
 
 fn io_failure(what: &str, e: std::io::Error) -> Failure {
@@ -192,6 +198,7 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
     let brokers = (!a.brokers.is_empty()).then(|| a.brokers.join(","));
     let k = kafka_settings(
         &[("kafka.brokers", brokers)],
+        &a.security,
         &a.property,
         |key| CONSUME_KEYS.contains(&key),
         "consume",
@@ -356,6 +363,7 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
             ("kafka.compression", a.compression.clone()),
             ("kafka.create_partitions", a.create_partitions.clone()),
         ],
+        &a.security,
         &a.property,
         |key| key != "kafka.batch_records" && !CONSUMER_ONLY_KEYS.contains(&key),
         "produce",

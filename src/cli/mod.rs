@@ -13,6 +13,7 @@ pub mod codec_cmd;
 pub mod forward_cmd;
 pub mod kafka_cmd;
 pub mod schemas_cmd;
+pub mod security_args;
 
 #[derive(Debug, Parser)]
 #[command(
