@@ -9,7 +9,8 @@
 //! user, a wrong CA and a missing (or foreign) client certificate each fail with their own error
 //! kind, and the CLI with its exit code (3 SASL, 4 TLS), at once rather than after a retry loop
 //! (the kind would then be `broker-unreachable` or `timeout`). A raw connection and a producer and
-//! consumer run across four session lifetimes without a reconnect or a retried batch.
+//! consumer run across four session lifetimes without a reconnect or a retried batch. The forwarder,
+//! refused, keeps its records spooled and reports the kind; with the right password it sends them.
 //!
 //! Run with `cargo test --features tls --test kafka_security -- --include-ignored` (without `tls`
 //! the SASL_PLAINTEXT rows run). `#[ignore]`d: it needs Kafka and openssl, and fails saying which
@@ -451,6 +452,114 @@ fn cli_takes_the_password_from_a_file_or_the_environment_and_exits_3_when_refuse
     ];
     let out = avro_edge(&[&consume[..], &scram[..]].concat(), &env);
     assert_exit(&out, 3, "auth-failed");
+}
+
+/// `avro-edge forward` over SASL/SCRAM, password from a file. With a wrong one it keeps every
+/// record spooled and reports `auth-failed` (log and `/metrics`), never showing the password;
+/// restarted on the same spool with the right one, it delivers them all.
+#[test]
+#[ignore = "needs a Kafka broker and openssl"]
+fn forwarder_keeps_records_spooled_while_refused_then_delivers_them() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let s = secure();
+    let dir = avro_edge_testkit::tmpdir("sec-fwd");
+    let topic = unique_topic("sec-fwd");
+    std::fs::write(dir.join("wrong.pw"), "not-bobs-password\n").unwrap();
+    std::fs::write(dir.join("right.pw"), "bob-secret\n").unwrap();
+    let metrics = avro_edge_testkit::free_addr().unwrap();
+    let forward = |password: &str, stdin: Stdio, log: &str| {
+        Command::new(env!("CARGO_BIN_EXE_avro-edge"))
+            .args(["forward", "--brokers", &s.sasl, "--topic", &topic])
+            .args(["--subject", "sensor-data-value", "--schema-cache"])
+            .arg(root().join("fixtures/schema-cache"))
+            .arg("--spool")
+            .arg(dir.join("spool"))
+            .arg("--dead-letter")
+            .arg(dir.join("dead-letter.ndjson"))
+            .args(["--metrics-listen", &metrics, "--drain-timeout-ms", "60000"])
+            .args(["--security-protocol", "SASL_PLAINTEXT"])
+            .args([
+                "--sasl-mechanism",
+                "SCRAM-SHA-512",
+                "--sasl-username",
+                "bob",
+            ])
+            .arg("--sasl-password-file")
+            .arg(dir.join(password))
+            .args(["--set", "kafka.create_partitions=1"])
+            .env_remove("AVRO_EDGE_KAFKA_SASL_PASSWORD")
+            .env("RUST_LOG", "info")
+            .stdin(stdin)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(log)).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let lines: Vec<String> = (0..20)
+        .map(|i| {
+            format!(
+                r#"{{"sensorId":"s-{i}","timestamp":{},"temperature":20.5,"humidity":40.25,"status":"NORMAL"}}"#,
+                1_764_028_800_000u64 + i
+            )
+        })
+        .collect();
+    let mut refused = forward("wrong.pw", Stdio::piped(), "refused.log");
+    let mut stdin = refused.stdin.take().unwrap();
+    for l in &lines {
+        writeln!(stdin, "{l}").unwrap();
+    }
+    stdin.flush().unwrap();
+    let log1 = dir.join("refused.log");
+    let wait = |name: &str| {
+        avro_edge_testkit::wait_metric(
+            &metrics,
+            name,
+            |v| v > 0,
+            Duration::from_secs(60),
+            Some(&log1),
+        )
+    };
+    assert_eq!(wait("spooled_total"), 20);
+    wait(r#"last_error_timestamp_seconds{kind="auth-failed"}"#);
+    assert_eq!(avro_edge_testkit::metric(&metrics, "acked_total"), Some(0));
+    refused.kill().unwrap();
+    refused.wait().unwrap();
+    let log = std::fs::read_to_string(&log1).unwrap();
+    assert!(log.contains("auth-failed"), "{log}");
+    assert!(
+        !log.contains("not-bobs-password"),
+        "the password in the log:\n{log}"
+    );
+
+    let mut right = forward("right.pw", Stdio::null(), "right.log");
+    // Bounded so a hung forwarder fails the test instead of hanging it.
+    let end = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(st) = right.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = right.kill();
+            break right.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = std::fs::read_to_string(dir.join("right.log")).unwrap();
+    assert!(status.success(), "{status}:\n{log}");
+    assert!(log.contains("spool_records=0"), "{log}");
+    let sec = Security {
+        sasl: sasl(Mechanism::ScramSha512, "bob", "bob-secret"),
+        ..Security::default()
+    };
+    let mut c = Consumer::connect(consumer_cfg(&s.sasl, &sec, &topic)).unwrap();
+    let got = consume_values(&mut c, lines.len());
+    c.close().unwrap();
+    assert_eq!(
+        got.len(),
+        lines.len(),
+        "every spooled record delivered once"
+    );
 }
 
 // ---- TLS rows (feature `tls`) ----
