@@ -3,7 +3,7 @@
 
 mod spool_support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use avro_edge::forwarder::{
@@ -553,6 +553,48 @@ fn security_protocol_checks() {
         assert_eq!(e.kind(), "config-invalid");
         assert!(e.to_string().contains("`tls` feature"), "{e}");
     }
+}
+
+/// The client certificate needs its key, the broker's name cannot be left unverified, and the
+/// password comes from a file (one trailing newline dropped), never together with the password key.
+#[test]
+fn client_certificate_name_check_and_password_file() {
+    let dir = TempDir::new("cfg-sec");
+    let load = |flags: &[(&str, &str)]| Config::load(None, Vec::new(), &kv(flags));
+    if cfg!(feature = "tls") {
+        let ssl = ("kafka.security.protocol", "SSL");
+        let e = load(&[ssl, ("kafka.ssl.certificate.location", "me.pem")]).unwrap_err();
+        assert_eq!(e.kind(), "config-missing");
+        assert!(e.to_string().contains("ssl_key_location"), "{e}");
+        let e = load(&[ssl, ("kafka.ssl.endpoint.identification.algorithm", "none")]).unwrap_err();
+        assert_eq!(e.kind(), "config-invalid");
+        assert!(e.to_string().contains("only https"), "{e}");
+        let c = load(&[
+            ssl,
+            ("kafka.ssl.certificate.location", "me.pem"),
+            ("kafka.ssl.key.location", "me.key"),
+            ("kafka.ssl.endpoint.identification.algorithm", "HTTPS"),
+        ])
+        .unwrap();
+        let pair = (PathBuf::from("me.pem"), PathBuf::from("me.key"));
+        assert_eq!(c.kafka.ssl_client_cert, Some(pair));
+    }
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "s3cret\r\n").unwrap();
+    let pw = pw.display().to_string();
+    let user = ("kafka.sasl.username", "u");
+    let c = load(&[user, ("kafka.sasl.password.file", &pw)]).unwrap();
+    assert_eq!(c.kafka.sasl.unwrap().password.expose(), "s3cret");
+    let e = load(&[
+        user,
+        ("kafka.sasl.password.file", &pw),
+        ("kafka.sasl.password", "p"),
+    ])
+    .unwrap_err();
+    assert!(e.to_string().contains("give one of them"), "{e}");
+    let e = load(&[user, ("kafka.sasl_password_file", "/nonexistent/pw")]).unwrap_err();
+    assert_eq!(e.kind(), "config-invalid");
+    assert!(e.to_string().contains("/nonexistent/pw"), "{e}");
 }
 
 #[test]

@@ -587,6 +587,12 @@ mod tls {
             ..Security::default()
         };
         round_trip("SSL", &s.tls, &ssl, 20);
+        // The certificate names localhost and 127.0.0.1; the address says 127.0.0.1.
+        let mut by_name = ssl.clone();
+        if let Some(t) = by_name.tls.as_mut() {
+            t.server_name = Some("localhost".into());
+        }
+        round_trip("SSL verifying localhost", &s.tls, &by_name, 2);
         for (mechanism, name, password) in USERS {
             let sec = Security {
                 sasl: sasl(mechanism, name, password),
@@ -611,6 +617,12 @@ mod tls {
         };
         let e = refusal(&s.tls, &with("other-ca.pem", None, None));
         assert_eq!(e.kind(), "tls-untrusted-broker", "SSL, wrong CA: {e}");
+        let mut other_name = with("ca.pem", None, None);
+        if let Some(t) = other_name.tls.as_mut() {
+            t.server_name = Some("kafka.example".into());
+        }
+        let e = refusal(&s.tls, &other_name);
+        assert_eq!(e.kind(), "tls-untrusted-broker", "SSL, another name: {e}");
         let bob = sasl(Mechanism::ScramSha512, "bob", "bob-secret");
         let e = refusal(&s.sasl_tls, &with("other-ca.pem", None, bob.clone()));
         assert_eq!(e.kind(), "tls-untrusted-broker", "SASL_SSL, wrong CA: {e}");
