@@ -42,6 +42,9 @@ struct Secure {
     mtls: String,
     /// A `SASL_PLAINTEXT` listener that enables SCRAM-SHA-256 only.
     scram_only: String,
+    /// Mutual TLS limited to TLS 1.2 (the client certificate is refused during the handshake,
+    /// not after it as with TLS 1.3).
+    mtls12: String,
 }
 
 fn user(mechanism: &str, name: &str, password: &str) -> SaslUser {
@@ -78,6 +81,7 @@ fn start_secure() -> Result<Secure, String> {
             listener("SASLTLS", true, Some(false)),
             listener("MTLS", false, Some(true)),
             listener("SCRAMONLY", true, None),
+            listener("MTLS12", false, Some(true)),
         ],
         scram_users: vec![
             user("SCRAM-SHA-256", "alice", "alice-secret"),
@@ -90,6 +94,11 @@ fn start_secure() -> Result<Secure, String> {
                 "listener.name.scramonly.sasl.enabled.mechanisms".into(),
                 "SCRAM-SHA-256".into(),
             ),
+            (
+                "listener.name.mtls12.ssl.enabled.protocols".into(),
+                "TLSv1.2".into(),
+            ),
+            ("listener.name.mtls12.ssl.protocol".into(), "TLSv1.2".into()),
         ],
         ..KafkaOpts::default()
     };
@@ -103,6 +112,7 @@ fn start_secure() -> Result<Secure, String> {
             sasl_tls: addr("SASLTLS"),
             mtls: addr("MTLS"),
             scram_only: addr("SCRAMONLY"),
+            mtls12: addr("MTLS12"),
         }
     })
 }
@@ -609,6 +619,7 @@ mod tls {
             ..Security::default()
         };
         round_trip("SSL with a client certificate", &s.mtls, &mtls, 20);
+        round_trip("TLS 1.2 with a client certificate", &s.mtls12, &mtls, 2);
     }
 
     #[test]
@@ -639,6 +650,14 @@ mod tls {
             "tls-client-certificate",
             "mTLS, no certificate: {e}"
         );
+        let e = refusal(&s.mtls12, &with("ca.pem", None, None));
+        assert_eq!(
+            e.kind(),
+            "tls-client-certificate",
+            "TLS 1.2, no certificate: {e}"
+        );
+        let e = refusal(&s.mtls12, &with("ca.pem", Some("other-client"), None));
+        assert_eq!(e.kind(), "tls-client-certificate", "TLS 1.2, foreign: {e}");
         let e = refusal(&s.mtls, &with("ca.pem", Some("other-client"), None));
         assert_eq!(
             e.kind(),
