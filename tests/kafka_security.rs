@@ -356,6 +356,33 @@ fn reauthentication_keeps_connections_across_session_lifetimes() {
     );
 }
 
+/// A connection left idle past its whole session is not used again (the broker would close it at
+/// its next request): the client opens a new one, and the request succeeds.
+#[test]
+#[ignore = "needs a Kafka broker and openssl"]
+fn an_idle_connection_past_its_session_is_replaced() {
+    use avro_edge::__test::{Client, ClientConfig, ConnConfig, Target, block_on};
+    use kafka_protocol::messages::MetadataRequest;
+    let s = secure();
+    let client = Client::new(ClientConfig {
+        bootstrap: vec![s.sasl.clone()],
+        conn: ConnConfig {
+            sasl: sasl(Mechanism::ScramSha256, "alice", "alice-secret"),
+            ..ConnConfig::default()
+        },
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let first = block_on(client.conn(&Target::Any)).unwrap();
+    block_on(first.request(&MetadataRequest::default())).unwrap();
+    std::thread::sleep(Duration::from_millis(REAUTH_MS + 500));
+    assert!(!first.is_alive(), "its session ran out");
+    block_on(client.request(&Target::Any, &MetadataRequest::default()))
+        .expect("a new connection answers");
+    let second = block_on(client.conn(&Target::Any)).unwrap();
+    assert!(!Arc::ptr_eq(&first, &second), "a new connection");
+}
+
 // ---- the command line ----
 
 fn avro_edge(args: &[&str], env: &[(&str, &str)]) -> Output {
