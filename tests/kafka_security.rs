@@ -100,6 +100,7 @@ fn start_secure() -> Result<Secure, String> {
             ),
             ("listener.name.mtls12.ssl.protocol".into(), "TLSv1.2".into()),
         ],
+        owned_dirs: vec![dir.clone()],
         ..KafkaOpts::default()
     };
     let dir2 = dir.clone();
@@ -601,6 +602,7 @@ fn forwarder_keeps_records_spooled_while_refused_then_delivers_them() {
         lines.len(),
         "every spooled record delivered once"
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ---- TLS rows (feature `tls`) ----

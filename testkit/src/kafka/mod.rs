@@ -119,6 +119,9 @@ pub struct KafkaOpts {
     /// a no-op elsewhere): set it only for a cluster started from a thread that lives as long as
     /// the process (as the per-binary shared node is), so no JVM outlives its test binary.
     pub die_with_starting_thread: bool,
+    /// Directories the cluster's configuration uses (e.g. a [`ListenerTls::dir`]), removed with
+    /// the cluster's own directory.
+    pub owned_dirs: Vec<PathBuf>,
 }
 
 /// An extra client listener ([`KafkaOpts::listeners`]). Its security protocol follows from
@@ -181,6 +184,7 @@ impl Default for KafkaOpts {
             scram_users: Vec::new(),
             plain_users: Vec::new(),
             die_with_starting_thread: false,
+            owned_dirs: Vec::new(),
         }
     }
 }
@@ -698,6 +702,9 @@ impl Drop for KafkaCluster {
         }
         if !self.keep_dir && !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
+            for d in &self.opts.owned_dirs {
+                let _ = std::fs::remove_dir_all(d);
+            }
         }
     }
 }
