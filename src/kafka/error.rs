@@ -80,12 +80,43 @@ pub enum KafkaError {
         /// The broker (`host:port`).
         broker: String,
     },
-    /// SASL authentication failed.
+    /// SASL authentication failed: the broker refused the credentials (a wrong password; with
+    /// PLAIN also an unknown user, which Kafka does not tell apart), or the exchange broke.
     #[error("authentication failed: {0}")]
     Auth(String),
-    /// TLS setup or handshake failed.
+    /// SASL/SCRAM: the broker has no credentials for this user and mechanism (it refused the
+    /// client-first message, before any password was checked).
+    #[error("authentication failed: unknown user '{user}' for {mechanism}: {message}")]
+    UnknownUser {
+        /// The user name (never the password).
+        user: String,
+        /// The mechanism, e.g. `SCRAM-SHA-256`.
+        mechanism: &'static str,
+        /// The broker's error message.
+        message: String,
+    },
+    /// SASL: the broker's listener does not enable the mechanism.
+    #[error("broker {broker} does not enable SASL mechanism {mechanism} (it offers {offered})")]
+    MechanismRefused {
+        /// The broker (`host:port`).
+        broker: String,
+        /// The mechanism asked for.
+        mechanism: &'static str,
+        /// The mechanisms the broker offers, comma-separated.
+        offered: String,
+    },
+    /// TLS setup or handshake failed (bad local files, no common protocol, …).
     #[error("tls: {0}")]
     Tls(String),
+    /// TLS: the broker's certificate is not trusted (signed by a CA not in `ssl.ca.location`,
+    /// issued for another name, expired).
+    #[error("tls: broker certificate not trusted: {0}")]
+    TlsUntrusted(String),
+    /// TLS: the broker requires a client certificate and got none, or refused ours.
+    #[error(
+        "tls: the broker refused the client certificate (none given, or not one it trusts): {0}"
+    )]
+    TlsClientCert(String),
     /// The topic does not exist (and auto-creation is off) or has no partitions.
     #[error("unknown topic {0}")]
     UnknownTopic(String),
@@ -142,6 +173,21 @@ impl KafkaError {
         }
     }
 
+    /// Whether the broker or the TLS layer refused who we are or whom we talk to (SASL credentials,
+    /// mechanism, certificates) or the local security settings are unusable: retrying cannot help,
+    /// so connecting stops at once and the CLI exits with its own code.
+    pub fn is_security_rejection(&self) -> bool {
+        matches!(
+            self,
+            KafkaError::Auth(_)
+                | KafkaError::UnknownUser { .. }
+                | KafkaError::MechanismRefused { .. }
+                | KafkaError::Tls(_)
+                | KafkaError::TlsUntrusted(_)
+                | KafkaError::TlsClientCert(_)
+        )
+    }
+
     /// Whether cached metadata should be refreshed after this error.
     pub fn needs_metadata_refresh(&self) -> bool {
         matches!(
@@ -168,7 +214,11 @@ impl ErrorKind for KafkaError {
             KafkaError::Group(e) => e.kind(),
             KafkaError::UnsupportedVersion { .. } => "unsupported-version",
             KafkaError::Auth(_) => "auth-failed",
+            KafkaError::UnknownUser { .. } => "sasl-unknown-user",
+            KafkaError::MechanismRefused { .. } => "sasl-mechanism-refused",
             KafkaError::Tls(_) => "tls-error",
+            KafkaError::TlsUntrusted(_) => "tls-untrusted-broker",
+            KafkaError::TlsClientCert(_) => "tls-client-certificate",
             KafkaError::UnknownTopic(_) => "unknown-topic",
             KafkaError::Config(_) => "invalid-config",
             KafkaError::Closed => "closed",

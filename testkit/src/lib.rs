@@ -30,7 +30,7 @@ pub mod require;
 pub mod test_broker;
 
 pub use broker::{Broker, Storage, TestkitError, tansu_bin, unique_topic};
-pub use kafka::{KafkaCluster, KafkaListener, KafkaOpts, KafkaTestError, SaslUser};
+pub use kafka::{KafkaCluster, KafkaListener, KafkaOpts, KafkaTestError, ListenerTls, SaslUser};
 pub use kafka_read::{decode_batches, fetch_partition, read_client};
 pub use metrics::{metric, wait_metric};
 pub use paths::{root, tmpdir};
@@ -41,4 +41,6 @@ pub use require::{
     in_ci, needs, require_broker, require_broker_with, require_java_peer, require_node_peers,
     require_own_broker, require_python, require_test_certs, require_tools,
 };
-pub use test_broker::{BrokerKind, BrokerSetup, TEST_BROKER_ENV, TestBroker, TestBrokerError};
+pub use test_broker::{
+    BrokerKind, BrokerSetup, TEST_BROKER_ENV, TestBroker, TestBrokerError, process_cluster,
+};
