@@ -3,7 +3,10 @@
 //! - a round sends the window's pending records, one `send_batch` per topic, each topic's in spool order;
 //! - a record the sink acknowledged is settled; so is a record the broker refused for good
 //!   ([`RecordSink::permanent`]: too large, invalid timestamp, ...), once it is in the dead-letter file
-//!   with the broker's reason and counted (`forward_dead_lettered{kind}`);
+//!   with the broker's reason and counted (`forward_dead_lettered{kind}`). The broker refuses whole
+//!   batches, so a record refused together with others is first sent again alone (its topic then goes
+//!   one record per call, in spool order, until that is done): only a record refused on its own is
+//!   dead-lettered, and its batch neighbours are delivered;
 //! - the spool's acknowledged cursor moves over the settled prefix only; records settled out of order are
 //!   remembered in the window, so after a failure the retry (after a backoff that doubles up to its
 //!   maximum) sends only the records whose send failed, and nothing new is read until the window is
@@ -26,7 +29,7 @@ use std::time::Duration;
 use super::clock_check::{self, ClockGate};
 use super::dead_letter::{DeadLetter, Refused};
 use super::metrics::{Metrics, add};
-use super::window::Window;
+use super::window::{Taken, Window};
 use super::{OutRecord, RecordSink};
 use crate::error::ErrorKind;
 use crate::spool::{Spool, SpoolError};
@@ -128,11 +131,12 @@ pub fn run<S: RecordSink>(
             // Start-to-first-send is measured from this line (benches/forward.rs).
             tracing::info!(records = round.acked, "first records acknowledged");
         }
+        // Whatever is still pending is sent again (after a failure, or alone after a refusal).
+        let resend = window.pending() as u64;
+        add(&metrics.retried, resend);
         match round.failure {
             None => backoff = opts.backoff.min,
             Some((kind, message)) => {
-                let resend = window.pending() as u64;
-                add(&metrics.retried, resend);
                 tracing::warn!(kind = %kind, error = %message, resend, backoff_ms = backoff.as_millis() as u64, "send failed; will resend the records that were not acknowledged");
                 metrics.set_error(&kind, &message);
                 sleep_unless(stop, backoff);
@@ -196,8 +200,9 @@ struct Round {
     failure: Option<(String, String)>,
 }
 
-/// Send every pending record of the window, one `send_batch` per topic, and settle what was acknowledged
-/// or refused for good (dead-lettered); what failed otherwise stays pending.
+/// Send every pending record of the window, one `send_batch` per topic (one per record for a topic
+/// with a record to send alone), and settle what was acknowledged or refused for good (dead-lettered);
+/// what failed otherwise stays pending.
 fn send_round<S: RecordSink>(
     sink: &mut S,
     window: &mut Window,
@@ -206,41 +211,80 @@ fn send_round<S: RecordSink>(
 ) -> Round {
     let mut round = Round::default();
     for topic in window.topics() {
-        let taken = window.take(&topic);
-        add(&metrics.sent, taken.records.len() as u64);
-        let mut results = sink.send_batch(&topic, &taken.records).into_iter();
-        for (i, out) in taken.at.into_iter().zip(taken.records) {
-            let e = match results.next() {
-                Some(Ok(_)) => {
-                    round.acked += 1;
-                    continue;
-                }
-                Some(Err(e)) => e,
-                None => {
-                    round.failure.get_or_insert_with(|| {
-                        (
-                            "not-acknowledged".into(),
-                            "the sink returned no result for a record".into(),
-                        )
-                    });
-                    window.put_back(i, out);
-                    continue;
-                }
-            };
-            if let Some(rejection) = S::permanent(&e) {
-                let spooled_ms = window.record(i).map_or(0, |r| r.timestamp_ms);
-                if dead_letter(dead, metrics, &taken.topic, &out, spooled_ms, rejection, &e) {
-                    continue;
+        if window.one_by_one(&topic) {
+            // In spool order, and no further after a failure: a later record of the failed one's
+            // partition must not overtake it.
+            for i in window.pending_of(&topic) {
+                let taken = window.take_at(i);
+                if !send_taken(sink, window, taken, dead, metrics, &mut round) {
+                    break;
                 }
             }
-            round
-                .failure
-                .get_or_insert_with(|| (e.kind().to_string(), e.to_string()));
-            window.put_back(i, out);
+        } else {
+            let taken = window.take(&topic);
+            send_taken(sink, window, taken, dead, metrics, &mut round);
         }
     }
     add(&metrics.acked, round.acked);
     round
+}
+
+/// Send records taken from the window in one call and settle them (see [`send_round`]). A record
+/// refused for good in a call with others is not dead-lettered yet: the broker refuses whole batches
+/// (INVALID_TIMESTAMP, INVALID_RECORD, a MESSAGE_TOO_LARGE the producer did not split), so it is sent
+/// again alone, which tells the refused record from its neighbours. False when a record failed for a
+/// reason that is not permanent.
+fn send_taken<S: RecordSink>(
+    sink: &mut S,
+    window: &mut Window,
+    taken: Taken,
+    dead: &DeadLetter,
+    metrics: &Metrics,
+    round: &mut Round,
+) -> bool {
+    let n = taken.records.len();
+    if n == 0 {
+        return true;
+    }
+    add(&metrics.sent, n as u64);
+    let mut results = sink.send_batch(&taken.topic, &taken.records).into_iter();
+    let mut settled = true;
+    for (i, out) in taken.at.into_iter().zip(taken.records) {
+        let e = match results.next() {
+            Some(Ok(_)) => {
+                round.acked += 1;
+                continue;
+            }
+            Some(Err(e)) => e,
+            None => {
+                round.failure.get_or_insert_with(|| {
+                    (
+                        "not-acknowledged".into(),
+                        "the sink returned no result for a record".into(),
+                    )
+                });
+                window.put_back(i, out);
+                settled = false;
+                continue;
+            }
+        };
+        if let Some(rejection) = S::permanent(&e) {
+            if n > 1 {
+                window.send_alone(i, out);
+                continue;
+            }
+            let spooled_ms = window.record(i).map_or(0, |r| r.timestamp_ms);
+            if dead_letter(dead, metrics, &taken.topic, &out, spooled_ms, rejection, &e) {
+                continue;
+            }
+        }
+        round
+            .failure
+            .get_or_insert_with(|| (e.kind().to_string(), e.to_string()));
+        window.put_back(i, out);
+        settled = false;
+    }
+    settled
 }
 
 /// Write a record the broker refused for good to the dead-letter file and count it; false when the file
@@ -320,6 +364,8 @@ mod tests {
         down: Vec<(String, i32)>,
         down_calls: usize,
         too_large: Vec<u8>,
+        /// Refuse every record of a call that holds a too-large one (as a broker refuses a batch).
+        whole_call: bool,
     }
 
     fn partition_of(key: Option<&[u8]>) -> i32 {
@@ -338,8 +384,13 @@ mod tests {
         ) -> Vec<Result<Delivery, FakeError>> {
             let mut log = self.log.lock().unwrap();
             let ids: Vec<u8> = records.iter().map(|r| r.value[0]).collect();
-            log.calls.push((topic.to_string(), ids));
+            log.calls.push((topic.to_string(), ids.clone()));
             let failing = log.calls.len() <= self.down_calls;
+            if self.whole_call
+                && let Some(bad) = ids.iter().find(|id| self.too_large.contains(id))
+            {
+                return ids.iter().map(|_| Err(FakeError::TooLarge(*bad))).collect();
+            }
             records
                 .iter()
                 .map(|r| {
@@ -445,6 +496,7 @@ mod tests {
             down: vec![("a".into(), 1)],
             down_calls: 1,
             too_large: Vec::new(),
+            whole_call: false,
         };
         let m = drain_through(&dir, &topics, sink);
         let log = log.lock().unwrap();
@@ -484,6 +536,7 @@ mod tests {
             down: vec![("a".into(), 0)],
             down_calls: 2,
             too_large: vec![3],
+            whole_call: false,
         };
         let m = drain_through(&dir, &topics, sink);
         let log = log.lock().unwrap();
@@ -491,14 +544,20 @@ mod tests {
             log.calls,
             [
                 ("a".to_string(), (0..8).collect::<Vec<u8>>()),
-                ("a".to_string(), vec![0, 2, 4, 6]),
-                ("a".to_string(), vec![0, 2, 4, 6]),
+                // Record 3 was refused in a batch: the topic goes one by one until it was sent alone,
+                // stopping at the first failure (partition 0 is still down).
+                ("a".to_string(), vec![0]),
+                ("a".to_string(), vec![0]),
+                ("a".to_string(), vec![2]),
+                ("a".to_string(), vec![3]),
+                ("a".to_string(), vec![4]),
+                ("a".to_string(), vec![6]),
             ],
-            "the refused record is not sent again"
+            "the refused record is sent once more alone, then never again"
         );
         assert_eq!(log.stored[&("a".to_string(), 0)], [0, 2, 4, 6]);
         assert_eq!(log.stored[&("a".to_string(), 1)], [1, 5, 7]);
-        assert_eq!(count(&m), (16, 7, 8));
+        assert_eq!(count(&m), (14, 7, 10));
         let snap = m;
         assert_eq!(
             snap.forward_dead_lettered,
@@ -520,6 +579,43 @@ mod tests {
         assert_eq!(e["reason"]["rejection"], "message-too-large");
         assert_eq!(e["reason"]["message"], "record 3 is too large");
         assert_eq!(e["value_base64"], "Aw==");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_batch_refused_for_one_record_delivers_its_neighbours() {
+        let dir = tmpdir("neighbours");
+        let topics = vec!["a"; 6];
+        let log = Arc::new(Mutex::new(Log::default()));
+        let sink = ScriptedSink {
+            log: log.clone(),
+            down: Vec::new(),
+            down_calls: 0,
+            too_large: vec![2],
+            whole_call: true,
+        };
+        let m = drain_through(&dir, &topics, sink);
+        let log = log.lock().unwrap();
+        let one = |i: u8| ("a".to_string(), vec![i]);
+        assert_eq!(
+            log.calls,
+            [
+                ("a".to_string(), (0..6).collect::<Vec<u8>>()),
+                one(0),
+                one(1),
+                one(2),
+                one(3),
+                one(4),
+                one(5),
+            ]
+        );
+        assert_eq!(log.stored[&("a".to_string(), 0)], [0, 4]);
+        assert_eq!(log.stored[&("a".to_string(), 1)], [1, 3, 5]);
+        assert_eq!(count(&m), (12, 5, 6));
+        assert_eq!(m.forward_dead_lettered["message-too-large"], 1);
+        let text = std::fs::read_to_string(dir.join("dead.ndjson")).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains(r#""value_base64":"Ag==""#), "{text}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -17,6 +17,8 @@ use crate::spool::SpoolRecord;
 struct Slot {
     rec: SpoolRecord,
     out: Option<OutRecord>,
+    /// Send it in a call of its own (see the module doc).
+    alone: bool,
 }
 
 /// Records read from the spool, in spool order, until released.
@@ -46,6 +48,7 @@ impl Window {
                 Slot {
                     rec,
                     out: Some(out),
+                    alone: false,
                 }
             })
             .collect();
@@ -89,6 +92,50 @@ impl Window {
             topic: topic.to_string(),
             at,
             records,
+        }
+    }
+
+    /// Whether a pending record of `topic` is to be sent alone: then every pending record of the topic
+    /// is sent one per call, in spool order ([`Window::pending_of`], [`Window::take_at`]).
+    pub fn one_by_one(&self, topic: &str) -> bool {
+        self.slots
+            .iter()
+            .any(|s| s.alone && s.out.is_some() && s.rec.topic == topic)
+    }
+
+    /// The places of the pending records of `topic`, in spool order.
+    pub fn pending_of(&self, topic: &str) -> Vec<usize> {
+        (0..self.slots.len())
+            .filter(|&i| {
+                self.slots
+                    .get(i)
+                    .is_some_and(|s| s.out.is_some() && s.rec.topic == topic)
+            })
+            .collect()
+    }
+
+    /// Take the pending record at `i` alone.
+    pub fn take_at(&mut self, i: usize) -> Taken {
+        let mut t = Taken {
+            topic: String::new(),
+            at: Vec::new(),
+            records: Vec::new(),
+        };
+        if let Some(s) = self.slots.get_mut(i)
+            && let Some(out) = s.out.take()
+        {
+            t.topic = s.rec.topic.clone();
+            t.at.push(i);
+            t.records.push(out);
+        }
+        t
+    }
+
+    /// The record at `i` is pending again, to be sent in a call of its own.
+    pub fn send_alone(&mut self, i: usize, out: OutRecord) {
+        if let Some(s) = self.slots.get_mut(i) {
+            s.out = Some(out);
+            s.alone = true;
         }
     }
 
@@ -173,6 +220,24 @@ mod tests {
         let last = w.release().unwrap();
         assert_eq!(last.seq, 3);
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn a_record_to_send_alone_makes_its_topic_go_one_by_one() {
+        let mut w = Window::new(records(&["a", "b", "a"]));
+        let a = w.take("a");
+        let mut recs = a.records.into_iter();
+        w.send_alone(0, recs.next().unwrap());
+        w.put_back(2, recs.next().unwrap());
+        assert!(w.one_by_one("a") && !w.one_by_one("b"));
+        assert_eq!(w.pending_of("a"), [0, 2]);
+        let one = w.take_at(2);
+        assert_eq!(
+            (one.topic.as_str(), one.at.as_slice()),
+            ("a", [2].as_slice())
+        );
+        assert_eq!(w.pending_of("a"), [0]);
+        assert!(w.take_at(2).records.is_empty(), "taken already");
     }
 
     #[test]
