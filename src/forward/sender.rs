@@ -95,6 +95,9 @@ pub fn run<S: RecordSink>(
         spool.status().oldest_unacked_ms,
     );
     let mut window = Window::default();
+    // A read failed after handing out part of its records: read again from the acknowledged cursor
+    // once the window is released.
+    let mut reread = false;
     while !stop.load(Ordering::Relaxed) {
         if let Err(e) = spool.tick() {
             tracing::error!(error = %e, "spool fsync failed");
@@ -106,7 +109,7 @@ pub fn run<S: RecordSink>(
             continue;
         }
         if window.is_empty() {
-            match next_window(spool, metrics, stop, opts, &mut clock) {
+            match next_window(spool, metrics, stop, opts, &mut clock, &mut reread) {
                 Ok(Some(w)) => window = w,
                 Ok(None) => continue,
                 Err(e) => {
@@ -125,6 +128,10 @@ pub fn run<S: RecordSink>(
         {
             tracing::error!(error = %e, "spool ack failed");
             metrics.set_error(e.kind(), &e.to_string());
+        }
+        if reread && window.is_empty() {
+            reread = false;
+            spool.rewind();
         }
         if first_ack && round.acked > 0 {
             first_ack = false;
@@ -156,6 +163,7 @@ fn next_window(
     stop: &AtomicBool,
     opts: &SenderOptions,
     clock: &mut ClockGate,
+    reread: &mut bool,
 ) -> Result<Option<Window>, SpoolError> {
     let mut batch = spool.read_batch(opts.batch_records, opts.batch_bytes, opts.poll)?;
     if batch.is_empty() {
@@ -170,7 +178,9 @@ fn next_window(
         ) {
             Ok(more) => batch.extend(more),
             Err(e) => {
-                // Send what was read; the rest is read on the next turn (from the spool's read position).
+                // Send what was read; the failed read may have moved the read position past records
+                // it did not hand out, so read again from the cursor once this window is released.
+                *reread = true;
                 tracing::error!(error = %e, "spool read failed");
                 metrics.set_error(e.kind(), &e.to_string());
             }

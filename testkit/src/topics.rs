@@ -3,14 +3,12 @@
 //!
 //! Must not go through avro-edge's producer or its auto-creation (those create topics without configs).
 
-use avro_edge::__test::{self as kafka, Target};
+use avro_edge::__test::{self as kafka, Client, ClientConfig, Target};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::kafka_read::read_client;
-
-/// Create `topic` on `bootstrap` with `partitions` partitions, replication factor 1 and the topic
+/// Create `topic` on `bootstrap` (`host:port`, comma-separated) with `partitions` partitions, replication factor 1 and the topic
 /// configs `configs`; an error (the topic exists already, a config is refused) is returned as text.
 pub fn create_topic_with_configs(
     bootstrap: &str,
@@ -18,7 +16,11 @@ pub fn create_topic_with_configs(
     partitions: i32,
     configs: &[(&str, &str)],
 ) -> Result<(), String> {
-    let client = read_client(bootstrap);
+    let client = Client::new(ClientConfig {
+        bootstrap: bootstrap.split(',').map(str::to_string).collect(),
+        ..ClientConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
     let configs = configs
         .iter()
         .map(|(k, v)| {
