@@ -3,7 +3,8 @@
 //! node), the leader of one partition SIGKILLed between two streams. The records of the dead partition fail
 //! and are retried alone; the records of the live partitions, acknowledged in the same windows, are not
 //! sent again (before per-record acknowledgements the sender resent the rest of every such window: issue 7
-//! point 7). Every record is counted by its id on read-back: 0 lost, 0 duplicates.
+//! point 7; this test then read back 373 duplicates of 3,000). Every record is counted by its id on
+//! read-back: 0 lost, 0 duplicates.
 //!
 //! `#[ignore]`d (it needs Apache Kafka); with `cargo test -- --include-ignored` a missing broker fails it.
 
