@@ -12,7 +12,10 @@
 //!   maximum) sends only the records whose send failed, and nothing new is read until the window is
 //!   settled. Records of one partition never overtake each other: the retry sends a topic's failed
 //!   records in spool order before anything read later, and the sink fails the records behind a failed
-//!   one in its partition (the producer does, see `kafka::producer::sender`).
+//!   one in its partition (the producer does, see `kafka::producer::sender`). Not yet closed: the
+//!   producer fails the batches queued behind a failed one only on a retriable error, so when one call
+//!   puts two batches into a partition and the first is refused for good, the second can land before the
+//!   first one's good records, which are sent again alone.
 //!
 //! A crash or a stop with a window partly settled: the spool still holds everything from the first
 //! pending record on, so the next run sends those again, the ones acknowledged out of order included: at
