@@ -379,6 +379,8 @@ mod tests {
         too_large: Vec<u8>,
         /// Refuse every record of a call that holds a too-large one (as a broker refuses a batch).
         whole_call: bool,
+        /// On the first call, results for this many records only (the rest: no result).
+        short_first: Option<usize>,
     }
 
     fn partition_of(key: Option<&[u8]>) -> i32 {
@@ -399,6 +401,10 @@ mod tests {
             let ids: Vec<u8> = records.iter().map(|r| r.value[0]).collect();
             log.calls.push((topic.to_string(), ids.clone()));
             let failing = log.calls.len() <= self.down_calls;
+            let answered = match (log.calls.len(), self.short_first) {
+                (1, Some(n)) => n,
+                _ => records.len(),
+            };
             if self.whole_call
                 && let Some(bad) = ids.iter().find(|id| self.too_large.contains(id))
             {
@@ -406,6 +412,7 @@ mod tests {
             }
             records
                 .iter()
+                .take(answered)
                 .map(|r| {
                     let p = partition_of(r.key.as_deref());
                     let id = r.value[0];
@@ -510,6 +517,7 @@ mod tests {
             down_calls: 1,
             too_large: Vec::new(),
             whole_call: false,
+            short_first: None,
         };
         let m = drain_through(&dir, &topics, sink);
         let log = log.lock().unwrap();
@@ -550,6 +558,7 @@ mod tests {
             down_calls: 2,
             too_large: vec![3],
             whole_call: false,
+            short_first: None,
         };
         let m = drain_through(&dir, &topics, sink);
         let log = log.lock().unwrap();
@@ -606,6 +615,7 @@ mod tests {
             down_calls: 0,
             too_large: vec![2],
             whole_call: true,
+            short_first: None,
         };
         let m = drain_through(&dir, &topics, sink);
         let log = log.lock().unwrap();
@@ -629,6 +639,32 @@ mod tests {
         let text = std::fs::read_to_string(dir.join("dead.ndjson")).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
         assert!(text.contains(r#""value_base64":"Ag==""#), "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn records_without_a_result_are_sent_again_and_nothing_else() {
+        let dir = tmpdir("short");
+        let log = Arc::new(Mutex::new(Log::default()));
+        let sink = ScriptedSink {
+            log: log.clone(),
+            down: Vec::new(),
+            down_calls: 0,
+            too_large: Vec::new(),
+            whole_call: false,
+            short_first: Some(3),
+        };
+        let m = drain_through(&dir, &["a"; 5], sink);
+        let log = log.lock().unwrap();
+        assert_eq!(
+            log.calls,
+            [
+                ("a".to_string(), vec![0, 1, 2, 3, 4]),
+                ("a".to_string(), vec![3, 4])
+            ]
+        );
+        assert_eq!(count(&m), (7, 5, 2));
+        assert_eq!(m.last_error.as_ref().unwrap().kind, "not-acknowledged");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
