@@ -188,6 +188,32 @@ impl KafkaError {
         )
     }
 
+    /// For records a produce returned this error for: why the broker (or the producer's own size
+    /// limit) refuses those very records for good, as a short kebab-case name; `None` when the same
+    /// records may go through later.
+    ///
+    /// Permanent: MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, CORRUPT_MESSAGE (left after the
+    /// producer's own retries; it is also the answer to a null key on a compacted topic),
+    /// INVALID_TIMESTAMP, INVALID_RECORD, TOPIC_AUTHORIZATION_FAILED, and [`KafkaError::RecordTooLarge`].
+    /// Not permanent: everything retriable, an unknown topic (it may be created), and errors that a
+    /// fix of the setup cures without touching the records (authentication, TLS, cluster
+    /// authorization, configuration, unsupported versions or compression).
+    pub fn permanent_rejection(&self) -> Option<&'static str> {
+        match self {
+            KafkaError::RecordTooLarge { .. } => Some("record-too-large"),
+            KafkaError::Kafka { code, .. } => match code {
+                2 => Some("corrupt-message"),
+                10 => Some("message-too-large"),
+                18 => Some("record-list-too-large"),
+                29 => Some("topic-authorization-failed"),
+                32 => Some("invalid-timestamp"),
+                87 => Some("invalid-record"),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Whether cached metadata should be refreshed after this error.
     pub fn needs_metadata_refresh(&self) -> bool {
         matches!(
@@ -242,6 +268,40 @@ mod tests {
         let fatal = KafkaError::from_code(10, "produce").unwrap(); // MESSAGE_TOO_LARGE
         assert!(!fatal.is_retriable());
         assert!(KafkaError::from_code(0, "x").is_none());
+    }
+
+    #[test]
+    fn permanent_rejections_are_the_record_level_refusals_only() {
+        for (code, name) in [
+            (2, "corrupt-message"),
+            (10, "message-too-large"),
+            (18, "record-list-too-large"),
+            (29, "topic-authorization-failed"),
+            (32, "invalid-timestamp"),
+            (87, "invalid-record"),
+        ] {
+            let e = KafkaError::from_code(code, "produce t-0").unwrap();
+            assert_eq!(e.permanent_rejection(), Some(name), "{e}");
+        }
+        let too_large = KafkaError::RecordTooLarge { size: 10, limit: 1 };
+        assert_eq!(too_large.permanent_rejection(), Some("record-too-large"));
+        // Retriable, cured by creating the topic, or cured by fixing the setup: records stay.
+        for code in [3, 6, 7, 19, 31, 58, 76] {
+            let e = KafkaError::from_code(code, "produce t-0").unwrap();
+            assert_eq!(e.permanent_rejection(), None, "{e}");
+        }
+        for e in [
+            KafkaError::Auth("bad password".into()),
+            KafkaError::Tls("unknown ca".into()),
+            KafkaError::UnknownTopic("t".into()),
+            KafkaError::Closed,
+            KafkaError::Disconnected {
+                broker: "b:9092".into(),
+                reason: "eof".into(),
+            },
+        ] {
+            assert_eq!(e.permanent_rejection(), None, "{e}");
+        }
     }
 
     #[test]
