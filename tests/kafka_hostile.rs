@@ -237,6 +237,26 @@ fn broken_frames_are_typed_errors_and_not_retried_forever() {
 }
 
 #[test]
+fn a_broker_that_never_answers_ends_in_a_timeout() {
+    let silent = metadata_only(|_| Reply::Silence);
+    let cache = schema_cache();
+    let o = run_cli(&[
+        "produce",
+        "--brokers",
+        silent.addr(),
+        "--topic",
+        "t",
+        "--subject",
+        "sensor-data-value",
+        "--schema-cache",
+        &cache,
+        "-X",
+        "request.timeout.ms=1000",
+    ]);
+    assert_eq!(failed_with(&o, "produce"), "timeout", "{}", o.stderr);
+}
+
+#[test]
 fn fetch_claiming_billions_of_topics_is_a_protocol_error() {
     let broker = FakeBroker::start(|c| {
         if c.key == 1 {
@@ -254,6 +274,24 @@ fn fetch_claiming_billions_of_topics_is_a_protocol_error() {
     let mut c = Consumer::connect(ConsumerConfig::assign(broker.addr(), &[("t", 0)])).unwrap();
     let err = c.poll(Duration::from_secs(5)).unwrap_err();
     assert_eq!(err.kind(), "protocol-error", "{err}");
+}
+
+#[test]
+fn what_the_fuzzer_found_in_the_unpatched_decoders_is_an_error() {
+    use avro_edge::__test::decode_response;
+    use kafka_protocol::messages::{MetadataRequest, OffsetFetchRequest};
+    // The `responses` fuzz target's first finding against kafka-protocol as published (after
+    // 3,880 executions): a 10-byte OffsetFetch v2 frame (correlation id, then a topic count of
+    // 656,881,408) made the decoder ask for 52 GB and abort.
+    let frame = Bytes::from_static(&[0xb7, 0x27, 0xb7, 0x60, 0x27, 0x27, 0x37, 0, 0, 0]);
+    let err = decode_response::<OffsetFetchRequest>(frame, 2).unwrap_err();
+    assert_eq!(err.kind(), "protocol-error", "{err}");
+    // The reproduction, as a frame body: Metadata v8 claiming 2^31-1 brokers.
+    let mut frame = 7i32.to_be_bytes().to_vec();
+    frame.extend(metadata_v8_huge_brokers());
+    let err = decode_response::<MetadataRequest>(Bytes::from(frame), 8).unwrap_err();
+    assert_eq!(err.kind(), "protocol-error", "{err}");
+    assert!(err.to_string().contains("exceeds"), "{err}");
 }
 
 /// A JoinGroup answer making us the leader of a group of two: us (our own metadata back) and
