@@ -14,7 +14,9 @@
 //! Apache Kafka in KRaft mode (3.3+, and every 4.x) always lists `metadata.version` among both,
 //! with an epoch of 0 or more, so it never matches; an old ZooKeeper-mode broker without feature
 //! flags would, and then only gets the harmless workarounds. Responses nobody awaits (tansu's
-//! answers to acks=0 produce requests) are dropped on any broker: Kafka never sends them.
+//! answers to acks=0 produce requests) are dropped on any broker: Kafka never sends them. An
+//! answer to a correlation id this connection never sent is a broken broker: `protocol-error`
+//! for every waiter, and the connection closes.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
