@@ -4,7 +4,7 @@
 //! binaries and the library API each end with a typed error kind and exit code, never a signal,
 //! and never retry a broken broker forever.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -28,15 +28,22 @@ struct Outcome {
 }
 
 fn run_cli(args: &[&str]) -> Outcome {
+    run_cli_with_input(args, b"")
+}
+
+fn run_cli_with_input(args: &[&str], input: &[u8]) -> Outcome {
     let mut child = Command::new(env!("CARGO_BIN_EXE_avro-edge"))
         .args(args)
         .env_remove("AVRO_EDGE_BROKERS")
         .env_remove("AVRO_EDGE_REGISTRY")
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).unwrap();
+    drop(stdin);
     let mut err_pipe = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
@@ -254,6 +261,40 @@ fn a_broker_that_never_answers_ends_in_a_timeout() {
         "request.timeout.ms=1000",
     ]);
     assert_eq!(failed_with(&o, "produce"), "timeout", "{}", o.stderr);
+}
+
+#[test]
+fn a_produce_answer_claiming_billions_of_topics_fails_the_records_not_the_process() {
+    // Produce v9: 2^31-1 topic responses in a 5-byte compact-array count.
+    let broker = FakeBroker::start(|c| match c.key {
+        0 => Reply::Body(vec![0xff, 0xff, 0xff, 0xff, 0x07]),
+        _ => Reply::Honest,
+    })
+    .unwrap();
+    let cache = schema_cache();
+    let record = br#"{"sensorId": "s-001", "timestamp": 1700000000000, "temperature": null, "humidity": null, "status": "NORMAL"}"#;
+    let o = run_cli_with_input(
+        &[
+            "produce",
+            "--brokers",
+            broker.addr(),
+            "--topic",
+            "t",
+            "--subject",
+            "sensor-data-value",
+            "--schema-cache",
+            &cache,
+        ],
+        &[&record[..], b"\n"].concat(),
+    );
+    assert_eq!(failed_with(&o, "produce"), "records-failed", "{}", o.stderr);
+    assert!(o.stderr.contains("protocol-error"), "{}", o.stderr);
+    assert_eq!(
+        broker.calls(0),
+        1,
+        "a protocol error is not retried: {}",
+        o.stderr
+    );
 }
 
 #[test]
