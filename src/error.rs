@@ -243,6 +243,10 @@ pub const KINDS: &[(&str, &str)] = &[
     ),
     ("listen", "test registry cannot bind its address"),
     ("preload", "test registry preload file unreadable"),
+    (
+        "usage",
+        "command line not understood: unknown command or flag, missing or invalid argument",
+    ),
 ];
 
 #[cfg(test)]

@@ -172,7 +172,19 @@ pub mod __macro_support {
 #[doc(hidden)]
 pub mod __test {
     pub use crate::kafka::client::TopicMeta;
+    pub use crate::kafka::conn::decode_response;
+    pub use crate::kafka::group::{decode_assignment, decode_subscription};
     pub use crate::kafka::record::{BatchBuilder, Compression as RecordCompression};
     pub use crate::kafka::{Client, ClientConfig, ConnConfig, Target, block_on};
     pub use crate::spool::frame;
+
+    /// The consumer's reader of one Fetch partition's `records` bytes (every batch from offset 0,
+    /// decompressed size capped at `limit`): how many records it read, and the first batch error.
+    pub fn decode_fetched_records(
+        data: &bytes::Bytes,
+        limit: usize,
+    ) -> (usize, Option<crate::BatchError>) {
+        let f = crate::kafka::record::decode_fetched("t", 0, data, 0, limit);
+        (f.records.len(), f.error)
+    }
 }

@@ -84,3 +84,53 @@ fn consume_and_produce_with_no_broker_fail_with_one_error_line() {
         assert_eq!(failure_kind(o), "broker-unreachable", "{what}");
     }
 }
+
+#[test]
+fn command_lines_clap_cannot_take_fail_with_one_usage_line() {
+    for args in [
+        &["consume", "--topc", "t"][..],
+        &["produce", "--topic"],
+        &["produce"],
+        &["no-such-command"],
+        &[
+            "consume",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--assignor",
+            "sticky",
+        ],
+        &[],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
+        assert_eq!(failure_kind(&o), "usage", "{args:?}");
+    }
+    // Asking for help or the version is not a failure.
+    for args in [&["--help"][..], &["--version"], &["consume", "--help"]] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {o:?}");
+        assert!(!String::from_utf8_lossy(&o.stderr).contains("error["));
+    }
+}
+
+#[test]
+fn bad_setting_values_fail_with_one_typed_line() {
+    let cache = schema_cache();
+    let o = run(&[
+        "produce",
+        "--brokers",
+        NO_BROKER,
+        "--topic",
+        "t",
+        "--subject",
+        "sensor-data-value",
+        "--schema-cache",
+        &cache,
+        "--compression",
+        "brotli",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert_eq!(failure_kind(&o), "config-invalid");
+}

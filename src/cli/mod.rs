@@ -110,16 +110,12 @@ fn init_logging() {
 
 /// Parse the command line, run the command, and return the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
-    init_logging();
-    let result = match cli.command {
-        Command::Encode(a) => codec_cmd::encode(a),
-        Command::Decode(a) => codec_cmd::decode(a),
-        Command::Schemas(c) => schemas_cmd::run(c),
-        Command::Produce(a) => kafka_cmd::produce(a),
-        Command::Consume(a) => kafka_cmd::consume(a),
-        Command::Forward(a) => forward_cmd::forward(a),
-        Command::Spool(c) => forward_cmd::spool(c),
+    let result = match Cli::try_parse() {
+        Ok(cli) => {
+            init_logging();
+            run(cli.command)
+        }
+        Err(e) => usage(e),
     };
     match result {
         Ok(()) => 0,
@@ -128,6 +124,45 @@ pub fn main() -> i32 {
             f.code
         }
     }
+}
+
+fn run(command: Command) -> CmdResult {
+    match command {
+        Command::Encode(a) => codec_cmd::encode(a),
+        Command::Decode(a) => codec_cmd::decode(a),
+        Command::Schemas(c) => schemas_cmd::run(c),
+        Command::Produce(a) => kafka_cmd::produce(a),
+        Command::Consume(a) => kafka_cmd::consume(a),
+        Command::Forward(a) => forward_cmd::forward(a),
+        Command::Spool(c) => forward_cmd::spool(c),
+    }
+}
+
+/// A command line clap cannot take: `--help` and `--version` print as usual (success); anything
+/// else prints clap's usage and hints, and fails with kind `usage` (exit 2), whose one
+/// `error[usage]: …` line comes last.
+fn usage(e: clap::Error) -> CmdResult {
+    use clap::error::ErrorKind as Clap;
+    if matches!(e.kind(), Clap::DisplayHelp | Clap::DisplayVersion) {
+        let _ = e.print();
+        return Ok(());
+    }
+    let text = e.render().to_string();
+    let message = match text.strip_prefix("error: ") {
+        Some(rest) => {
+            let (message, hints) = rest.split_once('\n').unwrap_or((rest, ""));
+            for line in hints.lines().filter(|l| !l.trim().is_empty()) {
+                eprintln!("{line}");
+            }
+            message
+        }
+        // No error line of its own (help shown for a missing subcommand): all of it is help.
+        None => {
+            eprint!("{text}");
+            "a command is required"
+        }
+    };
+    Err(Failure::other(2, "usage", message))
 }
 
 /// The one place that writes `error[<kind>]: <message>` to stderr: once for a command's failure

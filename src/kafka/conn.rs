@@ -1,4 +1,5 @@
-//! One connection to one Kafka broker: framing, correlation ids, ApiVersions negotiation, SASL, TLS.
+//! One connection to one Kafka broker: correlation ids, ApiVersions negotiation, SASL, TLS (frames
+//! are read by the `frame` module).
 //!
 //! Each request goes out in ONE write (length prefix + header + body in one buffer) on a
 //! TCP_NODELAY socket; many requests may be in flight; a reader task (on smol's global executor)
@@ -13,7 +14,9 @@
 //! Apache Kafka in KRaft mode (3.3+, and every 4.x) always lists `metadata.version` among both,
 //! with an epoch of 0 or more, so it never matches; an old ZooKeeper-mode broker without feature
 //! flags would, and then only gets the harmless workarounds. Responses nobody awaits (tansu's
-//! answers to acks=0 produce requests) are dropped on any broker: Kafka never sends them.
+//! answers to acks=0 produce requests) are dropped on any broker: Kafka never sends them. An
+//! answer to a correlation id this connection never sent is a broken broker: `protocol-error`
+//! for every waiter, and the connection closes.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -25,9 +28,10 @@ use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use smol::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::KafkaError;
+use super::frame::{self, Stop};
 use super::sasl::SaslConfig;
 
 mod reauth;
@@ -70,21 +74,33 @@ struct Shared {
     addr: String,
     pending: Mutex<HashMap<i32, Waiter>>,
     closed: AtomicBool,
+    /// The next correlation id to use: the reader tells ids we sent from ids we never did.
+    next_corr: AtomicI32,
 }
 
 impl Shared {
     fn fail_all(&self, reason: &str) {
+        self.fail_all_with(KafkaError::Disconnected {
+            broker: self.addr.clone(),
+            reason: reason.into(),
+        });
+    }
+
+    fn fail_all_with(&self, err: KafkaError) {
         self.closed.store(true, Ordering::SeqCst);
         let waiters: Vec<Waiter> = match self.pending.lock() {
             Ok(mut p) => p.drain().map(|(_, w)| w).collect(),
             Err(_) => Vec::new(),
         };
         for w in waiters {
-            let _ = w.try_send(Err(KafkaError::Disconnected {
-                broker: self.addr.clone(),
-                reason: reason.into(),
-            }));
+            let _ = w.try_send(Err(err.clone()));
         }
+    }
+
+    /// Whether `corr` is an id this connection sent (ids count up from 1 and wrap to 0).
+    fn was_sent(&self, corr: i32) -> bool {
+        let next = self.next_corr.load(Ordering::Relaxed);
+        corr >= 0 && (next <= 0 || corr < next)
     }
 }
 
@@ -96,7 +112,6 @@ pub struct Conn {
     shared: Arc<Shared>,
     tcp: smol::net::TcpStream,
     writer: smol::lock::Mutex<Writer>,
-    next_corr: AtomicI32,
     /// Broker-supported version range per API key.
     versions: HashMap<i16, (i16, i16)>,
     client_id: StrBytes,
@@ -164,13 +179,13 @@ impl Conn {
             addr: addr.to_string(),
             pending: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            next_corr: AtomicI32::new(1),
         });
         smol::spawn(read_loop(reader, shared.clone(), cfg.max_frame_bytes)).detach();
         let mut conn = Conn {
             shared,
             tcp,
             writer: smol::lock::Mutex::new(writer),
-            next_corr: AtomicI32::new(1),
             versions: HashMap::new(),
             client_id: StrBytes::from_string(cfg.client_id.clone()),
             request_timeout: cfg.request_timeout,
@@ -307,7 +322,7 @@ impl Conn {
     }
 
     fn encode<R: Request>(&self, req: &R, version: i16) -> Result<(i32, Vec<u8>), KafkaError> {
-        let corr = self.next_corr.fetch_add(1, Ordering::Relaxed) & i32::MAX;
+        let corr = self.shared.next_corr.fetch_add(1, Ordering::Relaxed) & i32::MAX;
         let header = RequestHeader::default()
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
@@ -420,7 +435,8 @@ impl Drop for Conn {
     }
 }
 
-fn decode_response<R: Request>(body: Bytes, version: i16) -> Result<R::Response, KafkaError> {
+/// Decode one response frame (response header, then the body) to `R`'s answer at `version`.
+pub fn decode_response<R: Request>(body: Bytes, version: i16) -> Result<R::Response, KafkaError> {
     let mut buf = body;
     let hv = <R::Response as HeaderVersion>::header_version(version);
     ResponseHeader::decode(&mut buf, hv)
@@ -434,45 +450,41 @@ fn decode_response<R: Request>(body: Bytes, version: i16) -> Result<R::Response,
 }
 
 async fn read_loop(mut reader: Reader, shared: Arc<Shared>, max_frame: usize) {
-    let reason = loop {
-        let mut len = [0u8; 4];
-        if let Err(e) = reader.read_exact(&mut len).await {
-            break format!("read: {e}");
-        }
-        let len = i32::from_be_bytes(len);
-        if len < 4 || len as usize > max_frame {
-            break format!("bad frame length {len}");
-        }
-        // Grow with the bytes that actually arrive: a lying length prefix costs nothing.
-        let mut body = Vec::with_capacity((len as usize).min(64 * 1024));
-        match (&mut reader).take(len as u64).read_to_end(&mut body).await {
-            Ok(n) if n == len as usize => {}
-            Ok(n) => break format!("read: connection closed after {n} of {len} frame bytes"),
-            Err(e) => break format!("read: {e}"),
-        }
-        // The doubling left up to half of it unused, and a consumer may keep a Fetch answer (its
-        // records are slices of it) until the last record is polled: give the rest back.
-        if body.capacity() - body.len() > body.len() / 8 {
-            body.shrink_to_fit();
-        }
+    let stop = loop {
+        let body = match frame::read_frame(&mut reader, max_frame).await {
+            Ok(body) => body,
+            Err(stop) => break stop,
+        };
         let corr = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
         let waiter = match shared.pending.lock() {
             Ok(mut p) => p.remove(&corr),
-            Err(_) => break "pending map poisoned".to_string(),
+            Err(_) => break Stop::Closed("pending map poisoned".to_string()),
         };
         match waiter {
             Some(w) => {
                 let _ = w.try_send(Ok(Bytes::from(body)));
             }
-            None => {
+            None if shared.was_sent(corr) => {
                 tracing::trace!(broker = %shared.addr, correlation_id = corr, "dropping unawaited response")
+            }
+            None => {
+                break Stop::Broken(format!(
+                    "response with correlation id {corr}, which was never sent"
+                ));
             }
         }
     };
+    let err = match stop {
+        Stop::Closed(reason) => KafkaError::Disconnected {
+            broker: shared.addr.clone(),
+            reason,
+        },
+        Stop::Broken(reason) => KafkaError::Protocol(format!("broker {}: {reason}", shared.addr)),
+    };
     if !shared.closed.load(Ordering::SeqCst) {
-        tracing::debug!(broker = %shared.addr, reason = %reason, "connection closed");
+        tracing::debug!(broker = %shared.addr, error = %err, "connection closed");
     }
-    shared.fail_all(&reason);
+    shared.fail_all_with(err);
 }
 
 /// Run `fut` for at most `d`; `None` on timeout.
@@ -557,11 +569,13 @@ mod tests {
     #[test]
     fn out_of_order_and_unawaited_responses_are_matched_by_correlation_id() {
         let addr = fake_broker(|mut s| {
+            let (_, _, unawaited) = read_frame(&mut s).unwrap();
             let a = read_frame(&mut s).unwrap();
             let b = read_frame(&mut s).unwrap();
-            // An answer nobody asked for, then the two answers in reverse order; throttle = corr id.
+            // An answer to a request sent with no response expected (as tansu answers acks=0
+            // produce requests), then the two answers in reverse order; throttle = corr id.
             let stray = MetadataResponse::default().with_throttle_time_ms(-7);
-            s.write_all(&frame(999_999, 1, &stray, 12)).unwrap();
+            s.write_all(&frame(unawaited, 1, &stray, 12)).unwrap();
             for (_, v, corr) in [b, a] {
                 let r = MetadataResponse::default().with_throttle_time_ms(corr);
                 s.write_all(&frame(corr, 1, &r, v)).unwrap();
@@ -572,12 +586,14 @@ mod tests {
             let c = Conn::connect(&addr, &cfg(5000)).await.unwrap();
             assert_eq!(c.version_for::<MetadataRequest>().unwrap(), 12);
             let req = MetadataRequest::default();
+            c.send_no_response(&req, 12).await.unwrap();
             let (r1, r2) = smol::future::zip(c.request(&req), c.request(&req)).await;
             let (r1, r2) = (r1.unwrap(), r2.unwrap());
-            // Each waiter got the answer carrying its own correlation id (2 and 3; 1 was ApiVersions).
+            // Each waiter got the answer carrying its own correlation id (3 and 4; 1 was
+            // ApiVersions, 2 the request sent with no response expected).
             let mut got = [r1.throttle_time_ms, r2.throttle_time_ms];
             got.sort();
-            assert_eq!(got, [2, 3]);
+            assert_eq!(got, [3, 4]);
             assert!(c.is_alive());
         });
     }
@@ -599,7 +615,7 @@ mod tests {
     }
 
     #[test]
-    fn hostile_frame_length_disconnects_without_allocating() {
+    fn hostile_frame_length_is_a_protocol_error_without_allocating() {
         let addr = fake_broker(|mut s| {
             let _ = read_frame(&mut s);
             s.write_all(&i32::MAX.to_be_bytes()).unwrap();
@@ -608,7 +624,25 @@ mod tests {
         smol::block_on(async {
             let c = Conn::connect(&addr, &cfg(5000)).await.unwrap();
             let err = c.request(&MetadataRequest::default()).await.unwrap_err();
-            assert_eq!(err.kind(), "disconnected", "{err}");
+            assert_eq!(err.kind(), "protocol-error", "{err}");
+            assert!(!err.is_retriable() && !c.is_alive(), "{err}");
+        });
+    }
+
+    #[test]
+    fn answer_with_a_correlation_id_never_sent_is_a_protocol_error() {
+        let addr = fake_broker(|mut s| {
+            let (_, v, corr) = read_frame(&mut s).unwrap();
+            let r = MetadataResponse::default();
+            s.write_all(&frame(corr + 1000, 1, &r, v)).unwrap();
+            std::thread::sleep(Duration::from_secs(3));
+        });
+        smol::block_on(async {
+            let c = Conn::connect(&addr, &cfg(60_000)).await.unwrap();
+            let err = c.request(&MetadataRequest::default()).await.unwrap_err();
+            assert_eq!(err.kind(), "protocol-error", "{err}");
+            assert!(err.to_string().contains("never sent"), "{err}");
+            assert!(!c.is_alive());
         });
     }
 

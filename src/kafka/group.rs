@@ -197,8 +197,9 @@ fn split_version<'a>(
     Ok((version, bytes))
 }
 
-/// Array lengths are declared up front and the protocol library reserves that much: refuse a
-/// count that the remaining bytes cannot possibly hold (each element takes at least 2 bytes).
+/// Refuse a top-level count that the remaining bytes cannot possibly hold (each element takes at
+/// least 2 bytes), in this module's words. Nested counts (a topic's partitions, user data, owned
+/// partitions) are bounded by the protocol library itself (patched: `vendor/README.md`).
 fn check_array_len(body: &[u8], what: &'static str) -> Result<(), GroupError> {
     if body.len() < 4 {
         return Err(bad(what, "truncated"));
@@ -680,6 +681,29 @@ mod tests {
         assert!(decode_assignment(&[0]).is_err());
         assert!(decode_subscription(&[0xff, 0xff, 0, 0, 0, 0]).is_err());
         assert!(decode_assignment(&[0, 0, 0, 0, 0, 1, 0, 5, b'x']).is_err());
+    }
+
+    #[test]
+    fn hostile_nested_counts_are_errors_not_huge_allocations() {
+        // Assignment v0: one topic "t" claiming 2^31-1 partitions.
+        let b = [0u8, 0, 0, 0, 0, 1, 0, 1, b't', 0x7f, 0xff, 0xff, 0xff];
+        let e = decode_assignment(&b).unwrap_err();
+        assert_eq!(e.kind(), "bad-group-metadata");
+        assert!(e.to_string().contains("exceeds"), "{e}");
+        // Assignment v0: no topics, user data claiming 2 GB.
+        let b = [0u8, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff];
+        assert!(decode_assignment(&b).is_err());
+        // Subscription v0: one topic, user data claiming 2 GB.
+        let b = [0u8, 0, 0, 0, 0, 1, 0, 1, b't', 0x7f, 0xff, 0xff, 0xff];
+        assert!(decode_subscription(&b).is_err());
+        // Subscription v1: one topic, no user data, owned partitions: one topic with 2^31-1 partitions.
+        let mut b = vec![0u8, 1, 0, 0, 0, 1, 0, 1, b't', 0xff, 0xff, 0xff, 0xff];
+        b.extend([0, 0, 0, 1, 0, 1, b't', 0x7f, 0xff, 0xff, 0xff]);
+        // The v1 read fails on that count; the lenient v0 read still finds the topics.
+        assert_eq!(decode_subscription(&b).unwrap(), vec!["t".to_string()]);
+        // Subscription v0 with a topic name claiming 32767 bytes.
+        let b = [0u8, 0, 0, 0, 0, 1, 0x7f, 0xff, b't'];
+        assert!(decode_subscription(&b).is_err());
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub mod client;
 pub mod conn;
 pub mod consumer;
 mod error;
+mod frame;
 pub mod group;
 pub mod producer;
 pub mod record;

@@ -11,6 +11,7 @@
 //! | [`metrics`] | read a running forwarder's Prometheus endpoint |
 //! | [`process`] | child processes (stdin in, output out), free ports, peak RSS |
 //! | [`pki`] | a throwaway test CA and server certificate made with the `openssl` CLI |
+//! | [`fake_broker`] | a scripted fake broker: honest ApiVersions, then crafted, truncated or missing answers |
 //! | [`kafka_read`] | read back what a broker stored, with raw Fetch requests and an independent decoder |
 //! | [`topics`] | create a topic with topic-level configs (raw CreateTopics) |
 //! | [`paths`] | the project checkout and fresh scratch directories |
@@ -20,6 +21,7 @@
 //! them, and a missing broker or peer is then a failure with the reason, never a silent pass.
 
 pub mod broker;
+pub mod fake_broker;
 pub mod kafka;
 pub mod kafka_read;
 pub mod metrics;
@@ -32,6 +34,7 @@ pub mod test_broker;
 pub mod topics;
 
 pub use broker::{Broker, Storage, TestkitError, tansu_bin, unique_topic};
+pub use fake_broker::{Call, FakeBroker, Reply};
 pub use kafka::{KafkaCluster, KafkaListener, KafkaOpts, KafkaTestError, ListenerTls, SaslUser};
 pub use kafka_read::{decode_batches, fetch_partition, read_client};
 pub use metrics::{metric, wait_metric};

@@ -1,0 +1,503 @@
+//! A scripted fake Kafka broker on a loopback socket, for tests of what a hostile or broken broker
+//! can do to the client: it answers ApiVersions honestly, then asks a script what to answer to
+//! each request — the honest answer it knows (one node, itself; every topic asked for has one
+//! partition; a group of one member that leads itself), a crafted body, raw bytes, silence, or a
+//! closed socket.
+//!
+//! Must not be mistaken for a broker: it stores nothing and knows only what the client needs to
+//! reach the request a test wants to answer badly.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+/// Largest request frame the fake broker reads (the client's requests are small).
+const MAX_REQUEST: usize = 16 * 1024 * 1024;
+
+/// One request as the fake broker read it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The API key (0 Produce, 1 Fetch, 3 Metadata, 11 JoinGroup, 14 SyncGroup, ...).
+    pub key: i16,
+    /// The version the client chose.
+    pub version: i16,
+    /// The request's correlation id.
+    pub corr: i32,
+    /// How many requests with this key came before this one (over all connections).
+    pub nth: usize,
+    /// The request body, after the request header.
+    pub body: Bytes,
+}
+
+impl Call {
+    /// The response header version Kafka uses for this request's answer.
+    pub fn response_header_version(&self) -> i16 {
+        ApiKey::try_from(self.key)
+            .map(|k| k.response_header_version(self.version))
+            .unwrap_or(0)
+    }
+
+    /// A whole response frame: length prefix, response header with this request's correlation id,
+    /// then `body`.
+    pub fn frame(&self, body: &[u8]) -> Vec<u8> {
+        self.frame_with_corr(self.corr, body)
+    }
+
+    /// Like [`Call::frame`] with another correlation id in the header.
+    pub fn frame_with_corr(&self, corr: i32, body: &[u8]) -> Vec<u8> {
+        let mut payload = corr.to_be_bytes().to_vec();
+        if self.response_header_version() >= 1 {
+            payload.push(0); // no tagged fields
+        }
+        payload.extend_from_slice(body);
+        let mut out = (payload.len() as i32).to_be_bytes().to_vec();
+        out.extend(payload);
+        out
+    }
+}
+
+/// What the fake broker does with one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// The honest answer it knows for this API (an empty answer for APIs it does not know).
+    Honest,
+    /// This response body after a correct response header.
+    Body(Vec<u8>),
+    /// These bytes verbatim (length prefix included, if any), then go on reading requests.
+    Raw(Vec<u8>),
+    /// These bytes verbatim, then close the connection.
+    RawThenClose(Vec<u8>),
+    /// Never answer (the connection stays open).
+    Silence,
+    /// Close the connection without answering.
+    Close,
+}
+
+type Script = dyn Fn(&Call) -> Reply + Send + Sync;
+
+struct State {
+    script: Box<Script>,
+    port: u16,
+    max_versions: HashMap<i16, i16>,
+    seen: Mutex<HashMap<i16, usize>>,
+    stop: AtomicBool,
+}
+
+/// A running fake broker; stops accepting connections when dropped.
+pub struct FakeBroker {
+    state: Arc<State>,
+    addr: String,
+}
+
+/// The APIs the fake broker announces, with the version range it announces for each.
+const APIS: &[(i16, i16, i16)] = &[
+    (0, 3, 9),  // Produce
+    (1, 4, 12), // Fetch
+    (2, 1, 7),  // ListOffsets
+    (3, 1, 12), // Metadata
+    (8, 2, 8),  // OffsetCommit
+    (9, 1, 8),  // OffsetFetch
+    (10, 0, 4), // FindCoordinator
+    (11, 0, 9), // JoinGroup
+    (12, 0, 4), // Heartbeat
+    (13, 0, 5), // LeaveGroup
+    (14, 0, 5), // SyncGroup
+    (18, 0, 3), // ApiVersions
+    (22, 0, 4), // InitProducerId
+];
+
+impl FakeBroker {
+    /// Listen on a free loopback port and answer every connection with `script`.
+    pub fn start(script: impl Fn(&Call) -> Reply + Send + Sync + 'static) -> std::io::Result<Self> {
+        Self::with_max_versions(&[], script)
+    }
+
+    /// Like [`FakeBroker::start`], announcing at most `max_versions` (api key, version) for
+    /// the APIs listed (e.g. `(3, 8)`: Metadata v8, the last version before flexible encoding).
+    pub fn with_max_versions(
+        max_versions: &[(i16, i16)],
+        script: impl Fn(&Call) -> Reply + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let state = Arc::new(State {
+            script: Box::new(script),
+            port,
+            max_versions: max_versions.iter().copied().collect(),
+            seen: Mutex::new(HashMap::new()),
+            stop: AtomicBool::new(false),
+        });
+        let accept_state = state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if accept_state.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let s = accept_state.clone();
+                std::thread::spawn(move || serve(stream, &s));
+            }
+        });
+        Ok(FakeBroker {
+            state,
+            addr: format!("127.0.0.1:{port}"),
+        })
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// How many requests with `key` the fake broker has read.
+    pub fn calls(&self, key: i16) -> usize {
+        self.state
+            .seen
+            .lock()
+            .map(|s| s.get(&key).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for FakeBroker {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(&self.addr);
+    }
+}
+
+fn serve(mut stream: TcpStream, state: &State) {
+    while let Some(call) = read_call(&mut stream, state) {
+        let reply = if call.key == 18 {
+            Reply::Honest
+        } else {
+            (state.script)(&call)
+        };
+        let out = match reply {
+            Reply::Honest => call.frame(&honest(&call, state)),
+            Reply::Body(b) => call.frame(&b),
+            Reply::Raw(b) => b,
+            Reply::RawThenClose(b) => {
+                let _ = stream.write_all(&b);
+                return;
+            }
+            Reply::Silence => continue,
+            Reply::Close => return,
+        };
+        if stream.write_all(&out).is_err() {
+            return;
+        }
+    }
+}
+
+fn read_call(stream: &mut TcpStream, state: &State) -> Option<Call> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).ok()?;
+    let len = usize::try_from(i32::from_be_bytes(len)).ok()?;
+    if !(8..=MAX_REQUEST).contains(&len) {
+        return None;
+    }
+    let mut frame = vec![0u8; len];
+    stream.read_exact(&mut frame).ok()?;
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let mut buf = Bytes::from(frame);
+    let hv = ApiKey::try_from(key)
+        .map(|k| k.request_header_version(version))
+        .unwrap_or(1);
+    let header = RequestHeader::decode(&mut buf, hv).ok()?;
+    let nth = {
+        let mut seen = state.seen.lock().ok()?;
+        let n = seen.entry(key).or_insert(0);
+        *n += 1;
+        *n - 1
+    };
+    Some(Call {
+        key,
+        version,
+        corr: header.correlation_id,
+        nth,
+        body: buf,
+    })
+}
+
+fn encode<M: Encodable>(msg: &M, version: i16) -> Vec<u8> {
+    let mut out = Vec::new();
+    // An honest answer that does not encode is a fake-broker bug: say so, and answer nothing
+    // (the client then fails to decode, visibly).
+    if let Err(e) = msg.encode(&mut out, version) {
+        eprintln!("fake broker: cannot encode its own answer at v{version}: {e}");
+        out.clear();
+    }
+    out
+}
+
+fn decode<M: Decodable + Default>(call: &Call) -> M {
+    M::decode(&mut call.body.clone(), call.version).unwrap_or_default()
+}
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+/// The honest answer to `call` (an empty body for an API the fake broker does not know).
+fn honest(call: &Call, state: &State) -> Vec<u8> {
+    let v = call.version;
+    match call.key {
+        18 => encode(&api_versions(state), v),
+        3 => encode(&metadata(decode(call), state.port), v),
+        10 => encode(&find_coordinator(decode(call), v, state.port), v),
+        11 => encode(&join_group(decode(call), v), v),
+        14 => {
+            let req: SyncGroupRequest = decode(call);
+            let mine = req
+                .assignments
+                .into_iter()
+                .find(|a| a.member_id == req.member_id);
+            let r = SyncGroupResponse::default()
+                .with_protocol_type((v >= 5).then(|| s("consumer")))
+                .with_protocol_name(req.protocol_name)
+                .with_assignment(mine.map(|a| a.assignment).unwrap_or_default());
+            encode(&r, v)
+        }
+        9 => encode(&offset_fetch(decode(call), v), v),
+        8 => encode(&offset_commit(decode(call)), v),
+        2 => encode(&list_offsets(decode(call)), v),
+        1 => encode(&fetch(decode(call)), v),
+        0 => encode(&produce(decode(call)), v),
+        22 => encode(
+            &InitProducerIdResponse::default().with_producer_id(ProducerId(1)),
+            v,
+        ),
+        12 => encode(&HeartbeatResponse::default(), v),
+        13 => encode(&LeaveGroupResponse::default(), v),
+        _ => Vec::new(),
+    }
+}
+
+fn api_versions(state: &State) -> ApiVersionsResponse {
+    ApiVersionsResponse::default()
+        .with_finalized_features_epoch(0)
+        .with_api_keys(
+            APIS.iter()
+                .map(|&(key, min, max)| {
+                    let max = state.max_versions.get(&key).copied().unwrap_or(max);
+                    ApiVersion::default()
+                        .with_api_key(key)
+                        .with_min_version(min)
+                        .with_max_version(max)
+                })
+                .collect(),
+        )
+}
+
+fn metadata(req: MetadataRequest, port: u16) -> MetadataResponse {
+    let names = req
+        .topics
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| t.name);
+    let partition = metadata_response::MetadataResponsePartition::default()
+        .with_leader_id(BrokerId(0))
+        .with_replica_nodes(vec![BrokerId(0)])
+        .with_isr_nodes(vec![BrokerId(0)]);
+    MetadataResponse::default()
+        .with_brokers(vec![
+            metadata_response::MetadataResponseBroker::default()
+                .with_node_id(BrokerId(0))
+                .with_host(s("127.0.0.1"))
+                .with_port(port as i32),
+        ])
+        .with_controller_id(BrokerId(0))
+        .with_topics(
+            names
+                .map(|n| {
+                    metadata_response::MetadataResponseTopic::default()
+                        .with_name(Some(n))
+                        .with_partitions(vec![partition.clone()])
+                })
+                .collect(),
+        )
+}
+
+fn find_coordinator(req: FindCoordinatorRequest, v: i16, port: u16) -> FindCoordinatorResponse {
+    let r = FindCoordinatorResponse::default();
+    if v < 4 {
+        return r
+            .with_node_id(BrokerId(0))
+            .with_host(s("127.0.0.1"))
+            .with_port(port as i32);
+    }
+    r.with_coordinators(
+        req.coordinator_keys
+            .into_iter()
+            .map(|key| {
+                find_coordinator_response::Coordinator::default()
+                    .with_key(key)
+                    .with_node_id(BrokerId(0))
+                    .with_host(s("127.0.0.1"))
+                    .with_port(port as i32)
+            })
+            .collect(),
+    )
+}
+
+/// A group of one: the member leads itself and gets its own metadata back.
+fn join_group(req: JoinGroupRequest, v: i16) -> JoinGroupResponse {
+    let member = if req.member_id.is_empty() {
+        s("fake-member-1")
+    } else {
+        req.member_id
+    };
+    let proto = req.protocols.into_iter().next().unwrap_or_default();
+    JoinGroupResponse::default()
+        .with_generation_id(1)
+        .with_protocol_type((v >= 7).then(|| s("consumer")))
+        .with_protocol_name(Some(proto.name))
+        .with_leader(member.clone())
+        .with_member_id(member.clone())
+        .with_members(vec![
+            join_group_response::JoinGroupResponseMember::default()
+                .with_member_id(member)
+                .with_metadata(proto.metadata),
+        ])
+}
+
+fn offset_fetch(req: OffsetFetchRequest, v: i16) -> OffsetFetchResponse {
+    use offset_fetch_response::*;
+    let old_topics = req.topics.unwrap_or_default().into_iter().map(|t| {
+        OffsetFetchResponseTopic::default()
+            .with_name(t.name)
+            .with_partitions(
+                t.partition_indexes
+                    .into_iter()
+                    .map(|p| {
+                        OffsetFetchResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(-1)
+                    })
+                    .collect(),
+            )
+    });
+    let groups = req.groups.into_iter().map(|g| {
+        OffsetFetchResponseGroup::default()
+            .with_group_id(g.group_id)
+            .with_topics(
+                g.topics
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|t| {
+                        OffsetFetchResponseTopics::default()
+                            .with_name(t.name)
+                            .with_partitions(
+                                t.partition_indexes
+                                    .into_iter()
+                                    .map(|p| {
+                                        OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(p)
+                                            .with_committed_offset(-1)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            )
+    });
+    if v < 8 {
+        OffsetFetchResponse::default().with_topics(old_topics.collect())
+    } else {
+        OffsetFetchResponse::default().with_groups(groups.collect())
+    }
+}
+
+fn offset_commit(req: OffsetCommitRequest) -> OffsetCommitResponse {
+    use offset_commit_response::*;
+    OffsetCommitResponse::default().with_topics(
+        req.topics
+            .into_iter()
+            .map(|t| {
+                OffsetCommitResponseTopic::default()
+                    .with_name(t.name)
+                    .with_partitions(
+                        t.partitions
+                            .into_iter()
+                            .map(|p| {
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}
+
+fn list_offsets(req: ListOffsetsRequest) -> ListOffsetsResponse {
+    use list_offsets_response::*;
+    ListOffsetsResponse::default().with_topics(
+        req.topics
+            .into_iter()
+            .map(|t| {
+                ListOffsetsTopicResponse::default()
+                    .with_name(t.name)
+                    .with_partitions(
+                        t.partitions
+                            .into_iter()
+                            .map(|p| {
+                                ListOffsetsPartitionResponse::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_timestamp(-1)
+                                    .with_offset(0)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}
+
+fn fetch(req: FetchRequest) -> FetchResponse {
+    use fetch_response::*;
+    FetchResponse::default().with_responses(
+        req.topics
+            .into_iter()
+            .map(|t| {
+                FetchableTopicResponse::default()
+                    .with_topic(t.topic)
+                    .with_partitions(
+                        t.partitions
+                            .into_iter()
+                            .map(|p| PartitionData::default().with_partition_index(p.partition))
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}
+
+fn produce(req: ProduceRequest) -> ProduceResponse {
+    use produce_response::*;
+    ProduceResponse::default().with_responses(
+        req.topic_data
+            .into_iter()
+            .map(|t| {
+                TopicProduceResponse::default()
+                    .with_name(t.name)
+                    .with_partition_responses(
+                        t.partition_data
+                            .into_iter()
+                            .map(|p| PartitionProduceResponse::default().with_index(p.index))
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}
