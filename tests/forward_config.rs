@@ -252,9 +252,17 @@ fn acks_all_in_capitals_works_in_the_file_as_on_the_cli() {
         e.to_string().contains("'most': expected all, 1 or 0"),
         "{e}"
     );
-    let e = Config::load(None, Vec::new(), &kv(&[("kafka.compression", "zstd")])).unwrap_err();
+    for (name, want) in [("zstd", Compression::Zstd), ("LZ4", Compression::Lz4)] {
+        let c = Config::load(None, Vec::new(), &kv(&[("kafka.compression", name)])).unwrap();
+        assert_eq!(c.kafka.compression, want);
+    }
+    let e = Config::load(None, Vec::new(), &kv(&[("kafka.compression", "brotli")])).unwrap_err();
     assert_eq!(e.kind(), "config-invalid");
-    assert!(e.to_string().contains("not supported yet"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("'brotli': expected none, gzip, snappy, lz4 or zstd"),
+        "{e}"
+    );
 }
 
 /// A value valid for the key an alias stands for.

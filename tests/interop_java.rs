@@ -6,6 +6,9 @@
 //! - the Java producer (its default partitioner) → our group `Consumer`: the same bytes, in the
 //!   Java send order per partition, keyed records on our murmur2 partition, and the Avro values
 //!   decode with our `Codec` to the fixture records and re-encode to the same bytes.
+//!
+//! Both directions run uncompressed and with lz4 and zstd batches (Java's lz4-java and zstd-jni
+//! against our lz4_flex and ruzstd).
 
 mod consumer_support;
 
@@ -15,7 +18,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use avro_edge::{Codec, Consumer, OfflineCache, OutRecord, partition_for_key};
+use avro_edge::{Codec, Compression, Consumer, OfflineCache, OutRecord, partition_for_key};
 use avro_edge_testkit::{require_broker, require_java_peer, root, run_with_input, unique_topic};
 use consumer_support::*;
 use serde_json::Value;
@@ -106,11 +109,27 @@ fn parse_java_line(line: &str) -> ((i32, i64), (Option<String>, String)) {
 #[test]
 #[ignore = "needs a Kafka broker and the Java client"]
 fn java_consumer_reads_what_our_producer_produced_byte_exact() {
+    java_reads_ours(Compression::None);
+}
+
+#[test]
+#[ignore = "needs a Kafka broker and the Java client"]
+fn java_consumer_reads_our_lz4_batches_byte_exact() {
+    java_reads_ours(Compression::Lz4);
+}
+
+#[test]
+#[ignore = "needs a Kafka broker and the Java client"]
+fn java_consumer_reads_our_zstd_batches_byte_exact() {
+    java_reads_ours(Compression::Zstd);
+}
+
+fn java_reads_ours(compression: Compression) {
     let peer = require_java_peer();
     let broker = require_broker();
     let codec = codec();
-    let topic = unique_topic("java-ours");
-    let p = producer(&broker.bootstrap(), PARTITIONS);
+    let topic = unique_topic(&format!("java-ours-{compression}"));
+    let p = producer_with(&broker.bootstrap(), PARTITIONS, compression);
     assert_eq!(p.partitions(&topic).unwrap(), PARTITIONS);
 
     let records = records(&codec);
@@ -169,7 +188,7 @@ fn java_consumer_reads_what_our_producer_produced_byte_exact() {
         "the Java consumer sees exactly our keys, values, partitions and offsets"
     );
     eprintln!(
-        "avro-edge producer -> Java consumer: {} records byte-exact ({avro} Confluent-framed SensorData), Java run {:.1} s",
+        "avro-edge producer ({compression}) -> Java consumer: {} records byte-exact ({avro} Confluent-framed SensorData), Java run {:.1} s",
         theirs.len(),
         started.elapsed().as_secs_f64()
     );
@@ -178,10 +197,26 @@ fn java_consumer_reads_what_our_producer_produced_byte_exact() {
 #[test]
 #[ignore = "needs a Kafka broker and the Java client"]
 fn we_read_what_the_java_producer_wrote_byte_exact() {
+    we_read_java(Compression::None);
+}
+
+#[test]
+#[ignore = "needs a Kafka broker and the Java client"]
+fn we_read_java_lz4_batches_byte_exact() {
+    we_read_java(Compression::Lz4);
+}
+
+#[test]
+#[ignore = "needs a Kafka broker and the Java client"]
+fn we_read_java_zstd_batches_byte_exact() {
+    we_read_java(Compression::Zstd);
+}
+
+fn we_read_java(compression: Compression) {
     let peer = require_java_peer();
     let broker = require_broker();
     let codec = codec();
-    let topic = unique_topic("java-theirs");
+    let topic = unique_topic(&format!("java-theirs-{compression}"));
     assert_eq!(
         producer(&broker.bootstrap(), PARTITIONS)
             .partitions(&topic)
@@ -197,7 +232,12 @@ fn we_read_what_the_java_producer_wrote_byte_exact() {
         input.push_str(&format!("{key} {}\n", hex(&r.value)));
     }
     let started = Instant::now();
-    let mut cmd = peer.command(["produce", &broker.bootstrap(), &topic]);
+    let mut cmd = peer.command([
+        "produce",
+        &broker.bootstrap(),
+        &topic,
+        &compression.to_string(),
+    ]);
     let out = run_with_input(&mut cmd, input.as_bytes()).unwrap();
     assert!(out.status.success(), "Java producer failed: {}", out.status);
     assert_eq!(
@@ -280,7 +320,7 @@ fn we_read_what_the_java_producer_wrote_byte_exact() {
     );
     assert_eq!(decoded, readings.len());
     eprintln!(
-        "Java producer -> avro-edge consumer: {} records byte-exact, {decoded} SensorData decoded and re-encoded identically, Java run {java_secs:.1} s",
+        "Java producer ({compression}) -> avro-edge consumer: {} records byte-exact, {decoded} SensorData decoded and re-encoded identically, Java run {java_secs:.1} s",
         got.len()
     );
 }

@@ -1,5 +1,7 @@
-//! Consumer interop with kafkajs (peers/node) against a real broker: byte-exact records both ways,
-//! a mixed group with a kafkajs member, and Avro through the test registry both ways.
+//! Consumer interop against a real broker: with kafkajs (peers/node), byte-exact records both ways,
+//! a mixed group with a kafkajs member, and Avro through the test registry both ways; with
+//! librdkafka (peers/python/produce_exact.py), compressed topics it wrote (gzip, snappy, lz4, zstd)
+//! read byte-exact.
 
 mod consumer_support;
 
@@ -489,4 +491,107 @@ fn avro_interop_with_kafkajs_through_the_registry() {
             Item::Undecodable { error, .. } => panic!("{name}: {error}"),
         }
     }
+}
+
+/// librdkafka writes a topic with `compression` (peers/python/produce_exact.py: 2 partitions,
+/// its own partitioner); our group consumer reads every record byte-exact, once, in librdkafka's
+/// send order per partition. Values are compressible (librdkafka sends a batch uncompressed when
+/// compressing does not make it smaller) and distinct, so each names its index in the send order.
+fn we_read_librdkafka(compression: &str) {
+    let py = avro_edge_testkit::require_python("confluent_kafka");
+    let script = avro_edge_testkit::root().join("peers/python/produce_exact.py");
+    let broker = require_broker();
+    let topic = unique_topic(&format!("rdkafka-theirs-{compression}"));
+    producer(&broker.bootstrap(), 2).partitions(&topic).unwrap(); // create with 2 partitions
+    let sent: Vec<(Option<Vec<u8>>, Vec<u8>)> = (0..600usize)
+        .map(|i| {
+            let key = (i % 5 != 0).then(|| format!("sensor-{:03}\u{0}\u{ff}", i % 17).into_bytes());
+            let mut value = format!(
+                "{{\"sensorId\":\"sensor-{:03}\",\"seq\":{i},\"status\":\"OK\",\"pad\":\"{}\"}}",
+                i % 17,
+                "x".repeat(i % 40)
+            )
+            .into_bytes();
+            value.extend_from_slice(&[0, 0xff, i as u8, 0x80]);
+            (key, value)
+        })
+        .collect();
+    let input: String = sent
+        .iter()
+        .map(|(k, v)| format!("{} {}\n", k.as_deref().map_or("-".into(), hex), hex(v)))
+        .collect();
+    let mut cmd = Command::new(&py);
+    cmd.arg(&script)
+        .args([&broker.bootstrap(), &topic, compression])
+        .stderr(Stdio::inherit());
+    let out = avro_edge_testkit::run_with_input(&mut cmd, input.as_bytes()).unwrap();
+    assert!(
+        out.status.success(),
+        "librdkafka producer failed ({compression})"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "acked 600");
+
+    let mut c = Consumer::connect(group_cfg(
+        &broker.bootstrap(),
+        &unique_topic("g-ours"),
+        &topic,
+    ))
+    .unwrap();
+    let got = poll_n(&mut c, sent.len(), Duration::from_secs(60));
+    c.close().unwrap();
+    assert_eq!(
+        got.len(),
+        sent.len(),
+        "every record librdkafka acked ({compression})"
+    );
+    check_in_order(&got);
+    let index: BTreeMap<&[u8], usize> = sent
+        .iter()
+        .enumerate()
+        .map(|(i, (_, v))| (v.as_slice(), i))
+        .collect();
+    let mut seen = BTreeSet::new();
+    let mut last_by_part: BTreeMap<i32, usize> = BTreeMap::new();
+    for r in &got {
+        let value = r.value.as_deref().expect("no tombstones were sent");
+        let &i = index
+            .get(value)
+            .unwrap_or_else(|| panic!("{compression}: unknown value {}", hex(value)));
+        assert!(seen.insert(i), "{compression}: record {i} twice");
+        assert_eq!(
+            r.key.as_deref(),
+            sent[i].0.as_deref(),
+            "{compression}: record {i} key"
+        );
+        if let Some(prev) = last_by_part.insert(r.partition, i) {
+            assert!(
+                prev < i,
+                "{compression}: partition {} keeps the send order",
+                r.partition
+            );
+        }
+    }
+    eprintln!(
+        "librdkafka producer ({compression}) -> avro-edge consumer: {} records byte-exact",
+        got.len()
+    );
+}
+
+#[test]
+#[ignore = "needs a Kafka broker and the Python peers"]
+fn we_read_librdkafka_lz4_byte_exact() {
+    we_read_librdkafka("lz4");
+}
+
+#[test]
+#[ignore = "needs a Kafka broker and the Python peers"]
+fn we_read_librdkafka_zstd_byte_exact() {
+    we_read_librdkafka("zstd");
+}
+
+#[test]
+#[ignore = "needs a Kafka broker and the Python peers"]
+fn we_read_librdkafka_gzip_and_snappy_byte_exact() {
+    we_read_librdkafka("gzip");
+    we_read_librdkafka("snappy");
 }

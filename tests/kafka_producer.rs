@@ -284,10 +284,26 @@ fn keyed_records_land_where_kafka_python_murmur2_says() {
 #[test]
 #[ignore = "needs a Kafka broker and the Python peers"]
 fn librdkafka_consumes_what_we_produced_byte_exact() {
+    librdkafka_reads_ours(Compression::Snappy);
+}
+
+#[test]
+#[ignore = "needs a Kafka broker and the Python peers"]
+fn librdkafka_consumes_our_lz4_batches_byte_exact() {
+    librdkafka_reads_ours(Compression::Lz4);
+}
+
+#[test]
+#[ignore = "needs a Kafka broker and the Python peers"]
+fn librdkafka_consumes_our_zstd_batches_byte_exact() {
+    librdkafka_reads_ours(Compression::Zstd);
+}
+
+fn librdkafka_reads_ours(compression: Compression) {
     let broker = require_broker();
-    let topic = unique_topic("rdkafka");
+    let topic = unique_topic(&format!("rdkafka-{compression}"));
     let mut cfg = config(&broker.bootstrap(), 2);
-    cfg.compression = Compression::Snappy;
+    cfg.compression = compression;
     let p = Producer::connect(cfg).unwrap();
     let recs: Vec<OutRecord> = (0..40u32)
         .map(|i| OutRecord {
@@ -318,7 +334,7 @@ fn librdkafka_consumes_what_we_produced_byte_exact() {
     );
     assert!(
         out.status.success(),
-        "librdkafka did not read all 40 records"
+        "librdkafka did not read all 40 {compression} records"
     );
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let mut seen = 0;

@@ -2,10 +2,11 @@
 // what we consume and consuming what we produce, byte for byte. Uses only kafka-clients; run it
 // with the JDK's single-file source launcher (no build step, no compiled class in the tree):
 //
-//   java -cp "$KAFKA_LIBS/*" peers/java/Peer.java produce BOOTSTRAP TOPIC < lines
+//   java -cp "$KAFKA_LIBS/*" peers/java/Peer.java produce BOOTSTRAP TOPIC [COMPRESSION] < lines
 //     each stdin line is `key_hex value_hex` (key `-` for none, value `-` for a tombstone, an
-//     empty value_hex for an empty value); produced in order with acks=all
-//     and the default partitioner (murmur2 for keyed records), then flushed. Prints `acked N`.
+//     empty value_hex for an empty value); produced in order with acks=all, compression.type
+//     COMPRESSION (none, gzip, snappy, lz4, zstd; default none) and the default partitioner
+//     (murmur2 for keyed records), then flushed. Prints `acked N`.
 //   java -cp "$KAFKA_LIBS/*" peers/java/Peer.java consume BOOTSTRAP TOPIC GROUP N TIMEOUT_MS
 //     subscribes as GROUP from the earliest offset and prints `partition offset key_hex value_hex`
 //     (`-` for a null key or value) per record until N records arrived; exits 1 if the timeout
@@ -45,13 +46,13 @@ public class Peer {
     public static void main(String[] args) {
         System.setOut(System.err);
         try {
-            if (args.length == 3 && args[0].equals("produce")) {
-                produce(args[1], args[2]);
+            if ((args.length == 3 || args.length == 4) && args[0].equals("produce")) {
+                produce(args[1], args[2], args.length == 4 ? args[3] : "none");
             } else if (args.length == 6 && args[0].equals("consume")) {
                 consume(args[1], args[2], args[3], Integer.parseInt(args[4]), Long.parseLong(args[5]));
             } else {
                 throw new IllegalArgumentException(
-                        "usage: produce BOOTSTRAP TOPIC | consume BOOTSTRAP TOPIC GROUP N TIMEOUT_MS");
+                        "usage: produce BOOTSTRAP TOPIC [COMPRESSION] | consume BOOTSTRAP TOPIC GROUP N TIMEOUT_MS");
             }
             OUT.flush();
             System.exit(0);
@@ -63,11 +64,12 @@ public class Peer {
         }
     }
 
-    static void produce(String bootstrap, String topic) throws Exception {
+    static void produce(String bootstrap, String topic, String compression) throws Exception {
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ProducerConfig.CLIENT_ID_CONFIG, "avro-edge-java-peer");
         p.put(ProducerConfig.ACKS_CONFIG, "all");
+        p.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, compression);
         p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         List<Future<RecordMetadata>> acks = new ArrayList<>();

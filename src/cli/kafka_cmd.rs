@@ -36,7 +36,7 @@ pub struct ProduceArgs {
     /// Record field whose value becomes the Kafka key.
     #[arg(long)]
     pub key_field: Option<String>,
-    /// none | gzip | snappy (default none).
+    /// none | gzip | snappy | lz4 | zstd (default none).
     #[arg(long)]
     pub compression: Option<String>,
     /// Create the topic with this many partitions when it does not exist.

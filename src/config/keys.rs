@@ -34,7 +34,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "kafka.compression",
-        "none | gzip | snappy (default none; lz4 and zstd not supported yet)",
+        "none | gzip | snappy | lz4 | zstd (default none)",
     ),
     (
         "kafka.linger_ms",

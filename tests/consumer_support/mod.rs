@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use avro_edge::TopicSpec;
 use avro_edge::{
-    Consumer, ConsumerConfig, OffsetReset, OutRecord, Producer, ProducerConfig, RawRecord,
+    Compression, Consumer, ConsumerConfig, OffsetReset, OutRecord, Producer, ProducerConfig,
+    RawRecord,
 };
 
 /// Library logs on stderr when `RUST_LOG` is set (e.g. `RUST_LOG=avro_edge=debug`).
@@ -23,8 +24,14 @@ pub fn init_logs() {
 }
 
 pub fn producer(bootstrap: &str, partitions: i32) -> Producer {
+    producer_with(bootstrap, partitions, Compression::None)
+}
+
+/// [`producer`] writing batches with `compression`.
+pub fn producer_with(bootstrap: &str, partitions: i32, compression: Compression) -> Producer {
     init_logs();
     let mut cfg = ProducerConfig::new([bootstrap]);
+    cfg.compression = compression;
     cfg.auto_create = Some(TopicSpec {
         partitions,
         replication: 1,

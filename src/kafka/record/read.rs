@@ -1,4 +1,4 @@
-//! Reading record batches (v2, none/gzip/snappy) from Fetch answers, with every length checked
+//! Reading record batches (v2; none, gzip, snappy, lz4, zstd) from Fetch answers, with every length checked
 //! against the bytes that are really there and decompression capped, so a hostile or broken
 //! broker cannot make us panic or allocate without bound.
 //!
@@ -44,13 +44,12 @@ pub enum BatchError {
         /// What is wrong.
         reason: String,
     },
-    /// The batch uses a feature this client does not read (e.g. lz4 or zstd compression, an old
-    /// message format).
+    /// The batch uses a feature this client does not read (an old message format).
     #[error("record batch at offset {offset} uses {what}, which avro-edge does not read")]
     Unsupported {
         /// The batch's base offset.
         offset: i64,
-        /// The feature (e.g. `zstd compression`).
+        /// The feature (e.g. `message format v1`).
         what: &'static str,
     },
     /// The batch decompresses to more than the consumer's `max_batch_bytes`.
