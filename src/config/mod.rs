@@ -278,8 +278,8 @@ pub struct KafkaSettings {
     pub security_protocol: SecurityProtocol,
     /// CA certificates (PEM) trusted instead of the Mozilla roots (TLS only).
     pub ssl_ca_location: Option<PathBuf>,
-    /// `enable.idempotence` (default true). Stored only: takes effect once the idempotent producer
-    /// lands.
+    /// `enable.idempotence` (default true): the producer is idempotent (with `acks = all`), so a
+    /// retry never stores a batch twice.
     pub enable_idempotence: bool,
     /// Create an unknown topic with this many partitions (replication 1); `None`: the broker's
     /// auto-creation, or an error when it has none.
