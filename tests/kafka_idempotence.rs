@@ -249,11 +249,26 @@ fn id_of(value: &[u8]) -> u64 {
         .unwrap_or_else(|| panic!("unexpected value {s:?}"))
 }
 
+/// The address of the broker leading `topic`/`partition` (Fetch goes to the leader).
+fn leader_addr(c: &KafkaCluster, topic: &str, partition: i32) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(l)) = c.leader(topic, partition) {
+            return c.node_addr(c.index_of(l).expect("node index"));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader for {topic}-{partition}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// (lost, duplicated) ids of `0..n` in every partition of `topic`.
-fn count_ids(bootstrap: &str, topic: &str, partitions: i32, n: u64) -> (usize, usize) {
+fn count_ids(c: &KafkaCluster, topic: &str, partitions: i32, n: u64) -> (usize, usize) {
     let mut count: BTreeMap<u64, usize> = BTreeMap::new();
     for p in 0..partitions {
-        for r in stored(bootstrap, topic, p) {
+        for r in stored(&leader_addr(c, topic, p), topic, p) {
             *count
                 .entry(id_of(r.value.as_deref().unwrap_or_default()))
                 .or_default() += 1;
@@ -331,7 +346,7 @@ fn leader_killed_mid_produce_loses_and_duplicates_nothing() {
     }
     let stats = p.stats();
     p.close().unwrap();
-    let (lost, dups) = count_ids(&bootstrap, &topic, 3, n);
+    let (lost, dups) = count_ids(&c, &topic, 3, n);
     eprintln!(
         "leader kill: {n} records, {lost} lost, {dups} duplicates; kill -> next ack on \
          partition 0 (upper bound: records are waited for in order): {kill_to_ack:?}; {stats:?}"
@@ -378,7 +393,7 @@ fn a_retry_after_a_timeout_does_not_duplicate() {
         }
         let stats = p.stats();
         p.close().unwrap();
-        let (lost, dups) = count_ids(&bootstrap, &topic, 1, n);
+        let (lost, dups) = count_ids(&c, &topic, 1, n);
         eprintln!("idempotence {idem}: {lost} lost, {dups} duplicates; {stats:?}");
         assert!(stats.retried_batches > 0, "no retry happened: {stats:?}");
         results.push((idem, lost, dups));
