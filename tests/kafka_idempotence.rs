@@ -2,7 +2,7 @@
 //! producer id and per-partition sequences by default (read back with kafka-protocol's own
 //! decoder), acks 1 / 0 and `enable_idempotence = false` write plain batches, a batch over the
 //! topic's `max.message.bytes` is split until only the oversized record fails (with its kind),
-//! and on a 3-node cluster neither a leader SIGKILLed mid-produce nor retries after broker-side
+//! OUT_OF_ORDER_SEQUENCE_NUMBER bumps the epoch and the record is delivered, and on a 3-node cluster neither a leader SIGKILLed mid-produce nor retries after broker-side
 //! timeouts lose or duplicate a record (every record counted by a unique id).
 
 use std::collections::BTreeMap;
@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use avro_edge::__test::{self as kafka, Target};
 use avro_edge::{Acks, ErrorKind, OutRecord, Producer, ProducerConfig, TopicSpec};
 use avro_edge_testkit::{KafkaCluster, KafkaOpts, require_broker, unique_topic};
-use kafka_protocol::messages::CreateTopicsRequest;
-use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{CreateTopicsRequest, ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Record;
 
@@ -230,6 +230,73 @@ fn message_too_large_splits_the_batch_and_fails_only_the_oversized_record() {
             "idempotence {idem}: 50 good records stored in order, the oversized one failed alone; {stats:?}"
         );
     }
+}
+
+/// Another writer takes the next sequences of our producer id and epoch (as if a batch had been
+/// stored that the producer never heard about): the producer's next batch is answered
+/// OUT_OF_ORDER_SEQUENCE_NUMBER, and the producer bumps its epoch (KIP-360), restarts the
+/// partition's sequence at 0 and delivers the record.
+#[test]
+#[ignore = "needs a Kafka broker"]
+fn out_of_order_sequence_bumps_the_epoch_and_delivers() {
+    let broker = require_broker();
+    let topic = unique_topic("idem-ooo");
+    let p = Producer::connect(config(&broker.bootstrap(), 1, 1)).unwrap();
+    for i in 0..3 {
+        p.send(&topic, None, format!("id-{i}").as_bytes()).unwrap();
+    }
+    let back = stored(&broker.bootstrap(), &topic, 0);
+    let (pid, epoch) = (back[0].producer_id, back[0].producer_epoch);
+    assert_eq!(
+        back.iter().map(|r| r.sequence).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+
+    let mut b = kafka::BatchBuilder::new();
+    for j in 0..10 {
+        b.append(
+            1_700_000_000_000,
+            None,
+            Some(format!("other-{j}").as_bytes()),
+            &[],
+        );
+    }
+    b.set_producer(Some((pid, epoch, 3)));
+    let bytes = b.finish(kafka::RecordCompression::None).unwrap();
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(bytes::Bytes::from(bytes))),
+                ]),
+        ]);
+    let client = avro_edge_testkit::read_client(&broker.bootstrap());
+    let resp = kafka::block_on(client.request(&Target::Any, &req)).unwrap();
+    let code = resp.responses[0].partition_responses[0].error_code;
+    assert_eq!(code, 0, "the other writer's batch");
+
+    let d = p.send(&topic, None, b"id-3").unwrap();
+    assert_eq!(d.offset, Some(13));
+    let d = p.send(&topic, None, b"id-4").unwrap();
+    assert_eq!(d.offset, Some(14));
+    p.close().unwrap();
+    let back = stored(&broker.bootstrap(), &topic, 0);
+    let ours: Vec<(String, i64, i16, i32)> = back[13..]
+        .iter()
+        .map(|r| (value(r), r.producer_id, r.producer_epoch, r.sequence))
+        .collect();
+    assert_eq!(
+        ours,
+        [
+            ("id-3".to_string(), pid, epoch + 1, 0),
+            ("id-4".to_string(), pid, epoch + 1, 1)
+        ]
+    );
 }
 
 // ---- 3-node cluster ----
