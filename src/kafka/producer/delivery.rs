@@ -89,3 +89,34 @@ impl DeliveryHandle {
         Outcome::lookup(&g, *index, self.partition)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(o: &Arc<Outcome>, index: i32) -> DeliveryHandle {
+        DeliveryHandle {
+            outcome: Ok((o.clone(), index)),
+            partition: 4,
+        }
+    }
+
+    /// A split batch completes in parts: each record gets its own part's offset or error.
+    #[test]
+    fn parts_complete_their_own_records() {
+        let o = Arc::new(Outcome::default());
+        assert!(handle(&o, 0).try_result().is_none());
+        o.complete(0, 2, Ok(Some(100)));
+        o.complete(3, 2, Ok(Some(102)));
+        let too_large = KafkaError::from_code(10, "produce t-4").unwrap();
+        o.complete(2, 1, Err(too_large));
+        let offsets: Vec<Option<i64>> = [0, 1, 3, 4]
+            .iter()
+            .map(|i| handle(&o, *i).wait().unwrap().offset)
+            .collect();
+        assert_eq!(offsets, [Some(100), Some(101), Some(102), Some(103)]);
+        let e = handle(&o, 2).wait().unwrap_err();
+        assert_eq!(crate::error::ErrorKind::kind(&e), "message-too-large");
+        assert!(handle(&o, 5).try_result().is_none());
+    }
+}
