@@ -6,6 +6,15 @@
 //! metadata is refreshed when the error says leaders moved. A batch that could not be sent at all
 //! (its partition has no leader, or the leader does not accept a connection) goes back with the
 //! same backoff without using up `retries`, until its `delivery_timeout`: it stalls alone.
+//! An idempotent producer first gets its producer id, and stamps each batch with its sequence
+//! when taking it (`idempotence.rs`); DUPLICATE_SEQUENCE_NUMBER counts as delivered.
+//! MESSAGE_TOO_LARGE for a batch of several records puts its two halves back at the front of
+//! the partition instead of failing it; any other error no retry can fix fails that batch's
+//! records alone, and the partition goes on.
+//!
+//! One batch per partition in flight also because the connection gives no way to know that a
+//! request was written before the next one is: two batches of a partition could reach the broker
+//! out of order, and a broker accepts any first sequence from a producer it does not know yet.
 //!
 //! Must not take a second batch of a partition while one is in flight: a retried batch could
 //! then be overtaken, and order is kept per partition. For the same reason a batch that fails
