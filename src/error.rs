@@ -170,6 +170,22 @@ pub const KINDS: &[(&str, &str)] = &[
     ),
     ("kafka-error", "broker answered with a Kafka error code"),
     (
+        "message-too-large",
+        "broker refused a record larger than the topic's max.message.bytes (not retried)",
+    ),
+    (
+        "invalid-record",
+        "broker refused a record as invalid (INVALID_RECORD, e.g. a compacted topic without key)",
+    ),
+    (
+        "invalid-timestamp",
+        "broker refused a record whose timestamp is outside the topic's accepted range",
+    ),
+    (
+        "topic-authorization-failed",
+        "the broker does not allow this client the topic",
+    ),
+    (
         "protocol-error",
         "Kafka frame could not be encoded or decoded, or the answer breaks the protocol",
     ),

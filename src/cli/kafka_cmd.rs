@@ -42,6 +42,10 @@ pub struct ProduceArgs {
     /// Create the topic with this many partitions when it does not exist.
     #[arg(long)]
     pub create_partitions: Option<String>,
+    /// Turn the idempotent producer off (= -X enable.idempotence=false): a retry after a lost
+    /// connection may then store a batch twice.
+    #[arg(long)]
+    pub no_idempotence: bool,
     /// Kafka client property, librdkafka's name or ours, as in kcat: -X linger.ms=20,
     /// -X security.protocol=SASL_SSL -X sasl.username=u -X sasl.password.file=/run/secrets/kafka
     /// -X ssl.ca.location=ca.pem -X ssl.certificate.location=me.pem -X ssl.key.location=me.key
@@ -362,6 +366,10 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
             ("kafka.acks", a.acks.clone()),
             ("kafka.compression", a.compression.clone()),
             ("kafka.create_partitions", a.create_partitions.clone()),
+            (
+                "kafka.enable_idempotence",
+                a.no_idempotence.then(|| "false".to_string()),
+            ),
         ],
         &a.security,
         &a.property,

@@ -112,7 +112,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "kafka.enable_idempotence",
-        "true | false (default true; takes effect once the idempotent producer lands)",
+        "true | false (default true: idempotent producer, with acks=all; see the producer docs)",
     ),
     ("registry.urls", "comma-separated registry URLs"),
     ("registry.schema_cache", "offline schema cache directory"),

@@ -283,8 +283,8 @@ pub struct KafkaSettings {
     pub ssl_client_cert: Option<(PathBuf, PathBuf)>,
     /// Name verified in the broker certificates instead of the host of their address (TLS only).
     pub ssl_server_name: Option<String>,
-    /// `enable.idempotence` (default true). Stored only: takes effect once the idempotent producer
-    /// lands.
+    /// `enable.idempotence` (default true): the producer is idempotent (with `acks = all`), so a
+    /// retry never stores a batch twice.
     pub enable_idempotence: bool,
     /// Create an unknown topic with this many partitions (replication 1); `None`: the broker's
     /// auto-creation, or an error when it has none.

@@ -38,10 +38,11 @@ impl RecordSink for Producer {
 }
 
 /// The producer settings for the forwarder's `[kafka]` section (everything else at the producer's
-/// defaults). `enable_idempotence` is not passed on: the producer is not idempotent yet.
+/// defaults).
 pub fn producer_config(k: &KafkaSettings) -> ProducerConfig {
     let mut p = ProducerConfig::new(k.brokers.clone());
     p.acks = k.acks;
+    p.enable_idempotence = k.enable_idempotence;
     p.compression = k.compression;
     p.linger = k.linger;
     p.batch_size = k.batch_size;

@@ -228,13 +228,25 @@ impl KafkaError {
     }
 }
 
+/// The kind of a broker error code: its own kind for the codes that reject records for good
+/// (a caller dead-letters those records and goes on), `kafka-error` for the rest.
+fn kind_of_code(code: i16) -> &'static str {
+    match code {
+        10 /* MESSAGE_TOO_LARGE */ | 18 /* RECORD_LIST_TOO_LARGE */ => "message-too-large",
+        87 /* INVALID_RECORD */ => "invalid-record",
+        32 /* INVALID_TIMESTAMP */ => "invalid-timestamp",
+        29 /* TOPIC_AUTHORIZATION_FAILED */ => "topic-authorization-failed",
+        _ => "kafka-error",
+    }
+}
+
 impl ErrorKind for KafkaError {
     fn kind(&self) -> &'static str {
         match self {
             KafkaError::BrokerUnreachable { .. } => "broker-unreachable",
             KafkaError::Timeout { .. } => "timeout",
             KafkaError::Disconnected { .. } => "disconnected",
-            KafkaError::Kafka { .. } => "kafka-error",
+            KafkaError::Kafka { code, .. } => kind_of_code(*code),
             KafkaError::Protocol(_) => "protocol-error",
             KafkaError::Batch { source, .. } => source.kind(),
             KafkaError::Group(e) => e.kind(),
@@ -267,6 +279,17 @@ mod tests {
         assert!(e.to_string().contains("NotLeaderOrFollower"), "{e}");
         let fatal = KafkaError::from_code(10, "produce").unwrap(); // MESSAGE_TOO_LARGE
         assert!(!fatal.is_retriable());
+        assert_eq!(fatal.kind(), "message-too-large");
+        for (code, kind) in [
+            (18, "message-too-large"),
+            (87, "invalid-record"),
+            (32, "invalid-timestamp"),
+            (29, "topic-authorization-failed"),
+        ] {
+            let e = KafkaError::from_code(code, "produce t-0").unwrap();
+            assert_eq!(e.kind(), kind, "{e}");
+            assert!(!e.is_retriable(), "{e}");
+        }
         assert!(KafkaError::from_code(0, "x").is_none());
     }
 

@@ -18,6 +18,11 @@ use crate::kafka::record::{BatchBuilder, partition_for_key};
 pub(super) struct Batch {
     pub(super) builder: BatchBuilder,
     pub(super) outcome: Arc<Outcome>,
+    /// Index of this batch's first record in `outcome` (not 0 for the second part of a split).
+    pub(super) first: i32,
+    /// Producer id, epoch and base sequence once the idempotent producer gave it one; kept
+    /// across retries (that is what lets the broker drop a duplicate).
+    pub(super) seq: Option<(i64, i16, i32)>,
     pub(super) created: Instant,
     pub(super) deadline: Instant,
     pub(super) attempts: u32,
@@ -28,11 +33,24 @@ pub(super) struct Batch {
     pub(super) last_error: Option<KafkaError>,
 }
 
+impl Batch {
+    /// Complete every record of this batch with `r`.
+    pub(super) fn complete(&self, r: Result<Option<i64>, KafkaError>) {
+        self.outcome
+            .complete(self.first, self.builder.len() as i32, r);
+    }
+}
+
 #[derive(Default)]
 pub(super) struct PartQueue {
     pub(super) batches: VecDeque<Batch>,
     pub(super) in_flight: bool,
     pub(super) retry_at: Option<Instant>,
+    /// The next sequence number for a batch of this partition (idempotent producer).
+    pub(super) next_seq: i32,
+    /// The producer id and epoch `next_seq` counts for; another one (after an epoch bump or a
+    /// new producer id) restarts the sequence at 0.
+    pub(super) seq_owner: Option<(i64, i16)>,
 }
 
 pub(super) struct TopicState {
@@ -52,6 +70,7 @@ pub(super) struct State {
     pub(super) closed: bool,
     pub(super) in_flight_requests: usize,
     pub(super) stats: ProducerStats,
+    pub(super) idem: super::idempotence::Idem,
 }
 
 /// The record timestamp (CreateTime): the time the record joins a batch, from the crate's one clock
@@ -226,6 +245,8 @@ fn open_batch(
         q.batches.push_back(Batch {
             builder: BatchBuilder::new(),
             outcome: Arc::new(Outcome::default()),
+            first: 0,
+            seq: None,
             created: start,
             deadline,
             attempts: 0,

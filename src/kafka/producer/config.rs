@@ -81,6 +81,11 @@ pub struct ProducerConfig {
     pub brokers: Vec<String>,
     /// Acknowledgements to wait for (`acks`, default all).
     pub acks: Acks,
+    /// Idempotent producer (`enable.idempotence`, default true): the broker drops a batch it
+    /// already has when a retry sends it again. Takes effect with `acks = all` only; with acks 1
+    /// or 0 the producer is not idempotent (as Java's producer does when `enable.idempotence` is
+    /// left at its default).
+    pub enable_idempotence: bool,
     /// How long a batch waits for more records before it is sent.
     pub linger: Duration,
     /// A batch is sent once it reaches this many (uncompressed) bytes.
@@ -119,12 +124,13 @@ pub struct ProducerConfig {
 }
 
 impl ProducerConfig {
-    /// The defaults for these bootstrap brokers: acks all, linger 5 ms, 256 KiB batches, no
-    /// compression, 10 retries, 60 s delivery timeout, 1 MiB records, 4 MiB buffer.
+    /// The defaults for these bootstrap brokers: acks all, idempotent, linger 5 ms, 256 KiB
+    /// batches, no compression, 10 retries, 60 s delivery timeout, 1 MiB records, 4 MiB buffer.
     pub fn new<S: Into<String>>(brokers: impl IntoIterator<Item = S>) -> ProducerConfig {
         ProducerConfig {
             brokers: brokers.into_iter().map(Into::into).collect(),
             acks: Acks::All,
+            enable_idempotence: true,
             linger: Duration::from_millis(5),
             batch_size: 256 * 1024,
             compression: Compression::None,
@@ -144,6 +150,11 @@ impl ProducerConfig {
             buffer_memory: 4 * 1024 * 1024,
             metadata_max_age: Duration::from_secs(300),
         }
+    }
+
+    /// Whether the producer is idempotent: `enable_idempotence` with `acks = all`.
+    pub fn idempotent(&self) -> bool {
+        self.enable_idempotence && self.acks == Acks::All
     }
 
     pub(super) fn client_config(&self) -> ClientConfig {
@@ -187,6 +198,19 @@ mod tests {
         for a in [Acks::All, Acks::Leader, Acks::None] {
             assert_eq!(p(&a.to_string()).unwrap(), a);
         }
+    }
+
+    #[test]
+    fn idempotent_by_default_and_only_with_acks_all() {
+        let mut c = ProducerConfig::new(["b:9092"]);
+        assert!(c.enable_idempotence && c.idempotent());
+        for acks in [Acks::Leader, Acks::None] {
+            c.acks = acks;
+            assert!(!c.idempotent(), "{acks}");
+        }
+        c.acks = Acks::All;
+        c.enable_idempotence = false;
+        assert!(!c.idempotent());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! What a caller gets back for a record: [`Delivery`] (where it landed) and [`DeliveryHandle`]
-//! (a pending one), both read from the shared outcome of the record's batch.
+//! (a pending one), both read from the shared outcome of the record's batch. A batch split after
+//! MESSAGE_TOO_LARGE completes its outcome in parts (record ranges), so one record can fail
+//! alone while the others of its batch are delivered.
 //!
 //! Must not touch the producer's state: the sender completes an outcome once, handles only
 //! read (or wait for) it.
@@ -17,20 +19,44 @@ pub struct Delivery {
     pub offset: Option<i64>,
 }
 
-/// The shared fate of one batch.
+/// The result for the records `start..start + len` of a batch (its base offset, or the error).
+struct Part {
+    start: i32,
+    len: i32,
+    result: Result<Option<i64>, KafkaError>,
+}
+
+/// The shared fate of one batch as appended (the records of its later split parts included).
 #[derive(Default)]
 pub(super) struct Outcome {
-    result: Mutex<Option<Result<Option<i64>, KafkaError>>>,
+    parts: Mutex<Vec<Part>>,
     done: Condvar,
 }
 
 impl Outcome {
-    pub(super) fn complete(&self, r: Result<Option<i64>, KafkaError>) {
-        let mut g = self.result.lock().unwrap_or_else(|p| p.into_inner());
-        if g.is_none() {
-            *g = Some(r);
-        }
+    /// Complete records `start..start + len` (the first result for a record wins).
+    pub(super) fn complete(&self, start: i32, len: i32, r: Result<Option<i64>, KafkaError>) {
+        let mut g = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+        g.push(Part {
+            start,
+            len,
+            result: r,
+        });
         self.done.notify_all();
+    }
+
+    /// The result for record `index`, if its part is complete.
+    fn lookup(parts: &[Part], index: i32, partition: i32) -> Option<Result<Delivery, KafkaError>> {
+        let p = parts
+            .iter()
+            .find(|p| p.start <= index && index < p.start + p.len)?;
+        Some(match &p.result {
+            Ok(base) => Ok(Delivery {
+                partition,
+                offset: base.map(|b| b + (index - p.start) as i64),
+            }),
+            Err(e) => Err(e.clone()),
+        })
     }
 }
 
@@ -44,16 +70,10 @@ impl DeliveryHandle {
     /// Block until the record is acknowledged or failed.
     pub fn wait(self) -> Result<Delivery, KafkaError> {
         let (outcome, index) = self.outcome?;
-        let mut g = outcome.result.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = outcome.parts.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            if let Some(r) = g.as_ref() {
-                return match r {
-                    Ok(base) => Ok(Delivery {
-                        partition: self.partition,
-                        offset: base.map(|b| b + index as i64),
-                    }),
-                    Err(e) => Err(e.clone()),
-                };
+            if let Some(r) = Outcome::lookup(&g, index, self.partition) {
+                return r;
             }
             g = outcome.done.wait(g).unwrap_or_else(|p| p.into_inner());
         }
@@ -65,13 +85,38 @@ impl DeliveryHandle {
             Ok(o) => o,
             Err(e) => return Some(Err(e.clone())),
         };
-        let g = outcome.result.lock().unwrap_or_else(|p| p.into_inner());
-        g.as_ref().map(|r| match r {
-            Ok(base) => Ok(Delivery {
-                partition: self.partition,
-                offset: base.map(|b| b + *index as i64),
-            }),
-            Err(e) => Err(e.clone()),
-        })
+        let g = outcome.parts.lock().unwrap_or_else(|p| p.into_inner());
+        Outcome::lookup(&g, *index, self.partition)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(o: &Arc<Outcome>, index: i32) -> DeliveryHandle {
+        DeliveryHandle {
+            outcome: Ok((o.clone(), index)),
+            partition: 4,
+        }
+    }
+
+    /// A split batch completes in parts: each record gets its own part's offset or error.
+    #[test]
+    fn parts_complete_their_own_records() {
+        let o = Arc::new(Outcome::default());
+        assert!(handle(&o, 0).try_result().is_none());
+        o.complete(0, 2, Ok(Some(100)));
+        o.complete(3, 2, Ok(Some(102)));
+        let too_large = KafkaError::from_code(10, "produce t-4").unwrap();
+        o.complete(2, 1, Err(too_large));
+        let offsets: Vec<Option<i64>> = [0, 1, 3, 4]
+            .iter()
+            .map(|i| handle(&o, *i).wait().unwrap().offset)
+            .collect();
+        assert_eq!(offsets, [Some(100), Some(101), Some(102), Some(103)]);
+        let e = handle(&o, 2).wait().unwrap_err();
+        assert_eq!(crate::error::ErrorKind::kind(&e), "message-too-large");
+        assert!(handle(&o, 5).try_result().is_none());
     }
 }

@@ -11,8 +11,27 @@
 //! order is kept per partition. Retriable errors (NOT_LEADER_OR_FOLLOWER, timeouts, lost
 //! connections, ...) are retried with capped exponential backoff until `retries` or the batch's
 //! `delivery_timeout` runs out; metadata is refreshed when the error says leaders moved.
-//! Delivery is at-least-once: a retry after a lost connection may duplicate a batch (no
-//! idempotent producer).
+//!
+//! # Idempotence
+//! The producer is idempotent by default (`enable_idempotence`, with `acks = all`): it asks any
+//! broker for a producer id (InitProducerId), and every batch carries that id, its epoch and a
+//! sequence number per partition, kept when the batch is retried. A retry after a timeout or a
+//! lost connection therefore never duplicates records: the broker answers that it has the batch
+//! already (DUPLICATE_SEQUENCE_NUMBER counts as delivered). OUT_OF_ORDER_SEQUENCE_NUMBER and
+//! UNKNOWN_PRODUCER_ID bump the epoch and restart the partition's sequence (KIP-360, as Java's
+//! client does; see `idempotence.rs`). Still one batch in flight per partition (Java allows 5).
+//! With idempotence off (or acks 1/0) delivery is at-least-once: a retry after a lost connection
+//! may duplicate a batch.
+//!
+//! # Errors per record
+//! A broker error that no retry can fix fails the records of its batch, and only those: the
+//! records queued behind them in the partition go on. MESSAGE_TOO_LARGE (or
+//! RECORD_LIST_TOO_LARGE) for a batch of several records splits it in halves, sent again in
+//! order, until only a record that is too large on its own fails. Each record's result is a
+//! [`KafkaError`] whose kind (`ErrorKind::kind`) names the broker's reason:
+//! `message-too-large`, `invalid-record`, `invalid-timestamp`, `topic-authorization-failed`,
+//! otherwise `kafka-error` (with [`KafkaError::code`]); [`KafkaError::is_retriable`] is false for
+//! all of them.
 //!
 //! # Example
 //! ```no_run
@@ -55,6 +74,7 @@ use crate::registry::SubjectNameStrategy;
 mod accumulator;
 mod config;
 mod delivery;
+mod idempotence;
 mod sender;
 
 pub use crate::kafka::record::Compression;
@@ -169,6 +189,9 @@ impl Producer {
             ));
         }
         let client = Client::new(cfg.client_config())?;
+        if cfg.enable_idempotence && !cfg.idempotent() {
+            tracing::info!(acks = %cfg.acks, "idempotence is off: it needs acks=all");
+        }
         let (wake_tx, wake_rx) = smol::channel::bounded(1);
         let inner = Arc::new(Inner {
             cfg,

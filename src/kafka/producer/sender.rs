@@ -6,6 +6,15 @@
 //! metadata is refreshed when the error says leaders moved. A batch that could not be sent at all
 //! (its partition has no leader, or the leader does not accept a connection) goes back with the
 //! same backoff without using up `retries`, until its `delivery_timeout`: it stalls alone.
+//! An idempotent producer first gets its producer id, and stamps each batch with its sequence
+//! when taking it (`idempotence.rs`); DUPLICATE_SEQUENCE_NUMBER counts as delivered.
+//! MESSAGE_TOO_LARGE for a batch of several records puts its two halves back at the front of
+//! the partition instead of failing it; any other error no retry can fix fails that batch's
+//! records alone, and the partition goes on.
+//!
+//! One batch per partition in flight also because the connection gives no way to know that a
+//! request was written before the next one is: two batches of a partition could reach the broker
+//! out of order, and a broker accepts any first sequence from a producer it does not know yet.
 //!
 //! Must not take a second batch of a partition while one is in flight: a retried batch could
 //! then be overtaken, and order is kept per partition. For the same reason a batch that fails
@@ -23,8 +32,11 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::accumulator::{Batch, PartQueue};
-use super::{Acks, Inner};
+use super::{Acks, Inner, idempotence};
 use crate::kafka::{KafkaError, Target};
+
+/// Kafka's DUPLICATE_SEQUENCE_NUMBER: the broker already stored this batch.
+const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
 
 /// One batch taken for sending.
 struct Taken {
@@ -36,14 +48,19 @@ struct Taken {
 pub(super) async fn sender_loop(inner: Arc<Inner>, ex: Arc<smol::Executor<'static>>) {
     loop {
         let now = Instant::now();
-        let (taken, next_wake, finished) = take_ready(&inner, now);
+        let ready = take_ready(&inner, now);
         inner.progress.notify_all();
-        if finished {
+        if ready.finished {
             return;
         }
-        if !taken.is_empty() {
+        if ready.init {
+            ex.spawn(idempotence::init_producer_id(inner.clone()))
+                .detach();
+        }
+        if !ready.taken.is_empty() {
             let inner2 = inner.clone();
             let ex2 = ex.clone();
+            let taken = ready.taken;
             ex.spawn(async move {
                 dispatch(inner2.clone(), ex2, taken).await;
                 inner2.lock().in_flight_requests -= 1;
@@ -54,9 +71,9 @@ pub(super) async fn sender_loop(inner: Arc<Inner>, ex: Arc<smol::Executor<'stati
         }
         let closed = inner.lock().closed;
         if closed {
-            fail_unsent(&inner);
+            fail_unsent(&inner, &KafkaError::Closed);
         }
-        let wait = next_wake.saturating_duration_since(Instant::now());
+        let wait = ready.next_wake.saturating_duration_since(Instant::now());
         let rx = inner.wake_rx.clone();
         smol::future::or(
             async {
@@ -70,14 +87,32 @@ pub(super) async fn sender_loop(inner: Arc<Inner>, ex: Arc<smol::Executor<'stati
     }
 }
 
+/// What [`take_ready`] found.
+struct Ready {
+    /// Batches to send now.
+    taken: Vec<Taken>,
+    /// When to look again.
+    next_wake: Instant,
+    /// The producer is closed with nothing left to do.
+    finished: bool,
+    /// The idempotent producer needs a producer id: ask for one.
+    init: bool,
+}
+
 /// Under the state lock: fail batches whose delivery timeout passed and take every ready one
-/// (at most one per partition). Returns the taken batches, when to look again, and whether the
-/// producer is closed with nothing left to do.
-fn take_ready(inner: &Inner, now: Instant) -> (Vec<Taken>, Instant, bool) {
+/// (at most one per partition; an idempotent producer only once it has a producer id, each batch
+/// with its sequence).
+fn take_ready(inner: &Inner, now: Instant) -> Ready {
     let mut taken: Vec<Taken> = Vec::new();
     let mut expired: Vec<(Batch, usize)> = Vec::new();
     let mut next_wake = now + Duration::from_secs(1);
-    let mut st = inner.lock();
+    let mut guard = inner.lock();
+    let idempotent = inner.cfg.idempotent();
+    let init = idempotent && idempotence::start_init(&mut guard, now);
+    if let Some(at) = idempotence::init_retry_at(&guard) {
+        next_wake = next_wake.min(at);
+    }
+    let st = &mut *guard;
     let flushing = st.flushing > 0 || st.closed;
     let linger = inner.cfg.linger;
     for (name, ts) in st.topics.iter_mut() {
@@ -88,6 +123,10 @@ fn take_ready(inner: &Inner, now: Instant) -> (Vec<Taken>, Instant, bool) {
             // Fail batches whose delivery timeout passed (never one in flight).
             while q.batches.front().is_some_and(|b| b.deadline <= now) {
                 if let Some(b) = q.batches.pop_front() {
+                    if b.seq.is_some() {
+                        // It may be stored or not: the sequence cannot be trusted any more.
+                        idempotence::reset_partition(&mut st.idem, q, name, p as i32);
+                    }
                     let n = b.builder.len();
                     expired.push((b, n));
                 }
@@ -109,15 +148,21 @@ fn take_ready(inner: &Inner, now: Instant) -> (Vec<Taken>, Instant, bool) {
                 next_wake = next_wake.min(ready_at);
                 continue;
             }
-            if let Some(mut b) = q.batches.pop_front() {
-                b.sealed = true;
-                q.in_flight = true;
-                taken.push(Taken {
-                    topic: name.clone(),
-                    partition: p as i32,
-                    batch: b,
-                });
+            let Some(mut b) = q.batches.pop_front() else {
+                continue;
+            };
+            if idempotent && !idempotence::stamp(&st.idem, q, &mut b) {
+                // No producer id yet: wait (woken when InitProducerId answers).
+                q.batches.push_front(b);
+                continue;
             }
+            b.sealed = true;
+            q.in_flight = true;
+            taken.push(Taken {
+                topic: name.clone(),
+                partition: p as i32,
+                batch: b,
+            });
         }
     }
     // Completed under the state lock (lock order: state, then outcome), so `flush`
@@ -126,11 +171,13 @@ fn take_ready(inner: &Inner, now: Instant) -> (Vec<Taken>, Instant, bool) {
         st.buffered = st.buffered.saturating_sub(b.builder.size());
         st.unfinished = st.unfinished.saturating_sub(n);
         st.stats.failed += n as u64;
-        let err = b.last_error.clone().unwrap_or(KafkaError::Timeout {
-            what: "record delivery".into(),
-            after: inner.cfg.delivery_timeout,
-        });
-        b.outcome.complete(Err(err));
+        let err = (b.last_error.clone())
+            .or_else(|| st.idem.init_error.clone())
+            .unwrap_or(KafkaError::Timeout {
+                what: "record delivery".into(),
+                after: inner.cfg.delivery_timeout,
+            });
+        b.complete(Err(err));
     }
     if !taken.is_empty() {
         st.in_flight_requests += 1;
@@ -141,11 +188,17 @@ fn take_ready(inner: &Inner, now: Instant) -> (Vec<Taken>, Instant, bool) {
             .topics
             .values()
             .all(|t| t.parts.iter().all(|q| q.batches.is_empty() && !q.in_flight));
-    (taken, next_wake, finished)
+    Ready {
+        taken,
+        next_wake,
+        finished,
+        init,
+    }
 }
 
-/// After `close`: fail what can no longer be sent (flush already had its chance), then finish.
-fn fail_unsent(inner: &Inner) {
+/// Fail every batch that is not in flight with `e`: after `close` (flush already had its
+/// chance), or when the idempotent producer cannot get a producer id for good.
+pub(super) fn fail_unsent(inner: &Inner, e: &KafkaError) {
     let mut leftover = Vec::new();
     {
         let mut st = inner.lock();
@@ -158,7 +211,7 @@ fn fail_unsent(inner: &Inner) {
             st.buffered = st.buffered.saturating_sub(b.builder.size());
             st.unfinished = st.unfinished.saturating_sub(b.builder.len());
             st.stats.failed += b.builder.len() as u64;
-            b.outcome.complete(Err(KafkaError::Closed));
+            b.complete(Err(e.clone()));
         }
     }
     inner.progress.notify_all();
@@ -182,7 +235,7 @@ fn fail_queued_behind(inner: &Inner, topic: &str, partition: i32, e: &KafkaError
             st.buffered = st.buffered.saturating_sub(b.builder.size());
             st.unfinished = st.unfinished.saturating_sub(b.builder.len());
             st.stats.failed += b.builder.len() as u64;
-            b.outcome.complete(Err(e.clone()));
+            b.complete(Err(e.clone()));
         }
     }
     inner.progress.notify_all();
@@ -342,6 +395,11 @@ fn complete_from_response(inner: &Inner, ok: Vec<Taken>, resp: &ProduceResponse)
                 "no produce response for {}-{}",
                 t.topic, t.partition
             ))),
+            // The broker has this batch already (a retry of one it stored): delivered.
+            Some(p) if p.error_code == DUPLICATE_SEQUENCE_NUMBER => {
+                tracing::debug!(topic = %t.topic, partition = t.partition, "duplicate batch dropped by the broker");
+                Ok((p.base_offset >= 0).then_some(p.base_offset))
+            }
             Some(p) if p.error_code != 0 => {
                 let msg = p
                     .error_message
@@ -384,12 +442,19 @@ fn finish_as(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>, sent
         if e.needs_metadata_refresh() {
             inner.client.invalidate(&topic);
         }
+        if too_large(e) && batch.builder.len() > 1 {
+            split(inner, &topic, partition, batch);
+            return;
+        }
+        // OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID: the broker's idea of this
+        // partition's sequence differs from ours; a new epoch, sequence 0, and try again.
+        let resequence = batch.seq.is_some() && matches!(e.code(), Some(45 | 59));
         let backoff = crate::kafka::client::backoff(
             cfg.retry_backoff,
             cfg.retry_backoff_max,
             batch.attempts + batch.stalls,
         );
-        let retry = e.is_retriable()
+        let retry = (e.is_retriable() || resequence)
             && (!sent || batch.attempts < cfg.retries)
             && Instant::now() + backoff < batch.deadline;
         if retry {
@@ -402,15 +467,19 @@ fn finish_as(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>, sent
             batch.last_error = Some(e.clone());
             let mut st = inner.lock();
             st.stats.retried_batches += 1;
+            let st = &mut *st;
             if let Some(q) = st
                 .topics
                 .get_mut(&topic)
                 .and_then(|ts| ts.parts.get_mut(partition as usize))
             {
+                if resequence {
+                    idempotence::reset_partition(&mut st.idem, q, &topic, partition);
+                    idempotence::unstamp(&mut batch);
+                }
                 q.batches.push_front(batch);
                 q.in_flight = false;
                 q.retry_at = Some(Instant::now() + backoff);
-                drop(st);
                 inner.wake();
                 return;
             }
@@ -434,19 +503,71 @@ fn finish_as(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>, sent
             st.stats.failed += n as u64;
         }
     }
-    batch.outcome.complete(res);
+    batch.complete(res);
     {
         let mut st = inner.lock();
+        let st = &mut *st;
         if let Some(q) = st
             .topics
             .get_mut(&topic)
             .and_then(|ts| ts.parts.get_mut(partition as usize))
         {
             q.in_flight = false;
+            if !ok && batch.seq.is_some() {
+                // Failed for good with a sequence: stored or not, the next batch cannot follow
+                // it; Java bumps the epoch here too.
+                idempotence::reset_partition(&mut st.idem, q, &topic, partition);
+            }
         }
         st.buffered = st.buffered.saturating_sub(size);
         st.unfinished = st.unfinished.saturating_sub(n);
     }
     inner.progress.notify_all();
+    inner.wake();
+}
+
+/// MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE: the batch (or one of its records) is over the
+/// broker's or the topic's limit.
+fn too_large(e: &KafkaError) -> bool {
+    matches!(e.code(), Some(10 | 18))
+}
+
+/// A batch of several records the broker refused as too large: split it in two halves that go
+/// back to the front of the partition, in order, to be sent (and sequenced) again. Repeated, only
+/// a single record that is too large on its own fails.
+fn split(inner: &Inner, topic: &str, partition: i32, mut batch: Batch) {
+    let n = batch.builder.len();
+    let tail = batch.builder.split_off(n / 2);
+    tracing::info!(
+        topic,
+        partition,
+        records = n,
+        "batch too large for the broker; splitting it"
+    );
+    let mut st = inner.lock();
+    let Some(q) = st
+        .topics
+        .get_mut(topic)
+        .and_then(|ts| ts.parts.get_mut(partition as usize))
+    else {
+        return;
+    };
+    idempotence::rewind(q, &mut batch);
+    let second = Batch {
+        builder: tail,
+        outcome: batch.outcome.clone(),
+        first: batch.first + (n / 2) as i32,
+        seq: None,
+        created: batch.created,
+        deadline: batch.deadline,
+        attempts: batch.attempts,
+        stalls: batch.stalls,
+        sealed: true,
+        last_error: batch.last_error.clone(),
+    };
+    q.batches.push_front(second);
+    q.batches.push_front(batch);
+    q.in_flight = false;
+    drop(st);
     inner.wake();
 }

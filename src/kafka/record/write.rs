@@ -1,5 +1,7 @@
 //! Writing record batches (v2): appended record by record, no per-record allocation, then
-//! finished with its header, (compressed) records and CRC-32C.
+//! finished with its header, (compressed) records and CRC-32C. An idempotent producer stamps
+//! its producer id, epoch and base sequence into the header ([`BatchBuilder::set_producer`]); a
+//! batch the broker refuses as too large is split in two ([`BatchBuilder::split_off`]).
 //!
 //! Must not do I/O.
 
@@ -50,6 +52,34 @@ pub struct BatchBuilder {
     count: i32,
     base_ts: i64,
     max_ts: i64,
+    /// Producer id, epoch and base sequence for the header; `None`: not idempotent (-1s).
+    producer: Option<(i64, i16, i32)>,
+}
+
+fn get_uvarint(buf: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, b) in buf.iter().enumerate().take(10) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+fn get_varint(buf: &[u8]) -> Option<(i64, usize)> {
+    get_uvarint(buf).map(|(u, n)| (((u >> 1) as i64) ^ -((u & 1) as i64), n))
+}
+
+/// One record as appended: its timestamp delta and the bytes after the offset delta (key,
+/// value, headers). `None` if the bytes are not a record this builder wrote.
+fn next_record(buf: &[u8]) -> Option<(i64, &[u8], usize)> {
+    let (len, n) = get_varint(buf)?;
+    let end = n.checked_add(usize::try_from(len).ok()?)?;
+    let body = buf.get(n..end)?;
+    let (ts_delta, a) = get_varint(body.get(1..)?)?;
+    let (_, b) = get_varint(body.get(1 + a..)?)?;
+    Some((ts_delta, body.get(1 + a + b..)?, end))
 }
 
 impl BatchBuilder {
@@ -79,6 +109,40 @@ impl BatchBuilder {
         key.map_or(1, |k| k.len() + 5) + value.len() + 5 + h + 25
     }
 
+    /// Stamp the idempotent producer's id, epoch and this batch's base sequence into the header
+    /// (`None`: -1, -1, -1, a batch of a producer that is not idempotent).
+    pub fn set_producer(&mut self, producer: Option<(i64, i16, i32)>) {
+        self.producer = producer;
+    }
+
+    /// Split the batch in two: this one keeps records `0..at`, the returned one has the rest,
+    /// with their timestamps, keys, values and headers unchanged (offset deltas renumbered).
+    /// The producer fields are cleared on both (a split batch is sequenced anew).
+    pub fn split_off(&mut self, at: usize) -> BatchBuilder {
+        let mut pos = 0;
+        let mut kept = 0;
+        let mut max_ts = self.base_ts;
+        while kept < at {
+            let Some((ts_delta, _, len)) = self.records.get(pos..).and_then(next_record) else {
+                break;
+            };
+            max_ts = max_ts.max(self.base_ts + ts_delta);
+            pos += len;
+            kept += 1;
+        }
+        let tail = self.records.split_off(pos);
+        let mut other = BatchBuilder::new();
+        let mut at_byte = 0;
+        while let Some((ts_delta, rest, len)) = tail.get(at_byte..).and_then(next_record) {
+            other.push_record(self.base_ts + ts_delta, rest);
+            at_byte += len;
+        }
+        self.count = kept as i32;
+        self.max_ts = max_ts;
+        self.producer = None;
+        other
+    }
+
     /// Append one record with its timestamp (ms since the epoch).
     pub fn append(
         &mut self,
@@ -87,11 +151,7 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[(String, Vec<u8>)],
     ) {
-        if self.count == 0 {
-            self.base_ts = timestamp;
-            self.max_ts = timestamp;
-        }
-        self.max_ts = self.max_ts.max(timestamp);
+        self.start_record(timestamp);
         let ts_delta = timestamp - self.base_ts;
         let offset_delta = self.count as i64;
         let mut body_len = 1 + varint_len(ts_delta) + varint_len(offset_delta);
@@ -117,6 +177,30 @@ impl BatchBuilder {
         self.count += 1;
     }
 
+    fn start_record(&mut self, timestamp: i64) {
+        if self.count == 0 {
+            self.base_ts = timestamp;
+            self.max_ts = timestamp;
+        }
+        self.max_ts = self.max_ts.max(timestamp);
+    }
+
+    /// Append a record whose key, value and headers are already encoded (`rest`).
+    fn push_record(&mut self, timestamp: i64, rest: &[u8]) {
+        self.start_record(timestamp);
+        let ts_delta = timestamp - self.base_ts;
+        let offset_delta = self.count as i64;
+        let body_len = 1 + varint_len(ts_delta) + varint_len(offset_delta) + rest.len();
+        let r = &mut self.records;
+        r.reserve(body_len + 5);
+        put_varint(r, body_len as i64);
+        r.push(0); // attributes
+        put_varint(r, ts_delta);
+        put_varint(r, offset_delta);
+        r.extend_from_slice(rest);
+        self.count += 1;
+    }
+
     /// Finish the batch: header, (compressed) records, CRC-32C.
     pub fn finish(&self, compression: Compression) -> Result<Vec<u8>, KafkaError> {
         let mut out = Vec::with_capacity(self.size());
@@ -130,9 +214,10 @@ impl BatchBuilder {
         out.put_i32(self.count.saturating_sub(1)); // last offset delta
         out.put_i64(self.base_ts);
         out.put_i64(self.max_ts);
-        out.put_i64(-1); // producer id
-        out.put_i16(-1); // producer epoch
-        out.put_i32(-1); // base sequence
+        let (producer_id, epoch, base_sequence) = self.producer.unwrap_or((-1, -1, -1));
+        out.put_i64(producer_id);
+        out.put_i16(epoch);
+        out.put_i32(base_sequence);
         out.put_i32(self.count);
         compression.compress_into(&self.records, &mut out)?;
         let batch_len = (out.len() - 12) as i32;
@@ -212,5 +297,62 @@ mod tests {
                 assert_eq!(r.headers, vec![("n".to_string(), Some(n))]);
             }
         }
+    }
+
+    /// The header carries the producer id, epoch and base sequence at Kafka's byte positions.
+    #[test]
+    fn producer_fields_land_in_the_header() {
+        let mut b = BatchBuilder::new();
+        b.append(1, None, Some(b"v"), &[]);
+        let plain = b.finish(Compression::None).unwrap();
+        assert_eq!(&plain[43..57], &[0xff; 14]);
+        b.set_producer(Some((0x0102_0304_0506_0708, 9, 77)));
+        let out = b.finish(Compression::None).unwrap();
+        assert_eq!(
+            i64::from_be_bytes(out[43..51].try_into().unwrap()),
+            0x0102_0304_0506_0708
+        );
+        assert_eq!(i16::from_be_bytes(out[51..53].try_into().unwrap()), 9);
+        assert_eq!(i32::from_be_bytes(out[53..57].try_into().unwrap()), 77);
+        assert_eq!(
+            avro_edge_testkit::decode_batches(Bytes::from(out))
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    /// Split halves hold the records in order with their timestamps, keys, values and headers.
+    #[test]
+    fn split_keeps_every_record_in_order() {
+        let mut b = BatchBuilder::new();
+        let headers = vec![("h".to_string(), b"x".to_vec())];
+        for i in 0..5i64 {
+            let v = vec![i as u8; 10 + i as usize * 200];
+            b.append(1_000 + 7 * i, Some(&[i as u8]), Some(&v), &headers);
+        }
+        b.set_producer(Some((5, 0, 10)));
+        let tail = b.split_off(2);
+        assert_eq!((b.len(), tail.len()), (2, 3));
+        assert_eq!(b.producer, None);
+        let mut all = Vec::new();
+        for part in [&b, &tail] {
+            let bytes = part.finish(Compression::Gzip).unwrap();
+            let recs = avro_edge_testkit::decode_batches(Bytes::from(bytes)).unwrap();
+            for (j, r) in recs.iter().enumerate() {
+                assert_eq!(r.offset, j as i64);
+            }
+            all.extend(recs);
+        }
+        for (i, r) in all.iter().enumerate() {
+            assert_eq!(r.timestamp, 1_000 + 7 * i as i64);
+            assert_eq!(r.key.as_deref(), Some(&[i as u8][..]));
+            assert_eq!(r.value.as_ref().map(|v| v.len()), Some(10 + i * 200));
+            assert_eq!(r.headers.len(), 1);
+        }
+        let mut one = BatchBuilder::new();
+        one.append(3, None, Some(b"v"), &[]);
+        let rest = one.split_off(1);
+        assert_eq!((one.len(), rest.len()), (1, 0));
     }
 }

@@ -1,0 +1,181 @@
+//! The idempotent producer's bookkeeping, as Kafka's Java client does it: a producer id and
+//! epoch from InitProducerId (asked of any broker, retriable errors retried with backoff), a
+//! sequence number per partition stamped into each batch when it is first taken for sending and
+//! kept across its retries (so the broker drops a batch it already has instead of storing it
+//! twice), and the recovery of KIP-360: when a partition's sequence can no longer be trusted (the
+//! broker answered OUT_OF_ORDER_SEQUENCE_NUMBER or UNKNOWN_PRODUCER_ID, or a batch with a
+//! sequence failed for good, so it may or may not be stored), the epoch is bumped locally and that
+//! partition starts again at sequence 0. Other partitions move to the new epoch, at sequence 0,
+//! with their next new batch (a batch already sequenced keeps its epoch for its retries). When
+//! the epoch is exhausted a new producer id is fetched.
+//!
+//! Must not send Produce requests or complete batches: the sender does both; this module only
+//! says which id, epoch and sequence a batch carries.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kafka_protocol::messages::InitProducerIdRequest;
+
+use super::Inner;
+use super::accumulator::{Batch, PartQueue, State};
+use crate::kafka::{KafkaError, Target};
+
+/// Producer id state, under the producer's state lock.
+#[derive(Default)]
+pub(super) struct Idem {
+    /// Producer id and epoch; `None` until InitProducerId answered (or after the epoch ran out).
+    pub(super) producer: Option<(i64, i16)>,
+    init_running: bool,
+    init_retry_at: Option<Instant>,
+    init_attempts: u32,
+    /// Why the last InitProducerId failed: the error of batches that time out waiting for an id.
+    pub(super) init_error: Option<KafkaError>,
+}
+
+/// Java's `DefaultRecordBatch.incrementSequence`: sequences wrap to 0 after `i32::MAX`.
+fn incremented(seq: i32, by: i32) -> i32 {
+    if seq > i32::MAX - by {
+        by - (i32::MAX - seq) - 1
+    } else {
+        seq + by
+    }
+}
+
+/// Give `b` its producer id, epoch and base sequence if it has none yet; `false` while there is
+/// no producer id (the batch must wait). A partition whose sequence belongs to another id or
+/// epoch starts again at 0.
+pub(super) fn stamp(idem: &Idem, q: &mut PartQueue, b: &mut Batch) -> bool {
+    if b.seq.is_some() {
+        return true;
+    }
+    let Some(owner) = idem.producer else {
+        return false;
+    };
+    if q.seq_owner != Some(owner) {
+        q.next_seq = 0;
+        q.seq_owner = Some(owner);
+    }
+    let seq = (owner.0, owner.1, q.next_seq);
+    q.next_seq = incremented(q.next_seq, b.builder.len() as i32);
+    b.seq = Some(seq);
+    b.builder.set_producer(Some(seq));
+    true
+}
+
+/// Drop a batch's sequence (it is sequenced again when next taken).
+pub(super) fn unstamp(b: &mut Batch) {
+    b.seq = None;
+    b.builder.set_producer(None);
+}
+
+/// A batch just taken back (split after MESSAGE_TOO_LARGE, which the broker did not store):
+/// its sequence range is free again, so the partition's next sequence returns to its base.
+pub(super) fn rewind(q: &mut PartQueue, b: &mut Batch) {
+    if let Some((id, epoch, base)) = b.seq
+        && q.seq_owner == Some((id, epoch))
+    {
+        q.next_seq = base;
+    }
+    unstamp(b);
+}
+
+/// KIP-360 for an idempotent producer: bump the epoch (locally, as Java does; a new producer id
+/// when the epoch is exhausted) and restart this partition's sequence at 0.
+pub(super) fn reset_partition(idem: &mut Idem, q: &mut PartQueue, topic: &str, partition: i32) {
+    let before = idem.producer;
+    idem.producer = match before {
+        Some((id, epoch)) if epoch < i16::MAX => Some((id, epoch + 1)),
+        _ => None,
+    };
+    q.seq_owner = None;
+    tracing::info!(topic, partition, ?before, after = ?idem.producer, "bumped the producer epoch; the partition's sequence restarts at 0");
+}
+
+/// Whether the sender should ask for a producer id now (none, none asked, backoff over, and
+/// records waiting); marks the request as running.
+pub(super) fn start_init(st: &mut State, now: Instant) -> bool {
+    let idem = &st.idem;
+    if idem.producer.is_some() || idem.init_running || idem.init_retry_at.is_some_and(|t| t > now) {
+        return false;
+    }
+    let waiting = st
+        .topics
+        .values()
+        .any(|t| t.parts.iter().any(|q| !q.batches.is_empty()));
+    if waiting {
+        st.idem.init_running = true;
+    }
+    waiting
+}
+
+/// When the sender should look again for a producer id retry.
+pub(super) fn init_retry_at(st: &State) -> Option<Instant> {
+    (st.idem.producer.is_none() && !st.idem.init_running)
+        .then_some(st.idem.init_retry_at)
+        .flatten()
+}
+
+async fn ask_producer_id(inner: &Inner) -> Result<(i64, i16), KafkaError> {
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(i32::MAX);
+    let conn = inner.client.conn(&Target::Any).await?;
+    let resp = conn.request(&req).await?;
+    match KafkaError::from_code(resp.error_code, "InitProducerId") {
+        Some(e) => Err(e),
+        None => Ok((resp.producer_id.0, resp.producer_epoch)),
+    }
+}
+
+/// Ask any broker for a producer id. A retriable failure is tried again after a backoff; any
+/// other fails the records waiting for an id (later records ask again).
+pub(super) async fn init_producer_id(inner: Arc<Inner>) {
+    let res = ask_producer_id(&inner).await;
+    let cfg = &inner.cfg;
+    let failed = {
+        let mut st = inner.lock();
+        let idem = &mut st.idem;
+        idem.init_running = false;
+        match res {
+            Ok(p) => {
+                tracing::info!(producer_id = p.0, epoch = p.1, "idempotent producer id");
+                idem.producer = Some(p);
+                idem.init_attempts = 0;
+                idem.init_error = None;
+                None
+            }
+            Err(e) => {
+                let backoff = crate::kafka::client::backoff(
+                    cfg.retry_backoff,
+                    cfg.retry_backoff_max,
+                    idem.init_attempts,
+                );
+                idem.init_attempts = idem.init_attempts.saturating_add(1);
+                idem.init_retry_at = Some(Instant::now() + backoff);
+                idem.init_error = Some(e.clone());
+                tracing::warn!(error = %e, kind = crate::error::ErrorKind::kind(&e), "InitProducerId failed");
+                (!e.is_retriable()).then_some(e)
+            }
+        }
+    };
+    if let Some(e) = failed {
+        super::sender::fail_unsent(&inner, &e);
+    }
+    inner.progress.notify_all();
+    inner.wake();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequences_wrap_like_java() {
+        assert_eq!(incremented(0, 5), 5);
+        assert_eq!(incremented(i32::MAX - 5, 5), i32::MAX);
+        assert_eq!(incremented(i32::MAX - 4, 5), 0);
+        assert_eq!(incremented(i32::MAX, 1), 0);
+        assert_eq!(incremented(i32::MAX - 1, 10), 8);
+    }
+}
