@@ -345,7 +345,14 @@ async fn produce_to(inner: Arc<Inner>, leader: i32, batches: Vec<Taken>) {
     }
     match conn.request_at(&req, version).await {
         Err(e) => {
+            // A timeout: the leader may be hung (its sockets open; the reconnect's handshake
+            // will tell), or waiting for a hung follower; the metadata refresh finds a new
+            // leader once the controller fences a hung broker. (A produce timeout alone does
+            // not make a broker suspect: with acks=all it may be another broker's fault.)
             for t in ok {
+                if matches!(e, KafkaError::Timeout { .. }) {
+                    inner.client.invalidate(&t.topic);
+                }
                 finish(&inner, t, Err(e.clone()));
             }
         }
