@@ -465,6 +465,75 @@ fn leader_killed_mid_produce_loses_and_duplicates_nothing() {
     assert_eq!((lost, dups), (0, 0));
 }
 
+/// Up to 5 batches per partition in flight (the idempotent default) while the leader of
+/// partition 0 is SIGKILLed mid-stream: every id stored once, and each partition holds its ids
+/// in the order they were enqueued (so every key's records are in order; 40 keys, each spread
+/// over the whole stream). Batches behind a failed one come back with OUT_OF_ORDER_SEQUENCE_NUMBER
+/// or a lost connection and go again behind it.
+#[test]
+#[ignore = "needs Apache Kafka (3-node cluster)"]
+fn five_in_flight_keep_order_per_partition_through_a_leader_kill() {
+    let mut c = cluster(KafkaOpts::default());
+    let bootstrap = c.bootstrap();
+    let topic = unique_topic("idem-order");
+    let mut cfg = config(&bootstrap, 3, 3);
+    cfg.linger = Duration::from_millis(1);
+    cfg.batch_size = 2 * 1024;
+    cfg.retries = 1000;
+    cfg.delivery_timeout = Duration::from_secs(120);
+    assert_eq!(cfg.in_flight_per_partition(), 5);
+    let p = Producer::connect(cfg).unwrap();
+    assert_eq!(p.partitions(&topic).unwrap(), 3);
+    let leader = c.leader(&topic, 0).unwrap().expect("leader");
+    let n = 40_000u64;
+    let mut killed_at = None;
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            if i == n / 3 {
+                c.kill(c.index_of(leader).unwrap()).unwrap();
+                killed_at = Some(Instant::now());
+                eprintln!("killed node {leader} (leader of {topic}-0) after {i} records enqueued");
+            }
+            if i % 2000 == 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let key = format!("k{}", i % 40);
+            (
+                i,
+                p.enqueue(&topic, Some(key.as_bytes()), format!("id-{i}").as_bytes()),
+            )
+        })
+        .collect();
+    let killed_at = killed_at.expect("killed");
+    let mut kill_to_ack = None;
+    for (i, h) in handles {
+        let d = h.wait().unwrap_or_else(|e| panic!("record {i}: {e}"));
+        if i >= n / 3 && d.partition == 0 && kill_to_ack.is_none() {
+            kill_to_ack = Some(killed_at.elapsed());
+        }
+    }
+    let stats = p.stats();
+    p.close().unwrap();
+    let (lost, dups) = count_ids(&c, &topic, 3, n);
+    let mut out_of_order = 0;
+    for part in 0..3 {
+        let ids: Vec<u64> = stored_on_cluster(&c, &topic, part)
+            .iter()
+            .map(|r| id_of(r.value.as_deref().unwrap_or_default()))
+            .collect();
+        out_of_order += ids.windows(2).filter(|w| w[0] >= w[1]).count();
+    }
+    eprintln!(
+        "5 in flight, leader kill: {n} records, {lost} lost, {dups} duplicates, {out_of_order} \
+         out of order; kill -> next ack on partition 0 (upper bound): {kill_to_ack:?}; {stats:?}"
+    );
+    assert!(
+        stats.peak_in_flight > 1,
+        "never more than one batch in flight: {stats:?}"
+    );
+    assert_eq!((lost, dups, out_of_order), (0, 0, 0));
+}
+
 /// The leader of partition 0 SIGSTOPped (a hung broker: its sockets stay open, TCP connects
 /// still succeed) while records stream in, with a 3 s request timeout: the produce request times
 /// out, the broker becomes suspect, metadata is asked of the other brokers, and once the

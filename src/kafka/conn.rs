@@ -274,6 +274,14 @@ impl Conn {
         req: &R,
         version: i16,
     ) -> Result<R::Response, KafkaError> {
+        self.send_at(req, version).await?.response(self).await
+    }
+
+    /// Write `req` at `version` and return once its frame is on the socket, with a handle on the
+    /// response. Requests written one after the other on a connection reach the broker in that
+    /// order (Kafka answers them in order too): the producer keeps several batches of a partition
+    /// in flight this way.
+    pub async fn send_at<R: Request>(&self, req: &R, version: i16) -> Result<Sent<R>, KafkaError> {
         self.reauthenticate_if_due().await?;
         let (corr, frame) = self.encode(req, version)?;
         let (tx, rx) = smol::channel::bounded(1);
@@ -282,25 +290,12 @@ impl Conn {
             self.unregister(corr);
             return Err(e);
         }
-        let got = with_timeout(self.request_timeout, rx.recv()).await;
-        let body = match got {
-            None => {
-                self.unregister(corr);
-                self.close("request timed out");
-                return Err(KafkaError::Timeout {
-                    what: format!("API key {} request to {}", R::KEY, self.addr()),
-                    after: self.request_timeout,
-                });
-            }
-            Some(Err(_)) => {
-                return Err(KafkaError::Disconnected {
-                    broker: self.addr().to_string(),
-                    reason: "reader stopped".into(),
-                });
-            }
-            Some(Ok(r)) => r?,
-        };
-        decode_response::<R>(body, version)
+        Ok(Sent {
+            corr,
+            version,
+            rx,
+            _req: std::marker::PhantomData,
+        })
     }
 
     /// Send a request that gets no response (Produce with acks=0). Any answer the broker sends
@@ -426,6 +421,39 @@ impl Conn {
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
         Ok(())
+    }
+}
+
+/// A request whose frame was written: [`Sent::response`] waits for its answer.
+pub struct Sent<R> {
+    corr: i32,
+    version: i16,
+    rx: smol::channel::Receiver<Result<Bytes, KafkaError>>,
+    _req: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: Request> Sent<R> {
+    /// Wait for the answer, bounded by the request timeout (counted from now); a timeout closes
+    /// `conn` (the one it was sent on), failing its other waiters.
+    pub async fn response(self, conn: &Conn) -> Result<R::Response, KafkaError> {
+        let body = match with_timeout(conn.request_timeout, self.rx.recv()).await {
+            None => {
+                conn.unregister(self.corr);
+                conn.close("request timed out");
+                return Err(KafkaError::Timeout {
+                    what: format!("API key {} request to {}", R::KEY, conn.addr()),
+                    after: conn.request_timeout,
+                });
+            }
+            Some(Err(_)) => {
+                return Err(KafkaError::Disconnected {
+                    broker: conn.addr().to_string(),
+                    reason: "reader stopped".into(),
+                });
+            }
+            Some(Ok(r)) => r?,
+        };
+        decode_response::<R>(body, self.version)
     }
 }
 

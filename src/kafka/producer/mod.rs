@@ -104,6 +104,8 @@ pub struct ProducerStats {
     pub failed: u64,
     /// Batch sends that were retried.
     pub retried_batches: u64,
+    /// Most batches of one partition in flight at once so far (`max_in_flight` bounds it).
+    pub peak_in_flight: u64,
 }
 
 struct Inner {
@@ -187,6 +189,13 @@ impl Producer {
             return Err(KafkaError::Config(
                 "batch_size and buffer_memory must be > 0".into(),
             ));
+        }
+        if let Some(n) = cfg.max_in_flight
+            && (n == 0 || (cfg.idempotent() && n > 5))
+        {
+            return Err(KafkaError::Config(format!(
+                "max_in_flight {n}: must be 1 to 5 for an idempotent producer (at least 1 otherwise)"
+            )));
         }
         let client = Client::new(cfg.client_config())?;
         if cfg.enable_idempotence && !cfg.idempotent() {

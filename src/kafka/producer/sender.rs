@@ -31,7 +31,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::accumulator::{Batch, PartQueue};
+use super::accumulator::{Batch, PartQueue, landed};
 use super::{Acks, Inner, idempotence};
 use crate::kafka::{KafkaError, Target};
 
@@ -115,13 +115,15 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
     let st = &mut *guard;
     let flushing = st.flushing > 0 || st.closed;
     let linger = inner.cfg.linger;
+    let max_in_flight = inner.cfg.in_flight_per_partition();
+    let mut peak = 0;
     for (name, ts) in st.topics.iter_mut() {
         for (p, q) in ts.parts.iter_mut().enumerate() {
-            if q.in_flight {
+            if q.writing.is_some() || q.in_flight.len() >= max_in_flight {
                 continue;
             }
-            // Fail batches whose delivery timeout passed (never one in flight).
-            while q.batches.front().is_some_and(|b| b.deadline <= now) {
+            // Fail batches whose delivery timeout passed (not while others are in flight).
+            while q.in_flight.is_empty() && q.batches.front().is_some_and(|b| b.deadline <= now) {
                 if let Some(b) = q.batches.pop_front() {
                     if b.seq.is_some() {
                         // It may be stored or not: the sequence cannot be trusted any more.
@@ -134,6 +136,11 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
             let Some(front) = q.batches.front() else {
                 continue;
             };
+            // A batch back for a retry goes again only once the batches sent before it are done
+            // (they come back too and go again behind it, in order).
+            if front.last_error.is_some() && !q.in_flight.is_empty() {
+                continue;
+            }
             next_wake = next_wake.min(front.deadline);
             if let Some(at) = q.retry_at {
                 if at > now {
@@ -151,13 +158,17 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
             let Some(mut b) = q.batches.pop_front() else {
                 continue;
             };
+            // Stamped before its partition got a new epoch (a retry, a split half): anew.
+            idempotence::restamp_if_stale(q, &mut b);
             if idempotent && !idempotence::stamp(&st.idem, q, &mut b) {
                 // No producer id yet: wait (woken when InitProducerId answers).
                 q.batches.push_front(b);
                 continue;
             }
             b.sealed = true;
-            q.in_flight = true;
+            q.in_flight.insert(b.key());
+            q.writing = Some(b.key());
+            peak = peak.max(q.in_flight.len() as u64);
             taken.push(Taken {
                 topic: name.clone(),
                 partition: p as i32,
@@ -165,6 +176,7 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
             });
         }
     }
+    st.stats.peak_in_flight = st.stats.peak_in_flight.max(peak);
     // Completed under the state lock (lock order: state, then outcome), so `flush`
     // never sees `unfinished` drop before the handles have their result.
     for (b, n) in expired.drain(..) {
@@ -187,7 +199,7 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
         && st
             .topics
             .values()
-            .all(|t| t.parts.iter().all(|q| q.batches.is_empty() && !q.in_flight));
+            .all(|t| (t.parts.iter()).all(|q| q.batches.is_empty() && q.in_flight.is_empty()));
     Ready {
         taken,
         next_wake,
@@ -203,7 +215,7 @@ pub(super) fn fail_unsent(inner: &Inner, e: &KafkaError) {
     {
         let mut st = inner.lock();
         for ts in st.topics.values_mut() {
-            for q in ts.parts.iter_mut().filter(|q| !q.in_flight) {
+            for q in ts.parts.iter_mut().filter(|q| q.in_flight.is_empty()) {
                 leftover.extend(q.batches.drain(..));
             }
         }
@@ -255,6 +267,23 @@ fn grow_partitions(inner: &Inner, topic: &str, n: usize) {
         );
         ts.parts.resize_with(n, PartQueue::default);
     }
+}
+
+/// The request carrying these batches is written (or failed to be): their partitions may send
+/// their next batch.
+fn written(inner: &Inner, batches: &[Taken]) {
+    {
+        let mut st = inner.lock();
+        for t in batches {
+            if let Some(q) =
+                (st.topics.get_mut(&t.topic)).and_then(|ts| ts.parts.get_mut(t.partition as usize))
+                && q.writing == Some(t.batch.key())
+            {
+                q.writing = None;
+            }
+        }
+    }
+    inner.wake();
 }
 
 /// Group taken batches by leader and send one Produce request per leader, concurrently.
@@ -343,7 +372,14 @@ async fn produce_to(inner: Arc<Inner>, leader: i32, batches: Vec<Taken>) {
         }
         return;
     }
-    match conn.request_at(&req, version).await {
+    // The next batch of these partitions is written only after this request is.
+    let sent = conn.send_at(&req, version).await;
+    written(&inner, &ok);
+    let res = match sent {
+        Ok(sent) => sent.response(&conn).await,
+        Err(e) => Err(e),
+    };
+    match res {
         Err(e) => {
             // A timeout: the leader may be hung (its sockets open; the reconnect's handshake
             // will tell), or waiting for a hung follower; the metadata refresh finds a new
@@ -444,7 +480,7 @@ fn finish_as(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>, sent
         partition,
         mut batch,
     } = t;
-    let cfg = &inner.cfg;
+    let key = batch.key();
     if let Err(e) = &res {
         if e.needs_metadata_refresh() {
             inner.client.invalidate(&topic);
@@ -453,45 +489,10 @@ fn finish_as(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>, sent
             split(inner, &topic, partition, batch);
             return;
         }
-        // OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID: the broker's idea of this
-        // partition's sequence differs from ours; a new epoch, sequence 0, and try again.
-        let resequence = batch.seq.is_some() && matches!(e.code(), Some(45 | 59));
-        let backoff = crate::kafka::client::backoff(
-            cfg.retry_backoff,
-            cfg.retry_backoff_max,
-            batch.attempts + batch.stalls,
-        );
-        let retry = (e.is_retriable() || resequence)
-            && (!sent || batch.attempts < cfg.retries)
-            && Instant::now() + backoff < batch.deadline;
-        if retry {
-            tracing::debug!(topic = %topic, partition, attempts = batch.attempts, stalls = batch.stalls, sent, error = %e, "retrying batch");
-            if sent {
-                batch.attempts += 1;
-            } else {
-                batch.stalls += 1;
-            }
-            batch.last_error = Some(e.clone());
-            let mut st = inner.lock();
-            st.stats.retried_batches += 1;
-            let st = &mut *st;
-            if let Some(q) = st
-                .topics
-                .get_mut(&topic)
-                .and_then(|ts| ts.parts.get_mut(partition as usize))
-            {
-                if resequence {
-                    idempotence::reset_partition(&mut st.idem, q, &topic, partition);
-                    idempotence::unstamp(&mut batch);
-                }
-                q.batches.push_front(batch);
-                q.in_flight = false;
-                q.retry_at = Some(Instant::now() + backoff);
-                inner.wake();
-                return;
-            }
-            // The partition is unknown to us (cannot happen: topics are never dropped): fail below.
-        }
+        batch = match retry(inner, &topic, partition, batch, e, sent) {
+            None => return,
+            Some(b) => b,
+        };
         tracing::warn!(topic = %topic, partition, records = batch.builder.len(), error = %e, kind = crate::error::ErrorKind::kind(e), "batch failed");
         if e.is_retriable() {
             fail_queued_behind(inner, &topic, partition, e);
@@ -519,7 +520,7 @@ fn finish_as(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>, sent
             .get_mut(&topic)
             .and_then(|ts| ts.parts.get_mut(partition as usize))
         {
-            q.in_flight = false;
+            landed(q, key);
             if !ok && batch.seq.is_some() {
                 // Failed for good with a sequence: stored or not, the next batch cannot follow
                 // it; Java bumps the epoch here too.
@@ -531,6 +532,69 @@ fn finish_as(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>, sent
     }
     inner.progress.notify_all();
     inner.wake();
+}
+
+/// Put a failed batch back in its partition, in order, when the error allows a retry; gives
+/// the batch back when it fails for good.
+///
+/// OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID for the partition's oldest batch with
+/// nothing else in flight: the broker's idea of the sequence differs from ours; a new epoch,
+/// sequence 0, and try again (KIP-360). For a batch with an older one in flight or waiting for
+/// its retry, it is only the consequence of that one's failure (as in Java's
+/// `TransactionManager`): retried behind it, without using up `retries`.
+fn retry(
+    inner: &Inner,
+    topic: &str,
+    partition: i32,
+    mut batch: Batch,
+    e: &KafkaError,
+    sent: bool,
+) -> Option<Batch> {
+    let cfg = &inner.cfg;
+    let key = batch.key();
+    let out_of_order = batch.seq.is_some() && matches!(e.code(), Some(45 | 59));
+    let following = out_of_order && {
+        let st = inner.lock();
+        (st.topics.get(topic))
+            .and_then(|ts| ts.parts.get(partition as usize))
+            .is_some_and(|q| q.has_older_than(key) || q.in_flight.len() > 1)
+    };
+    let counted = sent && !following;
+    let backoff = crate::kafka::client::backoff(
+        cfg.retry_backoff,
+        cfg.retry_backoff_max,
+        batch.attempts + batch.stalls,
+    );
+    let retry = (e.is_retriable() || out_of_order)
+        && (!counted || batch.attempts < cfg.retries)
+        && Instant::now() + backoff < batch.deadline;
+    if !retry {
+        return Some(batch);
+    }
+    tracing::debug!(topic = %topic, partition, attempts = batch.attempts, stalls = batch.stalls, sent, following, error = %e, "retrying batch");
+    if counted {
+        batch.attempts += 1;
+    } else {
+        batch.stalls += 1;
+    }
+    batch.last_error = Some(e.clone());
+    let mut st = inner.lock();
+    st.stats.retried_batches += 1;
+    let st = &mut *st;
+    let Some(q) = (st.topics.get_mut(topic)).and_then(|ts| ts.parts.get_mut(partition as usize))
+    else {
+        // The partition is unknown to us (cannot happen: topics are never dropped).
+        return Some(batch);
+    };
+    landed(q, key);
+    if out_of_order && !following {
+        idempotence::reset_partition(&mut st.idem, q, topic, partition);
+    }
+    idempotence::restamp_if_stale(q, &mut batch);
+    q.requeue(batch);
+    q.retry_at = Some(Instant::now() + backoff);
+    inner.wake();
+    None
 }
 
 /// MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE: the batch (or one of its records) is over the
@@ -559,11 +623,12 @@ fn split(inner: &Inner, topic: &str, partition: i32, mut batch: Batch) {
     else {
         return;
     };
-    idempotence::rewind(q, &mut batch);
-    let second = Batch {
+    landed(q, batch.key());
+    let mut second = Batch {
         builder: tail,
         outcome: batch.outcome.clone(),
         first: batch.first + (n / 2) as i32,
+        order: batch.order,
         seq: None,
         created: batch.created,
         deadline: batch.deadline,
@@ -572,9 +637,9 @@ fn split(inner: &Inner, topic: &str, partition: i32, mut batch: Batch) {
         sealed: true,
         last_error: batch.last_error.clone(),
     };
-    q.batches.push_front(second);
-    q.batches.push_front(batch);
-    q.in_flight = false;
+    idempotence::split_seq(q, &mut batch, &mut second);
+    q.requeue(second);
+    q.requeue(batch);
     drop(st);
     inner.wake();
 }
