@@ -403,6 +403,11 @@ impl Client {
         }))
     }
 
+    /// Addresses of the brokers known from metadata, by node id.
+    pub fn brokers(&self) -> HashMap<i32, String> {
+        lock(&self.inner.brokers).clone()
+    }
+
     /// Fetch metadata for `topics` (empty: all topics) and update the broker map.
     pub async fn fetch_metadata(&self, topics: &[&str]) -> Result<MetadataResponse, KafkaError> {
         let req = MetadataRequest::default()
