@@ -266,6 +266,59 @@ fn invalid_timestamp_fails_each_record_with_its_kind_without_retrying() {
     p.close().unwrap();
 }
 
+/// A batch refused for good (INVALID_TIMESTAMP: its first record waited longer than the topic's
+/// `message.timestamp.before.max.ms`) with fresh batches of the same partition behind it: those
+/// fail too, with the retriable `behind-refused` (the caller sends them again after the refused
+/// batch's good records), instead of being stored ahead of them. Idempotence on (5 in flight:
+/// the broker refuses those already written as out of sequence; it knows the producer from a
+/// first record, as it accepts any first sequence from a producer it does not know) and off (1
+/// in flight: they wait in the queue).
+#[test]
+#[ignore = "needs a Kafka broker"]
+fn batches_behind_a_refused_batch_fail_retriable_and_are_not_stored() {
+    let broker = require_broker();
+    for idem in [true, false] {
+        let topic = unique_topic(if idem { "idem-behind" } else { "plain-behind" });
+        create_topic_with(
+            &broker.bootstrap(),
+            &topic,
+            1,
+            &[("message.timestamp.before.max.ms", "300")],
+        );
+        let mut cfg = config(&broker.bootstrap(), 1, 1);
+        cfg.enable_idempotence = idem;
+        cfg.linger = Duration::from_secs(2);
+        cfg.batch_size = 1024;
+        let p = Producer::connect(cfg).unwrap();
+        let first = p.enqueue(&topic, None, b"first");
+        p.flush(Duration::from_secs(30)).unwrap();
+        first.wait().unwrap();
+        let value = |i: u64| format!("id-{i}-{}", "x".repeat(90));
+        let mut handles = vec![p.enqueue(&topic, None, value(0).as_bytes())];
+        std::thread::sleep(Duration::from_millis(600));
+        // The batch with record 0 fills up and goes (refused); the rest are flushed fresh.
+        handles.extend((1..40).map(|i| p.enqueue(&topic, None, value(i).as_bytes())));
+        p.flush(Duration::from_secs(30)).unwrap();
+        let kinds: Vec<&str> = handles
+            .into_iter()
+            .map(|h| h.wait().map_or_else(|e| e.kind(), |_| "stored"))
+            .collect();
+        let behind = kinds.iter().filter(|k| **k == "behind-refused").count();
+        let stored = stored(&broker.bootstrap(), &topic, 0).len();
+        eprintln!(
+            "idempotence {idem}: kinds {kinds:?}; {stored} stored; {:?}",
+            p.stats()
+        );
+        assert_eq!(kinds[0], "invalid-timestamp");
+        assert!(
+            behind > 0 && kinds.last() == Some(&"behind-refused"),
+            "{kinds:?}"
+        );
+        assert_eq!(stored, 1, "batches behind the refused one were stored");
+        p.close().unwrap();
+    }
+}
+
 /// Another writer takes the next sequences of our producer id and epoch (as if a batch had been
 /// stored that the producer never heard about): the producer's next batch is answered
 /// OUT_OF_ORDER_SEQUENCE_NUMBER, and the producer bumps its epoch (KIP-360), restarts the

@@ -15,6 +15,9 @@ use super::{Partitioner, Producer, ProducerStats};
 use crate::kafka::KafkaError;
 use crate::kafka::record::{BatchBuilder, partition_for_key};
 
+/// A batch's place in its partition's order ([`Batch::key`]).
+pub(super) type BatchKey = (u64, i32);
+
 pub(super) struct Batch {
     pub(super) builder: BatchBuilder,
     pub(super) outcome: Arc<Outcome>,
@@ -59,6 +62,10 @@ pub(super) struct PartQueue {
     pub(super) writing: Option<(u64, i32)>,
     /// `order` of the partition's next new batch.
     pub(super) next_order: u64,
+    /// A batch refused for good (its key), the newest batch in flight then, and the error the
+    /// ones between fail with: they must not be stored before the refused batch's good records
+    /// are sent again. Cleared when nothing is in flight.
+    pub(super) refused: Option<(BatchKey, BatchKey, KafkaError)>,
     pub(super) retry_at: Option<Instant>,
     /// The next sequence number for a batch of this partition (idempotent producer).
     pub(super) next_seq: i32,
@@ -296,5 +303,8 @@ pub(super) fn landed(q: &mut PartQueue, key: (u64, i32)) {
     q.in_flight.remove(&key);
     if q.writing == Some(key) {
         q.writing = None;
+    }
+    if q.in_flight.is_empty() {
+        q.refused = None;
     }
 }

@@ -8,19 +8,27 @@
 //! same backoff without using up `retries`, until its `delivery_timeout`: it stalls alone.
 //! An idempotent producer first gets its producer id, and stamps each batch with its sequence
 //! when taking it (`idempotence.rs`); DUPLICATE_SEQUENCE_NUMBER counts as delivered.
-//! MESSAGE_TOO_LARGE for a batch of several records puts its two halves back at the front of
-//! the partition instead of failing it; any other error no retry can fix fails that batch's
-//! records alone, and the partition goes on.
+//! MESSAGE_TOO_LARGE for a batch of several records puts its two halves back in the partition
+//! (with its sequence range) instead of failing it; any other error no retry can fix fails that
+//! batch's records, and the partition goes on.
 //!
-//! One batch per partition in flight also because the connection gives no way to know that a
-//! request was written before the next one is: two batches of a partition could reach the broker
-//! out of order, and a broker accepts any first sequence from a producer it does not know yet.
+//! Up to `max_in_flight` batches of a partition are in flight (5 for the idempotent producer, 1
+//! otherwise), and the next one is taken only once the previous one's request is written
+//! ([`Conn::send_at`](crate::kafka::conn::Conn::send_at)): a partition's requests reach the
+//! broker in order, and it answers them in order. On a retry order is kept as Java's producer
+//! keeps it: a batch back for a retry goes into its partition by creation order and goes again
+//! only once the batches sent before it are done; OUT_OF_ORDER_SEQUENCE_NUMBER for a batch with
+//! an older one failed is a consequence of that failure (retried behind it), and bumps the
+//! epoch only for the oldest batch with nothing else in flight.
 //!
-//! Must not take a second batch of a partition while one is in flight: a retried batch could
-//! then be overtaken, and order is kept per partition. For the same reason a batch that fails
-//! for good on a retriable error (out of time or retries) fails the batches queued behind it
-//! in its partition: delivered later, they would come before its records when the caller
-//! sends those again.
+//! Must not let a batch overtake an older one of its partition. For the same reason a batch that
+//! fails for good on a retriable error (out of time or retries) fails the batches queued behind
+//! it, and one refused for good with good records in it (`permanent_rejection`, e.g.
+//! INVALID_TIMESTAMP) fails those queued or in flight behind it with the retriable
+//! `behind-refused`: stored before the caller sends the good records again, they would come
+//! first. (A batch behind it already written can still be stored when the broker does not check
+//! its sequence: idempotence off with `max_in_flight` > 1, or the partition's first batches from
+//! a producer the broker does not know yet.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -474,7 +482,7 @@ fn finish_unsent(inner: &Inner, t: Taken, e: KafkaError) {
     finish_as(inner, t, Err(e), false)
 }
 
-fn finish_as(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>, sent: bool) {
+fn finish_as(inner: &Inner, t: Taken, mut res: Result<Option<i64>, KafkaError>, sent: bool) {
     let Taken {
         topic,
         partition,
@@ -489,13 +497,23 @@ fn finish_as(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>, sent
             split(inner, &topic, partition, batch);
             return;
         }
-        batch = match retry(inner, &topic, partition, batch, e, sent) {
-            None => return,
-            Some(b) => b,
-        };
-        tracing::warn!(topic = %topic, partition, records = batch.builder.len(), error = %e, kind = crate::error::ErrorKind::kind(e), "batch failed");
-        if e.is_retriable() {
-            fail_queued_behind(inner, &topic, partition, e);
+        if let Some(behind) = behind_refused(inner, &topic, partition, key) {
+            res = Err(behind);
+        } else {
+            batch = match retry(inner, &topic, partition, batch, e, sent) {
+                None => return,
+                Some(b) => b,
+            };
+            tracing::warn!(topic = %topic, partition, records = batch.builder.len(), error = %e, kind = crate::error::ErrorKind::kind(e), "batch failed");
+            if e.is_retriable() {
+                fail_queued_behind(inner, &topic, partition, e);
+            } else if let Some(cause) = e.permanent_rejection()
+                && batch.builder.len() > 1
+            {
+                // Its good records go back to the caller, to be sent again: nothing of the
+                // partition sent after it may be stored before them.
+                refuse_behind(inner, &topic, partition, key, cause);
+            }
         }
     }
     let n = batch.builder.len();
@@ -532,6 +550,45 @@ fn finish_as(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>, sent
     }
     inner.progress.notify_all();
     inner.wake();
+}
+
+/// A batch of `topic`/`partition` with `key`, in flight when an older one was refused for good:
+/// the error it fails with instead of a retry.
+fn behind_refused(
+    inner: &Inner,
+    topic: &str,
+    partition: i32,
+    key: (u64, i32),
+) -> Option<KafkaError> {
+    let st = inner.lock();
+    let q = (st.topics.get(topic)).and_then(|ts| ts.parts.get(partition as usize))?;
+    match &q.refused {
+        Some((from, upto, e)) if *from < key && key <= *upto => Some(e.clone()),
+        _ => None,
+    }
+}
+
+/// The batch with `key` was refused for good (`cause`) and its good records go back to the
+/// caller: the batches queued behind it fail now, and those in flight behind it when they come
+/// back with an error (one written already may still be stored: with several in flight and
+/// idempotence off nothing can stop it; with idempotence the broker refuses it as out of
+/// sequence). All with `behind-refused`, a retriable kind: the caller sends them again in order.
+fn refuse_behind(inner: &Inner, topic: &str, partition: i32, key: (u64, i32), cause: &'static str) {
+    let err = KafkaError::BehindRefused {
+        topic: topic.to_string(),
+        partition,
+        cause,
+    };
+    {
+        let mut st = inner.lock();
+        if let Some(q) =
+            (st.topics.get_mut(topic)).and_then(|ts| ts.parts.get_mut(partition as usize))
+            && let Some(upto) = q.in_flight.last().copied().filter(|u| *u > key)
+        {
+            q.refused = Some((key, upto, err.clone()));
+        }
+    }
+    fail_queued_behind(inner, topic, partition, &err);
 }
 
 /// Put a failed batch back in its partition, in order, when the error allows a retry; gives
