@@ -266,8 +266,8 @@ fn invalid_timestamp_fails_each_record_with_its_kind_without_retrying() {
     p.close().unwrap();
 }
 
-/// A batch refused for good (INVALID_TIMESTAMP: its first record waited longer than the topic's
-/// `message.timestamp.before.max.ms`) with fresh batches of the same partition behind it: those
+/// A batch refused for good (INVALID_TIMESTAMP: its first record waited 2.5 s, longer than the
+/// topic's `message.timestamp.before.max.ms` of 1.5 s) with fresh batches of the same partition behind it: those
 /// fail too, with the retriable `behind-refused` (the caller sends them again after the refused
 /// batch's good records), instead of being stored ahead of them. Idempotence on (5 in flight:
 /// the broker refuses those already written as out of sequence; it knows the producer from a
@@ -283,19 +283,23 @@ fn batches_behind_a_refused_batch_fail_retriable_and_are_not_stored() {
             &broker.bootstrap(),
             &topic,
             1,
-            &[("message.timestamp.before.max.ms", "300")],
+            &[("message.timestamp.before.max.ms", "1500")],
         );
         let mut cfg = config(&broker.bootstrap(), 1, 1);
         cfg.enable_idempotence = idem;
-        cfg.linger = Duration::from_secs(2);
+        cfg.linger = Duration::from_secs(10);
         cfg.batch_size = 1024;
         let p = Producer::connect(cfg).unwrap();
-        let first = p.enqueue(&topic, None, b"first");
-        p.flush(Duration::from_secs(30)).unwrap();
-        first.wait().unwrap();
+        // A first record stored (asked again if it was slow enough to be refused itself).
+        let primed = (0..5).any(|_| {
+            let first = p.enqueue(&topic, None, b"first");
+            p.flush(Duration::from_secs(30)).unwrap();
+            first.wait().is_ok()
+        });
+        assert!(primed, "no first record stored");
         let value = |i: u64| format!("id-{i}-{}", "x".repeat(90));
         let mut handles = vec![p.enqueue(&topic, None, value(0).as_bytes())];
-        std::thread::sleep(Duration::from_millis(600));
+        std::thread::sleep(Duration::from_millis(2500));
         // The batch with record 0 fills up and goes (refused); the rest are flushed fresh.
         handles.extend((1..40).map(|i| p.enqueue(&topic, None, value(i).as_bytes())));
         p.flush(Duration::from_secs(30)).unwrap();
