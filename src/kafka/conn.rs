@@ -626,6 +626,29 @@ mod tests {
         });
     }
 
+    /// `send_at` returns once the frame is written: two in a row reach the broker in order, and
+    /// each handle gets its own answer (a broker that sees them out of order never answers).
+    #[test]
+    fn requests_sent_one_after_the_other_are_written_in_order() {
+        let addr = fake_broker(|mut s| {
+            let (a, b) = (read_frame(&mut s).unwrap(), read_frame(&mut s).unwrap());
+            assert!(a.2 < b.2, "frames out of order");
+            for (_, v, corr) in [a, b] {
+                let r = MetadataResponse::default().with_throttle_time_ms(corr);
+                s.write_all(&frame(corr, 1, &r, v)).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        });
+        smol::block_on(async {
+            let c = Conn::connect(&addr, &cfg(2000)).await.unwrap();
+            let req = MetadataRequest::default();
+            let first = c.send_at(&req, 12).await.unwrap();
+            let second = c.send_at(&req, 12).await.unwrap();
+            assert_eq!(second.response(&c).await.unwrap().throttle_time_ms, 3);
+            assert_eq!(first.response(&c).await.unwrap().throttle_time_ms, 2);
+        });
+    }
+
     #[test]
     fn silent_broker_times_out_with_typed_error() {
         let addr = fake_broker(|mut s| {
