@@ -20,7 +20,8 @@ use avro_edge::{
 use avro_edge_testkit::{KafkaCluster, KafkaOpts, fetch_partition, read_client, unique_topic};
 
 const BIN: &str = env!("CARGO_BIN_EXE_avro-edge");
-/// Keys (sensors) each wave of records updates.
+/// Sensors updated over and over (the cleaner keeps only the latest of each); every third record
+/// has a key of its own instead and survives, so the survivors are spread with gaps between.
 const KEYS: u64 = 10;
 /// Records per wave.
 const WAVE: u64 = 100;
@@ -84,7 +85,11 @@ fn compacting_node() -> KafkaCluster {
 
 /// A SensorData record whose timestamp is its unique id; key = its sensor.
 fn record(codec: &Codec, id: u64) -> OutRecord {
-    let sensor = format!("s-{}", id % KEYS);
+    let sensor = if id % 3 == 0 {
+        format!("once-{id}")
+    } else {
+        format!("s-{}", id % KEYS)
+    };
     let v = serde_json::json!({"sensorId": sensor, "timestamp": id, "temperature": 20.5,
         "humidity": 40.25, "status": "NORMAL"});
     OutRecord {
