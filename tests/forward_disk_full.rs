@@ -71,10 +71,17 @@ fn a_full_disk_with_the_broker_down_delivers_every_record_once() {
         "disk full after {:?}: {spooled_full} of {LINES} readings spooled, {events} episode(s)",
         started.elapsed()
     );
-    assert!(spooled_full < LINES as u64, "the disk never limited the spool");
+    assert!(
+        spooled_full < LINES as u64,
+        "the disk never limited the spool"
+    );
     assert!(events >= 1, "no disk-full episode counted");
     std::thread::sleep(BROKER_DOWN.saturating_sub(started.elapsed()));
-    assert_eq!(metric(&m, "acked_total"), Some(0), "acked with the broker down");
+    assert_eq!(
+        metric(&m, "acked_total"),
+        Some(0),
+        "acked with the broker down"
+    );
     broker.restart().unwrap();
     let up = Instant::now();
 
@@ -100,7 +107,12 @@ fn a_full_disk_with_the_broker_down_delivers_every_record_once() {
          lines; all delivered {:.1} s after the broker came up",
         finished.as_secs_f64()
     );
-    print_row("forward, spool disk full, broker down 6 s", LINES, &t, &note);
+    print_row(
+        "forward, spool disk full, broker down 6 s",
+        LINES,
+        &t,
+        &note,
+    );
     assert_eq!(t.duplicates, 0, "every accepted record delivered once");
 
     // A restart on the spool left by the episode sends nothing: everything was acknowledged.

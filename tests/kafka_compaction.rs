@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use avro_edge::{
-    Codec, Consumer, ConsumerConfig, OffsetReset, OfflineCache, OutRecord, Producer,
+    Codec, Consumer, ConsumerConfig, OfflineCache, OffsetReset, OutRecord, Producer,
     ProducerConfig, TopicSpec,
 };
 use avro_edge_testkit::{KafkaCluster, KafkaOpts, fetch_partition, read_client, unique_topic};
@@ -77,7 +77,10 @@ fn compacting_node() -> KafkaCluster {
         ("log.segment.delete.delay.ms", "1000"),
     ];
     let opts = KafkaOpts {
-        extra_props: props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        extra_props: props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..KafkaOpts::default()
     };
     KafkaCluster::start(1, opts).expect("Kafka node")
@@ -189,8 +192,12 @@ fn consume_library(
     }
     // Nothing more comes after the last survivor.
     got.extend(
-        (c.poll(Duration::from_secs(2)).expect("poll").iter())
-            .map(|r| (r.offset, id_of(codec, r.value.as_deref().unwrap_or_default()))),
+        (c.poll(Duration::from_secs(2)).expect("poll").iter()).map(|r| {
+            (
+                r.offset,
+                id_of(codec, r.value.as_deref().unwrap_or_default()),
+            )
+        }),
     );
     c.close().expect("close");
     (got, empty)
@@ -238,10 +245,7 @@ fn a_compacted_topic_is_read_across_its_gaps() {
         gaps(&log),
         &log.iter().map(|r| r.0).take(12).collect::<Vec<_>>()
     );
-    assert!(
-        (log.len() as u64) < produced,
-        "the cleaner removed records"
-    );
+    assert!((log.len() as u64) < produced, "the cleaner removed records");
 
     let (got, empty) = consume_library(&bootstrap, &topic, &codec, log.len());
     eprintln!(

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use avro_edge::{Codec, Consumer, ConsumerConfig, OffsetReset, OfflineCache};
+use avro_edge::{Codec, Consumer, ConsumerConfig, OfflineCache, OffsetReset};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_avro-edge");
 /// Partitions of the topics the forwarder creates (`kafka.create_partitions`) and reads back.
@@ -72,7 +72,13 @@ pub struct Fwd {
 impl Fwd {
     /// Start the forwarder with its spool and dead-letter file in `dir`, stdin piped (or empty when
     /// `stdin_null`), the log in `dir`.
-    pub fn spawn(dir: &Path, bootstrap: &str, topic: &str, extra: &[&str], stdin_null: bool) -> Fwd {
+    pub fn spawn(
+        dir: &Path,
+        bootstrap: &str,
+        topic: &str,
+        extra: &[&str],
+        stdin_null: bool,
+    ) -> Fwd {
         let log = dir.join(format!("forward-{}.log", nanos()));
         Fwd::start(command(dir, bootstrap, topic, extra), log, stdin_null)
     }
