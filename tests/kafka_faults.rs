@@ -14,8 +14,8 @@
 mod forward_bin_support;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use avro_edge::{Producer, ProducerConfig, TopicSpec, partition_for_key};
@@ -39,6 +39,10 @@ const STREAM_SETS: [&str; 2] = [
 ];
 /// Generous: a 2-core machine shared with other builds runs three JVMs here.
 const LONG: Duration = Duration::from_secs(180);
+
+/// The scenarios run one at a time (each runs three JVMs and a forwarder; in parallel on a small
+/// machine they would measure each other).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn cluster() -> KafkaCluster {
     let t = Instant::now();
@@ -84,11 +88,15 @@ struct Scenario {
     feeder: Option<std::thread::JoinHandle<usize>>,
     /// Lines fed with [`feed`](Self::feed) (the steady feeder counts its own).
     fed: usize,
+    _alone: MutexGuard<'static, ()>,
 }
 
 impl Scenario {
     /// Cluster, topic (replication 3), forwarder with `sets` (`key=value`) and `RUST_LOG=log`.
     fn start(tag: &str, sets: &[&str], log: &str) -> Scenario {
+        let alone = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let c = cluster();
         let topic = unique_topic(&format!("faults-{tag}"));
         create_topic(&c.bootstrap(), &topic);
@@ -111,6 +119,7 @@ impl Scenario {
             stop: Arc::default(),
             feeder: None,
             fed: 0,
+            _alone: alone,
         }
     }
 
