@@ -90,7 +90,7 @@ fn compacting_node() -> KafkaCluster {
 
 /// A SensorData record whose timestamp is its unique id; key = its sensor.
 fn record(codec: &Codec, id: u64) -> OutRecord {
-    let sensor = if id % 3 == 0 && (id / WAVE) % 2 == 0 {
+    let sensor = if id.is_multiple_of(3) && (id / WAVE).is_multiple_of(2) {
         format!("once-{id}")
     } else {
         format!("s-{}", id % KEYS)
