@@ -37,6 +37,8 @@ const STREAM_SETS: [&str; 2] = [
     "kafka.delivery_timeout_ms=60000",
     "kafka.request_timeout_ms=10000",
 ];
+/// The forwarder's log filter: info, and the producer's retries (debug).
+const LOG: &str = "info,avro_edge::kafka::producer=debug";
 /// Generous: a 2-core machine shared with other builds runs three JVMs here.
 const LONG: Duration = Duration::from_secs(180);
 
@@ -227,7 +229,15 @@ impl Outcome {
     /// Print the row; then the duplicates must be 0 (expects idempotence and per-record
     /// acknowledgements where a retry stored a batch twice); the directory goes on success.
     fn report(self, scenario: &str, note: &str) {
-        let note = format!("{note}; {}", self.summary());
+        // The producer's debug line for a batch sent again after its answer was lost (it may
+        // have been stored: without idempotence, a possible duplicate).
+        let resent = (self.log.lines())
+            .filter(|l| l.contains("retrying batch") && l.contains("sent=true"))
+            .count();
+        let note = format!(
+            "{note}; producer retries of a sent batch: {resent}; {}",
+            self.summary()
+        );
         print_row(scenario, self.fed, &self.t, &note);
         assert_eq!(
             self.t.duplicates,
@@ -245,7 +255,7 @@ impl Outcome {
 #[ignore = "needs Apache Kafka (3-node cluster)"]
 fn forward_survives_the_busiest_leader_being_killed() {
     let sets = STREAM_SETS;
-    let mut s = Scenario::start("kill", &sets, "info");
+    let mut s = Scenario::start("kill", &sets, LOG);
     let (busiest, share) = busiest_partition();
     let leader = (s.c.leader(&s.topic, busiest).unwrap()).expect("leader");
     s.feed_steadily();
@@ -276,7 +286,7 @@ fn forward_survives_the_busiest_leader_being_killed() {
 #[ignore = "needs Apache Kafka (3-node cluster)"]
 fn forward_survives_a_rolling_restart() {
     let sets = STREAM_SETS;
-    let mut s = Scenario::start("rolling", &sets, "info");
+    let mut s = Scenario::start("rolling", &sets, LOG);
     s.feed_steadily();
     s.wait_metric("acked_total", |v| v >= 2000);
     let started = Instant::now();
@@ -312,7 +322,7 @@ fn forward_waits_while_acks_all_cannot_be_met() {
         "kafka.delivery_timeout_ms=10000",
         "kafka.request_timeout_ms=5000",
     ];
-    let mut s = Scenario::start("two-down", &sets, "info");
+    let mut s = Scenario::start("two-down", &sets, LOG);
     let (first, second) = (2000, 5000);
     s.feed(first);
     s.wait_metric("acked_total", |v| v == first as u64);
@@ -364,8 +374,7 @@ fn forward_waits_while_acks_all_cannot_be_met() {
 #[ignore = "needs Apache Kafka (3-node cluster)"]
 fn forward_survives_a_hung_leader() {
     let sets = STREAM_SETS;
-    let log = "info,avro_edge::kafka::producer=debug";
-    let mut s = Scenario::start("stop", &sets, log);
+    let mut s = Scenario::start("stop", &sets, LOG);
     let (busiest, _) = busiest_partition();
     let leader = (s.c.leader(&s.topic, busiest).unwrap()).expect("leader");
     let index = s.c.index_of(leader).unwrap();
