@@ -173,14 +173,14 @@ fn forwarder_killed_mid_stream_and_restarted_on_its_spool() {
     );
     assert_eq!(t.delivered, 5000);
     // Only what was sent but not yet acknowledged when the forwarder died is sent again: at most one
-    // send window (the sender's batch_records, 500 by default); fewer of them stored twice.
+    // send window (the sender's batch_records, 500 by default); no more of them stored twice.
     assert!(
         resent <= 500,
         "forwarder-killed: {resent} resent, more than one send window"
     );
     assert!(
-        t.duplicates < 500,
-        "forwarder-killed: {} duplicates, one send window or more",
+        t.duplicates <= resent,
+        "forwarder-killed: {} duplicates, {resent} resent",
         t.duplicates
     );
     let _ = std::fs::remove_dir_all(&dir);
