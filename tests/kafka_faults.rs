@@ -48,7 +48,12 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn cluster() -> KafkaCluster {
     let t = Instant::now();
-    let c = KafkaCluster::start(3, KafkaOpts::default()).expect("3-node Kafka cluster");
+    let opts = KafkaOpts {
+        // Also how long a restarted node may take (the rolling restart, 2 of 3 down).
+        ready_timeout: LONG,
+        ..KafkaOpts::default()
+    };
+    let c = KafkaCluster::start(3, opts).expect("3-node Kafka cluster");
     eprintln!("cluster of 3 up in {:?}: {}", t.elapsed(), c.bootstrap());
     c
 }
