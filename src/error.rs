@@ -177,7 +177,26 @@ pub const KINDS: &[(&str, &str)] = &[
         "unsupported-version",
         "broker does not speak a version of an API we need",
     ),
-    ("auth-failed", "SASL authentication failed"),
+    (
+        "auth-failed",
+        "SASL authentication failed: wrong password (with PLAIN also an unknown user), or a broken exchange",
+    ),
+    (
+        "sasl-unknown-user",
+        "SCRAM: the broker has no credentials for this user and mechanism",
+    ),
+    (
+        "sasl-mechanism-refused",
+        "the broker's listener does not enable the SASL mechanism",
+    ),
+    (
+        "tls-untrusted-broker",
+        "the broker's TLS certificate is not trusted (another CA, another name, expired)",
+    ),
+    (
+        "tls-client-certificate",
+        "the broker requires a TLS client certificate and got none, or refused ours",
+    ),
     ("unknown-topic", "topic does not exist or has no partitions"),
     ("invalid-config", "invalid Kafka client configuration"),
     ("closed", "producer or consumer already closed"),

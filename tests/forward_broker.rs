@@ -2,22 +2,28 @@
 //! `AVRO_EDGE_TEST_BROKER=tansu`), counting every
 //! record by its unique id (sensorId + timestamp) on read-back: broker down at start, broker SIGKILLed and
 //! restarted with its data kept, forwarder SIGKILLed and restarted on its spool, damaged spools, bad input lines,
-//! and an unreachable registry with a warm offline cache. The tests are `#[ignore]`d (they need a Kafka broker);
+//! an unreachable registry with a warm offline cache, and records the broker refuses for good (too large, a
+//! timestamp too far ahead) between good ones. The tests are `#[ignore]`d (they need a Kafka broker);
 //! with `cargo test -- --include-ignored` a missing broker fails them.
 
 mod forward_bin_support;
 #[path = "spool_support/mod.rs"]
 mod spool_support;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use avro_edge::{Codec, OfflineCache};
+
 use avro_edge_testkit::{
-    TestBroker, metric, require_broker, require_own_broker, unique_topic, wait_metric,
+    TestBroker, create_topic_with_configs, metric, require_broker, require_own_broker,
+    unique_topic, wait_metric,
 };
-use forward_bin_support::{BIN, Fwd, check, fixtures, id_of_line, read_back, readings};
+use base64::Engine as _;
+use forward_bin_support::{BIN, Fwd, PARTITIONS, check, fixtures, id_of_line, read_back, readings};
 
 fn tmpdir(tag: &str) -> PathBuf {
     avro_edge_testkit::tmpdir(&format!("fwdbroker-{tag}"))
@@ -399,5 +405,134 @@ fn registry_unreachable_with_a_warm_offline_cache() {
     let ids: Vec<_> = lines.iter().map(|l| id_of_line(l)).collect();
     let t = check(&got, &ids, "registry-unreachable");
     assert_eq!((t.delivered, t.duplicates), (300, 0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A reading whose sensorId is 100,000 pseudo-random letters (incompressible): over a topic's
+/// `max.message.bytes` of 64 KiB.
+fn oversized_reading() -> String {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let id: String = (0..100_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect();
+    format!(
+        r#"{{"sensorId":"big-{id}","timestamp":1764028900000,"temperature":1.5,"humidity":40.25,"status":"NORMAL"}}"#
+    )
+}
+
+/// (g) Records the broker refuses for good, between good ones: one over the topic's `max.message.bytes`
+/// (in the same stream as good ones), and one stamped two days ahead (the forwarder's test-build clock
+/// is faked forward while it is sent) on a topic that takes timestamps at most a minute ahead. Each goes
+/// to the dead-letter file with the broker's reason and is counted on `/metrics`; every good record is
+/// delivered once, in order per key, and the forwarder goes on.
+#[test]
+#[ignore = "needs a Kafka broker"]
+fn records_the_broker_refuses_for_good_are_dead_lettered_and_the_rest_delivered() {
+    let broker = require_broker();
+    let bootstrap = broker.bootstrap();
+    let dir = tmpdir("refused");
+    let topic = unique_topic("fwd-refused");
+    create_topic_with_configs(
+        &bootstrap,
+        &topic,
+        PARTITIONS,
+        &[
+            ("max.message.bytes", "65536"),
+            ("message.timestamp.after.max.ms", "60000"),
+        ],
+    )
+    .unwrap();
+    let good = readings(600, 6);
+    let big = oversized_reading();
+    let future = r#"{"sensorId":"s-future","timestamp":1764028900001,"temperature":2.5,"humidity":40.25,"status":"NORMAL"}"#.to_string();
+    let fake_now = dir.join("fake-now");
+    let m = avro_edge_testkit::free_addr().unwrap();
+    let mut fwd = Fwd::spawn_env(
+        &dir,
+        &bootstrap,
+        &topic,
+        &["--metrics-listen", &m],
+        false,
+        &[("AVRO_EDGE_FAKE_NOW_FILE", &fake_now)],
+    );
+    let log = fwd.log.clone();
+    let refused = |kind: &str| format!("forward_dead_lettered_total{{kind=\"{kind}\"}}");
+    fwd.feed(&good[..200]);
+    fwd.feed(std::slice::from_ref(&big));
+    fwd.feed(&good[200..400]);
+    let limit = Duration::from_secs(60);
+    wait_metric(
+        &m,
+        &refused("message-too-large"),
+        |v| v == 1,
+        limit,
+        Some(&log),
+    );
+    wait_metric(&m, "acked_total", |v| v == 400, limit, Some(&log));
+    // Two days ahead while the next record is sent; back to the real clock once it was refused.
+    let ahead = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 2 * 86_400_000;
+    let tmp = fake_now.with_extension("tmp");
+    std::fs::write(&tmp, ahead.to_string()).unwrap();
+    std::fs::rename(&tmp, &fake_now).unwrap();
+    fwd.feed(std::slice::from_ref(&future));
+    wait_metric(
+        &m,
+        &refused("invalid-timestamp"),
+        |v| v == 1,
+        limit,
+        Some(&log),
+    );
+    std::fs::remove_file(&fake_now).unwrap();
+    fwd.feed(&good[400..]);
+    fwd.close_stdin();
+    let log = fwd.wait_ok(Duration::from_secs(60));
+    eprintln!("refused-for-good: {}", log.lines().last().unwrap_or(""));
+    assert!(log.contains("acked=600"), "{log}");
+    assert!(log.contains("forward_dead_lettered=2"), "{log}");
+
+    let codec = Codec::new(Arc::new(OfflineCache::new(fixtures().join("schema-cache"))));
+    let dead = std::fs::read_to_string(dir.join("dead-letter.ndjson")).unwrap();
+    let mut reasons = BTreeMap::new();
+    for l in dead.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["topic"].as_str(), Some(topic.as_str()), "{l}");
+        assert_eq!(v["reason"]["kind"], "kafka-error");
+        let value = base64::engine::general_purpose::STANDARD
+            .decode(v["value_base64"].as_str().unwrap())
+            .unwrap();
+        let record = codec
+            .decode_json(&value)
+            .expect("the refused record decodes");
+        let id = record["sensorId"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .take(6)
+            .collect::<String>();
+        let rejection = v["reason"]["rejection"].as_str().unwrap().to_string();
+        eprintln!("refused: {rejection}: {}", v["reason"]["message"]);
+        reasons.insert(rejection, id);
+    }
+    assert_eq!(
+        reasons,
+        BTreeMap::from([
+            ("message-too-large".to_string(), big[13..19].to_string()),
+            ("invalid-timestamp".to_string(), "s-futu".to_string()),
+        ]),
+        "{dead}"
+    );
+    let got = read_back(&bootstrap, &topic, 600, Duration::from_secs(60));
+    let ids: Vec<_> = good.iter().map(|l| id_of_line(l)).collect();
+    let t = check(&got, &ids, "refused-for-good");
+    assert_eq!((t.delivered, t.duplicates), (600, 0));
     let _ = std::fs::remove_dir_all(&dir);
 }

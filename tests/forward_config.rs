@@ -3,7 +3,7 @@
 
 mod spool_support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use avro_edge::forwarder::{
@@ -87,6 +87,8 @@ fn every_key_is_settable_from_env_and_flags() {
             "kafka.sasl_mechanism" => "SCRAM-SHA-512",
             "kafka.security_protocol" => "PLAINTEXT",
             "kafka.ssl_ca_location" => "/etc/ssl/ca.pem",
+            "kafka.sasl_password_file" => password_file(),
+            "kafka.ssl_endpoint_identification_algorithm" => "https",
             "kafka.enable_idempotence" | "clock_check" => "false",
             "spool.fsync" => "always",
             "spool.when_full" => "drop_oldest",
@@ -110,11 +112,14 @@ fn every_key_is_settable_from_env_and_flags() {
         ];
         if key.starts_with("kafka.sasl") {
             base.push(("kafka.sasl_username".into(), "u".into()));
-            base.push(("kafka.sasl_password".into(), "p".into()));
+            if *key != "kafka.sasl_password_file" {
+                base.push(("kafka.sasl_password".into(), "p".into()));
+            }
         }
-        if *key == "kafka.ssl_ca_location" {
+        if key.starts_with("kafka.ssl") {
             base.push(("kafka.security_protocol".into(), "SSL".into()));
         }
+        base.extend(tls_pair_of(key));
         let mut flags = base.clone();
         flags.push((key.to_string(), value.to_string()));
         if key.contains("ssl") && !cfg!(feature = "tls") {
@@ -261,6 +266,9 @@ fn sample_value(key: &str) -> &'static str {
         "kafka.security_protocol" => "SASL_PLAINTEXT",
         "kafka.sasl_mechanism" => "SCRAM-SHA-256",
         "kafka.ssl_ca_location" => "/etc/ssl/ca.pem",
+        "kafka.ssl_certificate_location" | "kafka.ssl_key_location" => "/etc/ssl/me.pem",
+        "kafka.ssl_endpoint_identification_algorithm" => "https",
+        "kafka.sasl_password_file" => password_file(),
         "kafka.enable_idempotence" => "false",
         "kafka.batch_size" | "kafka.fetch_max_bytes" | "kafka.max_partition_fetch_bytes" => "4096",
         "kafka.client_id" | "kafka.sasl_username" | "kafka.sasl_password" => "x",
@@ -272,11 +280,34 @@ fn sample_value(key: &str) -> &'static str {
 /// CA file, a TLS protocol.
 fn alias_base(key: &str) -> Vec<(String, String)> {
     let mut base = kv(&[("kafka.sasl_username", "u"), ("kafka.sasl_password", "p")]);
-    if key == "kafka.ssl_ca_location" {
+    if key.starts_with("kafka.ssl") {
         base.push(("kafka.security_protocol".into(), "SASL_SSL".into()));
     }
-    base.retain(|(k, _)| k != key);
+    base.extend(tls_pair_of(key));
+    base.retain(|(k, _)| {
+        k != key && (key != "kafka.sasl_password_file" || k != "kafka.sasl_password")
+    });
     base
+}
+
+/// The client certificate and its key go together: the other one of the pair, for either.
+fn tls_pair_of(key: &str) -> Option<(String, String)> {
+    let other = match key {
+        "kafka.ssl_certificate_location" => "kafka.ssl_key_location",
+        "kafka.ssl_key_location" => "kafka.ssl_certificate_location",
+        _ => return None,
+    };
+    Some((other.to_string(), "/etc/ssl/other.pem".to_string()))
+}
+
+/// A file holding a SASL password (for `kafka.sasl_password_file`), made once per test process.
+fn password_file() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let p = std::env::temp_dir().join(format!("avro-edge-cfg-pw-{}", std::process::id()));
+        std::fs::write(&p, "pw-from-file\n").unwrap();
+        p.display().to_string()
+    })
 }
 
 #[test]
@@ -522,6 +553,48 @@ fn security_protocol_checks() {
         assert_eq!(e.kind(), "config-invalid");
         assert!(e.to_string().contains("`tls` feature"), "{e}");
     }
+}
+
+/// The client certificate needs its key, the broker's name cannot be left unverified, and the
+/// password comes from a file (one trailing newline dropped), never together with the password key.
+#[test]
+fn client_certificate_name_check_and_password_file() {
+    let dir = TempDir::new("cfg-sec");
+    let load = |flags: &[(&str, &str)]| Config::load(None, Vec::new(), &kv(flags));
+    if cfg!(feature = "tls") {
+        let ssl = ("kafka.security.protocol", "SSL");
+        let e = load(&[ssl, ("kafka.ssl.certificate.location", "me.pem")]).unwrap_err();
+        assert_eq!(e.kind(), "config-missing");
+        assert!(e.to_string().contains("ssl_key_location"), "{e}");
+        let e = load(&[ssl, ("kafka.ssl.endpoint.identification.algorithm", "none")]).unwrap_err();
+        assert_eq!(e.kind(), "config-invalid");
+        assert!(e.to_string().contains("only https"), "{e}");
+        let c = load(&[
+            ssl,
+            ("kafka.ssl.certificate.location", "me.pem"),
+            ("kafka.ssl.key.location", "me.key"),
+            ("kafka.ssl.endpoint.identification.algorithm", "HTTPS"),
+        ])
+        .unwrap();
+        let pair = (PathBuf::from("me.pem"), PathBuf::from("me.key"));
+        assert_eq!(c.kafka.ssl_client_cert, Some(pair));
+    }
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "s3cret\r\n").unwrap();
+    let pw = pw.display().to_string();
+    let user = ("kafka.sasl.username", "u");
+    let c = load(&[user, ("kafka.sasl.password.file", &pw)]).unwrap();
+    assert_eq!(c.kafka.sasl.unwrap().password.expose(), "s3cret");
+    let e = load(&[
+        user,
+        ("kafka.sasl.password.file", &pw),
+        ("kafka.sasl.password", "p"),
+    ])
+    .unwrap_err();
+    assert!(e.to_string().contains("give one of them"), "{e}");
+    let e = load(&[user, ("kafka.sasl_password_file", "/nonexistent/pw")]).unwrap_err();
+    assert_eq!(e.kind(), "config-invalid");
+    assert!(e.to_string().contains("/nonexistent/pw"), "{e}");
 }
 
 #[test]

@@ -68,6 +68,10 @@ pub struct ForwardFlags {
     /// none | gzip | snappy (kafka.compression).
     #[arg(long)]
     pub compression: Option<String>,
+    /// Connection security (SASL, TLS): the kafka.security_protocol, kafka.sasl_* and
+    /// kafka.ssl_* keys.
+    #[command(flatten)]
+    pub security: super::security_args::SecurityArgs,
     /// Any configuration key or alias: --set kafka.linger_ms=5 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -110,6 +114,7 @@ fn flag_pairs(a: &ForwardFlags) -> Result<Vec<(String, String)>, Failure> {
         .iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone())))
         .collect();
+    out.extend(a.security.pairs());
     if !a.registry.is_empty() {
         out.push(("registry.urls".into(), a.registry.join(",")));
     }

@@ -43,10 +43,14 @@ pub struct ProduceArgs {
     #[arg(long)]
     pub create_partitions: Option<String>,
     /// Kafka client property, librdkafka's name or ours, as in kcat: -X linger.ms=20,
-    /// -X security.protocol=SASL_PLAINTEXT -X sasl.username=u (repeatable; every kafka.* key of
-    /// `forward` but batch_records, and none of the consumer's).
+    /// -X security.protocol=SASL_SSL -X sasl.username=u -X sasl.password.file=/run/secrets/kafka
+    /// -X ssl.ca.location=ca.pem -X ssl.certificate.location=me.pem -X ssl.key.location=me.key
+    /// (repeatable; every kafka.* key of `forward` but batch_records, and none of the consumer's).
+    /// The password may also come from $AVRO_EDGE_KAFKA_SASL_PASSWORD.
     #[arg(short = 'X', value_name = "NAME=VALUE")]
     pub property: Vec<String>,
+    #[command(flatten)]
+    pub security: super::security_args::SecurityArgs,
 }
 
 /// The consumer's own `kafka.*` keys (`consume` only; `forward` and `produce` have no consumer).
@@ -69,13 +73,39 @@ const CONSUME_KEYS: &[&str] = &[
     "kafka.sasl_mechanism",
     "kafka.sasl_username",
     "kafka.sasl_password",
+    "kafka.sasl_password_file",
     "kafka.ssl_ca_location",
+    "kafka.ssl_certificate_location",
+    "kafka.ssl_key_location",
+    "kafka.ssl_server_name",
+    "kafka.ssl_endpoint_identification_algorithm",
 ];
+
+/// The SASL password from the environment (the forwarder's variable name), so that it need not be
+/// on the command line: used when neither `-X sasl.password` nor `-X sasl.password.file` is given.
+const SASL_PASSWORD_ENV: &str = "AVRO_EDGE_KAFKA_SASL_PASSWORD";
+
+/// `(kafka.sasl_password, $AVRO_EDGE_KAFKA_SASL_PASSWORD)` when the variable is set and `pairs`
+/// give no password.
+fn password_from_env(pairs: &[(String, String)]) -> Option<(String, String)> {
+    let given = pairs.iter().any(|(k, _)| {
+        matches!(
+            config::resolve_key(k),
+            Some("kafka.sasl_password" | "kafka.sasl_password_file")
+        )
+    });
+    if given {
+        return None;
+    }
+    let p = std::env::var(SASL_PASSWORD_ENV).ok()?;
+    Some(("kafka.sasl_password".to_string(), p))
+}
 
 /// The Kafka settings of `produce`/`consume`: the named flags and the `-X` properties (one layer: a key
 /// given twice under two names with two values is an error), checked against what `command` uses.
 fn kafka_settings(
     named: &[(&str, Option<String>)],
+    security: &super::security_args::SecurityArgs,
     properties: &[String],
     uses: impl Fn(&str) -> bool,
     command: &str,
@@ -84,9 +114,11 @@ fn kafka_settings(
         .iter()
         .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v)))
         .collect();
+    pairs.extend(security.pairs());
     for p in properties {
         pairs.push(config::parse_property(p).map_err(|e| Failure::bad_input(&e))?);
     }
+    pairs.extend(password_from_env(&pairs));
     for (k, _) in &pairs {
         if let Some(key) = config::resolve_key(k)
             && !uses(key)
@@ -144,12 +176,15 @@ pub struct ConsumeArgs {
     #[arg(long, default_value = "range", value_parser = ["range", "roundrobin"])]
     pub assignor: String,
     /// Kafka client property, librdkafka's name or ours, as in kcat: -X client.id=reader,
-    /// -X security.protocol=SASL_PLAINTEXT -X sasl.username=u (repeatable; the connection's
-    /// settings: brokers, client id, request timeout, security protocol, SASL, CA file; and the
+    /// -X security.protocol=SASL_PLAINTEXT -X sasl.username=u -X sasl.password.file=F (repeatable;
+    /// the connection's settings: brokers, client id, request timeout, security protocol, SASL
+    /// (the password also from $AVRO_EDGE_KAFKA_SASL_PASSWORD), TLS files and server name; and the
     /// consumer's memory bounds: -X fetch.max.bytes=2MiB -X max.partition.fetch.bytes=256KiB
     /// -X max.poll.records=500, the defaults).
     #[arg(short = 'X', value_name = "NAME=VALUE")]
     pub property: Vec<String>,
+    #[command(flatten)]
+    pub security: super::security_args::SecurityArgs,
 }
 
 fn io_failure(what: &str, e: std::io::Error) -> Failure {
@@ -163,6 +198,7 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
     let brokers = (!a.brokers.is_empty()).then(|| a.brokers.join(","));
     let k = kafka_settings(
         &[("kafka.brokers", brokers)],
+        &a.security,
         &a.property,
         |key| CONSUME_KEYS.contains(&key),
         "consume",
@@ -327,6 +363,7 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
             ("kafka.compression", a.compression.clone()),
             ("kafka.create_partitions", a.create_partitions.clone()),
         ],
+        &a.security,
         &a.property,
         |key| key != "kafka.batch_records" && !CONSUMER_ONLY_KEYS.contains(&key),
         "produce",

@@ -1,7 +1,9 @@
 //! The `avro-edge` command line: one file per command group, each mapping to one concept.
 //!
 //! Must not hold logic that a library user would also need: commands call the library.
-//! Exit codes: 0 success, 1 runtime failure, 2 bad input (with `error[<kind>]: <message>` on stderr).
+//! Exit codes: 0 success, 1 runtime failure, 2 bad input, 3 the broker refused our SASL credentials
+//! or mechanism, 4 a TLS certificate was refused (the broker's by us, or ours by the broker); each
+//! with `error[<kind>]: <message>` on stderr. 3 and 4 do not heal by retrying: fix the settings.
 
 use clap::{Parser, Subcommand};
 
@@ -11,6 +13,7 @@ pub mod codec_cmd;
 pub mod forward_cmd;
 pub mod kafka_cmd;
 pub mod schemas_cmd;
+pub mod security_args;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,10 +63,11 @@ impl Failure {
             message: err.to_string(),
         }
     }
-    /// A runtime failure (exit 1), reported with the error's stable kind.
+    /// A runtime failure (exit 1; 3 or 4 for a security refusal, see [`security_exit_code`]),
+    /// reported with the error's stable kind.
     pub fn runtime(err: &dyn ErrorKind) -> Self {
         Failure {
-            code: 1,
+            code: security_exit_code(err.kind()).unwrap_or(1),
             kind: err.kind(),
             message: err.to_string(),
         }
@@ -79,6 +83,15 @@ impl Failure {
 }
 
 pub type CmdResult = Result<(), Failure>;
+
+/// Exit 3 for the SASL refusals, 4 for the TLS certificate refusals (see the module doc).
+fn security_exit_code(kind: &str) -> Option<i32> {
+    match kind {
+        "auth-failed" | "sasl-unknown-user" | "sasl-mechanism-refused" => Some(3),
+        "tls-untrusted-broker" | "tls-client-certificate" => Some(4),
+        _ => None,
+    }
+}
 
 /// Logs go to stderr through `tracing`; `AVRO_EDGE_LOG` (or `RUST_LOG`) sets the filter, default `info`.
 /// Colours only when stderr is a terminal, so log files and CI output stay plain text.

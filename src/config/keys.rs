@@ -70,10 +70,33 @@ pub const KEYS: &[(&str, &str)] = &[
         "PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512 (default PLAIN)",
     ),
     ("kafka.sasl_username", "SASL user"),
-    ("kafka.sasl_password", "SASL password (never logged)"),
+    (
+        "kafka.sasl_password",
+        "SASL password (never logged; prefer the environment or sasl_password_file)",
+    ),
+    (
+        "kafka.sasl_password_file",
+        "file holding the SASL password (one trailing newline ignored)",
+    ),
     (
         "kafka.ssl_ca_location",
         "CA certificates (PEM) to trust instead of the Mozilla roots (feature tls)",
+    ),
+    (
+        "kafka.ssl_certificate_location",
+        "client certificate (PEM, then its chain) for brokers that require one (feature tls)",
+    ),
+    (
+        "kafka.ssl_key_location",
+        "the client certificate's unencrypted private key (PEM; feature tls)",
+    ),
+    (
+        "kafka.ssl_server_name",
+        "name to verify in the broker certificates instead of the host in their address (feature tls)",
+    ),
+    (
+        "kafka.ssl_endpoint_identification_algorithm",
+        "https only (the default): the broker's name is always verified",
     ),
     (
         "kafka.fetch_max_bytes",
@@ -164,7 +187,17 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("kafka.sasl.mechanisms", "kafka.sasl_mechanism"),
     ("kafka.sasl.username", "kafka.sasl_username"),
     ("kafka.sasl.password", "kafka.sasl_password"),
+    ("kafka.sasl.password.file", "kafka.sasl_password_file"),
     ("kafka.ssl.ca.location", "kafka.ssl_ca_location"),
+    (
+        "kafka.ssl.certificate.location",
+        "kafka.ssl_certificate_location",
+    ),
+    ("kafka.ssl.key.location", "kafka.ssl_key_location"),
+    (
+        "kafka.ssl.endpoint.identification.algorithm",
+        "kafka.ssl_endpoint_identification_algorithm",
+    ),
     ("kafka.enable.idempotence", "kafka.enable_idempotence"),
     ("kafka.fetch.max.bytes", "kafka.fetch_max_bytes"),
     (

@@ -157,3 +157,33 @@ pub(super) fn flags(pairs: &[(String, String)]) -> Result<Layer, ConfigError> {
     }
     Ok(layer)
 }
+
+/// Secrets given as a file (`kafka.sasl_password_file`): read into their key
+/// (`kafka.sasl_password`), one trailing newline dropped, so the secret itself is never on a
+/// command line. Given together with the key itself (after merging) is an error. The errors name
+/// the file, never its content.
+pub(super) fn read_secret_files(values: &mut Table) -> Result<(), ConfigError> {
+    const FILE: &str = "kafka.sasl_password_file";
+    const KEY: &str = "kafka.sasl_password";
+    let Some(v) = values.remove(FILE) else {
+        return Ok(());
+    };
+    let Value::String(path) = v else {
+        return Err(invalid(FILE, "expected a file name"));
+    };
+    if values.contains_key(KEY) {
+        return Err(invalid(
+            FILE,
+            format!("set together with {KEY}: give one of them"),
+        ));
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| invalid(FILE, format!("cannot read {path}: {e}")))?;
+    let secret = text.strip_suffix('\n').unwrap_or(&text);
+    let secret = secret.strip_suffix('\r').unwrap_or(secret);
+    if secret.is_empty() {
+        return Err(invalid(FILE, format!("{path} is empty")));
+    }
+    values.insert(KEY.to_string(), Value::String(secret.to_string()));
+    Ok(())
+}

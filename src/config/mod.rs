@@ -278,6 +278,11 @@ pub struct KafkaSettings {
     pub security_protocol: SecurityProtocol,
     /// CA certificates (PEM) trusted instead of the Mozilla roots (TLS only).
     pub ssl_ca_location: Option<PathBuf>,
+    /// Client certificate (PEM) and its key, for brokers that require one (TLS only; both or
+    /// neither).
+    pub ssl_client_cert: Option<(PathBuf, PathBuf)>,
+    /// Name verified in the broker certificates instead of the host of their address (TLS only).
+    pub ssl_server_name: Option<String>,
     /// `enable.idempotence` (default true). Stored only: takes effect once the idempotent producer
     /// lands.
     pub enable_idempotence: bool,
@@ -310,7 +315,9 @@ impl KafkaSettings {
             .tls()
             .then(|| crate::kafka::tls::TlsConfig {
                 ca_file: self.ssl_ca_location.clone(),
-                server_name: None,
+                server_name: self.ssl_server_name.clone(),
+                cert_file: self.ssl_client_cert.as_ref().map(|(c, _)| c.clone()),
+                key_file: self.ssl_client_cert.as_ref().map(|(_, k)| k.clone()),
             })
     }
 }
@@ -381,9 +388,10 @@ impl Config {
             Some(p) => layers::file(p)?,
             None => Default::default(),
         };
-        let merged = file
+        let mut merged = file
             .overlay(layers::env(env)?)
             .overlay(layers::flags(flags)?);
+        layers::read_secret_files(&mut merged.values)?;
         validate::config(&merged.values, merged.inputs.as_deref())
     }
 
@@ -396,7 +404,8 @@ impl Config {
 /// The `[kafka]` section alone from flag pairs (keys or aliases, e.g. from `-X`), for the commands that
 /// talk to Kafka without a forwarder (`produce`, `consume`). A key outside `kafka.` is an error.
 pub fn kafka_settings(flags: &[(String, String)]) -> Result<KafkaSettings, ConfigError> {
-    let layer = layers::flags(flags)?;
+    let mut layer = layers::flags(flags)?;
+    layers::read_secret_files(&mut layer.values)?;
     if let Some(k) = layer.values.keys().find(|k| !k.starts_with("kafka.")) {
         return Err(invalid(k, "not a Kafka client setting"));
     }

@@ -209,7 +209,10 @@ pub(super) fn kafka(t: &Table) -> Result<KafkaSettings, ConfigError> {
         ),
         sasl,
         security_protocol,
-        ssl_ca_location: ssl_ca_location(t, security_protocol)?,
+        ssl_ca_location: tls_only(t, "kafka.ssl_ca_location", security_protocol)?
+            .map(PathBuf::from),
+        ssl_client_cert: ssl_client_cert(t, security_protocol)?,
+        ssl_server_name: tls_only(t, "kafka.ssl_server_name", security_protocol)?,
         enable_idempotence: get_bool(t, "kafka.enable_idempotence")?.unwrap_or(true),
         create_partitions: create_partitions(t)?,
         fetch_max_bytes: fetch_bytes(t, "kafka.fetch_max_bytes")?,
@@ -305,24 +308,56 @@ fn security_protocol(t: &Table, has_sasl: bool) -> Result<SecurityProtocol, Conf
     }
 }
 
-fn ssl_ca_location(t: &Table, p: SecurityProtocol) -> Result<Option<PathBuf>, ConfigError> {
-    const KEY: &str = "kafka.ssl_ca_location";
-    let Some(path) = get_str(t, KEY)? else {
+/// A TLS setting (`kafka.ssl_*`): refused without the `tls` feature or with a plain-TCP protocol.
+fn tls_only(t: &Table, key: &str, p: SecurityProtocol) -> Result<Option<String>, ConfigError> {
+    let Some(value) = get_str(t, key)? else {
         return Ok(None);
     };
     if !cfg!(feature = "tls") {
         return Err(invalid(
-            KEY,
+            key,
             "needs TLS: this build has no `tls` feature (build with --features tls)",
         ));
     }
     if !p.tls() {
         return Err(invalid(
-            KEY,
+            key,
             format!("only used with security_protocol SSL or SASL_SSL, not {p}"),
         ));
     }
-    Ok(Some(path.into()))
+    Ok(Some(value))
+}
+
+/// The client certificate and its key: both or neither. Also refuses turning off the broker name
+/// check (`ssl.endpoint.identification.algorithm = none`): avro-edge always verifies it.
+fn ssl_client_cert(
+    t: &Table,
+    p: SecurityProtocol,
+) -> Result<Option<(PathBuf, PathBuf)>, ConfigError> {
+    const ALGORITHM: &str = "kafka.ssl_endpoint_identification_algorithm";
+    if let Some(a) = tls_only(t, ALGORITHM, p)?
+        && !a.trim().eq_ignore_ascii_case("https")
+    {
+        return Err(invalid(
+            ALGORITHM,
+            format!(
+                "'{a}': only https is supported (the broker's name is always verified; \
+                 kafka.ssl_server_name names another one to verify)"
+            ),
+        ));
+    }
+    let cert = tls_only(t, "kafka.ssl_certificate_location", p)?;
+    let key = tls_only(t, "kafka.ssl_key_location", p)?;
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some(c), Some(k)) => Ok(Some((c.into(), k.into()))),
+        (Some(_), None) => Err(ConfigError::Missing {
+            key: "kafka.ssl_key_location".into(),
+        }),
+        (None, Some(_)) => Err(ConfigError::Missing {
+            key: "kafka.ssl_certificate_location".into(),
+        }),
+    }
 }
 
 fn create_partitions(t: &Table) -> Result<Option<i32>, ConfigError> {

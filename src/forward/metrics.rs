@@ -5,6 +5,7 @@
 //! Must not block the data path: counters are atomics; the HTTP server is one thread that answers one
 //! short request at a time and never reads more than a few KiB from a client.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -33,6 +34,9 @@ pub struct Metrics {
     pub clock_insane: AtomicU64,
     /// The clock's lower bound (ms since the epoch) the sender last checked against.
     pub clock_lower_bound_ms: AtomicU64,
+    /// Spooled records the broker refused for good (dead-lettered by the sender), by rejection
+    /// (`message-too-large`, ...): rare, so a map under a lock.
+    forward_dead_lettered: Mutex<BTreeMap<&'static str, u64>>,
     last_error: Mutex<Option<LastError>>,
 }
 
@@ -62,6 +66,10 @@ pub struct Snapshot {
     pub retried: u64,
     /// Lines written to the dead-letter file (not JSON, not encodable, too long).
     pub dead_lettered: u64,
+    /// Spooled records the broker refused for good, written to the dead-letter file by the sender and
+    /// released from the spool, by rejection (`message-too-large`, `invalid-timestamp`, ...).
+    #[serde(default)]
+    pub forward_dead_lettered: BTreeMap<String, u64>,
     /// Input drops after stop plus spool `drop_oldest` drops.
     pub dropped: u64,
     /// Corrupt spool records found since the spool was opened (recovery included).
@@ -121,6 +129,16 @@ impl Metrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
     }
 
+    /// One more spooled record the broker refused for good (`rejection`), now in the dead-letter file.
+    pub fn count_refused(&self, rejection: &'static str) {
+        *self
+            .forward_dead_lettered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(rejection)
+            .or_default() += 1;
+    }
+
     pub fn snapshot(&self, spool: &SpoolStatus) -> Snapshot {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let clock_insane = g(&self.clock_insane) != 0;
@@ -131,6 +149,13 @@ impl Metrics {
             acked: g(&self.acked),
             retried: g(&self.retried),
             dead_lettered: g(&self.dead_lettered),
+            forward_dead_lettered: self
+                .forward_dead_lettered
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
             dropped: g(&self.dropped_input) + spool.dropped,
             corrupt_records: spool.corrupt_records,
             possible_duplicates: spool.possible_duplicates + g(&self.retried),
@@ -165,6 +190,7 @@ impl Snapshot {
             acked = self.acked,
             retried = self.retried,
             dead_lettered = self.dead_lettered,
+            forward_dead_lettered = self.forward_dead_lettered.values().sum::<u64>(),
             dropped = self.dropped,
             spool_records = self.spool_records,
             spool_bytes = self.spool_bytes,
@@ -301,6 +327,17 @@ impl Snapshot {
         ] {
             s.push_str(&format!(
                 "avro_edge_spool_full_events_total{{reason=\"{r}\"}} {v}\n"
+            ));
+        }
+        s.push_str("# HELP avro_edge_forward_dead_lettered_total Spooled records the broker refused for good, written to the dead-letter file and released from the spool, by rejection.\n");
+        s.push_str("# TYPE avro_edge_forward_dead_lettered_total counter\n");
+        for (kind, v) in &self.forward_dead_lettered {
+            let kind: String = kind
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            s.push_str(&format!(
+                "avro_edge_forward_dead_lettered_total{{kind=\"{kind}\"}} {v}\n"
             ));
         }
         s.push_str("# HELP avro_edge_oldest_unacked_age_seconds Age of the oldest unacknowledged record.\n");

@@ -2,7 +2,8 @@
 //! The sender holds records in the spool while the system clock is below its lower bound ([`clock_check`]).
 //!
 //! Must not lose a record silently: every input line is spooled, dead-lettered or counted as dropped, and a
-//! spooled record leaves the spool only after the sink acknowledged it. Must not know Avro or Kafka: it
+//! spooled record leaves the spool only after the sink acknowledged it or, refused by the broker for good,
+//! it was written to the dead-letter file. Must not know Avro or Kafka: it
 //! drives them through two small traits, [`RecordEncoder`] (the codec) and [`RecordSink`] (the producer).
 //!
 //! The real parts are plugged in by [`plug`]: `impl RecordEncoder for crate::codec::Codec` and
@@ -15,6 +16,7 @@ pub mod inputs;
 pub mod metrics;
 pub mod plug;
 mod sender;
+mod window;
 
 use std::io::BufRead;
 use std::net::UdpSocket;
@@ -43,7 +45,9 @@ pub use crate::kafka::producer::{Delivery, OutRecord};
 
 /// Sends records to a topic and says, per record and in input order, whether the broker acknowledged it.
 /// The real one is `crate::producer::Producer::send_batch`. A result vector shorter than `records` means
-/// the records without a result were not acknowledged.
+/// the records without a result were not acknowledged. A record that fails (for a reason that is not
+/// [permanent](RecordSink::permanent)) must fail every later record of its partition in the same call,
+/// as the producer does, or a retry would put it behind them.
 pub trait RecordSink: Send {
     /// Why a record was not acknowledged; its kind goes to the metrics and the log.
     type Error: ErrorKind + Send + 'static;
@@ -53,6 +57,14 @@ pub trait RecordSink: Send {
         topic: &str,
         records: &[OutRecord],
     ) -> Vec<Result<Delivery, Self::Error>>;
+
+    /// Why the broker refuses the record `error` was returned for for good (sending it again fails the
+    /// same way), as a short kebab-case name such as `message-too-large`; the sender then dead-letters it.
+    /// `None` (the default) for an error that a retry, or a fix of the setup, can get past: the record
+    /// stays in the spool.
+    fn permanent(_error: &Self::Error) -> Option<&'static str> {
+        None
+    }
 }
 
 /// A sink that connects on first use and again after a failed connect, so the forwarder starts and
@@ -89,6 +101,10 @@ impl<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> RecordSink for Laz
             Some(s) => s.send_batch(topic, records),
             None => Vec::new(),
         }
+    }
+
+    fn permanent(error: &S::Error) -> Option<&'static str> {
+        S::permanent(error)
     }
 }
 
@@ -297,14 +313,19 @@ where
         })?,
     );
     let metrics = Arc::new(Metrics::default());
-    let ingest = Ingest::new(Arc::new(encoder), spool.clone(), dead, metrics.clone());
+    let ingest = Ingest::new(
+        Arc::new(encoder),
+        spool.clone(),
+        dead.clone(),
+        metrics.clone(),
+    );
 
     // Bind what can fail before starting threads.
     let mut udp = bind_udp(cfg)?;
     let http_stop = Arc::new(AtomicBool::new(false));
     let http = serve_metrics(cfg, &spool, &metrics, &http_stop)?;
     let sender_stop = Arc::new(AtomicBool::new(false));
-    let (sender, done_rx) = start_sender(cfg, &spool, &metrics, sink, &sender_stop)?;
+    let (sender, done_rx) = start_sender(cfg, &spool, &metrics, &dead, sink, &sender_stop)?;
     let input_stop = Arc::new(AtomicBool::new(false));
     let input_failed: InputFailed = Arc::default();
     let handles = start_inputs(
@@ -390,6 +411,7 @@ fn start_sender<S: RecordSink + 'static>(
     cfg: &Config,
     spool: &Arc<Spool>,
     metrics: &Arc<Metrics>,
+    dead: &Arc<DeadLetter>,
     sink: S,
     sender_stop: &Arc<AtomicBool>,
 ) -> Result<(std::thread::JoinHandle<()>, std::sync::mpsc::Receiver<()>), ForwardError> {
@@ -402,10 +424,11 @@ fn start_sender<S: RecordSink + 'static>(
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let sender = {
         let (spool, metrics, stop) = (spool.clone(), metrics.clone(), sender_stop.clone());
+        let dead = dead.clone();
         std::thread::Builder::new()
             .name("sender".into())
             .spawn(move || {
-                sender::run(&spool, sink, &metrics, &stop, &sender_opts);
+                sender::run(&spool, sink, &metrics, &dead, &stop, &sender_opts);
                 let _ = done_tx.send(());
             })
             .map_err(|source| ForwardError::Input {

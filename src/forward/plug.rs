@@ -31,6 +31,10 @@ impl RecordSink for Producer {
     ) -> Vec<Result<Delivery, KafkaError>> {
         Producer::send_batch(self, topic, records)
     }
+
+    fn permanent(error: &KafkaError) -> Option<&'static str> {
+        error.permanent_rejection()
+    }
 }
 
 /// The producer settings for the forwarder's `[kafka]` section (everything else at the producer's

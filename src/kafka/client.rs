@@ -202,8 +202,8 @@ impl Client {
                         }
                         return Ok(c);
                     }
-                    // Auth and config failures do not heal by retrying.
-                    Err(e @ (KafkaError::Auth(_) | KafkaError::Config(_) | KafkaError::Tls(_))) => {
+                    // Auth, TLS trust and config failures do not heal by retrying.
+                    Err(e) if e.is_security_rejection() || matches!(e, KafkaError::Config(_)) => {
                         return Err(e);
                     }
                     Err(e) => last = Some(e),

@@ -23,13 +23,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
-    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::KafkaError;
-use super::sasl::{self, Mechanism, SaslConfig};
+use super::sasl::SaslConfig;
+
+mod reauth;
 
 /// Settings for one connection.
 #[derive(Debug, Clone)]
@@ -102,6 +103,8 @@ pub struct Conn {
     request_timeout: Duration,
     /// The broker is tansu (see the module doc): its workarounds apply.
     tansu: bool,
+    /// SASL settings and the session's re-authentication deadline (`reauth`).
+    auth: reauth::AuthState,
 }
 
 impl std::fmt::Debug for Conn {
@@ -110,6 +113,14 @@ impl std::fmt::Debug for Conn {
             .field("addr", &self.shared.addr)
             .finish()
     }
+}
+
+/// A connection's first exchange failed: with TLS, a refused client certificate gets its own kind.
+#[cfg(feature = "tls")]
+use super::tls::refusal_after_handshake as first_exchange_error;
+#[cfg(not(feature = "tls"))]
+fn first_exchange_error(e: KafkaError) -> KafkaError {
+    e
 }
 
 /// A v3 ApiVersions answer as tansu 0.6.0 sends it (see the module doc).
@@ -164,11 +175,10 @@ impl Conn {
             client_id: StrBytes::from_string(cfg.client_id.clone()),
             request_timeout: cfg.request_timeout,
             tansu: false,
+            auth: reauth::AuthState::new(cfg.sasl.clone()),
         };
-        conn.negotiate().await?;
-        if let Some(s) = &cfg.sasl {
-            conn.authenticate(s).await?;
-        }
+        conn.negotiate().await.map_err(first_exchange_error)?;
+        conn.authenticate().await?;
         tracing::debug!(broker = addr, apis = conn.versions.len(), "connected");
         Ok(conn)
     }
@@ -193,7 +203,7 @@ impl Conn {
             Some(tls) => {
                 let stream = super::tls::connect(addr, tcp, tls).await?;
                 let (r, w) = smol::io::split(stream);
-                Ok((Box::new(r), Box::new(w)))
+                Ok((Box::new(super::tls::ClientCertAlerts(r)), Box::new(w)))
             }
         }
     }
@@ -202,9 +212,10 @@ impl Conn {
         &self.shared.addr
     }
 
-    /// False once the connection has failed or been closed; the client then reconnects.
+    /// False once the connection has failed or been closed, or its SASL session ran out unused;
+    /// the client then reconnects.
     pub fn is_alive(&self) -> bool {
-        !self.shared.closed.load(Ordering::SeqCst)
+        !self.shared.closed.load(Ordering::SeqCst) && !self.auth.expired()
     }
 
     /// Whether the broker is tansu (rule in the module doc): only then do tansu workarounds run.
@@ -248,6 +259,7 @@ impl Conn {
         req: &R,
         version: i16,
     ) -> Result<R::Response, KafkaError> {
+        self.reauthenticate_if_due().await?;
         let (corr, frame) = self.encode(req, version)?;
         let (tx, rx) = smol::channel::bounded(1);
         self.register(corr, tx)?;
@@ -283,6 +295,7 @@ impl Conn {
         req: &R,
         version: i16,
     ) -> Result<(), KafkaError> {
+        self.reauthenticate_if_due().await?;
         let (_, frame) = self.encode(req, version)?;
         self.write_frame(&frame).await
     }
@@ -398,59 +411,6 @@ impl Conn {
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
         Ok(())
-    }
-
-    async fn authenticate(&self, cfg: &SaslConfig) -> Result<(), KafkaError> {
-        let hs = SaslHandshakeRequest::default()
-            .with_mechanism(StrBytes::from_static_str(cfg.mechanism.name()));
-        let resp = self.request_at(&hs, 1).await?;
-        if resp.error_code != 0 {
-            let offered: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
-            return Err(KafkaError::Auth(format!(
-                "broker refused {} with error code {} (offers {offered:?})",
-                cfg.mechanism.name(),
-                resp.error_code
-            )));
-        }
-        match cfg.mechanism {
-            Mechanism::Plain => {
-                self.sasl_round(sasl::plain_message(cfg)).await?;
-            }
-            Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
-                let mut scram = sasl::Scram::new(cfg, sasl::client_nonce()?)?;
-                let server_first = self.sasl_round(scram.client_first().into_bytes()).await?;
-                let server_first = String::from_utf8(server_first.to_vec())
-                    .map_err(|_| KafkaError::Auth("SCRAM server-first is not UTF-8".into()))?;
-                let client_final = scram.client_final(&server_first)?;
-                let server_final = self.sasl_round(client_final.into_bytes()).await?;
-                let server_final = String::from_utf8(server_final.to_vec())
-                    .map_err(|_| KafkaError::Auth("SCRAM server-final is not UTF-8".into()))?;
-                scram.verify_server_final(&server_final)?;
-            }
-        }
-        tracing::debug!(
-            broker = self.addr(),
-            mechanism = cfg.mechanism.name(),
-            "authenticated"
-        );
-        Ok(())
-    }
-
-    async fn sasl_round(&self, auth_bytes: Vec<u8>) -> Result<Bytes, KafkaError> {
-        let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(auth_bytes));
-        let resp = self.request(&req).await?;
-        if resp.error_code != 0 {
-            let msg = resp
-                .error_message
-                .as_ref()
-                .map(|m| m.to_string())
-                .unwrap_or_default();
-            return Err(KafkaError::Auth(format!(
-                "error code {}: {msg}",
-                resp.error_code
-            )));
-        }
-        Ok(resp.auth_bytes)
     }
 }
 
@@ -704,11 +664,11 @@ mod tests {
             let mut bad = cfg(5000);
             bad.tls = Some(super::super::tls::TlsConfig::default());
             let err = Conn::connect(&addr, &bad).await.unwrap_err();
-            assert_eq!(err.kind(), "tls-error", "{err}");
+            assert_eq!(err.kind(), "tls-untrusted-broker", "{err}");
             let mut good = cfg(5000);
             good.tls = Some(super::super::tls::TlsConfig {
                 ca_file: Some(dir.join("ca.pem")),
-                server_name: None,
+                ..Default::default()
             });
             let c = Conn::connect(&addr, &good).await.unwrap();
             let r = c.request(&MetadataRequest::default()).await.unwrap();

@@ -80,12 +80,43 @@ pub enum KafkaError {
         /// The broker (`host:port`).
         broker: String,
     },
-    /// SASL authentication failed.
+    /// SASL authentication failed: the broker refused the credentials (a wrong password; with
+    /// PLAIN also an unknown user, which Kafka does not tell apart), or the exchange broke.
     #[error("authentication failed: {0}")]
     Auth(String),
-    /// TLS setup or handshake failed.
+    /// SASL/SCRAM: the broker has no credentials for this user and mechanism (it refused the
+    /// client-first message, before any password was checked).
+    #[error("authentication failed: unknown user '{user}' for {mechanism}: {message}")]
+    UnknownUser {
+        /// The user name (never the password).
+        user: String,
+        /// The mechanism, e.g. `SCRAM-SHA-256`.
+        mechanism: &'static str,
+        /// The broker's error message.
+        message: String,
+    },
+    /// SASL: the broker's listener does not enable the mechanism.
+    #[error("broker {broker} does not enable SASL mechanism {mechanism} (it offers {offered})")]
+    MechanismRefused {
+        /// The broker (`host:port`).
+        broker: String,
+        /// The mechanism asked for.
+        mechanism: &'static str,
+        /// The mechanisms the broker offers, comma-separated.
+        offered: String,
+    },
+    /// TLS setup or handshake failed (bad local files, no common protocol, …).
     #[error("tls: {0}")]
     Tls(String),
+    /// TLS: the broker's certificate is not trusted (signed by a CA not in `ssl.ca.location`,
+    /// issued for another name, expired).
+    #[error("tls: broker certificate not trusted: {0}")]
+    TlsUntrusted(String),
+    /// TLS: the broker requires a client certificate and got none, or refused ours.
+    #[error(
+        "tls: the broker refused the client certificate (none given, or not one it trusts): {0}"
+    )]
+    TlsClientCert(String),
     /// The topic does not exist (and auto-creation is off) or has no partitions.
     #[error("unknown topic {0}")]
     UnknownTopic(String),
@@ -142,6 +173,47 @@ impl KafkaError {
         }
     }
 
+    /// Whether the broker or the TLS layer refused who we are or whom we talk to (SASL credentials,
+    /// mechanism, certificates) or the local security settings are unusable: retrying cannot help,
+    /// so connecting stops at once and the CLI exits with its own code.
+    pub fn is_security_rejection(&self) -> bool {
+        matches!(
+            self,
+            KafkaError::Auth(_)
+                | KafkaError::UnknownUser { .. }
+                | KafkaError::MechanismRefused { .. }
+                | KafkaError::Tls(_)
+                | KafkaError::TlsUntrusted(_)
+                | KafkaError::TlsClientCert(_)
+        )
+    }
+
+    /// For records a produce returned this error for: why the broker (or the producer's own size
+    /// limit) refuses those very records for good, as a short kebab-case name; `None` when the same
+    /// records may go through later.
+    ///
+    /// Permanent: MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, CORRUPT_MESSAGE (left after the
+    /// producer's own retries; it is also the answer to a null key on a compacted topic),
+    /// INVALID_TIMESTAMP, INVALID_RECORD, TOPIC_AUTHORIZATION_FAILED, and [`KafkaError::RecordTooLarge`].
+    /// Not permanent: everything retriable, an unknown topic (it may be created), and errors that a
+    /// fix of the setup cures without touching the records (authentication, TLS, cluster
+    /// authorization, configuration, unsupported versions or compression).
+    pub fn permanent_rejection(&self) -> Option<&'static str> {
+        match self {
+            KafkaError::RecordTooLarge { .. } => Some("record-too-large"),
+            KafkaError::Kafka { code, .. } => match code {
+                2 => Some("corrupt-message"),
+                10 => Some("message-too-large"),
+                18 => Some("record-list-too-large"),
+                29 => Some("topic-authorization-failed"),
+                32 => Some("invalid-timestamp"),
+                87 => Some("invalid-record"),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Whether cached metadata should be refreshed after this error.
     pub fn needs_metadata_refresh(&self) -> bool {
         matches!(
@@ -168,7 +240,11 @@ impl ErrorKind for KafkaError {
             KafkaError::Group(e) => e.kind(),
             KafkaError::UnsupportedVersion { .. } => "unsupported-version",
             KafkaError::Auth(_) => "auth-failed",
+            KafkaError::UnknownUser { .. } => "sasl-unknown-user",
+            KafkaError::MechanismRefused { .. } => "sasl-mechanism-refused",
             KafkaError::Tls(_) => "tls-error",
+            KafkaError::TlsUntrusted(_) => "tls-untrusted-broker",
+            KafkaError::TlsClientCert(_) => "tls-client-certificate",
             KafkaError::UnknownTopic(_) => "unknown-topic",
             KafkaError::Config(_) => "invalid-config",
             KafkaError::Closed => "closed",
@@ -192,6 +268,40 @@ mod tests {
         let fatal = KafkaError::from_code(10, "produce").unwrap(); // MESSAGE_TOO_LARGE
         assert!(!fatal.is_retriable());
         assert!(KafkaError::from_code(0, "x").is_none());
+    }
+
+    #[test]
+    fn permanent_rejections_are_the_record_level_refusals_only() {
+        for (code, name) in [
+            (2, "corrupt-message"),
+            (10, "message-too-large"),
+            (18, "record-list-too-large"),
+            (29, "topic-authorization-failed"),
+            (32, "invalid-timestamp"),
+            (87, "invalid-record"),
+        ] {
+            let e = KafkaError::from_code(code, "produce t-0").unwrap();
+            assert_eq!(e.permanent_rejection(), Some(name), "{e}");
+        }
+        let too_large = KafkaError::RecordTooLarge { size: 10, limit: 1 };
+        assert_eq!(too_large.permanent_rejection(), Some("record-too-large"));
+        // Retriable, cured by creating the topic, or cured by fixing the setup: records stay.
+        for code in [3, 6, 7, 19, 31, 58, 76] {
+            let e = KafkaError::from_code(code, "produce t-0").unwrap();
+            assert_eq!(e.permanent_rejection(), None, "{e}");
+        }
+        for e in [
+            KafkaError::Auth("bad password".into()),
+            KafkaError::Tls("unknown ca".into()),
+            KafkaError::UnknownTopic("t".into()),
+            KafkaError::Closed,
+            KafkaError::Disconnected {
+                broker: "b:9092".into(),
+                reason: "eof".into(),
+            },
+        ] {
+            assert_eq!(e.permanent_rejection(), None, "{e}");
+        }
     }
 
     #[test]

@@ -31,6 +31,10 @@
 //!   let client = Client::new(ClientConfig { bootstrap: vec!["127.0.0.1:9092".into()], ..Default::default() })?;
 //!   let resp = kafka::block_on(client.request(&Target::Any, &FindCoordinatorRequest::default()))?;
 //!   ```
+//! - Security: SASL (PLAIN, SCRAM-SHA-256/512: [`sasl`]) and TLS with an optional client
+//!   certificate (`tls`, feature `tls`) per connection. When the broker announces a SASL session
+//!   lifetime, the connection re-authenticates itself before it runs out (KIP-368, `conn::reauth`).
+//!   Refusals (`KafkaError::is_security_rejection`) are never retried.
 //! - Errors: [`KafkaError`] (Kafka error codes kept; `is_retriable()`, `needs_metadata_refresh()`).
 pub mod client;
 pub mod conn;

@@ -12,6 +12,7 @@
 //! | [`process`] | child processes (stdin in, output out), free ports, peak RSS |
 //! | [`pki`] | a throwaway test CA and server certificate made with the `openssl` CLI |
 //! | [`kafka_read`] | read back what a broker stored, with raw Fetch requests and an independent decoder |
+//! | [`topics`] | create a topic with topic-level configs (raw CreateTopics) |
 //! | [`paths`] | the project checkout and fresh scratch directories |
 //!
 //! Tests that need something external are `#[ignore = "needs …"]` and call a [`require`] function
@@ -28,9 +29,10 @@ pub mod pki;
 pub mod process;
 pub mod require;
 pub mod test_broker;
+pub mod topics;
 
 pub use broker::{Broker, Storage, TestkitError, tansu_bin, unique_topic};
-pub use kafka::{KafkaCluster, KafkaListener, KafkaOpts, KafkaTestError, SaslUser};
+pub use kafka::{KafkaCluster, KafkaListener, KafkaOpts, KafkaTestError, ListenerTls, SaslUser};
 pub use kafka_read::{decode_batches, fetch_partition, read_client};
 pub use metrics::{metric, wait_metric};
 pub use paths::{root, tmpdir};
@@ -41,4 +43,7 @@ pub use require::{
     in_ci, needs, require_broker, require_broker_with, require_java_peer, require_node_peers,
     require_own_broker, require_python, require_test_certs, require_tools,
 };
-pub use test_broker::{BrokerKind, BrokerSetup, TEST_BROKER_ENV, TestBroker, TestBrokerError};
+pub use test_broker::{
+    BrokerKind, BrokerSetup, TEST_BROKER_ENV, TestBroker, TestBrokerError, process_cluster,
+};
+pub use topics::create_topic_with_configs;

@@ -269,6 +269,7 @@ fn own_kafka(setup: &BrokerSetup) -> Result<Inner, TestBrokerError> {
         opts.listeners.push(KafkaListener {
             name: CLIENT_LISTENER.into(),
             sasl: setup.sasl(),
+            tls: None,
             advertised_ports: setup.advertised_port.into_iter().collect(),
         });
         opts.scram_users = setup.scram_users.clone();
@@ -319,8 +320,9 @@ fn own_tansu(setup: &BrokerSetup) -> Result<Inner, TestBrokerError> {
     })
 }
 
-/// This binary's shared Kafka node (kept here so the exit hook can stop it).
-static SHARED_NODE: Mutex<Option<KafkaCluster>> = Mutex::new(None);
+/// This binary's process-lifetime clusters: the shared node and any [`process_cluster`] (kept
+/// here so the exit hook can stop them).
+static PROCESS_CLUSTERS: Mutex<Vec<KafkaCluster>> = Mutex::new(Vec::new());
 
 /// `$AVRO_EDGE_KAFKA_BROKERS`, else this test binary's one node, started on first use.
 fn shared_kafka() -> Result<String, TestBrokerError> {
@@ -336,25 +338,38 @@ fn shared_kafka() -> Result<String, TestBrokerError> {
         .map_err(TestBrokerError::SharedNode)
 }
 
-/// Start the node from a thread that parks forever (its JVM dies with that thread, so with the
-/// process), and stop it from an `atexit` hook at a normal exit.
+/// Start the shared node (see [`process_cluster`]).
 fn start_shared_node() -> Result<String, String> {
+    process_cluster(1, KafkaOpts::default(), |c| c.bootstrap())
+}
+
+/// Start a Kafka cluster that lives as long as the test process (for the tests of one binary to
+/// share, e.g. behind a `OnceLock`): from a thread that parks forever, with its JVMs set to die
+/// with that thread (so with the process), and stopped (its directory removed) by an `atexit` hook
+/// at a normal exit. `describe` reads what the tests need (addresses) before the thread parks.
+pub fn process_cluster<T: Send + 'static>(
+    n_brokers: usize,
+    opts: KafkaOpts,
+    describe: impl FnOnce(&KafkaCluster) -> T + Send + 'static,
+) -> Result<T, String> {
     let (tx, rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
-        .name("testkit-shared-kafka".into())
+        .name("testkit-process-kafka".into())
         .spawn(move || {
             let opts = KafkaOpts {
                 die_with_starting_thread: true,
-                ..KafkaOpts::default()
+                ..opts
             };
-            match KafkaCluster::start(1, opts) {
+            match KafkaCluster::start(n_brokers, opts) {
                 Ok(cluster) => {
-                    let bootstrap = cluster.bootstrap();
-                    if let Ok(mut slot) = SHARED_NODE.lock() {
-                        *slot = Some(cluster);
+                    let described = describe(&cluster);
+                    if let Ok(mut all) = PROCESS_CLUSTERS.lock() {
+                        if all.is_empty() {
+                            on_exit(stop_process_clusters);
+                        }
+                        all.push(cluster);
                     }
-                    on_exit(stop_shared_node);
-                    let _ = tx.send(Ok(bootstrap));
+                    let _ = tx.send(Ok(described));
                     loop {
                         std::thread::park();
                     }
@@ -371,9 +386,12 @@ fn start_shared_node() -> Result<String, String> {
         .unwrap_or_else(|_| Err("its thread ended without an answer".into()))
 }
 
-extern "C" fn stop_shared_node() {
-    let node = SHARED_NODE.lock().ok().and_then(|mut slot| slot.take());
-    drop(node);
+extern "C" fn stop_process_clusters() {
+    let all = PROCESS_CLUSTERS
+        .lock()
+        .map(|mut all| std::mem::take(&mut *all))
+        .unwrap_or_default();
+    drop(all);
 }
 
 /// Run `f` when the process exits normally (C `atexit`: `main` returning or `process::exit`).

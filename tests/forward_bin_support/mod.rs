@@ -79,8 +79,22 @@ impl Fwd {
         extra: &[&str],
         stdin_null: bool,
     ) -> Fwd {
+        Fwd::spawn_env(dir, bootstrap, topic, extra, stdin_null, &[])
+    }
+
+    /// [`Fwd::spawn`] with more environment variables.
+    pub fn spawn_env(
+        dir: &Path,
+        bootstrap: &str,
+        topic: &str,
+        extra: &[&str],
+        stdin_null: bool,
+        env: &[(&str, &Path)],
+    ) -> Fwd {
         let log = dir.join(format!("forward-{}.log", nanos()));
-        Fwd::start(command(dir, bootstrap, topic, extra), log, stdin_null)
+        let mut cmd = command(dir, bootstrap, topic, extra);
+        cmd.envs(env.iter().copied());
+        Fwd::start(cmd, log, stdin_null)
     }
 
     /// Start `cmd` (a [`command`], possibly [`wrapped`]) with its stderr to `log`.

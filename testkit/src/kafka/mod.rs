@@ -119,18 +119,48 @@ pub struct KafkaOpts {
     /// a no-op elsewhere): set it only for a cluster started from a thread that lives as long as
     /// the process (as the per-binary shared node is), so no JVM outlives its test binary.
     pub die_with_starting_thread: bool,
+    /// Directories the cluster's configuration uses (e.g. a [`ListenerTls::dir`]), removed with
+    /// the cluster's own directory.
+    pub owned_dirs: Vec<PathBuf>,
 }
 
-/// An extra client listener ([`KafkaOpts::listeners`]).
+/// An extra client listener ([`KafkaOpts::listeners`]). Its security protocol follows from
+/// `sasl` and `tls`: `PLAINTEXT`, `SASL_PLAINTEXT`, `SSL` or `SASL_SSL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaListener {
     /// Listener name, upper case (`EXTERNAL`, `SASL`, …); not `PLAINTEXT` or `CONTROLLER`.
     pub name: String,
-    /// `SASL_PLAINTEXT` with SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN enabled, else `PLAINTEXT`.
+    /// SASL with SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN enabled ([`KafkaOpts::scram_users`],
+    /// [`KafkaOpts::plain_users`]).
     pub sasl: bool,
+    /// TLS with PEM files (Kafka's `ssl.keystore.type=PEM`); `None`: plain TCP.
+    pub tls: Option<ListenerTls>,
     /// Port advertised for node `i` (e.g. a TLS terminator's in front of it); a node without an
     /// entry advertises the listener's own port.
     pub advertised_ports: Vec<u16>,
+}
+
+/// The TLS of a [`KafkaListener`]: the files [`crate::make_test_certs`] writes in `dir`
+/// (`srv-keystore.pem` as the key store; `ca.pem` as the trust store for client certificates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerTls {
+    /// The directory [`crate::make_test_certs`] filled.
+    pub dir: PathBuf,
+    /// `ssl.client.auth=required` (mutual TLS: clients must present a certificate signed by
+    /// `ca.pem`), else `none`.
+    pub client_auth: bool,
+}
+
+impl KafkaListener {
+    /// The listener's `security.protocol`.
+    pub fn protocol(&self) -> &'static str {
+        match (self.sasl, self.tls.is_some()) {
+            (false, false) => "PLAINTEXT",
+            (true, false) => "SASL_PLAINTEXT",
+            (false, true) => "SSL",
+            (true, true) => "SASL_SSL",
+        }
+    }
 }
 
 /// A SASL user: `mechanism` is `SCRAM-SHA-256` or `SCRAM-SHA-512` for [`KafkaOpts::scram_users`]
@@ -154,6 +184,7 @@ impl Default for KafkaOpts {
             scram_users: Vec::new(),
             plain_users: Vec::new(),
             die_with_starting_thread: false,
+            owned_dirs: Vec::new(),
         }
     }
 }
@@ -304,12 +335,7 @@ impl KafkaCluster {
             let adv = l.advertised_ports.get(i).unwrap_or(port);
             listeners.push_str(&format!(",{}://127.0.0.1:{port}", l.name));
             advertised.push_str(&format!(",{}://127.0.0.1:{adv}", l.name));
-            let protocol = if l.sasl {
-                "SASL_PLAINTEXT"
-            } else {
-                "PLAINTEXT"
-            };
-            protocols.push_str(&format!(",{}:{protocol}", l.name));
+            protocols.push_str(&format!(",{}:{}", l.name, l.protocol()));
         }
         // replica.lag.time.max.ms: shorter than the 30 s default, so a restarted node leaves and
         // rejoins the ISR quickly. Extra properties come last: java.util.Properties keeps the last.
@@ -334,6 +360,11 @@ impl KafkaCluster {
         );
         for l in self.opts.listeners.iter().filter(|l| l.sasl) {
             props.push_str(&self.sasl_properties(&l.name.to_lowercase()));
+        }
+        for l in &self.opts.listeners {
+            if let Some(tls) = &l.tls {
+                props.push_str(&tls_properties(&l.name.to_lowercase(), tls));
+            }
         }
         for (k, v) in &self.opts.extra_props {
             props.push_str(&format!("{k}={v}\n"));
@@ -692,6 +723,20 @@ impl KafkaCluster {
     }
 }
 
+/// The TLS settings of listener `name` (lower case): PEM key store and trust store files.
+fn tls_properties(name: &str, tls: &ListenerTls) -> String {
+    let p = format!("listener.name.{name}.ssl");
+    let file = |f: &str| tls.dir.join(f).display().to_string();
+    let auth = if tls.client_auth { "required" } else { "none" };
+    format!(
+        "{p}.keystore.type=PEM\n{p}.keystore.location={ks}\n\
+         {p}.truststore.type=PEM\n{p}.truststore.location={ts}\n\
+         {p}.client.auth={auth}\n",
+        ks = file("srv-keystore.pem"),
+        ts = file("ca.pem"),
+    )
+}
+
 impl Drop for KafkaCluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
@@ -700,6 +745,9 @@ impl Drop for KafkaCluster {
         }
         if !self.keep_dir && !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
+            for d in &self.opts.owned_dirs {
+                let _ = std::fs::remove_dir_all(d);
+            }
         }
     }
 }
