@@ -286,7 +286,8 @@ pub struct KafkaSettings {
     /// `enable.idempotence` (default true): the producer is idempotent (with `acks = all`), so a
     /// retry never stores a batch twice.
     pub enable_idempotence: bool,
-    /// Create an unknown topic with this many partitions (replication 1); `None`: the broker's
+    /// Create an unknown topic with this many partitions (replication: the broker's
+    /// `default.replication.factor`); `None`: the broker's
     /// auto-creation, or an error when it has none.
     pub create_partitions: Option<i32>,
     /// Consumer: most bytes of one Fetch answer (`fetch.max.bytes`); `None`: the consumer's default.
