@@ -21,6 +21,13 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// A free of at least this many bytes (a fetch frame, a batch, a spool buffer: rare) is followed by a
+/// trim, so that memory freed in bulk goes back to the kernel instead of waiting for dlmalloc's fixed
+/// 2 MiB trim threshold. Small frees (the per-record ones) never trim.
+const TRIM_AFTER_FREE: usize = 64 * 1024;
+/// What a trim leaves at the top of the heap for the next allocations.
+const TRIM_PAD: usize = 256 * 1024;
+
 /// dlmalloc behind one lock. The heap is only touched with the lock held.
 pub struct Allocator {
     locked: AtomicBool,
@@ -84,7 +91,12 @@ unsafe impl GlobalAlloc for Allocator {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        self.with(|h| unsafe { h.free(ptr, layout.size(), layout.align()) })
+        self.with(|h| unsafe {
+            h.free(ptr, layout.size(), layout.align());
+            if layout.size() >= TRIM_AFTER_FREE {
+                h.trim(TRIM_PAD);
+            }
+        })
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
