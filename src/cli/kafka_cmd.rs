@@ -371,7 +371,7 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
                 continue;
             }
         };
-        if writer.is_none() || t.read % WRITER_REFRESH == 0 {
+        if writer.is_none() || t.read.is_multiple_of(WRITER_REFRESH) {
             writer = match codec.writer(&a.subject) {
                 Ok(w) => Some(w),
                 Err(e) => {
