@@ -177,3 +177,103 @@ unsafe impl GlobalAlloc for Allocator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Run on a musl target: `cargo test --target x86_64-unknown-linux-musl --bin avro-edge gateway_alloc`.
+    use super::*;
+
+    /// Fill `n` bytes at `p` with a pattern derived from `seed`.
+    unsafe fn fill(p: *mut u8, n: usize, seed: u8) {
+        for i in 0..n {
+            unsafe { p.add(i).write(seed.wrapping_add(i as u8)) };
+        }
+    }
+
+    unsafe fn holds(p: *const u8, n: usize, seed: u8) -> bool {
+        (0..n).all(|i| unsafe { p.add(i).read() } == seed.wrapping_add(i as u8))
+    }
+
+    #[test]
+    fn small_and_mapped_blocks_keep_their_bytes_through_realloc_across_the_threshold() {
+        let a = Allocator::new();
+        // small → small, small → mapped, mapped → mapped (grow and shrink), mapped → small
+        let steps = [
+            64,
+            4000,
+            MMAP_THRESHOLD + 1,
+            3 * MMAP_THRESHOLD,
+            MMAP_THRESHOLD,
+            1000,
+        ];
+        unsafe {
+            let mut layout = Layout::from_size_align(16, 8).unwrap();
+            let mut p = a.alloc(layout);
+            assert!(!p.is_null());
+            fill(p, 16, 7);
+            let mut kept = 16;
+            for &size in &steps {
+                p = a.realloc(p, layout, size);
+                assert!(!p.is_null(), "realloc to {size}");
+                assert!(holds(p, kept.min(size), 7), "bytes kept at {size}");
+                fill(p, size, 7);
+                kept = size;
+                layout = Layout::from_size_align(size, 8).unwrap();
+            }
+            a.dealloc(p, layout);
+        }
+    }
+
+    #[test]
+    fn zeroed_blocks_are_zero_and_alignment_is_honoured() {
+        let a = Allocator::new();
+        for (size, align) in [
+            (24, 8),
+            (100, 64),
+            (MMAP_THRESHOLD, 16),
+            (MMAP_THRESHOLD, 8192),
+        ] {
+            let layout = Layout::from_size_align(size, align).unwrap();
+            unsafe {
+                let p = a.alloc_zeroed(layout);
+                assert!(!p.is_null());
+                assert_eq!(p as usize % align, 0, "{size} bytes aligned to {align}");
+                assert!((0..size).all(|i| p.add(i).read() == 0));
+                a.dealloc(p, layout);
+            }
+        }
+    }
+
+    #[test]
+    fn threads_allocating_at_once_get_distinct_intact_blocks() {
+        let a = std::sync::Arc::new(Allocator::new());
+        let workers: Vec<_> = (0..4u8)
+            .map(|t| {
+                let a = a.clone();
+                std::thread::spawn(move || unsafe {
+                    let mut blocks = Vec::new();
+                    for i in 0..2000usize {
+                        let size = 1 + (i * 37 + t as usize * 11) % 700;
+                        let layout = Layout::from_size_align(size, 8).unwrap();
+                        let p = a.alloc(layout);
+                        assert!(!p.is_null());
+                        fill(p, size, t);
+                        blocks.push((p as usize, layout));
+                        if i % 3 == 0 {
+                            let (q, l) = blocks.swap_remove(i % blocks.len());
+                            assert!(holds(q as *const u8, l.size(), t));
+                            a.dealloc(q as *mut u8, l);
+                        }
+                    }
+                    for (q, l) in blocks {
+                        assert!(holds(q as *const u8, l.size(), t));
+                        a.dealloc(q as *mut u8, l);
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("worker");
+        }
+    }
+}
