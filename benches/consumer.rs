@@ -18,6 +18,13 @@
 //! name contains it. `AVRO_EDGE_BENCH_FETCH_MAX_BYTES`, `AVRO_EDGE_BENCH_PARTITION_FETCH_BYTES` and
 //! `AVRO_EDGE_BENCH_BUFFERED_BYTES` override our consumer's `fetch_max_bytes`,
 //! `fetch_partition_max_bytes` and `max_buffered_bytes` (to size the defaults).
+//!
+//! Command rows (the shipped binary: the glibc and static musl release builds side by side, see
+//! `common/builds.rs`; `scripts/bench-builds` makes both): `avro-edge consume --from-beginning --max N`
+//! through the same registry, JSON lines to a pipe, a fresh group each run, runs of the two builds
+//! interleaved; wall time from spawn to exit (connect, join, read, decode, print, close), user and system
+//! time and peak RSS from `/usr/bin/time`, each the median of `AVRO_EDGE_BENCH_RUNS` runs (default 3). A
+//! run counts only if it exits 0 having printed N records. `BENCH_ONLY=command` runs only these rows.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -30,6 +37,97 @@ use avro_edge::open_source;
 use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset};
 use avro_edge::{Producer, ProducerConfig};
 use avro_edge_testkit::{BrokerKind, TestBroker, unique_topic};
+
+#[path = "common/builds.rs"]
+mod builds;
+
+/// The command rows: `avro-edge consume` of the `n` records, glibc vs musl; false if a run failed.
+fn command_rows(bootstrap: &str, topic: &str, registry: &str, n: usize, broker: &str) -> bool {
+    let (found, missing) = builds::builds();
+    for m in &missing {
+        eprintln!("consumer bench: {m}");
+    }
+    let runs: usize = std::env::var("AVRO_EDGE_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let ns = n.to_string();
+    let mut results: Vec<Vec<builds::Timed>> = found.iter().map(|_| Vec::new()).collect();
+    let mut ok = true;
+    for _ in 0..runs {
+        for (b, out) in found.iter().zip(results.iter_mut()) {
+            let group = unique_topic("bench-cli-consume");
+            let args = [
+                "consume",
+                "--brokers",
+                bootstrap,
+                "--topic",
+                topic,
+                "--group",
+                &group,
+                "--from-beginning",
+                "--max",
+                &ns,
+                "--timeout",
+                "30",
+                "--registry",
+                registry,
+            ];
+            match builds::timed(&b.path, &args, &[], None) {
+                Ok(t) if t.ok && t.stdout.lines().count() == n => out.push(t),
+                Ok(t) => {
+                    ok = false;
+                    eprintln!(
+                        "{}: consume incomplete: {} lines; {}",
+                        b.name,
+                        t.stdout.lines().count(),
+                        t.stderr.trim()
+                    );
+                }
+                Err(e) => {
+                    ok = false;
+                    eprintln!("{}: consume not run: {e}", b.name);
+                }
+            }
+        }
+    }
+    println!();
+    println!(
+        "avro-edge consume: {n} SensorData records decoded to JSON lines, 3 partitions, {broker}, fresh group from the beginning; release builds, median of {runs} interleaved runs"
+    );
+    println!(
+        "| build | runs complete | wall s | msgs/s | user s | sys s | peak RSS (MiB) | wall vs glibc |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let mut glibc_wall = None;
+    for (b, ts) in found.iter().zip(&results) {
+        if ts.is_empty() {
+            println!("| {} | 0/{runs} | - | - | - | - | - | - |", b.name);
+            continue;
+        }
+        let med = |f: fn(&builds::Timed) -> f64| builds::median(ts.iter().map(f).collect());
+        let wall = med(|t| t.wall);
+        if b.name == "glibc" {
+            glibc_wall = Some(wall);
+        }
+        println!(
+            "| {} | {}/{runs} | {wall:.2} | {:.0} | {:.2} | {:.2} | {:.1} | {} |",
+            b.name,
+            ts.len(),
+            n as f64 / wall,
+            med(|t| t.user),
+            med(|t| t.sys),
+            med(|t| t.max_rss_kb as f64) / 1024.0,
+            glibc_wall
+                .map(|g| format!("{:.2}x", wall / g))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    for m in &missing {
+        println!("| {m} | | | | | | | |");
+    }
+    ok
+}
 
 /// The child: consume `n` records from `topic` (decoding through `registry` unless it is "-"),
 /// print `count bad secs total rss_kb`.
@@ -248,6 +346,16 @@ fn main() {
 
     let exe = std::env::current_exe().expect("exe");
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let broker_name = match broker.kind() {
+        BrokerKind::Kafka => "Apache Kafka",
+        BrokerKind::Tansu => "tansu memory",
+    };
+    if only == "command" {
+        if !command_rows(&bootstrap, &topic, &url, n, broker_name) {
+            std::process::exit(1);
+        }
+        return;
+    }
     let wanted = |name: &str| name.contains(only.as_str());
     let rows: Vec<Row> = [
         ("avro-edge Consumer, raw bytes", false, false),
@@ -293,7 +401,9 @@ fn main() {
         .filter(|r| !complete(r))
         .map(|r| r.name)
         .collect();
-    if !incomplete.is_empty() {
+    let commands_ok = only.is_empty() && command_rows(&bootstrap, &topic, &url, n, broker_name)
+        || !only.is_empty();
+    if !incomplete.is_empty() || !commands_ok {
         eprintln!(
             "consumer bench: incomplete run(s), no rate reported: {} (want {n} records, 0 undecodable)",
             incomplete.join(", ")

@@ -1,4 +1,5 @@
-//! Forwarder benchmark (real `avro-edge forward` binary, real tansu broker; prints a table):
+//! Forwarder benchmark (real `avro-edge forward` binary, the testkit's shared broker: Apache Kafka by
+//! default, tansu with `AVRO_EDGE_TEST_BROKER=tansu`; prints a table):
 //! throughput from stdin to acknowledged (fsync `interval`), peak RSS (VmHWM) while fed a steady
 //! 10,000 records/s for 10 s, start-to-first-send (process spawn → the forwarder's "first records
 //! acknowledged" log line), and the stripped aarch64 binary sizes (default and `tls`) when they have been
@@ -8,14 +9,23 @@
 //! count, or its exit status) makes the bench exit non-zero with a message instead of printing a rate or
 //! an RSS for it. Peak RSS is sampled from /proc every 10 ms until the process exits, so it covers the
 //! drain after stdin closes as well as the steady feed.
+//!
+//! Which binaries: the glibc and static musl release builds side by side, one column each (see
+//! `common/builds.rs`; `scripts/bench-builds` makes both), else the bench-profile glibc binary cargo built
+//! for this bench. Throughput and start are each the median of `AVRO_EDGE_BENCH_RUNS` runs (default 3),
+//! the RSS run is one run per build. `AVRO_EDGE_BENCH_RSS_ONLY=1` measures the RSS run alone.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use avro_edge_testkit::{Broker, Storage, unique_topic};
+use avro_edge_testkit::{BrokerKind, TestBroker, unique_topic};
 
+#[path = "common/builds.rs"]
+mod builds;
+
+/// The binary cargo built for this bench (bench profile, glibc): used when no release build is there.
 const BIN: &str = env!("CARGO_BIN_EXE_avro-edge");
 
 fn root() -> PathBuf {
@@ -30,16 +40,11 @@ fn tmpdir(tag: &str) -> PathBuf {
 }
 
 fn line(i: usize) -> String {
-    format!(
-        r#"{{"sensorId":"sensor-{}","timestamp":{},"temperature":{}.25,"humidity":48.5,"status":"NORMAL"}}"#,
-        i % 50,
-        1_764_028_800_000u64 + i as u64,
-        i % 40
-    ) + "\n"
+    builds::sensor_line(i)
 }
 
-fn spawn(dir: &Path, bootstrap: &str, topic: &str) -> Child {
-    Command::new(BIN)
+fn spawn(bin: &Path, dir: &Path, bootstrap: &str, topic: &str) -> Child {
+    Command::new(bin)
         .args(["forward", "--brokers", bootstrap, "--topic", topic])
         .args(["--subject", "sensor-data-value", "--fsync", "interval"])
         .arg("--schema-cache")
@@ -99,10 +104,10 @@ impl Done {
 }
 
 /// Records/s from the first byte on stdin to the process exit after the last record was acknowledged.
-fn throughput(broker: &Broker, n: usize) -> (f64, Done) {
+fn throughput(bin: &Path, bootstrap: &str, n: usize) -> (f64, Done) {
     let dir = tmpdir("tput");
     let input: String = (0..n).map(line).collect();
-    let mut child = spawn(&dir, &broker.bootstrap(), &unique_topic("bench-tput"));
+    let mut child = spawn(bin, &dir, bootstrap, &unique_topic("bench-tput"));
     std::thread::sleep(Duration::from_millis(200));
     let t = Instant::now();
     let mut stdin = child.stdin.take().unwrap();
@@ -128,9 +133,9 @@ fn vmhwm_kb(pid: u32) -> Option<u64> {
 
 /// Peak RSS (kB) fed `rate` records/s for `secs` seconds, sampled every 10 ms until the process exits
 /// (the drain after stdin closes included), and how the run ended.
-fn rss_at(broker: &Broker, rate: usize, secs: u64) -> (u64, Done) {
+fn rss_at(bin: &Path, bootstrap: &str, rate: usize, secs: u64) -> (u64, Done) {
     let dir = tmpdir("rss");
-    let mut child = spawn(&dir, &broker.bootstrap(), &unique_topic("bench-rss"));
+    let mut child = spawn(bin, &dir, bootstrap, &unique_topic("bench-rss"));
     let pid = child.id();
     let mut stdin = child.stdin.take().unwrap();
     let tick = Duration::from_millis(10);
@@ -183,13 +188,13 @@ fn log_time_us(ts: &str) -> Option<i64> {
 }
 
 /// Process spawn → "first records acknowledged" (ms), one record on stdin, topic already there.
-fn start_to_first_send(broker: &Broker, topic: &str) -> Option<f64> {
+fn start_to_first_send(bin: &Path, bootstrap: &str, topic: &str) -> Option<f64> {
     let dir = tmpdir("start");
     let t0 = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .ok()?
         .as_micros() as i64;
-    let mut child = spawn(&dir, &broker.bootstrap(), topic);
+    let mut child = spawn(bin, &dir, bootstrap, topic);
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(line(0).as_bytes());
     }
@@ -209,67 +214,160 @@ fn size(path: &Path) -> String {
     }
 }
 
-fn main() {
-    let broker = match Broker::start(Storage::Memory) {
-        Ok(b) => b,
+/// One build's figures.
+struct Figures {
+    name: String,
+    rate: Option<f64>,
+    rates: Vec<f64>,
+    hwm_kb: Option<u64>,
+    start_ms: Option<f64>,
+    starts: Vec<f64>,
+}
+
+/// Measure one binary; failed runs are reported in `failures` and leave their figure out.
+fn measure(
+    name: &str,
+    bin: &Path,
+    bootstrap: &str,
+    runs: usize,
+    failures: &mut Vec<String>,
+) -> Figures {
+    let n = 200_000;
+    let rss_only = std::env::var_os("AVRO_EDGE_BENCH_RSS_ONLY").is_some();
+    let mut rates = Vec::new();
+    for _ in 0..if rss_only { 0 } else { runs } {
+        let (rate, tput) = throughput(bin, bootstrap, n);
+        match tput.complete(&format!("{name}: throughput run"), n as u64) {
+            Ok(()) => rates.push(rate),
+            Err(e) => failures.push(e),
+        }
+    }
+    let (hwm_kb, rss) = rss_at(bin, bootstrap, 10_000, 10);
+    let hwm_kb = match rss.complete(
+        &format!("{name}: RSS run at 10,000 records/s for 10 s"),
+        100_000,
+    ) {
+        Ok(()) => Some(hwm_kb),
         Err(e) => {
-            eprintln!("forward bench: tansu unavailable ({e}); nothing measured");
-            return;
+            failures.push(e);
+            None
         }
     };
-    let n = 200_000;
-    let (rate, tput) = throughput(&broker, n);
-    let (hwm_kb, rss) = rss_at(&broker, 10_000, 10);
-    let failures: Vec<String> = [
-        tput.complete("throughput run", n as u64),
-        rss.complete("RSS run at 10,000 records/s for 10 s", 100_000),
-    ]
-    .into_iter()
-    .filter_map(Result::err)
-    .collect();
+    let mut starts = Vec::new();
+    if !rss_only {
+        // Warm topic so the start measurement is the forwarder's own start (plus one produce round trip).
+        let topic = unique_topic("bench-start");
+        let _ = start_to_first_send(bin, bootstrap, &topic);
+        starts = (0..runs.max(5))
+            .filter_map(|_| start_to_first_send(bin, bootstrap, &topic))
+            .collect();
+        starts.sort_by(|a, b| a.total_cmp(b));
+    }
+    Figures {
+        name: name.to_string(),
+        rate: (!rates.is_empty()).then(|| builds::median(rates.clone())),
+        rates,
+        hwm_kb,
+        start_ms: starts.get(starts.len() / 2).copied(),
+        starts,
+    }
+}
+
+fn print_table(n: usize, figs: &[Figures], broker: &str) {
+    println!();
+    println!("forwarder, {broker}, acks=all, fsync interval");
+    let names: Vec<&str> = figs.iter().map(|f| f.name.as_str()).collect();
+    println!("| measure | {} | target |", names.join(" | "));
+    println!("| --- |{} --- |", " ---: |".repeat(figs.len()));
+    let row = |what: &str, cell: &dyn Fn(&Figures) -> String, target: &str| {
+        let cells: Vec<String> = figs.iter().map(cell).collect();
+        println!("| {what} | {} | {target} |", cells.join(" | "));
+    };
+    let span = |xs: &[f64]| match (
+        xs.iter().copied().reduce(f64::min),
+        xs.iter().copied().reduce(f64::max),
+    ) {
+        (Some(lo), Some(hi)) => format!(" (runs {lo:.0}–{hi:.0})"),
+        _ => String::new(),
+    };
+    row(
+        &format!("throughput stdin → acked ({n} records), records/s, median"),
+        &|f| match f.rate {
+            Some(r) => format!("{r:.0}{}", span(&f.rates)),
+            None => "not measured".into(),
+        },
+        "-",
+    );
+    row(
+        "peak RSS (VmHWM, sampled every 10 ms to exit) fed 10,000 records/s for 10 s (100,000 acked)",
+        &|f| match f.hwm_kb {
+            Some(kb) => format!("{:.1} MiB ({kb} kB)", kb as f64 / 1024.0),
+            None => "not measured".into(),
+        },
+        "≤ 6 MiB (musl)",
+    );
+    row(
+        "start → first record acked, median",
+        &|f| match f.start_ms {
+            Some(ms) => format!(
+                "{ms:.1} ms (of {}, {:.1}–{:.1})",
+                f.starts.len(),
+                f.starts.first().copied().unwrap_or(0.0),
+                f.starts.last().copied().unwrap_or(0.0)
+            ),
+            None => "not measured".into(),
+        },
+        "≤ 50 ms",
+    );
+}
+
+fn main() {
+    let broker = match TestBroker::shared() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("forward bench: no broker ({e}); nothing measured");
+            std::process::exit(1);
+        }
+    };
+    let bootstrap = broker.bootstrap();
+    let broker_name = match broker.kind() {
+        BrokerKind::Kafka => "Apache Kafka",
+        BrokerKind::Tansu => "tansu memory storage",
+    };
+    let runs: usize = std::env::var("AVRO_EDGE_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let (found, missing) = builds::builds();
+    let mut bins: Vec<(String, PathBuf)> = found
+        .iter()
+        .map(|b| (format!("{} release", b.name), b.path.clone()))
+        .collect();
+    for m in &missing {
+        eprintln!("forward bench: {m}");
+    }
+    if bins.is_empty() {
+        bins.push(("glibc, bench profile".into(), PathBuf::from(BIN)));
+    }
+    let mut failures = Vec::new();
+    let figs: Vec<Figures> = bins
+        .iter()
+        .map(|(name, bin)| measure(name, bin, &bootstrap, runs, &mut failures))
+        .collect();
+    print_table(200_000, &figs, broker_name);
+    let target = root().join("target");
+    println!(
+        "| aarch64 static binary, stripped, default features | {} |",
+        size(&target.join("aarch64-unknown-linux-musl/release/avro-edge"))
+    );
+    println!(
+        "| aarch64 static binary, stripped, --features tls | {} |",
+        size(&target.join("tls/aarch64-unknown-linux-musl/release/avro-edge"))
+    );
     if !failures.is_empty() {
         for f in &failures {
             eprintln!("{f}");
         }
         std::process::exit(1);
     }
-    // Warm topic so the start measurement is the forwarder's own start (plus one produce round trip).
-    let topic = unique_topic("bench-start");
-    let _ = start_to_first_send(&broker, &topic);
-    let mut starts: Vec<f64> = (0..5)
-        .filter_map(|_| start_to_first_send(&broker, &topic))
-        .collect();
-    starts.sort_by(|a, b| a.total_cmp(b));
-    let median = starts.get(starts.len() / 2).copied();
-
-    let target = root().join("target");
-    println!();
-    println!("| measure | value | target |");
-    println!("| --- | --- | --- |");
-    println!(
-        "| throughput stdin → acked (fsync interval, {n} records, acks=all) | {rate:.0} records/s (all {} acked) | - |",
-        tput.acked
-    );
-    println!(
-        "| peak RSS (VmHWM, sampled every 10 ms to exit) fed 10,000 records/s for 10 s | {:.1} MB ({hwm_kb} kB; all {} acked) | ≤ 10 MB |",
-        hwm_kb as f64 / 1024.0,
-        rss.acked
-    );
-    match median {
-        Some(ms) => println!(
-            "| start → first record acked (median of {}, min {:.1}, max {:.1}) | {ms:.1} ms | ≤ 50 ms |",
-            starts.len(),
-            starts.first().copied().unwrap_or(0.0),
-            starts.last().copied().unwrap_or(0.0)
-        ),
-        None => println!("| start → first record acked | not measured | ≤ 50 ms |"),
-    }
-    println!(
-        "| aarch64 static binary, stripped, default features | {} | - |",
-        size(&target.join("aarch64-unknown-linux-musl/release/avro-edge"))
-    );
-    println!(
-        "| aarch64 static binary, stripped, --features tls | {} | ≤ 4 MB |",
-        size(&target.join("tls/aarch64-unknown-linux-musl/release/avro-edge"))
-    );
 }

@@ -1,6 +1,11 @@
-//! Producer benchmark: our producer vs confluent-kafka (librdkafka) on the same tansu broker.
+//! Producer benchmark: our producer vs confluent-kafka (librdkafka) on the same broker, and the
+//! `avro-edge produce` command of the glibc and static musl builds side by side.
 //!
-//! Run: `cargo bench --bench producer` (release). Each side runs in its own child process
+//! Run: `cargo bench --bench producer` (release). The broker is the testkit's shared one
+//! ([`TestBroker::shared`]): `$AVRO_EDGE_KAFKA_BROKERS`, else an Apache Kafka node started for the run,
+//! or tansu (memory storage) with `AVRO_EDGE_TEST_BROKER=tansu`.
+//!
+//! Library rows: each side runs in its own child process
 //! (ours: this binary re-executed with `AVRO_EDGE_BENCH_CHILD=1`; theirs:
 //! `peers/python/bench_produce.py`) and does the same work: it builds the same 1,000 distinct
 //! SensorData-sized records (40-byte values, keys `sensor-<i % 100>`) before timing starts and
@@ -12,57 +17,28 @@
 //! (VmHWM) after the flush. Prints a table; a rate is printed only for a complete run (every record
 //! acknowledged, none failed, all N read back from the broker); an incomplete run makes the bench
 //! exit non-zero after the table. `AVRO_EDGE_BENCH_N` overrides N (default 200,000).
+//!
+//! Command rows (the shipped binary, [`builds`]: `scripts/bench-builds` makes both release builds): N
+//! SensorData NDJSON lines on stdin of `avro-edge produce --acks all` (parse + Avro encode through the
+//! offline schema cache + produce), each run into a fresh 3-partition topic created beforehand, runs of the
+//! two builds interleaved; wall time from spawn to exit, user and system CPU time and peak RSS from
+//! `/usr/bin/time`, each the median of `AVRO_EDGE_BENCH_RUNS` runs (default 5). A run counts only if the
+//! command exits 0 having acknowledged all N. `BENCH_ONLY=cli` (or `=lib`) runs one half.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use avro_edge::__test::{self as kafka, Client, ClientConfig};
 use avro_edge::TopicSpec;
-use avro_edge::{Acks, Producer, ProducerConfig};
-use avro_edge_testkit::{Broker, Storage, python, unique_topic};
+use avro_edge_testkit::{BrokerKind, TestBroker, python, unique_topic};
+
+#[path = "common/builds.rs"]
+mod builds;
+#[path = "common/produce_child.rs"]
+mod produce_child;
 
 const PARTITIONS: i32 = 3;
-/// Distinct records built before timing and cycled on both sides (passed to bench_produce.py).
-const DISTINCT: usize = 1000;
-
-fn records() -> Vec<(Vec<u8>, Vec<u8>)> {
-    (0..DISTINCT)
-        .map(|i| {
-            let key = format!("sensor-{}", i % 100).into_bytes();
-            let mut value = vec![0u8, 0, 0, 0, 1];
-            value.extend((0..35).map(|j| ((i + j) % 251) as u8));
-            (key, value)
-        })
-        .collect()
-}
-
-fn child(bootstrap: &str, topic: &str, n: usize) {
-    let recs = records();
-    let mut cfg = ProducerConfig::new([bootstrap]);
-    cfg.acks = Acks::All;
-    cfg.linger = Duration::from_millis(5);
-    let p = Producer::connect(cfg).expect("connect");
-    p.partitions(topic).expect("metadata");
-    let start = Instant::now();
-    for i in 0..n {
-        let (k, v) = &recs[i % DISTINCT];
-        drop(p.enqueue(topic, Some(k), v));
-    }
-    let flushed = p.flush(Duration::from_secs(120));
-    let secs = start.elapsed().as_secs_f64();
-    let st = p.stats();
-    let failed = st.failed
-        + if flushed.is_err() {
-            st.enqueued - st.acked - st.failed
-        } else {
-            0
-        };
-    println!(
-        "{}",
-        serde_json::json!({"msgs": n, "acked": st.acked, "secs": secs, "failed": failed, "vmhwm_kb": avro_edge_testkit::peak_rss_kb()})
-    );
-    let _ = p.close();
-}
+use produce_child::{DISTINCT, child};
 
 /// Records stored in `topic`, counted by fetching them all back (tansu 0.6.0's ListOffsets
 /// "latest" lags behind what Fetch returns), to check each side's claim; -1 if the read-back failed.
@@ -102,36 +78,15 @@ fn parse(name: &'static str, out: &std::process::Output) -> Option<Run> {
     })
 }
 
-fn main() {
-    let n: usize = std::env::var("AVRO_EDGE_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
-    if std::env::var_os("AVRO_EDGE_BENCH_CHILD").is_some() {
-        let args: Vec<String> = std::env::args().collect();
-        let (Some(b), Some(t)) = (args.get(1), args.get(2)) else {
-            eprintln!("child mode needs BOOTSTRAP TOPIC");
-            std::process::exit(2);
-        };
-        child(b, t, n);
-        return;
+fn broker_name(kind: BrokerKind) -> &'static str {
+    match kind {
+        BrokerKind::Kafka => "Apache Kafka",
+        BrokerKind::Tansu => "tansu memory storage",
     }
-    let broker = match Broker::start(Storage::Memory) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("producer bench skipped: {e}");
-            if avro_edge_testkit::in_ci() {
-                std::process::exit(1);
-            }
-            return;
-        }
-    };
-    let bootstrap = broker.bootstrap();
-    let client = Client::new(ClientConfig {
-        bootstrap: vec![bootstrap.clone()],
-        ..ClientConfig::default()
-    })
-    .expect("client");
+}
+
+/// The library rows: ours vs librdkafka, each in a child process; false if a run was incomplete.
+fn library_rows(client: &Client, bootstrap: &str, broker: &str, n: usize) -> bool {
     let spec = TopicSpec {
         partitions: PARTITIONS,
         replication: 1,
@@ -146,12 +101,12 @@ fn main() {
     let out = Command::new(&exe)
         .env("AVRO_EDGE_BENCH_CHILD", "1")
         .env("AVRO_EDGE_BENCH_N", n.to_string())
-        .args([&bootstrap, &ours])
+        .args([bootstrap, ours.as_str()])
         .output()
         .expect("run child");
     match parse("avro-edge (Rust, smol)", &out) {
         Some(r) => runs.push(Run {
-            stored: stored(&client, &ours),
+            stored: stored(client, &ours),
             ..r
         }),
         None => eprintln!("our child failed: {}", String::from_utf8_lossy(&out.stderr)),
@@ -159,12 +114,12 @@ fn main() {
     let script = avro_edge_testkit::root().join("peers/python/bench_produce.py");
     match Command::new(python())
         .arg(&script)
-        .args([&bootstrap, &theirs, &n.to_string(), &DISTINCT.to_string()])
+        .args([bootstrap, &theirs, &n.to_string(), &DISTINCT.to_string()])
         .output()
     {
         Ok(out) => match parse("confluent-kafka (librdkafka)", &out) {
             Some(r) => runs.push(Run {
-                stored: stored(&client, &theirs),
+                stored: stored(client, &theirs),
                 ..r
             }),
             None => eprintln!(
@@ -177,7 +132,7 @@ fn main() {
     let complete = |r: &Run| r.failed == 0 && r.acked == n as u64 && r.stored == n as i64;
     println!();
     println!(
-        "producer: {n} records x 40 B ({DISTINCT} distinct, built before timing and cycled on both sides), {PARTITIONS} partitions, acks=all, linger 5 ms, metadata fetched before timing, tansu memory storage"
+        "producer: {n} records x 40 B ({DISTINCT} distinct, built before timing and cycled on both sides), {PARTITIONS} partitions, acks=all, linger 5 ms, metadata fetched before timing, {broker}"
     );
     println!(
         "| producer | msgs/s | seconds | acked | failed | stored on broker | peak RSS after flush (MiB) |"
@@ -214,11 +169,162 @@ fn main() {
         .filter(|r| !complete(r))
         .map(|r| r.name)
         .collect();
-    if !incomplete.is_empty() {
+    if !incomplete.is_empty() || runs.len() < 2 {
         eprintln!(
             "producer bench: incomplete run(s), no rate reported: {} (want {n} acked, 0 failed, {n} stored)",
             incomplete.join(", ")
         );
+        return false;
+    }
+    true
+}
+
+/// One `avro-edge produce` run of `input` (`n` lines) into a fresh topic; None (and a message) unless
+/// it exited 0 with all `n` acknowledged.
+fn produce_once(
+    client: &Client,
+    build: &builds::Build,
+    bootstrap: &str,
+    input: &[u8],
+    n: usize,
+) -> Option<builds::Timed> {
+    let topic = unique_topic("bench-cli-produce");
+    let spec = TopicSpec {
+        partitions: PARTITIONS,
+        replication: 1,
+    };
+    kafka::block_on(client.create_topic(&topic, spec)).expect("create topic");
+    let cache = avro_edge_testkit::root().join("fixtures/schema-cache");
+    let cache = cache.to_string_lossy();
+    let args = [
+        "produce",
+        "--brokers",
+        bootstrap,
+        "--topic",
+        &topic,
+        "--subject",
+        "sensor-data-value",
+        "--schema-cache",
+        &cache,
+        "--acks",
+        "all",
+    ];
+    let t = match builds::timed(&build.path, &args, &[], Some(input)) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{}: produce not run: {e}", build.name);
+            return None;
+        }
+    };
+    let want = format!("sent {n} acked {n} failed 0 ");
+    if t.ok && t.stdout.contains(&want) {
+        return Some(t);
+    }
+    eprintln!(
+        "{}: produce incomplete: {} {}",
+        build.name,
+        t.stdout.trim(),
+        t.stderr.trim()
+    );
+    None
+}
+
+/// The command rows: `avro-edge produce` of `n` SensorData lines, glibc vs musl; false if a run failed.
+fn command_rows(client: &Client, bootstrap: &str, broker: &str, n: usize) -> bool {
+    let (found, missing) = builds::builds();
+    for m in &missing {
+        eprintln!("producer bench: {m}");
+    }
+    let runs: usize = std::env::var("AVRO_EDGE_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let input = builds::sensor_lines(n);
+    let mut results: Vec<Vec<builds::Timed>> = found.iter().map(|_| Vec::new()).collect();
+    let mut ok = true;
+    for _ in 0..runs {
+        for (b, out) in found.iter().zip(results.iter_mut()) {
+            match produce_once(client, b, bootstrap, input.as_bytes(), n) {
+                Some(t) => out.push(t),
+                None => ok = false,
+            }
+        }
+    }
+    println!();
+    println!(
+        "avro-edge produce: {n} SensorData NDJSON lines (parse + encode + produce), acks=all, {PARTITIONS} partitions, {broker}; release builds, median of {runs} interleaved runs"
+    );
+    println!(
+        "| build | runs complete | wall s | msgs/s | user s | sys s | peak RSS (MiB) | wall vs glibc |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let mut glibc_wall = None;
+    for (b, ts) in found.iter().zip(&results) {
+        if ts.is_empty() {
+            println!("| {} | 0/{runs} | - | - | - | - | - | - |", b.name);
+            continue;
+        }
+        let med = |f: fn(&builds::Timed) -> f64| builds::median(ts.iter().map(f).collect());
+        let wall = med(|t| t.wall);
+        if b.name == "glibc" {
+            glibc_wall = Some(wall);
+        }
+        println!(
+            "| {} | {}/{runs} | {wall:.2} | {:.0} | {:.2} | {:.2} | {:.1} | {} |",
+            b.name,
+            ts.len(),
+            n as f64 / wall,
+            med(|t| t.user),
+            med(|t| t.sys),
+            med(|t| t.max_rss_kb as f64) / 1024.0,
+            glibc_wall
+                .map(|g| format!("{:.2}x", wall / g))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    for m in &missing {
+        println!("| {m} | | | | | | | |");
+    }
+    ok
+}
+
+fn main() {
+    let n: usize = std::env::var("AVRO_EDGE_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    if std::env::var_os("AVRO_EDGE_BENCH_CHILD").is_some() {
+        let args: Vec<String> = std::env::args().collect();
+        let (Some(b), Some(t)) = (args.get(1), args.get(2)) else {
+            eprintln!("child mode needs BOOTSTRAP TOPIC");
+            std::process::exit(2);
+        };
+        child(b, t, n);
+        return;
+    }
+    let broker = match TestBroker::shared() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("producer bench: no broker ({e})");
+            std::process::exit(1);
+        }
+    };
+    let bootstrap = broker.bootstrap();
+    let name = broker_name(broker.kind());
+    let client = Client::new(ClientConfig {
+        bootstrap: vec![bootstrap.clone()],
+        ..ClientConfig::default()
+    })
+    .expect("client");
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let mut ok = true;
+    if only.is_empty() || only == "lib" {
+        ok &= library_rows(&client, &bootstrap, name, n);
+    }
+    if only.is_empty() || only == "cli" {
+        ok &= command_rows(&client, &bootstrap, name, n);
+    }
+    if !ok {
         std::process::exit(1);
     }
 }

@@ -102,6 +102,8 @@ fn every_key_is_settable_from_env_and_flags() {
             "spool.reserve_bytes" => "1MiB",
             "kafka.create_partitions" => "3",
             "kafka.max_poll_records" => "100",
+            // At least linger + request timeout (as Kafka's producer requires).
+            "kafka.delivery_timeout_ms" => "42000",
             "metrics.listen" => "127.0.0.1:9464",
             k if k.ends_with("_ms") || k.ends_with("_s") || k.ends_with("batch_records") => "42",
             _ => "x",
@@ -159,6 +161,13 @@ fn typed_errors() {
         "config-missing"
     );
     assert_eq!(bad(&[("kafka.linger_ms", "-3")]).kind(), "config-invalid");
+    // A delivery deadline shorter than linger + one request is refused, naming both.
+    let e = bad(&[
+        ("kafka.delivery_timeout_ms", "4000"),
+        ("kafka.request_timeout_ms", "10000"),
+    ]);
+    assert_eq!(e.kind(), "config-invalid");
+    assert!(e.to_string().contains("10005 ms"), "{e}");
     let dir = TempDir::new("cfg-err");
     let f = dir.join("bad.toml");
     std::fs::write(&f, "[spool]\ndri = \"/x\"\n").unwrap();
@@ -280,6 +289,7 @@ fn sample_value(key: &str) -> &'static str {
         "kafka.enable_idempotence" => "false",
         "kafka.batch_size" | "kafka.fetch_max_bytes" | "kafka.max_partition_fetch_bytes" => "4096",
         "kafka.client_id" | "kafka.sasl_username" | "kafka.sasl_password" => "x",
+        "kafka.delivery_timeout_ms" => "42000",
         _ => "42",
     }
 }

@@ -233,6 +233,18 @@ fn status(dir: &std::path::Path, json: bool) -> CmdResult {
                 s.dead_lettered,
                 s.dropped
             );
+            if !s.forward_dead_lettered.is_empty() {
+                let by_kind: Vec<String> = s
+                    .forward_dead_lettered
+                    .iter()
+                    .map(|(kind, n)| format!("{kind} {n}"))
+                    .collect();
+                outln!(
+                    out,
+                    "  refused by the broker {} (dead-lettered after sending)",
+                    by_kind.join(", ")
+                );
+            }
             match s.spool_full {
                 Some(reason) => outln!(
                     out,

@@ -55,7 +55,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("kafka.client_id", "client id (default avro-edge)"),
     (
         "kafka.create_partitions",
-        "create an unknown topic with this many partitions (default: off)",
+        "create an unknown topic with this many partitions, replicated as the broker's default.replication.factor (default: off)",
     ),
     (
         "kafka.request_timeout_ms",

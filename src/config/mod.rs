@@ -289,7 +289,8 @@ pub struct KafkaSettings {
     /// Batches of one partition in flight (`max.in.flight.requests.per.connection`); `None`: 5
     /// for the idempotent producer, 1 otherwise.
     pub max_in_flight: Option<usize>,
-    /// Create an unknown topic with this many partitions (replication 1); `None`: the broker's
+    /// Create an unknown topic with this many partitions (replication: the broker's
+    /// `default.replication.factor`); `None`: the broker's
     /// auto-creation, or an error when it has none.
     pub create_partitions: Option<i32>,
     /// Consumer: most bytes of one Fetch answer (`fetch.max.bytes`); `None`: the consumer's default.

@@ -220,6 +220,23 @@ pub(super) fn kafka(t: &Table) -> Result<KafkaSettings, ConfigError> {
         max_partition_fetch_bytes: fetch_bytes(t, "kafka.max_partition_fetch_bytes")?,
         max_poll_records: max_poll_records(t)?,
     })
+    .and_then(timeouts_fit)
+}
+
+/// As Kafka's producer requires: a record's delivery deadline leaves room for its linger and one
+/// whole request (a shorter one fails batches while a leader election is still under way, and the
+/// forwarder then sends them again).
+fn timeouts_fit(k: KafkaSettings) -> Result<KafkaSettings, ConfigError> {
+    if k.delivery_timeout < k.linger + k.request_timeout {
+        return Err(invalid(
+            "kafka.delivery_timeout_ms",
+            format!(
+                "must be at least kafka.linger_ms + kafka.request_timeout_ms ({} ms)",
+                (k.linger + k.request_timeout).as_millis()
+            ),
+        ));
+    }
+    Ok(k)
 }
 
 /// A consumer fetch size: 1KiB..=1GiB (it goes into an i32 field of the Fetch request).

@@ -57,7 +57,9 @@ pub fn producer_config(k: &KafkaSettings) -> ProducerConfig {
     }
     p.auto_create = k.create_partitions.map(|partitions| TopicSpec {
         partitions,
-        replication: 1,
+        // The broker's `default.replication.factor` (KIP-464): 1 on a single node, the cluster's
+        // choice on a real one (replication 1 there loses the partition with one broker).
+        replication: -1,
     });
     p
 }

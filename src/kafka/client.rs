@@ -33,7 +33,7 @@ const UNKNOWN_TOPIC_GRACE: Duration = Duration::from_secs(3);
 pub struct TopicSpec {
     /// Number of partitions.
     pub partitions: i32,
-    /// Replication factor (copies of each partition).
+    /// Replication factor (copies of each partition); -1: the broker's `default.replication.factor`.
     pub replication: i16,
 }
 

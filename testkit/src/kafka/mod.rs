@@ -648,7 +648,50 @@ impl KafkaCluster {
     /// The Kafka node id leading `topic`/`partition` per the running nodes' metadata (`None`: no
     /// leader right now, or no such partition). Map it to an index with [`index_of`](Self::index_of).
     pub fn leader(&self, topic: &str, partition: i32) -> Result<Option<i32>, KafkaTestError> {
-        Ok(metadata(self.live_addrs(), Some((topic, partition)))?.1)
+        let part = metadata(self.live_addrs(), Some((topic, partition)))?.1;
+        Ok(part.and_then(|p| p.leader))
+    }
+
+    /// The Kafka node ids in `topic`/`partition`'s in-sync replica set per the running nodes'
+    /// metadata (empty: no such partition).
+    pub fn in_sync(&self, topic: &str, partition: i32) -> Result<Vec<i32>, KafkaTestError> {
+        let part = metadata(self.live_addrs(), Some((topic, partition)))?.1;
+        let mut isr = part.map(|p| p.isr).unwrap_or_default();
+        isr.sort_unstable();
+        Ok(isr)
+    }
+
+    /// Poll [`in_sync`](Self::in_sync) until every partition in `0..partitions` of `topic` has
+    /// all `replicas` in sync (e.g. after a restarted node caught up), or `within` passes.
+    pub fn wait_in_sync(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replicas: usize,
+        within: Duration,
+    ) -> Result<(), KafkaTestError> {
+        let started = Instant::now();
+        loop {
+            let mut short = Vec::new();
+            for p in 0..partitions {
+                match self.in_sync(topic, p) {
+                    Ok(isr) if isr.len() >= replicas => {}
+                    Ok(isr) => short.push(format!("{topic}-{p} isr {isr:?}")),
+                    Err(e) => short.push(e.to_string()),
+                }
+            }
+            if short.is_empty() {
+                return Ok(());
+            }
+            if started.elapsed() > within {
+                return Err(KafkaTestError::NotReady {
+                    secs: within.as_secs(),
+                    why: format!("replicas not in sync: {}", short.join("; ")),
+                    log: tail_of(&self.nodes[0].log, 20),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Poll [`leader`](Self::leader) until it names a node other than `not` (e.g. the old

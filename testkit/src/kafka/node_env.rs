@@ -172,10 +172,17 @@ logger.state.level = WARN
 
 /// One Metadata request through our own client, with short timeouts: the broker ids (sorted)
 /// and, for `leader_of = Some((topic, partition))`, that partition's leader.
+/// One partition in a Metadata answer: its leader (`None`: none right now) and in-sync replicas.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct PartitionMeta {
+    pub leader: Option<i32>,
+    pub isr: Vec<i32>,
+}
+
 pub(super) fn metadata(
     bootstrap: Vec<String>,
     leader_of: Option<(&str, i32)>,
-) -> Result<(Vec<i32>, Option<i32>), KafkaTestError> {
+) -> Result<(Vec<i32>, Option<PartitionMeta>), KafkaTestError> {
     let err = |e: avro_edge::KafkaError| KafkaTestError::Metadata(e.to_string());
     if bootstrap.is_empty() {
         return Err(KafkaTestError::Metadata("no running node".into()));
@@ -198,14 +205,16 @@ pub(super) fn metadata(
     let resp = resp?;
     let mut ids: Vec<i32> = resp.brokers.iter().map(|b| b.node_id.0).collect();
     ids.sort_unstable();
-    let leader = leader_of.and_then(|(topic, partition)| {
+    let part = leader_of.and_then(|(topic, partition)| {
         resp.topics
             .iter()
             .filter(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
             .flat_map(|t| t.partitions.iter())
             .find(|p| p.partition_index == partition)
-            .map(|p| p.leader_id.0)
-            .filter(|&l| l >= 0)
+            .map(|p| PartitionMeta {
+                leader: Some(p.leader_id.0).filter(|&l| l >= 0),
+                isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+            })
     });
-    Ok((ids, leader))
+    Ok((ids, part))
 }
