@@ -217,6 +217,10 @@ pub const KINDS: &[(&str, &str)] = &[
     ("invalid-config", "invalid Kafka client configuration"),
     ("closed", "producer or consumer already closed"),
     (
+        "behind-refused",
+        "not stored: an earlier batch of the partition was refused; send again after its records",
+    ),
+    (
         "corrupt-record-batch",
         "fetched record batch fails its checks (CRC, lengths)",
     ),

@@ -114,6 +114,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "kafka.enable_idempotence",
         "true | false (default true: idempotent producer, with acks=all; see the producer docs)",
     ),
+    (
+        "kafka.max_in_flight",
+        "batches of one partition in flight (default 5 idempotent, else 1; 1..=5 when idempotent)",
+    ),
     ("registry.urls", "comma-separated registry URLs"),
     ("registry.schema_cache", "offline schema cache directory"),
     (
@@ -199,6 +203,11 @@ pub const ALIASES: &[(&str, &str)] = &[
         "kafka.ssl_endpoint_identification_algorithm",
     ),
     ("kafka.enable.idempotence", "kafka.enable_idempotence"),
+    (
+        "kafka.max.in.flight.requests.per.connection",
+        "kafka.max_in_flight",
+    ),
+    ("kafka.max.in.flight", "kafka.max_in_flight"),
     ("kafka.fetch.max.bytes", "kafka.fetch_max_bytes"),
     (
         "kafka.max.partition.fetch.bytes",

@@ -286,6 +286,9 @@ pub struct KafkaSettings {
     /// `enable.idempotence` (default true): the producer is idempotent (with `acks = all`), so a
     /// retry never stores a batch twice.
     pub enable_idempotence: bool,
+    /// Batches of one partition in flight (`max.in.flight.requests.per.connection`); `None`: 5
+    /// for the idempotent producer, 1 otherwise.
+    pub max_in_flight: Option<usize>,
     /// Create an unknown topic with this many partitions (replication: the broker's
     /// `default.replication.factor`); `None`: the broker's
     /// auto-creation, or an error when it has none.

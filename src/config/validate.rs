@@ -214,6 +214,7 @@ pub(super) fn kafka(t: &Table) -> Result<KafkaSettings, ConfigError> {
         ssl_client_cert: ssl_client_cert(t, security_protocol)?,
         ssl_server_name: tls_only(t, "kafka.ssl_server_name", security_protocol)?,
         enable_idempotence: get_bool(t, "kafka.enable_idempotence")?.unwrap_or(true),
+        max_in_flight: max_in_flight(t)?,
         create_partitions: create_partitions(t)?,
         fetch_max_bytes: fetch_bytes(t, "kafka.fetch_max_bytes")?,
         max_partition_fetch_bytes: fetch_bytes(t, "kafka.max_partition_fetch_bytes")?,
@@ -244,6 +245,15 @@ fn fetch_bytes(t: &Table, key: &str) -> Result<Option<i32>, ConfigError> {
         None => Ok(None),
         Some(b) if (1024..=(1 << 30)).contains(&b) => Ok(Some(b as i32)),
         Some(_) => Err(invalid(key, "must be between 1KiB and 1GiB")),
+    }
+}
+
+/// 1..=1000 here; the producer refuses more than 5 when it is idempotent.
+fn max_in_flight(t: &Table) -> Result<Option<usize>, ConfigError> {
+    match get_u64(t, "kafka.max_in_flight")? {
+        None => Ok(None),
+        Some(n) if (1..=1000).contains(&n) => Ok(Some(n as usize)),
+        Some(_) => Err(invalid("kafka.max_in_flight", "must be 1..=1000")),
     }
 }
 

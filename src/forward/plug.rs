@@ -43,6 +43,7 @@ pub fn producer_config(k: &KafkaSettings) -> ProducerConfig {
     let mut p = ProducerConfig::new(k.brokers.clone());
     p.acks = k.acks;
     p.enable_idempotence = k.enable_idempotence;
+    p.max_in_flight = k.max_in_flight;
     p.compression = k.compression;
     p.linger = k.linger;
     p.batch_size = k.batch_size;

@@ -2,7 +2,14 @@
 //!
 //! Reconnects with capped exponential backoff, bounded by an overall deadline, so no call hangs
 //! when brokers are down (it returns `BrokerUnreachable` or `Timeout`). Requests already written
-//! are never resent here (they may have been applied): callers such as the producer decide.
+//! are never resent here (they may have been applied): callers such as the producer decide;
+//! Metadata requests, which change nothing, are the exception.
+//!
+//! A broker that lets a request time out is *suspect* for one request timeout (a hung broker
+//! keeps its sockets open, so nothing else tells it from a live one): `Target::Any` tries it
+//! last. One whose connection handshake (ApiVersions, which waits for nothing else in the
+//! cluster) timed out is *hung*: for that period a new connection to it by node id is refused at
+//! once, so the producer refreshes metadata and finds the partition's next leader instead.
 //! Must not know about records, batching or consumer groups.
 
 use std::collections::HashMap;
@@ -113,6 +120,9 @@ struct Inner {
     topics: Mutex<HashMap<String, Arc<TopicMeta>>>,
     /// The address that last answered a request for `Target::Any`: tried first next time.
     last_good: Mutex<Option<String>>,
+    /// Addresses that let a request time out: the end of their suspect period, and whether a
+    /// handshake timed out (hung).
+    suspect: Mutex<HashMap<String, (Instant, bool)>>,
 }
 
 /// A cheap-to-clone handle on a Kafka cluster. All methods are async; run them with
@@ -147,6 +157,7 @@ impl Client {
                 brokers: Mutex::new(HashMap::new()),
                 topics: Mutex::new(HashMap::new()),
                 last_good: Mutex::new(None),
+                suspect: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -173,6 +184,13 @@ impl Client {
         let deadline = deadline.min(Instant::now() + self.inner.cfg.conn.connect_timeout);
         let mut last = None;
         for addr in &self.addrs_for(target)? {
+            if self.suspicion(addr) == Some(true) && self.live_conn(addr).is_none() {
+                last = Some(KafkaError::BrokerUnreachable {
+                    broker: addr.clone(),
+                    reason: "a request to it timed out a moment ago (hung broker?)".into(),
+                });
+                continue;
+            }
             match self.conn_to(addr, deadline).await {
                 Ok(c) => return Ok(c),
                 Err(e) => last = Some(e),
@@ -249,7 +267,11 @@ impl Client {
                 {
                     v.rotate_left(i);
                 }
-                Ok(v)
+                // Suspect (hung) brokers last, in the same rotation: tried only if no other answers.
+                let (mut ok, suspect): (Vec<String>, Vec<String>) =
+                    v.into_iter().partition(|a| self.suspicion(a).is_none());
+                ok.extend(suspect);
+                Ok(ok)
             }
         }
     }
@@ -269,28 +291,116 @@ impl Client {
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));
         cfg.connect_timeout = cfg.connect_timeout.min(left);
-        // The whole handshake (TCP, ApiVersions, SASL) fits in what is left of the deadline.
-        let conn = super::conn::with_timeout(left, Conn::connect(addr, &cfg))
-            .await
-            .ok_or_else(|| KafkaError::Timeout {
-                what: format!("connecting to {addr}"),
-                after: left,
-            })??;
-        let conn = Arc::new(conn);
+        // The whole handshake (TCP, ApiVersions, SASL) fits in the connect timeout and in what
+        // is left of the deadline.
+        let full = self.inner.cfg.conn.connect_timeout;
+        let bound = left.min(full);
+        let conn = match super::conn::with_timeout(bound, Conn::connect(addr, &cfg)).await {
+            Some(Ok(c)) => Arc::new(c),
+            // A handshake request that ran its request timeout: the broker is hung.
+            Some(Err(e)) => {
+                self.mark_suspect(addr, &e, true);
+                return Err(e);
+            }
+            None => {
+                let e = KafkaError::Timeout {
+                    what: format!("connecting to {addr}"),
+                    after: bound,
+                };
+                // Hung too if it had (about) its whole connect timeout: running out of the
+                // caller's deadline says nothing about the broker.
+                if bound >= full - full / 10 {
+                    self.mark_suspect(addr, &e, true);
+                }
+                return Err(e);
+            }
+        };
         *guard = Some(conn.clone());
         Ok(conn)
     }
 
     /// Send one request to `target` at the negotiated version. Connection failures before the
     /// request is written are retried until the connect deadline; a request that was written is
-    /// never resent.
+    /// never resent. A timeout makes the broker suspect.
     pub async fn request<R: Request>(
         &self,
         target: &Target,
         req: &R,
     ) -> Result<R::Response, KafkaError> {
         let conn = self.conn(target).await?;
-        conn.request(req).await
+        let res = conn.request(req).await;
+        if let Err(e) = &res {
+            self.note_failure(conn.addr(), e);
+        }
+        res
+    }
+
+    /// Record how a request to `addr` failed: a timeout makes the broker suspect for one request
+    /// timeout (see the module doc). Callers that talk to a [`Conn`] directly report here.
+    pub fn note_failure(&self, addr: &str, err: &KafkaError) {
+        self.mark_suspect(addr, err, false);
+    }
+
+    /// After a timeout (of a handshake when `hung`), `addr` is suspect for one request timeout.
+    fn mark_suspect(&self, addr: &str, err: &KafkaError, hung: bool) {
+        if !matches!(err, KafkaError::Timeout { .. }) {
+            return;
+        }
+        let period = self.inner.cfg.conn.request_timeout;
+        tracing::info!(broker = addr, error = %err, hung, suspect_ms = period.as_millis() as u64, "broker timed out; suspect");
+        let hung = hung || self.suspicion(addr) == Some(true);
+        lock(&self.inner.suspect).insert(addr.to_string(), (Instant::now() + period, hung));
+        let mut last = lock(&self.inner.last_good);
+        if last.as_deref() == Some(addr) {
+            *last = None;
+        }
+    }
+
+    /// `None` unless `addr` is within its suspect period; then whether it is hung.
+    fn suspicion(&self, addr: &str) -> Option<bool> {
+        let mut s = lock(&self.inner.suspect);
+        match s.get(addr) {
+            Some((until, hung)) if *until > Instant::now() => Some(*hung),
+            Some(_) => {
+                s.remove(addr);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// The open connection to `addr`, if there is one (without connecting).
+    fn live_conn(&self, addr: &str) -> Option<Arc<Conn>> {
+        let slot = lock(&self.inner.slots).get(addr).cloned()?;
+        let guard = slot.try_lock()?;
+        guard.as_ref().filter(|c| c.is_alive()).cloned()
+    }
+
+    /// A Metadata request to any broker. It changes nothing, so one that times out or loses
+    /// its connection is asked again of the next broker (a suspect one comes last); each try's
+    /// connecting is bounded by the request (or connect) timeout, its answer by the request
+    /// timeout.
+    async fn metadata_any(&self, req: &MetadataRequest) -> Result<MetadataResponse, KafkaError> {
+        let tries = self.addrs_for(&Target::Any)?.len().clamp(1, 3);
+        let bound = self.inner.cfg.conn.request_timeout;
+        let mut last = None;
+        for _ in 0..tries {
+            let per_try = bound.max(self.inner.cfg.conn.connect_timeout);
+            let deadline = Instant::now() + per_try.min(self.inner.cfg.connect_deadline);
+            let conn = self.conn_until(&Target::Any, deadline).await?;
+            match conn.request(req).await {
+                Err(e @ (KafkaError::Timeout { .. } | KafkaError::Disconnected { .. })) => {
+                    self.note_failure(conn.addr(), &e);
+                    tracing::debug!(broker = conn.addr(), error = %e, "metadata request failed; asking another broker");
+                    last = Some(e);
+                }
+                res => return res,
+            }
+        }
+        Err(last.unwrap_or_else(|| KafkaError::BrokerUnreachable {
+            broker: "any".into(),
+            reason: "no address".into(),
+        }))
     }
 
     /// Addresses of the brokers known from metadata, by node id.
@@ -315,7 +425,7 @@ impl Client {
                 )
             })
             .with_allow_auto_topic_creation(false);
-        let resp = self.request(&Target::Any, &req).await?;
+        let resp = self.metadata_any(&req).await?;
         {
             let mut b = lock(&self.inner.brokers);
             for br in &resp.brokers {
@@ -524,6 +634,46 @@ mod tests {
         assert_eq!(
             client.addrs_for(&Target::Any).unwrap(),
             ["c:1", "a:1", "b:1"]
+        );
+    }
+
+    /// A broker whose handshake timed out is hung: tried last by `Target::Any`, and a new
+    /// connection to it by node id is refused at once (no second handshake to wait for).
+    #[test]
+    fn a_hung_broker_goes_last_and_is_not_dialled_by_node_id() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let hung = l.local_addr().unwrap().to_string();
+        let _hold = std::thread::spawn(move || {
+            let conns: Vec<_> = l.incoming().take(5).collect();
+            std::thread::sleep(Duration::from_secs(5));
+            drop(conns);
+        });
+        let client = Client::new(ClientConfig {
+            bootstrap: vec![hung.clone(), "b:1".into()],
+            conn: ConnConfig {
+                connect_timeout: Duration::from_millis(300),
+                request_timeout: Duration::from_secs(30),
+                ..ConnConfig::default()
+            },
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        lock(&client.inner.brokers).insert(1, hung.clone());
+        let far = Instant::now() + Duration::from_secs(10);
+        let err = super::super::block_on(client.conn_once(&Target::Node(1), far)).unwrap_err();
+        assert_eq!(err.kind(), "timeout", "{err}");
+        assert_eq!(client.suspicion(&hung), Some(true));
+        assert_eq!(
+            client.addrs_for(&Target::Any).unwrap(),
+            ["b:1", hung.as_str()]
+        );
+        let t = Instant::now();
+        let err = super::super::block_on(client.conn_once(&Target::Node(1), far)).unwrap_err();
+        assert_eq!(err.kind(), "broker-unreachable", "{err}");
+        assert!(
+            t.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            t.elapsed()
         );
     }
 

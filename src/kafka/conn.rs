@@ -274,6 +274,14 @@ impl Conn {
         req: &R,
         version: i16,
     ) -> Result<R::Response, KafkaError> {
+        self.send_at(req, version).await?.response(self).await
+    }
+
+    /// Write `req` at `version` and return once its frame is on the socket, with a handle on the
+    /// response. Requests written one after the other on a connection reach the broker in that
+    /// order (Kafka answers them in order too): the producer keeps several batches of a partition
+    /// in flight this way.
+    pub async fn send_at<R: Request>(&self, req: &R, version: i16) -> Result<Sent<R>, KafkaError> {
         self.reauthenticate_if_due().await?;
         let (corr, frame) = self.encode(req, version)?;
         let (tx, rx) = smol::channel::bounded(1);
@@ -282,25 +290,12 @@ impl Conn {
             self.unregister(corr);
             return Err(e);
         }
-        let got = with_timeout(self.request_timeout, rx.recv()).await;
-        let body = match got {
-            None => {
-                self.unregister(corr);
-                self.close("request timed out");
-                return Err(KafkaError::Timeout {
-                    what: format!("API key {} request to {}", R::KEY, self.addr()),
-                    after: self.request_timeout,
-                });
-            }
-            Some(Err(_)) => {
-                return Err(KafkaError::Disconnected {
-                    broker: self.addr().to_string(),
-                    reason: "reader stopped".into(),
-                });
-            }
-            Some(Ok(r)) => r?,
-        };
-        decode_response::<R>(body, version)
+        Ok(Sent {
+            corr,
+            version,
+            rx,
+            _req: std::marker::PhantomData,
+        })
     }
 
     /// Send a request that gets no response (Produce with acks=0). Any answer the broker sends
@@ -426,6 +421,39 @@ impl Conn {
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
         Ok(())
+    }
+}
+
+/// A request whose frame was written: [`Sent::response`] waits for its answer.
+pub struct Sent<R> {
+    corr: i32,
+    version: i16,
+    rx: smol::channel::Receiver<Result<Bytes, KafkaError>>,
+    _req: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: Request> Sent<R> {
+    /// Wait for the answer, bounded by the request timeout (counted from now); a timeout closes
+    /// `conn` (the one it was sent on), failing its other waiters.
+    pub async fn response(self, conn: &Conn) -> Result<R::Response, KafkaError> {
+        let body = match with_timeout(conn.request_timeout, self.rx.recv()).await {
+            None => {
+                conn.unregister(self.corr);
+                conn.close("request timed out");
+                return Err(KafkaError::Timeout {
+                    what: format!("API key {} request to {}", R::KEY, conn.addr()),
+                    after: conn.request_timeout,
+                });
+            }
+            Some(Err(_)) => {
+                return Err(KafkaError::Disconnected {
+                    broker: conn.addr().to_string(),
+                    reason: "reader stopped".into(),
+                });
+            }
+            Some(Ok(r)) => r?,
+        };
+        decode_response::<R>(body, self.version)
     }
 }
 
@@ -595,6 +623,29 @@ mod tests {
             got.sort();
             assert_eq!(got, [3, 4]);
             assert!(c.is_alive());
+        });
+    }
+
+    /// `send_at` returns once the frame is written: two in a row reach the broker in order, and
+    /// each handle gets its own answer (a broker that sees them out of order never answers).
+    #[test]
+    fn requests_sent_one_after_the_other_are_written_in_order() {
+        let addr = fake_broker(|mut s| {
+            let (a, b) = (read_frame(&mut s).unwrap(), read_frame(&mut s).unwrap());
+            assert!(a.2 < b.2, "frames out of order");
+            for (_, v, corr) in [a, b] {
+                let r = MetadataResponse::default().with_throttle_time_ms(corr);
+                s.write_all(&frame(corr, 1, &r, v)).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        });
+        smol::block_on(async {
+            let c = Conn::connect(&addr, &cfg(2000)).await.unwrap();
+            let req = MetadataRequest::default();
+            let first = c.send_at(&req, 12).await.unwrap();
+            let second = c.send_at(&req, 12).await.unwrap();
+            assert_eq!(second.response(&c).await.unwrap().throttle_time_ms, 3);
+            assert_eq!(first.response(&c).await.unwrap().throttle_time_ms, 2);
         });
     }
 

@@ -126,6 +126,20 @@ pub enum KafkaError {
     /// The producer or client was closed.
     #[error("closed")]
     Closed,
+    /// Not sent (or not stored): an earlier batch of the partition was refused for good, and its
+    /// good records are for the caller to send again; these come after them, so they fail too
+    /// (retriable) rather than overtake them.
+    #[error(
+        "not stored: an earlier batch of {topic}-{partition} was refused ({cause}); send again after it"
+    )]
+    BehindRefused {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The kind of the earlier batch's refusal.
+        cause: &'static str,
+    },
     /// A record is larger than the producer's limits.
     #[error("record of {size} bytes exceeds the limit of {limit} bytes")]
     RecordTooLarge {
@@ -165,7 +179,8 @@ impl KafkaError {
         match self {
             KafkaError::BrokerUnreachable { .. }
             | KafkaError::Timeout { .. }
-            | KafkaError::Disconnected { .. } => true,
+            | KafkaError::Disconnected { .. }
+            | KafkaError::BehindRefused { .. } => true,
             KafkaError::Kafka { code, .. } => {
                 ResponseError::try_from_code(*code).is_some_and(|e| e.is_retriable())
             }
@@ -260,6 +275,7 @@ impl ErrorKind for KafkaError {
             KafkaError::UnknownTopic(_) => "unknown-topic",
             KafkaError::Config(_) => "invalid-config",
             KafkaError::Closed => "closed",
+            KafkaError::BehindRefused { .. } => "behind-refused",
             KafkaError::RecordTooLarge { .. } => "record-too-large",
         }
     }

@@ -6,7 +6,7 @@
 //! Must not send anything or complete a batch: the sender (`sender.rs`) takes sealed or
 //! lingered batches from here.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, MutexGuard};
 use std::time::Instant;
 
@@ -15,11 +15,17 @@ use super::{Partitioner, Producer, ProducerStats};
 use crate::kafka::KafkaError;
 use crate::kafka::record::{BatchBuilder, partition_for_key};
 
+/// A batch's place in its partition's order ([`Batch::key`]).
+pub(super) type BatchKey = (u64, i32);
+
 pub(super) struct Batch {
     pub(super) builder: BatchBuilder,
     pub(super) outcome: Arc<Outcome>,
     /// Index of this batch's first record in `outcome` (not 0 for the second part of a split).
     pub(super) first: i32,
+    /// Creation order in its partition: with `first`, where a batch returning for a retry goes
+    /// back in the queue (see [`Batch::key`]).
+    pub(super) order: u64,
     /// Producer id, epoch and base sequence once the idempotent producer gave it one; kept
     /// across retries (that is what lets the broker drop a duplicate).
     pub(super) seq: Option<(i64, i16, i32)>,
@@ -34,6 +40,11 @@ pub(super) struct Batch {
 }
 
 impl Batch {
+    /// The batch's place in its partition's order (the two halves of a split share `order`).
+    pub(super) fn key(&self) -> (u64, i32) {
+        (self.order, self.first)
+    }
+
     /// Complete every record of this batch with `r`.
     pub(super) fn complete(&self, r: Result<Option<i64>, KafkaError>) {
         self.outcome
@@ -44,7 +55,17 @@ impl Batch {
 #[derive(Default)]
 pub(super) struct PartQueue {
     pub(super) batches: VecDeque<Batch>,
-    pub(super) in_flight: bool,
+    /// Keys ([`Batch::key`]) of the batches taken for sending and not finished yet.
+    pub(super) in_flight: BTreeSet<(u64, i32)>,
+    /// The key of a taken batch whose request is not written yet: the next batch waits, so the
+    /// partition's requests reach the broker in order.
+    pub(super) writing: Option<(u64, i32)>,
+    /// `order` of the partition's next new batch.
+    pub(super) next_order: u64,
+    /// A batch refused for good (its key), the newest batch in flight then, and the error the
+    /// ones between fail with: they must not be stored before the refused batch's good records
+    /// are sent again. Cleared when nothing is in flight.
+    pub(super) refused: Option<(BatchKey, BatchKey, KafkaError)>,
     pub(super) retry_at: Option<Instant>,
     /// The next sequence number for a batch of this partition (idempotent producer).
     pub(super) next_seq: i32,
@@ -246,6 +267,7 @@ fn open_batch(
             builder: BatchBuilder::new(),
             outcome: Arc::new(Outcome::default()),
             first: 0,
+            order: q.next_order,
             seq: None,
             created: start,
             deadline,
@@ -254,6 +276,35 @@ fn open_batch(
             sealed: false,
             last_error: None,
         });
+        q.next_order += 1;
     }
     need_new
+}
+
+impl PartQueue {
+    /// Put a batch back where its key says (retries return in order, before newer batches).
+    pub(super) fn requeue(&mut self, b: Batch) {
+        let key = b.key();
+        let at = (self.batches.iter())
+            .position(|q| q.key() > key)
+            .unwrap_or(self.batches.len());
+        self.batches.insert(at, b);
+    }
+
+    /// Whether a batch older than `key` is in flight or waiting for its retry.
+    pub(super) fn has_older_than(&self, key: (u64, i32)) -> bool {
+        self.in_flight.range(..key).next().is_some()
+            || self.batches.front().is_some_and(|b| b.key() < key)
+    }
+}
+
+/// Clear `q`'s in-flight marks for the batch with `key` (it finished or came back).
+pub(super) fn landed(q: &mut PartQueue, key: (u64, i32)) {
+    q.in_flight.remove(&key);
+    if q.writing == Some(key) {
+        q.writing = None;
+    }
+    if q.in_flight.is_empty() {
+        q.refused = None;
+    }
 }

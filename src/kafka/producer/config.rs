@@ -121,6 +121,11 @@ pub struct ProducerConfig {
     pub buffer_memory: usize,
     /// Topic metadata (leaders, partition count) is refreshed at least this often.
     pub metadata_max_age: Duration,
+    /// Batches of one partition in flight at once (`max.in.flight.requests.per.connection`);
+    /// `None`: 5 for an idempotent producer (its sequences keep them in order, even across
+    /// retries), 1 otherwise (without sequences only one in flight keeps order on a retry).
+    /// An idempotent producer accepts 1 to 5, as Kafka's brokers track 5 batches per producer.
+    pub max_in_flight: Option<usize>,
 }
 
 impl ProducerConfig {
@@ -149,7 +154,14 @@ impl ProducerConfig {
             // Small on purpose: gateways have little RAM; 4 MiB still keeps 16 full batches queued.
             buffer_memory: 4 * 1024 * 1024,
             metadata_max_age: Duration::from_secs(300),
+            max_in_flight: None,
         }
+    }
+
+    /// Batches of one partition in flight at once (see [`ProducerConfig::max_in_flight`]).
+    pub fn in_flight_per_partition(&self) -> usize {
+        let default = if self.idempotent() { 5 } else { 1 };
+        self.max_in_flight.unwrap_or(default).max(1)
     }
 
     /// Whether the producer is idempotent: `enable_idempotence` with `acks = all`.

@@ -69,15 +69,33 @@ pub(super) fn unstamp(b: &mut Batch) {
     b.builder.set_producer(None);
 }
 
-/// A batch just taken back (split after MESSAGE_TOO_LARGE, which the broker did not store):
-/// its sequence range is free again, so the partition's next sequence returns to its base.
-pub(super) fn rewind(q: &mut PartQueue, b: &mut Batch) {
-    if let Some((id, epoch, base)) = b.seq
-        && q.seq_owner == Some((id, epoch))
-    {
-        q.next_seq = base;
+/// The two halves of a batch split after MESSAGE_TOO_LARGE (which the broker did not store):
+/// they take over its sequence range, `first` from its base and `second` after it, so batches
+/// of the partition sequenced (and maybe in flight) after it stay valid. After an epoch bump of
+/// the partition both are sequenced anew when taken.
+pub(super) fn split_seq(q: &PartQueue, first: &mut Batch, second: &mut Batch) {
+    match first.seq {
+        Some((id, epoch, base)) if q.seq_owner == Some((id, epoch)) => {
+            let next = (id, epoch, incremented(base, first.builder.len() as i32));
+            first.builder.set_producer(first.seq);
+            second.seq = Some(next);
+            second.builder.set_producer(Some(next));
+        }
+        _ => {
+            unstamp(first);
+            unstamp(second);
+        }
     }
-    unstamp(b);
+}
+
+/// A stamped batch (back for a retry, or a split half) whose partition was given a new epoch
+/// since: its sequence is dropped, and it is sequenced anew, in order, when taken.
+pub(super) fn restamp_if_stale(q: &PartQueue, b: &mut Batch) {
+    if let Some((id, epoch, _)) = b.seq
+        && q.seq_owner != Some((id, epoch))
+    {
+        unstamp(b);
+    }
 }
 
 /// KIP-360 for an idempotent producer: bump the epoch (locally, as Java does; a new producer id

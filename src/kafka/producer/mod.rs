@@ -7,8 +7,9 @@
 //! one mutex; a sender thread (`avro-edge-producer`, running a smol executor) sends a batch when
 //! it is full (`batch_size` bytes), when its `linger` has passed, or on `flush`. All ready batches
 //! for one leader go in one Produce request; requests to different leaders run concurrently.
-//! At most ONE batch per partition is in flight, so a retried batch can never be overtaken:
-//! order is kept per partition. Retriable errors (NOT_LEADER_OR_FOLLOWER, timeouts, lost
+//! Up to `max_in_flight` batches per partition are in flight (5 for the idempotent producer, 1
+//! otherwise), written in order; a retried batch goes again before the batches behind it, so
+//! order is kept per partition (see `sender.rs`). Retriable errors (NOT_LEADER_OR_FOLLOWER, timeouts, lost
 //! connections, ...) are retried with capped exponential backoff until `retries` or the batch's
 //! `delivery_timeout` runs out; metadata is refreshed when the error says leaders moved.
 //!
@@ -19,13 +20,17 @@
 //! lost connection therefore never duplicates records: the broker answers that it has the batch
 //! already (DUPLICATE_SEQUENCE_NUMBER counts as delivered). OUT_OF_ORDER_SEQUENCE_NUMBER and
 //! UNKNOWN_PRODUCER_ID bump the epoch and restart the partition's sequence (KIP-360, as Java's
-//! client does; see `idempotence.rs`). Still one batch in flight per partition (Java allows 5).
+//! client does; see `idempotence.rs`). The sequences let 5 batches per partition be in flight in
+//! order (Java's limit too). A broker that lets a request time out is avoided for a while (a hung
+//! leader keeps its sockets open): the producer re-routes to the next leader (see `client.rs`).
 //! With idempotence off (or acks 1/0) delivery is at-least-once: a retry after a lost connection
 //! may duplicate a batch.
 //!
 //! # Errors per record
-//! A broker error that no retry can fix fails the records of its batch, and only those: the
-//! records queued behind them in the partition go on. MESSAGE_TOO_LARGE (or
+//! A broker error that no retry can fix fails the records of its batch; the records queued behind
+//! them in the partition go on, except behind a refused batch that had good records in it (e.g.
+//! INVALID_TIMESTAMP refuses a whole batch): those fail with the retriable `behind-refused`, so
+//! the caller sends them again after the refused batch's good records, in order. MESSAGE_TOO_LARGE (or
 //! RECORD_LIST_TOO_LARGE) for a batch of several records splits it in halves, sent again in
 //! order, until only a record that is too large on its own fails. Each record's result is a
 //! [`KafkaError`] whose kind (`ErrorKind::kind`) names the broker's reason:
@@ -104,6 +109,8 @@ pub struct ProducerStats {
     pub failed: u64,
     /// Batch sends that were retried.
     pub retried_batches: u64,
+    /// Most batches of one partition in flight at once so far (`max_in_flight` bounds it).
+    pub peak_in_flight: u64,
 }
 
 struct Inner {
@@ -187,6 +194,13 @@ impl Producer {
             return Err(KafkaError::Config(
                 "batch_size and buffer_memory must be > 0".into(),
             ));
+        }
+        if let Some(n) = cfg.max_in_flight
+            && (n == 0 || (cfg.idempotent() && n > 5))
+        {
+            return Err(KafkaError::Config(format!(
+                "max_in_flight {n}: must be 1 to 5 for an idempotent producer (at least 1 otherwise)"
+            )));
         }
         let client = Client::new(cfg.client_config())?;
         if cfg.enable_idempotence && !cfg.idempotent() {

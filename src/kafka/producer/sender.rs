@@ -8,19 +8,27 @@
 //! same backoff without using up `retries`, until its `delivery_timeout`: it stalls alone.
 //! An idempotent producer first gets its producer id, and stamps each batch with its sequence
 //! when taking it (`idempotence.rs`); DUPLICATE_SEQUENCE_NUMBER counts as delivered.
-//! MESSAGE_TOO_LARGE for a batch of several records puts its two halves back at the front of
-//! the partition instead of failing it; any other error no retry can fix fails that batch's
-//! records alone, and the partition goes on.
+//! MESSAGE_TOO_LARGE for a batch of several records puts its two halves back in the partition
+//! (with its sequence range) instead of failing it; any other error no retry can fix fails that
+//! batch's records, and the partition goes on.
 //!
-//! One batch per partition in flight also because the connection gives no way to know that a
-//! request was written before the next one is: two batches of a partition could reach the broker
-//! out of order, and a broker accepts any first sequence from a producer it does not know yet.
+//! Up to `max_in_flight` batches of a partition are in flight (5 for the idempotent producer, 1
+//! otherwise), and the next one is taken only once the previous one's request is written
+//! ([`Conn::send_at`](crate::kafka::conn::Conn::send_at)): a partition's requests reach the
+//! broker in order, and it answers them in order. On a retry order is kept as Java's producer
+//! keeps it: a batch back for a retry goes into its partition by creation order and goes again
+//! only once the batches sent before it are done; OUT_OF_ORDER_SEQUENCE_NUMBER for a batch with
+//! an older one failed is a consequence of that failure (retried behind it), and bumps the
+//! epoch only for the oldest batch with nothing else in flight.
 //!
-//! Must not take a second batch of a partition while one is in flight: a retried batch could
-//! then be overtaken, and order is kept per partition. For the same reason a batch that fails
-//! for good on a retriable error (out of time or retries) fails the batches queued behind it
-//! in its partition: delivered later, they would come before its records when the caller
-//! sends those again.
+//! Must not let a batch overtake an older one of its partition. For the same reason a batch that
+//! fails for good on a retriable error (out of time or retries) fails the batches queued behind
+//! it, and one refused for good with good records in it (`permanent_rejection`, e.g.
+//! INVALID_TIMESTAMP) fails those queued or in flight behind it with the retriable
+//! `behind-refused`: stored before the caller sends the good records again, they would come
+//! first. (A batch behind it already written can still be stored when the broker does not check
+//! its sequence: idempotence off with `max_in_flight` > 1, or the partition's first batches from
+//! a producer the broker does not know yet.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,7 +39,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::accumulator::{Batch, PartQueue};
+use super::accumulator::{Batch, PartQueue, landed};
 use super::{Acks, Inner, idempotence};
 use crate::kafka::{KafkaError, Target};
 
@@ -115,13 +123,15 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
     let st = &mut *guard;
     let flushing = st.flushing > 0 || st.closed;
     let linger = inner.cfg.linger;
+    let max_in_flight = inner.cfg.in_flight_per_partition();
+    let mut peak = 0;
     for (name, ts) in st.topics.iter_mut() {
         for (p, q) in ts.parts.iter_mut().enumerate() {
-            if q.in_flight {
+            if q.writing.is_some() || q.in_flight.len() >= max_in_flight {
                 continue;
             }
-            // Fail batches whose delivery timeout passed (never one in flight).
-            while q.batches.front().is_some_and(|b| b.deadline <= now) {
+            // Fail batches whose delivery timeout passed (not while others are in flight).
+            while q.in_flight.is_empty() && q.batches.front().is_some_and(|b| b.deadline <= now) {
                 if let Some(b) = q.batches.pop_front() {
                     if b.seq.is_some() {
                         // It may be stored or not: the sequence cannot be trusted any more.
@@ -134,6 +144,11 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
             let Some(front) = q.batches.front() else {
                 continue;
             };
+            // A batch back for a retry goes again only once the batches sent before it are done
+            // (they come back too and go again behind it, in order).
+            if front.last_error.is_some() && !q.in_flight.is_empty() {
+                continue;
+            }
             next_wake = next_wake.min(front.deadline);
             if let Some(at) = q.retry_at {
                 if at > now {
@@ -151,13 +166,17 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
             let Some(mut b) = q.batches.pop_front() else {
                 continue;
             };
+            // Stamped before its partition got a new epoch (a retry, a split half): anew.
+            idempotence::restamp_if_stale(q, &mut b);
             if idempotent && !idempotence::stamp(&st.idem, q, &mut b) {
                 // No producer id yet: wait (woken when InitProducerId answers).
                 q.batches.push_front(b);
                 continue;
             }
             b.sealed = true;
-            q.in_flight = true;
+            q.in_flight.insert(b.key());
+            q.writing = Some(b.key());
+            peak = peak.max(q.in_flight.len() as u64);
             taken.push(Taken {
                 topic: name.clone(),
                 partition: p as i32,
@@ -165,6 +184,7 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
             });
         }
     }
+    st.stats.peak_in_flight = st.stats.peak_in_flight.max(peak);
     // Completed under the state lock (lock order: state, then outcome), so `flush`
     // never sees `unfinished` drop before the handles have their result.
     for (b, n) in expired.drain(..) {
@@ -187,7 +207,7 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
         && st
             .topics
             .values()
-            .all(|t| t.parts.iter().all(|q| q.batches.is_empty() && !q.in_flight));
+            .all(|t| (t.parts.iter()).all(|q| q.batches.is_empty() && q.in_flight.is_empty()));
     Ready {
         taken,
         next_wake,
@@ -203,7 +223,7 @@ pub(super) fn fail_unsent(inner: &Inner, e: &KafkaError) {
     {
         let mut st = inner.lock();
         for ts in st.topics.values_mut() {
-            for q in ts.parts.iter_mut().filter(|q| !q.in_flight) {
+            for q in ts.parts.iter_mut().filter(|q| q.in_flight.is_empty()) {
                 leftover.extend(q.batches.drain(..));
             }
         }
@@ -255,6 +275,23 @@ fn grow_partitions(inner: &Inner, topic: &str, n: usize) {
         );
         ts.parts.resize_with(n, PartQueue::default);
     }
+}
+
+/// The request carrying these batches is written (or failed to be): their partitions may send
+/// their next batch.
+fn written(inner: &Inner, batches: &[Taken]) {
+    {
+        let mut st = inner.lock();
+        for t in batches {
+            if let Some(q) =
+                (st.topics.get_mut(&t.topic)).and_then(|ts| ts.parts.get_mut(t.partition as usize))
+                && q.writing == Some(t.batch.key())
+            {
+                q.writing = None;
+            }
+        }
+    }
+    inner.wake();
 }
 
 /// Group taken batches by leader and send one Produce request per leader, concurrently.
@@ -343,9 +380,23 @@ async fn produce_to(inner: Arc<Inner>, leader: i32, batches: Vec<Taken>) {
         }
         return;
     }
-    match conn.request_at(&req, version).await {
+    // The next batch of these partitions is written only after this request is.
+    let sent = conn.send_at(&req, version).await;
+    written(&inner, &ok);
+    let res = match sent {
+        Ok(sent) => sent.response(&conn).await,
+        Err(e) => Err(e),
+    };
+    match res {
         Err(e) => {
+            // A timeout: the leader may be hung (its sockets open; the reconnect's handshake
+            // will tell), or waiting for a hung follower; the metadata refresh finds a new
+            // leader once the controller fences a hung broker. (A produce timeout alone does
+            // not make a broker suspect: with acks=all it may be another broker's fault.)
             for t in ok {
+                if matches!(e, KafkaError::Timeout { .. }) {
+                    inner.client.invalidate(&t.topic);
+                }
                 finish(&inner, t, Err(e.clone()));
             }
         }
@@ -431,13 +482,13 @@ fn finish_unsent(inner: &Inner, t: Taken, e: KafkaError) {
     finish_as(inner, t, Err(e), false)
 }
 
-fn finish_as(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>, sent: bool) {
+fn finish_as(inner: &Inner, t: Taken, mut res: Result<Option<i64>, KafkaError>, sent: bool) {
     let Taken {
         topic,
         partition,
         mut batch,
     } = t;
-    let cfg = &inner.cfg;
+    let key = batch.key();
     if let Err(e) = &res {
         if e.needs_metadata_refresh() {
             inner.client.invalidate(&topic);
@@ -446,48 +497,23 @@ fn finish_as(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>, sent
             split(inner, &topic, partition, batch);
             return;
         }
-        // OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID: the broker's idea of this
-        // partition's sequence differs from ours; a new epoch, sequence 0, and try again.
-        let resequence = batch.seq.is_some() && matches!(e.code(), Some(45 | 59));
-        let backoff = crate::kafka::client::backoff(
-            cfg.retry_backoff,
-            cfg.retry_backoff_max,
-            batch.attempts + batch.stalls,
-        );
-        let retry = (e.is_retriable() || resequence)
-            && (!sent || batch.attempts < cfg.retries)
-            && Instant::now() + backoff < batch.deadline;
-        if retry {
-            tracing::debug!(topic = %topic, partition, attempts = batch.attempts, stalls = batch.stalls, sent, error = %e, "retrying batch");
-            if sent {
-                batch.attempts += 1;
-            } else {
-                batch.stalls += 1;
-            }
-            batch.last_error = Some(e.clone());
-            let mut st = inner.lock();
-            st.stats.retried_batches += 1;
-            let st = &mut *st;
-            if let Some(q) = st
-                .topics
-                .get_mut(&topic)
-                .and_then(|ts| ts.parts.get_mut(partition as usize))
+        if let Some(behind) = behind_refused(inner, &topic, partition, key) {
+            res = Err(behind);
+        } else {
+            batch = match retry(inner, &topic, partition, batch, e, sent) {
+                None => return,
+                Some(b) => b,
+            };
+            tracing::warn!(topic = %topic, partition, records = batch.builder.len(), error = %e, kind = crate::error::ErrorKind::kind(e), "batch failed");
+            if e.is_retriable() {
+                fail_queued_behind(inner, &topic, partition, e);
+            } else if let Some(cause) = e.permanent_rejection()
+                && batch.builder.len() > 1
             {
-                if resequence {
-                    idempotence::reset_partition(&mut st.idem, q, &topic, partition);
-                    idempotence::unstamp(&mut batch);
-                }
-                q.batches.push_front(batch);
-                q.in_flight = false;
-                q.retry_at = Some(Instant::now() + backoff);
-                inner.wake();
-                return;
+                // Its good records go back to the caller, to be sent again: nothing of the
+                // partition sent after it may be stored before them.
+                refuse_behind(inner, &topic, partition, key, cause);
             }
-            // The partition is unknown to us (cannot happen: topics are never dropped): fail below.
-        }
-        tracing::warn!(topic = %topic, partition, records = batch.builder.len(), error = %e, kind = crate::error::ErrorKind::kind(e), "batch failed");
-        if e.is_retriable() {
-            fail_queued_behind(inner, &topic, partition, e);
         }
     }
     let n = batch.builder.len();
@@ -512,7 +538,7 @@ fn finish_as(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>, sent
             .get_mut(&topic)
             .and_then(|ts| ts.parts.get_mut(partition as usize))
         {
-            q.in_flight = false;
+            landed(q, key);
             if !ok && batch.seq.is_some() {
                 // Failed for good with a sequence: stored or not, the next batch cannot follow
                 // it; Java bumps the epoch here too.
@@ -524,6 +550,108 @@ fn finish_as(inner: &Inner, t: Taken, res: Result<Option<i64>, KafkaError>, sent
     }
     inner.progress.notify_all();
     inner.wake();
+}
+
+/// A batch of `topic`/`partition` with `key`, in flight when an older one was refused for good:
+/// the error it fails with instead of a retry.
+fn behind_refused(
+    inner: &Inner,
+    topic: &str,
+    partition: i32,
+    key: (u64, i32),
+) -> Option<KafkaError> {
+    let st = inner.lock();
+    let q = (st.topics.get(topic)).and_then(|ts| ts.parts.get(partition as usize))?;
+    match &q.refused {
+        Some((from, upto, e)) if *from < key && key <= *upto => Some(e.clone()),
+        _ => None,
+    }
+}
+
+/// The batch with `key` was refused for good (`cause`) and its good records go back to the
+/// caller: the batches queued behind it fail now, and those in flight behind it when they come
+/// back with an error (one written already may still be stored: with several in flight and
+/// idempotence off nothing can stop it; with idempotence the broker refuses it as out of
+/// sequence). All with `behind-refused`, a retriable kind: the caller sends them again in order.
+fn refuse_behind(inner: &Inner, topic: &str, partition: i32, key: (u64, i32), cause: &'static str) {
+    let err = KafkaError::BehindRefused {
+        topic: topic.to_string(),
+        partition,
+        cause,
+    };
+    {
+        let mut st = inner.lock();
+        if let Some(q) =
+            (st.topics.get_mut(topic)).and_then(|ts| ts.parts.get_mut(partition as usize))
+            && let Some(upto) = q.in_flight.last().copied().filter(|u| *u > key)
+        {
+            q.refused = Some((key, upto, err.clone()));
+        }
+    }
+    fail_queued_behind(inner, topic, partition, &err);
+}
+
+/// Put a failed batch back in its partition, in order, when the error allows a retry; gives
+/// the batch back when it fails for good.
+///
+/// OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID for the partition's oldest batch with
+/// nothing else in flight: the broker's idea of the sequence differs from ours; a new epoch,
+/// sequence 0, and try again (KIP-360). For a batch with an older one in flight or waiting for
+/// its retry, it is only the consequence of that one's failure (as in Java's
+/// `TransactionManager`): retried behind it, without using up `retries`.
+fn retry(
+    inner: &Inner,
+    topic: &str,
+    partition: i32,
+    mut batch: Batch,
+    e: &KafkaError,
+    sent: bool,
+) -> Option<Batch> {
+    let cfg = &inner.cfg;
+    let key = batch.key();
+    let out_of_order = batch.seq.is_some() && matches!(e.code(), Some(45 | 59));
+    let following = out_of_order && {
+        let st = inner.lock();
+        (st.topics.get(topic))
+            .and_then(|ts| ts.parts.get(partition as usize))
+            .is_some_and(|q| q.has_older_than(key) || q.in_flight.len() > 1)
+    };
+    let counted = sent && !following;
+    let backoff = crate::kafka::client::backoff(
+        cfg.retry_backoff,
+        cfg.retry_backoff_max,
+        batch.attempts + batch.stalls,
+    );
+    let retry = (e.is_retriable() || out_of_order)
+        && (!counted || batch.attempts < cfg.retries)
+        && Instant::now() + backoff < batch.deadline;
+    if !retry {
+        return Some(batch);
+    }
+    tracing::debug!(topic = %topic, partition, attempts = batch.attempts, stalls = batch.stalls, sent, following, error = %e, "retrying batch");
+    if counted {
+        batch.attempts += 1;
+    } else {
+        batch.stalls += 1;
+    }
+    batch.last_error = Some(e.clone());
+    let mut st = inner.lock();
+    st.stats.retried_batches += 1;
+    let st = &mut *st;
+    let Some(q) = (st.topics.get_mut(topic)).and_then(|ts| ts.parts.get_mut(partition as usize))
+    else {
+        // The partition is unknown to us (cannot happen: topics are never dropped).
+        return Some(batch);
+    };
+    landed(q, key);
+    if out_of_order && !following {
+        idempotence::reset_partition(&mut st.idem, q, topic, partition);
+    }
+    idempotence::restamp_if_stale(q, &mut batch);
+    q.requeue(batch);
+    q.retry_at = Some(Instant::now() + backoff);
+    inner.wake();
+    None
 }
 
 /// MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE: the batch (or one of its records) is over the
@@ -552,11 +680,12 @@ fn split(inner: &Inner, topic: &str, partition: i32, mut batch: Batch) {
     else {
         return;
     };
-    idempotence::rewind(q, &mut batch);
-    let second = Batch {
+    landed(q, batch.key());
+    let mut second = Batch {
         builder: tail,
         outcome: batch.outcome.clone(),
         first: batch.first + (n / 2) as i32,
+        order: batch.order,
         seq: None,
         created: batch.created,
         deadline: batch.deadline,
@@ -565,9 +694,9 @@ fn split(inner: &Inner, topic: &str, partition: i32, mut batch: Batch) {
         sealed: true,
         last_error: batch.last_error.clone(),
     };
-    q.batches.push_front(second);
-    q.batches.push_front(batch);
-    q.in_flight = false;
+    idempotence::split_seq(q, &mut batch, &mut second);
+    q.requeue(second);
+    q.requeue(batch);
     drop(st);
     inner.wake();
 }
