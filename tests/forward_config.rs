@@ -102,6 +102,7 @@ fn every_key_is_settable_from_env_and_flags() {
             "spool.reserve_bytes" => "1MiB",
             "kafka.create_partitions" => "3",
             "kafka.max_poll_records" => "100",
+            "kafka.max_in_flight" => "5",
             // At least linger + request timeout (as Kafka's producer requires).
             "kafka.delivery_timeout_ms" => "42000",
             "metrics.listen" => "127.0.0.1:9464",
