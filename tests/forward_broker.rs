@@ -67,11 +67,20 @@ fn broker_killed_mid_stream_and_restarted_with_its_data() {
     let topic = unique_topic("fwd-bkill");
     let lines = readings(5000, 5);
     let m = avro_edge_testkit::free_addr().unwrap();
+    // The forwarder's own delivery timeout (60 s), longer than the broker's restart: a batch the broker
+    // stored just before it died, whose answer was lost, is retried with its producer id and sequence and
+    // recognised as a duplicate. With the test kit's 4 s the producer gives the batch up while the broker
+    // is down, and the forwarder's resend is a new batch (500 duplicates, seen once).
     let mut fwd = Fwd::spawn(
         &dir,
         &broker.bootstrap(),
         &topic,
-        &["--metrics-listen", &m],
+        &[
+            "--metrics-listen",
+            &m,
+            "--set",
+            "kafka.delivery_timeout_ms=60000",
+        ],
         false,
     );
     for chunk in lines[..2000].chunks(200) {
@@ -110,8 +119,8 @@ fn broker_killed_mid_stream_and_restarted_with_its_data() {
     let t = check(&got, &ids, "broker-killed");
     forward_bin_support::print_row("broker SIGKILLed mid-stream, restarted", 5000, &t, "");
     assert_eq!(t.delivered, 5000);
-    // Expects idempotence: a produce request the broker appended just before it died, whose answer was
-    // lost, is sent again by a producer without sequence numbers.
+    // The idempotent producer: a produce request the broker appended just before it died, whose answer
+    // was lost, is sent again with the same sequence and not stored twice.
     assert_eq!(t.duplicates, 0, "broker-killed: duplicates");
     let _ = std::fs::remove_dir_all(&dir);
 }
