@@ -122,6 +122,33 @@ fn defaults_fill_omitted_fields() {
 }
 
 #[test]
+fn key_order_does_not_change_the_encoding() {
+    let p = plan(ALL_TYPES);
+    let rec = all_types_record();
+    let mut want = Vec::new();
+    p.encode_json_into(&rec, &mut want).unwrap();
+    let fields: Vec<(String, Value)> = rec.as_object().unwrap().clone().into_iter().collect();
+    // Reversed, and rotated by one: every field found whatever the order.
+    let reversed: serde_json::Map<String, Value> = fields.iter().rev().cloned().collect();
+    let mut rotated = fields.clone();
+    rotated.rotate_left(1);
+    let rotated: serde_json::Map<String, Value> = rotated.into_iter().collect();
+    for v in [reversed, rotated] {
+        let mut out = Vec::new();
+        p.encode_json_into(&Value::Object(v), &mut out).unwrap();
+        assert_eq!(out, want);
+    }
+    // An unknown key between known ones is still refused.
+    let mut extra: serde_json::Map<String, Value> = fields.iter().take(1).cloned().collect();
+    extra.insert("bogus".into(), json!(1));
+    extra.extend(fields.iter().skip(1).cloned());
+    let e = p
+        .encode_json_into(&Value::Object(extra), &mut Vec::new())
+        .unwrap_err();
+    assert_eq!(e.kind(), "unknown-field", "{e}");
+}
+
+#[test]
 fn encode_errors_name_kind_and_path() {
     let orders = plan(&schema_text(2).unwrap());
     let base = json!({"orderId": "o", "userId": "u", "orderDate": 1, "totalAmount": 1.0,

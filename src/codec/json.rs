@@ -372,8 +372,14 @@ fn encode_record(
         return Err(wrong_type("record (JSON object)", v));
     };
     let mut seen = 0usize;
+    // Keys usually come in schema order: take the next entry when it is the field's, else look it up.
+    let mut in_order = o.iter().peekable();
     for f in fields.iter() {
-        match o.get(&*f.name) {
+        let found = match in_order.next_if(|(k, _)| **k == *f.name) {
+            Some((_, x)) => Some(x),
+            None => o.get(&*f.name),
+        };
+        match found {
             Some(x) => {
                 seen += 1;
                 encode_node(plan, f.node, x, out, depth + 1).map_err(|e| e.in_field(&f.name))?;
@@ -475,7 +481,7 @@ pub(crate) fn decode_node(
             return decode_node(plan, branches[i], w, depth + 1);
         }
         Node::Record { fields, .. } => {
-            let mut m = Map::new();
+            let mut m = Map::with_capacity(fields.len());
             for f in fields.iter() {
                 let v = decode_node(plan, f.node, w, depth + 1)?;
                 m.insert(f.name.to_string(), v);
