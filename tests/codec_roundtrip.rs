@@ -330,3 +330,36 @@ fn every_prefix_of_every_fixture_fails_cleanly() {
         }
     }
 }
+
+#[test]
+fn parse_record_is_serde_json_from_slice() {
+    let cases: &[&[u8]] = &[
+        br#"{"a":1,"b":"x","c":[1,{"d":null}],"e":{"f":1.5}}"#,
+        br#"{"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10}"#,
+        br#"{"dup":1,"other":2,"dup":3}"#,
+        br#"{}"#,
+        br#"  {"a":1}  "#,
+        b"5",
+        br#""text""#,
+        b"[1,2]",
+        b"null",
+        br#"{"a":1} trailing"#,
+        br#"{"a":1"#,
+        br#"{"a":}"#,
+        b"",
+        b"{\"a\":\"\xff\"}",
+    ];
+    for c in cases {
+        let ours = avro_edge::parse_record(c);
+        let theirs = serde_json::from_slice::<Value>(c);
+        match (ours, theirs) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a, b, "{}", String::from_utf8_lossy(c));
+                // Same key order too (the map keeps insertion order).
+                assert_eq!(a.to_string(), b.to_string());
+            }
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!("{}: {a:?} vs {b:?}", String::from_utf8_lossy(c)),
+        }
+    }
+}

@@ -410,7 +410,7 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
         if line.trim().is_empty() {
             continue;
         }
-        let value: serde_json::Value = match serde_json::from_str(&line) {
+        let value: serde_json::Value = match avro_edge::parse_record(line.as_bytes()) {
             Ok(v) => v,
             Err(e) => {
                 t.failed += 1;

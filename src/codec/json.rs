@@ -565,6 +565,41 @@ pub(crate) fn skip_node(
     Ok(())
 }
 
+/// Room made for a record's keys before parsing it (a map that outgrows it grows as usual).
+const RECORD_KEYS: usize = 8;
+
+/// The top-level JSON object of a record line, its map created with room for [`RECORD_KEYS`] keys
+/// (serde_json's own `Value` starts from an empty map and regrows it, a few times per record).
+struct RecordSeed;
+
+impl<'de> serde::de::Visitor<'de> for RecordSeed {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
+        let mut m = Map::with_capacity(RECORD_KEYS);
+        while let Some((k, v)) = a.next_entry::<String, Value>()? {
+            m.insert(k, v);
+        }
+        Ok(Value::Object(m))
+    }
+}
+
+/// Parse one line of natural JSON, as `serde_json::from_slice::<Value>` does: the same value and,
+/// on failure, the same error (anything but an object, or any error, is parsed again by serde_json).
+pub fn parse_record(line: &[u8]) -> Result<Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(line);
+    match serde::Deserializer::deserialize_any(&mut de, RecordSeed)
+        .and_then(|v| de.end().map(|()| v))
+    {
+        Ok(v) => Ok(v),
+        Err(_) => serde_json::from_slice(line),
+    }
+}
+
 /// Encode a whole record (root node) from natural JSON.
 pub fn encode_value(plan: &Plan, v: &Value, out: &mut Vec<u8>) -> Result<(), Fail> {
     encode_node(plan, Plan::ROOT, v, out, 0)

@@ -238,7 +238,7 @@ impl<E: RecordEncoder> Ingest<E> {
                 return Flow::Continue;
             }
         };
-        let record: serde_json::Value = match serde_json::from_slice(bytes) {
+        let record: serde_json::Value = match crate::codec::parse_record(bytes) {
             Ok(v) => v,
             Err(e) => {
                 self.reject(input, bytes, false, "not-json", &e.to_string());
