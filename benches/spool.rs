@@ -30,8 +30,13 @@ impl ErrorKind for Never {
 struct PassThrough;
 impl RecordEncoder for PassThrough {
     type Error = Never;
-    fn encode(&self, _subject: &str, record: &serde_json::Value) -> Result<Vec<u8>, Never> {
-        serde_json::to_vec(record).map_err(|_| Never)
+    fn encode_into(
+        &self,
+        _subject: &str,
+        record: &serde_json::Value,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Never> {
+        serde_json::to_writer(out, record).map_err(|_| Never)
     }
 }
 

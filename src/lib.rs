@@ -108,6 +108,7 @@ pub use error::{ErrorKind, KINDS};
 // Schemas, the codec and the Confluent wire frame.
 pub use codec::{
     AvroField, AvroRecord, Bound, Codec, CodecError, Plan, Resolver, TypedReader, TypedWriter,
+    parse_record,
 };
 pub use schema::{Compatibility, ParsedSchema, SchemaError};
 pub use wire::{WireError, frame, unframe};

@@ -122,6 +122,33 @@ fn defaults_fill_omitted_fields() {
 }
 
 #[test]
+fn key_order_does_not_change_the_encoding() {
+    let p = plan(ALL_TYPES);
+    let rec = all_types_record();
+    let mut want = Vec::new();
+    p.encode_json_into(&rec, &mut want).unwrap();
+    let fields: Vec<(String, Value)> = rec.as_object().unwrap().clone().into_iter().collect();
+    // Reversed, and rotated by one: every field found whatever the order.
+    let reversed: serde_json::Map<String, Value> = fields.iter().rev().cloned().collect();
+    let mut rotated = fields.clone();
+    rotated.rotate_left(1);
+    let rotated: serde_json::Map<String, Value> = rotated.into_iter().collect();
+    for v in [reversed, rotated] {
+        let mut out = Vec::new();
+        p.encode_json_into(&Value::Object(v), &mut out).unwrap();
+        assert_eq!(out, want);
+    }
+    // An unknown key between known ones is still refused.
+    let mut extra: serde_json::Map<String, Value> = fields.iter().take(1).cloned().collect();
+    extra.insert("bogus".into(), json!(1));
+    extra.extend(fields.iter().skip(1).cloned());
+    let e = p
+        .encode_json_into(&Value::Object(extra), &mut Vec::new())
+        .unwrap_err();
+    assert_eq!(e.kind(), "unknown-field", "{e}");
+}
+
+#[test]
 fn encode_errors_name_kind_and_path() {
     let orders = plan(&schema_text(2).unwrap());
     let base = json!({"orderId": "o", "userId": "u", "orderDate": 1, "totalAmount": 1.0,
@@ -300,6 +327,39 @@ fn every_prefix_of_every_fixture_fails_cleanly() {
                     c.name
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn parse_record_is_serde_json_from_slice() {
+    let cases: &[&[u8]] = &[
+        br#"{"a":1,"b":"x","c":[1,{"d":null}],"e":{"f":1.5}}"#,
+        br#"{"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10}"#,
+        br#"{"dup":1,"other":2,"dup":3}"#,
+        br#"{}"#,
+        br#"  {"a":1}  "#,
+        b"5",
+        br#""text""#,
+        b"[1,2]",
+        b"null",
+        br#"{"a":1} trailing"#,
+        br#"{"a":1"#,
+        br#"{"a":}"#,
+        b"",
+        b"{\"a\":\"\xff\"}",
+    ];
+    for c in cases {
+        let ours = avro_edge::parse_record(c);
+        let theirs = serde_json::from_slice::<Value>(c);
+        match (ours, theirs) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a, b, "{}", String::from_utf8_lossy(c));
+                // Same key order too (the map keeps insertion order).
+                assert_eq!(a.to_string(), b.to_string());
+            }
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!("{}: {a:?} vs {b:?}", String::from_utf8_lossy(c)),
         }
     }
 }

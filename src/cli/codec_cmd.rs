@@ -73,7 +73,7 @@ pub fn encode(a: EncodeArgs) -> CmdResult {
             line
         }
     };
-    let record: serde_json::Value = serde_json::from_str(text.trim())
+    let record: serde_json::Value = avro_edge::parse_record(text.trim().as_bytes())
         .map_err(|e| Failure::bad_input(&CodecError::NotJson(e.to_string())))?;
     let codec = Codec::new(source(&a.source)?);
     let bytes = codec

@@ -372,8 +372,14 @@ fn encode_record(
         return Err(wrong_type("record (JSON object)", v));
     };
     let mut seen = 0usize;
+    // Keys usually come in schema order: take the next entry when it is the field's, else look it up.
+    let mut in_order = o.iter().peekable();
     for f in fields.iter() {
-        match o.get(&*f.name) {
+        let found = match in_order.next_if(|(k, _)| **k == *f.name) {
+            Some((_, x)) => Some(x),
+            None => o.get(&*f.name),
+        };
+        match found {
             Some(x) => {
                 seen += 1;
                 encode_node(plan, f.node, x, out, depth + 1).map_err(|e| e.in_field(&f.name))?;
@@ -475,7 +481,7 @@ pub(crate) fn decode_node(
             return decode_node(plan, branches[i], w, depth + 1);
         }
         Node::Record { fields, .. } => {
-            let mut m = Map::new();
+            let mut m = Map::with_capacity(fields.len());
             for f in fields.iter() {
                 let v = decode_node(plan, f.node, w, depth + 1)?;
                 m.insert(f.name.to_string(), v);
@@ -557,6 +563,41 @@ pub(crate) fn skip_node(
         }
     }
     Ok(())
+}
+
+/// Room made for a record's keys before parsing it (a map that outgrows it grows as usual).
+const RECORD_KEYS: usize = 8;
+
+/// The top-level JSON object of a record line, its map created with room for [`RECORD_KEYS`] keys
+/// (serde_json's own `Value` starts from an empty map and regrows it, a few times per record).
+struct RecordSeed;
+
+impl<'de> serde::de::Visitor<'de> for RecordSeed {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
+        let mut m = Map::with_capacity(RECORD_KEYS);
+        while let Some((k, v)) = a.next_entry::<String, Value>()? {
+            m.insert(k, v);
+        }
+        Ok(Value::Object(m))
+    }
+}
+
+/// Parse one line of natural JSON, as `serde_json::from_slice::<Value>` does: the same value and,
+/// on failure, the same error (anything but an object, or any error, is parsed again by serde_json).
+pub fn parse_record(line: &[u8]) -> Result<Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(line);
+    match serde::Deserializer::deserialize_any(&mut de, RecordSeed)
+        .and_then(|v| de.end().map(|()| v))
+    {
+        Ok(v) => Ok(v),
+        Err(_) => serde_json::from_slice(line),
+    }
 }
 
 /// Encode a whole record (root node) from natural JSON.

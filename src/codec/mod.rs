@@ -31,7 +31,7 @@ mod resolve;
 mod ser;
 pub mod typed;
 
-pub use json::Walk;
+pub use json::{Walk, parse_record};
 pub use plan::Plan;
 pub use resolve::Resolver;
 pub use typed::{AvroField, AvroRecord, Bound, Shape, Slot, TypedReader, TypedWriter};

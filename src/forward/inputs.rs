@@ -18,13 +18,13 @@ pub const TOO_LONG_PREFIX: usize = 1024;
 /// How often a followed file is checked for growth, rotation and truncation.
 pub const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
-/// One input line (without its line ending).
+/// One input line (without its line ending), borrowed from the input's buffer until the callback returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Line {
-    Ok(Vec<u8>),
+pub enum Line<'a> {
+    Ok(&'a [u8]),
     /// Longer than the limit: only the first bytes were kept.
     TooLong {
-        prefix: Vec<u8>,
+        prefix: &'a [u8],
         len: usize,
     },
 }
@@ -47,6 +47,16 @@ pub enum Flow {
     Stop,
 }
 
+/// A complete line within the limit: without a trailing `\r`; blank lines are skipped.
+fn emit_complete(line: &[u8], on_line: &mut dyn FnMut(Line) -> Flow) -> Flow {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.iter().all(u8::is_ascii_whitespace) {
+        Flow::Continue
+    } else {
+        on_line(Line::Ok(line))
+    }
+}
+
 impl LineSplitter {
     /// A splitter for a stream that starts at byte `offset` of its file.
     pub fn starting_at(offset: u64) -> Self {
@@ -62,16 +72,17 @@ impl LineSplitter {
         self.committed
     }
 
+    /// Hand the buffered line to `on_line`; the buffer is kept (cleared) for the next line.
     fn emit(&mut self, on_line: &mut dyn FnMut(Line) -> Flow) -> Flow {
-        let mut line = std::mem::take(&mut self.buf);
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-        match self.overflow.take() {
-            Some(len) => on_line(Line::TooLong { prefix: line, len }),
-            None if line.iter().all(u8::is_ascii_whitespace) => Flow::Continue,
-            None => on_line(Line::Ok(line)),
-        }
+        let flow = match self.overflow.take() {
+            Some(len) => on_line(Line::TooLong {
+                prefix: &self.buf,
+                len,
+            }),
+            None => emit_complete(&self.buf, on_line),
+        };
+        self.buf.clear();
+        flow
     }
 
     /// Read what `r` has now, calling `on_line` for every complete line. Returns at end of data (true)
@@ -96,6 +107,17 @@ impl LineSplitter {
                 None => (avail, false),
             };
             let used = chunk.len() + usize::from(complete);
+            if complete && self.buf.is_empty() && self.overflow.is_none() && chunk.len() <= max {
+                // The whole line is in the reader's buffer: hand it over from there, no copy.
+                let flow = emit_complete(chunk, on_line);
+                r.consume(used);
+                self.offset += used as u64;
+                if flow == Flow::Stop {
+                    return Ok(false);
+                }
+                self.committed = self.offset;
+                continue;
+            }
             match self.overflow.as_mut() {
                 Some(len) => *len += chunk.len(),
                 None if self.buf.len() + chunk.len() > max => {
@@ -286,11 +308,11 @@ pub fn receive_udp(
         }
         let line = if d.len() > max {
             Line::TooLong {
-                prefix: d.get(..TOO_LONG_PREFIX).unwrap_or(d).to_vec(),
+                prefix: d.get(..TOO_LONG_PREFIX).unwrap_or(d),
                 len: d.len(),
             }
         } else {
-            Line::Ok(d.to_vec())
+            Line::Ok(d)
         };
         if on_line(line) == Flow::Stop {
             break;
@@ -303,10 +325,20 @@ pub fn receive_udp(
 mod tests {
     use super::*;
 
-    fn lines(input: &[u8], max: usize) -> Vec<Line> {
+    /// An owned copy of a [`Line`].
+    #[derive(Debug, PartialEq)]
+    enum Got {
+        Ok(Vec<u8>),
+        TooLong(usize, usize),
+    }
+
+    fn lines(input: &[u8], max: usize) -> Vec<Got> {
         let mut out = Vec::new();
         read_stream(&mut &input[..], max, &mut |l| {
-            out.push(l);
+            out.push(match l {
+                Line::Ok(b) => Got::Ok(b.to_vec()),
+                Line::TooLong { prefix, len } => Got::TooLong(prefix.len(), len),
+            });
             Flow::Continue
         })
         .unwrap();
@@ -321,14 +353,24 @@ mod tests {
         input.extend_from_slice(b"\nthree");
         let got = lines(&input, 2048);
         assert_eq!(got.len(), 4);
-        assert_eq!(got[0], Line::Ok(b"one".to_vec()));
-        assert_eq!(got[1], Line::Ok(b"two".to_vec()));
-        match &got[2] {
-            Line::TooLong { prefix, len } => {
-                assert_eq!((prefix.len(), *len), (TOO_LONG_PREFIX, 5000))
+        assert_eq!(got[0], Got::Ok(b"one".to_vec()));
+        assert_eq!(got[1], Got::Ok(b"two".to_vec()));
+        assert_eq!(got[2], Got::TooLong(TOO_LONG_PREFIX, 5000));
+        assert_eq!(got[3], Got::Ok(b"three".to_vec()));
+    }
+
+    #[test]
+    fn lines_split_across_reader_buffers_are_joined() {
+        let text = b"{\"a\":1}\n{\"b\":22}\r\n{\"c\":333}\n";
+        let mut r = std::io::BufReader::with_capacity(5, &text[..]);
+        let mut got = Vec::new();
+        read_stream(&mut r, 64, &mut |l| {
+            if let Line::Ok(b) = l {
+                got.push(String::from_utf8_lossy(b).into_owned());
             }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(got[3], Line::Ok(b"three".to_vec()));
+            Flow::Continue
+        })
+        .unwrap();
+        assert_eq!(got, [r#"{"a":1}"#, r#"{"b":22}"#, r#"{"c":333}"#]);
     }
 }

@@ -33,12 +33,18 @@ pub use metrics::{Metrics, Snapshot};
 pub use sender::SenderOptions;
 
 /// Turns one natural-JSON record into the bytes of a Kafka message value (Confluent framing).
-/// The real one is `crate::codec::Codec::encode_json`.
+/// The real one is `crate::codec::SubjectWriter::encode_json_into`.
 pub trait RecordEncoder: Send + Sync {
     /// Why a record cannot be encoded; its kind goes to the dead-letter file.
     type Error: ErrorKind + Send + Sync + 'static;
-    /// The framed message value for `record` under `subject`'s writer schema.
-    fn encode(&self, subject: &str, record: &serde_json::Value) -> Result<Vec<u8>, Self::Error>;
+    /// Append the framed message value for `record` under `subject`'s writer schema to `out` (the
+    /// caller clears it between records, so one buffer serves them all).
+    fn encode_into(
+        &self,
+        subject: &str,
+        record: &serde_json::Value,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Self::Error>;
 }
 
 pub use crate::kafka::producer::{Delivery, OutRecord};
@@ -162,6 +168,8 @@ pub struct Ingest<E: RecordEncoder> {
     spool: Arc<Spool>,
     dead: Arc<DeadLetter>,
     metrics: Arc<Metrics>,
+    /// The encoded value of the record at hand, reused from record to record.
+    value: Vec<u8>,
 }
 
 impl<E: RecordEncoder> Clone for Ingest<E> {
@@ -171,6 +179,7 @@ impl<E: RecordEncoder> Clone for Ingest<E> {
             spool: self.spool.clone(),
             dead: self.dead.clone(),
             metrics: self.metrics.clone(),
+            value: Vec::new(),
         }
     }
 }
@@ -200,6 +209,7 @@ impl<E: RecordEncoder> Ingest<E> {
             spool,
             dead,
             metrics,
+            value: Vec::new(),
         }
     }
 
@@ -213,14 +223,14 @@ impl<E: RecordEncoder> Ingest<E> {
     }
 
     /// Handle one input line. `Flow::Stop` when the spool no longer accepts records (shutting down).
-    pub fn handle(&self, input: &InputConfig, line: Line, stop: &AtomicBool) -> Flow {
+    pub fn handle(&mut self, input: &InputConfig, line: Line, stop: &AtomicBool) -> Flow {
         metrics::add(&self.metrics.received, 1);
         let bytes = match line {
             Line::Ok(b) => b,
             Line::TooLong { prefix, len } => {
                 self.reject(
                     input,
-                    &prefix,
+                    prefix,
                     true,
                     "line-too-long",
                     &format!("line of {len} bytes is longer than max_line_bytes"),
@@ -228,23 +238,41 @@ impl<E: RecordEncoder> Ingest<E> {
                 return Flow::Continue;
             }
         };
-        let record: serde_json::Value = match serde_json::from_slice(&bytes) {
+        let record: serde_json::Value = match crate::codec::parse_record(bytes) {
             Ok(v) => v,
             Err(e) => {
-                self.reject(input, &bytes, false, "not-json", &e.to_string());
+                self.reject(input, bytes, false, "not-json", &e.to_string());
                 return Flow::Continue;
             }
         };
-        let value = match self.encoder.encode(&input.subject, &record) {
-            Ok(v) => v,
+        let mut value = std::mem::take(&mut self.value);
+        value.clear();
+        let encoded = self
+            .encoder
+            .encode_into(&input.subject, &record, &mut value);
+        let flow = match encoded {
+            Ok(()) => self.append(input, bytes, &record, &value, stop),
             Err(e) => {
-                self.reject(input, &bytes, false, e.kind(), &e.to_string());
-                return Flow::Continue;
+                self.reject(input, bytes, false, e.kind(), &e.to_string());
+                Flow::Continue
             }
         };
-        let key = key_of(&record, input.key_field.as_deref());
+        self.value = value;
+        flow
+    }
+
+    /// Append an encoded record to the spool, waiting out disk trouble (back-pressure).
+    fn append(
+        &self,
+        input: &InputConfig,
+        bytes: &[u8],
+        record: &serde_json::Value,
+        value: &[u8],
+        stop: &AtomicBool,
+    ) -> Flow {
+        let key = key_of(record, input.key_field.as_deref());
         loop {
-            match self.spool.append(&input.topic, key.as_deref(), &value) {
+            match self.spool.append(&input.topic, key.as_deref(), value) {
                 Ok(_) => {
                     metrics::add(&self.metrics.spooled, 1);
                     return Flow::Continue;
@@ -255,7 +283,7 @@ impl<E: RecordEncoder> Ingest<E> {
                     return Flow::Stop;
                 }
                 Err(e @ SpoolError::RecordTooLarge { .. }) => {
-                    self.reject(input, &bytes, false, e.kind(), &e.to_string());
+                    self.reject(input, bytes, false, e.kind(), &e.to_string());
                     return Flow::Continue;
                 }
                 Err(e) => {
@@ -489,7 +517,7 @@ fn input_job<E: RecordEncoder + 'static>(
     udp: &mut Vec<(String, UdpSocket)>,
     input_stop: &Arc<AtomicBool>,
 ) -> Result<Option<InputJob>, ForwardError> {
-    let ingest = ingest.clone();
+    let mut ingest = ingest.clone();
     let stop_in = input_stop.clone();
     let max = cfg.max_line_bytes;
     let job: InputJob = match inp.kind.clone() {

@@ -17,8 +17,13 @@ use crate::kafka::{KafkaError, TopicSpec};
 
 impl RecordEncoder for Codec {
     type Error = CodecError;
-    fn encode(&self, subject: &str, record: &serde_json::Value) -> Result<Vec<u8>, CodecError> {
-        self.encode_json(subject, record)
+    fn encode_into(
+        &self,
+        subject: &str,
+        record: &serde_json::Value,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        self.writer(subject)?.encode_json_into(record, out)
     }
 }
 

@@ -33,6 +33,7 @@ pub struct FrameRef<'a> {
 }
 
 /// Encode one frame (header + payload).
+#[cfg(test)]
 pub fn encode(
     seq: u64,
     timestamp_ms: u64,
@@ -40,6 +41,21 @@ pub fn encode(
     key: Option<&[u8]>,
     value: &[u8],
 ) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    encode_into(seq, timestamp_ms, topic, key, value, &mut out)?;
+    Some(out)
+}
+
+/// Encode one frame (header + payload) into `out`, replacing what it held (so one buffer serves every
+/// append).
+pub fn encode_into(
+    seq: u64,
+    timestamp_ms: u64,
+    topic: &str,
+    key: Option<&[u8]>,
+    value: &[u8],
+    out: &mut Vec<u8>,
+) -> Option<()> {
     let topic_len = u16::try_from(topic.len()).ok()?;
     let key_len = match key {
         Some(k) => u32::try_from(k.len()).ok().filter(|l| *l != NO_KEY)?,
@@ -49,7 +65,8 @@ pub fn encode(
     if payload_len > MAX_PAYLOAD {
         return None;
     }
-    let mut out = Vec::with_capacity(FRAME_HEADER + payload_len);
+    out.clear();
+    out.reserve(FRAME_HEADER + payload_len);
     out.extend_from_slice(&(payload_len as u32).to_le_bytes());
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&seq.to_le_bytes());
@@ -63,7 +80,7 @@ pub fn encode(
     out.extend_from_slice(value);
     let crc = crc32c::crc32c(out.get(FRAME_HEADER..)?);
     out.get_mut(4..8)?.copy_from_slice(&crc.to_le_bytes());
-    Some(out)
+    Some(())
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {

@@ -61,7 +61,12 @@ pub(super) struct Inner {
     /// The cursor file, open for in-place writes (`None` until it could be created).
     pub(super) cursor_file: Option<CursorFile>,
     pub(super) space: Space,
+    /// The frame being appended, reused from append to append (kept at most [`FRAME_KEEP`] bytes).
+    pub(super) frame: Vec<u8>,
 }
+
+/// The largest frame buffer kept between appends; a bigger record's buffer is freed after it.
+pub(super) const FRAME_KEEP: usize = 64 * 1024;
 
 #[cfg(test)]
 type SegmentDeleteHook = Box<dyn FnMut(&Path)>;

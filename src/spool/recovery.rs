@@ -87,6 +87,7 @@ pub(super) fn recover(
         possible_duplicates: report.possible_duplicates,
         cursor_file: None,
         space: super::space::Space::new(None),
+        frame: Vec::new(),
     };
     Ok((inner, report))
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::MutexGuard;
 
-use super::ledger::{Inner, Segment, seg_path};
+use super::ledger::{FRAME_KEEP, Inner, Segment, seg_path};
 use super::space::{SpoolFull, is_disk_full};
 use super::{FsyncPolicy, Spool, SpoolError, WhenFull, cursor, frame, io, now_ms};
 
@@ -48,9 +48,15 @@ impl Spool {
         loop {
             g = self.wait_for_room(g, need)?;
             let seq = g.next_seq;
-            let bytes = frame::encode(seq, now_ms(), topic, key, value)
-                .ok_or(SpoolError::RecordTooLarge { size, max })?;
-            match self.write_frame(&mut g, &bytes) {
+            let mut bytes = std::mem::take(&mut g.frame);
+            if frame::encode_into(seq, now_ms(), topic, key, value, &mut bytes).is_none() {
+                return Err(SpoolError::RecordTooLarge { size, max });
+            }
+            let written = self.write_frame(&mut g, &bytes);
+            if bytes.capacity() <= FRAME_KEEP {
+                g.frame = bytes;
+            }
+            match written {
                 Ok(()) => {}
                 Err(SpoolError::Io { source, .. }) if is_disk_full(&source) => {
                     // The disk filled up under the last measurement (another writer, or block rounding).
@@ -137,14 +143,13 @@ impl Spool {
         let Some(seg) = g.segments.back_mut() else {
             return Err(SpoolError::BadOptions("no active segment".into()));
         };
-        let path = seg_path(&self.dir, seg.id);
         let Some(w) = g.writer.as_mut() else {
             return Err(SpoolError::BadOptions("no active segment writer".into()));
         };
         if let Err(e) = w.write_all(bytes) {
             // Take a partial frame back out, so the next append starts on a frame boundary.
             let _ = w.set_len(seg.bytes);
-            return Err(io("write", &path)(e));
+            return Err(io("write", &seg_path(&self.dir, seg.id))(e));
         }
         seg.bytes += bytes.len() as u64;
         seg.records += 1;

@@ -39,7 +39,12 @@ pub struct SensorEncoder;
 
 impl RecordEncoder for SensorEncoder {
     type Error = TestEncodeError;
-    fn encode(&self, _subject: &str, r: &Value) -> Result<Vec<u8>, TestEncodeError> {
+    fn encode_into(
+        &self,
+        _subject: &str,
+        r: &Value,
+        out: &mut Vec<u8>,
+    ) -> Result<(), TestEncodeError> {
         let obj = r
             .as_object()
             .ok_or_else(|| TestEncodeError::WrongType("(record)".into()))?;
@@ -66,7 +71,8 @@ impl RecordEncoder for SensorEncoder {
             Value::String(s) => return Err(TestEncodeError::Symbol(s.clone())),
             _ => return Err(TestEncodeError::WrongType("status".into())),
         }
-        Ok(serde_json::to_vec(r).unwrap())
+        serde_json::to_writer(out, r).unwrap();
+        Ok(())
     }
 }
 
