@@ -254,37 +254,7 @@ fn command_rows(client: &Client, bootstrap: &str, broker: &str, n: usize) -> boo
     println!(
         "avro-edge produce: {n} SensorData NDJSON lines (parse + encode + produce), acks=all, {PARTITIONS} partitions, {broker}; release builds, median of {runs} interleaved runs"
     );
-    println!(
-        "| build | runs complete | wall s | msgs/s | user s | sys s | peak RSS (MiB) | wall vs glibc |"
-    );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    let mut glibc_wall = None;
-    for (b, ts) in found.iter().zip(&results) {
-        if ts.is_empty() {
-            println!("| {} | 0/{runs} | - | - | - | - | - | - |", b.name);
-            continue;
-        }
-        let med = |f: fn(&builds::Timed) -> f64| builds::median(ts.iter().map(f).collect());
-        let wall = med(|t| t.wall);
-        if b.name == "glibc" {
-            glibc_wall = Some(wall);
-        }
-        println!(
-            "| {} | {}/{runs} | {wall:.2} | {:.0} | {:.2} | {:.2} | {:.1} | {} |",
-            b.name,
-            ts.len(),
-            n as f64 / wall,
-            med(|t| t.user),
-            med(|t| t.sys),
-            med(|t| t.max_rss_kb as f64) / 1024.0,
-            glibc_wall
-                .map(|g| format!("{:.2}x", wall / g))
-                .unwrap_or_else(|| "-".into())
-        );
-    }
-    for m in &missing {
-        println!("| {m} | | | | | | | |");
-    }
+    builds::print_table(n, runs, &found, &results, &missing);
     ok
 }
 

@@ -147,6 +147,48 @@ pub fn timed(
     })
 }
 
+/// The side-by-side table of a bench that ran each build `runs` times over `n` records: medians of the
+/// complete runs, and the wall time against glibc's.
+pub fn print_table(
+    n: usize,
+    runs: usize,
+    found: &[Build],
+    results: &[Vec<Timed>],
+    missing: &[String],
+) {
+    println!(
+        "| build | runs complete | wall s | msgs/s | user s | sys s | peak RSS (MiB) | wall vs glibc |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let mut glibc_wall = None;
+    for (b, ts) in found.iter().zip(results) {
+        if ts.is_empty() {
+            println!("| {} | 0/{runs} | - | - | - | - | - | - |", b.name);
+            continue;
+        }
+        let med = |f: fn(&Timed) -> f64| median(ts.iter().map(f).collect());
+        let wall = med(|t| t.wall);
+        if b.name == "glibc" {
+            glibc_wall = Some(wall);
+        }
+        println!(
+            "| {} | {}/{runs} | {wall:.2} | {:.0} | {:.2} | {:.2} | {:.1} | {} |",
+            b.name,
+            ts.len(),
+            n as f64 / wall,
+            med(|t| t.user),
+            med(|t| t.sys),
+            med(|t| t.max_rss_kb as f64) / 1024.0,
+            glibc_wall
+                .map(|g| format!("{:.2}x", wall / g))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    for m in missing {
+        println!("| {m} | | | | | | | |");
+    }
+}
+
 /// The median of `xs` (the upper one of an even count); 0 when empty.
 pub fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.total_cmp(b));
