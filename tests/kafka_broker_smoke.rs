@@ -7,6 +7,7 @@
 //! saying to run `scripts/install-kafka`. Must not test client behaviour in depth: that belongs
 //! to the producer and consumer test files.
 
+use avro_edge_testkit::init_logs;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -17,15 +18,6 @@ use avro_edge::{
 };
 use avro_edge_testkit::kafka::{KAFKA_VERSION, KafkaCluster, KafkaOpts};
 use avro_edge_testkit::unique_topic;
-
-fn init_logs() {
-    if let Ok(filter) = std::env::var("RUST_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
-}
 
 /// The JVM clusters of this file start one at a time: 2-core machines, other tests running too.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());

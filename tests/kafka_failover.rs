@@ -5,6 +5,7 @@
 //! `avro-edge consume` keeps running across a leader kill. Duplicates after a retry are allowed
 //! (no idempotence yet): they are counted and printed, never a failure.
 
+use avro_edge_testkit::init_logs;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -16,15 +17,6 @@ use avro_edge::{
     Consumer, ConsumerConfig, OffsetReset, Producer, ProducerConfig, TopicSpec, partition_for_key,
 };
 use avro_edge_testkit::{KafkaCluster, KafkaOpts, tmpdir, unique_topic};
-
-fn init_logs() {
-    if let Ok(filter) = std::env::var("RUST_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
-}
 
 fn cluster() -> KafkaCluster {
     init_logs();

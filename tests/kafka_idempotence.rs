@@ -7,6 +7,7 @@
 //! it is still stopped), nor retries after broker-side timeouts lose or duplicate a record (every
 //! record counted by a unique id).
 
+use avro_edge_testkit::init_logs;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -18,15 +19,6 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{CreateTopicsRequest, ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Record;
-
-fn init_logs() {
-    if let Ok(filter) = std::env::var("RUST_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
-}
 
 fn config(bootstrap: &str, partitions: i32, replication: i16) -> ProducerConfig {
     let mut cfg = ProducerConfig::new(bootstrap.split(','));

@@ -14,6 +14,7 @@
 //! | [`fake_broker`] | a scripted fake broker: honest ApiVersions, then crafted, truncated or missing answers |
 //! | [`kafka_read`] | read back what a broker stored, with raw Fetch requests and an independent decoder |
 //! | [`topics`] | create a topic with topic-level configs (raw CreateTopics) |
+//! | [`logs`] | the client's `tracing` output in a test, with `RUST_LOG` |
 //! | [`paths`] | the project checkout and fresh scratch directories |
 //!
 //! Tests that need something external are `#[ignore = "needs …"]` and call a [`require`] function
@@ -24,6 +25,7 @@ pub mod broker;
 pub mod fake_broker;
 pub mod kafka;
 pub mod kafka_read;
+pub mod logs;
 pub mod metrics;
 pub mod paths;
 pub mod peers;
@@ -37,6 +39,7 @@ pub use broker::{Broker, Storage, TestkitError, tansu_bin, unique_topic};
 pub use fake_broker::{Call, FakeBroker, Reply};
 pub use kafka::{KafkaCluster, KafkaListener, KafkaOpts, KafkaTestError, ListenerTls, SaslUser};
 pub use kafka_read::{decode_batches, fetch_partition, read_client};
+pub use logs::init_logs;
 pub use metrics::{metric, wait_metric};
 pub use paths::{root, tmpdir};
 pub use peers::{JavaPeer, cache_dir, java_peer, node_peers_dir, python, python_has};

@@ -14,14 +14,7 @@ use avro_edge::{
 };
 
 /// Library logs on stderr when `RUST_LOG` is set (e.g. `RUST_LOG=avro_edge=debug`).
-pub fn init_logs() {
-    if let Ok(filter) = std::env::var("RUST_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_writer(std::io::stderr)
-            .try_init();
-    }
-}
+pub use avro_edge_testkit::init_logs;
 
 pub fn producer(bootstrap: &str, partitions: i32) -> Producer {
     producer_with(bootstrap, partitions, Compression::None)
