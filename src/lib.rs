@@ -99,6 +99,7 @@ mod kafka;
 pub mod records;
 mod registry;
 mod schema;
+mod short_copy;
 mod spool;
 mod wire;
 

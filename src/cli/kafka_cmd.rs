@@ -195,6 +195,9 @@ fn io_failure(what: &str, e: std::io::Error) -> Failure {
     Failure::other(1, "io-error", format!("{what}: {e}"))
 }
 
+/// `consume` writes its decoded lines to stdout in chunks of about this many bytes (and after each poll).
+const OUT_CHUNK: usize = 64 * 1024;
+
 pub fn consume(a: ConsumeArgs) -> CmdResult {
     let source =
         open_source(&a.registry, a.schema_cache.as_deref()).map_err(|e| Failure::bad_input(&e))?;
@@ -242,18 +245,19 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
         )),
         None => None,
     };
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = std::io::stdout().lock();
     let idle = a.timeout.map(Duration::from_secs_f64);
     let started = Instant::now();
     let mut last_message = Instant::now();
     let (mut decoded, mut undecodable) = (0u64, 0u64);
+    // Decoded lines go straight into one buffer, written to stdout a chunk at a time.
+    let mut text = Vec::with_capacity(OUT_CHUNK + 4096);
     'poll: loop {
         if a.max.is_some_and(|m| decoded + undecodable >= m) {
             break;
         }
-        let items = match consumer.poll_items(Duration::from_millis(500), &codec) {
-            Ok(items) => items,
+        let records = match consumer.poll(Duration::from_millis(500)) {
+            Ok(records) => records,
             // A broker failing over (leader or coordinator moving) is not the end of the
             // command: keep polling until it heals or the idle timeout runs out.
             Err(e) if e.is_retriable() || e.needs_metadata_refresh() => {
@@ -262,32 +266,46 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
             }
             Err(e) => return Err(Failure::runtime(&e)),
         };
-        if items.is_empty() {
+        if records.is_empty() {
             if idle.is_some_and(|d| last_message.elapsed() >= d) {
                 break;
             }
             continue;
         }
         last_message = Instant::now();
-        let mut rest = items.into_iter();
-        for item in rest.by_ref() {
-            match &item {
-                Item::Record { value, .. } => {
-                    serde_json::to_writer(&mut out, value)
-                        .map_err(|e| io_failure("stdout", e.into()))?;
-                    out.write_all(b"\n").map_err(|e| io_failure("stdout", e))?;
+        let mut rest = records.into_iter();
+        for r in rest.by_ref() {
+            // Each value is written as JSON text straight from its Avro bytes (no Value tree);
+            // a tombstone (no value) is `null`, as in `Consumer::poll_items`. A value that does
+            // not decode leaves `text` as it was.
+            let written = match &r.value {
+                Some(raw) => codec.decode_json_text_into(raw, &mut text),
+                None => {
+                    text.extend_from_slice(b"null");
+                    Ok(())
+                }
+            };
+            match written {
+                Ok(()) => {
+                    text.push(b'\n');
+                    if text.len() >= OUT_CHUNK {
+                        out.write_all(&text).map_err(|e| io_failure("stdout", e))?;
+                        text.clear();
+                    }
                     decoded += 1;
                 }
-                Item::Undecodable { .. } => {
+                Err(e) => {
                     undecodable += 1;
-                    let line = item.dead_letter().unwrap_or_default();
+                    let raw = r.value.clone().unwrap_or_default();
+                    let item = Item::undecodable(r, raw, &e);
+                    let dl = item.dead_letter().unwrap_or_default();
                     match dead_letter.as_mut() {
                         Some(f) => {
-                            writeln!(f, "{line}").map_err(|e| io_failure("dead-letter file", e))?
+                            writeln!(f, "{dl}").map_err(|e| io_failure("dead-letter file", e))?
                         }
                         None => {
                             let (t, p, o) = item.coordinates();
-                            tracing::warn!(topic = t, partition = p, offset = o, dead_letter = %line, "undecodable message");
+                            tracing::warn!(topic = t, partition = p, offset = o, dead_letter = %dl, "undecodable message");
                         }
                     }
                 }
@@ -299,13 +317,16 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
         // Messages past --max were fetched but not printed: rewind so the commit leaves them
         // for the next reader of the group.
         let mut rewind: std::collections::BTreeMap<(String, i32), i64> = Default::default();
-        for item in rest {
-            let (t, p, o) = item.coordinates();
-            rewind.entry((t.to_string(), p)).or_insert(o);
+        for r in rest {
+            rewind
+                .entry((r.topic.to_string(), r.partition))
+                .or_insert(r.offset);
         }
         for ((t, p), o) in rewind {
             consumer.seek(&t, p, o);
         }
+        out.write_all(&text).map_err(|e| io_failure("stdout", e))?;
+        text.clear();
         out.flush().map_err(|e| io_failure("stdout", e))?;
         if let Some(f) = dead_letter.as_mut() {
             f.flush().map_err(|e| io_failure("dead-letter file", e))?;

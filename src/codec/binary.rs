@@ -290,17 +290,17 @@ pub(crate) fn put_int(out: &mut Vec<u8>, v: i32) {
 #[inline(always)]
 pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_long(out, b.len() as i64);
-    out.extend_from_slice(b);
+    crate::short_copy::extend(out, b);
 }
 
 #[inline]
 pub(crate) fn put_f32(out: &mut Vec<u8>, v: f32) {
-    out.extend_from_slice(&v.to_le_bytes());
+    crate::short_copy::extend(out, &v.to_le_bytes());
 }
 
 #[inline]
 pub(crate) fn put_f64(out: &mut Vec<u8>, v: f64) {
-    out.extend_from_slice(&v.to_le_bytes());
+    crate::short_copy::extend(out, &v.to_le_bytes());
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use crate::wire::{self, WireError};
 mod binary;
 mod de;
 pub(crate) mod json;
+mod json_text;
 mod plan;
 mod resolve;
 mod ser;
@@ -304,6 +305,13 @@ impl Plan {
         json::decode_value(self, body).map_err(|e| *e)
     }
 
+    /// Decode a whole Avro body into natural JSON text, appended to `out`: the bytes
+    /// `serde_json::to_writer` writes for [`Plan::decode_json`]'s value, without building it. On
+    /// error `out` is left as it was.
+    pub fn decode_json_text_into(&self, body: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        json_text::write_value(self, body, out).map_err(|e| *e)
+    }
+
     /// Encode a typed value (serde) with this plan, appending the Avro body to `out`.
     pub fn encode_into<T: Serialize + ?Sized>(
         &self,
@@ -474,6 +482,14 @@ impl Codec {
     pub fn decode_json(&self, msg: &[u8]) -> Result<Value, CodecError> {
         let (id, body) = wire::unframe(msg)?;
         self.plan_by_id(id)?.decode_json(body)
+    }
+
+    /// Framed message → natural JSON text appended to `out` (one line's worth, no newline), read
+    /// with the writer schema named by its id: the text of [`Codec::decode_json`]'s value, written
+    /// without building it (the consumer's output path). On error `out` is left as it was.
+    pub fn decode_json_text_into(&self, msg: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let (id, body) = wire::unframe(msg)?;
+        self.plan_by_id(id)?.decode_json_text_into(body, out)
     }
 
     /// Framed message → natural JSON, resolved from the writer schema to `reader_schema`.

@@ -7,6 +7,8 @@
 //! Payload = `seq: u64 LE` | `timestamp_ms: u64 LE` | `topic_len: u16 LE` | topic (UTF-8) |
 //! `key_len: u32 LE` (`u32::MAX` = no key) | key | value (the rest).
 
+use crate::short_copy::extend;
+
 /// The first 8 bytes of every segment file (format version 1).
 pub const SEGMENT_MAGIC: &[u8; 8] = b"AESPOOL1";
 /// Length + CRC.
@@ -67,17 +69,17 @@ pub fn encode_into(
     }
     out.clear();
     out.reserve(FRAME_HEADER + payload_len);
-    out.extend_from_slice(&(payload_len as u32).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&timestamp_ms.to_le_bytes());
-    out.extend_from_slice(&topic_len.to_le_bytes());
-    out.extend_from_slice(topic.as_bytes());
-    out.extend_from_slice(&key_len.to_le_bytes());
+    extend(out, &(payload_len as u32).to_le_bytes());
+    extend(out, &[0; 4]);
+    extend(out, &seq.to_le_bytes());
+    extend(out, &timestamp_ms.to_le_bytes());
+    extend(out, &topic_len.to_le_bytes());
+    extend(out, topic.as_bytes());
+    extend(out, &key_len.to_le_bytes());
     if let Some(k) = key {
-        out.extend_from_slice(k);
+        extend(out, k);
     }
-    out.extend_from_slice(value);
+    extend(out, value);
     let crc = crc32c::crc32c(out.get(FRAME_HEADER..)?);
     out.get_mut(4..8)?.copy_from_slice(&crc.to_le_bytes());
     Some(())

@@ -10,9 +10,14 @@ use std::time::Duration;
 use super::ledger::{Inner, Pos, seg_path};
 use super::{Spool, SpoolError, SpoolRecord, frame, io};
 
+/// The reader keeps its payload buffer between records up to this capacity.
+const KEEP_PAYLOAD: usize = 64 * 1024;
+
 pub(super) struct Reader {
     pub(super) pos: Pos,
     pub(super) file: BufReader<File>,
+    /// The payload of the record being read (reused from record to record).
+    pub(super) payload: Vec<u8>,
 }
 
 impl Spool {
@@ -99,22 +104,29 @@ impl Spool {
         pos: Pos,
         seg_bytes: u64,
     ) -> Result<SpoolRecord, Option<SpoolError>> {
-        let path = seg_path(&self.dir, pos.seg);
+        // The path is only needed to open the file or to name it in an error.
+        let path = || seg_path(&self.dir, pos.seg);
         let reuse = g
             .reader
             .as_ref()
             .is_some_and(|r| r.pos.seg == pos.seg && r.pos.offset == pos.offset);
         if !reuse {
-            let mut f = match g.reader.take() {
-                Some(r) if r.pos.seg == pos.seg => r.file,
-                _ => BufReader::with_capacity(
-                    64 * 1024,
-                    File::open(&path).map_err(|e| Some(io("open", &path)(e)))?,
-                ),
+            let (mut f, payload) = match g.reader.take() {
+                Some(r) if r.pos.seg == pos.seg => (r.file, r.payload),
+                other => {
+                    let path = path();
+                    let file = File::open(&path).map_err(|e| Some(io("open", &path)(e)))?;
+                    let payload = other.map(|r| r.payload).unwrap_or_default();
+                    (BufReader::with_capacity(64 * 1024, file), payload)
+                }
             };
             f.seek(SeekFrom::Start(pos.offset))
-                .map_err(|e| Some(io("seek", &path)(e)))?;
-            g.reader = Some(Reader { pos, file: f });
+                .map_err(|e| Some(io("seek", &path())(e)))?;
+            g.reader = Some(Reader {
+                pos,
+                file: f,
+                payload,
+            });
         }
         let Some(r) = g.reader.as_mut() else {
             return Err(None);
@@ -125,7 +137,7 @@ impl Spool {
         }
         r.file
             .read_exact(&mut header)
-            .map_err(|e| Some(io("read", &path)(e)))?;
+            .map_err(|e| Some(io("read", &path())(e)))?;
         let Some(len) = frame::payload_len(&header) else {
             return Err(None);
         };
@@ -133,17 +145,23 @@ impl Spool {
         if next_offset > seg_bytes {
             return Err(None);
         }
-        let mut payload = vec![0u8; len];
+        let payload = &mut r.payload;
+        if payload.capacity() > KEEP_PAYLOAD {
+            // One big record must not keep its buffer for all the small ones after it.
+            *payload = Vec::new();
+        }
+        payload.clear();
+        payload.resize(len, 0);
         r.file
-            .read_exact(&mut payload)
-            .map_err(|e| Some(io("read", &path)(e)))?;
+            .read_exact(payload)
+            .map_err(|e| Some(io("read", &path())(e)))?;
         r.pos = Pos {
             seg: pos.seg,
             offset: next_offset,
             ordinal: pos.ordinal + 1,
         };
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        let f = frame::decode_payload(crc, &payload).ok_or(None)?;
+        let f = frame::decode_payload(crc, &r.payload).ok_or(None)?;
         Ok(SpoolRecord {
             seq: f.seq,
             timestamp_ms: f.timestamp_ms,

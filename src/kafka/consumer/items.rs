@@ -54,6 +54,20 @@ pub enum Item {
 }
 
 impl Item {
+    /// The item for record `r` whose value `raw` did not decode with `error`.
+    pub fn undecodable<E: ErrorKind + ?Sized>(r: RawRecord, raw: Bytes, error: &E) -> Item {
+        Item::Undecodable {
+            topic: r.topic,
+            partition: r.partition,
+            offset: r.offset,
+            key: r.key,
+            timestamp: r.timestamp,
+            raw,
+            error_kind: error.kind(),
+            error: error.to_string(),
+        }
+    }
+
     /// `(topic, partition, offset)` of the message.
     pub fn coordinates(&self) -> (&str, i32, i64) {
         match self {
@@ -110,8 +124,8 @@ where
 {
     records
         .into_iter()
-        .map(|r| {
-            let Some(raw) = r.value else {
+        .map(|mut r| {
+            let Some(raw) = r.value.take() else {
                 return Item::Record {
                     topic: r.topic,
                     partition: r.partition,
@@ -132,16 +146,7 @@ where
                     headers: r.headers,
                     value,
                 },
-                Err(e) => Item::Undecodable {
-                    topic: r.topic,
-                    partition: r.partition,
-                    offset: r.offset,
-                    key: r.key,
-                    timestamp: r.timestamp,
-                    raw,
-                    error_kind: e.kind(),
-                    error: e.to_string(),
-                },
+                Err(e) => Item::undecodable(r, raw, &e),
             }
         })
         .collect()

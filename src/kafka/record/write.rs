@@ -37,7 +37,7 @@ fn put_bytes(buf: &mut Vec<u8>, b: Option<&[u8]>) {
         None => put_varint(buf, -1),
         Some(b) => {
             put_varint(buf, b.len() as i64);
-            buf.extend_from_slice(b);
+            crate::short_copy::extend(buf, b);
         }
     }
 }
@@ -197,7 +197,7 @@ impl BatchBuilder {
         r.push(0); // attributes
         put_varint(r, ts_delta);
         put_varint(r, offset_delta);
-        r.extend_from_slice(rest);
+        crate::short_copy::extend(r, rest);
         self.count += 1;
     }
 

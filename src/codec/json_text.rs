@@ -1,0 +1,263 @@
+//! Natural JSON text straight from Avro binary: the consumer's output line without a
+//! `serde_json::Value` tree.
+//!
+//! Writes exactly the bytes that `serde_json::to_writer` writes for the `Value` of
+//! [`super::json::decode_value`]: numbers and escaped strings are formatted by serde_json itself;
+//! maps (whose duplicate keys the `Value` collapses) and bytes/fixed (strings of code points 0–255)
+//! go through the `Value` path for that one value. Records, arrays, unions, enums and scalars are
+//! written as they are read, with no allocation per record.
+//!
+//! Must not report errors of its own: when the body does not decode, the output is put back as it
+//! was and the whole body is decoded again through the `Value` path, whose error is returned, so
+//! errors are exactly the `Value` path's.
+
+use serde_json::Value;
+
+use super::json::{MAX_DEPTH, Walk, decode_node, decode_value};
+use super::plan::{Field, Node, NodeId, Plan};
+use super::{CodecError, Fail};
+use crate::short_copy::{ShortWriter, extend};
+
+/// Append the natural JSON of a whole Avro body (root node) to `out`; every byte must be used.
+pub(crate) fn write_value(plan: &Plan, body: &[u8], out: &mut Vec<u8>) -> Result<(), Fail> {
+    let start = out.len();
+    let mut w = Walk::new(body);
+    let direct = write_node(plan, Plan::ROOT, &mut w, out, 0).and_then(|()| w.r.finish());
+    if direct.is_ok() {
+        return Ok(());
+    }
+    out.truncate(start);
+    let v = decode_value(plan, body)?;
+    serialize(&v, out)
+}
+
+/// serde_json's text for a value that is not written directly here.
+fn serialize<T: serde::Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) -> Result<(), Fail> {
+    serde_json::to_writer(ShortWriter(out), v)
+        .map_err(|e| Box::new(CodecError::TypeMismatch(e.to_string())))
+}
+
+/// Write one value of `node`, read from `w`.
+fn write_node(
+    plan: &Plan,
+    node: NodeId,
+    w: &mut Walk<'_>,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Result<(), Fail> {
+    if depth > MAX_DEPTH {
+        return Err(Box::new(CodecError::NestingTooDeep));
+    }
+    match plan.node(node) {
+        Node::Null => extend(out, b"null"),
+        Node::Boolean => extend(out, if w.r.boolean()? { b"true" } else { b"false" }),
+        Node::Int => serialize(&w.r.int()?, out)?,
+        Node::Long => serialize(&w.r.long()?, out)?,
+        Node::Float => write_float(w.r.f32()? as f64, out)?,
+        Node::Double => write_float(w.r.f64()?, out)?,
+        Node::String => write_str(w.r.str()?, out)?,
+        Node::Enum { symbols, .. } => {
+            let i = w.r.enum_index(symbols.len())?;
+            write_str(&symbols[i], out)?;
+        }
+        Node::Array { items } => write_array(plan, *items, w, out, depth)?,
+        Node::Union { branches, .. } => {
+            let i = w.r.union_index(branches.len())?;
+            write_node(plan, branches[i], w, out, depth + 1)?;
+        }
+        Node::Record { fields, .. } => write_record(plan, fields, w, out, depth)?,
+        Node::Bytes | Node::Fixed { .. } | Node::Map { .. } | Node::Pending => {
+            let v: Value = decode_node(plan, node, w, depth)?;
+            serialize(&v, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// A float as natural JSON: serde_json's number text, or `"NaN"` / `"Infinity"` / `"-Infinity"`
+/// (what [`super::json::float_json`] makes of it).
+#[inline]
+fn write_float(v: f64, out: &mut Vec<u8>) -> Result<(), Fail> {
+    if v.is_finite() {
+        serialize(&v, out)
+    } else if v.is_nan() {
+        extend(out, b"\"NaN\"");
+        Ok(())
+    } else if v > 0.0 {
+        extend(out, b"\"Infinity\"");
+        Ok(())
+    } else {
+        extend(out, b"\"-Infinity\"");
+        Ok(())
+    }
+}
+
+/// A JSON string: copied between quotes when nothing in it needs escaping (serde_json escapes
+/// only `"`, `\` and control characters below U+0020), else escaped by serde_json.
+#[inline]
+fn write_str(s: &str, out: &mut Vec<u8>) -> Result<(), Fail> {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        return serialize(s, out);
+    }
+    out.push(b'"');
+    extend(out, s.as_bytes());
+    out.push(b'"');
+    Ok(())
+}
+
+/// An array: its items between brackets, comma-separated.
+fn write_array(
+    plan: &Plan,
+    items: NodeId,
+    w: &mut Walk<'_>,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Result<(), Fail> {
+    out.push(b'[');
+    // Items of `()` take no memory: read_items only counts them.
+    w.read_items(plan.min_size[items as usize], |w, i| {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_node(plan, items, w, out, depth + 1)
+    })?;
+    out.push(b']');
+    Ok(())
+}
+
+/// A record: `{"field":value,...}` in schema order.
+fn write_record(
+    plan: &Plan,
+    fields: &[Field],
+    w: &mut Walk<'_>,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> Result<(), Fail> {
+    out.push(b'{');
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(&f.name, out)?;
+        out.push(b':');
+        write_node(plan, f.node, w, out, depth + 1)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `write_value` must give `serde_json::to_vec(decode_value(..))` byte for byte, or its error.
+    fn same_as_value_path(schema: &str, body: &[u8]) -> Vec<u8> {
+        let plan = Plan::compile_str(schema).unwrap();
+        let mut out = b"prefix".to_vec();
+        let got = write_value(&plan, body, &mut out);
+        match decode_value(&plan, body) {
+            Ok(v) => {
+                assert!(got.is_ok(), "{schema}: {got:?}");
+                // The text came from the direct walk, not from the Value fallback.
+                let mut w = Walk::new(body);
+                let mut direct = Vec::new();
+                write_node(&plan, Plan::ROOT, &mut w, &mut direct, 0).unwrap();
+                w.r.finish().unwrap();
+                assert_eq!(direct, out[6..]);
+                let want = serde_json::to_vec(&v).unwrap();
+                assert_eq!(
+                    String::from_utf8_lossy(&out[6..]),
+                    String::from_utf8_lossy(&want),
+                    "{schema}"
+                );
+            }
+            Err(e) => {
+                let got = got.expect_err("the Value path failed, so must the text path");
+                assert_eq!(got.to_string(), e.to_string());
+                assert_eq!(out, b"prefix", "output put back on error");
+            }
+        }
+        out[6..].to_vec()
+    }
+
+    fn encode(schema: &str, v: Value) -> Vec<u8> {
+        let plan = Plan::compile_str(schema).unwrap();
+        let mut out = Vec::new();
+        plan.encode_json_into(&v, &mut out).unwrap();
+        out
+    }
+
+    const SENSOR: &str = r#"{"type":"record","name":"SensorData","fields":[
+        {"name":"sensorId","type":"string"},{"name":"timestamp","type":"long"},
+        {"name":"temperature","type":["null","float"],"default":null},
+        {"name":"humidity","type":["null","double"],"default":null},
+        {"name":"status","type":{"type":"enum","name":"Status","symbols":["NORMAL","WARNING","ERROR"]}}]}"#;
+
+    #[test]
+    fn sensor_readings_match_the_value_path_including_odd_floats() {
+        for (t, h) in [
+            (serde_json::json!(21.25), serde_json::json!(48.5)),
+            (serde_json::json!(0.1), serde_json::json!(-0.0)),
+            (serde_json::json!(null), serde_json::json!(1e300)),
+            (serde_json::json!("NaN"), serde_json::json!("-Infinity")),
+            (serde_json::json!("Infinity"), serde_json::json!(5e-324)),
+            (serde_json::json!(3.4e38), serde_json::json!(123456789)),
+        ] {
+            let body = encode(
+                SENSOR,
+                serde_json::json!({"sensorId": "s-\"1\"\n\u{1}é", "timestamp": -9_007_199_254_740_993i64,
+                    "temperature": t, "humidity": h, "status": "WARNING"}),
+            );
+            same_as_value_path(SENSOR, &body);
+        }
+    }
+
+    #[test]
+    fn nested_records_arrays_maps_bytes_and_unions_match_the_value_path() {
+        let schema = r#"{"type":"record","name":"R","fields":[
+            {"name":"items","type":{"type":"array","items":{"type":"record","name":"I","fields":[
+                {"name":"n","type":"int"},{"name":"tags","type":{"type":"map","values":"long"}}]}}},
+            {"name":"opt","type":["null","I"]},
+            {"name":"raw","type":"bytes"},{"name":"fx","type":{"type":"fixed","name":"F","size":2}},
+            {"name":"b","type":"boolean"},{"name":"nil","type":"null"},
+            {"name":"empty","type":{"type":"array","items":"string"}},
+            {"name":"u","type":["null","string","long","double","boolean"]}]}"#;
+        let cases = [
+            serde_json::json!({"items": [{"n": 1, "tags": {"a": 1, "b": -2}}, {"n": -7, "tags": {}}],
+                "opt": {"n": 3, "tags": {"z\"": 9}}, "raw": "\u{0}\u{ff}a", "fx": "xy", "b": true,
+                "nil": null, "empty": [], "u": "text"}),
+            serde_json::json!({"items": [], "opt": null, "raw": "", "fx": "\u{1}\u{2}", "b": false,
+                "nil": null, "empty": ["a", "b\\"], "u": 2.5}),
+            serde_json::json!({"items": [], "opt": null, "raw": "", "fx": "00", "b": false,
+                "nil": null, "empty": [], "u": 12}),
+        ];
+        for v in cases {
+            same_as_value_path(schema, &encode(schema, v));
+        }
+        // A map with a duplicate key (another writer's bytes): the Value path keeps one entry.
+        let map = r#"{"type":"map","values":"int"}"#;
+        let dup = [4u8, 2, b'k', 2, 2, b'k', 4, 0];
+        let text = same_as_value_path(map, &dup);
+        assert_eq!(text, br#"{"k":2}"#);
+    }
+
+    #[test]
+    fn bad_bodies_fail_with_the_value_paths_error_and_leave_the_output_alone() {
+        let body = encode(
+            SENSOR,
+            serde_json::json!({"sensorId": "s", "timestamp": 1, "status": "ERROR"}),
+        );
+        for cut in 0..body.len() {
+            same_as_value_path(SENSOR, &body[..cut]);
+        }
+        let mut extra = body.clone();
+        extra.push(0);
+        same_as_value_path(SENSOR, &extra);
+        let mut bad_enum = body.clone();
+        *bad_enum.last_mut().unwrap() = 40;
+        same_as_value_path(SENSOR, &bad_enum);
+        let mut bad_utf8 = body;
+        bad_utf8[1] = 0xff;
+        same_as_value_path(SENSOR, &bad_utf8);
+    }
+}
