@@ -178,6 +178,8 @@ fn paths(v: &Value, at: &mut Vec<Step>, all: &mut Vec<Vec<Step>>) {
     }
 }
 
+type Entries = Vec<(String, Value)>;
+
 #[derive(Clone, Debug)]
 enum Step {
     Key(String),
@@ -279,7 +281,7 @@ fn variants(rec: &Value) -> Vec<String> {
             }
         }
         // Objects: reversed, rotated, each key dropped, a key added, a key moved to the end.
-        let edits: Vec<Box<dyn Fn(Vec<(String, Value)>) -> Vec<(String, Value)>>> = vec![
+        let edits: Vec<Box<dyn Fn(Entries) -> Entries>> = vec![
             Box::new(|mut e| {
                 e.reverse();
                 e
@@ -504,11 +506,7 @@ fn depth_beyond_serde_json_limit_declines() {
     )
     .unwrap();
     for depth in [1, 100, 127, 128, 200, 300] {
-        let line = format!(
-            "{}{}",
-            r#"{"n":"#.repeat(depth),
-            format!("null{}", "}".repeat(depth))
-        );
+        let line = format!("{}null{}", r#"{"n":"#.repeat(depth), "}".repeat(depth));
         check(&plan, line.as_bytes(), None);
     }
 }

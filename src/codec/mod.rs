@@ -497,7 +497,7 @@ impl Codec {
     }
 
     /// One NDJSON line → framed message appended to `out`, with the subject's writer schema, and
-    /// the record key from `key_field` (see [`SubjectWriter::encode_json_line_into`]). A line that is
+    /// the record key from `key_field` (the streaming fast path, else the `Value` path: same bytes, same errors). A line that is
     /// not JSON is `LineError::NotJson` even when the subject's schema cannot be had.
     pub fn encode_json_line_into<'l>(
         &self,

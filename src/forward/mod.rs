@@ -41,7 +41,7 @@ pub trait RecordEncoder: Send + Sync {
     type Error: ErrorKind + Send + Sync + 'static;
     /// Append the framed message value for the record on `line` under `subject`'s writer schema to
     /// `out` (the caller clears it between records, so one buffer serves them all), and return the
-    /// Kafka key from the top-level field `key_field` (see [`crate::codec::record_key`]).
+    /// Kafka key from the top-level field `key_field` (see [`crate::record_key`]).
     fn encode_line_into<'l>(
         &self,
         subject: &str,
