@@ -497,8 +497,9 @@ impl Codec {
     }
 
     /// One NDJSON line → framed message appended to `out`, with the subject's writer schema, and
-    /// the record key from `key_field` (the streaming fast path, else the `Value` path: same bytes, same errors). A line that is
-    /// not JSON is `LineError::NotJson` even when the subject's schema cannot be had.
+    /// the record key from `key_field` ([`record_key`]'s rules). The streaming fast path takes the
+    /// common case, the `Value` path the rest: same bytes, same errors. A line that is not JSON is
+    /// `LineError::NotJson` even when the subject's schema cannot be had.
     pub fn encode_json_line_into<'l>(
         &self,
         subject: &str,
