@@ -54,8 +54,12 @@ pub fn unframe(msg: &[u8]) -> Result<(u32, &[u8]), WireError> {
 /// Write the 5-byte header for `id` into `out` (the body follows).
 #[inline]
 pub fn write_header(out: &mut Vec<u8>, id: u32) {
+    // Byte pushes, not `extend_from_slice`: on musl a short `memcpy` call costs more than the bytes.
+    out.reserve(HEADER_LEN);
     out.push(MAGIC);
-    out.extend_from_slice(&id.to_be_bytes());
+    for b in id.to_be_bytes() {
+        out.push(b);
+    }
 }
 
 /// A framed message: header + body.

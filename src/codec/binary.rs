@@ -287,20 +287,38 @@ pub(crate) fn put_int(out: &mut Vec<u8>, v: i32) {
     put_long(out, v as i64)
 }
 
+/// Strings up to this long are copied byte by byte (see [`put_small`]).
+const SMALL_COPY: usize = 16;
+
 #[inline(always)]
 pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_long(out, b.len() as i64);
-    out.extend_from_slice(b);
+    if b.len() <= SMALL_COPY {
+        put_small(out, b);
+    } else {
+        out.extend_from_slice(b);
+    }
+}
+
+/// Append a few bytes with byte pushes after one reservation: `extend_from_slice` is not inlined in
+/// the size-tuned release build, so it calls the C library's `memcpy` with a run-time length, and
+/// musl's x86_64 `memcpy` (`rep movsq`/`movsb`) pays a large start-up cost on every short copy.
+#[inline(always)]
+pub(crate) fn put_small(out: &mut Vec<u8>, b: &[u8]) {
+    out.reserve(b.len());
+    for &x in b {
+        out.push(x);
+    }
 }
 
 #[inline]
 pub(crate) fn put_f32(out: &mut Vec<u8>, v: f32) {
-    out.extend_from_slice(&v.to_le_bytes());
+    put_small(out, &v.to_le_bytes());
 }
 
 #[inline]
 pub(crate) fn put_f64(out: &mut Vec<u8>, v: f64) {
-    out.extend_from_slice(&v.to_le_bytes());
+    put_small(out, &v.to_le_bytes());
 }
 
 #[cfg(test)]

@@ -198,7 +198,10 @@ impl<'a, 'l> Enc<'a, 'l> {
                 _ => return Err(decline()),
             },
             Node::Enum { symbols, .. } => {
-                let i = symbols.iter().position(|x| **x == *s).ok_or_else(decline)?;
+                let i = symbols
+                    .iter()
+                    .position(|x| same(x, s))
+                    .ok_or_else(decline)?;
                 put_int(self.out, i as i32);
             }
             n @ (Node::Float | Node::Double) => {
@@ -339,7 +342,7 @@ fn string_branch(plan: &Plan, branches: &[NodeId], s: &str) -> Option<usize> {
     let first = branches.iter().position(|&b| match plan.node(b) {
         Node::String | Node::Bytes => true,
         Node::Fixed { size, .. } => s.chars().count() == *size,
-        Node::Enum { symbols, .. } => symbols.iter().any(|x| **x == *s),
+        Node::Enum { symbols, .. } => symbols.iter().any(|x| same(x, s)),
         _ => false,
     });
     first.or_else(|| {
@@ -348,6 +351,24 @@ fn string_branch(plan: &Plan, branches: &[NodeId], s: &str) -> Option<usize> {
             .iter()
             .position(|&b| matches!(plan.node(b), Node::Float | Node::Double))
     })
+}
+
+/// `a == b` for the short strings compared per record (field names, enum symbols), 8 bytes at a
+/// time and inline: `==` on slices calls the C library's `memcmp`, which musl runs byte by byte.
+#[inline]
+fn same(a: &str, b: &str) -> bool {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    while let (Some(x), Some(y)) = (a.first_chunk::<8>(), b.first_chunk::<8>()) {
+        if u64::from_ne_bytes(*x) != u64::from_ne_bytes(*y) {
+            return false;
+        }
+        a = &a[8..];
+        b = &b[8..];
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// How many bytes an Avro JSON byte string stands for; `None` if a char is above U+00FF.
@@ -469,14 +490,14 @@ impl<'de> Visitor<'de> for FieldSeed<'_> {
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<usize, E> {
         if let Some(f) = self.fields.get(self.next)
-            && *f.name == *s
+            && same(&f.name, s)
         {
             return Ok(self.next);
         }
         // An unknown key is the slow path's `unknown-field`.
         self.fields
             .iter()
-            .position(|f| *f.name == *s)
+            .position(|f| same(&f.name, s))
             .ok_or_else(decline)
     }
 }
