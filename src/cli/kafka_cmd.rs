@@ -352,6 +352,15 @@ const WRITER_REFRESH: u64 = 1024;
 /// `produce` looks at the clock for its progress line once per this many records.
 const PROGRESS_CHECK: u64 = 256;
 
+/// The error line for an input line that was not encoded, as `produce` has always printed it
+/// (`not-json` with serde_json's message inside the codec's wording).
+fn report_not_encoded(line: u64, e: LineError) {
+    match e {
+        LineError::NotJson(j) => super::report_line(line, &CodecError::NotJson(j.to_string())),
+        LineError::Codec(e) => super::report_line(line, &e),
+    }
+}
+
 pub fn produce(a: ProduceArgs) -> CmdResult {
     let source = avro_edge::open_source(&a.registry, a.schema_cache.as_deref())
         .map_err(|e| Failure::runtime(&e))?;
@@ -408,10 +417,11 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
                 Err(e) => {
                     t.failed += 1;
                     // A line that is not JSON says so first, whatever the schema lookup did.
-                    match avro_edge::parse_record(line.as_bytes()) {
-                        Err(j) => super::report_line(t.read, &CodecError::NotJson(j.to_string())),
-                        Ok(_) => super::report_line(t.read, &e),
-                    }
+                    let e = match avro_edge::parse_record(line.as_bytes()) {
+                        Err(j) => LineError::NotJson(j),
+                        Ok(_) => LineError::Codec(e),
+                    };
+                    report_not_encoded(t.read, e);
                     continue;
                 }
             };
@@ -423,12 +433,7 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
             Ok(key) => key,
             Err(e) => {
                 t.failed += 1;
-                match e {
-                    LineError::NotJson(j) => {
-                        super::report_line(t.read, &CodecError::NotJson(j.to_string()))
-                    }
-                    LineError::Codec(e) => super::report_line(t.read, &e),
-                }
+                report_not_encoded(t.read, e);
                 continue;
             }
         };
