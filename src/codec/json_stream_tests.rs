@@ -510,3 +510,91 @@ fn depth_beyond_serde_json_limit_declines() {
         check(&plan, line.as_bytes(), None);
     }
 }
+
+/// The line API over both paths: same bytes and key as the `Value` path, errors as before (not JSON
+/// first, even when the schema cannot be had), and the buffer untouched on error.
+#[test]
+fn line_api_falls_back_and_reports_as_before() {
+    use crate::ErrorKind;
+    use crate::OfflineCache;
+    use crate::codec::{Codec, LineError};
+    use std::sync::Arc;
+
+    let codec = Codec::new(Arc::new(OfflineCache::new(format!(
+        "{ROOT}/fixtures/schema-cache"
+    ))));
+    let subject = "sensor-data-value";
+    let w = codec.writer(subject).unwrap();
+    let lines: [&[u8]; 4] = [
+        br#"{"sensorId":"s","timestamp":1,"temperature":2.5,"humidity":null,"status":"NORMAL"}"#,
+        // Keys out of order with a default skipped and found later: the Value path's job.
+        br#"{"sensorId":"s","timestamp":1,"humidity":3,"temperature":2.5,"status":"NORMAL"}"#,
+        br#"{"status":"WARNING","timestamp":7,"sensorId":"\u0073"}"#,
+        br#"{"sensorId":"s","timestamp":1,"status":"NORMAL","sensorId":"t"}"#,
+    ];
+    for line in lines {
+        let v = parse_record(line).unwrap();
+        let mut want = b"prefix".to_vec();
+        w.encode_json_into(&v, &mut want).unwrap();
+        for field in [None, Some("sensorId"), Some("timestamp"), Some("humidity")] {
+            let mut out = b"prefix".to_vec();
+            let key = w.encode_json_line_into(line, field, &mut out).unwrap();
+            assert_eq!(out, want);
+            assert_eq!(
+                key.map(|k| k.into_owned()),
+                field.and_then(|f| record_key(&v, f))
+            );
+        }
+    }
+    let not_json = br#"{"sensorId": nope}"#;
+    let serde_msg = serde_json::from_slice::<Value>(not_json)
+        .unwrap_err()
+        .to_string();
+    for (line, kind) in [
+        (&not_json[..], "not-json"),
+        (
+            br#"{"sensorId":"s","timestamp":1.5,"status":"NORMAL"}"#,
+            "wrong-type",
+        ),
+        (
+            br#"{"sensorId":"s","timestamp":1,"status":"OFF"}"#,
+            "unknown-enum-symbol",
+        ),
+        (
+            br#"{"sensorId":"s","timestamp":1,"status":"NORMAL"} x"#,
+            "not-json",
+        ),
+        (
+            br#"{"sensorId":"s","timestamp":1,"status":"NORMAL","x":1}"#,
+            "unknown-field",
+        ),
+    ] {
+        let mut out = b"prefix".to_vec();
+        let e = w
+            .encode_json_line_into(line, Some("sensorId"), &mut out)
+            .unwrap_err();
+        assert_eq!(e.kind(), kind);
+        assert_eq!(out, b"prefix");
+        let e2 = codec
+            .encode_json_line_into(subject, line, None, &mut Vec::new())
+            .unwrap_err();
+        assert_eq!(e2.to_string(), e.to_string());
+    }
+    let e = w
+        .encode_json_line_into(not_json, None, &mut Vec::new())
+        .unwrap_err();
+    assert!(matches!(&e, LineError::NotJson(_)));
+    assert_eq!(e.to_string(), serde_msg);
+    // No schema to be had: a line that is not JSON still says so; a JSON line gets the lookup error.
+    let empty = Codec::new(Arc::new(OfflineCache::new(format!(
+        "{ROOT}/target/no-such-schema-cache"
+    ))));
+    let e = empty
+        .encode_json_line_into(subject, not_json, None, &mut Vec::new())
+        .unwrap_err();
+    assert_eq!((e.kind(), e.to_string()), ("not-json", serde_msg));
+    let e = empty
+        .encode_json_line_into(subject, lines[0], None, &mut Vec::new())
+        .unwrap_err();
+    assert!(matches!(e, LineError::Codec(_)), "{e}");
+}
