@@ -110,7 +110,7 @@ impl<'a, 'l> Enc<'a, 'l> {
         }
     }
 
-    /// Go into the union branch at `i` (if the node is a union): write its index, one level deeper.
+    /// Go into branch `i` of the union at hand: write its index; the branch is one level deeper.
     #[inline]
     fn enter_branch<E: de::Error>(&mut self, branches: &[NodeId], i: usize) -> Result<(), E> {
         put_long(self.out, i as i64);
