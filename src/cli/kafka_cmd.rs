@@ -11,7 +11,7 @@ use std::io::Write as _;
 use avro_edge::forwarder::{self as config, ConfigError, KafkaSettings, producer_config};
 use avro_edge::open_source;
 use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset};
-use avro_edge::{Codec, CodecError, DeliveryHandle, Producer};
+use avro_edge::{Codec, CodecError, DeliveryHandle, LineError, Producer};
 
 #[derive(Debug, clap::Args)]
 pub struct ProduceArgs {
@@ -373,11 +373,12 @@ const WRITER_REFRESH: u64 = 1024;
 /// `produce` looks at the clock for its progress line once per this many records.
 const PROGRESS_CHECK: u64 = 256;
 
-fn key_of(v: &serde_json::Value, field: &str) -> Option<Vec<u8>> {
-    match v.get(field)? {
-        serde_json::Value::Null => None,
-        serde_json::Value::String(s) => Some(s.clone().into_bytes()),
-        other => Some(other.to_string().into_bytes()),
+/// The error line for an input line that was not encoded, as `produce` has always printed it
+/// (`not-json` with serde_json's message inside the codec's wording).
+fn report_not_encoded(line: u64, e: LineError) {
+    match e {
+        LineError::NotJson(j) => super::report_line(line, &CodecError::NotJson(j.to_string())),
+        LineError::Codec(e) => super::report_line(line, &e),
     }
 }
 
@@ -431,33 +432,32 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
         if line.trim().is_empty() {
             continue;
         }
-        let value: serde_json::Value = match avro_edge::parse_record(line.as_bytes()) {
-            Ok(v) => v,
-            Err(e) => {
-                t.failed += 1;
-                super::report_line(t.read, &CodecError::NotJson(e.to_string()));
-                continue;
-            }
-        };
         if writer.is_none() || t.read.is_multiple_of(WRITER_REFRESH) {
             writer = match codec.writer(&a.subject) {
                 Ok(w) => Some(w),
                 Err(e) => {
                     t.failed += 1;
-                    super::report_line(t.read, &e);
+                    // A line that is not JSON says so first, whatever the schema lookup did.
+                    let e = match avro_edge::parse_record(line.as_bytes()) {
+                        Err(j) => LineError::NotJson(j),
+                        Ok(_) => LineError::Codec(e),
+                    };
+                    report_not_encoded(t.read, e);
                     continue;
                 }
             };
         }
+        let Some(w) = &writer else { continue };
         bytes.clear();
-        if let Some(w) = &writer
-            && let Err(e) = w.encode_json_into(&value, &mut bytes)
+        let key = match w.encode_json_line_into(line.as_bytes(), a.key_field.as_deref(), &mut bytes)
         {
-            t.failed += 1;
-            super::report_line(t.read, &e);
-            continue;
-        }
-        let key = a.key_field.as_deref().and_then(|f| key_of(&value, f));
+            Ok(key) => key,
+            Err(e) => {
+                t.failed += 1;
+                report_not_encoded(t.read, e);
+                continue;
+            }
+        };
         pending.push_back((t.read, producer.enqueue(&a.topic, key.as_deref(), &bytes)));
         t.sent += 1;
         // Settle what is done, in order; bound what is outstanding.

@@ -600,6 +600,16 @@ pub fn parse_record(line: &[u8]) -> Result<Value, serde_json::Error> {
     }
 }
 
+/// The Kafka key from the top-level field `field` of a record: a string's bytes, no key for null or
+/// a missing field, else the field's JSON text (a number or boolean exactly as serde_json prints it).
+pub fn record_key(record: &Value, field: &str) -> Option<Vec<u8>> {
+    match record.get(field)? {
+        Value::Null => None,
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        other => Some(other.to_string().into_bytes()),
+    }
+}
+
 /// Encode a whole record (root node) from natural JSON.
 pub fn encode_value(plan: &Plan, v: &Value, out: &mut Vec<u8>) -> Result<(), Fail> {
     encode_node(plan, Plan::ROOT, v, out, 0)

@@ -26,13 +26,15 @@ use crate::wire::{self, WireError};
 mod binary;
 mod de;
 pub(crate) mod json;
+mod json_stream;
 mod json_text;
 mod plan;
 mod resolve;
 mod ser;
 pub mod typed;
 
-pub use json::{Walk, parse_record};
+pub use json::{Walk, parse_record, record_key};
+pub use json_stream::KeyBytes;
 pub use plan::Plan;
 pub use resolve::Resolver;
 pub use typed::{AvroField, AvroRecord, Bound, Shape, Slot, TypedReader, TypedWriter};
@@ -351,6 +353,57 @@ impl SubjectWriter {
         wire::write_header(out, self.id);
         self.plan.encode_json_into(v, out)
     }
+
+    /// Append a framed message for one line of NDJSON to `out` and return the record key from the
+    /// top-level field `key_field` ([`record_key`]'s rules). The common case goes through the
+    /// streaming encoder (no `Value` tree); anything else, and every error, through
+    /// [`parse_record`] + [`Plan::encode_json_into`], which give the same bytes and the errors.
+    /// On error `out` is left as it was.
+    pub fn encode_json_line_into<'l>(
+        &self,
+        line: &'l [u8],
+        key_field: Option<&str>,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<KeyBytes<'l>>, LineError> {
+        let start = out.len();
+        wire::write_header(out, self.id);
+        if let Ok(key) = json_stream::encode_line(&self.plan, line, key_field, out) {
+            return Ok(key);
+        }
+        let slow = parse_record(line)
+            .map_err(LineError::NotJson)
+            .and_then(|v| {
+                self.plan.encode_json_into(&v, out)?;
+                Ok(key_field
+                    .and_then(|f| record_key(&v, f))
+                    .map(KeyBytes::Owned))
+            });
+        if slow.is_err() {
+            out.truncate(start);
+        }
+        slow
+    }
+}
+
+/// Why one line of NDJSON was not encoded: it is not JSON (serde_json's error, reported before any
+/// schema error), or the codec refused the record.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    /// The line is not JSON; the message is serde_json's.
+    #[error(transparent)]
+    NotJson(serde_json::Error),
+    /// The record does not fit the schema, or the schema could not be had.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+impl ErrorKind for LineError {
+    fn kind(&self) -> &'static str {
+        match self {
+            LineError::NotJson(_) => "not-json",
+            LineError::Codec(e) => e.kind(),
+        }
+    }
 }
 
 /// How long a subject's writer schema (id) is reused before the source is asked again.
@@ -449,6 +502,26 @@ impl Codec {
         let mut out = Vec::with_capacity(64);
         w.encode_json_into(record, &mut out)?;
         Ok(out)
+    }
+
+    /// One NDJSON line → framed message appended to `out`, with the subject's writer schema, and
+    /// the record key from `key_field` ([`record_key`]'s rules). The streaming fast path takes the
+    /// common case, the `Value` path the rest: same bytes, same errors. A line that is not JSON is
+    /// `LineError::NotJson` even when the subject's schema cannot be had.
+    pub fn encode_json_line_into<'l>(
+        &self,
+        subject: &str,
+        line: &'l [u8],
+        key_field: Option<&str>,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<KeyBytes<'l>>, LineError> {
+        match self.writer(subject) {
+            Ok(w) => w.encode_json_line_into(line, key_field, out),
+            Err(e) => match parse_record(line) {
+                Err(j) => Err(LineError::NotJson(j)),
+                Ok(_) => Err(e.into()),
+            },
+        }
     }
 
     /// Typed record → framed message, with the subject's writer schema.

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::codec::KeyBytes;
 use crate::config::{Config, InputConfig, InputKind};
 use crate::error::ErrorKind;
 use crate::spool::{Spool, SpoolError};
@@ -32,19 +33,22 @@ use inputs::{Flow, Line};
 pub use metrics::{Metrics, Snapshot};
 pub use sender::SenderOptions;
 
-/// Turns one natural-JSON record into the bytes of a Kafka message value (Confluent framing).
-/// The real one is `crate::codec::SubjectWriter::encode_json_into`.
+/// Turns one NDJSON line into the bytes of a Kafka message value (Confluent framing) and its key.
+/// The real one is `crate::codec::Codec::encode_json_line_into`.
 pub trait RecordEncoder: Send + Sync {
-    /// Why a record cannot be encoded; its kind goes to the dead-letter file.
+    /// Why a line cannot be encoded; its kind and message go to the dead-letter file (a line that is
+    /// not JSON: kind `not-json` and serde_json's message, before any schema error).
     type Error: ErrorKind + Send + Sync + 'static;
-    /// Append the framed message value for `record` under `subject`'s writer schema to `out` (the
-    /// caller clears it between records, so one buffer serves them all).
-    fn encode_into(
+    /// Append the framed message value for the record on `line` under `subject`'s writer schema to
+    /// `out` (the caller clears it between records, so one buffer serves them all), and return the
+    /// Kafka key from the top-level field `key_field` (see [`crate::record_key`]).
+    fn encode_line_into<'l>(
         &self,
         subject: &str,
-        record: &serde_json::Value,
+        line: &'l [u8],
+        key_field: Option<&str>,
         out: &mut Vec<u8>,
-    ) -> Result<(), Self::Error>;
+    ) -> Result<Option<KeyBytes<'l>>, Self::Error>;
 }
 
 pub use crate::kafka::producer::{Delivery, OutRecord};
@@ -184,19 +188,6 @@ impl<E: RecordEncoder> Clone for Ingest<E> {
     }
 }
 
-/// The Kafka key from a record field: a string's bytes, or the JSON text of a number or boolean.
-/// A missing or null field gives no key.
-pub fn key_of(record: &serde_json::Value, field: Option<&str>) -> Option<Vec<u8>> {
-    match record.get(field?)? {
-        serde_json::Value::String(s) => Some(s.as_bytes().to_vec()),
-        serde_json::Value::Null => None,
-        v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => {
-            Some(v.to_string().into_bytes())
-        }
-        other => Some(other.to_string().into_bytes()),
-    }
-}
-
 impl<E: RecordEncoder> Ingest<E> {
     pub fn new(
         encoder: Arc<E>,
@@ -238,20 +229,16 @@ impl<E: RecordEncoder> Ingest<E> {
                 return Flow::Continue;
             }
         };
-        let record: serde_json::Value = match crate::codec::parse_record(bytes) {
-            Ok(v) => v,
-            Err(e) => {
-                self.reject(input, bytes, false, "not-json", &e.to_string());
-                return Flow::Continue;
-            }
-        };
         let mut value = std::mem::take(&mut self.value);
         value.clear();
-        let encoded = self
-            .encoder
-            .encode_into(&input.subject, &record, &mut value);
+        let encoded = self.encoder.encode_line_into(
+            &input.subject,
+            bytes,
+            input.key_field.as_deref(),
+            &mut value,
+        );
         let flow = match encoded {
-            Ok(()) => self.append(input, bytes, &record, &value, stop),
+            Ok(key) => self.append(input, bytes, key.as_deref(), &value, stop),
             Err(e) => {
                 self.reject(input, bytes, false, e.kind(), &e.to_string());
                 Flow::Continue
@@ -266,13 +253,12 @@ impl<E: RecordEncoder> Ingest<E> {
         &self,
         input: &InputConfig,
         bytes: &[u8],
-        record: &serde_json::Value,
+        key: Option<&[u8]>,
         value: &[u8],
         stop: &AtomicBool,
     ) -> Flow {
-        let key = key_of(record, input.key_field.as_deref());
         loop {
-            match self.spool.append(&input.topic, key.as_deref(), value) {
+            match self.spool.append(&input.topic, key, value) {
                 Ok(_) => {
                     metrics::add(&self.metrics.spooled, 1);
                     return Flow::Continue;

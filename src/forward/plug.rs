@@ -10,20 +10,21 @@ use std::io::BufRead;
 use super::{
     Delivery, ForwardError, LazySink, OutRecord, RecordEncoder, RecordSink, Snapshot, StopFlag,
 };
-use crate::codec::{Codec, CodecError};
+use crate::codec::{Codec, KeyBytes, LineError};
 use crate::config::{Config, KafkaSettings};
 use crate::kafka::producer::{Producer, ProducerConfig};
 use crate::kafka::{KafkaError, TopicSpec};
 
 impl RecordEncoder for Codec {
-    type Error = CodecError;
-    fn encode_into(
+    type Error = LineError;
+    fn encode_line_into<'l>(
         &self,
         subject: &str,
-        record: &serde_json::Value,
+        line: &'l [u8],
+        key_field: Option<&str>,
         out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        self.writer(subject)?.encode_json_into(record, out)
+    ) -> Result<Option<KeyBytes<'l>>, LineError> {
+        self.encode_json_line_into(subject, line, key_field, out)
     }
 }
 

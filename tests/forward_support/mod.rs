@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use avro_edge::ErrorKind;
 use avro_edge::forwarder::{RecordEncoder, RecordSink};
-use avro_edge::{Delivery, OutRecord};
+use avro_edge::{Delivery, KeyBytes, OutRecord};
 use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TestEncodeError {
+    #[error(transparent)]
+    NotJson(serde_json::Error),
     #[error("missing field '{0}'")]
     Missing(String),
     #[error("field '{0}' has the wrong type")]
@@ -26,6 +28,7 @@ pub enum TestEncodeError {
 impl ErrorKind for TestEncodeError {
     fn kind(&self) -> &'static str {
         match self {
+            TestEncodeError::NotJson(_) => "not-json",
             TestEncodeError::Missing(_) => "missing-field",
             TestEncodeError::WrongType(_) => "wrong-type",
             TestEncodeError::Symbol(_) => "unknown-enum-symbol",
@@ -39,12 +42,14 @@ pub struct SensorEncoder;
 
 impl RecordEncoder for SensorEncoder {
     type Error = TestEncodeError;
-    fn encode_into(
+    fn encode_line_into<'l>(
         &self,
         _subject: &str,
-        r: &Value,
+        line: &'l [u8],
+        key_field: Option<&str>,
         out: &mut Vec<u8>,
-    ) -> Result<(), TestEncodeError> {
+    ) -> Result<Option<KeyBytes<'l>>, TestEncodeError> {
+        let r = &avro_edge::parse_record(line).map_err(TestEncodeError::NotJson)?;
         let obj = r
             .as_object()
             .ok_or_else(|| TestEncodeError::WrongType("(record)".into()))?;
@@ -72,7 +77,9 @@ impl RecordEncoder for SensorEncoder {
             _ => return Err(TestEncodeError::WrongType("status".into())),
         }
         serde_json::to_writer(out, r).unwrap();
-        Ok(())
+        Ok(key_field
+            .and_then(|f| avro_edge::record_key(r, f))
+            .map(KeyBytes::Owned))
     }
 }
 
