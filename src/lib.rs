@@ -109,7 +109,7 @@ pub use error::{ErrorKind, KINDS};
 // Schemas, the codec and the Confluent wire frame.
 pub use codec::{
     AvroField, AvroRecord, Bound, Codec, CodecError, KeyBytes, LineError, Plan, Resolver,
-    TypedReader, TypedWriter, parse_record, record_key,
+    TextDecoder, TypedReader, TypedWriter, parse_record, record_key,
 };
 pub use schema::{Compatibility, ParsedSchema, SchemaError};
 pub use wire::{WireError, frame, unframe};

@@ -5,13 +5,16 @@
 //! and musl's x86_64 `memcpy` (`rep movsq`, then single-byte moves) costs tens of cycles even for
 //! 4 bytes: in perf profiles of the static musl build (2026-11-29), `memcpy` was 21 % of the samples
 //! of `produce` and 29 % of `consume` of 200,000 SensorData records (glibc's is a few percent). Here
-//! a slice of up to 64 bytes is copied as two fixed-size pieces (plain register moves on every
-//! target); longer ones go to `extend_from_slice`. Safe code only (the library forbids `unsafe`).
+//! a slice of up to 16 bytes is pushed byte by byte, one of up to 64 bytes copied as two fixed-size
+//! pieces (plain register moves on every target); longer ones go to `extend_from_slice`. Safe code only (the library forbids `unsafe`).
 //!
 //! Must not do anything but the copy: the result is exactly `extend_from_slice`'s.
 
 /// Longest slice copied here; longer ones use `extend_from_slice` (a `memcpy` call pays off there).
 const SHORT: usize = 64;
+
+/// Slices up to this long are appended byte by byte (most field names, keys and sensor ids).
+const PUSHED: usize = 16;
 
 /// Append `src` to `out`, as `out.extend_from_slice(src)` does.
 #[inline(always)]
@@ -21,8 +24,16 @@ pub(crate) fn extend(out: &mut Vec<u8>, src: &[u8]) {
         out.extend_from_slice(src);
         return;
     }
+    if n <= PUSHED {
+        // Byte pushes after one reservation: inlined, no call at all.
+        out.reserve(n);
+        for &b in src {
+            out.push(b);
+        }
+        return;
+    }
     let len = out.len();
-    // Growing with zeros is a `memset`, which musl does with a few stores for short lengths.
+    // Growing with zeros is a `memset` call, which musl does with a few stores for short lengths.
     out.resize(len + n, 0);
     if let Some(dst) = out.get_mut(len..) {
         copy_short(src, dst);

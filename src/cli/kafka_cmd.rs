@@ -252,6 +252,7 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
     let (mut decoded, mut undecodable) = (0u64, 0u64);
     // Decoded lines go straight into one buffer, written to stdout a chunk at a time.
     let mut text = Vec::with_capacity(OUT_CHUNK + 4096);
+    let mut decoder = codec.text_decoder();
     'poll: loop {
         if a.max.is_some_and(|m| decoded + undecodable >= m) {
             break;
@@ -279,7 +280,7 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
             // a tombstone (no value) is `null`, as in `Consumer::poll_items`. A value that does
             // not decode leaves `text` as it was.
             let written = match &r.value {
-                Some(raw) => codec.decode_json_text_into(raw, &mut text),
+                Some(raw) => decoder.decode_into(raw, &mut text),
                 None => {
                     text.extend_from_slice(b"null");
                     Ok(())

@@ -11,12 +11,40 @@
 //! was and the whole body is decoded again through the `Value` path, whose error is returned, so
 //! errors are exactly the `Value` path's.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::json::{MAX_DEPTH, Walk, decode_node, decode_value};
 use super::plan::{Field, Node, NodeId, Plan};
-use super::{CodecError, Fail};
+use super::{Codec, CodecError, Fail};
 use crate::short_copy::{ShortWriter, extend};
+use crate::wire;
+
+/// Decodes Confluent-framed messages into natural JSON text ([`Codec::text_decoder`]). It keeps the
+/// plan of the last schema id it saw (a topic's messages mostly share one), so the codec's shared
+/// plan cache is asked only when the id changes.
+pub struct TextDecoder<'c> {
+    codec: &'c Codec,
+    last: Option<(u32, Arc<Plan>)>,
+}
+
+impl<'c> TextDecoder<'c> {
+    pub(super) fn new(codec: &'c Codec) -> Self {
+        TextDecoder { codec, last: None }
+    }
+
+    /// Append the natural JSON text of framed message `msg` to `out` (no newline), read with the
+    /// writer schema named by its id. On error `out` is left as it was.
+    pub fn decode_into(&mut self, msg: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let (id, body) = wire::unframe(msg)?;
+        let plan = match &self.last {
+            Some((last, plan)) if *last == id => plan,
+            _ => &self.last.insert((id, self.codec.plan_by_id(id)?)).1,
+        };
+        write_value(plan, body, out).map_err(|e| *e)
+    }
+}
 
 /// Append the natural JSON of a whole Avro body (root node) to `out`; every byte must be used.
 pub(crate) fn write_value(plan: &Plan, body: &[u8], out: &mut Vec<u8>) -> Result<(), Fail> {

@@ -35,6 +35,7 @@ pub mod typed;
 
 pub use json::{Walk, parse_record, record_key};
 pub use json_stream::KeyBytes;
+pub use json_text::TextDecoder;
 pub use plan::Plan;
 pub use resolve::Resolver;
 pub use typed::{AvroField, AvroRecord, Bound, Shape, Slot, TypedReader, TypedWriter};
@@ -557,12 +558,10 @@ impl Codec {
         self.plan_by_id(id)?.decode_json(body)
     }
 
-    /// Framed message → natural JSON text appended to `out` (one line's worth, no newline), read
-    /// with the writer schema named by its id: the text of [`Codec::decode_json`]'s value, written
-    /// without building it (the consumer's output path). On error `out` is left as it was.
-    pub fn decode_json_text_into(&self, msg: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
-        let (id, body) = wire::unframe(msg)?;
-        self.plan_by_id(id)?.decode_json_text_into(body, out)
+    /// A decoder of framed messages into natural JSON text (the consumer's output path): the text
+    /// of [`Codec::decode_json`]'s value, written without building it.
+    pub fn text_decoder(&self) -> TextDecoder<'_> {
+        TextDecoder::new(self)
     }
 
     /// Framed message → natural JSON, resolved from the writer schema to `reader_schema`.

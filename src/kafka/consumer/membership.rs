@@ -95,24 +95,28 @@ pub(super) fn heartbeat_loop(
     interval: Duration,
     session_timeout: Duration,
 ) {
-    let step = Duration::from_millis(50);
     let mut last_ok = Instant::now();
     let mut failures = 0u32;
     let mut last_found: Option<String> = None;
     loop {
-        let mut slept = Duration::ZERO;
         // After a failure, try again sooner (backoff), still at most once per interval.
         let pause = if failures == 0 {
             interval
         } else {
             crate::kafka::client::backoff(Duration::from_millis(200), interval, failures - 1)
         };
-        while slept < pause {
+        // Parked, not polling: `Consumer::close` sets `stop` and unparks this thread, so closing
+        // does not wait out a sleep step (it used to wait up to 50 ms).
+        let wake = Instant::now() + pause;
+        loop {
             if shared.stop.load(Ordering::SeqCst) {
                 return;
             }
-            std::thread::sleep(step);
-            slept += step;
+            let now = Instant::now();
+            if now >= wake {
+                break;
+            }
+            std::thread::park_timeout(wake - now);
         }
         let (generation, member_id, coordinator) = {
             let st = lock(&shared.state);

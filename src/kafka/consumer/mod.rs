@@ -422,6 +422,7 @@ impl Consumer {
             g.stop.store(true, Ordering::SeqCst);
         }
         if let Some(h) = self.heartbeat.take() {
+            h.thread().unpark();
             let _ = h.join();
         }
         self.leave_group(bound);
