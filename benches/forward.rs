@@ -3,7 +3,8 @@
 //! throughput from stdin to acknowledged (fsync `interval`), peak RSS (VmHWM) while fed a steady
 //! 10,000 records/s for 10 s, start-to-first-send (process spawn → the forwarder's "first records
 //! acknowledged" log line), and the stripped aarch64 binary sizes (default and `tls`) when they have been
-//! built (`cargo build --release --target aarch64-unknown-linux-musl [--features tls --target-dir target/tls]`).
+//! built (`cargo build --release --target aarch64-unknown-linux-musl [--features tls --target-dir TARGET/tls]`,
+//! TARGET being `CARGO_TARGET_DIR` or else `target/`).
 //! Targets: aarch64 ≤ 4 MB with tls, RSS ≤ 10 MB at 10k/s, start to first send ≤ 50 ms. Measures, never
 //! asserts a target; but a run in which not every record was acknowledged (the forwarder's final `acked=`
 //! count, or its exit status) makes the bench exit non-zero with a message instead of printing a rate or
@@ -355,7 +356,10 @@ fn main() {
         .map(|(name, bin)| measure(name, bin, &bootstrap, runs, &mut failures))
         .collect();
     print_table(200_000, &figs, broker_name);
-    let target = root().join("target");
+    // Where `cargo build` put the ARM binaries: CARGO_TARGET_DIR when set, else the repository's target/.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
     println!(
         "| aarch64 static binary, stripped, default features | {} |",
         size(&target.join("aarch64-unknown-linux-musl/release/avro-edge"))
