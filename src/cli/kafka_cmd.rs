@@ -438,12 +438,7 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
                 Ok(w) => Some(w),
                 Err(e) => {
                     t.failed += 1;
-                    // A line that is not JSON says so first, whatever the schema lookup did.
-                    let e = match avro_edge::parse_record(line.as_bytes()) {
-                        Err(j) => LineError::NotJson(j),
-                        Ok(_) => LineError::Codec(e),
-                    };
-                    report_not_encoded(t.read, e);
+                    report_not_encoded(t.read, LineError::without_writer(line.as_bytes(), e));
                     continue;
                 }
             };

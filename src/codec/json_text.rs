@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::json::{MAX_DEPTH, Walk, decode_node, decode_value};
+use super::json::{MAX_DEPTH, Walk, decode_node, decode_value, float_json};
 use super::plan::{Field, Node, NodeId, Plan};
 use super::{Codec, CodecError, Fail};
 use crate::short_copy::{ShortWriter, extend};
@@ -42,7 +42,7 @@ impl<'c> TextDecoder<'c> {
             Some((last, plan)) if *last == id => plan,
             _ => &self.last.insert((id, self.codec.plan_by_id(id)?)).1,
         };
-        write_value(plan, body, out).map_err(|e| *e)
+        plan.decode_json_text_into(body, out)
     }
 }
 
@@ -102,21 +102,14 @@ fn write_node(
     Ok(())
 }
 
-/// A float as natural JSON: serde_json's number text, or `"NaN"` / `"Infinity"` / `"-Infinity"`
-/// (what [`super::json::float_json`] makes of it).
+/// A float as natural JSON: serde_json's number text, or (rare) the string [`float_json`] makes of
+/// NaN and the infinities.
 #[inline]
 fn write_float(v: f64, out: &mut Vec<u8>) -> Result<(), Fail> {
     if v.is_finite() {
         serialize(&v, out)
-    } else if v.is_nan() {
-        extend(out, b"\"NaN\"");
-        Ok(())
-    } else if v > 0.0 {
-        extend(out, b"\"Infinity\"");
-        Ok(())
     } else {
-        extend(out, b"\"-Infinity\"");
-        Ok(())
+        serialize(&float_json(v), out)
     }
 }
 

@@ -398,6 +398,17 @@ pub enum LineError {
     Codec(#[from] CodecError),
 }
 
+impl LineError {
+    /// The error for `line` when its subject's writer schema could not be had (`e`): a line that is
+    /// not JSON says so first, whatever the schema lookup did.
+    pub fn without_writer(line: &[u8], e: CodecError) -> LineError {
+        match parse_record(line) {
+            Err(j) => LineError::NotJson(j),
+            Ok(_) => LineError::Codec(e),
+        }
+    }
+}
+
 impl ErrorKind for LineError {
     fn kind(&self) -> &'static str {
         match self {
@@ -518,10 +529,7 @@ impl Codec {
     ) -> Result<Option<KeyBytes<'l>>, LineError> {
         match self.writer(subject) {
             Ok(w) => w.encode_json_line_into(line, key_field, out),
-            Err(e) => match parse_record(line) {
-                Err(j) => Err(LineError::NotJson(j)),
-                Ok(_) => Err(e.into()),
-            },
+            Err(e) => Err(LineError::without_writer(line, e)),
         }
     }
 
