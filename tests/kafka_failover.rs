@@ -13,10 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use avro_edge::{
-    Consumer, ConsumerConfig, OffsetReset, Producer, ProducerConfig, TopicSpec, partition_for_key,
-};
-use avro_edge_testkit::{KafkaCluster, KafkaOpts, tmpdir, unique_topic};
+use avro_edge::{Consumer, ConsumerConfig, OffsetReset, Producer, partition_for_key};
+use avro_edge_testkit::{KafkaCluster, KafkaOpts, cluster_producer_config, tmpdir, unique_topic};
 
 fn cluster() -> KafkaCluster {
     init_logs();
@@ -27,14 +25,8 @@ fn cluster() -> KafkaCluster {
 }
 
 fn producer(bootstrap: &str, partitions: i32, replication: i16) -> Producer {
-    let mut cfg = ProducerConfig::new(bootstrap.split(','));
-    cfg.auto_create = Some(TopicSpec {
-        partitions,
-        replication,
-    });
-    cfg.delivery_timeout = Duration::from_secs(60);
-    cfg.request_timeout = Duration::from_secs(10);
-    Producer::connect(cfg).expect("producer")
+    Producer::connect(cluster_producer_config(bootstrap, partitions, replication))
+        .expect("producer")
 }
 
 fn group_cfg(bootstrap: &str, group: &str, topic: &str) -> ConsumerConfig {

@@ -12,24 +12,14 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use avro_edge::__test::{self as kafka, Target};
-use avro_edge::{Acks, ErrorKind, OutRecord, Producer, ProducerConfig, TopicSpec};
-use avro_edge_testkit::{KafkaCluster, KafkaOpts, require_broker, unique_topic};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use avro_edge::{Acks, ErrorKind, OutRecord, Producer};
+use avro_edge_testkit::{
+    KafkaCluster, KafkaOpts, cluster_producer_config, require_broker, unique_topic,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{CreateTopicsRequest, ProduceRequest, TopicName};
+use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Record;
-
-fn config(bootstrap: &str, partitions: i32, replication: i16) -> ProducerConfig {
-    let mut cfg = ProducerConfig::new(bootstrap.split(','));
-    cfg.auto_create = Some(TopicSpec {
-        partitions,
-        replication,
-    });
-    cfg.delivery_timeout = Duration::from_secs(60);
-    cfg.request_timeout = Duration::from_secs(10);
-    cfg
-}
 
 /// Every record of `topic`/`partition`, read with raw Fetch requests and kafka-protocol's decoder.
 fn stored(bootstrap: &str, topic: &str, partition: i32) -> Vec<Record> {
@@ -40,29 +30,8 @@ fn stored(bootstrap: &str, topic: &str, partition: i32) -> Vec<Record> {
 
 /// Create `topic` with topic-level configs (e.g. `max.message.bytes`).
 fn create_topic_with(bootstrap: &str, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let client = avro_edge_testkit::read_client(bootstrap);
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![
-            CreatableTopic::default()
-                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_num_partitions(partitions)
-                .with_replication_factor(1)
-                .with_configs(
-                    configs
-                        .iter()
-                        .map(|(k, v)| {
-                            CreatableTopicConfig::default()
-                                .with_name(StrBytes::from_string(k.to_string()))
-                                .with_value(Some(StrBytes::from_string(v.to_string())))
-                        })
-                        .collect(),
-                ),
-        ])
-        .with_timeout_ms(10_000);
-    let resp = kafka::block_on(client.request(&Target::Any, &req)).unwrap();
-    for t in &resp.topics {
-        assert_eq!(t.error_code, 0, "creating {topic}: {:?}", t.error_message);
-    }
+    avro_edge_testkit::create_topic_with_configs(bootstrap, topic, partitions, configs)
+        .unwrap_or_else(|e| panic!("creating {topic}: {e}"));
 }
 
 fn value(r: &Record) -> String {
@@ -96,7 +65,7 @@ fn assert_sequenced(records: &[Record]) -> i64 {
 fn idempotent_by_default_batches_carry_producer_id_and_sequences() {
     let broker = require_broker();
     let topic = unique_topic("idem-default");
-    let mut cfg = config(&broker.bootstrap(), 2, 1);
+    let mut cfg = cluster_producer_config(&broker.bootstrap(), 2, 1);
     cfg.linger = Duration::from_millis(20);
     assert!(cfg.idempotent());
     let p = Producer::connect(cfg).unwrap();
@@ -136,7 +105,7 @@ fn acks_one_and_zero_and_idempotence_off_write_plain_batches() {
         ("off", Acks::All, false),
     ] {
         let topic = unique_topic(&format!("idem-{name}"));
-        let mut cfg = config(&broker.bootstrap(), 1, 1);
+        let mut cfg = cluster_producer_config(&broker.bootstrap(), 1, 1);
         cfg.acks = acks;
         cfg.enable_idempotence = idem;
         assert!(!cfg.idempotent(), "{name}");
@@ -177,7 +146,7 @@ fn message_too_large_splits_the_batch_and_fails_only_the_oversized_record() {
             1,
             &[("max.message.bytes", "4096")],
         );
-        let mut cfg = config(&broker.bootstrap(), 1, 1);
+        let mut cfg = cluster_producer_config(&broker.bootstrap(), 1, 1);
         cfg.enable_idempotence = idem;
         cfg.linger = Duration::from_millis(200);
         let p = Producer::connect(cfg).unwrap();
@@ -239,7 +208,7 @@ fn invalid_timestamp_fails_each_record_with_its_kind_without_retrying() {
         1,
         &[("message.timestamp.before.max.ms", "1")],
     );
-    let mut cfg = config(&broker.bootstrap(), 1, 1);
+    let mut cfg = cluster_producer_config(&broker.bootstrap(), 1, 1);
     cfg.linger = Duration::from_millis(100);
     let p = Producer::connect(cfg).unwrap();
     let recs: Vec<OutRecord> = (0..5)
@@ -277,7 +246,7 @@ fn batches_behind_a_refused_batch_fail_retriable_and_are_not_stored() {
             1,
             &[("message.timestamp.before.max.ms", "1500")],
         );
-        let mut cfg = config(&broker.bootstrap(), 1, 1);
+        let mut cfg = cluster_producer_config(&broker.bootstrap(), 1, 1);
         cfg.enable_idempotence = idem;
         cfg.linger = Duration::from_secs(10);
         cfg.batch_size = 1024;
@@ -324,7 +293,7 @@ fn batches_behind_a_refused_batch_fail_retriable_and_are_not_stored() {
 fn out_of_order_sequence_bumps_the_epoch_and_delivers() {
     let broker = require_broker();
     let topic = unique_topic("idem-ooo");
-    let p = Producer::connect(config(&broker.bootstrap(), 1, 1)).unwrap();
+    let p = Producer::connect(cluster_producer_config(&broker.bootstrap(), 1, 1)).unwrap();
     for i in 0..3 {
         p.send(&topic, None, format!("id-{i}").as_bytes()).unwrap();
     }
@@ -472,7 +441,7 @@ fn leader_killed_mid_produce_loses_and_duplicates_nothing() {
     let mut c = cluster(KafkaOpts::default());
     let bootstrap = c.bootstrap();
     let topic = unique_topic("idem-kill");
-    let mut cfg = config(&bootstrap, 3, 3);
+    let mut cfg = cluster_producer_config(&bootstrap, 3, 3);
     cfg.linger = Duration::from_millis(2);
     cfg.batch_size = 4 * 1024;
     let p = Producer::connect(cfg).unwrap();
@@ -525,7 +494,7 @@ fn five_in_flight_keep_order_per_partition_through_a_leader_kill() {
     let mut c = cluster(KafkaOpts::default());
     let bootstrap = c.bootstrap();
     let topic = unique_topic("idem-order");
-    let mut cfg = config(&bootstrap, 3, 3);
+    let mut cfg = cluster_producer_config(&bootstrap, 3, 3);
     cfg.linger = Duration::from_millis(1);
     cfg.batch_size = 2 * 1024;
     cfg.retries = 1000;
@@ -596,7 +565,7 @@ fn a_hung_leader_is_routed_around_losing_and_duplicating_nothing() {
     let mut c = cluster(KafkaOpts::default());
     let bootstrap = c.bootstrap();
     let topic = unique_topic("idem-hung");
-    let mut cfg = config(&bootstrap, 3, 3);
+    let mut cfg = cluster_producer_config(&bootstrap, 3, 3);
     cfg.request_timeout = Duration::from_secs(3);
     cfg.delivery_timeout = Duration::from_secs(120);
     cfg.retries = 1000;
@@ -668,7 +637,7 @@ fn a_retry_after_a_timeout_does_not_duplicate() {
     let mut results = Vec::new();
     for idem in [true, false] {
         let topic = unique_topic(if idem { "idem-stop" } else { "plain-stop" });
-        let mut cfg = config(&bootstrap, 1, 3);
+        let mut cfg = cluster_producer_config(&bootstrap, 1, 3);
         cfg.enable_idempotence = idem;
         cfg.request_timeout = Duration::from_secs(2);
         cfg.delivery_timeout = Duration::from_secs(120);

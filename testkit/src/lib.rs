@@ -14,6 +14,7 @@
 //! | [`fake_broker`] | a scripted fake broker: honest ApiVersions, then crafted, truncated or missing answers |
 //! | [`kafka_read`] | read back what a broker stored, with raw Fetch requests and an independent decoder |
 //! | [`topics`] | create a topic with topic-level configs (raw CreateTopics) |
+//! | [`producer`] | the producer settings the cluster fault tests share |
 //! | [`logs`] | the client's `tracing` output in a test, with `RUST_LOG` |
 //! | [`paths`] | the project checkout and fresh scratch directories |
 //!
@@ -31,6 +32,7 @@ pub mod paths;
 pub mod peers;
 pub mod pki;
 pub mod process;
+pub mod producer;
 pub mod require;
 pub mod test_broker;
 pub mod topics;
@@ -45,6 +47,7 @@ pub use paths::{root, tmpdir};
 pub use peers::{JavaPeer, cache_dir, java_peer, node_peers_dir, python, python_has};
 pub use pki::make_test_certs;
 pub use process::{free_addr, free_port, peak_rss_kb, run_with_input};
+pub use producer::cluster_producer_config;
 pub use require::{
     in_ci, needs, require_broker, require_broker_with, require_java_peer, require_node_peers,
     require_own_broker, require_python, require_test_certs, require_tools,
