@@ -47,10 +47,7 @@ fn command_rows(bootstrap: &str, topic: &str, registry: &str, n: usize, broker: 
     for m in &missing {
         eprintln!("consumer bench: {m}");
     }
-    let runs: usize = std::env::var("AVRO_EDGE_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let runs: usize = builds::env_count("AVRO_EDGE_BENCH_RUNS", 3);
     let ns = n.to_string();
     let mut results: Vec<Vec<builds::Timed>> = found.iter().map(|_| Vec::new()).collect();
     let mut ok = true;
@@ -256,10 +253,7 @@ fn kafkajs(
 }
 
 fn main() {
-    let n: usize = std::env::var("AVRO_EDGE_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
+    let n: usize = builds::env_count("AVRO_EDGE_BENCH_N", 200_000);
     let args: Vec<String> = std::env::args().collect();
     if std::env::var_os("AVRO_EDGE_BENCH_CHILD").is_some() {
         if let (Some(b), Some(t), Some(r)) = (args.get(1), args.get(2), args.get(3)) {

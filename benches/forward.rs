@@ -335,10 +335,7 @@ fn main() {
         BrokerKind::Kafka => "Apache Kafka",
         BrokerKind::Tansu => "tansu memory storage",
     };
-    let runs: usize = std::env::var("AVRO_EDGE_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let runs: usize = builds::env_count("AVRO_EDGE_BENCH_RUNS", 3);
     let (found, missing) = builds::builds();
     let mut bins: Vec<(String, PathBuf)> = found
         .iter()

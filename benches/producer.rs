@@ -235,10 +235,7 @@ fn command_rows(client: &Client, bootstrap: &str, broker: &str, n: usize) -> boo
     for m in &missing {
         eprintln!("producer bench: {m}");
     }
-    let runs: usize = std::env::var("AVRO_EDGE_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let runs: usize = builds::env_count("AVRO_EDGE_BENCH_RUNS", 5);
     let input = builds::sensor_lines(n);
     let mut results: Vec<Vec<builds::Timed>> = found.iter().map(|_| Vec::new()).collect();
     let mut ok = true;
@@ -259,10 +256,7 @@ fn command_rows(client: &Client, bootstrap: &str, broker: &str, n: usize) -> boo
 }
 
 fn main() {
-    let n: usize = std::env::var("AVRO_EDGE_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
+    let n: usize = builds::env_count("AVRO_EDGE_BENCH_N", 200_000);
     if std::env::var_os("AVRO_EDGE_BENCH_CHILD").is_some() {
         let args: Vec<String> = std::env::args().collect();
         let (Some(b), Some(t)) = (args.get(1), args.get(2)) else {

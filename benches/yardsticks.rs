@@ -263,10 +263,7 @@ fn print_table(rows: &[Row], n: usize, broker: &str) -> bool {
 }
 
 fn main() {
-    let n: usize = std::env::var("AVRO_EDGE_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
+    let n: usize = builds::env_count("AVRO_EDGE_BENCH_N", 200_000);
     let args: Vec<String> = std::env::args().collect();
     if let Ok(mode) = std::env::var("AVRO_EDGE_BENCH_CHILD") {
         let (Some(b), Some(t)) = (args.get(1), args.get(2)) else {
@@ -279,10 +276,7 @@ fn main() {
         }
         return;
     }
-    let runs: usize = std::env::var("AVRO_EDGE_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let runs: usize = builds::env_count("AVRO_EDGE_BENCH_RUNS", 3);
     let broker = match TestBroker::shared() {
         Ok(b) => b,
         Err(e) => {

@@ -190,6 +190,14 @@ pub fn print_table(
 }
 
 /// The median of `xs` (the upper one of an even count); 0 when empty.
+/// A count from the environment (`AVRO_EDGE_BENCH_N`, `AVRO_EDGE_BENCH_RUNS`), else `default`.
+pub fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.total_cmp(b));
     xs.get(xs.len() / 2).copied().unwrap_or(0.0)
