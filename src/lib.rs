@@ -132,7 +132,8 @@ pub use spool::{
 
 // Kafka: the producer, the group consumer, and what they share.
 pub use kafka::consumer::{
-    Assignor, BatchError, Consumer, ConsumerConfig, Item, OffsetReset, RawRecord, decode_records,
+    Assignor, BatchError, Consumer, ConsumerConfig, IsolationLevel, Item, OffsetReset, RawRecord,
+    decode_records,
 };
 pub use kafka::group::GroupError;
 pub use kafka::producer::{

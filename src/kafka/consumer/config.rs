@@ -19,6 +19,19 @@ pub enum OffsetReset {
     Latest,
 }
 
+/// Which records a fetch may return (`isolation.level`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IsolationLevel {
+    /// Every record up to the high watermark, including those of open and aborted transactions
+    /// (`read_uncommitted`, the Java client's default).
+    ReadUncommitted,
+    /// Only committed records: a fetch stops at the last stable offset (before the first open
+    /// transaction) and the records of aborted transactions are skipped (`read_committed`, the
+    /// default here, as in kafkajs, which the reference service used).
+    #[default]
+    ReadCommitted,
+}
+
 impl OffsetReset {
     /// The ListOffsets timestamp that asks for this position.
     pub(super) fn timestamp(self) -> i64 {
@@ -54,8 +67,18 @@ pub struct ConsumerConfig {
     pub auto_offset_reset: OffsetReset,
     /// How long the coordinator waits for a heartbeat before evicting us (default 10 s).
     pub session_timeout: Duration,
-    /// How long the coordinator waits for every member to rejoin during a rebalance (default 30 s).
+    /// How long the coordinator waits for every member to rejoin during a rebalance; Java's
+    /// `max.poll.interval.ms`, which it sends as JoinGroup's rebalance timeout (default 30 s).
     pub rebalance_timeout: Duration,
+    /// Static membership (KIP-345, `group.instance.id`): a member that restarts within the
+    /// session timeout under the same id gets its partitions back without a rebalance, and
+    /// close does not leave the group. `None` (default): a dynamic member.
+    pub group_instance_id: Option<String>,
+    /// Committed records only, or everything (`isolation.level`, default `read_committed`).
+    pub isolation_level: IsolationLevel,
+    /// The rack this client runs in (`client.rack`), sent with each Fetch so a broker with a
+    /// replica selector can serve it from a replica in the same rack (KIP-392). `None`: none.
+    pub client_rack: Option<String>,
     /// Heartbeat period; keep it below a third of the session timeout (default 3 s).
     pub heartbeat_interval: Duration,
     /// Commit the positions of what `poll` returned, periodically and on close
@@ -119,6 +142,9 @@ impl Default for ConsumerConfig {
             auto_offset_reset: OffsetReset::Latest,
             session_timeout: Duration::from_secs(10),
             rebalance_timeout: Duration::from_secs(30),
+            group_instance_id: None,
+            isolation_level: IsolationLevel::ReadCommitted,
+            client_rack: None,
             heartbeat_interval: Duration::from_secs(3),
             enable_auto_commit: true,
             auto_commit_interval: Duration::from_secs(5),

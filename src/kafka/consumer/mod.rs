@@ -48,7 +48,7 @@ mod positions;
 
 pub use crate::kafka::group::Assignor;
 pub use crate::kafka::record::{BatchError, RawRecord};
-pub use config::{ConsumerConfig, OffsetReset};
+pub use config::{ConsumerConfig, IsolationLevel, OffsetReset};
 pub use items::{Item, decode_records};
 use membership::{GroupShared, heartbeat_loop};
 use positions::Positions;
