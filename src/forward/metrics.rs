@@ -449,3 +449,137 @@ fn answer(mut conn: TcpStream, render: &dyn Fn() -> String) -> std::io::Result<(
     conn.write_all(body.as_bytes())?;
     conn.flush()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field set (the optional ones too), so every line of the exposition shows.
+    fn full() -> Snapshot {
+        Snapshot {
+            received: 1,
+            spooled: 2,
+            sent: 3,
+            acked: 4,
+            retried: 5,
+            dead_lettered: 6,
+            forward_dead_lettered: BTreeMap::from([
+                ("message-too-large".to_string(), 7),
+                ("bad\"kind}".to_string(), 8),
+            ]),
+            dropped: 9,
+            corrupt_records: 10,
+            possible_duplicates: 11,
+            spool_records: 12,
+            spool_bytes: 13,
+            spool_segments: 14,
+            oldest_unacked_age_ms: Some(1500),
+            last_error: Some(LastError {
+                kind: "broker-unreachable\n".into(),
+                message: "m".into(),
+                at_ms: 1_700_000_000_250,
+            }),
+            clock_insane: true,
+            clock_held_records: 15,
+            clock_lower_bound_ms: 1_600_000_000_999,
+            spool_full: Some(SpoolFull::MaxBytes),
+            spool_full_disk_events: 16,
+            spool_full_max_bytes_events: 17,
+            spool_limit_bytes: 18,
+            spool_disk_free_bytes: Some(19),
+        }
+    }
+
+    /// The exposition scrapers and dashboards read: names, HELP, TYPE, labels, values and order.
+    #[test]
+    fn prometheus_text_is_pinned() {
+        let want = r##"# HELP avro_edge_received_total Input records read.
+# TYPE avro_edge_received_total counter
+avro_edge_received_total 1
+# HELP avro_edge_spooled_total Records accepted into the spool.
+# TYPE avro_edge_spooled_total counter
+avro_edge_spooled_total 2
+# HELP avro_edge_sent_total Records handed to the producer (resends included).
+# TYPE avro_edge_sent_total counter
+avro_edge_sent_total 3
+# HELP avro_edge_acked_total Records acknowledged by the broker.
+# TYPE avro_edge_acked_total counter
+avro_edge_acked_total 4
+# HELP avro_edge_retried_total Records resent after a failed send.
+# TYPE avro_edge_retried_total counter
+avro_edge_retried_total 5
+# HELP avro_edge_dead_lettered_total Input lines written to the dead-letter file.
+# TYPE avro_edge_dead_lettered_total counter
+avro_edge_dead_lettered_total 6
+# HELP avro_edge_dropped_total Records dropped (spool full with drop_oldest, or read after stop).
+# TYPE avro_edge_dropped_total counter
+avro_edge_dropped_total 9
+# HELP avro_edge_corrupt_records_total Corrupt spool records found and removed.
+# TYPE avro_edge_corrupt_records_total counter
+avro_edge_corrupt_records_total 10
+# HELP avro_edge_possible_duplicates_total Records resent that may already have been delivered.
+# TYPE avro_edge_possible_duplicates_total counter
+avro_edge_possible_duplicates_total 11
+# HELP avro_edge_spool_records Unacknowledged records in the spool.
+# TYPE avro_edge_spool_records gauge
+avro_edge_spool_records 12
+# HELP avro_edge_spool_bytes Bytes of spool segment files.
+# TYPE avro_edge_spool_bytes gauge
+avro_edge_spool_bytes 13
+# HELP avro_edge_spool_segments Spool segment files.
+# TYPE avro_edge_spool_segments gauge
+avro_edge_spool_segments 14
+# HELP avro_edge_clock_insane 1 while the system clock is below its lower bound and records are held back from sending.
+# TYPE avro_edge_clock_insane gauge
+avro_edge_clock_insane 1
+# HELP avro_edge_clock_held_records Unacknowledged records held back because the system clock is insane.
+# TYPE avro_edge_clock_held_records gauge
+avro_edge_clock_held_records 15
+# HELP avro_edge_clock_lower_bound_seconds Lower bound for the system clock: build time or newest spool time seen.
+# TYPE avro_edge_clock_lower_bound_seconds gauge
+avro_edge_clock_lower_bound_seconds 1600000000
+# HELP avro_edge_spool_limit_bytes Effective spool size limit: max_bytes, or less when the disk has less room.
+# TYPE avro_edge_spool_limit_bytes gauge
+avro_edge_spool_limit_bytes 18
+# HELP avro_edge_spool_disk_free_bytes Free bytes on the spool's file system.
+# TYPE avro_edge_spool_disk_free_bytes gauge
+avro_edge_spool_disk_free_bytes 19
+# HELP avro_edge_spool_full Appends wait for space (1), by reason: disk full or max_bytes reached.
+# TYPE avro_edge_spool_full gauge
+avro_edge_spool_full{reason="disk"} 0
+avro_edge_spool_full{reason="max_bytes"} 1
+# HELP avro_edge_spool_full_events_total Times appends started waiting for space, by reason.
+# TYPE avro_edge_spool_full_events_total counter
+avro_edge_spool_full_events_total{reason="disk"} 16
+avro_edge_spool_full_events_total{reason="max_bytes"} 17
+# HELP avro_edge_forward_dead_lettered_total Spooled records the broker refused for good, written to the dead-letter file and released from the spool, by rejection.
+# TYPE avro_edge_forward_dead_lettered_total counter
+avro_edge_forward_dead_lettered_total{kind="badkind"} 8
+avro_edge_forward_dead_lettered_total{kind="message-too-large"} 7
+# HELP avro_edge_oldest_unacked_age_seconds Age of the oldest unacknowledged record.
+# TYPE avro_edge_oldest_unacked_age_seconds gauge
+avro_edge_oldest_unacked_age_seconds 1.5
+# HELP avro_edge_last_error_timestamp_seconds Time of the last error, labelled with its kind.
+# TYPE avro_edge_last_error_timestamp_seconds gauge
+avro_edge_last_error_timestamp_seconds{kind="broker-unreachable"} 1700000000.25
+"##;
+        assert_eq!(full().prometheus(), want);
+    }
+
+    /// Without the optional values, their lines are left out and the age is 0.
+    #[test]
+    fn prometheus_leaves_out_what_is_unknown() {
+        let text = Snapshot::default().prometheus();
+        assert!(!text.contains("spool_disk_free_bytes"), "{text}");
+        assert!(!text.contains("last_error"), "{text}");
+        assert!(!text.contains("forward_dead_lettered_total{"), "{text}");
+        assert!(
+            text.contains("\navro_edge_oldest_unacked_age_seconds 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("avro_edge_spool_full{reason=\"disk\"} 0\n"),
+            "{text}"
+        );
+    }
+}
