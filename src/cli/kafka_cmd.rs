@@ -2,15 +2,16 @@
 use super::{CmdResult, Failure};
 
 use std::collections::VecDeque;
-use std::io::BufRead;
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{BufRead, BufWriter};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use std::io::Write as _;
 
 use avro_edge::forwarder::{self as config, ConfigError, KafkaSettings, producer_config};
 use avro_edge::open_source;
-use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset};
+use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset, RawRecord, TextDecoder};
 use avro_edge::{Codec, CodecError, DeliveryHandle, LineError, Producer};
 
 #[derive(Debug, clap::Args)]
@@ -202,6 +203,31 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
     let source =
         open_source(&a.registry, a.schema_cache.as_deref()).map_err(|e| Failure::bad_input(&e))?;
     let codec = Codec::new(source);
+    let cfg = consumer_config(&a)?;
+    let mut consumer = Consumer::connect(cfg).map_err(|e| Failure::runtime(&e))?;
+    let dead_letter = open_dead_letter(a.dead_letter.as_deref())?;
+    let mut o = Output::new(&codec, dead_letter);
+    let idle = a.timeout.map(Duration::from_secs_f64);
+    let started = Instant::now();
+    read(&mut consumer, &mut o, a.max, idle)?;
+    o.out.flush().map_err(|e| io_failure("stdout", e))?;
+    let closed = consumer.close();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "consumed {} messages: {} decoded, {} undecodable{} in {secs:.1}s",
+        o.seen(),
+        o.decoded,
+        o.undecodable,
+        a.dead_letter
+            .as_ref()
+            .map(|p| format!(" (dead-lettered to {})", p.display()))
+            .unwrap_or_default(),
+    );
+    closed.map_err(|e| Failure::runtime(&e))
+}
+
+/// The consumer settings of `consume`: its flags and `-X` properties.
+fn consumer_config(a: &ConsumeArgs) -> Result<ConsumerConfig, Failure> {
     let brokers = (!a.brokers.is_empty()).then(|| a.brokers.join(","));
     let k = kafka_settings(
         &[("kafka.brokers", brokers)],
@@ -234,39 +260,33 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
     if let Some(n) = k.max_poll_records {
         cfg.max_poll_records = n;
     }
-    let mut consumer = Consumer::connect(cfg).map_err(|e| Failure::runtime(&e))?;
-    let mut dead_letter = match &a.dead_letter {
-        Some(p) => Some(std::io::BufWriter::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| io_failure(&format!("dead-letter file {}", p.display()), e))?,
-        )),
-        None => None,
+    Ok(cfg)
+}
+
+/// The dead-letter file, opened for appending, if one is given.
+fn open_dead_letter(path: Option<&Path>) -> Result<Option<BufWriter<File>>, Failure> {
+    let Some(p) = path else {
+        return Ok(None);
     };
-    let mut out = std::io::stdout().lock();
-    let idle = a.timeout.map(Duration::from_secs_f64);
-    let started = Instant::now();
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .map_err(|e| io_failure(&format!("dead-letter file {}", p.display()), e))?;
+    Ok(Some(BufWriter::new(f)))
+}
+
+/// Poll until `max` messages were seen (decoded or not), or none arrived for `idle`.
+fn read(
+    consumer: &mut Consumer,
+    o: &mut Output,
+    max: Option<u64>,
+    idle: Option<Duration>,
+) -> CmdResult {
+    let done = |o: &Output| max.is_some_and(|m| o.seen() >= m);
     let mut last_message = Instant::now();
-    let (mut decoded, mut undecodable) = (0u64, 0u64);
-    // Decoded lines go straight into one buffer, written to stdout a chunk at a time.
-    let mut text = Vec::with_capacity(OUT_CHUNK + 4096);
-    let mut decoder = codec.text_decoder();
-    'poll: loop {
-        if a.max.is_some_and(|m| decoded + undecodable >= m) {
-            break;
-        }
-        let records = match consumer.poll(Duration::from_millis(500)) {
-            Ok(records) => records,
-            // A broker failing over (leader or coordinator moving) is not the end of the
-            // command: keep polling until it heals or the idle timeout runs out.
-            Err(e) if e.is_retriable() || e.needs_metadata_refresh() => {
-                tracing::warn!(error = %e, "poll failed; retrying");
-                Vec::new()
-            }
-            Err(e) => return Err(Failure::runtime(&e)),
-        };
+    while !done(o) {
+        let records = poll(consumer)?;
         if records.is_empty() {
             if idle.is_some_and(|d| last_message.elapsed() >= d) {
                 break;
@@ -276,78 +296,126 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
         last_message = Instant::now();
         let mut rest = records.into_iter();
         for r in rest.by_ref() {
-            // Each value is written as JSON text straight from its Avro bytes (no Value tree);
-            // a tombstone (no value) is `null`, as in `Consumer::poll_items`. A value that does
-            // not decode leaves `text` as it was.
-            let written = match &r.value {
-                Some(raw) => decoder.decode_into(raw, &mut text),
-                None => {
-                    text.extend_from_slice(b"null");
-                    Ok(())
-                }
-            };
-            match written {
-                Ok(()) => {
-                    text.push(b'\n');
-                    if text.len() >= OUT_CHUNK {
-                        out.write_all(&text).map_err(|e| io_failure("stdout", e))?;
-                        text.clear();
-                    }
-                    decoded += 1;
-                }
-                Err(e) => {
-                    undecodable += 1;
-                    let raw = r.value.clone().unwrap_or_default();
-                    let item = Item::undecodable(r, raw, &e);
-                    let dl = item.dead_letter().unwrap_or_default();
-                    match dead_letter.as_mut() {
-                        Some(f) => {
-                            writeln!(f, "{dl}").map_err(|e| io_failure("dead-letter file", e))?
-                        }
-                        None => {
-                            let (t, p, o) = item.coordinates();
-                            tracing::warn!(topic = t, partition = p, offset = o, dead_letter = %dl, "undecodable message");
-                        }
-                    }
-                }
-            }
-            if a.max.is_some_and(|m| decoded + undecodable >= m) {
+            o.write(r)?;
+            if done(o) {
                 break;
             }
         }
-        // Messages past --max were fetched but not printed: rewind so the commit leaves them
-        // for the next reader of the group.
-        let mut rewind: std::collections::BTreeMap<(String, i32), i64> = Default::default();
-        for r in rest {
-            rewind
-                .entry((r.topic.to_string(), r.partition))
-                .or_insert(r.offset);
+        rewind(consumer, rest);
+        o.end_of_poll()?;
+    }
+    Ok(())
+}
+
+/// One poll. A broker failing over (leader or coordinator moving) is not the end of the command:
+/// that is an empty poll, and the caller keeps polling until it heals or its idle timeout runs out.
+fn poll(consumer: &mut Consumer) -> Result<Vec<RawRecord>, Failure> {
+    match consumer.poll(Duration::from_millis(500)) {
+        Ok(records) => Ok(records),
+        Err(e) if e.is_retriable() || e.needs_metadata_refresh() => {
+            tracing::warn!(error = %e, "poll failed; retrying");
+            Ok(Vec::new())
         }
-        for ((t, p), o) in rewind {
-            consumer.seek(&t, p, o);
-        }
-        out.write_all(&text).map_err(|e| io_failure("stdout", e))?;
-        text.clear();
-        out.flush().map_err(|e| io_failure("stdout", e))?;
-        if let Some(f) = dead_letter.as_mut() {
-            f.flush().map_err(|e| io_failure("dead-letter file", e))?;
-        }
-        if a.max.is_some_and(|m| decoded + undecodable >= m) {
-            break 'poll;
+        Err(e) => Err(Failure::runtime(&e)),
+    }
+}
+
+/// Messages past --max were fetched but not printed: rewind so the commit leaves them for the next
+/// reader of the group.
+fn rewind(consumer: &mut Consumer, rest: impl Iterator<Item = RawRecord>) {
+    let mut rewind: std::collections::BTreeMap<(String, i32), i64> = Default::default();
+    for r in rest {
+        rewind
+            .entry((r.topic.to_string(), r.partition))
+            .or_insert(r.offset);
+    }
+    for ((t, p), o) in rewind {
+        consumer.seek(&t, p, o);
+    }
+}
+
+/// Where `consume` writes: decoded lines to stdout through one buffer written a chunk at a time,
+/// undecodable messages to the dead-letter file (or the log); and how many of each.
+struct Output<'c> {
+    out: std::io::StdoutLock<'static>,
+    text: Vec<u8>,
+    decoder: TextDecoder<'c>,
+    dead_letter: Option<BufWriter<File>>,
+    decoded: u64,
+    undecodable: u64,
+}
+
+impl<'c> Output<'c> {
+    fn new(codec: &'c Codec, dead_letter: Option<BufWriter<File>>) -> Output<'c> {
+        Output {
+            out: std::io::stdout().lock(),
+            text: Vec::with_capacity(OUT_CHUNK + 4096),
+            decoder: codec.text_decoder(),
+            dead_letter,
+            decoded: 0,
+            undecodable: 0,
         }
     }
-    out.flush().map_err(|e| io_failure("stdout", e))?;
-    let closed = consumer.close();
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "consumed {} messages: {decoded} decoded, {undecodable} undecodable{} in {secs:.1}s",
-        decoded + undecodable,
-        a.dead_letter
-            .as_ref()
-            .map(|p| format!(" (dead-lettered to {})", p.display()))
-            .unwrap_or_default(),
-    );
-    closed.map_err(|e| Failure::runtime(&e))
+
+    /// Messages seen, decoded or not.
+    fn seen(&self) -> u64 {
+        self.decoded + self.undecodable
+    }
+
+    /// One message: its value as JSON text straight from its Avro bytes (no Value tree); a
+    /// tombstone (no value) is `null`, as in `Consumer::poll_items`. A value that does not decode
+    /// leaves `text` as it was and goes to the dead-letter file.
+    fn write(&mut self, r: RawRecord) -> CmdResult {
+        let written = match &r.value {
+            Some(raw) => self.decoder.decode_into(raw, &mut self.text),
+            None => {
+                self.text.extend_from_slice(b"null");
+                Ok(())
+            }
+        };
+        match written {
+            Ok(()) => {
+                self.text.push(b'\n');
+                if self.text.len() >= OUT_CHUNK {
+                    self.out
+                        .write_all(&self.text)
+                        .map_err(|e| io_failure("stdout", e))?;
+                    self.text.clear();
+                }
+                self.decoded += 1;
+                Ok(())
+            }
+            Err(e) => self.undecodable(r, &e),
+        }
+    }
+
+    fn undecodable(&mut self, r: RawRecord, e: &CodecError) -> CmdResult {
+        self.undecodable += 1;
+        let raw = r.value.clone().unwrap_or_default();
+        let item = Item::undecodable(r, raw, e);
+        let dl = item.dead_letter().unwrap_or_default();
+        match self.dead_letter.as_mut() {
+            Some(f) => writeln!(f, "{dl}").map_err(|e| io_failure("dead-letter file", e))?,
+            None => {
+                let (t, p, o) = item.coordinates();
+                tracing::warn!(topic = t, partition = p, offset = o, dead_letter = %dl, "undecodable message");
+            }
+        }
+        Ok(())
+    }
+
+    /// After each poll: what is buffered goes out, and both outputs are flushed.
+    fn end_of_poll(&mut self) -> CmdResult {
+        self.out
+            .write_all(&self.text)
+            .map_err(|e| io_failure("stdout", e))?;
+        self.text.clear();
+        self.out.flush().map_err(|e| io_failure("stdout", e))?;
+        if let Some(f) = self.dead_letter.as_mut() {
+            f.flush().map_err(|e| io_failure("dead-letter file", e))?;
+        }
+        Ok(())
+    }
 }
 
 // ---- produce ----
