@@ -155,7 +155,7 @@ pub mod forwarder {
     };
     pub use crate::forward::dead_letter::rfc3339_ms;
     pub use crate::forward::metrics::LastError;
-    pub use crate::forward::plug::{producer_config, run_configured};
+    pub use crate::forward::plug::run_configured;
     pub use crate::forward::{
         ForwardError, LazySink, RecordEncoder, RecordSink, Snapshot, StopFlag, run, stop_on_signals,
     };

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use std::io::Write as _;
 
-use avro_edge::forwarder::{self as config, ConfigError, KafkaSettings, producer_config};
+use avro_edge::forwarder::{self as config, ConfigError, KafkaSettings};
 use avro_edge::open_source;
 use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset, RawRecord, TextDecoder};
 use avro_edge::{Codec, CodecError, DeliveryHandle, LineError, Producer};
@@ -237,29 +237,13 @@ fn consumer_config(a: &ConsumeArgs) -> Result<ConsumerConfig, Failure> {
         "consume",
     )?;
     let topics: Vec<&str> = a.topics.iter().map(String::as_str).collect();
-    let mut cfg = ConsumerConfig::group(&k.brokers.join(","), &a.group, &topics);
-    cfg.client_id = k.client_id.clone();
-    cfg.request_timeout = k.request_timeout;
-    cfg.sasl = k.sasl_config();
-    #[cfg(feature = "tls")]
-    {
-        cfg.tls = k.tls_config();
-    }
+    let mut cfg = k.consumer_config(&a.group, &topics);
     cfg.auto_offset_reset = if a.from_beginning {
         OffsetReset::Earliest
     } else {
         OffsetReset::Latest
     };
     cfg.assignor = Assignor::from_name(&a.assignor).unwrap_or_default();
-    if let Some(b) = k.fetch_max_bytes {
-        cfg.fetch_max_bytes = b;
-    }
-    if let Some(b) = k.max_partition_fetch_bytes {
-        cfg.fetch_partition_max_bytes = b;
-    }
-    if let Some(n) = k.max_poll_records {
-        cfg.max_poll_records = n;
-    }
     Ok(cfg)
 }
 
@@ -472,7 +456,7 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
         |key| key != "kafka.batch_records" && !CONSUMER_ONLY_KEYS.contains(&key),
         "produce",
     )?;
-    let cfg = producer_config(&k);
+    let cfg = k.producer_config();
     let producer = Producer::connect(cfg).map_err(|e| Failure::runtime(&e))?;
     let start = Instant::now();
     let mut last_progress = Instant::now();

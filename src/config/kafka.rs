@@ -1,0 +1,206 @@
+//! The `[kafka]` section's settings ([`KafkaSettings`], the SASL credentials, the security protocol)
+//! and their mapping onto the client's own settings: [`KafkaSettings::producer_config`] for `forward`
+//! and `produce`, [`KafkaSettings::consumer_config`] for `consume`.
+//!
+//! Must not read or judge values (`validate` does) nor start a client: it only maps settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::Secret;
+use crate::kafka::TopicSpec;
+use crate::kafka::consumer::ConsumerConfig;
+use crate::kafka::producer::{Acks, Compression, ProducerConfig};
+use crate::kafka::sasl::{Mechanism, SaslConfig};
+
+/// SASL credentials for the brokers (`kafka.sasl_*`, librdkafka's `sasl.mechanism`,
+/// `sasl.username`, `sasl.password`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sasl {
+    /// The mechanism (default `PLAIN`).
+    pub mechanism: Mechanism,
+    /// The user name.
+    pub username: String,
+    /// The password, never logged.
+    pub password: Secret,
+}
+
+/// How the client talks to the brokers (librdkafka's `security.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecurityProtocol {
+    /// Plain TCP, no authentication.
+    #[default]
+    Plaintext,
+    /// Plain TCP with SASL authentication.
+    SaslPlaintext,
+    /// TLS (feature `tls`).
+    Ssl,
+    /// TLS with SASL authentication (feature `tls`).
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Whether the connection is TLS (`SSL`, `SASL_SSL`).
+    pub fn tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+    /// Whether the client authenticates with SASL (`SASL_PLAINTEXT`, `SASL_SSL`).
+    pub fn sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
+/// `PLAINTEXT`, `SASL_PLAINTEXT`, `SSL`, `SASL_SSL`, any case; the error is the reason.
+impl std::str::FromStr for SecurityProtocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<SecurityProtocol, String> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Ok(SecurityProtocol::Plaintext),
+            "SASL_PLAINTEXT" => Ok(SecurityProtocol::SaslPlaintext),
+            "SSL" => Ok(SecurityProtocol::Ssl),
+            "SASL_SSL" => Ok(SecurityProtocol::SaslSsl),
+            _ => Err(format!(
+                "'{s}': expected PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for SecurityProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        })
+    }
+}
+
+/// Kafka client settings (mapped onto a [`ProducerConfig`] by [`KafkaSettings::producer_config`], onto a
+/// [`ConsumerConfig`] by [`KafkaSettings::consumer_config`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSettings {
+    /// Bootstrap brokers, `host:port` (`kafka.brokers`, librdkafka's `bootstrap.servers`).
+    pub brokers: Vec<String>,
+    /// Acknowledgements the producer waits for (`acks`, default all).
+    pub acks: Acks,
+    /// Batch compression (`compression.type`, default none).
+    pub compression: Compression,
+    /// How long a partial batch may wait to fill (`linger.ms`, default 5 ms).
+    pub linger: Duration,
+    /// Producer batch size in bytes (`ProducerConfig::batch_size`).
+    pub batch_size: usize,
+    /// Records per `send_batch` call the forwarder's sender makes (and per acknowledged-cursor write).
+    pub batch_records: usize,
+    /// Client id sent to the brokers (`client.id`, default `avro-edge`).
+    pub client_id: String,
+    /// Bound on one request to a broker (`request.timeout.ms`, default 30 s).
+    pub request_timeout: Duration,
+    /// Bound on one record's send, from hand-over to acknowledgement (`ProducerConfig::delivery_timeout`).
+    pub delivery_timeout: Duration,
+    /// SASL credentials, when the brokers require them.
+    pub sasl: Option<Sasl>,
+    /// Given, or `SASL_PLAINTEXT` with SASL credentials and `PLAINTEXT` without.
+    pub security_protocol: SecurityProtocol,
+    /// CA certificates (PEM) trusted instead of the Mozilla roots (TLS only).
+    pub ssl_ca_location: Option<PathBuf>,
+    /// Client certificate (PEM) and its key, for brokers that require one (TLS only; both or
+    /// neither).
+    pub ssl_client_cert: Option<(PathBuf, PathBuf)>,
+    /// Name verified in the broker certificates instead of the host of their address (TLS only).
+    pub ssl_server_name: Option<String>,
+    /// `enable.idempotence` (default true): the producer is idempotent (with `acks = all`), so a
+    /// retry never stores a batch twice.
+    pub enable_idempotence: bool,
+    /// Batches of one partition in flight (`max.in.flight.requests.per.connection`); `None`: 5
+    /// for the idempotent producer, 1 otherwise.
+    pub max_in_flight: Option<usize>,
+    /// Create an unknown topic with this many partitions (replication: the broker's
+    /// `default.replication.factor`); `None`: the broker's
+    /// auto-creation, or an error when it has none.
+    pub create_partitions: Option<i32>,
+    /// Consumer: most bytes of one Fetch answer (`fetch.max.bytes`); `None`: the consumer's default.
+    pub fetch_max_bytes: Option<i32>,
+    /// Consumer: most bytes per partition in one Fetch answer (`max.partition.fetch.bytes`);
+    /// `None`: the consumer's default.
+    pub max_partition_fetch_bytes: Option<i32>,
+    /// Consumer: most records one poll returns (`max.poll.records`); `None`: the consumer's default.
+    pub max_poll_records: Option<usize>,
+}
+
+impl KafkaSettings {
+    /// The client's SASL settings (the one place the password leaves its [`Secret`]).
+    pub fn sasl_config(&self) -> Option<SaslConfig> {
+        self.sasl.as_ref().map(|s| SaslConfig {
+            mechanism: s.mechanism,
+            username: s.username.clone(),
+            password: s.password.expose().to_string(),
+        })
+    }
+
+    /// The client's TLS settings: `Some` for `SSL` and `SASL_SSL`.
+    #[cfg(feature = "tls")]
+    pub fn tls_config(&self) -> Option<crate::kafka::tls::TlsConfig> {
+        self.security_protocol
+            .tls()
+            .then(|| crate::kafka::tls::TlsConfig {
+                ca_file: self.ssl_ca_location.clone(),
+                server_name: self.ssl_server_name.clone(),
+                cert_file: self.ssl_client_cert.as_ref().map(|(c, _)| c.clone()),
+                key_file: self.ssl_client_cert.as_ref().map(|(_, k)| k.clone()),
+            })
+    }
+
+    /// The producer settings for these settings (everything else at the producer's defaults).
+    pub fn producer_config(&self) -> ProducerConfig {
+        let mut p = ProducerConfig::new(self.brokers.clone());
+        p.acks = self.acks;
+        p.enable_idempotence = self.enable_idempotence;
+        p.max_in_flight = self.max_in_flight;
+        p.compression = self.compression;
+        p.linger = self.linger;
+        p.batch_size = self.batch_size;
+        p.client_id = self.client_id.clone();
+        p.request_timeout = self.request_timeout;
+        p.delivery_timeout = self.delivery_timeout;
+        p.sasl = self.sasl_config();
+        #[cfg(feature = "tls")]
+        {
+            p.tls = self.tls_config();
+        }
+        p.auto_create = self.create_partitions.map(|partitions| TopicSpec {
+            partitions,
+            // The broker's `default.replication.factor` (KIP-464): 1 on a single node, the cluster's
+            // choice on a real one (replication 1 there loses the partition with one broker).
+            replication: -1,
+        });
+        p
+    }
+
+    /// The consumer settings of a member of `group` subscribed to `topics`, for these settings
+    /// (everything else at the consumer's defaults).
+    pub fn consumer_config(&self, group: &str, topics: &[&str]) -> ConsumerConfig {
+        let mut c = ConsumerConfig::group(&self.brokers.join(","), group, topics);
+        c.client_id = self.client_id.clone();
+        c.request_timeout = self.request_timeout;
+        c.sasl = self.sasl_config();
+        #[cfg(feature = "tls")]
+        {
+            c.tls = self.tls_config();
+        }
+        if let Some(b) = self.fetch_max_bytes {
+            c.fetch_max_bytes = b;
+        }
+        if let Some(b) = self.max_partition_fetch_bytes {
+            c.fetch_partition_max_bytes = b;
+        }
+        if let Some(n) = self.max_poll_records {
+            c.max_poll_records = n;
+        }
+        c
+    }
+}
