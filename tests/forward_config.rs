@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use avro_edge::forwarder::{
-    ALIASES, Config, InputKind, KEYS, SecurityProtocol, StartAt, env_name, kafka_settings,
+    Config, InputKind, SETTINGS, SecurityProtocol, StartAt, env_name, kafka_settings,
     parse_property,
 };
 use avro_edge::{Acks, Compression, ErrorKind, FsyncPolicy, SaslMechanism as Mechanism, WhenFull};
@@ -77,7 +77,7 @@ max_bytes = "1MiB"
 
 #[test]
 fn every_key_is_settable_from_env_and_flags() {
-    for (key, _) in KEYS {
+    for key in SETTINGS.iter().map(|s| &s.key) {
         let value = match *key {
             "input.type" => "udp",
             "input.bind" => "127.0.0.1:5000",
@@ -333,7 +333,11 @@ fn password_file() -> &'static str {
 fn every_alias_maps_to_its_key_from_file_env_set_and_x() {
     let dir = TempDir::new("cfg-alias");
     let f = dir.join("f.toml");
-    for (alias, key) in ALIASES {
+    let aliases = SETTINGS
+        .iter()
+        .flat_map(|s| s.full_aliases().map(move |a| (a, s.key)));
+    for (alias, key) in aliases {
+        let alias = alias.as_str();
         let value = sample_value(key);
         let base = alias_base(key);
         let tls_needed = key.contains("ssl") && !cfg!(feature = "tls");

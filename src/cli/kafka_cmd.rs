@@ -58,34 +58,6 @@ pub struct ProduceArgs {
     pub security: super::security_args::SecurityArgs,
 }
 
-/// The consumer's own `kafka.*` keys (`consume` only; `forward` and `produce` have no consumer).
-const CONSUMER_ONLY_KEYS: &[&str] = &[
-    "kafka.fetch_max_bytes",
-    "kafka.max_partition_fetch_bytes",
-    "kafka.max_poll_records",
-];
-
-/// The `kafka.*` keys `consume` uses (the connection's and the consumer's); `produce` uses all but
-/// `batch_records` and [`CONSUMER_ONLY_KEYS`].
-const CONSUME_KEYS: &[&str] = &[
-    "kafka.brokers",
-    "kafka.fetch_max_bytes",
-    "kafka.max_partition_fetch_bytes",
-    "kafka.max_poll_records",
-    "kafka.client_id",
-    "kafka.request_timeout_ms",
-    "kafka.security_protocol",
-    "kafka.sasl_mechanism",
-    "kafka.sasl_username",
-    "kafka.sasl_password",
-    "kafka.sasl_password_file",
-    "kafka.ssl_ca_location",
-    "kafka.ssl_certificate_location",
-    "kafka.ssl_key_location",
-    "kafka.ssl_server_name",
-    "kafka.ssl_endpoint_identification_algorithm",
-];
-
 /// The SASL password from the environment (the forwarder's variable name), so that it need not be
 /// on the command line: used when neither `-X sasl.password` nor `-X sasl.password.file` is given.
 const SASL_PASSWORD_ENV: &str = "AVRO_EDGE_KAFKA_SASL_PASSWORD";
@@ -107,13 +79,13 @@ fn password_from_env(pairs: &[(String, String)]) -> Option<(String, String)> {
 }
 
 /// The Kafka settings of `produce`/`consume`: the named flags and the `-X` properties (one layer: a key
-/// given twice under two names with two values is an error), checked against what `command` uses.
+/// given twice under two names with two values is an error), checked against what `command` uses
+/// (the settings table's `used_by`).
 fn kafka_settings(
     named: &[(&str, Option<String>)],
     security: &super::security_args::SecurityArgs,
     properties: &[String],
-    uses: impl Fn(&str) -> bool,
-    command: &str,
+    command: config::Command,
 ) -> Result<KafkaSettings, Failure> {
     let mut pairs: Vec<(String, String)> = named
         .iter()
@@ -126,7 +98,7 @@ fn kafka_settings(
     pairs.extend(password_from_env(&pairs));
     for (k, _) in &pairs {
         if let Some(key) = config::resolve_key(k)
-            && !uses(key)
+            && !config::setting(key).is_some_and(|s| s.used_by(command))
         {
             let e = ConfigError::Invalid {
                 key: k.clone(),
@@ -233,8 +205,7 @@ fn consumer_config(a: &ConsumeArgs) -> Result<ConsumerConfig, Failure> {
         &[("kafka.brokers", brokers)],
         &a.security,
         &a.property,
-        |key| CONSUME_KEYS.contains(&key),
-        "consume",
+        config::Command::Consume,
     )?;
     let topics: Vec<&str> = a.topics.iter().map(String::as_str).collect();
     let mut cfg = k.consumer_config(&a.group, &topics);
@@ -453,8 +424,7 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
         ],
         &a.security,
         &a.property,
-        |key| key != "kafka.batch_records" && !CONSUMER_ONLY_KEYS.contains(&key),
-        "produce",
+        config::Command::Produce,
     )?;
     let cfg = k.producer_config();
     let producer = Producer::connect(cfg).map_err(|e| Failure::runtime(&e))?;

@@ -31,11 +31,13 @@ impl Layer {
         value: Value,
         origin: &str,
     ) -> Result<(), ConfigError> {
-        let key = keys::resolve(name).ok_or_else(|| ConfigError::UnknownKey {
-            key: shown.to_string(),
-            origin: origin.to_string(),
-            suggestion: keys::closest(name),
-        })?;
+        let key = keys::resolve(name)
+            .ok_or_else(|| ConfigError::UnknownKey {
+                key: shown.to_string(),
+                origin: origin.to_string(),
+                suggestion: keys::closest(name),
+            })?
+            .key;
         if let Some(before) = self.given_as.get(key)
             && before != shown
             && self.values.get(key).is_some_and(|v| !same(v, &value))
@@ -127,7 +129,7 @@ pub(super) fn env(vars: impl IntoIterator<Item = (String, String)>) -> Result<La
     let mut brokers = None;
     for (var, value) in vars {
         match keys::env_var(&var) {
-            EnvVar::Key(name) => layer.set(name, &var, Value::String(value), origin)?,
+            EnvVar::Key(name) => layer.set(&name, &var, Value::String(value), origin)?,
             EnvVar::Unknown => {
                 return Err(ConfigError::UnknownKey {
                     suggestion: keys::closest_env(&var),

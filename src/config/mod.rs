@@ -31,11 +31,13 @@ use crate::spool::SpoolOptions;
 mod kafka;
 mod keys;
 mod layers;
+mod table;
 mod validate;
 mod values;
 
 pub use kafka::{KafkaSettings, Sasl, SecurityProtocol};
-pub use keys::{ALIASES, KEYS, env_name};
+pub use keys::env_name;
+pub use table::{Command, DefaultValue, SETTINGS, Setting, ValueType};
 pub use values::parse_size;
 
 /// Everything that can be wrong with a configuration.
@@ -293,7 +295,12 @@ pub fn parse_property(s: &str) -> Result<(String, String), ConfigError> {
 
 /// The key a name (a key or an alias) stands for, or `None` for an unknown name.
 pub fn resolve_key(name: &str) -> Option<&'static str> {
-    keys::resolve(name)
+    keys::resolve(name).map(|s| s.key)
+}
+
+/// The row of a key (not an alias) in [`SETTINGS`].
+pub fn setting(key: &str) -> Option<&'static Setting> {
+    table::setting(key)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
+use super::table::SETTINGS;
 use super::values::{get_bool, get_list, get_parsed, get_size, get_str, get_u64, parse_addr};
 use super::{
     Config, ConfigError, DEFAULT_KEY_FIELD, DEFAULT_SUBJECT, DEFAULT_TOPIC, InputConfig, InputKind,
@@ -41,28 +42,15 @@ pub(super) fn config(t: &Table, file_inputs: Option<&[Value]>) -> Result<Config,
 
 // ---- inputs ----
 
-const INPUT_KEYS: &[&str] = &[
-    "type",
-    "name",
-    "path",
-    "start_at",
-    "bind",
-    "subject",
-    "topic",
-    "key_field",
-];
-
-/// The keys from env/flags that replace the file's `[[input]]` list by one input.
-const REPLACING_INPUT_KEYS: &[&str] = &[
-    "input.type",
-    "input.path",
-    "input.bind",
-    "input.start_at",
-    "input.name",
-];
+/// The keys of one `[[input]]` table: the `input.*` keys without their section.
+fn input_keys() -> impl Iterator<Item = &'static str> {
+    SETTINGS.iter().filter_map(|s| s.key.strip_prefix("input."))
+}
 
 fn inputs(t: &Table, file_inputs: Option<&[Value]>) -> Result<Vec<InputConfig>, ConfigError> {
-    let replaces = REPLACING_INPUT_KEYS.iter().any(|k| t.contains_key(*k));
+    let replaces = SETTINGS
+        .iter()
+        .any(|s| s.replaces_inputs && t.contains_key(s.key));
     let mut inputs = match (file_inputs, replaces) {
         (Some(list), false) => file_input_list(list)?,
         _ => vec![input_from(t, "input.", 0)?],
@@ -78,11 +66,11 @@ fn file_input_list(list: &[Value]) -> Result<Vec<InputConfig>, ConfigError> {
         let Value::Table(tbl) = item else {
             return Err(invalid("input", "each [[input]] must be a table"));
         };
-        if let Some(bad) = tbl.keys().find(|k| !INPUT_KEYS.contains(&k.as_str())) {
+        if let Some(bad) = tbl.keys().find(|k| !input_keys().any(|i| i == k.as_str())) {
             return Err(ConfigError::UnknownKey {
                 key: format!("input.{bad}"),
                 origin: "config file".into(),
-                suggestion: super::keys::closest_in(bad, INPUT_KEYS.iter().map(|k| k.to_string()))
+                suggestion: super::keys::closest_in(bad, input_keys().map(String::from))
                     .map(|k| format!("input.{k}")),
             });
         }
