@@ -149,10 +149,10 @@ pub use kafka::{KafkaError, Mechanism as SaslMechanism, SaslConfig, TopicSpec};
 /// `input → codec → spool → producer → Kafka`, its metrics, and the two traits it is built on.
 pub mod forwarder {
     pub use crate::config::{
-        Command, Config, ConfigError, DefaultValue, InputConfig, InputKind, KafkaSettings,
-        MetricsSettings, RegistrySettings, SETTINGS, Sasl, Secret, SecurityProtocol, Setting,
-        StartAt, ValueType, env_name, kafka_settings, parse_property, parse_set, parse_size,
-        resolve_key, setting,
+        Command, Config, ConfigError, ConsumerSettings, DefaultValue, InputConfig, InputKind,
+        KafkaSettings, MetricsSettings, ProducerSettings, RegistrySettings, SETTINGS, Sasl, Secret,
+        SecurityProtocol, Setting, StartAt, ValueType, env_name, kafka_settings, parse_property,
+        parse_set, parse_size, resolve_key, setting,
     };
     pub use crate::forward::dead_letter::rfc3339_ms;
     pub use crate::forward::metrics::LastError;

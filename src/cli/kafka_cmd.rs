@@ -79,8 +79,8 @@ fn password_from_env(pairs: &[(String, String)]) -> Option<(String, String)> {
 }
 
 /// The Kafka settings of `produce`/`consume`: the named flags and the `-X` properties (one layer: a key
-/// given twice under two names with two values is an error), checked against what `command` uses
-/// (the settings table's `used_by`).
+/// given twice under two names with two values is an error; a key `command` does not use is an error
+/// naming the commands that do).
 fn kafka_settings(
     named: &[(&str, Option<String>)],
     security: &super::security_args::SecurityArgs,
@@ -96,18 +96,7 @@ fn kafka_settings(
         pairs.push(config::parse_property(p).map_err(|e| Failure::bad_input(&e))?);
     }
     pairs.extend(password_from_env(&pairs));
-    for (k, _) in &pairs {
-        if let Some(key) = config::resolve_key(k)
-            && !config::setting(key).is_some_and(|s| s.used_by(command))
-        {
-            let e = ConfigError::Invalid {
-                key: k.clone(),
-                reason: format!("not used by {command}"),
-            };
-            return Err(Failure::bad_input(&e));
-        }
-    }
-    let settings = config::kafka_settings(&pairs).map_err(|e| Failure::bad_input(&e))?;
+    let settings = config::kafka_settings(&pairs, command).map_err(|e| Failure::bad_input(&e))?;
     if settings.brokers.is_empty() {
         let e = ConfigError::Missing {
             key: "kafka.brokers (--brokers, -X bootstrap.servers)".into(),

@@ -80,28 +80,17 @@ impl std::fmt::Display for SecurityProtocol {
     }
 }
 
-/// Kafka client settings (mapped onto a [`ProducerConfig`] by [`KafkaSettings::producer_config`], onto a
-/// [`ConsumerConfig`] by [`KafkaSettings::consumer_config`]).
+/// Kafka client settings (`[kafka]`): the connection's, used by every command, and those of the
+/// producer and of the consumer, mapped onto the client's own by [`KafkaSettings::producer_config`]
+/// and [`KafkaSettings::consumer_config`]. The settings table says which command uses which.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaSettings {
     /// Bootstrap brokers, `host:port` (`kafka.brokers`, librdkafka's `bootstrap.servers`).
     pub brokers: Vec<String>,
-    /// Acknowledgements the producer waits for (`acks`, default all).
-    pub acks: Acks,
-    /// Batch compression (`compression.type`, default none).
-    pub compression: Compression,
-    /// How long a partial batch may wait to fill (`linger.ms`, default 5 ms).
-    pub linger: Duration,
-    /// Producer batch size in bytes (`ProducerConfig::batch_size`).
-    pub batch_size: usize,
-    /// Records per `send_batch` call the forwarder's sender makes (and per acknowledged-cursor write).
-    pub batch_records: usize,
     /// Client id sent to the brokers (`client.id`, default `avro-edge`).
     pub client_id: String,
     /// Bound on one request to a broker (`request.timeout.ms`, default 30 s).
     pub request_timeout: Duration,
-    /// Bound on one record's send, from hand-over to acknowledgement (`ProducerConfig::delivery_timeout`).
-    pub delivery_timeout: Duration,
     /// SASL credentials, when the brokers require them.
     pub sasl: Option<Sasl>,
     /// Given, or `SASL_PLAINTEXT` with SASL credentials and `PLAINTEXT` without.
@@ -113,6 +102,25 @@ pub struct KafkaSettings {
     pub ssl_client_cert: Option<(PathBuf, PathBuf)>,
     /// Name verified in the broker certificates instead of the host of their address (TLS only).
     pub ssl_server_name: Option<String>,
+    /// The producer's settings (`forward`, `produce`).
+    pub producer: ProducerSettings,
+    /// The consumer's settings (`consume`; at their defaults for the other commands).
+    pub consumer: ConsumerSettings,
+}
+
+/// The producer's settings (`forward` and `produce`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerSettings {
+    /// Acknowledgements the producer waits for (`acks`, default all).
+    pub acks: Acks,
+    /// Batch compression (`compression.type`, default none).
+    pub compression: Compression,
+    /// How long a partial batch may wait to fill (`linger.ms`, default 5 ms).
+    pub linger: Duration,
+    /// Producer batch size in bytes (`ProducerConfig::batch_size`).
+    pub batch_size: usize,
+    /// Bound on one record's send, from hand-over to acknowledgement (`ProducerConfig::delivery_timeout`).
+    pub delivery_timeout: Duration,
     /// `enable.idempotence` (default true): the producer is idempotent (with `acks = all`), so a
     /// retry never stores a batch twice.
     pub enable_idempotence: bool,
@@ -123,13 +131,17 @@ pub struct KafkaSettings {
     /// `default.replication.factor`); `None`: the broker's
     /// auto-creation, or an error when it has none.
     pub create_partitions: Option<i32>,
-    /// Consumer: most bytes of one Fetch answer (`fetch.max.bytes`); `None`: the consumer's default.
-    pub fetch_max_bytes: Option<i32>,
-    /// Consumer: most bytes per partition in one Fetch answer (`max.partition.fetch.bytes`);
-    /// `None`: the consumer's default.
-    pub max_partition_fetch_bytes: Option<i32>,
-    /// Consumer: most records one poll returns (`max.poll.records`); `None`: the consumer's default.
-    pub max_poll_records: Option<usize>,
+}
+
+/// The consumer's settings (`consume`), each at the consumer's default unless given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerSettings {
+    /// Most bytes of one Fetch answer (`fetch.max.bytes`, default 2 MiB).
+    pub fetch_max_bytes: i32,
+    /// Most bytes per partition in one Fetch answer (`max.partition.fetch.bytes`, default 256 KiB).
+    pub max_partition_fetch_bytes: i32,
+    /// Most records one poll returns (`max.poll.records`, default 500).
+    pub max_poll_records: usize,
 }
 
 impl KafkaSettings {
@@ -157,22 +169,23 @@ impl KafkaSettings {
 
     /// The producer settings for these settings (everything else at the producer's defaults).
     pub fn producer_config(&self) -> ProducerConfig {
+        let k = &self.producer;
         let mut p = ProducerConfig::new(self.brokers.clone());
-        p.acks = self.acks;
-        p.enable_idempotence = self.enable_idempotence;
-        p.max_in_flight = self.max_in_flight;
-        p.compression = self.compression;
-        p.linger = self.linger;
-        p.batch_size = self.batch_size;
+        p.acks = k.acks;
+        p.enable_idempotence = k.enable_idempotence;
+        p.max_in_flight = k.max_in_flight;
+        p.compression = k.compression;
+        p.linger = k.linger;
+        p.batch_size = k.batch_size;
         p.client_id = self.client_id.clone();
         p.request_timeout = self.request_timeout;
-        p.delivery_timeout = self.delivery_timeout;
+        p.delivery_timeout = k.delivery_timeout;
         p.sasl = self.sasl_config();
         #[cfg(feature = "tls")]
         {
             p.tls = self.tls_config();
         }
-        p.auto_create = self.create_partitions.map(|partitions| TopicSpec {
+        p.auto_create = k.create_partitions.map(|partitions| TopicSpec {
             partitions,
             // The broker's `default.replication.factor` (KIP-464): 1 on a single node, the cluster's
             // choice on a real one (replication 1 there loses the partition with one broker).
@@ -192,15 +205,10 @@ impl KafkaSettings {
         {
             c.tls = self.tls_config();
         }
-        if let Some(b) = self.fetch_max_bytes {
-            c.fetch_max_bytes = b;
-        }
-        if let Some(b) = self.max_partition_fetch_bytes {
-            c.fetch_partition_max_bytes = b;
-        }
-        if let Some(n) = self.max_poll_records {
-            c.max_poll_records = n;
-        }
+        let k = &self.consumer;
+        c.fetch_max_bytes = k.fetch_max_bytes;
+        c.fetch_partition_max_bytes = k.max_partition_fetch_bytes;
+        c.max_poll_records = k.max_poll_records;
         c
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Must not read values: it only names settings.
 
-use super::table::{SETTINGS, Setting};
+use super::table::{Command, SETTINGS, Setting};
 
 /// `AVRO_EDGE_*` variables that are not configuration keys although their names look like one.
 const NOT_CONFIG_ENV: &[&str] = &["AVRO_EDGE_REGISTRY_TOKEN"];
@@ -59,18 +59,24 @@ pub(super) fn env_var(var: &str) -> EnvVar {
     EnvVar::Other
 }
 
-/// The closest known name to a misspelt one (edit distance over keys and aliases), if close enough.
-pub(super) fn closest(name: &str) -> Option<String> {
-    let in_kafka = format!("kafka.{name}");
-    if resolve(&in_kafka).is_some() {
-        return Some(in_kafka);
-    }
-    closest_in(name, names())
+/// The names `command` uses: the keys and aliases of its settings.
+fn names_for(command: Command) -> impl Iterator<Item = String> {
+    names().filter(move |n| resolve(n).is_some_and(|s| s.used_by(command)))
 }
 
-/// The closest environment variable to an unknown one.
-pub(super) fn closest_env(var: &str) -> Option<String> {
-    closest_in(var, names().map(|n| env_name(&n)))
+/// The closest name `command` uses to a misspelt one (edit distance over its keys and aliases), if
+/// close enough: a suggestion never names a setting the command would refuse.
+pub(super) fn closest(name: &str, command: Command) -> Option<String> {
+    let in_kafka = format!("kafka.{name}");
+    if resolve(&in_kafka).is_some_and(|s| s.used_by(command)) {
+        return Some(in_kafka);
+    }
+    closest_in(name, names_for(command))
+}
+
+/// The closest environment variable `command` uses to an unknown one.
+pub(super) fn closest_env(var: &str, command: Command) -> Option<String> {
+    closest_in(var, names_for(command).map(|n| env_name(&n)))
 }
 
 /// The closest candidate within a third of the name's length (at least 3 edits).
@@ -124,11 +130,25 @@ mod tests {
     #[test]
     fn closest_names() {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(closest("kafka.linger").as_deref(), Some("kafka.linger_ms"));
+        let forward = Command::Forward;
         assert_eq!(
-            closest("bootstrap.servers").as_deref(),
+            closest("kafka.linger", forward).as_deref(),
+            Some("kafka.linger_ms")
+        );
+        assert_eq!(
+            closest("bootstrap.servers", forward).as_deref(),
             Some("kafka.bootstrap.servers")
         );
-        assert_eq!(closest("kafka.zzzzzzzzzzzzzzzzzzz"), None);
+        assert_eq!(closest("kafka.zzzzzzzzzzzzzzzzzzz", forward), None);
+        // Only names the command uses: consume has no linger.
+        assert_eq!(closest("kafka.linger", Command::Consume), None);
+        assert_eq!(
+            closest("kafka.max_poll_record", Command::Consume).as_deref(),
+            Some("kafka.max_poll_records")
+        );
+        assert_ne!(
+            closest("kafka.max_poll_record", forward).as_deref(),
+            Some("kafka.max_poll_records")
+        );
     }
 }

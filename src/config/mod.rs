@@ -1,25 +1,27 @@
-//! Forwarder configuration: TOML file, `AVRO_EDGE_*` environment, flags, in that order of precedence
-//! (flags > env > file > defaults), validated into typed settings with typed errors.
+//! Configuration: TOML file, `AVRO_EDGE_*` environment, flags, in that order of precedence
+//! (flags > env > file > defaults), validated into typed settings with typed errors; for the
+//! forwarder ([`Config`]) and for `produce` and `consume` ([`kafka_settings`]).
 //!
 //! Must not start anything: it only reads and validates settings. Must never print or log the SASL password
 //! (it is held in a [`Secret`] whose `Debug`/`Display` are redacted).
 //!
-//! Every key has a dotted name (`kafka.linger_ms`, `spool.dir`, `dead_letter`, ...; [`KEYS`]). The environment
-//! variable is `AVRO_EDGE_` + the name upper-cased with `.` → `_` (`AVRO_EDGE_SPOOL_DIR`); the flag form is
-//! `--set key=value` (and the named flags of `avro-edge forward`, and `-X name=value` for `kafka.name`).
-//! `AVRO_EDGE_BROKERS` is accepted as an alias of `AVRO_EDGE_KAFKA_BROKERS`. Inputs come from `[[input]]`
-//! tables in the file; the keys `input.type`, `input.path`, `input.bind`, `input.start_at`, `input.name`
-//! from env/flags replace them by one input, and `input.subject`, `input.topic`, `input.key_field` from
-//! env/flags apply to every input.
+//! Every setting is one row of [`SETTINGS`]: its dotted key (`kafka.linger_ms`, `spool.dir`,
+//! `dead_letter`, ...), the librdkafka / Java client property names it also answers to
+//! (`bootstrap.servers`, `linger.ms`, `sasl.mechanisms`, ..., so a client's properties can be pasted
+//! under `[kafka]`), its type, default and meaning, and the commands that use it. A key given to a
+//! command that does not use it is an error naming the commands that do; an unknown name is an error
+//! suggesting the closest name the command uses; one layer giving a key under two names with two
+//! values is an error. The environment variable is `AVRO_EDGE_` + the name upper-cased with `.` → `_`
+//! (`AVRO_EDGE_SPOOL_DIR`); the flag form is `--set key=value` (and the named flags of `avro-edge
+//! forward`, and `-X name=value` for `kafka.name`). `AVRO_EDGE_BROKERS` is accepted as an alias of
+//! `AVRO_EDGE_KAFKA_BROKERS`. Inputs come from `[[input]]` tables in the file; the `input.*` keys
+//! from env/flags either replace them by one input (`input.type`, `input.path`, ...) or apply to
+//! every input (`input.subject`, `input.topic`, `input.key_field`), as their rows say. Acks,
+//! compression and the SASL mechanism are the client's own types, parsed by their `FromStr`.
 //!
-//! The Kafka keys also answer to librdkafka's property names ([`ALIASES`]: `bootstrap.servers`,
-//! `linger.ms`, `sasl.mechanisms`, ...), so a client's properties can be pasted under `[kafka]`. One layer
-//! giving a key under two names with two values is an error; so is an unknown name, with the closest
-//! known one suggested. Acks, compression and the SASL mechanism are the client's own types
-//! ([`Acks`], [`Compression`], [`Mechanism`]), parsed by their `FromStr`.
-//!
-//! Layout: `keys` (the vocabulary), `layers` (file, env, flags), `values` (typed reads),
-//! `validate` (one function per section and concept).
+//! Layout: `table` (the settings), `keys` (names), `layers` (file, env, flags), `values` (typed
+//! reads), `validate` (one function per section and concept), `kafka` (the `[kafka]` settings and
+//! their mapping onto the producer's and the consumer's).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,7 +37,7 @@ mod table;
 mod validate;
 mod values;
 
-pub use kafka::{KafkaSettings, Sasl, SecurityProtocol};
+pub use kafka::{ConsumerSettings, KafkaSettings, ProducerSettings, Sasl, SecurityProtocol};
 pub use keys::env_name;
 pub use table::{Command, DefaultValue, SETTINGS, Setting, ValueType};
 pub use values::parse_size;
@@ -209,6 +211,9 @@ pub struct Config {
     pub inputs: Vec<InputConfig>,
     /// Kafka client settings (`[kafka]`).
     pub kafka: KafkaSettings,
+    /// Records per send the forwarder's sender hands to the producer, and per acknowledged-cursor
+    /// write (`kafka.batch_records`, default 500): the forwarder's own, not the producer's.
+    pub batch_records: usize,
     /// Schema source settings (`[registry]`).
     pub registry: RegistrySettings,
     /// Spool directory (`spool.dir`, default `/var/lib/avro-edge/spool`).
@@ -239,19 +244,21 @@ pub const DEFAULT_KEY_FIELD: &str = "sensorId";
 
 impl Config {
     /// Load: the optional TOML file, then `env` (pass `std::env::vars()`), then `flags` (key, value) pairs.
-    /// Keys and aliases ([`ALIASES`]) are accepted in all three.
+    /// Keys and their aliases ([`SETTINGS`]) are accepted in all three; a key `forward` does not use
+    /// (a consumer's) is an error naming the commands that use it.
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
         flags: &[(String, String)],
     ) -> Result<Config, ConfigError> {
+        let command = Command::Forward;
         let file = match file {
-            Some(p) => layers::file(p)?,
-            None => Default::default(),
+            Some(p) => layers::file(p, command)?,
+            None => layers::Layer::new(command),
         };
         let mut merged = file
-            .overlay(layers::env(env)?)
-            .overlay(layers::flags(flags)?);
+            .overlay(layers::env(env, command)?)
+            .overlay(layers::flags(flags, command)?);
         layers::read_secret_files(&mut merged.values)?;
         validate::config(&merged.values, merged.inputs.as_deref())
     }
@@ -263,13 +270,15 @@ impl Config {
 }
 
 /// The `[kafka]` section alone from flag pairs (keys or aliases, e.g. from `-X`), for the commands that
-/// talk to Kafka without a forwarder (`produce`, `consume`). A key outside `kafka.` is an error.
-pub fn kafka_settings(flags: &[(String, String)]) -> Result<KafkaSettings, ConfigError> {
-    let mut layer = layers::flags(flags)?;
+/// talk to Kafka without a forwarder (`produce`, `consume`). A key `command` does not use (a
+/// consumer's on `produce`, a producer's or one outside `kafka.` on `consume`) is an error naming the
+/// commands that use it.
+pub fn kafka_settings(
+    flags: &[(String, String)],
+    command: Command,
+) -> Result<KafkaSettings, ConfigError> {
+    let mut layer = layers::flags(flags, command)?;
     layers::read_secret_files(&mut layer.values)?;
-    if let Some(k) = layer.values.keys().find(|k| !k.starts_with("kafka.")) {
-        return Err(invalid(k, "not a Kafka client setting"));
-    }
     validate::kafka(&layer.values)
 }
 

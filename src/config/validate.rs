@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
+use super::kafka::{ConsumerSettings, ProducerSettings};
 use super::table::SETTINGS;
 use super::values::{get_bool, get_list, get_parsed, get_size, get_str, get_u64, parse_addr};
 use super::{
@@ -21,6 +22,7 @@ use crate::spool::{FsyncPolicy, SpoolOptions, WhenFull};
 pub(super) fn config(t: &Table, file_inputs: Option<&[Value]>) -> Result<Config, ConfigError> {
     let inputs = inputs(t, file_inputs)?;
     let kafka = kafka(t)?;
+    let batch_records = batch_records(t)?;
     let registry = registry(t)?;
     let (spool_dir, spool) = spool(t)?;
     let metrics = metrics(t)?;
@@ -28,6 +30,7 @@ pub(super) fn config(t: &Table, file_inputs: Option<&[Value]>) -> Result<Config,
     Ok(Config {
         inputs,
         kafka,
+        batch_records,
         registry,
         spool_dir,
         spool,
@@ -181,50 +184,63 @@ fn input_kind(t: &Table, prefix: &str, kind_name: &str) -> Result<InputKind, Con
 pub(super) fn kafka(t: &Table) -> Result<KafkaSettings, ConfigError> {
     let sasl = sasl(t)?;
     let security_protocol = security_protocol(t, sasl.is_some())?;
+    let request_timeout =
+        Duration::from_millis(get_u64(t, "kafka.request_timeout_ms")?.unwrap_or(30_000));
     Ok(KafkaSettings {
         brokers: get_list(t, "kafka.brokers")?.unwrap_or_default(),
-        acks: get_parsed::<Acks>(t, "kafka.acks")?.unwrap_or_default(),
-        compression: get_parsed::<Compression>(t, "kafka.compression")?.unwrap_or_default(),
-        linger: Duration::from_millis(get_u64(t, "kafka.linger_ms")?.unwrap_or(5)),
-        batch_size: batch_size(t)?,
-        batch_records: batch_records(t)?,
         client_id: get_str(t, "kafka.client_id")?.unwrap_or_else(|| "avro-edge".into()),
-        request_timeout: Duration::from_millis(
-            get_u64(t, "kafka.request_timeout_ms")?.unwrap_or(30_000),
-        ),
-        delivery_timeout: Duration::from_millis(
-            get_u64(t, "kafka.delivery_timeout_ms")?.unwrap_or(60_000),
-        ),
+        request_timeout,
         sasl,
         security_protocol,
         ssl_ca_location: tls_only(t, "kafka.ssl_ca_location", security_protocol)?
             .map(PathBuf::from),
         ssl_client_cert: ssl_client_cert(t, security_protocol)?,
         ssl_server_name: tls_only(t, "kafka.ssl_server_name", security_protocol)?,
+        producer: producer(t, request_timeout)?,
+        consumer: consumer(t)?,
+    })
+}
+
+fn producer(t: &Table, request_timeout: Duration) -> Result<ProducerSettings, ConfigError> {
+    let p = ProducerSettings {
+        acks: get_parsed::<Acks>(t, "kafka.acks")?.unwrap_or_default(),
+        compression: get_parsed::<Compression>(t, "kafka.compression")?.unwrap_or_default(),
+        linger: Duration::from_millis(get_u64(t, "kafka.linger_ms")?.unwrap_or(5)),
+        batch_size: batch_size(t)?,
+        delivery_timeout: Duration::from_millis(
+            get_u64(t, "kafka.delivery_timeout_ms")?.unwrap_or(60_000),
+        ),
         enable_idempotence: get_bool(t, "kafka.enable_idempotence")?.unwrap_or(true),
         max_in_flight: max_in_flight(t)?,
         create_partitions: create_partitions(t)?,
-        fetch_max_bytes: fetch_bytes(t, "kafka.fetch_max_bytes")?,
-        max_partition_fetch_bytes: fetch_bytes(t, "kafka.max_partition_fetch_bytes")?,
-        max_poll_records: max_poll_records(t)?,
-    })
-    .and_then(timeouts_fit)
+    };
+    timeouts_fit(&p, request_timeout)?;
+    Ok(p)
 }
 
 /// As Kafka's producer requires: a record's delivery deadline leaves room for its linger and one
 /// whole request (a shorter one fails batches while a leader election is still under way, and the
 /// forwarder then sends them again).
-fn timeouts_fit(k: KafkaSettings) -> Result<KafkaSettings, ConfigError> {
-    if k.delivery_timeout < k.linger + k.request_timeout {
+fn timeouts_fit(p: &ProducerSettings, request_timeout: Duration) -> Result<(), ConfigError> {
+    if p.delivery_timeout < p.linger + request_timeout {
         return Err(invalid(
             "kafka.delivery_timeout_ms",
             format!(
                 "must be at least kafka.linger_ms + kafka.request_timeout_ms ({} ms)",
-                (k.linger + k.request_timeout).as_millis()
+                (p.linger + request_timeout).as_millis()
             ),
         ));
     }
-    Ok(k)
+    Ok(())
+}
+
+fn consumer(t: &Table) -> Result<ConsumerSettings, ConfigError> {
+    Ok(ConsumerSettings {
+        fetch_max_bytes: fetch_bytes(t, "kafka.fetch_max_bytes")?.unwrap_or(2 << 20),
+        max_partition_fetch_bytes: fetch_bytes(t, "kafka.max_partition_fetch_bytes")?
+            .unwrap_or(256 << 10),
+        max_poll_records: max_poll_records(t)?.unwrap_or(500),
+    })
 }
 
 /// A consumer fetch size: 1KiB..=1GiB (it goes into an i32 field of the Fetch request).
@@ -264,6 +280,7 @@ fn batch_size(t: &Table) -> Result<usize, ConfigError> {
     Ok(batch_size as usize)
 }
 
+/// The forwarder's send window (`kafka.batch_records`, the sender's, not the producer's).
 fn batch_records(t: &Table) -> Result<usize, ConfigError> {
     let batch_records = get_u64(t, "kafka.batch_records")?.unwrap_or(500);
     if !(1..=100_000).contains(&batch_records) {

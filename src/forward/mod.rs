@@ -435,8 +435,8 @@ fn start_sender<S: RecordSink + 'static>(
     sender_stop: &Arc<AtomicBool>,
 ) -> Result<(std::thread::JoinHandle<()>, std::sync::mpsc::Receiver<()>), ForwardError> {
     let sender_opts = SenderOptions {
-        batch_records: cfg.kafka.batch_records,
-        linger: cfg.kafka.linger,
+        batch_records: cfg.batch_records,
+        linger: cfg.kafka.producer.linger,
         clock_check: cfg.clock_check,
         ..SenderOptions::default()
     };
