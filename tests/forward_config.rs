@@ -302,7 +302,12 @@ fn sample_value(key: &str) -> &'static str {
         "kafka.enable_idempotence" => "false",
         "kafka.batch_size" | "kafka.fetch_max_bytes" | "kafka.max_partition_fetch_bytes" => "4096",
         "kafka.client_id" | "kafka.sasl_username" | "kafka.sasl_password" => "x",
-        "kafka.delivery_timeout_ms" => "42000",
+        "kafka.delivery_timeout_ms" | "kafka.session_timeout_ms" => "42000",
+        "kafka.auto_offset_reset" => "earliest",
+        "kafka.enable_auto_commit" => "false",
+        "kafka.isolation_level" => "read_uncommitted",
+        "kafka.group_instance_id" => "gateway-17",
+        "kafka.client_rack" => "rack-a",
         _ => "42",
     }
 }

@@ -11,7 +11,7 @@ use std::io::Write as _;
 
 use avro_edge::forwarder::{self as config, ConfigError, KafkaSettings};
 use avro_edge::open_source;
-use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset, RawRecord, TextDecoder};
+use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, RawRecord, TextDecoder};
 use avro_edge::{Codec, CodecError, DeliveryHandle, LineError, Producer};
 
 #[derive(Debug, clap::Args)]
@@ -78,23 +78,25 @@ fn password_from_env(pairs: &[(String, String)]) -> Option<(String, String)> {
     Some(("kafka.sasl_password".to_string(), p))
 }
 
+/// A named flag of `produce`/`consume` (`--acks`), the key it sets, and its value if given.
+type Named<'a> = (&'a str, &'a str, Option<String>);
+
 /// The Kafka settings of `produce`/`consume`: the named flags and the `-X` properties (one layer: a key
-/// given twice under two names with two values is an error; a key `command` does not use is an error
-/// naming the commands that do).
+/// given twice, by two names or by a flag and a property, with two values is an error; a key `command`
+/// does not use is an error naming the commands that do).
 fn kafka_settings(
-    named: &[(&str, Option<String>)],
+    named: &[Named],
     security: &super::security_args::SecurityArgs,
     properties: &[String],
     command: config::Command,
 ) -> Result<KafkaSettings, Failure> {
-    let mut pairs: Vec<(String, String)> = named
-        .iter()
-        .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v)))
-        .collect();
-    pairs.extend(security.pairs());
+    let mut props = Vec::with_capacity(properties.len());
     for p in properties {
-        pairs.push(config::parse_property(p).map_err(|e| Failure::bad_input(&e))?);
+        props.push(config::parse_property(p).map_err(|e| Failure::bad_input(&e))?);
     }
+    let mut pairs = named_pairs(named, &props)?;
+    pairs.extend(security.pairs());
+    pairs.extend(props);
     pairs.extend(password_from_env(&pairs));
     let settings = config::kafka_settings(&pairs, command).map_err(|e| Failure::bad_input(&e))?;
     if settings.brokers.is_empty() {
@@ -104,6 +106,43 @@ fn kafka_settings(
         return Err(Failure::bad_input(&e));
     }
     Ok(settings)
+}
+
+/// The named flags given, as `(key, value)` pairs. A flag whose key a `-X` property sets too must
+/// agree with it (as `--from-beginning` with `-X auto.offset.reset=earliest`): then the property
+/// alone stands; if they differ, it is an error naming both.
+fn named_pairs(
+    named: &[Named],
+    props: &[(String, String)],
+) -> Result<Vec<(String, String)>, Failure> {
+    let text = |v: &str| {
+        v.split(',')
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(",")
+            .to_ascii_lowercase()
+    };
+    let mut pairs = Vec::new();
+    for (flag, key, value) in named {
+        let Some(value) = value else { continue };
+        match props
+            .iter()
+            .find(|(k, _)| config::resolve_key(k) == Some(*key))
+        {
+            Some((k, v)) if text(v) != text(value) => {
+                let e = ConfigError::Invalid {
+                    key: key.to_string(),
+                    reason: format!(
+                        "set twice with different values, as '{flag}' and as '{k}' (from flags)"
+                    ),
+                };
+                return Err(Failure::bad_input(&e));
+            }
+            Some(_) => {}
+            None => pairs.push((key.to_string(), value.clone())),
+        }
+    }
+    Ok(pairs)
 }
 
 // ---- consume ----
@@ -119,7 +158,8 @@ pub struct ConsumeArgs {
     /// Consumer group: offsets are committed there, and members share the partitions.
     #[arg(long)]
     pub group: String,
-    /// With no committed offset, start from the oldest record (default: only new records).
+    /// With no committed offset, start from the oldest record (default: only new records); the
+    /// same as -X auto.offset.reset=earliest (both given, they must agree).
     #[arg(long)]
     pub from_beginning: bool,
     /// Stop after this many messages (decoded or not).
@@ -145,8 +185,10 @@ pub struct ConsumeArgs {
     /// -X security.protocol=SASL_PLAINTEXT -X sasl.username=u -X sasl.password.file=F (repeatable;
     /// the connection's settings: brokers, client id, request timeout, security protocol, SASL
     /// (the password also from $AVRO_EDGE_KAFKA_SASL_PASSWORD), TLS files and server name; and the
-    /// consumer's memory bounds: -X fetch.max.bytes=2MiB -X max.partition.fetch.bytes=256KiB
-    /// -X max.poll.records=500, the defaults).
+    /// consumer's: auto.offset.reset, enable.auto.commit, auto.commit.interval.ms,
+    /// session.timeout.ms, heartbeat.interval.ms, max.poll.interval.ms, group.instance.id,
+    /// isolation.level, client.rack, fetch.max.bytes, max.partition.fetch.bytes, max.poll.records;
+    /// README "Every setting" lists them with their defaults).
     #[arg(short = 'X', value_name = "NAME=VALUE")]
     pub property: Vec<String>,
     #[command(flatten)]
@@ -190,19 +232,22 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
 /// The consumer settings of `consume`: its flags and `-X` properties.
 fn consumer_config(a: &ConsumeArgs) -> Result<ConsumerConfig, Failure> {
     let brokers = (!a.brokers.is_empty()).then(|| a.brokers.join(","));
+    let from_beginning = a.from_beginning.then(|| "earliest".to_string());
     let k = kafka_settings(
-        &[("kafka.brokers", brokers)],
+        &[
+            ("--brokers", "kafka.brokers", brokers),
+            (
+                "--from-beginning",
+                "kafka.auto_offset_reset",
+                from_beginning,
+            ),
+        ],
         &a.security,
         &a.property,
         config::Command::Consume,
     )?;
     let topics: Vec<&str> = a.topics.iter().map(String::as_str).collect();
     let mut cfg = k.consumer_config(&a.group, &topics);
-    cfg.auto_offset_reset = if a.from_beginning {
-        OffsetReset::Earliest
-    } else {
-        OffsetReset::Latest
-    };
     cfg.assignor = Assignor::from_name(&a.assignor).unwrap_or_default();
     Ok(cfg)
 }
@@ -402,11 +447,16 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
     let brokers = (!a.brokers.is_empty()).then(|| a.brokers.join(","));
     let k = kafka_settings(
         &[
-            ("kafka.brokers", brokers),
-            ("kafka.acks", a.acks.clone()),
-            ("kafka.compression", a.compression.clone()),
-            ("kafka.create_partitions", a.create_partitions.clone()),
+            ("--brokers", "kafka.brokers", brokers),
+            ("--acks", "kafka.acks", a.acks.clone()),
+            ("--compression", "kafka.compression", a.compression.clone()),
             (
+                "--create-partitions",
+                "kafka.create_partitions",
+                a.create_partitions.clone(),
+            ),
+            (
+                "--no-idempotence",
                 "kafka.enable_idempotence",
                 a.no_idempotence.then(|| "false".to_string()),
             ),

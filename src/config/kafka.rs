@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::Secret;
 use crate::kafka::TopicSpec;
-use crate::kafka::consumer::ConsumerConfig;
+use crate::kafka::consumer::{ConsumerConfig, IsolationLevel, OffsetReset};
 use crate::kafka::producer::{Acks, Compression, ProducerConfig};
 use crate::kafka::sasl::{Mechanism, SaslConfig};
 
@@ -133,7 +133,8 @@ pub struct ProducerSettings {
     pub create_partitions: Option<i32>,
 }
 
-/// The consumer's settings (`consume`), each at the consumer's default unless given.
+/// The consumer's settings (`consume`), each at the consumer's default unless given; see
+/// [`ConsumerConfig`] for what each does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerSettings {
     /// Most bytes of one Fetch answer (`fetch.max.bytes`, default 2 MiB).
@@ -142,6 +143,27 @@ pub struct ConsumerSettings {
     pub max_partition_fetch_bytes: i32,
     /// Most records one poll returns (`max.poll.records`, default 500).
     pub max_poll_records: usize,
+    /// Where a group with no committed offset starts (`auto.offset.reset`, default latest;
+    /// `consume --from-beginning` is earliest).
+    pub auto_offset_reset: OffsetReset,
+    /// Commit what `poll` returned, periodically and on close (`enable.auto.commit`, default true).
+    pub enable_auto_commit: bool,
+    /// Period of the automatic commits (`auto.commit.interval.ms`, default 5 s).
+    pub auto_commit_interval: Duration,
+    /// How long the coordinator waits for a heartbeat before it evicts the member
+    /// (`session.timeout.ms`, default 10 s).
+    pub session_timeout: Duration,
+    /// Heartbeat period, below the session timeout (`heartbeat.interval.ms`, default 3 s).
+    pub heartbeat_interval: Duration,
+    /// `max.poll.interval.ms` (default 30 s): sent as JoinGroup's rebalance timeout, as the Java
+    /// client does ([`ConsumerConfig::rebalance_timeout`]).
+    pub max_poll_interval: Duration,
+    /// Static membership (KIP-345, `group.instance.id`); `None`: a dynamic member.
+    pub group_instance_id: Option<String>,
+    /// Committed records only, or everything (`isolation.level`, default `read_committed`).
+    pub isolation_level: IsolationLevel,
+    /// The rack this client runs in (`client.rack`); `None`: none.
+    pub client_rack: Option<String>,
 }
 
 impl KafkaSettings {
@@ -209,6 +231,15 @@ impl KafkaSettings {
         c.fetch_max_bytes = k.fetch_max_bytes;
         c.fetch_partition_max_bytes = k.max_partition_fetch_bytes;
         c.max_poll_records = k.max_poll_records;
+        c.auto_offset_reset = k.auto_offset_reset;
+        c.enable_auto_commit = k.enable_auto_commit;
+        c.auto_commit_interval = k.auto_commit_interval;
+        c.session_timeout = k.session_timeout;
+        c.heartbeat_interval = k.heartbeat_interval;
+        c.rebalance_timeout = k.max_poll_interval;
+        c.group_instance_id = k.group_instance_id.clone();
+        c.isolation_level = k.isolation_level;
+        c.client_rack = k.client_rack.clone();
         c
     }
 }

@@ -441,6 +441,78 @@ pub const SETTINGS: &[Setting] = &[
         "most records one poll returns",
     )
     .alias(&["max.poll.records"]),
+    row(
+        "kafka.auto_offset_reset",
+        OneOf(&["earliest", "latest"]),
+        Value("latest"),
+        CONSUME,
+        "where a group with no committed offset starts (also smallest, beginning / largest, end; consume --from-beginning: earliest)",
+    )
+    .alias(&["auto.offset.reset"]),
+    row(
+        "kafka.enable_auto_commit",
+        Bool,
+        Value("true"),
+        CONSUME,
+        "commit the positions of what was read, periodically and on close",
+    )
+    .alias(&["enable.auto.commit"]),
+    row(
+        "kafka.auto_commit_interval_ms",
+        Millis,
+        Value("5000"),
+        CONSUME,
+        "period of the automatic commits",
+    )
+    .alias(&["auto.commit.interval.ms"]),
+    row(
+        "kafka.session_timeout_ms",
+        Millis,
+        Value("10000"),
+        CONSUME,
+        "how long the group coordinator waits for a heartbeat before it evicts the member",
+    )
+    .alias(&["session.timeout.ms"]),
+    row(
+        "kafka.heartbeat_interval_ms",
+        Millis,
+        Value("3000"),
+        CONSUME,
+        "heartbeat period, below session_timeout_ms",
+    )
+    .alias(&["heartbeat.interval.ms"]),
+    row(
+        "kafka.max_poll_interval_ms",
+        Millis,
+        Value("30000"),
+        CONSUME,
+        "sent as JoinGroup's rebalance timeout, as the Java client does: how long the coordinator waits for members to rejoin",
+    )
+    .alias(&["max.poll.interval.ms"]),
+    row(
+        "kafka.group_instance_id",
+        Text,
+        Unset,
+        CONSUME,
+        "static membership (KIP-345): a member back within the session timeout keeps its partitions without a rebalance",
+    )
+    .alias(&["group.instance.id"]),
+    row(
+        "kafka.isolation_level",
+        OneOf(&["read_committed", "read_uncommitted"]),
+        Value("read_committed"),
+        CONSUME,
+        "committed records only, or also those of open and aborted transactions",
+    )
+    .alias(&["isolation.level"]),
+    row(
+        "kafka.client_rack",
+        Text,
+        Unset,
+        CONSUME,
+        "the rack this client runs in, so a broker can serve it from a replica in the same rack (KIP-392)",
+    )
+    .alias(&["client.rack"]),
     // ---- the schema registry (forward) ----
     row(
         "registry.urls",

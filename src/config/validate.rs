@@ -15,6 +15,7 @@ use super::{
     Config, ConfigError, DEFAULT_KEY_FIELD, DEFAULT_SUBJECT, DEFAULT_TOPIC, InputConfig, InputKind,
     KafkaSettings, MetricsSettings, RegistrySettings, Sasl, SecurityProtocol, StartAt, invalid,
 };
+use crate::kafka::consumer::{IsolationLevel, OffsetReset};
 use crate::kafka::producer::{Acks, Compression};
 use crate::kafka::sasl::Mechanism;
 use crate::spool::{FsyncPolicy, SpoolOptions, WhenFull};
@@ -234,38 +235,12 @@ fn timeouts_fit(p: &ProducerSettings, request_timeout: Duration) -> Result<(), C
     Ok(())
 }
 
-fn consumer(t: &Table) -> Result<ConsumerSettings, ConfigError> {
-    Ok(ConsumerSettings {
-        fetch_max_bytes: fetch_bytes(t, "kafka.fetch_max_bytes")?.unwrap_or(2 << 20),
-        max_partition_fetch_bytes: fetch_bytes(t, "kafka.max_partition_fetch_bytes")?
-            .unwrap_or(256 << 10),
-        max_poll_records: max_poll_records(t)?.unwrap_or(500),
-    })
-}
-
-/// A consumer fetch size: 1KiB..=1GiB (it goes into an i32 field of the Fetch request).
-fn fetch_bytes(t: &Table, key: &str) -> Result<Option<i32>, ConfigError> {
-    match get_size(t, key)? {
-        None => Ok(None),
-        Some(b) if (1024..=(1 << 30)).contains(&b) => Ok(Some(b as i32)),
-        Some(_) => Err(invalid(key, "must be between 1KiB and 1GiB")),
-    }
-}
-
 /// 1..=1000 here; the producer refuses more than 5 when it is idempotent.
 fn max_in_flight(t: &Table) -> Result<Option<usize>, ConfigError> {
     match get_u64(t, "kafka.max_in_flight")? {
         None => Ok(None),
         Some(n) if (1..=1000).contains(&n) => Ok(Some(n as usize)),
         Some(_) => Err(invalid("kafka.max_in_flight", "must be 1..=1000")),
-    }
-}
-
-fn max_poll_records(t: &Table) -> Result<Option<usize>, ConfigError> {
-    match get_u64(t, "kafka.max_poll_records")? {
-        None => Ok(None),
-        Some(n) if (1..=1_000_000).contains(&n) => Ok(Some(n as usize)),
-        Some(_) => Err(invalid("kafka.max_poll_records", "must be 1..=1000000")),
     }
 }
 
@@ -287,6 +262,124 @@ fn batch_records(t: &Table) -> Result<usize, ConfigError> {
         return Err(invalid("kafka.batch_records", "must be 1..=100000"));
     }
     Ok(batch_records as usize)
+}
+
+// ---- kafka: the consumer ----
+
+fn consumer(t: &Table) -> Result<ConsumerSettings, ConfigError> {
+    let c = ConsumerSettings {
+        fetch_max_bytes: fetch_bytes(t, "kafka.fetch_max_bytes")?.unwrap_or(2 << 20),
+        max_partition_fetch_bytes: fetch_bytes(t, "kafka.max_partition_fetch_bytes")?
+            .unwrap_or(256 << 10),
+        max_poll_records: max_poll_records(t)?,
+        auto_offset_reset: auto_offset_reset(t)?,
+        enable_auto_commit: get_bool(t, "kafka.enable_auto_commit")?.unwrap_or(true),
+        auto_commit_interval: millis_i32(t, "kafka.auto_commit_interval_ms", 0)?
+            .unwrap_or(Duration::from_secs(5)),
+        session_timeout: millis_i32(t, "kafka.session_timeout_ms", 1)?
+            .unwrap_or(Duration::from_secs(10)),
+        heartbeat_interval: millis_i32(t, "kafka.heartbeat_interval_ms", 1)?
+            .unwrap_or(Duration::from_secs(3)),
+        max_poll_interval: millis_i32(t, "kafka.max_poll_interval_ms", 1)?
+            .unwrap_or(Duration::from_secs(30)),
+        group_instance_id: group_instance_id(t)?,
+        isolation_level: isolation_level(t)?,
+        client_rack: get_str(t, "kafka.client_rack")?.filter(|r| !r.is_empty()),
+    };
+    heartbeat_fits(&c)?;
+    Ok(c)
+}
+
+/// A consumer fetch size: 1KiB..=1GiB (it goes into an i32 field of the Fetch request).
+fn fetch_bytes(t: &Table, key: &str) -> Result<Option<i32>, ConfigError> {
+    match get_size(t, key)? {
+        None => Ok(None),
+        Some(b) if (1024..=(1 << 30)).contains(&b) => Ok(Some(b as i32)),
+        Some(_) => Err(invalid(key, "must be between 1KiB and 1GiB")),
+    }
+}
+
+fn max_poll_records(t: &Table) -> Result<usize, ConfigError> {
+    match get_u64(t, "kafka.max_poll_records")? {
+        None => Ok(500),
+        Some(n) if (1..=1_000_000).contains(&n) => Ok(n as usize),
+        Some(_) => Err(invalid("kafka.max_poll_records", "must be 1..=1000000")),
+    }
+}
+
+/// Milliseconds from `min` up to what the group requests' i32 fields hold.
+fn millis_i32(t: &Table, key: &str, min: u64) -> Result<Option<Duration>, ConfigError> {
+    match get_u64(t, key)? {
+        None => Ok(None),
+        Some(ms) if (min..=i32::MAX as u64).contains(&ms) => Ok(Some(Duration::from_millis(ms))),
+        Some(_) => Err(invalid(key, format!("must be {min}..={}", i32::MAX))),
+    }
+}
+
+/// librdkafka's words too: `smallest`/`beginning` for earliest, `largest`/`end` for latest. Its
+/// `error` (Java's `none`: fail instead of resetting) is not supported.
+fn auto_offset_reset(t: &Table) -> Result<OffsetReset, ConfigError> {
+    const KEY: &str = "kafka.auto_offset_reset";
+    let Some(v) = get_str(t, KEY)? else {
+        return Ok(OffsetReset::Latest);
+    };
+    match v.trim().to_ascii_lowercase().as_str() {
+        "earliest" | "smallest" | "beginning" => Ok(OffsetReset::Earliest),
+        "latest" | "largest" | "end" => Ok(OffsetReset::Latest),
+        "none" | "error" => Err(invalid(
+            KEY,
+            format!(
+                "'{v}' (fail when there is no committed offset) is not supported: use earliest or latest"
+            ),
+        )),
+        _ => Err(invalid(KEY, format!("'{v}': expected earliest or latest"))),
+    }
+}
+
+fn isolation_level(t: &Table) -> Result<IsolationLevel, ConfigError> {
+    const KEY: &str = "kafka.isolation_level";
+    let Some(v) = get_str(t, KEY)? else {
+        return Ok(IsolationLevel::ReadCommitted);
+    };
+    match v.trim().to_ascii_lowercase().as_str() {
+        "read_committed" => Ok(IsolationLevel::ReadCommitted),
+        "read_uncommitted" => Ok(IsolationLevel::ReadUncommitted),
+        _ => Err(invalid(
+            KEY,
+            format!("'{v}': expected read_committed or read_uncommitted"),
+        )),
+    }
+}
+
+/// Kafka's rule for a group instance id (the Java client's `JoinGroupRequest.validateGroupInstanceId`,
+/// the same as for a topic name): 1 to 249 of `a-z A-Z 0-9 . _ -`, and not `.` or `..`.
+fn group_instance_id(t: &Table) -> Result<Option<String>, ConfigError> {
+    const KEY: &str = "kafka.group_instance_id";
+    let Some(id) = get_str(t, KEY)? else {
+        return Ok(None);
+    };
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if id.is_empty() || id == "." || id == ".." || id.len() > 249 || !id.chars().all(legal) {
+        return Err(invalid(
+            KEY,
+            format!("'{id}': 1 to 249 of a-z, A-Z, 0-9, '.', '_', '-' (and not '.' or '..')"),
+        ));
+    }
+    Ok(Some(id))
+}
+
+/// As Kafka's consumer requires: heartbeats come more often than the session times out.
+fn heartbeat_fits(c: &ConsumerSettings) -> Result<(), ConfigError> {
+    if c.heartbeat_interval >= c.session_timeout {
+        return Err(invalid(
+            "kafka.heartbeat_interval_ms",
+            format!(
+                "must be below kafka.session_timeout_ms ({} ms)",
+                c.session_timeout.as_millis()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// SASL is on when a user and a password are given (both or neither).
