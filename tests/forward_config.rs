@@ -3,6 +3,9 @@
 
 mod spool_support;
 
+#[path = "forward_config/every_key.rs"]
+mod every_key;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -73,80 +76,6 @@ max_bytes = "1MiB"
     let c = Config::load(Some(&file), Vec::new(), &[]).unwrap();
     assert_eq!(c.spool_dir, Path::new("/file/spool"));
     assert_eq!(c.kafka.producer.linger, Duration::from_millis(7));
-}
-
-#[test]
-fn every_key_is_settable_from_env_and_flags() {
-    let forward_keys = SETTINGS
-        .iter()
-        .filter(|s| s.used_by(Command::Forward))
-        .map(|s| &s.key);
-    for key in forward_keys {
-        let value = match *key {
-            "input.type" => "udp",
-            "input.bind" => "127.0.0.1:5000",
-            "input.start_at" => "end",
-            "kafka.acks" => "1",
-            "kafka.compression" => "gzip",
-            "kafka.sasl_mechanism" => "SCRAM-SHA-512",
-            "kafka.security_protocol" => "PLAINTEXT",
-            "kafka.ssl_ca_location" => "/etc/ssl/ca.pem",
-            "kafka.sasl_password_file" => password_file(),
-            "kafka.ssl_endpoint_identification_algorithm" => "https",
-            "kafka.enable_idempotence" | "clock_check" => "false",
-            "spool.fsync" => "always",
-            "spool.when_full" => "drop_oldest",
-            "spool.max_bytes"
-            | "max_line_bytes"
-            | "kafka.batch_size"
-            | "dead_letter_max_bytes"
-            | "kafka.fetch_max_bytes"
-            | "kafka.max_partition_fetch_bytes" => "2MiB",
-            "spool.segment_bytes" => "64KiB",
-            "spool.reserve_bytes" => "1MiB",
-            "kafka.create_partitions" => "3",
-            "kafka.max_poll_records" => "100",
-            "kafka.max_in_flight" => "5",
-            // At least linger + request timeout (as Kafka's producer requires).
-            "kafka.delivery_timeout_ms" => "42000",
-            "metrics.listen" => "127.0.0.1:9464",
-            k if k.ends_with("_ms") || k.ends_with("_s") || k.ends_with("batch_records") => "42",
-            _ => "x",
-        };
-        let mut base = vec![
-            ("input.type".to_string(), "udp".to_string()),
-            ("input.bind".to_string(), "127.0.0.1:5000".to_string()),
-        ];
-        if key.starts_with("kafka.sasl") {
-            base.push(("kafka.sasl_username".into(), "u".into()));
-            if *key != "kafka.sasl_password_file" {
-                base.push(("kafka.sasl_password".into(), "p".into()));
-            }
-        }
-        if key.starts_with("kafka.ssl") {
-            base.push(("kafka.security_protocol".into(), "SSL".into()));
-        }
-        base.extend(tls_pair_of(key));
-        let mut flags = base.clone();
-        flags.push((key.to_string(), value.to_string()));
-        if key.contains("ssl") && !cfg!(feature = "tls") {
-            // TLS settings need the `tls` feature: without it, a clear error naming the feature.
-            let e = Config::load(None, Vec::new(), &flags).unwrap_err();
-            assert_eq!(e.kind(), "config-invalid");
-            assert!(e.to_string().contains("tls"), "{e}");
-            continue;
-        }
-        Config::load(None, Vec::new(), &flags)
-            .unwrap_or_else(|e| panic!("flag {key}={value}: {e}"));
-        let env: Vec<(String, String)> = flags
-            .iter()
-            .map(|(k, v)| (env_name(k), v.clone()))
-            .collect();
-        Config::load(None, env, &[])
-            .unwrap_or_else(|e| panic!("env {}={value}: {e}", env_name(key)));
-    }
-    let c = Config::load(None, kv(&[("AVRO_EDGE_BROKERS", "a:1,b:2")]), &[]).unwrap();
-    assert_eq!(c.kafka.brokers, vec!["a:1", "b:2"]);
 }
 
 #[test]
