@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use avro_edge::forwarder::{
     Command, Config, ConfigError, InputKind, KafkaSettings, SETTINGS, SecurityProtocol, StartAt,
-    env_name, kafka_settings, parse_property,
+    env_name, kafka_settings, parse_property, resolve_key, setting,
 };
 use avro_edge::{Acks, Compression, ErrorKind, FsyncPolicy, SaslMechanism as Mechanism, WhenFull};
 use spool_support::TempDir;
@@ -162,6 +162,67 @@ fn sample_forwarder_toml_is_valid() {
     let c = Config::load(Some(&sample), Vec::new(), &kv(&[("input.type", "stdin")])).unwrap();
     assert_eq!(c.inputs.len(), 1);
     assert_eq!(c.inputs[0].kind, InputKind::Stdin);
+}
+
+/// The sample documents every key the forwarder uses, each set or as a commented-out line under its
+/// section (so uncommenting it works), names no other, and its list of librdkafka names holds only
+/// names the forwarder takes.
+#[test]
+fn sample_forwarder_toml_names_every_forward_key_and_no_other() {
+    let text = std::fs::read_to_string(avro_edge_testkit::root().join("forwarder.toml")).unwrap();
+    let mut section = String::new();
+    let mut named = Vec::new();
+    for line in text.lines() {
+        let l = line.trim_start_matches('#').trim();
+        if let Some(s) = l.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
+            section = s.to_string();
+        } else if let Some(s) = l.strip_prefix('[').and_then(|l| l.split_once(']')) {
+            section = s.0.to_string();
+        } else if let Some((name, _)) = l.split_once(" = ") {
+            let name = name.trim();
+            if !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || "._".contains(c))
+            {
+                let full = match section.as_str() {
+                    "" => name.to_string(),
+                    s => format!("{s}.{name}"),
+                };
+                let key = resolve_key(&full).unwrap_or_else(|| panic!("{line:?}: no key {full}"));
+                let used = setting(key).is_some_and(|s| s.used_by(Command::Forward));
+                assert!(used, "{line:?}: {key} is not the forwarder's");
+                named.push(key);
+            }
+        }
+    }
+    for s in SETTINGS.iter().filter(|s| s.used_by(Command::Forward)) {
+        assert!(
+            named.contains(&s.key),
+            "forwarder.toml does not show {}",
+            s.key
+        );
+    }
+    // The header's librdkafka names: each one the forwarder takes.
+    let header: String = text
+        .lines()
+        .skip_while(|l| !l.contains("also answer to librdkafka's property names"))
+        .take_while(|l| l.starts_with('#') && l.len() > 1)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let listed = header
+        .split(|c: char| !(c.is_ascii_lowercase() || c == '.'))
+        .filter(|w| w.contains('.') && !w.starts_with('.') && !w.ends_with('.'));
+    let mut n = 0;
+    for name in listed {
+        let key = resolve_key(&format!("kafka.{name}")).unwrap_or_else(|| panic!("{name}"));
+        assert!(
+            setting(key).is_some_and(|s| s.used_by(Command::Forward)),
+            "{name}"
+        );
+        n += 1;
+    }
+    assert!(n >= 20, "the header lists the librdkafka names ({n} found)");
 }
 
 #[test]

@@ -185,7 +185,7 @@ pub const SETTINGS: &[Setting] = &[
         OneOf(&["stdin", "file", "udp"]),
         Value("stdin"),
         FORWARD,
-        "where the records come from; from env/flags it replaces the file's [[input]] list by one input",
+        "where the records come from; from env/flags it replaces the file's `[[input]]` list by one input",
     )
     .replacing_inputs(),
     row(
@@ -271,7 +271,7 @@ pub const SETTINGS: &[Setting] = &[
         OneOf(&["PLAINTEXT", "SASL_PLAINTEXT", "SSL", "SASL_SSL"]),
         Derived("SASL_PLAINTEXT with SASL credentials, else PLAINTEXT"),
         ALL,
-        "how the client talks to the brokers (SSL ones need a build with feature tls)",
+        "how the client talks to the brokers (SSL ones need a build with feature `tls`)",
     )
     .alias(&["security.protocol"]),
     row(
@@ -295,7 +295,7 @@ pub const SETTINGS: &[Setting] = &[
         Text,
         Unset,
         ALL,
-        "SASL password (never logged; prefer the environment or sasl_password_file)",
+        "SASL password (never logged; prefer the environment or `sasl_password_file`)",
     )
     .alias(&["sasl.password"]),
     row(
@@ -311,7 +311,7 @@ pub const SETTINGS: &[Setting] = &[
         Path,
         Derived("the Mozilla roots"),
         ALL,
-        "CA certificates (PEM) to trust (feature tls)",
+        "CA certificates (PEM) to trust (feature `tls`)",
     )
     .alias(&["ssl.ca.location"]),
     row(
@@ -319,7 +319,7 @@ pub const SETTINGS: &[Setting] = &[
         Path,
         Unset,
         ALL,
-        "client certificate (PEM, then its chain) for brokers that require one (feature tls)",
+        "client certificate (PEM, then its chain) for brokers that require one (feature `tls`)",
     )
     .alias(&["ssl.certificate.location"]),
     row(
@@ -327,7 +327,7 @@ pub const SETTINGS: &[Setting] = &[
         Path,
         Unset,
         ALL,
-        "the client certificate's unencrypted private key (PEM; feature tls)",
+        "the client certificate's unencrypted private key (PEM; feature `tls`)",
     )
     .alias(&["ssl.key.location"]),
     row(
@@ -335,14 +335,14 @@ pub const SETTINGS: &[Setting] = &[
         Text,
         Derived("the host of the broker's address"),
         ALL,
-        "name to verify in the broker certificates (feature tls)",
+        "name to verify in the broker certificates (feature `tls`)",
     ),
     row(
         "kafka.ssl_endpoint_identification_algorithm",
         OneOf(&["https"]),
         Value("https"),
         ALL,
-        "https only: the broker's name is always verified",
+        "`https` only: the broker's name is always verified",
     )
     .alias(&["ssl.endpoint.identification.algorithm"]),
     // ---- the producer (forward, produce) ----
@@ -351,7 +351,7 @@ pub const SETTINGS: &[Setting] = &[
         OneOf(&["all", "1", "0"]),
         Value("all"),
         PRODUCERS,
-        "acknowledgements the producer waits for (also -1, leader, none)",
+        "acknowledgements the producer waits for (also `-1`, `leader`, `none`)",
     )
     .alias(&["request.required.acks"]),
     row(
@@ -367,7 +367,7 @@ pub const SETTINGS: &[Setting] = &[
         Millis,
         Value("5"),
         PRODUCERS,
-        "how long a partial batch may wait to fill (forward: also the sender's wait for a full send)",
+        "how long a partial batch may wait to fill (`forward`: also the sender's wait for a full send)",
     )
     .alias(&["linger.ms", "queue.buffering.max.ms"]),
     row(
@@ -391,7 +391,7 @@ pub const SETTINGS: &[Setting] = &[
         Bool,
         Value("true"),
         PRODUCERS,
-        "idempotent producer (with acks all): a retry never stores a batch twice",
+        "idempotent producer (with acks `all`): a retry never stores a batch twice",
     )
     .alias(&["enable.idempotence"]),
     row(
@@ -407,7 +407,7 @@ pub const SETTINGS: &[Setting] = &[
         Number,
         Unset,
         PRODUCERS,
-        "create an unknown topic with this many partitions, replicated as the broker's default.replication.factor",
+        "create an unknown topic with this many partitions, replicated as the broker's `default.replication.factor`",
     ),
     row(
         "kafka.batch_records",
@@ -446,7 +446,7 @@ pub const SETTINGS: &[Setting] = &[
         OneOf(&["earliest", "latest"]),
         Value("latest"),
         CONSUME,
-        "where a group with no committed offset starts (also smallest, beginning / largest, end; consume --from-beginning: earliest)",
+        "where a group with no committed offset starts (also `smallest`, `beginning` / `largest`, `end`; `consume --from-beginning`: earliest)",
     )
     .alias(&["auto.offset.reset"]),
     row(
@@ -478,7 +478,7 @@ pub const SETTINGS: &[Setting] = &[
         Millis,
         Value("3000"),
         CONSUME,
-        "heartbeat period, below session_timeout_ms",
+        "heartbeat period, below `session_timeout_ms`",
     )
     .alias(&["heartbeat.interval.ms"]),
     row(
@@ -548,7 +548,7 @@ pub const SETTINGS: &[Setting] = &[
         Millis,
         Value("100"),
         FORWARD,
-        "fsync period for fsync = interval",
+        "fsync period for `fsync = interval`",
     ),
     row(
         "spool.max_bytes",
@@ -567,9 +567,9 @@ pub const SETTINGS: &[Setting] = &[
     row(
         "spool.segment_bytes",
         Size,
-        Derived("max_bytes / 8, 64KiB..4MiB"),
+        Derived("`max_bytes` / 8, 64KiB..4MiB"),
         FORWARD,
-        "segment size, 4KiB..max_bytes / 4",
+        "segment size, 4KiB..`max_bytes` / 4",
     ),
     row(
         "spool.reserve_bytes",
@@ -591,7 +591,7 @@ pub const SETTINGS: &[Setting] = &[
         Size,
         Value("64MiB"),
         FORWARD,
-        "dead-letter size before it moves to <path>.1, at least 4KiB",
+        "dead-letter size before it moves to `<path>.1`, at least 4KiB",
     ),
     row(
         "drain_timeout_ms",
@@ -619,7 +619,7 @@ pub const SETTINGS: &[Setting] = &[
         Address,
         Unset,
         FORWARD,
-        "loopback address for Prometheus /metrics (unset: no HTTP)",
+        "loopback address for Prometheus `/metrics` (unset: no HTTP)",
     ),
     row(
         "metrics.summary_interval_s",
@@ -638,6 +638,90 @@ pub fn setting(key: &str) -> Option<&'static Setting> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// README.md, for the checks of its property table and alias list against [`SETTINGS`].
+    fn readme() -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+        std::fs::read_to_string(path).expect("README.md is readable")
+    }
+
+    fn code(s: &str) -> String {
+        format!("`{s}`")
+    }
+
+    /// The README's property table, one line per row of [`SETTINGS`] after its header.
+    fn markdown_table() -> Vec<String> {
+        let mut lines = vec![
+            "| key | librdkafka / Java names | value | default | forward | produce | consume | meaning |"
+                .to_string(),
+            "| --- | --- | --- | --- | :-: | :-: | :-: | --- |".to_string(),
+        ];
+        for s in SETTINGS {
+            let aliases: Vec<String> = s.aliases.iter().map(|a| code(a)).collect();
+            let value = match s.value {
+                ValueType::Bool => "`true` \\| `false`".to_string(),
+                ValueType::OneOf(words) => words
+                    .iter()
+                    .map(|w| code(w))
+                    .collect::<Vec<_>>()
+                    .join(" \\| "),
+                other => other.to_string(),
+            };
+            let default = match s.default {
+                DefaultValue::Value(v) => code(v),
+                DefaultValue::Unset => "unset".to_string(),
+                DefaultValue::Derived(how) => how.to_string(),
+            };
+            let uses = Command::ALL.map(|c| if s.used_by(c) { "✓" } else { "" });
+            lines.push(format!(
+                "| {} | {} | {value} | {default} | {} | {} | {} | {} |",
+                code(s.key),
+                aliases.join(", "),
+                uses[0],
+                uses[1],
+                uses[2],
+                s.meaning
+            ));
+        }
+        lines
+    }
+
+    /// The README's table is [`SETTINGS`] (on failure, the table to paste is printed).
+    #[test]
+    fn readme_property_table_is_the_settings_table() {
+        let want = markdown_table();
+        let readme = readme();
+        let got: Vec<&str> = readme
+            .lines()
+            .skip_while(|l| *l != want[0])
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        assert!(
+            got == want,
+            "README.md's property table (section \"Every setting\") differs from config::SETTINGS; \
+             the table as it should read:\n\n{}\n",
+            want.join("\n")
+        );
+    }
+
+    /// The alias list in "One configuration vocabulary" names every alias of [`SETTINGS`], in order.
+    #[test]
+    fn readme_alias_list_is_the_settings_tables() {
+        let readme = readme();
+        let start = readme
+            .find("The librdkafka / Java names, from the settings table:")
+            .expect("README.md has the alias list");
+        let paragraph = readme[start..].split("\n\n").next().unwrap_or_default();
+        let got: Vec<&str> = paragraph.split('`').skip(1).step_by(2).collect();
+        let want: Vec<&str> = SETTINGS
+            .iter()
+            .flat_map(|s| s.aliases.iter().copied())
+            .collect();
+        assert_eq!(
+            got, want,
+            "README.md's alias list differs from config::SETTINGS"
+        );
+    }
 
     #[test]
     fn keys_and_aliases_are_unique_and_only_input_keys_replace_inputs() {
