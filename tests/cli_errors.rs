@@ -135,81 +135,57 @@ fn bad_setting_values_fail_with_one_typed_line() {
     assert_eq!(failure_kind(&o), "config-invalid");
 }
 
+/// `consume` against no broker, with these arguments added.
+fn consume(extra: &[&str]) -> Output {
+    let cache = schema_cache();
+    let mut args = vec![
+        "consume",
+        "--brokers",
+        NO_BROKER,
+        "--topic",
+        "t",
+        "--group",
+        "g",
+        "--schema-cache",
+        &cache,
+        "--timeout",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// `produce` against no broker, with these arguments added.
+fn produce(extra: &[&str]) -> Output {
+    let cache = schema_cache();
+    let mut args = vec![
+        "produce",
+        "--brokers",
+        NO_BROKER,
+        "--topic",
+        "t",
+        "--subject",
+        "sensor-data-value",
+        "--schema-cache",
+        &cache,
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// `forward` against no broker, with these arguments added.
+fn forward(extra: &[&str]) -> Output {
+    let mut args = vec!["forward", "--brokers", NO_BROKER];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 /// `consume`, `produce` and `forward` take only the settings they use: another command's is one
-/// `config-invalid` line naming the commands that use it; a misspelt one suggests a name the command
-/// uses; `--from-beginning` and `-X auto.offset.reset` must agree. librdkafka's consumer properties
-/// are taken by `consume` (it then fails only on the missing broker).
+/// `config-invalid` line naming the commands that use it. `--from-beginning` and
+/// `-X auto.offset.reset` must agree (as any named flag and the property for its key), and the
+/// consumer properties' values are checked.
 #[test]
 fn settings_are_checked_against_the_command_that_is_given_them() {
-    let cache = schema_cache();
-    let consume = |extra: &[&str]| {
-        let mut args = vec![
-            "consume",
-            "--brokers",
-            NO_BROKER,
-            "--topic",
-            "t",
-            "--group",
-            "g",
-            "--schema-cache",
-            &cache,
-            "--timeout",
-            "1",
-        ];
-        args.extend_from_slice(extra);
-        run(&args)
-    };
-    let accepted = std::thread::spawn({
-        let cache = cache.clone();
-        move || {
-            let mut args = vec![
-                "consume",
-                "--brokers",
-                NO_BROKER,
-                "--topic",
-                "t",
-                "--group",
-                "g",
-                "--schema-cache",
-                &cache,
-                "--from-beginning",
-            ];
-            for p in [
-                "auto.offset.reset=earliest",
-                "enable.auto.commit=false",
-                "auto.commit.interval.ms=1000",
-                "session.timeout.ms=45000",
-                "heartbeat.interval.ms=3000",
-                "max.poll.interval.ms=300000",
-                "group.instance.id=gateway-17",
-                "isolation.level=read_uncommitted",
-                "client.rack=rack-a",
-            ] {
-                args.extend(["-X", p]);
-            }
-            run(&args)
-        }
-    });
-    let produce = |extra: &[&str]| {
-        let mut args = vec![
-            "produce",
-            "--brokers",
-            NO_BROKER,
-            "--topic",
-            "t",
-            "--subject",
-            "sensor-data-value",
-            "--schema-cache",
-            &cache,
-        ];
-        args.extend_from_slice(extra);
-        run(&args)
-    };
-    let forward = |extra: &[&str]| {
-        let mut args = vec!["forward", "--brokers", NO_BROKER];
-        args.extend_from_slice(extra);
-        run(&args)
-    };
     let refused = [
         (
             consume(&["-X", "linger.ms=5"]),
@@ -267,8 +243,28 @@ fn settings_are_checked_against_the_command_that_is_given_them() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(message), "want {message:?} in {err:?}");
     }
-    // A misspelt consumer property suggests the consumer's (not kafka.message.timeout.ms, which
-    // consume does not use); the same misspelling on produce suggests nothing of the consumer's.
+}
+
+/// `consume` takes librdkafka's consumer properties (it then fails only on the missing broker), and
+/// a misspelt one suggests the consumer's name, not the producer's `message.timeout.ms`, which
+/// `consume` does not use.
+#[test]
+fn consume_takes_librdkafkas_consumer_properties_and_suggests_its_own_names() {
+    let mut args = vec!["--from-beginning"];
+    for p in [
+        "auto.offset.reset=earliest",
+        "enable.auto.commit=false",
+        "auto.commit.interval.ms=1000",
+        "session.timeout.ms=45000",
+        "heartbeat.interval.ms=3000",
+        "max.poll.interval.ms=300000",
+        "group.instance.id=gateway-17",
+        "isolation.level=read_uncommitted",
+        "client.rack=rack-a",
+    ] {
+        args.extend(["-X", p]);
+    }
+    let accepted = std::thread::spawn(move || consume(&args));
     let o = consume(&["-X", "session.timeout.m=45000"]);
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     assert_eq!(failure_kind(&o), "config-unknown-key");
@@ -281,8 +277,6 @@ fn settings_are_checked_against_the_command_that_is_given_them() {
     assert_eq!(failure_kind(&o), "config-unknown-key");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("did you mean 'kafka.session"), "{err}");
-    // Every consumer property taken, and --from-beginning agreeing with auto.offset.reset: the
-    // command gets as far as the broker.
     let o = accepted.join().unwrap();
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     assert_eq!(failure_kind(&o), "broker-unreachable");

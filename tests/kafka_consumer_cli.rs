@@ -76,6 +76,16 @@ fn schema_cache(dir: &Path) {
     }
 }
 
+/// A producer that creates its topics with one partition (so offsets follow the order sent).
+fn producer(bootstrap: &str) -> Producer {
+    let mut pcfg = ProducerConfig::new([bootstrap]);
+    pcfg.auto_create = Some(TopicSpec {
+        partitions: 1,
+        replication: 1,
+    });
+    Producer::connect(pcfg).unwrap()
+}
+
 #[test]
 #[ignore = "needs a Kafka broker"]
 fn consume_cli_decodes_every_fixture_and_dead_letters_the_bad_ones() {
@@ -86,12 +96,7 @@ fn consume_cli_decodes_every_fixture_and_dead_letters_the_bad_ones() {
     let dead_letter = dir.join("dead.jsonl");
 
     let topic = unique_topic("cli-fixtures");
-    let mut pcfg = ProducerConfig::new([broker.bootstrap()]);
-    pcfg.auto_create = Some(TopicSpec {
-        partitions: 1,
-        replication: 1,
-    });
-    let p = Producer::connect(pcfg).unwrap();
+    let p = producer(&broker.bootstrap());
     let cases = fixtures();
     let mut by_offset: BTreeMap<i64, &Case> = BTreeMap::new();
     for case in &cases {
@@ -235,12 +240,7 @@ fn consume_cli_takes_librdkafkas_consumer_properties() {
     let cache = dir.join("cache");
     schema_cache(&cache);
     let topic = unique_topic("cli-props");
-    let mut pcfg = ProducerConfig::new([broker.bootstrap()]);
-    pcfg.auto_create = Some(TopicSpec {
-        partitions: 1,
-        replication: 1,
-    });
-    let p = Producer::connect(pcfg).unwrap();
+    let p = producer(&broker.bootstrap());
     let valid: Vec<Case> = fixtures()
         .into_iter()
         .filter(|c| matches!(c.2, Expect::Json(_)))

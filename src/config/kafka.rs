@@ -80,6 +80,20 @@ impl std::fmt::Display for SecurityProtocol {
     }
 }
 
+/// The connection's settings onto a client's config (a [`ProducerConfig`] or a [`ConsumerConfig`],
+/// which name these fields alike): one list, so both clients get every one.
+macro_rules! connection {
+    ($client:expr, $settings:expr) => {{
+        $client.client_id = $settings.client_id.clone();
+        $client.request_timeout = $settings.request_timeout;
+        $client.sasl = $settings.sasl_config();
+        #[cfg(feature = "tls")]
+        {
+            $client.tls = $settings.tls_config();
+        }
+    }};
+}
+
 /// Kafka client settings (`[kafka]`): the connection's, used by every command, and those of the
 /// producer and of the consumer, mapped onto the client's own by [`KafkaSettings::producer_config`]
 /// and [`KafkaSettings::consumer_config`]. The settings table says which command uses which.
@@ -199,14 +213,8 @@ impl KafkaSettings {
         p.compression = k.compression;
         p.linger = k.linger;
         p.batch_size = k.batch_size;
-        p.client_id = self.client_id.clone();
-        p.request_timeout = self.request_timeout;
         p.delivery_timeout = k.delivery_timeout;
-        p.sasl = self.sasl_config();
-        #[cfg(feature = "tls")]
-        {
-            p.tls = self.tls_config();
-        }
+        connection!(p, self);
         p.auto_create = k.create_partitions.map(|partitions| TopicSpec {
             partitions,
             // The broker's `default.replication.factor` (KIP-464): 1 on a single node, the cluster's
@@ -220,13 +228,7 @@ impl KafkaSettings {
     /// (everything else at the consumer's defaults).
     pub fn consumer_config(&self, group: &str, topics: &[&str]) -> ConsumerConfig {
         let mut c = ConsumerConfig::group(&self.brokers.join(","), group, topics);
-        c.client_id = self.client_id.clone();
-        c.request_timeout = self.request_timeout;
-        c.sasl = self.sasl_config();
-        #[cfg(feature = "tls")]
-        {
-            c.tls = self.tls_config();
-        }
+        connection!(c, self);
         let k = &self.consumer;
         c.fetch_max_bytes = k.fetch_max_bytes;
         c.fetch_partition_max_bytes = k.max_partition_fetch_bytes;
