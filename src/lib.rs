@@ -149,13 +149,14 @@ pub use kafka::{KafkaError, Mechanism as SaslMechanism, SaslConfig, TopicSpec};
 /// `input → codec → spool → producer → Kafka`, its metrics, and the two traits it is built on.
 pub mod forwarder {
     pub use crate::config::{
-        ALIASES, Config, ConfigError, InputConfig, InputKind, KEYS, KafkaSettings, MetricsSettings,
-        RegistrySettings, Sasl, Secret, SecurityProtocol, StartAt, env_name, kafka_settings,
-        parse_property, parse_set, parse_size, resolve_key,
+        Command, Config, ConfigError, ConsumerSettings, DefaultValue, InputConfig, InputKind,
+        KafkaSettings, MetricsSettings, ProducerSettings, RegistrySettings, SETTINGS, Sasl, Secret,
+        SecurityProtocol, Setting, StartAt, ValueType, env_name, kafka_settings, parse_property,
+        parse_set, parse_size, resolve_key, setting,
     };
     pub use crate::forward::dead_letter::rfc3339_ms;
     pub use crate::forward::metrics::LastError;
-    pub use crate::forward::plug::{producer_config, run_configured};
+    pub use crate::forward::plug::run_configured;
     pub use crate::forward::{
         ForwardError, LazySink, RecordEncoder, RecordSink, Snapshot, StopFlag, run, stop_on_signals,
     };

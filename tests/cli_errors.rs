@@ -134,3 +134,150 @@ fn bad_setting_values_fail_with_one_typed_line() {
     assert_eq!(o.status.code(), Some(2), "{o:?}");
     assert_eq!(failure_kind(&o), "config-invalid");
 }
+
+/// `consume` against no broker, with these arguments added.
+fn consume(extra: &[&str]) -> Output {
+    let cache = schema_cache();
+    let mut args = vec![
+        "consume",
+        "--brokers",
+        NO_BROKER,
+        "--topic",
+        "t",
+        "--group",
+        "g",
+        "--schema-cache",
+        &cache,
+        "--timeout",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// `produce` against no broker, with these arguments added.
+fn produce(extra: &[&str]) -> Output {
+    let cache = schema_cache();
+    let mut args = vec![
+        "produce",
+        "--brokers",
+        NO_BROKER,
+        "--topic",
+        "t",
+        "--subject",
+        "sensor-data-value",
+        "--schema-cache",
+        &cache,
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// `forward` against no broker, with these arguments added.
+fn forward(extra: &[&str]) -> Output {
+    let mut args = vec!["forward", "--brokers", NO_BROKER];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// `consume`, `produce` and `forward` take only the settings they use: another command's is one
+/// `config-invalid` line naming the commands that use it. `--from-beginning` and
+/// `-X auto.offset.reset` must agree (as any named flag and the property for its key), and the
+/// consumer properties' values are checked.
+#[test]
+fn settings_are_checked_against_the_command_that_is_given_them() {
+    let refused = [
+        (
+            consume(&["-X", "linger.ms=5"]),
+            "config key 'kafka.linger.ms': not used by consume, only by forward and produce",
+        ),
+        (
+            consume(&["-X", "acks=1"]),
+            "config key 'kafka.acks': not used by consume, only by forward and produce",
+        ),
+        (
+            produce(&["-X", "auto.offset.reset=earliest"]),
+            "config key 'kafka.auto.offset.reset': not used by produce, only by consume",
+        ),
+        (
+            produce(&["-X", "batch_records=10"]),
+            "config key 'kafka.batch_records': not used by produce, only by forward",
+        ),
+        (
+            forward(&["-X", "max.poll.records=5"]),
+            "config key 'kafka.max.poll.records': not used by forward, only by consume",
+        ),
+        (
+            forward(&["--set", "kafka.session_timeout_ms=30000"]),
+            "config key 'kafka.session_timeout_ms': not used by forward, only by consume",
+        ),
+        (
+            consume(&["--from-beginning", "-X", "auto.offset.reset=latest"]),
+            "set twice with different values, as '--from-beginning' and as 'kafka.auto.offset.reset'",
+        ),
+        (
+            consume(&[
+                "-X",
+                "session.timeout.ms=2000",
+                "-X",
+                "heartbeat.interval.ms=3000",
+            ]),
+            "config key 'kafka.heartbeat_interval_ms': must be below kafka.session_timeout_ms",
+        ),
+        (
+            consume(&["-X", "isolation.level=dirty"]),
+            "'dirty': expected read_committed or read_uncommitted",
+        ),
+        (
+            consume(&["-X", "group.instance.id=a b"]),
+            "config key 'kafka.group_instance_id': 'a b'",
+        ),
+        (
+            consume(&["-X", "auto.offset.reset=none"]),
+            "is not supported: use earliest or latest",
+        ),
+    ];
+    for (o, message) in &refused {
+        assert_eq!(o.status.code(), Some(2), "{message}: {o:?}");
+        assert_eq!(failure_kind(o), "config-invalid", "{message}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(message), "want {message:?} in {err:?}");
+    }
+}
+
+/// `consume` takes librdkafka's consumer properties (it then fails only on the missing broker), and
+/// a misspelt one suggests the consumer's name, not the producer's `message.timeout.ms`, which
+/// `consume` does not use.
+#[test]
+fn consume_takes_librdkafkas_consumer_properties_and_suggests_its_own_names() {
+    let mut args = vec!["--from-beginning"];
+    for p in [
+        "auto.offset.reset=earliest",
+        "enable.auto.commit=false",
+        "auto.commit.interval.ms=1000",
+        "session.timeout.ms=45000",
+        "heartbeat.interval.ms=3000",
+        "max.poll.interval.ms=300000",
+        "group.instance.id=gateway-17",
+        "isolation.level=read_uncommitted",
+        "client.rack=rack-a",
+    ] {
+        args.extend(["-X", p]);
+    }
+    let accepted = std::thread::spawn(move || consume(&args));
+    let o = consume(&["-X", "session.timeout.m=45000"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert_eq!(failure_kind(&o), "config-unknown-key");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("did you mean 'kafka.session.timeout.ms'?"),
+        "{err}"
+    );
+    let o = produce(&["-X", "session.timeout.m=45000"]);
+    assert_eq!(failure_kind(&o), "config-unknown-key");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("did you mean 'kafka.session"), "{err}");
+    let o = accepted.join().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert_eq!(failure_kind(&o), "broker-unreachable");
+}

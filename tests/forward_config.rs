@@ -3,12 +3,15 @@
 
 mod spool_support;
 
+#[path = "forward_config/every_key.rs"]
+mod every_key;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use avro_edge::forwarder::{
-    ALIASES, Config, InputKind, KEYS, SecurityProtocol, StartAt, env_name, kafka_settings,
-    parse_property,
+    Command, Config, ConfigError, InputKind, KafkaSettings, SETTINGS, SecurityProtocol, StartAt,
+    env_name, kafka_settings, parse_property, resolve_key, setting,
 };
 use avro_edge::{Acks, Compression, ErrorKind, FsyncPolicy, SaslMechanism as Mechanism, WhenFull};
 use spool_support::TempDir;
@@ -48,13 +51,13 @@ max_bytes = "1MiB"
     let c = Config::load(Some(&file), env.clone(), &flags).unwrap();
     assert_eq!(c.spool_dir, Path::new("/flag/spool"));
     assert_eq!(c.dead_letter, Path::new("/env/dl"));
-    assert_eq!(c.kafka.linger, Duration::from_millis(8));
+    assert_eq!(c.kafka.producer.linger, Duration::from_millis(8));
     assert_eq!(c.kafka.brokers, vec!["file:9092"]);
     assert_eq!(c.drain_timeout, Duration::from_millis(111));
     assert_eq!(c.spool.max_bytes, 1 << 20);
     // Defaults where nobody said anything.
-    assert_eq!(c.kafka.acks, Acks::All);
-    assert_eq!(c.kafka.compression, Compression::None);
+    assert_eq!(c.kafka.producer.acks, Acks::All);
+    assert_eq!(c.kafka.producer.compression, Compression::None);
     assert_eq!(
         c.spool.fsync,
         FsyncPolicy::Interval(Duration::from_millis(100))
@@ -72,77 +75,7 @@ max_bytes = "1MiB"
     assert_eq!(c.spool_dir, Path::new("/env/spool"));
     let c = Config::load(Some(&file), Vec::new(), &[]).unwrap();
     assert_eq!(c.spool_dir, Path::new("/file/spool"));
-    assert_eq!(c.kafka.linger, Duration::from_millis(7));
-}
-
-#[test]
-fn every_key_is_settable_from_env_and_flags() {
-    for (key, _) in KEYS {
-        let value = match *key {
-            "input.type" => "udp",
-            "input.bind" => "127.0.0.1:5000",
-            "input.start_at" => "end",
-            "kafka.acks" => "1",
-            "kafka.compression" => "gzip",
-            "kafka.sasl_mechanism" => "SCRAM-SHA-512",
-            "kafka.security_protocol" => "PLAINTEXT",
-            "kafka.ssl_ca_location" => "/etc/ssl/ca.pem",
-            "kafka.sasl_password_file" => password_file(),
-            "kafka.ssl_endpoint_identification_algorithm" => "https",
-            "kafka.enable_idempotence" | "clock_check" => "false",
-            "spool.fsync" => "always",
-            "spool.when_full" => "drop_oldest",
-            "spool.max_bytes"
-            | "max_line_bytes"
-            | "kafka.batch_size"
-            | "dead_letter_max_bytes"
-            | "kafka.fetch_max_bytes"
-            | "kafka.max_partition_fetch_bytes" => "2MiB",
-            "spool.segment_bytes" => "64KiB",
-            "spool.reserve_bytes" => "1MiB",
-            "kafka.create_partitions" => "3",
-            "kafka.max_poll_records" => "100",
-            "kafka.max_in_flight" => "5",
-            // At least linger + request timeout (as Kafka's producer requires).
-            "kafka.delivery_timeout_ms" => "42000",
-            "metrics.listen" => "127.0.0.1:9464",
-            k if k.ends_with("_ms") || k.ends_with("_s") || k.ends_with("batch_records") => "42",
-            _ => "x",
-        };
-        let mut base = vec![
-            ("input.type".to_string(), "udp".to_string()),
-            ("input.bind".to_string(), "127.0.0.1:5000".to_string()),
-        ];
-        if key.starts_with("kafka.sasl") {
-            base.push(("kafka.sasl_username".into(), "u".into()));
-            if *key != "kafka.sasl_password_file" {
-                base.push(("kafka.sasl_password".into(), "p".into()));
-            }
-        }
-        if key.starts_with("kafka.ssl") {
-            base.push(("kafka.security_protocol".into(), "SSL".into()));
-        }
-        base.extend(tls_pair_of(key));
-        let mut flags = base.clone();
-        flags.push((key.to_string(), value.to_string()));
-        if key.contains("ssl") && !cfg!(feature = "tls") {
-            // TLS settings need the `tls` feature: without it, a clear error naming the feature.
-            let e = Config::load(None, Vec::new(), &flags).unwrap_err();
-            assert_eq!(e.kind(), "config-invalid");
-            assert!(e.to_string().contains("tls"), "{e}");
-            continue;
-        }
-        Config::load(None, Vec::new(), &flags)
-            .unwrap_or_else(|e| panic!("flag {key}={value}: {e}"));
-        let env: Vec<(String, String)> = flags
-            .iter()
-            .map(|(k, v)| (env_name(k), v.clone()))
-            .collect();
-        Config::load(None, env, &[])
-            .unwrap_or_else(|e| panic!("env {}={value}: {e}", env_name(key)));
-    }
-    let c = Config::load(None, kv(&[("AVRO_EDGE_BROKERS", "a:1,b:2")]), &[]).unwrap();
-    assert_eq!(c.kafka.brokers, vec!["a:1", "b:2"]);
+    assert_eq!(c.kafka.producer.linger, Duration::from_millis(7));
 }
 
 #[test]
@@ -231,23 +164,92 @@ fn sample_forwarder_toml_is_valid() {
     assert_eq!(c.inputs[0].kind, InputKind::Stdin);
 }
 
+/// The sample documents every key the forwarder uses, each set or as a commented-out line under its
+/// section (so uncommenting it works), names no other, and its list of librdkafka names holds only
+/// names the forwarder takes.
+#[test]
+fn sample_forwarder_toml_names_every_forward_key_and_no_other() {
+    let text = std::fs::read_to_string(avro_edge_testkit::root().join("forwarder.toml")).unwrap();
+    let mut section = String::new();
+    let mut named = Vec::new();
+    for line in text.lines() {
+        let l = line.trim_start_matches('#').trim();
+        if let Some(s) = l.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
+            section = s.to_string();
+        } else if let Some(s) = l.strip_prefix('[').and_then(|l| l.split_once(']')) {
+            section = s.0.to_string();
+        } else if let Some((name, _)) = l.split_once(" = ") {
+            let name = name.trim();
+            if !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || "._".contains(c))
+            {
+                let full = match section.as_str() {
+                    "" => name.to_string(),
+                    s => format!("{s}.{name}"),
+                };
+                let key = resolve_key(&full).unwrap_or_else(|| panic!("{line:?}: no key {full}"));
+                let used = setting(key).is_some_and(|s| s.used_by(Command::Forward));
+                assert!(used, "{line:?}: {key} is not the forwarder's");
+                named.push(key);
+            }
+        }
+    }
+    for s in SETTINGS.iter().filter(|s| s.used_by(Command::Forward)) {
+        assert!(
+            named.contains(&s.key),
+            "forwarder.toml does not show {}",
+            s.key
+        );
+    }
+    // The header's librdkafka names: each one the forwarder takes.
+    let header: String = text
+        .lines()
+        .skip_while(|l| !l.contains("also answer to librdkafka's property names"))
+        .take_while(|l| l.starts_with('#') && l.len() > 1)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let listed = header
+        .split(|c: char| !(c.is_ascii_lowercase() || c == '.'))
+        .filter(|w| w.contains('.') && !w.starts_with('.') && !w.ends_with('.'));
+    let mut n = 0;
+    for name in listed {
+        let key = resolve_key(&format!("kafka.{name}")).unwrap_or_else(|| panic!("{name}"));
+        assert!(
+            setting(key).is_some_and(|s| s.used_by(Command::Forward)),
+            "{name}"
+        );
+        n += 1;
+    }
+    assert!(n >= 20, "the header lists the librdkafka names ({n} found)");
+}
+
 #[test]
 fn acks_all_in_capitals_works_in_the_file_as_on_the_cli() {
     let dir = TempDir::new("cfg-acks");
     let f = dir.join("f.toml");
     std::fs::write(&f, "[kafka]\nacks = \"ALL\"\ncompression = \"GZIP\"\n").unwrap();
     let c = Config::load(Some(&f), Vec::new(), &[]).unwrap();
-    assert_eq!(c.kafka.acks, Acks::All);
-    assert_eq!(c.kafka.compression, Compression::Gzip);
+    assert_eq!(c.kafka.producer.acks, Acks::All);
+    assert_eq!(c.kafka.producer.compression, Compression::Gzip);
     // acks as a TOML integer, as librdkafka users write it.
     std::fs::write(&f, "[kafka]\nacks = -1\n").unwrap();
     assert_eq!(
-        Config::load(Some(&f), Vec::new(), &[]).unwrap().kafka.acks,
+        Config::load(Some(&f), Vec::new(), &[])
+            .unwrap()
+            .kafka
+            .producer
+            .acks,
         Acks::All
     );
     std::fs::write(&f, "[kafka]\nacks = 1\n").unwrap();
     assert_eq!(
-        Config::load(Some(&f), Vec::new(), &[]).unwrap().kafka.acks,
+        Config::load(Some(&f), Vec::new(), &[])
+            .unwrap()
+            .kafka
+            .producer
+            .acks,
         Acks::Leader
     );
     // The same parser, the same message, from every layer.
@@ -264,7 +266,7 @@ fn acks_all_in_capitals_works_in_the_file_as_on_the_cli() {
     );
     for (name, want) in [("zstd", Compression::Zstd), ("LZ4", Compression::Lz4)] {
         let c = Config::load(None, Vec::new(), &kv(&[("kafka.compression", name)])).unwrap();
-        assert_eq!(c.kafka.compression, want);
+        assert_eq!(c.kafka.producer.compression, want);
     }
     let e = Config::load(None, Vec::new(), &kv(&[("kafka.compression", "brotli")])).unwrap_err();
     assert_eq!(e.kind(), "config-invalid");
@@ -290,7 +292,12 @@ fn sample_value(key: &str) -> &'static str {
         "kafka.enable_idempotence" => "false",
         "kafka.batch_size" | "kafka.fetch_max_bytes" | "kafka.max_partition_fetch_bytes" => "4096",
         "kafka.client_id" | "kafka.sasl_username" | "kafka.sasl_password" => "x",
-        "kafka.delivery_timeout_ms" => "42000",
+        "kafka.delivery_timeout_ms" | "kafka.session_timeout_ms" => "42000",
+        "kafka.auto_offset_reset" => "earliest",
+        "kafka.enable_auto_commit" => "false",
+        "kafka.isolation_level" => "read_uncommitted",
+        "kafka.group_instance_id" => "gateway-17",
+        "kafka.client_rack" => "rack-a",
         _ => "42",
     }
 }
@@ -329,19 +336,30 @@ fn password_file() -> &'static str {
     })
 }
 
+/// The `[kafka]` settings from flag pairs as `command` reads them: the forwarder's whole
+/// configuration, or `produce`/`consume`'s settings alone.
+fn kafka_for(command: Command, pairs: &[(String, String)]) -> Result<KafkaSettings, ConfigError> {
+    match command {
+        Command::Forward => Config::load(None, Vec::new(), pairs).map(|c| c.kafka),
+        other => kafka_settings(pairs, other),
+    }
+}
+
 #[test]
 fn every_alias_maps_to_its_key_from_file_env_set_and_x() {
     let dir = TempDir::new("cfg-alias");
     let f = dir.join("f.toml");
-    for (alias, key) in ALIASES {
+    let aliases = SETTINGS
+        .iter()
+        .flat_map(|s| s.full_aliases().map(move |a| (a, s)));
+    for (alias, setting) in aliases {
+        let (alias, key) = (alias.as_str(), setting.key);
+        // The first command that uses it; the file and the environment are the forwarder's.
+        let command = setting.used_by[0];
         let value = sample_value(key);
         let base = alias_base(key);
         let tls_needed = key.contains("ssl") && !cfg!(feature = "tls");
-        let via_key = Config::load(
-            None,
-            Vec::new(),
-            &[base.clone(), kv(&[(key, value)])].concat(),
-        );
+        let via_key = kafka_for(command, &[base.clone(), kv(&[(key, value)])].concat());
         let short = alias.strip_prefix("kafka.").unwrap();
         // --set kafka.<alias>=, -X <alias>=, AVRO_EDGE_KAFKA_<ALIAS>, and the file's [kafka] table.
         let set = [base.clone(), kv(&[(alias, value)])].concat();
@@ -350,22 +368,27 @@ fn every_alias_maps_to_its_key_from_file_env_set_and_x() {
             vec![parse_property(&format!("{short}={value}")).unwrap()],
         ]
         .concat();
-        let env: Vec<(String, String)> =
-            set.iter().map(|(k, v)| (env_name(k), v.clone())).collect();
-        let mut toml = String::from("[kafka]\n");
-        for (k, v) in &set {
-            toml.push_str(&format!(
-                "{} = \"{v}\"\n",
-                k.strip_prefix("kafka.").unwrap()
+        let mut loads = vec![
+            ("--set", kafka_for(command, &set)),
+            ("-X", kafka_for(command, &x)),
+        ];
+        if command == Command::Forward {
+            let env: Vec<(String, String)> =
+                set.iter().map(|(k, v)| (env_name(k), v.clone())).collect();
+            let mut toml = String::from("[kafka]\n");
+            for (k, v) in &set {
+                toml.push_str(&format!(
+                    "{} = \"{v}\"\n",
+                    k.strip_prefix("kafka.").unwrap()
+                ));
+            }
+            std::fs::write(&f, toml).unwrap();
+            loads.push(("env", Config::load(None, env, &[]).map(|c| c.kafka)));
+            loads.push((
+                "file",
+                Config::load(Some(&f), Vec::new(), &[]).map(|c| c.kafka),
             ));
         }
-        std::fs::write(&f, toml).unwrap();
-        let loads = [
-            ("--set", Config::load(None, Vec::new(), &set)),
-            ("-X", Config::load(None, Vec::new(), &x)),
-            ("env", Config::load(None, env, &[])),
-            ("file", Config::load(Some(&f), Vec::new(), &[])),
-        ];
         for (how, got) in loads {
             if tls_needed {
                 let e = got.unwrap_err();
@@ -374,14 +397,10 @@ fn every_alias_maps_to_its_key_from_file_env_set_and_x() {
             }
             let got = got.unwrap_or_else(|e| panic!("{alias}={value} by {how}: {e}"));
             let want = via_key.as_ref().unwrap();
+            assert_eq!(format!("{got:?}"), format!("{want:?}"), "{alias} by {how}");
             assert_eq!(
-                format!("{:?}", got.kafka),
-                format!("{:?}", want.kafka),
-                "{alias} by {how}"
-            );
-            assert_eq!(
-                got.kafka.sasl.as_ref().map(|s| s.password.expose()),
-                want.kafka.sasl.as_ref().map(|s| s.password.expose()),
+                got.sasl.as_ref().map(|s| s.password.expose()),
+                want.sasl.as_ref().map(|s| s.password.expose()),
                 "{alias} by {how}"
             );
         }
@@ -531,13 +550,13 @@ sasl.password = "pasted-secret"
     let k = &c.kafka;
     assert_eq!(k.brokers, vec!["k1:9092", "k2:9092"]);
     assert_eq!(k.client_id, "gateway-17");
-    assert_eq!(k.acks, Acks::All);
-    assert_eq!(k.compression, Compression::Snappy);
-    assert_eq!(k.linger, Duration::from_millis(20));
-    assert_eq!(k.batch_size, 65536);
+    assert_eq!(k.producer.acks, Acks::All);
+    assert_eq!(k.producer.compression, Compression::Snappy);
+    assert_eq!(k.producer.linger, Duration::from_millis(20));
+    assert_eq!(k.producer.batch_size, 65536);
     assert_eq!(k.request_timeout, Duration::from_millis(15_000));
-    assert_eq!(k.delivery_timeout, Duration::from_millis(120_000));
-    assert!(!k.enable_idempotence);
+    assert_eq!(k.producer.delivery_timeout, Duration::from_millis(120_000));
+    assert!(!k.producer.enable_idempotence);
     assert_eq!(k.security_protocol, SecurityProtocol::SaslPlaintext);
     let sasl = k.sasl.as_ref().unwrap();
     assert_eq!(sasl.mechanism, Mechanism::ScramSha512);
@@ -548,7 +567,7 @@ sasl.password = "pasted-secret"
     assert!(!format!("{c:?}").contains("pasted-secret"));
     // Defaults: idempotence on, protocol from the credentials.
     let c = Config::load(None, Vec::new(), &[]).unwrap();
-    assert!(c.kafka.enable_idempotence);
+    assert!(c.kafka.producer.enable_idempotence);
     assert_eq!(c.kafka.security_protocol, SecurityProtocol::Plaintext);
 }
 
@@ -618,18 +637,21 @@ fn client_certificate_name_check_and_password_file() {
 
 #[test]
 fn kafka_settings_alone_for_produce_and_consume() {
-    let k = kafka_settings(&[
-        parse_property("bootstrap.servers=a:1").unwrap(),
-        parse_property("compression.codec=gzip").unwrap(),
-        parse_property("kafka.acks=0").unwrap(),
-    ])
+    let k = kafka_settings(
+        &[
+            parse_property("bootstrap.servers=a:1").unwrap(),
+            parse_property("compression.codec=gzip").unwrap(),
+            parse_property("kafka.acks=0").unwrap(),
+        ],
+        Command::Produce,
+    )
     .unwrap();
     assert_eq!(k.brokers, vec!["a:1"]);
-    assert_eq!(k.compression, Compression::Gzip);
-    assert_eq!(k.acks, Acks::None);
-    let e = kafka_settings(&kv(&[("spool.dir", "/x")])).unwrap_err();
+    assert_eq!(k.producer.compression, Compression::Gzip);
+    assert_eq!(k.producer.acks, Acks::None);
+    let e = kafka_settings(&kv(&[("spool.dir", "/x")]), Command::Produce).unwrap_err();
     assert_eq!(e.kind(), "config-invalid");
-    let e = kafka_settings(&[parse_property("linger=5").unwrap()]).unwrap_err();
+    let e = kafka_settings(&[parse_property("linger=5").unwrap()], Command::Produce).unwrap_err();
     assert!(
         e.to_string().contains("did you mean 'kafka.linger_ms'"),
         "{e}"
@@ -667,4 +689,57 @@ fn clock_check_is_on_by_default_and_can_be_turned_off() {
     assert!(!off.clock_check);
     let bad = Config::load(None, Vec::new(), &kv(&[("clock_check", "sometimes")])).unwrap_err();
     assert_eq!(bad.kind(), "config-invalid", "{bad}");
+}
+
+#[test]
+fn a_key_the_command_does_not_use_is_an_error_naming_the_commands_that_do() {
+    // The forwarder has no consumer (it used to ignore these silently), from every layer.
+    let e = Config::load(None, Vec::new(), &kv(&[("kafka.max.poll.records", "5")])).unwrap_err();
+    assert_eq!(e.kind(), "config-invalid");
+    assert!(
+        e.to_string().contains(
+            "config key 'kafka.max.poll.records': not used by forward, only by consume (from flags)"
+        ),
+        "{e}"
+    );
+    let e = Config::load(
+        None,
+        kv(&[("AVRO_EDGE_KAFKA_FETCH_MAX_BYTES", "1MiB")]),
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "'AVRO_EDGE_KAFKA_FETCH_MAX_BYTES': not used by forward, only by consume (from environment)"
+        ),
+        "{e}"
+    );
+    let dir = TempDir::new("cfg-not-used");
+    let f = dir.join("f.toml");
+    std::fs::write(&f, "[kafka]\nmax_partition_fetch_bytes = \"1MiB\"\n").unwrap();
+    let e = Config::load(Some(&f), Vec::new(), &[]).unwrap_err();
+    assert_eq!(e.kind(), "config-invalid");
+    assert!(
+        e.to_string()
+            .contains("not used by forward, only by consume"),
+        "{e}"
+    );
+    // consume has no producer; produce has no consumer nor the forwarder's send window.
+    let x = |p: &str| vec![parse_property(p).unwrap()];
+    for (command, property, users) in [
+        (Command::Consume, "linger.ms=5", "forward and produce"),
+        (Command::Consume, "acks=1", "forward and produce"),
+        (Command::Produce, "fetch.max.bytes=1MiB", "consume"),
+        (Command::Produce, "batch_records=5", "forward"),
+    ] {
+        let e = kafka_settings(&x(property), command).unwrap_err();
+        assert_eq!(e.kind(), "config-invalid", "{command} {property}");
+        let name = property.split('=').next().unwrap();
+        assert!(
+            e.to_string().contains(&format!(
+                "'kafka.{name}': not used by {command}, only by {users}"
+            )),
+            "{command} {property}: {e}"
+        );
+    }
 }

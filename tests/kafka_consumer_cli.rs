@@ -76,6 +76,16 @@ fn schema_cache(dir: &Path) {
     }
 }
 
+/// A producer that creates its topics with one partition (so offsets follow the order sent).
+fn producer(bootstrap: &str) -> Producer {
+    let mut pcfg = ProducerConfig::new([bootstrap]);
+    pcfg.auto_create = Some(TopicSpec {
+        partitions: 1,
+        replication: 1,
+    });
+    Producer::connect(pcfg).unwrap()
+}
+
 #[test]
 #[ignore = "needs a Kafka broker"]
 fn consume_cli_decodes_every_fixture_and_dead_letters_the_bad_ones() {
@@ -86,12 +96,7 @@ fn consume_cli_decodes_every_fixture_and_dead_letters_the_bad_ones() {
     let dead_letter = dir.join("dead.jsonl");
 
     let topic = unique_topic("cli-fixtures");
-    let mut pcfg = ProducerConfig::new([broker.bootstrap()]);
-    pcfg.auto_create = Some(TopicSpec {
-        partitions: 1,
-        replication: 1,
-    });
-    let p = Producer::connect(pcfg).unwrap();
+    let p = producer(&broker.bootstrap());
     let cases = fixtures();
     let mut by_offset: BTreeMap<i64, &Case> = BTreeMap::new();
     for case in &cases {
@@ -220,5 +225,74 @@ fn consume_cli_decodes_every_fixture_and_dead_letters_the_bad_ones() {
         first + second,
         want.len(),
         "nothing skipped, nothing repeated across --max runs"
+    );
+}
+
+/// librdkafka's consumer properties reach the consumer through `-X`: `auto.offset.reset=earliest`
+/// (without `--from-beginning`) reads a new group's topic from its first record, and with
+/// `enable.auto.commit=false` nothing is committed, so the same group reads it all again; the other
+/// consumer properties are taken alongside. With auto-commit on, the next run reads nothing.
+#[test]
+#[ignore = "needs a Kafka broker"]
+fn consume_cli_takes_librdkafkas_consumer_properties() {
+    let broker = require_broker();
+    let dir = avro_edge_testkit::tmpdir("consume-cli-props");
+    let cache = dir.join("cache");
+    schema_cache(&cache);
+    let topic = unique_topic("cli-props");
+    let p = producer(&broker.bootstrap());
+    let valid: Vec<Case> = fixtures()
+        .into_iter()
+        .filter(|c| matches!(c.2, Expect::Json(_)))
+        .take(6)
+        .collect();
+    for case in &valid {
+        p.send(&topic, Some(case.0.as_bytes()), &case.1).unwrap();
+    }
+    p.close().unwrap();
+    let group = unique_topic("g-cli-props");
+    let run = |properties: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_avro-edge"));
+        cmd.args(["consume", "--brokers", &broker.bootstrap()])
+            .args(["--topic", &topic, "--group", &group, "--timeout", "4"])
+            .arg("--schema-cache")
+            .arg(&cache);
+        for p in properties {
+            cmd.args(["-X", p]);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{properties:?}: {stderr}");
+        String::from_utf8(out.stdout).unwrap().lines().count()
+    };
+    let no_commit = [
+        "auto.offset.reset=earliest",
+        "enable.auto.commit=false",
+        "auto.commit.interval.ms=1000",
+        "session.timeout.ms=12000",
+        "heartbeat.interval.ms=1000",
+        "max.poll.interval.ms=20000",
+        "isolation.level=read_committed",
+        "client.rack=rack-a",
+    ];
+    assert_eq!(
+        run(&no_commit),
+        valid.len(),
+        "earliest: from the first record"
+    );
+    assert_eq!(
+        run(&no_commit),
+        valid.len(),
+        "nothing was committed: the group starts from the first record again"
+    );
+    assert_eq!(
+        run(&["auto.offset.reset=earliest"]),
+        valid.len(),
+        "still nothing committed"
+    );
+    assert_eq!(
+        run(&["auto.offset.reset=earliest"]),
+        0,
+        "auto-commit on (the default): the last run committed its position"
     );
 }

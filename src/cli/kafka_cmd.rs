@@ -2,15 +2,16 @@
 use super::{CmdResult, Failure};
 
 use std::collections::VecDeque;
-use std::io::BufRead;
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{BufRead, BufWriter};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use std::io::Write as _;
 
-use avro_edge::forwarder::{self as config, ConfigError, KafkaSettings, producer_config};
+use avro_edge::forwarder::{self as config, ConfigError, KafkaSettings};
 use avro_edge::open_source;
-use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset};
+use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, RawRecord, TextDecoder};
 use avro_edge::{Codec, CodecError, DeliveryHandle, LineError, Producer};
 
 #[derive(Debug, clap::Args)]
@@ -57,34 +58,6 @@ pub struct ProduceArgs {
     pub security: super::security_args::SecurityArgs,
 }
 
-/// The consumer's own `kafka.*` keys (`consume` only; `forward` and `produce` have no consumer).
-const CONSUMER_ONLY_KEYS: &[&str] = &[
-    "kafka.fetch_max_bytes",
-    "kafka.max_partition_fetch_bytes",
-    "kafka.max_poll_records",
-];
-
-/// The `kafka.*` keys `consume` uses (the connection's and the consumer's); `produce` uses all but
-/// `batch_records` and [`CONSUMER_ONLY_KEYS`].
-const CONSUME_KEYS: &[&str] = &[
-    "kafka.brokers",
-    "kafka.fetch_max_bytes",
-    "kafka.max_partition_fetch_bytes",
-    "kafka.max_poll_records",
-    "kafka.client_id",
-    "kafka.request_timeout_ms",
-    "kafka.security_protocol",
-    "kafka.sasl_mechanism",
-    "kafka.sasl_username",
-    "kafka.sasl_password",
-    "kafka.sasl_password_file",
-    "kafka.ssl_ca_location",
-    "kafka.ssl_certificate_location",
-    "kafka.ssl_key_location",
-    "kafka.ssl_server_name",
-    "kafka.ssl_endpoint_identification_algorithm",
-];
-
 /// The SASL password from the environment (the forwarder's variable name), so that it need not be
 /// on the command line: used when neither `-X sasl.password` nor `-X sasl.password.file` is given.
 const SASL_PASSWORD_ENV: &str = "AVRO_EDGE_KAFKA_SASL_PASSWORD";
@@ -105,36 +78,27 @@ fn password_from_env(pairs: &[(String, String)]) -> Option<(String, String)> {
     Some(("kafka.sasl_password".to_string(), p))
 }
 
+/// A named flag of `produce`/`consume` (`--acks`), the key it sets, and its value if given.
+type Named<'a> = (&'a str, &'a str, Option<String>);
+
 /// The Kafka settings of `produce`/`consume`: the named flags and the `-X` properties (one layer: a key
-/// given twice under two names with two values is an error), checked against what `command` uses.
+/// given twice, by two names or by a flag and a property, with two values is an error; a key `command`
+/// does not use is an error naming the commands that do).
 fn kafka_settings(
-    named: &[(&str, Option<String>)],
+    named: &[Named],
     security: &super::security_args::SecurityArgs,
     properties: &[String],
-    uses: impl Fn(&str) -> bool,
-    command: &str,
+    command: config::Command,
 ) -> Result<KafkaSettings, Failure> {
-    let mut pairs: Vec<(String, String)> = named
-        .iter()
-        .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v)))
-        .collect();
-    pairs.extend(security.pairs());
+    let mut props = Vec::with_capacity(properties.len());
     for p in properties {
-        pairs.push(config::parse_property(p).map_err(|e| Failure::bad_input(&e))?);
+        props.push(config::parse_property(p).map_err(|e| Failure::bad_input(&e))?);
     }
+    let mut pairs = named_pairs(named, &props)?;
+    pairs.extend(security.pairs());
+    pairs.extend(props);
     pairs.extend(password_from_env(&pairs));
-    for (k, _) in &pairs {
-        if let Some(key) = config::resolve_key(k)
-            && !uses(key)
-        {
-            let e = ConfigError::Invalid {
-                key: k.clone(),
-                reason: format!("not used by {command}"),
-            };
-            return Err(Failure::bad_input(&e));
-        }
-    }
-    let settings = config::kafka_settings(&pairs).map_err(|e| Failure::bad_input(&e))?;
+    let settings = config::kafka_settings(&pairs, command).map_err(|e| Failure::bad_input(&e))?;
     if settings.brokers.is_empty() {
         let e = ConfigError::Missing {
             key: "kafka.brokers (--brokers, -X bootstrap.servers)".into(),
@@ -142,6 +106,43 @@ fn kafka_settings(
         return Err(Failure::bad_input(&e));
     }
     Ok(settings)
+}
+
+/// The named flags given, as `(key, value)` pairs. A flag whose key a `-X` property sets too must
+/// agree with it (as `--from-beginning` with `-X auto.offset.reset=earliest`): then the property
+/// alone stands; if they differ, it is an error naming both.
+fn named_pairs(
+    named: &[Named],
+    props: &[(String, String)],
+) -> Result<Vec<(String, String)>, Failure> {
+    let text = |v: &str| {
+        v.split(',')
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(",")
+            .to_ascii_lowercase()
+    };
+    let mut pairs = Vec::new();
+    for (flag, key, value) in named {
+        let Some(value) = value else { continue };
+        match props
+            .iter()
+            .find(|(k, _)| config::resolve_key(k) == Some(*key))
+        {
+            Some((k, v)) if text(v) != text(value) => {
+                let e = ConfigError::Invalid {
+                    key: key.to_string(),
+                    reason: format!(
+                        "set twice with different values, as '{flag}' and as '{k}' (from flags)"
+                    ),
+                };
+                return Err(Failure::bad_input(&e));
+            }
+            Some(_) => {}
+            None => pairs.push((key.to_string(), value.clone())),
+        }
+    }
+    Ok(pairs)
 }
 
 // ---- consume ----
@@ -157,7 +158,8 @@ pub struct ConsumeArgs {
     /// Consumer group: offsets are committed there, and members share the partitions.
     #[arg(long)]
     pub group: String,
-    /// With no committed offset, start from the oldest record (default: only new records).
+    /// With no committed offset, start from the oldest record (default: only new records); the
+    /// same as -X auto.offset.reset=earliest (both given, they must agree).
     #[arg(long)]
     pub from_beginning: bool,
     /// Stop after this many messages (decoded or not).
@@ -183,8 +185,10 @@ pub struct ConsumeArgs {
     /// -X security.protocol=SASL_PLAINTEXT -X sasl.username=u -X sasl.password.file=F (repeatable;
     /// the connection's settings: brokers, client id, request timeout, security protocol, SASL
     /// (the password also from $AVRO_EDGE_KAFKA_SASL_PASSWORD), TLS files and server name; and the
-    /// consumer's memory bounds: -X fetch.max.bytes=2MiB -X max.partition.fetch.bytes=256KiB
-    /// -X max.poll.records=500, the defaults).
+    /// consumer's: auto.offset.reset, enable.auto.commit, auto.commit.interval.ms,
+    /// session.timeout.ms, heartbeat.interval.ms, max.poll.interval.ms, group.instance.id,
+    /// isolation.level, client.rack, fetch.max.bytes, max.partition.fetch.bytes, max.poll.records;
+    /// README "Every setting" lists them with their defaults).
     #[arg(short = 'X', value_name = "NAME=VALUE")]
     pub property: Vec<String>,
     #[command(flatten)]
@@ -202,71 +206,76 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
     let source =
         open_source(&a.registry, a.schema_cache.as_deref()).map_err(|e| Failure::bad_input(&e))?;
     let codec = Codec::new(source);
-    let brokers = (!a.brokers.is_empty()).then(|| a.brokers.join(","));
-    let k = kafka_settings(
-        &[("kafka.brokers", brokers)],
-        &a.security,
-        &a.property,
-        |key| CONSUME_KEYS.contains(&key),
-        "consume",
-    )?;
-    let topics: Vec<&str> = a.topics.iter().map(String::as_str).collect();
-    let mut cfg = ConsumerConfig::group(&k.brokers.join(","), &a.group, &topics);
-    cfg.client_id = k.client_id.clone();
-    cfg.request_timeout = k.request_timeout;
-    cfg.sasl = k.sasl_config();
-    #[cfg(feature = "tls")]
-    {
-        cfg.tls = k.tls_config();
-    }
-    cfg.auto_offset_reset = if a.from_beginning {
-        OffsetReset::Earliest
-    } else {
-        OffsetReset::Latest
-    };
-    cfg.assignor = Assignor::from_name(&a.assignor).unwrap_or_default();
-    if let Some(b) = k.fetch_max_bytes {
-        cfg.fetch_max_bytes = b;
-    }
-    if let Some(b) = k.max_partition_fetch_bytes {
-        cfg.fetch_partition_max_bytes = b;
-    }
-    if let Some(n) = k.max_poll_records {
-        cfg.max_poll_records = n;
-    }
+    let cfg = consumer_config(&a)?;
     let mut consumer = Consumer::connect(cfg).map_err(|e| Failure::runtime(&e))?;
-    let mut dead_letter = match &a.dead_letter {
-        Some(p) => Some(std::io::BufWriter::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| io_failure(&format!("dead-letter file {}", p.display()), e))?,
-        )),
-        None => None,
-    };
-    let mut out = std::io::stdout().lock();
+    let dead_letter = open_dead_letter(a.dead_letter.as_deref())?;
+    let mut o = Output::new(&codec, dead_letter);
     let idle = a.timeout.map(Duration::from_secs_f64);
     let started = Instant::now();
+    read(&mut consumer, &mut o, a.max, idle)?;
+    o.out.flush().map_err(|e| io_failure("stdout", e))?;
+    let closed = consumer.close();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "consumed {} messages: {} decoded, {} undecodable{} in {secs:.1}s",
+        o.seen(),
+        o.decoded,
+        o.undecodable,
+        a.dead_letter
+            .as_ref()
+            .map(|p| format!(" (dead-lettered to {})", p.display()))
+            .unwrap_or_default(),
+    );
+    closed.map_err(|e| Failure::runtime(&e))
+}
+
+/// The consumer settings of `consume`: its flags and `-X` properties.
+fn consumer_config(a: &ConsumeArgs) -> Result<ConsumerConfig, Failure> {
+    let brokers = (!a.brokers.is_empty()).then(|| a.brokers.join(","));
+    let from_beginning = a.from_beginning.then(|| "earliest".to_string());
+    let k = kafka_settings(
+        &[
+            ("--brokers", "kafka.brokers", brokers),
+            (
+                "--from-beginning",
+                "kafka.auto_offset_reset",
+                from_beginning,
+            ),
+        ],
+        &a.security,
+        &a.property,
+        config::Command::Consume,
+    )?;
+    let topics: Vec<&str> = a.topics.iter().map(String::as_str).collect();
+    let mut cfg = k.consumer_config(&a.group, &topics);
+    cfg.assignor = Assignor::from_name(&a.assignor).unwrap_or_default();
+    Ok(cfg)
+}
+
+/// The dead-letter file, opened for appending, if one is given.
+fn open_dead_letter(path: Option<&Path>) -> Result<Option<BufWriter<File>>, Failure> {
+    let Some(p) = path else {
+        return Ok(None);
+    };
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .map_err(|e| io_failure(&format!("dead-letter file {}", p.display()), e))?;
+    Ok(Some(BufWriter::new(f)))
+}
+
+/// Poll until `max` messages were seen (decoded or not), or none arrived for `idle`.
+fn read(
+    consumer: &mut Consumer,
+    o: &mut Output,
+    max: Option<u64>,
+    idle: Option<Duration>,
+) -> CmdResult {
+    let done = |o: &Output| max.is_some_and(|m| o.seen() >= m);
     let mut last_message = Instant::now();
-    let (mut decoded, mut undecodable) = (0u64, 0u64);
-    // Decoded lines go straight into one buffer, written to stdout a chunk at a time.
-    let mut text = Vec::with_capacity(OUT_CHUNK + 4096);
-    let mut decoder = codec.text_decoder();
-    'poll: loop {
-        if a.max.is_some_and(|m| decoded + undecodable >= m) {
-            break;
-        }
-        let records = match consumer.poll(Duration::from_millis(500)) {
-            Ok(records) => records,
-            // A broker failing over (leader or coordinator moving) is not the end of the
-            // command: keep polling until it heals or the idle timeout runs out.
-            Err(e) if e.is_retriable() || e.needs_metadata_refresh() => {
-                tracing::warn!(error = %e, "poll failed; retrying");
-                Vec::new()
-            }
-            Err(e) => return Err(Failure::runtime(&e)),
-        };
+    while !done(o) {
+        let records = poll(consumer)?;
         if records.is_empty() {
             if idle.is_some_and(|d| last_message.elapsed() >= d) {
                 break;
@@ -276,78 +285,126 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
         last_message = Instant::now();
         let mut rest = records.into_iter();
         for r in rest.by_ref() {
-            // Each value is written as JSON text straight from its Avro bytes (no Value tree);
-            // a tombstone (no value) is `null`, as in `Consumer::poll_items`. A value that does
-            // not decode leaves `text` as it was.
-            let written = match &r.value {
-                Some(raw) => decoder.decode_into(raw, &mut text),
-                None => {
-                    text.extend_from_slice(b"null");
-                    Ok(())
-                }
-            };
-            match written {
-                Ok(()) => {
-                    text.push(b'\n');
-                    if text.len() >= OUT_CHUNK {
-                        out.write_all(&text).map_err(|e| io_failure("stdout", e))?;
-                        text.clear();
-                    }
-                    decoded += 1;
-                }
-                Err(e) => {
-                    undecodable += 1;
-                    let raw = r.value.clone().unwrap_or_default();
-                    let item = Item::undecodable(r, raw, &e);
-                    let dl = item.dead_letter().unwrap_or_default();
-                    match dead_letter.as_mut() {
-                        Some(f) => {
-                            writeln!(f, "{dl}").map_err(|e| io_failure("dead-letter file", e))?
-                        }
-                        None => {
-                            let (t, p, o) = item.coordinates();
-                            tracing::warn!(topic = t, partition = p, offset = o, dead_letter = %dl, "undecodable message");
-                        }
-                    }
-                }
-            }
-            if a.max.is_some_and(|m| decoded + undecodable >= m) {
+            o.write(r)?;
+            if done(o) {
                 break;
             }
         }
-        // Messages past --max were fetched but not printed: rewind so the commit leaves them
-        // for the next reader of the group.
-        let mut rewind: std::collections::BTreeMap<(String, i32), i64> = Default::default();
-        for r in rest {
-            rewind
-                .entry((r.topic.to_string(), r.partition))
-                .or_insert(r.offset);
+        rewind(consumer, rest);
+        o.end_of_poll()?;
+    }
+    Ok(())
+}
+
+/// One poll. A broker failing over (leader or coordinator moving) is not the end of the command:
+/// that is an empty poll, and the caller keeps polling until it heals or its idle timeout runs out.
+fn poll(consumer: &mut Consumer) -> Result<Vec<RawRecord>, Failure> {
+    match consumer.poll(Duration::from_millis(500)) {
+        Ok(records) => Ok(records),
+        Err(e) if e.is_retriable() || e.needs_metadata_refresh() => {
+            tracing::warn!(error = %e, "poll failed; retrying");
+            Ok(Vec::new())
         }
-        for ((t, p), o) in rewind {
-            consumer.seek(&t, p, o);
-        }
-        out.write_all(&text).map_err(|e| io_failure("stdout", e))?;
-        text.clear();
-        out.flush().map_err(|e| io_failure("stdout", e))?;
-        if let Some(f) = dead_letter.as_mut() {
-            f.flush().map_err(|e| io_failure("dead-letter file", e))?;
-        }
-        if a.max.is_some_and(|m| decoded + undecodable >= m) {
-            break 'poll;
+        Err(e) => Err(Failure::runtime(&e)),
+    }
+}
+
+/// Messages past --max were fetched but not printed: rewind so the commit leaves them for the next
+/// reader of the group.
+fn rewind(consumer: &mut Consumer, rest: impl Iterator<Item = RawRecord>) {
+    let mut rewind: std::collections::BTreeMap<(String, i32), i64> = Default::default();
+    for r in rest {
+        rewind
+            .entry((r.topic.to_string(), r.partition))
+            .or_insert(r.offset);
+    }
+    for ((t, p), o) in rewind {
+        consumer.seek(&t, p, o);
+    }
+}
+
+/// Where `consume` writes: decoded lines to stdout through one buffer written a chunk at a time,
+/// undecodable messages to the dead-letter file (or the log); and how many of each.
+struct Output<'c> {
+    out: std::io::StdoutLock<'static>,
+    text: Vec<u8>,
+    decoder: TextDecoder<'c>,
+    dead_letter: Option<BufWriter<File>>,
+    decoded: u64,
+    undecodable: u64,
+}
+
+impl<'c> Output<'c> {
+    fn new(codec: &'c Codec, dead_letter: Option<BufWriter<File>>) -> Output<'c> {
+        Output {
+            out: std::io::stdout().lock(),
+            text: Vec::with_capacity(OUT_CHUNK + 4096),
+            decoder: codec.text_decoder(),
+            dead_letter,
+            decoded: 0,
+            undecodable: 0,
         }
     }
-    out.flush().map_err(|e| io_failure("stdout", e))?;
-    let closed = consumer.close();
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "consumed {} messages: {decoded} decoded, {undecodable} undecodable{} in {secs:.1}s",
-        decoded + undecodable,
-        a.dead_letter
-            .as_ref()
-            .map(|p| format!(" (dead-lettered to {})", p.display()))
-            .unwrap_or_default(),
-    );
-    closed.map_err(|e| Failure::runtime(&e))
+
+    /// Messages seen, decoded or not.
+    fn seen(&self) -> u64 {
+        self.decoded + self.undecodable
+    }
+
+    /// One message: its value as JSON text straight from its Avro bytes (no Value tree); a
+    /// tombstone (no value) is `null`, as in `Consumer::poll_items`. A value that does not decode
+    /// leaves `text` as it was and goes to the dead-letter file.
+    fn write(&mut self, r: RawRecord) -> CmdResult {
+        let written = match &r.value {
+            Some(raw) => self.decoder.decode_into(raw, &mut self.text),
+            None => {
+                self.text.extend_from_slice(b"null");
+                Ok(())
+            }
+        };
+        match written {
+            Ok(()) => {
+                self.text.push(b'\n');
+                if self.text.len() >= OUT_CHUNK {
+                    self.out
+                        .write_all(&self.text)
+                        .map_err(|e| io_failure("stdout", e))?;
+                    self.text.clear();
+                }
+                self.decoded += 1;
+                Ok(())
+            }
+            Err(e) => self.undecodable(r, &e),
+        }
+    }
+
+    fn undecodable(&mut self, r: RawRecord, e: &CodecError) -> CmdResult {
+        self.undecodable += 1;
+        let raw = r.value.clone().unwrap_or_default();
+        let item = Item::undecodable(r, raw, e);
+        let dl = item.dead_letter().unwrap_or_default();
+        match self.dead_letter.as_mut() {
+            Some(f) => writeln!(f, "{dl}").map_err(|e| io_failure("dead-letter file", e))?,
+            None => {
+                let (t, p, o) = item.coordinates();
+                tracing::warn!(topic = t, partition = p, offset = o, dead_letter = %dl, "undecodable message");
+            }
+        }
+        Ok(())
+    }
+
+    /// After each poll: what is buffered goes out, and both outputs are flushed.
+    fn end_of_poll(&mut self) -> CmdResult {
+        self.out
+            .write_all(&self.text)
+            .map_err(|e| io_failure("stdout", e))?;
+        self.text.clear();
+        self.out.flush().map_err(|e| io_failure("stdout", e))?;
+        if let Some(f) = self.dead_letter.as_mut() {
+            f.flush().map_err(|e| io_failure("dead-letter file", e))?;
+        }
+        Ok(())
+    }
 }
 
 // ---- produce ----
@@ -390,21 +447,25 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
     let brokers = (!a.brokers.is_empty()).then(|| a.brokers.join(","));
     let k = kafka_settings(
         &[
-            ("kafka.brokers", brokers),
-            ("kafka.acks", a.acks.clone()),
-            ("kafka.compression", a.compression.clone()),
-            ("kafka.create_partitions", a.create_partitions.clone()),
+            ("--brokers", "kafka.brokers", brokers),
+            ("--acks", "kafka.acks", a.acks.clone()),
+            ("--compression", "kafka.compression", a.compression.clone()),
             (
+                "--create-partitions",
+                "kafka.create_partitions",
+                a.create_partitions.clone(),
+            ),
+            (
+                "--no-idempotence",
                 "kafka.enable_idempotence",
                 a.no_idempotence.then(|| "false".to_string()),
             ),
         ],
         &a.security,
         &a.property,
-        |key| key != "kafka.batch_records" && !CONSUMER_ONLY_KEYS.contains(&key),
-        "produce",
+        config::Command::Produce,
     )?;
-    let cfg = producer_config(&k);
+    let cfg = k.producer_config();
     let producer = Producer::connect(cfg).map_err(|e| Failure::runtime(&e))?;
     let start = Instant::now();
     let mut last_progress = Instant::now();

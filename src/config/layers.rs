@@ -1,6 +1,7 @@
 //! The three layers of settings (file, environment, flags), each gathered into dotted keys with the
-//! aliases resolved, unknown names refused (with the closest known name) and a key given twice under
-//! two names with two values refused; then merged, a later layer winning key by key.
+//! aliases resolved, unknown names refused (with the closest name the command uses), a key the command
+//! does not use refused (naming the commands that do), and a key given twice under two names with two
+//! values refused; then merged, a later layer winning key by key.
 //!
 //! Must not judge values: `validate` does.
 
@@ -10,11 +11,14 @@ use std::path::Path;
 use toml::{Table, Value};
 
 use super::keys::{self, EnvVar};
+use super::table::{Command, Setting};
 use super::{ConfigError, invalid};
 
 /// Settings gathered from one layer (file, env or flags) before validation.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub(super) struct Layer {
+    /// The command these settings are for: it must use every key given.
+    command: Command,
     /// Dotted key → value, for every key but the file's `[[input]]` list.
     pub(super) values: Table,
     pub(super) inputs: Option<Vec<Value>>,
@@ -23,6 +27,16 @@ pub(super) struct Layer {
 }
 
 impl Layer {
+    /// An empty layer of settings for `command`.
+    pub(super) fn new(command: Command) -> Layer {
+        Layer {
+            command,
+            values: Table::new(),
+            inputs: None,
+            given_as: HashMap::new(),
+        }
+    }
+
     /// Set `name` (a key or an alias; `shown` is how the user wrote it) to `value`.
     fn set(
         &mut self,
@@ -31,11 +45,15 @@ impl Layer {
         value: Value,
         origin: &str,
     ) -> Result<(), ConfigError> {
-        let key = keys::resolve(name).ok_or_else(|| ConfigError::UnknownKey {
+        let setting = keys::resolve(name).ok_or_else(|| ConfigError::UnknownKey {
             key: shown.to_string(),
             origin: origin.to_string(),
-            suggestion: keys::closest(name),
+            suggestion: keys::closest(name, self.command),
         })?;
+        if !setting.used_by(self.command) {
+            return Err(not_used(setting, shown, origin, self.command));
+        }
+        let key = setting.key;
         if let Some(before) = self.given_as.get(key)
             && before != shown
             && self.values.get(key).is_some_and(|v| !same(v, &value))
@@ -62,6 +80,21 @@ impl Layer {
     }
 }
 
+/// `shown` (standing for `setting`) given to a command that does not use it: an error naming the
+/// commands that do.
+fn not_used(setting: &Setting, shown: &str, origin: &str, command: Command) -> ConfigError {
+    let users: Vec<&str> = setting.used_by.iter().map(|c| c.name()).collect();
+    let users = match users.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => "no command".to_string(),
+    };
+    invalid(
+        shown,
+        format!("not used by {command}, only by {users} (from {origin})"),
+    )
+}
+
 /// The same setting: equal, or a list and the comma-separated string of the same items.
 fn same(a: &Value, b: &Value) -> bool {
     fn scalar(v: &Value) -> String {
@@ -83,7 +116,7 @@ fn same(a: &Value, b: &Value) -> bool {
 
 /// The TOML file. Tables inside a section are flattened to dotted names, so librdkafka properties
 /// pasted under `[kafka]` (`bootstrap.servers = "..."`, which TOML reads as nested tables) are found.
-pub(super) fn file(path: &Path) -> Result<Layer, ConfigError> {
+pub(super) fn file(path: &Path, command: Command) -> Result<Layer, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.into(),
         source,
@@ -94,7 +127,7 @@ pub(super) fn file(path: &Path) -> Result<Layer, ConfigError> {
             path: path.into(),
             message: e.to_string(),
         })?;
-    let mut layer = Layer::default();
+    let mut layer = Layer::new(command);
     let origin = path.display().to_string();
     for (k, v) in table {
         match (k.as_str(), v) {
@@ -121,16 +154,19 @@ fn flatten(layer: &mut Layer, name: &str, v: Value, origin: &str) -> Result<(), 
 /// `AVRO_EDGE_*` variables. `AVRO_EDGE_BROKERS` (shared with `produce`/`consume`) is taken as
 /// `kafka.brokers` when no other name sets it. A variable under a section's prefix
 /// (`AVRO_EDGE_KAFKA_`, `_SPOOL_`, ...) that names no key is an error.
-pub(super) fn env(vars: impl IntoIterator<Item = (String, String)>) -> Result<Layer, ConfigError> {
+pub(super) fn env(
+    vars: impl IntoIterator<Item = (String, String)>,
+    command: Command,
+) -> Result<Layer, ConfigError> {
     let origin = "environment";
-    let mut layer = Layer::default();
+    let mut layer = Layer::new(command);
     let mut brokers = None;
     for (var, value) in vars {
         match keys::env_var(&var) {
-            EnvVar::Key(name) => layer.set(name, &var, Value::String(value), origin)?,
+            EnvVar::Key(name) => layer.set(&name, &var, Value::String(value), origin)?,
             EnvVar::Unknown => {
                 return Err(ConfigError::UnknownKey {
-                    suggestion: keys::closest_env(&var),
+                    suggestion: keys::closest_env(&var, command),
                     key: var,
                     origin: origin.into(),
                 });
@@ -150,8 +186,8 @@ pub(super) fn env(vars: impl IntoIterator<Item = (String, String)>) -> Result<La
 }
 
 /// `(key, value)` pairs from flags (named flags, `--set`, `-X`): keys or aliases, dotted.
-pub(super) fn flags(pairs: &[(String, String)]) -> Result<Layer, ConfigError> {
-    let mut layer = Layer::default();
+pub(super) fn flags(pairs: &[(String, String)], command: Command) -> Result<Layer, ConfigError> {
+    let mut layer = Layer::new(command);
     for (k, v) in pairs {
         layer.set(k, k, Value::String(v.clone()), "flags")?;
     }

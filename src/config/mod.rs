@@ -1,44 +1,45 @@
-//! Forwarder configuration: TOML file, `AVRO_EDGE_*` environment, flags, in that order of precedence
-//! (flags > env > file > defaults), validated into typed settings with typed errors.
+//! Configuration: TOML file, `AVRO_EDGE_*` environment, flags, in that order of precedence
+//! (flags > env > file > defaults), validated into typed settings with typed errors; for the
+//! forwarder ([`Config`]) and for `produce` and `consume` ([`kafka_settings`]).
 //!
 //! Must not start anything: it only reads and validates settings. Must never print or log the SASL password
 //! (it is held in a [`Secret`] whose `Debug`/`Display` are redacted).
 //!
-//! Every key has a dotted name (`kafka.linger_ms`, `spool.dir`, `dead_letter`, ...; [`KEYS`]). The environment
-//! variable is `AVRO_EDGE_` + the name upper-cased with `.` → `_` (`AVRO_EDGE_SPOOL_DIR`); the flag form is
-//! `--set key=value` (and the named flags of `avro-edge forward`, and `-X name=value` for `kafka.name`).
-//! `AVRO_EDGE_BROKERS` is accepted as an alias of `AVRO_EDGE_KAFKA_BROKERS`. Inputs come from `[[input]]`
-//! tables in the file; the keys `input.type`, `input.path`, `input.bind`, `input.start_at`, `input.name`
-//! from env/flags replace them by one input, and `input.subject`, `input.topic`, `input.key_field` from
-//! env/flags apply to every input.
+//! Every setting is one row of [`SETTINGS`]: its dotted key (`kafka.linger_ms`, `spool.dir`,
+//! `dead_letter`, ...), the librdkafka / Java client property names it also answers to
+//! (`bootstrap.servers`, `linger.ms`, `sasl.mechanisms`, ..., so a client's properties can be pasted
+//! under `[kafka]`), its type, default and meaning, and the commands that use it. A key given to a
+//! command that does not use it is an error naming the commands that do; an unknown name is an error
+//! suggesting the closest name the command uses; one layer giving a key under two names with two
+//! values is an error. The environment variable is `AVRO_EDGE_` + the name upper-cased with `.` → `_`
+//! (`AVRO_EDGE_SPOOL_DIR`); the flag form is `--set key=value` (and the named flags of `avro-edge
+//! forward`, and `-X name=value` for `kafka.name`). `AVRO_EDGE_BROKERS` is accepted as an alias of
+//! `AVRO_EDGE_KAFKA_BROKERS`. Inputs come from `[[input]]` tables in the file; the `input.*` keys
+//! from env/flags either replace them by one input (`input.type`, `input.path`, ...) or apply to
+//! every input (`input.subject`, `input.topic`, `input.key_field`), as their rows say. Acks,
+//! compression and the SASL mechanism are the client's own types, parsed by their `FromStr`.
 //!
-//! The Kafka keys also answer to librdkafka's property names ([`ALIASES`]: `bootstrap.servers`,
-//! `linger.ms`, `sasl.mechanisms`, ...), so a client's properties can be pasted under `[kafka]`. One layer
-//! giving a key under two names with two values is an error; so is an unknown name, with the closest
-//! known one suggested. Acks, compression and the SASL mechanism are the client's own types
-//! ([`Acks`], [`Compression`], [`Mechanism`]), parsed by their `FromStr`.
-//!
-//! Layout: `keys` (the vocabulary), `layers` (file, env, flags), `values` (typed reads),
-//! `validate` (one function per section and concept).
+//! Layout: `table` (the settings), `keys` (names), `layers` (file, env, flags), `values` (typed
+//! reads), `validate` (one function per section and concept), `kafka` (the `[kafka]` settings and
+//! their mapping onto the producer's and the consumer's).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::ErrorKind;
-use crate::kafka::sasl::SaslConfig;
 use crate::spool::SpoolOptions;
 
+mod kafka;
 mod keys;
 mod layers;
+mod table;
 mod validate;
 mod values;
 
-/// The client's setting types are the configuration's: one parser each (`FromStr`), used by the
-/// file, the environment and the flags alike.
-use crate::kafka::producer::{Acks, Compression};
-use crate::kafka::sasl::Mechanism;
-pub use keys::{ALIASES, KEYS, env_name};
+pub use kafka::{ConsumerSettings, KafkaSettings, ProducerSettings, Sasl, SecurityProtocol};
+pub use keys::env_name;
+pub use table::{Command, DefaultValue, SETTINGS, Setting, ValueType};
 pub use values::parse_size;
 
 /// Everything that can be wrong with a configuration.
@@ -184,148 +185,6 @@ pub struct InputConfig {
     pub key_field: Option<String>,
 }
 
-/// SASL credentials for the brokers (`kafka.sasl_*`, librdkafka's `sasl.mechanism`,
-/// `sasl.username`, `sasl.password`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sasl {
-    /// The mechanism (default `PLAIN`).
-    pub mechanism: Mechanism,
-    /// The user name.
-    pub username: String,
-    /// The password, never logged.
-    pub password: Secret,
-}
-
-/// How the client talks to the brokers (librdkafka's `security.protocol`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SecurityProtocol {
-    /// Plain TCP, no authentication.
-    #[default]
-    Plaintext,
-    /// Plain TCP with SASL authentication.
-    SaslPlaintext,
-    /// TLS (feature `tls`).
-    Ssl,
-    /// TLS with SASL authentication (feature `tls`).
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    /// Whether the connection is TLS (`SSL`, `SASL_SSL`).
-    pub fn tls(self) -> bool {
-        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
-    }
-    /// Whether the client authenticates with SASL (`SASL_PLAINTEXT`, `SASL_SSL`).
-    pub fn sasl(self) -> bool {
-        matches!(
-            self,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
-        )
-    }
-}
-
-/// `PLAINTEXT`, `SASL_PLAINTEXT`, `SSL`, `SASL_SSL`, any case; the error is the reason.
-impl std::str::FromStr for SecurityProtocol {
-    type Err = String;
-    fn from_str(s: &str) -> Result<SecurityProtocol, String> {
-        match s.trim().to_ascii_uppercase().as_str() {
-            "PLAINTEXT" => Ok(SecurityProtocol::Plaintext),
-            "SASL_PLAINTEXT" => Ok(SecurityProtocol::SaslPlaintext),
-            "SSL" => Ok(SecurityProtocol::Ssl),
-            "SASL_SSL" => Ok(SecurityProtocol::SaslSsl),
-            _ => Err(format!(
-                "'{s}': expected PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for SecurityProtocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            SecurityProtocol::Plaintext => "PLAINTEXT",
-            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
-            SecurityProtocol::Ssl => "SSL",
-            SecurityProtocol::SaslSsl => "SASL_SSL",
-        })
-    }
-}
-
-/// Kafka client settings (mapped onto a `ProducerConfig` by `forward::plug::producer_config`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KafkaSettings {
-    /// Bootstrap brokers, `host:port` (`kafka.brokers`, librdkafka's `bootstrap.servers`).
-    pub brokers: Vec<String>,
-    /// Acknowledgements the producer waits for (`acks`, default all).
-    pub acks: Acks,
-    /// Batch compression (`compression.type`, default none).
-    pub compression: Compression,
-    /// How long a partial batch may wait to fill (`linger.ms`, default 5 ms).
-    pub linger: Duration,
-    /// Producer batch size in bytes (`ProducerConfig::batch_size`).
-    pub batch_size: usize,
-    /// Records per `send_batch` call the forwarder's sender makes (and per acknowledged-cursor write).
-    pub batch_records: usize,
-    /// Client id sent to the brokers (`client.id`, default `avro-edge`).
-    pub client_id: String,
-    /// Bound on one request to a broker (`request.timeout.ms`, default 30 s).
-    pub request_timeout: Duration,
-    /// Bound on one record's send, from hand-over to acknowledgement (`ProducerConfig::delivery_timeout`).
-    pub delivery_timeout: Duration,
-    /// SASL credentials, when the brokers require them.
-    pub sasl: Option<Sasl>,
-    /// Given, or `SASL_PLAINTEXT` with SASL credentials and `PLAINTEXT` without.
-    pub security_protocol: SecurityProtocol,
-    /// CA certificates (PEM) trusted instead of the Mozilla roots (TLS only).
-    pub ssl_ca_location: Option<PathBuf>,
-    /// Client certificate (PEM) and its key, for brokers that require one (TLS only; both or
-    /// neither).
-    pub ssl_client_cert: Option<(PathBuf, PathBuf)>,
-    /// Name verified in the broker certificates instead of the host of their address (TLS only).
-    pub ssl_server_name: Option<String>,
-    /// `enable.idempotence` (default true): the producer is idempotent (with `acks = all`), so a
-    /// retry never stores a batch twice.
-    pub enable_idempotence: bool,
-    /// Batches of one partition in flight (`max.in.flight.requests.per.connection`); `None`: 5
-    /// for the idempotent producer, 1 otherwise.
-    pub max_in_flight: Option<usize>,
-    /// Create an unknown topic with this many partitions (replication: the broker's
-    /// `default.replication.factor`); `None`: the broker's
-    /// auto-creation, or an error when it has none.
-    pub create_partitions: Option<i32>,
-    /// Consumer: most bytes of one Fetch answer (`fetch.max.bytes`); `None`: the consumer's default.
-    pub fetch_max_bytes: Option<i32>,
-    /// Consumer: most bytes per partition in one Fetch answer (`max.partition.fetch.bytes`);
-    /// `None`: the consumer's default.
-    pub max_partition_fetch_bytes: Option<i32>,
-    /// Consumer: most records one poll returns (`max.poll.records`); `None`: the consumer's default.
-    pub max_poll_records: Option<usize>,
-}
-
-impl KafkaSettings {
-    /// The client's SASL settings (the one place the password leaves its [`Secret`]).
-    pub fn sasl_config(&self) -> Option<SaslConfig> {
-        self.sasl.as_ref().map(|s| SaslConfig {
-            mechanism: s.mechanism,
-            username: s.username.clone(),
-            password: s.password.expose().to_string(),
-        })
-    }
-
-    /// The client's TLS settings: `Some` for `SSL` and `SASL_SSL`.
-    #[cfg(feature = "tls")]
-    pub fn tls_config(&self) -> Option<crate::kafka::tls::TlsConfig> {
-        self.security_protocol
-            .tls()
-            .then(|| crate::kafka::tls::TlsConfig {
-                ca_file: self.ssl_ca_location.clone(),
-                server_name: self.ssl_server_name.clone(),
-                cert_file: self.ssl_client_cert.as_ref().map(|(c, _)| c.clone()),
-                key_file: self.ssl_client_cert.as_ref().map(|(_, k)| k.clone()),
-            })
-    }
-}
-
 /// Where schemas come from (`[registry]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrySettings {
@@ -352,6 +211,9 @@ pub struct Config {
     pub inputs: Vec<InputConfig>,
     /// Kafka client settings (`[kafka]`).
     pub kafka: KafkaSettings,
+    /// Records per send the forwarder's sender hands to the producer, and per acknowledged-cursor
+    /// write (`kafka.batch_records`, default 500): the forwarder's own, not the producer's.
+    pub batch_records: usize,
     /// Schema source settings (`[registry]`).
     pub registry: RegistrySettings,
     /// Spool directory (`spool.dir`, default `/var/lib/avro-edge/spool`).
@@ -382,19 +244,21 @@ pub const DEFAULT_KEY_FIELD: &str = "sensorId";
 
 impl Config {
     /// Load: the optional TOML file, then `env` (pass `std::env::vars()`), then `flags` (key, value) pairs.
-    /// Keys and aliases ([`ALIASES`]) are accepted in all three.
+    /// Keys and their aliases ([`SETTINGS`]) are accepted in all three; a key `forward` does not use
+    /// (a consumer's) is an error naming the commands that use it.
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
         flags: &[(String, String)],
     ) -> Result<Config, ConfigError> {
+        let command = Command::Forward;
         let file = match file {
-            Some(p) => layers::file(p)?,
-            None => Default::default(),
+            Some(p) => layers::file(p, command)?,
+            None => layers::Layer::new(command),
         };
         let mut merged = file
-            .overlay(layers::env(env)?)
-            .overlay(layers::flags(flags)?);
+            .overlay(layers::env(env, command)?)
+            .overlay(layers::flags(flags, command)?);
         layers::read_secret_files(&mut merged.values)?;
         validate::config(&merged.values, merged.inputs.as_deref())
     }
@@ -406,13 +270,15 @@ impl Config {
 }
 
 /// The `[kafka]` section alone from flag pairs (keys or aliases, e.g. from `-X`), for the commands that
-/// talk to Kafka without a forwarder (`produce`, `consume`). A key outside `kafka.` is an error.
-pub fn kafka_settings(flags: &[(String, String)]) -> Result<KafkaSettings, ConfigError> {
-    let mut layer = layers::flags(flags)?;
+/// talk to Kafka without a forwarder (`produce`, `consume`). A key `command` does not use (a
+/// consumer's on `produce`, a producer's or one outside `kafka.` on `consume`) is an error naming the
+/// commands that use it.
+pub fn kafka_settings(
+    flags: &[(String, String)],
+    command: Command,
+) -> Result<KafkaSettings, ConfigError> {
+    let mut layer = layers::flags(flags, command)?;
     layers::read_secret_files(&mut layer.values)?;
-    if let Some(k) = layer.values.keys().find(|k| !k.starts_with("kafka.")) {
-        return Err(invalid(k, "not a Kafka client setting"));
-    }
     validate::kafka(&layer.values)
 }
 
@@ -438,7 +304,12 @@ pub fn parse_property(s: &str) -> Result<(String, String), ConfigError> {
 
 /// The key a name (a key or an alias) stands for, or `None` for an unknown name.
 pub fn resolve_key(name: &str) -> Option<&'static str> {
-    keys::resolve(name)
+    keys::resolve(name).map(|s| s.key)
+}
+
+/// The row of a key (not an alias) in [`SETTINGS`].
+pub fn setting(key: &str) -> Option<&'static Setting> {
+    table::setting(key)
 }
 
 #[cfg(test)]

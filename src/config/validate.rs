@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
+use super::kafka::{ConsumerSettings, ProducerSettings};
+use super::table::SETTINGS;
 use super::values::{get_bool, get_list, get_parsed, get_size, get_str, get_u64, parse_addr};
 use super::{
     Config, ConfigError, DEFAULT_KEY_FIELD, DEFAULT_SUBJECT, DEFAULT_TOPIC, InputConfig, InputKind,
     KafkaSettings, MetricsSettings, RegistrySettings, Sasl, SecurityProtocol, StartAt, invalid,
 };
+use crate::kafka::consumer::{IsolationLevel, OffsetReset};
 use crate::kafka::producer::{Acks, Compression};
 use crate::kafka::sasl::Mechanism;
 use crate::spool::{FsyncPolicy, SpoolOptions, WhenFull};
@@ -20,6 +23,7 @@ use crate::spool::{FsyncPolicy, SpoolOptions, WhenFull};
 pub(super) fn config(t: &Table, file_inputs: Option<&[Value]>) -> Result<Config, ConfigError> {
     let inputs = inputs(t, file_inputs)?;
     let kafka = kafka(t)?;
+    let batch_records = batch_records(t)?;
     let registry = registry(t)?;
     let (spool_dir, spool) = spool(t)?;
     let metrics = metrics(t)?;
@@ -27,6 +31,7 @@ pub(super) fn config(t: &Table, file_inputs: Option<&[Value]>) -> Result<Config,
     Ok(Config {
         inputs,
         kafka,
+        batch_records,
         registry,
         spool_dir,
         spool,
@@ -41,28 +46,15 @@ pub(super) fn config(t: &Table, file_inputs: Option<&[Value]>) -> Result<Config,
 
 // ---- inputs ----
 
-const INPUT_KEYS: &[&str] = &[
-    "type",
-    "name",
-    "path",
-    "start_at",
-    "bind",
-    "subject",
-    "topic",
-    "key_field",
-];
-
-/// The keys from env/flags that replace the file's `[[input]]` list by one input.
-const REPLACING_INPUT_KEYS: &[&str] = &[
-    "input.type",
-    "input.path",
-    "input.bind",
-    "input.start_at",
-    "input.name",
-];
+/// The keys of one `[[input]]` table: the `input.*` keys without their section.
+fn input_keys() -> impl Iterator<Item = &'static str> {
+    SETTINGS.iter().filter_map(|s| s.key.strip_prefix("input."))
+}
 
 fn inputs(t: &Table, file_inputs: Option<&[Value]>) -> Result<Vec<InputConfig>, ConfigError> {
-    let replaces = REPLACING_INPUT_KEYS.iter().any(|k| t.contains_key(*k));
+    let replaces = SETTINGS
+        .iter()
+        .any(|s| s.replaces_inputs && t.contains_key(s.key));
     let mut inputs = match (file_inputs, replaces) {
         (Some(list), false) => file_input_list(list)?,
         _ => vec![input_from(t, "input.", 0)?],
@@ -78,11 +70,11 @@ fn file_input_list(list: &[Value]) -> Result<Vec<InputConfig>, ConfigError> {
         let Value::Table(tbl) = item else {
             return Err(invalid("input", "each [[input]] must be a table"));
         };
-        if let Some(bad) = tbl.keys().find(|k| !INPUT_KEYS.contains(&k.as_str())) {
+        if let Some(bad) = tbl.keys().find(|k| !input_keys().any(|i| i == k.as_str())) {
             return Err(ConfigError::UnknownKey {
                 key: format!("input.{bad}"),
                 origin: "config file".into(),
-                suggestion: super::keys::closest_in(bad, INPUT_KEYS.iter().map(|k| k.to_string()))
+                suggestion: super::keys::closest_in(bad, input_keys().map(String::from))
                     .map(|k| format!("input.{k}")),
             });
         }
@@ -193,59 +185,54 @@ fn input_kind(t: &Table, prefix: &str, kind_name: &str) -> Result<InputKind, Con
 pub(super) fn kafka(t: &Table) -> Result<KafkaSettings, ConfigError> {
     let sasl = sasl(t)?;
     let security_protocol = security_protocol(t, sasl.is_some())?;
+    let request_timeout =
+        Duration::from_millis(get_u64(t, "kafka.request_timeout_ms")?.unwrap_or(30_000));
     Ok(KafkaSettings {
         brokers: get_list(t, "kafka.brokers")?.unwrap_or_default(),
-        acks: get_parsed::<Acks>(t, "kafka.acks")?.unwrap_or_default(),
-        compression: get_parsed::<Compression>(t, "kafka.compression")?.unwrap_or_default(),
-        linger: Duration::from_millis(get_u64(t, "kafka.linger_ms")?.unwrap_or(5)),
-        batch_size: batch_size(t)?,
-        batch_records: batch_records(t)?,
         client_id: get_str(t, "kafka.client_id")?.unwrap_or_else(|| "avro-edge".into()),
-        request_timeout: Duration::from_millis(
-            get_u64(t, "kafka.request_timeout_ms")?.unwrap_or(30_000),
-        ),
-        delivery_timeout: Duration::from_millis(
-            get_u64(t, "kafka.delivery_timeout_ms")?.unwrap_or(60_000),
-        ),
+        request_timeout,
         sasl,
         security_protocol,
         ssl_ca_location: tls_only(t, "kafka.ssl_ca_location", security_protocol)?
             .map(PathBuf::from),
         ssl_client_cert: ssl_client_cert(t, security_protocol)?,
         ssl_server_name: tls_only(t, "kafka.ssl_server_name", security_protocol)?,
+        producer: producer(t, request_timeout)?,
+        consumer: consumer(t)?,
+    })
+}
+
+fn producer(t: &Table, request_timeout: Duration) -> Result<ProducerSettings, ConfigError> {
+    let p = ProducerSettings {
+        acks: get_parsed::<Acks>(t, "kafka.acks")?.unwrap_or_default(),
+        compression: get_parsed::<Compression>(t, "kafka.compression")?.unwrap_or_default(),
+        linger: Duration::from_millis(get_u64(t, "kafka.linger_ms")?.unwrap_or(5)),
+        batch_size: batch_size(t)?,
+        delivery_timeout: Duration::from_millis(
+            get_u64(t, "kafka.delivery_timeout_ms")?.unwrap_or(60_000),
+        ),
         enable_idempotence: get_bool(t, "kafka.enable_idempotence")?.unwrap_or(true),
         max_in_flight: max_in_flight(t)?,
         create_partitions: create_partitions(t)?,
-        fetch_max_bytes: fetch_bytes(t, "kafka.fetch_max_bytes")?,
-        max_partition_fetch_bytes: fetch_bytes(t, "kafka.max_partition_fetch_bytes")?,
-        max_poll_records: max_poll_records(t)?,
-    })
-    .and_then(timeouts_fit)
+    };
+    timeouts_fit(&p, request_timeout)?;
+    Ok(p)
 }
 
 /// As Kafka's producer requires: a record's delivery deadline leaves room for its linger and one
 /// whole request (a shorter one fails batches while a leader election is still under way, and the
 /// forwarder then sends them again).
-fn timeouts_fit(k: KafkaSettings) -> Result<KafkaSettings, ConfigError> {
-    if k.delivery_timeout < k.linger + k.request_timeout {
+fn timeouts_fit(p: &ProducerSettings, request_timeout: Duration) -> Result<(), ConfigError> {
+    if p.delivery_timeout < p.linger + request_timeout {
         return Err(invalid(
             "kafka.delivery_timeout_ms",
             format!(
                 "must be at least kafka.linger_ms + kafka.request_timeout_ms ({} ms)",
-                (k.linger + k.request_timeout).as_millis()
+                (p.linger + request_timeout).as_millis()
             ),
         ));
     }
-    Ok(k)
-}
-
-/// A consumer fetch size: 1KiB..=1GiB (it goes into an i32 field of the Fetch request).
-fn fetch_bytes(t: &Table, key: &str) -> Result<Option<i32>, ConfigError> {
-    match get_size(t, key)? {
-        None => Ok(None),
-        Some(b) if (1024..=(1 << 30)).contains(&b) => Ok(Some(b as i32)),
-        Some(_) => Err(invalid(key, "must be between 1KiB and 1GiB")),
-    }
+    Ok(())
 }
 
 /// 1..=1000 here; the producer refuses more than 5 when it is idempotent.
@@ -254,14 +241,6 @@ fn max_in_flight(t: &Table) -> Result<Option<usize>, ConfigError> {
         None => Ok(None),
         Some(n) if (1..=1000).contains(&n) => Ok(Some(n as usize)),
         Some(_) => Err(invalid("kafka.max_in_flight", "must be 1..=1000")),
-    }
-}
-
-fn max_poll_records(t: &Table) -> Result<Option<usize>, ConfigError> {
-    match get_u64(t, "kafka.max_poll_records")? {
-        None => Ok(None),
-        Some(n) if (1..=1_000_000).contains(&n) => Ok(Some(n as usize)),
-        Some(_) => Err(invalid("kafka.max_poll_records", "must be 1..=1000000")),
     }
 }
 
@@ -276,12 +255,131 @@ fn batch_size(t: &Table) -> Result<usize, ConfigError> {
     Ok(batch_size as usize)
 }
 
+/// The forwarder's send window (`kafka.batch_records`, the sender's, not the producer's).
 fn batch_records(t: &Table) -> Result<usize, ConfigError> {
     let batch_records = get_u64(t, "kafka.batch_records")?.unwrap_or(500);
     if !(1..=100_000).contains(&batch_records) {
         return Err(invalid("kafka.batch_records", "must be 1..=100000"));
     }
     Ok(batch_records as usize)
+}
+
+// ---- kafka: the consumer ----
+
+fn consumer(t: &Table) -> Result<ConsumerSettings, ConfigError> {
+    let c = ConsumerSettings {
+        fetch_max_bytes: fetch_bytes(t, "kafka.fetch_max_bytes")?.unwrap_or(2 << 20),
+        max_partition_fetch_bytes: fetch_bytes(t, "kafka.max_partition_fetch_bytes")?
+            .unwrap_or(256 << 10),
+        max_poll_records: max_poll_records(t)?,
+        auto_offset_reset: auto_offset_reset(t)?,
+        enable_auto_commit: get_bool(t, "kafka.enable_auto_commit")?.unwrap_or(true),
+        auto_commit_interval: millis_i32(t, "kafka.auto_commit_interval_ms", 0)?
+            .unwrap_or(Duration::from_secs(5)),
+        session_timeout: millis_i32(t, "kafka.session_timeout_ms", 1)?
+            .unwrap_or(Duration::from_secs(10)),
+        heartbeat_interval: millis_i32(t, "kafka.heartbeat_interval_ms", 1)?
+            .unwrap_or(Duration::from_secs(3)),
+        max_poll_interval: millis_i32(t, "kafka.max_poll_interval_ms", 1)?
+            .unwrap_or(Duration::from_secs(30)),
+        group_instance_id: group_instance_id(t)?,
+        isolation_level: isolation_level(t)?,
+        client_rack: get_str(t, "kafka.client_rack")?.filter(|r| !r.is_empty()),
+    };
+    heartbeat_fits(&c)?;
+    Ok(c)
+}
+
+/// A consumer fetch size: 1KiB..=1GiB (it goes into an i32 field of the Fetch request).
+fn fetch_bytes(t: &Table, key: &str) -> Result<Option<i32>, ConfigError> {
+    match get_size(t, key)? {
+        None => Ok(None),
+        Some(b) if (1024..=(1 << 30)).contains(&b) => Ok(Some(b as i32)),
+        Some(_) => Err(invalid(key, "must be between 1KiB and 1GiB")),
+    }
+}
+
+fn max_poll_records(t: &Table) -> Result<usize, ConfigError> {
+    match get_u64(t, "kafka.max_poll_records")? {
+        None => Ok(500),
+        Some(n) if (1..=1_000_000).contains(&n) => Ok(n as usize),
+        Some(_) => Err(invalid("kafka.max_poll_records", "must be 1..=1000000")),
+    }
+}
+
+/// Milliseconds from `min` up to what the group requests' i32 fields hold.
+fn millis_i32(t: &Table, key: &str, min: u64) -> Result<Option<Duration>, ConfigError> {
+    match get_u64(t, key)? {
+        None => Ok(None),
+        Some(ms) if (min..=i32::MAX as u64).contains(&ms) => Ok(Some(Duration::from_millis(ms))),
+        Some(_) => Err(invalid(key, format!("must be {min}..={}", i32::MAX))),
+    }
+}
+
+/// librdkafka's words too: `smallest`/`beginning` for earliest, `largest`/`end` for latest. Its
+/// `error` (Java's `none`: fail instead of resetting) is not supported.
+fn auto_offset_reset(t: &Table) -> Result<OffsetReset, ConfigError> {
+    const KEY: &str = "kafka.auto_offset_reset";
+    let Some(v) = get_str(t, KEY)? else {
+        return Ok(OffsetReset::Latest);
+    };
+    match v.trim().to_ascii_lowercase().as_str() {
+        "earliest" | "smallest" | "beginning" => Ok(OffsetReset::Earliest),
+        "latest" | "largest" | "end" => Ok(OffsetReset::Latest),
+        "none" | "error" => Err(invalid(
+            KEY,
+            format!(
+                "'{v}' (fail when there is no committed offset) is not supported: use earliest or latest"
+            ),
+        )),
+        _ => Err(invalid(KEY, format!("'{v}': expected earliest or latest"))),
+    }
+}
+
+fn isolation_level(t: &Table) -> Result<IsolationLevel, ConfigError> {
+    const KEY: &str = "kafka.isolation_level";
+    let Some(v) = get_str(t, KEY)? else {
+        return Ok(IsolationLevel::ReadCommitted);
+    };
+    match v.trim().to_ascii_lowercase().as_str() {
+        "read_committed" => Ok(IsolationLevel::ReadCommitted),
+        "read_uncommitted" => Ok(IsolationLevel::ReadUncommitted),
+        _ => Err(invalid(
+            KEY,
+            format!("'{v}': expected read_committed or read_uncommitted"),
+        )),
+    }
+}
+
+/// Kafka's rule for a group instance id (the Java client's `JoinGroupRequest.validateGroupInstanceId`,
+/// the same as for a topic name): 1 to 249 of `a-z A-Z 0-9 . _ -`, and not `.` or `..`.
+fn group_instance_id(t: &Table) -> Result<Option<String>, ConfigError> {
+    const KEY: &str = "kafka.group_instance_id";
+    let Some(id) = get_str(t, KEY)? else {
+        return Ok(None);
+    };
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if id.is_empty() || id == "." || id == ".." || id.len() > 249 || !id.chars().all(legal) {
+        return Err(invalid(
+            KEY,
+            format!("'{id}': 1 to 249 of a-z, A-Z, 0-9, '.', '_', '-' (and not '.' or '..')"),
+        ));
+    }
+    Ok(Some(id))
+}
+
+/// As Kafka's consumer requires: heartbeats come more often than the session times out.
+fn heartbeat_fits(c: &ConsumerSettings) -> Result<(), ConfigError> {
+    if c.heartbeat_interval >= c.session_timeout {
+        return Err(invalid(
+            "kafka.heartbeat_interval_ms",
+            format!(
+                "must be below kafka.session_timeout_ms ({} ms)",
+                c.session_timeout.as_millis()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// SASL is on when a user and a password are given (both or neither).

@@ -206,121 +206,145 @@ impl Snapshot {
     /// Prometheus text exposition format 0.0.4.
     pub fn prometheus(&self) -> String {
         let mut s = String::new();
-        let mut m = |name: &str, kind: &str, help: &str, v: u64| {
-            s.push_str(&format!("# HELP avro_edge_{name} {help}\n# TYPE avro_edge_{name} {kind}\navro_edge_{name} {v}\n"));
-        };
-        m(
-            "received_total",
-            "counter",
-            "Input records read.",
-            self.received,
-        );
-        m(
-            "spooled_total",
-            "counter",
-            "Records accepted into the spool.",
-            self.spooled,
-        );
-        m(
-            "sent_total",
-            "counter",
-            "Records handed to the producer (resends included).",
-            self.sent,
-        );
-        m(
-            "acked_total",
-            "counter",
-            "Records acknowledged by the broker.",
-            self.acked,
-        );
-        m(
-            "retried_total",
-            "counter",
-            "Records resent after a failed send.",
-            self.retried,
-        );
-        m(
-            "dead_lettered_total",
-            "counter",
-            "Input lines written to the dead-letter file.",
-            self.dead_lettered,
-        );
-        m(
-            "dropped_total",
-            "counter",
-            "Records dropped (spool full with drop_oldest, or read after stop).",
-            self.dropped,
-        );
-        m(
-            "corrupt_records_total",
-            "counter",
-            "Corrupt spool records found and removed.",
-            self.corrupt_records,
-        );
-        m(
-            "possible_duplicates_total",
-            "counter",
-            "Records resent that may already have been delivered.",
-            self.possible_duplicates,
-        );
-        m(
-            "spool_records",
-            "gauge",
-            "Unacknowledged records in the spool.",
-            self.spool_records,
-        );
-        m(
-            "spool_bytes",
-            "gauge",
-            "Bytes of spool segment files.",
-            self.spool_bytes,
-        );
-        m(
-            "spool_segments",
-            "gauge",
-            "Spool segment files.",
-            self.spool_segments,
-        );
-        m(
-            "clock_insane",
-            "gauge",
-            "1 while the system clock is below its lower bound and records are held back from sending.",
-            u64::from(self.clock_insane),
-        );
-        m(
-            "clock_held_records",
-            "gauge",
-            "Unacknowledged records held back because the system clock is insane.",
-            self.clock_held_records,
-        );
-        m(
-            "clock_lower_bound_seconds",
-            "gauge",
-            "Lower bound for the system clock: build time or newest spool time seen.",
-            self.clock_lower_bound_ms / 1000,
-        );
-        m(
-            "spool_limit_bytes",
-            "gauge",
-            "Effective spool size limit: max_bytes, or less when the disk has less room.",
-            self.spool_limit_bytes,
-        );
+        for (name, kind, help, v) in self.always_shown() {
+            unlabelled(&mut s, name, kind, help, v);
+        }
         if let Some(free) = self.spool_disk_free_bytes {
-            m(
+            unlabelled(
+                &mut s,
                 "spool_disk_free_bytes",
                 "gauge",
                 "Free bytes on the spool's file system.",
                 free,
             );
         }
-        s.push_str("# HELP avro_edge_spool_full Appends wait for space (1), by reason: disk full or max_bytes reached.\n");
-        s.push_str("# TYPE avro_edge_spool_full gauge\n");
+        self.spool_full_by_reason(&mut s);
+        self.dead_lettered_by_kind(&mut s);
+        self.age_and_last_error(&mut s);
+        s
+    }
+
+    /// The metrics without labels that are always shown, in exposition order: name (after
+    /// `avro_edge_`), type, help, value.
+    fn always_shown(&self) -> [(&'static str, &'static str, &'static str, u64); 16] {
+        [
+            (
+                "received_total",
+                "counter",
+                "Input records read.",
+                self.received,
+            ),
+            (
+                "spooled_total",
+                "counter",
+                "Records accepted into the spool.",
+                self.spooled,
+            ),
+            (
+                "sent_total",
+                "counter",
+                "Records handed to the producer (resends included).",
+                self.sent,
+            ),
+            (
+                "acked_total",
+                "counter",
+                "Records acknowledged by the broker.",
+                self.acked,
+            ),
+            (
+                "retried_total",
+                "counter",
+                "Records resent after a failed send.",
+                self.retried,
+            ),
+            (
+                "dead_lettered_total",
+                "counter",
+                "Input lines written to the dead-letter file.",
+                self.dead_lettered,
+            ),
+            (
+                "dropped_total",
+                "counter",
+                "Records dropped (spool full with drop_oldest, or read after stop).",
+                self.dropped,
+            ),
+            (
+                "corrupt_records_total",
+                "counter",
+                "Corrupt spool records found and removed.",
+                self.corrupt_records,
+            ),
+            (
+                "possible_duplicates_total",
+                "counter",
+                "Records resent that may already have been delivered.",
+                self.possible_duplicates,
+            ),
+            (
+                "spool_records",
+                "gauge",
+                "Unacknowledged records in the spool.",
+                self.spool_records,
+            ),
+            (
+                "spool_bytes",
+                "gauge",
+                "Bytes of spool segment files.",
+                self.spool_bytes,
+            ),
+            (
+                "spool_segments",
+                "gauge",
+                "Spool segment files.",
+                self.spool_segments,
+            ),
+            (
+                "clock_insane",
+                "gauge",
+                "1 while the system clock is below its lower bound and records are held back from sending.",
+                u64::from(self.clock_insane),
+            ),
+            (
+                "clock_held_records",
+                "gauge",
+                "Unacknowledged records held back because the system clock is insane.",
+                self.clock_held_records,
+            ),
+            (
+                "clock_lower_bound_seconds",
+                "gauge",
+                "Lower bound for the system clock: build time or newest spool time seen.",
+                self.clock_lower_bound_ms / 1000,
+            ),
+            (
+                "spool_limit_bytes",
+                "gauge",
+                "Effective spool size limit: max_bytes, or less when the disk has less room.",
+                self.spool_limit_bytes,
+            ),
+        ]
+    }
+
+    /// Whether appends wait for space, and how often they started to, by reason.
+    fn spool_full_by_reason(&self, s: &mut String) {
+        header(
+            s,
+            "spool_full",
+            "gauge",
+            "Appends wait for space (1), by reason: disk full or max_bytes reached.",
+        );
         for r in [SpoolFull::Disk, SpoolFull::MaxBytes] {
             let v = u8::from(self.spool_full == Some(r));
             s.push_str(&format!("avro_edge_spool_full{{reason=\"{r}\"}} {v}\n"));
         }
-        s.push_str("# HELP avro_edge_spool_full_events_total Times appends started waiting for space, by reason.\n");
-        s.push_str("# TYPE avro_edge_spool_full_events_total counter\n");
+        header(
+            s,
+            "spool_full_events_total",
+            "counter",
+            "Times appends started waiting for space, by reason.",
+        );
         for (r, v) in [
             (SpoolFull::Disk, self.spool_full_disk_events),
             (SpoolFull::MaxBytes, self.spool_full_max_bytes_events),
@@ -329,38 +353,50 @@ impl Snapshot {
                 "avro_edge_spool_full_events_total{{reason=\"{r}\"}} {v}\n"
             ));
         }
-        s.push_str("# HELP avro_edge_forward_dead_lettered_total Spooled records the broker refused for good, written to the dead-letter file and released from the spool, by rejection.\n");
-        s.push_str("# TYPE avro_edge_forward_dead_lettered_total counter\n");
+    }
+
+    /// Spooled records the broker refused for good, by rejection.
+    fn dead_lettered_by_kind(&self, s: &mut String) {
+        header(
+            s,
+            "forward_dead_lettered_total",
+            "counter",
+            "Spooled records the broker refused for good, written to the dead-letter file and released from the spool, by rejection.",
+        );
         for (kind, v) in &self.forward_dead_lettered {
-            let kind: String = kind
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .collect();
+            let kind = label_value(kind);
             s.push_str(&format!(
                 "avro_edge_forward_dead_lettered_total{{kind=\"{kind}\"}} {v}\n"
             ));
         }
-        s.push_str("# HELP avro_edge_oldest_unacked_age_seconds Age of the oldest unacknowledged record.\n");
-        s.push_str("# TYPE avro_edge_oldest_unacked_age_seconds gauge\n");
+    }
+
+    /// The oldest unacknowledged record's age (0 when none), and when the last error happened.
+    fn age_and_last_error(&self, s: &mut String) {
+        header(
+            s,
+            "oldest_unacked_age_seconds",
+            "gauge",
+            "Age of the oldest unacknowledged record.",
+        );
         s.push_str(&format!(
             "avro_edge_oldest_unacked_age_seconds {}\n",
             self.oldest_unacked_age_ms
                 .map_or(0.0, |ms| ms as f64 / 1000.0)
         ));
         if let Some(e) = &self.last_error {
-            let kind: String = e
-                .kind
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .collect();
-            s.push_str("# HELP avro_edge_last_error_timestamp_seconds Time of the last error, labelled with its kind.\n");
-            s.push_str("# TYPE avro_edge_last_error_timestamp_seconds gauge\n");
+            let kind = label_value(&e.kind);
+            header(
+                s,
+                "last_error_timestamp_seconds",
+                "gauge",
+                "Time of the last error, labelled with its kind.",
+            );
             s.push_str(&format!(
                 "avro_edge_last_error_timestamp_seconds{{kind=\"{kind}\"}} {}\n",
                 e.at_ms as f64 / 1000.0
             ));
         }
-        s
     }
 
     /// Write `stats.json` into the spool directory (atomically).
@@ -376,6 +412,26 @@ impl Snapshot {
         let b = std::fs::read(spool_dir.join("stats.json")).ok()?;
         serde_json::from_slice(&b).ok()
     }
+}
+
+/// The `# HELP` and `# TYPE` lines of the metric `avro_edge_<name>`.
+fn header(s: &mut String, name: &str, kind: &str, help: &str) {
+    s.push_str(&format!(
+        "# HELP avro_edge_{name} {help}\n# TYPE avro_edge_{name} {kind}\n"
+    ));
+}
+
+/// One metric without labels: its header and its value.
+fn unlabelled(s: &mut String, name: &str, kind: &str, help: &str, v: u64) {
+    header(s, name, kind, help);
+    s.push_str(&format!("avro_edge_{name} {v}\n"));
+}
+
+/// A kind as a label value: letters, digits and `-` only (nothing to escape).
+fn label_value(kind: &str) -> String {
+    kind.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect()
 }
 
 /// Serve `GET /metrics` on a loopback address until `stop` is set. Returns the bound address.
@@ -448,4 +504,138 @@ fn answer(mut conn: TcpStream, render: &dyn Fn() -> String) -> std::io::Result<(
     conn.write_all(head.as_bytes())?;
     conn.write_all(body.as_bytes())?;
     conn.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field set (the optional ones too), so every line of the exposition shows.
+    fn full() -> Snapshot {
+        Snapshot {
+            received: 1,
+            spooled: 2,
+            sent: 3,
+            acked: 4,
+            retried: 5,
+            dead_lettered: 6,
+            forward_dead_lettered: BTreeMap::from([
+                ("message-too-large".to_string(), 7),
+                ("bad\"kind}".to_string(), 8),
+            ]),
+            dropped: 9,
+            corrupt_records: 10,
+            possible_duplicates: 11,
+            spool_records: 12,
+            spool_bytes: 13,
+            spool_segments: 14,
+            oldest_unacked_age_ms: Some(1500),
+            last_error: Some(LastError {
+                kind: "broker-unreachable\n".into(),
+                message: "m".into(),
+                at_ms: 1_700_000_000_250,
+            }),
+            clock_insane: true,
+            clock_held_records: 15,
+            clock_lower_bound_ms: 1_600_000_000_999,
+            spool_full: Some(SpoolFull::MaxBytes),
+            spool_full_disk_events: 16,
+            spool_full_max_bytes_events: 17,
+            spool_limit_bytes: 18,
+            spool_disk_free_bytes: Some(19),
+        }
+    }
+
+    /// The exposition scrapers and dashboards read: names, HELP, TYPE, labels, values and order.
+    #[test]
+    fn prometheus_text_is_pinned() {
+        let want = r##"# HELP avro_edge_received_total Input records read.
+# TYPE avro_edge_received_total counter
+avro_edge_received_total 1
+# HELP avro_edge_spooled_total Records accepted into the spool.
+# TYPE avro_edge_spooled_total counter
+avro_edge_spooled_total 2
+# HELP avro_edge_sent_total Records handed to the producer (resends included).
+# TYPE avro_edge_sent_total counter
+avro_edge_sent_total 3
+# HELP avro_edge_acked_total Records acknowledged by the broker.
+# TYPE avro_edge_acked_total counter
+avro_edge_acked_total 4
+# HELP avro_edge_retried_total Records resent after a failed send.
+# TYPE avro_edge_retried_total counter
+avro_edge_retried_total 5
+# HELP avro_edge_dead_lettered_total Input lines written to the dead-letter file.
+# TYPE avro_edge_dead_lettered_total counter
+avro_edge_dead_lettered_total 6
+# HELP avro_edge_dropped_total Records dropped (spool full with drop_oldest, or read after stop).
+# TYPE avro_edge_dropped_total counter
+avro_edge_dropped_total 9
+# HELP avro_edge_corrupt_records_total Corrupt spool records found and removed.
+# TYPE avro_edge_corrupt_records_total counter
+avro_edge_corrupt_records_total 10
+# HELP avro_edge_possible_duplicates_total Records resent that may already have been delivered.
+# TYPE avro_edge_possible_duplicates_total counter
+avro_edge_possible_duplicates_total 11
+# HELP avro_edge_spool_records Unacknowledged records in the spool.
+# TYPE avro_edge_spool_records gauge
+avro_edge_spool_records 12
+# HELP avro_edge_spool_bytes Bytes of spool segment files.
+# TYPE avro_edge_spool_bytes gauge
+avro_edge_spool_bytes 13
+# HELP avro_edge_spool_segments Spool segment files.
+# TYPE avro_edge_spool_segments gauge
+avro_edge_spool_segments 14
+# HELP avro_edge_clock_insane 1 while the system clock is below its lower bound and records are held back from sending.
+# TYPE avro_edge_clock_insane gauge
+avro_edge_clock_insane 1
+# HELP avro_edge_clock_held_records Unacknowledged records held back because the system clock is insane.
+# TYPE avro_edge_clock_held_records gauge
+avro_edge_clock_held_records 15
+# HELP avro_edge_clock_lower_bound_seconds Lower bound for the system clock: build time or newest spool time seen.
+# TYPE avro_edge_clock_lower_bound_seconds gauge
+avro_edge_clock_lower_bound_seconds 1600000000
+# HELP avro_edge_spool_limit_bytes Effective spool size limit: max_bytes, or less when the disk has less room.
+# TYPE avro_edge_spool_limit_bytes gauge
+avro_edge_spool_limit_bytes 18
+# HELP avro_edge_spool_disk_free_bytes Free bytes on the spool's file system.
+# TYPE avro_edge_spool_disk_free_bytes gauge
+avro_edge_spool_disk_free_bytes 19
+# HELP avro_edge_spool_full Appends wait for space (1), by reason: disk full or max_bytes reached.
+# TYPE avro_edge_spool_full gauge
+avro_edge_spool_full{reason="disk"} 0
+avro_edge_spool_full{reason="max_bytes"} 1
+# HELP avro_edge_spool_full_events_total Times appends started waiting for space, by reason.
+# TYPE avro_edge_spool_full_events_total counter
+avro_edge_spool_full_events_total{reason="disk"} 16
+avro_edge_spool_full_events_total{reason="max_bytes"} 17
+# HELP avro_edge_forward_dead_lettered_total Spooled records the broker refused for good, written to the dead-letter file and released from the spool, by rejection.
+# TYPE avro_edge_forward_dead_lettered_total counter
+avro_edge_forward_dead_lettered_total{kind="badkind"} 8
+avro_edge_forward_dead_lettered_total{kind="message-too-large"} 7
+# HELP avro_edge_oldest_unacked_age_seconds Age of the oldest unacknowledged record.
+# TYPE avro_edge_oldest_unacked_age_seconds gauge
+avro_edge_oldest_unacked_age_seconds 1.5
+# HELP avro_edge_last_error_timestamp_seconds Time of the last error, labelled with its kind.
+# TYPE avro_edge_last_error_timestamp_seconds gauge
+avro_edge_last_error_timestamp_seconds{kind="broker-unreachable"} 1700000000.25
+"##;
+        assert_eq!(full().prometheus(), want);
+    }
+
+    /// Without the optional values, their lines are left out and the age is 0.
+    #[test]
+    fn prometheus_leaves_out_what_is_unknown() {
+        let text = Snapshot::default().prometheus();
+        assert!(!text.contains("spool_disk_free_bytes"), "{text}");
+        assert!(!text.contains("last_error"), "{text}");
+        assert!(!text.contains("forward_dead_lettered_total{"), "{text}");
+        assert!(
+            text.contains("\navro_edge_oldest_unacked_age_seconds 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("avro_edge_spool_full{reason=\"disk\"} 0\n"),
+            "{text}"
+        );
+    }
 }

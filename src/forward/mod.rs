@@ -3,12 +3,17 @@
 //!
 //! Must not lose a record silently: every input line is spooled, dead-lettered or counted as dropped, and a
 //! spooled record leaves the spool only after the sink acknowledged it or, refused by the broker for good,
-//! it was written to the dead-letter file. Must not know Avro or Kafka: it
-//! drives them through two small traits, [`RecordEncoder`] (the codec) and [`RecordSink`] (the producer).
+//! it was written to the dead-letter file. Must not encode Avro nor talk to a broker: it drives the codec
+//! and the producer through two small traits, [`RecordEncoder`] and [`RecordSink`]. What it does know of
+//! them is their data: the codec's [`KeyBytes`] (a record's key) and the producer's [`OutRecord`] and
+//! [`Delivery`] (what a sink is handed and what it answers), so a record crosses into the producer
+//! without a copy; and [`ForwardError`] carries the registry's error when `plug` cannot set up the
+//! schema source.
 //!
 //! The real parts are plugged in by [`plug`]: `impl RecordEncoder for crate::codec::Codec` and
-//! `impl RecordSink for crate::producer::Producer`; `avro-edge forward` calls
-//! `forward::run(&config, codec, LazySink::new(move || Producer::new(pcfg.clone())), stdin, stop)`.
+//! `impl RecordSink for crate::kafka::producer::Producer`; [`plug::run_configured`] (what `avro-edge
+//! forward` calls) runs `forward::run(&config, codec, LazySink::new(move || Producer::new(pcfg.clone())),
+//! stdin, stop)`.
 
 pub mod clock_check;
 pub mod dead_letter;
@@ -54,7 +59,7 @@ pub trait RecordEncoder: Send + Sync {
 pub use crate::kafka::producer::{Delivery, OutRecord};
 
 /// Sends records to a topic and says, per record and in input order, whether the broker acknowledged it.
-/// The real one is `crate::producer::Producer::send_batch`. A result vector shorter than `records` means
+/// The real one is `crate::kafka::producer::Producer::send_batch`. A result vector shorter than `records` means
 /// the records without a result were not acknowledged. A record that fails (for a reason that is not
 /// [permanent](RecordSink::permanent)) must fail every later record of its partition in the same call,
 /// as the producer does, or a retry would put it behind them.
@@ -430,8 +435,8 @@ fn start_sender<S: RecordSink + 'static>(
     sender_stop: &Arc<AtomicBool>,
 ) -> Result<(std::thread::JoinHandle<()>, std::sync::mpsc::Receiver<()>), ForwardError> {
     let sender_opts = SenderOptions {
-        batch_records: cfg.kafka.batch_records,
-        linger: cfg.kafka.linger,
+        batch_records: cfg.batch_records,
+        linger: cfg.kafka.producer.linger,
         clock_check: cfg.clock_check,
         ..SenderOptions::default()
     };

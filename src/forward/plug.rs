@@ -1,6 +1,6 @@
 //! The real parts behind the forwarder's two traits: the Avro codec as [`RecordEncoder`] and the Kafka
-//! producer as [`RecordSink`], and the mapping of the forwarder's `[kafka]` settings onto a
-//! [`ProducerConfig`].
+//! producer as [`RecordSink`] (its settings from
+//! [`KafkaSettings::producer_config`](crate::config::KafkaSettings::producer_config)).
 //!
 //! Must not hold forwarder logic (that is in `forward::run` and the sender) nor change what the codec or
 //! the producer do: it only adapts their signatures.
@@ -11,9 +11,9 @@ use super::{
     Delivery, ForwardError, LazySink, OutRecord, RecordEncoder, RecordSink, Snapshot, StopFlag,
 };
 use crate::codec::{Codec, KeyBytes, LineError};
-use crate::config::{Config, KafkaSettings};
-use crate::kafka::producer::{Producer, ProducerConfig};
-use crate::kafka::{KafkaError, TopicSpec};
+use crate::config::Config;
+use crate::kafka::KafkaError;
+use crate::kafka::producer::Producer;
 
 impl RecordEncoder for Codec {
     type Error = LineError;
@@ -43,33 +43,6 @@ impl RecordSink for Producer {
     }
 }
 
-/// The producer settings for the forwarder's `[kafka]` section (everything else at the producer's
-/// defaults).
-pub fn producer_config(k: &KafkaSettings) -> ProducerConfig {
-    let mut p = ProducerConfig::new(k.brokers.clone());
-    p.acks = k.acks;
-    p.enable_idempotence = k.enable_idempotence;
-    p.max_in_flight = k.max_in_flight;
-    p.compression = k.compression;
-    p.linger = k.linger;
-    p.batch_size = k.batch_size;
-    p.client_id = k.client_id.clone();
-    p.request_timeout = k.request_timeout;
-    p.delivery_timeout = k.delivery_timeout;
-    p.sasl = k.sasl_config();
-    #[cfg(feature = "tls")]
-    {
-        p.tls = k.tls_config();
-    }
-    p.auto_create = k.create_partitions.map(|partitions| TopicSpec {
-        partitions,
-        // The broker's `default.replication.factor` (KIP-464): 1 on a single node, the cluster's
-        // choice on a real one (replication 1 there loses the partition with one broker).
-        replication: -1,
-    });
-    p
-}
-
 /// Run the forwarder with its real parts: the codec over the configured registry URLs and/or offline
 /// cache, and the producer from the `[kafka]` settings (it connects on first use, so the forwarder
 /// starts and spools while the broker is down). `stdin` feeds the `stdin` input, if there is one.
@@ -81,7 +54,7 @@ pub fn run_configured(
     let source =
         crate::registry::open_source(&cfg.registry.urls, cfg.registry.schema_cache.as_deref())?;
     let codec = Codec::new(source);
-    let pcfg = producer_config(&cfg.kafka);
+    let pcfg = cfg.kafka.producer_config();
     let sink = LazySink::new(move || Producer::new(pcfg.clone()));
     super::run(cfg, codec, sink, stdin, stop)
 }
