@@ -236,7 +236,6 @@ pub const KINDS: &[(&str, &str)] = &[
         "bad-group-metadata",
         "consumer-group subscription or assignment bytes unreadable",
     ),
-    ("no-codec", "typed send on a producer built without a codec"),
     // The command line's own failures (`cli`).
     (
         "io",

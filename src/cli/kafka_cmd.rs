@@ -277,7 +277,7 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
         let mut rest = records.into_iter();
         for r in rest.by_ref() {
             // Each value is written as JSON text straight from its Avro bytes (no Value tree);
-            // a tombstone (no value) is `null`, as in `Consumer::poll_items`. A value that does
+            // a tombstone (no value) is `null`, as in `PollAvro::poll_items`. A value that does
             // not decode leaves `text` as it was.
             let written = match &r.value {
                 Some(raw) => decoder.decode_into(raw, &mut text),

@@ -1,8 +1,8 @@
 //! A thin Kafka client over `kafka-protocol`: connections, metadata, SASL, driven by smol; the
 //! record-batch format ([`record`]); the user-facing [`producer`] and group [`consumer`] on top.
 //!
-//! Must not know Avro: it moves bytes (the producer's and consumer's typed helpers only call
-//! [`crate::codec`]). No tokio.
+//! Must not know Avro: it moves bytes, and imports neither `codec` nor `registry` (the typed
+//! sends and decoding polls are a layer above both, in `avro_io`). No tokio.
 //!
 //! # Design (read this before using the client from blocking code)
 //! - [`conn::Conn`]: one connection to one broker. Requests are written in one write on a

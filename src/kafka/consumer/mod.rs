@@ -1,9 +1,11 @@
-//! The blocking group consumer: join, assign, fetch, commit; records decoded through the codec.
+//! The blocking group consumer: join, assign, fetch, commit; records handed out as raw bytes.
 //!
 //! Record batches from Fetch answers are decoded by [`crate::kafka::record`] (v2 format,
-//! none/gzip/snappy, every length checked, decompression capped).
+//! none/gzip/snappy/lz4/zstd, every length checked, decompression capped).
 //!
-//! Must not drop a record it cannot decode: it returns it as an error item with its coordinates.
+//! Must not know Avro (values are bytes; decoding them is the layer above, `avro_io`), and must
+//! not drop a record it cannot read: a bad batch stops its partition with an error that names the
+//! offset.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -33,8 +35,6 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::protocol::{Request, StrBytes};
 
-use crate::codec::Codec;
-use crate::error::ErrorKind;
 use crate::kafka::conn::with_timeout;
 use crate::kafka::group::TopicPartitions;
 use crate::kafka::{Client, ClientConfig, ConnConfig, KafkaError, Target, block_on};
@@ -42,14 +42,12 @@ use crate::kafka::{Client, ClientConfig, ConnConfig, KafkaError, Target, block_o
 mod commit;
 mod config;
 mod fetch;
-mod items;
 mod membership;
 mod positions;
 
 pub use crate::kafka::group::Assignor;
 pub use crate::kafka::record::{BatchError, RawRecord};
 pub use config::{ConsumerConfig, IsolationLevel, OffsetReset};
-pub use items::{Item, decode_records};
 use membership::{GroupShared, heartbeat_loop};
 use positions::Positions;
 
@@ -361,32 +359,6 @@ impl Consumer {
             return Ok(Some(Vec::new()));
         }
         Ok(None)
-    }
-
-    /// [`Consumer::poll`], then the codec: each record becomes an [`Item`], a value that does not
-    /// decode becomes [`Item::Undecodable`] with its coordinates, raw bytes and error kind.
-    pub fn poll_decoded<E, F>(
-        &mut self,
-        timeout: Duration,
-        decode: F,
-    ) -> Result<Vec<Item>, KafkaError>
-    where
-        E: ErrorKind,
-        F: Fn(&[u8]) -> Result<serde_json::Value, E>,
-    {
-        Ok(decode_records(self.poll(timeout)?, decode))
-    }
-
-    /// [`Consumer::poll`] through the codec: Confluent-framed Avro values decoded with their
-    /// writer schema (fetched by id from the registry or the offline cache) into natural JSON.
-    /// Anything that does not decode is an [`Item::Undecodable`] in its place, never an error
-    /// of the poll and never dropped.
-    pub fn poll_items(
-        &mut self,
-        timeout: Duration,
-        codec: &Codec,
-    ) -> Result<Vec<Item>, KafkaError> {
-        self.poll_decoded(timeout, |b: &[u8]| codec.decode_json(b))
     }
 
     /// Commit the positions of everything `poll` has returned so far (blocking).
