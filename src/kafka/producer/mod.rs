@@ -80,11 +80,12 @@ mod config;
 mod delivery;
 mod idempotence;
 mod sender;
+mod state;
 
 pub use crate::kafka::record::Compression;
-use accumulator::State;
 pub use config::{Acks, Partitioner, ProducerConfig};
 pub use delivery::{Delivery, DeliveryHandle};
+use state::State;
 
 /// A record for [`Producer::send_batch`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
