@@ -11,7 +11,8 @@ use bytes::Bytes;
 
 use super::BATCH_HEADER_LEN;
 use super::compression::decompress;
-use crate::error::ErrorKind;
+use super::cursor::Cursor;
+use super::error::BatchError;
 
 /// One record as fetched: coordinates, metadata and the raw key/value bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,93 +33,9 @@ pub struct RawRecord {
     pub value: Option<Bytes>,
 }
 
-/// A record batch in a Fetch answer that cannot be read.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum BatchError {
-    /// The batch fails its CRC or its structure does not parse.
-    #[error("corrupt record batch at offset {offset}: {reason}")]
-    Corrupt {
-        /// The batch's base offset.
-        offset: i64,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The batch uses a feature this client does not read (an old message format).
-    #[error("record batch at offset {offset} uses {what}, which avro-edge does not read")]
-    Unsupported {
-        /// The batch's base offset.
-        offset: i64,
-        /// The feature (e.g. `message format v1`).
-        what: &'static str,
-    },
-    /// The batch decompresses to more than the consumer's `max_batch_bytes`.
-    #[error("record batch at offset {offset} decompresses to more than {limit} bytes")]
-    TooLarge {
-        /// The batch's base offset.
-        offset: i64,
-        /// The limit in bytes.
-        limit: usize,
-    },
-}
-
-impl ErrorKind for BatchError {
-    fn kind(&self) -> &'static str {
-        match self {
-            BatchError::Corrupt { .. } => "corrupt-record-batch",
-            BatchError::Unsupported { .. } => "unsupported-record-format",
-            BatchError::TooLarge { .. } => "record-batch-too-large",
-        }
-    }
-}
-
 /// The smallest possible v2 record: length, attributes, timestamp and offset deltas, key and
 /// value lengths, header count, one byte each.
 const MIN_RECORD_LEN: usize = 7;
-
-/// A cursor over untrusted bytes: every read checks what is left.
-pub(super) struct Cursor<'a> {
-    pub(super) buf: &'a [u8],
-}
-
-impl<'a> Cursor<'a> {
-    pub(super) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.buf.len() {
-            return None;
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Some(head)
-    }
-
-    fn varlong(&mut self) -> Option<i64> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let (&b, rest) = self.buf.split_first()?;
-            self.buf = rest;
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Some(((v >> 1) as i64) ^ -((v & 1) as i64));
-            }
-        }
-        None
-    }
-
-    fn varint(&mut self) -> Option<i32> {
-        self.varlong().and_then(|v| i32::try_from(v).ok())
-    }
-
-    /// A varint length followed by that many bytes; -1 means null.
-    fn nullable_bytes(&mut self, whole: &Bytes) -> Option<Option<Bytes>> {
-        let len = self.varint()?;
-        if len < 0 {
-            return Some(None);
-        }
-        let start = whole.len() - self.buf.len();
-        self.take(len as usize)?;
-        Some(Some(whole.slice(start..start + len as usize)))
-    }
-}
 
 fn be_i64(b: &[u8], at: usize) -> i64 {
     let mut a = [0u8; 8];
@@ -379,6 +296,7 @@ fn read_record(c: &mut Cursor<'_>, whole: &Bytes) -> Option<ParsedRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use bytes::BytesMut;
     use kafka_protocol::indexmap::IndexMap;
     use kafka_protocol::protocol::StrBytes;
