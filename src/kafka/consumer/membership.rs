@@ -1,6 +1,6 @@
 //! Group membership: finding the coordinator, JoinGroup and SyncGroup (the leader assigns),
-//! the heartbeat thread that keeps the membership alive between polls and flags rebalances,
-//! and LeaveGroup on close. Rebalancing is eager (everything revoked, then reassigned), like
+//! and LeaveGroup on close (the heartbeat thread that keeps the membership alive between polls
+//! is `heartbeat.rs`). Rebalancing is eager (everything revoked, then reassigned), like
 //! Kafka's classic protocol.
 //!
 //! Must not decide group protocol questions itself: [`crate::kafka::group`] (no I/O) does;
@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafka_protocol::messages::GroupId;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
-use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
 use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_request::{LeaveGroupRequest, MemberIdentity};
@@ -63,7 +62,10 @@ pub(super) struct GroupState {
     pub(super) assigned_counts: BTreeMap<String, i32>,
 }
 
-async fn find_coordinator(client: &Client, group_id: &str) -> Result<String, KafkaError> {
+pub(super) async fn find_coordinator(
+    client: &Client,
+    group_id: &str,
+) -> Result<String, KafkaError> {
     let resp = call(client, &Target::Any, |v| {
         let r = FindCoordinatorRequest::default();
         if v >= 4 {
@@ -81,157 +83,6 @@ async fn find_coordinator(client: &Client, group_id: &str) -> Result<String, Kaf
         return Err(e);
     }
     Ok(format!("{host}:{port}"))
-}
-
-/// The heartbeat thread: one Heartbeat per interval while the member is stable; answers that
-/// call for a rejoin are recorded for the polling thread (which stops fetching and rejoins).
-/// A lost coordinator (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, disconnect) is looked up
-/// again here (FindCoordinator), so a stable member keeps heartbeating across a coordinator
-/// move; a member that could not heartbeat for a whole session timeout has been evicted by
-/// now and is flagged to rejoin, so it no longer reads partitions that are someone else's.
-pub(super) fn heartbeat_loop(
-    client: Client,
-    shared: Arc<GroupShared>,
-    interval: Duration,
-    session_timeout: Duration,
-) {
-    let mut last_ok = Instant::now();
-    let mut failures = 0u32;
-    let mut last_found: Option<String> = None;
-    loop {
-        // After a failure, try again sooner (backoff), still at most once per interval.
-        let pause = if failures == 0 {
-            interval
-        } else {
-            crate::kafka::client::backoff(Duration::from_millis(200), interval, failures - 1)
-        };
-        // Parked, not polling: `Consumer::close` sets `stop` and unparks this thread, so closing
-        // does not wait out a sleep step (it used to wait up to 50 ms).
-        let wake = Instant::now() + pause;
-        loop {
-            if shared.stop.load(Ordering::SeqCst) {
-                return;
-            }
-            let now = Instant::now();
-            if now >= wake {
-                break;
-            }
-            std::thread::park_timeout(wake - now);
-        }
-        let (generation, member_id, coordinator) = {
-            let st = lock(&shared.state);
-            if !st.member.is_stable() {
-                last_ok = Instant::now();
-                failures = 0;
-                continue;
-            }
-            (
-                st.member.generation_id,
-                st.member.member_id.clone(),
-                st.coordinator.clone(),
-            )
-        };
-        if last_ok.elapsed() >= session_timeout {
-            let mut st = lock(&shared.state);
-            if st.member.generation_id == generation && st.member.is_stable() {
-                tracing::warn!(group = %shared.group_id, "no heartbeat answer for a session timeout; rejoining");
-                st.member.request_rejoin();
-            }
-            continue;
-        }
-        let coordinator = match coordinator {
-            Some(c) => {
-                last_found = Some(c.clone());
-                c
-            }
-            None => {
-                let found = block_on(with_timeout(
-                    session_timeout,
-                    find_coordinator(&client, &shared.group_id),
-                ))
-                .unwrap_or_else(|| {
-                    Err(KafkaError::Timeout {
-                        what: "FindCoordinator".into(),
-                        after: session_timeout,
-                    })
-                });
-                match found {
-                    Ok(c) => {
-                        if last_found.as_ref() != Some(&c) {
-                            tracing::info!(group = %shared.group_id, coordinator = %c, "heartbeat: found coordinator");
-                            last_found = Some(c.clone());
-                        }
-                        lock(&shared.state).coordinator = Some(c.clone());
-                        c
-                    }
-                    Err(e) => {
-                        tracing::debug!(group = %shared.group_id, error = %e, "heartbeat: no coordinator yet");
-                        failures += 1;
-                        continue;
-                    }
-                }
-            }
-        };
-        let req = HeartbeatRequest::default()
-            .with_group_id(GroupId(name(&shared.group_id)))
-            .with_generation_id(generation)
-            .with_member_id(name(&member_id));
-        // A heartbeat later than the session timeout is worthless: bound it (and so `close`).
-        // One connect round: a dead coordinator is looked up again instead of redialled.
-        let target = Target::Addr(coordinator);
-        let result = block_on(with_timeout(session_timeout, async {
-            let conn = client
-                .conn_once(&target, Instant::now() + session_timeout)
-                .await?;
-            conn.request(&req).await
-        }))
-        .unwrap_or_else(|| {
-            Err(KafkaError::Timeout {
-                what: "Heartbeat".into(),
-                after: session_timeout,
-            })
-        });
-        let mut st = lock(&shared.state);
-        if st.member.generation_id != generation
-            || st.member.member_id != member_id
-            || !st.member.is_stable()
-        {
-            continue; // a late answer for a generation we already left
-        }
-        match result {
-            Ok(resp) => match st.member.on_heartbeat(resp.error_code) {
-                GroupAction::Continue => {
-                    last_ok = Instant::now();
-                    failures = 0;
-                }
-                GroupAction::Retry => failures += 1,
-                GroupAction::Rejoin => {
-                    // The coordinator answered: the session clock starts again after the rejoin.
-                    last_ok = Instant::now();
-                    failures = 0;
-                    tracing::info!(group = %shared.group_id, code = resp.error_code, "rebalance: rejoining");
-                }
-                GroupAction::FindCoordinator => {
-                    tracing::info!(group = %shared.group_id, code = resp.error_code, "heartbeat: coordinator moved");
-                    st.coordinator = None;
-                    failures += 1;
-                }
-                GroupAction::Fatal(e) => {
-                    st.fatal =
-                        KafkaError::from_code(e.code(), format!("Heartbeat {}", shared.group_id));
-                }
-            },
-            Err(e) => {
-                if failures == 0 {
-                    tracing::warn!(group = %shared.group_id, error = %e, "heartbeat failed; looking up the coordinator");
-                } else {
-                    tracing::debug!(group = %shared.group_id, error = %e, "heartbeat failed");
-                }
-                st.coordinator = None;
-                failures += 1;
-            }
-        }
-    }
 }
 
 impl Consumer {

@@ -42,13 +42,15 @@ use crate::kafka::{Client, ClientConfig, ConnConfig, KafkaError, Target, block_o
 mod commit;
 mod config;
 mod fetch;
+mod heartbeat;
 mod membership;
 mod positions;
 
 pub use crate::kafka::group::Assignor;
 pub use crate::kafka::record::{BatchError, RawRecord};
 pub use config::{ConsumerConfig, IsolationLevel, OffsetReset};
-use membership::{GroupShared, heartbeat_loop};
+use heartbeat::heartbeat_loop;
+use membership::GroupShared;
 use positions::Positions;
 
 /// How often the group leader checks the subscribed topics' partition counts.
