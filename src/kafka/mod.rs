@@ -36,6 +36,8 @@
 //!   lifetime, the connection re-authenticates itself before it runs out (KIP-368, `conn::reauth`).
 //!   Refusals (`KafkaError::is_security_rejection`) are never retried.
 //! - Errors: [`KafkaError`] (Kafka error codes kept; `is_retriable()`, `needs_metadata_refresh()`).
+//! - Brokers that are not Apache Kafka: every workaround for one (tansu) is in [`quirks`], with the
+//!   rule that switches it on per connection; none runs on Apache Kafka.
 pub mod client;
 pub mod conn;
 pub mod consumer;
@@ -43,6 +45,7 @@ mod error;
 mod frame;
 pub mod group;
 pub mod producer;
+pub mod quirks;
 pub mod record;
 pub mod sasl;
 mod setting;

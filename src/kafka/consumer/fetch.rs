@@ -17,12 +17,9 @@ use kafka_protocol::messages::{BrokerId, TopicName};
 
 use super::{Consumer, OffsetReset, millis, name};
 use crate::error::ErrorKind;
+use crate::kafka::quirks::{self, Probe, Quirks};
 use crate::kafka::record::{Fetched, RawRecord, decode_fetched};
 use crate::kafka::{KafkaError, Target};
-
-/// Highest Fetch version we send to tansu (`Conn::is_tansu`):
-/// tansu 0.6.0 puts a v16+ tag into flexible v12 answers.
-const MAX_FETCH_VERSION: i16 = 11;
 
 /// What one leader is asked for: per topic, (partition, fetch offset, most bytes).
 type LeaderFetch = BTreeMap<String, Vec<(i32, i64, i32)>>;
@@ -106,8 +103,10 @@ impl Consumer {
                 }
             };
             let conn = self.client.conn(&Target::Node(leader)).await;
-            let tansu = conn.is_ok_and(|c| c.is_tansu());
-            let latest = if tansu && self.cfg.auto_offset_reset == OffsetReset::Latest {
+            let quirks = conn.map(|c| c.quirks()).unwrap_or_default();
+            let latest = if quirks.latest_from_high_watermark()
+                && self.cfg.auto_offset_reset == OffsetReset::Latest
+            {
                 self.high_watermarks(leader, &topics).await
             } else {
                 BTreeMap::new()
@@ -116,9 +115,7 @@ impl Consumer {
                 for p in &t.partitions {
                     if p.error_code == 0 && p.offset >= 0 {
                         let key = (t.name.0.to_string(), p.partition_index);
-                        // tansu 0.6.0 answers "latest" with the last batch's base offset + 1, not
-                        // the log end; the high watermark of a fetch is the log end (tansu only).
-                        let offset = latest.get(&key).map_or(p.offset, |hw| p.offset.max(*hw));
+                        let offset = quirks::latest_offset(p.offset, latest.get(&key).copied());
                         tracing::debug!(topic = %t.name.0.as_str(), partition = p.partition_index, offset, listed = p.offset, "reset position");
                         self.positions
                             .set_position(t.name.0.as_str(), p.partition_index, offset);
@@ -141,39 +138,21 @@ impl Consumer {
     }
 
     /// The high watermark (log end) of each partition, from a Fetch that waits for nothing and
-    /// asks for as few bytes as the broker allows. Partitions that fail are left out.
+    /// asks for as few bytes as the broker allows ([`quirks::high_watermark_request`]: a broker
+    /// workaround). Partitions that fail are left out.
     async fn high_watermarks(
         &self,
         leader: i32,
         topics: &BTreeMap<String, Vec<i32>>,
     ) -> BTreeMap<(String, i32), i64> {
-        let req = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(0)
-            .with_min_bytes(0)
-            .with_max_bytes(1)
-            .with_topics(
-                topics
-                    .iter()
-                    .map(|(t, ps)| {
-                        FetchTopic::default()
-                            .with_topic(TopicName(name(t)))
-                            .with_partitions(
-                                ps.iter()
-                                    .map(|p| {
-                                        FetchPartition::default()
-                                            .with_partition(*p)
-                                            .with_fetch_offset(0)
-                                            .with_partition_max_bytes(1)
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            );
+        let req = quirks::high_watermark_request(
+            topics.iter().map(|(t, ps)| (t.as_str(), ps.as_slice())),
+        );
         let resp = async {
             let conn = self.client.conn(&Target::Node(leader)).await?;
-            let v = conn.version_for::<FetchRequest>()?.min(MAX_FETCH_VERSION);
+            let v = conn
+                .quirks()
+                .fetch_version(conn.version_for::<FetchRequest>()?);
             conn.request_at(&req, v).await
         }
         .await;
@@ -229,10 +208,9 @@ impl Consumer {
             let connect_by = Instant::now() + wait.max(Duration::from_secs(1));
             tasks.push(smol::spawn(async move {
                 let conn = client.conn_once(&Target::Node(leader), connect_by).await?;
-                // tansu: v11 at most (it puts a v16+ tag into flexible v12 Fetch answers).
-                let (v, tansu) = (conn.version_for::<FetchRequest>()?, conn.is_tansu());
-                let v = if tansu { v.min(MAX_FETCH_VERSION) } else { v };
-                conn.request_at(&req, v).await.map(|resp| (resp, tansu))
+                let quirks = conn.quirks();
+                let v = quirks.fetch_version(conn.version_for::<FetchRequest>()?);
+                conn.request_at(&req, v).await.map(|resp| (resp, quirks))
             }));
         }
         // A failure on one leader must not lose what the others returned (their positions moved):
@@ -241,7 +219,7 @@ impl Consumer {
         let mut out_of_range = Vec::new();
         let mut failed: Option<KafkaError> = None;
         for (parts, task) in task_parts.into_iter().zip(tasks) {
-            let (resp, tansu) = match task.await {
+            let (resp, quirks) = match task.await {
                 Ok(r) => r,
                 Err(e) => {
                     for (t, p) in &parts {
@@ -259,7 +237,7 @@ impl Consumer {
             for topic in &resp.responses {
                 let t = topic.topic.0.as_str();
                 for part in &topic.partitions {
-                    self.take_partition(t, part, tansu, &mut out, &mut out_of_range, &mut failed);
+                    self.take_partition(t, part, quirks, &mut out, &mut out_of_range, &mut failed);
                 }
             }
         }
@@ -387,14 +365,14 @@ impl Consumer {
     }
 
     /// One partition of a Fetch answer: its records into `out` (moving the position), an
-    /// out-of-range partition into `out_of_range`, the first hard error into `failed`. `tansu`:
-    /// the answer came from tansu, so `accept_or_probe` checks it.
+    /// out-of-range partition into `out_of_range`, the first hard error into `failed`. `quirks`:
+    /// the workarounds of the broker that answered (for `accept_or_probe`).
     #[allow(clippy::too_many_arguments)]
     fn take_partition(
         &mut self,
         t: &str,
         part: &PartitionData,
-        tansu: bool,
+        quirks: Quirks,
         out: &mut Vec<RawRecord>,
         out_of_range: &mut Vec<(String, i32)>,
         failed: &mut Option<KafkaError>,
@@ -444,7 +422,7 @@ impl Consumer {
             .get(&(t.to_string(), p))
             .map_or(pos, |probe| probe.0);
         if !self.accept_or_probe(
-            tansu,
+            quirks,
             t,
             p,
             pos,
@@ -478,18 +456,13 @@ impl Consumer {
         }
     }
 
-    /// tansu 0.6.0 answers a fetch from an offset inside a batch with the batches that *start*
-    /// at or after it (Kafka returns the batch holding the offset): nothing at all, or later
-    /// batches with the records in between silently missing. So when the first batch of an
-    /// answer starts above the position (or the answer is empty although the log goes further),
-    /// its records are not taken: the fetch offset steps back (1, 2, 4, ... down to the log start)
-    /// until a batch at or below the position comes back. Runs for tansu's answers only (Kafka
-    /// returns the batch holding the offset, and a batch above the position there is a compaction
-    /// gap to read past). Returns whether to take the answer.
+    /// The step-back probe ([`Quirks::step_back`], a broker workaround): whether to take this
+    /// answer, or throw it away and fetch the partition again from an earlier offset (kept in
+    /// `probes` until an answer is taken).
     #[allow(clippy::too_many_arguments)]
     fn accept_or_probe(
         &mut self,
-        tansu: bool,
+        quirks: Quirks,
         t: &str,
         p: i32,
         pos: i64,
@@ -499,19 +472,15 @@ impl Consumer {
         log_start: i64,
     ) -> bool {
         let key = (t.to_string(), p);
-        let settled = match fetched.first_base {
-            Some(base) => base <= pos,
-            // Nothing readable: fine unless the log has records at or beyond the position.
-            None => fetched.error.is_some() || high_watermark <= pos,
+        let probe = Probe {
+            position: pos,
+            fetch_at,
+            last_step: self.probes.get(&key).map_or(0, |probe| probe.1),
         };
-        let floor = log_start.max(0);
-        if !tansu || settled || fetch_at <= floor {
+        let Some((next, step)) = quirks.step_back(probe, fetched, high_watermark, log_start) else {
             self.probes.remove(&key);
             return true;
-        }
-        let step = self.probes.get(&key).map_or(0, |probe| probe.1);
-        let step = (step * 2).max(1);
-        let next = fetch_at.saturating_sub(step).max(floor);
+        };
         tracing::debug!(
             topic = t,
             partition = p,

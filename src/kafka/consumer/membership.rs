@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use kafka_protocol::messages::GroupId;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
@@ -229,12 +228,9 @@ impl Consumer {
     async fn join_and_sync(&self, g: &GroupShared) -> Result<GroupAction, KafkaError> {
         let coordinator = Target::Addr(self.coordinator(g).await?);
         let member_id = lock(&g.state).member.member_id.clone();
-        // tansu only: after a leader-requested rejoin the metadata changes (user data = the rejoin
-        // count), as tansu starts a new generation only when a member's metadata differs (Kafka
-        // rebalances whenever the leader rejoins).
-        let tansu = self.client.conn(&coordinator).await?.is_tansu();
-        let nonce = self.rejoin_requests.load(Ordering::SeqCst);
-        let user_data = (tansu && nonce > 0).then(|| Bytes::copy_from_slice(&nonce.to_be_bytes()));
+        // A broker workaround may want the rejoin count as user data (`Quirks::rejoin_user_data`).
+        let quirks = self.client.conn(&coordinator).await?.quirks();
+        let user_data = quirks.rejoin_user_data(self.rejoin_requests.load(Ordering::SeqCst));
         let metadata = encode_subscription(&self.cfg.topics, user_data);
         let other = match self.cfg.assignor {
             Assignor::Range => Assignor::RoundRobin,
