@@ -144,6 +144,7 @@ pub use kafka::producer::{
     Acks, Compression, Delivery, DeliveryHandle, OutRecord, Partitioner, Producer, ProducerConfig,
     ProducerStats,
 };
+pub use kafka::quirks::BrokerQuirks;
 pub use kafka::record::partition_for_key;
 #[cfg(feature = "tls")]
 pub use kafka::tls::TlsConfig;

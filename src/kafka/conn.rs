@@ -27,7 +27,7 @@ use smol::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::KafkaError;
 use super::frame::{self, Stop};
-use super::quirks::Quirks;
+use super::quirks::{BrokerQuirks, Quirks};
 use super::sasl::SaslConfig;
 
 mod reauth;
@@ -48,6 +48,8 @@ pub struct ConnConfig {
     /// TLS for the connection; `None`: plain TCP.
     #[cfg(feature = "tls")]
     pub tls: Option<super::tls::TlsConfig>,
+    /// Which broker workarounds the connection may use (`kafka::quirks`; default `Auto`).
+    pub broker_quirks: BrokerQuirks,
 }
 
 impl Default for ConnConfig {
@@ -60,6 +62,7 @@ impl Default for ConnConfig {
             sasl: None,
             #[cfg(feature = "tls")]
             tls: None,
+            broker_quirks: BrokerQuirks::Auto,
         }
     }
 }
@@ -181,7 +184,9 @@ impl Conn {
             quirks: Quirks::default(),
             auth: reauth::AuthState::new(cfg.sasl.clone()),
         };
-        conn.negotiate().await.map_err(first_exchange_error)?;
+        conn.negotiate(cfg.broker_quirks)
+            .await
+            .map_err(first_exchange_error)?;
         conn.authenticate().await?;
         tracing::debug!(broker = addr, apis = conn.versions.len(), "connected");
         Ok(conn)
@@ -384,17 +389,25 @@ impl Conn {
         }
     }
 
-    async fn negotiate(&mut self) -> Result<(), KafkaError> {
+    /// ApiVersions (v3, else v0): the broker's version ranges, and the workarounds `setting`
+    /// allows for it (the v3 answer's bytes identify the broker, see [`Quirks::detect`]).
+    async fn negotiate(&mut self, setting: BrokerQuirks) -> Result<(), KafkaError> {
         let req = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("avro-edge"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let resp: ApiVersionsResponse = match self.request_at(&req, 3).await {
-            Ok(r) if r.error_code == 0 => {
-                self.quirks = Quirks::detect(&r);
+        let v3 = async {
+            let frame = self.send_at(&req, 3).await?.frame(self).await?;
+            let resp = decode_response::<ApiVersionsRequest>(frame.clone(), 3)?;
+            Ok::<_, KafkaError>((resp, frame))
+        };
+        let resp: ApiVersionsResponse = match v3.await {
+            Ok((r, frame)) if r.error_code == 0 => {
+                self.quirks = Quirks::detect(setting, Some((&r, &frame)));
                 r
             }
             // UNSUPPORTED_VERSION (35) or an undecodable v3 answer: fall back to v0.
             Ok(_) | Err(KafkaError::Protocol(_)) => {
+                self.quirks = Quirks::detect(setting, None);
                 self.request_at(&ApiVersionsRequest::default(), 0).await?
             }
             Err(e) => return Err(e),
@@ -425,24 +438,27 @@ impl<R: Request> Sent<R> {
     /// Wait for the answer, bounded by the request timeout (counted from now); a timeout closes
     /// `conn` (the one it was sent on), failing its other waiters.
     pub async fn response(self, conn: &Conn) -> Result<R::Response, KafkaError> {
-        let body = match with_timeout(conn.request_timeout, self.rx.recv()).await {
+        let version = self.version;
+        decode_response::<R>(self.frame(conn).await?, version)
+    }
+
+    /// [`Sent::response`] undecoded: the whole response frame, correlation id first.
+    async fn frame(self, conn: &Conn) -> Result<Bytes, KafkaError> {
+        match with_timeout(conn.request_timeout, self.rx.recv()).await {
             None => {
                 conn.unregister(self.corr);
                 conn.close("request timed out");
-                return Err(KafkaError::Timeout {
+                Err(KafkaError::Timeout {
                     what: format!("API key {} request to {}", R::KEY, conn.addr()),
                     after: conn.request_timeout,
-                });
+                })
             }
-            Some(Err(_)) => {
-                return Err(KafkaError::Disconnected {
-                    broker: conn.addr().to_string(),
-                    reason: "reader stopped".into(),
-                });
-            }
-            Some(Ok(r)) => r?,
-        };
-        decode_response::<R>(body, self.version)
+            Some(Err(_)) => Err(KafkaError::Disconnected {
+                broker: conn.addr().to_string(),
+                reason: "reader stopped".into(),
+            }),
+            Some(Ok(r)) => r,
+        }
     }
 }
 

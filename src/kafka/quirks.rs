@@ -10,13 +10,23 @@
 //! | tansu 0.6.0 | a new generation starts only when a member's JoinGroup metadata differs (Kafka rebalances whenever the leader rejoins) | the leader's own rejoin (partition count changed) does not reassign | the rejoin count goes into the subscription's user data ([`Quirks::rejoin_user_data`]; `consumer/membership.rs`) |
 //! | tansu 0.6.0 | acks=0 Produce requests are answered | — | answers nobody awaits are dropped by correlation id, on any broker (Kafka never sends them; `conn.rs`, not switched) |
 //!
-//! How they are switched on: [`Quirks::detect`] reads the connection's ApiVersions v3 answer.
-//! The broker is taken for tansu when it lists no supported and no finalized features with a
-//! finalized-features epoch of -1, which is what tansu 0.6.0 sends (tansu-service `api.rs`).
-//! Apache Kafka in KRaft mode (3.3+, and every 4.x) always lists `metadata.version` among both,
-//! with an epoch of 0 or more, so it never matches.
+//! How they are switched on, per connection ([`Quirks::detect`]), by the client's
+//! [`BrokerQuirks`] setting (`ConsumerConfig::broker_quirks`):
+//! - `BrokerQuirks::Auto` (the default): only when the broker is positively identified as tansu
+//!   by its ApiVersions v3 answer. tansu 0.6.0 answers with no features and writes all four of the
+//!   answer's tagged fields, each at its default value: supported features (tag 0) and finalized
+//!   features (tag 2) empty, finalized-features epoch (tag 1) -1, ZkMigrationReady (tag 3) false
+//!   (tansu-service `api.rs` sets them; tansu-sans-io writes every tagged field that is set).
+//!   The sign is tags 1 and 3 written at their defaults. No Apache Kafka writes that: its generated
+//!   writers leave out a tagged field at its default value (`MessageDataGenerator`), and brokers
+//!   before 2.7 (KIP-584) have none of these tags. So Kafka 2.4–2.6 and ZooKeeper-mode clusters
+//!   with an old inter-broker protocol, whose answers also decode to "no features, epoch -1",
+//!   get no workaround.
+//! - `BrokerQuirks::Tansu`: always (a tansu whose answer no longer carries the sign).
+//! - `BrokerQuirks::None`: never.
 //!
-//! Must not do I/O: callers apply what it decides.
+//! Must not do I/O, and must not switch a workaround on for a broker a real Kafka could be:
+//! callers apply what it decides.
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiVersionsResponse;
@@ -29,6 +39,21 @@ use crate::kafka::record::Fetched;
 
 /// Highest Fetch version sent to tansu: tansu 0.6.0 puts a v16+ tag into flexible v12 answers.
 const TANSU_MAX_FETCH_VERSION: i16 = 11;
+
+/// Which workarounds for a broker that is not Apache Kafka the client may use
+/// (`ConsumerConfig::broker_quirks`). Today they are tansu 0.6.0's: Fetch capped at v11, a fetch
+/// whose answer does not reach back to the position stepped back, a "latest" position taken from
+/// the high watermark, and the rejoin count sent as subscription user data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BrokerQuirks {
+    /// Only for a broker positively identified as one that needs them (tansu 0.6.0).
+    #[default]
+    Auto,
+    /// None, whatever the broker.
+    None,
+    /// tansu's, whatever the broker.
+    Tansu,
+}
 
 /// The workarounds in force on one connection (none for Apache Kafka).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,13 +73,16 @@ pub(crate) struct Probe {
 }
 
 impl Quirks {
-    /// The workarounds for the broker that sent this ApiVersions v3 answer (rule in the module doc).
-    pub fn detect(v3: &ApiVersionsResponse) -> Quirks {
-        Quirks {
-            tansu: v3.supported_features.is_empty()
-                && v3.finalized_features.is_empty()
-                && v3.finalized_features_epoch == -1,
-        }
+    /// The workarounds for a connection, by `setting` and the broker's ApiVersions v3 answer:
+    /// decoded, and the whole response frame as read (correlation id first); `None` when the
+    /// broker did not answer v3 (rule in the module doc).
+    pub fn detect(setting: BrokerQuirks, v3: Option<(&ApiVersionsResponse, &[u8])>) -> Quirks {
+        let tansu = match setting {
+            BrokerQuirks::None => false,
+            BrokerQuirks::Tansu => true,
+            BrokerQuirks::Auto => v3.is_some_and(|(r, frame)| is_tansu(r, frame)),
+        };
+        Quirks { tansu }
     }
 
     /// Whether any workaround is on (the broker was taken for tansu).
@@ -144,24 +172,150 @@ pub(crate) fn latest_offset(listed: i64, high_watermark: Option<i64>) -> i64 {
     high_watermark.map_or(listed, |hw| listed.max(hw))
 }
 
+/// tansu 0.6.0's ApiVersions v3 answer: no features, and the finalized-features epoch (tag 1,
+/// -1) and ZkMigrationReady (tag 3, false) written at their default values.
+fn is_tansu(v3: &ApiVersionsResponse, frame: &[u8]) -> bool {
+    let no_features = v3.supported_features.is_empty()
+        && v3.finalized_features.is_empty()
+        && v3.finalized_features_epoch == -1;
+    let written = |tag: u32, value: &[u8]| {
+        api_versions_tags(frame).is_some_and(|tags| tags.contains(&(tag, value)))
+    };
+    no_features && written(1, &(-1i64).to_be_bytes()) && written(3, &[0])
+}
+
+/// The top-level tagged fields of an ApiVersions v3+ response frame (correlation id, then the
+/// body: ApiVersions answers keep the v0 response header), as (tag, value bytes); `None` when
+/// the frame does not parse that far.
+fn api_versions_tags(frame: &[u8]) -> Option<Vec<(u32, &[u8])>> {
+    let mut r = Wire(frame);
+    r.take(4)?; // correlation id
+    r.take(2)?; // error code
+    let keys = r.uvarint()?.checked_sub(1)?; // compact array: length + 1
+    for _ in 0..keys {
+        r.take(6)?; // api key, min and max version
+        r.tags()?;
+    }
+    r.take(4)?; // throttle time
+    r.tags()
+}
+
+/// A reader of the flexible-version wire format over untrusted bytes.
+struct Wire<'a>(&'a [u8]);
+
+impl<'a> Wire<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if n > self.0.len() {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn uvarint(&mut self) -> Option<u32> {
+        let mut v = 0u32;
+        for i in 0..5 {
+            let b = *self.take(1)?.first()?;
+            v |= u32::from(b & 0x7f).checked_shl(7 * i)?;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// A tagged-field section: count, then (tag, size, bytes) each.
+    fn tags(&mut self) -> Option<Vec<(u32, &'a [u8])>> {
+        let n = self.uvarint()?;
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let tag = self.uvarint()?;
+            let size = usize::try_from(self.uvarint()?).ok()?;
+            out.push((tag, self.take(size)?));
+        }
+        Some(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use kafka_protocol::messages::api_versions_response::{
-        FinalizedFeatureKey, SupportedFeatureKey,
+        ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
     };
+    use kafka_protocol::protocol::{Decodable, Encodable};
 
-    #[test]
-    fn tansu_is_told_from_kafka_by_its_api_versions_features() {
-        // tansu 0.6.0: no features, epoch -1.
-        let tansu = ApiVersionsResponse::default()
-            .with_finalized_features_epoch(-1)
-            .with_supported_features(vec![])
-            .with_finalized_features(vec![]);
-        assert!(Quirks::detect(&tansu).any());
-        // Apache Kafka (KRaft): metadata.version supported and finalized, epoch >= 0.
+    /// The tagged-field section tansu 0.6.0 writes at the end of its ApiVersions v3 answer:
+    /// 4 fields, each set (tansu-service `api.rs`) and so written (tansu-sans-io `build.rs`):
+    /// tag 0 supported features, an empty compact array; tag 1 finalized-features epoch, -1 as
+    /// a big-endian i64; tag 2 finalized features, empty; tag 3 ZkMigrationReady, false.
+    const TANSU_060_TAGS: &[u8] = &[
+        4, 0, 1, 1, 1, 8, 255, 255, 255, 255, 255, 255, 255, 255, 2, 1, 1, 3, 1, 0,
+    ];
+
+    fn keys(table: &[(i16, i16)]) -> Vec<ApiVersion> {
+        table
+            .iter()
+            .map(|&(key, max)| {
+                ApiVersion::default()
+                    .with_api_key(key)
+                    .with_max_version(max)
+            })
+            .collect()
+    }
+
+    /// A v3 response frame (correlation id 1, then the body) as kafka-protocol writes it, which,
+    /// like Kafka's own writers, leaves out tagged fields at their defaults; `tags` replaces its
+    /// tagged-field section.
+    fn frame(resp: &ApiVersionsResponse, tags: Option<&[u8]>) -> Vec<u8> {
+        let mut out = 1i32.to_be_bytes().to_vec();
+        resp.encode(&mut out, 3).unwrap();
+        if let Some(tags) = tags {
+            assert_eq!(out.pop(), Some(0), "no tagged fields written");
+            out.extend_from_slice(tags);
+        }
+        out
+    }
+
+    fn detect(setting: BrokerQuirks, frame: &[u8]) -> Quirks {
+        let decoded = ApiVersionsResponse::decode(&mut Bytes::copy_from_slice(&frame[4..]), 3)
+            .expect("the frame decodes");
+        Quirks::detect(setting, Some((&decoded, frame)))
+    }
+
+    /// tansu 0.6.0's answer: its own key table (a few of its keys here), no features.
+    fn tansu() -> Vec<u8> {
+        let resp = ApiVersionsResponse::default().with_api_keys(keys(&[(0, 11), (1, 12), (18, 4)]));
+        frame(&resp, Some(TANSU_060_TAGS))
+    }
+
+    /// Apache Kafka 2.6.0's answer: its key table (from the message definitions at 2.6.0; the
+    /// client APIs here), and no tagged fields at all (feature flags came with 2.7, KIP-584).
+    fn kafka_2_6() -> Vec<u8> {
+        let resp = ApiVersionsResponse::default().with_api_keys(keys(&[
+            (0, 8),
+            (1, 11),
+            (2, 5),
+            (3, 9),
+            (8, 8),
+            (9, 7),
+            (10, 3),
+            (11, 7),
+            (12, 4),
+            (13, 4),
+            (14, 5),
+            (18, 3),
+            (22, 3),
+        ]));
+        frame(&resp, None)
+    }
+
+    /// Apache Kafka 4.x (KRaft): metadata.version supported and finalized, epoch >= 0.
+    fn kafka_4() -> Vec<u8> {
         let name = || StrBytes::from_static_str("metadata.version");
-        let kafka = ApiVersionsResponse::default()
+        let resp = ApiVersionsResponse::default()
+            .with_api_keys(keys(&[(0, 12), (1, 17), (18, 4)]))
             .with_supported_features(vec![
                 SupportedFeatureKey::default()
                     .with_name(name())
@@ -175,6 +329,78 @@ mod tests {
                     .with_min_version_level(27)
                     .with_max_version_level(27),
             ]);
-        assert!(!Quirks::detect(&kafka).any());
+        frame(&resp, None)
+    }
+
+    #[test]
+    fn tansu_is_identified_by_the_tagged_fields_it_writes_at_their_defaults() {
+        assert!(detect(BrokerQuirks::Auto, &tansu()).any());
+        assert!(!detect(BrokerQuirks::Auto, &kafka_4()).any());
+    }
+
+    /// Kafka 2.4–2.6 (and ZooKeeper clusters on an old inter-broker protocol) decode to the same
+    /// "no features, epoch -1" as tansu: the fields alone cannot tell them apart, the bytes can.
+    #[test]
+    fn kafka_2_6_decodes_like_tansu_and_gets_no_workaround() {
+        let bytes = kafka_2_6();
+        let decoded = ApiVersionsResponse::decode(&mut Bytes::copy_from_slice(&bytes[4..]), 3)
+            .expect("the frame decodes");
+        assert!(decoded.supported_features.is_empty() && decoded.finalized_features.is_empty());
+        assert_eq!(decoded.finalized_features_epoch, -1);
+        assert!(!detect(BrokerQuirks::Auto, &bytes).any());
+        // Only one of the two default-valued tags is not the sign either.
+        let resp = ApiVersionsResponse::default().with_api_keys(keys(&[(18, 3)]));
+        let only_epoch = frame(
+            &resp,
+            Some(&[1, 1, 8, 255, 255, 255, 255, 255, 255, 255, 255]),
+        );
+        assert!(!detect(BrokerQuirks::Auto, &only_epoch).any());
+    }
+
+    #[test]
+    fn the_setting_forces_or_forbids_the_workarounds() {
+        assert!(detect(BrokerQuirks::Tansu, &kafka_2_6()).any());
+        assert!(Quirks::detect(BrokerQuirks::Tansu, None).any());
+        assert!(!detect(BrokerQuirks::None, &tansu()).any());
+        assert!(!Quirks::detect(BrokerQuirks::Auto, None).any());
+    }
+
+    #[test]
+    fn a_truncated_or_hostile_frame_identifies_nothing() {
+        let whole = tansu();
+        for cut in 0..whole.len() {
+            assert!(api_versions_tags(&whole[..cut]).is_none_or(|t| t.len() < 4));
+        }
+        assert_eq!(api_versions_tags(&whole).map(|t| t.len()), Some(4));
+        // A count of 2^31 tags in a few bytes: no allocation, no panic.
+        let mut hostile = whole[..whole.len() - TANSU_060_TAGS.len()].to_vec();
+        hostile.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x08, 0]);
+        assert!(api_versions_tags(&hostile).is_none());
+    }
+
+    #[test]
+    fn the_step_back_probe_runs_only_with_tansu_quirks() {
+        let tansu = Quirks { tansu: true };
+        // The answer's first batch starts at 5, above the position 3: a compaction gap on Kafka,
+        // the "batch holding the offset is missing" quirk on tansu.
+        let gap = Fetched {
+            first_base: Some(5),
+            ..Fetched::default()
+        };
+        let probe = |fetch_at, last_step| Probe {
+            position: 3,
+            fetch_at,
+            last_step,
+        };
+        assert_eq!(Quirks::default().step_back(probe(3, 0), &gap, 7, 0), None);
+        assert_eq!(tansu.step_back(probe(3, 0), &gap, 7, 0), Some((2, 1)));
+        assert_eq!(tansu.step_back(probe(2, 1), &gap, 7, 0), Some((0, 2)));
+        // Down at the log start, or an answer that reaches back to the position: taken.
+        assert_eq!(tansu.step_back(probe(0, 2), &gap, 7, 0), None);
+        let reaches = Fetched {
+            first_base: Some(2),
+            ..Fetched::default()
+        };
+        assert_eq!(tansu.step_back(probe(2, 1), &reaches, 7, 0), None);
     }
 }

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::kafka::group::Assignor;
+use crate::kafka::quirks::BrokerQuirks;
 use crate::kafka::{KafkaError, SaslConfig};
 
 /// Where to start when a partition has no committed offset (or the committed one is gone).
@@ -130,6 +131,10 @@ pub struct ConsumerConfig {
     /// TLS to the brokers (feature `tls`); `None` is plain TCP.
     #[cfg(feature = "tls")]
     pub tls: Option<crate::kafka::tls::TlsConfig>,
+    /// Workarounds for a broker that is not Apache Kafka (no Kafka equivalent). `Auto` (default):
+    /// only on a broker positively identified as tansu 0.6.0 by its ApiVersions answer, never on
+    /// any Apache Kafka; `Tansu`: always; `None`: never. What they are: [`BrokerQuirks`].
+    pub broker_quirks: BrokerQuirks,
 }
 
 impl Default for ConsumerConfig {
@@ -162,6 +167,7 @@ impl Default for ConsumerConfig {
             sasl: None,
             #[cfg(feature = "tls")]
             tls: None,
+            broker_quirks: BrokerQuirks::Auto,
         }
     }
 }

@@ -45,6 +45,8 @@ mod fetch;
 mod heartbeat;
 mod membership;
 mod positions;
+#[cfg(test)]
+mod tests;
 
 pub use crate::kafka::group::Assignor;
 pub use crate::kafka::record::{BatchError, RawRecord};
@@ -131,6 +133,7 @@ impl Consumer {
                 sasl: cfg.sasl.clone(),
                 #[cfg(feature = "tls")]
                 tls: cfg.tls.clone(),
+                broker_quirks: cfg.broker_quirks,
                 ..ConnConfig::default()
             },
             connect_deadline: cfg.connect_deadline,
