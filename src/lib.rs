@@ -195,7 +195,7 @@ pub mod __test {
         data: &bytes::Bytes,
         limit: usize,
     ) -> (usize, Option<crate::BatchError>) {
-        let f = crate::kafka::record::decode_fetched("t", 0, data, 0, limit);
+        let f = crate::kafka::record::decode_fetched("t", 0, data, 0, limit, None);
         (f.records.len(), f.error)
     }
 }

@@ -13,12 +13,12 @@ use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
 };
-use kafka_protocol::messages::{BrokerId, TopicName};
+use kafka_protocol::messages::{BrokerId, ListOffsetsResponse, TopicName};
 
-use super::{Consumer, OffsetReset, millis, name};
+use super::{Consumer, IsolationLevel, OffsetReset, millis, name};
 use crate::error::ErrorKind;
 use crate::kafka::quirks::{self, Probe, Quirks};
-use crate::kafka::record::{Fetched, RawRecord, decode_fetched};
+use crate::kafka::record::{Aborted, Fetched, RawRecord, decode_fetched};
 use crate::kafka::{KafkaError, Target};
 
 /// What one leader is asked for: per topic, (partition, fetch offset, most bytes).
@@ -90,7 +90,7 @@ impl Consumer {
                         })
                         .collect(),
                 );
-            let resp = match self.client.request(&Target::Node(leader), &req).await {
+            let resp = match self.list_offsets(leader, req).await {
                 Ok(r) => r,
                 Err(e) => {
                     for (t, ps) in &topics {
@@ -135,6 +135,27 @@ impl Consumer {
             }
         }
         Ok(())
+    }
+
+    /// One ListOffsets to `leader`, with the isolation level from v2 on (Kafka 0.11; with
+    /// read_committed, "latest" is the last stable offset).
+    async fn list_offsets(
+        &self,
+        leader: i32,
+        req: ListOffsetsRequest,
+    ) -> Result<ListOffsetsResponse, KafkaError> {
+        let conn = self.client.conn(&Target::Node(leader)).await?;
+        let v = conn.version_for::<ListOffsetsRequest>()?;
+        let req = if v >= 2 {
+            req.with_isolation_level(self.cfg.isolation_level.wire())
+        } else {
+            req
+        };
+        let res = conn.request_at(&req, v).await;
+        if let Err(e) = &res {
+            self.client.note_failure(conn.addr(), e);
+        }
+        res
     }
 
     /// The high watermark (log end) of each partition, from a Fetch that waits for nothing and
@@ -225,6 +246,7 @@ impl Consumer {
                     for (t, p) in &parts {
                         self.client.invalidate(t);
                         self.back_off(t, *p);
+                        self.read_replicas.remove(&(t.clone(), *p));
                     }
                     failed.get_or_insert(e);
                     continue;
@@ -302,13 +324,15 @@ impl Consumer {
                 self.back_off(&t, p);
                 continue;
             };
+            // A read replica named by the leader (KIP-392) serves it instead, while it lasts.
+            let node = self.read_replica(&t, p).unwrap_or(leader);
             // A probe (see below) fetches from an earlier offset; records below `pos` are skipped.
             let at = self
                 .probes
                 .get(&(t.clone(), p))
                 .map_or(pos, |probe| probe.0);
             by_leader
-                .entry(leader)
+                .entry(node)
                 .or_default()
                 .entry(t)
                 .or_default()
@@ -336,13 +360,16 @@ impl Consumer {
         *e = (Instant::now() + wait, e.1.saturating_add(1));
     }
 
-    /// The Fetch request for one leader's partitions.
+    /// The Fetch request for one leader's partitions, with the isolation level (v4+, every
+    /// version we send) and the client's rack (v11+; left out of older versions).
     fn fetch_request(&self, max_wait_ms: i32, topics: &LeaderFetch) -> FetchRequest {
         FetchRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(max_wait_ms)
             .with_min_bytes(self.cfg.fetch_min_bytes)
             .with_max_bytes(self.cfg.fetch_max_bytes)
+            .with_isolation_level(self.cfg.isolation_level.wire())
+            .with_rack_id(name(self.cfg.client_rack.as_deref().unwrap_or_default()))
             .with_topics(
                 topics
                     .iter()
@@ -381,30 +408,12 @@ impl Consumer {
         let Some(pos) = self.positions.position(t, p) else {
             return;
         };
-        match part.error_code {
-            0 => {}
-            1 => {
-                tracing::warn!(
-                    topic = t,
-                    partition = p,
-                    offset = pos,
-                    "offset out of range; resetting"
-                );
-                out_of_range.push((t.to_string(), p));
-                return;
-            }
-            code => {
-                let e = KafkaError::from_code(code, format!("Fetch {t}-{p}"))
-                    .unwrap_or(KafkaError::Protocol("Fetch".into()));
-                if e.needs_metadata_refresh() || e.is_retriable() {
-                    tracing::debug!(topic = t, partition = p, error = %e, "fetch: retrying partition");
-                    self.client.invalidate(t);
-                    self.back_off(t, p);
-                } else {
-                    failed.get_or_insert(e);
-                }
-                return;
-            }
+        if part.error_code != 0 {
+            self.partition_error(t, p, pos, part.error_code, out_of_range, failed);
+            return;
+        }
+        if part.preferred_read_replica.0 >= 0 {
+            self.follow_read_replica(t, p, part.preferred_read_replica.0);
         }
         tracing::trace!(
             topic = t,
@@ -416,7 +425,16 @@ impl Consumer {
         );
         self.retry_at.remove(&(t.to_string(), p));
         let data = part.records.clone().unwrap_or_default();
-        let fetched = decode_fetched(t, p, &data, pos, self.cfg.max_batch_bytes);
+        let committed = (self.cfg.isolation_level == IsolationLevel::ReadCommitted).then(|| {
+            (part.aborted_transactions.iter().flatten())
+                .map(|a| Aborted {
+                    producer_id: a.producer_id.0,
+                    first_offset: a.first_offset,
+                })
+                .collect::<Vec<_>>()
+        });
+        let max = self.cfg.max_batch_bytes;
+        let fetched = decode_fetched(t, p, &data, pos, max, committed.as_deref());
         let fetch_at = self
             .probes
             .get(&(t.to_string(), p))
@@ -454,6 +472,73 @@ impl Consumer {
             out.reserve_exact(fetched.records.len());
             out.extend(fetched.records);
         }
+    }
+
+    /// A partition's error in a Fetch answer: out of range resets the position (unless it came
+    /// from a read replica, which may lag: then the leader is asked again), a retriable error
+    /// backs off, another is `failed`. A read replica that answered an error is left for the
+    /// leader (as Java's consumer does).
+    fn partition_error(
+        &mut self,
+        t: &str,
+        p: i32,
+        pos: i64,
+        code: i16,
+        out_of_range: &mut Vec<(String, i32)>,
+        failed: &mut Option<KafkaError>,
+    ) {
+        let from_replica = self.read_replicas.remove(&(t.to_string(), p)).is_some();
+        if code == 1 && from_replica {
+            tracing::debug!(
+                topic = t,
+                partition = p,
+                offset = pos,
+                "offset out of range on the read replica; asking the leader"
+            );
+            return;
+        }
+        if code == 1 {
+            tracing::warn!(
+                topic = t,
+                partition = p,
+                offset = pos,
+                "offset out of range; resetting"
+            );
+            out_of_range.push((t.to_string(), p));
+            return;
+        }
+        let e = KafkaError::from_code(code, format!("Fetch {t}-{p}"))
+            .unwrap_or(KafkaError::Protocol("Fetch".into()));
+        if e.needs_metadata_refresh() || e.is_retriable() {
+            tracing::debug!(topic = t, partition = p, error = %e, "fetch: retrying partition");
+            self.client.invalidate(t);
+            self.back_off(t, p);
+        } else {
+            failed.get_or_insert(e);
+        }
+    }
+
+    /// KIP-392: the leader names a replica in our rack (`client_rack`) to fetch from; it serves
+    /// the partition until the client's metadata max age passes or it answers an error (as in
+    /// Java).
+    fn follow_read_replica(&mut self, t: &str, p: i32, node: i32) {
+        let until = Instant::now() + self.client.config().metadata_max_age;
+        let before = self.read_replicas.insert((t.to_string(), p), (node, until));
+        if before.is_none_or(|(n, _)| n != node) {
+            tracing::info!(
+                topic = t,
+                partition = p,
+                node,
+                "fetching from the preferred read replica"
+            );
+        }
+    }
+
+    /// The read replica to fetch `t`-`p` from, while it has not expired.
+    fn read_replica(&self, t: &str, p: i32) -> Option<i32> {
+        (self.read_replicas.get(&(t.to_string(), p)))
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(node, _)| *node)
     }
 
     /// The step-back probe ([`Quirks::step_back`], a broker workaround): whether to take this

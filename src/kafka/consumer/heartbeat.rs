@@ -174,17 +174,19 @@ impl Heartbeat {
         member_id: &str,
         coordinator: String,
     ) -> Result<HeartbeatResponse, KafkaError> {
-        let req = HeartbeatRequest::default()
-            .with_group_id(GroupId(name(&self.shared.group_id)))
-            .with_generation_id(generation)
-            .with_member_id(name(member_id));
         let target = Target::Addr(coordinator);
         block_on(with_timeout(self.session_timeout, async {
             let conn = self
                 .client
                 .conn_once(&target, Instant::now() + self.session_timeout)
                 .await?;
-            conn.request(&req).await
+            let v = conn.version_for::<HeartbeatRequest>()?;
+            let req = HeartbeatRequest::default()
+                .with_group_id(GroupId(name(&self.shared.group_id)))
+                .with_generation_id(generation)
+                .with_member_id(name(member_id))
+                .with_group_instance_id(self.shared.instance_id_at(v, 3));
+            conn.request_at(&req, v).await
         }))
         .unwrap_or_else(|| {
             Err(KafkaError::Timeout {
@@ -229,9 +231,7 @@ impl Heartbeat {
                     st.coordinator = None;
                     self.failures += 1;
                 }
-                GroupAction::Fatal(e) => {
-                    st.fatal = KafkaError::from_code(e.code(), format!("Heartbeat {group}"));
-                }
+                GroupAction::Fatal(e) => st.fatal = Some(self.shared.fatal(e, "Heartbeat")),
             },
             Err(e) => {
                 if self.failures == 0 {

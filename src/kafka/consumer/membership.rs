@@ -11,13 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::GroupId;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
-use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
 use kafka_protocol::messages::leave_group_request::{LeaveGroupRequest, MemberIdentity};
 use kafka_protocol::messages::sync_group_request::{SyncGroupRequest, SyncGroupRequestAssignment};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 
 use super::{Consumer, call, lock, millis, name};
 use crate::kafka::conn::with_timeout;
@@ -30,15 +31,18 @@ use crate::kafka::{Client, KafkaError, Target, block_on};
 /// Group state shared between the polling thread and the heartbeat thread.
 pub(super) struct GroupShared {
     pub(super) group_id: String,
+    /// A static member's `group.instance.id` (KIP-345).
+    pub(super) group_instance_id: Option<String>,
     pub(super) state: Mutex<GroupState>,
     pub(super) stop: AtomicBool,
 }
 
 impl GroupShared {
     /// A group not joined yet: no member id, no coordinator known.
-    pub(super) fn new(group_id: String) -> GroupShared {
+    pub(super) fn new(group_id: String, group_instance_id: Option<String>) -> GroupShared {
         GroupShared {
             group_id,
+            group_instance_id,
             state: Mutex::new(GroupState {
                 member: Membership::new(),
                 coordinator: None,
@@ -47,6 +51,29 @@ impl GroupShared {
             }),
             stop: AtomicBool::new(false),
         }
+    }
+}
+
+impl GroupShared {
+    /// The `group_instance_id` field of a group request at version `v`: the static member's id
+    /// from version `since` on (the first to have the field), else none.
+    pub(super) fn instance_id_at(&self, v: i16, since: i16) -> Option<StrBytes> {
+        (self.group_instance_id.as_deref())
+            .filter(|_| v >= since)
+            .map(name)
+    }
+
+    /// The error of a group answer that rejoining cannot fix; FENCED_INSTANCE_ID (another
+    /// consumer joined with our `group.instance.id`) names the id.
+    pub(super) fn fatal(&self, e: ResponseError, what: &str) -> KafkaError {
+        let context = match (&self.group_instance_id, e) {
+            (Some(id), ResponseError::FencedInstanceId) => format!(
+                "{what} {}: group.instance.id {id} was taken over by another consumer",
+                self.group_id
+            ),
+            _ => format!("{what} {}", self.group_id),
+        };
+        KafkaError::from_response(e, context)
     }
 }
 
@@ -67,11 +94,11 @@ pub(super) async fn find_coordinator(
 ) -> Result<String, KafkaError> {
     let resp = call(client, &Target::Any, |v| {
         let r = FindCoordinatorRequest::default();
-        if v >= 4 {
+        Ok(if v >= 4 {
             r.with_coordinator_keys(vec![name(group_id)])
         } else {
             r.with_key(name(group_id))
-        }
+        })
     })
     .await?;
     let (code, host, port) = match resp.coordinators.first() {
@@ -196,6 +223,7 @@ impl Consumer {
                 self.positions.set_assignment(&TopicPartitions::new());
                 self.buffered.clear();
                 self.probes.clear();
+                self.read_replicas.clear();
             }
             rejoined = true;
             let action = match self.join_and_sync(&g).await {
@@ -215,10 +243,12 @@ impl Consumer {
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
                 GroupAction::Fatal(e) => {
-                    return Err(KafkaError::from_response(
-                        e,
-                        format!("group {}", g.group_id),
-                    ));
+                    let err = g.fatal(e, "group");
+                    if e == ResponseError::FencedInstanceId {
+                        // Another consumer holds our group.instance.id: every later poll fails too.
+                        lock(&g.state).fatal = Some(err.clone());
+                    }
+                    return Err(err);
                 }
             }
         }
@@ -226,7 +256,73 @@ impl Consumer {
 
     /// One JoinGroup (+ SyncGroup when it succeeds). Membership is updated through the state machine.
     async fn join_and_sync(&self, g: &GroupShared) -> Result<GroupAction, KafkaError> {
-        let coordinator = Target::Addr(self.coordinator(g).await?);
+        let addr = self.coordinator(g).await?;
+        let t0 = Instant::now();
+        let join = self.join(g, &addr).await?;
+        let coordinator = Target::Addr(addr);
+        let protocol = join.protocol_name.as_ref().map(|p| p.to_string());
+        let action = lock(&g.state).member.on_join(
+            join.error_code,
+            join.generation_id,
+            join.member_id.as_str(),
+            join.leader.as_str(),
+            protocol.as_deref(),
+        );
+        tracing::debug!(
+            group = %g.group_id, code = join.error_code, generation = join.generation_id, members = join.members.len(),
+            skip_assignment = join.skip_assignment, took_ms = t0.elapsed().as_millis() as u64, "JoinGroup answered"
+        );
+        if action != GroupAction::Continue {
+            return Ok(action);
+        }
+        let member = lock(&g.state).member.clone();
+        let assignments = if member.is_leader() {
+            let assignor = protocol
+                .as_deref()
+                .and_then(Assignor::from_name)
+                .ok_or_else(|| {
+                    KafkaError::Protocol(format!(
+                        "coordinator chose assignor {protocol:?}, which we do not offer"
+                    ))
+                })?;
+            let plan = self.leader_assign(g, assignor, &join.members).await?;
+            // A static leader back in a stable group (KIP-345, JoinGroup v9+): the group keeps
+            // its assignment, so send none (as Java does); the leader still watches the topics.
+            if join.skip_assignment {
+                Vec::new()
+            } else {
+                plan
+            }
+        } else {
+            Vec::new()
+        };
+        let sync = call(&self.client, &coordinator, |v| {
+            let r = SyncGroupRequest::default()
+                .with_group_id(GroupId(name(&g.group_id)))
+                .with_generation_id(member.generation_id)
+                .with_member_id(name(&member.member_id))
+                .with_group_instance_id(g.instance_id_at(v, 3))
+                .with_assignments(assignments);
+            Ok(if v >= 5 {
+                r.with_protocol_type(Some(StrBytes::from_static_str(PROTOCOL_TYPE)))
+                    .with_protocol_name(protocol.as_deref().map(name))
+            } else {
+                r
+            })
+        })
+        .await?;
+        let mut st = lock(&g.state);
+        if st.member.generation_id != member.generation_id {
+            return Ok(GroupAction::Rejoin);
+        }
+        Ok(st.member.on_sync(sync.error_code, &sync.assignment)?)
+    }
+
+    /// One JoinGroup with our subscription, as a static member when `group_instance_id` is set
+    /// (JoinGroup v5+, Kafka 2.3; an older coordinator is refused rather than joined as a
+    /// dynamic member).
+    async fn join(&self, g: &GroupShared, addr: &str) -> Result<JoinGroupResponse, KafkaError> {
+        let coordinator = Target::Addr(addr.to_string());
         let member_id = lock(&g.state).member.member_id.clone();
         // A broker workaround may want the rejoin count as user data (`Quirks::rejoin_user_data`).
         let quirks = self.client.conn(&coordinator).await?.quirks();
@@ -244,65 +340,23 @@ impl Consumer {
                     .with_metadata(metadata.clone())
             })
             .collect();
-        let t0 = Instant::now();
-        let join = call(&self.client, &coordinator, |_| {
-            JoinGroupRequest::default()
+        call(&self.client, &coordinator, |v| {
+            if v < 5 && g.group_instance_id.is_some() {
+                return Err(KafkaError::UnsupportedVersion {
+                    api_key: JoinGroupRequest::KEY,
+                    broker: addr.to_string(),
+                });
+            }
+            Ok(JoinGroupRequest::default()
                 .with_group_id(GroupId(name(&g.group_id)))
                 .with_session_timeout_ms(millis(self.cfg.session_timeout))
                 .with_rebalance_timeout_ms(millis(self.cfg.rebalance_timeout))
                 .with_member_id(name(&member_id))
+                .with_group_instance_id(g.instance_id_at(v, 5))
                 .with_protocol_type(StrBytes::from_static_str(PROTOCOL_TYPE))
-                .with_protocols(protocols)
+                .with_protocols(protocols))
         })
-        .await?;
-        let protocol = join.protocol_name.as_ref().map(|p| p.to_string());
-        let action = lock(&g.state).member.on_join(
-            join.error_code,
-            join.generation_id,
-            join.member_id.as_str(),
-            join.leader.as_str(),
-            protocol.as_deref(),
-        );
-        tracing::debug!(
-            group = %g.group_id, code = join.error_code, generation = join.generation_id, members = join.members.len(),
-            took_ms = t0.elapsed().as_millis() as u64, "JoinGroup answered"
-        );
-        if action != GroupAction::Continue {
-            return Ok(action);
-        }
-        let member = lock(&g.state).member.clone();
-        let assignments = if member.is_leader() {
-            let assignor = protocol
-                .as_deref()
-                .and_then(Assignor::from_name)
-                .ok_or_else(|| {
-                    KafkaError::Protocol(format!(
-                        "coordinator chose assignor {protocol:?}, which we do not offer"
-                    ))
-                })?;
-            self.leader_assign(g, assignor, &join.members).await?
-        } else {
-            Vec::new()
-        };
-        let sync = call(&self.client, &coordinator, |v| {
-            let r = SyncGroupRequest::default()
-                .with_group_id(GroupId(name(&g.group_id)))
-                .with_generation_id(member.generation_id)
-                .with_member_id(name(&member.member_id))
-                .with_assignments(assignments);
-            if v >= 5 {
-                r.with_protocol_type(Some(StrBytes::from_static_str(PROTOCOL_TYPE)))
-                    .with_protocol_name(protocol.as_deref().map(name))
-            } else {
-                r
-            }
-        })
-        .await?;
-        let mut st = lock(&g.state);
-        if st.member.generation_id != member.generation_id {
-            return Ok(GroupAction::Rejoin);
-        }
-        Ok(st.member.on_sync(sync.error_code, &sync.assignment)?)
+        .await
     }
 
     /// The leader's job: decode every member's subscription, look up partition counts, assign.
@@ -359,8 +413,18 @@ impl Consumer {
             .collect())
     }
 
-    /// LeaveGroup (bounded by `bound`): the other members take over at once.
+    /// LeaveGroup (bounded by `bound`): the other members take over at once. A static member
+    /// does not leave (as Java's consumer): its partitions wait for it until its session times
+    /// out, so a restart within the session timeout gets them back without a rebalance.
     pub(super) fn leave_group(&self, bound: Duration) {
+        if let Some((g, member, _)) = self.group_state()
+            && let Some(id) = &g.group_instance_id
+            && self.subscribed()
+        {
+            tracing::info!(group = %g.group_id, member = %member.member_id, group_instance_id = %id, "static member: not leaving the group");
+            lock(&g.state).member.reset();
+            return;
+        }
         if let Some((g, member, coordinator)) = self.group_state()
             && self.subscribed()
             && !member.member_id.is_empty()
@@ -370,13 +434,13 @@ impl Consumer {
                 bound,
                 call(&self.client, &Target::Addr(coordinator), |v| {
                     let r = LeaveGroupRequest::default().with_group_id(GroupId(name(&g.group_id)));
-                    if v >= 3 {
+                    Ok(if v >= 3 {
                         r.with_members(vec![
                             MemberIdentity::default().with_member_id(name(&member.member_id)),
                         ])
                     } else {
                         r.with_member_id(name(&member.member_id))
-                    }
+                    })
                 }),
             ))
             .unwrap_or_else(|| {

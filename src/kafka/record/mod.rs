@@ -6,6 +6,7 @@
 //!
 //! Must not do I/O.
 
+mod aborted;
 mod compression;
 mod cursor;
 mod error;
@@ -13,6 +14,7 @@ mod partition;
 mod read;
 mod write;
 
+pub(crate) use aborted::Aborted;
 pub use compression::Compression;
 pub use error::BatchError;
 pub use partition::partition_for_key;
