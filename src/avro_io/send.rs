@@ -66,7 +66,10 @@ pub trait SendAvro {
         key: Option<&[u8]>,
         record: &T,
         codec: &Codec,
-    ) -> Result<Delivery, RecordError>;
+    ) -> Result<Delivery, RecordError> {
+        let subject = SubjectNameStrategy::Topic.subject(topic, false, None)?;
+        self.send_record_as(&subject, topic, key, record, codec)
+    }
 
     /// [`SendAvro::send_record`] with an explicit subject.
     fn send_record_as<T: serde::Serialize + ?Sized>(
@@ -90,17 +93,6 @@ pub trait SendAvro {
 }
 
 impl SendAvro for Producer {
-    fn send_record<T: serde::Serialize + ?Sized>(
-        &self,
-        topic: &str,
-        key: Option<&[u8]>,
-        record: &T,
-        codec: &Codec,
-    ) -> Result<Delivery, RecordError> {
-        let subject = SubjectNameStrategy::Topic.subject(topic, false, None)?;
-        self.send_record_as(&subject, topic, key, record, codec)
-    }
-
     fn send_record_as<T: serde::Serialize + ?Sized>(
         &self,
         subject: &str,

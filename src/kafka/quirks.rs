@@ -25,14 +25,16 @@
 //! - `BrokerQuirks::Tansu`: always (a tansu whose answer no longer carries the sign).
 //! - `BrokerQuirks::None`: never.
 //!
+//! The sign is read from tansu's source; a run against tansu (`AVRO_EDGE_TEST_BROKER=tansu`)
+//! checks it on the real broker (tests/kafka_producer.rs, `client_negotiates_and_reads_metadata`),
+//! and the consumer's fake-broker tests answer as Kafka 2.6 and as tansu do (`consumer/tests.rs`).
+//!
 //! Must not do I/O, and must not switch a workaround on for a broker a real Kafka could be:
 //! callers apply what it decides.
 
 use bytes::Bytes;
-use kafka_protocol::messages::ApiVersionsResponse;
-use kafka_protocol::messages::BrokerId;
-use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+use kafka_protocol::messages::{ApiVersionsResponse, BrokerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::kafka::record::Fetched;
@@ -241,40 +243,16 @@ impl<'a> Wire<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use avro_edge_testkit::{Imitate, api_versions_answer};
     use kafka_protocol::messages::api_versions_response::{
         ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
     };
     use kafka_protocol::protocol::{Decodable, Encodable};
 
-    /// The tagged-field section tansu 0.6.0 writes at the end of its ApiVersions v3 answer:
-    /// 4 fields, each set (tansu-service `api.rs`) and so written (tansu-sans-io `build.rs`):
-    /// tag 0 supported features, an empty compact array; tag 1 finalized-features epoch, -1 as
-    /// a big-endian i64; tag 2 finalized features, empty; tag 3 ZkMigrationReady, false.
-    const TANSU_060_TAGS: &[u8] = &[
-        4, 0, 1, 1, 1, 8, 255, 255, 255, 255, 255, 255, 255, 255, 2, 1, 1, 3, 1, 0,
-    ];
-
-    fn keys(table: &[(i16, i16)]) -> Vec<ApiVersion> {
-        table
-            .iter()
-            .map(|&(key, max)| {
-                ApiVersion::default()
-                    .with_api_key(key)
-                    .with_max_version(max)
-            })
-            .collect()
-    }
-
-    /// A v3 response frame (correlation id 1, then the body) as kafka-protocol writes it, which,
-    /// like Kafka's own writers, leaves out tagged fields at their defaults; `tags` replaces its
-    /// tagged-field section.
-    fn frame(resp: &ApiVersionsResponse, tags: Option<&[u8]>) -> Vec<u8> {
+    /// A v3 response frame: correlation id 1, then the body.
+    fn frame(body: Vec<u8>) -> Vec<u8> {
         let mut out = 1i32.to_be_bytes().to_vec();
-        resp.encode(&mut out, 3).unwrap();
-        if let Some(tags) = tags {
-            assert_eq!(out.pop(), Some(0), "no tagged fields written");
-            out.extend_from_slice(tags);
-        }
+        out.extend(body);
         out
     }
 
@@ -284,38 +262,23 @@ mod tests {
         Quirks::detect(setting, Some((&decoded, frame)))
     }
 
-    /// tansu 0.6.0's answer: its own key table (a few of its keys here), no features.
+    /// tansu 0.6.0's answer, as the test kit's fake broker writes it from tansu's source.
     fn tansu() -> Vec<u8> {
-        let resp = ApiVersionsResponse::default().with_api_keys(keys(&[(0, 11), (1, 12), (18, 4)]));
-        frame(&resp, Some(TANSU_060_TAGS))
+        frame(api_versions_answer(Imitate::Tansu060, 3))
     }
 
-    /// Apache Kafka 2.6.0's answer: its key table (from the message definitions at 2.6.0; the
-    /// client APIs here), and no tagged fields at all (feature flags came with 2.7, KIP-584).
+    /// Apache Kafka 2.6.0's answer: no tagged fields at all (feature flags came with 2.7).
     fn kafka_2_6() -> Vec<u8> {
-        let resp = ApiVersionsResponse::default().with_api_keys(keys(&[
-            (0, 8),
-            (1, 11),
-            (2, 5),
-            (3, 9),
-            (8, 8),
-            (9, 7),
-            (10, 3),
-            (11, 7),
-            (12, 4),
-            (13, 4),
-            (14, 5),
-            (18, 3),
-            (22, 3),
-        ]));
-        frame(&resp, None)
+        frame(api_versions_answer(Imitate::Kafka26, 3))
     }
 
     /// Apache Kafka 4.x (KRaft): metadata.version supported and finalized, epoch >= 0.
     fn kafka_4() -> Vec<u8> {
         let name = || StrBytes::from_static_str("metadata.version");
         let resp = ApiVersionsResponse::default()
-            .with_api_keys(keys(&[(0, 12), (1, 17), (18, 4)]))
+            .with_api_keys(vec![
+                ApiVersion::default().with_api_key(18).with_max_version(4),
+            ])
             .with_supported_features(vec![
                 SupportedFeatureKey::default()
                     .with_name(name())
@@ -329,11 +292,21 @@ mod tests {
                     .with_min_version_level(27)
                     .with_max_version_level(27),
             ]);
-        frame(&resp, None)
+        let mut body = Vec::new();
+        resp.encode(&mut body, 3).unwrap();
+        frame(body)
+    }
+
+    /// `frame` with its (empty) tagged-field section replaced by `tags`.
+    fn with_tags(mut frame: Vec<u8>, tags: &[u8]) -> Vec<u8> {
+        assert_eq!(frame.pop(), Some(0), "no tagged fields written");
+        frame.extend_from_slice(tags);
+        frame
     }
 
     #[test]
     fn tansu_is_identified_by_the_tagged_fields_it_writes_at_their_defaults() {
+        assert_eq!(api_versions_tags(&tansu()).map(|t| t.len()), Some(4));
         assert!(detect(BrokerQuirks::Auto, &tansu()).any());
         assert!(!detect(BrokerQuirks::Auto, &kafka_4()).any());
     }
@@ -349,10 +322,9 @@ mod tests {
         assert_eq!(decoded.finalized_features_epoch, -1);
         assert!(!detect(BrokerQuirks::Auto, &bytes).any());
         // Only one of the two default-valued tags is not the sign either.
-        let resp = ApiVersionsResponse::default().with_api_keys(keys(&[(18, 3)]));
-        let only_epoch = frame(
-            &resp,
-            Some(&[1, 1, 8, 255, 255, 255, 255, 255, 255, 255, 255]),
+        let only_epoch = with_tags(
+            kafka_2_6(),
+            &[1, 1, 8, 255, 255, 255, 255, 255, 255, 255, 255],
         );
         assert!(!detect(BrokerQuirks::Auto, &only_epoch).any());
     }
@@ -371,10 +343,8 @@ mod tests {
         for cut in 0..whole.len() {
             assert!(api_versions_tags(&whole[..cut]).is_none_or(|t| t.len() < 4));
         }
-        assert_eq!(api_versions_tags(&whole).map(|t| t.len()), Some(4));
         // A count of 2^31 tags in a few bytes: no allocation, no panic.
-        let mut hostile = whole[..whole.len() - TANSU_060_TAGS.len()].to_vec();
-        hostile.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x08, 0]);
+        let hostile = with_tags(kafka_2_6(), &[0x80, 0x80, 0x80, 0x80, 0x08, 0]);
         assert!(api_versions_tags(&hostile).is_none());
     }
 

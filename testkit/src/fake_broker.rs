@@ -153,7 +153,9 @@ const KAFKA_2_6_APIS: &[(i16, i16)] = &[
 ];
 
 /// The tagged-field section tansu 0.6.0 ends its ApiVersions v3+ answer with: 4 fields, as
-/// (tag, size, value): 0 `[]`, 1 `-1i64`, 2 `[]`, 3 `false`.
+/// (tag, size, value): 0 `[]`, 1 `-1i64`, 2 `[]`, 3 `false`. tansu-service `api.rs` sets all four
+/// (`Some`), and the writers tansu-sans-io's `build.rs` generates write every tagged field that
+/// is set, at its default value or not (Kafka's leave those out).
 const TANSU_060_TAGS: &[u8] = &[
     4, 0, 1, 1, 1, 8, 255, 255, 255, 255, 255, 255, 255, 255, 2, 1, 1, 3, 1, 0,
 ];
@@ -379,16 +381,23 @@ fn honest(call: &Call, state: &State) -> Vec<u8> {
 
 /// The ApiVersions answer body at version `v`, as [`State::imitate`] says.
 fn api_versions(state: &State, v: i16) -> Vec<u8> {
+    api_versions_with(state.imitate, &state.max_versions, v)
+}
+
+/// The ApiVersions answer body (after the response header) at version `version` of the broker
+/// `imitate` names, byte for byte (the fake broker's own: its APIs at their full ranges).
+pub fn api_versions_answer(imitate: Imitate, version: i16) -> Vec<u8> {
+    api_versions_with(imitate, &HashMap::new(), version)
+}
+
+fn api_versions_with(imitate: Imitate, max_versions: &HashMap<i16, i16>, v: i16) -> Vec<u8> {
     let own = || {
-        announce(APIS.iter().map(|&(key, min, max)| {
-            (
-                key,
-                min,
-                state.max_versions.get(&key).copied().unwrap_or(max),
-            )
-        }))
+        announce(
+            APIS.iter()
+                .map(|&(key, min, max)| (key, min, max_versions.get(&key).copied().unwrap_or(max))),
+        )
     };
-    match state.imitate {
+    match imitate {
         Imitate::Fake => encode(
             &ApiVersionsResponse::default()
                 .with_finalized_features_epoch(0)

@@ -1,6 +1,7 @@
 //! Fetching: where each owned partition starts (committed offset, else the reset policy through
-//! ListOffsets), one Fetch per partition leader, and the answers' records handed to the poll
-//! buffer with the positions moved past them.
+//! ListOffsets), one Fetch per partition leader (or per read replica a leader named for our rack,
+//! KIP-392), with the isolation level, and the answers' records handed to the poll buffer with
+//! the positions moved past them (read_committed: without the aborted transactions' batches).
 //!
 //! Must not drop a record it cannot read: a bad batch stops the partition at its offset with
 //! an error (the caller seeks past it), and what came before it is kept.

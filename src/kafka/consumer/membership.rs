@@ -52,9 +52,7 @@ impl GroupShared {
             stop: AtomicBool::new(false),
         }
     }
-}
 
-impl GroupShared {
     /// The `group_instance_id` field of a group request at version `v`: the static member's id
     /// from version `since` on (the first to have the field), else none.
     pub(super) fn instance_id_at(&self, v: i16, since: i16) -> Option<StrBytes> {
