@@ -6,7 +6,7 @@
 //! a 3-partition topic. Then each reader, in its own child process (ours: this binary re-executed
 //! with `AVRO_EDGE_BENCH_CHILD=1`; kafkajs: `peers/node/peer.js consume --quiet`), joins a fresh
 //! group from the earliest offset and reads all N, either counting raw bytes or decoding every
-//! value to JSON through the registry (ours: `Consumer::poll_items` + `Codec`; kafkajs:
+//! value to JSON through the registry (ours: `PollAvro::poll_items` + `Codec`; kafkajs:
 //! `@kafkajs/confluent-schema-registry` `decode`). Reported: time from the first record to the
 //! last, total time from before connect (group join included; both clocks start before their
 //! client connects), msgs/s over the total, peak RSS (VmHWM, read by both after the consumer is
@@ -34,7 +34,7 @@ use avro_edge::Codec;
 use avro_edge::TestRegistry;
 use avro_edge::TopicSpec;
 use avro_edge::open_source;
-use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset};
+use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset, PollAvro};
 use avro_edge::{Producer, ProducerConfig};
 use avro_edge_testkit::{BrokerKind, TestBroker, unique_topic};
 

@@ -186,6 +186,10 @@ pub const KINDS: &[(&str, &str)] = &[
         "the broker does not allow this client the topic",
     ),
     (
+        "fenced-instance-id",
+        "another consumer joined the group with this consumer's group.instance.id (FENCED_INSTANCE_ID)",
+    ),
+    (
         "protocol-error",
         "Kafka frame could not be encoded or decoded, or the answer breaks the protocol",
     ),
@@ -236,7 +240,6 @@ pub const KINDS: &[(&str, &str)] = &[
         "bad-group-metadata",
         "consumer-group subscription or assignment bytes unreadable",
     ),
-    ("no-codec", "typed send on a producer built without a codec"),
     // The command line's own failures (`cli`).
     (
         "io",

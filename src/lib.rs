@@ -12,7 +12,8 @@
 //! | [`records`] | typed Rust records for the seed schemas |
 //! | `registry` | Schema Registry client, offline schema cache, test registry (feature `registry-server`) |
 //! | `spool` | crash-safe disk spool between the codec and the producer |
-//! | `kafka` | the Kafka client over `kafka-protocol`, driven by smol, behind a blocking API: connections, metadata, the producer, the group consumer, the record-batch format |
+//! | `kafka` | the Kafka client over `kafka-protocol`, driven by smol, behind a blocking API: connections, metadata, the producer, the group consumer, the record-batch format; bytes only, no Avro |
+//! | `avro_io` | Avro records over Kafka, above both `kafka` and `codec`: typed sends ([`SendAvro`]) and decoding polls ([`PollAvro`]) |
 //! | `config`, `forward` | the edge forwarder: configuration, inputs, dead-letter file, metrics ([`forwarder`]) |
 //!
 //! The `avro-edge` command line lives in the binary (`src/main.rs`, `src/cli/`), on top of this public API.
@@ -44,13 +45,16 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use avro_edge::{Acks, Producer, ProducerConfig};
+//! use avro_edge::{Acks, Producer, ProducerConfig, SendAvro};
 //!
+//! # let (codec, reading): (avro_edge::Codec, avro_edge::records::SensorData) = unimplemented!();
 //! let mut cfg = ProducerConfig::new(["127.0.0.1:9092"]);
 //! cfg.acks = Acks::All;
 //! let producer = Producer::new(cfg)?;
 //! let delivery = producer.send("sensor-data", Some(b"s-1"), b"\x00\x00\x00\x00\x01...")?;
 //! println!("stored at partition {} offset {:?}", delivery.partition, delivery.offset);
+//! // A typed record, encoded first with the topic's value subject (`sensor-data-value`):
+//! producer.send_record("sensor-data", Some(b"s-1"), &reading, &codec)?;
 //! producer.flush(Duration::from_secs(10))?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -59,7 +63,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset};
+//! use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset, PollAvro};
 //!
 //! # let codec: avro_edge::Codec = unimplemented!();
 //! let mut cfg = ConsumerConfig::group("127.0.0.1:9092", "my-group", &["sensor-data"]);
@@ -90,6 +94,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod avro_io;
 mod clock;
 mod codec;
 mod config;
@@ -132,18 +137,21 @@ pub use spool::{
 
 // Kafka: the producer, the group consumer, and what they share.
 pub use kafka::consumer::{
-    Assignor, BatchError, Consumer, ConsumerConfig, IsolationLevel, Item, OffsetReset, RawRecord,
-    decode_records,
+    Assignor, BatchError, Consumer, ConsumerConfig, IsolationLevel, OffsetReset, RawRecord,
 };
 pub use kafka::group::GroupError;
 pub use kafka::producer::{
     Acks, Compression, Delivery, DeliveryHandle, OutRecord, Partitioner, Producer, ProducerConfig,
-    ProducerStats, RecordError,
+    ProducerStats,
 };
+pub use kafka::quirks::BrokerQuirks;
 pub use kafka::record::partition_for_key;
 #[cfg(feature = "tls")]
 pub use kafka::tls::TlsConfig;
 pub use kafka::{KafkaError, Mechanism as SaslMechanism, SaslConfig, TopicSpec};
+
+// Avro records over Kafka: typed sends on the producer, decoding polls on the consumer.
+pub use avro_io::{Item, PollAvro, RecordError, SendAvro, decode_records};
 
 /// The edge forwarder: configuration (file, `AVRO_EDGE_*` environment, flags), the pipeline
 /// `input → codec → spool → producer → Kafka`, its metrics, and the two traits it is built on.
@@ -188,7 +196,7 @@ pub mod __test {
         data: &bytes::Bytes,
         limit: usize,
     ) -> (usize, Option<crate::BatchError>) {
-        let f = crate::kafka::record::decode_fetched("t", 0, data, 0, limit);
+        let f = crate::kafka::record::decode_fetched("t", 0, data, 0, limit, None);
         (f.records.len(), f.error)
     }
 }

@@ -2,7 +2,7 @@
 //! `TestRegistry` (both started here):
 //! - Python confluent-kafka `AvroSerializer` (auto-register, TopicNameStrategy) produces every fixture
 //!   record; our group consumer decodes each one through the `Codec` over the registry client.
-//! - We produce the same records (`Producer::send_json`); kafkajs + @kafkajs/confluent-schema-registry
+//! - We produce the same records (`SendAvro::send_json`); kafkajs + @kafkajs/confluent-schema-registry
 //!   and Python's `AvroDeserializer` decode them, and the value bytes equal the fixture `.bin` files
 //!   (the registry holds the fixture schemas in fixture order, so the ids are the fixtures' 1-4).
 //!
@@ -21,8 +21,8 @@ use avro_edge::Codec;
 use avro_edge::TestRegistry;
 use avro_edge::TopicSpec;
 use avro_edge::{ClientOptions, RegistryClient};
-use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset};
-use avro_edge::{Producer, ProducerConfig};
+use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset, PollAvro};
+use avro_edge::{Producer, ProducerConfig, SendAvro};
 use avro_edge_testkit::{
     TestBroker, require_broker, require_node_peers, require_python, unique_topic,
 };
@@ -291,9 +291,7 @@ fn records_we_produce_decode_in_kafkajs_and_python_and_match_fixture_bytes() {
     let codec = registry_codec(&reg);
     let topic = unique_topic("ours-avro");
     create_topic(&broker, &topic);
-    let producer = Producer::connect(ProducerConfig::new([broker.bootstrap()]))
-        .unwrap()
-        .with_codec(codec);
+    let producer = Producer::connect(ProducerConfig::new([broker.bootstrap()])).unwrap();
     let all = all_cases();
     for (key, case) in &all {
         let subject = match case.id() {
@@ -301,7 +299,13 @@ fn records_we_produce_decode_in_kafkajs_and_python_and_match_fixture_bytes() {
             _ => case.subject(),
         };
         producer
-            .send_json(subject, &topic, Some(key.as_bytes()), &case.meta["record"])
+            .send_json(
+                subject,
+                &topic,
+                Some(key.as_bytes()),
+                &case.meta["record"],
+                &codec,
+            )
             .unwrap_or_else(|e| panic!("{key}: {e}"));
     }
     producer.close().unwrap();

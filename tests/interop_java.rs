@@ -8,17 +8,22 @@
 //!   decode with our `Codec` to the fixture records and re-encode to the same bytes.
 //!
 //! Both directions run uncompressed and with lz4 and zstd batches (Java's lz4-java and zstd-jni
-//! against our lz4_flex and ruzstd).
+//! against our lz4_flex and ruzstd). Java's transactional producer → our consumer's
+//! `isolation_level`: aborted, committed and open transactions.
 
 mod consumer_support;
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use avro_edge::{Codec, Compression, Consumer, OfflineCache, OutRecord, partition_for_key};
+use avro_edge::{
+    Codec, Compression, Consumer, ConsumerConfig, IsolationLevel, OfflineCache, OffsetReset,
+    OutRecord, partition_for_key,
+};
 use avro_edge_testkit::{require_broker, require_java_peer, root, run_with_input, unique_topic};
 use consumer_support::*;
 use serde_json::Value;
@@ -323,4 +328,92 @@ fn we_read_java(compression: Compression) {
         "Java producer ({compression}) -> avro-edge consumer: {} records byte-exact, {decoded} SensorData decoded and re-encoded identically, Java run {java_secs:.1} s",
         got.len()
     );
+}
+
+/// The values and offsets one consumer reads from `topic`-0 with `isolation`, polling until
+/// `want` values arrived and then 2 s more (nothing else may come), and its position after.
+fn read_isolated(
+    bootstrap: &str,
+    topic: &str,
+    isolation: IsolationLevel,
+    want: usize,
+) -> (Vec<(i64, String)>, Option<i64>) {
+    let mut cfg = ConsumerConfig::assign(bootstrap, &[(topic, 0)]);
+    cfg.auto_offset_reset = OffsetReset::Earliest;
+    cfg.isolation_level = isolation;
+    let mut c = Consumer::connect(cfg).unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut quiet_until = None;
+    while quiet_until.is_none_or(|q| Instant::now() < q) && Instant::now() < deadline {
+        for r in c.poll(Duration::from_millis(200)).unwrap() {
+            let value = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+            got.push((r.offset, value));
+        }
+        if got.len() >= want && quiet_until.is_none() {
+            quiet_until = Some(Instant::now() + Duration::from_secs(2));
+        }
+    }
+    let position = c.position(topic, 0);
+    c.close().unwrap();
+    (got, position)
+}
+
+fn values(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// isolation.level against Java's transactional producer: an aborted transaction, a committed
+/// one, one left open and a plain record after it. read_committed gets exactly the committed
+/// records and stops at the open transaction (the last stable offset); read_uncommitted gets
+/// every data record; neither returns a transaction marker. Once the open transaction is
+/// aborted, read_committed goes on past it to the plain record, skipping the aborted ones.
+#[test]
+#[ignore = "needs a Kafka broker and the Java client"]
+fn read_committed_skips_aborted_and_open_transactions_of_the_java_producer() {
+    const N: usize = 5;
+    let peer = require_java_peer();
+    let broker = require_broker();
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("java-txn");
+    assert_eq!(producer(&bootstrap, 1).partitions(&topic).unwrap(), 1);
+    let mut java = peer
+        .command(["transactions", &bootstrap, &topic, &N.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(java.stdout.take().unwrap()).lines();
+    let open_line = lines.next().expect("the Java peer ended early").unwrap();
+    let open: i64 = open_line.strip_prefix("open ").unwrap().parse().unwrap();
+
+    let (committed, position) = read_isolated(&bootstrap, &topic, IsolationLevel::ReadCommitted, N);
+    let got: Vec<String> = committed.iter().map(|(_, v)| v.clone()).collect();
+    assert_eq!(got, values("committed", N));
+    // Stopped at the last stable offset: the open transaction's first record.
+    assert_eq!(position, Some(open));
+
+    let (all, _) = read_isolated(
+        &bootstrap,
+        &topic,
+        IsolationLevel::ReadUncommitted,
+        3 * N + 1,
+    );
+    let got: Vec<String> = all.iter().map(|(_, v)| v.clone()).collect();
+    let mut want = values("aborted", N);
+    want.extend(values("committed", N));
+    want.extend(values("open", N));
+    want.push("after-open".into());
+    assert_eq!(got, want, "every data record, no marker");
+    // The offsets between the transactions held their markers: never returned.
+    assert_eq!(all[N].0, all[N - 1].0 + 2, "the abort marker's offset");
+
+    drop(java.stdin.take()); // the peer aborts the open transaction
+    assert_eq!(lines.next().unwrap().unwrap(), "aborted");
+    assert!(java.wait().unwrap().success());
+    let (committed, _) = read_isolated(&bootstrap, &topic, IsolationLevel::ReadCommitted, N + 1);
+    let got: Vec<String> = committed.iter().map(|(_, v)| v.clone()).collect();
+    let mut want = values("committed", N);
+    want.push("after-open".into());
+    assert_eq!(got, want);
 }

@@ -189,6 +189,115 @@ fn two_members_split_partitions_and_the_survivor_takes_over() {
     }
 }
 
+/// Poll `c` until it owns `n` partitions (or `within` passes); what it read.
+fn poll_until_owning(c: &mut Consumer, n: usize, within: Duration) -> Vec<avro_edge::RawRecord> {
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    while c.assignment().len() != n && Instant::now() < deadline {
+        got.extend(c.poll(Duration::from_millis(300)).unwrap());
+    }
+    got
+}
+
+/// Static membership (KIP-345, `group_instance_id`) on Apache Kafka: of two static members, one
+/// is closed (no LeaveGroup) and started again under the same id within the session timeout. It
+/// gets the same partitions back in the same generation, and the other member, polling all the
+/// while, sees no rebalance: same member id, same generation, same partitions, and it reads on.
+#[test]
+#[ignore = "needs a Kafka broker"]
+fn a_static_member_restarted_within_the_session_timeout_gets_its_partitions_back() {
+    let broker = require_broker();
+    let topic = unique_topic("cons-static");
+    let p = producer(&broker.bootstrap(), 4);
+    produce(&p, &topic, 40, "a");
+    let mut cfg = group_cfg(&broker.bootstrap(), &unique_topic("g-static"), &topic);
+    cfg.session_timeout = Duration::from_secs(30);
+    cfg.heartbeat_interval = Duration::from_secs(1);
+    let static_cfg = |id: &str| {
+        let mut c = cfg.clone();
+        c.group_instance_id = Some(id.to_string());
+        c
+    };
+    let mut a = Consumer::connect(static_cfg("gateway-a")).unwrap();
+    poll_until_owning(&mut a, 4, Duration::from_secs(30));
+    let mut b = Consumer::connect(static_cfg("gateway-b")).unwrap();
+    let (mut a, mut b) = std::thread::scope(|s| {
+        let ha = s.spawn(move || {
+            poll_until_owning(&mut a, 2, Duration::from_secs(40));
+            a
+        });
+        let hb = s.spawn(move || {
+            poll_until_owning(&mut b, 2, Duration::from_secs(40));
+            b
+        });
+        (ha.join().unwrap(), hb.join().unwrap())
+    });
+    let (a_member, generation) = a.membership().unwrap();
+    let (b_parts, a_parts) = (b.assignment(), a.assignment());
+    assert_eq!(
+        (a_parts.len(), b_parts.len()),
+        (2, 2),
+        "{a_parts:?} / {b_parts:?}"
+    );
+    assert_eq!(b.membership().unwrap().1, generation);
+
+    // b goes away without leaving; a polls on (its own thread) while b is started again.
+    let t = Instant::now();
+    b.close().unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (a, b2, a_seen) = std::thread::scope(|s| {
+        let ha = s.spawn(|| {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                a.poll(Duration::from_millis(300)).unwrap();
+                seen.push((a.membership(), a.assignment()));
+            }
+            (a, seen)
+        });
+        let mut b2 = Consumer::connect(static_cfg("gateway-b")).unwrap();
+        poll_until_owning(&mut b2, 2, Duration::from_secs(20));
+        let back = t.elapsed();
+        // Give a rebalance, had one started, time to reach a (a few heartbeats).
+        std::thread::sleep(Duration::from_secs(4));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (a, seen) = ha.join().unwrap();
+        eprintln!("static member back with its partitions {back:?} after close");
+        (a, b2, seen)
+    });
+    let (mut a, mut b2) = (a, b2);
+    assert!(t.elapsed() < cfg.session_timeout, "took {:?}", t.elapsed());
+    assert_eq!(b2.assignment(), b_parts, "the same partitions back");
+    assert_eq!(b2.membership().unwrap().1, generation, "no new generation");
+    assert!(!a_seen.is_empty());
+    for (m, parts) in &a_seen {
+        assert_eq!(
+            m.as_ref(),
+            Some(&(a_member.clone(), generation)),
+            "a saw a rebalance"
+        );
+        assert_eq!(parts, &a_parts, "a's partitions moved");
+    }
+    // Both read on: new records on all 4 partitions, each member its own, nothing twice.
+    let more = produce(&p, &topic, 40, "b");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < more.len() && Instant::now() < deadline {
+        for (c, parts) in [(&mut a, &a_parts), (&mut b2, &b_parts)] {
+            for r in c.poll(Duration::from_millis(200)).unwrap() {
+                assert!(parts.contains(&(topic.clone(), r.partition)), "{r:?}");
+                got.push((r.partition, r.offset));
+            }
+        }
+    }
+    assert_eq!(got.len(), more.len(), "nothing twice, nothing missing");
+    assert_eq!(
+        got.into_iter().collect::<BTreeSet<_>>(),
+        more.keys().copied().collect::<BTreeSet<_>>()
+    );
+    a.close().unwrap();
+    b2.close().unwrap();
+}
+
 #[test]
 #[ignore = "needs a Kafka broker"]
 fn committed_offsets_survive_a_consumer_restart() {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset, OutRecord};
+use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset, OutRecord, PollAvro};
 use avro_edge_testkit::{require_broker, unique_topic};
 use consumer_support::*;
 

@@ -52,7 +52,7 @@ fn client_negotiates_and_reads_metadata() {
     let conn = kafka::block_on(client.conn(&Target::Any)).unwrap();
     assert!(conn.version_for::<MetadataRequest>().unwrap() >= 1);
     // The client's tansu workarounds switch on for tansu and only for it.
-    assert_eq!(conn.is_tansu(), broker.kind() == BrokerKind::Tansu);
+    assert_eq!(conn.quirks().any(), broker.kind() == BrokerKind::Tansu);
     let topic = unique_topic("meta");
     kafka::block_on(client.create_topic(
         &topic,

@@ -3,13 +3,12 @@
 //! by the codec, from the partition murmur2 picks for its key; bad lines are counted, not fatal.
 
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use avro_edge::Codec;
 use avro_edge::partition_for_key;
 use avro_edge::records::{SensorData, SensorStatus};
-use avro_edge::{Producer, ProducerConfig};
+use avro_edge::{Producer, ProducerConfig, SendAvro};
 use avro_edge_testkit::{fetch_partition, require_broker, root, unique_topic};
 
 fn codec() -> Codec {
@@ -121,9 +120,8 @@ fn send_record_encodes_typed_values_with_the_topic_subject() {
         partitions: 1,
         replication: 1,
     });
-    let p = Producer::connect(cfg)
-        .unwrap()
-        .with_codec(Arc::new(codec()));
+    let p = Producer::connect(cfg).unwrap();
+    let codec = codec();
     // The topic must be `sensor-data` (its subject is in the offline cache): on a shared broker
     // other runs may have written to it too, so this run's records carry their own sensor ids.
     let run = unique_topic("t");
@@ -139,17 +137,18 @@ fn send_record_encodes_typed_values_with_the_topic_subject() {
     let t = Instant::now();
     for r in &recs {
         let d = p
-            .send_record("sensor-data", Some(r.sensor_id.as_bytes()), r)
+            .send_record("sensor-data", Some(r.sensor_id.as_bytes()), r, &codec)
             .unwrap();
         assert!(d.offset.is_some());
     }
     assert!(t.elapsed() < Duration::from_secs(10));
     // Without the subject in the cache: a typed codec error, not a panic.
-    let err = p.send_record("no-such-topic", None, &recs[0]).unwrap_err();
+    let err = p
+        .send_record("no-such-topic", None, &recs[0], &codec)
+        .unwrap_err();
     assert_ne!(avro_edge::ErrorKind::kind(&err), "kafka-error", "{err}");
     let partitions = p.partitions("sensor-data").unwrap();
     p.close().unwrap();
-    let codec = codec();
     let mut back: Vec<SensorData> = read_all(&broker.bootstrap(), "sensor-data", partitions)
         .iter()
         .map(|(_, _, v)| codec.decode::<SensorData>(v).unwrap())

@@ -26,8 +26,8 @@ use avro_edge::TestRegistry;
 use avro_edge::TlsConfig;
 use avro_edge::TopicSpec;
 use avro_edge::{ClientOptions, RegistryClient, SchemaSource};
-use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset};
-use avro_edge::{Producer, ProducerConfig};
+use avro_edge::{Consumer, ConsumerConfig, Item, OffsetReset, PollAvro};
+use avro_edge::{Producer, ProducerConfig, SendAvro};
 use avro_edge_testkit::{
     BrokerSetup, require_broker_with, require_test_certs, require_tools, unique_topic,
 };
@@ -121,9 +121,7 @@ fn produce_and_consume_over_tls_with_registry_over_https() {
     // Everything over TLS: schemas over HTTPS, records to and from the broker.
     let codec = Arc::new(Codec::new(Arc::new(registry_client(&reg_url, ca.clone()))));
     let topic = unique_topic("tls");
-    let producer = Producer::connect(producer_cfg(&bootstrap, ca.clone()))
-        .unwrap()
-        .with_codec(codec.clone());
+    let producer = Producer::connect(producer_cfg(&bootstrap, ca.clone())).unwrap();
     let records = cases("sensor-data");
     let mut want = BTreeMap::new();
     for c in &records {
@@ -133,6 +131,7 @@ fn produce_and_consume_over_tls_with_registry_over_https() {
                 &topic,
                 Some(c.name.as_bytes()),
                 &c.meta["record"],
+                &codec,
             )
             .unwrap_or_else(|e| panic!("{}: {e}", c.name));
         assert!(d.offset.is_some());

@@ -11,6 +11,12 @@
 //     subscribes as GROUP from the earliest offset and prints `partition offset key_hex value_hex`
 //     (`-` for a null key or value) per record until N records arrived; exits 1 if the timeout
 //     passes first (after printing what it got).
+//   java -cp "$KAFKA_LIBS/*" peers/java/Peer.java transactions BOOTSTRAP TOPIC N
+//     with one transactional producer, on partition 0 of TOPIC: a transaction of N records
+//     `aborted-I` that it aborts, one of N records `committed-I` that it commits, then one of N
+//     records `open-I` that it leaves open, and after it one record `after-open` from a plain
+//     producer. Prints `open FIRST_OFFSET` (the open transaction's first offset) and waits for
+//     stdin to close; then aborts the open transaction and prints `aborted`.
 //
 // stdout carries only the lines above: anything the client's logging writes to System.out is sent
 // to stderr instead. Exit 1 on any failure, with the reason on stderr.
@@ -50,9 +56,12 @@ public class Peer {
                 produce(args[1], args[2], args.length == 4 ? args[3] : "none");
             } else if (args.length == 6 && args[0].equals("consume")) {
                 consume(args[1], args[2], args[3], Integer.parseInt(args[4]), Long.parseLong(args[5]));
+            } else if (args.length == 4 && args[0].equals("transactions")) {
+                transactions(args[1], args[2], Integer.parseInt(args[3]));
             } else {
                 throw new IllegalArgumentException(
-                        "usage: produce BOOTSTRAP TOPIC [COMPRESSION] | consume BOOTSTRAP TOPIC GROUP N TIMEOUT_MS");
+                        "usage: produce BOOTSTRAP TOPIC [COMPRESSION] | consume BOOTSTRAP TOPIC GROUP N TIMEOUT_MS"
+                                + " | transactions BOOTSTRAP TOPIC N");
             }
             OUT.flush();
             System.exit(0);
@@ -117,6 +126,53 @@ public class Peer {
         if (seen < want) {
             throw new IllegalStateException("timed out after " + seen + " of " + want + " records");
         }
+    }
+
+    static Properties producerProps(String bootstrap) {
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ProducerConfig.CLIENT_ID_CONFIG, "avro-edge-java-peer");
+        p.put(ProducerConfig.ACKS_CONFIG, "all");
+        p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        return p;
+    }
+
+    /** Send `prefix-0` .. `prefix-(n-1)` to partition 0; the offset of the first. */
+    static long sendAll(KafkaProducer<byte[], byte[]> producer, String topic, String prefix, int n)
+            throws Exception {
+        List<Future<RecordMetadata>> acks = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            byte[] value = (prefix + "-" + i).getBytes(StandardCharsets.UTF_8);
+            acks.add(producer.send(new ProducerRecord<>(topic, 0, null, value)));
+        }
+        producer.flush();
+        return acks.get(0).get().offset();
+    }
+
+    static void transactions(String bootstrap, String topic, int n) throws Exception {
+        Properties p = producerProps(bootstrap);
+        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "avro-edge-peer-" + topic);
+        try (KafkaProducer<byte[], byte[]> txn = new KafkaProducer<>(p);
+                KafkaProducer<byte[], byte[]> plain = new KafkaProducer<>(producerProps(bootstrap))) {
+            txn.initTransactions();
+            txn.beginTransaction();
+            sendAll(txn, topic, "aborted", n);
+            txn.abortTransaction();
+            txn.beginTransaction();
+            sendAll(txn, topic, "committed", n);
+            txn.commitTransaction();
+            txn.beginTransaction();
+            long open = sendAll(txn, topic, "open", n);
+            plain.send(new ProducerRecord<>(topic, 0, null, "after-open".getBytes(StandardCharsets.UTF_8))).get();
+            OUT.println("open " + open);
+            OUT.flush();
+            while (System.in.read() != -1) {
+                // wait for the test to close stdin
+            }
+            txn.abortTransaction();
+        }
+        OUT.println("aborted");
     }
 
     static String hex(byte[] b) {

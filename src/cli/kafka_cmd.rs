@@ -352,7 +352,7 @@ impl<'c> Output<'c> {
     }
 
     /// One message: its value as JSON text straight from its Avro bytes (no Value tree); a
-    /// tombstone (no value) is `null`, as in `Consumer::poll_items`. A value that does not decode
+    /// tombstone (no value) is `null`, as in `PollAvro::poll_items`. A value that does not decode
     /// leaves `text` as it was and goes to the dead-letter file.
     fn write(&mut self, r: RawRecord) -> CmdResult {
         let written = match &r.value {

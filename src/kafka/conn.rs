@@ -3,20 +3,15 @@
 //!
 //! Each request goes out in ONE write (length prefix + header + body in one buffer) on a
 //! TCP_NODELAY socket; many requests may be in flight; a reader task (on smol's global executor)
-//! matches responses to waiters by correlation id and drops responses nobody awaits (tansu
-//! answers acks=0 produce requests; those answers are discarded, never misparsed). A request that
+//! matches responses to waiters by correlation id and drops responses nobody awaits (answers to
+//! acks=0 produce requests, which some brokers send: discarded, never misparsed). A request that
 //! times out closes the connection (like the Java client), failing every other waiter with
 //! `Disconnected`. This module must not retry or reconnect: that is `client`'s job.
 //!
-//! tansu: the consumer works around a few tansu 0.6.0 quirks, and only when [`Conn::is_tansu`].
-//! The rule: the broker answered ApiVersions v3 with no supported and no finalized features and a
-//! finalized-features epoch of -1, which is what tansu 0.6.0 sends (tansu-service `api.rs`).
-//! Apache Kafka in KRaft mode (3.3+, and every 4.x) always lists `metadata.version` among both,
-//! with an epoch of 0 or more, so it never matches; an old ZooKeeper-mode broker without feature
-//! flags would, and then only gets the harmless workarounds. Responses nobody awaits (tansu's
-//! answers to acks=0 produce requests) are dropped on any broker: Kafka never sends them. An
-//! answer to a correlation id this connection never sent is a broken broker: `protocol-error`
-//! for every waiter, and the connection closes.
+//! The ApiVersions answer also says which broker workarounds apply on the connection
+//! ([`Conn::quirks`]; the rule and every workaround are in [`super::quirks`]). An answer to a
+//! correlation id this connection never sent is a broken broker: `protocol-error` for every
+//! waiter, and the connection closes.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -32,6 +27,7 @@ use smol::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::KafkaError;
 use super::frame::{self, Stop};
+use super::quirks::{BrokerQuirks, Quirks};
 use super::sasl::SaslConfig;
 
 mod reauth;
@@ -52,6 +48,8 @@ pub struct ConnConfig {
     /// TLS for the connection; `None`: plain TCP.
     #[cfg(feature = "tls")]
     pub tls: Option<super::tls::TlsConfig>,
+    /// Which broker workarounds the connection may use (`kafka::quirks`; default `Auto`).
+    pub broker_quirks: BrokerQuirks,
 }
 
 impl Default for ConnConfig {
@@ -64,6 +62,7 @@ impl Default for ConnConfig {
             sasl: None,
             #[cfg(feature = "tls")]
             tls: None,
+            broker_quirks: BrokerQuirks::Auto,
         }
     }
 }
@@ -116,8 +115,8 @@ pub struct Conn {
     versions: HashMap<i16, (i16, i16)>,
     client_id: StrBytes,
     request_timeout: Duration,
-    /// The broker is tansu (see the module doc): its workarounds apply.
-    tansu: bool,
+    /// The broker workarounds in force (none for Apache Kafka).
+    quirks: Quirks,
     /// SASL settings and the session's re-authentication deadline (`reauth`).
     auth: reauth::AuthState,
 }
@@ -136,13 +135,6 @@ use super::tls::refusal_after_handshake as first_exchange_error;
 #[cfg(not(feature = "tls"))]
 fn first_exchange_error(e: KafkaError) -> KafkaError {
     e
-}
-
-/// A v3 ApiVersions answer as tansu 0.6.0 sends it (see the module doc).
-fn looks_like_tansu(v3: &ApiVersionsResponse) -> bool {
-    v3.supported_features.is_empty()
-        && v3.finalized_features.is_empty()
-        && v3.finalized_features_epoch == -1
 }
 
 /// Highest version we choose to speak per API key, below kafka-protocol's maximum: newer
@@ -189,10 +181,12 @@ impl Conn {
             versions: HashMap::new(),
             client_id: StrBytes::from_string(cfg.client_id.clone()),
             request_timeout: cfg.request_timeout,
-            tansu: false,
+            quirks: Quirks::default(),
             auth: reauth::AuthState::new(cfg.sasl.clone()),
         };
-        conn.negotiate().await.map_err(first_exchange_error)?;
+        conn.negotiate(cfg.broker_quirks)
+            .await
+            .map_err(first_exchange_error)?;
         conn.authenticate().await?;
         tracing::debug!(broker = addr, apis = conn.versions.len(), "connected");
         Ok(conn)
@@ -233,9 +227,9 @@ impl Conn {
         !self.shared.closed.load(Ordering::SeqCst) && !self.auth.expired()
     }
 
-    /// Whether the broker is tansu (rule in the module doc): only then do tansu workarounds run.
-    pub fn is_tansu(&self) -> bool {
-        self.tansu
+    /// The broker workarounds in force on this connection ([`super::quirks`]).
+    pub fn quirks(&self) -> Quirks {
+        self.quirks
     }
 
     /// The broker's supported version range for an API key.
@@ -395,17 +389,25 @@ impl Conn {
         }
     }
 
-    async fn negotiate(&mut self) -> Result<(), KafkaError> {
+    /// ApiVersions (v3, else v0): the broker's version ranges, and the workarounds `setting`
+    /// allows for it (the v3 answer's bytes identify the broker, see [`Quirks::detect`]).
+    async fn negotiate(&mut self, setting: BrokerQuirks) -> Result<(), KafkaError> {
         let req = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("avro-edge"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let resp: ApiVersionsResponse = match self.request_at(&req, 3).await {
-            Ok(r) if r.error_code == 0 => {
-                self.tansu = looks_like_tansu(&r);
+        let v3 = async {
+            let frame = self.send_at(&req, 3).await?.frame(self).await?;
+            let resp = decode_response::<ApiVersionsRequest>(frame.clone(), 3)?;
+            Ok::<_, KafkaError>((resp, frame))
+        };
+        let resp: ApiVersionsResponse = match v3.await {
+            Ok((r, frame)) if r.error_code == 0 => {
+                self.quirks = Quirks::detect(setting, Some((&r, &frame)));
                 r
             }
             // UNSUPPORTED_VERSION (35) or an undecodable v3 answer: fall back to v0.
             Ok(_) | Err(KafkaError::Protocol(_)) => {
+                self.quirks = Quirks::detect(setting, None);
                 self.request_at(&ApiVersionsRequest::default(), 0).await?
             }
             Err(e) => return Err(e),
@@ -436,24 +438,27 @@ impl<R: Request> Sent<R> {
     /// Wait for the answer, bounded by the request timeout (counted from now); a timeout closes
     /// `conn` (the one it was sent on), failing its other waiters.
     pub async fn response(self, conn: &Conn) -> Result<R::Response, KafkaError> {
-        let body = match with_timeout(conn.request_timeout, self.rx.recv()).await {
+        let version = self.version;
+        decode_response::<R>(self.frame(conn).await?, version)
+    }
+
+    /// [`Sent::response`] undecoded: the whole response frame, correlation id first.
+    async fn frame(self, conn: &Conn) -> Result<Bytes, KafkaError> {
+        match with_timeout(conn.request_timeout, self.rx.recv()).await {
             None => {
                 conn.unregister(self.corr);
                 conn.close("request timed out");
-                return Err(KafkaError::Timeout {
+                Err(KafkaError::Timeout {
                     what: format!("API key {} request to {}", R::KEY, conn.addr()),
                     after: conn.request_timeout,
-                });
+                })
             }
-            Some(Err(_)) => {
-                return Err(KafkaError::Disconnected {
-                    broker: conn.addr().to_string(),
-                    reason: "reader stopped".into(),
-                });
-            }
-            Some(Ok(r)) => r?,
-        };
-        decode_response::<R>(body, self.version)
+            Some(Err(_)) => Err(KafkaError::Disconnected {
+                broker: conn.addr().to_string(),
+                reason: "reader stopped".into(),
+            }),
+            Some(Ok(r)) => r,
+        }
     }
 }
 
@@ -600,8 +605,8 @@ mod tests {
             let (_, _, unawaited) = read_frame(&mut s).unwrap();
             let a = read_frame(&mut s).unwrap();
             let b = read_frame(&mut s).unwrap();
-            // An answer to a request sent with no response expected (as tansu answers acks=0
-            // produce requests), then the two answers in reverse order; throttle = corr id.
+            // An answer to a request sent with no response expected (as some brokers answer
+            // acks=0 produce requests), then the two answers in reverse order; throttle = corr id.
             let stray = MetadataResponse::default().with_throttle_time_ms(-7);
             s.write_all(&frame(unawaited, 1, &stray, 12)).unwrap();
             for (_, v, corr) in [b, a] {
@@ -760,35 +765,5 @@ mod tests {
             assert_eq!(r.throttle_time_ms, 4242);
         });
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn tansu_is_told_from_kafka_by_its_api_versions_features() {
-        use kafka_protocol::messages::api_versions_response::{
-            FinalizedFeatureKey, SupportedFeatureKey,
-        };
-        // tansu 0.6.0: no features, epoch -1.
-        let tansu = ApiVersionsResponse::default()
-            .with_finalized_features_epoch(-1)
-            .with_supported_features(vec![])
-            .with_finalized_features(vec![]);
-        assert!(looks_like_tansu(&tansu));
-        // Apache Kafka (KRaft): metadata.version supported and finalized, epoch >= 0.
-        let name = || StrBytes::from_static_str("metadata.version");
-        let kafka = ApiVersionsResponse::default()
-            .with_supported_features(vec![
-                SupportedFeatureKey::default()
-                    .with_name(name())
-                    .with_min_version(1)
-                    .with_max_version(27),
-            ])
-            .with_finalized_features_epoch(42)
-            .with_finalized_features(vec![
-                FinalizedFeatureKey::default()
-                    .with_name(name())
-                    .with_min_version_level(27)
-                    .with_max_version_level(27),
-            ]);
-        assert!(!looks_like_tansu(&kafka));
     }
 }

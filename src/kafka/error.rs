@@ -244,13 +244,15 @@ impl KafkaError {
 }
 
 /// The kind of a broker error code: its own kind for the codes that reject records for good
-/// (a caller dead-letters those records and goes on), `kafka-error` for the rest.
+/// (a caller dead-letters those records and goes on) and for a fenced static consumer (it must
+/// stop), `kafka-error` for the rest.
 fn kind_of_code(code: i16) -> &'static str {
     match code {
         10 /* MESSAGE_TOO_LARGE */ | 18 /* RECORD_LIST_TOO_LARGE */ => "message-too-large",
         87 /* INVALID_RECORD */ => "invalid-record",
         32 /* INVALID_TIMESTAMP */ => "invalid-timestamp",
         29 /* TOPIC_AUTHORIZATION_FAILED */ => "topic-authorization-failed",
+        82 /* FENCED_INSTANCE_ID */ => "fenced-instance-id",
         _ => "kafka-error",
     }
 }
@@ -369,5 +371,11 @@ mod tests {
         }
         let fatal = KafkaError::from_response(ResponseError::GroupAuthorizationFailed, "group g");
         assert_eq!((fatal.code(), fatal.kind()), (Some(30), "kafka-error"));
+        let fenced = KafkaError::from_response(ResponseError::FencedInstanceId, "group g");
+        assert_eq!(
+            (fenced.code(), fenced.kind()),
+            (Some(82), "fenced-instance-id")
+        );
+        assert!(!fenced.is_retriable());
     }
 }

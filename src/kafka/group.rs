@@ -423,6 +423,9 @@ impl Membership {
                 self.assignment.clear();
                 GroupAction::Rejoin
             }
+            // Another consumer joined with our group.instance.id (KIP-345): this one is out
+            // for good, as in Java (FencedInstanceIdException), whatever the request.
+            ResponseError::FencedInstanceId => GroupAction::Fatal(err),
             other => GroupAction::Fatal(other),
         }
     }
@@ -751,5 +754,12 @@ mod tests {
             GroupAction::Fatal(ResponseError::GroupAuthorizationFailed)
         );
         assert_eq!(m.on_sync(14, &[]).unwrap(), GroupAction::Rejoin);
+        // Fenced static member: fatal from every request, nothing to rejoin.
+        m.on_join(0, 7, "m-3", "m-3", Some("range"));
+        m.on_sync(0, &asg).unwrap();
+        let fenced = GroupAction::Fatal(ResponseError::FencedInstanceId);
+        assert_eq!(m.on_heartbeat(82), fenced);
+        assert_eq!(m.on_commit(82), fenced);
+        assert_eq!(m.on_join(82, -1, "", "", None), fenced);
     }
 }

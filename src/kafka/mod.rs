@@ -1,8 +1,8 @@
 //! A thin Kafka client over `kafka-protocol`: connections, metadata, SASL, driven by smol; the
 //! record-batch format ([`record`]); the user-facing [`producer`] and group [`consumer`] on top.
 //!
-//! Must not know Avro: it moves bytes (the producer's and consumer's typed helpers only call
-//! [`crate::codec`]). No tokio.
+//! Must not know Avro: it moves bytes, and imports neither `codec` nor `registry` (the typed
+//! sends and decoding polls are a layer above both, in `avro_io`). No tokio.
 //!
 //! # Design (read this before using the client from blocking code)
 //! - [`conn::Conn`]: one connection to one broker. Requests are written in one write on a
@@ -36,6 +36,8 @@
 //!   lifetime, the connection re-authenticates itself before it runs out (KIP-368, `conn::reauth`).
 //!   Refusals (`KafkaError::is_security_rejection`) are never retried.
 //! - Errors: [`KafkaError`] (Kafka error codes kept; `is_retriable()`, `needs_metadata_refresh()`).
+//! - Brokers that are not Apache Kafka: every workaround for one (tansu) is in [`quirks`], with the
+//!   rule that switches it on per connection; none runs on Apache Kafka.
 pub mod client;
 pub mod conn;
 pub mod consumer;
@@ -43,6 +45,7 @@ mod error;
 mod frame;
 pub mod group;
 pub mod producer;
+pub mod quirks;
 pub mod record;
 pub mod sasl;
 mod setting;

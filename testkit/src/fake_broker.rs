@@ -1,6 +1,6 @@
 //! A scripted fake Kafka broker on a loopback socket, for tests of what a hostile or broken broker
-//! can do to the client: it answers ApiVersions honestly, then asks a script what to answer to
-//! each request — the honest answer it knows (one node, itself; every topic asked for has one
+//! can do to the client: it answers ApiVersions honestly (as itself, or exactly as Apache Kafka
+//! 2.6 or tansu 0.6.0 do: [`Imitate`]), then asks a script what to answer to each request — the honest answer it knows (one node, itself; every topic asked for has one
 //! partition; a group of one member that leads itself), a crafted body, raw bytes, silence, or a
 //! closed socket.
 //!
@@ -82,8 +82,87 @@ pub enum Reply {
 
 type Script = dyn Fn(&Call) -> Reply + Send + Sync;
 
+/// Which broker the fake broker's ApiVersions answer is, byte for byte.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Imitate {
+    /// Itself: the APIs it knows, and a finalized-features epoch of 0 (as a KRaft-era broker).
+    #[default]
+    Fake,
+    /// Apache Kafka 2.6.0: every API it announces with its version range (the message
+    /// definitions at the 2.6.0 tag), and in v3 no tagged fields at all (feature flags, KIP-584,
+    /// came with 2.7). Decoded, it reads "no features, epoch -1", as tansu's does.
+    Kafka26,
+    /// tansu 0.6.0: the fake's own APIs, no features, and in v3 the four tagged fields tansu
+    /// writes at their default values (empty supported features, epoch -1, empty finalized
+    /// features, ZkMigrationReady false: tansu-service `api.rs`).
+    Tansu060,
+}
+
+/// Apache Kafka 2.6.0's ApiVersions table: (api key, max version); every min version is 0.
+const KAFKA_2_6_APIS: &[(i16, i16)] = &[
+    (0, 8),
+    (1, 11),
+    (2, 5),
+    (3, 9),
+    (4, 4),
+    (5, 3),
+    (6, 6),
+    (7, 3),
+    (8, 8),
+    (9, 7),
+    (10, 3),
+    (11, 7),
+    (12, 4),
+    (13, 4),
+    (14, 5),
+    (15, 5),
+    (16, 4),
+    (17, 1),
+    (18, 3),
+    (19, 5),
+    (20, 4),
+    (21, 2),
+    (22, 3),
+    (23, 3),
+    (24, 1),
+    (25, 1),
+    (26, 1),
+    (27, 0),
+    (28, 3),
+    (29, 2),
+    (30, 2),
+    (31, 2),
+    (32, 3),
+    (33, 1),
+    (34, 1),
+    (35, 2),
+    (36, 2),
+    (37, 2),
+    (38, 2),
+    (39, 2),
+    (40, 2),
+    (41, 2),
+    (42, 2),
+    (43, 2),
+    (44, 1),
+    (45, 0),
+    (46, 0),
+    (47, 0),
+    (48, 0),
+    (49, 0),
+];
+
+/// The tagged-field section tansu 0.6.0 ends its ApiVersions v3+ answer with: 4 fields, as
+/// (tag, size, value): 0 `[]`, 1 `-1i64`, 2 `[]`, 3 `false`. tansu-service `api.rs` sets all four
+/// (`Some`), and the writers tansu-sans-io's `build.rs` generates write every tagged field that
+/// is set, at its default value or not (Kafka's leave those out).
+const TANSU_060_TAGS: &[u8] = &[
+    4, 0, 1, 1, 1, 8, 255, 255, 255, 255, 255, 255, 255, 255, 2, 1, 1, 3, 1, 0,
+];
+
 struct State {
     script: Box<Script>,
+    imitate: Imitate,
     port: u16,
     max_versions: HashMap<i16, i16>,
     seen: Mutex<HashMap<i16, usize>>,
@@ -125,10 +204,27 @@ impl FakeBroker {
         max_versions: &[(i16, i16)],
         script: impl Fn(&Call) -> Reply + Send + Sync + 'static,
     ) -> std::io::Result<Self> {
+        Self::launch(Imitate::Fake, max_versions, Box::new(script))
+    }
+
+    /// Like [`FakeBroker::start`], answering ApiVersions as `imitate` says.
+    pub fn imitating(
+        imitate: Imitate,
+        script: impl Fn(&Call) -> Reply + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
+        Self::launch(imitate, &[], Box::new(script))
+    }
+
+    fn launch(
+        imitate: Imitate,
+        max_versions: &[(i16, i16)],
+        script: Box<Script>,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(State {
-            script: Box::new(script),
+            script,
+            imitate,
             port,
             max_versions: max_versions.iter().copied().collect(),
             seen: Mutex::new(HashMap::new()),
@@ -252,7 +348,7 @@ fn s(v: &str) -> StrBytes {
 fn honest(call: &Call, state: &State) -> Vec<u8> {
     let v = call.version;
     match call.key {
-        18 => encode(&api_versions(state), v),
+        18 => api_versions(state, v),
         3 => encode(&metadata(decode(call), state.port), v),
         10 => encode(&find_coordinator(decode(call), v, state.port), v),
         11 => encode(&join_group(decode(call), v), v),
@@ -283,20 +379,60 @@ fn honest(call: &Call, state: &State) -> Vec<u8> {
     }
 }
 
-fn api_versions(state: &State) -> ApiVersionsResponse {
-    ApiVersionsResponse::default()
-        .with_finalized_features_epoch(0)
-        .with_api_keys(
+/// The ApiVersions answer body at version `v`, as [`State::imitate`] says.
+fn api_versions(state: &State, v: i16) -> Vec<u8> {
+    api_versions_with(state.imitate, &state.max_versions, v)
+}
+
+/// The ApiVersions answer body (after the response header) at version `version` of the broker
+/// `imitate` names, byte for byte (the fake broker's own: its APIs at their full ranges).
+pub fn api_versions_answer(imitate: Imitate, version: i16) -> Vec<u8> {
+    api_versions_with(imitate, &HashMap::new(), version)
+}
+
+fn api_versions_with(imitate: Imitate, max_versions: &HashMap<i16, i16>, v: i16) -> Vec<u8> {
+    let own = || {
+        announce(
             APIS.iter()
-                .map(|&(key, min, max)| {
-                    let max = state.max_versions.get(&key).copied().unwrap_or(max);
-                    ApiVersion::default()
-                        .with_api_key(key)
-                        .with_min_version(min)
-                        .with_max_version(max)
-                })
-                .collect(),
+                .map(|&(key, min, max)| (key, min, max_versions.get(&key).copied().unwrap_or(max))),
         )
+    };
+    match imitate {
+        Imitate::Fake => encode(
+            &ApiVersionsResponse::default()
+                .with_finalized_features_epoch(0)
+                .with_api_keys(own()),
+            v,
+        ),
+        // kafka-protocol, like Kafka's own writers, leaves out tagged fields at their defaults:
+        // with no features and epoch -1 the v3 answer has no tagged fields, as 2.6's.
+        Imitate::Kafka26 => encode(
+            &ApiVersionsResponse::default().with_api_keys(announce(
+                KAFKA_2_6_APIS.iter().map(|&(key, max)| (key, 0, max)),
+            )),
+            v,
+        ),
+        Imitate::Tansu060 => {
+            let mut body = encode(&ApiVersionsResponse::default().with_api_keys(own()), v);
+            if v >= 3 && body.last() == Some(&0) {
+                body.pop(); // the empty tagged-field section
+                body.extend_from_slice(TANSU_060_TAGS);
+            }
+            body
+        }
+    }
+}
+
+/// ApiVersions entries for (api key, min, max version) triples.
+fn announce(table: impl Iterator<Item = (i16, i16, i16)>) -> Vec<ApiVersion> {
+    table
+        .map(|(key, min, max)| {
+            ApiVersion::default()
+                .with_api_key(key)
+                .with_min_version(min)
+                .with_max_version(max)
+        })
+        .collect()
 }
 
 fn metadata(req: MetadataRequest, port: u16) -> MetadataResponse {

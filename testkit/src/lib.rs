@@ -38,7 +38,7 @@ pub mod test_broker;
 pub mod topics;
 
 pub use broker::{Broker, Storage, TestkitError, tansu_bin, unique_topic};
-pub use fake_broker::{Call, FakeBroker, Reply};
+pub use fake_broker::{Call, FakeBroker, Imitate, Reply, api_versions_answer};
 pub use kafka::{KafkaCluster, KafkaListener, KafkaOpts, KafkaTestError, ListenerTls, SaslUser};
 pub use kafka_read::{decode_batches, fetch_partition, read_client};
 pub use logs::init_logs;

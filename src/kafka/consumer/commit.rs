@@ -55,34 +55,15 @@ impl Consumer {
         for ((t, p), o) in &pending {
             by_topic.entry(t.as_str()).or_default().push((*p, *o));
         }
-        let req = OffsetCommitRequest::default()
-            .with_group_id(GroupId(name(&g.group_id)))
-            .with_generation_id_or_member_epoch(generation)
-            .with_member_id(name(&member_id))
-            .with_topics(
-                by_topic
-                    .iter()
-                    .map(|(t, ps)| {
-                        OffsetCommitRequestTopic::default()
-                            .with_name(TopicName(name(t)))
-                            .with_partitions(
-                                ps.iter()
-                                    .map(|(p, o)| {
-                                        OffsetCommitRequestPartition::default()
-                                            .with_partition_index(*p)
-                                            .with_committed_offset(*o)
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            );
         // One connect round: a dead coordinator is looked up again, not redialled for the
         // whole connect deadline while the poll waits.
         let sent = async {
             let deadline = std::time::Instant::now() + self.cfg.connect_deadline;
             let conn = self.client.conn_once(&coordinator, deadline).await?;
-            conn.request(&req).await
+            let v = conn.version_for::<OffsetCommitRequest>()?;
+            let req = commit_request(&g, generation, &member_id, &by_topic)
+                .with_group_instance_id(g.instance_id_at(v, 7));
+            conn.request_at(&req, v).await
         };
         let resp = match sent.await {
             Ok(r) => r,
@@ -104,16 +85,27 @@ impl Consumer {
                     }
                 } else if first_err.is_none() {
                     let mut st = lock(&g.state);
-                    if self.subscribed()
-                        && st.member.generation_id == generation
-                        && st.member.on_commit(p.error_code) == GroupAction::FindCoordinator
-                    {
-                        st.coordinator = None;
+                    let action = (self.subscribed() && st.member.generation_id == generation)
+                        .then(|| st.member.on_commit(p.error_code));
+                    first_err = match action {
+                        Some(GroupAction::FindCoordinator) => {
+                            st.coordinator = None;
+                            None
+                        }
+                        // Java: fenced while still in the generation it committed for is fatal.
+                        Some(GroupAction::Fatal(ResponseError::FencedInstanceId)) => {
+                            let e = g.fatal(ResponseError::FencedInstanceId, "OffsetCommit");
+                            st.fatal = Some(e.clone());
+                            Some(e)
+                        }
+                        _ => None,
                     }
-                    first_err = KafkaError::from_code(
-                        p.error_code,
-                        format!("OffsetCommit {topic}-{}", p.partition_index),
-                    );
+                    .or_else(|| {
+                        KafkaError::from_code(
+                            p.error_code,
+                            format!("OffsetCommit {topic}-{}", p.partition_index),
+                        )
+                    });
                 }
             }
         }
@@ -138,7 +130,7 @@ impl Consumer {
             by_topic.entry(t.as_str()).or_default().push(*p);
         }
         let resp = call(&self.client, &coordinator, |v| {
-            if v >= 8 {
+            Ok(if v >= 8 {
                 OffsetFetchRequest::default().with_groups(vec![
                     OffsetFetchRequestGroup::default()
                         .with_group_id(GroupId(name(&g.group_id)))
@@ -166,7 +158,7 @@ impl Consumer {
                             })
                             .collect(),
                     ))
-            }
+            })
         })
         .await?;
         let mut found: Vec<(String, i32, i64, i16)> = Vec::new();
@@ -213,4 +205,36 @@ impl Consumer {
         }
         Ok(())
     }
+}
+
+/// An OffsetCommit of these (partition, offset) pairs per topic, for `generation` and
+/// `member_id` (-1 and empty in assign mode).
+fn commit_request(
+    g: &GroupShared,
+    generation: i32,
+    member_id: &str,
+    by_topic: &BTreeMap<&str, Vec<(i32, i64)>>,
+) -> OffsetCommitRequest {
+    OffsetCommitRequest::default()
+        .with_group_id(GroupId(name(&g.group_id)))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(name(member_id))
+        .with_topics(
+            by_topic
+                .iter()
+                .map(|(t, ps)| {
+                    OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(name(t)))
+                        .with_partitions(
+                            ps.iter()
+                                .map(|(p, o)| {
+                                    OffsetCommitRequestPartition::default()
+                                        .with_partition_index(*p)
+                                        .with_committed_offset(*o)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        )
 }

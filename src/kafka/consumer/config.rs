@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::kafka::group::Assignor;
+use crate::kafka::quirks::BrokerQuirks;
 use crate::kafka::{KafkaError, SaslConfig};
 
 /// Where to start when a partition has no committed offset (or the committed one is gone).
@@ -19,17 +20,30 @@ pub enum OffsetReset {
     Latest,
 }
 
-/// Which records a fetch may return (`isolation.level`).
+/// Which records a fetch may return (`isolation.level`). Sent in every Fetch and ListOffsets
+/// (v2+); transaction markers (control records) are never returned, in either level.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum IsolationLevel {
     /// Every record up to the high watermark, including those of open and aborted transactions
     /// (`read_uncommitted`, the Java client's default).
     ReadUncommitted,
-    /// Only committed records: a fetch stops at the last stable offset (before the first open
-    /// transaction) and the records of aborted transactions are skipped (`read_committed`, the
-    /// default here, as in kafkajs, which the reference service used).
+    /// Only committed records: the broker ends each fetch at the last stable offset (before the
+    /// first open transaction; "latest" is that offset too), and the consumer skips the batches of
+    /// the aborted transactions the answer lists, from each one's first offset to its producer's
+    /// abort marker, as Java's `CompletedFetch` does (`read_committed`, the default here, as in
+    /// kafkajs, which the reference service used).
     #[default]
     ReadCommitted,
+}
+
+impl IsolationLevel {
+    /// The `isolation_level` of Fetch and ListOffsets requests.
+    pub(super) fn wire(self) -> i8 {
+        match self {
+            IsolationLevel::ReadUncommitted => 0,
+            IsolationLevel::ReadCommitted => 1,
+        }
+    }
 }
 
 impl OffsetReset {
@@ -70,14 +84,24 @@ pub struct ConsumerConfig {
     /// How long the coordinator waits for every member to rejoin during a rebalance; Java's
     /// `max.poll.interval.ms`, which it sends as JoinGroup's rebalance timeout (default 30 s).
     pub rebalance_timeout: Duration,
-    /// Static membership (KIP-345, `group.instance.id`): a member that restarts within the
-    /// session timeout under the same id gets its partitions back without a rebalance, and
-    /// close does not leave the group. `None` (default): a dynamic member.
+    /// Static membership (KIP-345, `group.instance.id`), as Java's consumer does it: JoinGroup
+    /// (v5+, Kafka 2.3; an older coordinator is refused with `unsupported-version`), SyncGroup,
+    /// Heartbeat and OffsetCommit name the id; close does not send LeaveGroup, so the coordinator
+    /// keeps the member and its partitions for `session_timeout`, and a member started again under
+    /// the same id within it gets the same partitions back in the same generation, without a
+    /// rebalance for the others (size `session_timeout` to cover a restart; the broker allows up
+    /// to `group.max.session.timeout.ms`, 30 min by default). Another consumer joining under the
+    /// same id fences this one: its polls fail from then on with `fenced-instance-id`. One id per
+    /// member of the group; 1 to 249 of `a-zA-Z0-9._-`. `None` (default): a dynamic member.
     pub group_instance_id: Option<String>,
-    /// Committed records only, or everything (`isolation.level`, default `read_committed`).
+    /// Committed records only, or everything (`isolation.level`, default `read_committed`; see
+    /// [`IsolationLevel`]).
     pub isolation_level: IsolationLevel,
-    /// The rack this client runs in (`client.rack`), sent with each Fetch so a broker with a
-    /// replica selector can serve it from a replica in the same rack (KIP-392). `None`: none.
+    /// The rack this client runs in (`client.rack`), sent as Fetch `rack_id` (v11+, Kafka 2.4; left
+    /// out of older versions). A leader with a replica selector (`replica.selector.class`) may then
+    /// name a replica in the same rack (KIP-392): the partition is fetched from it for 5 minutes
+    /// (the metadata max age) or until it answers an error, then from the leader again, as in Java.
+    /// `None` (default): no rack.
     pub client_rack: Option<String>,
     /// Heartbeat period; keep it below a third of the session timeout (default 3 s).
     pub heartbeat_interval: Duration,
@@ -130,6 +154,10 @@ pub struct ConsumerConfig {
     /// TLS to the brokers (feature `tls`); `None` is plain TCP.
     #[cfg(feature = "tls")]
     pub tls: Option<crate::kafka::tls::TlsConfig>,
+    /// Workarounds for a broker that is not Apache Kafka (no Kafka equivalent). `Auto` (default):
+    /// only on a broker positively identified as tansu 0.6.0 by its ApiVersions answer, never on
+    /// any Apache Kafka; `Tansu`: always; `None`: never. What they are: [`BrokerQuirks`].
+    pub broker_quirks: BrokerQuirks,
 }
 
 impl Default for ConsumerConfig {
@@ -162,6 +190,7 @@ impl Default for ConsumerConfig {
             sasl: None,
             #[cfg(feature = "tls")]
             tls: None,
+            broker_quirks: BrokerQuirks::Auto,
         }
     }
 }
@@ -203,6 +232,13 @@ impl ConsumerConfig {
                 return bad("no topics to subscribe to");
             }
         }
+        if let Some(id) = &self.group_instance_id
+            && !valid_instance_id(id)
+        {
+            return Err(KafkaError::Config(format!(
+                "group_instance_id {id:?}: 1 to 249 characters of a-z, A-Z, 0-9, '.', '_' and '-', not . or .."
+            )));
+        }
         if self.heartbeat_interval >= self.session_timeout {
             return bad("heartbeat_interval must be below session_timeout");
         }
@@ -214,6 +250,17 @@ impl ConsumerConfig {
         }
         Ok(())
     }
+}
+
+/// Kafka's rule for a `group.instance.id` (`JoinGroupRequest.validateGroupInstanceId`, the
+/// rule of topic names).
+fn valid_instance_id(id: &str) -> bool {
+    (1..=249).contains(&id.len())
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 fn split_brokers(s: &str) -> Vec<String> {

@@ -1,6 +1,7 @@
 //! Fetching: where each owned partition starts (committed offset, else the reset policy through
-//! ListOffsets), one Fetch per partition leader, and the answers' records handed to the poll
-//! buffer with the positions moved past them.
+//! ListOffsets), one Fetch per partition leader (or per read replica a leader named for our rack,
+//! KIP-392), with the isolation level, and the answers' records handed to the poll buffer with
+//! the positions moved past them (read_committed: without the aborted transactions' batches).
 //!
 //! Must not drop a record it cannot read: a bad batch stops the partition at its offset with
 //! an error (the caller seeks past it), and what came before it is kept.
@@ -13,16 +14,13 @@ use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
 };
-use kafka_protocol::messages::{BrokerId, TopicName};
+use kafka_protocol::messages::{BrokerId, ListOffsetsResponse, TopicName};
 
-use super::{Consumer, OffsetReset, millis, name};
+use super::{Consumer, IsolationLevel, OffsetReset, millis, name};
 use crate::error::ErrorKind;
-use crate::kafka::record::{Fetched, RawRecord, decode_fetched};
+use crate::kafka::quirks::{self, Probe, Quirks};
+use crate::kafka::record::{Aborted, Fetched, RawRecord, decode_fetched};
 use crate::kafka::{KafkaError, Target};
-
-/// Highest Fetch version we send to tansu (`Conn::is_tansu`):
-/// tansu 0.6.0 puts a v16+ tag into flexible v12 answers.
-const MAX_FETCH_VERSION: i16 = 11;
 
 /// What one leader is asked for: per topic, (partition, fetch offset, most bytes).
 type LeaderFetch = BTreeMap<String, Vec<(i32, i64, i32)>>;
@@ -93,7 +91,7 @@ impl Consumer {
                         })
                         .collect(),
                 );
-            let resp = match self.client.request(&Target::Node(leader), &req).await {
+            let resp = match self.list_offsets(leader, req).await {
                 Ok(r) => r,
                 Err(e) => {
                     for (t, ps) in &topics {
@@ -106,8 +104,10 @@ impl Consumer {
                 }
             };
             let conn = self.client.conn(&Target::Node(leader)).await;
-            let tansu = conn.is_ok_and(|c| c.is_tansu());
-            let latest = if tansu && self.cfg.auto_offset_reset == OffsetReset::Latest {
+            let quirks = conn.map(|c| c.quirks()).unwrap_or_default();
+            let latest = if quirks.latest_from_high_watermark()
+                && self.cfg.auto_offset_reset == OffsetReset::Latest
+            {
                 self.high_watermarks(leader, &topics).await
             } else {
                 BTreeMap::new()
@@ -116,9 +116,7 @@ impl Consumer {
                 for p in &t.partitions {
                     if p.error_code == 0 && p.offset >= 0 {
                         let key = (t.name.0.to_string(), p.partition_index);
-                        // tansu 0.6.0 answers "latest" with the last batch's base offset + 1, not
-                        // the log end; the high watermark of a fetch is the log end (tansu only).
-                        let offset = latest.get(&key).map_or(p.offset, |hw| p.offset.max(*hw));
+                        let offset = quirks::latest_offset(p.offset, latest.get(&key).copied());
                         tracing::debug!(topic = %t.name.0.as_str(), partition = p.partition_index, offset, listed = p.offset, "reset position");
                         self.positions
                             .set_position(t.name.0.as_str(), p.partition_index, offset);
@@ -140,40 +138,43 @@ impl Consumer {
         Ok(())
     }
 
+    /// One ListOffsets to `leader`, with the isolation level from v2 on (Kafka 0.11; with
+    /// read_committed, "latest" is the last stable offset).
+    async fn list_offsets(
+        &self,
+        leader: i32,
+        req: ListOffsetsRequest,
+    ) -> Result<ListOffsetsResponse, KafkaError> {
+        let conn = self.client.conn(&Target::Node(leader)).await?;
+        let v = conn.version_for::<ListOffsetsRequest>()?;
+        let req = if v >= 2 {
+            req.with_isolation_level(self.cfg.isolation_level.wire())
+        } else {
+            req
+        };
+        let res = conn.request_at(&req, v).await;
+        if let Err(e) = &res {
+            self.client.note_failure(conn.addr(), e);
+        }
+        res
+    }
+
     /// The high watermark (log end) of each partition, from a Fetch that waits for nothing and
-    /// asks for as few bytes as the broker allows. Partitions that fail are left out.
+    /// asks for as few bytes as the broker allows ([`quirks::high_watermark_request`]: a broker
+    /// workaround). Partitions that fail are left out.
     async fn high_watermarks(
         &self,
         leader: i32,
         topics: &BTreeMap<String, Vec<i32>>,
     ) -> BTreeMap<(String, i32), i64> {
-        let req = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(0)
-            .with_min_bytes(0)
-            .with_max_bytes(1)
-            .with_topics(
-                topics
-                    .iter()
-                    .map(|(t, ps)| {
-                        FetchTopic::default()
-                            .with_topic(TopicName(name(t)))
-                            .with_partitions(
-                                ps.iter()
-                                    .map(|p| {
-                                        FetchPartition::default()
-                                            .with_partition(*p)
-                                            .with_fetch_offset(0)
-                                            .with_partition_max_bytes(1)
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            );
+        let req = quirks::high_watermark_request(
+            topics.iter().map(|(t, ps)| (t.as_str(), ps.as_slice())),
+        );
         let resp = async {
             let conn = self.client.conn(&Target::Node(leader)).await?;
-            let v = conn.version_for::<FetchRequest>()?.min(MAX_FETCH_VERSION);
+            let v = conn
+                .quirks()
+                .fetch_version(conn.version_for::<FetchRequest>()?);
             conn.request_at(&req, v).await
         }
         .await;
@@ -229,10 +230,9 @@ impl Consumer {
             let connect_by = Instant::now() + wait.max(Duration::from_secs(1));
             tasks.push(smol::spawn(async move {
                 let conn = client.conn_once(&Target::Node(leader), connect_by).await?;
-                // tansu: v11 at most (it puts a v16+ tag into flexible v12 Fetch answers).
-                let (v, tansu) = (conn.version_for::<FetchRequest>()?, conn.is_tansu());
-                let v = if tansu { v.min(MAX_FETCH_VERSION) } else { v };
-                conn.request_at(&req, v).await.map(|resp| (resp, tansu))
+                let quirks = conn.quirks();
+                let v = quirks.fetch_version(conn.version_for::<FetchRequest>()?);
+                conn.request_at(&req, v).await.map(|resp| (resp, quirks))
             }));
         }
         // A failure on one leader must not lose what the others returned (their positions moved):
@@ -241,12 +241,13 @@ impl Consumer {
         let mut out_of_range = Vec::new();
         let mut failed: Option<KafkaError> = None;
         for (parts, task) in task_parts.into_iter().zip(tasks) {
-            let (resp, tansu) = match task.await {
+            let (resp, quirks) = match task.await {
                 Ok(r) => r,
                 Err(e) => {
                     for (t, p) in &parts {
                         self.client.invalidate(t);
                         self.back_off(t, *p);
+                        self.read_replicas.remove(&(t.clone(), *p));
                     }
                     failed.get_or_insert(e);
                     continue;
@@ -259,7 +260,7 @@ impl Consumer {
             for topic in &resp.responses {
                 let t = topic.topic.0.as_str();
                 for part in &topic.partitions {
-                    self.take_partition(t, part, tansu, &mut out, &mut out_of_range, &mut failed);
+                    self.take_partition(t, part, quirks, &mut out, &mut out_of_range, &mut failed);
                 }
             }
         }
@@ -324,13 +325,15 @@ impl Consumer {
                 self.back_off(&t, p);
                 continue;
             };
+            // A read replica named by the leader (KIP-392) serves it instead, while it lasts.
+            let node = self.read_replica(&t, p).unwrap_or(leader);
             // A probe (see below) fetches from an earlier offset; records below `pos` are skipped.
             let at = self
                 .probes
                 .get(&(t.clone(), p))
                 .map_or(pos, |probe| probe.0);
             by_leader
-                .entry(leader)
+                .entry(node)
                 .or_default()
                 .entry(t)
                 .or_default()
@@ -358,13 +361,16 @@ impl Consumer {
         *e = (Instant::now() + wait, e.1.saturating_add(1));
     }
 
-    /// The Fetch request for one leader's partitions.
+    /// The Fetch request for one leader's partitions, with the isolation level (v4+, every
+    /// version we send) and the client's rack (v11+; left out of older versions).
     fn fetch_request(&self, max_wait_ms: i32, topics: &LeaderFetch) -> FetchRequest {
         FetchRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(max_wait_ms)
             .with_min_bytes(self.cfg.fetch_min_bytes)
             .with_max_bytes(self.cfg.fetch_max_bytes)
+            .with_isolation_level(self.cfg.isolation_level.wire())
+            .with_rack_id(name(self.cfg.client_rack.as_deref().unwrap_or_default()))
             .with_topics(
                 topics
                     .iter()
@@ -387,14 +393,14 @@ impl Consumer {
     }
 
     /// One partition of a Fetch answer: its records into `out` (moving the position), an
-    /// out-of-range partition into `out_of_range`, the first hard error into `failed`. `tansu`:
-    /// the answer came from tansu, so `accept_or_probe` checks it.
+    /// out-of-range partition into `out_of_range`, the first hard error into `failed`. `quirks`:
+    /// the workarounds of the broker that answered (for `accept_or_probe`).
     #[allow(clippy::too_many_arguments)]
     fn take_partition(
         &mut self,
         t: &str,
         part: &PartitionData,
-        tansu: bool,
+        quirks: Quirks,
         out: &mut Vec<RawRecord>,
         out_of_range: &mut Vec<(String, i32)>,
         failed: &mut Option<KafkaError>,
@@ -403,30 +409,12 @@ impl Consumer {
         let Some(pos) = self.positions.position(t, p) else {
             return;
         };
-        match part.error_code {
-            0 => {}
-            1 => {
-                tracing::warn!(
-                    topic = t,
-                    partition = p,
-                    offset = pos,
-                    "offset out of range; resetting"
-                );
-                out_of_range.push((t.to_string(), p));
-                return;
-            }
-            code => {
-                let e = KafkaError::from_code(code, format!("Fetch {t}-{p}"))
-                    .unwrap_or(KafkaError::Protocol("Fetch".into()));
-                if e.needs_metadata_refresh() || e.is_retriable() {
-                    tracing::debug!(topic = t, partition = p, error = %e, "fetch: retrying partition");
-                    self.client.invalidate(t);
-                    self.back_off(t, p);
-                } else {
-                    failed.get_or_insert(e);
-                }
-                return;
-            }
+        if part.error_code != 0 {
+            self.partition_error(t, p, pos, part.error_code, out_of_range, failed);
+            return;
+        }
+        if part.preferred_read_replica.0 >= 0 {
+            self.follow_read_replica(t, p, part.preferred_read_replica.0);
         }
         tracing::trace!(
             topic = t,
@@ -438,13 +426,22 @@ impl Consumer {
         );
         self.retry_at.remove(&(t.to_string(), p));
         let data = part.records.clone().unwrap_or_default();
-        let fetched = decode_fetched(t, p, &data, pos, self.cfg.max_batch_bytes);
+        let committed = (self.cfg.isolation_level == IsolationLevel::ReadCommitted).then(|| {
+            (part.aborted_transactions.iter().flatten())
+                .map(|a| Aborted {
+                    producer_id: a.producer_id.0,
+                    first_offset: a.first_offset,
+                })
+                .collect::<Vec<_>>()
+        });
+        let max = self.cfg.max_batch_bytes;
+        let fetched = decode_fetched(t, p, &data, pos, max, committed.as_deref());
         let fetch_at = self
             .probes
             .get(&(t.to_string(), p))
             .map_or(pos, |probe| probe.0);
         if !self.accept_or_probe(
-            tansu,
+            quirks,
             t,
             p,
             pos,
@@ -478,18 +475,80 @@ impl Consumer {
         }
     }
 
-    /// tansu 0.6.0 answers a fetch from an offset inside a batch with the batches that *start*
-    /// at or after it (Kafka returns the batch holding the offset): nothing at all, or later
-    /// batches with the records in between silently missing. So when the first batch of an
-    /// answer starts above the position (or the answer is empty although the log goes further),
-    /// its records are not taken: the fetch offset steps back (1, 2, 4, ... down to the log start)
-    /// until a batch at or below the position comes back. Runs for tansu's answers only (Kafka
-    /// returns the batch holding the offset, and a batch above the position there is a compaction
-    /// gap to read past). Returns whether to take the answer.
+    /// A partition's error in a Fetch answer: out of range resets the position (unless it came
+    /// from a read replica, which may lag: then the leader is asked again), a retriable error
+    /// backs off, another is `failed`. A read replica that answered an error is left for the
+    /// leader (as Java's consumer does).
+    fn partition_error(
+        &mut self,
+        t: &str,
+        p: i32,
+        pos: i64,
+        code: i16,
+        out_of_range: &mut Vec<(String, i32)>,
+        failed: &mut Option<KafkaError>,
+    ) {
+        let from_replica = self.read_replicas.remove(&(t.to_string(), p)).is_some();
+        if code == 1 && from_replica {
+            tracing::debug!(
+                topic = t,
+                partition = p,
+                offset = pos,
+                "offset out of range on the read replica; asking the leader"
+            );
+            return;
+        }
+        if code == 1 {
+            tracing::warn!(
+                topic = t,
+                partition = p,
+                offset = pos,
+                "offset out of range; resetting"
+            );
+            out_of_range.push((t.to_string(), p));
+            return;
+        }
+        let e = KafkaError::from_code(code, format!("Fetch {t}-{p}"))
+            .unwrap_or(KafkaError::Protocol("Fetch".into()));
+        if e.needs_metadata_refresh() || e.is_retriable() {
+            tracing::debug!(topic = t, partition = p, error = %e, "fetch: retrying partition");
+            self.client.invalidate(t);
+            self.back_off(t, p);
+        } else {
+            failed.get_or_insert(e);
+        }
+    }
+
+    /// KIP-392: the leader names a replica in our rack (`client_rack`) to fetch from; it serves
+    /// the partition until the client's metadata max age passes or it answers an error (as in
+    /// Java).
+    fn follow_read_replica(&mut self, t: &str, p: i32, node: i32) {
+        let until = Instant::now() + self.client.config().metadata_max_age;
+        let before = self.read_replicas.insert((t.to_string(), p), (node, until));
+        if before.is_none_or(|(n, _)| n != node) {
+            tracing::info!(
+                topic = t,
+                partition = p,
+                node,
+                "fetching from the preferred read replica"
+            );
+        }
+    }
+
+    /// The read replica to fetch `t`-`p` from, while it has not expired.
+    fn read_replica(&self, t: &str, p: i32) -> Option<i32> {
+        (self.read_replicas.get(&(t.to_string(), p)))
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(node, _)| *node)
+    }
+
+    /// The step-back probe ([`Quirks::step_back`], a broker workaround): whether to take this
+    /// answer, or throw it away and fetch the partition again from an earlier offset (kept in
+    /// `probes` until an answer is taken).
     #[allow(clippy::too_many_arguments)]
     fn accept_or_probe(
         &mut self,
-        tansu: bool,
+        quirks: Quirks,
         t: &str,
         p: i32,
         pos: i64,
@@ -499,19 +558,15 @@ impl Consumer {
         log_start: i64,
     ) -> bool {
         let key = (t.to_string(), p);
-        let settled = match fetched.first_base {
-            Some(base) => base <= pos,
-            // Nothing readable: fine unless the log has records at or beyond the position.
-            None => fetched.error.is_some() || high_watermark <= pos,
+        let probe = Probe {
+            position: pos,
+            fetch_at,
+            last_step: self.probes.get(&key).map_or(0, |probe| probe.1),
         };
-        let floor = log_start.max(0);
-        if !tansu || settled || fetch_at <= floor {
+        let Some((next, step)) = quirks.step_back(probe, fetched, high_watermark, log_start) else {
             self.probes.remove(&key);
             return true;
-        }
-        let step = self.probes.get(&key).map_or(0, |probe| probe.1);
-        let step = (step * 2).max(1);
-        let next = fetch_at.saturating_sub(step).max(floor);
+        };
         tracing::debug!(
             topic = t,
             partition = p,

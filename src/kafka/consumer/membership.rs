@@ -1,6 +1,6 @@
 //! Group membership: finding the coordinator, JoinGroup and SyncGroup (the leader assigns),
-//! the heartbeat thread that keeps the membership alive between polls and flags rebalances,
-//! and LeaveGroup on close. Rebalancing is eager (everything revoked, then reassigned), like
+//! and LeaveGroup on close (the heartbeat thread that keeps the membership alive between polls
+//! is `heartbeat.rs`). Rebalancing is eager (everything revoked, then reassigned), like
 //! Kafka's classic protocol.
 //!
 //! Must not decide group protocol questions itself: [`crate::kafka::group`] (no I/O) does;
@@ -11,15 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::GroupId;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
-use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
 use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
-use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
 use kafka_protocol::messages::leave_group_request::{LeaveGroupRequest, MemberIdentity};
 use kafka_protocol::messages::sync_group_request::{SyncGroupRequest, SyncGroupRequestAssignment};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 
 use super::{Consumer, call, lock, millis, name};
 use crate::kafka::conn::with_timeout;
@@ -32,15 +31,18 @@ use crate::kafka::{Client, KafkaError, Target, block_on};
 /// Group state shared between the polling thread and the heartbeat thread.
 pub(super) struct GroupShared {
     pub(super) group_id: String,
+    /// A static member's `group.instance.id` (KIP-345).
+    pub(super) group_instance_id: Option<String>,
     pub(super) state: Mutex<GroupState>,
     pub(super) stop: AtomicBool,
 }
 
 impl GroupShared {
     /// A group not joined yet: no member id, no coordinator known.
-    pub(super) fn new(group_id: String) -> GroupShared {
+    pub(super) fn new(group_id: String, group_instance_id: Option<String>) -> GroupShared {
         GroupShared {
             group_id,
+            group_instance_id,
             state: Mutex::new(GroupState {
                 member: Membership::new(),
                 coordinator: None,
@@ -49,6 +51,27 @@ impl GroupShared {
             }),
             stop: AtomicBool::new(false),
         }
+    }
+
+    /// The `group_instance_id` field of a group request at version `v`: the static member's id
+    /// from version `since` on (the first to have the field), else none.
+    pub(super) fn instance_id_at(&self, v: i16, since: i16) -> Option<StrBytes> {
+        (self.group_instance_id.as_deref())
+            .filter(|_| v >= since)
+            .map(name)
+    }
+
+    /// The error of a group answer that rejoining cannot fix; FENCED_INSTANCE_ID (another
+    /// consumer joined with our `group.instance.id`) names the id.
+    pub(super) fn fatal(&self, e: ResponseError, what: &str) -> KafkaError {
+        let context = match (&self.group_instance_id, e) {
+            (Some(id), ResponseError::FencedInstanceId) => format!(
+                "{what} {}: group.instance.id {id} was taken over by another consumer",
+                self.group_id
+            ),
+            _ => format!("{what} {}", self.group_id),
+        };
+        KafkaError::from_response(e, context)
     }
 }
 
@@ -63,14 +86,17 @@ pub(super) struct GroupState {
     pub(super) assigned_counts: BTreeMap<String, i32>,
 }
 
-async fn find_coordinator(client: &Client, group_id: &str) -> Result<String, KafkaError> {
+pub(super) async fn find_coordinator(
+    client: &Client,
+    group_id: &str,
+) -> Result<String, KafkaError> {
     let resp = call(client, &Target::Any, |v| {
         let r = FindCoordinatorRequest::default();
-        if v >= 4 {
+        Ok(if v >= 4 {
             r.with_coordinator_keys(vec![name(group_id)])
         } else {
             r.with_key(name(group_id))
-        }
+        })
     })
     .await?;
     let (code, host, port) = match resp.coordinators.first() {
@@ -81,157 +107,6 @@ async fn find_coordinator(client: &Client, group_id: &str) -> Result<String, Kaf
         return Err(e);
     }
     Ok(format!("{host}:{port}"))
-}
-
-/// The heartbeat thread: one Heartbeat per interval while the member is stable; answers that
-/// call for a rejoin are recorded for the polling thread (which stops fetching and rejoins).
-/// A lost coordinator (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, disconnect) is looked up
-/// again here (FindCoordinator), so a stable member keeps heartbeating across a coordinator
-/// move; a member that could not heartbeat for a whole session timeout has been evicted by
-/// now and is flagged to rejoin, so it no longer reads partitions that are someone else's.
-pub(super) fn heartbeat_loop(
-    client: Client,
-    shared: Arc<GroupShared>,
-    interval: Duration,
-    session_timeout: Duration,
-) {
-    let mut last_ok = Instant::now();
-    let mut failures = 0u32;
-    let mut last_found: Option<String> = None;
-    loop {
-        // After a failure, try again sooner (backoff), still at most once per interval.
-        let pause = if failures == 0 {
-            interval
-        } else {
-            crate::kafka::client::backoff(Duration::from_millis(200), interval, failures - 1)
-        };
-        // Parked, not polling: `Consumer::close` sets `stop` and unparks this thread, so closing
-        // does not wait out a sleep step (it used to wait up to 50 ms).
-        let wake = Instant::now() + pause;
-        loop {
-            if shared.stop.load(Ordering::SeqCst) {
-                return;
-            }
-            let now = Instant::now();
-            if now >= wake {
-                break;
-            }
-            std::thread::park_timeout(wake - now);
-        }
-        let (generation, member_id, coordinator) = {
-            let st = lock(&shared.state);
-            if !st.member.is_stable() {
-                last_ok = Instant::now();
-                failures = 0;
-                continue;
-            }
-            (
-                st.member.generation_id,
-                st.member.member_id.clone(),
-                st.coordinator.clone(),
-            )
-        };
-        if last_ok.elapsed() >= session_timeout {
-            let mut st = lock(&shared.state);
-            if st.member.generation_id == generation && st.member.is_stable() {
-                tracing::warn!(group = %shared.group_id, "no heartbeat answer for a session timeout; rejoining");
-                st.member.request_rejoin();
-            }
-            continue;
-        }
-        let coordinator = match coordinator {
-            Some(c) => {
-                last_found = Some(c.clone());
-                c
-            }
-            None => {
-                let found = block_on(with_timeout(
-                    session_timeout,
-                    find_coordinator(&client, &shared.group_id),
-                ))
-                .unwrap_or_else(|| {
-                    Err(KafkaError::Timeout {
-                        what: "FindCoordinator".into(),
-                        after: session_timeout,
-                    })
-                });
-                match found {
-                    Ok(c) => {
-                        if last_found.as_ref() != Some(&c) {
-                            tracing::info!(group = %shared.group_id, coordinator = %c, "heartbeat: found coordinator");
-                            last_found = Some(c.clone());
-                        }
-                        lock(&shared.state).coordinator = Some(c.clone());
-                        c
-                    }
-                    Err(e) => {
-                        tracing::debug!(group = %shared.group_id, error = %e, "heartbeat: no coordinator yet");
-                        failures += 1;
-                        continue;
-                    }
-                }
-            }
-        };
-        let req = HeartbeatRequest::default()
-            .with_group_id(GroupId(name(&shared.group_id)))
-            .with_generation_id(generation)
-            .with_member_id(name(&member_id));
-        // A heartbeat later than the session timeout is worthless: bound it (and so `close`).
-        // One connect round: a dead coordinator is looked up again instead of redialled.
-        let target = Target::Addr(coordinator);
-        let result = block_on(with_timeout(session_timeout, async {
-            let conn = client
-                .conn_once(&target, Instant::now() + session_timeout)
-                .await?;
-            conn.request(&req).await
-        }))
-        .unwrap_or_else(|| {
-            Err(KafkaError::Timeout {
-                what: "Heartbeat".into(),
-                after: session_timeout,
-            })
-        });
-        let mut st = lock(&shared.state);
-        if st.member.generation_id != generation
-            || st.member.member_id != member_id
-            || !st.member.is_stable()
-        {
-            continue; // a late answer for a generation we already left
-        }
-        match result {
-            Ok(resp) => match st.member.on_heartbeat(resp.error_code) {
-                GroupAction::Continue => {
-                    last_ok = Instant::now();
-                    failures = 0;
-                }
-                GroupAction::Retry => failures += 1,
-                GroupAction::Rejoin => {
-                    // The coordinator answered: the session clock starts again after the rejoin.
-                    last_ok = Instant::now();
-                    failures = 0;
-                    tracing::info!(group = %shared.group_id, code = resp.error_code, "rebalance: rejoining");
-                }
-                GroupAction::FindCoordinator => {
-                    tracing::info!(group = %shared.group_id, code = resp.error_code, "heartbeat: coordinator moved");
-                    st.coordinator = None;
-                    failures += 1;
-                }
-                GroupAction::Fatal(e) => {
-                    st.fatal =
-                        KafkaError::from_code(e.code(), format!("Heartbeat {}", shared.group_id));
-                }
-            },
-            Err(e) => {
-                if failures == 0 {
-                    tracing::warn!(group = %shared.group_id, error = %e, "heartbeat failed; looking up the coordinator");
-                } else {
-                    tracing::debug!(group = %shared.group_id, error = %e, "heartbeat failed");
-                }
-                st.coordinator = None;
-                failures += 1;
-            }
-        }
-    }
 }
 
 impl Consumer {
@@ -346,6 +221,7 @@ impl Consumer {
                 self.positions.set_assignment(&TopicPartitions::new());
                 self.buffered.clear();
                 self.probes.clear();
+                self.read_replicas.clear();
             }
             rejoined = true;
             let action = match self.join_and_sync(&g).await {
@@ -365,10 +241,12 @@ impl Consumer {
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
                 GroupAction::Fatal(e) => {
-                    return Err(KafkaError::from_response(
-                        e,
-                        format!("group {}", g.group_id),
-                    ));
+                    let err = g.fatal(e, "group");
+                    if e == ResponseError::FencedInstanceId {
+                        // Another consumer holds our group.instance.id: every later poll fails too.
+                        lock(&g.state).fatal = Some(err.clone());
+                    }
+                    return Err(err);
                 }
             }
         }
@@ -376,38 +254,10 @@ impl Consumer {
 
     /// One JoinGroup (+ SyncGroup when it succeeds). Membership is updated through the state machine.
     async fn join_and_sync(&self, g: &GroupShared) -> Result<GroupAction, KafkaError> {
-        let coordinator = Target::Addr(self.coordinator(g).await?);
-        let member_id = lock(&g.state).member.member_id.clone();
-        // tansu only: after a leader-requested rejoin the metadata changes (user data = the rejoin
-        // count), as tansu starts a new generation only when a member's metadata differs (Kafka
-        // rebalances whenever the leader rejoins).
-        let tansu = self.client.conn(&coordinator).await?.is_tansu();
-        let nonce = self.rejoin_requests.load(Ordering::SeqCst);
-        let user_data = (tansu && nonce > 0).then(|| Bytes::copy_from_slice(&nonce.to_be_bytes()));
-        let metadata = encode_subscription(&self.cfg.topics, user_data);
-        let other = match self.cfg.assignor {
-            Assignor::Range => Assignor::RoundRobin,
-            Assignor::RoundRobin => Assignor::Range,
-        };
-        let protocols: Vec<JoinGroupRequestProtocol> = [self.cfg.assignor, other]
-            .iter()
-            .map(|a| {
-                JoinGroupRequestProtocol::default()
-                    .with_name(StrBytes::from_static_str(a.name()))
-                    .with_metadata(metadata.clone())
-            })
-            .collect();
+        let addr = self.coordinator(g).await?;
         let t0 = Instant::now();
-        let join = call(&self.client, &coordinator, |_| {
-            JoinGroupRequest::default()
-                .with_group_id(GroupId(name(&g.group_id)))
-                .with_session_timeout_ms(millis(self.cfg.session_timeout))
-                .with_rebalance_timeout_ms(millis(self.cfg.rebalance_timeout))
-                .with_member_id(name(&member_id))
-                .with_protocol_type(StrBytes::from_static_str(PROTOCOL_TYPE))
-                .with_protocols(protocols)
-        })
-        .await?;
+        let join = self.join(g, &addr).await?;
+        let coordinator = Target::Addr(addr);
         let protocol = join.protocol_name.as_ref().map(|p| p.to_string());
         let action = lock(&g.state).member.on_join(
             join.error_code,
@@ -418,7 +268,7 @@ impl Consumer {
         );
         tracing::debug!(
             group = %g.group_id, code = join.error_code, generation = join.generation_id, members = join.members.len(),
-            took_ms = t0.elapsed().as_millis() as u64, "JoinGroup answered"
+            skip_assignment = join.skip_assignment, took_ms = t0.elapsed().as_millis() as u64, "JoinGroup answered"
         );
         if action != GroupAction::Continue {
             return Ok(action);
@@ -433,7 +283,14 @@ impl Consumer {
                         "coordinator chose assignor {protocol:?}, which we do not offer"
                     ))
                 })?;
-            self.leader_assign(g, assignor, &join.members).await?
+            let plan = self.leader_assign(g, assignor, &join.members).await?;
+            // A static leader back in a stable group (KIP-345, JoinGroup v9+): the group keeps
+            // its assignment, so send none (as Java does); the leader still watches the topics.
+            if join.skip_assignment {
+                Vec::new()
+            } else {
+                plan
+            }
         } else {
             Vec::new()
         };
@@ -442,13 +299,14 @@ impl Consumer {
                 .with_group_id(GroupId(name(&g.group_id)))
                 .with_generation_id(member.generation_id)
                 .with_member_id(name(&member.member_id))
+                .with_group_instance_id(g.instance_id_at(v, 3))
                 .with_assignments(assignments);
-            if v >= 5 {
+            Ok(if v >= 5 {
                 r.with_protocol_type(Some(StrBytes::from_static_str(PROTOCOL_TYPE)))
                     .with_protocol_name(protocol.as_deref().map(name))
             } else {
                 r
-            }
+            })
         })
         .await?;
         let mut st = lock(&g.state);
@@ -456,6 +314,47 @@ impl Consumer {
             return Ok(GroupAction::Rejoin);
         }
         Ok(st.member.on_sync(sync.error_code, &sync.assignment)?)
+    }
+
+    /// One JoinGroup with our subscription, as a static member when `group_instance_id` is set
+    /// (JoinGroup v5+, Kafka 2.3; an older coordinator is refused rather than joined as a
+    /// dynamic member).
+    async fn join(&self, g: &GroupShared, addr: &str) -> Result<JoinGroupResponse, KafkaError> {
+        let coordinator = Target::Addr(addr.to_string());
+        let member_id = lock(&g.state).member.member_id.clone();
+        // A broker workaround may want the rejoin count as user data (`Quirks::rejoin_user_data`).
+        let quirks = self.client.conn(&coordinator).await?.quirks();
+        let user_data = quirks.rejoin_user_data(self.rejoin_requests.load(Ordering::SeqCst));
+        let metadata = encode_subscription(&self.cfg.topics, user_data);
+        let other = match self.cfg.assignor {
+            Assignor::Range => Assignor::RoundRobin,
+            Assignor::RoundRobin => Assignor::Range,
+        };
+        let protocols: Vec<JoinGroupRequestProtocol> = [self.cfg.assignor, other]
+            .iter()
+            .map(|a| {
+                JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str(a.name()))
+                    .with_metadata(metadata.clone())
+            })
+            .collect();
+        call(&self.client, &coordinator, |v| {
+            if v < 5 && g.group_instance_id.is_some() {
+                return Err(KafkaError::UnsupportedVersion {
+                    api_key: JoinGroupRequest::KEY,
+                    broker: addr.to_string(),
+                });
+            }
+            Ok(JoinGroupRequest::default()
+                .with_group_id(GroupId(name(&g.group_id)))
+                .with_session_timeout_ms(millis(self.cfg.session_timeout))
+                .with_rebalance_timeout_ms(millis(self.cfg.rebalance_timeout))
+                .with_member_id(name(&member_id))
+                .with_group_instance_id(g.instance_id_at(v, 5))
+                .with_protocol_type(StrBytes::from_static_str(PROTOCOL_TYPE))
+                .with_protocols(protocols))
+        })
+        .await
     }
 
     /// The leader's job: decode every member's subscription, look up partition counts, assign.
@@ -512,8 +411,18 @@ impl Consumer {
             .collect())
     }
 
-    /// LeaveGroup (bounded by `bound`): the other members take over at once.
+    /// LeaveGroup (bounded by `bound`): the other members take over at once. A static member
+    /// does not leave (as Java's consumer): its partitions wait for it until its session times
+    /// out, so a restart within the session timeout gets them back without a rebalance.
     pub(super) fn leave_group(&self, bound: Duration) {
+        if let Some((g, member, _)) = self.group_state()
+            && let Some(id) = &g.group_instance_id
+            && self.subscribed()
+        {
+            tracing::info!(group = %g.group_id, member = %member.member_id, group_instance_id = %id, "static member: not leaving the group");
+            lock(&g.state).member.reset();
+            return;
+        }
         if let Some((g, member, coordinator)) = self.group_state()
             && self.subscribed()
             && !member.member_id.is_empty()
@@ -523,13 +432,13 @@ impl Consumer {
                 bound,
                 call(&self.client, &Target::Addr(coordinator), |v| {
                     let r = LeaveGroupRequest::default().with_group_id(GroupId(name(&g.group_id)));
-                    if v >= 3 {
+                    Ok(if v >= 3 {
                         r.with_members(vec![
                             MemberIdentity::default().with_member_id(name(&member.member_id)),
                         ])
                     } else {
                         r.with_member_id(name(&member.member_id))
-                    }
+                    })
                 }),
             ))
             .unwrap_or_else(|| {

@@ -1,9 +1,11 @@
-//! The blocking group consumer: join, assign, fetch, commit; records decoded through the codec.
+//! The blocking group consumer: join, assign, fetch, commit; records handed out as raw bytes.
 //!
 //! Record batches from Fetch answers are decoded by [`crate::kafka::record`] (v2 format,
-//! none/gzip/snappy, every length checked, decompression capped).
+//! none/gzip/snappy/lz4/zstd, every length checked, decompression capped).
 //!
-//! Must not drop a record it cannot decode: it returns it as an error item with its coordinates.
+//! Must not know Avro (values are bytes; decoding them is the layer above, `avro_io`), and must
+//! not drop a record it cannot read: a bad batch stops its partition with an error that names the
+//! offset.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -16,9 +18,23 @@
 //!     println!("{}-{}@{}: {} bytes", r.topic, r.partition, r.offset, r.value.map_or(0, |v| v.len()));
 //! }
 //! consumer.commit()?; // auto-commit also runs every `auto_commit_interval` and on close
-//! consumer.close()?; // LeaveGroup: the other members take over at once
+//! consumer.close()?; // LeaveGroup (dynamic members): the other members take over at once
 //! # Ok::<(), avro_edge::KafkaError>(())
 //! ```
+//!
+//! Consumer properties beyond a plain group member, as Java's consumer has them (the fields'
+//! docs say more):
+//! - `group_instance_id` (`group.instance.id`): static membership (KIP-345). The id goes in
+//!   JoinGroup, SyncGroup, Heartbeat and OffsetCommit; close sends no LeaveGroup, so a restart
+//!   within the session timeout gets the same partitions back with no rebalance; FENCED_INSTANCE_ID
+//!   (another consumer took the id) is fatal: `fenced-instance-id` from every later poll.
+//! - `isolation_level` (`isolation.level`, read_committed by default): sent in Fetch and
+//!   ListOffsets; with read_committed the broker stops at the last stable offset and the batches
+//!   of aborted transactions are skipped (`record/aborted.rs`); control records never come out.
+//! - `client_rack` (`client.rack`): sent as Fetch `rack_id`; a read replica the leader names for
+//!   the rack (KIP-392) is fetched from until it expires or fails (`fetch.rs`).
+//! - `rebalance_timeout` is Java's `max.poll.interval.ms` as JoinGroup's rebalance timeout (the
+//!   member is not made to leave when a poll comes late, as Java's is).
 //!
 //! Design: the group protocol logic (assignors, member state machine) lives in
 //! [`crate::kafka::group`] without I/O; this module drives it over [`crate::kafka::Client`]. `poll`
@@ -33,8 +49,6 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::protocol::{Request, StrBytes};
 
-use crate::codec::Codec;
-use crate::error::ErrorKind;
 use crate::kafka::conn::with_timeout;
 use crate::kafka::group::TopicPartitions;
 use crate::kafka::{Client, ClientConfig, ConnConfig, KafkaError, Target, block_on};
@@ -42,15 +56,17 @@ use crate::kafka::{Client, ClientConfig, ConnConfig, KafkaError, Target, block_o
 mod commit;
 mod config;
 mod fetch;
-mod items;
+mod heartbeat;
 mod membership;
 mod positions;
+#[cfg(test)]
+mod tests;
 
 pub use crate::kafka::group::Assignor;
 pub use crate::kafka::record::{BatchError, RawRecord};
 pub use config::{ConsumerConfig, IsolationLevel, OffsetReset};
-pub use items::{Item, decode_records};
-use membership::{GroupShared, heartbeat_loop};
+use heartbeat::heartbeat_loop;
+use membership::GroupShared;
 use positions::Positions;
 
 /// How often the group leader checks the subscribed topics' partition counts.
@@ -67,18 +83,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Send a request whose fields depend on the negotiated version. One connect round (group
-/// requests): a coordinator that does not answer is looked up again by the caller instead of
-/// being redialled for the whole connect deadline.
+/// Send a request whose fields depend on the negotiated version (`build` may refuse a version
+/// that cannot carry what the request needs). One connect round (group requests): a coordinator
+/// that does not answer is looked up again by the caller instead of being redialled for the
+/// whole connect deadline.
 async fn call<R: Request>(
     client: &Client,
     target: &Target,
-    build: impl FnOnce(i16) -> R,
+    build: impl FnOnce(i16) -> Result<R, KafkaError>,
 ) -> Result<R::Response, KafkaError> {
     let deadline = Instant::now() + client.config().connect_deadline;
     let conn = client.conn_once(target, deadline).await?;
     let v = conn.version_for::<R>()?;
-    conn.request_at(&build(v), v).await
+    conn.request_at(&build(v)?, v).await
 }
 
 fn name(s: &str) -> StrBytes {
@@ -103,6 +120,8 @@ pub struct Consumer {
     probes: BTreeMap<(String, i32), (i64, i64)>,
     /// Partitions backing off after a retriable error: (not before, consecutive failures).
     retry_at: BTreeMap<(String, i32), (Instant, u32)>,
+    /// Partitions fetched from a replica the leader named for our rack (KIP-392): (node, until).
+    read_replicas: BTreeMap<(String, i32), (i32, Instant)>,
     closed: bool,
 }
 
@@ -131,6 +150,7 @@ impl Consumer {
                 sasl: cfg.sasl.clone(),
                 #[cfg(feature = "tls")]
                 tls: cfg.tls.clone(),
+                broker_quirks: cfg.broker_quirks,
                 ..ConnConfig::default()
             },
             connect_deadline: cfg.connect_deadline,
@@ -144,7 +164,10 @@ impl Consumer {
         let mut group = None;
         let mut heartbeat = None;
         if cfg.assignment.is_empty() {
-            let shared = Arc::new(GroupShared::new(cfg.group_id.clone().unwrap_or_default()));
+            let shared = Arc::new(GroupShared::new(
+                cfg.group_id.clone().unwrap_or_default(),
+                cfg.group_instance_id.clone(),
+            ));
             let (c, s, every, session) = (
                 client.clone(),
                 shared.clone(),
@@ -168,7 +191,7 @@ impl Consumer {
             positions.set_assignment(&fixed);
             if let Some(g) = cfg.group_id.clone().filter(|g| !g.is_empty()) {
                 // Assign mode with a group id: commits and committed offsets, no membership.
-                group = Some(Arc::new(GroupShared::new(g)));
+                group = Some(Arc::new(GroupShared::new(g, None)));
             }
         }
         let now = Instant::now();
@@ -184,6 +207,7 @@ impl Consumer {
             buffered: VecDeque::new(),
             probes: BTreeMap::new(),
             retry_at: BTreeMap::new(),
+            read_replicas: BTreeMap::new(),
             closed: false,
         })
     }
@@ -361,32 +385,6 @@ impl Consumer {
             return Ok(Some(Vec::new()));
         }
         Ok(None)
-    }
-
-    /// [`Consumer::poll`], then the codec: each record becomes an [`Item`], a value that does not
-    /// decode becomes [`Item::Undecodable`] with its coordinates, raw bytes and error kind.
-    pub fn poll_decoded<E, F>(
-        &mut self,
-        timeout: Duration,
-        decode: F,
-    ) -> Result<Vec<Item>, KafkaError>
-    where
-        E: ErrorKind,
-        F: Fn(&[u8]) -> Result<serde_json::Value, E>,
-    {
-        Ok(decode_records(self.poll(timeout)?, decode))
-    }
-
-    /// [`Consumer::poll`] through the codec: Confluent-framed Avro values decoded with their
-    /// writer schema (fetched by id from the registry or the offline cache) into natural JSON.
-    /// Anything that does not decode is an [`Item::Undecodable`] in its place, never an error
-    /// of the poll and never dropped.
-    pub fn poll_items(
-        &mut self,
-        timeout: Duration,
-        codec: &Codec,
-    ) -> Result<Vec<Item>, KafkaError> {
-        self.poll_decoded(timeout, |b: &[u8]| codec.decode_json(b))
     }
 
     /// Commit the positions of everything `poll` has returned so far (blocking).

@@ -12,26 +12,13 @@
 //! Must not send Produce requests or complete batches: the sender does both; this module only
 //! says which id, epoch and sequence a batch carries.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use kafka_protocol::messages::InitProducerIdRequest;
 
 use super::Inner;
-use super::accumulator::{Batch, PartQueue, State};
+use super::state::{Batch, Idem, PartQueue, State};
 use crate::kafka::{KafkaError, Target};
-
-/// Producer id state, under the producer's state lock.
-#[derive(Default)]
-pub(super) struct Idem {
-    /// Producer id and epoch; `None` until InitProducerId answered (or after the epoch ran out).
-    pub(super) producer: Option<(i64, i16)>,
-    init_running: bool,
-    init_retry_at: Option<Instant>,
-    init_attempts: u32,
-    /// Why the last InitProducerId failed: the error of batches that time out waiting for an id.
-    pub(super) init_error: Option<KafkaError>,
-}
 
 /// Java's `DefaultRecordBatch.incrementSequence`: sequences wrap to 0 after `i32::MAX`.
 fn incremented(seq: i32, by: i32) -> i32 {
@@ -147,41 +134,34 @@ async fn ask_producer_id(inner: &Inner) -> Result<(i64, i16), KafkaError> {
 }
 
 /// Ask any broker for a producer id. A retriable failure is tried again after a backoff; any
-/// other fails the records waiting for an id (later records ask again).
-pub(super) async fn init_producer_id(inner: Arc<Inner>) {
-    let res = ask_producer_id(&inner).await;
+/// other is returned: it fails the records waiting for an id (later records ask again).
+pub(super) async fn init_producer_id(inner: &Inner) -> Option<KafkaError> {
+    let res = ask_producer_id(inner).await;
     let cfg = &inner.cfg;
-    let failed = {
-        let mut st = inner.lock();
-        let idem = &mut st.idem;
-        idem.init_running = false;
-        match res {
-            Ok(p) => {
-                tracing::info!(producer_id = p.0, epoch = p.1, "idempotent producer id");
-                idem.producer = Some(p);
-                idem.init_attempts = 0;
-                idem.init_error = None;
-                None
-            }
-            Err(e) => {
-                let backoff = crate::kafka::client::backoff(
-                    cfg.retry_backoff,
-                    cfg.retry_backoff_max,
-                    idem.init_attempts,
-                );
-                idem.init_attempts = idem.init_attempts.saturating_add(1);
-                idem.init_retry_at = Some(Instant::now() + backoff);
-                idem.init_error = Some(e.clone());
-                tracing::warn!(error = %e, kind = crate::error::ErrorKind::kind(&e), "InitProducerId failed");
-                (!e.is_retriable()).then_some(e)
-            }
+    let mut st = inner.lock();
+    let idem = &mut st.idem;
+    idem.init_running = false;
+    match res {
+        Ok(p) => {
+            tracing::info!(producer_id = p.0, epoch = p.1, "idempotent producer id");
+            idem.producer = Some(p);
+            idem.init_attempts = 0;
+            idem.init_error = None;
+            None
         }
-    };
-    if let Some(e) = failed {
-        super::sender::fail_unsent(&inner, &e);
+        Err(e) => {
+            let backoff = crate::kafka::client::backoff(
+                cfg.retry_backoff,
+                cfg.retry_backoff_max,
+                idem.init_attempts,
+            );
+            idem.init_attempts = idem.init_attempts.saturating_add(1);
+            idem.init_retry_at = Some(Instant::now() + backoff);
+            idem.init_error = Some(e.clone());
+            tracing::warn!(error = %e, kind = crate::error::ErrorKind::kind(&e), "InitProducerId failed");
+            (!e.is_retriable()).then_some(e)
+        }
     }
-    inner.progress.notify_all();
-    inner.wake();
 }
 
 #[cfg(test)]

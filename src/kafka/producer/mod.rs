@@ -1,6 +1,7 @@
 //! The blocking Kafka producer: acks all/1/0, batching, compression, retries, partitioning.
 //!
-//! Must not encode Avro itself: typed helpers call [`crate::codec`].
+//! Must not know Avro: it sends bytes (the typed sends that encode first live a layer above, in
+//! `avro_io`).
 //!
 //! # How it works
 //! Callers append records to per-partition batches (record batch v2, built incrementally) under
@@ -72,20 +73,19 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::codec::Codec;
 use crate::kafka::{Client, KafkaError};
-use crate::registry::SubjectNameStrategy;
 
 mod accumulator;
 mod config;
 mod delivery;
 mod idempotence;
 mod sender;
+mod state;
 
 pub use crate::kafka::record::Compression;
-use accumulator::State;
 pub use config::{Acks, Partitioner, ProducerConfig};
 pub use delivery::{Delivery, DeliveryHandle};
+use state::State;
 
 /// A record for [`Producer::send_batch`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -136,37 +136,6 @@ impl Inner {
 pub struct Producer {
     inner: Arc<Inner>,
     sender: Mutex<Option<JoinHandle<()>>>,
-    /// For the typed helpers ([`Producer::send_record`], [`Producer::send_json`]).
-    codec: Option<Arc<Codec>>,
-}
-
-/// Why a typed send failed: the record did not encode, or Kafka did not take it.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RecordError {
-    /// A typed send on a producer built without a codec.
-    #[error("no codec attached: build the producer with Producer::with_codec")]
-    NoCodec,
-    /// The topic's subject or its writer schema could not be looked up.
-    #[error(transparent)]
-    Subject(#[from] crate::registry::RegistryError),
-    /// The record does not encode with the subject's writer schema.
-    #[error(transparent)]
-    Codec(#[from] crate::codec::CodecError),
-    /// The producer did not take or deliver the record.
-    #[error(transparent)]
-    Kafka(#[from] KafkaError),
-}
-
-impl crate::error::ErrorKind for RecordError {
-    fn kind(&self) -> &'static str {
-        match self {
-            RecordError::NoCodec => "no-codec",
-            RecordError::Subject(e) => e.kind(),
-            RecordError::Codec(e) => e.kind(),
-            RecordError::Kafka(e) => e.kind(),
-        }
-    }
 }
 
 impl std::fmt::Debug for Producer {
@@ -226,53 +195,7 @@ impl Producer {
         Ok(Producer {
             inner,
             sender: Mutex::new(Some(handle)),
-            codec: None,
         })
-    }
-
-    /// Attach a codec for the typed helpers.
-    pub fn with_codec(mut self, codec: Arc<Codec>) -> Producer {
-        self.codec = Some(codec);
-        self
-    }
-
-    /// Encode `record` (any `Serialize` type, e.g. [`crate::records::SensorData`]) in the
-    /// Confluent wire format with the latest schema of the topic's value subject
-    /// (`TopicNameStrategy`: `<topic>-value`), send it and wait for the ack.
-    pub fn send_record<T: serde::Serialize + ?Sized>(
-        &self,
-        topic: &str,
-        key: Option<&[u8]>,
-        record: &T,
-    ) -> Result<Delivery, RecordError> {
-        let subject = SubjectNameStrategy::Topic.subject(topic, false, None)?;
-        self.send_record_as(&subject, topic, key, record)
-    }
-
-    /// [`Producer::send_record`] with an explicit subject.
-    pub fn send_record_as<T: serde::Serialize + ?Sized>(
-        &self,
-        subject: &str,
-        topic: &str,
-        key: Option<&[u8]>,
-        record: &T,
-    ) -> Result<Delivery, RecordError> {
-        let codec = self.codec.as_deref().ok_or(RecordError::NoCodec)?;
-        let bytes = codec.encode(subject, record)?;
-        Ok(self.send(topic, key, &bytes)?)
-    }
-
-    /// [`Producer::send_record_as`] for a natural-JSON record.
-    pub fn send_json(
-        &self,
-        subject: &str,
-        topic: &str,
-        key: Option<&[u8]>,
-        record: &serde_json::Value,
-    ) -> Result<Delivery, RecordError> {
-        let codec = self.codec.as_deref().ok_or(RecordError::NoCodec)?;
-        let bytes = codec.encode_json(subject, record)?;
-        Ok(self.send(topic, key, &bytes)?)
     }
 
     /// The underlying cluster client (metadata, raw requests).

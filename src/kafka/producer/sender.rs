@@ -39,7 +39,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::accumulator::{Batch, PartQueue, landed};
+use super::state::{Batch, PartQueue, landed};
 use super::{Acks, Inner, idempotence};
 use crate::kafka::{KafkaError, Target};
 
@@ -62,8 +62,15 @@ pub(super) async fn sender_loop(inner: Arc<Inner>, ex: Arc<smol::Executor<'stati
             return;
         }
         if ready.init {
-            ex.spawn(idempotence::init_producer_id(inner.clone()))
-                .detach();
+            let inner = inner.clone();
+            ex.spawn(async move {
+                if let Some(e) = idempotence::init_producer_id(&inner).await {
+                    fail_unsent(&inner, &e);
+                }
+                inner.progress.notify_all();
+                inner.wake();
+            })
+            .detach();
         }
         if !ready.taken.is_empty() {
             let inner2 = inner.clone();
@@ -218,7 +225,7 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
 
 /// Fail every batch that is not in flight with `e`: after `close` (flush already had its
 /// chance), or when the idempotent producer cannot get a producer id for good.
-pub(super) fn fail_unsent(inner: &Inner, e: &KafkaError) {
+fn fail_unsent(inner: &Inner, e: &KafkaError) {
     let mut leftover = Vec::new();
     {
         let mut st = inner.lock();

@@ -10,7 +10,8 @@ use std::io::{Read, Write};
 
 use kafka_protocol::compression::{Compressor, Gzip, Snappy};
 
-use super::read::{BatchError, Cursor};
+use super::cursor::Cursor;
+use super::error::BatchError;
 use crate::kafka::KafkaError;
 
 /// Batch compression codecs (all pure Rust, written and read).

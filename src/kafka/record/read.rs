@@ -10,8 +10,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::BATCH_HEADER_LEN;
+use super::aborted::{Aborted, AbortedFilter, TxnBatch};
 use super::compression::decompress;
-use crate::error::ErrorKind;
+use super::cursor::Cursor;
+use super::error::BatchError;
 
 /// One record as fetched: coordinates, metadata and the raw key/value bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,93 +34,9 @@ pub struct RawRecord {
     pub value: Option<Bytes>,
 }
 
-/// A record batch in a Fetch answer that cannot be read.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum BatchError {
-    /// The batch fails its CRC or its structure does not parse.
-    #[error("corrupt record batch at offset {offset}: {reason}")]
-    Corrupt {
-        /// The batch's base offset.
-        offset: i64,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The batch uses a feature this client does not read (an old message format).
-    #[error("record batch at offset {offset} uses {what}, which avro-edge does not read")]
-    Unsupported {
-        /// The batch's base offset.
-        offset: i64,
-        /// The feature (e.g. `message format v1`).
-        what: &'static str,
-    },
-    /// The batch decompresses to more than the consumer's `max_batch_bytes`.
-    #[error("record batch at offset {offset} decompresses to more than {limit} bytes")]
-    TooLarge {
-        /// The batch's base offset.
-        offset: i64,
-        /// The limit in bytes.
-        limit: usize,
-    },
-}
-
-impl ErrorKind for BatchError {
-    fn kind(&self) -> &'static str {
-        match self {
-            BatchError::Corrupt { .. } => "corrupt-record-batch",
-            BatchError::Unsupported { .. } => "unsupported-record-format",
-            BatchError::TooLarge { .. } => "record-batch-too-large",
-        }
-    }
-}
-
 /// The smallest possible v2 record: length, attributes, timestamp and offset deltas, key and
 /// value lengths, header count, one byte each.
 const MIN_RECORD_LEN: usize = 7;
-
-/// A cursor over untrusted bytes: every read checks what is left.
-pub(super) struct Cursor<'a> {
-    pub(super) buf: &'a [u8],
-}
-
-impl<'a> Cursor<'a> {
-    pub(super) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.buf.len() {
-            return None;
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Some(head)
-    }
-
-    fn varlong(&mut self) -> Option<i64> {
-        let mut v: u64 = 0;
-        for i in 0..10 {
-            let (&b, rest) = self.buf.split_first()?;
-            self.buf = rest;
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Some(((v >> 1) as i64) ^ -((v & 1) as i64));
-            }
-        }
-        None
-    }
-
-    fn varint(&mut self) -> Option<i32> {
-        self.varlong().and_then(|v| i32::try_from(v).ok())
-    }
-
-    /// A varint length followed by that many bytes; -1 means null.
-    fn nullable_bytes(&mut self, whole: &Bytes) -> Option<Option<Bytes>> {
-        let len = self.varint()?;
-        if len < 0 {
-            return Some(None);
-        }
-        let start = whole.len() - self.buf.len();
-        self.take(len as usize)?;
-        Some(Some(whole.slice(start..start + len as usize)))
-    }
-}
 
 fn be_i64(b: &[u8], at: usize) -> i64 {
     let mut a = [0u8; 8];
@@ -145,17 +63,29 @@ pub(crate) struct Fetched {
 /// Decode the `records` bytes of one Fetch partition: whole v2 batches in order; a trailing partial
 /// batch (the broker cuts at the byte limit) is left for the next fetch. Records below `from` (a
 /// batch is returned whole even when we asked for its middle) and control records are left out.
-/// `limit` caps the decompressed size of one batch. A batch that cannot be read stops the
-/// decoding: what came before it is kept, and the error is reported in `error`.
+/// `committed`: read_committed, with the answer's aborted transactions, whose batches are left out
+/// too (`aborted.rs`); `None`: read_uncommitted. `limit` caps the decompressed size of one batch.
+/// A batch that cannot be read stops the decoding: what came before it is kept, and the error is
+/// reported in `error`.
 pub(crate) fn decode_fetched(
     topic: &str,
     partition: i32,
     data: &Bytes,
     from: i64,
     limit: usize,
+    committed: Option<&[Aborted]>,
 ) -> Fetched {
     let mut out = Fetched::default();
-    if let Err(e) = decode_batches(topic, partition, data, from, limit, &mut out) {
+    let mut filter = committed.map(AbortedFilter::new);
+    if let Err(e) = decode_batches(
+        topic,
+        partition,
+        data,
+        from,
+        limit,
+        filter.as_mut(),
+        &mut out,
+    ) {
         out.error = Some(e);
     }
     out
@@ -167,6 +97,7 @@ fn decode_batches(
     data: &Bytes,
     from: i64,
     limit: usize,
+    mut filter: Option<&mut AbortedFilter>,
     out: &mut Fetched,
 ) -> Result<(), BatchError> {
     let topic_name: Arc<str> = Arc::from(topic);
@@ -195,6 +126,21 @@ fn decode_batches(
         out.first_base.get_or_insert(base_offset);
         if h.count < 0 {
             return Err(corrupt("negative record count"));
+        }
+        if let Some(f) = filter.as_deref_mut()
+            && h.producer_id >= 0
+        {
+            let abort_marker = h.control && control_type(&batch, &h, limit)? == Some(ABORT);
+            let b = TxnBatch {
+                producer_id: h.producer_id,
+                transactional: h.transactional,
+                abort_marker,
+                last_offset: h.next - 1,
+            };
+            if f.skips(b) {
+                out.next_offset = Some(h.next);
+                continue;
+            }
         }
         if h.control || h.count == 0 {
             out.next_offset = Some(h.next);
@@ -233,9 +179,12 @@ struct BatchHeader {
     /// The compression codec (attributes & 0x07).
     codec: u8,
     log_append_time: bool,
+    transactional: bool,
     control: bool,
     first_timestamp: i64,
     max_timestamp: i64,
+    /// -1 when the batch has no producer id.
+    producer_id: i64,
     count: i32,
     /// The offset after the batch.
     next: i64,
@@ -270,9 +219,11 @@ fn read_header(batch: &Bytes, base_offset: i64) -> Result<BatchHeader, BatchErro
         base_offset,
         codec: (attributes & 0x07) as u8,
         log_append_time: attributes & 0x08 != 0,
+        transactional: attributes & 0x10 != 0,
         control: attributes & 0x20 != 0,
         first_timestamp: be_i64(batch, 27),
         max_timestamp: be_i64(batch, 35),
+        producer_id: be_i64(batch, 43),
         count: be_i32(batch, 57),
         next: base_offset
             .saturating_add(i64::from(last_offset_delta))
@@ -296,11 +247,7 @@ fn read_records(
         offset: base_offset,
         reason: reason.to_string(),
     };
-    let body_slice = batch.slice(BATCH_HEADER_LEN..);
-    let body: Bytes = match h.codec {
-        0 => body_slice,
-        c => Bytes::from(decompress(c, &body_slice, base_offset, limit)?),
-    };
+    let body = records_of(batch, h, limit)?;
     if (h.count as usize).saturating_mul(MIN_RECORD_LEN) > body.len() {
         return Err(corrupt("record count larger than the batch can hold"));
     }
@@ -327,6 +274,32 @@ fn read_records(
         });
     }
     Ok(())
+}
+
+/// A batch's records section, decompressed (at most `limit` bytes).
+fn records_of(batch: &Bytes, h: &BatchHeader, limit: usize) -> Result<Bytes, BatchError> {
+    let body = batch.slice(BATCH_HEADER_LEN..);
+    Ok(match h.codec {
+        0 => body,
+        c => Bytes::from(decompress(c, &body, h.base_offset, limit)?),
+    })
+}
+
+/// A control record's type, in its key after the key's version: ABORT.
+const ABORT: i16 = 0;
+
+/// The type of a control batch's marker (its first record's key: version, then type; 0 ABORT,
+/// 1 COMMIT); `None` when the key is too short to say.
+fn control_type(batch: &Bytes, h: &BatchHeader, limit: usize) -> Result<Option<i16>, BatchError> {
+    let body = records_of(batch, h, limit)?;
+    let rec = read_record(&mut Cursor { buf: &body[..] }, &body).ok_or(BatchError::Corrupt {
+        offset: h.base_offset,
+        reason: "truncated or malformed control record".into(),
+    })?;
+    Ok(rec
+        .key
+        .filter(|k| k.len() >= 4)
+        .map(|k| i16::from_be_bytes([k[2], k[3]])))
 }
 
 struct ParsedRecord {
@@ -379,6 +352,7 @@ fn read_record(c: &mut Cursor<'_>, whole: &Bytes) -> Option<ParsedRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use bytes::BytesMut;
     use kafka_protocol::indexmap::IndexMap;
     use kafka_protocol::protocol::StrBytes;
@@ -416,7 +390,7 @@ mod tests {
         from: i64,
         limit: usize,
     ) -> Result<Fetched, BatchError> {
-        let mut f = decode_fetched(topic, partition, data, from, limit);
+        let mut f = decode_fetched(topic, partition, data, from, limit, None);
         match f.error.take() {
             Some(e) => Err(e),
             None => Ok(f),
@@ -538,7 +512,7 @@ mod tests {
         let crc = crc32c::crc32c(&bad[21..]);
         bad[17..21].copy_from_slice(&crc.to_be_bytes());
         data.extend_from_slice(&bad);
-        let f = decode_fetched("t", 0, &data.freeze(), 0, 1 << 20);
+        let f = decode_fetched("t", 0, &data.freeze(), 0, 1 << 20, None);
         assert_eq!(
             f.records.iter().map(|r| r.offset).collect::<Vec<_>>(),
             vec![0]
@@ -559,7 +533,7 @@ mod tests {
         bad[last] ^= 1;
         data.extend_from_slice(&bad);
         data.extend_from_slice(&batch(&[record(3, b"d")], Compression::None));
-        let f = decode_fetched("t", 0, &data.freeze(), 0, 1 << 20);
+        let f = decode_fetched("t", 0, &data.freeze(), 0, 1 << 20, None);
         assert_eq!(
             f.records.iter().map(|r| r.offset).collect::<Vec<_>>(),
             vec![0, 1]

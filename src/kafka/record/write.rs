@@ -283,7 +283,7 @@ mod tests {
             }
             let bytes = Bytes::from(b.finish(c).unwrap());
             assert_eq!(bytes[22] & 0x07, c.attribute() as u8, "{c}: codec bits");
-            let f = super::super::decode_fetched("t", 1, &bytes, 0, 1 << 20);
+            let f = super::super::decode_fetched("t", 1, &bytes, 0, 1 << 20, None);
             assert!(f.error.is_none(), "{c}: {:?}", f.error);
             assert_eq!(f.records.len(), 500, "{c}");
             for (i, r) in f.records.iter().enumerate() {

@@ -125,18 +125,12 @@ where
     records
         .into_iter()
         .map(|mut r| {
-            let Some(raw) = r.value.take() else {
-                return Item::Record {
-                    topic: r.topic,
-                    partition: r.partition,
-                    offset: r.offset,
-                    key: r.key,
-                    timestamp: r.timestamp,
-                    headers: r.headers,
-                    value: serde_json::Value::Null,
-                };
+            // A tombstone (no value) decodes to null.
+            let value = match r.value.take() {
+                None => Ok(serde_json::Value::Null),
+                Some(raw) => decode(&raw).map_err(|e| (raw, e)),
             };
-            match decode(&raw) {
+            match value {
                 Ok(value) => Item::Record {
                     topic: r.topic,
                     partition: r.partition,
@@ -146,7 +140,7 @@ where
                     headers: r.headers,
                     value,
                 },
-                Err(e) => Item::undecodable(r, raw, &e),
+                Err((raw, e)) => Item::undecodable(r, raw, &e),
             }
         })
         .collect()
