@@ -8,8 +8,8 @@
 //! asserted (speed goes to benches).
 //!
 //! The tansu-era forwarder scenarios (broker down at start, broker and forwarder SIGKILL, torn
-//! spool) run on Kafka in tests/forward_broker.rs; the producer's and the consumer group's
-//! failovers in tests/kafka_failover.rs.
+//! spool) run on Kafka in tests/forward/broker.rs; the producer's and the consumer group's
+//! failovers in tests/cluster/failover.rs.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;

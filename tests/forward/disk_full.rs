@@ -6,7 +6,7 @@
 //! episode resends nothing that was acknowledged.
 //!
 //! The tmpfs is mounted in a private mount namespace (`unshare --user --map-root-user --mount`,
-//! as tests/spool_disk_full.rs does for the spool alone) by a small `sh` script that then runs the
+//! as tests/spool/disk_full.rs does for the spool alone) by a small `sh` script that then runs the
 //! forwarder and, after it exits, copies the spool out for the restart. Ignored by default: it
 //! needs a Kafka broker and that namespace, and fails (never passes) without them.
 

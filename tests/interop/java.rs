@@ -51,7 +51,7 @@ fn codec() -> Codec {
 
 /// The SensorData fixture readings as (natural JSON, Confluent-framed Avro by our codec): the
 /// feed's valid lines (it also holds lines that are not JSON or break the schema, for the
-/// forwarder's dead-letter tests; the same filter as tests/forward_pipeline.rs).
+/// forwarder's dead-letter tests; the same filter as tests/forward/pipeline.rs).
 fn sensor_readings(codec: &Codec) -> Vec<(Value, Vec<u8>)> {
     let text = std::fs::read_to_string(fixtures().join("sensor-readings.ndjson")).unwrap();
     let good: Vec<(Value, Vec<u8>)> = text

@@ -1,6 +1,6 @@
 //! Consumer integration tests against a real broker (started here through the test kit): group
 //! membership, commits, assign mode, undecodable items, restarts, corrupt batches, max_poll_records.
-//! Interop with kafkajs is in tests/kafka_consumer_peers.rs.
+//! Interop with kafkajs is in tests/interop/consumer_peers.rs.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! our test registry. We produce and consume SensorData records over TLS with the schemas fetched
 //! over HTTPS; a client trusting another CA fails with `tls-untrusted-broker` (Kafka) or `tls-error`
 //! (the registry client). The Kafka security matrix against Kafka's own TLS listeners, without a
-//! terminator, is `tests/kafka_security.rs`; this test keeps the terminator case (a TLS proxy in
+//! terminator, is `tests/security/sasl_ssl.rs`; this test keeps the terminator case (a TLS proxy in
 //! front of a plain listener) and HTTPS to the registry.
 //!
 //! Run with `cargo test --features tls --test kafka_tls -- --include-ignored` (it is `#[ignore]`d:
