@@ -1,7 +1,7 @@
 //! Typed Rust records for the seed schemas (`UserRegistration`, `Order`, `SensorData`).
 //!
 //! Field names follow the schemas (camelCase on the wire). Must not carry a second copy of the
-//! schemas: their encoding is checked against `schemas/*.avsc` (tests/codec_records.rs).
+//! schemas: their encoding is checked against `schemas/*.avsc` (tests/codec/records.rs).
 //! `UserRegistration`'s `Debug` redacts the password, so it never reaches a log.
 //!
 //! Each type is declared through [`crate::avro_record!`] / [`crate::avro_enum!`], which add the

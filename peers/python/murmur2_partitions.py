@@ -1,7 +1,7 @@
 """Partition choice of kafka-python's DefaultPartitioner (Java-compatible murmur2) for given keys.
 
 stdin: {"partitions": N, "keys": ["<hex>", ...]}; stdout: [partition, ...] in key order.
-Used by tests/kafka_producer.rs to check our partitioner against an independent implementation.
+Used by tests/kafka/producer.rs to check our partitioner against an independent implementation.
 """
 import json
 import sys

@@ -26,7 +26,7 @@
 //! - `BrokerQuirks::None`: never.
 //!
 //! The sign is read from tansu's source; a run against tansu (`AVRO_EDGE_TEST_BROKER=tansu`)
-//! checks it on the real broker (tests/kafka_producer.rs, `client_negotiates_and_reads_metadata`),
+//! checks it on the real broker (tests/kafka/producer.rs, `client_negotiates_and_reads_metadata`),
 //! and the consumer's fake-broker tests answer as Kafka 2.6 and as tansu do (`consumer/tests.rs`).
 //!
 //! Must not do I/O, and must not switch a workaround on for a broker a real Kafka could be:

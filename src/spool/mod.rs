@@ -444,7 +444,7 @@ fn lock_dir(dir: &Path, read_only: bool) -> Result<File, SpoolError> {
         }
         other => other.map_err(io("open", &lock_path))?,
     };
-    match lock.try_lock() {
+    match try_lock_briefly(&lock) {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
             let mut holder = String::new();
@@ -465,6 +465,24 @@ fn lock_dir(dir: &Path, read_only: bool) -> Result<File, SpoolError> {
         let _ = lock.write_all(format!("{}\n", std::process::id()).as_bytes());
     }
     Ok(lock)
+}
+
+/// How long an open waits for a lock that is held only for a moment: a child being spawned by
+/// another thread of this process holds a copy of every descriptor, this lock's too, between its
+/// fork and its exec (close-on-exec drops it then). A lock held longer is another owner's.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// `try_lock`, tried again for up to [`LOCK_GRACE`] while it would block.
+fn try_lock_briefly(lock: &File) -> Result<(), fs::TryLockError> {
+    let give_up = std::time::Instant::now() + LOCK_GRACE;
+    loop {
+        match lock.try_lock() {
+            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < give_up => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn log_opened(dir: &Path, report: &RecoveryReport) {

@@ -1,4 +1,4 @@
-//! Shared by the consumer tests (tests/kafka_consumer.rs, tests/kafka_consumer_peers.rs): log setup,
+//! Shared by the consumer tests (tests/kafka/consumer.rs, tests/interop/consumer_peers.rs): log setup,
 //! a producer for test topics, group settings, and polling until N records arrived.
 //!
 //! Must not assert anything about the consumer beyond order per partition (`check_in_order`).

@@ -1,5 +1,5 @@
 //! The real `avro-edge forward` binary against a real broker, for the forwarder's broker and fault
-//! tests (tests/forward_broker.rs, tests/kafka_faults.rs, tests/forward_disk_full.rs): start it
+//! tests (tests/forward/broker.rs, tests/cluster/faults.rs, tests/forward/disk_full.rs): start it
 //! (optionally inside a wrapper such as `unshare … sh -c`), feed it readings with unique ids, wait
 //! for its log or exit, read the topic back and count every id (lost, duplicates), and print the
 //! results as a table.

@@ -34,3 +34,13 @@ pub fn segments(dir: &Path) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// The name libtest knows the test `f` of module `module_path` by (`module_path!()` of the caller):
+/// the path without the binary's own crate name, as `--exact` wants it (`crash::child_abort` in the
+/// `spool` binary).
+pub fn libtest_name(module_path: &str, f: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_, inner)) => format!("{inner}::{f}"),
+        None => f.to_string(),
+    }
+}
