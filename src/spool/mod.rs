@@ -54,7 +54,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Kind};
 use ledger::{Inner, Pos};
 
 /// When appended data is forced to disk.
@@ -163,13 +163,13 @@ pub enum SpoolError {
 }
 
 impl ErrorKind for SpoolError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> Kind {
         match self {
-            SpoolError::Io { .. } => "spool-io",
-            SpoolError::Locked { .. } => "spool-locked",
-            SpoolError::RecordTooLarge { .. } => "record-too-large",
-            SpoolError::Interrupted => "spool-interrupted",
-            SpoolError::BadOptions(_) => "spool-options",
+            SpoolError::Io { .. } => Kind::SpoolIo,
+            SpoolError::Locked { .. } => Kind::SpoolLocked,
+            SpoolError::RecordTooLarge { .. } => Kind::RecordTooLarge,
+            SpoolError::Interrupted => Kind::SpoolInterrupted,
+            SpoolError::BadOptions(_) => Kind::SpoolOptions,
         }
     }
 }

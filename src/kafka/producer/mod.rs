@@ -159,9 +159,9 @@ pub enum RecordError {
 }
 
 impl crate::error::ErrorKind for RecordError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> crate::error::Kind {
         match self {
-            RecordError::NoCodec => "no-codec",
+            RecordError::NoCodec => crate::error::Kind::NoCodec,
             RecordError::Subject(e) => e.kind(),
             RecordError::Codec(e) => e.kind(),
             RecordError::Kafka(e) => e.kind(),

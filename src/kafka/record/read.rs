@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::BATCH_HEADER_LEN;
 use super::compression::decompress;
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Kind};
 
 /// One record as fetched: coordinates, metadata and the raw key/value bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,11 +63,11 @@ pub enum BatchError {
 }
 
 impl ErrorKind for BatchError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> Kind {
         match self {
-            BatchError::Corrupt { .. } => "corrupt-record-batch",
-            BatchError::Unsupported { .. } => "unsupported-record-format",
-            BatchError::TooLarge { .. } => "record-batch-too-large",
+            BatchError::Corrupt { .. } => Kind::CorruptRecordBatch,
+            BatchError::Unsupported { .. } => Kind::UnsupportedRecordFormat,
+            BatchError::TooLarge { .. } => Kind::RecordBatchTooLarge,
         }
     }
 }
@@ -544,7 +544,10 @@ mod tests {
             vec![0]
         );
         assert_eq!(f.next_offset, Some(1));
-        assert_eq!(f.error.map(|e| e.kind()), Some("corrupt-record-batch"));
+        assert_eq!(
+            f.error.map(|e| e.kind().as_str()),
+            Some("corrupt-record-batch")
+        );
     }
 
     #[test]
@@ -569,7 +572,10 @@ mod tests {
             Some(2),
             "the position stops at the bad batch"
         );
-        assert_eq!(f.error.map(|e| e.kind()), Some("corrupt-record-batch"));
+        assert_eq!(
+            f.error.map(|e| e.kind().as_str()),
+            Some("corrupt-record-batch")
+        );
     }
 
     #[test]
