@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::super::json::{encode_node, parse_record, record_key};
-use super::super::plan::Plan;
+use super::super::node::Plan;
 use super::encode_line;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");

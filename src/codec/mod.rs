@@ -28,6 +28,7 @@ mod de;
 pub(crate) mod json;
 mod json_stream;
 mod json_text;
+mod node;
 mod plan;
 mod resolve;
 mod ser;
@@ -36,7 +37,7 @@ pub mod typed;
 pub use json::{Walk, parse_record, record_key};
 pub use json_stream::KeyBytes;
 pub use json_text::TextDecoder;
-pub use plan::Plan;
+pub use node::Plan;
 pub use resolve::Resolver;
 pub use typed::{AvroField, AvroRecord, Bound, Shape, Slot, TypedReader, TypedWriter};
 
