@@ -109,7 +109,7 @@ mod spool;
 mod wire;
 
 // Errors: one trait for the stable kind names, one enum per layer.
-pub use error::{ErrorKind, KINDS};
+pub use error::{ErrorKind, Kind, UnknownKind};
 
 // Schemas, the codec and the Confluent wire frame.
 pub use codec::{

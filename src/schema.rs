@@ -19,7 +19,7 @@ use std::sync::Arc;
 use apache_avro::Schema;
 use serde_json::Value;
 
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Kind};
 
 /// Why a schema text is not a usable Avro schema.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,10 +49,10 @@ impl SchemaError {
 }
 
 impl ErrorKind for SchemaError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> Kind {
         match self {
-            SchemaError::Json { .. } => "invalid-schema-json",
-            SchemaError::Invalid { .. } => "invalid-schema",
+            SchemaError::Json { .. } => Kind::InvalidSchemaJson,
+            SchemaError::Invalid { .. } => Kind::InvalidSchema,
         }
     }
 }

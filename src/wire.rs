@@ -2,7 +2,7 @@
 //!
 //! Must not know any schema: it only splits and joins frames.
 
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Kind};
 
 /// The magic byte that starts every Confluent-framed message.
 pub const MAGIC: u8 = 0x00;
@@ -28,10 +28,10 @@ pub enum WireError {
 }
 
 impl ErrorKind for WireError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> Kind {
         match self {
-            WireError::TruncatedHeader { .. } => "truncated-header",
-            WireError::InvalidMagicByte { .. } => "invalid-magic-byte",
+            WireError::TruncatedHeader { .. } => Kind::TruncatedHeader,
+            WireError::InvalidMagicByte { .. } => Kind::InvalidMagicByte,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Kind};
 use crate::kafka::record::RawRecord;
 
 /// One consumed message after the codec.
@@ -47,7 +47,7 @@ pub enum Item {
         /// The message value as received.
         raw: Bytes,
         /// The codec error's stable kind, e.g. `invalid-magic-byte` or `unknown-schema-id`.
-        error_kind: &'static str,
+        error_kind: Kind,
         /// The codec error's message.
         error: String,
     },
@@ -154,8 +154,8 @@ mod tests {
     #[error("bad magic byte 0x{0:02x}")]
     struct BadMagic(u8);
     impl ErrorKind for BadMagic {
-        fn kind(&self) -> &'static str {
-            "invalid-magic-byte"
+        fn kind(&self) -> Kind {
+            Kind::InvalidMagicByte
         }
     }
 

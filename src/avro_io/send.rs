@@ -26,7 +26,7 @@ pub enum RecordError {
 }
 
 impl crate::error::ErrorKind for RecordError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> crate::error::Kind {
         match self {
             RecordError::Subject(e) => e.kind(),
             RecordError::Codec(e) => e.kind(),

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{CmdResult, Failure};
-use avro_edge::ErrorKind;
 use avro_edge::{Codec, CodecError};
+use avro_edge::{ErrorKind, Kind};
 use avro_edge::{SchemaSource, open_source};
 
 /// Where schemas come from.
@@ -58,7 +58,7 @@ fn codec_failure(e: CodecError) -> Failure {
 }
 
 fn io_failure(what: &str, e: std::io::Error) -> Failure {
-    Failure::other(1, "io", format!("{what}: {e}"))
+    Failure::other(1, Kind::Io, format!("{what}: {e}"))
 }
 
 pub fn encode(a: EncodeArgs) -> CmdResult {

@@ -7,8 +7,8 @@ use std::io::BufReader;
 use std::path::PathBuf;
 
 use super::{CmdResult, Failure};
-use avro_edge::Spool;
 use avro_edge::forwarder::{self, Config, Snapshot};
+use avro_edge::{Kind, Spool};
 
 #[derive(Debug, clap::Args)]
 pub struct ForwardArgs {
@@ -143,7 +143,7 @@ pub fn forward(a: ForwardArgs) -> CmdResult {
         return Err(Failure::bad_input(&e));
     }
     let stop = forwarder::stop_on_signals()
-        .map_err(|e| Failure::other(1, "signal-setup", e.to_string()))?;
+        .map_err(|e| Failure::other(1, Kind::SignalSetup, e.to_string()))?;
     let stdin = Box::new(BufReader::new(std::io::stdin()));
     forwarder::run_configured(&cfg, stdin, stop).map_err(|e| Failure::runtime(&e))?;
     Ok(())
@@ -170,7 +170,7 @@ fn print(text: &str) -> CmdResult {
     match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Failure::other(1, "stdout", e.to_string())),
+        Err(e) => Err(Failure::other(1, Kind::Stdout, e.to_string())),
     }
 }
 

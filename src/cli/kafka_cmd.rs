@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use std::io::Write as _;
 
 use avro_edge::forwarder::{self as config, ConfigError, KafkaSettings};
-use avro_edge::open_source;
 use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, RawRecord, TextDecoder};
 use avro_edge::{Codec, CodecError, DeliveryHandle, LineError, Producer};
+use avro_edge::{Kind, open_source};
 
 #[derive(Debug, clap::Args)]
 pub struct ProduceArgs {
@@ -196,7 +196,7 @@ pub struct ConsumeArgs {
 }
 
 fn io_failure(what: &str, e: std::io::Error) -> Failure {
-    Failure::other(1, "io-error", format!("{what}: {e}"))
+    Failure::other(1, Kind::IoError, format!("{what}: {e}"))
 }
 
 /// `consume` writes its decoded lines to stdout in chunks of about this many bytes (and after each poll).
@@ -421,7 +421,7 @@ fn settle(h: DeliveryHandle, t: &mut Tally, line: u64) {
         Ok(_) => t.acked += 1,
         Err(e) => {
             t.failed += 1;
-            tracing::warn!(line, kind = avro_edge::ErrorKind::kind(&e), error = %e, "record not delivered");
+            tracing::warn!(line, kind = avro_edge::ErrorKind::kind(&e).as_str(), error = %e, "record not delivered");
         }
     }
 }
@@ -486,7 +486,7 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
         line.clear();
         let got = stdin
             .read_line(&mut line)
-            .map_err(|e| Failure::other(1, "stdin", e.to_string()))?;
+            .map_err(|e| Failure::other(1, Kind::Stdin, e.to_string()))?;
         if got == 0 {
             break;
         }
@@ -553,7 +553,7 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
     if t.failed > 0 {
         return Err(Failure::other(
             1,
-            "records-failed",
+            Kind::RecordsFailed,
             format!("{} records not delivered", t.failed),
         ));
     }

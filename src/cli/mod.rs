@@ -7,7 +7,7 @@
 
 use clap::{Parser, Subcommand};
 
-use avro_edge::ErrorKind;
+use avro_edge::{ErrorKind, Kind};
 
 pub mod codec_cmd;
 pub mod forward_cmd;
@@ -50,7 +50,7 @@ pub enum Command {
 #[derive(Debug)]
 pub struct Failure {
     pub code: i32,
-    pub kind: &'static str,
+    pub kind: Kind,
     pub message: String,
 }
 
@@ -73,7 +73,7 @@ impl Failure {
         }
     }
     /// A failure with no library error behind it (bad flags, I/O on stdin/stdout).
-    pub fn other(code: i32, kind: &'static str, message: impl Into<String>) -> Self {
+    pub fn other(code: i32, kind: Kind, message: impl Into<String>) -> Self {
         Failure {
             code,
             kind,
@@ -85,10 +85,10 @@ impl Failure {
 pub type CmdResult = Result<(), Failure>;
 
 /// Exit 3 for the SASL refusals, 4 for the TLS certificate refusals (see the module doc).
-fn security_exit_code(kind: &str) -> Option<i32> {
+fn security_exit_code(kind: Kind) -> Option<i32> {
     match kind {
-        "auth-failed" | "sasl-unknown-user" | "sasl-mechanism-refused" => Some(3),
-        "tls-untrusted-broker" | "tls-client-certificate" => Some(4),
+        Kind::AuthFailed | Kind::SaslUnknownUser | Kind::SaslMechanismRefused => Some(3),
+        Kind::TlsUntrustedBroker | Kind::TlsClientCertificate => Some(4),
         _ => None,
     }
 }
@@ -162,12 +162,12 @@ fn usage(e: clap::Error) -> CmdResult {
             "a command is required"
         }
     };
-    Err(Failure::other(2, "usage", message))
+    Err(Failure::other(2, Kind::Usage, message))
 }
 
 /// The one place that writes `error[<kind>]: <message>` to stderr: once for a command's failure
 /// (from [`main`]), and once per rejected input line for the commands that go on past one.
-fn print_error(kind: &str, message: &str) {
+fn print_error(kind: Kind, message: &str) {
     eprintln!("error[{kind}]: {message}");
 }
 

@@ -7,10 +7,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::{CmdResult, Failure};
-use avro_edge::ErrorKind;
 #[cfg(feature = "registry-server")]
 use avro_edge::TestRegistry;
 use avro_edge::avsc_files;
+use avro_edge::{ErrorKind, Kind};
 use avro_edge::{RegistryClient, RegistryError, client_options};
 
 #[derive(Debug, clap::Subcommand)]
@@ -88,16 +88,16 @@ fn fail(e: &RegistryError) -> Failure {
 }
 
 fn io_failure(e: std::io::Error) -> Failure {
-    Failure::other(1, "io", e.to_string())
+    Failure::other(1, Kind::Io, e.to_string())
 }
 
 fn push(a: PushArgs) -> CmdResult {
     let client = RegistryClient::new(client_options(&a.registry, None)).map_err(|e| fail(&e))?;
-    let files = avsc_files(&a.dir).map_err(|m| Failure::other(2, "schema-files", m))?;
+    let files = avsc_files(&a.dir).map_err(|m| Failure::other(2, Kind::SchemaFiles, m))?;
     if files.is_empty() {
         return Err(Failure::other(
             2,
-            "schema-files",
+            Kind::SchemaFiles,
             format!("no .avsc files in {}", a.dir.display()),
         ));
     }
@@ -110,8 +110,9 @@ fn push(a: PushArgs) -> CmdResult {
                 None => default_subject,
             },
         };
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| Failure::other(2, "schema-files", format!("{}: {e}", file.display())))?;
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            Failure::other(2, Kind::SchemaFiles, format!("{}: {e}", file.display()))
+        })?;
         avro_edge::ParsedSchema::parse(&text)
             .map_err(|e| Failure::other(2, e.kind(), format!("{}: {e}", file.display())))?;
         let id = client.register(&subject, &text).map_err(|e| {
@@ -147,7 +148,7 @@ fn pull(a: PullArgs) -> CmdResult {
 fn serve(_: ServeArgs) -> CmdResult {
     Err(Failure::other(
         2,
-        "feature-missing",
+        Kind::FeatureMissing,
         "the test registry is not built into this binary; \
          build it with `cargo build --features registry-server`",
     ))
@@ -156,11 +157,11 @@ fn serve(_: ServeArgs) -> CmdResult {
 #[cfg(feature = "registry-server")]
 fn serve(a: ServeArgs) -> CmdResult {
     let reg = TestRegistry::bind(&a.listen)
-        .map_err(|e| Failure::other(1, "listen", format!("{}: {e}", a.listen)))?;
+        .map_err(|e| Failure::other(1, Kind::Listen, format!("{}: {e}", a.listen)))?;
     for p in &a.preload {
         let loaded = reg
             .preload(p)
-            .map_err(|m| Failure::other(2, "preload", m))?;
+            .map_err(|m| Failure::other(2, Kind::Preload, m))?;
         for (subject, id) in loaded {
             tracing::info!(subject = %subject, id, "preloaded");
         }

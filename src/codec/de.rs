@@ -8,7 +8,7 @@
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
 use super::json::{MAX_DEPTH, Walk, skip_node};
-use super::plan::{Field, NO_INDEX, Node, NodeId, Plan};
+use super::node::{Field, NO_INDEX, Node, NodeId, Plan};
 use super::{CodecError, Fail};
 
 pub(crate) fn decode<'de, T: de::Deserialize<'de>>(

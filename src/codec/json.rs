@@ -8,7 +8,7 @@
 use serde_json::{Map, Number, Value};
 
 use super::binary::{Reader, put_bytes, put_f32, put_f64, put_int, put_long};
-use super::plan::{Cat, Field, NO_BRANCH, Node, NodeId, Plan};
+use super::node::{Cat, Field, NO_BRANCH, Node, NodeId, Plan};
 use super::{CodecError, Fail};
 
 /// Deepest nesting of values (records, arrays, maps, unions) the codec walks.

@@ -20,7 +20,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use super::binary::{put_bytes, put_f32, put_f64, put_int, put_long};
 use super::json::{MAX_DEPTH, ZERO_SIZE_ITEM_BUDGET, special_float};
-use super::plan::{Cat, Field, NO_BRANCH, Node, NodeId, Plan};
+use super::node::{Cat, Field, NO_BRANCH, Node, NodeId, Plan};
 
 /// The Kafka key taken from a top-level field: borrowed from the line when it is a plain string.
 pub type KeyBytes<'l> = Cow<'l, [u8]>;

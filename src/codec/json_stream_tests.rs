@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::super::json::{encode_node, parse_record, record_key};
-use super::super::plan::Plan;
+use super::super::node::Plan;
 use super::encode_line;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -592,7 +592,7 @@ fn line_api_falls_back_and_reports_as_before() {
     let e = empty
         .encode_json_line_into(subject, not_json, None, &mut Vec::new())
         .unwrap_err();
-    assert_eq!((e.kind(), e.to_string()), ("not-json", serde_msg));
+    assert_eq!((e.kind().as_str(), e.to_string()), ("not-json", serde_msg));
     let e = empty
         .encode_json_line_into(subject, lines[0], None, &mut Vec::new())
         .unwrap_err();

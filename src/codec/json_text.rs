@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::json::{MAX_DEPTH, Walk, decode_node, decode_value, float_json};
-use super::plan::{Field, Node, NodeId, Plan};
+use super::node::{Field, Node, NodeId, Plan};
 use super::{Codec, CodecError, Fail};
 use crate::short_copy::{ShortWriter, extend};
 use crate::wire;

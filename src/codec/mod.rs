@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Kind};
 use crate::registry::{RegistryError, SchemaSource};
 use crate::wire::{self, WireError};
 
@@ -28,6 +28,7 @@ mod de;
 pub(crate) mod json;
 mod json_stream;
 mod json_text;
+mod node;
 mod plan;
 mod resolve;
 mod ser;
@@ -36,7 +37,7 @@ pub mod typed;
 pub use json::{Walk, parse_record, record_key};
 pub use json_stream::KeyBytes;
 pub use json_text::TextDecoder;
-pub use plan::Plan;
+pub use node::Plan;
 pub use resolve::Resolver;
 pub use typed::{AvroField, AvroRecord, Bound, Shape, Slot, TypedReader, TypedWriter};
 
@@ -252,32 +253,32 @@ impl CodecError {
 }
 
 impl ErrorKind for CodecError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> Kind {
         match self {
             CodecError::Wire(e) => e.kind(),
-            CodecError::UnknownSchemaId { .. } => "unknown-schema-id",
+            CodecError::UnknownSchemaId { .. } => Kind::UnknownSchemaId,
             CodecError::Registry(e) => e.kind(),
-            CodecError::InvalidSchema(_) => "invalid-schema",
-            CodecError::IncompatibleSchema(_) => "incompatible-schema",
-            CodecError::TruncatedBody { .. } => "truncated-body",
-            CodecError::TrailingBytes { .. } => "trailing-bytes",
-            CodecError::VarintOverflow { .. } => "varint-overflow",
-            CodecError::IntOutOfRange { .. } => "int-out-of-range",
-            CodecError::NegativeLength { .. } => "negative-length",
-            CodecError::InvalidUtf8 { .. } => "invalid-utf8",
-            CodecError::InvalidUnionIndex { .. } => "invalid-union-index",
-            CodecError::InvalidEnumIndex { .. } => "invalid-enum-index",
-            CodecError::InvalidBoolean { .. } => "invalid-boolean",
-            CodecError::TooManyItems { .. } => "too-many-items",
-            CodecError::NestingTooDeep => "nesting-too-deep",
-            CodecError::NotJson(_) => "not-json",
-            CodecError::MissingField { .. } => "missing-field",
-            CodecError::WrongType { .. } => "wrong-type",
-            CodecError::UnknownEnumSymbol { .. } => "unknown-enum-symbol",
-            CodecError::UnknownField { .. } => "unknown-field",
-            CodecError::Unresolvable { .. } => "unresolvable",
-            CodecError::TypeMismatch(_) => "type-mismatch",
-            CodecError::SchemaMismatch(_) => "schema-mismatch",
+            CodecError::InvalidSchema(_) => Kind::InvalidSchema,
+            CodecError::IncompatibleSchema(_) => Kind::IncompatibleSchema,
+            CodecError::TruncatedBody { .. } => Kind::TruncatedBody,
+            CodecError::TrailingBytes { .. } => Kind::TrailingBytes,
+            CodecError::VarintOverflow { .. } => Kind::VarintOverflow,
+            CodecError::IntOutOfRange { .. } => Kind::IntOutOfRange,
+            CodecError::NegativeLength { .. } => Kind::NegativeLength,
+            CodecError::InvalidUtf8 { .. } => Kind::InvalidUtf8,
+            CodecError::InvalidUnionIndex { .. } => Kind::InvalidUnionIndex,
+            CodecError::InvalidEnumIndex { .. } => Kind::InvalidEnumIndex,
+            CodecError::InvalidBoolean { .. } => Kind::InvalidBoolean,
+            CodecError::TooManyItems { .. } => Kind::TooManyItems,
+            CodecError::NestingTooDeep => Kind::NestingTooDeep,
+            CodecError::NotJson(_) => Kind::NotJson,
+            CodecError::MissingField { .. } => Kind::MissingField,
+            CodecError::WrongType { .. } => Kind::WrongType,
+            CodecError::UnknownEnumSymbol { .. } => Kind::UnknownEnumSymbol,
+            CodecError::UnknownField { .. } => Kind::UnknownField,
+            CodecError::Unresolvable { .. } => Kind::Unresolvable,
+            CodecError::TypeMismatch(_) => Kind::TypeMismatch,
+            CodecError::SchemaMismatch(_) => Kind::SchemaMismatch,
         }
     }
 }
@@ -410,9 +411,9 @@ impl LineError {
 }
 
 impl ErrorKind for LineError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> Kind {
         match self {
-            LineError::NotJson(_) => "not-json",
+            LineError::NotJson(_) => Kind::NotJson,
             LineError::Codec(e) => e.kind(),
         }
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::json::{MAX_DEPTH, Walk, bytes_json, decode_node, float_json, skip_node};
-use super::plan::{Node, NodeId, Plan};
+use super::node::{Node, NodeId, Plan};
 use super::{CodecError, Fail};
 
 type RId = u32;

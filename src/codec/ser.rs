@@ -14,7 +14,7 @@ use serde::ser::{self, Serialize};
 
 use super::binary::{put_bytes, put_f32, put_f64, put_int, put_long};
 use super::json::MAX_DEPTH;
-use super::plan::{Cat, NO_BRANCH, Node, NodeId, Plan};
+use super::node::{Cat, NO_BRANCH, Node, NodeId, Plan};
 use super::{CodecError, Fail};
 use compound::{Compound, RecState, SeqState};
 

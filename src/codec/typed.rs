@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use super::binary::{put_bytes, put_f32, put_f64, put_long};
 use super::json::Walk;
-use super::plan::{Field, Node, NodeId};
+use super::node::{Field, Node, NodeId};
 use super::{CodecError, Fail, Plan};
 use crate::wire;
 

@@ -27,7 +27,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Kind};
 use crate::spool::SpoolOptions;
 
 mod kafka;
@@ -92,13 +92,13 @@ pub enum ConfigError {
 }
 
 impl ErrorKind for ConfigError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> Kind {
         match self {
-            ConfigError::Read { .. } => "config-read",
-            ConfigError::Parse { .. } => "config-parse",
-            ConfigError::UnknownKey { .. } => "config-unknown-key",
-            ConfigError::Invalid { .. } => "config-invalid",
-            ConfigError::Missing { .. } => "config-missing",
+            ConfigError::Read { .. } => Kind::ConfigRead,
+            ConfigError::Parse { .. } => Kind::ConfigParse,
+            ConfigError::UnknownKey { .. } => Kind::ConfigUnknownKey,
+            ConfigError::Invalid { .. } => Kind::ConfigInvalid,
+            ConfigError::Missing { .. } => Kind::ConfigMissing,
         }
     }
 }

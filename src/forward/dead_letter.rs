@@ -17,6 +17,8 @@ use std::sync::Mutex;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+use crate::error::Kind;
+
 /// A spooled record the broker refused for good, for [`DeadLetter::write_record`].
 #[derive(Debug, Clone, Copy)]
 pub struct Refused<'a> {
@@ -28,10 +30,10 @@ pub struct Refused<'a> {
     pub value: &'a [u8],
     /// When it was spooled (ms since the epoch).
     pub spooled_ms: u64,
-    /// The error's stable kind (see `avro_edge::KINDS`), e.g. `kafka-error`.
-    pub kind: &'a str,
+    /// The error's stable kind (see `avro_edge::Kind`), e.g. `kafka-error`.
+    pub kind: Kind,
     /// Why the broker refuses it for good, e.g. `message-too-large`.
-    pub rejection: &'a str,
+    pub rejection: Kind,
     /// The error's message.
     pub message: &'a str,
 }
@@ -74,7 +76,7 @@ impl DeadLetter {
         input: &str,
         line: &[u8],
         truncated: bool,
-        kind: &str,
+        kind: Kind,
         message: &str,
     ) -> std::io::Result<()> {
         let mut entry = serde_json::json!({
@@ -164,8 +166,8 @@ mod tests {
             key: Some(b"s-1"),
             value: &value,
             spooled_ms: 951_827_696_789,
-            kind: "kafka-error",
-            rejection: "message-too-large",
+            kind: crate::Kind::KafkaError,
+            rejection: crate::Kind::MessageTooLarge,
             message: "kafka error 10 (MessageTooLarge) from produce t-0",
         })
         .unwrap();

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Kind;
 use crate::spool::{SpoolFull, SpoolStatus};
 
 /// The live counters, shared by inputs, sender and reporters.
@@ -43,7 +44,7 @@ pub struct Metrics {
 /// The most recent failure (kind + message + time), for the summary and `/metrics`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastError {
-    /// The error's stable kind (see `avro_edge::KINDS`).
+    /// The error's stable kind (see `avro_edge::Kind`).
     pub kind: String,
     /// The error's message (never a secret).
     pub message: String,
@@ -117,9 +118,9 @@ pub fn add(c: &AtomicU64, n: u64) {
 }
 
 impl Metrics {
-    pub fn set_error(&self, kind: &str, message: &str) {
+    pub fn set_error(&self, kind: Kind, message: &str) {
         let e = LastError {
-            kind: kind.into(),
+            kind: kind.as_str().into(),
             message: message.into(),
             at_ms: crate::spool::now_ms(),
         };
@@ -130,12 +131,12 @@ impl Metrics {
     }
 
     /// One more spooled record the broker refused for good (`rejection`), now in the dead-letter file.
-    pub fn count_refused(&self, rejection: &'static str) {
+    pub fn count_refused(&self, rejection: Kind) {
         *self
             .forward_dead_lettered
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(rejection)
+            .entry(rejection.as_str())
             .or_default() += 1;
     }
 

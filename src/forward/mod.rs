@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use crate::codec::KeyBytes;
 use crate::config::{Config, InputConfig, InputKind};
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Kind};
 use crate::spool::{Spool, SpoolError};
 pub use dead_letter::DeadLetter;
 use inputs::{Flow, Line};
@@ -74,10 +74,10 @@ pub trait RecordSink: Send {
     ) -> Vec<Result<Delivery, Self::Error>>;
 
     /// Why the broker refuses the record `error` was returned for for good (sending it again fails the
-    /// same way), as a short kebab-case name such as `message-too-large`; the sender then dead-letters it.
+    /// same way), such as [`Kind::MessageTooLarge`]; the sender then dead-letters it.
     /// `None` (the default) for an error that a retry, or a fix of the setup, can get past: the record
     /// stays in the spool.
-    fn permanent(_error: &Self::Error) -> Option<&'static str> {
+    fn permanent(_error: &Self::Error) -> Option<Kind> {
         None
     }
 }
@@ -118,7 +118,7 @@ impl<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> RecordSink for Laz
         }
     }
 
-    fn permanent(error: &S::Error) -> Option<&'static str> {
+    fn permanent(error: &S::Error) -> Option<Kind> {
         S::permanent(error)
     }
 }
@@ -160,13 +160,13 @@ pub enum ForwardError {
 }
 
 impl ErrorKind for ForwardError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> Kind {
         match self {
             ForwardError::Spool(e) => e.kind(),
             ForwardError::Registry(e) => e.kind(),
-            ForwardError::DeadLetter { .. } => "dead-letter-io",
-            ForwardError::Input { .. } => "input-io",
-            ForwardError::Metrics { .. } => "metrics-listen",
+            ForwardError::DeadLetter { .. } => Kind::DeadLetterIo,
+            ForwardError::Input { .. } => Kind::InputIo,
+            ForwardError::Metrics { .. } => Kind::MetricsListen,
         }
     }
 }
@@ -209,12 +209,12 @@ impl<E: RecordEncoder> Ingest<E> {
         }
     }
 
-    fn reject(&self, input: &InputConfig, line: &[u8], truncated: bool, kind: &str, message: &str) {
+    fn reject(&self, input: &InputConfig, line: &[u8], truncated: bool, kind: Kind, message: &str) {
         metrics::add(&self.metrics.dead_lettered, 1);
-        tracing::debug!(input = %input.name, kind, "input line dead-lettered");
+        tracing::debug!(input = %input.name, kind = kind.as_str(), "input line dead-lettered");
         if let Err(e) = self.dead.write(&input.name, line, truncated, kind, message) {
             tracing::error!(error = %e, path = %self.dead.path().display(), "cannot write the dead-letter file");
-            self.metrics.set_error("dead-letter-io", &e.to_string());
+            self.metrics.set_error(Kind::DeadLetterIo, &e.to_string());
         }
     }
 
@@ -228,7 +228,7 @@ impl<E: RecordEncoder> Ingest<E> {
                     input,
                     prefix,
                     true,
-                    "line-too-long",
+                    Kind::LineTooLong,
                     &format!("line of {len} bytes is longer than max_line_bytes"),
                 );
                 return Flow::Continue;
@@ -482,7 +482,7 @@ fn start_inputs<E: RecordEncoder + 'static>(
             .spawn(move || {
                 if let Err(e) = job() {
                     tracing::error!(input = %name, error = %e, "input failed");
-                    metrics.set_error("input-io", &e.to_string());
+                    metrics.set_error(Kind::InputIo, &e.to_string());
                     let mut f = failed
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -38,7 +38,7 @@ impl RecordSink for Producer {
         Producer::send_batch(self, topic, records)
     }
 
-    fn permanent(error: &KafkaError) -> Option<&'static str> {
+    fn permanent(error: &KafkaError) -> Option<crate::error::Kind> {
         error.permanent_rejection()
     }
 }

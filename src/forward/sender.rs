@@ -34,7 +34,7 @@ use super::dead_letter::{DeadLetter, Refused};
 use super::metrics::{Metrics, add};
 use super::window::{Taken, Window};
 use super::{OutRecord, RecordSink};
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Kind};
 use crate::spool::{Spool, SpoolError};
 
 /// Exponential backoff between failed sends.
@@ -148,7 +148,7 @@ pub fn run<S: RecordSink>(
             None => backoff = opts.backoff.min,
             Some((kind, message)) => {
                 tracing::warn!(kind = %kind, error = %message, resend, backoff_ms = backoff.as_millis() as u64, "send failed; will resend the records that were not acknowledged");
-                metrics.set_error(&kind, &message);
+                metrics.set_error(kind, &message);
                 sleep_unless(stop, backoff);
                 backoff = (backoff * 2).min(opts.backoff.max);
                 // `drop_oldest` may have released some of them meanwhile: those are not sent again.
@@ -210,7 +210,7 @@ struct Round {
     /// Records the sink acknowledged.
     acked: u64,
     /// The first failure that leaves records pending: kind and message.
-    failure: Option<(String, String)>,
+    failure: Option<(Kind, String)>,
 }
 
 /// Send every pending record of the window, one `send_batch` per topic (one per record for a topic
@@ -272,7 +272,7 @@ fn send_taken<S: RecordSink>(
             None => {
                 round.failure.get_or_insert_with(|| {
                     (
-                        "not-acknowledged".into(),
+                        Kind::NotAcknowledged,
                         "the sink returned no result for a record".into(),
                     )
                 });
@@ -293,7 +293,7 @@ fn send_taken<S: RecordSink>(
         }
         round
             .failure
-            .get_or_insert_with(|| (e.kind().to_string(), e.to_string()));
+            .get_or_insert_with(|| (e.kind(), e.to_string()));
         window.put_back(i, out);
         settled = false;
     }
@@ -308,7 +308,7 @@ fn dead_letter<E: ErrorKind>(
     topic: &str,
     out: &OutRecord,
     spooled_ms: u64,
-    rejection: &'static str,
+    rejection: Kind,
     e: &E,
 ) -> bool {
     let message = e.to_string();
@@ -323,11 +323,11 @@ fn dead_letter<E: ErrorKind>(
     };
     if let Err(io) = dead.write_record(&refused) {
         tracing::error!(error = %io, path = %dead.path().display(), "cannot write the dead-letter file; the refused record stays in the spool");
-        metrics.set_error("dead-letter-io", &io.to_string());
+        metrics.set_error(Kind::DeadLetterIo, &io.to_string());
         return false;
     }
     metrics.count_refused(rejection);
-    tracing::warn!(topic, kind = e.kind(), rejection, error = %message, "record refused by the broker for good: dead-lettered");
+    tracing::warn!(topic, kind = e.kind().as_str(), rejection = rejection.as_str(), error = %message, "record refused by the broker for good: dead-lettered");
     metrics.set_error(e.kind(), &message);
     true
 }
@@ -354,10 +354,10 @@ mod tests {
     }
 
     impl ErrorKind for FakeError {
-        fn kind(&self) -> &'static str {
+        fn kind(&self) -> Kind {
             match self {
-                FakeError::Down(_) => "broker-unreachable",
-                FakeError::TooLarge(_) => "record-too-large",
+                FakeError::Down(_) => Kind::BrokerUnreachable,
+                FakeError::TooLarge(_) => Kind::RecordTooLarge,
             }
         }
     }
@@ -432,9 +432,9 @@ mod tests {
                 .collect()
         }
 
-        fn permanent(error: &FakeError) -> Option<&'static str> {
+        fn permanent(error: &FakeError) -> Option<Kind> {
             match error {
-                FakeError::TooLarge(_) => Some("message-too-large"),
+                FakeError::TooLarge(_) => Some(Kind::MessageTooLarge),
                 FakeError::Down(_) => None,
             }
         }

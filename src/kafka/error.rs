@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Kind};
 use crate::kafka::group::GroupError;
 use crate::kafka::record::BatchError;
 
@@ -138,7 +138,7 @@ pub enum KafkaError {
         /// The partition.
         partition: i32,
         /// The kind of the earlier batch's refusal.
-        cause: &'static str,
+        cause: Kind,
     },
     /// A record is larger than the producer's limits.
     #[error("record of {size} bytes exceeds the limit of {limit} bytes")]
@@ -204,8 +204,8 @@ impl KafkaError {
     }
 
     /// For records a produce returned this error for: why the broker (or the producer's own size
-    /// limit) refuses those very records for good, as a short kebab-case name; `None` when the same
-    /// records may go through later.
+    /// limit) refuses those very records for good (the dead-letter file's `rejection`); `None` when
+    /// the same records may go through later.
     ///
     /// Permanent: MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, CORRUPT_MESSAGE (left after the
     /// producer's own retries; it is also the answer to a null key on a compacted topic),
@@ -213,16 +213,16 @@ impl KafkaError {
     /// Not permanent: everything retriable, an unknown topic (it may be created), and errors that a
     /// fix of the setup cures without touching the records (authentication, TLS, cluster
     /// authorization, configuration, unsupported versions or compression).
-    pub fn permanent_rejection(&self) -> Option<&'static str> {
+    pub fn permanent_rejection(&self) -> Option<Kind> {
         match self {
-            KafkaError::RecordTooLarge { .. } => Some("record-too-large"),
+            KafkaError::RecordTooLarge { .. } => Some(Kind::RecordTooLarge),
             KafkaError::Kafka { code, .. } => match code {
-                2 => Some("corrupt-message"),
-                10 => Some("message-too-large"),
-                18 => Some("record-list-too-large"),
-                29 => Some("topic-authorization-failed"),
-                32 => Some("invalid-timestamp"),
-                87 => Some("invalid-record"),
+                2 => Some(Kind::CorruptMessage),
+                10 => Some(Kind::MessageTooLarge),
+                18 => Some(Kind::RecordListTooLarge),
+                29 => Some(Kind::TopicAuthorizationFailed),
+                32 => Some(Kind::InvalidTimestamp),
+                87 => Some(Kind::InvalidRecord),
                 _ => None,
             },
             _ => None,
@@ -245,40 +245,42 @@ impl KafkaError {
 
 /// The kind of a broker error code: its own kind for the codes that reject records for good
 /// (a caller dead-letters those records and goes on) and for a fenced static consumer (it must
-/// stop), `kafka-error` for the rest.
-fn kind_of_code(code: i16) -> &'static str {
+/// stop), `kafka-error` for the rest. Codes 2 and 18 name differently here than in
+/// [`KafkaError::permanent_rejection`] (`kafka-error` and `message-too-large` here,
+/// `corrupt-message` and `record-list-too-large` there), as released.
+fn kind_of_code(code: i16) -> Kind {
     match code {
-        10 /* MESSAGE_TOO_LARGE */ | 18 /* RECORD_LIST_TOO_LARGE */ => "message-too-large",
-        87 /* INVALID_RECORD */ => "invalid-record",
-        32 /* INVALID_TIMESTAMP */ => "invalid-timestamp",
-        29 /* TOPIC_AUTHORIZATION_FAILED */ => "topic-authorization-failed",
-        82 /* FENCED_INSTANCE_ID */ => "fenced-instance-id",
-        _ => "kafka-error",
+        10 /* MESSAGE_TOO_LARGE */ | 18 /* RECORD_LIST_TOO_LARGE */ => Kind::MessageTooLarge,
+        87 /* INVALID_RECORD */ => Kind::InvalidRecord,
+        32 /* INVALID_TIMESTAMP */ => Kind::InvalidTimestamp,
+        29 /* TOPIC_AUTHORIZATION_FAILED */ => Kind::TopicAuthorizationFailed,
+        82 /* FENCED_INSTANCE_ID */ => Kind::FencedInstanceId,
+        _ => Kind::KafkaError,
     }
 }
 
 impl ErrorKind for KafkaError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> Kind {
         match self {
-            KafkaError::BrokerUnreachable { .. } => "broker-unreachable",
-            KafkaError::Timeout { .. } => "timeout",
-            KafkaError::Disconnected { .. } => "disconnected",
+            KafkaError::BrokerUnreachable { .. } => Kind::BrokerUnreachable,
+            KafkaError::Timeout { .. } => Kind::Timeout,
+            KafkaError::Disconnected { .. } => Kind::Disconnected,
             KafkaError::Kafka { code, .. } => kind_of_code(*code),
-            KafkaError::Protocol(_) => "protocol-error",
+            KafkaError::Protocol(_) => Kind::ProtocolError,
             KafkaError::Batch { source, .. } => source.kind(),
             KafkaError::Group(e) => e.kind(),
-            KafkaError::UnsupportedVersion { .. } => "unsupported-version",
-            KafkaError::Auth(_) => "auth-failed",
-            KafkaError::UnknownUser { .. } => "sasl-unknown-user",
-            KafkaError::MechanismRefused { .. } => "sasl-mechanism-refused",
-            KafkaError::Tls(_) => "tls-error",
-            KafkaError::TlsUntrusted(_) => "tls-untrusted-broker",
-            KafkaError::TlsClientCert(_) => "tls-client-certificate",
-            KafkaError::UnknownTopic(_) => "unknown-topic",
-            KafkaError::Config(_) => "invalid-config",
-            KafkaError::Closed => "closed",
-            KafkaError::BehindRefused { .. } => "behind-refused",
-            KafkaError::RecordTooLarge { .. } => "record-too-large",
+            KafkaError::UnsupportedVersion { .. } => Kind::UnsupportedVersion,
+            KafkaError::Auth(_) => Kind::AuthFailed,
+            KafkaError::UnknownUser { .. } => Kind::SaslUnknownUser,
+            KafkaError::MechanismRefused { .. } => Kind::SaslMechanismRefused,
+            KafkaError::Tls(_) => Kind::TlsError,
+            KafkaError::TlsUntrusted(_) => Kind::TlsUntrustedBroker,
+            KafkaError::TlsClientCert(_) => Kind::TlsClientCertificate,
+            KafkaError::UnknownTopic(_) => Kind::UnknownTopic,
+            KafkaError::Config(_) => Kind::InvalidConfig,
+            KafkaError::Closed => Kind::Closed,
+            KafkaError::BehindRefused { .. } => Kind::BehindRefused,
+            KafkaError::RecordTooLarge { .. } => Kind::RecordTooLarge,
         }
     }
 }
@@ -322,10 +324,10 @@ mod tests {
             (87, "invalid-record"),
         ] {
             let e = KafkaError::from_code(code, "produce t-0").unwrap();
-            assert_eq!(e.permanent_rejection(), Some(name), "{e}");
+            assert_eq!(e.permanent_rejection().map(Kind::as_str), Some(name), "{e}");
         }
         let too_large = KafkaError::RecordTooLarge { size: 10, limit: 1 };
-        assert_eq!(too_large.permanent_rejection(), Some("record-too-large"));
+        assert_eq!(too_large.permanent_rejection(), Some(Kind::RecordTooLarge));
         // Retriable, cured by creating the topic, or cured by fixing the setup: records stay.
         for code in [3, 6, 7, 19, 31, 58, 76] {
             let e = KafkaError::from_code(code, "produce t-0").unwrap();
@@ -370,10 +372,13 @@ mod tests {
             assert_eq!(e.code(), None);
         }
         let fatal = KafkaError::from_response(ResponseError::GroupAuthorizationFailed, "group g");
-        assert_eq!((fatal.code(), fatal.kind()), (Some(30), "kafka-error"));
+        assert_eq!(
+            (fatal.code(), fatal.kind().as_str()),
+            (Some(30), "kafka-error")
+        );
         let fenced = KafkaError::from_response(ResponseError::FencedInstanceId, "group g");
         assert_eq!(
-            (fenced.code(), fenced.kind()),
+            (fenced.code(), fenced.kind().as_str()),
             (Some(82), "fenced-instance-id")
         );
         assert!(!fenced.is_retriable());

@@ -16,7 +16,7 @@ use kafka_protocol::messages::consumer_protocol_assignment::{
 use kafka_protocol::messages::consumer_protocol_subscription::ConsumerProtocolSubscription;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Kind};
 
 /// The JoinGroup `protocol_type` of every consumer group.
 pub const PROTOCOL_TYPE: &str = "consumer";
@@ -39,9 +39,9 @@ pub enum GroupError {
 }
 
 impl ErrorKind for GroupError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> Kind {
         match self {
-            GroupError::BadMetadata { .. } => "bad-group-metadata",
+            GroupError::BadMetadata { .. } => Kind::BadGroupMetadata,
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Kind};
 
 /// A schema known to a registry under a subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,42 +127,42 @@ pub fn is_retryable_status(status: u16) -> bool {
 }
 
 /// The stable kind name of a registry error code.
-pub fn kind_of_code(code: i64) -> &'static str {
+pub fn kind_of_code(code: i64) -> Kind {
     match code {
-        40401 => "unknown-subject",
-        40402 => "unknown-version",
-        40403 => "unknown-schema-id",
-        40404 => "subject-soft-deleted",
-        40405 => "subject-not-soft-deleted",
-        40406 => "version-soft-deleted",
-        40407 => "version-not-soft-deleted",
-        40408 => "no-subject-config",
-        404 => "not-found",
-        409 => "incompatible-schema",
-        42201 => "invalid-schema",
-        42202 => "invalid-version",
-        42203 => "invalid-compatibility-level",
-        422 => "unprocessable-request",
-        401 => "unauthorized",
-        403 => "forbidden",
-        c if (500..600).contains(&c) || (50000..60000).contains(&c) => "registry-server-error",
-        _ => "registry-error",
+        40401 => Kind::UnknownSubject,
+        40402 => Kind::UnknownVersion,
+        40403 => Kind::UnknownSchemaId,
+        40404 => Kind::SubjectSoftDeleted,
+        40405 => Kind::SubjectNotSoftDeleted,
+        40406 => Kind::VersionSoftDeleted,
+        40407 => Kind::VersionNotSoftDeleted,
+        40408 => Kind::NoSubjectConfig,
+        404 => Kind::NotFound,
+        409 => Kind::IncompatibleSchema,
+        42201 => Kind::InvalidSchema,
+        42202 => Kind::InvalidVersion,
+        42203 => Kind::InvalidCompatibilityLevel,
+        422 => Kind::UnprocessableRequest,
+        401 => Kind::Unauthorized,
+        403 => Kind::Forbidden,
+        c if (500..600).contains(&c) || (50000..60000).contains(&c) => Kind::RegistryServerError,
+        _ => Kind::RegistryError,
     }
 }
 
 impl ErrorKind for RegistryError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> Kind {
         match self {
             RegistryError::Api { code, .. } => kind_of_code(*code),
-            RegistryError::SchemaNotFound { .. } => "unknown-schema-id",
-            RegistryError::SubjectNotFound { .. } => "unknown-subject",
-            RegistryError::Unreachable(_) => "registry-unreachable",
-            RegistryError::Cache(_) => "schema-cache",
-            RegistryError::CacheConflict { .. } => "schema-cache-conflict",
+            RegistryError::SchemaNotFound { .. } => Kind::UnknownSchemaId,
+            RegistryError::SubjectNotFound { .. } => Kind::UnknownSubject,
+            RegistryError::Unreachable(_) => Kind::RegistryUnreachable,
+            RegistryError::Cache(_) => Kind::SchemaCache,
+            RegistryError::CacheConflict { .. } => Kind::SchemaCacheConflict,
             RegistryError::Schema(e) => e.kind(),
-            RegistryError::Protocol(_) => "registry-protocol",
-            RegistryError::Config(_) => "registry-config",
-            RegistryError::Tls(_) => "tls-error",
+            RegistryError::Protocol(_) => Kind::RegistryProtocol,
+            RegistryError::Config(_) => Kind::RegistryConfig,
+            RegistryError::Tls(_) => Kind::TlsError,
         }
     }
 }

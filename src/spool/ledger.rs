@@ -9,67 +9,15 @@
 //! with the old cursor and the acknowledged records already gone, resuming mid-way at the start of the
 //! next segment instead of at the acknowledged cursor.
 
-use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use super::cursor::{Cursor, CursorFile};
-use super::reader::Reader;
-use super::space::Space;
+use super::state::{Inner, Pos, seg_path};
 use super::{FsyncPolicy, Spool, SpoolError, SpoolRecord, SpoolStatus, frame, io, now_ms};
 
-/// Where a record sits in the spool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Pos {
-    /// Segment id (its file name: the next sequence number when it was created).
-    pub(super) seg: u64,
-    pub(super) offset: u64,
-    /// Index of the record in its segment.
-    pub(super) ordinal: u64,
-}
-
-#[derive(Debug)]
-pub(super) struct Segment {
-    pub(super) id: u64,
-    pub(super) records: u64,
-    pub(super) acked_records: u64,
-    pub(super) bytes: u64,
-}
-
-/// The spool's state, behind its mutex.
-pub(super) struct Inner {
-    pub(super) segments: VecDeque<Segment>,
-    pub(super) writer: Option<File>,
-    pub(super) next_seq: u64,
-    pub(super) acked: u64,
-    pub(super) acked_pos: Pos,
-    pub(super) sent: u64,
-    pub(super) read_pos: Pos,
-    pub(super) reader: Option<Reader>,
-    pub(super) total_bytes: u64,
-    pub(super) data_dirty: bool,
-    pub(super) cursor_dirty: bool,
-    pub(super) last_sync: Instant,
-    pub(super) interrupted: bool,
-    /// After [`Spool::close`]: nothing touches the directory any more.
-    pub(super) closed: bool,
-    pub(super) dropped: u64,
-    pub(super) corrupt: u64,
-    pub(super) possible_duplicates: u64,
-    /// The cursor file, open for in-place writes (`None` until it could be created).
-    pub(super) cursor_file: Option<CursorFile>,
-    pub(super) space: Space,
-    /// The frame being appended, reused from append to append (kept at most [`FRAME_KEEP`] bytes).
-    pub(super) frame: Vec<u8>,
-}
-
-/// The largest frame buffer kept between appends; a bigger record's buffer is freed after it.
-pub(super) const FRAME_KEEP: usize = 64 * 1024;
-
 #[cfg(test)]
-type SegmentDeleteHook = Box<dyn FnMut(&Path)>;
+type SegmentDeleteHook = Box<dyn FnMut(&std::path::Path)>;
 
 #[cfg(test)]
 thread_local! {
@@ -77,16 +25,6 @@ thread_local! {
     /// test simulates a crash (by copying the directory as it is).
     static AFTER_SEGMENT_DELETE: std::cell::RefCell<Option<SegmentDeleteHook>> =
         const { std::cell::RefCell::new(None) };
-}
-
-pub(super) fn seg_path(dir: &Path, id: u64) -> PathBuf {
-    dir.join(format!("{id:020}.seg"))
-}
-
-pub(super) fn parse_seg_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".seg")?;
-    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| digits.parse().ok())?
 }
 
 impl Spool {
@@ -361,6 +299,7 @@ impl Spool {
 mod tests {
     use super::*;
     use crate::spool::{SpoolOptions, WhenFull};
+    use std::path::{Path, PathBuf};
     use std::time::Duration;
 
     fn tmpdir(tag: &str) -> PathBuf {

@@ -16,7 +16,7 @@
 //!
 //! The spool's parts: `recovery` checks and repairs a directory on open (its module doc says how), `writer`
 //! appends, `reader` hands records out, `ledger` keeps the acknowledged cursor and deletes what is done,
-//! `space` measures the file system's free space.
+//! `space` measures the file system's free space; `state` is the state behind the mutex they share.
 //!
 //! # When the disk fills up
 //! The spool's effective limit is the smaller of `max_bytes` and what its file system allows: the segment
@@ -42,6 +42,7 @@ mod ledger;
 mod reader;
 mod recovery;
 mod space;
+mod state;
 mod writer;
 
 pub use space::SpoolFull;
@@ -54,8 +55,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::error::ErrorKind;
-use ledger::{Inner, Pos};
+use crate::error::{ErrorKind, Kind};
+use state::{Inner, Pos};
 
 /// When appended data is forced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,13 +164,13 @@ pub enum SpoolError {
 }
 
 impl ErrorKind for SpoolError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> Kind {
         match self {
-            SpoolError::Io { .. } => "spool-io",
-            SpoolError::Locked { .. } => "spool-locked",
-            SpoolError::RecordTooLarge { .. } => "record-too-large",
-            SpoolError::Interrupted => "spool-interrupted",
-            SpoolError::BadOptions(_) => "spool-options",
+            SpoolError::Io { .. } => Kind::SpoolIo,
+            SpoolError::Locked { .. } => Kind::SpoolLocked,
+            SpoolError::RecordTooLarge { .. } => Kind::RecordTooLarge,
+            SpoolError::Interrupted => Kind::SpoolInterrupted,
+            SpoolError::BadOptions(_) => Kind::SpoolOptions,
         }
     }
 }

@@ -7,18 +7,11 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::time::Duration;
 
-use super::ledger::{Inner, Pos, seg_path};
+use super::state::{Inner, Pos, Reader, seg_path};
 use super::{Spool, SpoolError, SpoolRecord, frame, io};
 
 /// The reader keeps its payload buffer between records up to this capacity.
 const KEEP_PAYLOAD: usize = 64 * 1024;
-
-pub(super) struct Reader {
-    pub(super) pos: Pos,
-    pub(super) file: BufReader<File>,
-    /// The payload of the record being read (reused from record to record).
-    pub(super) payload: Vec<u8>,
-}
 
 impl Spool {
     fn readable(g: &Inner) -> bool {

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::cursor::{self, Cursor};
-use super::ledger::{Inner, Pos, Segment, parse_seg_name, seg_path};
+use super::state::{Inner, Pos, Segment, parse_seg_name, seg_path};
 use super::{RecoveryReport, SpoolError, frame, io};
 
 /// What survived the check of one segment file.

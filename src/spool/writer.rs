@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use std::sync::MutexGuard;
 
-use super::ledger::{FRAME_KEEP, Inner, Segment, seg_path};
 use super::space::{SpoolFull, is_disk_full};
+use super::state::{FRAME_KEEP, Inner, Segment, seg_path};
 use super::{FsyncPolicy, Spool, SpoolError, WhenFull, cursor, frame, io, now_ms};
 
 /// How long a full spool waits before it looks again (it is woken sooner by acknowledgements).

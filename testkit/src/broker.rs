@@ -13,8 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use avro_edge::ErrorKind;
-
 use crate::peers::cache_dir;
 use crate::process::free_port;
 
@@ -38,6 +36,8 @@ impl Storage {
     }
 }
 
+/// Why a tansu broker cannot be had. Test support only: it has no [`avro_edge::Kind`], as nothing
+/// the crate reports comes from here.
 #[derive(Debug, thiserror::Error)]
 pub enum TestkitError {
     #[error("tansu binary not found (set TANSU_BIN, or run scripts/install-tansu)")]
@@ -54,18 +54,6 @@ pub enum TestkitError {
     Exited { status: String, log: String },
     #[error("no free loopback port: {0}")]
     Port(#[source] std::io::Error),
-}
-
-impl ErrorKind for TestkitError {
-    fn kind(&self) -> &'static str {
-        match self {
-            TestkitError::TansuMissing => "tansu-missing",
-            TestkitError::Spawn(_) => "tansu-spawn",
-            TestkitError::NotReady { .. } => "tansu-not-ready",
-            TestkitError::Exited { .. } => "tansu-exited",
-            TestkitError::Port(_) => "no-free-port",
-        }
-    }
 }
 
 /// Locate the tansu binary, in the documented order.

@@ -266,7 +266,7 @@ fn batches_behind_a_refused_batch_fail_retriable_and_are_not_stored() {
         p.flush(Duration::from_secs(30)).unwrap();
         let kinds: Vec<&str> = handles
             .into_iter()
-            .map(|h| h.wait().map_or_else(|e| e.kind(), |_| "stored"))
+            .map(|h| h.wait().map_or_else(|e| e.kind().as_str(), |_| "stored"))
             .collect();
         let behind = kinds.iter().filter(|k| **k == "behind-refused").count();
         let stored = stored(&broker.bootstrap(), &topic, 0).len();

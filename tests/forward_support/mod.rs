@@ -6,9 +6,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use avro_edge::ErrorKind;
 use avro_edge::forwarder::{RecordEncoder, RecordSink};
 use avro_edge::{Delivery, KeyBytes, OutRecord};
+use avro_edge::{ErrorKind, Kind};
 use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,13 +26,13 @@ pub enum TestEncodeError {
 }
 
 impl ErrorKind for TestEncodeError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> Kind {
         match self {
-            TestEncodeError::NotJson(_) => "not-json",
-            TestEncodeError::Missing(_) => "missing-field",
-            TestEncodeError::WrongType(_) => "wrong-type",
-            TestEncodeError::Symbol(_) => "unknown-enum-symbol",
-            TestEncodeError::Range(_) => "int-out-of-range",
+            TestEncodeError::NotJson(_) => Kind::NotJson,
+            TestEncodeError::Missing(_) => Kind::MissingField,
+            TestEncodeError::WrongType(_) => Kind::WrongType,
+            TestEncodeError::Symbol(_) => Kind::UnknownEnumSymbol,
+            TestEncodeError::Range(_) => Kind::IntOutOfRange,
         }
     }
 }
@@ -88,8 +88,8 @@ impl RecordEncoder for SensorEncoder {
 pub struct SinkDown;
 
 impl ErrorKind for SinkDown {
-    fn kind(&self) -> &'static str {
-        "broker-unreachable"
+    fn kind(&self) -> Kind {
+        Kind::BrokerUnreachable
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::consumer_support::*;
 use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, OffsetReset, decode_records};
-use avro_edge::{ErrorKind, KafkaError};
+use avro_edge::{ErrorKind, KafkaError, Kind};
 use avro_edge_testkit::{BrokerKind, require_broker, require_own_broker, unique_topic};
 
 #[test]
@@ -459,8 +459,8 @@ fn assign_mode_reads_one_fixed_partition_without_a_group() {
 #[error("not JSON: {0}")]
 struct NotJson(String);
 impl ErrorKind for NotJson {
-    fn kind(&self) -> &'static str {
-        "not-json"
+    fn kind(&self) -> Kind {
+        Kind::NotJson
     }
 }
 
@@ -561,7 +561,7 @@ fn consumption_resumes_after_a_broker_restart() {
     );
     assert!(
         matches!(
-            err.kind(),
+            err.kind().as_str(),
             "broker-unreachable" | "disconnected" | "timeout"
         ),
         "{}",

@@ -211,7 +211,7 @@ fn broker_down_gives_typed_error_within_deadline_and_restart_resumes() {
     );
     assert!(
         matches!(
-            err.kind(),
+            err.kind().as_str(),
             "broker-unreachable" | "timeout" | "disconnected"
         ),
         "typed error, got {} ({err})",

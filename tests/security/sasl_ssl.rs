@@ -37,13 +37,17 @@ const REAUTH_MS: u64 = 5_000;
 struct Secure {
     dir: PathBuf,
     sasl: String,
+    #[cfg(feature = "tls")]
     tls: String,
+    #[cfg(feature = "tls")]
     sasl_tls: String,
+    #[cfg(feature = "tls")]
     mtls: String,
     /// A `SASL_PLAINTEXT` listener that enables SCRAM-SHA-256 only.
     scram_only: String,
     /// Mutual TLS limited to TLS 1.2 (the client certificate is refused during the handshake,
     /// not after it as with TLS 1.3).
+    #[cfg(feature = "tls")]
     mtls12: String,
 }
 
@@ -109,10 +113,14 @@ fn start_secure() -> Result<Secure, String> {
         Secure {
             dir: dir2,
             sasl: addr("SASL"),
+            #[cfg(feature = "tls")]
             tls: addr("TLS"),
+            #[cfg(feature = "tls")]
             sasl_tls: addr("SASLTLS"),
+            #[cfg(feature = "tls")]
             mtls: addr("MTLS"),
             scram_only: addr("SCRAMONLY"),
+            #[cfg(feature = "tls")]
             mtls12: addr("MTLS12"),
         }
     })
@@ -135,6 +143,15 @@ fn sasl(mechanism: Mechanism, username: &str, password: &str) -> Option<SaslConf
         username: username.into(),
         password: password.into(),
     })
+}
+
+/// SASL only, no TLS.
+fn sasl_only(mechanism: Mechanism, username: &str, password: &str) -> Security {
+    Security {
+        sasl: sasl(mechanism, username, password),
+        #[cfg(feature = "tls")]
+        tls: None,
+    }
 }
 
 /// What a client sets: SASL and (feature `tls`) TLS.
@@ -230,10 +247,7 @@ fn refusal(bootstrap: &str, sec: &Security) -> KafkaError {
 fn sasl_plaintext_plain_and_scram_produce_and_consume() {
     let s = secure();
     for (mechanism, name, password) in USERS {
-        let sec = Security {
-            sasl: sasl(mechanism, name, password),
-            ..Security::default()
-        };
+        let sec = sasl_only(mechanism, name, password);
         round_trip(&format!("SASL_PLAINTEXT {mechanism}"), &s.sasl, &sec, 20);
     }
 }
@@ -242,10 +256,7 @@ fn sasl_plaintext_plain_and_scram_produce_and_consume() {
 #[ignore = "needs a Kafka broker and openssl"]
 fn sasl_refusals_have_their_own_kinds() {
     let s = secure();
-    let with = |m, u, p| Security {
-        sasl: sasl(m, u, p),
-        ..Security::default()
-    };
+    let with = sasl_only;
     for (mechanism, name, _) in USERS {
         let e = refusal(&s.sasl, &with(mechanism, name, "wrong"));
         assert_eq!(e.kind(), "auth-failed", "{mechanism} wrong password: {e}");
@@ -290,10 +301,7 @@ fn reauthentication_keeps_connections_across_session_lifetimes() {
     use avro_edge::__test::{Client, ClientConfig, ConnConfig, Target, block_on};
     use kafka_protocol::messages::MetadataRequest;
     let s = secure();
-    let sec = Security {
-        sasl: sasl(Mechanism::ScramSha512, "bob", "bob-secret"),
-        ..Security::default()
-    };
+    let sec = sasl_only(Mechanism::ScramSha512, "bob", "bob-secret");
     let topic = unique_topic("reauth");
     let producer = Producer::connect(producer_cfg(&s.sasl, &sec)).unwrap();
     producer.send(&topic, Some(b"k"), b"first").unwrap();
@@ -590,10 +598,7 @@ fn forwarder_keeps_records_spooled_while_refused_then_delivers_them() {
     let log = std::fs::read_to_string(dir.join("right.log")).unwrap();
     assert!(status.success(), "{status}:\n{log}");
     assert!(log.contains("spool_records=0"), "{log}");
-    let sec = Security {
-        sasl: sasl(Mechanism::ScramSha512, "bob", "bob-secret"),
-        ..Security::default()
-    };
+    let sec = sasl_only(Mechanism::ScramSha512, "bob", "bob-secret");
     let mut c = Consumer::connect(consumer_cfg(&s.sasl, &sec, &topic)).unwrap();
     let got = consume_values(&mut c, lines.len());
     c.close().unwrap();

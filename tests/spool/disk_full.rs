@@ -16,7 +16,9 @@ use avro_edge::{FsyncPolicy, Spool, SpoolFull, SpoolOptions, SpoolRecord, WhenFu
 const INSIDE: &str = "AVRO_EDGE_TEST_TMPFS";
 
 /// Run `body` on a fresh tmpfs of `size` in a private mount namespace: this test binary runs itself again
-/// (only `test`) under `unshare`, after mounting the tmpfs. The child's failure fails the test.
+/// (only `test`) under `unshare`, after mounting the tmpfs. The child's failure fails the test, and so
+/// does a child that ran anything but exactly that one test (a renamed test, run by its old name, would
+/// run none and pass).
 fn on_small_tmpfs(test: &str, size: &str, body: impl FnOnce(&Path)) {
     if let Some(dir) = std::env::var_os(INSIDE) {
         body(Path::new(&dir));
@@ -27,7 +29,7 @@ fn on_small_tmpfs(test: &str, size: &str, body: impl FnOnce(&Path)) {
     let exe = std::env::current_exe().unwrap();
     let script = r#"mount -t tmpfs -o size="$1" avro-edge-test "$2" || { echo "cannot mount a tmpfs on $2" >&2; exit 97; }
 exec "$3" --exact "$4" --include-ignored --nocapture --test-threads=1"#;
-    let status = Command::new("unshare")
+    let child = Command::new("unshare")
         .args([
             "--user",
             "--map-root-user",
@@ -42,12 +44,64 @@ exec "$3" --exact "$4" --include-ignored --nocapture --test-threads=1"#;
         .arg(&exe)
         .arg(test)
         .env(INSIDE, dir.path())
-        .status()
+        .output()
         .unwrap_or_else(|e| panic!("cannot run unshare (util-linux): {e}"));
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&child.stderr));
+    let status = child.status;
     assert!(
         status.success(),
         "{test} on a {size} tmpfs failed (exit {status}; 97: the tmpfs could not be mounted)"
     );
+    if let Err(e) = ran_one_test(&stdout) {
+        panic!("{test} on a {size} tmpfs: the child {e}");
+    }
+}
+
+/// Whether libtest's output `stdout` says it ran exactly one test, and it passed: `running 1 test`,
+/// then `test result: ok. 1 passed; 0 failed; ...`.
+fn ran_one_test(stdout: &str) -> Result<(), String> {
+    let running: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("running "))
+        .collect();
+    let results: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("test result: "))
+        .collect();
+    match (running.as_slice(), results.as_slice()) {
+        (["running 1 test"], [result])
+            if result.starts_with("test result: ok. 1 passed; 0 failed;") =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "did not run exactly one test: {running:?}, {results:?} (renamed? the name is passed to --exact)"
+        )),
+    }
+}
+
+/// [`ran_one_test`] against this binary's own libtest output: one test run by its exact name passes the
+/// check, a name that matches no test (what a rename leaves behind) does not. (Any disk: no tmpfs.)
+#[test]
+fn the_child_check_needs_exactly_one_test_run() {
+    let exe = std::env::current_exe().unwrap();
+    let run = |name: &str| {
+        let out = Command::new(&exe)
+            .args(["--exact", name, "--test-threads=1"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let name = |f: &str| crate::spool_support::libtest_name(module_path!(), f);
+    let one = run(&name("an_old_format_cursor_is_migrated"));
+    assert_eq!(ran_one_test(&one), Ok(()), "{one}");
+    let none = run(&name(
+        "a_full_disk_blocks_appends_and_acks_give_the_space_back_renamed",
+    ));
+    assert!(ran_one_test(&none).is_err(), "{none}");
 }
 
 fn id_of(r: &SpoolRecord) -> u64 {

@@ -9,7 +9,7 @@
 use serde::ser::{self, Serialize};
 
 use super::super::binary::{put_bytes, put_long};
-use super::super::plan::{Field, NodeId, Plan};
+use super::super::node::{Field, NodeId, Plan};
 use super::super::{CodecError, Fail};
 use super::key::KeySer;
 use super::{Ser, name_eq};

@@ -458,7 +458,7 @@ impl Consumer {
         if let Some(e) = fetched.error {
             // Records before the bad batch are delivered; the next poll stops at it.
             let at = self.positions.position(t, p).unwrap_or(pos);
-            tracing::warn!(topic = t, partition = p, offset = at, kind = e.kind(), error = %e, "unreadable record batch");
+            tracing::warn!(topic = t, partition = p, offset = at, kind = e.kind().as_str(), error = %e, "unreadable record batch");
             failed.get_or_insert(KafkaError::Batch {
                 topic: t.to_string(),
                 partition: p,

@@ -158,7 +158,7 @@ pub(super) async fn init_producer_id(inner: &Inner) -> Option<KafkaError> {
             idem.init_attempts = idem.init_attempts.saturating_add(1);
             idem.init_retry_at = Some(Instant::now() + backoff);
             idem.init_error = Some(e.clone());
-            tracing::warn!(error = %e, kind = crate::error::ErrorKind::kind(&e), "InitProducerId failed");
+            tracing::warn!(error = %e, kind = crate::error::ErrorKind::kind(&e).as_str(), "InitProducerId failed");
             (!e.is_retriable()).then_some(e)
         }
     }

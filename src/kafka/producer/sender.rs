@@ -511,7 +511,7 @@ fn finish_as(inner: &Inner, t: Taken, mut res: Result<Option<i64>, KafkaError>, 
                 None => return,
                 Some(b) => b,
             };
-            tracing::warn!(topic = %topic, partition, records = batch.builder.len(), error = %e, kind = crate::error::ErrorKind::kind(e), "batch failed");
+            tracing::warn!(topic = %topic, partition, records = batch.builder.len(), error = %e, kind = crate::error::ErrorKind::kind(e).as_str(), "batch failed");
             if e.is_retriable() {
                 fail_queued_behind(inner, &topic, partition, e);
             } else if let Some(cause) = e.permanent_rejection()
@@ -580,7 +580,13 @@ fn behind_refused(
 /// back with an error (one written already may still be stored: with several in flight and
 /// idempotence off nothing can stop it; with idempotence the broker refuses it as out of
 /// sequence). All with `behind-refused`, a retriable kind: the caller sends them again in order.
-fn refuse_behind(inner: &Inner, topic: &str, partition: i32, key: (u64, i32), cause: &'static str) {
+fn refuse_behind(
+    inner: &Inner,
+    topic: &str,
+    partition: i32,
+    key: (u64, i32),
+    cause: crate::error::Kind,
+) {
     let err = KafkaError::BehindRefused {
         topic: topic.to_string(),
         partition,

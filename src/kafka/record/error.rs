@@ -3,7 +3,7 @@
 //!
 //! Must not carry the batch's bytes: only its offset and the reason.
 
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Kind};
 
 /// A record batch in a Fetch answer that cannot be read.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -36,11 +36,11 @@ pub enum BatchError {
 }
 
 impl ErrorKind for BatchError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> Kind {
         match self {
-            BatchError::Corrupt { .. } => "corrupt-record-batch",
-            BatchError::Unsupported { .. } => "unsupported-record-format",
-            BatchError::TooLarge { .. } => "record-batch-too-large",
+            BatchError::Corrupt { .. } => Kind::CorruptRecordBatch,
+            BatchError::Unsupported { .. } => Kind::UnsupportedRecordFormat,
+            BatchError::TooLarge { .. } => Kind::RecordBatchTooLarge,
         }
     }
 }

@@ -5,8 +5,8 @@
 
 use serde_json::json;
 
+use super::body::{parse_body, parse_schema};
 use super::reply::{ApiError, Reply, api, version_not_found};
-use super::routes::parse_body;
 use super::store::{RegistryState, Subject, Version, parse_version, version_number};
 use crate::schema::{Compatibility, ParsedSchema};
 
@@ -56,7 +56,7 @@ impl RegistryState {
     ) -> Result<Reply, Reply> {
         let vr = v.map(parse_version).transpose().map_err(Reply::from)?;
         let body = parse_body(body)?;
-        let parsed = Self::parse_schema(&body)?;
+        let parsed = parse_schema(&body)?;
         let sub = self.visible_subject(s, false).map_err(Reply::from)?;
         let level = self.level(Some(sub));
         let against: Vec<&Version> = match vr {

@@ -4,8 +4,8 @@
 
 use serde_json::json;
 
+use super::body::{body_field, parse_body};
 use super::reply::{ApiError, Reply, api, subject_not_found};
-use super::routes::{body_field, parse_body};
 use super::store::{RegistryState, Subject};
 use crate::schema::Compatibility;
 

@@ -6,10 +6,12 @@
 //!
 //! Must not be used as a production registry (state is in memory) and must not encode or decode records.
 //!
-//! Its parts: `http` (HTTP/1.1 I/O), `routes` (requests to operations), `store` (subjects, versions, ids),
+//! Its parts: `http` (HTTP/1.1 I/O), `routes` (requests to operations), `body` (request bodies parsed and
+//! checked), `store` (subjects, versions, ids),
 //! `compatibility`, `config` (compatibility levels), `reply` (answers and error codes); schema files to subjects come from
 //! `registry::schema_files`, shared with `schemas push`.
 
+mod body;
 mod compatibility;
 mod config;
 mod http;

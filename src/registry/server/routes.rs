@@ -1,52 +1,16 @@
-//! Routing: from method, path and query to the store, config and compatibility operations; request
-//! bodies parsed and checked as the registry does (422 with the recorded detail).
+//! Routing: from method, path and query to the store, config and compatibility operations (request
+//! bodies are parsed and checked in `body`).
 //!
 //! Must not keep state of its own.
 
 use serde_json::{Value, json};
 
+use super::body::{parse_body, parse_schema};
 use super::reply::Reply;
 use super::store::{RegistryState, subject_body};
 use crate::registry::percent::percent_decode;
-use crate::schema::{ParsedSchema, python_json_position};
-
-pub(super) fn parse_body(body: &[u8]) -> Result<Value, Reply> {
-    let text = String::from_utf8_lossy(body);
-    serde_json::from_str::<Value>(&text).map_err(|e| {
-        let (pos, _, _) = python_json_position(&text, &e);
-        let detail = json!([{"type": "json_invalid", "loc": ["body", pos], "msg": "JSON decode error", "input": {}, "ctx": {"error": "Expecting value"}}]);
-        Reply::error(422, detail)
-    })
-}
-
-pub(super) fn body_field<'a>(body: &'a Value, field: &str) -> Result<&'a str, Reply> {
-    body.get(field).and_then(Value::as_str).ok_or_else(|| {
-        let input = body.clone();
-        Reply::error(422, json!([{"type": "missing", "loc": ["body", field], "msg": "Field required", "input": input}]))
-    })
-}
 
 impl RegistryState {
-    pub(super) fn parse_schema(body: &Value) -> Result<ParsedSchema, Reply> {
-        let text = body_field(body, "schema")?;
-        let ty = body
-            .get("schemaType")
-            .and_then(Value::as_str)
-            .unwrap_or("AVRO");
-        if ty != "AVRO" {
-            return Err(Reply::error(
-                42201,
-                format!("Invalid {ty} schema. Error: only AVRO is supported by this test registry"),
-            ));
-        }
-        ParsedSchema::parse(text).map_err(|e| {
-            Reply::error(
-                42201,
-                format!("Invalid AVRO schema. Error: {}", e.registry_message()),
-            )
-        })
-    }
-
     /// Answer one request. `path` is the raw path (percent-encoded), `query` the raw query string.
     pub fn handle(&mut self, method: &str, path: &str, query: &str, body: &[u8]) -> Reply {
         let segs: Vec<String> = path
@@ -70,7 +34,7 @@ impl RegistryState {
                 .map_err(Reply::from),
             ("POST", ["subjects", s, "versions"]) => {
                 let body = parse_body(body);
-                body.and_then(|b| Self::parse_schema(&b))
+                body.and_then(|b| parse_schema(&b))
                     .and_then(|p| self.register_parsed(s, p).map_err(Reply::from))
                     .map(|id| Reply::ok(format!("{{\"id\":{id}}}")))
             }

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
+use super::body::{parse_body, parse_schema};
 use super::reply::{ApiError, Reply, api, schema_not_found, subject_not_found, version_not_found};
-use super::routes::parse_body;
 use crate::schema::{Compatibility, ParsedSchema};
 
 pub(super) struct Stored {
@@ -213,7 +213,7 @@ impl RegistryState {
 
     pub(super) fn lookup(&self, s: &str, body: &[u8], deleted: bool) -> Result<Reply, Reply> {
         let body = parse_body(body)?;
-        let parsed = Self::parse_schema(&body)?;
+        let parsed = parse_schema(&body)?;
         let sub = self.visible_subject(s, deleted).map_err(Reply::from)?;
         for v in sub.visible(deleted) {
             if self.parsed_of(v.id).is_some_and(|p| p.same_as(&parsed)) {
