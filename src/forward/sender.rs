@@ -2,8 +2,8 @@
 //! time, with an acknowledgement per record ([`super::window`]):
 //! - a round sends the window's pending records, one `send_batch` per topic, each topic's in spool order;
 //! - a record the sink acknowledged is settled; so is a record the broker refused for good
-//!   ([`RecordSink::permanent`]: too large, invalid timestamp, ...), once it is in the dead-letter file
-//!   with the broker's reason and counted (`forward_dead_lettered{kind}`). The broker refuses whole
+//!   ([`RecordSink::permanent`]: too large on its own, invalid, corrupt), once it is in the dead-letter
+//!   file with the broker's reason and counted (`forward_dead_lettered{kind}`). The broker refuses whole
 //!   batches, so a record refused together with others is first sent again alone (its topic then goes
 //!   one record per call, in spool order, until that is done): only a record refused on its own is
 //!   dead-lettered, and its batch neighbours are delivered;
@@ -17,23 +17,30 @@
 //!   puts two batches into a partition and the first is refused for good, the second can land before the
 //!   first one's good records, which are sent again alone.
 //!
+//! - a record that failed otherwise stays pending, whatever the cause: a passing failure (a broker
+//!   down) or a refusal that fixing the setup cures ([`RecordSink::refusal`]: our clock, an ACL, the
+//!   credentials, a missing topic). The causes are told once each and then once a minute with a
+//!   count (`held`), not per record; a timestamp refused as ahead or behind tells the clock gate.
+//!
 //! A crash or a stop with a window partly settled: the spool still holds everything from the first
 //! pending record on, so the next run sends those again, the ones acknowledged out of order included: at
 //! most one window (`batch_records`) of duplicates, which the spool counts as possible duplicates.
 //!
 //! Must never release a record the sink did not acknowledge unless it is in the dead-letter file (when
 //! that file cannot be written the record stays pending), never dead-letter for an error that fixing the
-//! setup cures (authentication, an unknown topic, ...: those are retried), and never reorder. Holds
-//! records back (in the spool) while the system clock is below its lower bound (`clock_check`).
+//! setup cures (our clock, authorization, authentication, an unknown topic, ...: those are retried),
+//! and never reorder. Holds records back (in the spool) while the system clock is below its lower
+//! bound (`clock_check`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::clock_check::{self, ClockGate};
+use super::clock_check::{self, ClockGate, Distrust};
 use super::dead_letter::{DeadLetter, Refused};
+use super::held::{Cause, Telling};
 use super::metrics::{Metrics, add};
 use super::window::{Taken, Window};
-use super::{OutRecord, RecordSink};
+use super::{OutRecord, RecordSink, RefusedTimestamp};
 use crate::error::{ErrorKind, Kind};
 use crate::spool::{Spool, SpoolError};
 
@@ -93,10 +100,13 @@ pub fn run<S: RecordSink>(
 ) {
     let mut backoff = opts.backoff.min;
     let mut first_ack = true;
+    let status = spool.status();
     let mut clock = ClockGate::new(
         crate::clock::BUILD_TIME_MS,
-        spool.status().oldest_unacked_ms,
+        (status.oldest_unacked_ms).map(|ms| (status.acked_seq, ms)),
+        Distrust::load(spool.dir()),
     );
+    let mut telling = Telling::default();
     let mut window = Window::default();
     // A read failed after handing out part of its records: read again from the acknowledged cursor
     // once the window is released.
@@ -141,20 +151,67 @@ pub fn run<S: RecordSink>(
             // Start-to-first-send is measured from this line (benches/forward.rs).
             tracing::info!(records = round.acked, "first records acknowledged");
         }
+        if opts.clock_check {
+            learn_clock(spool, &mut clock, &round);
+        }
         // Whatever is still pending is sent again (after a failure, or alone after a refusal).
         let resend = window.pending() as u64;
         add(&metrics.retried, resend);
-        match round.failure {
-            None => backoff = opts.backoff.min,
-            Some((kind, message)) => {
-                tracing::warn!(kind = %kind, error = %message, resend, backoff_ms = backoff.as_millis() as u64, "send failed; will resend the records that were not acknowledged");
-                metrics.set_error(kind, &message);
-                sleep_unless(stop, backoff);
-                backoff = (backoff * 2).min(opts.backoff.max);
-                // `drop_oldest` may have released some of them meanwhile: those are not sent again.
-                window.forget_below(spool.status().acked_seq);
-            }
+        if tell(round, resend, spool, metrics, &mut telling) {
+            tracing::debug!(
+                resend,
+                backoff_ms = backoff.as_millis() as u64,
+                "send failed; will resend the records that were not acknowledged"
+            );
+            sleep_unless(stop, backoff);
+            backoff = (backoff * 2).min(opts.backoff.max);
+            // `drop_oldest` may have released some of them meanwhile: those are not sent again.
+            window.forget_below(spool.status().acked_seq);
+        } else {
+            backoff = opts.backoff.min;
         }
+    }
+}
+
+/// Tell why records stay pending after a round (see `held`): the cause holding them on the metrics
+/// and as the last error, each cause in the log at once and then once a minute. True when something
+/// failed (the caller backs off).
+fn tell(round: Round, resend: u64, spool: &Spool, metrics: &Metrics, telling: &mut Telling) -> bool {
+    let now = Instant::now();
+    let causes = round.causes();
+    let Some(holding) = causes.iter().find(|c| c.refusal).or(causes.first()) else {
+        telling.clear(now);
+        metrics.held.set(None);
+        return false;
+    };
+    for c in causes.iter().filter(|c| c.refusal) {
+        metrics.held.count_refused(c.kind, c.records);
+    }
+    metrics.set_error(holding.kind, &holding.message);
+    metrics.held.set(Some(holding));
+    let held = spool.status().records.max(resend);
+    telling.note(&causes, held, now);
+    true
+}
+
+/// What the broker said about our clock in a round: a timestamp refused as ahead or behind, or
+/// timestamps taken; kept in the spool directory when the spool times that count change.
+fn learn_clock(spool: &Spool, clock: &mut ClockGate, round: &Round) {
+    let changed = match round.clock {
+        Some((Kind::ClockAheadOfBroker, t)) => {
+            clock.refused_ahead(u64::try_from(t.accepted_until_ms).unwrap_or(0))
+        }
+        Some((Kind::ClockBehindBroker, t)) => {
+            clock.refused_behind(u64::try_from(t.accepted_from_ms).unwrap_or(0));
+            false
+        }
+        _ if round.acked > 0 => clock.accepted(spool.status().next_seq),
+        _ => false,
+    };
+    if (changed | clock.settled(spool.status().acked_seq))
+        && let Err(e) = Distrust::save(spool.dir(), clock.distrust())
+    {
+        tracing::warn!(error = %e, dir = %spool.dir().display(), "cannot keep the clock's distrusted spool times in the spool directory");
     }
 }
 
@@ -192,7 +249,7 @@ fn next_window(
     // Records spooled by a later clock than the current one: hold them (read again after the rewind).
     if opts.clock_check
         && clock.hold_batch(
-            batch.iter().map(|r| r.timestamp_ms),
+            batch.iter().map(|r| (r.seq, r.timestamp_ms)),
             crate::clock::now_ms(),
             metrics,
         )
@@ -209,8 +266,40 @@ fn next_window(
 struct Round {
     /// Records the sink acknowledged.
     acked: u64,
-    /// The first failure that leaves records pending: kind and message.
-    failure: Option<(Kind, String)>,
+    /// Why records were left pending: each cause with its count, in the order first met.
+    causes: Vec<Cause>,
+    /// A timestamp the broker refused as ahead or behind (its kind), for the clock gate.
+    clock: Option<(Kind, RefusedTimestamp)>,
+}
+
+impl Round {
+    /// One more record left pending for `kind` (a refusal that fixing the setup cures, or not).
+    fn fail(&mut self, kind: Kind, refusal: bool, message: impl FnOnce() -> String) {
+        match self.causes.iter_mut().find(|c| c.kind == kind) {
+            Some(c) => c.records += 1,
+            None => self.causes.push(Cause {
+                kind,
+                refusal,
+                records: 1,
+                message: message(),
+            }),
+        }
+    }
+
+    /// The causes as told: records failed only because an earlier batch of their partition failed
+    /// (`behind-refused`) count with the round's first other cause.
+    fn causes(mut self) -> Vec<Cause> {
+        let behind = self.causes.iter().position(|c| c.kind == Kind::BehindRefused);
+        if let Some(i) = behind
+            && self.causes.len() > 1
+        {
+            let b = self.causes.remove(i);
+            if let Some(first) = self.causes.first_mut() {
+                first.records += b.records;
+            }
+        }
+        self.causes
+    }
 }
 
 /// Send every pending record of the window, one `send_batch` per topic (one per record for a topic
@@ -270,11 +359,8 @@ fn send_taken<S: RecordSink>(
             }
             Some(Err(e)) => e,
             None => {
-                round.failure.get_or_insert_with(|| {
-                    (
-                        Kind::NotAcknowledged,
-                        "the sink returned no result for a record".into(),
-                    )
+                round.fail(Kind::NotAcknowledged, false, || {
+                    "the sink returned no result for a record".into()
                 });
                 window.put_back(i, out);
                 settled = false;
@@ -290,10 +376,15 @@ fn send_taken<S: RecordSink>(
             if dead_letter(dead, metrics, &taken.topic, &out, spooled_ms, rejection, &e) {
                 continue;
             }
+            round.fail(e.kind(), false, || e.to_string());
+        } else if let Some(r) = S::refusal(&e) {
+            if let Some(t) = r.timestamp.filter(|_| r.kind != Kind::InvalidTimestamp) {
+                round.clock.get_or_insert((r.kind, t));
+            }
+            round.fail(r.kind, true, || e.to_string());
+        } else {
+            round.fail(e.kind(), false, || e.to_string());
         }
-        round
-            .failure
-            .get_or_insert_with(|| (e.kind(), e.to_string()));
         window.put_back(i, out);
         settled = false;
     }

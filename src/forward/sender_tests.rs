@@ -1,5 +1,5 @@
 //! The sender against a scripted sink: per-record acknowledgements, retries of only what failed,
-//! order per partition, permanent refusals dead-lettered.
+//! order per partition, permanent refusals dead-lettered, refusals that fixing the setup cures kept.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,6 +15,8 @@ enum FakeError {
     Down(i32),
     #[error("record {0} is too large")]
     TooLarge(u8),
+    #[error("not allowed to write the topic")]
+    Denied,
 }
 
 impl ErrorKind for FakeError {
@@ -22,6 +24,7 @@ impl ErrorKind for FakeError {
         match self {
             FakeError::Down(_) => Kind::BrokerUnreachable,
             FakeError::TooLarge(_) => Kind::RecordTooLarge,
+            FakeError::Denied => Kind::TopicAuthorizationFailed,
         }
     }
 }
@@ -45,6 +48,8 @@ struct ScriptedSink {
     whole_call: bool,
     /// On the first call, results for this many records only (the rest: no result).
     short_first: Option<usize>,
+    /// The first calls refuse every record for a cause that fixing the setup cures (an ACL).
+    refused_calls: usize,
 }
 
 fn partition_of(key: Option<&[u8]>) -> i32 {
@@ -65,6 +70,9 @@ impl RecordSink for ScriptedSink {
         let ids: Vec<u8> = records.iter().map(|r| r.value[0]).collect();
         log.calls.push((topic.to_string(), ids.clone()));
         let failing = log.calls.len() <= self.down_calls;
+        if log.calls.len() <= self.refused_calls {
+            return ids.iter().map(|_| Err(FakeError::Denied)).collect();
+        }
         let answered = match (log.calls.len(), self.short_first) {
             (1, Some(n)) => n,
             _ => records.len(),
@@ -99,8 +107,15 @@ impl RecordSink for ScriptedSink {
     fn permanent(error: &FakeError) -> Option<Kind> {
         match error {
             FakeError::TooLarge(_) => Some(Kind::MessageTooLarge),
-            FakeError::Down(_) => None,
+            FakeError::Down(_) | FakeError::Denied => None,
         }
+    }
+
+    fn refusal(error: &FakeError) -> Option<super::super::Refusal> {
+        matches!(error, FakeError::Denied).then_some(super::super::Refusal {
+            kind: Kind::TopicAuthorizationFailed,
+            timestamp: None,
+        })
     }
 }
 
@@ -182,6 +197,7 @@ fn a_partial_failure_resends_only_the_failed_records_in_partition_order() {
         too_large: Vec::new(),
         whole_call: false,
         short_first: None,
+        refused_calls: 0,
     };
     let m = drain_through(&dir, &topics, sink);
     let log = log.lock().unwrap();
@@ -223,6 +239,7 @@ fn a_record_refused_for_good_is_dead_lettered_and_the_rest_goes_on() {
         too_large: vec![3],
         whole_call: false,
         short_first: None,
+        refused_calls: 0,
     };
     let m = drain_through(&dir, &topics, sink);
     let log = log.lock().unwrap();
@@ -280,6 +297,7 @@ fn a_batch_refused_for_one_record_delivers_its_neighbours() {
         too_large: vec![2],
         whole_call: true,
         short_first: None,
+        refused_calls: 0,
     };
     let m = drain_through(&dir, &topics, sink);
     let log = log.lock().unwrap();
@@ -317,6 +335,7 @@ fn records_without_a_result_are_sent_again_and_nothing_else() {
         too_large: Vec::new(),
         whole_call: false,
         short_first: Some(3),
+        refused_calls: 0,
     };
     let m = drain_through(&dir, &["a"; 5], sink);
     let log = log.lock().unwrap();
@@ -329,5 +348,40 @@ fn records_without_a_result_are_sent_again_and_nothing_else() {
     );
     assert_eq!(count(&m), (7, 5, 2));
     assert_eq!(m.last_error.as_ref().unwrap().kind, "not-acknowledged");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn records_refused_for_a_cause_the_setup_cures_stay_and_go_once_it_is_fixed() {
+    let dir = tmpdir("denied");
+    let log = Arc::new(Mutex::new(Log::default()));
+    let sink = ScriptedSink {
+        log: log.clone(),
+        down: Vec::new(),
+        down_calls: 0,
+        too_large: Vec::new(),
+        whole_call: false,
+        short_first: None,
+        refused_calls: 3,
+    };
+    let m = drain_through(&dir, &["a"; 8], sink);
+    let log = log.lock().unwrap();
+    let all: Vec<u8> = (0..8).collect();
+    let calls: Vec<Vec<u8>> = log.calls.iter().map(|(_, ids)| ids.clone()).collect();
+    assert_eq!(calls, vec![all; 4], "the whole window again after each refusal");
+    assert_eq!(log.stored[&("a".to_string(), 0)], [0, 2, 4, 6]);
+    assert_eq!(log.stored[&("a".to_string(), 1)], [1, 3, 5, 7]);
+    assert!(m.forward_dead_lettered.is_empty(), "{m:?}");
+    assert_eq!(
+        m.forward_refusals,
+        BTreeMap::from([("topic-authorization-failed".to_string(), 24)])
+    );
+    assert_eq!(m.held, None, "sending went through again");
+    assert_eq!(
+        m.last_error.as_ref().map(|e| e.kind.as_str()),
+        Some("topic-authorization-failed")
+    );
+    let dead = std::fs::read_to_string(dir.join("dead.ndjson")).unwrap_or_default();
+    assert_eq!(dead, "", "nothing dead-lettered");
     let _ = std::fs::remove_dir_all(&dir);
 }
