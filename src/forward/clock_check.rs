@@ -446,7 +446,10 @@ mod tests {
         assert!(!g.hold_batch(batch.iter().copied(), ahead, &m));
         // Refused: the broker took timestamps up to its clock plus 1 h.
         assert!(g.refused_ahead(right + HOUR));
-        assert!(!g.refused_ahead(right + HOUR + 5), "the first refusal's end stays");
+        assert!(
+            !g.refused_ahead(right + HOUR + 5),
+            "the first refusal's end stays"
+        );
         // The clock is set right: not held, and the held records read again do not raise the bound.
         assert!(!g.held(right, &m));
         assert!(!g.hold_batch(batch.iter().copied(), right, &m));
@@ -459,7 +462,10 @@ mod tests {
         // Taken again from record 10 on: later records count; once 0..10 are acknowledged it ends.
         assert!(again.accepted(10) && !again.accepted(12));
         assert!(!again.hold_batch([(9, ahead + 9)], right, &m));
-        assert!(again.hold_batch([(10, right + HOUR + 1)], right, &m), "counts again");
+        assert!(
+            again.hold_batch([(10, right + HOUR + 1)], right, &m),
+            "counts again"
+        );
         assert!(!again.settled(9) && again.settled(10));
         assert!(again.distrust().is_none());
     }

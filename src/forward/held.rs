@@ -313,10 +313,14 @@ mod tests {
             "{text}"
         );
         assert!(
-            lines[1].contains("records still kept in the spool") && lines[1].contains("refused=9000"),
+            lines[1].contains("records still kept in the spool")
+                && lines[1].contains("refused=9000"),
             "{text}"
         );
-        assert!(lines[2].contains("sending again") && lines[2].contains("refused=9009"), "{text}");
+        assert!(
+            lines[2].contains("sending again") && lines[2].contains("refused=9009"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -328,7 +332,10 @@ mod tests {
         s.set(Some(&cause(Kind::ClockAheadOfBroker, 5)));
         assert!(!s.changed.load(Ordering::Relaxed), "same cause");
         let (kind, again) = s.held().unwrap();
-        assert_eq!((kind, again.since_ms), (Kind::ClockAheadOfBroker, first.since_ms));
+        assert_eq!(
+            (kind, again.since_ms),
+            (Kind::ClockAheadOfBroker, first.since_ms)
+        );
         assert_eq!(again.message, "clock-ahead-of-broker for 5");
         s.set(None);
         assert!(s.changed.load(Ordering::Relaxed) && s.held().is_none());
@@ -337,7 +344,9 @@ mod tests {
         prometheus(&mut text, Some(&again), 12, &s.refusals());
         assert!(
             text.contains("avro_edge_forward_held_records{reason=\"clock-ahead-of-broker\"} 12\n")
-                && text.contains("avro_edge_forward_refusals_total{kind=\"clock-ahead-of-broker\"} 7\n"),
+                && text.contains(
+                    "avro_edge_forward_refusals_total{kind=\"clock-ahead-of-broker\"} 7\n"
+                ),
             "{text}"
         );
     }

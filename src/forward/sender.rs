@@ -176,7 +176,13 @@ pub fn run<S: RecordSink>(
 /// Tell why records stay pending after a round (see `held`): the cause holding them on the metrics
 /// and as the last error, each cause in the log at once and then once a minute. True when something
 /// failed (the caller backs off).
-fn tell(round: Round, resend: u64, spool: &Spool, metrics: &Metrics, telling: &mut Telling) -> bool {
+fn tell(
+    round: Round,
+    resend: u64,
+    spool: &Spool,
+    metrics: &Metrics,
+    telling: &mut Telling,
+) -> bool {
     let now = Instant::now();
     let causes = round.causes();
     let Some(holding) = causes.iter().find(|c| c.refusal).or(causes.first()) else {
@@ -289,7 +295,10 @@ impl Round {
     /// The causes as told: records failed only because an earlier batch of their partition failed
     /// (`behind-refused`) count with the round's first other cause.
     fn causes(mut self) -> Vec<Cause> {
-        let behind = self.causes.iter().position(|c| c.kind == Kind::BehindRefused);
+        let behind = self
+            .causes
+            .iter()
+            .position(|c| c.kind == Kind::BehindRefused);
         if let Some(i) = behind
             && self.causes.len() > 1
         {

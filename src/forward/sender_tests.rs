@@ -368,7 +368,11 @@ fn records_refused_for_a_cause_the_setup_cures_stay_and_go_once_it_is_fixed() {
     let log = log.lock().unwrap();
     let all: Vec<u8> = (0..8).collect();
     let calls: Vec<Vec<u8>> = log.calls.iter().map(|(_, ids)| ids.clone()).collect();
-    assert_eq!(calls, vec![all; 4], "the whole window again after each refusal");
+    assert_eq!(
+        calls,
+        vec![all; 4],
+        "the whole window again after each refusal"
+    );
     assert_eq!(log.stored[&("a".to_string(), 0)], [0, 2, 4, 6]);
     assert_eq!(log.stored[&("a".to_string(), 1)], [1, 3, 5, 7]);
     assert!(m.forward_dead_lettered.is_empty(), "{m:?}");

@@ -525,7 +525,9 @@ fn finish_as(inner: &Inner, t: Taken, mut res: Result<Option<i64>, KafkaError>, 
             } else if e.permanent_rejection().is_none() || batch.builder.len() > 1 {
                 // Its records (or its good ones) go back to the caller, to be sent again once the
                 // cause is fixed: nothing of the partition sent after it may be stored before them.
-                let cause = e.permanent_rejection().unwrap_or_else(|| crate::error::ErrorKind::kind(e));
+                let cause = e
+                    .permanent_rejection()
+                    .unwrap_or_else(|| crate::error::ErrorKind::kind(e));
                 refuse_behind(inner, &topic, partition, key, cause);
             }
         }
