@@ -52,6 +52,19 @@ struct ScriptedSink {
     refused_calls: usize,
 }
 
+/// A sink that stores everything: no partition down, nothing too large or refused.
+fn sink(log: &Arc<Mutex<Log>>) -> ScriptedSink {
+    ScriptedSink {
+        log: log.clone(),
+        down: Vec::new(),
+        down_calls: 0,
+        too_large: Vec::new(),
+        whole_call: false,
+        short_first: None,
+        refused_calls: 0,
+    }
+}
+
 fn partition_of(key: Option<&[u8]>) -> i32 {
     let k = key
         .and_then(|k| std::str::from_utf8(k).ok())
@@ -191,13 +204,9 @@ fn a_partial_failure_resends_only_the_failed_records_in_partition_order() {
         .collect();
     let log = Arc::new(Mutex::new(Log::default()));
     let sink = ScriptedSink {
-        log: log.clone(),
         down: vec![("a".into(), 1)],
         down_calls: 1,
-        too_large: Vec::new(),
-        whole_call: false,
-        short_first: None,
-        refused_calls: 0,
+        ..sink(&log)
     };
     let m = drain_through(&dir, &topics, sink);
     let log = log.lock().unwrap();
@@ -231,15 +240,12 @@ fn a_record_refused_for_good_is_dead_lettered_and_the_rest_goes_on() {
     let topics = vec!["a"; 8];
     let log = Arc::new(Mutex::new(Log::default()));
     let sink = ScriptedSink {
-        log: log.clone(),
         // Partition 0 is down on the first two calls (a retriable error: retried, not dropped);
         // record 3 (partition 1) is too large.
         down: vec![("a".into(), 0)],
         down_calls: 2,
         too_large: vec![3],
-        whole_call: false,
-        short_first: None,
-        refused_calls: 0,
+        ..sink(&log)
     };
     let m = drain_through(&dir, &topics, sink);
     let log = log.lock().unwrap();
@@ -291,13 +297,9 @@ fn a_batch_refused_for_one_record_delivers_its_neighbours() {
     let topics = vec!["a"; 6];
     let log = Arc::new(Mutex::new(Log::default()));
     let sink = ScriptedSink {
-        log: log.clone(),
-        down: Vec::new(),
-        down_calls: 0,
         too_large: vec![2],
         whole_call: true,
-        short_first: None,
-        refused_calls: 0,
+        ..sink(&log)
     };
     let m = drain_through(&dir, &topics, sink);
     let log = log.lock().unwrap();
@@ -329,13 +331,8 @@ fn records_without_a_result_are_sent_again_and_nothing_else() {
     let dir = tmpdir("short");
     let log = Arc::new(Mutex::new(Log::default()));
     let sink = ScriptedSink {
-        log: log.clone(),
-        down: Vec::new(),
-        down_calls: 0,
-        too_large: Vec::new(),
-        whole_call: false,
         short_first: Some(3),
-        refused_calls: 0,
+        ..sink(&log)
     };
     let m = drain_through(&dir, &["a"; 5], sink);
     let log = log.lock().unwrap();
@@ -356,13 +353,8 @@ fn records_refused_for_a_cause_the_setup_cures_stay_and_go_once_it_is_fixed() {
     let dir = tmpdir("denied");
     let log = Arc::new(Mutex::new(Log::default()));
     let sink = ScriptedSink {
-        log: log.clone(),
-        down: Vec::new(),
-        down_calls: 0,
-        too_large: Vec::new(),
-        whole_call: false,
-        short_first: None,
         refused_calls: 3,
+        ..sink(&log)
     };
     let m = drain_through(&dir, &["a"; 8], sink);
     let log = log.lock().unwrap();
