@@ -11,6 +11,9 @@
 //! down, a leader moving). Both keep the records; a forwarder whose input ended while a refusal held
 //! records exits with its kind.
 //!
+//! Records the broker refuses for good (dead-lettered by the sender) are told the same way: the first of
+//! each rejection at once, then one line per rejection per [`REPEAT`] with the count.
+//!
 //! Must not decide what happens to a record (the sender does), nor log a record's content.
 
 use std::collections::BTreeMap;
@@ -172,6 +175,8 @@ fn what_to_do(kind: Kind, refusal: bool) -> &'static str {
 #[derive(Debug)]
 struct Told {
     kind: Kind,
+    /// Records dead-lettered for this rejection (rather than kept in the spool).
+    dead: bool,
     first: Instant,
     last_told: Instant,
     records_since: u64,
@@ -189,66 +194,94 @@ impl Telling {
     /// A failed round's causes: a new one is told at once, a known one counted for its next line.
     pub fn note(&mut self, causes: &[Cause], held_records: u64, now: Instant) {
         for c in causes {
-            match self.told.iter_mut().find(|t| t.kind == c.kind) {
-                Some(t) => {
-                    t.records_since += c.records;
-                    t.records += c.records;
-                    t.message.clone_from(&c.message);
-                }
-                None => {
-                    tracing::warn!(
-                        kind = c.kind.as_str(),
-                        refusal = c.refusal,
-                        records = c.records,
-                        held_records,
-                        error = %c.message,
-                        "records kept in the spool: {}",
-                        what_to_do(c.kind, c.refusal)
-                    );
-                    self.told.push(Told {
-                        kind: c.kind,
-                        first: now,
-                        last_told: now,
-                        records_since: 0,
-                        records: c.records,
-                        message: c.message.clone(),
-                    });
-                }
+            if self.count(c, false, now) {
+                tracing::warn!(
+                    kind = c.kind.as_str(),
+                    refusal = c.refusal,
+                    records = c.records,
+                    held_records,
+                    error = %c.message,
+                    "records kept in the spool: {}",
+                    what_to_do(c.kind, c.refusal)
+                );
             }
         }
         self.tick(held_records, now);
     }
 
+    /// Records a round dead-lettered, by rejection: a new rejection is told at once, a known one
+    /// counted for its next line.
+    pub fn dead_lettered(&mut self, rejections: &[Cause], held_records: u64, now: Instant) {
+        for c in rejections {
+            if self.count(c, true, now) {
+                tracing::warn!(
+                    rejection = c.kind.as_str(),
+                    records = c.records,
+                    error = %c.message,
+                    "record refused by the broker for good: dead-lettered"
+                );
+            }
+        }
+        self.tick(held_records, now);
+    }
+
+    /// Count `c`'s records; true when it is new (to be told at once).
+    fn count(&mut self, c: &Cause, dead: bool, now: Instant) -> bool {
+        if let Some(t) = (self.told.iter_mut()).find(|t| t.kind == c.kind && t.dead == dead) {
+            t.records_since += c.records;
+            t.records += c.records;
+            t.message.clone_from(&c.message);
+            return false;
+        }
+        self.told.push(Told {
+            kind: c.kind,
+            dead,
+            first: now,
+            last_told: now,
+            records_since: 0,
+            records: c.records,
+            message: c.message.clone(),
+        });
+        true
+    }
+
     /// Tell each cause that went on for [`REPEAT`] since it was last told, with its count.
     pub fn tick(&mut self, held_records: u64, now: Instant) {
         for t in &mut self.told {
-            if t.records_since == 0 || now.duration_since(t.last_told) < REPEAT {
+            if t.records_since == 0 || now.saturating_duration_since(t.last_told) < REPEAT {
                 continue;
             }
+            let what = match t.dead {
+                true => "records refused by the broker for good: dead-lettered",
+                false => "records still kept in the spool",
+            };
             tracing::warn!(
                 kind = t.kind.as_str(),
                 refused = t.records_since,
-                over_s = now.duration_since(t.last_told).as_secs(),
-                since_s = now.duration_since(t.first).as_secs(),
+                over_s = now.saturating_duration_since(t.last_told).as_secs(),
+                since_s = now.saturating_duration_since(t.first).as_secs(),
                 held_records,
                 error = %t.message,
-                "records still kept in the spool"
+                "{what}"
             );
             t.last_told = now;
             t.records_since = 0;
         }
     }
 
-    /// A round went through: every cause is over (told once each).
+    /// A round went through: every cause that kept records is over (told once each).
     pub fn clear(&mut self, now: Instant) {
-        for t in self.told.drain(..) {
-            tracing::info!(
-                kind = t.kind.as_str(),
-                refused = t.records,
-                for_s = now.duration_since(t.first).as_secs(),
-                "sending again: the records kept in the spool go out"
-            );
-        }
+        self.told.retain(|t| {
+            if !t.dead {
+                tracing::info!(
+                    kind = t.kind.as_str(),
+                    refused = t.records,
+                    for_s = now.saturating_duration_since(t.first).as_secs(),
+                    "sending again: the records kept in the spool go out"
+                );
+            }
+            t.dead
+        });
     }
 }
 
@@ -319,6 +352,33 @@ mod tests {
         );
         assert!(
             lines[2].contains("sending again") && lines[2].contains("refused=9009"),
+            "{text}"
+        );
+    }
+
+    /// Records dead-lettered one by one: one line for the first, then one per interval; a round
+    /// that goes through does not end it (it is not a cause that keeps records).
+    #[test]
+    fn dead_lettered_records_are_told_once_per_rejection_and_interval() {
+        let text = logged(|| {
+            let mut t = Telling::default();
+            let start = Instant::now();
+            for i in 0..500u64 {
+                let at = start + Duration::from_millis(20 * i);
+                t.dead_lettered(&[cause(Kind::MessageTooLarge, 1)], 0, at);
+                t.clear(at);
+            }
+            let late = start + Duration::from_secs(61);
+            t.dead_lettered(&[cause(Kind::MessageTooLarge, 1)], 0, late);
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].contains("dead-lettered") && lines[0].contains("records=1"),
+            "{text}"
+        );
+        assert!(
+            lines[1].contains("dead-lettered") && lines[1].contains("refused=500"),
             "{text}"
         );
     }

@@ -71,7 +71,7 @@ pub struct Snapshot {
     /// Lines written to the dead-letter file (not JSON, not encodable, too long).
     pub dead_lettered: u64,
     /// Spooled records the broker refused for good, written to the dead-letter file by the sender and
-    /// released from the spool, by rejection (`message-too-large`, `invalid-timestamp`, ...).
+    /// released from the spool, by rejection (`message-too-large`, `invalid-record`, ...).
     #[serde(default)]
     pub forward_dead_lettered: BTreeMap<String, u64>,
     /// Input drops after stop plus spool `drop_oldest` drops.

@@ -184,6 +184,9 @@ fn tell(
     telling: &mut Telling,
 ) -> bool {
     let now = Instant::now();
+    if !round.dead.is_empty() {
+        telling.dead_lettered(&round.dead, spool.status().records, now);
+    }
     let causes = round.causes();
     let Some(holding) = causes.iter().find(|c| c.refusal).or(causes.first()) else {
         telling.clear(now);
@@ -267,6 +270,19 @@ fn next_window(
     Ok(Some(Window::new(batch)))
 }
 
+/// One more record in `list` for `kind`.
+fn add_to(list: &mut Vec<Cause>, kind: Kind, refusal: bool, message: impl FnOnce() -> String) {
+    match list.iter_mut().find(|c| c.kind == kind) {
+        Some(c) => c.records += 1,
+        None => list.push(Cause {
+            kind,
+            refusal,
+            records: 1,
+            message: message(),
+        }),
+    }
+}
+
 /// What one round of sends did.
 #[derive(Default)]
 struct Round {
@@ -274,6 +290,8 @@ struct Round {
     acked: u64,
     /// Why records were left pending: each cause with its count, in the order first met.
     causes: Vec<Cause>,
+    /// Records dead-lettered, by rejection (told like the causes, not once per record).
+    dead: Vec<Cause>,
     /// A timestamp the broker refused as ahead or behind (its kind), for the clock gate.
     clock: Option<(Kind, RefusedTimestamp)>,
 }
@@ -281,15 +299,7 @@ struct Round {
 impl Round {
     /// One more record left pending for `kind` (a refusal that fixing the setup cures, or not).
     fn fail(&mut self, kind: Kind, refusal: bool, message: impl FnOnce() -> String) {
-        match self.causes.iter_mut().find(|c| c.kind == kind) {
-            Some(c) => c.records += 1,
-            None => self.causes.push(Cause {
-                kind,
-                refusal,
-                records: 1,
-                message: message(),
-            }),
-        }
+        add_to(&mut self.causes, kind, refusal, message);
     }
 
     /// The causes as told: records failed only because an earlier batch of their partition failed
@@ -342,9 +352,10 @@ fn send_round<S: RecordSink>(
 
 /// Send records taken from the window in one call and settle them (see [`send_round`]). A record
 /// refused for good in a call with others is not dead-lettered yet: the broker refuses whole batches
-/// (INVALID_TIMESTAMP, INVALID_RECORD, a MESSAGE_TOO_LARGE the producer did not split), so it is sent
-/// again alone, which tells the refused record from its neighbours. False when a record failed for a
-/// reason that is not permanent.
+/// (INVALID_RECORD, CORRUPT_MESSAGE, a MESSAGE_TOO_LARGE the producer did not split), so it is sent
+/// again alone, which tells the refused record from its neighbours. A record that failed otherwise
+/// stays pending, counted for its cause (a refusal that fixing the setup cures, or a passing failure).
+/// False when a record failed for a reason that is not permanent.
 fn send_taken<S: RecordSink>(
     sink: &mut S,
     window: &mut Window,
@@ -383,6 +394,7 @@ fn send_taken<S: RecordSink>(
             }
             let spooled_ms = window.record(i).map_or(0, |r| r.timestamp_ms);
             if dead_letter(dead, metrics, &taken.topic, &out, spooled_ms, rejection, &e) {
+                add_to(&mut round.dead, rejection, false, || e.to_string());
                 continue;
             }
             round.fail(e.kind(), false, || e.to_string());
@@ -427,7 +439,8 @@ fn dead_letter<E: ErrorKind>(
         return false;
     }
     metrics.count_refused(rejection);
-    tracing::warn!(topic, kind = e.kind().as_str(), rejection = rejection.as_str(), error = %message, "record refused by the broker for good: dead-lettered");
+    // Told once per rejection and interval by the caller (`held::Telling::dead_lettered`).
+    tracing::debug!(topic, kind = e.kind().as_str(), rejection = rejection.as_str(), error = %message, "record refused by the broker for good: dead-lettered");
     metrics.set_error(e.kind(), &message);
     true
 }
