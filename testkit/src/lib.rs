@@ -3,6 +3,7 @@
 //!
 //! | module | job |
 //! | --- | --- |
+//! | [`acls`] | grant and revoke a topic ACL on a broker with an authorizer (raw CreateAcls / DeleteAcls) |
 //! | [`test_broker`] | the broker every broker test uses: Apache Kafka (one shared node, or an own one to kill and restart), or tansu with `AVRO_EDGE_TEST_BROKER=tansu` |
 //! | [`broker`] | start, stop and restart a local tansu broker; unique topic names |
 //! | [`kafka`] | Apache Kafka (KRaft) clusters of 1..n nodes from the cached jars, with per-node kill/stop/start/pause/resume, extra listeners, SASL users |
@@ -22,6 +23,7 @@
 //! first: `cargo test` lists them as ignored; `cargo test -- --include-ignored` (scripts/test) runs
 //! them, and a missing broker or peer is then a failure with the reason, never a silent pass.
 
+pub mod acls;
 pub mod broker;
 pub mod fake_broker;
 pub mod kafka;
@@ -37,6 +39,7 @@ pub mod require;
 pub mod test_broker;
 pub mod topics;
 
+pub use acls::{AclOperation, allow_topic, authorizer_props, revoke_topic};
 pub use broker::{Broker, Storage, TestkitError, tansu_bin, unique_topic};
 pub use fake_broker::{Call, FakeBroker, Imitate, Reply, api_versions_answer};
 pub use kafka::{KafkaCluster, KafkaListener, KafkaOpts, KafkaTestError, ListenerTls, SaslUser};

@@ -29,15 +29,19 @@
 //!
 //! # Errors per record
 //! A broker error that no retry can fix fails the records of its batch; the records queued behind
-//! them in the partition go on, except behind a refused batch that had good records in it (e.g.
-//! INVALID_TIMESTAMP refuses a whole batch): those fail with the retriable `behind-refused`, so
-//! the caller sends them again after the refused batch's good records, in order. MESSAGE_TOO_LARGE (or
+//! them in the partition go on only behind a single record refused for good (too large, invalid):
+//! behind a refused batch that had good records in it (INVALID_RECORD refuses a whole batch), or
+//! one refused for a reason the caller keeps its records for (an ACL, our clock:
+//! `KafkaError::setup_refusal`), they fail with the retriable `behind-refused`, so the caller sends
+//! them again after the refused batch's records, in order. MESSAGE_TOO_LARGE (or
 //! RECORD_LIST_TOO_LARGE) for a batch of several records splits it in halves, sent again in
 //! order, until only a record that is too large on its own fails. Each record's result is a
 //! [`KafkaError`] whose kind (`ErrorKind::kind`) names the broker's reason:
 //! `message-too-large`, `invalid-record`, `invalid-timestamp`, `topic-authorization-failed`,
-//! otherwise `kafka-error` (with [`KafkaError::code`]); [`KafkaError::is_retriable`] is false for
-//! all of them.
+//! `cluster-authorization-failed`, otherwise `kafka-error` (with [`KafkaError::code`]);
+//! [`KafkaError::is_retriable`] is false for all of them, and
+//! [`KafkaError::permanent_rejection`] / [`KafkaError::setup_refusal`] tell the record's own fault
+//! from a refusal that fixing the setup cures.
 //!
 //! # Example
 //! ```no_run
@@ -228,9 +232,10 @@ impl Producer {
     }
 
     /// Send records and wait for all of them; results in input order. Order is kept per partition:
-    /// when a record cannot even be queued for a retriable reason (no metadata for the topic
-    /// within the delivery timeout: the broker is down), the records after it fail with the same
-    /// error without being queued, as, queued once the broker is back, they would land before it.
+    /// when a record cannot even be queued for a reason that is not its own (no metadata for the
+    /// topic within the delivery timeout: the broker is down; an unknown topic, a refused password
+    /// or ACL), the records after it fail with the same error without being queued: queued once
+    /// the cause is gone, they would land before it, and each would wait for the cause again.
     pub fn send_batch(
         &self,
         topic: &str,
@@ -248,7 +253,7 @@ impl Producer {
                 }
                 let h = self.enqueue_with_headers(topic, r.key.as_deref(), &r.value, &r.headers);
                 if let Err(e) = &h.outcome
-                    && e.is_retriable()
+                    && e.permanent_rejection().is_none()
                 {
                     refused = Some(e.clone());
                 }

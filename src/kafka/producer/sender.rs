@@ -24,9 +24,10 @@
 //! Must not let a batch overtake an older one of its partition. For the same reason a batch that
 //! fails for good on a retriable error (out of time or retries) fails the batches queued behind
 //! it, and one refused for good with good records in it (`permanent_rejection`, e.g.
-//! INVALID_TIMESTAMP) fails those queued or in flight behind it with the retriable
-//! `behind-refused`: stored before the caller sends the good records again, they would come
-//! first. (A batch behind it already written can still be stored when the broker does not check
+//! INVALID_RECORD), or refused for a reason the caller keeps its records for (`setup_refusal`,
+//! e.g. TOPIC_AUTHORIZATION_FAILED, INVALID_TIMESTAMP), fails those queued or in flight behind it
+//! with the retriable `behind-refused`: stored before the caller sends those records again, they
+//! would come first. (A batch behind it already written can still be stored when the broker does not check
 //! its sequence: idempotence off with `max_in_flight` > 1, or the partition's first batches from
 //! a producer the broker does not know yet.)
 
@@ -256,7 +257,7 @@ fn fail_queued_behind(inner: &Inner, topic: &str, partition: i32, e: &KafkaError
             };
         if !queued.is_empty() {
             let records: usize = queued.iter().map(|b| b.builder.len()).sum();
-            tracing::warn!(topic = %topic, partition, records, "failing the batches queued behind a failed one");
+            tracing::debug!(topic = %topic, partition, records, "failing the batches queued behind a failed one");
         }
         for b in queued {
             st.buffered = st.buffered.saturating_sub(b.builder.size());
@@ -459,11 +460,17 @@ fn complete_from_response(inner: &Inner, ok: Vec<Taken>, resp: &ProduceResponse)
                 Ok((p.base_offset >= 0).then_some(p.base_offset))
             }
             Some(p) if p.error_code != 0 => {
+                // The first record error says what the broker checked (e.g. the timestamp range
+                // INVALID_TIMESTAMP was judged by, which `refused_timestamp` reads).
+                let record_error = (p.record_errors.first())
+                    .and_then(|r| r.batch_index_error_message.as_ref())
+                    .map(|m| format!("; {}", m.as_str()));
                 let msg = p
                     .error_message
                     .as_ref()
                     .map(|m| m.to_string())
-                    .unwrap_or_default();
+                    .unwrap_or_default()
+                    + record_error.as_deref().unwrap_or("");
                 Err(KafkaError::from_code(
                     p.error_code,
                     format!("produce {}-{} {msg}", t.topic, t.partition),
@@ -511,14 +518,16 @@ fn finish_as(inner: &Inner, t: Taken, mut res: Result<Option<i64>, KafkaError>, 
                 None => return,
                 Some(b) => b,
             };
-            tracing::warn!(topic = %topic, partition, records = batch.builder.len(), error = %e, kind = crate::error::ErrorKind::kind(e).as_str(), "batch failed");
+            // The caller has every record's result: it reports them (once per cause, not per batch).
+            tracing::debug!(topic = %topic, partition, records = batch.builder.len(), error = %e, kind = crate::error::ErrorKind::kind(e).as_str(), "batch failed");
             if e.is_retriable() {
                 fail_queued_behind(inner, &topic, partition, e);
-            } else if let Some(cause) = e.permanent_rejection()
-                && batch.builder.len() > 1
-            {
-                // Its good records go back to the caller, to be sent again: nothing of the
-                // partition sent after it may be stored before them.
+            } else if e.permanent_rejection().is_none() || batch.builder.len() > 1 {
+                // Its records (or its good ones) go back to the caller, to be sent again once the
+                // cause is fixed: nothing of the partition sent after it may be stored before them.
+                let cause = e
+                    .permanent_rejection()
+                    .unwrap_or_else(|| crate::error::ErrorKind::kind(e));
                 refuse_behind(inner, &topic, partition, key, cause);
             }
         }
