@@ -17,6 +17,7 @@
 //! | [`producer`] | the producer settings the cluster fault tests share |
 //! | [`logs`] | the client's `tracing` output in a test, with `RUST_LOG` |
 //! | [`paths`] | the project checkout and fresh scratch directories |
+//! | [`net`] | a TCP proxy between clients and a broker: pass, cut (refuse / blackhole), slow (bit/s cap, delay), reset; bytes counted each way |
 //!
 //! Tests that need something external are `#[ignore = "needs …"]` and call a [`require`] function
 //! first: `cargo test` lists them as ignored; `cargo test -- --include-ignored` (scripts/test) runs
@@ -28,6 +29,7 @@ pub mod kafka;
 pub mod kafka_read;
 pub mod logs;
 pub mod metrics;
+pub mod net;
 pub mod paths;
 pub mod peers;
 pub mod pki;
@@ -43,6 +45,7 @@ pub use kafka::{KafkaCluster, KafkaListener, KafkaOpts, KafkaTestError, Listener
 pub use kafka_read::{decode_batches, fetch_partition, read_client};
 pub use logs::init_logs;
 pub use metrics::{metric, wait_metric};
+pub use net::{Cut, Link, Mode, Proxy, Traffic};
 pub use paths::{root, tmpdir};
 pub use peers::{JavaPeer, cache_dir, java_peer, node_peers_dir, python, python_has};
 pub use pki::make_test_certs;
