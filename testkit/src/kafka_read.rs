@@ -23,9 +23,14 @@ pub fn fetch_partition(
     wait_for_first: Duration,
 ) -> Result<Vec<Record>, String> {
     let mut out = Vec::new();
-    fetch_partition_each(client, &Target::Any, topic, partition, wait_for_first, |r| {
-        out.push(r)
-    })?;
+    fetch_partition_each(
+        client,
+        &Target::Any,
+        topic,
+        partition,
+        wait_for_first,
+        |r| out.push(r),
+    )?;
     Ok(out)
 }
 

@@ -17,6 +17,7 @@
 //! | [`producer`] | the producer settings the cluster fault tests share |
 //! | [`logs`] | the client's `tracing` output in a test, with `RUST_LOG` |
 //! | [`paths`] | the project checkout and fresh scratch directories |
+//! | [`soak`] | the seeded fault soak (issue 15): cluster, forwarder, group members, nemesis, checker, report |
 //! | [`net`] | a TCP proxy between clients and a broker: pass, cut (refuse / blackhole), slow (bit/s cap, delay), reset; bytes counted each way |
 //!
 //! Tests that need something external are `#[ignore = "needs …"]` and call a [`require`] function
@@ -36,13 +37,14 @@ pub mod pki;
 pub mod process;
 pub mod producer;
 pub mod require;
+pub mod soak;
 pub mod test_broker;
 pub mod topics;
 
 pub use broker::{Broker, Storage, TestkitError, tansu_bin, unique_topic};
 pub use fake_broker::{Call, FakeBroker, Reply};
 pub use kafka::{KafkaCluster, KafkaListener, KafkaOpts, KafkaTestError, ListenerTls, SaslUser};
-pub use kafka_read::{decode_batches, fetch_partition, read_client};
+pub use kafka_read::{decode_batches, fetch_partition, fetch_partition_each, read_client};
 pub use logs::init_logs;
 pub use metrics::{metric, wait_metric};
 pub use net::{Cut, Link, Mode, Proxy, Traffic};
