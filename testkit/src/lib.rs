@@ -45,7 +45,7 @@ pub use broker::{Broker, Storage, TestkitError, tansu_bin, unique_topic};
 pub use fake_broker::{Call, FakeBroker, Reply};
 pub use kafka::{KafkaCluster, KafkaListener, KafkaOpts, KafkaTestError, ListenerTls, SaslUser};
 pub use kafka_read::{decode_batches, fetch_partition, fetch_partition_each, read_client};
-pub use logs::init_logs;
+pub use logs::{init_logs, log_time_us};
 pub use metrics::{metric, wait_metric};
 pub use net::{Cut, Link, Mode, Proxy, Traffic};
 pub use paths::{root, tmpdir};
