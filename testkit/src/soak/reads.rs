@@ -236,29 +236,7 @@ fn line_time(line: &str) -> Option<u64> {
 
 /// `YYYY-MM-DDTHH:MM:SS[.fff…]Z` to ms since the epoch (UTC).
 pub fn rfc3339_ms(s: &str) -> Option<u64> {
-    let num = |a: usize, b: usize| s.get(a..b)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    let frac: String = (s.get(20..)?.chars())
-        .take_while(char::is_ascii_digit)
-        .chain("000".chars())
-        .take(3)
-        .collect();
-    let ms = if s.as_bytes().get(19) == Some(&b'.') {
-        frac.parse::<i64>().ok()?
-    } else {
-        0
-    };
-    // Howard Hinnant's days_from_civil.
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + sec;
-    u64::try_from(secs * 1000 + ms).ok()
+    u64::try_from(crate::log_time_us(s)? / 1000).ok()
 }
 
 #[cfg(test)]

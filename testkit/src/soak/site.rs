@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use avro_edge::__test::{self as kafka, Client, ClientConfig, ConnConfig, Target};
+use avro_edge::__test::{self as kafka, Target};
 use avro_edge::{Producer, ProducerConfig, TopicSpec};
 use kafka_protocol::messages::FindCoordinatorRequest;
 use kafka_protocol::protocol::StrBytes;
@@ -217,18 +217,8 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(), Str
 
 /// One FindCoordinator (v3, group key) through any direct listener: the coordinator's node id.
 fn find_coordinator(bootstrap: &str, group: &str) -> Result<i32, String> {
-    let client = Client::new(ClientConfig {
-        bootstrap: bootstrap.split(',').map(str::to_string).collect(),
-        conn: ConnConfig {
-            client_id: "avro-edge-soak".into(),
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(5),
-            ..ConnConfig::default()
-        },
-        connect_deadline: Duration::from_secs(3),
-        ..ClientConfig::default()
-    })
-    .map_err(text)?;
+    let bootstrap = bootstrap.split(',').map(str::to_string).collect();
+    let client = crate::kafka::probe_client(bootstrap).map_err(text)?;
     let req = FindCoordinatorRequest::default()
         .with_key(StrBytes::from_string(group.to_string()))
         .with_key_type(0);
