@@ -124,6 +124,16 @@ impl Check<'_> {
         format!("reading {id}{extra}: {fed}")
     }
 
+    /// How a record was stored: `(producer 7 epoch 1 seq 30, record time +7321.5 s)`, the record
+    /// time being its Kafka timestamp (the forwarder's clock, faked or not) from the soak's start.
+    fn stamp(&self, s: &Stored) -> String {
+        let t = (s.timestamp - self.i.timeline.t0_ms as i64) as f64 / 1000.0;
+        format!(
+            "(producer {} epoch {} seq {}, record time {t:+.1} s)",
+            s.producer_id, s.epoch, s.sequence
+        )
+    }
+
     fn session_of(&self, pid: i64) -> Option<usize> {
         (self.i.producer_ids.iter()).position(|ids| ids.contains(&pid))
     }
@@ -191,17 +201,12 @@ fn copies_per_id(c: &mut Check) -> Vec<Vec<Stored>> {
             }
             c.f.producer_duplicates += 1;
             let how = format!(
-                " stored twice by one producer: offset {} (id {} epoch {} seq {}) and offset {} \
-                 (id {} epoch {} seq {}), partition {}",
+                " stored twice by one producer: partition {} offset {} {} and offset {} {}",
+                first.partition,
                 first.offset,
-                first.producer_id,
-                first.epoch,
-                first.sequence,
+                c.stamp(&first),
                 extra.offset,
-                extra.producer_id,
-                extra.epoch,
-                extra.sequence,
-                first.partition
+                c.stamp(extra)
             );
             if extra.producer_id == first.producer_id && extra.epoch != first.epoch {
                 c.f.mixed_epoch += 1;
@@ -286,8 +291,14 @@ fn order(c: &mut Check, copies: &[Vec<Stored>]) {
             Some(n) if n.id > s.id => {
                 c.f.out_of_order += 1;
                 let how = format!(
-                    " (s-{}) at partition {} offset {}, after reading {} at offset {}",
-                    s.sensor, s.partition, s.offset, n.id, n.offset
+                    " (s-{}) at partition {} offset {} {}, after reading {} at offset {} {}",
+                    s.sensor,
+                    s.partition,
+                    s.offset,
+                    c.stamp(&s),
+                    n.id,
+                    n.offset,
+                    c.stamp(n)
                 );
                 ev.push(c.id_evidence(s.id, &how));
             }

@@ -298,16 +298,17 @@ impl Gateway {
         self.fed_now.load(Ordering::SeqCst)
     }
 
-    /// A one-line progress report from the forwarder's metrics.
+    /// A one-line progress report from the forwarder's metrics and the dead-letter file.
     pub fn progress(&self) -> String {
         let m = |n: &str| crate::metric(&self.metrics, n).map_or("-".into(), |v| v.to_string());
+        let dead =
+            std::fs::read(&self.dead_letter).map_or(0, |b| b.split(|&c| c == b'\n').count() - 1);
         format!(
-            "fed {}, forwarder: spooled {} acked {} in spool {} dead-lettered {}",
+            "fed {}, forwarder: spooled {} acked {} in spool {}; {dead} dead-lettered",
             self.fed(),
             m("spooled_total"),
             m("acked_total"),
             m("spool_records"),
-            m("dead_lettered_total")
         )
     }
 

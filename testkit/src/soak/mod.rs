@@ -133,7 +133,6 @@ impl Drop for Running {
 
 /// Run a soak: set up, let the nemesis loose, heal, drain, check, report.
 pub fn run(cfg: &SoakConfig) -> Result<SoakOutcome, String> {
-    let schema_cache = crate::root().join("fixtures/schema-cache");
     let plan = plan::plan(cfg.seed, cfg.duration(), &cfg.without, NODES);
     eprintln!(
         "soak: seed {}, {} min, {} faults planned, {} readings/s, directory {}",
@@ -145,43 +144,10 @@ pub fn run(cfg: &SoakConfig) -> Result<SoakOutcome, String> {
     );
     let site = Site::start(NODES, PARTITIONS, &cfg.seed.to_string())?;
     let timeline = Arc::new(Timeline::new());
-    let gateway = Gateway::start(
-        GatewaySpec {
-            bin: cfg.bin.clone(),
-            schema_cache: schema_cache.clone(),
-            dir: cfg.dir.clone(),
-            bootstrap: site.gateway_bootstrap(),
-            topic: site.topic.clone(),
-            rate: cfg.rate,
-            sensors: SENSORS,
-            disk_bytes: DISK_BYTES,
-        },
-        timeline.clone(),
-    )?;
-    let members = Members::start(
-        MembersSpec {
-            bin: cfg.bin.clone(),
-            schema_cache,
-            dir: cfg.dir.clone(),
-            bootstrap: site.direct.clone(),
-            topic: site.topic.clone(),
-            group: site.group.clone(),
-            count: MEMBERS,
-        },
-        timeline.clone(),
-    );
-    let members = match members {
-        Ok(m) => m,
-        Err(e) => {
-            gateway.shutdown();
-            return Err(e);
-        }
-    };
-    let running = Running { gateway, members };
-    let (gateway, members) = (&running.gateway, &running.members);
+    let running = start_clients(cfg, &site, &timeline)?;
     let w = nemesis::World {
         site: &site,
-        gateway,
+        gateway: &running.gateway,
         timeline: &timeline,
     };
     let done = AtomicBool::new(false);
@@ -193,30 +159,7 @@ pub fn run(cfg: &SoakConfig) -> Result<SoakOutcome, String> {
         done.store(true, Ordering::SeqCst);
         (injected, healed)
     });
-    let (accepted, left) = gateway.finish();
-    eprintln!("soak: forwarder drained: {accepted} readings accepted, {left} left in the spool");
-    let (stored, alien) = reads::read_stored(&site, accepted)?;
-    let distinct = distinct_ids(&stored, accepted);
-    await_members(members, accepted, distinct);
-    members.stop();
-    let inputs = CheckInputs {
-        accepted,
-        left_in_spool: left,
-        stored,
-        alien,
-        dead: reads::read_dead_letters(&gateway.dead_letter),
-        consumed: reads::read_consumed(&members.outputs(), accepted),
-        joins: members
-            .logs()
-            .iter()
-            .map(|l| reads::read_joins(l))
-            .collect(),
-        sessions: gateway.sessions(),
-        producer_ids: reads::producer_ids(&gateway.sessions()),
-        feed_marks: gateway.feed_marks(),
-        chunk: u64::from(cfg.rate / 10).max(1),
-        timeline: &timeline,
-    };
+    let inputs = gather(cfg, &site, &running, &timeline)?;
     let findings = checker::check(&inputs);
     let report = report::render(
         &report::ReportInputs {
@@ -231,6 +174,76 @@ pub fn run(cfg: &SoakConfig) -> Result<SoakOutcome, String> {
     );
     let _ = std::fs::write(cfg.dir.join("report.md"), &report);
     Ok(SoakOutcome { findings, report })
+}
+
+/// The forwarder (through the proxies) and the group members.
+fn start_clients(cfg: &SoakConfig, site: &Site, tl: &Arc<Timeline>) -> Result<Running, String> {
+    let schema_cache = crate::root().join("fixtures/schema-cache");
+    let gateway = Gateway::start(
+        GatewaySpec {
+            bin: cfg.bin.clone(),
+            schema_cache: schema_cache.clone(),
+            dir: cfg.dir.clone(),
+            bootstrap: site.gateway_bootstrap(),
+            topic: site.topic.clone(),
+            rate: cfg.rate,
+            sensors: SENSORS,
+            disk_bytes: DISK_BYTES,
+        },
+        tl.clone(),
+    )?;
+    let members = Members::start(
+        MembersSpec {
+            bin: cfg.bin.clone(),
+            schema_cache,
+            dir: cfg.dir.clone(),
+            bootstrap: site.direct.clone(),
+            topic: site.topic.clone(),
+            group: site.group.clone(),
+            count: MEMBERS,
+        },
+        tl.clone(),
+    );
+    match members {
+        Ok(members) => Ok(Running { gateway, members }),
+        Err(e) => {
+            gateway.shutdown();
+            Err(e)
+        }
+    }
+}
+
+/// Drain the forwarder, read the topic, let the members catch up, and gather what the checker
+/// needs.
+fn gather<'a>(
+    cfg: &SoakConfig,
+    site: &Site,
+    running: &Running,
+    timeline: &'a Timeline,
+) -> Result<CheckInputs<'a>, String> {
+    let (gateway, members) = (&running.gateway, &running.members);
+    let (accepted, left) = gateway.finish();
+    eprintln!("soak: forwarder drained: {accepted} readings accepted, {left} left in the spool");
+    let (stored, alien) = reads::read_stored(site, accepted)?;
+    await_members(members, accepted, distinct_ids(&stored, accepted));
+    members.stop();
+    let sessions = gateway.sessions();
+    Ok(CheckInputs {
+        accepted,
+        left_in_spool: left,
+        stored,
+        alien,
+        dead: reads::read_dead_letters(&gateway.dead_letter),
+        consumed: reads::read_consumed(&members.outputs(), accepted),
+        joins: (members.logs().iter())
+            .map(|l| reads::read_joins(l))
+            .collect(),
+        producer_ids: reads::producer_ids(&sessions),
+        sessions,
+        feed_marks: gateway.feed_marks(),
+        chunk: u64::from(cfg.rate / 10).max(1),
+        timeline,
+    })
 }
 
 fn distinct_ids(stored: &[reads::Stored], accepted: u64) -> u64 {
