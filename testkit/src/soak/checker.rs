@@ -84,6 +84,8 @@ pub struct Findings {
 struct Check<'a> {
     i: &'a CheckInputs<'a>,
     f: Findings,
+    /// Per id: found in the dead-letter file.
+    dead: Vec<bool>,
 }
 
 impl Check<'_> {
@@ -141,8 +143,18 @@ impl Check<'_> {
 
 /// Decide every rule.
 pub fn check(i: &CheckInputs) -> Findings {
+    let mut dead = vec![false; i.accepted as usize];
+    for id in i
+        .dead
+        .iter()
+        .filter_map(|d| d.id)
+        .filter(|&id| id < i.accepted)
+    {
+        dead[id as usize] = true;
+    }
     let mut c = Check {
         i,
+        dead,
         f: Findings {
             accepted: i.accepted,
             stored: i.stored.len() as u64,
@@ -240,18 +252,16 @@ fn cut(mut v: Vec<String>) -> Vec<String> {
 /// Accepted readings neither stored nor dead-lettered are lost; every dead letter is a violation
 /// (every fed line is valid), grouped by reason.
 fn lost_and_dead(c: &mut Check, copies: &[Vec<Stored>]) {
-    let mut dead_ids = vec![false; copies.len()];
     let mut by_reason: BTreeMap<String, Vec<&DeadLettered>> = BTreeMap::new();
     for d in &c.i.dead {
-        if let Some(id) = d.id.filter(|&id| id < c.i.accepted) {
-            dead_ids[id as usize] = true;
-        }
         by_reason.entry(d.reason.clone()).or_default().push(d);
     }
     c.f.dead_lettered = c.i.dead.len() as u64;
     for (reason, ds) in by_reason {
         let (first, last) = (ds[0], ds[ds.len() - 1]);
-        let ids: Vec<u64> = ds.iter().filter_map(|d| d.id).collect();
+        let mut ids: Vec<u64> = ds.iter().filter_map(|d| d.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
         let stored_too = (ids.iter())
             .filter(|&&id| copies.get(id as usize).is_some_and(|c| !c.is_empty()))
             .count();
@@ -260,8 +270,10 @@ fn lost_and_dead(c: &mut Check, copies: &[Vec<Stored>]) {
             _ => "not our readings".into(),
         };
         let ev = vec![format!(
-            "{} × {reason} ({span}; {stored_too} of them stored as well); first dead-lettered at {}, last at {}",
+            "{} × {reason} ({} readings, {span}; {stored_too} of them stored as well); first \
+             dead-lettered at {}, last at {}",
             ds.len(),
+            ids.len(),
             c.when(first.at_ms),
             c.when(last.at_ms)
         )];
@@ -269,7 +281,7 @@ fn lost_and_dead(c: &mut Check, copies: &[Vec<Stored>]) {
         c.violate(rule, ds.len() as u64, ev);
     }
     let lost: Vec<u64> = (0..c.i.accepted)
-        .filter(|&id| copies[id as usize].is_empty() && !dead_ids[id as usize])
+        .filter(|&id| copies[id as usize].is_empty() && !c.dead[id as usize])
         .collect();
     c.f.lost = lost.len() as u64;
     let ev = lost
@@ -290,8 +302,13 @@ fn order(c: &mut Check, copies: &[Vec<Stored>]) {
         match newest.get(&s.sensor) {
             Some(n) if n.id > s.id => {
                 c.f.out_of_order += 1;
+                let was_dead = if c.dead[s.id as usize] {
+                    ", dead-lettered before"
+                } else {
+                    ""
+                };
                 let how = format!(
-                    " (s-{}) at partition {} offset {} {}, after reading {} at offset {} {}",
+                    " (s-{}{was_dead}) at partition {} offset {} {}, after reading {} at offset {} {}",
                     s.sensor,
                     s.partition,
                     s.offset,
