@@ -22,9 +22,31 @@ pub fn fetch_partition(
     partition: i32,
     wait_for_first: Duration,
 ) -> Result<Vec<Record>, String> {
-    let conn = kafka::block_on(client.conn(&Target::Any)).map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + wait_for_first;
     let mut out = Vec::new();
+    fetch_partition_each(
+        client,
+        &Target::Any,
+        topic,
+        partition,
+        wait_for_first,
+        |r| out.push(r),
+    )?;
+    Ok(out)
+}
+
+/// [`fetch_partition`] from the broker `target` (a partition's leader, on a cluster), handing each
+/// record to `each` as it is decoded instead of keeping them all; returns how many there were.
+pub fn fetch_partition_each(
+    client: &Client,
+    target: &Target,
+    topic: &str,
+    partition: i32,
+    wait_for_first: Duration,
+    mut each: impl FnMut(Record),
+) -> Result<u64, String> {
+    let conn = kafka::block_on(client.conn(target)).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + wait_for_first;
+    let mut count = 0u64;
     let mut offset = 0i64;
     loop {
         let req = FetchRequest::default()
@@ -55,13 +77,14 @@ pub fn fetch_partition(
             for r in decode_batches(bytes)? {
                 if r.offset >= offset {
                     offset = r.offset + 1;
-                    out.push(r);
+                    count += 1;
+                    each(r);
                 }
             }
         }
         if offset == before {
-            if !out.is_empty() || Instant::now() >= deadline {
-                return Ok(out);
+            if count > 0 || Instant::now() >= deadline {
+                return Ok(count);
             }
             std::thread::sleep(Duration::from_millis(100));
         }

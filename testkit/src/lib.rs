@@ -18,6 +18,8 @@
 //! | [`producer`] | the producer settings the cluster fault tests share |
 //! | [`logs`] | the client's `tracing` output in a test, with `RUST_LOG` |
 //! | [`paths`] | the project checkout and fresh scratch directories |
+//! | [`soak`] | the seeded fault soak (issue 15): cluster, forwarder, group members, nemesis, checker, report |
+//! | [`net`] | a TCP proxy between clients and a broker: pass, cut (refuse / blackhole), slow (bit/s cap, delay), reset; bytes counted each way |
 //!
 //! Tests that need something external are `#[ignore = "needs …"]` and call a [`require`] function
 //! first: `cargo test` lists them as ignored; `cargo test -- --include-ignored` (scripts/test) runs
@@ -30,12 +32,14 @@ pub mod kafka;
 pub mod kafka_read;
 pub mod logs;
 pub mod metrics;
+pub mod net;
 pub mod paths;
 pub mod peers;
 pub mod pki;
 pub mod process;
 pub mod producer;
 pub mod require;
+pub mod soak;
 pub mod test_broker;
 pub mod topics;
 
@@ -43,9 +47,10 @@ pub use acls::{AclOperation, allow_topic, authorizer_props, revoke_topic};
 pub use broker::{Broker, Storage, TestkitError, tansu_bin, unique_topic};
 pub use fake_broker::{Call, FakeBroker, Imitate, Reply, api_versions_answer};
 pub use kafka::{KafkaCluster, KafkaListener, KafkaOpts, KafkaTestError, ListenerTls, SaslUser};
-pub use kafka_read::{decode_batches, fetch_partition, read_client};
-pub use logs::init_logs;
+pub use kafka_read::{decode_batches, fetch_partition, fetch_partition_each, read_client};
+pub use logs::{init_logs, log_time_us};
 pub use metrics::{metric, wait_metric};
+pub use net::{Cut, Link, Mode, Proxy, Traffic};
 pub use paths::{root, tmpdir};
 pub use peers::{JavaPeer, cache_dir, java_peer, node_peers_dir, python, python_has};
 pub use pki::make_test_certs;

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub(crate) use self::node_env::java_bin;
 use self::node_env::*;
+pub(crate) use self::node_env::{java_bin, probe_client};
 pub use self::node_env::{kafka_libs, log_tail};
 
 mod node_env;

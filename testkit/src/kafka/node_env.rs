@@ -170,6 +170,22 @@ logger.state.name = state.change.logger
 logger.state.level = WARN
 ";
 
+/// A client for one-shot probes of a test cluster (Metadata, FindCoordinator): short timeouts, so
+/// a dead or hung node costs seconds, not the defaults' half minute.
+pub(crate) fn probe_client(bootstrap: Vec<String>) -> Result<Client, avro_edge::KafkaError> {
+    Client::new(ClientConfig {
+        bootstrap,
+        conn: ConnConfig {
+            client_id: "avro-edge-testkit".into(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            ..ConnConfig::default()
+        },
+        connect_deadline: Duration::from_secs(3),
+        ..ClientConfig::default()
+    })
+}
+
 /// One Metadata request through our own client, with short timeouts: the broker ids (sorted)
 /// and, for `leader_of = Some((topic, partition))`, that partition's leader.
 /// One partition in a Metadata answer: its leader (`None`: none right now) and in-sync replicas.
@@ -187,18 +203,7 @@ pub(super) fn metadata(
     if bootstrap.is_empty() {
         return Err(KafkaTestError::Metadata("no running node".into()));
     }
-    let client = Client::new(ClientConfig {
-        bootstrap,
-        conn: ConnConfig {
-            client_id: "avro-edge-testkit".into(),
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(5),
-            ..ConnConfig::default()
-        },
-        connect_deadline: Duration::from_secs(3),
-        ..ClientConfig::default()
-    })
-    .map_err(err)?;
+    let client = probe_client(bootstrap).map_err(err)?;
     let topics: Vec<&str> = leader_of.iter().map(|(t, _)| *t).collect();
     let resp = kafka::block_on(client.fetch_metadata(&topics)).map_err(err);
     client.close();
