@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use avro_edge::{Consumer, ConsumerConfig, OffsetReset, Producer, partition_for_key};
-use avro_edge_testkit::{KafkaCluster, KafkaOpts, cluster_producer_config, tmpdir, unique_topic};
+use avro_edge_testkit::{KafkaCluster, KafkaOpts, cluster_producer_config, unique_topic};
+
+use crate::group_support::{coordinator_index, id_schema_cache, id_value};
 
 fn cluster() -> KafkaCluster {
     init_logs();
@@ -89,34 +91,6 @@ fn read_ids(bootstrap: &str, topic: &str, n: u64, within: Duration) -> Vec<u64> 
         }
     }
     ids
-}
-
-/// Java's `String.hashCode` (ASCII), as Kafka uses to place a group on `__consumer_offsets`.
-fn java_hash(s: &str) -> i32 {
-    s.bytes()
-        .fold(0i32, |h, b| h.wrapping_mul(31).wrapping_add(b as i32))
-}
-
-/// The node index of `group`'s coordinator: the leader of its `__consumer_offsets` partition.
-fn coordinator_index(c: &KafkaCluster, group: &str) -> usize {
-    // The test kit runs `__consumer_offsets` with 1 partition (Kafka's default is 50).
-    let count = if c.leader("__consumer_offsets", 1).ok().flatten().is_some() {
-        50
-    } else {
-        1
-    };
-    let p = (java_hash(group) & 0x7fff_ffff) % count;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(Some(l)) = c.leader("__consumer_offsets", p) {
-            return c.index_of(l).expect("node index");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no leader for __consumer_offsets-{p}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// (a) SIGKILL the leader of a partition mid-stream: every record is acknowledged, and the
@@ -456,16 +430,6 @@ fn group_survives_its_coordinator_being_killed() {
     p.close().unwrap();
 }
 
-/// Zig-zag varint, as Avro writes a `long`.
-fn avro_long(n: i64, out: &mut Vec<u8>) {
-    let mut z = ((n << 1) ^ (n >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-}
-
 /// (d) `avro-edge consume` keeps running across a leader kill and prints every record.
 #[test]
 #[ignore = "needs Apache Kafka (3-node cluster)"]
@@ -473,22 +437,12 @@ fn consume_cli_keeps_running_across_a_leader_kill() {
     let mut c = cluster();
     let bootstrap = c.bootstrap();
     let topic = unique_topic("fo-cli");
-    let dir = tmpdir("failover-cli");
-    let cache = dir.join("cache");
-    std::fs::create_dir_all(cache.join("ids")).unwrap();
-    std::fs::create_dir_all(cache.join("subjects")).unwrap();
-    std::fs::write(
-        cache.join("ids/1.avsc"),
-        r#"{"type":"record","name":"R","fields":[{"name":"id","type":"long"}]}"#,
-    )
-    .unwrap();
+    let cache = id_schema_cache("failover-cli");
     let p = producer(&bootstrap, 3, 3);
     let n = 600i64;
     let send = |from: i64, to: i64| {
         for i in from..to {
-            let mut v = vec![0, 0, 0, 0, 1];
-            avro_long(i, &mut v);
-            p.send(&topic, Some(format!("k{i}").as_bytes()), &v)
+            p.send(&topic, Some(format!("k{i}").as_bytes()), &id_value(i))
                 .unwrap_or_else(|e| panic!("record {i}: {e}"));
         }
     };

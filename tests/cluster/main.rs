@@ -9,4 +9,5 @@ mod forward_bin_support;
 mod failover;
 mod faults;
 mod forward_partial;
+mod group_support;
 mod idempotence;
