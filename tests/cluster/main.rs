@@ -1,4 +1,5 @@
-//! Faults on 3-broker Apache Kafka clusters: failover, idempotence, the forwarder under broker kills.
+//! Faults on 3-broker Apache Kafka clusters: failover, idempotence, the forwarder under broker kills,
+//! a consumer group whose coordinator dies or hangs.
 //!
 //! One test binary per area (issue 18): each file beside this one was a binary of its own; together
 //! they link once.
@@ -6,6 +7,7 @@
 #[path = "../forward_bin_support/mod.rs"]
 mod forward_bin_support;
 
+mod coordinator;
 mod failover;
 mod faults;
 mod forward_partial;
