@@ -9,7 +9,10 @@
 //! keeps its sockets open, so nothing else tells it from a live one): `Target::Any` tries it
 //! last. One whose connection handshake (ApiVersions, which waits for nothing else in the
 //! cluster) timed out is *hung*: for that period a new connection to it by node id is refused at
-//! once, so the producer refreshes metadata and finds the partition's next leader instead.
+//! once, so the producer refreshes metadata and finds the partition's next leader instead. (A
+//! broker dialled by address, a group coordinator that FindCoordinator has just named, is dialled
+//! all the same: that answer is newer than the suspicion.) A caller whose request to a broker
+//! timed out drops that connection ([`Client::drop_timed_out`]): a hung connection is not reused.
 //! Must not know about records, batching or consumer groups.
 
 use std::collections::HashMap;
@@ -184,7 +187,10 @@ impl Client {
         let deadline = deadline.min(Instant::now() + self.inner.cfg.conn.connect_timeout);
         let mut last = None;
         for addr in &self.addrs_for(target)? {
-            if self.suspicion(addr) == Some(true) && self.live_conn(addr).is_none() {
+            if matches!(target, Target::Node(_))
+                && self.suspicion(addr) == Some(true)
+                && self.live_conn(addr).is_none()
+            {
                 last = Some(KafkaError::BrokerUnreachable {
                     broker: addr.clone(),
                     reason: "a request to it timed out a moment ago (hung broker?)".into(),
@@ -339,6 +345,20 @@ impl Client {
     /// timeout (see the module doc). Callers that talk to a [`Conn`] directly report here.
     pub fn note_failure(&self, addr: &str, err: &KafkaError) {
         self.mark_suspect(addr, err, false);
+    }
+
+    /// A request to `addr` timed out (`err` is a [`KafkaError::Timeout`]; other errors change
+    /// nothing): close the connection, so the next request dials afresh instead of queueing behind
+    /// the unanswered one, and make the broker suspect (see the module doc). For the consumer
+    /// group's coordinator, which Java's client likewise disconnects when it marks it unknown.
+    pub fn drop_timed_out(&self, addr: &str, err: &KafkaError) {
+        if !matches!(err, KafkaError::Timeout { .. }) {
+            return;
+        }
+        self.mark_suspect(addr, err, false);
+        if let Some(c) = self.live_conn(addr) {
+            c.close("a request timed out; reconnecting");
+        }
     }
 
     /// After a timeout (of a handshake when `hung`), `addr` is suspect for one request timeout.

@@ -98,6 +98,29 @@ async fn call<R: Request>(
     conn.request_at(&build(v)?, v).await
 }
 
+/// [`call`] to the group's coordinator at `addr`. When the request fails on the network, the
+/// coordinator is forgotten (the next request looks it up again), and one that timed out drops
+/// its connection too: a hung coordinator is not asked again on the same socket (Java's
+/// `markCoordinatorUnknown` disconnects it likewise).
+async fn call_coordinator<R: Request>(
+    client: &Client,
+    g: &GroupShared,
+    addr: &str,
+    build: impl FnOnce(i16) -> Result<R, KafkaError>,
+) -> Result<R::Response, KafkaError> {
+    let res = call(client, &Target::Addr(addr.to_string()), build).await;
+    if let Err(e) = &res
+        && e.is_retriable()
+    {
+        client.drop_timed_out(addr, e);
+        let mut st = lock(&g.state);
+        if st.coordinator.as_deref() == Some(addr) {
+            st.coordinator = None;
+        }
+    }
+    res
+}
+
 fn name(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
@@ -331,6 +354,12 @@ impl Consumer {
                 self.check_subscribed_topics().await;
             }
             self.ensure_group().await?;
+            if self.session_expired() {
+                // No coordinator answer for a session timeout: our partitions may be someone
+                // else's by now. Hand nothing out (and commit nothing) until the heartbeat thread
+                // hears from the coordinator again (`heartbeat.rs`).
+                return Ok(self.nap_until(deadline).await);
+            }
         }
         if self.cfg.enable_auto_commit
             && self.last_commit.elapsed() >= self.cfg.auto_commit_interval
@@ -344,32 +373,23 @@ impl Consumer {
             return Ok(Some(self.take_buffered()));
         }
         self.ensure_positions(deadline).await?;
-        let now = Instant::now();
         if self.positions.is_empty() {
-            if now >= deadline {
-                return Ok(Some(Vec::new()));
-            }
-            smol::Timer::after(
-                deadline
-                    .saturating_duration_since(now)
-                    .min(Duration::from_millis(100)),
-            )
-            .await;
-            return Ok(None);
+            return Ok(self.nap_until(deadline).await);
         }
+        let now = Instant::now();
         let wait = self
             .cfg
             .fetch_max_wait
             .min(deadline.saturating_duration_since(now));
         let records = self.fetch_once(wait).await?;
         if self.subscribed()
-            && self
-                .group_state()
-                .is_some_and(|(_, member, _)| !member.is_stable())
+            && (self.session_expired()
+                || (self.group_state()).is_some_and(|(_, member, _)| !member.is_stable()))
         {
-            // The heartbeat flagged a rebalance (or an eviction) while we fetched: these
+            // The heartbeat flagged a rebalance (or its session ran out) while we fetched: these
             // partitions may be someone else's now. Hand nothing out; the next round commits
-            // up to the first of these records (buffered: not handed out), drops them and rejoins.
+            // up to the first of these records (buffered: not handed out), drops them and
+            // rejoins, or hands them out once the coordinator answered again.
             tracing::debug!(
                 records = records.len(),
                 "rebalance flagged during fetch; held back"
@@ -385,6 +405,23 @@ impl Consumer {
             return Ok(Some(Vec::new()));
         }
         Ok(None)
+    }
+
+    /// Nothing to fetch this round: an empty answer once `deadline` passed, else a short nap
+    /// (at most 100 ms) and another round.
+    async fn nap_until(&self, deadline: Instant) -> Option<Vec<RawRecord>> {
+        let now = Instant::now();
+        if now >= deadline {
+            return Some(Vec::new());
+        }
+        let nap = deadline.saturating_duration_since(now);
+        smol::Timer::after(nap.min(Duration::from_millis(100))).await;
+        None
+    }
+
+    /// Whether the group session ran out without a coordinator answer (see `heartbeat.rs`).
+    fn session_expired(&self) -> bool {
+        (self.group.as_ref()).is_some_and(|g| lock(&g.state).session.expired())
     }
 
     /// Commit the positions of everything `poll` has returned so far (blocking).
