@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use avro_edge::{OutRecord, Producer};
 use avro_edge_testkit::{KafkaCluster, KafkaOpts, cluster_producer_config, unique_topic};
 
-use crate::group_support::{coordinator_index, id_schema_cache, id_value};
+use crate::consumer_support::{id_schema_cache, id_value};
+use crate::group_support::coordinator_index;
 
 /// The members' session timeout (`avro-edge consume`'s default, as in the runs).
 const SESSION: Duration = Duration::from_secs(10);

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use avro_edge::{Consumer, ConsumerConfig, OffsetReset, Producer, partition_for_key};
 use avro_edge_testkit::{KafkaCluster, KafkaOpts, cluster_producer_config, unique_topic};
 
-use crate::group_support::{coordinator_index, id_schema_cache, id_value};
+use crate::consumer_support::{id_schema_cache, id_value};
+use crate::group_support::coordinator_index;
 
 fn cluster() -> KafkaCluster {
     init_logs();

@@ -1,13 +1,11 @@
 //! Shared by the cluster's consumer-group tests (failover.rs, coordinator.rs): where a group's
-//! coordinator lives, and the one-field Avro records (`{"id": long}`, schema id 1) that
-//! `avro-edge consume` decodes from an offline schema cache.
+//! coordinator lives.
 //!
 //! Must not assert anything about the consumer.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use avro_edge_testkit::{KafkaCluster, tmpdir};
+use avro_edge_testkit::KafkaCluster;
 
 /// Java's `String.hashCode` (ASCII), as Kafka uses to place a group on `__consumer_offsets`.
 fn java_hash(s: &str) -> i32 {
@@ -35,35 +33,4 @@ pub fn coordinator_index(c: &KafkaCluster, group: &str) -> usize {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// A schema cache (in a fresh temp dir named after `name`) holding schema id 1, `{"id": long}`.
-pub fn id_schema_cache(name: &str) -> PathBuf {
-    let dir = tmpdir(name);
-    let cache = dir.join("cache");
-    std::fs::create_dir_all(cache.join("ids")).unwrap();
-    std::fs::create_dir_all(cache.join("subjects")).unwrap();
-    std::fs::write(
-        cache.join("ids/1.avsc"),
-        r#"{"type":"record","name":"R","fields":[{"name":"id","type":"long"}]}"#,
-    )
-    .unwrap();
-    cache
-}
-
-/// Record `id` in the Confluent wire format with schema id 1 (`{"id": long}`).
-pub fn id_value(id: i64) -> Vec<u8> {
-    let mut v = vec![0, 0, 0, 0, 1];
-    avro_long(id, &mut v);
-    v
-}
-
-/// Zig-zag varint, as Avro writes a `long`.
-fn avro_long(n: i64, out: &mut Vec<u8>) {
-    let mut z = ((n << 1) ^ (n >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
 }

@@ -4,6 +4,8 @@
 //! One test binary per area (issue 18): each file beside this one was a binary of its own; together
 //! they link once.
 
+#[path = "../consumer_support/mod.rs"]
+mod consumer_support;
 #[path = "../forward_bin_support/mod.rs"]
 mod forward_bin_support;
 
