@@ -89,6 +89,8 @@ pub enum Target {
 pub struct PartitionMeta {
     pub id: i32,
     pub leader: i32,
+    /// The leader's epoch (KIP-320; Metadata v7+), -1 when the broker did not say.
+    pub leader_epoch: i32,
     pub error_code: i16,
 }
 
@@ -111,6 +113,15 @@ impl TopicMeta {
             .find(|p| p.id == partition)
             .map(|p| p.leader)
             .filter(|l| *l >= 0)
+    }
+
+    /// The leader epoch of `partition` as last seen (KIP-320), -1 when unknown: what Fetch and
+    /// ListOffsets send as `current_leader_epoch`, so a broker that is no longer (or not yet) the
+    /// leader of that epoch refuses instead of answering from a stale view.
+    pub fn leader_epoch(&self, partition: i32) -> i32 {
+        (self.partitions.iter())
+            .find(|p| p.id == partition)
+            .map_or(-1, |p| p.leader_epoch)
     }
 }
 
@@ -467,6 +478,7 @@ impl Client {
                 .map(|p| PartitionMeta {
                     id: p.partition_index,
                     leader: p.leader_id.0,
+                    leader_epoch: p.leader_epoch,
                     error_code: p.error_code,
                 })
                 .collect();

@@ -28,10 +28,12 @@ impl Consumer {
         for r in &self.buffered {
             first.entry((&*r.topic, r.partition)).or_insert(r.offset);
         }
-        let pending = self
+        let mut pending = self
             .positions
             .uncommitted_with(|t, p| first.get(&(t, p)).copied());
         drop(first);
+        // A stalled topic (deleted, refused) would fail the whole commit: it waits too.
+        pending.retain(|((t, _), _)| !self.stalled.contains(t));
         if pending.is_empty() {
             return Ok(());
         }

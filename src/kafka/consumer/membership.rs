@@ -192,6 +192,7 @@ impl Consumer {
                     self.positions.set_assignment(&member.assignment);
                     // As Java's onJoinComplete: the auto-commit timer starts from the join.
                     self.last_commit = Instant::now();
+                    self.stalled.retain(|t| member.assignment.contains_key(t));
                     let parts: Vec<String> = member
                         .assignment
                         .iter()

@@ -59,6 +59,7 @@ mod fetch;
 mod heartbeat;
 mod membership;
 mod positions;
+mod stalled;
 #[cfg(test)]
 mod tests;
 
@@ -145,6 +146,8 @@ pub struct Consumer {
     retry_at: BTreeMap<(String, i32), (Instant, u32)>,
     /// Partitions fetched from a replica the leader named for our rack (KIP-392): (node, until).
     read_replicas: BTreeMap<(String, i32), (i32, Instant)>,
+    /// Topics the cluster does not serve us now (deleted, refused): they stall alone.
+    stalled: stalled::StalledTopics,
     closed: bool,
 }
 
@@ -231,6 +234,7 @@ impl Consumer {
             probes: BTreeMap::new(),
             retry_at: BTreeMap::new(),
             read_replicas: BTreeMap::new(),
+            stalled: stalled::StalledTopics::default(),
             closed: false,
         })
     }
@@ -242,6 +246,13 @@ impl Consumer {
     /// The partitions this consumer reads now (after the last rebalance), sorted.
     pub fn assignment(&self) -> Vec<(String, i32)> {
         self.positions.owned().cloned().collect()
+    }
+
+    /// Topics this consumer reads that the cluster does not serve it now, and why (a deleted
+    /// topic: `unknown-topic`). Their partitions wait; the other topics are read on. Each is
+    /// logged once when it goes and once when it is back; it is looked up again every 3 s.
+    pub fn unavailable_topics(&self) -> Vec<(String, KafkaError)> {
+        self.stalled.list()
     }
 
     /// The next offset `poll` will return from a partition we own, once known.
