@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use avro_edge::{OutRecord, Producer};
 use avro_edge_testkit::{KafkaCluster, KafkaOpts, cluster_producer_config, unique_topic};
 
-use crate::consumer_support::{id_schema_cache, id_value};
+use crate::consumer_support::{id_schema_cache, id_value, printed_ids};
 use crate::group_support::coordinator_index;
 
 /// The members' session timeout (`avro-edge consume`'s default, as in the issue's runs).
@@ -51,7 +51,7 @@ enum Fault {
 /// One `avro-edge consume` member: the ids it printed and its log lines, each with when it came.
 struct Member {
     child: Child,
-    ids: Arc<Mutex<Vec<u64>>>,
+    ids: Arc<Mutex<Vec<i64>>>,
     log: Arc<Mutex<Vec<(Instant, String)>>>,
     readers: Vec<JoinHandle<()>>,
 }
@@ -67,21 +67,9 @@ fn spawn_member(bootstrap: &str, topic: &str, group: &str, cache: &std::path::Pa
         .stderr(Stdio::piped())
         .spawn()
         .expect("avro-edge consume");
-    let ids: Arc<Mutex<Vec<u64>>> = Arc::default();
     let log: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
-    let stdout = child.stdout.take().expect("stdout");
+    let (ids, out) = printed_ids(child.stdout.take().expect("stdout"));
     let stderr = child.stderr.take().expect("stderr");
-    let out = {
-        let ids = ids.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
-                let id = v["id"].as_u64().expect("an id");
-                ids.lock().unwrap().push(id);
-            }
-        })
-    };
     let err = {
         let log = log.clone();
         std::thread::spawn(move || {
@@ -118,15 +106,12 @@ impl Member {
             .count()
     }
 
-    fn stop(mut self) -> (Vec<u64>, Vec<(Instant, String)>) {
+    fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         for r in self.readers.drain(..) {
             let _ = r.join();
         }
-        let ids = std::mem::take(&mut *self.ids.lock().unwrap());
-        let log = std::mem::take(&mut *self.log.lock().unwrap());
-        (ids, log)
     }
 }
 
@@ -290,11 +275,11 @@ fn coordinator_fault(fault: Fault) {
             .unwrap()
             .iter()
             .copied()
-            .collect::<BTreeSet<u64>>()
+            .collect::<BTreeSet<i64>>()
     };
     wait_for("every id read", LONG, || {
-        let all: BTreeSet<u64> = members.iter().flat_map(read).collect();
-        (0..n).all(|i| all.contains(&i))
+        let all: BTreeSet<i64> = members.iter().flat_map(read).collect();
+        (0..n as i64).all(|i| all.contains(&i))
     });
     // Watch a little longer: a group that churns shows it here.
     std::thread::sleep(SESSION);
@@ -313,13 +298,13 @@ fn report(
     named: Instant,
     n: u64,
 ) {
-    let mut count: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut count: BTreeMap<i64, usize> = BTreeMap::new();
     for m in members {
         for id in m.ids.lock().unwrap().iter() {
             *count.entry(*id).or_default() += 1;
         }
     }
-    let missing: Vec<u64> = (0..n).filter(|i| !count.contains_key(i)).collect();
+    let missing: Vec<i64> = (0..n as i64).filter(|i| !count.contains_key(i)).collect();
     let repeated: usize = count.values().map(|c| c - 1).sum();
     let read: usize = count.values().sum();
     let mut last_join = None;
@@ -330,9 +315,13 @@ fn report(
         last_join = last_join.max(after.last().map(|j| j.0));
         let gens: Vec<i32> = after.iter().map(|j| j.1).collect();
         let expired = m.lines_with("for a session timeout", fault_at);
+        let found = (m.log.lock().unwrap().iter())
+            .find(|(at, l)| *at > fault_at && l.contains("found coordinator"))
+            .map(|(at, _)| *at - fault_at);
         eprintln!(
             "member {i}: generation {} before; {} rejoins after the fault, generations {gens:?}; \
-             {expired} session-timeout lines; last assignment {:?}",
+             {expired} session-timeout lines; heartbeat found the coordinator {found:?} after \
+             the fault; last assignment {:?}",
             before[i],
             after.len(),
             after.last().map(|j| j.2.as_str()),

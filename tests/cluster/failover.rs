@@ -7,7 +7,6 @@
 
 use avro_edge_testkit::init_logs;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,7 +15,7 @@ use std::time::{Duration, Instant};
 use avro_edge::{Consumer, ConsumerConfig, OffsetReset, Producer, partition_for_key};
 use avro_edge_testkit::{KafkaCluster, KafkaOpts, cluster_producer_config, unique_topic};
 
-use crate::consumer_support::{id_schema_cache, id_value};
+use crate::consumer_support::{id_schema_cache, id_value, printed_ids};
 use crate::group_support::coordinator_index;
 
 fn cluster() -> KafkaCluster {
@@ -463,17 +462,7 @@ fn consume_cli_keeps_running_across_a_leader_kill() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let lines: Arc<Mutex<Vec<i64>>> = Arc::default();
-    let reader = {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
-                lines.lock().unwrap().push(v["id"].as_i64().unwrap());
-            }
-        })
-    };
+    let (lines, reader) = printed_ids(child.stdout.take().unwrap());
     let t0 = Instant::now();
     while (lines.lock().unwrap().len() as i64) < n / 2 {
         assert!(

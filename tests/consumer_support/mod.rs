@@ -7,7 +7,11 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::process::ChildStdout;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use avro_edge::TopicSpec;
@@ -128,4 +132,19 @@ fn avro_long(n: i64, out: &mut Vec<u8>) {
         z >>= 7;
     }
     out.push(z as u8);
+}
+
+/// The ids `avro-edge consume` prints (one JSON line per `{"id": long}` record), collected from
+/// its stdout by a thread until the stream ends.
+pub fn printed_ids(stdout: ChildStdout) -> (Arc<Mutex<Vec<i64>>>, JoinHandle<()>) {
+    let ids: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let out = ids.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+            out.lock().unwrap().push(v["id"].as_i64().expect("an id"));
+        }
+    });
+    (ids, reader)
 }

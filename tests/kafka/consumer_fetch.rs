@@ -4,9 +4,7 @@
 //! library (group and assign mode) and `avro-edge consume` (reported once, not at every poll).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::consumer_support::*;
@@ -217,17 +215,7 @@ fn consume_cli_reads_on_when_one_of_its_topics_is_deleted() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let ids: Arc<Mutex<Vec<i64>>> = Arc::default();
-    let stdout = child.stdout.take().unwrap();
-    let reader = {
-        let ids = ids.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
-                ids.lock().unwrap().push(v["id"].as_i64().unwrap());
-            }
-        })
-    };
+    let (ids, reader) = printed_ids(child.stdout.take().unwrap());
     let wait_ids = |n: usize| {
         let t = Instant::now();
         while ids.lock().unwrap().len() < n && t.elapsed() < Duration::from_secs(60) {
