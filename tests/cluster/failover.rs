@@ -326,7 +326,8 @@ fn group_survives_its_coordinator_being_killed() {
         .map(|m| {
             let (seen, stop, gens) = (seen.clone(), stop.clone(), generations.clone());
             // A session shorter than the coordinator's failover (~8 s here): the members cannot
-            // heartbeat for a whole session, count themselves evicted and rebalance.
+            // heartbeat for a whole session, hold their records back and ask the new
+            // coordinator, which keeps them or has them rejoin.
             let mut cfg = group_cfg(&bootstrap, &group, &topic);
             cfg.session_timeout = Duration::from_secs(6);
             let mut cons = Consumer::connect(cfg).unwrap();
