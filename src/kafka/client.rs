@@ -707,6 +707,9 @@ mod tests {
             "{:?}",
             t.elapsed()
         );
+        // By address (a group coordinator FindCoordinator has just named) it is dialled again.
+        let err = super::super::block_on(client.conn_once(&Target::Addr(hung), far)).unwrap_err();
+        assert_eq!(err.kind(), "timeout", "{err}");
     }
 
     /// A broker that accepts TCP but never answers: getting a connection still ends at the

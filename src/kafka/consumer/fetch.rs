@@ -2,6 +2,9 @@
 //! ListOffsets), one Fetch per partition leader (or per read replica a leader named for our rack,
 //! KIP-392), with the isolation level, and the answers' records handed to the poll buffer with
 //! the positions moved past them (read_committed: without the aborted transactions' batches).
+//! Partitions are asked for in the rotating fetch order of `positions.rs`, each with its leader
+//! epoch from metadata (KIP-320: a broker on another epoch refuses, and the metadata is
+//! refreshed); a topic the cluster does not serve stalls alone (`stalled.rs`).
 //!
 //! Must not drop a record it cannot read: a bad batch stops the partition at its offset with
 //! an error (the caller seeks past it), and what came before it is kept.

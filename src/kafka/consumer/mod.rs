@@ -39,8 +39,10 @@
 //! Design: the group protocol logic (assignors, member state machine) lives in
 //! [`crate::kafka::group`] without I/O; this module drives it over [`crate::kafka::Client`]. `poll`
 //! runs on the caller's thread (smol `block_on`); a heartbeat thread keeps the membership alive
-//! between polls and flags rebalances, which the next `poll` acts on (commit, revoke, rejoin).
-//! Rebalancing is eager (everything revoked, then reassigned), like Kafka's classic protocol.
+//! between polls and flags rebalances, which the next `poll` acts on (commit, revoke, rejoin);
+//! while it has had no coordinator answer for a session timeout, `poll` hands nothing out
+//! (`heartbeat.rs`). Rebalancing is eager (everything revoked, then reassigned), like Kafka's
+//! classic protocol.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
