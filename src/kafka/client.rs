@@ -9,7 +9,10 @@
 //! keeps its sockets open, so nothing else tells it from a live one): `Target::Any` tries it
 //! last. One whose connection handshake (ApiVersions, which waits for nothing else in the
 //! cluster) timed out is *hung*: for that period a new connection to it by node id is refused at
-//! once, so the producer refreshes metadata and finds the partition's next leader instead.
+//! once, so the producer refreshes metadata and finds the partition's next leader instead. (A
+//! broker dialled by address, a group coordinator that FindCoordinator has just named, is dialled
+//! all the same: that answer is newer than the suspicion.) A caller whose request to a broker
+//! timed out drops that connection ([`Client::drop_timed_out`]): a hung connection is not reused.
 //! Must not know about records, batching or consumer groups.
 
 use std::collections::HashMap;
@@ -86,6 +89,8 @@ pub enum Target {
 pub struct PartitionMeta {
     pub id: i32,
     pub leader: i32,
+    /// The leader's epoch (KIP-320; Metadata v7+), -1 when the broker did not say.
+    pub leader_epoch: i32,
     pub error_code: i16,
 }
 
@@ -108,6 +113,15 @@ impl TopicMeta {
             .find(|p| p.id == partition)
             .map(|p| p.leader)
             .filter(|l| *l >= 0)
+    }
+
+    /// The leader epoch of `partition` as last seen (KIP-320), -1 when unknown: what Fetch and
+    /// ListOffsets send as `current_leader_epoch`, so a broker that is no longer (or not yet) the
+    /// leader of that epoch refuses instead of answering from a stale view.
+    pub fn leader_epoch(&self, partition: i32) -> i32 {
+        (self.partitions.iter())
+            .find(|p| p.id == partition)
+            .map_or(-1, |p| p.leader_epoch)
     }
 }
 
@@ -184,7 +198,10 @@ impl Client {
         let deadline = deadline.min(Instant::now() + self.inner.cfg.conn.connect_timeout);
         let mut last = None;
         for addr in &self.addrs_for(target)? {
-            if self.suspicion(addr) == Some(true) && self.live_conn(addr).is_none() {
+            if matches!(target, Target::Node(_))
+                && self.suspicion(addr) == Some(true)
+                && self.live_conn(addr).is_none()
+            {
                 last = Some(KafkaError::BrokerUnreachable {
                     broker: addr.clone(),
                     reason: "a request to it timed out a moment ago (hung broker?)".into(),
@@ -341,6 +358,20 @@ impl Client {
         self.mark_suspect(addr, err, false);
     }
 
+    /// A request to `addr` timed out (`err` is a [`KafkaError::Timeout`]; other errors change
+    /// nothing): close the connection, so the next request dials afresh instead of queueing behind
+    /// the unanswered one, and make the broker suspect (see the module doc). For the consumer
+    /// group's coordinator, which Java's client likewise disconnects when it marks it unknown.
+    pub fn drop_timed_out(&self, addr: &str, err: &KafkaError) {
+        if !matches!(err, KafkaError::Timeout { .. }) {
+            return;
+        }
+        self.mark_suspect(addr, err, false);
+        if let Some(c) = self.live_conn(addr) {
+            c.close("a request timed out; reconnecting");
+        }
+    }
+
     /// After a timeout (of a handshake when `hung`), `addr` is suspect for one request timeout.
     fn mark_suspect(&self, addr: &str, err: &KafkaError, hung: bool) {
         if !matches!(err, KafkaError::Timeout { .. }) {
@@ -447,6 +478,7 @@ impl Client {
                 .map(|p| PartitionMeta {
                     id: p.partition_index,
                     leader: p.leader_id.0,
+                    leader_epoch: p.leader_epoch,
                     error_code: p.error_code,
                 })
                 .collect();
@@ -675,6 +707,9 @@ mod tests {
             "{:?}",
             t.elapsed()
         );
+        // By address (a group coordinator FindCoordinator has just named) it is dialled again.
+        let err = super::super::block_on(client.conn_once(&Target::Addr(hung), far)).unwrap_err();
+        assert_eq!(err.kind(), "timeout", "{err}");
     }
 
     /// A broker that accepts TCP but never answers: getting a connection still ends at the

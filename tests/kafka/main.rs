@@ -11,6 +11,7 @@ mod cli_errors;
 mod compaction;
 mod consumer;
 mod consumer_cli;
+mod consumer_fetch;
 mod hostile;
 mod producer;
 mod producer_cli;
