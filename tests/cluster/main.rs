@@ -10,3 +10,4 @@ mod failover;
 mod faults;
 mod forward_partial;
 mod idempotence;
+mod mixed_epoch;
