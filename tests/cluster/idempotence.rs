@@ -504,7 +504,6 @@ fn five_in_flight_keep_order_per_partition_through_a_leader_kill() {
     let mut cfg = cluster_producer_config(&bootstrap, 3, 3);
     cfg.linger = Duration::from_millis(1);
     cfg.batch_size = 2 * 1024;
-    cfg.retries = 1000;
     cfg.delivery_timeout = Duration::from_secs(120);
     assert_eq!(cfg.in_flight_per_partition(), 5);
     let p = Producer::connect(cfg).unwrap();
@@ -575,7 +574,6 @@ fn a_hung_leader_is_routed_around_losing_and_duplicating_nothing() {
     let mut cfg = cluster_producer_config(&bootstrap, 3, 3);
     cfg.request_timeout = Duration::from_secs(3);
     cfg.delivery_timeout = Duration::from_secs(120);
-    cfg.retries = 1000;
     cfg.batch_size = 4 * 1024;
     let first = Producer::connect(cfg.clone()).unwrap();
     assert_eq!(first.partitions(&topic).unwrap(), 3);
@@ -648,7 +646,6 @@ fn a_retry_after_a_timeout_does_not_duplicate() {
         cfg.enable_idempotence = idem;
         cfg.request_timeout = Duration::from_secs(2);
         cfg.delivery_timeout = Duration::from_secs(120);
-        cfg.retries = 1000;
         cfg.linger = Duration::from_millis(5);
         let p = Producer::connect(cfg).unwrap();
         let n = 300u64;
