@@ -624,15 +624,22 @@ impl Client {
     }
 }
 
-/// `base * 2^attempt`, capped at `max`, minus up to 20 % random jitter (so clients that failed
-/// together do not retry in lockstep).
+/// The pause before retry `attempt` (0-based), as KIP-580 and Java's `ExponentialBackoff`
+/// (`retry.backoff.ms`, multiplier 2, `retry.backoff.max.ms`, jitter 0.2): `base * 2^attempt`
+/// (the exponent stops where the term reaches `max`), times a random factor in [0.8, 1.2), at
+/// most `max`. A `max` not above `base` gives `base`, without jitter. Every retry of the Kafka
+/// client (producer, consumer, metadata) waits this long, so clients that failed together do
+/// not retry in lockstep.
 pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let full = base.saturating_mul(1u32 << attempt.min(16)).min(max);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(attempt);
-    let frac = (h.finish() % 1000) as u32; // 0..1000
-    full.saturating_sub(full * frac / 5000)
+    const JITTER: f64 = 0.2;
+    if max <= base {
+        return base;
+    }
+    let (base_ms, max_ms) = (base.as_secs_f64() * 1e3, max.as_secs_f64() * 1e3);
+    let exp_max = (max_ms / base_ms.max(1.0)).log2();
+    let term = base_ms * 2f64.powf(f64::from(attempt).min(exp_max));
+    let factor = 1.0 - JITTER + 2.0 * JITTER * fastrand::f64();
+    Duration::from_secs_f64((term * factor).min(max_ms) / 1e3)
 }
 
 #[cfg(test)]
@@ -640,14 +647,39 @@ mod tests {
     use super::*;
     use crate::error::ErrorKind;
 
+    /// KIP-580: 100 ms doubling to 1 s, each within ±20 % (at most the cap), spread out (not
+    /// always the same value), and no jitter when the cap is not above the base.
     #[test]
-    fn backoff_doubles_up_to_the_cap_with_at_most_a_fifth_off() {
+    fn backoff_doubles_up_to_the_cap_with_a_fifth_of_jitter_either_way() {
         let (base, max) = (Duration::from_millis(100), Duration::from_secs(1));
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         for attempt in 0..40 {
-            let full = (base * 2u32.pow(attempt.min(10))).min(max);
-            let b = backoff(base, max, attempt);
-            assert!(b <= full && b >= full * 4 / 5, "attempt {attempt}: {b:?}");
+            let term = (100.0 * 2f64.powi(attempt.min(10) as i32)).min(1000.0);
+            let got: Vec<f64> = (0..200).map(|_| ms(backoff(base, max, attempt))).collect();
+            let (lo, hi) = got
+                .iter()
+                .fold((f64::MAX, 0f64), |(l, h), v| (l.min(*v), h.max(*v)));
+            assert!(
+                lo >= term * 0.8 - 1e-6,
+                "attempt {attempt}: {lo} below {term} - 20 %"
+            );
+            assert!(
+                hi <= (term * 1.2).min(1000.0) + 1e-6,
+                "attempt {attempt}: {hi} over"
+            );
+            assert!(
+                hi - lo > term * 0.1,
+                "attempt {attempt}: no jitter ({lo}..{hi})"
+            );
+            if term * 1.2 < 1000.0 {
+                assert!(
+                    hi > term,
+                    "attempt {attempt}: jitter never above {term} ({hi})"
+                );
+            }
         }
+        assert_eq!(backoff(max, max, 3), max);
+        assert_eq!(backoff(max, base, 0), max);
     }
 
     #[test]

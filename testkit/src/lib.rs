@@ -12,7 +12,8 @@
 //! | [`metrics`] | read a running forwarder's Prometheus endpoint |
 //! | [`process`] | child processes (stdin in, output out), free ports, peak RSS |
 //! | [`pki`] | a throwaway test CA and server certificate made with the `openssl` CLI |
-//! | [`fake_broker`] | a scripted fake broker: honest ApiVersions, then crafted, truncated or missing answers |
+//! | [`fake_broker`] | a scripted fake broker (or a few naming each other): honest ApiVersions, then crafted, truncated, held or missing answers |
+//! | [`fake_log`] | a fake partition log with Kafka's producer-state rules (duplicate window, sequence gaps, epoch fencing) for the fake broker |
 //! | [`kafka_read`] | read back what a broker stored, with raw Fetch requests and an independent decoder |
 //! | [`topics`] | create a topic with topic-level configs (raw CreateTopics) |
 //! | [`producer`] | the producer settings the cluster fault tests share |
@@ -28,6 +29,7 @@
 pub mod acls;
 pub mod broker;
 pub mod fake_broker;
+pub mod fake_log;
 pub mod kafka;
 pub mod kafka_read;
 pub mod logs;
@@ -46,8 +48,12 @@ pub mod topics;
 pub use acls::{AclOperation, allow_topic, authorizer_props, revoke_topic};
 pub use broker::{Broker, Storage, TestkitError, tansu_bin, unique_topic};
 pub use fake_broker::{Call, FakeBroker, Imitate, Reply, api_versions_answer};
+pub use fake_log::{Appended, FakeLog};
 pub use kafka::{KafkaCluster, KafkaListener, KafkaOpts, KafkaTestError, ListenerTls, SaslUser};
-pub use kafka_read::{decode_batches, fetch_partition, fetch_partition_each, read_client};
+pub use kafka_read::{
+    RawBatch, decode_batches, decode_raw_batches, fetch_batches, fetch_batches_each,
+    fetch_partition, fetch_partition_each, read_client,
+};
 pub use logs::{init_logs, log_time_us};
 pub use metrics::{metric, wait_metric};
 pub use net::{Cut, Link, Mode, Proxy, Traffic};

@@ -15,3 +15,4 @@ mod faults;
 mod forward_partial;
 mod group_support;
 mod idempotence;
+mod mixed_epoch;

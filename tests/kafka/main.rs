@@ -15,3 +15,4 @@ mod consumer_fetch;
 mod hostile;
 mod producer;
 mod producer_cli;
+mod sequences;
