@@ -19,3 +19,4 @@ mod pipeline;
 mod refusals;
 mod registry;
 mod signal;
+mod uplink;
