@@ -169,6 +169,22 @@ kinds! {
         "fenced-instance-id",
         "another consumer joined the group with this consumer's group.instance.id (FENCED_INSTANCE_ID)"
     ),
+    ProducerFenced(
+        "producer-fenced",
+        "another producer took over this transactional.id (PRODUCER_FENCED): this one stops"
+    ),
+    TransactionTimedOut(
+        "transaction-timed-out",
+        "the coordinator aborted the transaction after transaction.timeout.ms: the producer must start again"
+    ),
+    TransactionAbortable(
+        "transaction-abortable",
+        "the transaction cannot commit (a record or request in it failed): abort it, then send again"
+    ),
+    TransactionState(
+        "transaction-state",
+        "transactional call in the wrong state (a send outside a transaction, a commit without begin)"
+    ),
     ProtocolError(
         "protocol-error",
         "Kafka frame could not be encoded or decoded, or the answer breaks the protocol"

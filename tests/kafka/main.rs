@@ -14,3 +14,4 @@ mod consumer_cli;
 mod hostile;
 mod producer;
 mod producer_cli;
+mod transactions;

@@ -9,15 +9,24 @@
 //! with their next new batch (a batch already sequenced keeps its epoch for its retries). When
 //! the epoch is exhausted a new producer id is fetched.
 //!
+//! A transactional producer gets its id and epoch from its transaction coordinator instead
+//! (`transaction.rs`, through [`init_request`]), and never bumps its epoch locally: a lost
+//! sequence there makes the transaction abortable, and the abort bumps the epoch at the
+//! coordinator.
+//!
 //! Must not send Produce requests or complete batches: the sender does both; this module only
 //! says which id, epoch and sequence a batch carries.
 
 use std::time::Instant;
 
-use kafka_protocol::messages::InitProducerIdRequest;
+use std::time::Duration;
+
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use kafka_protocol::protocol::StrBytes;
 
 use super::Inner;
 use super::state::{Batch, Idem, PartQueue, State};
+use crate::kafka::conn::Conn;
 use crate::kafka::{KafkaError, Target};
 
 /// Java's `DefaultRecordBatch.incrementSequence`: sequences wrap to 0 after `i32::MAX`.
@@ -47,6 +56,7 @@ pub(super) fn stamp(idem: &Idem, q: &mut PartQueue, b: &mut Batch) -> bool {
     q.next_seq = incremented(q.next_seq, b.builder.len() as i32);
     b.seq = Some(seq);
     b.builder.set_producer(Some(seq));
+    b.builder.set_transactional(idem.transactional);
     true
 }
 
@@ -88,6 +98,11 @@ pub(super) fn restamp_if_stale(q: &PartQueue, b: &mut Batch) {
 /// KIP-360 for an idempotent producer: bump the epoch (locally, as Java does; a new producer id
 /// when the epoch is exhausted) and restart this partition's sequence at 0.
 pub(super) fn reset_partition(idem: &mut Idem, q: &mut PartQueue, topic: &str, partition: i32) {
+    if idem.transactional {
+        // Not here: the transaction is abortable now, and its abort bumps the epoch.
+        tracing::debug!(topic, partition, "sequence lost inside a transaction");
+        return;
+    }
     let before = idem.producer;
     idem.producer = match before {
         Some((id, epoch)) if epoch < i16::MAX => Some((id, epoch + 1)),
@@ -101,7 +116,11 @@ pub(super) fn reset_partition(idem: &mut Idem, q: &mut PartQueue, topic: &str, p
 /// records waiting); marks the request as running.
 pub(super) fn start_init(st: &mut State, now: Instant) -> bool {
     let idem = &st.idem;
-    if idem.producer.is_some() || idem.init_running || idem.init_retry_at.is_some_and(|t| t > now) {
+    if idem.transactional
+        || idem.producer.is_some()
+        || idem.init_running
+        || idem.init_retry_at.is_some_and(|t| t > now)
+    {
         return false;
     }
     let waiting = st
@@ -121,12 +140,41 @@ pub(super) fn init_retry_at(st: &State) -> Option<Instant> {
         .flatten()
 }
 
-async fn ask_producer_id(inner: &Inner) -> Result<(i64, i16), KafkaError> {
-    let req = InitProducerIdRequest::default()
+/// A transactional InitProducerId's fields: the id, the transaction timeout, and the producer id
+/// and epoch to bump (KIP-360; sent from version 3 on).
+pub(super) struct TxnInit<'a> {
+    pub(super) id: &'a str,
+    pub(super) timeout: Duration,
+    pub(super) bump: Option<(i64, i16)>,
+}
+
+/// One InitProducerId on `conn`: the idempotent producer's (`txn` `None`) or a transactional
+/// one's. The answer's error code is the caller's to judge.
+pub(super) async fn init_request(
+    conn: &Conn,
+    txn: Option<TxnInit<'_>>,
+) -> Result<InitProducerIdResponse, KafkaError> {
+    let version = conn.version_for::<InitProducerIdRequest>()?;
+    let mut req = InitProducerIdRequest::default()
         .with_transactional_id(None)
         .with_transaction_timeout_ms(i32::MAX);
+    if let Some(t) = txn {
+        let ms = t.timeout.as_millis().min(i32::MAX as u128) as i32;
+        req = req
+            .with_transactional_id(Some(StrBytes::from_string(t.id.to_string()).into()))
+            .with_transaction_timeout_ms(ms);
+        if let Some((id, epoch)) = t.bump.filter(|_| version >= 3) {
+            req = req
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch);
+        }
+    }
+    conn.request_at(&req, version).await
+}
+
+async fn ask_producer_id(inner: &Inner) -> Result<(i64, i16), KafkaError> {
     let conn = inner.client.conn(&Target::Any).await?;
-    let resp = conn.request(&req).await?;
+    let resp = init_request(&conn, None).await?;
     match KafkaError::from_code(resp.error_code, "InitProducerId") {
         Some(e) => Err(e),
         None => Ok((resp.producer_id.0, resp.producer_epoch)),

@@ -27,6 +27,12 @@
 //! With idempotence off (or acks 1/0) delivery is at-least-once: a retry after a lost connection
 //! may duplicate a batch.
 //!
+//! # Transactions
+//! With a `transactional_id` the producer is transactional, as Java's is (KIP-98): records go
+//! out only inside a transaction, and a read_committed consumer sees them only once it is
+//! committed (an aborted one never). See `transaction.rs` for the protocol and the errors, and
+//! [`Producer::begin_transaction`] for an example.
+//!
 //! # Errors per record
 //! A broker error that no retry can fix fails the records of its batch; the records queued behind
 //! them in the partition go on, except behind a refused batch that had good records in it (e.g.
@@ -81,6 +87,7 @@ mod delivery;
 mod idempotence;
 mod sender;
 mod state;
+mod transaction;
 
 pub use crate::kafka::record::Compression;
 pub use config::{Acks, Partitioner, ProducerConfig};
@@ -172,14 +179,22 @@ impl Producer {
             )));
         }
         let client = Client::new(cfg.client_config())?;
+        if cfg.transactional() && !cfg.idempotent() {
+            return Err(KafkaError::Config(
+                "transactional_id needs the idempotent producer (enable_idempotence, acks = all)"
+                    .into(),
+            ));
+        }
         if cfg.enable_idempotence && !cfg.idempotent() {
             tracing::info!(acks = %cfg.acks, "idempotence is off: it needs acks=all");
         }
         let (wake_tx, wake_rx) = smol::channel::bounded(1);
+        let mut state = State::default();
+        state.idem.transactional = cfg.transactional();
         let inner = Arc::new(Inner {
             cfg,
             client,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             progress: Condvar::new(),
             wake_tx,
             wake_rx,
@@ -277,7 +292,11 @@ impl Producer {
         value: &[u8],
         headers: &[(String, Vec<u8>)],
     ) -> DeliveryHandle {
-        match self.append(topic, key, value, headers) {
+        let appended = match self.may_append() {
+            Ok(()) => self.append(topic, key, value, headers),
+            Err(e) => Err(e),
+        };
+        match self.appended(appended) {
             Ok((outcome, index, partition)) => DeliveryHandle {
                 outcome: Ok((outcome, index)),
                 partition,

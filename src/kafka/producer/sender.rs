@@ -7,7 +7,10 @@
 //! (its partition has no leader, or the leader does not accept a connection) goes back with the
 //! same backoff without using up `retries`, until its `delivery_timeout`: it stalls alone.
 //! An idempotent producer first gets its producer id, and stamps each batch with its sequence
-//! when taking it (`idempotence.rs`); DUPLICATE_SEQUENCE_NUMBER counts as delivered.
+//! when taking it (`idempotence.rs`); DUPLICATE_SEQUENCE_NUMBER counts as delivered. A
+//! transactional producer sends a partition's first batch of a transaction only once the
+//! partition is in the transaction (AddPartitionsToTxn, `transaction.rs`), and names its
+//! transactional id in every Produce request.
 //! MESSAGE_TOO_LARGE for a batch of several records puts its two halves back in the partition
 //! (with its sequence range) instead of failing it; any other error no retry can fix fails that
 //! batch's records, and the partition goes on.
@@ -40,7 +43,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::state::{Batch, PartQueue, landed};
-use super::{Acks, Inner, idempotence};
+use super::{Acks, Inner, idempotence, transaction};
 use crate::kafka::{KafkaError, Target};
 
 /// Kafka's DUPLICATE_SEQUENCE_NUMBER: the broker already stored this batch.
@@ -60,6 +63,10 @@ pub(super) async fn sender_loop(inner: Arc<Inner>, ex: Arc<smol::Executor<'stati
         inner.progress.notify_all();
         if ready.finished {
             return;
+        }
+        if ready.add_partitions {
+            ex.spawn(transaction::add_partitions(inner.clone()))
+                .detach();
         }
         if ready.init {
             let inner = inner.clone();
@@ -112,6 +119,8 @@ struct Ready {
     finished: bool,
     /// The idempotent producer needs a producer id: ask for one.
     init: bool,
+    /// The transactional producer has partitions to add to its transaction: add them.
+    add_partitions: bool,
 }
 
 /// Under the state lock: fail batches whose delivery timeout passed and take every ready one
@@ -123,6 +132,7 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
     let mut next_wake = now + Duration::from_secs(1);
     let mut guard = inner.lock();
     let idempotent = inner.cfg.idempotent();
+    let transactional = inner.cfg.transactional();
     let init = idempotent && idempotence::start_init(&mut guard, now);
     if let Some(at) = idempotence::init_retry_at(&guard) {
         next_wake = next_wake.min(at);
@@ -170,6 +180,9 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
                 next_wake = next_wake.min(ready_at);
                 continue;
             }
+            if transactional && !transaction::may_send(&mut st.txn, name, p as i32) {
+                continue;
+            }
             let Some(mut b) = q.batches.pop_front() else {
                 continue;
             };
@@ -192,6 +205,10 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
         }
     }
     st.stats.peak_in_flight = st.stats.peak_in_flight.max(peak);
+    let add_partitions = transactional && transaction::start_add(&mut st.txn, now);
+    if let Some(at) = transaction::add_retry_at(&st.txn) {
+        next_wake = next_wake.min(at);
+    }
     // Completed under the state lock (lock order: state, then outcome), so `flush`
     // never sees `unfinished` drop before the handles have their result.
     for (b, n) in expired.drain(..) {
@@ -220,12 +237,13 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
         next_wake,
         finished,
         init,
+        add_partitions,
     }
 }
 
 /// Fail every batch that is not in flight with `e`: after `close` (flush already had its
 /// chance), or when the idempotent producer cannot get a producer id for good.
-fn fail_unsent(inner: &Inner, e: &KafkaError) {
+pub(super) fn fail_unsent(inner: &Inner, e: &KafkaError) {
     let mut leftover = Vec::new();
     {
         let mut st = inner.lock();
@@ -350,6 +368,7 @@ async fn produce_to(inner: Arc<Inner>, leader: i32, batches: Vec<Taken>) {
         .min()
         .unwrap_or_else(Instant::now);
     let req = ProduceRequest::default()
+        .with_transactional_id(transaction::produce_id(cfg))
         .with_acks(cfg.acks.wire())
         .with_timeout_ms(cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32)
         .with_topic_data(topics);
@@ -372,7 +391,7 @@ async fn produce_to(inner: Arc<Inner>, leader: i32, batches: Vec<Taken>) {
         }
     };
     let version = match conn.version_for::<ProduceRequest>() {
-        Ok(v) => v,
+        Ok(v) => transaction::produce_version(cfg, v),
         Err(e) => {
             for t in ok {
                 finish(&inner, t, Err(e.clone()));
@@ -622,7 +641,9 @@ fn retry(
 ) -> Option<Batch> {
     let cfg = &inner.cfg;
     let key = batch.key();
-    let out_of_order = batch.seq.is_some() && matches!(e.code(), Some(45 | 59));
+    // Not for a transactional producer: its transaction is aborted instead (`transaction.rs`).
+    let out_of_order =
+        batch.seq.is_some() && matches!(e.code(), Some(45 | 59)) && !cfg.transactional();
     let following = out_of_order && {
         let st = inner.lock();
         (st.topics.get(topic))

@@ -93,6 +93,8 @@ pub(super) struct State {
     pub(super) in_flight_requests: usize,
     pub(super) stats: ProducerStats,
     pub(super) idem: Idem,
+    /// The transactional producer's state (`transaction.rs`); unused otherwise.
+    pub(super) txn: super::transaction::Txn,
 }
 
 impl PartQueue {
@@ -136,4 +138,7 @@ pub(super) struct Idem {
     pub(super) init_attempts: u32,
     /// Why the last InitProducerId failed: the error of batches that time out waiting for an id.
     pub(super) init_error: Option<KafkaError>,
+    /// A transactional producer: its id comes from `transaction.rs`, and it never bumps its
+    /// epoch locally.
+    pub(super) transactional: bool,
 }
