@@ -57,6 +57,9 @@ pub struct SenderOptions {
     pub linger: Duration,
     /// Hold records while the system clock is below its lower bound (`clock_check`).
     pub clock_check: bool,
+    /// The gateway named in every record's headers with its sequence number
+    /// (`crate::dedupe::headers`); `None`: no headers (`forward.headers = false`).
+    pub headers: Option<String>,
 }
 
 impl Default for SenderOptions {
@@ -71,11 +74,12 @@ impl Default for SenderOptions {
             clock_check: true,
             poll: Duration::from_millis(50),
             linger: Duration::from_millis(5),
+            headers: None,
         }
     }
 }
 
-fn sleep_unless(stop: &AtomicBool, d: Duration) {
+pub(super) fn sleep_unless(stop: &AtomicBool, d: Duration) {
     let end = std::time::Instant::now() + d;
     while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20).min(d));
@@ -160,7 +164,7 @@ pub fn run<S: RecordSink>(
 
 /// Read the next window from the spool (waiting up to `poll`, then `linger` for a fuller batch); `None`
 /// when there is nothing to send yet or the clock holds the records back (they are read again later).
-fn next_window(
+pub(super) fn next_window(
     spool: &Spool,
     metrics: &Metrics,
     stop: &AtomicBool,
@@ -201,7 +205,7 @@ fn next_window(
         sleep_unless(stop, clock_check::RECHECK);
         return Ok(None);
     }
-    Ok(Some(Window::new(batch)))
+    Ok(Some(Window::new(batch, opts.headers.as_deref())))
 }
 
 /// What one round of sends did.
@@ -302,7 +306,7 @@ fn send_taken<S: RecordSink>(
 
 /// Write a record the broker refused for good to the dead-letter file and count it; false when the file
 /// cannot be written (the record then stays pending, and is retried).
-fn dead_letter<E: ErrorKind>(
+pub(super) fn dead_letter<E: ErrorKind>(
     dead: &DeadLetter,
     metrics: &Metrics,
     topic: &str,
