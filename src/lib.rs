@@ -191,7 +191,7 @@ pub mod __test {
     pub use crate::kafka::group::{decode_assignment, decode_subscription};
     pub use crate::kafka::record::{BatchBuilder, Compression as RecordCompression};
     pub use crate::kafka::{Client, ClientConfig, ConnConfig, Target, block_on};
-    pub use crate::spool::frame;
+    pub use crate::spool::{cursor, frame};
 
     /// The consumer's reader of one Fetch partition's `records` bytes (every batch from offset 0,
     /// decompressed size capped at `limit`): how many records it read, and the first batch error.

@@ -6,6 +6,8 @@
 #[path = "../forward_bin_support/mod.rs"]
 mod forward_bin_support;
 
+mod eos_support;
+mod exactly_once;
 mod failover;
 mod faults;
 mod forward_partial;
