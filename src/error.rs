@@ -125,6 +125,10 @@ kinds! {
     RecordTooLarge("record-too-large", "record over the spool's or the producer's size limit"),
     SpoolInterrupted("spool-interrupted", "spool stopped taking records (shutting down)"),
     SpoolOptions("spool-options", "bad spool options"),
+    SpoolBehindPosition(
+        "spool-behind-position",
+        "exactly-once: the gateway's committed position is at or above this spool's sequence numbers (a new spool under a reused gateway id)"
+    ),
     // The forwarder (`forward`): start-up failures and dead-letter reasons.
     DeadLetterIo("dead-letter-io", "dead-letter file cannot be written"),
     InputIo("input-io", "input cannot be opened or read"),

@@ -43,6 +43,9 @@ pub struct ExactlyOnceOptions {
     pub commit_interval: Duration,
     /// The gateway whose position the transactions store.
     pub gateway: String,
+    /// The spool's next sequence number when it was opened (before any input ran): a committed
+    /// position at or above it was not written from this spool.
+    pub next_seq_at_open: u64,
 }
 
 /// Why a transaction cannot go on.
@@ -177,6 +180,20 @@ impl Eos {
         opts: &ExactlyOnceOptions,
     ) -> Result<(), Failure> {
         let position = t.start(&opts.gateway).map_err(|e| Failure::of(&e, true))?;
+        if let Some(p) = position.filter(|p| *p >= opts.next_seq_at_open) {
+            // Releasing "committed" records would drop this spool's own new ones: stop instead.
+            return Err(Failure {
+                kind: Kind::SpoolBehindPosition,
+                message: format!(
+                    "gateway {}: committed position {p} is at or above this spool's sequence numbers \
+                     (next {} when opened): the position was written from another spool (a new or \
+                     wiped spool under a reused forward.gateway_id?); nothing is sent, the records \
+                     stay in the spool: give this spool its own gateway id",
+                    opts.gateway, opts.next_seq_at_open
+                ),
+                back_off: false,
+            });
+        }
         let skipped =
             release_committed(spool, position, &opts.send).map_err(|e| Failure::of(&e, true))?;
         tracing::info!(position = ?position, skipped, next_seq = spool.status().next_seq,
@@ -278,7 +295,10 @@ impl Eos {
     ) -> Option<Failure> {
         let f = step.err()?;
         metrics.set_error(f.kind, &f.message);
-        if matches!(f.kind, Kind::ProducerFenced | Kind::InvalidConfig) {
+        if matches!(
+            f.kind,
+            Kind::ProducerFenced | Kind::InvalidConfig | Kind::SpoolBehindPosition
+        ) {
             return Some(f);
         }
         let resend = self.open.as_ref().map_or(0, |o| o.records);
@@ -595,6 +615,7 @@ mod tests {
             send,
             commit_interval: Duration::from_millis(20),
             gateway: "gw".into(),
+            next_seq_at_open: spool.status().next_seq,
         };
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -676,5 +697,21 @@ mod tests {
         assert_eq!((kind, message.as_str()), (Kind::ProducerFenced, "fenced"));
         assert_eq!(left, 10, "every record stays in the spool");
         assert!(broker.lock().unwrap().committed.is_empty());
+    }
+
+    /// A position written from another spool (a reused gateway id): releasing "committed" records
+    /// would drop this spool's own; the sender stops instead and keeps them.
+    #[test]
+    fn a_position_above_the_spool_stops_the_sender_and_keeps_the_records() {
+        let broker = Arc::new(Mutex::new(Broker {
+            position: Some(500),
+            ..Broker::default()
+        }));
+        let (fatal, left) = drain("behind", 20, &broker);
+        let (kind, message) = fatal.expect("stopped for good");
+        assert_eq!(kind, Kind::SpoolBehindPosition, "{message}");
+        assert!(message.contains("position 500"), "{message}");
+        assert_eq!(left, 20, "every record stays in the spool");
+        assert_eq!(broker.lock().unwrap().calls, 0, "nothing sent");
     }
 }

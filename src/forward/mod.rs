@@ -526,6 +526,8 @@ fn start_sender<S: RecordSink + 'static>(
             send: sender_opts.clone(),
             commit_interval: cfg.forward.commit_interval,
             gateway: gateway_id(cfg, spool),
+            // Before any input runs (they start after the sender).
+            next_seq_at_open: spool.status().next_seq,
         });
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let sender = {
