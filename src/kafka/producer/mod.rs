@@ -321,19 +321,30 @@ impl Producer {
     /// Send everything buffered now and wait until it is acknowledged or failed, at most `timeout`.
     /// Returns `Timeout` if records are still pending when the time is up.
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        let deadline = Instant::now() + timeout;
+        self.flush_until(Instant::now() + timeout, "flush", |st| st.unfinished == 0)
+    }
+
+    /// Send everything buffered now and wait until `done` holds of the state (woken on every
+    /// completion), or `deadline` passes: `Timeout` naming `what`.
+    fn flush_until(
+        &self,
+        deadline: Instant,
+        what: &str,
+        done: impl Fn(&State) -> bool,
+    ) -> Result<(), KafkaError> {
+        let started = Instant::now();
         let mut st = self.inner.lock();
         st.flushing += 1;
         self.inner.wake();
         let res = loop {
-            if st.unfinished == 0 {
+            if done(&st) {
                 break Ok(());
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break Err(KafkaError::Timeout {
-                    what: format!("flush ({} records pending)", st.unfinished),
-                    after: timeout,
+                    what: format!("{what} ({} records pending)", st.unfinished),
+                    after: started.elapsed(),
                 });
             }
             st = self
