@@ -331,6 +331,22 @@ fn print_table(n: usize, figs: &[Figures], broker: &str) {
     );
 }
 
+/// The table's last rows: the stripped aarch64 binaries' sizes, where `cargo build` put them
+/// (`CARGO_TARGET_DIR` when set, else the repository's target/).
+fn print_arm_sizes() {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    println!(
+        "| aarch64 static binary, stripped, default features | {} |",
+        size(&target.join("aarch64-unknown-linux-musl/release/avro-edge"))
+    );
+    println!(
+        "| aarch64 static binary, stripped, --features tls | {} |",
+        size(&target.join("tls/aarch64-unknown-linux-musl/release/avro-edge"))
+    );
+}
+
 fn main() {
     let broker = match TestBroker::shared() {
         Ok(b) => b,
@@ -364,24 +380,13 @@ fn main() {
             .map(|(name, bin)| measure(name, bin, &bootstrap, runs, &mut failures))
             .collect();
         print_table(200_000, &figs, broker_name);
+        print_arm_sizes();
     }
     let (eos_name, eos_bin) = (bins.iter())
         .find(|(name, _)| name.starts_with("musl"))
         .unwrap_or(&bins[0]);
     let rows = exactly_once::measure(eos_bin, &bootstrap, 100_000, runs, &mut failures);
     exactly_once::print(&rows, eos_name, broker_name, 100_000);
-    // Where `cargo build` put the ARM binaries: CARGO_TARGET_DIR when set, else the repository's target/.
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    println!(
-        "| aarch64 static binary, stripped, default features | {} |",
-        size(&target.join("aarch64-unknown-linux-musl/release/avro-edge"))
-    );
-    println!(
-        "| aarch64 static binary, stripped, --features tls | {} |",
-        size(&target.join("tls/aarch64-unknown-linux-musl/release/avro-edge"))
-    );
     if !failures.is_empty() {
         for f in &failures {
             eprintln!("{f}");

@@ -302,7 +302,7 @@ impl Eos {
             return Some(f);
         }
         let resend = self.open.as_ref().map_or(0, |o| o.records);
-        tracing::warn!(kind = %f.kind, error = %f.message, resend, "exactly-once: transaction failed; aborting it and sending its records again");
+        tracing::warn!(kind = %f.kind, error = %f.message, resend, "exactly-once: step failed; the open transaction (if any) is aborted and its records sent again");
         if let Some(e) = self.abort(sink) {
             return Some(e);
         }

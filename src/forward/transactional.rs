@@ -89,7 +89,7 @@ impl RecordSink for TxnSink {
     }
 
     fn permanent(error: &KafkaError) -> Option<crate::error::Kind> {
-        error.permanent_rejection()
+        <Producer as RecordSink>::permanent(error)
     }
 
     fn transactions(&mut self) -> Option<&mut dyn Transactions<Error = KafkaError>> {

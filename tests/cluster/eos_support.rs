@@ -39,7 +39,8 @@ pub fn cluster() -> KafkaCluster {
     c
 }
 
-/// `topic` with [`PARTITIONS`] partitions, replication 3.
+/// Create `topic` with [`PARTITIONS`] partitions and replication factor 3. (The forwarder creates
+/// missing topics with the broker's default replication, which the scenarios do not rely on.)
 pub fn create_topic(bootstrap: &str, topic: &str) {
     let mut cfg = ProducerConfig::new(bootstrap.split(','));
     cfg.auto_create = Some(TopicSpec {

@@ -192,7 +192,7 @@ fn exactly_once_survives_a_leader_and_a_coordinator_kill() {
     let log = s.end_run();
     let aborted = log
         .lines()
-        .filter(|l| l.contains("transaction failed"))
+        .filter(|l| l.contains("exactly-once: step failed"))
         .count();
     let rows = read_three_ways(&s);
     for (reader, dups, lost) in &rows {
