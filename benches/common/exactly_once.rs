@@ -1,5 +1,6 @@
 //! The forward bench's exactly-once table (issue 16): for the forwarder without and with
-//! `forward.exactly_once` (commit intervals 100 ms and 1 s), on the same broker and binary,
+//! `forward.exactly_once` (commit intervals 100 ms and 1 s), and without its gateway headers (on by
+//! default, in the other rows), on the same broker and binary,
 //! - throughput stdin → committed: `n` records written to stdin at once, until the process exits
 //!   having committed (acknowledged) them all; the median of `runs` runs;
 //! - latency stdin → committed: a steady `rate` records/s for `secs` seconds, each reading's
@@ -31,6 +32,10 @@ pub struct Row {
 /// The configurations measured: label and `--set` arguments.
 fn configs() -> Vec<(&'static str, Vec<&'static str>)> {
     vec![
+        (
+            "exactly-once off, no gateway headers",
+            vec!["--set", "forward.headers=false"],
+        ),
         ("exactly-once off", vec![]),
         (
             "exactly-once, commit every 100 ms",
