@@ -1,6 +1,6 @@
 //! The edge forwarder: inputs (stdin, file, udp) → encoder → spool → sender → sink, dead-letter file, metrics.
 //! The sender holds records in the spool while the system clock is below its lower bound ([`clock_check`]).
-//! With `forward.exactly_once` the sender is [`exactly_once`]'s: every window inside a transaction that
+//! With `forward.exactly_once` the sender is `exactly_once`'s: every window inside a transaction that
 //! also stores the spool position (the sink's [`Transactions`]).
 //!
 //! Must not lose a record silently: every input line is spooled, dead-lettered or counted as dropped, and a
@@ -91,7 +91,7 @@ pub trait RecordSink: Send {
     }
 }
 
-/// A sink's transactions (exactly-once, [`exactly_once`]): each transaction holds the records sent
+/// A sink's transactions (exactly-once, `forward/exactly_once.rs`): each transaction holds the records sent
 /// between [`Transactions::begin`] and [`Transactions::commit`], and the spool position the commit
 /// names, stored with them. The real one is `transactional::TxnSink` (the producer with a
 /// transactional id, and the positions topic).

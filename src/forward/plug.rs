@@ -46,7 +46,7 @@ impl RecordSink for Producer {
 /// Run the forwarder with its real parts: the codec over the configured registry URLs and/or offline
 /// cache, and the producer from the `[kafka]` settings (it connects on first use, so the forwarder
 /// starts and spools while the broker is down; with `forward.exactly_once` it is the transactional
-/// [`TxnSink`](super::transactional::TxnSink)). `stdin` feeds the `stdin` input, if there is one.
+/// `TxnSink` (`forward/transactional.rs`)). `stdin` feeds the `stdin` input, if there is one.
 pub fn run_configured(
     cfg: &Config,
     stdin: Box<dyn BufRead + Send>,
