@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use avro_edge_testkit::{BrokerKind, TestBroker, unique_topic};
+use avro_edge_testkit::{BrokerKind, TestBroker, log_time_us, unique_topic};
 
 #[path = "common/builds.rs"]
 mod builds;
@@ -175,26 +175,6 @@ fn rss_at(bin: &Path, bootstrap: &str, rate: usize, secs: u64) -> (u64, Done) {
     let ok = status.is_some_and(|s| s.success());
     let acked = acked(&dir);
     (hwm, Done { ok, acked, dir })
-}
-
-/// Unix time in µs of a log line's RFC 3339 UTC timestamp (`2026-11-25T03:12:35.367019Z`).
-fn log_time_us(ts: &str) -> Option<i64> {
-    let (date, time) = ts.trim_end_matches('Z').split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.split(':').map(|x| x.parse::<i64>());
-    let (h, mi, s) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
-    let micros: i64 = format!("{:0<6}", &frac[..frac.len().min(6)]).parse().ok()?;
-    // Days from civil (Howard Hinnant).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + h * 3600 + mi * 60 + s) * 1_000_000) + micros)
 }
 
 /// Process spawn → "first records acknowledged" (ms), one record on stdin, topic already there.

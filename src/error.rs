@@ -156,9 +156,29 @@ kinds! {
     ),
     InvalidTimestamp(
         "invalid-timestamp",
-        "broker refused a record whose timestamp is outside the topic's accepted range"
+        "broker refused a record whose timestamp is outside the topic's accepted range (which it did not name)"
     ),
     TopicAuthorizationFailed("topic-authorization-failed", "the broker does not allow this client the topic"),
+    GroupAuthorizationFailed(
+        "group-authorization-failed",
+        "the broker does not allow this client the consumer group"
+    ),
+    ClusterAuthorizationFailed(
+        "cluster-authorization-failed",
+        "the broker does not allow this client a cluster-wide operation"
+    ),
+    TransactionalIdAuthorizationFailed(
+        "transactional-id-authorization-failed",
+        "the broker does not allow this client the transactional id"
+    ),
+    ClockAheadOfBroker(
+        "clock-ahead-of-broker",
+        "the broker refused record timestamps (our clock) as too far ahead of its own clock"
+    ),
+    ClockBehindBroker(
+        "clock-behind-broker",
+        "the broker refused record timestamps (our clock) as too far behind its own clock"
+    ),
     // Two rejections the sender dead-letters by (`KafkaError::permanent_rejection`) whose error has
     // another kind (`kafka-error` and `message-too-large` respectively).
     CorruptMessage(

@@ -150,7 +150,7 @@ pub use kafka::quirks::BrokerQuirks;
 pub use kafka::record::partition_for_key;
 #[cfg(feature = "tls")]
 pub use kafka::tls::TlsConfig;
-pub use kafka::{KafkaError, Mechanism as SaslMechanism, SaslConfig, TopicSpec};
+pub use kafka::{KafkaError, Mechanism as SaslMechanism, RefusedTimestamp, SaslConfig, TopicSpec};
 
 // Avro records over Kafka: typed sends on the producer, decoding polls on the consumer.
 pub use avro_io::{Item, PollAvro, RecordError, SendAvro, decode_records};

@@ -245,6 +245,30 @@ fn status(dir: &std::path::Path, json: bool) -> CmdResult {
                     by_kind.join(", ")
                 );
             }
+            if let Some(h) = &s.held {
+                let why = match h.refusal {
+                    true => "refused: fixing the setup cures it",
+                    false => "a passing failure",
+                };
+                outln!(
+                    out,
+                    "  held                  {} ({why}): {} records kept in the spool since {}: {}",
+                    h.reason,
+                    s.held_records,
+                    forwarder::rfc3339_ms(h.since_ms),
+                    h.message
+                );
+            }
+            if !s.forward_refusals.is_empty() {
+                let by_kind: Vec<String> = (s.forward_refusals.iter())
+                    .map(|(kind, n)| format!("{kind} {n}"))
+                    .collect();
+                outln!(
+                    out,
+                    "  refusals              {} (records kept and sent again; each attempt counts)",
+                    by_kind.join(", ")
+                );
+            }
             match s.spool_full {
                 Some(reason) => outln!(
                     out,

@@ -25,8 +25,9 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::clock_check::{self, ClockGate};
+use super::clock_check::{self, ClockGate, Distrust};
 use super::dead_letter::DeadLetter;
+use super::held::Cause;
 use super::metrics::{Metrics, add};
 use super::sender::{SenderOptions, dead_letter, next_window, sleep_unless};
 use super::window::Window;
@@ -54,6 +55,9 @@ struct Failure {
     message: String,
     /// Wait before the next attempt (not after a refusal: the next attempt sends differently).
     back_off: bool,
+    /// A refusal that fixing the setup cures ([`RecordSink::refusal`]: our clock, an ACL, a
+    /// missing topic): the records are held in the spool under its kind, as the plain sender does.
+    refusal: bool,
 }
 
 impl Failure {
@@ -62,6 +66,20 @@ impl Failure {
             kind: e.kind(),
             message: e.to_string(),
             back_off,
+            refusal: false,
+        }
+    }
+
+    /// A record's failure that is not permanent: a refusal (with its kind) or a passing one.
+    fn of_record<S: RecordSink>(e: &S::Error) -> Failure {
+        match S::refusal(e) {
+            Some(r) => Failure {
+                kind: r.kind,
+                message: e.to_string(),
+                back_off: true,
+                refusal: true,
+            },
+            None => Failure::of(e, true),
         }
     }
 }
@@ -112,9 +130,11 @@ pub fn run<S: RecordSink>(
         committed: 0,
         aborted: 0,
     };
+    let status = spool.status();
     let mut clock = ClockGate::new(
         crate::clock::BUILD_TIME_MS,
-        spool.status().oldest_unacked_ms,
+        (status.oldest_unacked_ms).map(|ms| (status.acked_seq, ms)),
+        Distrust::load(spool.dir()),
     );
     let mut reread = false;
     let ended = loop {
@@ -129,6 +149,7 @@ pub fn run<S: RecordSink>(
                 kind: Kind::InvalidConfig,
                 message: "exactly_once needs a transactional sink".into(),
                 back_off: false,
+                refusal: false,
             }),
             Some(t) if !eos.started => eos.start(t, spool, opts),
             Some(t) if eos.commit_due(opts.commit_interval) => eos.commit(t, spool, metrics),
@@ -192,6 +213,7 @@ impl Eos {
                     opts.gateway, opts.next_seq_at_open
                 ),
                 back_off: false,
+                refusal: false,
             });
         }
         let skipped =
@@ -240,6 +262,7 @@ impl Eos {
         self.alone = self.alone.split_off(&(last.seq + 1));
         self.dead = self.dead.split_off(&(last.seq + 1));
         add(&metrics.acked, records);
+        metrics.held.set(None);
         if let Err(e) = spool.ack_through(&last) {
             tracing::error!(error = %e, "spool ack failed");
             metrics.set_error(e.kind(), &e.to_string());
@@ -264,6 +287,7 @@ impl Eos {
                 kind: Kind::InvalidConfig,
                 message: "no transactional sink".into(),
                 back_off: false,
+                refusal: false,
             })?;
             t.begin().map_err(|e| Failure::of(&e, true))?;
             self.open = Some(Open {
@@ -302,6 +326,15 @@ impl Eos {
             return Some(f);
         }
         let resend = self.open.as_ref().map_or(0, |o| o.records);
+        if f.refusal {
+            let cause = Cause {
+                kind: f.kind,
+                refusal: true,
+                records: spool.status().records.max(resend),
+                message: f.message.clone(),
+            };
+            metrics.held.set(Some(&cause));
+        }
         tracing::warn!(kind = %f.kind, error = %f.message, resend, "exactly-once: step failed; the open transaction (if any) is aborted and its records sent again");
         if let Some(e) = self.abort(sink) {
             return Some(e);
@@ -435,12 +468,13 @@ fn send_window<S: RecordSink>(
                             kind: Kind::NotAcknowledged,
                             message: "the sink returned no result for a record".into(),
                             back_off: true,
+                            refusal: false,
                         });
                     }
                 };
                 let s = seq(window, *i);
                 let Some(rejection) = S::permanent(e) else {
-                    return Err(Failure::of(e, true));
+                    return Err(Failure::of_record::<S>(e));
                 };
                 if n > 1 {
                     eos.alone.insert(s);

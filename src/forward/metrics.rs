@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::held::{self, Held, HeldState};
 use crate::error::Kind;
 use crate::spool::{SpoolFull, SpoolStatus};
 
@@ -39,6 +40,8 @@ pub struct Metrics {
     /// (`message-too-large`, ...): rare, so a map under a lock.
     forward_dead_lettered: Mutex<BTreeMap<&'static str, u64>>,
     last_error: Mutex<Option<LastError>>,
+    /// What keeps records in the spool now, and the refusals so far (see `held`).
+    pub held: HeldState,
 }
 
 /// The most recent failure (kind + message + time), for the summary and `/metrics`.
@@ -68,7 +71,7 @@ pub struct Snapshot {
     /// Lines written to the dead-letter file (not JSON, not encodable, too long).
     pub dead_lettered: u64,
     /// Spooled records the broker refused for good, written to the dead-letter file by the sender and
-    /// released from the spool, by rejection (`message-too-large`, `invalid-timestamp`, ...).
+    /// released from the spool, by rejection (`message-too-large`, `invalid-record`, ...).
     #[serde(default)]
     pub forward_dead_lettered: BTreeMap<String, u64>,
     /// Input drops after stop plus spool `drop_oldest` drops.
@@ -96,6 +99,18 @@ pub struct Snapshot {
     /// The clock's lower bound (ms since the epoch): build time or newest spool time seen.
     #[serde(default)]
     pub clock_lower_bound_ms: u64,
+    /// What keeps the records in the spool now: the cause of the failing sends (a refusal that
+    /// fixing the setup cures, such as `clock-ahead-of-broker`, or a passing failure); `None` while
+    /// sends go through.
+    #[serde(default)]
+    pub held: Option<Held>,
+    /// Unacknowledged records while `held` names a cause (0 otherwise).
+    #[serde(default)]
+    pub held_records: u64,
+    /// Records refused for a cause that fixing the setup cures (kept in the spool and sent again),
+    /// by kind; each attempt counts.
+    #[serde(default)]
+    pub forward_refusals: BTreeMap<String, u64>,
     /// Appends wait for space now: the disk is full, or the spool holds `max_bytes`.
     #[serde(default)]
     pub spool_full: Option<SpoolFull>,
@@ -143,6 +158,7 @@ impl Metrics {
     pub fn snapshot(&self, spool: &SpoolStatus) -> Snapshot {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let clock_insane = g(&self.clock_insane) != 0;
+        let held = self.held.held().map(|(_, h)| h);
         Snapshot {
             received: g(&self.received),
             spooled: g(&self.spooled),
@@ -177,6 +193,9 @@ impl Metrics {
             clock_insane,
             clock_held_records: if clock_insane { spool.records } else { 0 },
             clock_lower_bound_ms: g(&self.clock_lower_bound_ms),
+            held_records: if held.is_some() { spool.records } else { 0 },
+            held,
+            forward_refusals: self.held.refusals(),
         }
     }
 }
@@ -200,6 +219,7 @@ impl Snapshot {
             last_error = self.last_error.as_ref().map_or("", |e| e.kind.as_str()),
             clock_insane = self.clock_insane,
             clock_held_records = self.clock_held_records,
+            held = self.held.as_ref().map_or("", |h| h.reason.as_str()),
             "forwarder"
         );
     }
@@ -221,6 +241,12 @@ impl Snapshot {
         }
         self.spool_full_by_reason(&mut s);
         self.dead_lettered_by_kind(&mut s);
+        held::prometheus(
+            &mut s,
+            self.held.as_ref(),
+            self.held_records,
+            &self.forward_refusals,
+        );
         self.age_and_last_error(&mut s);
         s
     }
@@ -539,6 +565,14 @@ mod tests {
             clock_insane: true,
             clock_held_records: 15,
             clock_lower_bound_ms: 1_600_000_000_999,
+            held: Some(Held {
+                reason: "clock-ahead-of-broker".into(),
+                refusal: true,
+                since_ms: 1_700_000_000_000,
+                message: "m".into(),
+            }),
+            held_records: 20,
+            forward_refusals: BTreeMap::from([("clock-ahead-of-broker".to_string(), 21)]),
             spool_full: Some(SpoolFull::MaxBytes),
             spool_full_disk_events: 16,
             spool_full_max_bytes_events: 17,
@@ -613,6 +647,12 @@ avro_edge_spool_full_events_total{reason="max_bytes"} 17
 # TYPE avro_edge_forward_dead_lettered_total counter
 avro_edge_forward_dead_lettered_total{kind="badkind"} 8
 avro_edge_forward_dead_lettered_total{kind="message-too-large"} 7
+# HELP avro_edge_forward_held_records Unacknowledged records kept in the spool because sends fail, by the cause.
+# TYPE avro_edge_forward_held_records gauge
+avro_edge_forward_held_records{reason="clock-ahead-of-broker"} 20
+# HELP avro_edge_forward_refusals_total Records refused for a cause that fixing the setup cures (kept in the spool and sent again), by kind; each attempt counts.
+# TYPE avro_edge_forward_refusals_total counter
+avro_edge_forward_refusals_total{kind="clock-ahead-of-broker"} 21
 # HELP avro_edge_oldest_unacked_age_seconds Age of the oldest unacknowledged record.
 # TYPE avro_edge_oldest_unacked_age_seconds gauge
 avro_edge_oldest_unacked_age_seconds 1.5

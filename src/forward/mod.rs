@@ -20,6 +20,7 @@
 pub mod clock_check;
 pub mod dead_letter;
 mod exactly_once;
+pub mod held;
 pub mod inputs;
 pub mod metrics;
 pub mod plug;
@@ -60,7 +61,19 @@ pub trait RecordEncoder: Send + Sync {
     ) -> Result<Option<KeyBytes<'l>>, Self::Error>;
 }
 
+pub use crate::kafka::RefusedTimestamp;
 pub use crate::kafka::producer::{Delivery, OutRecord};
+
+/// A refusal that fixing the setup cures ([`RecordSink::refusal`]): its kind and, for a refused
+/// timestamp, what the broker said about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// E.g. `clock-ahead-of-broker`, `topic-authorization-failed`, `auth-failed`, `unknown-topic`.
+    pub kind: Kind,
+    /// For a refused timestamp (our clock at the send): the timestamp and the range the broker
+    /// accepted, when it named them.
+    pub timestamp: Option<RefusedTimestamp>,
+}
 
 /// Sends records to a topic and says, per record and in input order, whether the broker acknowledged it.
 /// The real one is `crate::kafka::producer::Producer::send_batch`. A result vector shorter than `records` means
@@ -78,10 +91,18 @@ pub trait RecordSink: Send {
     ) -> Vec<Result<Delivery, Self::Error>>;
 
     /// Why the broker refuses the record `error` was returned for for good (sending it again fails the
-    /// same way), such as [`Kind::MessageTooLarge`]; the sender then dead-letters it.
-    /// `None` (the default) for an error that a retry, or a fix of the setup, can get past: the record
-    /// stays in the spool.
+    /// same way, whatever the setup), such as [`Kind::MessageTooLarge`]; the sender then dead-letters
+    /// it. `None` (the default) for an error that a retry, or a fix of the setup, can get past: the
+    /// record stays in the spool.
     fn permanent(_error: &Self::Error) -> Option<Kind> {
+        None
+    }
+
+    /// Why the setup refuses the record `error` was returned for, when a fix of the setup cures it
+    /// (our clock, an ACL, the credentials, a missing topic): the record stays in the spool like any
+    /// record that is not [permanent](RecordSink::permanent), and the refusal is told with its
+    /// kind. `None` (the default) for a passing failure (a broker down, a leader moving).
+    fn refusal(_error: &Self::Error) -> Option<Refusal> {
         None
     }
 
@@ -169,6 +190,10 @@ impl<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> RecordSink for Laz
     fn permanent(error: &S::Error) -> Option<Kind> {
         S::permanent(error)
     }
+
+    fn refusal(error: &S::Error) -> Option<Refusal> {
+        S::refusal(error)
+    }
 }
 
 /// What can stop the forwarder from starting.
@@ -214,6 +239,18 @@ pub enum ForwardError {
         /// Why it cannot bind.
         source: std::io::Error,
     },
+    /// The input ended while a refusal that fixing the setup cures held records (our clock, an
+    /// ACL, the credentials, a missing topic): they stay in the spool for the next start. Kind: the
+    /// refusal's.
+    #[error("{records} records kept in the spool, refused: {message}")]
+    Held {
+        /// The refusal's kind, e.g. `clock-ahead-of-broker`.
+        kind: Kind,
+        /// Unacknowledged records left in the spool.
+        records: u64,
+        /// The refusal's latest error message.
+        message: String,
+    },
 }
 
 impl ErrorKind for ForwardError {
@@ -225,6 +262,7 @@ impl ErrorKind for ForwardError {
             ForwardError::Input { .. } => Kind::InputIo,
             ForwardError::Metrics { .. } => Kind::MetricsListen,
             ForwardError::Sender { kind, .. } => *kind,
+            ForwardError::Held { kind, .. } => *kind,
         }
     }
 }
@@ -367,7 +405,8 @@ pub fn stop_on_signals() -> std::io::Result<StopFlag> {
 
 /// Run the forwarder until every input ended (e.g. end of stdin) or `stop` is set, then stop the inputs,
 /// drain the spool through the sink for up to `drain_timeout`, flush and return the final counters.
-/// What was not acknowledged stays in the spool for the next run.
+/// What was not acknowledged stays in the spool for the next run; when the inputs ended (not a stop)
+/// while a refusal that fixing the setup cures held it, the run fails with [`ForwardError::Held`].
 pub fn run<E, S>(
     cfg: &Config,
     encoder: E,
@@ -445,7 +484,7 @@ where
     if let Some((kind, message)) = fatal.get() {
         return Err(ForwardError::Sender { kind, message });
     }
-    finish(cfg, &spool, &metrics, &input_failed)
+    finish(cfg, &spool, &metrics, &input_failed, why)
 }
 
 /// The first input that failed (not one that ended): its name and error.
@@ -659,17 +698,21 @@ fn wait_for_end(
             break "the sender stopped for good";
         }
         if handles.iter().all(std::thread::JoinHandle::is_finished) {
-            break "inputs ended";
+            break INPUTS_ENDED;
         }
         std::thread::sleep(Duration::from_millis(50));
         // The interval fsync must not wait for the sender, which may sit in a long send.
         if let Err(e) = spool.tick() {
             metrics.set_error(e.kind(), &e.to_string());
         }
-        if last_summary.elapsed() >= cfg.metrics.summary_interval {
-            last_summary = Instant::now();
+        // A new cause holding records shows in `stats.json` at once, not at the next summary.
+        let held_changed = metrics.held.changed.swap(false, Ordering::Relaxed);
+        if held_changed || last_summary.elapsed() >= cfg.metrics.summary_interval {
             let snap = metrics.snapshot(&spool.status());
-            snap.log();
+            if !held_changed {
+                last_summary = Instant::now();
+                snap.log();
+            }
             let _ = snap.save(&cfg.spool_dir);
         }
     }
@@ -714,12 +757,14 @@ fn drain(
     }
 }
 
-/// The final counters, logged and saved; an input that failed makes the run fail, after the drain.
+/// The final counters, logged and saved; an input that failed makes the run fail, after the drain, and
+/// so do records a refusal held when the inputs ended (`why`).
 fn finish(
     cfg: &Config,
     spool: &Spool,
     metrics: &Metrics,
     input_failed: &InputFailed,
+    why: &str,
 ) -> Result<Snapshot, ForwardError> {
     let snap = metrics.snapshot(&spool.status());
     snap.log();
@@ -740,8 +785,20 @@ fn finish(
     if let Some((input, source)) = failed {
         return Err(ForwardError::Input { input, source });
     }
-    Ok(snap)
+    match metrics.held.held() {
+        Some((kind, held)) if held.refusal && snap.spool_records > 0 && why == INPUTS_ENDED => {
+            Err(ForwardError::Held {
+                kind,
+                records: snap.spool_records,
+                message: held.message,
+            })
+        }
+        _ => Ok(snap),
+    }
 }
+
+/// Why [`wait_for_end`] returned when every input ended.
+const INPUTS_ENDED: &str = "inputs ended";
 
 /// Where a file input's position is kept: `<spool dir>/inputs/<name>.pos` (the spool's lock covers it).
 fn input_state_path(

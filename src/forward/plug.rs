@@ -8,7 +8,8 @@
 use std::io::BufRead;
 
 use super::{
-    Delivery, ForwardError, LazySink, OutRecord, RecordEncoder, RecordSink, Snapshot, StopFlag,
+    Delivery, ForwardError, LazySink, OutRecord, RecordEncoder, RecordSink, Refusal, Snapshot,
+    StopFlag,
 };
 use crate::codec::{Codec, KeyBytes, LineError};
 use crate::config::Config;
@@ -40,6 +41,13 @@ impl RecordSink for Producer {
 
     fn permanent(error: &KafkaError) -> Option<crate::error::Kind> {
         error.permanent_rejection()
+    }
+
+    fn refusal(error: &KafkaError) -> Option<Refusal> {
+        Some(Refusal {
+            kind: error.setup_refusal()?,
+            timestamp: error.refused_timestamp(),
+        })
     }
 }
 

@@ -2,8 +2,8 @@
 //! time, with an acknowledgement per record ([`super::window`]):
 //! - a round sends the window's pending records, one `send_batch` per topic, each topic's in spool order;
 //! - a record the sink acknowledged is settled; so is a record the broker refused for good
-//!   ([`RecordSink::permanent`]: too large, invalid timestamp, ...), once it is in the dead-letter file
-//!   with the broker's reason and counted (`forward_dead_lettered{kind}`). The broker refuses whole
+//!   ([`RecordSink::permanent`]: too large on its own, invalid, corrupt), once it is in the dead-letter
+//!   file with the broker's reason and counted (`forward_dead_lettered{kind}`). The broker refuses whole
 //!   batches, so a record refused together with others is first sent again alone (its topic then goes
 //!   one record per call, in spool order, until that is done): only a record refused on its own is
 //!   dead-lettered, and its batch neighbours are delivered;
@@ -17,23 +17,30 @@
 //!   puts two batches into a partition and the first is refused for good, the second can land before the
 //!   first one's good records, which are sent again alone.
 //!
+//! - a record that failed otherwise stays pending, whatever the cause: a passing failure (a broker
+//!   down) or a refusal that fixing the setup cures ([`RecordSink::refusal`]: our clock, an ACL, the
+//!   credentials, a missing topic). The causes are told once each and then once a minute with a
+//!   count (`held`), not per record; a timestamp refused as ahead or behind tells the clock gate.
+//!
 //! A crash or a stop with a window partly settled: the spool still holds everything from the first
 //! pending record on, so the next run sends those again, the ones acknowledged out of order included: at
 //! most one window (`batch_records`) of duplicates, which the spool counts as possible duplicates.
 //!
 //! Must never release a record the sink did not acknowledge unless it is in the dead-letter file (when
 //! that file cannot be written the record stays pending), never dead-letter for an error that fixing the
-//! setup cures (authentication, an unknown topic, ...: those are retried), and never reorder. Holds
-//! records back (in the spool) while the system clock is below its lower bound (`clock_check`).
+//! setup cures (our clock, authorization, authentication, an unknown topic, ...: those are retried),
+//! and never reorder. Holds records back (in the spool) while the system clock is below its lower
+//! bound (`clock_check`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::clock_check::{self, ClockGate};
+use super::clock_check::{self, ClockGate, Distrust};
 use super::dead_letter::{DeadLetter, Refused};
+use super::held::{Cause, Telling};
 use super::metrics::{Metrics, add};
 use super::window::{Taken, Window};
-use super::{OutRecord, RecordSink};
+use super::{OutRecord, RecordSink, RefusedTimestamp};
 use crate::error::{ErrorKind, Kind};
 use crate::spool::{Spool, SpoolError};
 
@@ -97,10 +104,13 @@ pub fn run<S: RecordSink>(
 ) {
     let mut backoff = opts.backoff.min;
     let mut first_ack = true;
+    let status = spool.status();
     let mut clock = ClockGate::new(
         crate::clock::BUILD_TIME_MS,
-        spool.status().oldest_unacked_ms,
+        (status.oldest_unacked_ms).map(|ms| (status.acked_seq, ms)),
+        Distrust::load(spool.dir()),
     );
+    let mut telling = Telling::default();
     let mut window = Window::default();
     // A read failed after handing out part of its records: read again from the acknowledged cursor
     // once the window is released.
@@ -145,20 +155,76 @@ pub fn run<S: RecordSink>(
             // Start-to-first-send is measured from this line (benches/forward.rs).
             tracing::info!(records = round.acked, "first records acknowledged");
         }
+        if opts.clock_check {
+            learn_clock(spool, &mut clock, &round);
+        }
         // Whatever is still pending is sent again (after a failure, or alone after a refusal).
         let resend = window.pending() as u64;
         add(&metrics.retried, resend);
-        match round.failure {
-            None => backoff = opts.backoff.min,
-            Some((kind, message)) => {
-                tracing::warn!(kind = %kind, error = %message, resend, backoff_ms = backoff.as_millis() as u64, "send failed; will resend the records that were not acknowledged");
-                metrics.set_error(kind, &message);
-                sleep_unless(stop, backoff);
-                backoff = (backoff * 2).min(opts.backoff.max);
-                // `drop_oldest` may have released some of them meanwhile: those are not sent again.
-                window.forget_below(spool.status().acked_seq);
-            }
+        if tell(round, resend, spool, metrics, &mut telling) {
+            tracing::debug!(
+                resend,
+                backoff_ms = backoff.as_millis() as u64,
+                "send failed; will resend the records that were not acknowledged"
+            );
+            sleep_unless(stop, backoff);
+            backoff = (backoff * 2).min(opts.backoff.max);
+            // `drop_oldest` may have released some of them meanwhile: those are not sent again.
+            window.forget_below(spool.status().acked_seq);
+        } else {
+            backoff = opts.backoff.min;
         }
+    }
+}
+
+/// Tell why records stay pending after a round (see `held`): the cause holding them on the metrics
+/// and as the last error, each cause in the log at once and then once a minute. True when something
+/// failed (the caller backs off).
+fn tell(
+    round: Round,
+    resend: u64,
+    spool: &Spool,
+    metrics: &Metrics,
+    telling: &mut Telling,
+) -> bool {
+    let now = Instant::now();
+    if !round.dead.is_empty() {
+        telling.dead_lettered(&round.dead, spool.status().records, now);
+    }
+    let causes = round.causes();
+    let Some(holding) = causes.iter().find(|c| c.refusal).or(causes.first()) else {
+        telling.clear(now);
+        metrics.held.set(None);
+        return false;
+    };
+    for c in causes.iter().filter(|c| c.refusal) {
+        metrics.held.count_refused(c.kind, c.records);
+    }
+    metrics.set_error(holding.kind, &holding.message);
+    metrics.held.set(Some(holding));
+    let held = spool.status().records.max(resend);
+    telling.note(&causes, held, now);
+    true
+}
+
+/// What the broker said about our clock in a round: a timestamp refused as ahead or behind, or
+/// timestamps taken; kept in the spool directory when the spool times that count change.
+fn learn_clock(spool: &Spool, clock: &mut ClockGate, round: &Round) {
+    let changed = match round.clock {
+        Some((Kind::ClockAheadOfBroker, t)) => {
+            clock.refused_ahead(u64::try_from(t.accepted_until_ms).unwrap_or(0))
+        }
+        Some((Kind::ClockBehindBroker, t)) => {
+            clock.refused_behind(u64::try_from(t.accepted_from_ms).unwrap_or(0));
+            false
+        }
+        _ if round.acked > 0 => clock.accepted(spool.status().next_seq),
+        _ => false,
+    };
+    if (changed | clock.settled(spool.status().acked_seq))
+        && let Err(e) = Distrust::save(spool.dir(), clock.distrust())
+    {
+        tracing::warn!(error = %e, dir = %spool.dir().display(), "cannot keep the clock's distrusted spool times in the spool directory");
     }
 }
 
@@ -196,7 +262,7 @@ pub(super) fn next_window(
     // Records spooled by a later clock than the current one: hold them (read again after the rewind).
     if opts.clock_check
         && clock.hold_batch(
-            batch.iter().map(|r| r.timestamp_ms),
+            batch.iter().map(|r| (r.seq, r.timestamp_ms)),
             crate::clock::now_ms(),
             metrics,
         )
@@ -208,13 +274,55 @@ pub(super) fn next_window(
     Ok(Some(Window::new(batch, opts.headers.as_deref())))
 }
 
+/// One more record in `list` for `kind`.
+fn add_to(list: &mut Vec<Cause>, kind: Kind, refusal: bool, message: impl FnOnce() -> String) {
+    match list.iter_mut().find(|c| c.kind == kind) {
+        Some(c) => c.records += 1,
+        None => list.push(Cause {
+            kind,
+            refusal,
+            records: 1,
+            message: message(),
+        }),
+    }
+}
+
 /// What one round of sends did.
 #[derive(Default)]
 struct Round {
     /// Records the sink acknowledged.
     acked: u64,
-    /// The first failure that leaves records pending: kind and message.
-    failure: Option<(Kind, String)>,
+    /// Why records were left pending: each cause with its count, in the order first met.
+    causes: Vec<Cause>,
+    /// Records dead-lettered, by rejection (told like the causes, not once per record).
+    dead: Vec<Cause>,
+    /// A timestamp the broker refused as ahead or behind (its kind), for the clock gate.
+    clock: Option<(Kind, RefusedTimestamp)>,
+}
+
+impl Round {
+    /// One more record left pending for `kind` (a refusal that fixing the setup cures, or not).
+    fn fail(&mut self, kind: Kind, refusal: bool, message: impl FnOnce() -> String) {
+        add_to(&mut self.causes, kind, refusal, message);
+    }
+
+    /// The causes as told: records failed only because an earlier batch of their partition failed
+    /// (`behind-refused`) count with the round's first other cause.
+    fn causes(mut self) -> Vec<Cause> {
+        let behind = self
+            .causes
+            .iter()
+            .position(|c| c.kind == Kind::BehindRefused);
+        if let Some(i) = behind
+            && self.causes.len() > 1
+        {
+            let b = self.causes.remove(i);
+            if let Some(first) = self.causes.first_mut() {
+                first.records += b.records;
+            }
+        }
+        self.causes
+    }
 }
 
 /// Send every pending record of the window, one `send_batch` per topic (one per record for a topic
@@ -248,9 +356,10 @@ fn send_round<S: RecordSink>(
 
 /// Send records taken from the window in one call and settle them (see [`send_round`]). A record
 /// refused for good in a call with others is not dead-lettered yet: the broker refuses whole batches
-/// (INVALID_TIMESTAMP, INVALID_RECORD, a MESSAGE_TOO_LARGE the producer did not split), so it is sent
-/// again alone, which tells the refused record from its neighbours. False when a record failed for a
-/// reason that is not permanent.
+/// (INVALID_RECORD, CORRUPT_MESSAGE, a MESSAGE_TOO_LARGE the producer did not split), so it is sent
+/// again alone, which tells the refused record from its neighbours. A record that failed otherwise
+/// stays pending, counted for its cause (a refusal that fixing the setup cures, or a passing failure).
+/// False when a record failed for a reason that is not permanent.
 fn send_taken<S: RecordSink>(
     sink: &mut S,
     window: &mut Window,
@@ -274,11 +383,8 @@ fn send_taken<S: RecordSink>(
             }
             Some(Err(e)) => e,
             None => {
-                round.failure.get_or_insert_with(|| {
-                    (
-                        Kind::NotAcknowledged,
-                        "the sink returned no result for a record".into(),
-                    )
+                round.fail(Kind::NotAcknowledged, false, || {
+                    "the sink returned no result for a record".into()
                 });
                 window.put_back(i, out);
                 settled = false;
@@ -292,12 +398,18 @@ fn send_taken<S: RecordSink>(
             }
             let spooled_ms = window.record(i).map_or(0, |r| r.timestamp_ms);
             if dead_letter(dead, metrics, &taken.topic, &out, spooled_ms, rejection, &e) {
+                add_to(&mut round.dead, rejection, false, || e.to_string());
                 continue;
             }
+            round.fail(e.kind(), false, || e.to_string());
+        } else if let Some(r) = S::refusal(&e) {
+            if let Some(t) = r.timestamp.filter(|_| r.kind != Kind::InvalidTimestamp) {
+                round.clock.get_or_insert((r.kind, t));
+            }
+            round.fail(r.kind, true, || e.to_string());
+        } else {
+            round.fail(e.kind(), false, || e.to_string());
         }
-        round
-            .failure
-            .get_or_insert_with(|| (e.kind(), e.to_string()));
         window.put_back(i, out);
         settled = false;
     }
@@ -331,344 +443,12 @@ pub(super) fn dead_letter<E: ErrorKind>(
         return false;
     }
     metrics.count_refused(rejection);
-    tracing::warn!(topic, kind = e.kind().as_str(), rejection = rejection.as_str(), error = %message, "record refused by the broker for good: dead-lettered");
+    // Told once per rejection and interval by the caller (`held::Telling::dead_lettered`).
+    tracing::debug!(topic, kind = e.kind().as_str(), rejection = rejection.as_str(), error = %message, "record refused by the broker for good: dead-lettered");
     metrics.set_error(e.kind(), &message);
     true
 }
 
 #[cfg(test)]
-mod tests {
-    //! The sender against a scripted sink: per-record acknowledgements, retries of only what failed,
-    //! order per partition, permanent refusals dead-lettered.
-
-    use std::collections::BTreeMap;
-    use std::path::PathBuf;
-    use std::sync::{Arc, Mutex};
-
-    use super::*;
-    use crate::kafka::producer::Delivery;
-    use crate::spool::{FsyncPolicy, SpoolOptions};
-
-    #[derive(Debug, thiserror::Error)]
-    enum FakeError {
-        #[error("partition {0} is down")]
-        Down(i32),
-        #[error("record {0} is too large")]
-        TooLarge(u8),
-    }
-
-    impl ErrorKind for FakeError {
-        fn kind(&self) -> Kind {
-            match self {
-                FakeError::Down(_) => Kind::BrokerUnreachable,
-                FakeError::TooLarge(_) => Kind::RecordTooLarge,
-            }
-        }
-    }
-
-    /// What the sink saw: every call (topic, record ids) and every acknowledged record per partition.
-    #[derive(Default)]
-    struct Log {
-        calls: Vec<(String, Vec<u8>)>,
-        stored: BTreeMap<(String, i32), Vec<u8>>,
-    }
-
-    /// Record `i` has value `[i]` and key `k<i % 4>`; its partition is the key's number % 2. The sink fails
-    /// the partitions in `down` on its first `down_calls` calls (a failed record fails every later one
-    /// of its partition in that call, as the producer does), and refuses the ids in `too_large` for good.
-    struct ScriptedSink {
-        log: Arc<Mutex<Log>>,
-        down: Vec<(String, i32)>,
-        down_calls: usize,
-        too_large: Vec<u8>,
-        /// Refuse every record of a call that holds a too-large one (as a broker refuses a batch).
-        whole_call: bool,
-        /// On the first call, results for this many records only (the rest: no result).
-        short_first: Option<usize>,
-    }
-
-    fn partition_of(key: Option<&[u8]>) -> i32 {
-        let k = key
-            .and_then(|k| std::str::from_utf8(k).ok())
-            .unwrap_or("k0");
-        k.trim_start_matches('k').parse::<i32>().unwrap_or(0) % 2
-    }
-
-    impl RecordSink for ScriptedSink {
-        type Error = FakeError;
-        fn send_batch(
-            &mut self,
-            topic: &str,
-            records: &[OutRecord],
-        ) -> Vec<Result<Delivery, FakeError>> {
-            let mut log = self.log.lock().unwrap();
-            let ids: Vec<u8> = records.iter().map(|r| r.value[0]).collect();
-            log.calls.push((topic.to_string(), ids.clone()));
-            let failing = log.calls.len() <= self.down_calls;
-            let answered = match (log.calls.len(), self.short_first) {
-                (1, Some(n)) => n,
-                _ => records.len(),
-            };
-            if self.whole_call
-                && let Some(bad) = ids.iter().find(|id| self.too_large.contains(id))
-            {
-                return ids.iter().map(|_| Err(FakeError::TooLarge(*bad))).collect();
-            }
-            records
-                .iter()
-                .take(answered)
-                .map(|r| {
-                    let p = partition_of(r.key.as_deref());
-                    let id = r.value[0];
-                    if self.too_large.contains(&id) {
-                        return Err(FakeError::TooLarge(id));
-                    }
-                    if failing && self.down.contains(&(topic.to_string(), p)) {
-                        return Err(FakeError::Down(p));
-                    }
-                    let stored = log.stored.entry((topic.to_string(), p)).or_default();
-                    stored.push(id);
-                    Ok(Delivery {
-                        partition: p,
-                        offset: Some(stored.len() as i64 - 1),
-                    })
-                })
-                .collect()
-        }
-
-        fn permanent(error: &FakeError) -> Option<Kind> {
-            match error {
-                FakeError::TooLarge(_) => Some(Kind::MessageTooLarge),
-                FakeError::Down(_) => None,
-            }
-        }
-    }
-
-    fn tmpdir(tag: &str) -> PathBuf {
-        use std::sync::atomic::AtomicU64;
-        static N: AtomicU64 = AtomicU64::new(0);
-        let d = std::env::temp_dir().join(format!(
-            "avro-edge-sender-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    /// Spool `topics[i]` records with ids 0.., run the sender until the spool is empty, stop it.
-    fn drain_through(
-        dir: &std::path::Path,
-        topics: &[&str],
-        sink: ScriptedSink,
-    ) -> super::super::Snapshot {
-        let opts = SpoolOptions {
-            fsync: FsyncPolicy::Never,
-            ..SpoolOptions::default()
-        };
-        let (spool, _) = Spool::open(&dir.join("spool"), opts).unwrap();
-        for (i, t) in topics.iter().enumerate() {
-            let key = format!("k{}", i % 4);
-            spool.append(t, Some(key.as_bytes()), &[i as u8]).unwrap();
-        }
-        let dead = DeadLetter::open(&dir.join("dead.ndjson"), 1 << 20).unwrap();
-        let metrics = Metrics::default();
-        let stop = AtomicBool::new(false);
-        let opts = SenderOptions {
-            batch_records: 100,
-            backoff: Backoff {
-                min: Duration::from_millis(1),
-                max: Duration::from_millis(5),
-            },
-            poll: Duration::from_millis(10),
-            linger: Duration::ZERO,
-            clock_check: false,
-            ..SenderOptions::default()
-        };
-        std::thread::scope(|s| {
-            s.spawn(|| run(&spool, sink, &metrics, &dead, &stop, &opts));
-            let give_up = std::time::Instant::now() + Duration::from_secs(30);
-            while spool.status().records > 0 {
-                assert!(
-                    std::time::Instant::now() < give_up,
-                    "the spool never emptied"
-                );
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            stop.store(true, Ordering::Relaxed);
-        });
-        let snap = metrics.snapshot(&spool.status());
-        spool.close().unwrap();
-        snap
-    }
-
-    fn count(s: &super::super::Snapshot) -> (u64, u64, u64) {
-        (s.sent, s.acked, s.retried)
-    }
-
-    #[test]
-    fn a_partial_failure_resends_only_the_failed_records_in_partition_order() {
-        let dir = tmpdir("partial");
-        // Ids 0..12 alternate topics a, a, b (ids 2, 5, 8, 11 go to b); partition = (id % 4) % 2.
-        let topics: Vec<&str> = (0..12)
-            .map(|i| if i % 3 == 2 { "b" } else { "a" })
-            .collect();
-        let log = Arc::new(Mutex::new(Log::default()));
-        let sink = ScriptedSink {
-            log: log.clone(),
-            down: vec![("a".into(), 1)],
-            down_calls: 1,
-            too_large: Vec::new(),
-            whole_call: false,
-            short_first: None,
-        };
-        let m = drain_through(&dir, &topics, sink);
-        let log = log.lock().unwrap();
-        let a: Vec<u8> = (0..12).filter(|i| i % 3 != 2).collect();
-        let b: Vec<u8> = vec![2, 5, 8, 11];
-        let a_p1: Vec<u8> = a.iter().copied().filter(|i| i % 4 % 2 == 1).collect();
-        assert_eq!(
-            log.calls,
-            [
-                ("a".to_string(), a.clone()),
-                ("b".to_string(), b.clone()),
-                ("a".to_string(), a_p1.clone()),
-            ],
-            "one send per topic, then a retry of just the failed partition's records"
-        );
-        // Every record stored once, in spool order per partition.
-        for ((topic, p), ids) in &log.stored {
-            let want: Vec<u8> = (0..12u8)
-                .filter(|i| topics[*i as usize] == topic && i32::from(i % 4 % 2) == *p)
-                .collect();
-            assert_eq!(ids, &want, "{topic}-{p}");
-        }
-        let n = a_p1.len() as u64;
-        assert_eq!(count(&m), (12 + n, 12, n));
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn a_record_refused_for_good_is_dead_lettered_and_the_rest_goes_on() {
-        let dir = tmpdir("refused");
-        let topics = vec!["a"; 8];
-        let log = Arc::new(Mutex::new(Log::default()));
-        let sink = ScriptedSink {
-            log: log.clone(),
-            // Partition 0 is down on the first two calls (a retriable error: retried, not dropped);
-            // record 3 (partition 1) is too large.
-            down: vec![("a".into(), 0)],
-            down_calls: 2,
-            too_large: vec![3],
-            whole_call: false,
-            short_first: None,
-        };
-        let m = drain_through(&dir, &topics, sink);
-        let log = log.lock().unwrap();
-        assert_eq!(
-            log.calls,
-            [
-                ("a".to_string(), (0..8).collect::<Vec<u8>>()),
-                // Record 3 was refused in a batch: the topic goes one by one until it was sent alone,
-                // stopping at the first failure (partition 0 is still down).
-                ("a".to_string(), vec![0]),
-                ("a".to_string(), vec![0]),
-                ("a".to_string(), vec![2]),
-                ("a".to_string(), vec![3]),
-                ("a".to_string(), vec![4]),
-                ("a".to_string(), vec![6]),
-            ],
-            "the refused record is sent once more alone, then never again"
-        );
-        assert_eq!(log.stored[&("a".to_string(), 0)], [0, 2, 4, 6]);
-        assert_eq!(log.stored[&("a".to_string(), 1)], [1, 5, 7]);
-        assert_eq!(count(&m), (14, 7, 10));
-        let snap = m;
-        assert_eq!(
-            snap.forward_dead_lettered,
-            BTreeMap::from([("message-too-large".to_string(), 1)])
-        );
-        assert!(
-            snap.prometheus()
-                .contains("avro_edge_forward_dead_lettered_total{kind=\"message-too-large\"} 1\n")
-        );
-        let text = std::fs::read_to_string(dir.join("dead.ndjson")).unwrap();
-        let entries: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(entries.len(), 1, "{text}");
-        let e = &entries[0];
-        assert_eq!(e["topic"], "a");
-        assert_eq!(e["reason"]["kind"], "record-too-large");
-        assert_eq!(e["reason"]["rejection"], "message-too-large");
-        assert_eq!(e["reason"]["message"], "record 3 is too large");
-        assert_eq!(e["value_base64"], "Aw==");
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn a_batch_refused_for_one_record_delivers_its_neighbours() {
-        let dir = tmpdir("neighbours");
-        let topics = vec!["a"; 6];
-        let log = Arc::new(Mutex::new(Log::default()));
-        let sink = ScriptedSink {
-            log: log.clone(),
-            down: Vec::new(),
-            down_calls: 0,
-            too_large: vec![2],
-            whole_call: true,
-            short_first: None,
-        };
-        let m = drain_through(&dir, &topics, sink);
-        let log = log.lock().unwrap();
-        let one = |i: u8| ("a".to_string(), vec![i]);
-        assert_eq!(
-            log.calls,
-            [
-                ("a".to_string(), (0..6).collect::<Vec<u8>>()),
-                one(0),
-                one(1),
-                one(2),
-                one(3),
-                one(4),
-                one(5),
-            ]
-        );
-        assert_eq!(log.stored[&("a".to_string(), 0)], [0, 4]);
-        assert_eq!(log.stored[&("a".to_string(), 1)], [1, 3, 5]);
-        assert_eq!(count(&m), (12, 5, 6));
-        assert_eq!(m.forward_dead_lettered["message-too-large"], 1);
-        let text = std::fs::read_to_string(dir.join("dead.ndjson")).unwrap();
-        assert_eq!(text.lines().count(), 1, "{text}");
-        assert!(text.contains(r#""value_base64":"Ag==""#), "{text}");
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn records_without_a_result_are_sent_again_and_nothing_else() {
-        let dir = tmpdir("short");
-        let log = Arc::new(Mutex::new(Log::default()));
-        let sink = ScriptedSink {
-            log: log.clone(),
-            down: Vec::new(),
-            down_calls: 0,
-            too_large: Vec::new(),
-            whole_call: false,
-            short_first: Some(3),
-        };
-        let m = drain_through(&dir, &["a"; 5], sink);
-        let log = log.lock().unwrap();
-        assert_eq!(
-            log.calls,
-            [
-                ("a".to_string(), vec![0, 1, 2, 3, 4]),
-                ("a".to_string(), vec![3, 4])
-            ]
-        );
-        assert_eq!(count(&m), (7, 5, 2));
-        assert_eq!(m.last_error.as_ref().unwrap().kind, "not-acknowledged");
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-}
+#[path = "sender_tests.rs"]
+mod tests;

@@ -91,6 +91,9 @@ impl RecordSink for TxnSink {
     fn permanent(error: &KafkaError) -> Option<crate::error::Kind> {
         <Producer as RecordSink>::permanent(error)
     }
+    fn refusal(error: &KafkaError) -> Option<super::Refusal> {
+        <Producer as RecordSink>::refusal(error)
+    }
 
     fn transactions(&mut self) -> Option<&mut dyn Transactions<Error = KafkaError>> {
         Some(self)

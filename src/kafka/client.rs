@@ -9,7 +9,10 @@
 //! keeps its sockets open, so nothing else tells it from a live one): `Target::Any` tries it
 //! last. One whose connection handshake (ApiVersions, which waits for nothing else in the
 //! cluster) timed out is *hung*: for that period a new connection to it by node id is refused at
-//! once, so the producer refreshes metadata and finds the partition's next leader instead.
+//! once, so the producer refreshes metadata and finds the partition's next leader instead. (A
+//! broker dialled by address, a group coordinator that FindCoordinator has just named, is dialled
+//! all the same: that answer is newer than the suspicion.) A caller whose request to a broker
+//! timed out drops that connection ([`Client::drop_timed_out`]): a hung connection is not reused.
 //! Must not know about records, batching or consumer groups.
 
 use std::collections::HashMap;
@@ -86,6 +89,8 @@ pub enum Target {
 pub struct PartitionMeta {
     pub id: i32,
     pub leader: i32,
+    /// The leader's epoch (KIP-320; Metadata v7+), -1 when the broker did not say.
+    pub leader_epoch: i32,
     pub error_code: i16,
 }
 
@@ -108,6 +113,15 @@ impl TopicMeta {
             .find(|p| p.id == partition)
             .map(|p| p.leader)
             .filter(|l| *l >= 0)
+    }
+
+    /// The leader epoch of `partition` as last seen (KIP-320), -1 when unknown: what Fetch and
+    /// ListOffsets send as `current_leader_epoch`, so a broker that is no longer (or not yet) the
+    /// leader of that epoch refuses instead of answering from a stale view.
+    pub fn leader_epoch(&self, partition: i32) -> i32 {
+        (self.partitions.iter())
+            .find(|p| p.id == partition)
+            .map_or(-1, |p| p.leader_epoch)
     }
 }
 
@@ -184,7 +198,10 @@ impl Client {
         let deadline = deadline.min(Instant::now() + self.inner.cfg.conn.connect_timeout);
         let mut last = None;
         for addr in &self.addrs_for(target)? {
-            if self.suspicion(addr) == Some(true) && self.live_conn(addr).is_none() {
+            if matches!(target, Target::Node(_))
+                && self.suspicion(addr) == Some(true)
+                && self.live_conn(addr).is_none()
+            {
                 last = Some(KafkaError::BrokerUnreachable {
                     broker: addr.clone(),
                     reason: "a request to it timed out a moment ago (hung broker?)".into(),
@@ -341,6 +358,20 @@ impl Client {
         self.mark_suspect(addr, err, false);
     }
 
+    /// A request to `addr` timed out (`err` is a [`KafkaError::Timeout`]; other errors change
+    /// nothing): close the connection, so the next request dials afresh instead of queueing behind
+    /// the unanswered one, and make the broker suspect (see the module doc). For the consumer
+    /// group's coordinator, which Java's client likewise disconnects when it marks it unknown.
+    pub fn drop_timed_out(&self, addr: &str, err: &KafkaError) {
+        if !matches!(err, KafkaError::Timeout { .. }) {
+            return;
+        }
+        self.mark_suspect(addr, err, false);
+        if let Some(c) = self.live_conn(addr) {
+            c.close("a request timed out; reconnecting");
+        }
+    }
+
     /// After a timeout (of a handshake when `hung`), `addr` is suspect for one request timeout.
     fn mark_suspect(&self, addr: &str, err: &KafkaError, hung: bool) {
         if !matches!(err, KafkaError::Timeout { .. }) {
@@ -447,6 +478,7 @@ impl Client {
                 .map(|p| PartitionMeta {
                     id: p.partition_index,
                     leader: p.leader_id.0,
+                    leader_epoch: p.leader_epoch,
                     error_code: p.error_code,
                 })
                 .collect();
@@ -611,15 +643,22 @@ impl Client {
     }
 }
 
-/// `base * 2^attempt`, capped at `max`, minus up to 20 % random jitter (so clients that failed
-/// together do not retry in lockstep).
+/// The pause before retry `attempt` (0-based), as KIP-580 and Java's `ExponentialBackoff`
+/// (`retry.backoff.ms`, multiplier 2, `retry.backoff.max.ms`, jitter 0.2): `base * 2^attempt`
+/// (the exponent stops where the term reaches `max`), times a random factor in [0.8, 1.2), at
+/// most `max`. A `max` not above `base` gives `base`, without jitter. Every retry of the Kafka
+/// client (producer, consumer, metadata) waits this long, so clients that failed together do
+/// not retry in lockstep.
 pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let full = base.saturating_mul(1u32 << attempt.min(16)).min(max);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(attempt);
-    let frac = (h.finish() % 1000) as u32; // 0..1000
-    full.saturating_sub(full * frac / 5000)
+    const JITTER: f64 = 0.2;
+    if max <= base {
+        return base;
+    }
+    let (base_ms, max_ms) = (base.as_secs_f64() * 1e3, max.as_secs_f64() * 1e3);
+    let exp_max = (max_ms / base_ms.max(1.0)).log2();
+    let term = base_ms * 2f64.powf(f64::from(attempt).min(exp_max));
+    let factor = 1.0 - JITTER + 2.0 * JITTER * fastrand::f64();
+    Duration::from_secs_f64((term * factor).min(max_ms) / 1e3)
 }
 
 #[cfg(test)]
@@ -627,14 +666,39 @@ mod tests {
     use super::*;
     use crate::error::ErrorKind;
 
+    /// KIP-580: 100 ms doubling to 1 s, each within ±20 % (at most the cap), spread out (not
+    /// always the same value), and no jitter when the cap is not above the base.
     #[test]
-    fn backoff_doubles_up_to_the_cap_with_at_most_a_fifth_off() {
+    fn backoff_doubles_up_to_the_cap_with_a_fifth_of_jitter_either_way() {
         let (base, max) = (Duration::from_millis(100), Duration::from_secs(1));
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         for attempt in 0..40 {
-            let full = (base * 2u32.pow(attempt.min(10))).min(max);
-            let b = backoff(base, max, attempt);
-            assert!(b <= full && b >= full * 4 / 5, "attempt {attempt}: {b:?}");
+            let term = (100.0 * 2f64.powi(attempt.min(10) as i32)).min(1000.0);
+            let got: Vec<f64> = (0..200).map(|_| ms(backoff(base, max, attempt))).collect();
+            let (lo, hi) = got
+                .iter()
+                .fold((f64::MAX, 0f64), |(l, h), v| (l.min(*v), h.max(*v)));
+            assert!(
+                lo >= term * 0.8 - 1e-6,
+                "attempt {attempt}: {lo} below {term} - 20 %"
+            );
+            assert!(
+                hi <= (term * 1.2).min(1000.0) + 1e-6,
+                "attempt {attempt}: {hi} over"
+            );
+            assert!(
+                hi - lo > term * 0.1,
+                "attempt {attempt}: no jitter ({lo}..{hi})"
+            );
+            if term * 1.2 < 1000.0 {
+                assert!(
+                    hi > term,
+                    "attempt {attempt}: jitter never above {term} ({hi})"
+                );
+            }
         }
+        assert_eq!(backoff(max, max, 3), max);
+        assert_eq!(backoff(max, base, 0), max);
     }
 
     #[test]
@@ -694,6 +758,9 @@ mod tests {
             "{:?}",
             t.elapsed()
         );
+        // By address (a group coordinator FindCoordinator has just named) it is dialled again.
+        let err = super::super::block_on(client.conn_once(&Target::Addr(hung), far)).unwrap_err();
+        assert_eq!(err.kind(), "timeout", "{err}");
     }
 
     /// A broker that accepts TCP but never answers: getting a connection still ends at the

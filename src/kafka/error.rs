@@ -237,12 +237,13 @@ impl KafkaError {
     /// limit) refuses those very records for good (the dead-letter file's `rejection`); `None` when
     /// the same records may go through later.
     ///
-    /// Permanent: MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, CORRUPT_MESSAGE (left after the
-    /// producer's own retries; it is also the answer to a null key on a compacted topic),
-    /// INVALID_TIMESTAMP, INVALID_RECORD, TOPIC_AUTHORIZATION_FAILED, and [`KafkaError::RecordTooLarge`].
-    /// Not permanent: everything retriable, an unknown topic (it may be created), and errors that a
-    /// fix of the setup cures without touching the records (authentication, TLS, cluster
-    /// authorization, configuration, unsupported versions or compression).
+    /// Permanent, a property of the record: MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE,
+    /// CORRUPT_MESSAGE (left after the producer's own retries; it is also the answer to a null key
+    /// on a compacted topic), INVALID_RECORD, and [`KafkaError::RecordTooLarge`]. Not permanent:
+    /// everything retriable, and every refusal that a fix of the setup cures without touching the
+    /// records ([`KafkaError::setup_refusal`]): INVALID_TIMESTAMP (the timestamp is the producer's
+    /// clock when the record joined its batch, so it is about our clock, not the record),
+    /// authorization, authentication, TLS, an unknown topic, configuration, unsupported versions.
     pub fn permanent_rejection(&self) -> Option<Kind> {
         match self {
             KafkaError::RecordTooLarge { .. } => Some(Kind::RecordTooLarge),
@@ -250,13 +251,71 @@ impl KafkaError {
                 2 => Some(Kind::CorruptMessage),
                 10 => Some(Kind::MessageTooLarge),
                 18 => Some(Kind::RecordListTooLarge),
-                29 => Some(Kind::TopicAuthorizationFailed),
-                32 => Some(Kind::InvalidTimestamp),
                 87 => Some(Kind::InvalidRecord),
                 _ => None,
             },
             _ => None,
         }
+    }
+
+    /// Why the setup refuses records, when it does: a refusal that no retry of the same setup gets
+    /// past but that fixing the setup cures without touching the records, so a caller keeps them and
+    /// sends them again later (the forwarder holds them in its spool). `None` for a passing failure
+    /// (retriable: a broker down, a leader moving) and for a record's own fault
+    /// ([`KafkaError::permanent_rejection`]).
+    ///
+    /// The refusals: SASL and TLS ([`KafkaError::is_security_rejection`]), an unknown topic,
+    /// TOPIC/GROUP/CLUSTER/TRANSACTIONAL_ID_AUTHORIZATION_FAILED, INVALID_TIMESTAMP (by the
+    /// accepted range the broker names, [`KafkaError::refused_timestamp`]: `clock-ahead-of-broker`
+    /// or `clock-behind-broker`, else `invalid-timestamp`), the client's configuration or versions
+    /// the broker refuses (INVALID_REQUIRED_ACKS, UNSUPPORTED_VERSION, UNSUPPORTED_FOR_MESSAGE_FORMAT,
+    /// POLICY_VIOLATION, UNSUPPORTED_COMPRESSION_TYPE, the SASL codes).
+    pub fn setup_refusal(&self) -> Option<Kind> {
+        match self {
+            e if e.is_security_rejection() => Some(e.kind()),
+            KafkaError::UnknownTopic(_)
+            | KafkaError::Config(_)
+            | KafkaError::UnsupportedVersion { .. } => Some(self.kind()),
+            KafkaError::Kafka { code: 32, .. } => Some(match self.refused_timestamp() {
+                Some(t) if t.timestamp_ms > t.accepted_until_ms => Kind::ClockAheadOfBroker,
+                Some(t) if t.timestamp_ms < t.accepted_from_ms => Kind::ClockBehindBroker,
+                _ => Kind::InvalidTimestamp,
+            }),
+            KafkaError::Kafka { code, .. } if SETUP_CODES.contains(code) => {
+                Some(kind_of_code(*code))
+            }
+            _ => None,
+        }
+    }
+
+    /// For INVALID_TIMESTAMP: the refused timestamp and the range the broker accepted at that moment,
+    /// from the broker's record error (`Timestamp T of message with offset O is out of range. The
+    /// timestamp should be within [FROM, UNTIL]`, Kafka's `LogValidator`, which the producer puts
+    /// in the error's context). `None` for other errors, or when the broker did not say it.
+    pub fn refused_timestamp(&self) -> Option<RefusedTimestamp> {
+        let KafkaError::Kafka {
+            code: 32, context, ..
+        } = self
+        else {
+            return None;
+        };
+        let number = |s: &str| -> Option<i64> {
+            let end = s
+                .char_indices()
+                .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && c == '-')))
+                .map_or(s.len(), |(i, _)| i);
+            s.get(..end)?.parse().ok()
+        };
+        let rest = after_pat(context, "Timestamp ")?;
+        let timestamp_ms = number(rest)?;
+        let range = after_pat(rest, "within [")?;
+        let accepted_from_ms = number(range)?;
+        let accepted_until_ms = number(after_pat(range, ", ")?)?;
+        Some(RefusedTimestamp {
+            timestamp_ms,
+            accepted_from_ms,
+            accepted_until_ms,
+        })
     }
 
     /// Whether cached metadata should be refreshed after this error.
@@ -273,9 +332,34 @@ impl KafkaError {
     }
 }
 
+/// Broker error codes (besides INVALID_TIMESTAMP and the authorization failures, which have their
+/// own kinds) that refuse a produce for a reason in the client's setup: INVALID_REQUIRED_ACKS (21),
+/// UNSUPPORTED_SASL_MECHANISM (33), UNSUPPORTED_VERSION (35), UNSUPPORTED_FOR_MESSAGE_FORMAT (43),
+/// POLICY_VIOLATION (44), SASL_AUTHENTICATION_FAILED (58), UNSUPPORTED_COMPRESSION_TYPE (76); and
+/// TOPIC/GROUP/CLUSTER/TRANSACTIONAL_ID_AUTHORIZATION_FAILED (29, 30, 31, 53).
+const SETUP_CODES: [i16; 11] = [21, 29, 30, 31, 33, 35, 43, 44, 53, 58, 76];
+
+/// The rest of `s` after the first `pat`.
+fn after_pat<'a>(s: &'a str, pat: &str) -> Option<&'a str> {
+    s.find(pat).and_then(|i| s.get(i + pat.len()..))
+}
+
+/// A timestamp the broker refused (INVALID_TIMESTAMP) and the range it accepted then, in ms since
+/// the epoch by the broker's clock ([`KafkaError::refused_timestamp`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefusedTimestamp {
+    /// The record's timestamp: the producer's clock when the record joined its batch.
+    pub timestamp_ms: i64,
+    /// The broker's clock less `log.message.timestamp.before.max.ms` (far in the past by default).
+    pub accepted_from_ms: i64,
+    /// The broker's clock plus `log.message.timestamp.after.max.ms` (1 h by default since Kafka 4.0).
+    pub accepted_until_ms: i64,
+}
+
 /// The kind of a broker error code: its own kind for the codes that reject records for good
-/// (a caller dead-letters those records and goes on) and for a fenced static consumer (it must
-/// stop), `kafka-error` for the rest. Codes 2 and 18 name differently here than in
+/// (a caller dead-letters those records and goes on), for INVALID_TIMESTAMP and the authorization
+/// failures (a caller keeps those records until the setup is fixed) and for a fenced static
+/// consumer (it must stop), `kafka-error` for the rest. Codes 2 and 18 name differently here than in
 /// [`KafkaError::permanent_rejection`] (`kafka-error` and `message-too-large` here,
 /// `corrupt-message` and `record-list-too-large` there), as released.
 fn kind_of_code(code: i16) -> Kind {
@@ -284,6 +368,9 @@ fn kind_of_code(code: i16) -> Kind {
         87 /* INVALID_RECORD */ => Kind::InvalidRecord,
         32 /* INVALID_TIMESTAMP */ => Kind::InvalidTimestamp,
         29 /* TOPIC_AUTHORIZATION_FAILED */ => Kind::TopicAuthorizationFailed,
+        30 /* GROUP_AUTHORIZATION_FAILED */ => Kind::GroupAuthorizationFailed,
+        31 /* CLUSTER_AUTHORIZATION_FAILED */ => Kind::ClusterAuthorizationFailed,
+        53 /* TRANSACTIONAL_ID_AUTHORIZATION_FAILED */ => Kind::TransactionalIdAuthorizationFailed,
         82 /* FENCED_INSTANCE_ID */ => Kind::FencedInstanceId,
         _ => Kind::KafkaError,
     }
@@ -353,8 +440,6 @@ mod tests {
             (2, "corrupt-message"),
             (10, "message-too-large"),
             (18, "record-list-too-large"),
-            (29, "topic-authorization-failed"),
-            (32, "invalid-timestamp"),
             (87, "invalid-record"),
         ] {
             let e = KafkaError::from_code(code, "produce t-0").unwrap();
@@ -362,8 +447,9 @@ mod tests {
         }
         let too_large = KafkaError::RecordTooLarge { size: 10, limit: 1 };
         assert_eq!(too_large.permanent_rejection(), Some(Kind::RecordTooLarge));
-        // Retriable, cured by creating the topic, or cured by fixing the setup: records stay.
-        for code in [3, 6, 7, 19, 31, 58, 76] {
+        // Retriable, cured by creating the topic, or cured by fixing the setup (the clock, an ACL):
+        // records stay.
+        for code in [3, 6, 7, 19, 29, 30, 31, 32, 53, 58, 76] {
             let e = KafkaError::from_code(code, "produce t-0").unwrap();
             assert_eq!(e.permanent_rejection(), None, "{e}");
         }
@@ -408,7 +494,7 @@ mod tests {
         let fatal = KafkaError::from_response(ResponseError::GroupAuthorizationFailed, "group g");
         assert_eq!(
             (fatal.code(), fatal.kind().as_str()),
-            (Some(30), "kafka-error")
+            (Some(30), "group-authorization-failed")
         );
         let fenced = KafkaError::from_response(ResponseError::FencedInstanceId, "group g");
         assert_eq!(
@@ -416,5 +502,76 @@ mod tests {
             (Some(82), "fenced-instance-id")
         );
         assert!(!fenced.is_retriable());
+    }
+
+    /// The produce context as the producer writes it, with Kafka 4.1's record error.
+    fn invalid_timestamp(ts: i64, from: i64, until: i64) -> KafkaError {
+        KafkaError::from_code(
+            32,
+            format!(
+                "produce t-0 One or more records have been rejected due to invalid timestamp; \
+                 Timestamp {ts} of message with offset 0 is out of range. The timestamp should be \
+                 within [{from}, {until}]"
+            ),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_invalid_timestamp_says_which_way_our_clock_is_off() {
+        let now = 1_764_028_800_000;
+        let ahead = invalid_timestamp(now + 7_200_000, now - i64::MAX, now + 3_600_000);
+        assert_eq!(
+            ahead.refused_timestamp(),
+            Some(RefusedTimestamp {
+                timestamp_ms: now + 7_200_000,
+                accepted_from_ms: now - i64::MAX,
+                accepted_until_ms: now + 3_600_000,
+            })
+        );
+        assert_eq!(ahead.setup_refusal(), Some(Kind::ClockAheadOfBroker));
+        let behind = invalid_timestamp(now - 90_000, now - 60_000, now + 3_600_000);
+        assert_eq!(behind.setup_refusal(), Some(Kind::ClockBehindBroker));
+        // A broker that does not name the range: the direction is not known.
+        let bare = KafkaError::from_code(32, "produce t-0 ").unwrap();
+        assert_eq!(bare.refused_timestamp(), None);
+        assert_eq!(bare.setup_refusal(), Some(Kind::InvalidTimestamp));
+        for e in [&ahead, &behind, &bare] {
+            assert_eq!(e.kind(), Kind::InvalidTimestamp, "{e}");
+            assert_eq!(e.permanent_rejection(), None, "{e}");
+        }
+    }
+
+    #[test]
+    fn setup_refusals_are_neither_passing_nor_the_records_fault() {
+        for (code, kind) in [
+            (29, "topic-authorization-failed"),
+            (30, "group-authorization-failed"),
+            (31, "cluster-authorization-failed"),
+            (53, "transactional-id-authorization-failed"),
+            (43, "kafka-error"),
+        ] {
+            let e = KafkaError::from_code(code, "produce t-0").unwrap();
+            assert_eq!(e.setup_refusal().map(Kind::as_str), Some(kind), "{e}");
+            assert_eq!(e.kind().as_str(), kind, "{e}");
+        }
+        for e in [
+            KafkaError::Auth("bad password".into()),
+            KafkaError::UnknownTopic("t".into()),
+            KafkaError::Config("acks".into()),
+        ] {
+            assert_eq!(e.setup_refusal(), Some(e.kind()), "{e}");
+        }
+        // Passing (retried by the producer, then by the caller), or the record's own fault.
+        for code in [2, 3, 6, 7, 10, 19, 45, 47, 87] {
+            let e = KafkaError::from_code(code, "produce t-0").unwrap();
+            assert_eq!(e.setup_refusal(), None, "{e}");
+        }
+        let behind = KafkaError::BehindRefused {
+            topic: "t".into(),
+            partition: 0,
+            cause: Kind::ClockAheadOfBroker,
+        };
+        assert_eq!(behind.setup_refusal(), None);
     }
 }

@@ -54,7 +54,7 @@ pub mod tls;
 
 pub use client::{Client, ClientConfig, Target, TopicSpec};
 pub use conn::ConnConfig;
-pub use error::KafkaError;
+pub use error::{KafkaError, RefusedTimestamp};
 pub use sasl::{Mechanism, SaslConfig};
 
 /// Run a future to completion on the calling thread (the blocking facade).

@@ -1,11 +1,14 @@
 //! A scripted fake Kafka broker on a loopback socket, for tests of what a hostile or broken broker
 //! can do to the client: it answers ApiVersions honestly (as itself, or exactly as Apache Kafka
-//! 2.6 or tansu 0.6.0 do: [`Imitate`]), then asks a script what to answer to each request — the honest answer it knows (one node, itself; every topic asked for has one
-//! partition; a group of one member that leads itself), a crafted body, raw bytes, silence, or a
-//! closed socket.
+//! 2.6 or tansu 0.6.0 do: [`Imitate`]), then asks a script what to answer to each request — the
+//! honest answer it knows (one node, itself; every topic asked for has one partition; a group of
+//! one member that leads itself), a crafted body, raw bytes, silence, an answer held back until
+//! the test releases it, or a closed socket. [`FakeBroker::cluster`] starts several that name each
+//! other in their metadata, each topic led by the node the test says.
 //!
-//! Must not be mistaken for a broker: it stores nothing and knows only what the client needs to
-//! reach the request a test wants to answer badly.
+//! Must not be mistaken for a broker: it stores nothing (a script that wants Kafka's sequence
+//! rules keeps a [`FakeLog`](crate::FakeLog)) and knows only what the client needs to reach the
+//! request a test wants to answer badly.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -34,6 +37,8 @@ pub struct Call {
     pub nth: usize,
     /// The request body, after the request header.
     pub body: Bytes,
+    /// The node id of the fake broker that read it (0 unless started by [`FakeBroker::cluster`]).
+    pub node: i32,
 }
 
 impl Call {
@@ -48,6 +53,17 @@ impl Call {
     /// then `body`.
     pub fn frame(&self, body: &[u8]) -> Vec<u8> {
         self.frame_with_corr(self.corr, body)
+    }
+
+    /// The request, decoded at the version the client chose (the default value if it does not
+    /// decode).
+    pub fn request<M: Decodable + Default>(&self) -> M {
+        decode(self)
+    }
+
+    /// `msg` encoded as this request's answer body (at the request's version).
+    pub fn answer<M: Encodable>(&self, msg: &M) -> Vec<u8> {
+        encode(msg, self.version)
     }
 
     /// Like [`Call::frame`] with another correlation id in the header.
@@ -76,11 +92,19 @@ pub enum Reply {
     RawThenClose(Vec<u8>),
     /// Never answer (the connection stays open).
     Silence,
+    /// This response body, held back until [`FakeBroker::release`]; the connection's later
+    /// requests are read (and counted) but wait unanswered behind it, as a broker mutes a
+    /// connection until it has answered its current request (a leader holding an acks=all
+    /// produce for its followers).
+    Held(Vec<u8>),
     /// Close the connection without answering.
     Close,
 }
 
 type Script = dyn Fn(&Call) -> Reply + Send + Sync;
+type LeaderOf = dyn Fn(&str) -> i32 + Send + Sync;
+/// Per connection: a handle to write on it, and the answer frame held back for it.
+type HeldAnswers = HashMap<u64, (TcpStream, Vec<u8>)>;
 
 /// Which broker the fake broker's ApiVersions answer is, byte for byte.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -161,11 +185,20 @@ const TANSU_060_TAGS: &[u8] = &[
 ];
 
 struct State {
-    script: Box<Script>,
+    script: Arc<Script>,
     imitate: Imitate,
     port: u16,
+    /// This broker's node id and the ports of nodes `0..n` (its own included).
+    node: i32,
+    nodes: Vec<u16>,
+    /// The node leading a topic's partition.
+    leader_of: Arc<LeaderOf>,
     max_versions: HashMap<i16, i16>,
     seen: Mutex<HashMap<i16, usize>>,
+    /// Answers held back per connection ([`Reply::Held`]), with a handle to write them.
+    held: Mutex<HeldAnswers>,
+    /// Signalled when held answers are released.
+    released: std::sync::Condvar,
     stop: AtomicBool,
 }
 
@@ -204,7 +237,35 @@ impl FakeBroker {
         max_versions: &[(i16, i16)],
         script: impl Fn(&Call) -> Reply + Send + Sync + 'static,
     ) -> std::io::Result<Self> {
-        Self::launch(Imitate::Fake, max_versions, Box::new(script))
+        Self::alone(Imitate::Fake, max_versions, Arc::new(script))
+    }
+
+    /// `n` fake brokers (node ids `0..n`) that list each other in their metadata; every topic
+    /// has one partition, led by node `leader_of(topic)`. One script answers for all of them
+    /// ([`Call::node`] says which node read the request).
+    pub fn cluster(
+        n: usize,
+        leader_of: impl Fn(&str) -> i32 + Send + Sync + 'static,
+        script: impl Fn(&Call) -> Reply + Send + Sync + 'static,
+    ) -> std::io::Result<Vec<Self>> {
+        let listeners = (0..n.max(1))
+            .map(|_| TcpListener::bind("127.0.0.1:0"))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let nodes = (listeners.iter())
+            .map(|l| l.local_addr().map(|a| a.port()))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let (leader_of, script): (Arc<LeaderOf>, Arc<Script>) =
+            (Arc::new(leader_of), Arc::new(script));
+        (listeners.into_iter().enumerate())
+            .map(|(id, l)| {
+                let node = Node {
+                    id: id as i32,
+                    nodes: nodes.clone(),
+                    leader_of: leader_of.clone(),
+                };
+                Self::launch(l, node, Imitate::Fake, &[], script.clone())
+            })
+            .collect()
     }
 
     /// Like [`FakeBroker::start`], answering ApiVersions as `imitate` says.
@@ -212,33 +273,54 @@ impl FakeBroker {
         imitate: Imitate,
         script: impl Fn(&Call) -> Reply + Send + Sync + 'static,
     ) -> std::io::Result<Self> {
-        Self::launch(imitate, &[], Box::new(script))
+        Self::alone(imitate, &[], Arc::new(script))
+    }
+
+    /// One fake broker, node 0, leading every topic.
+    fn alone(
+        imitate: Imitate,
+        max_versions: &[(i16, i16)],
+        script: Arc<Script>,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let node = Node {
+            id: 0,
+            nodes: vec![listener.local_addr()?.port()],
+            leader_of: Arc::new(|_: &str| 0),
+        };
+        Self::launch(listener, node, imitate, max_versions, script)
     }
 
     fn launch(
+        listener: TcpListener,
+        node: Node,
         imitate: Imitate,
         max_versions: &[(i16, i16)],
-        script: Box<Script>,
+        script: Arc<Script>,
     ) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(State {
             script,
             imitate,
             port,
+            node: node.id,
+            nodes: node.nodes,
+            leader_of: node.leader_of,
             max_versions: max_versions.iter().copied().collect(),
             seen: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
+            released: std::sync::Condvar::new(),
             stop: AtomicBool::new(false),
         });
         let accept_state = state.clone();
         std::thread::spawn(move || {
-            for stream in listener.incoming() {
+            for (conn, stream) in (0u64..).zip(listener.incoming()) {
                 if accept_state.stop.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
                 let s = accept_state.clone();
-                std::thread::spawn(move || serve(stream, &s));
+                std::thread::spawn(move || serve(stream, conn, s));
             }
         });
         Ok(FakeBroker {
@@ -252,7 +334,17 @@ impl FakeBroker {
         &self.addr
     }
 
-    /// How many requests with `key` the fake broker has read.
+    /// Write every answer held back ([`Reply::Held`]); the requests read behind them are
+    /// answered from now on, in order.
+    pub fn release(&self) {
+        let mut held = self.state.held.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, (mut stream, frame)) in held.drain() {
+            let _ = stream.write_all(&frame);
+        }
+        self.state.released.notify_all();
+    }
+
+    /// How many requests with `key` the fake broker has read (received, answered or not).
     pub fn calls(&self, key: i16) -> usize {
         self.state
             .seen
@@ -270,28 +362,70 @@ impl Drop for FakeBroker {
     }
 }
 
-fn serve(mut stream: TcpStream, state: &State) {
-    while let Some(call) = read_call(&mut stream, state) {
-        let reply = if call.key == 18 {
-            Reply::Honest
-        } else {
-            (state.script)(&call)
-        };
-        let out = match reply {
-            Reply::Honest => call.frame(&honest(&call, state)),
-            Reply::Body(b) => call.frame(&b),
-            Reply::Raw(b) => b,
-            Reply::RawThenClose(b) => {
-                let _ = stream.write_all(&b);
+/// Where a fake broker sits among its peers (see [`FakeBroker::cluster`]).
+struct Node {
+    id: i32,
+    nodes: Vec<u16>,
+    leader_of: Arc<LeaderOf>,
+}
+
+/// Read requests as they arrive (counted then, see [`FakeBroker::calls`]) and answer them in
+/// order; while an answer of the connection is held, the next request waits unprocessed, as a
+/// broker mutes a connection until it has answered its current request.
+fn serve(stream: TcpStream, conn: u64, state: Arc<State>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let Ok(mut reader) = stream.try_clone() else {
+        return;
+    };
+    let reading = state.clone();
+    std::thread::spawn(move || {
+        while let Some(call) = read_call(&mut reader, &reading) {
+            if tx.send(call).is_err() {
                 return;
             }
-            Reply::Silence => continue,
-            Reply::Close => return,
-        };
-        if stream.write_all(&out).is_err() {
-            return;
+        }
+    });
+    for call in rx {
+        if !answer(&stream, conn, &state, &call) {
+            break;
         }
     }
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// Answer one request as the script says (after the connection's held answer is released);
+/// `false`: the connection is done.
+fn answer(mut stream: &TcpStream, conn: u64, state: &State, call: &Call) -> bool {
+    let mut held = state.held.lock().unwrap_or_else(|p| p.into_inner());
+    while held.contains_key(&conn) {
+        held = (state.released.wait(held)).unwrap_or_else(|p| p.into_inner());
+    }
+    drop(held);
+    let reply = if call.key == 18 {
+        Reply::Honest
+    } else {
+        (state.script)(call)
+    };
+    let out = match reply {
+        Reply::Honest => call.frame(&honest(call, state)),
+        Reply::Body(b) => call.frame(&b),
+        Reply::Held(b) => {
+            let Ok(s) = stream.try_clone() else {
+                return false;
+            };
+            let mut held = state.held.lock().unwrap_or_else(|p| p.into_inner());
+            held.insert(conn, (s, call.frame(&b)));
+            return true;
+        }
+        Reply::Raw(b) => b,
+        Reply::RawThenClose(b) => {
+            let _ = stream.write_all(&b);
+            return false;
+        }
+        Reply::Silence => return true,
+        Reply::Close => return false,
+    };
+    stream.write_all(&out).is_ok()
 }
 
 fn read_call(stream: &mut TcpStream, state: &State) -> Option<Call> {
@@ -322,6 +456,7 @@ fn read_call(stream: &mut TcpStream, state: &State) -> Option<Call> {
         corr: header.correlation_id,
         nth,
         body: buf,
+        node: state.node,
     })
 }
 
@@ -349,8 +484,8 @@ fn honest(call: &Call, state: &State) -> Vec<u8> {
     let v = call.version;
     match call.key {
         18 => api_versions(state, v),
-        3 => encode(&metadata(decode(call), state.port), v),
-        10 => encode(&find_coordinator(decode(call), v, state.port), v),
+        3 => encode(&metadata(decode(call), state), v),
+        10 => encode(&find_coordinator(decode(call), v, state), v),
         11 => encode(&join_group(decode(call), v), v),
         14 => {
             let req: SyncGroupRequest = decode(call);
@@ -435,40 +570,47 @@ fn announce(table: impl Iterator<Item = (i16, i16, i16)>) -> Vec<ApiVersion> {
         .collect()
 }
 
-fn metadata(req: MetadataRequest, port: u16) -> MetadataResponse {
+fn metadata(req: MetadataRequest, state: &State) -> MetadataResponse {
     let names = req
         .topics
         .unwrap_or_default()
         .into_iter()
         .filter_map(|t| t.name);
-    let partition = metadata_response::MetadataResponsePartition::default()
-        .with_leader_id(BrokerId(0))
-        .with_replica_nodes(vec![BrokerId(0)])
-        .with_isr_nodes(vec![BrokerId(0)]);
-    MetadataResponse::default()
-        .with_brokers(vec![
+    let partition = |leader: i32| {
+        metadata_response::MetadataResponsePartition::default()
+            .with_leader_id(BrokerId(leader))
+            .with_replica_nodes(vec![BrokerId(leader)])
+            .with_isr_nodes(vec![BrokerId(leader)])
+    };
+    let brokers = (state.nodes.iter().enumerate())
+        .map(|(id, port)| {
             metadata_response::MetadataResponseBroker::default()
-                .with_node_id(BrokerId(0))
+                .with_node_id(BrokerId(id as i32))
                 .with_host(s("127.0.0.1"))
-                .with_port(port as i32),
-        ])
+                .with_port(*port as i32)
+        })
+        .collect();
+    MetadataResponse::default()
+        .with_brokers(brokers)
         .with_controller_id(BrokerId(0))
         .with_topics(
             names
                 .map(|n| {
+                    let leader = (state.leader_of)(n.as_str());
                     metadata_response::MetadataResponseTopic::default()
                         .with_name(Some(n))
-                        .with_partitions(vec![partition.clone()])
+                        .with_partitions(vec![partition(leader)])
                 })
                 .collect(),
         )
 }
 
-fn find_coordinator(req: FindCoordinatorRequest, v: i16, port: u16) -> FindCoordinatorResponse {
+fn find_coordinator(req: FindCoordinatorRequest, v: i16, state: &State) -> FindCoordinatorResponse {
+    let (node, port) = (state.node, state.port);
     let r = FindCoordinatorResponse::default();
     if v < 4 {
         return r
-            .with_node_id(BrokerId(0))
+            .with_node_id(BrokerId(node))
             .with_host(s("127.0.0.1"))
             .with_port(port as i32);
     }
@@ -478,7 +620,7 @@ fn find_coordinator(req: FindCoordinatorRequest, v: i16, port: u16) -> FindCoord
             .map(|key| {
                 find_coordinator_response::Coordinator::default()
                     .with_key(key)
-                    .with_node_id(BrokerId(0))
+                    .with_node_id(BrokerId(node))
                     .with_host(s("127.0.0.1"))
                     .with_port(port as i32)
             })

@@ -7,14 +7,16 @@
 
 use avro_edge_testkit::init_logs;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use avro_edge::{Consumer, ConsumerConfig, OffsetReset, Producer, partition_for_key};
-use avro_edge_testkit::{KafkaCluster, KafkaOpts, cluster_producer_config, tmpdir, unique_topic};
+use avro_edge_testkit::{KafkaCluster, KafkaOpts, cluster_producer_config, unique_topic};
+
+use crate::consumer_support::{id_schema_cache, id_value, printed_ids};
+use crate::group_support::coordinator_index;
 
 fn cluster() -> KafkaCluster {
     init_logs();
@@ -89,34 +91,6 @@ fn read_ids(bootstrap: &str, topic: &str, n: u64, within: Duration) -> Vec<u64> 
         }
     }
     ids
-}
-
-/// Java's `String.hashCode` (ASCII), as Kafka uses to place a group on `__consumer_offsets`.
-fn java_hash(s: &str) -> i32 {
-    s.bytes()
-        .fold(0i32, |h, b| h.wrapping_mul(31).wrapping_add(b as i32))
-}
-
-/// The node index of `group`'s coordinator: the leader of its `__consumer_offsets` partition.
-fn coordinator_index(c: &KafkaCluster, group: &str) -> usize {
-    // The test kit runs `__consumer_offsets` with 1 partition (Kafka's default is 50).
-    let count = if c.leader("__consumer_offsets", 1).ok().flatten().is_some() {
-        50
-    } else {
-        1
-    };
-    let p = (java_hash(group) & 0x7fff_ffff) % count;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(Some(l)) = c.leader("__consumer_offsets", p) {
-            return c.index_of(l).expect("node index");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no leader for __consumer_offsets-{p}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// (a) SIGKILL the leader of a partition mid-stream: every record is acknowledged, and the
@@ -352,7 +326,8 @@ fn group_survives_its_coordinator_being_killed() {
         .map(|m| {
             let (seen, stop, gens) = (seen.clone(), stop.clone(), generations.clone());
             // A session shorter than the coordinator's failover (~8 s here): the members cannot
-            // heartbeat for a whole session, count themselves evicted and rebalance.
+            // heartbeat for a whole session, hold their records back and ask the new
+            // coordinator, which keeps them or has them rejoin.
             let mut cfg = group_cfg(&bootstrap, &group, &topic);
             cfg.session_timeout = Duration::from_secs(6);
             let mut cons = Consumer::connect(cfg).unwrap();
@@ -456,16 +431,6 @@ fn group_survives_its_coordinator_being_killed() {
     p.close().unwrap();
 }
 
-/// Zig-zag varint, as Avro writes a `long`.
-fn avro_long(n: i64, out: &mut Vec<u8>) {
-    let mut z = ((n << 1) ^ (n >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-}
-
 /// (d) `avro-edge consume` keeps running across a leader kill and prints every record.
 #[test]
 #[ignore = "needs Apache Kafka (3-node cluster)"]
@@ -473,22 +438,12 @@ fn consume_cli_keeps_running_across_a_leader_kill() {
     let mut c = cluster();
     let bootstrap = c.bootstrap();
     let topic = unique_topic("fo-cli");
-    let dir = tmpdir("failover-cli");
-    let cache = dir.join("cache");
-    std::fs::create_dir_all(cache.join("ids")).unwrap();
-    std::fs::create_dir_all(cache.join("subjects")).unwrap();
-    std::fs::write(
-        cache.join("ids/1.avsc"),
-        r#"{"type":"record","name":"R","fields":[{"name":"id","type":"long"}]}"#,
-    )
-    .unwrap();
+    let cache = id_schema_cache("failover-cli");
     let p = producer(&bootstrap, 3, 3);
     let n = 600i64;
     let send = |from: i64, to: i64| {
         for i in from..to {
-            let mut v = vec![0, 0, 0, 0, 1];
-            avro_long(i, &mut v);
-            p.send(&topic, Some(format!("k{i}").as_bytes()), &v)
+            p.send(&topic, Some(format!("k{i}").as_bytes()), &id_value(i))
                 .unwrap_or_else(|e| panic!("record {i}: {e}"));
         }
     };
@@ -508,17 +463,7 @@ fn consume_cli_keeps_running_across_a_leader_kill() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let lines: Arc<Mutex<Vec<i64>>> = Arc::default();
-    let reader = {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
-                lines.lock().unwrap().push(v["id"].as_i64().unwrap());
-            }
-        })
-    };
+    let (lines, reader) = printed_ids(child.stdout.take().unwrap());
     let t0 = Instant::now();
     while (lines.lock().unwrap().len() as i64) < n / 2 {
         assert!(

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use avro_edge::__test::{self as kafka, Target};
 use avro_edge::{Acks, ErrorKind, OutRecord, Producer};
 use avro_edge_testkit::{
-    KafkaCluster, KafkaOpts, cluster_producer_config, require_broker, unique_topic,
+    KafkaCluster, KafkaOpts, RawBatch, cluster_producer_config, require_broker, unique_topic,
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, TopicName};
@@ -353,7 +353,7 @@ fn out_of_order_sequence_bumps_the_epoch_and_delivers() {
 
 // ---- 3-node cluster ----
 
-fn cluster(opts: KafkaOpts) -> KafkaCluster {
+pub(crate) fn cluster(opts: KafkaOpts) -> KafkaCluster {
     init_logs();
     let t = Instant::now();
     let c = KafkaCluster::start(3, opts).expect("3-node Kafka cluster");
@@ -361,25 +361,32 @@ fn cluster(opts: KafkaOpts) -> KafkaCluster {
     c
 }
 
-fn id_of(value: &[u8]) -> u64 {
+pub(crate) fn id_of(value: &[u8]) -> u64 {
     let s = std::str::from_utf8(value).expect("utf-8 value");
     s.strip_prefix("id-")
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("unexpected value {s:?}"))
 }
 
-/// Every record of `topic`/`partition` as its leader has it: read from every running node (a
+/// Every record of `topic`/`partition` as its leader has it (see [`batches_on_cluster`]).
+fn stored_on_cluster(c: &KafkaCluster, topic: &str, partition: i32) -> Vec<Record> {
+    let batches = batches_on_cluster(c, topic, partition);
+    batches.into_iter().flat_map(|b| b.records).collect()
+}
+
+/// Every batch of `topic`/`partition` as its leader has it: read from every running node (a
 /// follower refuses; a node just resumed may still answer as a stale leader with a shorter log),
 /// keeping the longest answer.
-fn stored_on_cluster(c: &KafkaCluster, topic: &str, partition: i32) -> Vec<Record> {
+pub(crate) fn batches_on_cluster(c: &KafkaCluster, topic: &str, partition: i32) -> Vec<RawBatch> {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let records = |v: &Vec<RawBatch>| v.iter().map(|b| b.records.len()).sum::<usize>();
     loop {
         let best = (0..c.node_count())
             .filter_map(|i| {
                 let client = avro_edge_testkit::read_client(&c.node_addr(i));
-                avro_edge_testkit::fetch_partition(&client, topic, partition, Duration::ZERO).ok()
+                avro_edge_testkit::fetch_batches(&client, topic, partition, Duration::ZERO).ok()
             })
-            .max_by_key(|v| v.len());
+            .max_by_key(records);
         if let Some(v) = best.filter(|v| !v.is_empty()) {
             return v;
         }
@@ -413,7 +420,7 @@ fn count_ids(c: &KafkaCluster, topic: &str, partitions: i32, n: u64) -> (usize, 
 }
 
 /// Enqueue ids `from..to` (keyed, so spread over the partitions), calling `during(i)` before each.
-fn enqueue_ids(
+pub(crate) fn enqueue_ids(
     p: &Producer,
     topic: &str,
     from: u64,
@@ -497,7 +504,6 @@ fn five_in_flight_keep_order_per_partition_through_a_leader_kill() {
     let mut cfg = cluster_producer_config(&bootstrap, 3, 3);
     cfg.linger = Duration::from_millis(1);
     cfg.batch_size = 2 * 1024;
-    cfg.retries = 1000;
     cfg.delivery_timeout = Duration::from_secs(120);
     assert_eq!(cfg.in_flight_per_partition(), 5);
     let p = Producer::connect(cfg).unwrap();
@@ -568,7 +574,6 @@ fn a_hung_leader_is_routed_around_losing_and_duplicating_nothing() {
     let mut cfg = cluster_producer_config(&bootstrap, 3, 3);
     cfg.request_timeout = Duration::from_secs(3);
     cfg.delivery_timeout = Duration::from_secs(120);
-    cfg.retries = 1000;
     cfg.batch_size = 4 * 1024;
     let first = Producer::connect(cfg.clone()).unwrap();
     assert_eq!(first.partitions(&topic).unwrap(), 3);
@@ -641,7 +646,6 @@ fn a_retry_after_a_timeout_does_not_duplicate() {
         cfg.enable_idempotence = idem;
         cfg.request_timeout = Duration::from_secs(2);
         cfg.delivery_timeout = Duration::from_secs(120);
-        cfg.retries = 1000;
         cfg.linger = Duration::from_millis(5);
         let p = Producer::connect(cfg).unwrap();
         let n = 300u64;

@@ -1,10 +1,17 @@
-//! Shared by the consumer tests (tests/kafka/consumer.rs, tests/interop/consumer_peers.rs): log setup,
-//! a producer for test topics, group settings, and polling until N records arrived.
+//! Shared by the consumer tests (tests/kafka/consumer.rs, tests/interop/consumer_peers.rs, the group
+//! tests in tests/cluster): log setup, a producer for test topics, group settings, polling until N
+//! records arrived, and the one-field Avro records (`{"id": long}`, schema id 1) that
+//! `avro-edge consume` decodes from an offline schema cache.
 //!
 //! Must not assert anything about the consumer beyond order per partition (`check_in_order`).
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::ChildStdout;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use avro_edge::TopicSpec;
@@ -12,6 +19,7 @@ use avro_edge::{
     Compression, Consumer, ConsumerConfig, OffsetReset, OutRecord, Producer, ProducerConfig,
     RawRecord,
 };
+use avro_edge_testkit::tmpdir;
 
 /// Library logs on stderr when `RUST_LOG` is set (e.g. `RUST_LOG=avro_edge=debug`).
 pub use avro_edge_testkit::init_logs;
@@ -93,4 +101,50 @@ pub fn check_in_order(got: &[RawRecord]) {
             );
         }
     }
+}
+
+/// A schema cache (in a fresh temp dir named after `name`) holding schema id 1, `{"id": long}`.
+pub fn id_schema_cache(name: &str) -> PathBuf {
+    let dir = tmpdir(name);
+    let cache = dir.join("cache");
+    std::fs::create_dir_all(cache.join("ids")).unwrap();
+    std::fs::create_dir_all(cache.join("subjects")).unwrap();
+    std::fs::write(
+        cache.join("ids/1.avsc"),
+        r#"{"type":"record","name":"R","fields":[{"name":"id","type":"long"}]}"#,
+    )
+    .unwrap();
+    cache
+}
+
+/// Record `id` in the Confluent wire format with schema id 1 (`{"id": long}`).
+pub fn id_value(id: i64) -> Vec<u8> {
+    let mut v = vec![0, 0, 0, 0, 1];
+    avro_long(id, &mut v);
+    v
+}
+
+/// Zig-zag varint, as Avro writes a `long`.
+fn avro_long(n: i64, out: &mut Vec<u8>) {
+    let mut z = ((n << 1) ^ (n >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+/// The ids `avro-edge consume` prints (one JSON line per `{"id": long}` record), collected from
+/// its stdout by a thread until the stream ends.
+pub fn printed_ids(stdout: ChildStdout) -> (Arc<Mutex<Vec<i64>>>, JoinHandle<()>) {
+    let ids: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let out = ids.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+            out.lock().unwrap().push(v["id"].as_i64().expect("an id"));
+        }
+    });
+    (ids, reader)
 }

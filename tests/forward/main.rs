@@ -12,8 +12,10 @@ mod spool_support;
 
 mod broker;
 mod clock;
+mod clock_ahead;
 mod config;
 mod disk_full;
 mod pipeline;
+mod refusals;
 mod registry;
 mod signal;

@@ -24,7 +24,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_avro-edge");
 /// Partitions of the topics the forwarder creates (`kafka.create_partitions`) and reads back.
 pub const PARTITIONS: i32 = 3;
 /// `--set` defaults of [`Fwd::spawn`]; a caller's `--set KEY=…` replaces the one with that key.
-const DEFAULT_SETS: [&str; 4] = [
+pub const DEFAULT_SETS: [&str; 4] = [
     "kafka.create_partitions=3",
     "kafka.linger_ms=2",
     "kafka.delivery_timeout_ms=4000",
@@ -176,13 +176,18 @@ impl Fwd {
     }
 
     /// Wait for a clean exit (status 0); returns the log.
-    pub fn wait_ok(mut self, limit: Duration) -> String {
+    pub fn wait_ok(self, limit: Duration) -> String {
+        let (st, log) = self.wait_exit(limit);
+        assert!(st.success(), "forwarder exit {st}:\n{log}");
+        log
+    }
+
+    /// Wait for the forwarder to exit, however it does; returns its status and log.
+    pub fn wait_exit(mut self, limit: Duration) -> (std::process::ExitStatus, String) {
         let end = Instant::now() + limit;
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
-                let log = self.log_text();
-                assert!(st.success(), "forwarder exit {st}:\n{log}");
-                return log;
+                return (st, self.log_text());
             }
             if Instant::now() > end {
                 let _ = self.child.kill();
@@ -223,6 +228,18 @@ fn nanos() -> u128 {
 /// names one, spool `dir/spool`, dead letters `dir/dead-letter.ndjson`, [`DEFAULT_SETS`] unless
 /// `extra` sets the same key, a 60 s drain, `RUST_LOG=info`.
 pub fn command(dir: &Path, bootstrap: &str, topic: &str, extra: &[&str]) -> Command {
+    command_with(dir, bootstrap, topic, extra, &DEFAULT_SETS)
+}
+
+/// [`command`] with other `--set` defaults than [`DEFAULT_SETS`] (e.g. without
+/// `kafka.create_partitions`, so that the forwarder does not create its topic).
+pub fn command_with(
+    dir: &Path,
+    bootstrap: &str,
+    topic: &str,
+    extra: &[&str],
+    defaults: &[&str],
+) -> Command {
     let cache = fixtures().join("schema-cache");
     let mut cmd = Command::new(BIN);
     cmd.args(["forward", "--brokers", bootstrap, "--topic", topic])
@@ -234,7 +251,7 @@ pub fn command(dir: &Path, bootstrap: &str, topic: &str, extra: &[&str]) -> Comm
         .arg(dir.join("spool"))
         .arg("--dead-letter")
         .arg(dir.join("dead-letter.ndjson"));
-    for set in DEFAULT_SETS {
+    for &set in defaults {
         let key = set.split('=').next().unwrap_or(set);
         if !extra.iter().any(|e| e.starts_with(&format!("{key}="))) {
             cmd.args(["--set", set]);

@@ -513,7 +513,6 @@ fn retries_across_a_broker_restart_keep_order() {
     cfg.delivery_timeout = Duration::from_secs(30);
     cfg.request_timeout = Duration::from_secs(3);
     cfg.retry_backoff_max = Duration::from_millis(300);
-    cfg.retries = 1000;
     cfg.batch_size = 2048;
     let p = Producer::connect(cfg).unwrap();
     p.send(&topic, Some(b"k"), b"start").unwrap();

@@ -17,9 +17,9 @@ use kafka_protocol::messages::offset_fetch_request::{
 use kafka_protocol::messages::{GroupId, TopicName};
 
 use super::membership::GroupShared;
-use super::{Consumer, call, lock, name};
+use super::{Consumer, call_coordinator, lock, name};
+use crate::kafka::KafkaError;
 use crate::kafka::group::GroupAction;
-use crate::kafka::{KafkaError, Target};
 
 impl Consumer {
     pub(super) async fn commit_async(&mut self) -> Result<(), KafkaError> {
@@ -28,10 +28,12 @@ impl Consumer {
         for r in &self.buffered {
             first.entry((&*r.topic, r.partition)).or_insert(r.offset);
         }
-        let pending = self
+        let mut pending = self
             .positions
             .uncommitted_with(|t, p| first.get(&(t, p)).copied());
         drop(first);
+        // A stalled topic (deleted, refused) would fail the whole commit: it waits too.
+        pending.retain(|((t, _), _)| !self.stalled.contains(t));
         if pending.is_empty() {
             return Ok(());
         }
@@ -50,28 +52,18 @@ impl Consumer {
         } else {
             (-1, String::new())
         };
-        let coordinator = Target::Addr(self.coordinator(&g).await?);
+        let coordinator = self.coordinator(&g).await?;
         let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
         for ((t, p), o) in &pending {
             by_topic.entry(t.as_str()).or_default().push((*p, *o));
         }
         // One connect round: a dead coordinator is looked up again, not redialled for the
         // whole connect deadline while the poll waits.
-        let sent = async {
-            let deadline = std::time::Instant::now() + self.cfg.connect_deadline;
-            let conn = self.client.conn_once(&coordinator, deadline).await?;
-            let v = conn.version_for::<OffsetCommitRequest>()?;
-            let req = commit_request(&g, generation, &member_id, &by_topic)
-                .with_group_instance_id(g.instance_id_at(v, 7));
-            conn.request_at(&req, v).await
-        };
-        let resp = match sent.await {
-            Ok(r) => r,
-            Err(e) => {
-                lock(&g.state).coordinator = None;
-                return Err(e);
-            }
-        };
+        let resp = call_coordinator(&self.client, &g, &coordinator, |v| {
+            Ok(commit_request(&g, generation, &member_id, &by_topic)
+                .with_group_instance_id(g.instance_id_at(v, 7)))
+        })
+        .await?;
         let mut first_err = None;
         for t in &resp.topics {
             for p in &t.partitions {
@@ -124,12 +116,12 @@ impl Consumer {
         g: &GroupShared,
         missing: &[(String, i32)],
     ) -> Result<(), KafkaError> {
-        let coordinator = Target::Addr(self.coordinator(g).await?);
+        let coordinator = self.coordinator(g).await?;
         let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for (t, p) in missing {
             by_topic.entry(t.as_str()).or_default().push(*p);
         }
-        let resp = call(&self.client, &coordinator, |v| {
+        let resp = call_coordinator(&self.client, g, &coordinator, |v| {
             Ok(if v >= 8 {
                 OffsetFetchRequest::default().with_groups(vec![
                     OffsetFetchRequestGroup::default()

@@ -2,11 +2,15 @@
 //! ListOffsets), one Fetch per partition leader (or per read replica a leader named for our rack,
 //! KIP-392), with the isolation level, and the answers' records handed to the poll buffer with
 //! the positions moved past them (read_committed: without the aborted transactions' batches).
+//! Partitions are asked for in the rotating fetch order of `positions.rs`, each with its leader
+//! epoch from metadata (KIP-320: a broker on another epoch refuses, and the metadata is
+//! refreshed); a topic the cluster does not serve stalls alone (`stalled.rs`).
 //!
 //! Must not drop a record it cannot read: a bad batch stops the partition at its offset with
 //! an error (the caller seeks past it), and what came before it is kept.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
@@ -16,26 +20,45 @@ use kafka_protocol::messages::list_offsets_request::{
 };
 use kafka_protocol::messages::{BrokerId, ListOffsetsResponse, TopicName};
 
-use super::{Consumer, IsolationLevel, OffsetReset, millis, name};
+use super::{Consumer, IsolationLevel, OffsetReset, millis, name, stalled};
 use crate::error::ErrorKind;
+use crate::kafka::client::TopicMeta;
 use crate::kafka::quirks::{self, Probe, Quirks};
 use crate::kafka::record::{Aborted, Fetched, RawRecord, decode_fetched};
 use crate::kafka::{KafkaError, Target};
 
-/// What one leader is asked for: per topic, (partition, fetch offset, most bytes).
-type LeaderFetch = BTreeMap<String, Vec<(i32, i64, i32)>>;
+/// One partition of a Fetch: (partition, fetch offset, most bytes, current leader epoch).
+type FetchAt = (i32, i64, i32, i32);
+
+/// What one leader is asked for, in fetch order: topics in the order their first partition
+/// comes (as Java's fetch request builder groups them), each with its partitions in order.
+type LeaderFetch = Vec<(String, Vec<FetchAt>)>;
+
+/// Add `at` for `topic` to `fetch`, after what is there (see [`LeaderFetch`]).
+fn push_fetch(fetch: &mut LeaderFetch, topic: &str, at: FetchAt) {
+    match fetch.iter_mut().find(|(t, _)| t == topic) {
+        Some((_, parts)) => parts.push(at),
+        None => fetch.push((topic.to_string(), vec![at])),
+    }
+}
 
 impl Consumer {
     /// Give every owned partition a position: the group's committed offset, else the reset policy.
     pub(super) async fn ensure_positions(&mut self, deadline: Instant) -> Result<(), KafkaError> {
-        let missing = self.positions.missing();
-        if missing.is_empty() {
+        // A stalled topic's partitions wait for its next lookup (`stalled.rs`).
+        let missing = |c: &Self| -> Vec<(String, i32)> {
+            let mut m = c.positions.missing();
+            m.retain(|(t, _)| !c.stalled.waiting(t));
+            m
+        };
+        let first = missing(self);
+        if first.is_empty() {
             return Ok(());
         }
         if let Some((g, _, _)) = self.group_state() {
-            self.fetch_committed(&g, &missing).await?;
+            self.fetch_committed(&g, &first).await?;
         }
-        let still = self.positions.missing();
+        let still = missing(self);
         if still.is_empty() {
             return Ok(());
         }
@@ -49,15 +72,15 @@ impl Consumer {
         deadline: Instant,
     ) -> Result<(), KafkaError> {
         let ts = self.cfg.auto_offset_reset.timestamp();
-        let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
+        // Per leader, per topic: (partition, current leader epoch).
+        let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<(i32, i32)>>> = BTreeMap::new();
         for (t, p) in parts {
             if self.backing_off(t, *p) {
                 continue;
             }
-            let meta = self
-                .client
-                .topic(t, deadline.max(Instant::now() + self.cfg.connect_deadline))
-                .await?;
+            let Some(meta) = self.topic_meta(t, deadline).await? else {
+                continue;
+            };
             let Some(leader) = meta.leader(*p) else {
                 self.client.invalidate(t);
                 self.back_off(t, *p);
@@ -68,7 +91,7 @@ impl Consumer {
                 .or_default()
                 .entry(t.clone())
                 .or_default()
-                .push(*p);
+                .push((*p, meta.leader_epoch(*p)));
         }
         for (leader, topics) in by_leader {
             let req = ListOffsetsRequest::default()
@@ -81,9 +104,10 @@ impl Consumer {
                                 .with_name(TopicName(name(t)))
                                 .with_partitions(
                                     ps.iter()
-                                        .map(|p| {
+                                        .map(|(p, epoch)| {
                                             ListOffsetsPartition::default()
                                                 .with_partition_index(*p)
+                                                .with_current_leader_epoch(*epoch)
                                                 .with_timestamp(ts)
                                         })
                                         .collect(),
@@ -91,6 +115,9 @@ impl Consumer {
                         })
                         .collect(),
                 );
+            let topics: BTreeMap<String, Vec<i32>> = (topics.into_iter())
+                .map(|(t, ps)| (t, ps.into_iter().map(|(p, _)| p).collect()))
+                .collect();
             let resp = match self.list_offsets(leader, req).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -125,6 +152,8 @@ impl Consumer {
                         p.error_code,
                         format!("ListOffsets {}", t.name.0.as_str()),
                     ) {
+                        // FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH (KIP-320) are retriable:
+                        // our metadata or the broker's is behind; refreshed, then asked again.
                         if e.needs_metadata_refresh() || e.is_retriable() {
                             self.client.invalidate(t.name.0.as_str());
                             self.back_off(t.name.0.as_str(), p.partition_index);
@@ -222,7 +251,7 @@ impl Consumer {
             task_parts.push(
                 topics
                     .iter()
-                    .flat_map(|(t, ps)| ps.iter().map(move |(p, _, _)| (t.clone(), *p)))
+                    .flat_map(|(t, ps)| ps.iter().map(move |(p, ..)| (t.clone(), *p)))
                     .collect::<Vec<_>>(),
             );
             // One connect round: a dead leader must not hold the other leaders' records (its
@@ -287,7 +316,7 @@ impl Consumer {
         deadline: Instant,
     ) -> Result<BTreeMap<i32, LeaderFetch>, KafkaError> {
         let mut by_leader: BTreeMap<i32, LeaderFetch> = BTreeMap::new();
-        let owned: Vec<(String, i32)> = self.positions.owned().cloned().collect();
+        let owned: Vec<(String, i32)> = self.positions.fetch_order().to_vec();
         let mut buffered: BTreeMap<(&str, i32), usize> = BTreeMap::new();
         for r in &self.buffered {
             *buffered.entry((&*r.topic, r.partition)).or_default() += record_bytes(r);
@@ -307,7 +336,7 @@ impl Consumer {
             let Some(pos) = self.positions.position(&t, p) else {
                 continue;
             };
-            if self.backing_off(&t, p) {
+            if self.backing_off(&t, p) || self.stalled.waiting(&t) {
                 continue;
             }
             let room = room.get(&(t.clone(), p)).copied().unwrap_or(0);
@@ -318,7 +347,9 @@ impl Consumer {
             let max_bytes = i32::try_from(room)
                 .unwrap_or(i32::MAX)
                 .min(self.cfg.fetch_partition_max_bytes);
-            let meta = self.client.topic(&t, deadline).await?;
+            let Some(meta) = self.topic_meta(&t, deadline).await? else {
+                continue;
+            };
             let Some(leader) = meta.leader(p) else {
                 // Leaderless: this partition stalls (with backoff) until a leader appears.
                 self.client.invalidate(&t);
@@ -332,14 +363,48 @@ impl Consumer {
                 .probes
                 .get(&(t.clone(), p))
                 .map_or(pos, |probe| probe.0);
-            by_leader
-                .entry(node)
-                .or_default()
-                .entry(t)
-                .or_default()
-                .push((p, at, max_bytes));
+            let epoch = meta.leader_epoch(p);
+            push_fetch(
+                by_leader.entry(node).or_default(),
+                &t,
+                (p, at, max_bytes, epoch),
+            );
         }
         Ok(by_leader)
+    }
+
+    /// `topic`'s metadata, or `None` while it is stalled ([`super::stalled`]): a topic the
+    /// cluster does not serve us (deleted, refused) stalls alone instead of failing the poll. A
+    /// stalled topic due for a look is asked about once, without the grace a new topic gets.
+    async fn topic_meta(
+        &mut self,
+        topic: &str,
+        deadline: Instant,
+    ) -> Result<Option<Arc<TopicMeta>>, KafkaError> {
+        if self.stalled.waiting(topic) {
+            return Ok(None);
+        }
+        let deadline = if self.stalled.contains(topic) {
+            Instant::now()
+        } else {
+            deadline.max(Instant::now() + self.cfg.connect_deadline)
+        };
+        match self.client.topic(topic, deadline).await {
+            Ok(meta) => {
+                self.stalled.found(topic);
+                Ok(Some(meta))
+            }
+            Err(e) if stalled::topic_alone(&e) => {
+                self.stalled.stall(topic, e);
+                Ok(None)
+            }
+            // Looked at once and still not listed (a timeout): it stays stalled.
+            Err(e) if self.stalled.contains(topic) => {
+                self.stalled.stall(topic, e);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether a partition waits out a backoff after a retriable error.
@@ -361,8 +426,9 @@ impl Consumer {
         *e = (Instant::now() + wait, e.1.saturating_add(1));
     }
 
-    /// The Fetch request for one leader's partitions, with the isolation level (v4+, every
-    /// version we send) and the client's rack (v11+; left out of older versions).
+    /// The Fetch request for one leader's partitions, in fetch order, with the isolation level
+    /// (v4+, every version we send), each partition's current leader epoch (KIP-320, v9+) and
+    /// the client's rack (v11+; both left out of older versions).
     fn fetch_request(&self, max_wait_ms: i32, topics: &LeaderFetch) -> FetchRequest {
         FetchRequest::default()
             .with_replica_id(BrokerId(-1))
@@ -379,9 +445,10 @@ impl Consumer {
                             .with_topic(TopicName(name(t)))
                             .with_partitions(
                                 ps.iter()
-                                    .map(|(p, pos, max_bytes)| {
+                                    .map(|(p, pos, max_bytes, epoch)| {
                                         FetchPartition::default()
                                             .with_partition(*p)
+                                            .with_current_leader_epoch(*epoch)
                                             .with_fetch_offset(*pos)
                                             .with_partition_max_bytes(*max_bytes)
                                     })
@@ -410,6 +477,8 @@ impl Consumer {
             return;
         };
         if part.error_code != 0 {
+            // To the back of the next fetch, as Java does after an error.
+            self.positions.move_to_end(t, p);
             self.partition_error(t, p, pos, part.error_code, out_of_range, failed);
             return;
         }
@@ -454,6 +523,8 @@ impl Consumer {
         }
         if let Some(next) = fetched.next_offset.filter(|n| *n > pos) {
             self.positions.set_position(t, p, next);
+            // It returned data: to the back of the next fetch (see `positions.rs`).
+            self.positions.move_to_end(t, p);
         }
         if let Some(e) = fetched.error {
             // Records before the bad batch are delivered; the next poll stops at it.

@@ -1,9 +1,18 @@
 //! The heartbeat thread: one Heartbeat per interval while the member is stable; answers that
 //! call for a rejoin are recorded for the polling thread (which stops fetching and rejoins).
-//! A lost coordinator (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, disconnect) is looked up
-//! again here (FindCoordinator), so a stable member keeps heartbeating across a coordinator
-//! move; a member that could not heartbeat for a whole session timeout has been evicted by
-//! now and is flagged to rejoin, so it no longer reads partitions that are someone else's.
+//! A lost coordinator (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, disconnect, a timeout) is
+//! looked up again here (FindCoordinator), so a stable member keeps heartbeating across a
+//! coordinator move.
+//!
+//! The session clock ([`SessionClock`], as Java's `Heartbeat` timers) restarts on every answer
+//! that keeps the membership and on every completed join, so a rejoin never starts with a clock
+//! that already ran out. When it runs out (no answer for a whole session timeout) the member
+//! does what Java's `AbstractCoordinator` does: it marks the coordinator unknown, drops its
+//! connection (a hung coordinator is not asked again on the same socket) and looks it up again;
+//! meanwhile the polling thread hands out no records (the coordinator may have given our
+//! partitions to someone else). The next answer decides: still a member (carry on, no
+//! rebalance), or evicted (rejoin). It does not rejoin by itself: a rejoin needs the coordinator
+//! that a heartbeat needs, and costs the whole group a rebalance.
 //!
 //! Must not join, sync or fetch: it only keeps the membership alive and flags what the polling
 //! thread must do (through [`GroupShared`]); the member state machine in
@@ -26,6 +35,59 @@ use crate::kafka::{Client, KafkaError, Target, block_on};
 /// The member a heartbeat is for: generation, member id, and the coordinator if known.
 type Beat = (i32, String, Option<String>);
 
+/// When the coordinator last vouched for this membership: an answer that keeps it, or a completed
+/// join. Shared by the heartbeat thread (which restarts and expires it) and the polling thread
+/// (which restarts it on a join and holds records back while it is expired).
+#[derive(Debug)]
+pub(super) struct SessionClock {
+    since: Instant,
+    expired: bool,
+    /// Completed joins: the heartbeat thread starts afresh (failure count) on a new one.
+    joins: u64,
+}
+
+impl SessionClock {
+    pub(super) fn new() -> SessionClock {
+        SessionClock {
+            since: Instant::now(),
+            expired: false,
+            joins: 0,
+        }
+    }
+
+    /// The coordinator answered for the membership: the session starts again.
+    fn answered(&mut self) {
+        self.since = Instant::now();
+        self.expired = false;
+    }
+
+    /// A join completed (the member is stable in a generation): the session starts again.
+    pub(super) fn joined(&mut self) {
+        self.answered();
+        self.joins += 1;
+    }
+
+    /// Whether no answer came for a whole session timeout (until the next answer or join).
+    pub(super) fn expired(&self) -> bool {
+        self.expired
+    }
+
+    /// What is left of the session (zero once it ran out).
+    fn left(&self, session_timeout: Duration) -> Duration {
+        session_timeout.saturating_sub(self.since.elapsed())
+    }
+
+    /// Mark the session expired if `session_timeout` passed without an answer; true only the
+    /// first time (the moment it runs out).
+    fn expire_if_due(&mut self, session_timeout: Duration) -> bool {
+        if self.expired || self.since.elapsed() < session_timeout {
+            return false;
+        }
+        self.expired = true;
+        true
+    }
+}
+
 /// Run the heartbeat thread until `shared.stop` is set (see the module doc).
 pub(super) fn heartbeat_loop(
     client: Client,
@@ -38,22 +100,19 @@ pub(super) fn heartbeat_loop(
         shared,
         interval,
         session_timeout,
-        last_ok: Instant::now(),
         failures: 0,
+        joins: 0,
         last_found: None,
     };
     while hb.wait() {
         let Some((generation, member_id, coordinator)) = hb.stable_member() else {
             continue;
         };
-        if hb.rejoin_if_session_expired(generation) {
-            continue;
-        }
         let Some(coordinator) = hb.coordinator(coordinator) else {
             continue;
         };
-        let result = hb.send(generation, &member_id, coordinator);
-        hb.on_answer(generation, &member_id, result);
+        let result = hb.send(generation, &member_id, &coordinator);
+        hb.on_answer(generation, &member_id, &coordinator, result);
     }
 }
 
@@ -63,11 +122,10 @@ struct Heartbeat {
     shared: Arc<GroupShared>,
     interval: Duration,
     session_timeout: Duration,
-    /// When the coordinator last answered (or the member was last seen not stable): the session
-    /// clock.
-    last_ok: Instant,
     /// Failed beats in a row (they shorten the pause).
     failures: u32,
+    /// The completed joins seen: a new one restarts the failure count.
+    joins: u64,
     /// The coordinator last found, to log a new one once.
     last_found: Option<String>,
 }
@@ -100,34 +158,37 @@ impl Heartbeat {
         }
     }
 
-    /// The member to heartbeat for, if it is stable; a member that is not (joining, or flagged
-    /// to rejoin) restarts the session clock and the failure count instead.
+    /// The member to heartbeat for, if it is stable (a member joining or flagged to rejoin has
+    /// nothing to keep alive). A new join restarts the failure count; a session that ran out
+    /// marks the coordinator unknown (see the module doc).
     fn stable_member(&mut self) -> Option<Beat> {
-        let st = lock(&self.shared.state);
+        let mut st = lock(&self.shared.state);
         if !st.member.is_stable() {
-            self.last_ok = Instant::now();
             self.failures = 0;
             return None;
+        }
+        if st.session.joins != self.joins {
+            self.joins = st.session.joins;
+            self.failures = 0;
+        }
+        if st.session.expire_if_due(self.session_timeout) {
+            tracing::warn!(
+                group = %self.shared.group_id,
+                "no heartbeat answer for a session timeout; holding records back and looking the coordinator up again"
+            );
+            if let Some(c) = st.coordinator.take() {
+                let e = KafkaError::Timeout {
+                    what: "Heartbeat (the session)".into(),
+                    after: self.session_timeout,
+                };
+                self.client.drop_timed_out(&c, &e);
+            }
         }
         Some((
             st.member.generation_id,
             st.member.member_id.clone(),
             st.coordinator.clone(),
         ))
-    }
-
-    /// No answer for a whole session timeout: the coordinator has evicted us by now, so flag a
-    /// rejoin (for `generation`, if it is still the stable one). True when the session ran out.
-    fn rejoin_if_session_expired(&self, generation: i32) -> bool {
-        if self.last_ok.elapsed() < self.session_timeout {
-            return false;
-        }
-        let mut st = lock(&self.shared.state);
-        if st.member.generation_id == generation && st.member.is_stable() {
-            tracing::warn!(group = %self.shared.group_id, "no heartbeat answer for a session timeout; rejoining");
-            st.member.request_rejoin();
-        }
-        true
     }
 
     /// The coordinator to send to: the known one, else FindCoordinator (bounded by the session
@@ -165,20 +226,22 @@ impl Heartbeat {
         }
     }
 
-    /// One Heartbeat to `coordinator`. A heartbeat later than the session timeout is worthless:
-    /// it is bounded by it (and so is `close`). One connect round: a dead coordinator is looked
-    /// up again instead of redialled.
+    /// One Heartbeat to `coordinator`, bounded by what is left of the session (an answer later
+    /// than that is worthless), and by at least an interval once it ran out. One connect round:
+    /// a dead coordinator is looked up again instead of redialled.
     fn send(
         &self,
         generation: i32,
         member_id: &str,
-        coordinator: String,
+        coordinator: &str,
     ) -> Result<HeartbeatResponse, KafkaError> {
-        let target = Target::Addr(coordinator);
-        block_on(with_timeout(self.session_timeout, async {
+        let left = lock(&self.shared.state).session.left(self.session_timeout);
+        let bound = left.max(self.interval);
+        let target = Target::Addr(coordinator.to_string());
+        block_on(with_timeout(bound, async {
             let conn = self
                 .client
-                .conn_once(&target, Instant::now() + self.session_timeout)
+                .conn_once(&target, Instant::now() + bound)
                 .await?;
             let v = conn.version_for::<HeartbeatRequest>()?;
             let req = HeartbeatRequest::default()
@@ -191,7 +254,7 @@ impl Heartbeat {
         .unwrap_or_else(|| {
             Err(KafkaError::Timeout {
                 what: "Heartbeat".into(),
-                after: self.session_timeout,
+                after: bound,
             })
         })
     }
@@ -203,6 +266,7 @@ impl Heartbeat {
         &mut self,
         generation: i32,
         member_id: &str,
+        coordinator: &str,
         result: Result<HeartbeatResponse, KafkaError>,
     ) {
         let group = &self.shared.group_id;
@@ -216,13 +280,17 @@ impl Heartbeat {
         match result {
             Ok(resp) => match st.member.on_heartbeat(resp.error_code) {
                 GroupAction::Continue => {
-                    self.last_ok = Instant::now();
+                    if st.session.expired() {
+                        tracing::info!(group = %group, coordinator, "heartbeat answered again: still a member; reading on");
+                    }
+                    st.session.answered();
                     self.failures = 0;
                 }
                 GroupAction::Retry => self.failures += 1,
                 GroupAction::Rejoin => {
-                    // The coordinator answered: the session clock starts again after the rejoin.
-                    self.last_ok = Instant::now();
+                    // The coordinator answered (as Java, REBALANCE_IN_PROGRESS counts): the clock
+                    // starts again, and again when the rejoin completes.
+                    st.session.answered();
                     self.failures = 0;
                     tracing::info!(group = %group, code = resp.error_code, "rebalance: rejoining");
                 }
@@ -239,9 +307,37 @@ impl Heartbeat {
                 } else {
                     tracing::debug!(group = %group, error = %e, "heartbeat failed");
                 }
+                // A coordinator that let the beat time out is hung: its connection goes.
+                self.client.drop_timed_out(coordinator, &e);
                 st.coordinator = None;
                 self.failures += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The churn of issue 15: a session that ran out must not stay run out after the member
+    /// rejoined, or every later check counts it out again.
+    #[test]
+    fn a_join_restarts_the_session_clock() {
+        let timeout = Duration::from_millis(300);
+        let mut clock = SessionClock::new();
+        assert!(!clock.expire_if_due(timeout));
+        std::thread::sleep(timeout);
+        assert!(clock.expire_if_due(timeout), "ran out");
+        assert!(clock.expired());
+        assert!(!clock.expire_if_due(timeout), "reported once");
+        clock.joined();
+        assert!(!clock.expired());
+        assert!(!clock.expire_if_due(timeout), "restarted by the join");
+        assert!(clock.left(timeout) > Duration::ZERO);
+        std::thread::sleep(timeout);
+        assert!(clock.expire_if_due(timeout));
+        clock.answered();
+        assert!(!clock.expired() && !clock.expire_if_due(timeout));
     }
 }

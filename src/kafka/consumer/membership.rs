@@ -20,7 +20,8 @@ use kafka_protocol::messages::leave_group_request::{LeaveGroupRequest, MemberIde
 use kafka_protocol::messages::sync_group_request::{SyncGroupRequest, SyncGroupRequestAssignment};
 use kafka_protocol::protocol::{Request, StrBytes};
 
-use super::{Consumer, call, lock, millis, name};
+use super::heartbeat::SessionClock;
+use super::{Consumer, call, call_coordinator, lock, millis, name};
 use crate::kafka::conn::with_timeout;
 use crate::kafka::group::{
     Assignor, GroupAction, GroupMember, Membership, PROTOCOL_TYPE, TopicPartitions,
@@ -48,6 +49,7 @@ impl GroupShared {
                 coordinator: None,
                 fatal: None,
                 assigned_counts: BTreeMap::new(),
+                session: SessionClock::new(),
             }),
             stop: AtomicBool::new(false),
         }
@@ -84,6 +86,8 @@ pub(super) struct GroupState {
     /// As leader: the partition count of every subscribed topic the assignment was made from
     /// (0 for a topic that did not exist); a change calls for a new assignment.
     pub(super) assigned_counts: BTreeMap<String, i32>,
+    /// When the coordinator last vouched for the membership (`heartbeat.rs`).
+    pub(super) session: SessionClock,
 }
 
 pub(super) async fn find_coordinator(
@@ -186,6 +190,9 @@ impl Consumer {
             if member.is_stable() {
                 if rejoined {
                     self.positions.set_assignment(&member.assignment);
+                    // As Java's onJoinComplete: the auto-commit timer starts from the join.
+                    self.last_commit = Instant::now();
+                    self.stalled.retain(|t| member.assignment.contains_key(t));
                     let parts: Vec<String> = member
                         .assignment
                         .iter()
@@ -222,6 +229,7 @@ impl Consumer {
                 self.buffered.clear();
                 self.probes.clear();
                 self.read_replicas.clear();
+                self.retry_at.clear();
             }
             rejoined = true;
             let action = match self.join_and_sync(&g).await {
@@ -257,7 +265,6 @@ impl Consumer {
         let addr = self.coordinator(g).await?;
         let t0 = Instant::now();
         let join = self.join(g, &addr).await?;
-        let coordinator = Target::Addr(addr);
         let protocol = join.protocol_name.as_ref().map(|p| p.to_string());
         let action = lock(&g.state).member.on_join(
             join.error_code,
@@ -294,7 +301,7 @@ impl Consumer {
         } else {
             Vec::new()
         };
-        let sync = call(&self.client, &coordinator, |v| {
+        let sync = call_coordinator(&self.client, g, &addr, |v| {
             let r = SyncGroupRequest::default()
                 .with_group_id(GroupId(name(&g.group_id)))
                 .with_generation_id(member.generation_id)
@@ -313,17 +320,25 @@ impl Consumer {
         if st.member.generation_id != member.generation_id {
             return Ok(GroupAction::Rejoin);
         }
-        Ok(st.member.on_sync(sync.error_code, &sync.assignment)?)
+        let action = st.member.on_sync(sync.error_code, &sync.assignment)?;
+        if st.member.is_stable() {
+            // Under the same lock as the state change: the heartbeat thread never sees the new
+            // generation with the old session clock (issue 15: it counted it out at once).
+            st.session.joined();
+        }
+        Ok(action)
     }
 
     /// One JoinGroup with our subscription, as a static member when `group_instance_id` is set
     /// (JoinGroup v5+, Kafka 2.3; an older coordinator is refused rather than joined as a
     /// dynamic member).
     async fn join(&self, g: &GroupShared, addr: &str) -> Result<JoinGroupResponse, KafkaError> {
-        let coordinator = Target::Addr(addr.to_string());
         let member_id = lock(&g.state).member.member_id.clone();
         // A broker workaround may want the rejoin count as user data (`Quirks::rejoin_user_data`).
-        let quirks = self.client.conn(&coordinator).await?.quirks();
+        // One connect round, as every group request: a dead coordinator is looked up again.
+        let deadline = Instant::now() + self.cfg.connect_deadline;
+        let target = Target::Addr(addr.to_string());
+        let quirks = self.client.conn_once(&target, deadline).await?.quirks();
         let user_data = quirks.rejoin_user_data(self.rejoin_requests.load(Ordering::SeqCst));
         let metadata = encode_subscription(&self.cfg.topics, user_data);
         let other = match self.cfg.assignor {
@@ -338,7 +353,7 @@ impl Consumer {
                     .with_metadata(metadata.clone())
             })
             .collect();
-        call(&self.client, &coordinator, |v| {
+        call_coordinator(&self.client, g, addr, |v| {
             if v < 5 && g.group_instance_id.is_some() {
                 return Err(KafkaError::UnsupportedVersion {
                     api_key: JoinGroupRequest::KEY,
@@ -430,7 +445,7 @@ impl Consumer {
         {
             let leave = block_on(with_timeout(
                 bound,
-                call(&self.client, &Target::Addr(coordinator), |v| {
+                call_coordinator(&self.client, &g, &coordinator, |v| {
                     let r = LeaveGroupRequest::default().with_group_id(GroupId(name(&g.group_id)));
                     Ok(if v >= 3 {
                         r.with_members(vec![

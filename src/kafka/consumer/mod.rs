@@ -39,8 +39,10 @@
 //! Design: the group protocol logic (assignors, member state machine) lives in
 //! [`crate::kafka::group`] without I/O; this module drives it over [`crate::kafka::Client`]. `poll`
 //! runs on the caller's thread (smol `block_on`); a heartbeat thread keeps the membership alive
-//! between polls and flags rebalances, which the next `poll` acts on (commit, revoke, rejoin).
-//! Rebalancing is eager (everything revoked, then reassigned), like Kafka's classic protocol.
+//! between polls and flags rebalances, which the next `poll` acts on (commit, revoke, rejoin);
+//! while it has had no coordinator answer for a session timeout, `poll` hands nothing out
+//! (`heartbeat.rs`). Rebalancing is eager (everything revoked, then reassigned), like Kafka's
+//! classic protocol.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -59,6 +61,7 @@ mod fetch;
 mod heartbeat;
 mod membership;
 mod positions;
+mod stalled;
 #[cfg(test)]
 mod tests;
 
@@ -98,6 +101,29 @@ async fn call<R: Request>(
     conn.request_at(&build(v)?, v).await
 }
 
+/// [`call`] to the group's coordinator at `addr`. When the request fails on the network, the
+/// coordinator is forgotten (the next request looks it up again), and one that timed out drops
+/// its connection too: a hung coordinator is not asked again on the same socket (Java's
+/// `markCoordinatorUnknown` disconnects it likewise).
+async fn call_coordinator<R: Request>(
+    client: &Client,
+    g: &GroupShared,
+    addr: &str,
+    build: impl FnOnce(i16) -> Result<R, KafkaError>,
+) -> Result<R::Response, KafkaError> {
+    let res = call(client, &Target::Addr(addr.to_string()), build).await;
+    if let Err(e) = &res
+        && e.is_retriable()
+    {
+        client.drop_timed_out(addr, e);
+        let mut st = lock(&g.state);
+        if st.coordinator.as_deref() == Some(addr) {
+            st.coordinator = None;
+        }
+    }
+    res
+}
+
 fn name(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
@@ -122,6 +148,8 @@ pub struct Consumer {
     retry_at: BTreeMap<(String, i32), (Instant, u32)>,
     /// Partitions fetched from a replica the leader named for our rack (KIP-392): (node, until).
     read_replicas: BTreeMap<(String, i32), (i32, Instant)>,
+    /// Topics the cluster does not serve us now (deleted, refused): they stall alone.
+    stalled: stalled::StalledTopics,
     closed: bool,
 }
 
@@ -208,6 +236,7 @@ impl Consumer {
             probes: BTreeMap::new(),
             retry_at: BTreeMap::new(),
             read_replicas: BTreeMap::new(),
+            stalled: stalled::StalledTopics::default(),
             closed: false,
         })
     }
@@ -219,6 +248,13 @@ impl Consumer {
     /// The partitions this consumer reads now (after the last rebalance), sorted.
     pub fn assignment(&self) -> Vec<(String, i32)> {
         self.positions.owned().cloned().collect()
+    }
+
+    /// Topics this consumer reads that the cluster does not serve it now, and why (a deleted
+    /// topic: `unknown-topic`). Their partitions wait; the other topics are read on. Each is
+    /// logged once when it goes and once when it is back; it is looked up again every 3 s.
+    pub fn unavailable_topics(&self) -> Vec<(String, KafkaError)> {
+        self.stalled.list()
     }
 
     /// The next offset `poll` will return from a partition we own, once known.
@@ -331,6 +367,12 @@ impl Consumer {
                 self.check_subscribed_topics().await;
             }
             self.ensure_group().await?;
+            if self.session_expired() {
+                // No coordinator answer for a session timeout: our partitions may be someone
+                // else's by now. Hand nothing out (and commit nothing) until the heartbeat thread
+                // hears from the coordinator again (`heartbeat.rs`).
+                return Ok(self.nap_until(deadline).await);
+            }
         }
         if self.cfg.enable_auto_commit
             && self.last_commit.elapsed() >= self.cfg.auto_commit_interval
@@ -344,32 +386,23 @@ impl Consumer {
             return Ok(Some(self.take_buffered()));
         }
         self.ensure_positions(deadline).await?;
-        let now = Instant::now();
         if self.positions.is_empty() {
-            if now >= deadline {
-                return Ok(Some(Vec::new()));
-            }
-            smol::Timer::after(
-                deadline
-                    .saturating_duration_since(now)
-                    .min(Duration::from_millis(100)),
-            )
-            .await;
-            return Ok(None);
+            return Ok(self.nap_until(deadline).await);
         }
+        let now = Instant::now();
         let wait = self
             .cfg
             .fetch_max_wait
             .min(deadline.saturating_duration_since(now));
         let records = self.fetch_once(wait).await?;
         if self.subscribed()
-            && self
-                .group_state()
-                .is_some_and(|(_, member, _)| !member.is_stable())
+            && (self.session_expired()
+                || (self.group_state()).is_some_and(|(_, member, _)| !member.is_stable()))
         {
-            // The heartbeat flagged a rebalance (or an eviction) while we fetched: these
+            // The heartbeat flagged a rebalance (or its session ran out) while we fetched: these
             // partitions may be someone else's now. Hand nothing out; the next round commits
-            // up to the first of these records (buffered: not handed out), drops them and rejoins.
+            // up to the first of these records (buffered: not handed out), drops them and
+            // rejoins, or hands them out once the coordinator answered again.
             tracing::debug!(
                 records = records.len(),
                 "rebalance flagged during fetch; held back"
@@ -385,6 +418,23 @@ impl Consumer {
             return Ok(Some(Vec::new()));
         }
         Ok(None)
+    }
+
+    /// Nothing to fetch this round: an empty answer once `deadline` passed, else a short nap
+    /// (at most 100 ms) and another round.
+    async fn nap_until(&self, deadline: Instant) -> Option<Vec<RawRecord>> {
+        let now = Instant::now();
+        if now >= deadline {
+            return Some(Vec::new());
+        }
+        let nap = deadline.saturating_duration_since(now);
+        smol::Timer::after(nap.min(Duration::from_millis(100))).await;
+        None
+    }
+
+    /// Whether the group session ran out without a coordinator answer (see `heartbeat.rs`).
+    fn session_expired(&self) -> bool {
+        (self.group.as_ref()).is_some_and(|g| lock(&g.state).session.expired())
     }
 
     /// Commit the positions of everything `poll` has returned so far (blocking).

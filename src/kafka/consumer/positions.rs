@@ -1,4 +1,9 @@
-//! The fetch position and the committed offset of every partition the consumer owns.
+//! The fetch position and the committed offset of every partition the consumer owns, and the
+//! order they are fetched in: a partition that returned data (or an error) goes to the back of the
+//! next Fetch, as Java's `SubscriptionState.movePartitionToEnd` does. The broker hands a batch
+//! larger than the per-partition limit only to the first partition of an answer that has data, so
+//! without the rotation a partition whose next batch is that large would wait behind busier ones
+//! for as long as they stay busy.
 //!
 //! Must not do I/O: the consumer moves positions from what brokers answer; a late answer for a
 //! partition no longer owned is ignored here.
@@ -11,6 +16,8 @@ use crate::kafka::group::TopicPartitions;
 #[derive(Debug, Default)]
 pub(crate) struct Positions {
     parts: BTreeMap<(String, i32), PartState>,
+    /// Every owned partition once, in fetch order.
+    order: Vec<(String, i32)>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -22,7 +29,8 @@ struct PartState {
 }
 
 impl Positions {
-    /// Own exactly `assignment`; partitions kept keep their state, others are dropped.
+    /// Own exactly `assignment`; partitions kept keep their state and their place in the fetch
+    /// order (new ones go last), others are dropped.
     pub fn set_assignment(&mut self, assignment: &TopicPartitions) {
         let mut next = BTreeMap::new();
         for (t, ps) in assignment {
@@ -32,11 +40,32 @@ impl Positions {
                 next.insert(key, st);
             }
         }
+        self.order.retain(|k| next.contains_key(k));
+        let placed: std::collections::BTreeSet<&(String, i32)> = self.order.iter().collect();
+        let new: Vec<(String, i32)> = (next.keys())
+            .filter(|k| !placed.contains(k))
+            .cloned()
+            .collect();
+        self.order.extend(new);
         self.parts = next;
     }
 
+    /// The owned partitions, sorted.
     pub fn owned(&self) -> impl Iterator<Item = &(String, i32)> {
         self.parts.keys()
+    }
+
+    /// The owned partitions in the order the next Fetch asks for them.
+    pub fn fetch_order(&self) -> &[(String, i32)] {
+        &self.order
+    }
+
+    /// `topic`-`partition` returned data or an error: it goes to the back of the fetch order.
+    pub fn move_to_end(&mut self, topic: &str, partition: i32) {
+        if let Some(i) = (self.order.iter()).position(|(t, p)| *p == partition && t == topic) {
+            let key = self.order.remove(i);
+            self.order.push(key);
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -129,5 +158,27 @@ mod tests {
         // Late answers for partitions we no longer own are ignored.
         p.set_position("t", 0, 100);
         assert_eq!(p.position("t", 0), None);
+    }
+
+    #[test]
+    fn partitions_that_returned_data_go_to_the_back_of_the_fetch_order() {
+        let key = |t: &str, p: i32| (t.to_string(), p);
+        let mut p = Positions::default();
+        let a: TopicPartitions = [("a".to_string(), vec![0, 1, 2])].into_iter().collect();
+        p.set_assignment(&a);
+        assert_eq!(p.fetch_order(), [key("a", 0), key("a", 1), key("a", 2)]);
+        p.move_to_end("a", 0);
+        p.move_to_end("a", 1);
+        assert_eq!(p.fetch_order(), [key("a", 2), key("a", 0), key("a", 1)]);
+        p.move_to_end("b", 0); // not owned: nothing moves
+        assert_eq!(p.fetch_order(), [key("a", 2), key("a", 0), key("a", 1)]);
+        // A new assignment keeps the order of what stays and puts what is new last.
+        let b: TopicPartitions = [("a".to_string(), vec![0, 1]), ("b".to_string(), vec![0])]
+            .into_iter()
+            .collect();
+        p.set_assignment(&b);
+        assert_eq!(p.fetch_order(), [key("a", 0), key("a", 1), key("b", 0)]);
+        p.set_assignment(&TopicPartitions::new());
+        assert!(p.fetch_order().is_empty());
     }
 }

@@ -342,28 +342,33 @@ fn port(addr: &str) -> i32 {
         .unwrap()
 }
 
-/// Metadata naming node 0 (`ports.0`) and node 1 (`ports.1`), with node 0 leading every
-/// partition asked for and node 1 its follower.
-fn two_node_metadata(call: &Call, ports: (i32, i32)) -> Reply {
+/// Metadata naming one node per port (node ids 0, 1, ...), with node 0 leading partition 0 of
+/// every topic asked for in leader epoch `epoch`, and the other nodes its followers.
+fn metadata_answer(call: &Call, ports: &[i32], epoch: i32) -> Reply {
     use kafka_protocol::messages::metadata_response::*;
     let req = MetadataRequest::decode(&mut call.body.clone(), call.version).unwrap();
-    let node = |id: i32, port: i32| {
-        MetadataResponseBroker::default()
-            .with_node_id(BrokerId(id))
-            .with_host(StrBytes::from_static_str("127.0.0.1"))
-            .with_port(port)
-    };
+    let nodes: Vec<MetadataResponseBroker> = (0..)
+        .zip(ports)
+        .map(|(id, port)| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(id))
+                .with_host(StrBytes::from_static_str("127.0.0.1"))
+                .with_port(*port)
+        })
+        .collect();
+    let ids: Vec<BrokerId> = (0..ports.len() as i32).map(BrokerId).collect();
     let partition = MetadataResponsePartition::default()
         .with_leader_id(BrokerId(0))
-        .with_replica_nodes(vec![BrokerId(0), BrokerId(1)])
-        .with_isr_nodes(vec![BrokerId(0), BrokerId(1)]);
+        .with_leader_epoch(epoch)
+        .with_replica_nodes(ids.clone())
+        .with_isr_nodes(ids);
     let topics = (req.topics.unwrap_or_default().into_iter()).map(|t| {
         MetadataResponseTopic::default()
             .with_name(t.name)
             .with_partitions(vec![partition.clone()])
     });
     let r = kafka_protocol::messages::MetadataResponse::default()
-        .with_brokers(vec![node(0, ports.0), node(1, ports.1)])
+        .with_brokers(nodes)
         .with_topics(topics.collect());
     Reply::Body(encode(&r, call.version))
 }
@@ -396,7 +401,7 @@ fn the_consumer_fetches_from_the_read_replica_the_leader_names() {
     let leader_fetches = Arc::new(Mutex::new(Vec::new()));
     let (own, seen) = (leader_port.clone(), leader_fetches.clone());
     let leader = FakeBroker::start(move |c| match c.key {
-        3 => two_node_metadata(c, (own.load(Ordering::SeqCst), replica_port)),
+        3 => metadata_answer(c, &[own.load(Ordering::SeqCst), replica_port], 0),
         1 => {
             let req = FetchRequest::decode(&mut c.body.clone(), c.version).unwrap();
             seen.lock()
@@ -431,4 +436,77 @@ fn the_consumer_fetches_from_the_read_replica_the_leader_names() {
     );
     // The leader first, then again after the replica's error, from where the replica left off.
     assert_eq!(leader_fetches.lock().unwrap()[..2], [0, 2]);
+}
+
+/// KIP-320: Fetch and ListOffsets carry the partition's leader epoch from metadata. The broker
+/// is in epoch 6; metadata says 5 first (stale: FENCED_LEADER_EPOCH), then 7 (ahead of the
+/// broker: UNKNOWN_LEADER_EPOCH), then 6. Each refusal refreshes the metadata and asks again,
+/// and the records come with epoch 6.
+#[test]
+fn fetch_and_list_offsets_carry_the_leader_epoch_and_a_refusal_refreshes_metadata() {
+    const BROKER_EPOCH: i32 = 6;
+    let said = Arc::new(Mutex::new(vec![5, 7]));
+    let sent: Arc<Mutex<Vec<(i16, i32)>>> = Arc::default();
+    let own_port = Arc::new(AtomicI32::new(0));
+    let (s, own, epochs) = (sent.clone(), own_port.clone(), said.clone());
+    let check = |epoch: i32| match epoch {
+        e if e < BROKER_EPOCH => 74, // FENCED_LEADER_EPOCH
+        e if e > BROKER_EPOCH => 75, // UNKNOWN_LEADER_EPOCH
+        _ => 0,
+    };
+    let broker = FakeBroker::start(move |c| match c.key {
+        3 => {
+            let mut epochs = epochs.lock().unwrap();
+            let epoch = if epochs.is_empty() {
+                BROKER_EPOCH
+            } else {
+                epochs.remove(0)
+            };
+            metadata_answer(c, &[own.load(Ordering::SeqCst)], epoch)
+        }
+        2 => {
+            let req = ListOffsetsRequest::decode(&mut c.body.clone(), c.version).unwrap();
+            let epoch = req.topics[0].partitions[0].current_leader_epoch;
+            s.lock().unwrap().push((2, epoch));
+            let r = ListOffsetsResponse::default().with_topics(vec![
+                ListOffsetsTopicResponse::default()
+                    .with_name(TopicName(StrBytes::from_static_str("t")))
+                    .with_partitions(vec![
+                        ListOffsetsPartitionResponse::default()
+                            .with_error_code(check(epoch))
+                            .with_offset(0),
+                    ]),
+            ]);
+            Reply::Body(encode(&r, c.version))
+        }
+        1 => {
+            let req = FetchRequest::decode(&mut c.body.clone(), c.version).unwrap();
+            let epoch = req.topics[0].partitions[0].current_leader_epoch;
+            s.lock().unwrap().push((1, epoch));
+            let fetch_offset = req.topics[0].partitions[0].fetch_offset;
+            fetch_answer(c, |d| match (check(epoch), fetch_offset) {
+                (0, 0) => d.with_high_watermark(2).with_records(Some(batch_at(0, 2))),
+                (0, _) => d.with_high_watermark(2),
+                (code, _) => d.with_error_code(code),
+            })
+        }
+        _ => Reply::Honest,
+    })
+    .unwrap();
+    own_port.store(port(broker.addr()), Ordering::SeqCst);
+    let mut cfg = ConsumerConfig::assign(broker.addr(), &[("t", 0)]);
+    cfg.auto_offset_reset = OffsetReset::Earliest;
+    cfg.fetch_max_wait = Duration::from_millis(10);
+    let mut consumer = Consumer::connect(cfg).unwrap();
+    let mut offsets = Vec::new();
+    let until = Instant::now() + Duration::from_secs(10);
+    while offsets.len() < 2 && Instant::now() < until {
+        let got = consumer.poll(Duration::from_millis(100)).unwrap();
+        offsets.extend(got.iter().map(|r| r.offset));
+    }
+    consumer.close().unwrap();
+    assert_eq!(offsets, [0, 1]);
+    let sent = sent.lock().unwrap().clone();
+    assert_eq!(sent[..4], [(2, 5), (2, 7), (2, 6), (1, 6)], "{sent:?}");
+    assert!(said.lock().unwrap().is_empty(), "metadata asked again");
 }

@@ -92,12 +92,18 @@ pub struct ProducerConfig {
     pub batch_size: usize,
     /// Batch compression (`compression.type`, default none).
     pub compression: Compression,
-    /// How often a batch is retried after a retriable error.
+    /// How often a batch is sent again after a retriable error (`retries`, default unbounded:
+    /// `u32::MAX`, as Java's `Integer.MAX_VALUE`). The batch's `delivery_timeout` bounds its
+    /// retries in any case; a lower count fails a batch early during a long broker-side outage
+    /// (e.g. NOT_ENOUGH_REPLICAS while replicas restart) that the delivery timeout would ride out.
+    /// Sends that never reached a broker (no leader, unreachable) and answers about sequence
+    /// numbers do not count.
     pub retries: u32,
-    /// First delay before a retry or reconnect; doubles up to `retry_backoff_max`
-    /// (`retry.backoff.ms`, default 100 ms).
+    /// First delay before a retry or reconnect (`retry.backoff.ms`, default 100 ms); it doubles
+    /// per attempt up to `retry_backoff_max`, with ±20 % random jitter (KIP-580, as Java's
+    /// `ExponentialBackoff`), so clients that failed together do not retry in lockstep.
     pub retry_backoff: Duration,
-    /// Longest retry/reconnect delay (`retry.backoff.max.ms`, default 1 s).
+    /// Longest retry/reconnect delay (`retry.backoff.max.ms`, default 1 s), jitter included.
     pub retry_backoff_max: Duration,
     /// Bound on each request (also sent to the broker as the produce timeout).
     pub request_timeout: Duration,
@@ -138,7 +144,8 @@ pub struct ProducerConfig {
 
 impl ProducerConfig {
     /// The defaults for these bootstrap brokers: acks all, idempotent, linger 5 ms, 256 KiB
-    /// batches, no compression, 10 retries, 60 s delivery timeout, 1 MiB records, 4 MiB buffer.
+    /// batches, no compression, retries bounded by the 60 s delivery timeout only (backoff
+    /// 100 ms doubling to 1 s, ±20 % jitter), 1 MiB records, 4 MiB buffer.
     pub fn new<S: Into<String>>(brokers: impl IntoIterator<Item = S>) -> ProducerConfig {
         ProducerConfig {
             brokers: brokers.into_iter().map(Into::into).collect(),
@@ -147,7 +154,7 @@ impl ProducerConfig {
             linger: Duration::from_millis(5),
             batch_size: 256 * 1024,
             compression: Compression::None,
-            retries: 10,
+            retries: u32::MAX,
             retry_backoff: Duration::from_millis(100),
             retry_backoff_max: Duration::from_secs(1),
             request_timeout: Duration::from_secs(30),
@@ -238,6 +245,19 @@ mod tests {
         c.acks = Acks::All;
         c.enable_idempotence = false;
         assert!(!c.idempotent());
+    }
+
+    /// As Java's producer: retries bounded by the delivery timeout only, backoff 100 ms to 1 s.
+    #[test]
+    fn retries_are_bounded_by_the_delivery_timeout_by_default() {
+        let c = ProducerConfig::new(["b:9092"]);
+        assert_eq!(c.retries, u32::MAX);
+        assert_eq!(c.delivery_timeout, Duration::from_secs(60));
+        let backoff = (c.retry_backoff, c.retry_backoff_max);
+        assert_eq!(
+            backoff,
+            (Duration::from_millis(100), Duration::from_secs(1))
+        );
     }
 
     #[test]

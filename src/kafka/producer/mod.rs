@@ -10,19 +10,23 @@
 //! for one leader go in one Produce request; requests to different leaders run concurrently.
 //! Up to `max_in_flight` batches per partition are in flight (5 for the idempotent producer, 1
 //! otherwise), written in order; a retried batch goes again before the batches behind it, so
-//! order is kept per partition (see `sender.rs`). Retriable errors (NOT_LEADER_OR_FOLLOWER, timeouts, lost
-//! connections, ...) are retried with capped exponential backoff until `retries` or the batch's
-//! `delivery_timeout` runs out; metadata is refreshed when the error says leaders moved.
+//! order is kept per partition (see `sender.rs`). Retriable errors (NOT_LEADER_OR_FOLLOWER,
+//! NOT_ENOUGH_REPLICAS, timeouts, lost connections, ...) are retried with exponential backoff and
+//! ±20 % jitter (KIP-580: `retry_backoff` 100 ms doubling to `retry_backoff_max` 1 s) until the
+//! batch's `delivery_timeout` runs out (60 s; `retries` is unbounded by default, as in Java);
+//! metadata is refreshed when the error says leaders moved.
 //!
 //! # Idempotence
 //! The producer is idempotent by default (`enable_idempotence`, with `acks = all`): it asks any
 //! broker for a producer id (InitProducerId), and every batch carries that id, its epoch and a
 //! sequence number per partition, kept when the batch is retried. A retry after a timeout or a
 //! lost connection therefore never duplicates records: the broker answers that it has the batch
-//! already (DUPLICATE_SEQUENCE_NUMBER counts as delivered). OUT_OF_ORDER_SEQUENCE_NUMBER and
-//! UNKNOWN_PRODUCER_ID bump the epoch and restart the partition's sequence (KIP-360, as Java's
-//! client does; see `idempotence.rs`). The sequences let 5 batches per partition be in flight in
-//! order (Java's limit too). A broker that lets a request time out is avoided for a while (a hung
+//! already (DUPLICATE_SEQUENCE_NUMBER counts as delivered). A gap in a partition's sequence
+//! (OUT_OF_ORDER_SEQUENCE_NUMBER for the batch the broker should take next, UNKNOWN_PRODUCER_ID,
+//! a batch of unknown fate) bumps the epoch and sequences that partition's unfinished batches again
+//! from 0, in order (KIP-360, as Java's client does; see `idempotence.rs`); every other partition
+//! moves to the new epoch only once nothing of it is in flight on the old one. The sequences let
+//! 5 batches per partition be in flight in order (Java's limit too). A broker that lets a request time out is avoided for a while (a hung
 //! leader keeps its sockets open): the producer re-routes to the next leader (see `client.rs`).
 //! With idempotence off (or acks 1/0) delivery is at-least-once: a retry after a lost connection
 //! may duplicate a batch.
@@ -34,16 +38,21 @@
 //! [`Producer::begin_transaction`] for an example.
 //!
 //! # Errors per record
-//! A broker error that no retry can fix fails the records of its batch; the records queued behind
-//! them in the partition go on, except behind a refused batch that had good records in it (e.g.
-//! INVALID_TIMESTAMP refuses a whole batch): those fail with the retriable `behind-refused`, so
-//! the caller sends them again after the refused batch's good records, in order. MESSAGE_TOO_LARGE (or
+//! A broker error that no retry can fix fails the records of its batch, and the batches of the
+//! partition queued or in flight behind it fail with the retriable `behind-refused` (e.g. behind
+//! INVALID_RECORD, which refuses a whole batch for one bad record, or behind a refusal the caller
+//! keeps its records for, such as an ACL or our clock: `KafkaError::setup_refusal`), so the caller
+//! sends them again after the refused batch's records, in order; records appended later go on.
+//! Behind a single record refused for its own sake (too large, invalid: never sent again) the
+//! partition just goes on. MESSAGE_TOO_LARGE (or
 //! RECORD_LIST_TOO_LARGE) for a batch of several records splits it in halves, sent again in
 //! order, until only a record that is too large on its own fails. Each record's result is a
 //! [`KafkaError`] whose kind (`ErrorKind::kind`) names the broker's reason:
 //! `message-too-large`, `invalid-record`, `invalid-timestamp`, `topic-authorization-failed`,
-//! otherwise `kafka-error` (with [`KafkaError::code`]); [`KafkaError::is_retriable`] is false for
-//! all of them.
+//! `cluster-authorization-failed`, otherwise `kafka-error` (with [`KafkaError::code`]);
+//! [`KafkaError::is_retriable`] is false for all of them, and
+//! [`KafkaError::permanent_rejection`] / [`KafkaError::setup_refusal`] tell the record's own fault
+//! from a refusal that fixing the setup cures.
 //!
 //! # Example
 //! ```no_run
@@ -86,6 +95,7 @@ mod config;
 mod delivery;
 mod idempotence;
 mod sender;
+mod sequence;
 mod state;
 mod transaction;
 
@@ -243,9 +253,10 @@ impl Producer {
     }
 
     /// Send records and wait for all of them; results in input order. Order is kept per partition:
-    /// when a record cannot even be queued for a retriable reason (no metadata for the topic
-    /// within the delivery timeout: the broker is down), the records after it fail with the same
-    /// error without being queued, as, queued once the broker is back, they would land before it.
+    /// when a record cannot even be queued for a reason that is not its own (no metadata for the
+    /// topic within the delivery timeout: the broker is down; an unknown topic, a refused password
+    /// or ACL), the records after it fail with the same error without being queued: queued once
+    /// the cause is gone, they would land before it, and each would wait for the cause again.
     pub fn send_batch(
         &self,
         topic: &str,
@@ -263,7 +274,7 @@ impl Producer {
                 }
                 let h = self.enqueue_with_headers(topic, r.key.as_deref(), &r.value, &r.headers);
                 if let Err(e) = &h.outcome
-                    && e.is_retriable()
+                    && e.permanent_rejection().is_none()
                 {
                     refused = Some(e.clone());
                 }

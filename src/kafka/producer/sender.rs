@@ -1,37 +1,42 @@
 //! The sender loop (thread `avro-edge-producer`, running a smol executor): it sends a batch when
 //! it is full (`batch_size` bytes), when its `linger` has passed, or on `flush`. All ready batches
 //! for one leader go in one Produce request; requests to different leaders run concurrently.
-//! Retriable errors (NOT_LEADER_OR_FOLLOWER, timeouts, lost connections, ...) are retried with
-//! capped exponential backoff until `retries` or the batch's `delivery_timeout` runs out;
-//! metadata is refreshed when the error says leaders moved. A batch that could not be sent at all
-//! (its partition has no leader, or the leader does not accept a connection) goes back with the
-//! same backoff without using up `retries`, until its `delivery_timeout`: it stalls alone.
+//! Retriable errors (NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS, timeouts, lost connections, ...)
+//! are retried with exponential backoff and jitter (KIP-580) until the batch's `delivery_timeout`
+//! runs out (or `retries`, unbounded by default, as in Java); metadata is refreshed when the error
+//! says leaders moved. A batch that could not be sent at all (its partition has no leader, or the
+//! leader does not accept a connection) goes back with the same backoff without using up
+//! `retries`, until its `delivery_timeout`: it stalls alone.
 //! An idempotent producer first gets its producer id, and stamps each batch with its sequence
-//! when taking it (`idempotence.rs`); DUPLICATE_SEQUENCE_NUMBER counts as delivered. A
+//! when taking it (the rules, with when a partition must wait, are in `idempotence.rs`);
+//! DUPLICATE_SEQUENCE_NUMBER counts as delivered, OUT_OF_ORDER_SEQUENCE_NUMBER and
+//! UNKNOWN_PRODUCER_ID are retried as those rules say. MESSAGE_TOO_LARGE for a batch of several
+//! records puts its two halves back in the partition (with its sequence range) instead of failing
+//! it; any other error no retry can fix fails that batch's records, and the partition goes on. A
 //! transactional producer sends a partition's first batch of a transaction only once the
-//! partition is in the transaction (AddPartitionsToTxn, `transaction.rs`), and names its
-//! transactional id in every Produce request.
-//! MESSAGE_TOO_LARGE for a batch of several records puts its two halves back in the partition
-//! (with its sequence range) instead of failing it; any other error no retry can fix fails that
-//! batch's records, and the partition goes on.
+//! partition is in the transaction (AddPartitionsToTxn, `transaction/`), names its
+//! transactional id in every Produce request, and does not retry a sequence gap (the
+//! transaction is aborted instead).
 //!
 //! Up to `max_in_flight` batches of a partition are in flight (5 for the idempotent producer, 1
 //! otherwise), and the next one is taken only once the previous one's request is written
 //! ([`Conn::send_at`](crate::kafka::conn::Conn::send_at)): a partition's requests reach the
 //! broker in order, and it answers them in order. On a retry order is kept as Java's producer
 //! keeps it: a batch back for a retry goes into its partition by creation order and goes again
-//! only once the batches sent before it are done; OUT_OF_ORDER_SEQUENCE_NUMBER for a batch with
-//! an older one failed is a consequence of that failure (retried behind it), and bumps the
-//! epoch only for the oldest batch with nothing else in flight.
+//! only once the batches sent before it are done.
 //!
 //! Must not let a batch overtake an older one of its partition. For the same reason a batch that
-//! fails for good on a retriable error (out of time or retries) fails the batches queued behind
-//! it, and one refused for good with good records in it (`permanent_rejection`, e.g.
-//! INVALID_TIMESTAMP) fails those queued or in flight behind it with the retriable
-//! `behind-refused`: stored before the caller sends the good records again, they would come
-//! first. (A batch behind it already written can still be stored when the broker does not check
-//! its sequence: idempotence off with `max_in_flight` > 1, or the partition's first batches from
-//! a producer the broker does not know yet.)
+//! fails for good fails the batches of its partition behind it (those queued at once, those in
+//! flight when they come back with an error), when the caller may send its records again: with
+//! its own error when that is retriable (out of time or retries), else with the retriable
+//! `behind-refused` (behind a batch of several records refused as a whole, e.g. INVALID_RECORD,
+//! or behind one refused for a reason that is not its records', e.g. CLUSTER_AUTHORIZATION_FAILED or
+//! INVALID_TIMESTAMP, a `setup_refusal`, one record or many): stored before the caller sends the failed batch's records again, they
+//! would come first. Behind a single record refused for its own sake (`permanent_rejection`: too
+//! large, invalid), which is never sent again, the partition goes on. (A batch behind a failed
+//! one already written can still be stored when the broker does not check its sequence:
+//! idempotence off with `max_in_flight` > 1, or the partition's first batches from a producer
+//! the broker does not know yet.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -138,6 +143,9 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
         next_wake = next_wake.min(at);
     }
     let st = &mut *guard;
+    if idempotent {
+        idempotence::prepare(st);
+    }
     let flushing = st.flushing > 0 || st.closed;
     let linger = inner.cfg.linger;
     let max_in_flight = inner.cfg.in_flight_per_partition();
@@ -150,10 +158,8 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
             // Fail batches whose delivery timeout passed (not while others are in flight).
             while q.in_flight.is_empty() && q.batches.front().is_some_and(|b| b.deadline <= now) {
                 if let Some(b) = q.batches.pop_front() {
-                    if b.seq.is_some() {
-                        // It may be stored or not: the sequence cannot be trusted any more.
-                        idempotence::reset_partition(&mut st.idem, q, name, p as i32);
-                    }
+                    // Sequenced and sent before, it may be stored or not: unresolved.
+                    idempotence::finished(&mut st.idem, q, name, p as i32, &b, false);
                     let n = b.builder.len();
                     expired.push((b, n));
                 }
@@ -186,10 +192,9 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
             let Some(mut b) = q.batches.pop_front() else {
                 continue;
             };
-            // Stamped before its partition got a new epoch (a retry, a split half): anew.
-            idempotence::restamp_if_stale(q, &mut b);
             if idempotent && !idempotence::stamp(&st.idem, q, &mut b) {
-                // No producer id yet: wait (woken when InitProducerId answers).
+                // No producer id yet, or batches of the partition on an older epoch or of
+                // unknown fate still unfinished: wait (woken when those finish).
                 q.batches.push_front(b);
                 continue;
             }
@@ -249,7 +254,10 @@ pub(super) fn fail_unsent(inner: &Inner, e: &KafkaError) {
         let mut st = inner.lock();
         for ts in st.topics.values_mut() {
             for q in ts.parts.iter_mut().filter(|q| q.in_flight.is_empty()) {
-                leftover.extend(q.batches.drain(..));
+                for b in q.batches.drain(..) {
+                    q.seq.failed(b.key());
+                    leftover.push(b);
+                }
             }
         }
         for b in leftover.drain(..) {
@@ -269,12 +277,16 @@ fn fail_queued_behind(inner: &Inner, topic: &str, partition: i32, e: &KafkaError
         let mut st = inner.lock();
         let queued: Vec<_> =
             match (st.topics.get_mut(topic)).and_then(|ts| ts.parts.get_mut(partition as usize)) {
-                Some(q) => q.batches.drain(..).collect(),
+                Some(q) => {
+                    let queued: Vec<_> = q.batches.drain(..).collect();
+                    queued.iter().for_each(|b| q.seq.failed(b.key()));
+                    queued
+                }
                 None => return,
             };
         if !queued.is_empty() {
             let records: usize = queued.iter().map(|b| b.builder.len()).sum();
-            tracing::warn!(topic = %topic, partition, records, "failing the batches queued behind a failed one");
+            tracing::debug!(topic = %topic, partition, records, "failing the batches queued behind a failed one");
         }
         for b in queued {
             st.buffered = st.buffered.saturating_sub(b.builder.size());
@@ -478,11 +490,17 @@ fn complete_from_response(inner: &Inner, ok: Vec<Taken>, resp: &ProduceResponse)
                 Ok((p.base_offset >= 0).then_some(p.base_offset))
             }
             Some(p) if p.error_code != 0 => {
+                // The first record error says what the broker checked (e.g. the timestamp range
+                // INVALID_TIMESTAMP was judged by, which `refused_timestamp` reads).
+                let record_error = (p.record_errors.first())
+                    .and_then(|r| r.batch_index_error_message.as_ref())
+                    .map(|m| format!("; {}", m.as_str()));
                 let msg = p
                     .error_message
                     .as_ref()
                     .map(|m| m.to_string())
-                    .unwrap_or_default();
+                    .unwrap_or_default()
+                    + record_error.as_deref().unwrap_or("");
                 Err(KafkaError::from_code(
                     p.error_code,
                     format!("produce {}-{} {msg}", t.topic, t.partition),
@@ -530,15 +548,13 @@ fn finish_as(inner: &Inner, t: Taken, mut res: Result<Option<i64>, KafkaError>, 
                 None => return,
                 Some(b) => b,
             };
-            tracing::warn!(topic = %topic, partition, records = batch.builder.len(), error = %e, kind = crate::error::ErrorKind::kind(e).as_str(), "batch failed");
-            if e.is_retriable() {
-                fail_queued_behind(inner, &topic, partition, e);
-            } else if let Some(cause) = e.permanent_rejection()
-                && batch.builder.len() > 1
-            {
-                // Its good records go back to the caller, to be sent again: nothing of the
-                // partition sent after it may be stored before them.
-                refuse_behind(inner, &topic, partition, key, cause);
+            // The caller has every record's result: it reports them (once per cause, not per batch).
+            tracing::debug!(topic = %topic, partition, records = batch.builder.len(), error = %e, kind = crate::error::ErrorKind::kind(e).as_str(), "batch failed");
+            // Its records go back to the caller, to be sent again: nothing of the partition
+            // sent after them may be stored before them. (Not a single record refused for its
+            // own sake: that one is never sent again, and the partition goes on.)
+            if batch.builder.len() > 1 || e.permanent_rejection().is_none() {
+                guard_behind(inner, &topic, partition, key, e);
             }
         }
     }
@@ -565,11 +581,7 @@ fn finish_as(inner: &Inner, t: Taken, mut res: Result<Option<i64>, KafkaError>, 
             .and_then(|ts| ts.parts.get_mut(partition as usize))
         {
             landed(q, key);
-            if !ok && batch.seq.is_some() {
-                // Failed for good with a sequence: stored or not, the next batch cannot follow
-                // it; Java bumps the epoch here too.
-                idempotence::reset_partition(&mut st.idem, q, &topic, partition);
-            }
+            idempotence::finished(&mut st.idem, q, &topic, partition, &batch, ok);
         }
         st.buffered = st.buffered.saturating_sub(size);
         st.unfinished = st.unfinished.saturating_sub(n);
@@ -594,22 +606,23 @@ fn behind_refused(
     }
 }
 
-/// The batch with `key` was refused for good (`cause`) and its good records go back to the
-/// caller: the batches queued behind it fail now, and those in flight behind it when they come
-/// back with an error (one written already may still be stored: with several in flight and
+/// The batch with `key` failed for good with `e` and its records go back to the caller, to be
+/// sent again: the batches queued behind it fail now, and those in flight behind it when they
+/// come back with an error (one written already may still be stored: with several in flight and
 /// idempotence off nothing can stop it; with idempotence the broker refuses it as out of
-/// sequence). All with `behind-refused`, a retriable kind: the caller sends them again in order.
-fn refuse_behind(
-    inner: &Inner,
-    topic: &str,
-    partition: i32,
-    key: (u64, i32),
-    cause: crate::error::Kind,
-) {
-    let err = KafkaError::BehindRefused {
-        topic: topic.to_string(),
-        partition,
-        cause,
+/// sequence). A retriable `e` (out of time or retries) is their error too; a refusal for good
+/// gives them `behind-refused`, a retriable kind: the caller sends them again in order.
+fn guard_behind(inner: &Inner, topic: &str, partition: i32, key: (u64, i32), e: &KafkaError) {
+    let err = if e.is_retriable() {
+        e.clone()
+    } else {
+        KafkaError::BehindRefused {
+            topic: topic.to_string(),
+            partition,
+            cause: e
+                .permanent_rejection()
+                .unwrap_or_else(|| crate::error::ErrorKind::kind(e)),
+        }
     };
     {
         let mut st = inner.lock();
@@ -623,14 +636,23 @@ fn refuse_behind(
     fail_queued_behind(inner, topic, partition, &err);
 }
 
-/// Put a failed batch back in its partition, in order, when the error allows a retry; gives
-/// the batch back when it fails for good.
+/// Put a failed batch back in its partition, in order, when the error allows a retry (retries
+/// are bounded by `retries` and the batch's delivery timeout); gives the batch back when it fails
+/// for good.
 ///
-/// OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID for the partition's oldest batch with
-/// nothing else in flight: the broker's idea of the sequence differs from ours; a new epoch,
-/// sequence 0, and try again (KIP-360). For a batch with an older one in flight or waiting for
-/// its retry, it is only the consequence of that one's failure (as in Java's
-/// `TransactionManager`): retried behind it, without using up `retries`.
+/// OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID for a sequenced batch are retried too,
+/// without using up `retries`: the idempotence rules say whether its partition needs a new epoch
+/// (then its batches are sequenced again from 0) or the answer is the consequence of an older
+/// batch's failure (retried behind it).
+/// Whether OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID (`code`) for `batch` shows a gap in
+/// its partition's sequence (`idempotence::is_gap`).
+fn sequence_gap(inner: &Inner, topic: &str, partition: i32, batch: &Batch, code: i16) -> bool {
+    let st = inner.lock();
+    (st.topics.get(topic))
+        .and_then(|ts| ts.parts.get(partition as usize))
+        .is_some_and(|q| idempotence::is_gap(q, batch, code))
+}
+
 fn retry(
     inner: &Inner,
     topic: &str,
@@ -641,28 +663,25 @@ fn retry(
 ) -> Option<Batch> {
     let cfg = &inner.cfg;
     let key = batch.key();
-    // Not for a transactional producer: its transaction is aborted instead (`transaction.rs`).
-    let out_of_order =
-        batch.seq.is_some() && matches!(e.code(), Some(45 | 59)) && !cfg.transactional();
-    let following = out_of_order && {
-        let st = inner.lock();
-        (st.topics.get(topic))
-            .and_then(|ts| ts.parts.get(partition as usize))
-            .is_some_and(|q| q.has_older_than(key) || q.in_flight.len() > 1)
-    };
-    let counted = sent && !following;
+    let sequence = (e.code())
+        .filter(|c| matches!(c, 45 | 59))
+        .filter(|_| batch.seq.is_some())
+        .filter(|&code| {
+            !(cfg.transactional() && sequence_gap(inner, topic, partition, &batch, code))
+        });
+    let counted = sent && sequence.is_none();
     let backoff = crate::kafka::client::backoff(
         cfg.retry_backoff,
         cfg.retry_backoff_max,
         batch.attempts + batch.stalls,
     );
-    let retry = (e.is_retriable() || out_of_order)
+    let retry = (e.is_retriable() || sequence.is_some())
         && (!counted || batch.attempts < cfg.retries)
         && Instant::now() + backoff < batch.deadline;
     if !retry {
         return Some(batch);
     }
-    tracing::debug!(topic = %topic, partition, attempts = batch.attempts, stalls = batch.stalls, sent, following, error = %e, "retrying batch");
+    tracing::debug!(topic = %topic, partition, attempts = batch.attempts, stalls = batch.stalls, sent, error = %e, "retrying batch");
     if counted {
         batch.attempts += 1;
     } else {
@@ -678,10 +697,9 @@ fn retry(
         return Some(batch);
     };
     landed(q, key);
-    if out_of_order && !following {
-        idempotence::reset_partition(&mut st.idem, q, topic, partition);
+    if let Some(code) = sequence {
+        idempotence::sequence_refused(&mut st.idem, q, topic, partition, &batch, code);
     }
-    idempotence::restamp_if_stale(q, &mut batch);
     q.requeue(batch);
     q.retry_at = Some(Instant::now() + backoff);
     inner.wake();
@@ -715,7 +733,7 @@ fn split(inner: &Inner, topic: &str, partition: i32, mut batch: Batch) {
         return;
     };
     landed(q, batch.key());
-    let mut second = Batch {
+    let second = Batch {
         builder: tail,
         outcome: batch.outcome.clone(),
         first: batch.first + (n / 2) as i32,
@@ -728,7 +746,9 @@ fn split(inner: &Inner, topic: &str, partition: i32, mut batch: Batch) {
         sealed: true,
         last_error: batch.last_error.clone(),
     };
-    idempotence::split_seq(q, &mut batch, &mut second);
+    // Both halves are sequenced when taken, in the range the batch had (split_off cleared it).
+    q.seq.split(batch.key(), (n / 2) as i32, second.key());
+    batch.seq = None;
     q.requeue(second);
     q.requeue(batch);
     drop(st);

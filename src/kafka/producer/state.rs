@@ -1,8 +1,8 @@
 //! The producer's shared state, under its one mutex: per topic and partition the queue of
-//! batches ([`PartQueue`]) with its in-flight marks and sequence numbers, the buffer counters,
-//! and the idempotent producer's id ([`Idem`]). The accumulator appends to it, the sender takes
-//! from it and completes, and the idempotence rules stamp and reset it; each of those imports
-//! this file, none of them another for its types.
+//! batches ([`PartQueue`]) with its in-flight marks and sequence numbers ([`PartSeq`]), the buffer
+//! counters, and the idempotent producer's id and pending epoch bump ([`Idem`]). The accumulator
+//! appends to it, the sender takes from it and completes, and the idempotence rules stamp and
+//! reset it; each of those imports this file, none of them another for its types.
 //!
 //! Must not decide anything: it holds state and keeps a partition's queue in order (`requeue`,
 //! `landed`); when to send, retry, or bump an epoch is decided by the others.
@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use super::ProducerStats;
 use super::delivery::Outcome;
+use super::sequence::PartSeq;
 use crate::kafka::KafkaError;
 use crate::kafka::record::BatchBuilder;
 
@@ -27,8 +28,10 @@ pub(super) struct Batch {
     /// Creation order in its partition: with `first`, where a batch returning for a retry goes
     /// back in the queue (see [`Batch::key`]).
     pub(super) order: u64,
-    /// Producer id, epoch and base sequence once the idempotent producer gave it one; kept
-    /// across retries (that is what lets the broker drop a duplicate).
+    /// The producer id, epoch and base sequence written into the batch when it was last taken
+    /// (idempotent producer). The one it must carry is its partition's ([`PartSeq`]): the same
+    /// across retries (that is what lets the broker drop a duplicate) unless its partition was
+    /// sequenced anew.
     pub(super) seq: Option<(i64, i16, i32)>,
     pub(super) created: Instant,
     pub(super) deadline: Instant,
@@ -63,16 +66,13 @@ pub(super) struct PartQueue {
     pub(super) writing: Option<(u64, i32)>,
     /// `order` of the partition's next new batch.
     pub(super) next_order: u64,
-    /// A batch refused for good (its key), the newest batch in flight then, and the error the
-    /// ones between fail with: they must not be stored before the refused batch's good records
-    /// are sent again. Cleared when nothing is in flight.
+    /// A batch failed for good (its key), the newest batch in flight then, and the error the
+    /// ones between fail with when they come back: they must not be stored before the failed
+    /// batch's records are sent again. Cleared when nothing is in flight.
     pub(super) refused: Option<(BatchKey, BatchKey, KafkaError)>,
     pub(super) retry_at: Option<Instant>,
-    /// The next sequence number for a batch of this partition (idempotent producer).
-    pub(super) next_seq: i32,
-    /// The producer id and epoch `next_seq` counts for; another one (after an epoch bump or a
-    /// new producer id) restarts the sequence at 0.
-    pub(super) seq_owner: Option<(i64, i16)>,
+    /// The partition's sequence numbers (idempotent producer).
+    pub(super) seq: PartSeq,
 }
 
 pub(super) struct TopicState {
@@ -106,12 +106,6 @@ impl PartQueue {
             .unwrap_or(self.batches.len());
         self.batches.insert(at, b);
     }
-
-    /// Whether a batch older than `key` is in flight or waiting for its retry.
-    pub(super) fn has_older_than(&self, key: (u64, i32)) -> bool {
-        self.in_flight.range(..key).next().is_some()
-            || self.batches.front().is_some_and(|b| b.key() < key)
-    }
 }
 
 /// Clear `q`'s in-flight marks for the batch with `key` (it finished or came back).
@@ -129,7 +123,13 @@ pub(super) fn landed(q: &mut PartQueue, key: (u64, i32)) {
 #[derive(Default)]
 pub(super) struct Idem {
     /// Producer id and epoch; `None` until InitProducerId answered (or after the epoch ran out).
+    /// A partition's sequences may still count for an older epoch ([`PartSeq::producer`]).
     pub(super) producer: Option<(i64, i16)>,
+    /// A partition needs a new epoch: bump it before the sender takes batches again.
+    pub(super) bump_required: bool,
+    /// The partitions whose unfinished batches are sequenced again from 0 under the bumped
+    /// epoch (Java's `partitionsToRewriteSequences`).
+    pub(super) rewrite: BTreeSet<(String, i32)>,
     /// An InitProducerId request is out.
     pub(super) init_running: bool,
     /// Not before this time (backoff after a failed InitProducerId).
@@ -138,7 +138,10 @@ pub(super) struct Idem {
     pub(super) init_attempts: u32,
     /// Why the last InitProducerId failed: the error of batches that time out waiting for an id.
     pub(super) init_error: Option<KafkaError>,
-    /// A transactional producer: its id comes from `transaction.rs`, and it never bumps its
+    /// A transactional producer: its id comes from `transaction/`, and it never bumps its
     /// epoch locally.
     pub(super) transactional: bool,
+    /// A transactional producer's partition sequence may have a gap (where the idempotent
+    /// producer would bump its epoch): the transaction must be aborted, and the abort bumps it.
+    pub(super) sequence_lost: bool,
 }

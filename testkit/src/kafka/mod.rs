@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub(crate) use self::node_env::java_bin;
 use self::node_env::*;
-pub use self::node_env::{kafka_libs, log_tail};
+pub use self::node_env::{LogTail, kafka_libs, log_tail};
+pub(crate) use self::node_env::{java_bin, probe_client};
 
 mod node_env;
 
@@ -72,26 +72,6 @@ pub enum KafkaTestError {
 }
 
 /// A log file's path and its last lines, as errors show them.
-#[derive(Debug)]
-pub struct LogTail {
-    pub path: PathBuf,
-    pub tail: String,
-}
-
-fn tail_of(path: &Path, lines: usize) -> LogTail {
-    let tail = log_tail(path, lines);
-    LogTail {
-        path: path.to_path_buf(),
-        tail,
-    }
-}
-
-impl std::fmt::Display for LogTail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "log {}, last lines:\n{}", self.path.display(), self.tail)
-    }
-}
-
 /// Knobs for [`KafkaCluster::start`]. The defaults suit tests on a small shared machine.
 #[derive(Debug, Clone)]
 pub struct KafkaOpts {
@@ -233,13 +213,31 @@ impl KafkaCluster {
         let libs = kafka_libs()?;
         let java = java_bin();
         let per_node = 2 + opts.listeners.len();
-        let mut cluster =
-            KafkaCluster::layout(unique_dir()?, java, libs, opts, &free_ports(per_node * n)?);
-        let res = cluster.setup_and_start();
-        if res.is_err() {
-            cluster.keep_dir = true;
+        let mut attempt = 1;
+        loop {
+            let ports = free_ports(per_node * n)?;
+            let mut cluster = KafkaCluster::layout(
+                unique_dir()?,
+                java.clone(),
+                libs.clone(),
+                opts.clone(),
+                &ports,
+            );
+            match cluster.setup_and_start() {
+                Ok(()) => return Ok(cluster),
+                // A port picked free was taken before the node bound it: new ports, new dirs.
+                Err(e) if attempt < 3 && e.is_port_taken() => {
+                    eprintln!(
+                        "testkit: Kafka start attempt {attempt} lost a port race ({e}); again"
+                    );
+                    attempt += 1;
+                }
+                Err(e) => {
+                    cluster.keep_dir = true;
+                    return Err(e);
+                }
+            }
         }
-        res.map(|()| cluster)
     }
 
     /// The cluster's nodes in `dir`, nothing started; `ports` holds 2 per node (broker,

@@ -3,18 +3,16 @@
 //!
 //! Must not start or stop brokers (that is `super::KafkaCluster`).
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Seek, SeekFrom};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use avro_edge::__test::{self as kafka, Client, ClientConfig, ConnConfig};
 
 use super::{KAFKA_VERSION, KafkaTestError};
+use crate::process::random_u64;
 
 /// Where the jars are, or why not (the places looked in).
 pub fn kafka_libs() -> Result<PathBuf, KafkaTestError> {
@@ -59,26 +57,60 @@ pub fn log_tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// `count` distinct loopback ports that were free a moment ago (all held open while picking).
-pub(super) fn free_ports(count: usize) -> Result<Vec<u16>, KafkaTestError> {
-    let what = || "picking a free loopback port".to_string();
-    let listeners = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").map_err(io_err(what())))
-        .collect::<Result<Vec<_>, _>>()?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()).map_err(io_err(what())))
-        .collect()
+#[derive(Debug)]
+pub struct LogTail {
+    pub path: PathBuf,
+    /// The log's first ERROR lines (why a node exited is often far above its last lines).
+    pub errors: String,
+    pub tail: String,
 }
 
-pub(super) fn random_u64(salt: u64) -> u64 {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(salt);
-    h.write_u32(std::process::id());
-    if let Ok(d) = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
-        h.write_u128(d.as_nanos());
+pub(super) fn tail_of(path: &Path, lines: usize) -> LogTail {
+    let tail = log_tail(path, lines);
+    let errors = std::fs::read_to_string(path)
+        .map(|text| {
+            let errors: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains(" ERROR "))
+                .take(5)
+                .collect();
+            errors.join("\n")
+        })
+        .unwrap_or_default();
+    LogTail {
+        path: path.to_path_buf(),
+        errors,
+        tail,
     }
-    h.finish()
+}
+
+impl std::fmt::Display for LogTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "log {}", self.path.display())?;
+        if !self.errors.is_empty() {
+            write!(f, ", first errors:\n{}\n", self.errors)?;
+        }
+        write!(f, ", last lines:\n{}", self.tail)
+    }
+}
+
+impl KafkaTestError {
+    /// A node exited because a port it was given was already taken.
+    pub(super) fn is_port_taken(&self) -> bool {
+        match self {
+            KafkaTestError::Exited { log, .. } => {
+                log.errors.contains("Unable to start acceptor")
+                    || log.errors.contains("Address already in use")
+                    || log.tail.contains("Address already in use")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `count` distinct loopback ports that were free a moment ago ([`crate::free_ports`]).
+pub(super) fn free_ports(count: usize) -> Result<Vec<u16>, KafkaTestError> {
+    crate::process::free_ports(count).map_err(io_err("picking free loopback ports".to_string()))
 }
 
 /// A random Kafka cluster id: 16 bytes as URL-safe base64 without padding (as `kafka-storage
@@ -170,6 +202,22 @@ logger.state.name = state.change.logger
 logger.state.level = WARN
 ";
 
+/// A client for one-shot probes of a test cluster (Metadata, FindCoordinator): short timeouts, so
+/// a dead or hung node costs seconds, not the defaults' half minute.
+pub(crate) fn probe_client(bootstrap: Vec<String>) -> Result<Client, avro_edge::KafkaError> {
+    Client::new(ClientConfig {
+        bootstrap,
+        conn: ConnConfig {
+            client_id: "avro-edge-testkit".into(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            ..ConnConfig::default()
+        },
+        connect_deadline: Duration::from_secs(3),
+        ..ClientConfig::default()
+    })
+}
+
 /// One Metadata request through our own client, with short timeouts: the broker ids (sorted)
 /// and, for `leader_of = Some((topic, partition))`, that partition's leader.
 /// One partition in a Metadata answer: its leader (`None`: none right now) and in-sync replicas.
@@ -187,18 +235,7 @@ pub(super) fn metadata(
     if bootstrap.is_empty() {
         return Err(KafkaTestError::Metadata("no running node".into()));
     }
-    let client = Client::new(ClientConfig {
-        bootstrap,
-        conn: ConnConfig {
-            client_id: "avro-edge-testkit".into(),
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(5),
-            ..ConnConfig::default()
-        },
-        connect_deadline: Duration::from_secs(3),
-        ..ClientConfig::default()
-    })
-    .map_err(err)?;
+    let client = probe_client(bootstrap).map_err(err)?;
     let topics: Vec<&str> = leader_of.iter().map(|(t, _)| *t).collect();
     let resp = kafka::block_on(client.fetch_metadata(&topics)).map_err(err);
     client.close();

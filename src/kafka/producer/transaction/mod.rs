@@ -12,8 +12,9 @@
 //!   [`may_send`]), and every Produce request names the transactional id.
 //! - [`Producer::commit_transaction`]: flush, then EndTxn(commit); [`Producer::abort_transaction`]:
 //!   fail what is not sent yet, wait for what is in flight, EndTxn(abort), and when a record of
-//!   the transaction failed (its sequence may be lost) bump the epoch with InitProducerId (the
-//!   current id and epoch, KIP-360), so every partition's sequence starts again at 0.
+//!   the transaction failed or a partition's sequence may have a gap (`idempotence.rs` says
+//!   when) bump the epoch with InitProducerId (the current id and epoch, KIP-360), so every
+//!   partition's sequence starts again at 0.
 //!
 //! Errors, as Java classifies them: PRODUCER_FENCED and INVALID_PRODUCER_EPOCH from the
 //! coordinator, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, INVALID_TXN_STATE and the like are fatal
@@ -38,7 +39,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::TransactionalId;
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Producer, ProducerConfig, sender};
+use super::{Producer, ProducerConfig, idempotence, sender};
 use crate::kafka::KafkaError;
 use coordinator::{end_txn, init_producer_id, producer};
 
@@ -231,7 +232,7 @@ impl Producer {
         if self.txn_check(&[Phase::InTransaction, Phase::Committing])? == Phase::InTransaction {
             self.settle(deadline)?;
             let mut st = self.inner.lock();
-            let failed = st.stats.failed > st.txn.failed_before;
+            let failed = st.stats.failed > st.txn.failed_before || st.idem.sequence_lost;
             if let Some(e) = st.txn.abortable.clone() {
                 return Err(e);
             }
@@ -278,7 +279,9 @@ impl Producer {
         let (bump, added) = {
             let mut st = self.inner.lock();
             st.txn.phase = Phase::Aborting;
-            let bump = st.stats.failed > st.txn.failed_before || st.txn.abortable.is_some();
+            let bump = st.stats.failed > st.txn.failed_before
+                || st.txn.abortable.is_some()
+                || st.idem.sequence_lost;
             (bump, st.txn.has_added())
         };
         let aborted = KafkaError::TransactionAbortable("the transaction was aborted".into());
@@ -304,6 +307,7 @@ impl Producer {
                 if let Some(p) = bumped {
                     tracing::info!(before = ?st.idem.producer, after = ?p, "epoch bumped after the abort");
                     st.idem.producer = Some(p);
+                    idempotence::reset_all(&mut st);
                 }
                 // A failed-record count from before the abort must not make the next one abortable.
                 st.txn.failed_before = st.stats.failed;
