@@ -91,6 +91,7 @@ use std::time::{Duration, Instant};
 use crate::kafka::{Client, KafkaError};
 
 mod accumulator;
+mod batch_key;
 mod config;
 mod delivery;
 mod idempotence;

@@ -12,13 +12,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::ProducerStats;
+use super::batch_key::BatchKey;
 use super::delivery::Outcome;
 use super::sequence::PartSeq;
 use crate::kafka::KafkaError;
 use crate::kafka::record::BatchBuilder;
-
-/// A batch's place in its partition's order ([`Batch::key`]).
-pub(super) type BatchKey = (u64, i32);
 
 pub(super) struct Batch {
     pub(super) builder: BatchBuilder,
