@@ -92,7 +92,7 @@ pub(super) struct State {
     pub(super) stats: ProducerStats,
     pub(super) idem: Idem,
     /// The transactional producer's state (`transaction.rs`); unused otherwise.
-    pub(super) txn: super::transaction::Txn,
+    pub(super) txn: super::transaction::txn::Txn,
 }
 
 impl PartQueue {

@@ -33,7 +33,6 @@
 //! Must not decide what a batch carries or when it is sent (`sender.rs`, `idempotence.rs`): it
 //! holds the transaction's state and talks to the coordinator.
 
-use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::TransactionalId;
@@ -44,68 +43,12 @@ use crate::kafka::KafkaError;
 use coordinator::{end_txn, init_producer_id, producer};
 
 mod coordinator;
+pub(super) mod txn;
+
+pub(super) use txn::Phase;
+use txn::Txn;
 
 pub(super) use coordinator::add_partitions;
-
-/// Where the transactional producer stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(super) enum Phase {
-    /// `init_transactions` has not succeeded yet.
-    #[default]
-    Uninitialized,
-    /// Initialized, no transaction open.
-    Ready,
-    /// Between `begin_transaction` and the end of a commit or abort.
-    InTransaction,
-    /// EndTxn(commit) sent and not answered yet (a commit that timed out resumes here).
-    Committing,
-    /// An abort under way (one that timed out resumes here).
-    Aborting,
-}
-
-/// The transaction's state, under the producer's state lock.
-#[derive(Default)]
-pub(super) struct Txn {
-    pub(super) phase: Phase,
-    /// Counts transactions: an AddPartitionsToTxn answer for an earlier one is ignored.
-    generation: u64,
-    /// Partitions in the open transaction (AddPartitionsToTxn answered).
-    added: HashMap<String, BTreeSet<i32>>,
-    /// Partitions with a batch waiting to be added.
-    pending: BTreeSet<(String, i32)>,
-    /// An AddPartitionsToTxn request is out.
-    adding: bool,
-    add_retry_at: Option<Instant>,
-    add_attempts: u32,
-    /// When the first partition was added: the coordinator's transaction clock runs from there.
-    started: Option<Instant>,
-    /// The producer's failed-record count when the transaction began: more at commit, and the
-    /// transaction is abortable.
-    failed_before: u64,
-    /// Why the open transaction cannot commit.
-    abortable: Option<KafkaError>,
-    /// Why the producer can do nothing more.
-    fatal: Option<KafkaError>,
-    /// The transaction coordinator's address, once found.
-    coordinator: Option<String>,
-}
-
-impl Txn {
-    fn has_added(&self) -> bool {
-        self.added.values().any(|s| !s.is_empty())
-    }
-
-    /// The transaction is over (committed or aborted): back to [`Phase::Ready`].
-    fn finished(&mut self) {
-        self.phase = Phase::Ready;
-        self.added.clear();
-        self.pending.clear();
-        self.add_retry_at = None;
-        self.add_attempts = 0;
-        self.started = None;
-        self.abortable = None;
-    }
-}
 
 // ---- hooks for the sender ----
 
