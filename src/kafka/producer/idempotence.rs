@@ -180,6 +180,15 @@ pub(super) fn sequence_refused(
     }
 }
 
+/// Whether a transactional producer's sequences may have a gap: marked lost, or a partition has a
+/// batch of unknown fate not resolved yet. Its abort then bumps the epoch.
+pub(super) fn sequences_unsure(st: &State) -> bool {
+    st.idem.sequence_lost
+        || (st.topics.values())
+            .flat_map(|ts| ts.parts.iter())
+            .any(|q| q.seq.unresolved().is_some())
+}
+
 /// Java's `resetSequenceNumbers`, after a transactional producer's epoch was bumped at the
 /// coordinator (nothing is in flight then): every partition's sequence starts again at 0 under
 /// the new epoch when its next batch is taken.
@@ -452,12 +461,13 @@ mod tests {
         let (mut a, mut b) = (batch(0, 2), batch(1, 1));
         assert!(take(&mut st, "t", &mut a));
         done(&mut st, "t", &a, false);
+        assert!(sequences_unsure(&st), "unresolved");
         prepare(&mut st);
         assert_eq!(st.idem.producer, Some((7, 0)), "no local bump");
         assert!(st.idem.sequence_lost);
         st.idem.producer = Some((7, 1));
         reset_all(&mut st);
-        assert!(!st.idem.sequence_lost);
+        assert!(!sequences_unsure(&st));
         assert!(take(&mut st, "t", &mut b));
         assert_eq!(b.seq, Some((7, 1, 0)));
     }

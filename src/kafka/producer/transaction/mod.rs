@@ -213,9 +213,9 @@ impl Producer {
 
     /// Abort the open transaction: records not sent yet fail (`transaction-abortable`), those
     /// in flight are waited for (at most `timeout`), and the coordinator writes abort markers,
-    /// so no read_committed consumer ever sees a record of it. After a failed record the epoch
-    /// is bumped (every partition's sequence starts again). `Timeout` leaves the abort to be
-    /// called again.
+    /// so no read_committed consumer ever sees a record of it. After a failed record, or when a
+    /// partition's sequence may have a gap, the epoch is bumped (every partition's sequence
+    /// starts again). `Timeout` leaves the abort to be called again.
     pub fn abort_transaction(&self, timeout: Duration) -> Result<(), KafkaError> {
         let deadline = Instant::now() + timeout;
         self.txn_check(&[Phase::InTransaction, Phase::Aborting])?;
@@ -230,6 +230,8 @@ impl Producer {
         let aborted = KafkaError::TransactionAbortable("the transaction was aborted".into());
         sender::fail_unsent(&self.inner, &aborted);
         self.settle(deadline)?;
+        // A batch failed by the abort after it was sent (back for a retry) may be stored or not.
+        let bump = bump || idempotence::sequences_unsure(&self.inner.lock());
         let fin = crate::kafka::block_on(async {
             if added {
                 end_txn(&self.inner, false, deadline).await?;
