@@ -31,9 +31,29 @@ use super::held::Cause;
 use super::metrics::{Metrics, add};
 use super::sender::{SenderOptions, dead_letter, next_window, sleep_unless};
 use super::window::Window;
-use super::{Fatal, RecordSink, Transactions};
+use super::{RecordSink, Transactions};
 use crate::error::{ErrorKind, Kind};
 use crate::spool::{Spool, SpoolRecord};
+
+/// Why the sender stopped for good (set once, by the sender thread; read by the forwarder's `run`).
+#[derive(Default)]
+pub(crate) struct Fatal(std::sync::Mutex<Option<(Kind, String)>>);
+
+impl Fatal {
+    pub(crate) fn set(&self, kind: Kind, message: String) {
+        let mut g = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.get_or_insert((kind, message));
+    }
+    pub(super) fn get(&self) -> Option<(Kind, String)> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
 
 /// How the exactly-once sender runs.
 #[derive(Debug, Clone)]

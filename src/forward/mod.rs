@@ -28,6 +28,9 @@ mod sender;
 mod transactional;
 mod window;
 
+use exactly_once::Fatal;
+pub use transactional::Transactions;
+
 use std::io::BufRead;
 use std::net::UdpSocket;
 use std::sync::Arc;
@@ -109,45 +112,6 @@ pub trait RecordSink: Send {
     /// The sink's transactions, for the exactly-once sender; `None` (the default): it has none.
     fn transactions(&mut self) -> Option<&mut dyn Transactions<Error = Self::Error>> {
         None
-    }
-}
-
-/// A sink's transactions (exactly-once, `forward/exactly_once.rs`): each transaction holds the records sent
-/// between [`Transactions::begin`] and [`Transactions::commit`], and the spool position the commit
-/// names, stored with them. The real one is `transactional::TxnSink` (the producer with a
-/// transactional id, and the positions topic).
-pub trait Transactions {
-    /// Why a step failed; `producer-fenced` stops the forwarder.
-    type Error: ErrorKind + Send + 'static;
-    /// (Re)start for `gateway`: fence every earlier instance of it (their open transaction is
-    /// aborted) and return its last position committed, `None` when there is none.
-    fn start(&mut self, gateway: &str) -> Result<Option<u64>, Self::Error>;
-    /// Open a transaction.
-    fn begin(&mut self) -> Result<(), Self::Error>;
-    /// Store `position` (the last spool sequence number the transaction covers; `None`: it sent
-    /// nothing) in the transaction and commit it.
-    fn commit(&mut self, position: Option<u64>) -> Result<(), Self::Error>;
-    /// Abort the open transaction: none of its records is ever seen by a read_committed consumer.
-    fn abort(&mut self) -> Result<(), Self::Error>;
-}
-
-/// Why the sender stopped for good (set once, by the sender thread; read by [`run`]).
-#[derive(Default)]
-pub(crate) struct Fatal(std::sync::Mutex<Option<(Kind, String)>>);
-
-impl Fatal {
-    pub(crate) fn set(&self, kind: Kind, message: String) {
-        let mut g = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        g.get_or_insert((kind, message));
-    }
-    fn get(&self) -> Option<(Kind, String)> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
     }
 }
 

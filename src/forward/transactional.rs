@@ -1,4 +1,5 @@
-//! The real transactional sink behind [`Transactions`] (`forward.exactly_once`): the Kafka producer
+//! A sink's transactions ([`Transactions`], what the exactly-once sender needs of its sink), and the
+//! real transactional sink behind them (`forward.exactly_once`): the Kafka producer
 //! with a transactional id (default `avro-edge-` and the gateway id), and the positions topic, a
 //! compacted topic (created when missing, with `cleanup.policy=compact` and the broker's default
 //! replication) whose record for a gateway (key: the gateway id) holds the last spool sequence
@@ -10,11 +11,31 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Delivery, OutRecord, RecordSink, Transactions};
+use super::{Delivery, OutRecord, RecordSink};
+use crate::error::ErrorKind;
 use crate::kafka::consumer::{Consumer, ConsumerConfig, IsolationLevel, OffsetReset};
 use crate::kafka::producer::{Producer, ProducerConfig};
 use crate::kafka::record::partition_for_key;
 use crate::kafka::{KafkaError, TopicSpec};
+
+/// A sink's transactions (exactly-once, `forward/exactly_once.rs`): each transaction holds the records sent
+/// between [`Transactions::begin`] and [`Transactions::commit`], and the spool position the commit
+/// names, stored with them. The real one is `TxnSink`, below (the producer with a
+/// transactional id, and the positions topic).
+pub trait Transactions {
+    /// Why a step failed; `producer-fenced` stops the forwarder.
+    type Error: ErrorKind + Send + 'static;
+    /// (Re)start for `gateway`: fence every earlier instance of it (their open transaction is
+    /// aborted) and return its last position committed, `None` when there is none.
+    fn start(&mut self, gateway: &str) -> Result<Option<u64>, Self::Error>;
+    /// Open a transaction.
+    fn begin(&mut self) -> Result<(), Self::Error>;
+    /// Store `position` (the last spool sequence number the transaction covers; `None`: it sent
+    /// nothing) in the transaction and commit it.
+    fn commit(&mut self, position: Option<u64>) -> Result<(), Self::Error>;
+    /// Abort the open transaction: none of its records is ever seen by a read_committed consumer.
+    fn abort(&mut self) -> Result<(), Self::Error>;
+}
 
 /// The producer with a transactional id, and this gateway's position in the positions topic.
 pub struct TxnSink {
