@@ -25,11 +25,11 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::clock_check::{self, ClockGate, Distrust};
+use super::clock_check;
 use super::dead_letter::DeadLetter;
 use super::held::Cause;
 use super::metrics::{Metrics, add};
-use super::sender::{SenderOptions, dead_letter, next_window, sleep_unless};
+use super::sender::{SenderOptions, clock_gate, dead_letter, next_window, sleep_unless};
 use super::window::Window;
 use super::{RecordSink, Transactions};
 use crate::error::{ErrorKind, Kind};
@@ -150,12 +150,7 @@ pub fn run<S: RecordSink>(
         committed: 0,
         aborted: 0,
     };
-    let status = spool.status();
-    let mut clock = ClockGate::new(
-        crate::clock::BUILD_TIME_MS,
-        (status.oldest_unacked_ms).map(|ms| (status.acked_seq, ms)),
-        Distrust::load(spool.dir()),
-    );
+    let mut clock = clock_gate(spool);
     let mut reread = false;
     let ended = loop {
         if stop.load(Ordering::Relaxed) {

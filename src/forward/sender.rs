@@ -104,12 +104,7 @@ pub fn run<S: RecordSink>(
 ) {
     let mut backoff = opts.backoff.min;
     let mut first_ack = true;
-    let status = spool.status();
-    let mut clock = ClockGate::new(
-        crate::clock::BUILD_TIME_MS,
-        (status.oldest_unacked_ms).map(|ms| (status.acked_seq, ms)),
-        Distrust::load(spool.dir()),
-    );
+    let mut clock = clock_gate(spool);
     let mut telling = Telling::default();
     let mut window = Window::default();
     // A read failed after handing out part of its records: read again from the acknowledged cursor
@@ -175,6 +170,17 @@ pub fn run<S: RecordSink>(
             backoff = opts.backoff.min;
         }
     }
+}
+
+/// A sender's clock gate at its start: from the spool's oldest unacknowledged record and the spool
+/// times the broker proved ahead (kept in the spool directory).
+pub(super) fn clock_gate(spool: &Spool) -> ClockGate {
+    let status = spool.status();
+    ClockGate::new(
+        crate::clock::BUILD_TIME_MS,
+        (status.oldest_unacked_ms).map(|ms| (status.acked_seq, ms)),
+        Distrust::load(spool.dir()),
+    )
 }
 
 /// Tell why records stay pending after a round (see `held`): the cause holding them on the metrics
