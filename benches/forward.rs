@@ -15,6 +15,10 @@
 //! `common/builds.rs`; `scripts/bench-builds` makes both), else the bench-profile glibc binary cargo built
 //! for this bench. Throughput and start are each the median of `AVRO_EDGE_BENCH_RUNS` runs (default 3),
 //! the RSS run is one run per build. `AVRO_EDGE_BENCH_RSS_ONLY=1` measures the RSS run alone.
+//!
+//! Then the cost of exactly-once (`common/exactly_once.rs`), with the musl build (the bench-profile
+//! binary when it is not built): throughput and p50/p99 stdin → committed latency without it and with
+//! it at commit intervals of 100 ms and 1 s. `AVRO_EDGE_BENCH_EOS_ONLY=1` measures that table alone.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,6 +29,8 @@ use avro_edge_testkit::{BrokerKind, TestBroker, log_time_us, unique_topic};
 
 #[path = "common/builds.rs"]
 mod builds;
+#[path = "common/exactly_once.rs"]
+mod exactly_once;
 
 /// The binary cargo built for this bench (bench profile, glibc): used when no release build is there.
 const BIN: &str = env!("CARGO_BIN_EXE_avro-edge");
@@ -44,7 +50,8 @@ fn line(i: usize) -> String {
     builds::sensor_line(i)
 }
 
-fn spawn(bin: &Path, dir: &Path, bootstrap: &str, topic: &str) -> Child {
+/// The forwarder on `dir`'s spool, stdin piped, `extra` arguments last (e.g. `--set k=v`).
+fn spawn(bin: &Path, dir: &Path, bootstrap: &str, topic: &str, extra: &[&str]) -> Child {
     Command::new(bin)
         .args(["forward", "--brokers", bootstrap, "--topic", topic])
         .args(["--subject", "sensor-data-value", "--fsync", "interval"])
@@ -60,6 +67,7 @@ fn spawn(bin: &Path, dir: &Path, bootstrap: &str, topic: &str) -> Child {
             "--drain-timeout-ms",
             "60000",
         ])
+        .args(extra)
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "info")
         .stdin(Stdio::piped())
@@ -104,11 +112,12 @@ impl Done {
     }
 }
 
-/// Records/s from the first byte on stdin to the process exit after the last record was acknowledged.
-fn throughput(bin: &Path, bootstrap: &str, n: usize) -> (f64, Done) {
+/// Records/s from the first byte on stdin to the process exit after the last record was acknowledged
+/// (with `extra` arguments).
+fn throughput(bin: &Path, bootstrap: &str, n: usize, extra: &[&str]) -> (f64, Done) {
     let dir = tmpdir("tput");
     let input: String = (0..n).map(line).collect();
-    let mut child = spawn(bin, &dir, bootstrap, &unique_topic("bench-tput"));
+    let mut child = spawn(bin, &dir, bootstrap, &unique_topic("bench-tput"), extra);
     std::thread::sleep(Duration::from_millis(200));
     let t = Instant::now();
     let mut stdin = child.stdin.take().unwrap();
@@ -136,7 +145,7 @@ fn vmhwm_kb(pid: u32) -> Option<u64> {
 /// (the drain after stdin closes included), and how the run ended.
 fn rss_at(bin: &Path, bootstrap: &str, rate: usize, secs: u64) -> (u64, Done) {
     let dir = tmpdir("rss");
-    let mut child = spawn(bin, &dir, bootstrap, &unique_topic("bench-rss"));
+    let mut child = spawn(bin, &dir, bootstrap, &unique_topic("bench-rss"), &[]);
     let pid = child.id();
     let mut stdin = child.stdin.take().unwrap();
     let tick = Duration::from_millis(10);
@@ -175,7 +184,7 @@ fn start_to_first_send(bin: &Path, bootstrap: &str, topic: &str) -> Option<f64> 
         .duration_since(SystemTime::UNIX_EPOCH)
         .ok()?
         .as_micros() as i64;
-    let mut child = spawn(bin, &dir, bootstrap, topic);
+    let mut child = spawn(bin, &dir, bootstrap, topic, &[]);
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(line(0).as_bytes());
     }
@@ -217,7 +226,7 @@ fn measure(
     let rss_only = std::env::var_os("AVRO_EDGE_BENCH_RSS_ONLY").is_some();
     let mut rates = Vec::new();
     for _ in 0..if rss_only { 0 } else { runs } {
-        let (rate, tput) = throughput(bin, bootstrap, n);
+        let (rate, tput) = throughput(bin, bootstrap, n, &[]);
         match tput.complete(&format!("{name}: throughput run"), n as u64) {
             Ok(()) => rates.push(rate),
             Err(e) => failures.push(e),
@@ -302,6 +311,22 @@ fn print_table(n: usize, figs: &[Figures], broker: &str) {
     );
 }
 
+/// The table's last rows: the stripped aarch64 binaries' sizes, where `cargo build` put them
+/// (`CARGO_TARGET_DIR` when set, else the repository's target/).
+fn print_arm_sizes() {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    println!(
+        "| aarch64 static binary, stripped, default features | {} |",
+        size(&target.join("aarch64-unknown-linux-musl/release/avro-edge"))
+    );
+    println!(
+        "| aarch64 static binary, stripped, --features tls | {} |",
+        size(&target.join("tls/aarch64-unknown-linux-musl/release/avro-edge"))
+    );
+}
+
 fn main() {
     let broker = match TestBroker::shared() {
         Ok(b) => b,
@@ -328,23 +353,20 @@ fn main() {
         bins.push(("glibc, bench profile".into(), PathBuf::from(BIN)));
     }
     let mut failures = Vec::new();
-    let figs: Vec<Figures> = bins
-        .iter()
-        .map(|(name, bin)| measure(name, bin, &bootstrap, runs, &mut failures))
-        .collect();
-    print_table(200_000, &figs, broker_name);
-    // Where `cargo build` put the ARM binaries: CARGO_TARGET_DIR when set, else the repository's target/.
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    println!(
-        "| aarch64 static binary, stripped, default features | {} |",
-        size(&target.join("aarch64-unknown-linux-musl/release/avro-edge"))
-    );
-    println!(
-        "| aarch64 static binary, stripped, --features tls | {} |",
-        size(&target.join("tls/aarch64-unknown-linux-musl/release/avro-edge"))
-    );
+    let eos_only = std::env::var_os("AVRO_EDGE_BENCH_EOS_ONLY").is_some();
+    if !eos_only {
+        let figs: Vec<Figures> = bins
+            .iter()
+            .map(|(name, bin)| measure(name, bin, &bootstrap, runs, &mut failures))
+            .collect();
+        print_table(200_000, &figs, broker_name);
+        print_arm_sizes();
+    }
+    let (eos_name, eos_bin) = (bins.iter())
+        .find(|(name, _)| name.starts_with("musl"))
+        .unwrap_or(&bins[0]);
+    let rows = exactly_once::measure(eos_bin, &bootstrap, 100_000, runs, &mut failures);
+    exactly_once::print(&rows, eos_name, broker_name, 100_000);
     if !failures.is_empty() {
         for f in &failures {
             eprintln!("{f}");

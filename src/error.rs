@@ -125,6 +125,10 @@ kinds! {
     RecordTooLarge("record-too-large", "record over the spool's or the producer's size limit"),
     SpoolInterrupted("spool-interrupted", "spool stopped taking records (shutting down)"),
     SpoolOptions("spool-options", "bad spool options"),
+    SpoolBehindPosition(
+        "spool-behind-position",
+        "exactly-once: the gateway's committed position is at or above this spool's sequence numbers (a new spool under a reused gateway id)"
+    ),
     // The forwarder (`forward`): start-up failures and dead-letter reasons.
     DeadLetterIo("dead-letter-io", "dead-letter file cannot be written"),
     InputIo("input-io", "input cannot be opened or read"),
@@ -188,6 +192,22 @@ kinds! {
     FencedInstanceId(
         "fenced-instance-id",
         "another consumer joined the group with this consumer's group.instance.id (FENCED_INSTANCE_ID)"
+    ),
+    ProducerFenced(
+        "producer-fenced",
+        "another producer took over this transactional.id (PRODUCER_FENCED): this one stops"
+    ),
+    TransactionTimedOut(
+        "transaction-timed-out",
+        "the coordinator aborted the transaction after transaction.timeout.ms: the producer must start again"
+    ),
+    TransactionAbortable(
+        "transaction-abortable",
+        "the transaction cannot commit (a record or request in it failed): abort it, then send again"
+    ),
+    TransactionState(
+        "transaction-state",
+        "transactional call in the wrong state (a send outside a transaction, a commit without begin)"
     ),
     ProtocolError(
         "protocol-error",

@@ -14,6 +14,7 @@
 //! | `spool` | crash-safe disk spool between the codec and the producer |
 //! | `kafka` | the Kafka client over `kafka-protocol`, driven by smol, behind a blocking API: connections, metadata, the producer, the group consumer, the record-batch format; bytes only, no Avro |
 //! | `avro_io` | Avro records over Kafka, above both `kafka` and `codec`: typed sends ([`SendAvro`]) and decoding polls ([`PollAvro`]) |
+//! | [`dedupe`] | the forwarder's `avro-edge-gateway` / `avro-edge-seq` record headers, and [`dedupe::Dedupe`], which drops repeats by them on the consumer's side |
 //! | `config`, `forward` | the edge forwarder: configuration, inputs, dead-letter file, metrics ([`forwarder`]) |
 //!
 //! The `avro-edge` command line lives in the binary (`src/main.rs`, `src/cli/`), on top of this public API.
@@ -98,6 +99,7 @@ mod avro_io;
 mod clock;
 mod codec;
 mod config;
+pub mod dedupe;
 mod error;
 mod forward;
 mod kafka;
@@ -154,19 +156,20 @@ pub use kafka::{KafkaError, Mechanism as SaslMechanism, RefusedTimestamp, SaslCo
 pub use avro_io::{Item, PollAvro, RecordError, SendAvro, decode_records};
 
 /// The edge forwarder: configuration (file, `AVRO_EDGE_*` environment, flags), the pipeline
-/// `input → codec → spool → producer → Kafka`, its metrics, and the two traits it is built on.
+/// `input → codec → spool → producer → Kafka`, its metrics, and the traits it is built on.
 pub mod forwarder {
     pub use crate::config::{
-        Command, Config, ConfigError, ConsumerSettings, DefaultValue, InputConfig, InputKind,
-        KafkaSettings, MetricsSettings, ProducerSettings, RegistrySettings, SETTINGS, Sasl, Secret,
-        SecurityProtocol, Setting, StartAt, ValueType, env_name, kafka_settings, parse_property,
-        parse_set, parse_size, resolve_key, setting,
+        Command, Config, ConfigError, ConsumerSettings, DefaultValue, ForwardSettings, InputConfig,
+        InputKind, KafkaSettings, MetricsSettings, ProducerSettings, RegistrySettings, SETTINGS,
+        Sasl, Secret, SecurityProtocol, Setting, StartAt, ValueType, env_name, kafka_settings,
+        parse_property, parse_set, parse_size, resolve_key, setting,
     };
     pub use crate::forward::dead_letter::rfc3339_ms;
     pub use crate::forward::metrics::LastError;
     pub use crate::forward::plug::run_configured;
     pub use crate::forward::{
-        ForwardError, LazySink, RecordEncoder, RecordSink, Snapshot, StopFlag, run, stop_on_signals,
+        ForwardError, LazySink, RecordEncoder, RecordSink, Snapshot, StopFlag, Transactions, run,
+        stop_on_signals,
     };
 }
 
@@ -188,7 +191,7 @@ pub mod __test {
     pub use crate::kafka::group::{decode_assignment, decode_subscription};
     pub use crate::kafka::record::{BatchBuilder, Compression as RecordCompression};
     pub use crate::kafka::{Client, ClientConfig, ConnConfig, Target, block_on};
-    pub use crate::spool::frame;
+    pub use crate::spool::{cursor, frame};
 
     /// The consumer's reader of one Fetch partition's `records` bytes (every batch from offset 0,
     /// decompressed size capped at `limit`): how many records it read, and the first batch error.

@@ -7,10 +7,12 @@
 //     empty value_hex for an empty value); produced in order with acks=all, compression.type
 //     COMPRESSION (none, gzip, snappy, lz4, zstd; default none) and the default partitioner
 //     (murmur2 for keyed records), then flushed. Prints `acked N`.
-//   java -cp "$KAFKA_LIBS/*" peers/java/Peer.java consume BOOTSTRAP TOPIC GROUP N TIMEOUT_MS
+//   java -cp "$KAFKA_LIBS/*" peers/java/Peer.java consume BOOTSTRAP TOPIC GROUP N TIMEOUT_MS [ISOLATION]
 //     subscribes as GROUP from the earliest offset and prints `partition offset key_hex value_hex`
 //     (`-` for a null key or value) per record until N records arrived; exits 1 if the timeout
-//     passes first (after printing what it got).
+//     passes first (after printing what it got). ISOLATION is the consumer's isolation.level
+//     (read_uncommitted, Java's default, or read_committed). With N = 0 it reads until the timeout
+//     and exits 0 (to show that nothing more arrives).
 //   java -cp "$KAFKA_LIBS/*" peers/java/Peer.java transactions BOOTSTRAP TOPIC N
 //     with one transactional producer, on partition 0 of TOPIC: a transaction of N records
 //     `aborted-I` that it aborts, one of N records `committed-I` that it commits, then one of N
@@ -54,13 +56,14 @@ public class Peer {
         try {
             if ((args.length == 3 || args.length == 4) && args[0].equals("produce")) {
                 produce(args[1], args[2], args.length == 4 ? args[3] : "none");
-            } else if (args.length == 6 && args[0].equals("consume")) {
-                consume(args[1], args[2], args[3], Integer.parseInt(args[4]), Long.parseLong(args[5]));
+            } else if ((args.length == 6 || args.length == 7) && args[0].equals("consume")) {
+                consume(args[1], args[2], args[3], Integer.parseInt(args[4]), Long.parseLong(args[5]),
+                        args.length == 7 ? args[6] : "read_uncommitted");
             } else if (args.length == 4 && args[0].equals("transactions")) {
                 transactions(args[1], args[2], Integer.parseInt(args[3]));
             } else {
                 throw new IllegalArgumentException(
-                        "usage: produce BOOTSTRAP TOPIC [COMPRESSION] | consume BOOTSTRAP TOPIC GROUP N TIMEOUT_MS"
+                        "usage: produce BOOTSTRAP TOPIC [COMPRESSION] | consume BOOTSTRAP TOPIC GROUP N TIMEOUT_MS [ISOLATION]"
                                 + " | transactions BOOTSTRAP TOPIC N");
             }
             OUT.flush();
@@ -99,24 +102,26 @@ public class Peer {
         OUT.println("acked " + acks.size());
     }
 
-    static void consume(String bootstrap, String topic, String group, int want, long timeoutMs) {
+    static void consume(String bootstrap, String topic, String group, int want, long timeoutMs,
+            String isolation) {
         Properties p = new Properties();
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ConsumerConfig.CLIENT_ID_CONFIG, "avro-edge-java-peer");
         p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
         p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
         p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
         long deadline = System.nanoTime() + timeoutMs * 1_000_000L;
         int seen = 0;
         try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(p)) {
             consumer.subscribe(List.of(topic));
-            while (seen < want) {
+            while (want == 0 || seen < want) {
                 long left = (deadline - System.nanoTime()) / 1_000_000L;
                 if (left <= 0) break;
                 for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(Math.min(left, 500)))) {
-                    if (seen >= want) break;
+                    if (want > 0 && seen >= want) break;
                     OUT.println(r.partition() + " " + r.offset() + " " + hex(r.key()) + " " + hex(r.value()));
                     seen++;
                 }

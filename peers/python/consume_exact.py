@@ -1,6 +1,7 @@
 """Read a topic with confluent-kafka (librdkafka) and print every record byte-exact, one JSON per line.
 
-usage: consume_exact.py BOOTSTRAP TOPIC COUNT [TIMEOUT_S]
+usage: consume_exact.py BOOTSTRAP TOPIC COUNT [TIMEOUT_S] [ISOLATION]
+ISOLATION: librdkafka's isolation.level, read_committed (its default) or read_uncommitted.
 Each line: {"partition", "offset", "key" (hex or null), "value" (hex or null), "headers": [[k, hex]]}.
 Exits 0 after COUNT records, 1 on timeout (with what it got so far printed).
 """
@@ -15,6 +16,7 @@ from confluent_kafka import Consumer, KafkaError
 def main():
     bootstrap, topic, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 30.0
+    isolation = sys.argv[5] if len(sys.argv) > 5 else "read_committed"
     c = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": "avro-edge-peer-" + uuid.uuid4().hex,
@@ -22,6 +24,7 @@ def main():
         "enable.auto.commit": False,
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 1000,
+        "isolation.level": isolation,
     })
     c.subscribe([topic])
     got = 0

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use std::io::Write as _;
 
+use avro_edge::dedupe::Dedupe;
 use avro_edge::forwarder::{self as config, ConfigError, KafkaSettings};
 use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, RawRecord, TextDecoder};
 use avro_edge::{Codec, CodecError, DeliveryHandle, LineError, Producer};
@@ -178,6 +179,11 @@ pub struct ConsumeArgs {
     /// Without it they are reported on stderr. Either way consumption goes on.
     #[arg(long)]
     pub dead_letter: Option<PathBuf>,
+    /// Drop repeats of forwarded records, told by their `avro-edge-gateway` and `avro-edge-seq`
+    /// headers (a forwarder without exactly-once sends up to one window again after a crash);
+    /// records without those headers are all kept.
+    #[arg(long)]
+    pub dedupe: bool,
     /// Partition assignor this member prefers.
     #[arg(long, default_value = "range", value_parser = ["range", "roundrobin"])]
     pub assignor: String,
@@ -212,15 +218,19 @@ pub fn consume(a: ConsumeArgs) -> CmdResult {
     let mut o = Output::new(&codec, dead_letter);
     let idle = a.timeout.map(Duration::from_secs_f64);
     let started = Instant::now();
-    read(&mut consumer, &mut o, a.max, idle)?;
+    let mut dedupe = a.dedupe.then(Dedupe::new);
+    read(&mut consumer, &mut o, dedupe.as_mut(), a.max, idle)?;
     o.out.flush().map_err(|e| io_failure("stdout", e))?;
     let closed = consumer.close();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "consumed {} messages: {} decoded, {} undecodable{} in {secs:.1}s",
+        "consumed {} messages: {} decoded, {} undecodable{}{} in {secs:.1}s",
         o.seen(),
         o.decoded,
         o.undecodable,
+        dedupe
+            .map(|d| format!(", {} repeats dropped", d.dropped()))
+            .unwrap_or_default(),
         a.dead_letter
             .as_ref()
             .map(|p| format!(" (dead-lettered to {})", p.display()))
@@ -265,10 +275,12 @@ fn open_dead_letter(path: Option<&Path>) -> Result<Option<BufWriter<File>>, Fail
     Ok(Some(BufWriter::new(f)))
 }
 
-/// Poll until `max` messages were seen (decoded or not), or none arrived for `idle`.
+/// Poll until `max` messages were seen (decoded or not; repeats `dedupe` drops are not seen), or
+/// none arrived for `idle`.
 fn read(
     consumer: &mut Consumer,
     o: &mut Output,
+    mut dedupe: Option<&mut Dedupe>,
     max: Option<u64>,
     idle: Option<Duration>,
 ) -> CmdResult {
@@ -285,6 +297,9 @@ fn read(
         last_message = Instant::now();
         let mut rest = records.into_iter();
         for r in rest.by_ref() {
+            if dedupe.as_mut().is_some_and(|d| !d.keep(&r)) {
+                continue;
+            }
             o.write(r)?;
             if done(o) {
                 break;

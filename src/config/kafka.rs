@@ -145,6 +145,12 @@ pub struct ProducerSettings {
     /// `default.replication.factor`); `None`: the broker's
     /// auto-creation, or an error when it has none.
     pub create_partitions: Option<i32>,
+    /// The transactional id (`transactional.id`; the forwarder with `forward.exactly_once` only);
+    /// `None`: the forwarder's default, `avro-edge-` and the gateway id.
+    pub transactional_id: Option<String>,
+    /// How long the coordinator lets a transaction stay open (`transaction.timeout.ms`, default
+    /// 60 s).
+    pub transaction_timeout: Duration,
 }
 
 /// The consumer's settings (`consume`), each at the consumer's default unless given; see
@@ -214,6 +220,8 @@ impl KafkaSettings {
         p.linger = k.linger;
         p.batch_size = k.batch_size;
         p.delivery_timeout = k.delivery_timeout;
+        p.transactional_id = k.transactional_id.clone();
+        p.transaction_timeout = k.transaction_timeout;
         connection!(p, self);
         p.auto_create = k.create_partitions.map(|partitions| TopicSpec {
             partitions,

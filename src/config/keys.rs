@@ -15,6 +15,7 @@ const SECTION_ENV_PREFIXES: &[&str] = &[
     "AVRO_EDGE_REGISTRY_",
     "AVRO_EDGE_SPOOL_",
     "AVRO_EDGE_METRICS_",
+    "AVRO_EDGE_FORWARD_",
 ];
 
 /// The environment variable for a key (or an alias).

@@ -30,6 +30,7 @@ use std::time::Duration;
 use crate::error::{ErrorKind, Kind};
 use crate::spool::SpoolOptions;
 
+mod forward;
 mod kafka;
 mod keys;
 mod layers;
@@ -37,6 +38,7 @@ mod table;
 mod validate;
 mod values;
 
+pub use forward::ForwardSettings;
 pub use kafka::{ConsumerSettings, KafkaSettings, ProducerSettings, Sasl, SecurityProtocol};
 pub use keys::env_name;
 pub use table::{Command, DefaultValue, SETTINGS, Setting, ValueType};
@@ -214,6 +216,8 @@ pub struct Config {
     /// Records per send the forwarder's sender hands to the producer, and per acknowledged-cursor
     /// write (`kafka.batch_records`, default 500): the forwarder's own, not the producer's.
     pub batch_records: usize,
+    /// How the forwarder delivers: exactly-once, headers, gateway id (`[forward]`).
+    pub forward: ForwardSettings,
     /// Schema source settings (`[registry]`).
     pub registry: RegistrySettings,
     /// Spool directory (`spool.dir`, default `/var/lib/avro-edge/spool`).

@@ -416,6 +416,22 @@ pub const SETTINGS: &[Setting] = &[
         FORWARD,
         "records per send the forwarder hands to the producer, and per acknowledged-cursor write",
     ),
+    row(
+        "kafka.transactional_id",
+        Text,
+        Derived("`avro-edge-` and the gateway id, with `forward.exactly_once`"),
+        FORWARD,
+        "the producer's transactional id (`forward.exactly_once` only); a newer producer with the same id fences this one",
+    )
+    .alias(&["transactional.id"]),
+    row(
+        "kafka.transaction_timeout_ms",
+        Millis,
+        Value("60000"),
+        FORWARD,
+        "how long the coordinator lets a transaction stay open before it aborts it (`forward.exactly_once`; at most the broker's `transaction.max.timeout.ms`)",
+    )
+    .alias(&["transaction.timeout.ms"]),
     // ---- the consumer (consume) ----
     row(
         "kafka.fetch_max_bytes",
@@ -577,6 +593,42 @@ pub const SETTINGS: &[Setting] = &[
         Derived("1MiB, at most 1/16 of the file system"),
         FORWARD,
         "free space left on the spool's file system",
+    ),
+    // ---- how the forwarder delivers (forward) ----
+    row(
+        "forward.exactly_once",
+        Bool,
+        Value("false"),
+        FORWARD,
+        "each send window a Kafka transaction that also stores the spool position: read_committed consumers see every record once across restarts (README \"Exactly-once\")",
+    ),
+    row(
+        "forward.commit_interval_ms",
+        Millis,
+        Value("100"),
+        FORWARD,
+        "with `exactly_once`: how long a transaction gathers send windows before it commits, below `kafka.transaction_timeout_ms`",
+    ),
+    row(
+        "forward.positions_topic",
+        Text,
+        Value("avro-edge-positions"),
+        FORWARD,
+        "with `exactly_once`: the compacted topic of the gateways' committed spool positions (created when missing)",
+    ),
+    row(
+        "forward.gateway_id",
+        Text,
+        Derived("the spool's id, written into the spool directory when it was created"),
+        FORWARD,
+        "this gateway's name in the records' `avro-edge-gateway` header and in its committed position; 1 to 128 of `a-z A-Z 0-9 . _ -`",
+    ),
+    row(
+        "forward.headers",
+        Bool,
+        Value("true"),
+        FORWARD,
+        "every record carries the `avro-edge-gateway` and `avro-edge-seq` headers (`consume --dedupe` drops repeats by them)",
     ),
     // ---- the rest (forward) ----
     row(

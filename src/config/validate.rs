@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
+use super::forward::ForwardSettings;
 use super::kafka::{ConsumerSettings, ProducerSettings};
 use super::table::SETTINGS;
 use super::values::{get_bool, get_list, get_parsed, get_size, get_str, get_u64, parse_addr};
@@ -24,6 +25,7 @@ pub(super) fn config(t: &Table, file_inputs: Option<&[Value]>) -> Result<Config,
     let inputs = inputs(t, file_inputs)?;
     let kafka = kafka(t)?;
     let batch_records = batch_records(t)?;
+    let forward = forward(t, &kafka)?;
     let registry = registry(t)?;
     let (spool_dir, spool) = spool(t)?;
     let metrics = metrics(t)?;
@@ -32,6 +34,7 @@ pub(super) fn config(t: &Table, file_inputs: Option<&[Value]>) -> Result<Config,
         inputs,
         kafka,
         batch_records,
+        forward,
         registry,
         spool_dir,
         spool,
@@ -214,6 +217,9 @@ fn producer(t: &Table, request_timeout: Duration) -> Result<ProducerSettings, Co
         enable_idempotence: get_bool(t, "kafka.enable_idempotence")?.unwrap_or(true),
         max_in_flight: max_in_flight(t)?,
         create_partitions: create_partitions(t)?,
+        transactional_id: get_str(t, "kafka.transactional_id")?,
+        transaction_timeout: millis_i32(t, "kafka.transaction_timeout_ms", 1)?
+            .unwrap_or(Duration::from_secs(60)),
     };
     timeouts_fit(&p, request_timeout)?;
     Ok(p)
@@ -262,6 +268,84 @@ fn batch_records(t: &Table) -> Result<usize, ConfigError> {
         return Err(invalid("kafka.batch_records", "must be 1..=100000"));
     }
     Ok(batch_records as usize)
+}
+
+// ---- forward: how the forwarder delivers ----
+
+fn forward(t: &Table, kafka: &KafkaSettings) -> Result<ForwardSettings, ConfigError> {
+    let d = ForwardSettings::default();
+    let f = ForwardSettings {
+        exactly_once: get_bool(t, "forward.exactly_once")?.unwrap_or(d.exactly_once),
+        commit_interval: millis_i32(t, "forward.commit_interval_ms", 1)?
+            .unwrap_or(d.commit_interval),
+        positions_topic: positions_topic(t)?.unwrap_or(d.positions_topic),
+        gateway_id: gateway_id(t)?,
+        headers: get_bool(t, "forward.headers")?.unwrap_or(d.headers),
+    };
+    exactly_once_fits(&f, &kafka.producer)?;
+    Ok(f)
+}
+
+/// Kafka's rule for a topic name: 1 to 249 of `a-z A-Z 0-9 . _ -`, not `.` or `..`.
+fn positions_topic(t: &Table) -> Result<Option<String>, ConfigError> {
+    const KEY: &str = "forward.positions_topic";
+    let Some(topic) = get_str(t, KEY)? else {
+        return Ok(None);
+    };
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if topic.is_empty()
+        || topic == "."
+        || topic == ".."
+        || topic.len() > 249
+        || !topic.chars().all(legal)
+    {
+        return Err(invalid(KEY, format!("'{topic}' is not a Kafka topic name")));
+    }
+    Ok(Some(topic))
+}
+
+fn gateway_id(t: &Table) -> Result<Option<String>, ConfigError> {
+    const KEY: &str = "forward.gateway_id";
+    match get_str(t, KEY)? {
+        Some(id) if !crate::spool::id::valid(&id) => Err(invalid(
+            KEY,
+            format!("'{id}': 1 to 128 of a-z, A-Z, 0-9, '.', '_', '-'"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Exactly-once needs the idempotent producer, a commit well inside the transaction timeout, and
+/// a transactional id only goes with it.
+fn exactly_once_fits(f: &ForwardSettings, p: &ProducerSettings) -> Result<(), ConfigError> {
+    if !f.exactly_once {
+        if p.transactional_id.is_some() {
+            return Err(invalid(
+                "kafka.transactional_id",
+                "only used with forward.exactly_once = true",
+            ));
+        }
+        return Ok(());
+    }
+    if p.acks != Acks::All || !p.enable_idempotence {
+        return Err(invalid(
+            "forward.exactly_once",
+            "needs the idempotent producer: kafka.acks = all and kafka.enable_idempotence = true",
+        ));
+    }
+    if f.commit_interval * 2 > p.transaction_timeout {
+        return Err(invalid(
+            "forward.commit_interval_ms",
+            format!(
+                "must be at most half of kafka.transaction_timeout_ms ({} ms)",
+                p.transaction_timeout.as_millis()
+            ),
+        ));
+    }
+    if p.transactional_id.as_deref() == Some("") {
+        return Err(invalid("kafka.transactional_id", "must not be empty"));
+    }
+    Ok(())
 }
 
 // ---- kafka: the consumer ----

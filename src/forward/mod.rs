@@ -1,5 +1,7 @@
 //! The edge forwarder: inputs (stdin, file, udp) → encoder → spool → sender → sink, dead-letter file, metrics.
 //! The sender holds records in the spool while the system clock is below its lower bound ([`clock_check`]).
+//! With `forward.exactly_once` the sender is `exactly_once`'s: every window inside a transaction that
+//! also stores the spool position (the sink's [`Transactions`]).
 //!
 //! Must not lose a record silently: every input line is spooled, dead-lettered or counted as dropped, and a
 //! spooled record leaves the spool only after the sink acknowledged it or, refused by the broker for good,
@@ -17,12 +19,17 @@
 
 pub mod clock_check;
 pub mod dead_letter;
+mod exactly_once;
 pub mod held;
 pub mod inputs;
 pub mod metrics;
 pub mod plug;
 mod sender;
+mod transactional;
 mod window;
+
+use exactly_once::Fatal;
+pub use transactional::Transactions;
 
 use std::io::BufRead;
 use std::net::UdpSocket;
@@ -101,6 +108,11 @@ pub trait RecordSink: Send {
     fn refusal(_error: &Self::Error) -> Option<Refusal> {
         None
     }
+
+    /// The sink's transactions, for the exactly-once sender; `None` (the default): it has none.
+    fn transactions(&mut self) -> Option<&mut dyn Transactions<Error = Self::Error>> {
+        None
+    }
 }
 
 /// A sink that connects on first use and again after a failed connect, so the forwarder starts and
@@ -174,6 +186,15 @@ pub enum ForwardError {
         /// Why it cannot start.
         source: std::io::Error,
     },
+    /// The sender stopped for good: with exactly-once, another forwarder took over this gateway
+    /// (`producer-fenced`), or the sink cannot do transactions. Kind: the cause's.
+    #[error("sender stopped: {message}")]
+    Sender {
+        /// The cause's kind.
+        kind: Kind,
+        /// The cause.
+        message: String,
+    },
     /// The Prometheus listener cannot bind its address.
     #[error("metrics listener {addr}: {source}")]
     Metrics {
@@ -204,6 +225,7 @@ impl ErrorKind for ForwardError {
             ForwardError::DeadLetter { .. } => Kind::DeadLetterIo,
             ForwardError::Input { .. } => Kind::InputIo,
             ForwardError::Metrics { .. } => Kind::MetricsListen,
+            ForwardError::Sender { kind, .. } => *kind,
             ForwardError::Held { kind, .. } => *kind,
         }
     }
@@ -383,7 +405,8 @@ where
     let http_stop = Arc::new(AtomicBool::new(false));
     let http = serve_metrics(cfg, &spool, &metrics, &http_stop)?;
     let sender_stop = Arc::new(AtomicBool::new(false));
-    let (sender, done_rx) = start_sender(cfg, &spool, &metrics, &dead, sink, &sender_stop)?;
+    let fatal = Arc::new(Fatal::default());
+    let (sender, done_rx) = start_sender(cfg, &spool, &metrics, &dead, sink, &sender_stop, &fatal)?;
     let input_stop = Arc::new(AtomicBool::new(false));
     let input_failed: InputFailed = Arc::default();
     let handles = start_inputs(
@@ -397,11 +420,20 @@ where
     )?;
     tracing::info!(inputs = cfg.inputs.len(), spool = %cfg.spool_dir.display(), "forwarder started");
 
-    let why = wait_for_end(cfg, &stop, &handles, &spool, &metrics);
+    let why = wait_for_end(cfg, &stop, &handles, &spool, &metrics, &fatal);
     // Stop taking input, then drain.
     input_stop.store(true, Ordering::Relaxed);
     spool.interrupt();
-    drain(cfg, &spool, &metrics, why, &sender_stop, sender, &done_rx);
+    drain(
+        cfg,
+        &spool,
+        &metrics,
+        why,
+        &sender_stop,
+        sender,
+        &done_rx,
+        &fatal,
+    );
     http_stop.store(true, Ordering::Relaxed);
     if let Some(h) = http {
         let _ = h.join();
@@ -413,6 +445,9 @@ where
         std::thread::sleep(Duration::from_millis(10));
     }
     spool.close()?;
+    if let Some((kind, message)) = fatal.get() {
+        return Err(ForwardError::Sender { kind, message });
+    }
     finish(cfg, &spool, &metrics, &input_failed, why)
 }
 
@@ -464,7 +499,13 @@ fn serve_metrics(
     })
 }
 
-/// Start the sender thread (spool → sink); the receiver hears when it returned.
+/// This forwarder's gateway id: `forward.gateway_id`, else the spool's id.
+pub fn gateway_id(cfg: &Config, spool: &Spool) -> String {
+    (cfg.forward.gateway_id.clone()).unwrap_or_else(|| spool.id().to_string())
+}
+
+/// Start the sender thread (spool → sink; the exactly-once one with `forward.exactly_once`); the
+/// receiver hears when it returned, `fatal` why it stopped for good.
 fn start_sender<S: RecordSink + 'static>(
     cfg: &Config,
     spool: &Arc<Spool>,
@@ -472,21 +513,36 @@ fn start_sender<S: RecordSink + 'static>(
     dead: &Arc<DeadLetter>,
     sink: S,
     sender_stop: &Arc<AtomicBool>,
+    fatal: &Arc<Fatal>,
 ) -> Result<(std::thread::JoinHandle<()>, std::sync::mpsc::Receiver<()>), ForwardError> {
     let sender_opts = SenderOptions {
         batch_records: cfg.batch_records,
         linger: cfg.kafka.producer.linger,
         clock_check: cfg.clock_check,
+        headers: cfg.forward.headers.then(|| gateway_id(cfg, spool)),
         ..SenderOptions::default()
     };
+    let eos = cfg
+        .forward
+        .exactly_once
+        .then(|| exactly_once::ExactlyOnceOptions {
+            send: sender_opts.clone(),
+            commit_interval: cfg.forward.commit_interval,
+            gateway: gateway_id(cfg, spool),
+            // Before any input runs (they start after the sender).
+            next_seq_at_open: spool.status().next_seq,
+        });
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let sender = {
         let (spool, metrics, stop) = (spool.clone(), metrics.clone(), sender_stop.clone());
-        let dead = dead.clone();
+        let (dead, fatal) = (dead.clone(), fatal.clone());
         std::thread::Builder::new()
             .name("sender".into())
             .spawn(move || {
-                sender::run(&spool, sink, &metrics, &dead, &stop, &sender_opts);
+                match eos {
+                    Some(o) => exactly_once::run(&spool, sink, &metrics, &dead, &stop, &o, &fatal),
+                    None => sender::run(&spool, sink, &metrics, &dead, &stop, &sender_opts),
+                }
                 let _ = done_tx.send(());
             })
             .map_err(|source| ForwardError::Input {
@@ -595,11 +651,15 @@ fn wait_for_end(
     handles: &[std::thread::JoinHandle<()>],
     spool: &Spool,
     metrics: &Metrics,
+    fatal: &Fatal,
 ) -> &'static str {
     let mut last_summary = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) {
             break "stop requested";
+        }
+        if fatal.get().is_some() {
+            break "the sender stopped for good";
         }
         if handles.iter().all(std::thread::JoinHandle::is_finished) {
             break INPUTS_ENDED;
@@ -622,7 +682,9 @@ fn wait_for_end(
     }
 }
 
-/// Let the sender empty the spool until `drain_timeout`, then stop it (left behind if still busy).
+/// Let the sender empty the spool until `drain_timeout` (not when it stopped for good), then stop it
+/// (left behind if still busy).
+#[allow(clippy::too_many_arguments)]
 fn drain(
     cfg: &Config,
     spool: &Spool,
@@ -631,6 +693,7 @@ fn drain(
     sender_stop: &AtomicBool,
     sender: std::thread::JoinHandle<()>,
     done_rx: &std::sync::mpsc::Receiver<()>,
+    fatal: &Fatal,
 ) {
     let deadline = Instant::now() + cfg.drain_timeout;
     tracing::info!(
@@ -643,6 +706,7 @@ fn drain(
     while spool.status().records > 0
         && Instant::now() < deadline
         && metrics.clock_insane.load(Ordering::Relaxed) == 0
+        && fatal.get().is_none()
     {
         std::thread::sleep(Duration::from_millis(20));
     }

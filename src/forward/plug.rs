@@ -53,7 +53,8 @@ impl RecordSink for Producer {
 
 /// Run the forwarder with its real parts: the codec over the configured registry URLs and/or offline
 /// cache, and the producer from the `[kafka]` settings (it connects on first use, so the forwarder
-/// starts and spools while the broker is down). `stdin` feeds the `stdin` input, if there is one.
+/// starts and spools while the broker is down; with `forward.exactly_once` it is the transactional
+/// `TxnSink` (`forward/transactional.rs`)). `stdin` feeds the `stdin` input, if there is one.
 pub fn run_configured(
     cfg: &Config,
     stdin: Box<dyn BufRead + Send>,
@@ -63,6 +64,10 @@ pub fn run_configured(
         crate::registry::open_source(&cfg.registry.urls, cfg.registry.schema_cache.as_deref())?;
     let codec = Codec::new(source);
     let pcfg = cfg.kafka.producer_config();
+    if cfg.forward.exactly_once {
+        let sink = super::transactional::TxnSink::new(pcfg, &cfg.forward.positions_topic);
+        return super::run(cfg, codec, sink, stdin, stop);
+    }
     let sink = LazySink::new(move || Producer::new(pcfg.clone()));
     super::run(cfg, codec, sink, stdin, stop)
 }

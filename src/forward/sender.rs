@@ -64,6 +64,9 @@ pub struct SenderOptions {
     pub linger: Duration,
     /// Hold records while the system clock is below its lower bound (`clock_check`).
     pub clock_check: bool,
+    /// The gateway named in every record's headers with its sequence number
+    /// (`crate::dedupe::headers`); `None`: no headers (`forward.headers = false`).
+    pub headers: Option<String>,
 }
 
 impl Default for SenderOptions {
@@ -78,11 +81,12 @@ impl Default for SenderOptions {
             clock_check: true,
             poll: Duration::from_millis(50),
             linger: Duration::from_millis(5),
+            headers: None,
         }
     }
 }
 
-fn sleep_unless(stop: &AtomicBool, d: Duration) {
+pub(super) fn sleep_unless(stop: &AtomicBool, d: Duration) {
     let end = std::time::Instant::now() + d;
     while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20).min(d));
@@ -100,12 +104,7 @@ pub fn run<S: RecordSink>(
 ) {
     let mut backoff = opts.backoff.min;
     let mut first_ack = true;
-    let status = spool.status();
-    let mut clock = ClockGate::new(
-        crate::clock::BUILD_TIME_MS,
-        (status.oldest_unacked_ms).map(|ms| (status.acked_seq, ms)),
-        Distrust::load(spool.dir()),
-    );
+    let mut clock = clock_gate(spool);
     let mut telling = Telling::default();
     let mut window = Window::default();
     // A read failed after handing out part of its records: read again from the acknowledged cursor
@@ -173,6 +172,17 @@ pub fn run<S: RecordSink>(
     }
 }
 
+/// A sender's clock gate at its start: from the spool's oldest unacknowledged record and the spool
+/// times the broker proved ahead (kept in the spool directory).
+pub(super) fn clock_gate(spool: &Spool) -> ClockGate {
+    let status = spool.status();
+    ClockGate::new(
+        crate::clock::BUILD_TIME_MS,
+        (status.oldest_unacked_ms).map(|ms| (status.acked_seq, ms)),
+        Distrust::load(spool.dir()),
+    )
+}
+
 /// Tell why records stay pending after a round (see `held`): the cause holding them on the metrics
 /// and as the last error, each cause in the log at once and then once a minute. True when something
 /// failed (the caller backs off).
@@ -226,7 +236,7 @@ fn learn_clock(spool: &Spool, clock: &mut ClockGate, round: &Round) {
 
 /// Read the next window from the spool (waiting up to `poll`, then `linger` for a fuller batch); `None`
 /// when there is nothing to send yet or the clock holds the records back (they are read again later).
-fn next_window(
+pub(super) fn next_window(
     spool: &Spool,
     metrics: &Metrics,
     stop: &AtomicBool,
@@ -267,7 +277,7 @@ fn next_window(
         sleep_unless(stop, clock_check::RECHECK);
         return Ok(None);
     }
-    Ok(Some(Window::new(batch)))
+    Ok(Some(Window::new(batch, opts.headers.as_deref())))
 }
 
 /// One more record in `list` for `kind`.
@@ -414,7 +424,7 @@ fn send_taken<S: RecordSink>(
 
 /// Write a record the broker refused for good to the dead-letter file and count it; false when the file
 /// cannot be written (the record then stays pending, and is retried).
-fn dead_letter<E: ErrorKind>(
+pub(super) fn dead_letter<E: ErrorKind>(
     dead: &DeadLetter,
     metrics: &Metrics,
     topic: &str,

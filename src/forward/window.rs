@@ -35,15 +35,16 @@ pub(super) struct Taken {
 }
 
 impl Window {
-    /// A window over a batch just read from the spool: every record pending.
-    pub fn new(batch: Vec<SpoolRecord>) -> Window {
+    /// A window over a batch just read from the spool: every record pending; with `gateway`, each
+    /// record carries the gateway and its sequence number as headers ([`crate::dedupe::headers`]).
+    pub fn new(batch: Vec<SpoolRecord>, gateway: Option<&str>) -> Window {
         let slots = batch
             .into_iter()
             .map(|mut rec| {
                 let out = OutRecord {
                     key: rec.key.take(),
                     value: std::mem::take(&mut rec.value),
-                    headers: Vec::new(),
+                    headers: gateway.map_or_else(Vec::new, |g| crate::dedupe::headers(g, rec.seq)),
                 };
                 Slot {
                     rec,
@@ -57,6 +58,11 @@ impl Window {
 
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
+    }
+
+    /// Records in the window, settled or not.
+    pub fn len(&self) -> usize {
+        self.slots.len()
     }
 
     /// Records not yet settled.
@@ -199,7 +205,7 @@ mod tests {
 
     #[test]
     fn out_of_order_settlements_are_kept_and_only_the_settled_prefix_is_released() {
-        let mut w = Window::new(records(&["a", "b", "a", "b"]));
+        let mut w = Window::new(records(&["a", "b", "a", "b"]), None);
         assert_eq!(w.topics(), ["a", "b"]);
         let a = w.take("a");
         assert_eq!((a.at.as_slice(), a.records.len()), ([0, 2].as_slice(), 2));
@@ -224,7 +230,7 @@ mod tests {
 
     #[test]
     fn a_record_to_send_alone_makes_its_topic_go_one_by_one() {
-        let mut w = Window::new(records(&["a", "b", "a"]));
+        let mut w = Window::new(records(&["a", "b", "a"]), None);
         let a = w.take("a");
         let mut recs = a.records.into_iter();
         w.send_alone(0, recs.next().unwrap());
@@ -242,9 +248,16 @@ mod tests {
 
     #[test]
     fn records_the_spool_dropped_are_forgotten() {
-        let mut w = Window::new(records(&["a", "a", "a"]));
+        let mut w = Window::new(records(&["a", "a", "a"]), Some("gw-1"));
         w.forget_below(2);
         assert_eq!(w.pending(), 1);
-        assert_eq!(w.take("a").records[0].value, [2u8]);
+        let left = w.take("a");
+        assert_eq!(left.records[0].value, [2u8]);
+        let headers = &left.records[0].headers;
+        assert_eq!(
+            *headers,
+            crate::dedupe::headers("gw-1", 2),
+            "gateway and sequence number"
+        );
     }
 }

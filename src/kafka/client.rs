@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{CreateTopicsRequest, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::{Request, StrBytes};
@@ -571,12 +571,31 @@ impl Client {
 
     /// Create a topic; an already existing topic is not an error.
     pub async fn create_topic(&self, topic: &str, spec: TopicSpec) -> Result<(), KafkaError> {
+        self.create_topic_with(topic, spec, &[]).await
+    }
+
+    /// Create a topic with topic configs (e.g. `cleanup.policy=compact`); an already existing
+    /// topic is not an error (its configs are left as they are).
+    pub async fn create_topic_with(
+        &self,
+        topic: &str,
+        spec: TopicSpec,
+        configs: &[(&str, &str)],
+    ) -> Result<(), KafkaError> {
+        let configs = (configs.iter())
+            .map(|(k, v)| {
+                CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_string(k.to_string()))
+                    .with_value(Some(StrBytes::from_string(v.to_string())))
+            })
+            .collect();
         let req = CreateTopicsRequest::default()
             .with_topics(vec![
                 CreatableTopic::default()
                     .with_name(TopicName(StrBytes::from_string(topic.to_string())))
                     .with_num_partitions(spec.partitions)
-                    .with_replication_factor(spec.replication),
+                    .with_replication_factor(spec.replication)
+                    .with_configs(configs),
             ])
             .with_timeout_ms(
                 self.inner

@@ -140,6 +140,36 @@ pub enum KafkaError {
         /// The kind of the earlier batch's refusal.
         cause: Kind,
     },
+    /// Another producer with this transactional id took over (PRODUCER_FENCED, or
+    /// INVALID_PRODUCER_EPOCH from the coordinator): this producer can do nothing more.
+    #[error(
+        "producer fenced: another producer took over transactional.id '{transactional_id}' ({context})"
+    )]
+    ProducerFenced {
+        /// The transactional id.
+        transactional_id: String,
+        /// The request that found out.
+        context: String,
+    },
+    /// The coordinator aborted the open transaction after `transaction.timeout.ms` without an
+    /// answer from this producer, and fenced it: a new producer (same id) goes on.
+    #[error(
+        "transaction of '{transactional_id}' open {open:?}, past transaction.timeout.ms: the coordinator aborted it"
+    )]
+    TransactionTimedOut {
+        /// The transactional id.
+        transactional_id: String,
+        /// How long the transaction had been open.
+        open: Duration,
+    },
+    /// The transaction cannot commit (a record or a request in it failed, or it is being
+    /// aborted): abort it and send again.
+    #[error("transaction must be aborted: {0}")]
+    TransactionAbortable(String),
+    /// A transactional call in the wrong state (send outside a transaction, commit without
+    /// begin, a producer that is not transactional).
+    #[error("transaction state: {0}")]
+    TransactionState(String),
     /// A record is larger than the producer's limits.
     #[error("record of {size} bytes exceeds the limit of {limit} bytes")]
     RecordTooLarge {
@@ -368,6 +398,10 @@ impl ErrorKind for KafkaError {
             KafkaError::Closed => Kind::Closed,
             KafkaError::BehindRefused { .. } => Kind::BehindRefused,
             KafkaError::RecordTooLarge { .. } => Kind::RecordTooLarge,
+            KafkaError::ProducerFenced { .. } => Kind::ProducerFenced,
+            KafkaError::TransactionTimedOut { .. } => Kind::TransactionTimedOut,
+            KafkaError::TransactionAbortable(_) => Kind::TransactionAbortable,
+            KafkaError::TransactionState(_) => Kind::TransactionState,
         }
     }
 }

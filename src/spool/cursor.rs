@@ -31,6 +31,7 @@ use std::path::Path;
 
 const MAGIC_V1: &[u8; 8] = b"AECURS01";
 const MAGIC: &[u8; 8] = b"AECURS02";
+/// The cursor file's name in a spool directory.
 pub const FILE: &str = "cursor";
 const TMP: &str = "cursor.tmp";
 /// Size of one slot; the file holds two.
@@ -51,12 +52,18 @@ pub struct Cursor {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Found {
     /// The current format: the newest valid slot and its generation.
-    Slots { cursor: Cursor, generation: u64 },
+    Slots {
+        /// The cursor in the newest valid slot.
+        cursor: Cursor,
+        /// That slot's generation.
+        generation: u64,
+    },
     /// The old 28-byte format.
     Legacy(Cursor),
 }
 
 impl Found {
+    /// The cursor found.
     pub fn cursor(self) -> Cursor {
         match self {
             Found::Slots { cursor, .. } | Found::Legacy(cursor) => cursor,

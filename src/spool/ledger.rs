@@ -228,6 +228,7 @@ impl Spool {
         }
         if sync {
             g.cursor_dirty = false;
+            tracing::debug!(acked = c.acked, sent = c.sent, "spool cursor synced");
         }
         Ok(())
     }
@@ -241,6 +242,7 @@ impl Spool {
         let f = CursorFile::open(&self.dir, c).map_err(io("write cursor", &self.dir))?;
         g.cursor_file = Some(f);
         g.cursor_dirty = false;
+        tracing::debug!(acked = c.acked, sent = c.sent, "spool cursor synced");
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 //!
 //! # Layout of a spool directory
 //! - `lock`: held with an exclusive `flock` (`File::try_lock`) while a spool is open; holds the owner's pid.
+//! - `id`: the spool's random id, written when the directory is first opened and never changed (see [`id`]).
 //! - `<first-seq, 20 digits>.seg`: segment files, see [`frame`] for the framing (length + CRC32C per record).
 //!   The last segment is the active one; a segment rolls at `segment_bytes`. A segment that is fully
 //!   acknowledged and no longer active is deleted, after the cursor that acknowledges it is written (so a
@@ -34,10 +35,15 @@
 //! before `append` returns), a power loss loses at most the last ~100 ms of accepted records, and flash sees
 //! at most ~10 syncs per second instead of one per record (one per record costs an order of magnitude in
 //! throughput and wears SD cards). `always` syncs every append (and every cursor write); `never` leaves it
-//! to the kernel (syncs only on roll and close).
+//! to the kernel (syncs only on roll and close). [`Spool::sync_cursor`] makes the sent mark durable on
+//! demand (the exactly-once forwarder does, before each send: after a power cut the next sequence number
+//! is then above every one that was sent). Each sync is logged at debug level (`spool data synced` with
+//! the segment and its size, `spool cursor synced` with the cursor), which is what the forwarder's
+//! power-cut tests truncate a spool back to.
 
 pub mod cursor;
 pub mod frame;
+pub mod id;
 mod ledger;
 mod reader;
 mod recovery;
@@ -274,6 +280,8 @@ pub struct Spool {
     inner: Mutex<Inner>,
     changed: Condvar,
     lock_file: File,
+    /// The spool's id ([`id`]); `""` for a directory inspected before any open.
+    id: String,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -313,6 +321,7 @@ impl Spool {
             fs::create_dir_all(dir).map_err(io("create", dir))?;
         }
         let lock = lock_dir(dir, read_only)?;
+        let id = id::load_or_create(dir, read_only)?;
         let (mut inner, report) = recovery::recover(dir, segment_bytes, read_only)?;
         inner.space = space::Space::new(opts.reserve_bytes);
         inner.space.measure(dir, inner.total_bytes);
@@ -324,9 +333,12 @@ impl Spool {
             inner: Mutex::new(inner),
             changed: Condvar::new(),
             lock_file: lock,
+            id,
         };
         if !read_only {
             let mut g = spool.lock();
+            // What recovery kept is on disk from here on (also the sync log's starting point).
+            spool.sync_data(&mut g)?;
             match spool.open_cursor(&mut g) {
                 Ok(()) => {}
                 // A full disk with no cursor file yet: the spool still works (it needs the space its
@@ -351,6 +363,23 @@ impl Spool {
     /// The spool directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The spool's id: random, written into the directory when it was first opened, never
+    /// changed (`""` for a directory inspected before any open).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Write the cursor (the acknowledged cursor and the sent mark) durably now, whatever the
+    /// fsync policy: after this, a restart (even after a power cut) numbers new records above
+    /// every record handed out so far.
+    pub fn sync_cursor(&self) -> Result<(), SpoolError> {
+        let mut g = self.lock();
+        if g.closed || self.read_only {
+            return Ok(());
+        }
+        self.write_cursor(&mut g, true)
     }
 
     /// Make appends fail with [`SpoolError::Interrupted`] (and wake any that wait for space).

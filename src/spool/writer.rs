@@ -191,6 +191,11 @@ impl Spool {
         if !matches!(self.opts.fsync, FsyncPolicy::Never) {
             f.sync_data().map_err(io("fsync", &path))?;
             cursor::sync_dir(&self.dir).map_err(io("fsync", &self.dir))?;
+            tracing::debug!(
+                segment = id,
+                bytes = frame::SEGMENT_MAGIC.len(),
+                "spool data synced"
+            );
         }
         let magic = frame::SEGMENT_MAGIC.len() as u64;
         g.segments.push_back(Segment {
@@ -208,6 +213,7 @@ impl Spool {
         if let (Some(w), Some(s)) = (g.writer.as_ref(), g.segments.back()) {
             w.sync_data()
                 .map_err(io("fsync", &seg_path(&self.dir, s.id)))?;
+            tracing::debug!(segment = s.id, bytes = s.bytes, "spool data synced");
         }
         g.data_dirty = false;
         g.last_sync = Instant::now();

@@ -16,10 +16,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::eos_support::create_topic;
 use crate::forward_bin_support::{
     Fwd, PARTITIONS, Tally, check, command, ids_of, print_row, read_back, readings, tail,
 };
-use avro_edge::{Producer, ProducerConfig, TopicSpec, partition_for_key};
+use avro_edge::partition_for_key;
 use avro_edge_testkit::{KafkaCluster, KafkaOpts, free_addr, metric, unique_topic, wait_metric};
 
 /// Sensors in the readings (their ids are the record keys).
@@ -54,19 +55,6 @@ fn cluster() -> KafkaCluster {
     let c = KafkaCluster::start(3, opts).expect("3-node Kafka cluster");
     eprintln!("cluster of 3 up in {:?}: {}", t.elapsed(), c.bootstrap());
     c
-}
-
-/// Create `topic` with [`PARTITIONS`] partitions and replication factor 3. (The forwarder creates
-/// missing topics with replication factor 1, which a broker failure would make unavailable.)
-fn create_topic(bootstrap: &str, topic: &str) {
-    let mut cfg = ProducerConfig::new(bootstrap.split(','));
-    cfg.auto_create = Some(TopicSpec {
-        partitions: PARTITIONS,
-        replication: 3,
-    });
-    let p = Producer::connect(cfg).expect("producer");
-    assert_eq!(p.partitions(topic).expect("topic created"), PARTITIONS);
-    p.close().expect("producer close");
 }
 
 /// The partition the most readings go to (keys `s-0` … `s-6`, round robin), and its share.

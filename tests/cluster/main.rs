@@ -10,6 +10,8 @@ mod consumer_support;
 mod forward_bin_support;
 
 mod coordinator;
+mod eos_support;
+mod exactly_once;
 mod failover;
 mod faults;
 mod forward_partial;

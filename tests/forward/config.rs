@@ -299,10 +299,13 @@ fn sample_value(key: &str) -> &'static str {
     }
 }
 
-/// The base every alias check needs: SASL credentials (for the SASL keys and protocol) and, for the
-/// CA file, a TLS protocol.
+/// The base every alias check needs: SASL credentials (for the SASL keys and protocol), for the
+/// CA file a TLS protocol, and for the transactional id exactly-once.
 fn alias_base(key: &str) -> Vec<(String, String)> {
     let mut base = kv(&[("kafka.sasl_username", "u"), ("kafka.sasl_password", "p")]);
+    if key == "kafka.transactional_id" {
+        base.push(("forward.exactly_once".into(), "true".into()));
+    }
     if key.starts_with("kafka.ssl") {
         base.push(("kafka.security_protocol".into(), "SASL_SSL".into()));
     }
@@ -372,12 +375,16 @@ fn every_alias_maps_to_its_key_from_file_env_set_and_x() {
         if command == Command::Forward {
             let env: Vec<(String, String)> =
                 set.iter().map(|(k, v)| (env_name(k), v.clone())).collect();
-            let mut toml = String::from("[kafka]\n");
+            // Keys of other sections first, as dotted keys of the root table.
+            let mut toml = String::new();
+            for (k, v) in set.iter().filter(|(k, _)| !k.starts_with("kafka.")) {
+                toml.push_str(&format!("{k} = \"{v}\"\n"));
+            }
+            toml.push_str("[kafka]\n");
             for (k, v) in &set {
-                toml.push_str(&format!(
-                    "{} = \"{v}\"\n",
-                    k.strip_prefix("kafka.").unwrap()
-                ));
+                if let Some(k) = k.strip_prefix("kafka.") {
+                    toml.push_str(&format!("{k} = \"{v}\"\n"));
+                }
             }
             std::fs::write(&f, toml).unwrap();
             loads.push(("env", Config::load(None, env, &[]).map(|c| c.kafka)));

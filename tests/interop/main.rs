@@ -12,3 +12,4 @@ mod avro;
 mod consumer_peers;
 mod java;
 mod partitioner;
+mod transactions;

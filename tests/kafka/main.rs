@@ -16,3 +16,4 @@ mod hostile;
 mod producer;
 mod producer_cli;
 mod sequences;
+mod transactions;

@@ -132,6 +132,14 @@ pub struct ProducerConfig {
     /// retries), 1 otherwise (without sequences only one in flight keeps order on a retry).
     /// An idempotent producer accepts 1 to 5, as Kafka's brokers track 5 batches per producer.
     pub max_in_flight: Option<usize>,
+    /// Transactional producer (`transactional.id`): records are sent inside transactions
+    /// ([`Producer::begin_transaction`](super::Producer::begin_transaction) ..
+    /// [`commit_transaction`](super::Producer::commit_transaction)); a new producer with the same
+    /// id fences this one. Needs idempotence (`acks = all`). `None` (default): not transactional.
+    pub transactional_id: Option<String>,
+    /// How long the coordinator lets a transaction stay open without a word from the producer
+    /// before it aborts it (`transaction.timeout.ms`, default 60 s, as Java's).
+    pub transaction_timeout: Duration,
 }
 
 impl ProducerConfig {
@@ -162,7 +170,14 @@ impl ProducerConfig {
             buffer_memory: 4 * 1024 * 1024,
             metadata_max_age: Duration::from_secs(300),
             max_in_flight: None,
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
         }
+    }
+
+    /// Whether the producer is transactional (`transactional_id` set).
+    pub fn transactional(&self) -> bool {
+        self.transactional_id.is_some()
     }
 
     /// Batches of one partition in flight at once (see [`ProducerConfig::max_in_flight`]).

@@ -15,16 +15,26 @@
 //! start the broker's new epoch, and a retry of an old-epoch batch the broker had stored would be
 //! stored again behind it). No new batch is taken either while a batch's fate is unresolved.
 //!
+//! A transactional producer gets its id and epoch from its transaction coordinator instead
+//! (`transaction/`, through [`init_request`]), and never bumps its epoch locally (Java's
+//! `maybeTransitionToErrorState` and `maybeResolveSequences`): where the idempotent producer
+//! would bump, the transaction becomes abortable, OUT_OF_ORDER_SEQUENCE_NUMBER or
+//! UNKNOWN_PRODUCER_ID for the batch the broker should take next fails that batch instead of
+//! retrying it, and the abort bumps the epoch at the coordinator, after which every partition's
+//! sequence starts again at 0 ([`reset_all`], Java's `resetSequenceNumbers`).
+//!
 //! Must not send Produce requests or complete batches: the sender does both; this module only
 //! says which id, epoch and sequence a batch carries, and when it may be taken.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::InitProducerIdRequest;
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use kafka_protocol::protocol::StrBytes;
 
 use super::Inner;
 use super::sequence::Stamp;
 use super::state::{Batch, Idem, PartQueue, State};
+use crate::kafka::conn::Conn;
 use crate::kafka::{KafkaError, Target};
 
 /// Kafka's UNKNOWN_PRODUCER_ID: the broker has no state for the producer id on the partition.
@@ -70,13 +80,25 @@ pub(super) fn stamp(idem: &Idem, q: &mut PartQueue, b: &mut Batch) -> bool {
     if sent(b) != Some(stamp) {
         b.seq = Some(stamp.header());
         b.builder.set_producer(b.seq);
+        b.builder.set_transactional(idem.transactional);
     }
     true
 }
 
 /// Java's `requestEpochBumpForPartition`: `topic`/`partition` needs a new epoch, bumped (once
 /// for every partition that asks until then) before the sender takes batches again.
+/// A transactional producer bumps no epoch itself: its transaction must be aborted instead
+/// (the abort bumps the epoch at the coordinator).
 fn request_bump(idem: &mut Idem, topic: &str, partition: i32) {
+    if idem.transactional {
+        tracing::info!(
+            topic,
+            partition,
+            "the partition's sequence may have a gap: the transaction must be aborted"
+        );
+        idem.sequence_lost = true;
+        return;
+    }
     idem.bump_required = true;
     idem.rewrite.insert((topic.to_string(), partition));
 }
@@ -115,12 +137,29 @@ pub(super) fn prepare(st: &mut State) {
     }
 }
 
+/// Whether the broker's OUT_OF_ORDER_SEQUENCE_NUMBER or UNKNOWN_PRODUCER_ID (`code`) for `b`
+/// shows a gap in its partition's sequence (Java's `TransactionManager.canRetry`): the broker
+/// lost the producer, or `b` is the batch it should have taken next (after the last acknowledged
+/// one, or right after an unresolved one). Otherwise the answer is the consequence of an earlier
+/// batch's failure (that one goes again first), or `b` was sequenced anew while in flight.
+pub(super) fn is_gap(q: &PartQueue, b: &Batch, code: i16) -> bool {
+    let Some(sent) = sent(b) else {
+        return false;
+    };
+    if q.seq.stamp_of(b.key()) != Some(sent) {
+        return false;
+    }
+    code == UNKNOWN_PRODUCER_ID
+        || match q.seq.unresolved() {
+            None => q.seq.is_next(sent.base),
+            Some(next) => sent.base == next,
+        }
+}
+
 /// The broker answered OUT_OF_ORDER_SEQUENCE_NUMBER or UNKNOWN_PRODUCER_ID (`code`) for `b`,
-/// which is retried (Java's `TransactionManager.canRetry`). Its partition needs a new epoch when
-/// the broker lost the producer, or when `b` is the batch it should have taken next (after the
-/// last acknowledged one, or right after an unresolved one): a gap. Otherwise the answer is the
-/// consequence of an earlier batch's failure (that one goes again first), or `b` was sequenced
-/// anew while in flight: retried as it is.
+/// which is retried: its partition needs a new epoch when the answer shows a gap ([`is_gap`]);
+/// otherwise `b` is retried as it is. (A transactional producer does not retry a gap: the
+/// sender fails that batch, and the transaction is aborted.)
 pub(super) fn sequence_refused(
     idem: &mut Idem,
     q: &PartQueue,
@@ -129,27 +168,35 @@ pub(super) fn sequence_refused(
     b: &Batch,
     code: i16,
 ) {
-    let Some(sent) = sent(b) else {
-        return;
-    };
-    if q.seq.stamp_of(b.key()) != Some(sent) {
-        return;
-    }
-    let gap = code == UNKNOWN_PRODUCER_ID
-        || match q.seq.unresolved() {
-            None => q.seq.is_next(sent.base),
-            Some(next) => sent.base == next,
-        };
-    if gap {
+    if is_gap(q, b, code) {
         tracing::info!(
             topic,
             partition,
             code,
-            base_sequence = sent.base,
+            base_sequence = ?b.seq.map(|s| s.2),
             "the broker's sequence differs from ours"
         );
         request_bump(idem, topic, partition);
     }
+}
+
+/// Whether a transactional producer's sequences may have a gap: marked lost, or a partition has a
+/// batch of unknown fate not resolved yet. Its abort then bumps the epoch.
+pub(super) fn sequences_unsure(st: &State) -> bool {
+    st.idem.sequence_lost
+        || (st.topics.values())
+            .flat_map(|ts| ts.parts.iter())
+            .any(|q| q.seq.unresolved().is_some())
+}
+
+/// Java's `resetSequenceNumbers`, after a transactional producer's epoch was bumped at the
+/// coordinator (nothing is in flight then): every partition's sequence starts again at 0 under
+/// the new epoch when its next batch is taken.
+pub(super) fn reset_all(st: &mut State) {
+    for q in st.topics.values_mut().flat_map(|ts| ts.parts.iter_mut()) {
+        q.seq = Default::default();
+    }
+    st.idem.sequence_lost = false;
 }
 
 /// `b` is finished: stored (`ok`; a duplicate the broker had counts), or failed for good (its
@@ -181,7 +228,11 @@ pub(super) fn finished(
 /// records waiting); marks the request as running.
 pub(super) fn start_init(st: &mut State, now: Instant) -> bool {
     let idem = &st.idem;
-    if idem.producer.is_some() || idem.init_running || idem.init_retry_at.is_some_and(|t| t > now) {
+    if idem.transactional
+        || idem.producer.is_some()
+        || idem.init_running
+        || idem.init_retry_at.is_some_and(|t| t > now)
+    {
         return false;
     }
     let waiting = st
@@ -201,12 +252,41 @@ pub(super) fn init_retry_at(st: &State) -> Option<Instant> {
         .flatten()
 }
 
-async fn ask_producer_id(inner: &Inner) -> Result<(i64, i16), KafkaError> {
-    let req = InitProducerIdRequest::default()
+/// A transactional InitProducerId's fields: the id, the transaction timeout, and the producer id
+/// and epoch to bump (KIP-360; sent from version 3 on).
+pub(super) struct TxnInit<'a> {
+    pub(super) id: &'a str,
+    pub(super) timeout: Duration,
+    pub(super) bump: Option<(i64, i16)>,
+}
+
+/// One InitProducerId on `conn`: the idempotent producer's (`txn` `None`) or a transactional
+/// one's. The answer's error code is the caller's to judge.
+pub(super) async fn init_request(
+    conn: &Conn,
+    txn: Option<TxnInit<'_>>,
+) -> Result<InitProducerIdResponse, KafkaError> {
+    let version = conn.version_for::<InitProducerIdRequest>()?;
+    let mut req = InitProducerIdRequest::default()
         .with_transactional_id(None)
         .with_transaction_timeout_ms(i32::MAX);
+    if let Some(t) = txn {
+        let ms = t.timeout.as_millis().min(i32::MAX as u128) as i32;
+        req = req
+            .with_transactional_id(Some(StrBytes::from_string(t.id.to_string()).into()))
+            .with_transaction_timeout_ms(ms);
+        if let Some((id, epoch)) = t.bump.filter(|_| version >= 3) {
+            req = req
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch);
+        }
+    }
+    conn.request_at(&req, version).await
+}
+
+async fn ask_producer_id(inner: &Inner) -> Result<(i64, i16), KafkaError> {
     let conn = inner.client.conn(&Target::Any).await?;
-    let resp = conn.request(&req).await?;
+    let resp = init_request(&conn, None).await?;
     match KafkaError::from_code(resp.error_code, "InitProducerId") {
         Some(e) => Err(e),
         None => Ok((resp.producer_id.0, resp.producer_epoch)),
@@ -369,5 +449,26 @@ mod tests {
         prepare(&mut st);
         assert!(take(&mut st, "t", &mut d));
         assert_eq!((d.seq, st.idem.producer), (Some((7, 1, 0)), Some((7, 1))));
+    }
+
+    /// A transactional producer bumps no epoch itself: a failed batch with nothing acknowledged
+    /// after it marks the transaction's sequence lost (the abort then bumps the epoch at the
+    /// coordinator), and after `reset_all` the partition starts again at 0 under the new epoch.
+    #[test]
+    fn a_transactional_gap_aborts_instead_of_bumping() {
+        let mut st = state(&["t"]);
+        st.idem.transactional = true;
+        let (mut a, mut b) = (batch(0, 2), batch(1, 1));
+        assert!(take(&mut st, "t", &mut a));
+        done(&mut st, "t", &a, false);
+        assert!(sequences_unsure(&st), "unresolved");
+        prepare(&mut st);
+        assert_eq!(st.idem.producer, Some((7, 0)), "no local bump");
+        assert!(st.idem.sequence_lost);
+        st.idem.producer = Some((7, 1));
+        reset_all(&mut st);
+        assert!(!sequences_unsure(&st));
+        assert!(take(&mut st, "t", &mut b));
+        assert_eq!(b.seq, Some((7, 1, 0)));
     }
 }

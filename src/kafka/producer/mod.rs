@@ -31,6 +31,12 @@
 //! With idempotence off (or acks 1/0) delivery is at-least-once: a retry after a lost connection
 //! may duplicate a batch.
 //!
+//! # Transactions
+//! With a `transactional_id` the producer is transactional, as Java's is (KIP-98): records go
+//! out only inside a transaction, and a read_committed consumer sees them only once it is
+//! committed (an aborted one never). See `transaction.rs` for the protocol and the errors, and
+//! [`Producer::begin_transaction`] for an example.
+//!
 //! # Errors per record
 //! A broker error that no retry can fix fails the records of its batch, and the batches of the
 //! partition queued or in flight behind it fail with the retriable `behind-refused` (e.g. behind
@@ -85,12 +91,14 @@ use std::time::{Duration, Instant};
 use crate::kafka::{Client, KafkaError};
 
 mod accumulator;
+mod batch_key;
 mod config;
 mod delivery;
 mod idempotence;
 mod sender;
 mod sequence;
 mod state;
+mod transaction;
 
 pub use crate::kafka::record::Compression;
 pub use config::{Acks, Partitioner, ProducerConfig};
@@ -182,14 +190,22 @@ impl Producer {
             )));
         }
         let client = Client::new(cfg.client_config())?;
+        if cfg.transactional() && !cfg.idempotent() {
+            return Err(KafkaError::Config(
+                "transactional_id needs the idempotent producer (enable_idempotence, acks = all)"
+                    .into(),
+            ));
+        }
         if cfg.enable_idempotence && !cfg.idempotent() {
             tracing::info!(acks = %cfg.acks, "idempotence is off: it needs acks=all");
         }
         let (wake_tx, wake_rx) = smol::channel::bounded(1);
+        let mut state = State::default();
+        state.idem.transactional = cfg.transactional();
         let inner = Arc::new(Inner {
             cfg,
             client,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             progress: Condvar::new(),
             wake_tx,
             wake_rx,
@@ -288,7 +304,11 @@ impl Producer {
         value: &[u8],
         headers: &[(String, Vec<u8>)],
     ) -> DeliveryHandle {
-        match self.append(topic, key, value, headers) {
+        let appended = match self.may_append() {
+            Ok(()) => self.append(topic, key, value, headers),
+            Err(e) => Err(e),
+        };
+        match self.appended(appended) {
             Ok((outcome, index, partition)) => DeliveryHandle {
                 outcome: Ok((outcome, index)),
                 partition,
@@ -313,19 +333,30 @@ impl Producer {
     /// Send everything buffered now and wait until it is acknowledged or failed, at most `timeout`.
     /// Returns `Timeout` if records are still pending when the time is up.
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        let deadline = Instant::now() + timeout;
+        self.flush_until(Instant::now() + timeout, "flush", |st| st.unfinished == 0)
+    }
+
+    /// Send everything buffered now and wait until `done` holds of the state (woken on every
+    /// completion), or `deadline` passes: `Timeout` naming `what`.
+    fn flush_until(
+        &self,
+        deadline: Instant,
+        what: &str,
+        done: impl Fn(&State) -> bool,
+    ) -> Result<(), KafkaError> {
+        let started = Instant::now();
         let mut st = self.inner.lock();
         st.flushing += 1;
         self.inner.wake();
         let res = loop {
-            if st.unfinished == 0 {
+            if done(&st) {
                 break Ok(());
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break Err(KafkaError::Timeout {
-                    what: format!("flush ({} records pending)", st.unfinished),
-                    after: timeout,
+                    what: format!("{what} ({} records pending)", st.unfinished),
+                    after: started.elapsed(),
                 });
             }
             st = self

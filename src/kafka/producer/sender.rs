@@ -12,7 +12,11 @@
 //! DUPLICATE_SEQUENCE_NUMBER counts as delivered, OUT_OF_ORDER_SEQUENCE_NUMBER and
 //! UNKNOWN_PRODUCER_ID are retried as those rules say. MESSAGE_TOO_LARGE for a batch of several
 //! records puts its two halves back in the partition (with its sequence range) instead of failing
-//! it; any other error no retry can fix fails that batch's records, and the partition goes on.
+//! it; any other error no retry can fix fails that batch's records, and the partition goes on. A
+//! transactional producer sends a partition's first batch of a transaction only once the
+//! partition is in the transaction (AddPartitionsToTxn, `transaction/`), names its
+//! transactional id in every Produce request, and does not retry a sequence gap (the
+//! transaction is aborted instead).
 //!
 //! Up to `max_in_flight` batches of a partition are in flight (5 for the idempotent producer, 1
 //! otherwise), and the next one is taken only once the previous one's request is written
@@ -44,7 +48,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::state::{Batch, PartQueue, landed};
-use super::{Acks, Inner, idempotence};
+use super::{Acks, Inner, idempotence, transaction};
 use crate::kafka::{KafkaError, Target};
 
 /// Kafka's DUPLICATE_SEQUENCE_NUMBER: the broker already stored this batch.
@@ -64,6 +68,10 @@ pub(super) async fn sender_loop(inner: Arc<Inner>, ex: Arc<smol::Executor<'stati
         inner.progress.notify_all();
         if ready.finished {
             return;
+        }
+        if ready.add_partitions {
+            ex.spawn(transaction::add_partitions(inner.clone()))
+                .detach();
         }
         if ready.init {
             let inner = inner.clone();
@@ -116,6 +124,8 @@ struct Ready {
     finished: bool,
     /// The idempotent producer needs a producer id: ask for one.
     init: bool,
+    /// The transactional producer has partitions to add to its transaction: add them.
+    add_partitions: bool,
 }
 
 /// Under the state lock: fail batches whose delivery timeout passed and take every ready one
@@ -127,6 +137,7 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
     let mut next_wake = now + Duration::from_secs(1);
     let mut guard = inner.lock();
     let idempotent = inner.cfg.idempotent();
+    let transactional = inner.cfg.transactional();
     let init = idempotent && idempotence::start_init(&mut guard, now);
     if let Some(at) = idempotence::init_retry_at(&guard) {
         next_wake = next_wake.min(at);
@@ -175,6 +186,9 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
                 next_wake = next_wake.min(ready_at);
                 continue;
             }
+            if transactional && !transaction::may_send(&mut st.txn, name, p as i32) {
+                continue;
+            }
             let Some(mut b) = q.batches.pop_front() else {
                 continue;
             };
@@ -196,6 +210,10 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
         }
     }
     st.stats.peak_in_flight = st.stats.peak_in_flight.max(peak);
+    let add_partitions = transactional && transaction::start_add(&mut st.txn, now);
+    if let Some(at) = transaction::add_retry_at(&st.txn) {
+        next_wake = next_wake.min(at);
+    }
     // Completed under the state lock (lock order: state, then outcome), so `flush`
     // never sees `unfinished` drop before the handles have their result.
     for (b, n) in expired.drain(..) {
@@ -224,12 +242,13 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
         next_wake,
         finished,
         init,
+        add_partitions,
     }
 }
 
 /// Fail every batch that is not in flight with `e`: after `close` (flush already had its
 /// chance), or when the idempotent producer cannot get a producer id for good.
-fn fail_unsent(inner: &Inner, e: &KafkaError) {
+pub(super) fn fail_unsent(inner: &Inner, e: &KafkaError) {
     let mut leftover = Vec::new();
     {
         let mut st = inner.lock();
@@ -361,6 +380,7 @@ async fn produce_to(inner: Arc<Inner>, leader: i32, batches: Vec<Taken>) {
         .min()
         .unwrap_or_else(Instant::now);
     let req = ProduceRequest::default()
+        .with_transactional_id(transaction::produce_id(cfg))
         .with_acks(cfg.acks.wire())
         .with_timeout_ms(cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32)
         .with_topic_data(topics);
@@ -383,7 +403,7 @@ async fn produce_to(inner: Arc<Inner>, leader: i32, batches: Vec<Taken>) {
         }
     };
     let version = match conn.version_for::<ProduceRequest>() {
-        Ok(v) => v,
+        Ok(v) => transaction::produce_version(cfg, v),
         Err(e) => {
             for t in ok {
                 finish(&inner, t, Err(e.clone()));
@@ -624,6 +644,15 @@ fn guard_behind(inner: &Inner, topic: &str, partition: i32, key: (u64, i32), e: 
 /// without using up `retries`: the idempotence rules say whether its partition needs a new epoch
 /// (then its batches are sequenced again from 0) or the answer is the consequence of an older
 /// batch's failure (retried behind it).
+/// Whether OUT_OF_ORDER_SEQUENCE_NUMBER / UNKNOWN_PRODUCER_ID (`code`) for `batch` shows a gap in
+/// its partition's sequence (`idempotence::is_gap`).
+fn sequence_gap(inner: &Inner, topic: &str, partition: i32, batch: &Batch, code: i16) -> bool {
+    let st = inner.lock();
+    (st.topics.get(topic))
+        .and_then(|ts| ts.parts.get(partition as usize))
+        .is_some_and(|q| idempotence::is_gap(q, batch, code))
+}
+
 fn retry(
     inner: &Inner,
     topic: &str,
@@ -636,7 +665,10 @@ fn retry(
     let key = batch.key();
     let sequence = (e.code())
         .filter(|c| matches!(c, 45 | 59))
-        .filter(|_| batch.seq.is_some());
+        .filter(|_| batch.seq.is_some())
+        .filter(|&code| {
+            !(cfg.transactional() && sequence_gap(inner, topic, partition, &batch, code))
+        });
     let counted = sent && sequence.is_none();
     let backoff = crate::kafka::client::backoff(
         cfg.retry_backoff,

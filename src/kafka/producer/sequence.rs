@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use super::state::BatchKey;
+use super::batch_key::BatchKey;
 
 /// Producer id, epoch and base sequence a batch carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,13 +12,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::ProducerStats;
+use super::batch_key::BatchKey;
 use super::delivery::Outcome;
 use super::sequence::PartSeq;
 use crate::kafka::KafkaError;
 use crate::kafka::record::BatchBuilder;
-
-/// A batch's place in its partition's order ([`Batch::key`]).
-pub(super) type BatchKey = (u64, i32);
 
 pub(super) struct Batch {
     pub(super) builder: BatchBuilder,
@@ -93,6 +91,8 @@ pub(super) struct State {
     pub(super) in_flight_requests: usize,
     pub(super) stats: ProducerStats,
     pub(super) idem: Idem,
+    /// The transactional producer's state (`transaction.rs`); unused otherwise.
+    pub(super) txn: super::transaction::txn::Txn,
 }
 
 impl PartQueue {
@@ -136,4 +136,10 @@ pub(super) struct Idem {
     pub(super) init_attempts: u32,
     /// Why the last InitProducerId failed: the error of batches that time out waiting for an id.
     pub(super) init_error: Option<KafkaError>,
+    /// A transactional producer: its id comes from `transaction/`, and it never bumps its
+    /// epoch locally.
+    pub(super) transactional: bool,
+    /// A transactional producer's partition sequence may have a gap (where the idempotent
+    /// producer would bump its epoch): the transaction must be aborted, and the abort bumps it.
+    pub(super) sequence_lost: bool,
 }

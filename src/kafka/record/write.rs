@@ -54,6 +54,9 @@ pub struct BatchBuilder {
     max_ts: i64,
     /// Producer id, epoch and base sequence for the header; `None`: not idempotent (-1s).
     producer: Option<(i64, i16, i32)>,
+    /// The batch belongs to a transaction (attribute bit 4): consumers in read_committed hold
+    /// it back until its transaction's marker, and skip it when that marker is an abort.
+    transactional: bool,
 }
 
 fn get_uvarint(buf: &[u8]) -> Option<(u64, usize)> {
@@ -115,6 +118,11 @@ impl BatchBuilder {
         self.producer = producer;
     }
 
+    /// Mark the batch as part of a transaction (kept across [`BatchBuilder::split_off`]).
+    pub fn set_transactional(&mut self, transactional: bool) {
+        self.transactional = transactional;
+    }
+
     /// Split the batch in two: this one keeps records `0..at`, the returned one has the rest,
     /// with their timestamps, keys, values and headers unchanged (offset deltas renumbered).
     /// The producer fields are cleared on both (a split batch is sequenced anew).
@@ -132,6 +140,7 @@ impl BatchBuilder {
         }
         let tail = self.records.split_off(pos);
         let mut other = BatchBuilder::new();
+        other.transactional = self.transactional;
         let mut at_byte = 0;
         while let Some((ts_delta, rest, len)) = tail.get(at_byte..).and_then(next_record) {
             other.push_record(self.base_ts + ts_delta, rest);
@@ -210,7 +219,7 @@ impl BatchBuilder {
         out.put_i8(2); // magic
         out.put_u32(0); // crc, patched below
         let crc_start = out.len();
-        out.put_i16(compression.attribute());
+        out.put_i16(compression.attribute() | if self.transactional { 0x10 } else { 0 });
         out.put_i32(self.count.saturating_sub(1)); // last offset delta
         out.put_i64(self.base_ts);
         out.put_i64(self.max_ts);
@@ -354,5 +363,22 @@ mod tests {
         one.append(3, None, Some(b"v"), &[]);
         let rest = one.split_off(1);
         assert_eq!((one.len(), rest.len()), (1, 0));
+    }
+
+    /// A transaction's batch carries attribute bit 4 (what read_committed consumers filter by),
+    /// its halves after a split too; a plain batch does not.
+    #[test]
+    fn transactional_batches_carry_their_attribute_bit() {
+        let mut b = BatchBuilder::new();
+        for i in 0..4u8 {
+            b.append(1, None, Some(&[i]), &[]);
+        }
+        assert_eq!(b.finish(Compression::Gzip).unwrap()[22], 1);
+        b.set_transactional(true);
+        let rest = b.split_off(2);
+        for half in [&b, &rest] {
+            let bytes = half.finish(Compression::Gzip).unwrap();
+            assert_eq!(i16::from_be_bytes([bytes[21], bytes[22]]), 0x10 | 1);
+        }
     }
 }

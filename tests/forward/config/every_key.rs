@@ -305,6 +305,15 @@ fn producer_case(key: &str) -> Option<Case> {
             }),
         ),
         "kafka.batch_records" => case("42", |o| o.config().batch_records, 42),
+        "kafka.transactional_id" => case(
+            "gw-tx",
+            |o| o.producer().transactional_id.clone(),
+            Some("gw-tx".to_string()),
+        )
+        .with(&[("forward.exactly_once", "true")]),
+        "kafka.transaction_timeout_ms" => {
+            case("42000", |o| o.producer().transaction_timeout, ms(42_000))
+        }
         _ => return None,
     })
 }
@@ -380,6 +389,19 @@ fn forwarder_case(key: &str) -> Option<Case> {
         "dead_letter_max_bytes" => case("2MiB", |o| o.config().dead_letter_max_bytes, 2 << 20),
         "drain_timeout_ms" => case("42", |o| o.config().drain_timeout, ms(42)),
         "clock_check" => case("false", |o| o.config().clock_check, false),
+        "forward.exactly_once" => case("true", |o| o.config().forward.exactly_once, true),
+        "forward.commit_interval_ms" => case("42", |o| o.config().forward.commit_interval, ms(42)),
+        "forward.positions_topic" => case(
+            "positions-2",
+            |o| o.config().forward.positions_topic.clone(),
+            "positions-2".to_string(),
+        ),
+        "forward.gateway_id" => case(
+            "gw-17",
+            |o| o.config().forward.gateway_id.clone(),
+            Some("gw-17".to_string()),
+        ),
+        "forward.headers" => case("false", |o| o.config().forward.headers, false),
         "max_line_bytes" => case("2MiB", |o| o.config().max_line_bytes, 2 << 20),
         "metrics.listen" => case(
             "127.0.0.1:9464",

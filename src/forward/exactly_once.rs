@@ -1,0 +1,766 @@
+//! The exactly-once sender (`forward.exactly_once`), Kafka Connect's exactly-once source (KIP-618)
+//! on a spool: the records go out inside transactions ([`Transactions`]), and each transaction
+//! also writes this gateway's spool position (the last sequence number it covers) to the
+//! positions topic, so a record is in Kafka, for read_committed consumers, exactly when the
+//! position saying so is.
+//! - Start: [`Transactions::start`] fences the gateway's previous instance (its open transaction
+//!   is aborted) and reads the committed position; the spool records at or below it were
+//!   delivered before a crash (or a power cut) and are released without being sent again.
+//! - A transaction gathers send windows for `commit_interval`, then commits with the position of
+//!   its last record; only then does the spool release them. Before each window goes out the
+//!   spool's sent mark is made durable ([`Spool::sync_cursor`]), so after a power cut the spool
+//!   numbers new records above every one ever sent: a new reading is never taken for one
+//!   already committed.
+//! - Any record that fails aborts the transaction; the spool is read again from its first
+//!   unreleased record and everything is sent again in a new transaction (after a backoff unless
+//!   the failure was a refusal). A record the broker refuses for good in a send with others is
+//!   sent alone the next time; refused alone, it is dead-lettered (as the plain sender does),
+//!   then the transaction without it goes again. Another forwarder that took over the gateway's
+//!   transactional id (`producer-fenced`) stops this one: the forwarder exits with that kind.
+//!
+//! Must not release a record from the spool before the transaction holding it committed, and
+//! must not send a record at or below the committed position.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::clock_check;
+use super::dead_letter::DeadLetter;
+use super::held::Cause;
+use super::metrics::{Metrics, add};
+use super::sender::{SenderOptions, clock_gate, dead_letter, next_window, sleep_unless};
+use super::window::Window;
+use super::{RecordSink, Transactions};
+use crate::error::{ErrorKind, Kind};
+use crate::spool::{Spool, SpoolRecord};
+
+/// Why the sender stopped for good (set once, by the sender thread; read by the forwarder's `run`).
+#[derive(Default)]
+pub(crate) struct Fatal(std::sync::Mutex<Option<(Kind, String)>>);
+
+impl Fatal {
+    pub(crate) fn set(&self, kind: Kind, message: String) {
+        let mut g = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        g.get_or_insert((kind, message));
+    }
+    pub(super) fn get(&self) -> Option<(Kind, String)> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// How the exactly-once sender runs.
+#[derive(Debug, Clone)]
+pub struct ExactlyOnceOptions {
+    /// Windows, backoff, clock check and headers, as the plain sender's.
+    pub send: SenderOptions,
+    /// How long a transaction gathers windows before it commits.
+    pub commit_interval: Duration,
+    /// The gateway whose position the transactions store.
+    pub gateway: String,
+    /// The spool's next sequence number when it was opened (before any input ran): a committed
+    /// position at or above it was not written from this spool.
+    pub next_seq_at_open: u64,
+}
+
+/// Why a transaction cannot go on.
+struct Failure {
+    kind: Kind,
+    message: String,
+    /// Wait before the next attempt (not after a refusal: the next attempt sends differently).
+    back_off: bool,
+    /// A refusal that fixing the setup cures ([`RecordSink::refusal`]: our clock, an ACL, a
+    /// missing topic): the records are held in the spool under its kind, as the plain sender does.
+    refusal: bool,
+}
+
+impl Failure {
+    fn of<E: ErrorKind>(e: &E, back_off: bool) -> Failure {
+        Failure {
+            kind: e.kind(),
+            message: e.to_string(),
+            back_off,
+            refusal: false,
+        }
+    }
+
+    /// A record's failure that is not permanent: a refusal (with its kind) or a passing one.
+    fn of_record<S: RecordSink>(e: &S::Error) -> Failure {
+        match S::refusal(e) {
+            Some(r) => Failure {
+                kind: r.kind,
+                message: e.to_string(),
+                back_off: true,
+                refusal: true,
+            },
+            None => Failure::of(e, true),
+        }
+    }
+}
+
+/// The open transaction.
+struct Open {
+    began: Instant,
+    /// The last record of its last window: its sequence number is the position to commit.
+    last: Option<SpoolRecord>,
+    /// Records sent in it (dead-lettered ones not counted).
+    records: u64,
+}
+
+/// The exactly-once sender's state.
+struct Eos {
+    /// `Transactions::start` succeeded (after a failure that ends the producer, it runs again).
+    started: bool,
+    /// The last committed position.
+    position: Option<u64>,
+    open: Option<Open>,
+    /// Records refused for good in a send with others: sent alone from now on.
+    alone: BTreeSet<u64>,
+    /// Records dead-lettered (refused alone): settled, never sent again.
+    dead: BTreeSet<u64>,
+    backoff: Duration,
+    committed: u64,
+    aborted: u64,
+}
+
+/// Run until `stop` is set; on a fatal error (the producer fenced), say why in `fatal` and return.
+pub fn run<S: RecordSink>(
+    spool: &Spool,
+    mut sink: S,
+    metrics: &Metrics,
+    dead: &DeadLetter,
+    stop: &AtomicBool,
+    opts: &ExactlyOnceOptions,
+    fatal: &Fatal,
+) {
+    let send = &opts.send;
+    let mut eos = Eos {
+        started: false,
+        position: None,
+        open: None,
+        alone: BTreeSet::new(),
+        dead: BTreeSet::new(),
+        backoff: send.backoff.min,
+        committed: 0,
+        aborted: 0,
+    };
+    let mut clock = clock_gate(spool);
+    let mut reread = false;
+    let ended = loop {
+        if stop.load(Ordering::Relaxed) {
+            break None;
+        }
+        if let Err(e) = spool.tick() {
+            metrics.set_error(e.kind(), &e.to_string());
+        }
+        let step = match sink.transactions() {
+            None => Err(Failure {
+                kind: Kind::InvalidConfig,
+                message: "exactly_once needs a transactional sink".into(),
+                back_off: false,
+                refusal: false,
+            }),
+            Some(t) if !eos.started => eos.start(t, spool, opts),
+            Some(t) if eos.commit_due(opts.commit_interval) => eos.commit(t, spool, metrics),
+            Some(_) => Ok(()),
+        };
+        if let Some(e) = eos.handle(step, &mut sink, spool, metrics, stop) {
+            break Some(e);
+        }
+        if !eos.started {
+            continue;
+        }
+        if send.clock_check && clock.held(crate::clock::now_ms(), metrics) {
+            sleep_unless(stop, clock_check::RECHECK);
+            continue;
+        }
+        let mut wait = send.clone();
+        if let Some(o) = &eos.open {
+            let left = opts.commit_interval.saturating_sub(o.began.elapsed());
+            wait.poll = wait.poll.min(left.max(Duration::from_millis(1)));
+        }
+        let window = match next_window(spool, metrics, stop, &wait, &mut clock, &mut reread) {
+            Ok(Some(w)) => w,
+            Ok(None) => continue,
+            Err(e) => {
+                metrics.set_error(e.kind(), &e.to_string());
+                spool.rewind();
+                sleep_unless(stop, eos.backoff);
+                continue;
+            }
+        };
+        let step = eos.window(&mut sink, window, spool, dead, metrics);
+        if let Some(e) = eos.handle(step, &mut sink, spool, metrics, stop) {
+            break Some(e);
+        }
+        if reread && eos.open.is_none() {
+            reread = false;
+            spool.rewind();
+        }
+    };
+    eos.finish(&mut sink, spool, metrics, ended, fatal);
+}
+
+impl Eos {
+    /// Fence the previous instance, read the committed position, release what it covers.
+    fn start<E: ErrorKind + Send + 'static>(
+        &mut self,
+        t: &mut dyn Transactions<Error = E>,
+        spool: &Spool,
+        opts: &ExactlyOnceOptions,
+    ) -> Result<(), Failure> {
+        let position = t.start(&opts.gateway).map_err(|e| Failure::of(&e, true))?;
+        if let Some(p) = position.filter(|p| *p >= opts.next_seq_at_open) {
+            // Releasing "committed" records would drop this spool's own new ones: stop instead.
+            return Err(Failure {
+                kind: Kind::SpoolBehindPosition,
+                message: format!(
+                    "gateway {}: committed position {p} is at or above this spool's sequence numbers \
+                     (next {} when opened): the position was written from another spool (a new or \
+                     wiped spool under a reused forward.gateway_id?); nothing is sent, the records \
+                     stay in the spool: give this spool its own gateway id",
+                    opts.gateway, opts.next_seq_at_open
+                ),
+                back_off: false,
+                refusal: false,
+            });
+        }
+        let skipped =
+            release_committed(spool, position, &opts.send).map_err(|e| Failure::of(&e, true))?;
+        tracing::info!(position = ?position, skipped, next_seq = spool.status().next_seq,
+            "exactly-once: previous instance fenced; records at or below the committed position released without sending");
+        self.started = true;
+        self.position = position;
+        Ok(())
+    }
+
+    fn commit_due(&self, interval: Duration) -> bool {
+        self.open
+            .as_ref()
+            .is_some_and(|o| o.began.elapsed() >= interval)
+    }
+
+    /// Commit the open transaction with its last record's position, then release its records.
+    fn commit<E: ErrorKind + Send + 'static>(
+        &mut self,
+        t: &mut dyn Transactions<Error = E>,
+        spool: &Spool,
+        metrics: &Metrics,
+    ) -> Result<(), Failure> {
+        let Some(open) = self.open.take() else {
+            return Ok(());
+        };
+        let Some(last) = open.last else {
+            // Nothing was sent: nothing to commit (an empty transaction has no partition).
+            return t.commit(None).map_err(|e| Failure::of(&e, true));
+        };
+        let records = open.records;
+        if let Err(e) = t.commit(Some(last.seq)) {
+            self.open = Some(Open {
+                last: Some(last),
+                ..open
+            });
+            return Err(Failure::of(&e, true));
+        }
+        self.committed += 1;
+        if self.committed == 1 {
+            // Start-to-first-send is measured from this line (benches/forward.rs).
+            tracing::info!(records, "first records acknowledged");
+        }
+        self.position = Some(last.seq);
+        self.alone = self.alone.split_off(&(last.seq + 1));
+        self.dead = self.dead.split_off(&(last.seq + 1));
+        add(&metrics.acked, records);
+        metrics.held.set(None);
+        if let Err(e) = spool.ack_through(&last) {
+            tracing::error!(error = %e, "spool ack failed");
+            metrics.set_error(e.kind(), &e.to_string());
+        }
+        self.backoff = Duration::from_millis(100).min(self.backoff);
+        Ok(())
+    }
+
+    /// Send one window inside the open transaction (opening one if needed).
+    fn window<S: RecordSink>(
+        &mut self,
+        sink: &mut S,
+        mut window: Window,
+        spool: &Spool,
+        dead: &DeadLetter,
+        metrics: &Metrics,
+    ) -> Result<(), Failure> {
+        // The sent mark on disk first: after a power cut no new record gets one of these numbers.
+        spool.sync_cursor().map_err(|e| Failure::of(&e, true))?;
+        if self.open.is_none() {
+            let t = sink.transactions().ok_or_else(|| Failure {
+                kind: Kind::InvalidConfig,
+                message: "no transactional sink".into(),
+                back_off: false,
+                refusal: false,
+            })?;
+            t.begin().map_err(|e| Failure::of(&e, true))?;
+            self.open = Some(Open {
+                began: Instant::now(),
+                last: None,
+                records: 0,
+            });
+        }
+        let last = last_record(&window);
+        let sent = send_window(sink, &mut window, self, dead, metrics)?;
+        if let Some(o) = self.open.as_mut() {
+            o.records += sent;
+            if last.is_some() {
+                o.last = last;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a step: a failure aborts the open transaction and sends everything again from the
+    /// spool's first unreleased record; a fenced producer is the end (returned).
+    fn handle<S: RecordSink>(
+        &mut self,
+        step: Result<(), Failure>,
+        sink: &mut S,
+        spool: &Spool,
+        metrics: &Metrics,
+        stop: &AtomicBool,
+    ) -> Option<Failure> {
+        let f = step.err()?;
+        metrics.set_error(f.kind, &f.message);
+        if matches!(
+            f.kind,
+            Kind::ProducerFenced | Kind::InvalidConfig | Kind::SpoolBehindPosition
+        ) {
+            return Some(f);
+        }
+        let resend = self.open.as_ref().map_or(0, |o| o.records);
+        if f.refusal {
+            let cause = Cause {
+                kind: f.kind,
+                refusal: true,
+                records: spool.status().records.max(resend),
+                message: f.message.clone(),
+            };
+            metrics.held.set(Some(&cause));
+        }
+        tracing::warn!(kind = %f.kind, error = %f.message, resend, "exactly-once: step failed; the open transaction (if any) is aborted and its records sent again");
+        if let Some(e) = self.abort(sink) {
+            return Some(e);
+        }
+        add(&metrics.retried, resend);
+        spool.rewind();
+        if f.back_off {
+            sleep_unless(stop, self.backoff);
+            self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
+        }
+        None
+    }
+
+    /// Abort the open transaction, if any. A producer that cannot abort (timed out, or ended) is
+    /// started again; a fenced one is the end.
+    fn abort<S: RecordSink>(&mut self, sink: &mut S) -> Option<Failure> {
+        self.open.take()?;
+        let t = sink.transactions()?;
+        self.aborted += 1;
+        match t.abort() {
+            Ok(()) => None,
+            Err(e) if e.kind() == Kind::ProducerFenced => Some(Failure::of(&e, false)),
+            Err(e) => {
+                tracing::warn!(error = %e, kind = %e.kind(), "exactly-once: abort failed; starting the producer again");
+                self.started = false;
+                None
+            }
+        }
+    }
+
+    /// On stop: commit what is open; on a fatal error: say why.
+    fn finish<S: RecordSink>(
+        mut self,
+        sink: &mut S,
+        spool: &Spool,
+        metrics: &Metrics,
+        ended: Option<Failure>,
+        fatal: &Fatal,
+    ) {
+        if ended.is_none()
+            && self.open.is_some()
+            && let Some(t) = sink.transactions()
+            && let Err(f) = self.commit(t, spool, metrics)
+        {
+            tracing::warn!(kind = %f.kind, error = %f.message, "exactly-once: last commit failed; its records stay in the spool");
+            let _ = self.abort(sink);
+        }
+        tracing::info!(committed = self.committed, aborted = self.aborted, position = ?self.position, "exactly-once sender stopped");
+        if let Some(f) = ended {
+            tracing::error!(kind = %f.kind, error = %f.message, "exactly-once sender stopped for good");
+            fatal.set(f.kind, f.message);
+        }
+    }
+}
+
+/// Read the spool from its first unreleased record and release every record at or below
+/// `position` (delivered by an earlier run); the reader is left at the first record above it.
+fn release_committed(
+    spool: &Spool,
+    position: Option<u64>,
+    send: &SenderOptions,
+) -> Result<u64, crate::spool::SpoolError> {
+    spool.rewind();
+    let Some(position) = position else {
+        return Ok(0);
+    };
+    let mut skipped = 0;
+    loop {
+        let batch = spool.read_batch(send.batch_records, send.batch_bytes, Duration::ZERO)?;
+        let done = batch.is_empty() || batch.last().is_some_and(|r| r.seq > position);
+        let covered: Vec<SpoolRecord> = batch.into_iter().filter(|r| r.seq <= position).collect();
+        skipped += covered.len() as u64;
+        if let Some(last) = covered.last() {
+            spool.ack_through(last)?;
+        }
+        if done {
+            break;
+        }
+    }
+    spool.rewind();
+    Ok(skipped)
+}
+
+fn last_record(window: &Window) -> Option<SpoolRecord> {
+    (0..window.len())
+        .rev()
+        .find_map(|i| window.record(i))
+        .cloned()
+}
+
+/// Send the window's records (one send per topic; one per record for a topic with a record to
+/// send alone), skipping the dead-lettered ones. The first failure ends the window: a refusal
+/// for good marks its record to go alone, or (alone already) dead-letters it.
+fn send_window<S: RecordSink>(
+    sink: &mut S,
+    window: &mut Window,
+    eos: &mut Eos,
+    dead: &DeadLetter,
+    metrics: &Metrics,
+) -> Result<u64, Failure> {
+    let seq = |w: &Window, i: usize| w.record(i).map_or(0, |r| r.seq);
+    for i in 0..window.len() {
+        if eos.dead.contains(&seq(window, i)) || eos.position.is_some_and(|p| seq(window, i) <= p) {
+            drop(window.take_at(i));
+        }
+    }
+    let mut sent = 0;
+    for topic in window.topics() {
+        let alone = window
+            .pending_of(&topic)
+            .into_iter()
+            .any(|i| eos.alone.contains(&seq(window, i)));
+        let calls = match alone {
+            true => window
+                .pending_of(&topic)
+                .into_iter()
+                .map(|i| window.take_at(i))
+                .collect(),
+            false => vec![window.take(&topic)],
+        };
+        for taken in calls {
+            let n = taken.records.len();
+            add(&metrics.sent, n as u64);
+            let results = sink.send_batch(&taken.topic, &taken.records);
+            for (k, (i, out)) in taken.at.iter().zip(&taken.records).enumerate() {
+                let e = match results.get(k) {
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => e,
+                    None => {
+                        return Err(Failure {
+                            kind: Kind::NotAcknowledged,
+                            message: "the sink returned no result for a record".into(),
+                            back_off: true,
+                            refusal: false,
+                        });
+                    }
+                };
+                let s = seq(window, *i);
+                let Some(rejection) = S::permanent(e) else {
+                    return Err(Failure::of_record::<S>(e));
+                };
+                if n > 1 {
+                    eos.alone.insert(s);
+                } else {
+                    let spooled_ms = window.record(*i).map_or(0, |r| r.timestamp_ms);
+                    if !dead_letter(dead, metrics, &taken.topic, out, spooled_ms, rejection, e) {
+                        return Err(Failure::of(e, true));
+                    }
+                    eos.dead.insert(s);
+                }
+                return Err(Failure::of(e, false));
+            }
+            sent += n as u64;
+        }
+    }
+    Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The exactly-once sender against a scripted transactional sink that keeps what a
+    //! read_committed consumer would see: records of committed transactions only.
+
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::forward::{Delivery, OutRecord};
+    use crate::spool::{FsyncPolicy, SpoolOptions};
+
+    #[derive(Debug, thiserror::Error)]
+    enum FakeError {
+        #[error("broker down")]
+        Down,
+        #[error("record {0} is too large")]
+        TooLarge(u8),
+        #[error("fenced")]
+        Fenced,
+    }
+
+    impl ErrorKind for FakeError {
+        fn kind(&self) -> Kind {
+            match self {
+                FakeError::Down => Kind::BrokerUnreachable,
+                FakeError::TooLarge(_) => Kind::RecordTooLarge,
+                FakeError::Fenced => Kind::ProducerFenced,
+            }
+        }
+    }
+
+    /// What the broker would hold: committed records and positions, and the open transaction.
+    #[derive(Default)]
+    struct Broker {
+        committed: Vec<u8>,
+        position: Option<u64>,
+        open: Option<Vec<u8>>,
+        calls: usize,
+        starts: usize,
+        aborts: usize,
+        /// Send calls (1-based) that fail with a retriable error.
+        fail_calls: Vec<usize>,
+        too_large: Vec<u8>,
+        /// The commit (1-based) at which another instance fenced this one.
+        fenced_at_commit: Option<usize>,
+        commits: usize,
+    }
+
+    struct Sink(Arc<Mutex<Broker>>);
+
+    impl RecordSink for Sink {
+        type Error = FakeError;
+        fn send_batch(
+            &mut self,
+            _: &str,
+            records: &[OutRecord],
+        ) -> Vec<Result<Delivery, FakeError>> {
+            let mut b = self.0.lock().unwrap();
+            b.calls += 1;
+            let fail = b.fail_calls.contains(&b.calls);
+            let refused = records.iter().find(|r| b.too_large.contains(&r.value[0]));
+            let out = records.iter().map(|r| {
+                if fail {
+                    return Err(FakeError::Down);
+                }
+                if let Some(bad) = refused {
+                    return Err(FakeError::TooLarge(bad.value[0]));
+                }
+                b.open
+                    .as_mut()
+                    .expect("sent inside a transaction")
+                    .push(r.value[0]);
+                Ok(Delivery {
+                    partition: 0,
+                    offset: None,
+                })
+            });
+            let out: Vec<_> = out.collect();
+            out
+        }
+        fn permanent(e: &FakeError) -> Option<Kind> {
+            matches!(e, FakeError::TooLarge(_)).then_some(Kind::MessageTooLarge)
+        }
+        fn transactions(&mut self) -> Option<&mut dyn Transactions<Error = FakeError>> {
+            Some(self)
+        }
+    }
+
+    impl Transactions for Sink {
+        type Error = FakeError;
+        fn start(&mut self, gateway: &str) -> Result<Option<u64>, FakeError> {
+            assert_eq!(gateway, "gw");
+            let mut b = self.0.lock().unwrap();
+            b.starts += 1;
+            b.open = None;
+            Ok(b.position)
+        }
+        fn begin(&mut self) -> Result<(), FakeError> {
+            let mut b = self.0.lock().unwrap();
+            assert!(b.open.is_none(), "begin inside a transaction");
+            b.open = Some(Vec::new());
+            Ok(())
+        }
+        fn commit(&mut self, position: Option<u64>) -> Result<(), FakeError> {
+            let mut b = self.0.lock().unwrap();
+            b.commits += 1;
+            if b.fenced_at_commit == Some(b.commits) {
+                return Err(FakeError::Fenced);
+            }
+            let open = b.open.take().expect("commit of an open transaction");
+            b.committed.extend(open);
+            if let Some(p) = position {
+                assert!(b.position.is_none_or(|q| p > q), "positions only go up");
+                b.position = Some(p);
+            }
+            Ok(())
+        }
+        fn abort(&mut self) -> Result<(), FakeError> {
+            let mut b = self.0.lock().unwrap();
+            b.aborts += 1;
+            b.open = None;
+            Ok(())
+        }
+    }
+
+    fn tmpdir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("avro-edge-eos-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// Spool records 0..n, run the sender until the spool is empty (or 10 s), stop it.
+    fn drain(tag: &str, n: u8, broker: &Arc<Mutex<Broker>>) -> (Option<(Kind, String)>, u64) {
+        let dir = tmpdir(tag);
+        let opts = SpoolOptions {
+            fsync: FsyncPolicy::Never,
+            ..SpoolOptions::default()
+        };
+        let (spool, _) = Spool::open(&dir.join("spool"), opts).unwrap();
+        for i in 0..n {
+            spool.append("t", Some(b"k"), &[i]).unwrap();
+        }
+        let dead = DeadLetter::open(&dir.join("dead.ndjson"), 1 << 20).unwrap();
+        let (metrics, stop, fatal) = (Metrics::default(), AtomicBool::new(false), Fatal::default());
+        let mut send = SenderOptions {
+            batch_records: 5,
+            linger: Duration::ZERO,
+            clock_check: false,
+            ..SenderOptions::default()
+        };
+        send.backoff.min = Duration::from_millis(1);
+        let opts = ExactlyOnceOptions {
+            send,
+            commit_interval: Duration::from_millis(20),
+            gateway: "gw".into(),
+            next_seq_at_open: spool.status().next_seq,
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let end = Instant::now() + Duration::from_secs(10);
+                while spool.status().records > 0 && fatal.get().is_none() && Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                stop.store(true, Ordering::Relaxed);
+            });
+            run(
+                &spool,
+                Sink(broker.clone()),
+                &metrics,
+                &dead,
+                &stop,
+                &opts,
+                &fatal,
+            );
+        });
+        let left = spool.status().records;
+        let _ = std::fs::remove_dir_all(&dir);
+        (fatal.get(), left)
+    }
+
+    #[test]
+    fn a_failed_send_aborts_and_the_transaction_goes_again_whole() {
+        let broker = Arc::new(Mutex::new(Broker {
+            fail_calls: vec![3],
+            ..Broker::default()
+        }));
+        let (fatal, left) = drain("abort", 20, &broker);
+        assert!(fatal.is_none() && left == 0);
+        let b = broker.lock().unwrap();
+        assert_eq!(
+            b.committed,
+            (0..20).collect::<Vec<u8>>(),
+            "each record once, in order"
+        );
+        assert_eq!(b.position, Some(19));
+        assert!(b.aborts >= 1, "the failed transaction was aborted");
+    }
+
+    #[test]
+    fn a_restart_releases_what_was_committed_without_sending_it() {
+        let broker = Arc::new(Mutex::new(Broker {
+            committed: (0..=11).collect(),
+            position: Some(11),
+            ..Broker::default()
+        }));
+        let (fatal, left) = drain("restart", 20, &broker);
+        assert!(fatal.is_none() && left == 0);
+        let b = broker.lock().unwrap();
+        assert_eq!(b.committed, (0..20).collect::<Vec<u8>>());
+        assert_eq!(b.calls, 2, "only 12..20 sent: two windows");
+    }
+
+    #[test]
+    fn a_record_refused_alone_is_dead_lettered_and_the_rest_committed_once() {
+        let broker = Arc::new(Mutex::new(Broker {
+            too_large: vec![7],
+            ..Broker::default()
+        }));
+        let (fatal, left) = drain("refused", 12, &broker);
+        assert!(fatal.is_none() && left == 0);
+        let b = broker.lock().unwrap();
+        let want: Vec<u8> = (0..12).filter(|i| *i != 7).collect();
+        assert_eq!(b.committed, want);
+        assert!(b.aborts >= 2, "refused in its batch, then alone");
+    }
+
+    #[test]
+    fn a_fenced_producer_stops_the_sender_and_commits_nothing() {
+        let broker = Arc::new(Mutex::new(Broker {
+            fenced_at_commit: Some(1),
+            ..Broker::default()
+        }));
+        let (fatal, left) = drain("fenced", 10, &broker);
+        let (kind, message) = fatal.expect("stopped for good");
+        assert_eq!((kind, message.as_str()), (Kind::ProducerFenced, "fenced"));
+        assert_eq!(left, 10, "every record stays in the spool");
+        assert!(broker.lock().unwrap().committed.is_empty());
+    }
+
+    /// A position written from another spool (a reused gateway id): releasing "committed" records
+    /// would drop this spool's own; the sender stops instead and keeps them.
+    #[test]
+    fn a_position_above_the_spool_stops_the_sender_and_keeps_the_records() {
+        let broker = Arc::new(Mutex::new(Broker {
+            position: Some(500),
+            ..Broker::default()
+        }));
+        let (fatal, left) = drain("behind", 20, &broker);
+        let (kind, message) = fatal.expect("stopped for good");
+        assert_eq!(kind, Kind::SpoolBehindPosition, "{message}");
+        assert!(message.contains("position 500"), "{message}");
+        assert_eq!(left, 20, "every record stays in the spool");
+        assert_eq!(broker.lock().unwrap().calls, 0, "nothing sent");
+    }
+}
