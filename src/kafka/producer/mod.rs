@@ -99,6 +99,7 @@ mod sender;
 mod sequence;
 mod state;
 mod transaction;
+mod unsent;
 
 pub use crate::kafka::record::Compression;
 pub use config::{Acks, Partitioner, ProducerConfig};

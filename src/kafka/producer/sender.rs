@@ -48,7 +48,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::state::{Batch, PartQueue, landed};
-use super::{Acks, Inner, idempotence, transaction};
+use super::{Acks, Inner, idempotence, transaction, unsent};
 use crate::kafka::{KafkaError, Target};
 
 /// Kafka's DUPLICATE_SEQUENCE_NUMBER: the broker already stored this batch.
@@ -77,7 +77,7 @@ pub(super) async fn sender_loop(inner: Arc<Inner>, ex: Arc<smol::Executor<'stati
             let inner = inner.clone();
             ex.spawn(async move {
                 if let Some(e) = idempotence::init_producer_id(&inner).await {
-                    fail_unsent(&inner, &e);
+                    unsent::fail_unsent(&inner, &e);
                 }
                 inner.progress.notify_all();
                 inner.wake();
@@ -98,7 +98,7 @@ pub(super) async fn sender_loop(inner: Arc<Inner>, ex: Arc<smol::Executor<'stati
         }
         let closed = inner.lock().closed;
         if closed {
-            fail_unsent(&inner, &KafkaError::Closed);
+            unsent::fail_unsent(&inner, &KafkaError::Closed);
         }
         let wait = ready.next_wake.saturating_duration_since(Instant::now());
         let rx = inner.wake_rx.clone();
@@ -244,30 +244,6 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
         init,
         add_partitions,
     }
-}
-
-/// Fail every batch that is not in flight with `e`: after `close` (flush already had its
-/// chance), or when the idempotent producer cannot get a producer id for good.
-pub(super) fn fail_unsent(inner: &Inner, e: &KafkaError) {
-    let mut leftover = Vec::new();
-    {
-        let mut st = inner.lock();
-        for ts in st.topics.values_mut() {
-            for q in ts.parts.iter_mut().filter(|q| q.in_flight.is_empty()) {
-                for b in q.batches.drain(..) {
-                    q.seq.failed(b.key());
-                    leftover.push(b);
-                }
-            }
-        }
-        for b in leftover.drain(..) {
-            st.buffered = st.buffered.saturating_sub(b.builder.size());
-            st.unfinished = st.unfinished.saturating_sub(b.builder.len());
-            st.stats.failed += b.builder.len() as u64;
-            b.complete(Err(e.clone()));
-        }
-    }
-    inner.progress.notify_all();
 }
 
 /// Fail every batch queued in `topic`/`partition` with `e` (their records were appended before the

@@ -20,7 +20,7 @@ use kafka_protocol::messages::{
 };
 
 use super::super::idempotence::{self, TxnInit};
-use super::super::{Inner, sender};
+use super::super::{Inner, unsent};
 use super::{Txn, name};
 use crate::kafka::conn::Conn;
 use crate::kafka::{KafkaError, Target};
@@ -374,7 +374,7 @@ pub(in crate::kafka::producer) async fn add_partitions(inner: Arc<Inner>) {
     };
     if let Some(e) = fail {
         // Batches waiting for their partition go no further in this transaction.
-        sender::fail_unsent(&inner, &e);
+        unsent::fail_unsent(&inner, &e);
     }
     inner.progress.notify_all();
     inner.wake();

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::TransactionalId;
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Producer, ProducerConfig, idempotence, sender};
+use super::{Producer, ProducerConfig, idempotence, unsent};
 use crate::kafka::KafkaError;
 use coordinator::{end_txn, init_producer_id, producer};
 
@@ -228,7 +228,7 @@ impl Producer {
             (bump, st.txn.has_added())
         };
         let aborted = KafkaError::TransactionAbortable("the transaction was aborted".into());
-        sender::fail_unsent(&self.inner, &aborted);
+        unsent::fail_unsent(&self.inner, &aborted);
         self.settle(deadline)?;
         // A batch failed by the abort after it was sent (back for a retry) may be stored or not.
         let bump = bump || idempotence::sequences_unsure(&self.inner.lock());
