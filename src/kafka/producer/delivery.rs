@@ -6,6 +6,7 @@
 //! Must not touch the producer's state: the sender completes an outcome once, handles only
 //! read (or wait for) it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use crate::kafka::KafkaError;
@@ -31,6 +32,8 @@ struct Part {
 pub(super) struct Outcome {
     parts: Mutex<Vec<Part>>,
     done: Condvar,
+    /// Set once any part is complete: [`DeliveryHandle::try_result`] reads it without the lock.
+    any: AtomicBool,
 }
 
 impl Outcome {
@@ -42,6 +45,7 @@ impl Outcome {
             len,
             result: r,
         });
+        self.any.store(true, Ordering::Release);
         self.done.notify_all();
     }
 
@@ -85,6 +89,9 @@ impl DeliveryHandle {
             Ok(o) => o,
             Err(e) => return Some(Err(e.clone())),
         };
+        if !outcome.any.load(Ordering::Acquire) {
+            return None;
+        }
         let g = outcome.parts.lock().unwrap_or_else(|p| p.into_inner());
         Outcome::lookup(&g, *index, self.partition)
     }

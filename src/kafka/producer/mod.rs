@@ -280,6 +280,20 @@ impl Producer {
         self.enqueue_with_headers(topic, key, value, &[])
     }
 
+    /// [`Producer::enqueue`] for many records (key, value) of one topic at once, a handle per record
+    /// pushed onto `handles` in order: one lock, one topic lookup and one clock read for all of them
+    /// (they share a timestamp), so the cost per record is the append itself. A record that has to
+    /// wait (the topic's first record, a full buffer) blocks as in `enqueue`, and one that cannot be
+    /// queued gets its error in its handle, as from `enqueue`.
+    pub fn enqueue_many(
+        &self,
+        topic: &str,
+        records: &[(Option<&[u8]>, &[u8])],
+        handles: &mut Vec<DeliveryHandle>,
+    ) {
+        self.append_many(topic, records, handles);
+    }
+
     /// [`Producer::enqueue`] with record headers.
     pub fn enqueue_with_headers(
         &self,
