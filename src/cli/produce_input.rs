@@ -1,12 +1,12 @@
 //! `avro-edge produce`'s input side: a thread that reads NDJSON lines from stdin and encodes them
-//! to Avro in chunks of [`CHUNK_LINES`] lines, so that reading, parsing and encoding run on one
+//! to Avro in chunks of up to [`CHUNK_LINES`] lines (fewer when the input has no more lines yet), so that reading, parsing and encoding run on one
 //! core while the command's thread appends the records and the producer's sender sends them.
 //! Each line's fate is in its chunk, in input order: encoded (value and key bytes), or its error.
 //!
 //! Must not talk to Kafka or report anything: the command's thread appends, counts and reports
 //! in line order, exactly as when it read the lines itself.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::ops::Range;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::{Scope, ScopedJoinHandle};
@@ -116,15 +116,20 @@ impl Encoder {
         }
     }
 
-    /// Encode lines into `chunk` until it is full (`None`) or the input ends (`Some(Ok)`) or
-    /// fails (`Some(Err)`, as `read_line` fails: a read error, or a line that is not UTF-8).
-    fn fill(
+    /// Encode lines into `chunk` until it is full or the next line is not there yet (`None`: a
+    /// slow input's lines go out as they come, not once a chunk is full), or the input ends
+    /// (`Some(Ok)`) or fails (`Some(Err)`, as `read_line` fails: a read error, or a line that is
+    /// not UTF-8).
+    fn fill<R: Read>(
         &mut self,
-        input: &mut impl BufRead,
+        input: &mut BufReader<R>,
         line: &mut Vec<u8>,
         chunk: &mut Chunk,
     ) -> Option<std::io::Result<()>> {
         while chunk.lines.len() < CHUNK_LINES {
+            if input.buffer().is_empty() && !chunk.lines.is_empty() {
+                return None;
+            }
             line.clear();
             match input.read_until(b'\n', line) {
                 Ok(0) => return Some(Ok(())),

@@ -252,3 +252,49 @@ fn produce_cli_stops_at_a_line_that_is_not_utf8() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("sent "));
     assert_eq!(read_all(&broker.bootstrap(), &topic, 3).len(), 700);
 }
+
+/// A slow input's lines are sent as they come, not held until a chunk of lines is full.
+#[test]
+#[ignore = "needs a Kafka broker"]
+fn produce_cli_sends_a_slow_inputs_lines_without_waiting_for_more() {
+    use std::io::Write;
+    let broker = require_broker();
+    let topic = unique_topic("produce-cli-slow");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_avro-edge"));
+    cmd.args([
+        "produce",
+        "--brokers",
+        &broker.bootstrap(),
+        "--topic",
+        &topic,
+    ])
+    .args(["--subject", "sensor-data-value", "--create-partitions", "1"])
+    .args([
+        "--schema-cache",
+        &root().join("fixtures/schema-cache").display().to_string(),
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..3 {
+        writeln!(stdin, "{}", sensor_line(i)).unwrap();
+    }
+    stdin.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let client = avro_edge_testkit::read_client(&broker.bootstrap());
+    let mut seen = 0;
+    while seen < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        // The topic is created with the first record: until then the fetch fails.
+        seen = fetch_partition(&client, &topic, 0, Duration::ZERO).map_or(0, |r| r.len());
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        seen, 3,
+        "3 lines written, stdin still open: {seen} records in the topic"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sent 3 acked 3 failed 0"));
+}
