@@ -11,7 +11,7 @@ use std::io::Write as _;
 
 use avro_edge::forwarder::{self as config, ConfigError, KafkaSettings};
 use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, RawRecord, TextDecoder};
-use avro_edge::{Codec, CodecError, DeliveryHandle, LineError, Producer};
+use avro_edge::{Codec, CodecError, Delivery, DeliveryHandle, KafkaError, LineError, Producer};
 use avro_edge::{Kind, open_source};
 
 use super::produce_input::{Chunk, Line as InputLine};
@@ -418,7 +418,11 @@ struct Tally {
 }
 
 fn settle(h: DeliveryHandle, t: &mut Tally, line: u64) {
-    match h.wait() {
+    count(h.wait(), t, line);
+}
+
+fn count(r: Result<Delivery, KafkaError>, t: &mut Tally, line: u64) {
+    match r {
         Ok(_) => t.acked += 1,
         Err(e) => {
             t.failed += 1;
@@ -498,13 +502,17 @@ impl Run<'_> {
             self.pending.push_back((n, h));
             self.t.sent += 1;
         }
+        // A record known done is counted from that one look; the oldest is waited for only when
+        // too many are outstanding.
         while let Some((_, h)) = self.pending.front() {
-            if h.try_result().is_none() && self.pending.len() < MAX_PENDING {
+            let done = h.try_result();
+            if done.is_none() && self.pending.len() < MAX_PENDING {
                 break;
             }
-            if let Some((n, h)) = self.pending.pop_front() {
-                settle(h, &mut self.t, n);
-            }
+            let Some((n, h)) = self.pending.pop_front() else {
+                break;
+            };
+            count(done.unwrap_or_else(|| h.wait()), &mut self.t, n);
         }
     }
 }

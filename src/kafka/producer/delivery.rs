@@ -66,14 +66,16 @@ impl Outcome {
 
 /// A pending delivery returned by [`Producer::enqueue`](super::Producer::enqueue); [`DeliveryHandle::wait`] blocks for it.
 pub struct DeliveryHandle {
-    pub(super) outcome: Result<(Arc<Outcome>, i32), KafkaError>,
+    /// The record's batch and its index there, or why it was not queued (boxed: a handle per
+    /// record stays three words).
+    pub(super) outcome: Result<(Arc<Outcome>, i32), Box<KafkaError>>,
     pub(super) partition: i32,
 }
 
 impl DeliveryHandle {
     /// Block until the record is acknowledged or failed.
     pub fn wait(self) -> Result<Delivery, KafkaError> {
-        let (outcome, index) = self.outcome?;
+        let (outcome, index) = self.outcome.map_err(|e| *e)?;
         let mut g = outcome.parts.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(r) = Outcome::lookup(&g, index, self.partition) {
@@ -87,7 +89,7 @@ impl DeliveryHandle {
     pub fn try_result(&self) -> Option<Result<Delivery, KafkaError>> {
         let (outcome, index) = match &self.outcome {
             Ok(o) => o,
-            Err(e) => return Some(Err(e.clone())),
+            Err(e) => return Some(Err((**e).clone())),
         };
         if !outcome.any.load(Ordering::Acquire) {
             return None;

@@ -253,7 +253,7 @@ impl Producer {
             .map(|r| {
                 if let Some(e) = &refused {
                     return DeliveryHandle {
-                        outcome: Err(e.clone()),
+                        outcome: Err(Box::new(e.clone())),
                         partition: -1,
                     };
                 }
@@ -261,7 +261,7 @@ impl Producer {
                 if let Err(e) = &h.outcome
                     && e.permanent_rejection().is_none()
                 {
-                    refused = Some(e.clone());
+                    refused = Some((**e).clone());
                 }
                 h
             })
@@ -308,7 +308,7 @@ impl Producer {
                 partition,
             },
             Err(e) => DeliveryHandle {
-                outcome: Err(e),
+                outcome: Err(Box::new(e)),
                 partition: -1,
             },
         }
