@@ -372,19 +372,22 @@ fn fast_path_equals_value_path_on_the_corpora() {
     );
 }
 
+/// The reference schemas with their sample lines.
+const SAMPLES: [(&str, &str); 3] = [
+    (
+        "schemas/sensor-data.avsc",
+        "fixtures/sensor-readings.ndjson",
+    ),
+    ("schemas/orders.avsc", "fixtures/samples/orders.ndjson"),
+    (
+        "schemas/user-registration.avsc",
+        "fixtures/samples/user-registration.ndjson",
+    ),
+];
+
 #[test]
 fn the_common_case_takes_the_fast_path() {
-    for (schema, samples) in [
-        (
-            "schemas/sensor-data.avsc",
-            "fixtures/sensor-readings.ndjson",
-        ),
-        ("schemas/orders.avsc", "fixtures/samples/orders.ndjson"),
-        (
-            "schemas/user-registration.avsc",
-            "fixtures/samples/user-registration.ndjson",
-        ),
-    ] {
+    for (schema, samples) in SAMPLES {
         let plan = plan_of(schema);
         let mut fast = 0;
         for line in read(samples).lines() {
@@ -435,17 +438,7 @@ fn the_common_case_takes_the_fast_path() {
 /// The byte scanner takes every sample line the `Value` path encodes, but for escapes in strings.
 #[test]
 fn the_common_case_takes_the_scanner() {
-    for (schema, samples) in [
-        (
-            "schemas/sensor-data.avsc",
-            "fixtures/sensor-readings.ndjson",
-        ),
-        ("schemas/orders.avsc", "fixtures/samples/orders.ndjson"),
-        (
-            "schemas/user-registration.avsc",
-            "fixtures/samples/user-registration.ndjson",
-        ),
-    ] {
+    for (schema, samples) in SAMPLES {
         let plan = plan_of(schema);
         let mut scanned = 0;
         for line in read(samples).lines().filter(|l| !l.contains('\\')) {

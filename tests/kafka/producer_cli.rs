@@ -158,17 +158,28 @@ fn send_record_encodes_typed_values_with_the_topic_subject() {
     assert_eq!(back, recs);
 }
 
-/// Run `avro-edge produce` of `input` into a new 3-partition `topic`, keyed by sensorId.
-fn produce_lines(bootstrap: &str, topic: &str, input: &[u8]) -> std::process::Output {
+/// `avro-edge produce` of SensorData lines into `topic` (created with `partitions`), stderr piped.
+fn produce_cmd(bootstrap: &str, topic: &str, partitions: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_avro-edge"));
     cmd.args(["produce", "--brokers", bootstrap, "--topic", topic])
-        .args(["--subject", "sensor-data-value", "--key-field", "sensorId"])
+        .args([
+            "--subject",
+            "sensor-data-value",
+            "--create-partitions",
+            partitions,
+        ])
         .args([
             "--schema-cache",
             &root().join("fixtures/schema-cache").display().to_string(),
         ])
-        .args(["--create-partitions", "3"])
         .stderr(Stdio::piped());
+    cmd
+}
+
+/// Run `avro-edge produce` of `input` into a new 3-partition `topic`, keyed by sensorId.
+fn produce_lines(bootstrap: &str, topic: &str, input: &[u8]) -> std::process::Output {
+    let mut cmd = produce_cmd(bootstrap, topic, "3");
+    cmd.args(["--key-field", "sensorId"]);
     avro_edge_testkit::run_with_input(&mut cmd, input).unwrap()
 }
 
@@ -260,22 +271,10 @@ fn produce_cli_sends_a_slow_inputs_lines_without_waiting_for_more() {
     use std::io::Write;
     let broker = require_broker();
     let topic = unique_topic("produce-cli-slow");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_avro-edge"));
-    cmd.args([
-        "produce",
-        "--brokers",
-        &broker.bootstrap(),
-        "--topic",
-        &topic,
-    ])
-    .args(["--subject", "sensor-data-value", "--create-partitions", "1"])
-    .args([
-        "--schema-cache",
-        &root().join("fixtures/schema-cache").display().to_string(),
-    ])
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    let mut cmd = produce_cmd(&broker.bootstrap(), &topic, "1");
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     for i in 0..3 {
