@@ -172,6 +172,7 @@ impl Producer {
         deadline: Instant,
     ) -> Result<MutexGuard<'a, State>, KafkaError> {
         let cfg = &self.inner.cfg;
+        let mut woken = false;
         while st.buffered + size > cfg.buffer_memory && st.buffered > 0 {
             if st.closed {
                 return Err(KafkaError::Closed);
@@ -183,7 +184,12 @@ impl Producer {
                     after: cfg.delivery_timeout,
                 });
             }
-            self.inner.wake();
+            // Once: the sender notifies `progress` on every turn of its loop, and a wake per
+            // notification kept both threads switching while the buffer stayed full.
+            if !woken {
+                self.inner.wake();
+                woken = true;
+            }
             st = self
                 .inner
                 .progress
