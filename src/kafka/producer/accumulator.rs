@@ -301,7 +301,10 @@ fn open_batch(
             b.sealed = true;
         }
         q.batches.push_back(Batch {
-            builder: BatchBuilder::new(),
+            // Room for a full batch up front: records are appended in place, never moved (the
+            // doubling of a growing buffer copied each byte once more; pages not written to
+            // take no memory).
+            builder: BatchBuilder::with_capacity(batch_size),
             outcome: Arc::new(Outcome::default()),
             first: 0,
             order: q.next_order,
