@@ -116,7 +116,7 @@ pub use error::{ErrorKind, Kind, UnknownKind};
 // Schemas, the codec and the Confluent wire frame.
 pub use codec::{
     AvroField, AvroRecord, Bound, Codec, CodecError, KeyBytes, LineError, Plan, Resolver,
-    TextDecoder, TypedReader, TypedWriter, parse_record, record_key,
+    SubjectWriter, TextDecoder, TypedReader, TypedWriter, parse_record, record_key,
 };
 pub use schema::{Compatibility, ParsedSchema, SchemaError};
 pub use wire::{WireError, frame, unframe};

@@ -3,7 +3,7 @@ use super::{CmdResult, Failure};
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufWriter};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -12,8 +12,10 @@ use std::io::Write as _;
 use avro_edge::dedupe::Dedupe;
 use avro_edge::forwarder::{self as config, ConfigError, KafkaSettings};
 use avro_edge::{Assignor, Consumer, ConsumerConfig, Item, RawRecord, TextDecoder};
-use avro_edge::{Codec, CodecError, DeliveryHandle, LineError, Producer};
+use avro_edge::{Codec, CodecError, Delivery, DeliveryHandle, KafkaError, LineError, Producer};
 use avro_edge::{Kind, open_source};
+
+use super::produce_input::{Chunk, Line as InputLine};
 
 #[derive(Debug, clap::Args)]
 pub struct ProduceArgs {
@@ -425,14 +427,17 @@ impl<'c> Output<'c> {
 // ---- produce ----
 
 struct Tally {
-    read: u64,
     sent: u64,
     acked: u64,
     failed: u64,
 }
 
 fn settle(h: DeliveryHandle, t: &mut Tally, line: u64) {
-    match h.wait() {
+    count(h.wait(), t, line);
+}
+
+fn count(r: Result<Delivery, KafkaError>, t: &mut Tally, line: u64) {
+    match r {
         Ok(_) => t.acked += 1,
         Err(e) => {
             t.failed += 1;
@@ -441,17 +446,89 @@ fn settle(h: DeliveryHandle, t: &mut Tally, line: u64) {
     }
 }
 
-/// How many input lines `produce` encodes with one writer before asking the codec for it again.
-const WRITER_REFRESH: u64 = 1024;
-/// `produce` looks at the clock for its progress line once per this many records.
-const PROGRESS_CHECK: u64 = 256;
+/// How often `produce` prints its progress line (it reads the clock once per input chunk).
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// Most records `produce` leaves unsettled before it waits for the oldest.
+const MAX_PENDING: usize = 100_000;
 
 /// The error line for an input line that was not encoded, as `produce` has always printed it
 /// (`not-json` with serde_json's message inside the codec's wording).
-fn report_not_encoded(line: u64, e: LineError) {
+fn report_not_encoded(line: u64, e: &LineError) {
     match e {
         LineError::NotJson(j) => super::report_line(line, &CodecError::NotJson(j.to_string())),
-        LineError::Codec(e) => super::report_line(line, &e),
+        LineError::Codec(e) => super::report_line(line, e),
+    }
+}
+
+/// The appending side of one `produce` run.
+struct Run<'p> {
+    producer: &'p Producer,
+    topic: &'p str,
+    start: Instant,
+    last_progress: Instant,
+    t: Tally,
+    /// Records appended and not settled yet, by input line, in order.
+    pending: VecDeque<(u64, DeliveryHandle)>,
+    handles: Vec<DeliveryHandle>,
+}
+
+impl Run<'_> {
+    /// Append a chunk's encoded records, report its failed lines, in line order.
+    fn chunk(&mut self, chunk: &Chunk) {
+        let mut records: Vec<(Option<&[u8]>, &[u8])> = Vec::with_capacity(chunk.lines.len());
+        let mut lines = Vec::with_capacity(chunk.lines.len());
+        for l in &chunk.lines {
+            match l {
+                InputLine::Encoded { line, key, value } => {
+                    records.push((key.as_ref().map(|k| chunk.at(k)), chunk.at(value)));
+                    lines.push(*line);
+                }
+                InputLine::Failed { line, error } => {
+                    self.append(&records, &lines);
+                    records.clear();
+                    lines.clear();
+                    self.t.failed += 1;
+                    report_not_encoded(*line, error);
+                }
+            }
+        }
+        self.append(&records, &lines);
+        // The clock is read once per chunk, not per record.
+        if self.last_progress.elapsed() > PROGRESS_EVERY {
+            self.last_progress = Instant::now();
+            let t = &self.t;
+            let rate = t.sent as f64 / self.start.elapsed().as_secs_f64();
+            eprintln!(
+                "progress: sent {} acked {} failed {} ({rate:.0} msgs/s)",
+                t.sent, t.acked, t.failed
+            );
+        }
+    }
+
+    /// Append `records` (of input `lines`), then settle what is done, in order, bounding what is
+    /// outstanding.
+    fn append(&mut self, records: &[(Option<&[u8]>, &[u8])], lines: &[u64]) {
+        if records.is_empty() {
+            return;
+        }
+        self.producer
+            .enqueue_many(self.topic, records, &mut self.handles);
+        for (&n, h) in lines.iter().zip(self.handles.drain(..)) {
+            self.pending.push_back((n, h));
+            self.t.sent += 1;
+        }
+        // A record known done is counted from that one look; the oldest is waited for only when
+        // too many are outstanding.
+        while let Some((_, h)) = self.pending.front() {
+            let done = h.try_result();
+            if done.is_none() && self.pending.len() < MAX_PENDING {
+                break;
+            }
+            let Some((n, h)) = self.pending.pop_front() else {
+                break;
+            };
+            count(done.unwrap_or_else(|| h.wait()), &mut self.t, n);
+        }
     }
 }
 
@@ -482,76 +559,38 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
     )?;
     let cfg = k.producer_config();
     let producer = Producer::connect(cfg).map_err(|e| Failure::runtime(&e))?;
-    let start = Instant::now();
-    let mut last_progress = Instant::now();
-    let mut t = Tally {
-        read: 0,
-        sent: 0,
-        acked: 0,
-        failed: 0,
+    let mut run = Run {
+        producer: &producer,
+        topic: &a.topic,
+        start: Instant::now(),
+        last_progress: Instant::now(),
+        t: Tally {
+            sent: 0,
+            acked: 0,
+            failed: 0,
+        },
+        pending: VecDeque::new(),
+        handles: Vec::new(),
     };
-    let mut pending: VecDeque<(u64, DeliveryHandle)> = VecDeque::new();
-    // The hot path reuses its buffers: one input line, one encoded value, and the subject's writer
-    // (asked of the codec again every WRITER_REFRESH records, so its TTL still applies).
-    let mut stdin = std::io::stdin().lock();
-    let mut line = String::new();
-    let mut bytes = Vec::with_capacity(64);
-    let mut writer = None;
-    loop {
-        line.clear();
-        let got = stdin
-            .read_line(&mut line)
-            .map_err(|e| Failure::other(1, Kind::Stdin, e.to_string()))?;
-        if got == 0 {
-            break;
+    // Lines are read and encoded on a second thread (`produce_input`), a chunk at a time; this one
+    // appends each chunk's records under one producer lock and reports in line order.
+    std::thread::scope(|scope| {
+        let (input, _encoder) =
+            super::produce_input::start(scope, codec, a.subject.clone(), a.key_field.clone())
+                .map_err(|e| Failure::other(1, Kind::Stdin, e.to_string()))?;
+        for next in input.chunks.iter() {
+            let chunk = next.map_err(|e| Failure::other(1, Kind::Stdin, e.to_string()))?;
+            run.chunk(&chunk);
+            let _ = input.done.try_send(chunk);
         }
-        t.read += 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        if writer.is_none() || t.read.is_multiple_of(WRITER_REFRESH) {
-            writer = match codec.writer(&a.subject) {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    t.failed += 1;
-                    report_not_encoded(t.read, LineError::without_writer(line.as_bytes(), e));
-                    continue;
-                }
-            };
-        }
-        let Some(w) = &writer else { continue };
-        bytes.clear();
-        let key = match w.encode_json_line_into(line.as_bytes(), a.key_field.as_deref(), &mut bytes)
-        {
-            Ok(key) => key,
-            Err(e) => {
-                t.failed += 1;
-                report_not_encoded(t.read, e);
-                continue;
-            }
-        };
-        pending.push_back((t.read, producer.enqueue(&a.topic, key.as_deref(), &bytes)));
-        t.sent += 1;
-        // Settle what is done, in order; bound what is outstanding.
-        while let Some((_, h)) = pending.front() {
-            if h.try_result().is_none() && pending.len() < 100_000 {
-                break;
-            }
-            if let Some((n, h)) = pending.pop_front() {
-                settle(h, &mut t, n);
-            }
-        }
-        // The clock is read once per PROGRESS_CHECK records, not per record.
-        if t.sent.is_multiple_of(PROGRESS_CHECK) && last_progress.elapsed() > Duration::from_secs(5)
-        {
-            last_progress = Instant::now();
-            let rate = t.sent as f64 / start.elapsed().as_secs_f64();
-            eprintln!(
-                "progress: sent {} acked {} failed {} ({rate:.0} msgs/s)",
-                t.sent, t.acked, t.failed
-            );
-        }
-    }
+        Ok::<(), Failure>(())
+    })?;
+    let Run {
+        mut t,
+        pending,
+        start,
+        ..
+    } = run;
     let _ = producer.flush(Duration::from_secs(60));
     for (n, h) in pending {
         settle(h, &mut t, n);

@@ -12,6 +12,7 @@ use avro_edge::{ErrorKind, Kind};
 pub mod codec_cmd;
 pub mod forward_cmd;
 pub mod kafka_cmd;
+pub mod produce_input;
 pub mod schemas_cmd;
 pub mod security_args;
 

@@ -1,7 +1,9 @@
 //! The fast path of natural JSON → Avro binary: one NDJSON line read by serde_json's own
 //! `Deserializer` through a seed that walks the [`Plan`] node by node and writes Avro straight into
 //! the output buffer, with no `serde_json::Value` in between and no allocation per record in the
-//! common case (keys in schema order, scalars, enums, nullable unions, nested records).
+//! common case (keys in schema order, scalars, enums, nullable unions, nested records). Ahead of
+//! serde_json, a byte scanner (`json_scan.rs`, a child module) reads the common shape of a line
+//! through the same value rules ([`Enc`]); serde_json reads what it declines.
 //!
 //! Its contract is equivalence: when [`encode_line`] succeeds, its bytes are exactly what
 //! `parse_record` + `json::encode_node` write for the same line (same serde_json visits, same
@@ -29,6 +31,24 @@ pub type KeyBytes<'l> = Cow<'l, [u8]>;
 #[derive(Debug)]
 pub(crate) struct Declined;
 
+impl fmt::Display for Declined {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("declined")
+    }
+}
+
+impl std::error::Error for Declined {}
+
+/// The byte scanner ([`scan::encode_line`]) writes through [`Enc`]'s value rules with this error.
+impl de::Error for Declined {
+    fn custom<T: fmt::Display>(_: T) -> Declined {
+        Declined
+    }
+}
+
+#[path = "json_scan.rs"]
+mod scan;
+
 /// Most entries of one map the fast path checks for duplicate keys (beyond: decline).
 const MAP_ENTRIES: usize = 256;
 
@@ -42,10 +62,14 @@ pub(crate) fn encode_line<'l>(
     out: &mut Vec<u8>,
 ) -> Result<Option<KeyBytes<'l>>, Declined> {
     let start = out.len();
-    // The key is a top-level field: only a record root has those (a map root is the slow path's).
-    if key_field.is_some() && !matches!(plan.node(Plan::ROOT), Node::Record { .. }) {
+    if !key_field_fits(plan, key_field) {
         return Err(Declined);
     }
+    // The common shape first, with the byte scanner; serde_json reads whatever it declines.
+    if let Ok(key) = scan::encode_line(plan, line, key_field, out) {
+        return Ok(key);
+    }
+    out.truncate(start);
     let mut key = None;
     let mut budget = ZERO_SIZE_ITEM_BUDGET;
     let mut de = serde_json::Deserializer::from_slice(line);
@@ -65,6 +89,11 @@ pub(crate) fn encode_line<'l>(
             Err(Declined)
         }
     }
+}
+
+/// The key is a top-level field: only a record root has those (a map root is the slow path's).
+fn key_field_fits(plan: &Plan, key_field: Option<&str>) -> bool {
+    key_field.is_none() || matches!(plan.node(Plan::ROOT), Node::Record { .. })
 }
 
 /// The error that makes the walk decline (its text is never shown).
@@ -357,7 +386,12 @@ fn string_branch(plan: &Plan, branches: &[NodeId], s: &str) -> Option<usize> {
 /// time and inline: `==` on slices calls the C library's `memcmp`, which musl runs byte by byte.
 #[inline]
 fn same(a: &str, b: &str) -> bool {
-    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    same_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// [`same`] for byte strings.
+#[inline]
+fn same_bytes(mut a: &[u8], mut b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::super::json::{encode_node, parse_record, record_key};
 use super::super::node::Plan;
-use super::encode_line;
+use super::{encode_line, key_field_fits, scan};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -25,8 +25,20 @@ fn check(plan: &Plan, line: &[u8], key_field: Option<&str>) -> Took {
         Some((out, key_field.and_then(|f| record_key(&v, f))))
     });
     let junk = b"junk".to_vec();
-    let mut out = junk.clone();
     let text = String::from_utf8_lossy(line);
+    let mut out = junk.clone();
+    // The byte scanner alone: the same contract.
+    if key_field_fits(plan, key_field)
+        && let Ok(key) = scan::encode_line(plan, line, key_field, &mut out)
+    {
+        let Some((want, want_key)) = &slow else {
+            panic!("scanner accepted a line the slow path refuses: {text}");
+        };
+        assert_eq!(out[4..], want[..], "scanner: bytes differ for {text}");
+        let key = key.map(|k| k.into_owned());
+        assert_eq!(&key, want_key, "scanner: key differs for {text}");
+    }
+    let mut out = junk.clone();
     match encode_line(plan, line, key_field, &mut out) {
         Ok(key) => {
             let Some((want, want_key)) = slow else {
@@ -360,19 +372,22 @@ fn fast_path_equals_value_path_on_the_corpora() {
     );
 }
 
+/// The reference schemas with their sample lines.
+const SAMPLES: [(&str, &str); 3] = [
+    (
+        "schemas/sensor-data.avsc",
+        "fixtures/sensor-readings.ndjson",
+    ),
+    ("schemas/orders.avsc", "fixtures/samples/orders.ndjson"),
+    (
+        "schemas/user-registration.avsc",
+        "fixtures/samples/user-registration.ndjson",
+    ),
+];
+
 #[test]
 fn the_common_case_takes_the_fast_path() {
-    for (schema, samples) in [
-        (
-            "schemas/sensor-data.avsc",
-            "fixtures/sensor-readings.ndjson",
-        ),
-        ("schemas/orders.avsc", "fixtures/samples/orders.ndjson"),
-        (
-            "schemas/user-registration.avsc",
-            "fixtures/samples/user-registration.ndjson",
-        ),
-    ] {
+    for (schema, samples) in SAMPLES {
         let plan = plan_of(schema);
         let mut fast = 0;
         for line in read(samples).lines() {
@@ -418,6 +433,27 @@ fn the_common_case_takes_the_fast_path() {
             "{line}"
         );
     }
+}
+
+/// The byte scanner takes every sample line the `Value` path encodes, but for escapes in strings.
+#[test]
+fn the_common_case_takes_the_scanner() {
+    for (schema, samples) in SAMPLES {
+        let plan = plan_of(schema);
+        let mut scanned = 0;
+        for line in read(samples).lines().filter(|l| !l.contains('\\')) {
+            let encodes = parse_record(line.as_bytes())
+                .is_ok_and(|v| encode_node(&plan, Plan::ROOT, &v, &mut Vec::new(), 0).is_ok());
+            let took = scan::encode_line(&plan, line.as_bytes(), None, &mut Vec::new());
+            assert_eq!(took.is_ok(), encodes, "{line}");
+            scanned += usize::from(encodes);
+        }
+        assert!(scanned >= 3, "{samples}: {scanned}");
+    }
+    let sensor = plan_of("schemas/sensor-data.avsc");
+    let line = br#"{"sensorId":"sensor-7","timestamp":1764028800015,"temperature":-0.59,"humidity":77.8,"status":"NORMAL"}"#;
+    let key = scan::encode_line(&sensor, line, Some("sensorId"), &mut Vec::new()).unwrap();
+    assert!(matches!(key, Some(std::borrow::Cow::Borrowed(b"sensor-7"))));
 }
 
 /// Small schemas for the types the reference schemas lack: maps, bytes, fixed, unions of each kind.
@@ -597,4 +633,89 @@ fn line_api_falls_back_and_reports_as_before() {
         .encode_json_line_into(subject, lines[0], None, &mut Vec::new())
         .unwrap_err();
     assert!(matches!(e, LineError::Codec(_)), "{e}");
+}
+
+/// Random byte edits of sample lines (structural characters, digits, escapes, control and
+/// non-UTF-8 bytes inserted, replaced, deleted): both fast paths agree with the `Value` path.
+#[test]
+fn random_edits_agree_with_the_value_path() {
+    const BYTES: &[u8] = b"\"\\,:{}[]0123456789-+.eE nulltrfa\x01\x7f\xc3\xa9\xff";
+    let mut rng = fastrand::Rng::with_seed(17);
+    for (schema, samples) in [
+        (
+            "schemas/sensor-data.avsc",
+            "fixtures/sensor-readings.ndjson",
+        ),
+        ("schemas/orders.avsc", "fixtures/samples/orders.ndjson"),
+    ] {
+        let plan = plan_of(schema);
+        let lines: Vec<Vec<u8>> = read(samples)
+            .lines()
+            .map(|l| l.as_bytes().to_vec())
+            .collect();
+        for _ in 0..20_000 {
+            let mut line = lines[rng.usize(..lines.len())].clone();
+            for _ in 0..rng.usize(1..4) {
+                let at = rng.usize(..=line.len());
+                let b = BYTES[rng.usize(..BYTES.len())];
+                match rng.u8(..3) {
+                    0 => line.insert(at, b),
+                    1 if at < line.len() => line[at] = b,
+                    _ if at < line.len() => drop(line.remove(at)),
+                    _ => {}
+                }
+            }
+            check(&plan, &line, None);
+            check(&plan, &line, Some("sensorId"));
+        }
+    }
+}
+
+/// The scanner's edges on SensorData: what it takes (whitespace, exponents, the largest integers)
+/// and what it leaves to serde_json (escapes, `-0`, leading zeros, 20-digit integers, control
+/// characters, trailing commas); `check` holds both paths to the `Value` path's bytes either way.
+#[test]
+fn the_scanner_takes_plain_lines_and_leaves_the_rest() {
+    let plan = plan_of("schemas/sensor-data.avsc");
+    let line = |id: &str, ts: &str, t: &str| {
+        format!(
+            r#"{{"sensorId":{id},"timestamp":{ts},"temperature":{t},"humidity":77.8,"status":"NORMAL"}}"#
+        )
+    };
+    let taken = [
+        line(r#""s-1""#, "1764028800015", "-0.59"),
+        line(r#""s-1""#, "9223372036854775807", "1e2"),
+        line(r#""s-1""#, "-9223372036854775808", "-1.5E-3"),
+        line(r#""s-\u00e9""#, "1", "2").replace(r"\u00e9", "é"),
+        format!(" \t{}\r\n", line(r#""s""#, "0", "0.0")),
+        r#"{ "sensorId" : "s" , "timestamp" : 5 , "temperature" : 1.0 , "humidity" : 2 , "status" : "WARNING" }"#
+            .to_string(),
+    ];
+    for l in &taken {
+        assert!(
+            scan::encode_line(&plan, l.as_bytes(), Some("sensorId"), &mut Vec::new()).is_ok(),
+            "{l}"
+        );
+        assert_eq!(
+            check(&plan, l.as_bytes(), Some("sensorId")),
+            Took::Fast,
+            "{l}"
+        );
+    }
+    let left = [
+        line(r#""s\u0031""#, "1", "2"),
+        line(r#""s""#, "-0", "2"),
+        line(r#""s""#, "01", "2"),
+        line(r#""s""#, "18446744073709551616", "2"),
+        line("\"s\u{1}\"", "1", "2"),
+        line(r#""s""#, "1", "2").replace("}", ",}"),
+        line(r#""s""#, "1", "2.5e400"),
+    ];
+    for l in &left {
+        assert!(
+            scan::encode_line(&plan, l.as_bytes(), Some("sensorId"), &mut Vec::new()).is_err(),
+            "{l}"
+        );
+        check(&plan, l.as_bytes(), Some("sensorId"));
+    }
 }

@@ -334,7 +334,9 @@ impl Plan {
 /// A subject's writer schema, compiled: encodes framed messages with no further lookups.
 #[derive(Debug, Clone)]
 pub struct SubjectWriter {
+    /// The schema's registry id (written into each frame).
     pub id: u32,
+    /// The compiled schema.
     pub plan: Arc<Plan>,
 }
 

@@ -626,3 +626,68 @@ fn a_batch_that_fails_for_good_fails_the_batches_queued_behind_it() {
     assert_eq!(after.offset, Some(1), "only warm-up and after are stored");
     p.close().unwrap();
 }
+
+/// `enqueue_many` appends many records under one lock: a handle per record in order, the
+/// topic's first record fetches its metadata, a record over `max_record_size` fails alone in its
+/// handle, and every other record lands on its key's partition in input order.
+#[test]
+#[ignore = "needs a Kafka broker"]
+fn enqueue_many_keeps_order_and_fails_only_the_record_too_large() {
+    let broker = require_broker();
+    let topic = unique_topic("enqueue-many");
+    let mut cfg = config(&broker.bootstrap(), 3);
+    cfg.max_record_size = 1000;
+    let p = Producer::connect(cfg).unwrap();
+    let keys: Vec<Vec<u8>> = (0..300)
+        .map(|i| format!("k-{}", i % 7).into_bytes())
+        .collect();
+    let values: Vec<Vec<u8>> = (0..300)
+        .map(|i| match i {
+            150 => vec![b'x'; 2000],
+            _ => format!("v-{i}").into_bytes(),
+        })
+        .collect();
+    let records: Vec<(Option<&[u8]>, &[u8])> = keys
+        .iter()
+        .zip(&values)
+        .map(|(k, v)| (Some(&k[..]), &v[..]))
+        .collect();
+    let mut handles = Vec::new();
+    for chunk in records.chunks(64) {
+        p.enqueue_many(&topic, chunk, &mut handles);
+    }
+    assert_eq!(handles.len(), 300);
+    p.flush(Duration::from_secs(20)).unwrap();
+    let mut landed: HashMap<i32, Vec<(i64, Vec<u8>)>> = HashMap::new();
+    for (i, h) in handles.into_iter().enumerate() {
+        let r = h.wait();
+        if i == 150 {
+            assert_eq!(r.unwrap_err().kind(), "record-too-large");
+            continue;
+        }
+        let d = r.unwrap_or_else(|e| panic!("record {i}: {e}"));
+        assert_eq!(
+            d.partition,
+            avro_edge::partition_for_key(&keys[i], 3),
+            "{i}"
+        );
+        landed
+            .entry(d.partition)
+            .or_default()
+            .push((d.offset.unwrap(), values[i].clone()));
+    }
+    let mut total = 0;
+    for (partition, want) in landed {
+        let got: Vec<(i64, Vec<u8>)> = fetch_all(&broker.bootstrap(), &topic, partition)
+            .into_iter()
+            .map(|(o, _, v)| (o, v.unwrap().to_vec()))
+            .collect();
+        total += got.len();
+        assert_eq!(
+            got, want,
+            "partition {partition}: offsets and values in input order"
+        );
+    }
+    assert_eq!(total, 299);
+    p.close().unwrap();
+}

@@ -157,3 +157,143 @@ fn send_record_encodes_typed_values_with_the_topic_subject() {
     back.sort_by_key(|r| r.timestamp);
     assert_eq!(back, recs);
 }
+
+/// `avro-edge produce` of SensorData lines into `topic` (created with `partitions`), stderr piped.
+fn produce_cmd(bootstrap: &str, topic: &str, partitions: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_avro-edge"));
+    cmd.args(["produce", "--brokers", bootstrap, "--topic", topic])
+        .args([
+            "--subject",
+            "sensor-data-value",
+            "--create-partitions",
+            partitions,
+        ])
+        .args([
+            "--schema-cache",
+            &root().join("fixtures/schema-cache").display().to_string(),
+        ])
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Run `avro-edge produce` of `input` into a new 3-partition `topic`, keyed by sensorId.
+fn produce_lines(bootstrap: &str, topic: &str, input: &[u8]) -> std::process::Output {
+    let mut cmd = produce_cmd(bootstrap, topic, "3");
+    cmd.args(["--key-field", "sensorId"]);
+    avro_edge_testkit::run_with_input(&mut cmd, input).unwrap()
+}
+
+/// One SensorData NDJSON line with timestamp `i`.
+fn sensor_line(i: usize) -> String {
+    format!(
+        r#"{{"sensorId":"s-{}","timestamp":{i},"temperature":1.5,"humidity":2.5,"status":"NORMAL"}}"#,
+        i % 5
+    )
+}
+
+/// Lines are read and encoded on a second thread in chunks of 512: bad lines on both sides of
+/// chunk borders and blank lines keep their line numbers, errors come out in line order, and each
+/// partition holds its records in input order.
+#[test]
+#[ignore = "needs a Kafka broker"]
+fn produce_cli_reports_bad_lines_in_order_across_chunks() {
+    let broker = require_broker();
+    let topic = unique_topic("produce-cli-chunks");
+    let bad = [3, 512, 513, 1025, 1400];
+    let mut input = String::new();
+    let mut n = 0;
+    for line in 1..=1500 {
+        if bad.contains(&line) {
+            input.push_str("{\"sensorId\":\n");
+        } else if line % 300 == 0 {
+            input.push_str("  \n");
+        } else {
+            input.push_str(&sensor_line(n));
+            input.push('\n');
+            n += 1;
+        }
+    }
+    let out = produce_lines(&broker.bootstrap(), &topic, input.as_bytes());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stdout.contains(&format!("sent {n} acked {n} failed 5 ")),
+        "{stdout}"
+    );
+    let reported: Vec<u64> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("error[not-json]: line "))
+        .filter_map(|l| l.split(':').next()?.parse().ok())
+        .collect();
+    assert_eq!(reported, bad, "{stderr}");
+    let codec = codec();
+    let got = read_all(&broker.bootstrap(), &topic, 3);
+    assert_eq!(got.len(), n);
+    for p in 0..3 {
+        let ts: Vec<i64> = (got.iter().filter(|r| r.0 == p))
+            .map(|r| {
+                codec.decode_json(&r.2).unwrap()["timestamp"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        assert!(ts.is_sorted(), "partition {p}: {ts:?}");
+    }
+}
+
+/// A line that is not UTF-8 ends the run with a `stdin` error, as `read_line` did; the lines
+/// before it are delivered.
+#[test]
+#[ignore = "needs a Kafka broker"]
+fn produce_cli_stops_at_a_line_that_is_not_utf8() {
+    let broker = require_broker();
+    let topic = unique_topic("produce-cli-utf8");
+    let mut input = Vec::new();
+    for i in 0..700 {
+        input.extend_from_slice(sensor_line(i).as_bytes());
+        input.push(b'\n');
+    }
+    input.extend_from_slice(b"{\"sensorId\":\"\xff\"}\n");
+    input.extend_from_slice(sensor_line(700).as_bytes());
+    let out = produce_lines(&broker.bootstrap(), &topic, &input);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("did not contain valid UTF-8"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("sent "));
+    assert_eq!(read_all(&broker.bootstrap(), &topic, 3).len(), 700);
+}
+
+/// A slow input's lines are sent as they come, not held until a chunk of lines is full.
+#[test]
+#[ignore = "needs a Kafka broker"]
+fn produce_cli_sends_a_slow_inputs_lines_without_waiting_for_more() {
+    use std::io::Write;
+    let broker = require_broker();
+    let topic = unique_topic("produce-cli-slow");
+    let mut cmd = produce_cmd(&broker.bootstrap(), &topic, "1");
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..3 {
+        writeln!(stdin, "{}", sensor_line(i)).unwrap();
+    }
+    stdin.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let client = avro_edge_testkit::read_client(&broker.bootstrap());
+    let mut seen = 0;
+    while seen < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        // The topic is created with the first record: until then the fetch fails.
+        seen = fetch_partition(&client, &topic, 0, Duration::ZERO).map_or(0, |r| r.len());
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        seen, 3,
+        "3 lines written, stdin still open: {seen} records in the topic"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sent 3 acked 3 failed 0"));
+}

@@ -9,9 +9,9 @@
 use std::sync::{Arc, MutexGuard};
 use std::time::Instant;
 
-use super::delivery::Outcome;
+use super::delivery::{DeliveryHandle, Outcome};
 use super::state::{Batch, PartQueue, State, TopicState};
-use super::{Partitioner, Producer};
+use super::{Partitioner, Producer, ProducerConfig};
 use crate::kafka::KafkaError;
 use crate::kafka::record::{BatchBuilder, partition_for_key};
 
@@ -50,39 +50,93 @@ impl Producer {
         if st.closed {
             return Err(KafkaError::Closed);
         }
-        let batch_size = cfg.batch_size;
-        let partitioner = cfg.partitioner;
-        let ts = st
-            .topics
+        let State {
+            topics,
+            buffered,
+            unfinished,
+            stats,
+            ..
+        } = &mut *st;
+        let ts = topics
             .get_mut(topic)
             .ok_or_else(|| KafkaError::UnknownTopic(topic.to_string()))?;
-        let partition = choose_partition(ts, key, partitioner);
-        let q = ts
-            .parts
-            .get_mut(partition as usize)
-            .ok_or_else(|| KafkaError::Protocol(format!("partition {partition} out of range")))?;
-        let mut wake = open_batch(q, size, batch_size, start, deadline);
-        let b = q
-            .batches
-            .back_mut()
-            .ok_or_else(|| KafkaError::Protocol("no open batch".into()))?;
-        let before = b.builder.size();
-        let index = b.builder.len() as i32;
-        b.builder.append(now_ms(), key, Some(value), headers);
-        let grown = b.builder.size() - before;
-        if b.builder.size() >= batch_size {
-            b.sealed = true;
-            wake = true;
-        }
-        let outcome = b.outcome.clone();
-        st.buffered += grown;
-        st.unfinished += 1;
-        st.stats.enqueued += 1;
+        let at = Stamp {
+            start,
+            deadline,
+            ms: now_ms(),
+        };
+        let rec = (key, value, headers, size);
+        let (put, wake) = put_record(ts, cfg, rec, &at)?;
+        *buffered += put.grown;
+        *unfinished += 1;
+        stats.enqueued += 1;
         drop(st);
         if wake {
             self.inner.wake();
         }
-        Ok((outcome, index, partition))
+        Ok((put.outcome, put.index, put.partition))
+    }
+
+    /// [`Producer::append`] for many records of one topic under one lock, one topic lookup and one
+    /// clock read (they share a timestamp); a handle per record goes onto `out`, in order. A record
+    /// that must wait or fail (a topic not known yet, a full buffer, too large, closed) goes
+    /// through [`Producer::append`] on its own, with the lock released.
+    pub(super) fn append_many(
+        &self,
+        topic: &str,
+        records: &[(Option<&[u8]>, &[u8])],
+        out: &mut Vec<DeliveryHandle>,
+    ) {
+        let cfg = &self.inner.cfg;
+        let start = Instant::now();
+        let at = Stamp {
+            start,
+            deadline: start + cfg.delivery_timeout,
+            ms: now_ms(),
+        };
+        let mut rest = records;
+        let mut wake = false;
+        while !rest.is_empty() {
+            let mut st = self.inner.lock();
+            let State {
+                topics,
+                buffered,
+                unfinished,
+                stats,
+                closed,
+                ..
+            } = &mut *st;
+            if !*closed && let Some(ts) = topics.get_mut(topic) {
+                while let Some((&(key, value), tail)) = rest.split_first() {
+                    let size = BatchBuilder::record_size(key, value, &[]);
+                    let room = *buffered + size <= cfg.buffer_memory || *buffered == 0;
+                    if size > cfg.max_record_size || !room {
+                        break;
+                    }
+                    let (put, w) = match put_record(ts, cfg, (key, value, &[], size), &at) {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    };
+                    wake |= w;
+                    *buffered += put.grown;
+                    *unfinished += 1;
+                    stats.enqueued += 1;
+                    out.push(DeliveryHandle {
+                        outcome: Ok((put.outcome, put.index)),
+                        partition: put.partition,
+                    });
+                    rest = tail;
+                }
+            }
+            drop(st);
+            if std::mem::take(&mut wake) {
+                self.inner.wake();
+            }
+            if let Some((&(key, value), tail)) = rest.split_first() {
+                out.push(self.enqueue(topic, key, value));
+                rest = tail;
+            }
+        }
     }
 
     /// The first record for a topic reads its partition count (outside the lock).
@@ -118,6 +172,7 @@ impl Producer {
         deadline: Instant,
     ) -> Result<MutexGuard<'a, State>, KafkaError> {
         let cfg = &self.inner.cfg;
+        let mut woken = false;
         while st.buffered + size > cfg.buffer_memory && st.buffered > 0 {
             if st.closed {
                 return Err(KafkaError::Closed);
@@ -129,7 +184,12 @@ impl Producer {
                     after: cfg.delivery_timeout,
                 });
             }
-            self.inner.wake();
+            // Once: the sender notifies `progress` on every turn of its loop, and a wake per
+            // notification kept both threads switching while the buffer stayed full.
+            if !woken {
+                self.inner.wake();
+                woken = true;
+            }
             st = self
                 .inner
                 .progress
@@ -139,6 +199,62 @@ impl Producer {
         }
         Ok(st)
     }
+}
+
+/// When records join their batches: the time for new batches' delivery deadline and the
+/// record timestamp (CreateTime, ms).
+struct Stamp {
+    start: Instant,
+    deadline: Instant,
+    ms: i64,
+}
+
+/// Where [`put_record`] put a record: its batch's outcome, its index there, its partition, and
+/// the bytes the batch grew by.
+struct Put {
+    outcome: Arc<Outcome>,
+    index: i32,
+    partition: i32,
+    grown: usize,
+}
+
+/// A record: key, value, headers and its [`BatchBuilder::record_size`].
+type Rec<'r> = (Option<&'r [u8]>, &'r [u8], &'r [(String, Vec<u8>)], usize);
+
+/// Append one record to the open batch of its partition (opening one if needed); also whether
+/// the sender should wake up (a batch opened or sealed).
+fn put_record(
+    ts: &mut TopicState,
+    cfg: &ProducerConfig,
+    (key, value, headers, size): Rec<'_>,
+    at: &Stamp,
+) -> Result<(Put, bool), KafkaError> {
+    let batch_size = cfg.batch_size;
+    let partition = choose_partition(ts, key, cfg.partitioner);
+    let q = ts
+        .parts
+        .get_mut(partition as usize)
+        .ok_or_else(|| KafkaError::Protocol(format!("partition {partition} out of range")))?;
+    let mut wake = open_batch(q, size, batch_size, at.start, at.deadline);
+    let b = q
+        .batches
+        .back_mut()
+        .ok_or_else(|| KafkaError::Protocol("no open batch".into()))?;
+    let before = b.builder.size();
+    let index = b.builder.len() as i32;
+    b.builder.append(at.ms, key, Some(value), headers);
+    let grown = b.builder.size() - before;
+    if b.builder.size() >= batch_size {
+        b.sealed = true;
+        wake = true;
+    }
+    let put = Put {
+        outcome: b.outcome.clone(),
+        index,
+        partition,
+        grown,
+    };
+    Ok((put, wake))
 }
 
 /// The partition for a record: murmur2 of the key, else the partitioner's choice.
@@ -185,7 +301,10 @@ fn open_batch(
             b.sealed = true;
         }
         q.batches.push_back(Batch {
-            builder: BatchBuilder::new(),
+            // Room for a full batch up front: records are appended in place, never moved (the
+            // doubling of a growing buffer copied each byte once more; pages not written to
+            // take no memory).
+            builder: BatchBuilder::with_capacity(batch_size),
             outcome: Arc::new(Outcome::default()),
             first: 0,
             order: q.next_order,

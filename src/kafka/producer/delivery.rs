@@ -6,6 +6,7 @@
 //! Must not touch the producer's state: the sender completes an outcome once, handles only
 //! read (or wait for) it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use crate::kafka::KafkaError;
@@ -31,6 +32,8 @@ struct Part {
 pub(super) struct Outcome {
     parts: Mutex<Vec<Part>>,
     done: Condvar,
+    /// Set once any part is complete: [`DeliveryHandle::try_result`] reads it without the lock.
+    any: AtomicBool,
 }
 
 impl Outcome {
@@ -42,6 +45,7 @@ impl Outcome {
             len,
             result: r,
         });
+        self.any.store(true, Ordering::Release);
         self.done.notify_all();
     }
 
@@ -62,14 +66,16 @@ impl Outcome {
 
 /// A pending delivery returned by [`Producer::enqueue`](super::Producer::enqueue); [`DeliveryHandle::wait`] blocks for it.
 pub struct DeliveryHandle {
-    pub(super) outcome: Result<(Arc<Outcome>, i32), KafkaError>,
+    /// The record's batch and its index there, or why it was not queued (boxed: a handle per
+    /// record stays three words).
+    pub(super) outcome: Result<(Arc<Outcome>, i32), Box<KafkaError>>,
     pub(super) partition: i32,
 }
 
 impl DeliveryHandle {
     /// Block until the record is acknowledged or failed.
     pub fn wait(self) -> Result<Delivery, KafkaError> {
-        let (outcome, index) = self.outcome?;
+        let (outcome, index) = self.outcome.map_err(|e| *e)?;
         let mut g = outcome.parts.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(r) = Outcome::lookup(&g, index, self.partition) {
@@ -83,8 +89,11 @@ impl DeliveryHandle {
     pub fn try_result(&self) -> Option<Result<Delivery, KafkaError>> {
         let (outcome, index) = match &self.outcome {
             Ok(o) => o,
-            Err(e) => return Some(Err(e.clone())),
+            Err(e) => return Some(Err((**e).clone())),
         };
+        if !outcome.any.load(Ordering::Acquire) {
+            return None;
+        }
         let g = outcome.parts.lock().unwrap_or_else(|p| p.into_inner());
         Outcome::lookup(&g, *index, self.partition)
     }

@@ -270,7 +270,7 @@ impl Producer {
             .map(|r| {
                 if let Some(e) = &refused {
                     return DeliveryHandle {
-                        outcome: Err(e.clone()),
+                        outcome: Err(Box::new(e.clone())),
                         partition: -1,
                     };
                 }
@@ -278,7 +278,7 @@ impl Producer {
                 if let Err(e) = &h.outcome
                     && e.permanent_rejection().is_none()
                 {
-                    refused = Some(e.clone());
+                    refused = Some((**e).clone());
                 }
                 h
             })
@@ -295,6 +295,20 @@ impl Producer {
     /// count is read once per topic per producer.
     pub fn enqueue(&self, topic: &str, key: Option<&[u8]>, value: &[u8]) -> DeliveryHandle {
         self.enqueue_with_headers(topic, key, value, &[])
+    }
+
+    /// [`Producer::enqueue`] for many records (key, value) of one topic at once, a handle per record
+    /// pushed onto `handles` in order: one lock, one topic lookup and one clock read for all of them
+    /// (they share a timestamp), so the cost per record is the append itself. A record that has to
+    /// wait (the topic's first record, a full buffer) blocks as in `enqueue`, and one that cannot be
+    /// queued gets its error in its handle, as from `enqueue`.
+    pub fn enqueue_many(
+        &self,
+        topic: &str,
+        records: &[(Option<&[u8]>, &[u8])],
+        handles: &mut Vec<DeliveryHandle>,
+    ) {
+        self.append_many(topic, records, handles);
     }
 
     /// [`Producer::enqueue`] with record headers.
@@ -315,7 +329,7 @@ impl Producer {
                 partition,
             },
             Err(e) => DeliveryHandle {
-                outcome: Err(e),
+                outcome: Err(Box::new(e)),
                 partition: -1,
             },
         }

@@ -91,6 +91,14 @@ impl BatchBuilder {
         BatchBuilder::default()
     }
 
+    /// An empty batch with room for `bytes` of records: appending up to that never moves them.
+    pub fn with_capacity(bytes: usize) -> BatchBuilder {
+        BatchBuilder {
+            records: Vec::with_capacity(bytes),
+            ..BatchBuilder::default()
+        }
+    }
+
     /// Records added so far.
     pub fn len(&self) -> usize {
         self.count as usize
