@@ -19,7 +19,9 @@
 //! transaction is aborted instead).
 //!
 //! Up to `max_in_flight` batches of a partition are in flight (5 for the idempotent producer, 1
-//! otherwise), and the next one is taken only once the previous one's request is written
+//! otherwise; for the idempotent producer 1 until the broker acknowledged a batch of the
+//! partition under its producer id and epoch, as a partition that does not know the producer yet
+//! takes any sequence), and the next one is taken only once the previous one's request is written
 //! ([`Conn::send_at`](crate::kafka::conn::Conn::send_at)): a partition's requests reach the
 //! broker in order, and it answers them in order. On a retry order is kept as Java's producer
 //! keeps it: a batch back for a retry goes into its partition by creation order and goes again
@@ -35,8 +37,7 @@
 //! would come first. Behind a single record refused for its own sake (`permanent_rejection`: too
 //! large, invalid), which is never sent again, the partition goes on. (A batch behind a failed
 //! one already written can still be stored when the broker does not check its sequence:
-//! idempotence off with `max_in_flight` > 1, or the partition's first batches from a producer
-//! the broker does not know yet.)
+//! idempotence off with `max_in_flight` > 1.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -152,7 +153,14 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
     let mut peak = 0;
     for (name, ts) in st.topics.iter_mut() {
         for (p, q) in ts.parts.iter_mut().enumerate() {
-            if q.writing.is_some() || q.in_flight.len() >= max_in_flight {
+            // One batch at a time until the broker acknowledged one under the partition's
+            // producer id and epoch (see `PartSeq::acknowledged_any`).
+            let limit = if idempotent && !q.seq.acknowledged_any() {
+                1
+            } else {
+                max_in_flight
+            };
+            if q.writing.is_some() || q.in_flight.len() >= limit {
                 continue;
             }
             // Fail batches whose delivery timeout passed (not while others are in flight).

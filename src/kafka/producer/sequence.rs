@@ -68,6 +68,16 @@ impl PartSeq {
         !self.sequenced.is_empty()
     }
 
+    /// Whether the broker acknowledged a batch of the partition under its current producer id
+    /// and epoch. Until then the broker may not know the producer on the partition, and a
+    /// partition that does not know it takes any first sequence (`ProducerAppendInfo.
+    /// checkSequence`): a batch sent behind one that is refused without being stored (e.g.
+    /// NOT_LEADER_OR_FOLLOWER on a topic just created) would be stored ahead of it, and the
+    /// refused batch's retry would then be OUT_OF_ORDER until its delivery timeout.
+    pub(super) fn acknowledged_any(&self) -> bool {
+        self.last_acked.is_some()
+    }
+
     /// The sequence after a batch whose fate is unknown, while that is not resolved.
     pub(super) fn unresolved(&self) -> Option<i32> {
         self.unresolved
