@@ -25,8 +25,9 @@ use crate::short_copy::{ShortWriter, extend};
 use crate::wire;
 
 /// Decodes Confluent-framed messages into natural JSON text ([`Codec::text_decoder`]). It keeps the
-/// plan of the last schema id it saw (a topic's messages mostly share one) with its [`Pieces`], so
-/// the codec's shared plan cache is asked only when the id changes.
+/// plan of the last schema id it saw (a topic's messages mostly share one) with the text rendered
+/// once for it (field keys, enum symbols), so the codec's shared plan cache is asked only when the
+/// id changes.
 pub struct TextDecoder<'c> {
     codec: &'c Codec,
     last: Option<(u32, Arc<Plan>, Pieces)>,
