@@ -13,13 +13,20 @@
 //!    (256 KiB batches, linger 5 ms, acks=all), 3 partitions, flushed; the median of `BENCH_RUNS`
 //!    (default 3) rounds run round-robin over the codecs, so load on a shared machine falls on each
 //!    alike. The broker decompresses every batch to validate it, on the same machine.
+//! 3. The forwarder through a 64 kbit/s link, per codec (`common/slow_link.rs`): the `avro-edge
+//!    forward` binary (the glibc release build of `scripts/bench-builds` when there) sends the same
+//!    readings as NDJSON through the test kit's TCP proxy to a Kafka node of its own; bytes on the
+//!    link per reading, seconds, the forwarder's CPU per reading. This is the measurement the
+//!    forwarder's default compression is chosen from (README).
 //!
 //! The readings: 5,000 SensorData records of a gateway with 40 sensors each reporting every 15 s
 //! (the fixture's sensor names and value ranges, temperature and humidity as random walks, ~1 % of
 //! values missing, mostly NORMAL), Confluent-framed by our codec from the offline schema cache.
 //!
 //! Run: `cargo bench --bench compression`. `AVRO_EDGE_BENCH_N` sets the records per producer run
-//! (default 300,000); `AVRO_EDGE_BENCH_OFFLINE=1` prints the first table only.
+//! (default 300,000); `AVRO_EDGE_BENCH_OFFLINE=1` prints the first table only,
+//! `AVRO_EDGE_BENCH_SLOW_ONLY=1` skips the second; `AVRO_EDGE_BENCH_SLOW_N` sets the readings sent
+//! through the slow link (default 2,000).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +37,11 @@ use avro_edge::{
 };
 use avro_edge_testkit::{TestBroker, root, unique_topic};
 use serde_json::json;
+
+#[path = "common/builds.rs"]
+mod builds;
+#[path = "common/slow_link.rs"]
+mod slow_link;
 
 const CODECS: [Compression; 5] = [
     Compression::None,
@@ -46,10 +58,25 @@ const SENSORS: usize = 40;
 /// (key, Confluent-framed value, timestamp ms) of the generated readings.
 type Reading = (Vec<u8>, Vec<u8>, i64);
 
-fn readings() -> Vec<Reading> {
+/// The generated readings, framed by our codec.
+fn readings(json: &[serde_json::Value]) -> Vec<Reading> {
     let codec = Codec::new(Arc::new(OfflineCache::new(
         root().join("fixtures/schema-cache"),
     )));
+    json.iter()
+        .map(|v| {
+            let value = codec
+                .encode_json("sensor-data-value", v)
+                .expect("SensorData encodes");
+            let id = v["sensorId"].as_str().unwrap_or_default();
+            let ts = v["timestamp"].as_i64().unwrap_or_default();
+            (id.as_bytes().to_vec(), value, ts)
+        })
+        .collect()
+}
+
+/// The readings as natural JSON, in the order a gateway takes them.
+fn reading_values() -> Vec<serde_json::Value> {
     let kinds = [
         ("greenhouse", 24.0, 40.0),
         ("cold-store", 3.5, 52.0),
@@ -83,12 +110,8 @@ fn readings() -> Vec<Reading> {
             };
             let temperature = (rnd() > 0.01).then(|| (*t * 100.0).round() / 100.0);
             let humidity = (rnd() > 0.01).then(|| (*h * 10.0).round() / 10.0);
-            let v = json!({"sensorId": id, "timestamp": ts, "temperature": temperature,
-                "humidity": humidity, "status": status});
-            let value = codec
-                .encode_json("sensor-data-value", &v)
-                .expect("SensorData encodes");
-            (id.as_bytes().to_vec(), value, ts)
+            json!({"sensorId": id, "timestamp": ts, "temperature": temperature,
+                "humidity": humidity, "status": status})
         })
         .collect()
 }
@@ -221,15 +244,23 @@ fn rate_table(recs: &[Reading]) -> Result<(), String> {
 }
 
 fn main() {
-    let recs = readings();
+    let values = reading_values();
+    let recs = readings(&values);
     wire_table(&recs);
     if std::env::var_os("AVRO_EDGE_BENCH_OFFLINE").is_some() {
         return;
     }
-    if let Err(e) = rate_table(&recs) {
+    let slow = std::env::var_os("AVRO_EDGE_BENCH_SLOW_ONLY").is_some();
+    let mut failed = false;
+    if !slow && let Err(e) = rate_table(&recs) {
         eprintln!("compression bench: producer part not run: {e}");
-        if avro_edge_testkit::in_ci() {
-            std::process::exit(1);
-        }
+        failed = true;
+    }
+    if let Err(e) = slow_link::table(&values) {
+        eprintln!("compression bench: slow-link part not run: {e}");
+        failed = true;
+    }
+    if failed && avro_edge_testkit::in_ci() {
+        std::process::exit(1);
     }
 }

@@ -16,6 +16,13 @@
 //! process around it). MiB/s counts value bytes (N × 40 B). Each figure is the median of
 //! `AVRO_EDGE_BENCH_RUNS` runs (default 3). A row is printed with a rate only when every run got all N
 //! records; otherwise the bench exits non-zero after the table. Must not assert on speed.
+//! The librdkafka rows run it from Python (confluent-kafka), which bounds their rate (labelled so).
+//!
+//! Then a second table of whole processes, the commands as a user runs them (`common/whole_process.rs`):
+//! `kcat -P` / `kcat -C` (librdkafka in C, Debian's `kcat`, installed by `scripts/setup`) beside
+//! `avro-edge produce` / `avro-edge consume` of the glibc and static musl release builds
+//! (`scripts/bench-builds`), SensorData records, in the same rounds. `AVRO_EDGE_BENCH_WHOLE_ONLY=1` runs
+//! only that table (`AVRO_EDGE_BENCH_N=1000000` for the 1M figures).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -29,6 +36,8 @@ use avro_edge_testkit::{BrokerKind, TestBroker, python, unique_topic};
 mod builds;
 #[path = "common/produce_child.rs"]
 mod produce_child;
+#[path = "common/whole_process.rs"]
+mod whole_process;
 
 const PARTITIONS: i32 = 3;
 const RECORD_SIZE: usize = 40;
@@ -227,6 +236,67 @@ fn fresh_topic(client: &Client, tag: &str) -> String {
     t
 }
 
+/// The whole-process rows: kcat's and our two builds', produce then consume.
+struct Whole {
+    n: usize,
+    inputs: whole_process::Inputs,
+    builds: Vec<builds::Build>,
+    rows: Vec<whole_process::Row>,
+}
+
+impl Whole {
+    fn new(n: usize) -> Whole {
+        let (found, missing) = builds::builds();
+        for m in &missing {
+            eprintln!("yardsticks: {m}");
+        }
+        let row = |side, name: String| whole_process::Row {
+            side,
+            name,
+            runs: Vec::new(),
+            failed: 0,
+        };
+        let mut rows = vec![row("produce", "kcat -P (librdkafka, C)".into())];
+        for b in &found {
+            rows.push(row("produce", format!("avro-edge produce ({})", b.name)));
+        }
+        rows.push(row("consume", "kcat -C (librdkafka, C)".into()));
+        for b in &found {
+            rows.push(row("consume", format!("avro-edge consume ({})", b.name)));
+        }
+        Whole {
+            n,
+            inputs: whole_process::inputs(n),
+            builds: found,
+            rows,
+        }
+    }
+
+    /// One round: each producer into a fresh topic, then each consumer of the topic the first of
+    /// our builds wrote.
+    fn round(&mut self, client: &Client, bootstrap: &str) {
+        let (n, k) = (self.n, self.builds.len());
+        let t = fresh_topic(client, "bench-whole-kcat");
+        whole_process::kcat_produce(&mut self.rows[0], bootstrap, &t, &self.inputs);
+        let mut ours = Vec::new();
+        for (i, b) in self.builds.iter().enumerate() {
+            let t = fresh_topic(client, "bench-whole-ours");
+            let row = &mut self.rows[1 + i];
+            whole_process::ours_produce(row, &b.path, bootstrap, &t, &self.inputs, n);
+            ours.push(t);
+        }
+        let Some(topic) = ours.first() else {
+            return;
+        };
+        whole_process::kcat_consume(&mut self.rows[1 + k], bootstrap, topic, n);
+        for (i, b) in self.builds.iter().enumerate() {
+            let group = unique_topic("bench-whole-group");
+            let row = &mut self.rows[2 + k + i];
+            whole_process::ours_consume(row, &b.path, bootstrap, topic, &group, n);
+        }
+    }
+}
+
 fn print_table(rows: &[Row], n: usize, broker: &str) -> bool {
     println!();
     println!(
@@ -313,7 +383,7 @@ fn main() {
         },
         Row {
             side: "produce",
-            name: "librdkafka (confluent-kafka, Python)",
+            name: "librdkafka via confluent-kafka (bound by Python)",
             runs: Vec::new(),
         },
         Row {
@@ -328,7 +398,7 @@ fn main() {
         },
         Row {
             side: "consume",
-            name: "librdkafka (confluent-kafka, Python)",
+            name: "librdkafka via confluent-kafka (bound by Python)",
             runs: Vec::new(),
         },
         Row {
@@ -337,7 +407,13 @@ fn main() {
             runs: Vec::new(),
         },
     ];
+    let whole_only = std::env::var_os("AVRO_EDGE_BENCH_WHOLE_ONLY").is_some();
+    let mut whole = Whole::new(n);
     for _ in 0..runs {
+        whole.round(&client, &bootstrap);
+        if whole_only {
+            continue;
+        }
         let java_topic = fresh_topic(&client, "bench-yard-java");
         rows[0].runs.push(producer_perf(&bootstrap, &java_topic, n));
         let t = fresh_topic(&client, "bench-yard-rdk");
@@ -378,7 +454,8 @@ fn main() {
         BrokerKind::Kafka => "Apache Kafka 4.1.1, one node",
         BrokerKind::Tansu => "tansu memory storage",
     };
-    if !print_table(&rows, n, broker_name) {
+    let whole_ok = whole_process::print(&whole.rows, n, broker_name);
+    if (!whole_only && !print_table(&rows, n, broker_name)) || !whole_ok {
         eprintln!("yardsticks: incomplete run(s), no rate reported for them (want {n} records)");
         std::process::exit(1);
     }

@@ -65,7 +65,7 @@ pub struct ForwardFlags {
     /// all | 1 | 0 (kafka.acks; also -1, leader, none).
     #[arg(long)]
     pub acks: Option<String>,
-    /// none | gzip | snappy | lz4 | zstd (kafka.compression).
+    /// none | gzip | snappy | lz4 | zstd (kafka.compression; default gzip: gateways send over slow links).
     #[arg(long)]
     pub compression: Option<String>,
     /// Connection security (SASL, TLS): the kafka.security_protocol, kafka.sasl_* and

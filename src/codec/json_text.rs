@@ -2,10 +2,12 @@
 //! `serde_json::Value` tree.
 //!
 //! Writes exactly the bytes that `serde_json::to_writer` writes for the `Value` of
-//! [`super::json::decode_value`]: numbers and escaped strings are formatted by serde_json itself;
-//! maps (whose duplicate keys the `Value` collapses) and bytes/fixed (strings of code points 0–255)
-//! go through the `Value` path for that one value. Records, arrays, unions, enums and scalars are
-//! written as they are read, with no allocation per record.
+//! [`super::json::decode_value`]: numbers and escaped strings are formatted by serde_json itself
+//! (its `CompactFormatter`, called directly); maps (whose duplicate keys the `Value` collapses) and
+//! bytes/fixed (strings of code points 0–255) go through the `Value` path for that one value.
+//! Records, arrays, unions, enums and scalars are written as they are read, with no allocation per
+//! record. What is the same in every record of a schema is rendered once per plan ([`Pieces`]):
+//! each record field's key with its `{` or `,` and `:`, and each enum symbol as a JSON string.
 //!
 //! Must not report errors of its own: when the body does not decode, the output is put back as it
 //! was and the whole body is decoded again through the `Value` path, whose error is returned, so
@@ -14,6 +16,7 @@
 use std::sync::Arc;
 
 use serde_json::Value;
+use serde_json::ser::{CompactFormatter, Formatter};
 
 use super::json::{MAX_DEPTH, Walk, decode_node, decode_value, float_json};
 use super::node::{Field, Node, NodeId, Plan};
@@ -22,11 +25,12 @@ use crate::short_copy::{ShortWriter, extend};
 use crate::wire;
 
 /// Decodes Confluent-framed messages into natural JSON text ([`Codec::text_decoder`]). It keeps the
-/// plan of the last schema id it saw (a topic's messages mostly share one), so the codec's shared
-/// plan cache is asked only when the id changes.
+/// plan of the last schema id it saw (a topic's messages mostly share one) with the text rendered
+/// once for it (field keys, enum symbols), so the codec's shared plan cache is asked only when the
+/// id changes.
 pub struct TextDecoder<'c> {
     codec: &'c Codec,
-    last: Option<(u32, Arc<Plan>)>,
+    last: Option<(u32, Arc<Plan>, Pieces)>,
 }
 
 impl<'c> TextDecoder<'c> {
@@ -38,19 +42,76 @@ impl<'c> TextDecoder<'c> {
     /// writer schema named by its id. On error `out` is left as it was.
     pub fn decode_into(&mut self, msg: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
         let (id, body) = wire::unframe(msg)?;
-        let plan = match &self.last {
-            Some((last, plan)) if *last == id => plan,
-            _ => &self.last.insert((id, self.codec.plan_by_id(id)?)).1,
+        let (plan, pieces) = match &self.last {
+            Some((last, plan, pieces)) if *last == id => (plan, pieces),
+            _ => {
+                let plan = self.codec.plan_by_id(id)?;
+                let pieces = Pieces::of(&plan);
+                let (_, plan, pieces) = self.last.insert((id, plan, pieces));
+                (&*plan, &*pieces)
+            }
         };
-        plan.decode_json_text_into(body, out)
+        write_with(plan, pieces, body, out).map_err(|e| *e)
+    }
+}
+
+/// The text a plan writes the same way for every value, rendered once: per node id, a record's
+/// field keys (`{"name":` for the first, `,"name":` for the others) or an enum's symbols (`"NAME"`),
+/// each escaped by serde_json; empty for other nodes.
+pub(crate) struct Pieces(Vec<Box<[Box<[u8]>]>>);
+
+impl Pieces {
+    /// A node whose text cannot be rendered (serde_json refusing a string: it never does) gets no
+    /// pieces, and the walk escapes its keys or symbols as it goes instead.
+    pub(crate) fn of(plan: &Plan) -> Pieces {
+        let quoted = |s: &str| serde_json::to_vec(s).ok();
+        let node = |n: &Node| -> Option<Box<[Box<[u8]>]>> {
+            match n {
+                Node::Record { fields, .. } => fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| {
+                        let mut key = vec![if i == 0 { b'{' } else { b',' }];
+                        key.extend(quoted(&f.name)?);
+                        key.push(b':');
+                        Some(key.into_boxed_slice())
+                    })
+                    .collect(),
+                Node::Enum { symbols, .. } => symbols
+                    .iter()
+                    .map(|s| Some(quoted(s)?.into_boxed_slice()))
+                    .collect(),
+                _ => None,
+            }
+        };
+        Pieces(
+            plan.nodes
+                .iter()
+                .map(|n| node(n).unwrap_or_default())
+                .collect(),
+        )
+    }
+
+    #[inline]
+    fn get(&self, node: NodeId) -> &[Box<[u8]>] {
+        self.0.get(node as usize).map_or(&[], |p| p)
     }
 }
 
 /// Append the natural JSON of a whole Avro body (root node) to `out`; every byte must be used.
+/// Renders the plan's [`Pieces`] for this one call ([`TextDecoder`] keeps them).
 pub(crate) fn write_value(plan: &Plan, body: &[u8], out: &mut Vec<u8>) -> Result<(), Fail> {
+    write_with(plan, &Pieces::of(plan), body, out)
+}
+
+/// [`write_value`] with the plan's pieces already rendered.
+fn write_with(plan: &Plan, pieces: &Pieces, body: &[u8], out: &mut Vec<u8>) -> Result<(), Fail> {
     let start = out.len();
     let mut w = Walk::new(body);
-    let direct = write_node(plan, Plan::ROOT, &mut w, out, 0).and_then(|()| w.r.finish());
+    let t = Text { plan, pieces };
+    let direct = t
+        .write_node(Plan::ROOT, &mut w, out, 0)
+        .and_then(|()| w.r.finish());
     if direct.is_ok() {
         return Ok(());
     }
@@ -65,41 +126,130 @@ fn serialize<T: serde::Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) -> Result<(
         .map_err(|e| Box::new(CodecError::TypeMismatch(e.to_string())))
 }
 
-/// Write one value of `node`, read from `w`.
-fn write_node(
-    plan: &Plan,
-    node: NodeId,
-    w: &mut Walk<'_>,
+/// A write through serde_json's compact formatter (what its serializer calls for a number).
+#[inline]
+fn formatted(
     out: &mut Vec<u8>,
-    depth: usize,
+    write: impl FnOnce(&mut ShortWriter<'_>) -> std::io::Result<()>,
 ) -> Result<(), Fail> {
-    if depth > MAX_DEPTH {
-        return Err(Box::new(CodecError::NestingTooDeep));
+    write(&mut ShortWriter(out)).map_err(|e| Box::new(CodecError::TypeMismatch(e.to_string())))
+}
+
+/// A plan and its rendered pieces: what the walk writes with.
+struct Text<'p> {
+    plan: &'p Plan,
+    pieces: &'p Pieces,
+}
+
+impl Text<'_> {
+    /// Write one value of `node`, read from `w`.
+    fn write_node(
+        &self,
+        node: NodeId,
+        w: &mut Walk<'_>,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> Result<(), Fail> {
+        if depth > MAX_DEPTH {
+            return Err(Box::new(CodecError::NestingTooDeep));
+        }
+        match self.plan.node(node) {
+            Node::Null => extend(out, b"null"),
+            Node::Boolean => extend(out, if w.r.boolean()? { b"true" } else { b"false" }),
+            Node::Int => {
+                let v = w.r.int()?;
+                formatted(out, |o| CompactFormatter.write_i32(o, v))?
+            }
+            Node::Long => {
+                let v = w.r.long()?;
+                formatted(out, |o| CompactFormatter.write_i64(o, v))?
+            }
+            Node::Float => write_float(w.r.f32()? as f64, out)?,
+            Node::Double => write_float(w.r.f64()?, out)?,
+            Node::String => write_str(w.r.str()?, out)?,
+            Node::Enum { symbols, .. } => {
+                let i = w.r.enum_index(symbols.len())?;
+                match self.pieces.get(node).get(i) {
+                    Some(text) => extend(out, text),
+                    None => write_str(&symbols[i], out)?,
+                }
+            }
+            Node::Array { items } => self.write_array(*items, w, out, depth)?,
+            Node::Union { branches, .. } => {
+                let i = w.r.union_index(branches.len())?;
+                self.write_node(branches[i], w, out, depth + 1)?;
+            }
+            Node::Record { fields, .. } => self.write_record(node, fields, w, out, depth)?,
+            Node::Bytes | Node::Fixed { .. } | Node::Map { .. } | Node::Pending => {
+                let v: Value = decode_node(self.plan, node, w, depth)?;
+                serialize(&v, out)?;
+            }
+        }
+        Ok(())
     }
-    match plan.node(node) {
-        Node::Null => extend(out, b"null"),
-        Node::Boolean => extend(out, if w.r.boolean()? { b"true" } else { b"false" }),
-        Node::Int => serialize(&w.r.int()?, out)?,
-        Node::Long => serialize(&w.r.long()?, out)?,
-        Node::Float => write_float(w.r.f32()? as f64, out)?,
-        Node::Double => write_float(w.r.f64()?, out)?,
-        Node::String => write_str(w.r.str()?, out)?,
-        Node::Enum { symbols, .. } => {
-            let i = w.r.enum_index(symbols.len())?;
-            write_str(&symbols[i], out)?;
-        }
-        Node::Array { items } => write_array(plan, *items, w, out, depth)?,
-        Node::Union { branches, .. } => {
-            let i = w.r.union_index(branches.len())?;
-            write_node(plan, branches[i], w, out, depth + 1)?;
-        }
-        Node::Record { fields, .. } => write_record(plan, fields, w, out, depth)?,
-        Node::Bytes | Node::Fixed { .. } | Node::Map { .. } | Node::Pending => {
-            let v: Value = decode_node(plan, node, w, depth)?;
-            serialize(&v, out)?;
-        }
+
+    /// An array: its items between brackets, comma-separated.
+    fn write_array(
+        &self,
+        items: NodeId,
+        w: &mut Walk<'_>,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> Result<(), Fail> {
+        out.push(b'[');
+        // Items of `()` take no memory: read_items only counts them.
+        w.read_items(self.plan.min_size[items as usize], |w, i| {
+            if i > 0 {
+                out.push(b',');
+            }
+            self.write_node(items, w, out, depth + 1)
+        })?;
+        out.push(b']');
+        Ok(())
     }
-    Ok(())
+
+    /// A record: `{"field":value,...}` in schema order, each key from the rendered pieces.
+    fn write_record(
+        &self,
+        node: NodeId,
+        fields: &[Field],
+        w: &mut Walk<'_>,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> Result<(), Fail> {
+        let keys = self.pieces.get(node);
+        if fields.is_empty() || keys.len() != fields.len() {
+            return self.write_record_keys_escaped(fields, w, out, depth);
+        }
+        for (key, f) in keys.iter().zip(fields) {
+            extend(out, key);
+            self.write_node(f.node, w, out, depth + 1)?;
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    /// A record whose keys were not rendered (an empty record, or a name serde_json refused): each
+    /// key escaped as it goes.
+    fn write_record_keys_escaped(
+        &self,
+        fields: &[Field],
+        w: &mut Walk<'_>,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> Result<(), Fail> {
+        out.push(b'{');
+        for (i, f) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(&f.name, out)?;
+            out.push(b':');
+            self.write_node(f.node, w, out, depth + 1)?;
+        }
+        out.push(b'}');
+        Ok(())
+    }
 }
 
 /// A float as natural JSON: serde_json's number text, or (rare) the string [`float_json`] makes of
@@ -107,63 +257,43 @@ fn write_node(
 #[inline]
 fn write_float(v: f64, out: &mut Vec<u8>) -> Result<(), Fail> {
     if v.is_finite() {
-        serialize(&v, out)
+        formatted(out, |o| CompactFormatter.write_f64(o, v))
     } else {
         serialize(&float_json(v), out)
     }
 }
 
-/// A JSON string: copied between quotes when nothing in it needs escaping (serde_json escapes
-/// only `"`, `\` and control characters below U+0020), else escaped by serde_json.
+/// Strings up to this long are checked for escapes while they are copied, byte by byte.
+const SHORT_STR: usize = 64;
+
+/// A JSON string: copied between quotes in one pass when nothing in it needs escaping (serde_json
+/// escapes only `"`, `\` and control characters below U+0020), else put back and escaped by
+/// serde_json.
 #[inline]
 fn write_str(s: &str, out: &mut Vec<u8>) -> Result<(), Fail> {
-    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    let needs_escape = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+    if s.len() > SHORT_STR {
+        if s.bytes().any(needs_escape) {
+            return serialize(s, out);
+        }
+        out.push(b'"');
+        extend(out, s.as_bytes());
+        out.push(b'"');
+        return Ok(());
+    }
+    let start = out.len();
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    let mut special = false;
+    for &b in s.as_bytes() {
+        special |= needs_escape(b);
+        out.push(b);
+    }
+    out.push(b'"');
+    if special {
+        out.truncate(start);
         return serialize(s, out);
     }
-    out.push(b'"');
-    extend(out, s.as_bytes());
-    out.push(b'"');
-    Ok(())
-}
-
-/// An array: its items between brackets, comma-separated.
-fn write_array(
-    plan: &Plan,
-    items: NodeId,
-    w: &mut Walk<'_>,
-    out: &mut Vec<u8>,
-    depth: usize,
-) -> Result<(), Fail> {
-    out.push(b'[');
-    // Items of `()` take no memory: read_items only counts them.
-    w.read_items(plan.min_size[items as usize], |w, i| {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_node(plan, items, w, out, depth + 1)
-    })?;
-    out.push(b']');
-    Ok(())
-}
-
-/// A record: `{"field":value,...}` in schema order.
-fn write_record(
-    plan: &Plan,
-    fields: &[Field],
-    w: &mut Walk<'_>,
-    out: &mut Vec<u8>,
-    depth: usize,
-) -> Result<(), Fail> {
-    out.push(b'{');
-    for (i, f) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_str(&f.name, out)?;
-        out.push(b':');
-        write_node(plan, f.node, w, out, depth + 1)?;
-    }
-    out.push(b'}');
     Ok(())
 }
 
@@ -182,7 +312,12 @@ mod tests {
                 // The text came from the direct walk, not from the Value fallback.
                 let mut w = Walk::new(body);
                 let mut direct = Vec::new();
-                write_node(&plan, Plan::ROOT, &mut w, &mut direct, 0).unwrap();
+                let pieces = Pieces::of(&plan);
+                let t = Text {
+                    plan: &plan,
+                    pieces: &pieces,
+                };
+                t.write_node(Plan::ROOT, &mut w, &mut direct, 0).unwrap();
                 w.r.finish().unwrap();
                 assert_eq!(direct, out[6..]);
                 let want = serde_json::to_vec(&v).unwrap();
@@ -260,6 +395,26 @@ mod tests {
         let dup = [4u8, 2, b'k', 2, 2, b'k', 4, 0];
         let text = same_as_value_path(map, &dup);
         assert_eq!(text, br#"{"k":2}"#);
+    }
+
+    #[test]
+    fn rendered_keys_and_symbols_long_strings_and_empty_records_match_the_value_path() {
+        let schema = r#"{"type":"record","name":"R","fields":[
+            {"name":"e","type":{"type":"record","name":"E","fields":[]}},
+            {"name":"s","type":"string"},
+            {"name":"k","type":{"type":"enum","name":"K","symbols":["A","B_2","c"]}},
+            {"name":"n","type":"int"}]}"#;
+        let long = "x".repeat(65);
+        let long_escaped = format!("{long}\"\u{1f}");
+        for (s, k, n) in [
+            ("", "A", 0),
+            (long.as_str(), "B_2", i32::MIN),
+            (long_escaped.as_str(), "c", i32::MAX),
+            ("é\\", "A", -1),
+        ] {
+            let v = serde_json::json!({"e": {}, "s": s, "k": k, "n": n});
+            same_as_value_path(schema, &encode(schema, v));
+        }
     }
 
     #[test]

@@ -283,7 +283,7 @@ pub fn kafka_settings(
 ) -> Result<KafkaSettings, ConfigError> {
     let mut layer = layers::flags(flags, command)?;
     layers::read_secret_files(&mut layer.values)?;
-    validate::kafka(&layer.values)
+    validate::kafka(&layer.values, command)
 }
 
 /// Parse `key=value` (the `--set` flag).

@@ -357,7 +357,7 @@ pub const SETTINGS: &[Setting] = &[
     row(
         "kafka.compression",
         OneOf(&["none", "gzip", "snappy", "lz4", "zstd"]),
-        Value("none"),
+        Derived("`gzip` for `forward` (slow gateway links), `none` for `produce`"),
         PRODUCERS,
         "batch compression",
     )

@@ -10,7 +10,7 @@ use toml::{Table, Value};
 
 use super::forward::ForwardSettings;
 use super::kafka::{ConsumerSettings, ProducerSettings};
-use super::table::SETTINGS;
+use super::table::{Command, SETTINGS};
 use super::values::{get_bool, get_list, get_parsed, get_size, get_str, get_u64, parse_addr};
 use super::{
     Config, ConfigError, DEFAULT_KEY_FIELD, DEFAULT_SUBJECT, DEFAULT_TOPIC, InputConfig, InputKind,
@@ -23,7 +23,7 @@ use crate::spool::{FsyncPolicy, SpoolOptions, WhenFull};
 
 pub(super) fn config(t: &Table, file_inputs: Option<&[Value]>) -> Result<Config, ConfigError> {
     let inputs = inputs(t, file_inputs)?;
-    let kafka = kafka(t)?;
+    let kafka = kafka(t, Command::Forward)?;
     let batch_records = batch_records(t)?;
     let forward = forward(t, &kafka)?;
     let registry = registry(t)?;
@@ -185,7 +185,8 @@ fn input_kind(t: &Table, prefix: &str, kind_name: &str) -> Result<InputKind, Con
 
 // ---- kafka ----
 
-pub(super) fn kafka(t: &Table) -> Result<KafkaSettings, ConfigError> {
+/// The `[kafka]` section as `command` uses it (the producer's compression default is its own).
+pub(super) fn kafka(t: &Table, command: Command) -> Result<KafkaSettings, ConfigError> {
     let sasl = sasl(t)?;
     let security_protocol = security_protocol(t, sasl.is_some())?;
     let request_timeout =
@@ -200,15 +201,31 @@ pub(super) fn kafka(t: &Table) -> Result<KafkaSettings, ConfigError> {
             .map(PathBuf::from),
         ssl_client_cert: ssl_client_cert(t, security_protocol)?,
         ssl_server_name: tls_only(t, "kafka.ssl_server_name", security_protocol)?,
-        producer: producer(t, request_timeout)?,
+        producer: producer(t, request_timeout, command)?,
         consumer: consumer(t)?,
     })
 }
 
-fn producer(t: &Table, request_timeout: Duration) -> Result<ProducerSettings, ConfigError> {
+/// The batch compression `command` uses when `kafka.compression` is not set: gzip for `forward`,
+/// whose gateways send over slow links (through a 64 kbit/s link it carried 14.8 B per SensorData
+/// reading against 56.5 uncompressed, zstd 19.6, lz4 23.5, snappy 24.0, for 1.9 µs of CPU per
+/// reading on x86_64: the compression bench, README), and none for `produce`, as Kafka's clients.
+fn default_compression(command: Command) -> Compression {
+    match command {
+        Command::Forward => Compression::Gzip,
+        Command::Produce | Command::Consume => Compression::default(),
+    }
+}
+
+fn producer(
+    t: &Table,
+    request_timeout: Duration,
+    command: Command,
+) -> Result<ProducerSettings, ConfigError> {
     let p = ProducerSettings {
         acks: get_parsed::<Acks>(t, "kafka.acks")?.unwrap_or_default(),
-        compression: get_parsed::<Compression>(t, "kafka.compression")?.unwrap_or_default(),
+        compression: get_parsed::<Compression>(t, "kafka.compression")?
+            .unwrap_or_else(|| default_compression(command)),
         linger: Duration::from_millis(get_u64(t, "kafka.linger_ms")?.unwrap_or(5)),
         batch_size: batch_size(t)?,
         delivery_timeout: Duration::from_millis(

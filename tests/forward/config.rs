@@ -54,7 +54,8 @@ max_bytes = "1MiB"
     assert_eq!(c.spool.max_bytes, 1 << 20);
     // Defaults where nobody said anything.
     assert_eq!(c.kafka.producer.acks, Acks::All);
-    assert_eq!(c.kafka.producer.compression, Compression::None);
+    // The forwarder's own default (its gateways send over slow links), not Kafka's none.
+    assert_eq!(c.kafka.producer.compression, Compression::Gzip);
     assert_eq!(
         c.spool.fsync,
         FsyncPolicy::Interval(Duration::from_millis(100))
@@ -261,10 +262,19 @@ fn acks_all_in_capitals_works_in_the_file_as_on_the_cli() {
         e.to_string().contains("'most': expected all, 1 or 0"),
         "{e}"
     );
-    for (name, want) in [("zstd", Compression::Zstd), ("LZ4", Compression::Lz4)] {
+    for (name, want) in [
+        ("zstd", Compression::Zstd),
+        ("LZ4", Compression::Lz4),
+        ("none", Compression::None),
+    ] {
         let c = Config::load(None, Vec::new(), &kv(&[("kafka.compression", name)])).unwrap();
         assert_eq!(c.kafka.producer.compression, want);
     }
+    // Unset: gzip for the forwarder, none for produce (as Kafka's clients).
+    let c = Config::load(None, Vec::new(), &[]).unwrap();
+    assert_eq!(c.kafka.producer.compression, Compression::Gzip);
+    let k = kafka_settings(&[], Command::Produce).unwrap();
+    assert_eq!(k.producer.compression, Compression::None);
     let e = Config::load(None, Vec::new(), &kv(&[("kafka.compression", "brotli")])).unwrap_err();
     assert_eq!(e.kind(), "config-invalid");
     assert!(

@@ -290,7 +290,7 @@ fn tls_case(key: &str) -> Option<Case> {
 fn producer_case(key: &str) -> Option<Case> {
     Some(match key {
         "kafka.acks" => case("1", |o| o.producer().acks, Acks::Leader),
-        "kafka.compression" => case("gzip", |o| o.producer().compression, Compression::Gzip),
+        "kafka.compression" => case("zstd", |o| o.producer().compression, Compression::Zstd),
         "kafka.linger_ms" => case("42", |o| o.producer().linger, ms(42)),
         "kafka.batch_size" => case("2MiB", |o| o.producer().batch_size, 2 << 20),
         "kafka.delivery_timeout_ms" => case("42000", |o| o.producer().delivery_timeout, ms(42_000)),
