@@ -302,6 +302,7 @@ impl Eos {
             return t.commit(None).map_err(|e| Failure::of_sink::<S>(&e, 0));
         };
         let records = open.records;
+        metrics.stall.sending(None);
         if let Err(e) = t.commit(Some(last.seq)) {
             self.open = Some(Open {
                 last: Some(last),
@@ -309,6 +310,7 @@ impl Eos {
             });
             return Err(Failure::of_sink::<S>(&e, records));
         }
+        metrics.stall.acked();
         self.committed += 1;
         if self.committed == 1 {
             // Start-to-first-send is measured from this line (benches/forward.rs).
@@ -523,7 +525,11 @@ fn send_window<S: RecordSink>(
         for taken in calls {
             let n = taken.records.len();
             add(&metrics.sent, n as u64);
+            metrics.stall.sending(sink.retry_note());
             let results = sink.send_batch(&taken.topic, &taken.records);
+            if results.iter().any(Result::is_ok) {
+                metrics.stall.acked();
+            }
             for (k, (i, out)) in taken.at.iter().zip(&taken.records).enumerate() {
                 let e = match results.get(k) {
                     Some(Ok(_)) => continue,

@@ -373,6 +373,9 @@ fn send_round<S: RecordSink>(
         }
     }
     add(&metrics.acked, round.acked);
+    if round.acked > 0 {
+        metrics.stall.acked();
+    }
     round
 }
 
@@ -395,6 +398,7 @@ fn send_taken<S: RecordSink>(
         return true;
     }
     add(&metrics.sent, n as u64);
+    metrics.stall.sending(sink.retry_note());
     let mut results = sink.send_batch(&taken.topic, &taken.records).into_iter();
     let mut settled = true;
     for (i, out) in taken.at.into_iter().zip(taken.records) {
