@@ -118,32 +118,8 @@ pub fn watch(spool: &Spool, metrics: &Metrics, request_timeout: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::forward::held::tests::logged;
     use crate::kafka::KafkaError;
-
-    /// The log lines `f` writes (no colours, no time).
-    fn logged(f: impl FnOnce()) -> String {
-        #[derive(Clone, Default)]
-        struct Buf(std::sync::Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buf = Buf::default();
-        let out = buf.clone();
-        let sub = tracing_subscriber::fmt()
-            .with_writer(move || out.clone())
-            .with_ansi(false)
-            .without_time()
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        tracing::subscriber::with_default(sub, f);
-        String::from_utf8_lossy(&buf.0.lock().unwrap()).to_string()
-    }
 
     /// Sent, no acknowledgement past the limit: one WARN (with the producer's retried error),
     /// not again within the minute, one INFO when acknowledgements come again; nothing while a
