@@ -13,7 +13,12 @@
 //!   already committed.
 //! - Any record that fails aborts the transaction; the spool is read again from its first
 //!   unreleased record and everything is sent again in a new transaction (after a backoff unless
-//!   the failure was a refusal). A record the broker refuses for good in a send with others is
+//!   the record was refused for good). A failure is told and counted as the plain sender tells a
+//!   round's (`sender::tell`): a refusal that fixing the setup cures, in a send or in the
+//!   producer's start or commit (the credentials, an ACL on the transactional id), holds the
+//!   records under its kind (`forward_refusals_total`, the held state, the exit code), and a
+//!   timestamp refused as ahead or behind goes to the clock gate (`sender::learn_clock`).
+//!   A record the broker refuses for good in a send with others is
 //!   sent alone the next time; refused alone, it is dead-lettered (as the plain sender does),
 //!   then the transaction without it goes again. Another forwarder that took over the gateway's
 //!   transactional id (`producer-fenced`) stops this one: the forwarder exits with that kind.
