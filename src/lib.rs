@@ -144,7 +144,7 @@ pub use kafka::consumer::{
 pub use kafka::group::GroupError;
 pub use kafka::producer::{
     Acks, Compression, Delivery, DeliveryHandle, OutRecord, Partitioner, Producer, ProducerConfig,
-    ProducerStats,
+    ProducerStats, RetryNote,
 };
 pub use kafka::quirks::BrokerQuirks;
 pub use kafka::record::partition_for_key;

@@ -13,7 +13,12 @@
 //!   already committed.
 //! - Any record that fails aborts the transaction; the spool is read again from its first
 //!   unreleased record and everything is sent again in a new transaction (after a backoff unless
-//!   the failure was a refusal). A record the broker refuses for good in a send with others is
+//!   the record was refused for good). A failure is told and counted as the plain sender tells a
+//!   round's (`sender::tell`): a refusal that fixing the setup cures, in a send or in the
+//!   producer's start or commit (the credentials, an ACL on the transactional id), holds the
+//!   records under its kind (`forward_refusals_total`, the held state, the exit code), and a
+//!   timestamp refused as ahead or behind goes to the clock gate (`sender::learn_clock`).
+//!   A record the broker refuses for good in a send with others is
 //!   sent alone the next time; refused alone, it is dead-lettered (as the plain sender does),
 //!   then the transaction without it goes again. Another forwarder that took over the gateway's
 //!   transactional id (`producer-fenced`) stops this one: the forwarder exits with that kind.
@@ -25,13 +30,16 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::clock_check;
+use super::clock_check::{self, ClockGate};
 use super::dead_letter::DeadLetter;
-use super::held::Cause;
+use super::held::{Cause, Telling};
 use super::metrics::{Metrics, add};
-use super::sender::{SenderOptions, clock_gate, dead_letter, next_window, sleep_unless};
+use super::sender::{
+    SenderOptions, clock_gate, clock_refusal, dead_letter, learn_clock, next_window, sleep_unless,
+    tell,
+};
 use super::window::Window;
-use super::{RecordSink, Transactions};
+use super::{RecordSink, RefusedTimestamp, Transactions};
 use crate::error::{ErrorKind, Kind};
 use crate::spool::{Spool, SpoolRecord};
 
@@ -73,33 +81,66 @@ pub struct ExactlyOnceOptions {
 struct Failure {
     kind: Kind,
     message: String,
-    /// Wait before the next attempt (not after a refusal: the next attempt sends differently).
+    /// Wait before the next attempt (not after a redo: the next attempt sends differently).
     back_off: bool,
-    /// A refusal that fixing the setup cures ([`RecordSink::refusal`]: our clock, an ACL, a
-    /// missing topic): the records are held in the spool under its kind, as the plain sender does.
+    /// A refusal that fixing the setup cures ([`RecordSink::refusal`]: our clock, an ACL, the
+    /// credentials, a missing topic), in a send or in a step of the producer's (its start, a
+    /// commit): the records are held in the spool under its kind, as the plain sender does.
     refusal: bool,
+    /// Records the failure held back (counted as refused for a refusal, each attempt).
+    records: u64,
+    /// Told as a cause that keeps records (`held`); not for a redo, which is no failure: a record
+    /// refused for good goes alone the next time, or was dead-lettered.
+    told: bool,
+    /// A timestamp refused as ahead or behind, for the clock gate.
+    clock: Option<(Kind, RefusedTimestamp)>,
 }
 
 impl Failure {
+    /// A failure that is not a refusal.
     fn of<E: ErrorKind>(e: &E, back_off: bool) -> Failure {
         Failure {
             kind: e.kind(),
             message: e.to_string(),
             back_off,
             refusal: false,
+            records: 0,
+            told: true,
+            clock: None,
         }
     }
 
-    /// A record's failure that is not permanent: a refusal (with its kind) or a passing one.
-    fn of_record<S: RecordSink>(e: &S::Error) -> Failure {
-        match S::refusal(e) {
-            Some(r) => Failure {
-                kind: r.kind,
-                message: e.to_string(),
-                back_off: true,
-                refusal: true,
-            },
-            None => Failure::of(e, true),
+    /// The sink's failure that is not permanent, holding `records`: a refusal (with its kind, as
+    /// the plain sender tells it) or a passing one.
+    fn of_sink<S: RecordSink>(e: &S::Error, records: u64) -> Failure {
+        let refusal = S::refusal(e);
+        Failure {
+            kind: refusal.map_or(e.kind(), |r| r.kind),
+            refusal: refusal.is_some(),
+            records,
+            clock: refusal.as_ref().and_then(clock_refusal),
+            ..Failure::of(e, true)
+        }
+    }
+
+    /// The transaction goes again at once without being a failure (see [`Failure::told`]).
+    fn redo<E: ErrorKind>(e: &E) -> Failure {
+        Failure {
+            told: false,
+            ..Failure::of(e, false)
+        }
+    }
+
+    /// The sender cannot run (no transactional sink).
+    fn config(message: &str) -> Failure {
+        Failure {
+            kind: Kind::InvalidConfig,
+            message: message.into(),
+            back_off: false,
+            refusal: false,
+            records: 0,
+            told: true,
+            clock: None,
         }
     }
 }
@@ -127,6 +168,11 @@ struct Eos {
     backoff: Duration,
     committed: u64,
     aborted: u64,
+    /// The clock gate, told what the broker says of our timestamps as the plain sender's is.
+    clock: ClockGate,
+    clock_check: bool,
+    /// Tells why records stay in the spool, as the plain sender does.
+    telling: Telling,
 }
 
 /// Run until `stop` is set; on a fatal error (the producer fenced), say why in `fatal` and return.
@@ -149,8 +195,10 @@ pub fn run<S: RecordSink>(
         backoff: send.backoff.min,
         committed: 0,
         aborted: 0,
+        clock: clock_gate(spool),
+        clock_check: send.clock_check,
+        telling: Telling::default(),
     };
-    let mut clock = clock_gate(spool);
     let mut reread = false;
     let ended = loop {
         if stop.load(Ordering::Relaxed) {
@@ -160,14 +208,9 @@ pub fn run<S: RecordSink>(
             metrics.set_error(e.kind(), &e.to_string());
         }
         let step = match sink.transactions() {
-            None => Err(Failure {
-                kind: Kind::InvalidConfig,
-                message: "exactly_once needs a transactional sink".into(),
-                back_off: false,
-                refusal: false,
-            }),
-            Some(t) if !eos.started => eos.start(t, spool, opts),
-            Some(t) if eos.commit_due(opts.commit_interval) => eos.commit(t, spool, metrics),
+            None => Err(Failure::config("exactly_once needs a transactional sink")),
+            Some(t) if !eos.started => eos.start::<S>(t, spool, opts),
+            Some(t) if eos.commit_due(opts.commit_interval) => eos.commit::<S>(t, spool, metrics),
             Some(_) => Ok(()),
         };
         if let Some(e) = eos.handle(step, &mut sink, spool, metrics, stop) {
@@ -176,7 +219,7 @@ pub fn run<S: RecordSink>(
         if !eos.started {
             continue;
         }
-        if send.clock_check && clock.held(crate::clock::now_ms(), metrics) {
+        if send.clock_check && eos.clock.held(crate::clock::now_ms(), metrics) {
             sleep_unless(stop, clock_check::RECHECK);
             continue;
         }
@@ -185,7 +228,7 @@ pub fn run<S: RecordSink>(
             let left = opts.commit_interval.saturating_sub(o.began.elapsed());
             wait.poll = wait.poll.min(left.max(Duration::from_millis(1)));
         }
-        let window = match next_window(spool, metrics, stop, &wait, &mut clock, &mut reread) {
+        let window = match next_window(spool, metrics, stop, &wait, &mut eos.clock, &mut reread) {
             Ok(Some(w)) => w,
             Ok(None) => continue,
             Err(e) => {
@@ -208,14 +251,17 @@ pub fn run<S: RecordSink>(
 }
 
 impl Eos {
-    /// Fence the previous instance, read the committed position, release what it covers.
-    fn start<E: ErrorKind + Send + 'static>(
+    /// Fence the previous instance, read the committed position, release what it covers. A
+    /// refusal (an ACL on the transactional id, the credentials, ...) holds the records as one in a
+    /// send does: counted as one window of them.
+    fn start<S: RecordSink>(
         &mut self,
-        t: &mut dyn Transactions<Error = E>,
+        t: &mut dyn Transactions<Error = S::Error>,
         spool: &Spool,
         opts: &ExactlyOnceOptions,
     ) -> Result<(), Failure> {
-        let position = t.start(&opts.gateway).map_err(|e| Failure::of(&e, true))?;
+        let window = (spool.status().records).min(opts.send.batch_records as u64);
+        let position = (t.start(&opts.gateway)).map_err(|e| Failure::of_sink::<S>(&e, window))?;
         if let Some(p) = position.filter(|p| *p >= opts.next_seq_at_open) {
             // Releasing "committed" records would drop this spool's own new ones: stop instead.
             return Err(Failure {
@@ -227,8 +273,7 @@ impl Eos {
                      stay in the spool: give this spool its own gateway id",
                     opts.gateway, opts.next_seq_at_open
                 ),
-                back_off: false,
-                refusal: false,
+                ..Failure::config("")
             });
         }
         let skipped =
@@ -246,10 +291,11 @@ impl Eos {
             .is_some_and(|o| o.began.elapsed() >= interval)
     }
 
-    /// Commit the open transaction with its last record's position, then release its records.
-    fn commit<E: ErrorKind + Send + 'static>(
+    /// Commit the open transaction with its last record's position, then release its records
+    /// (sending went through: a cause that held records is told over).
+    fn commit<S: RecordSink>(
         &mut self,
-        t: &mut dyn Transactions<Error = E>,
+        t: &mut dyn Transactions<Error = S::Error>,
         spool: &Spool,
         metrics: &Metrics,
     ) -> Result<(), Failure> {
@@ -258,16 +304,18 @@ impl Eos {
         };
         let Some(last) = open.last else {
             // Nothing was sent: nothing to commit (an empty transaction has no partition).
-            return t.commit(None).map_err(|e| Failure::of(&e, true));
+            return t.commit(None).map_err(|e| Failure::of_sink::<S>(&e, 0));
         };
         let records = open.records;
+        metrics.stall.sending(None);
         if let Err(e) = t.commit(Some(last.seq)) {
             self.open = Some(Open {
                 last: Some(last),
                 ..open
             });
-            return Err(Failure::of(&e, true));
+            return Err(Failure::of_sink::<S>(&e, records));
         }
+        metrics.stall.acked();
         self.committed += 1;
         if self.committed == 1 {
             // Start-to-first-send is measured from this line (benches/forward.rs).
@@ -277,10 +325,14 @@ impl Eos {
         self.alone = self.alone.split_off(&(last.seq + 1));
         self.dead = self.dead.split_off(&(last.seq + 1));
         add(&metrics.acked, records);
-        metrics.held.set(None);
+        tell(&[], &[], 0, spool, metrics, &mut self.telling);
         if let Err(e) = spool.ack_through(&last) {
             tracing::error!(error = %e, "spool ack failed");
             metrics.set_error(e.kind(), &e.to_string());
+        }
+        if self.clock_check {
+            // The records whose spool times were distrusted may all be released now.
+            learn_clock(spool, &mut self.clock, None, false);
         }
         self.backoff = Duration::from_millis(100).min(self.backoff);
         Ok(())
@@ -298,13 +350,9 @@ impl Eos {
         // The sent mark on disk first: after a power cut no new record gets one of these numbers.
         spool.sync_cursor().map_err(|e| Failure::of(&e, true))?;
         if self.open.is_none() {
-            let t = sink.transactions().ok_or_else(|| Failure {
-                kind: Kind::InvalidConfig,
-                message: "no transactional sink".into(),
-                back_off: false,
-                refusal: false,
-            })?;
-            t.begin().map_err(|e| Failure::of(&e, true))?;
+            let t =
+                (sink.transactions()).ok_or_else(|| Failure::config("no transactional sink"))?;
+            t.begin().map_err(|e| Failure::of_sink::<S>(&e, 0))?;
             self.open = Some(Open {
                 began: Instant::now(),
                 last: None,
@@ -312,7 +360,11 @@ impl Eos {
             });
         }
         let last = last_record(&window);
-        let sent = send_window(sink, &mut window, self, dead, metrics)?;
+        let sent = send_window(sink, &mut window, self, spool, dead, metrics)?;
+        if self.clock_check && sent > 0 {
+            // The broker took our timestamps.
+            learn_clock(spool, &mut self.clock, None, true);
+        }
         if let Some(o) = self.open.as_mut() {
             o.records += sent;
             if last.is_some() {
@@ -333,24 +385,28 @@ impl Eos {
         stop: &AtomicBool,
     ) -> Option<Failure> {
         let f = step.err()?;
-        metrics.set_error(f.kind, &f.message);
         if matches!(
             f.kind,
             Kind::ProducerFenced | Kind::InvalidConfig | Kind::SpoolBehindPosition
         ) {
+            metrics.set_error(f.kind, &f.message);
             return Some(f);
         }
+        if self.clock_check {
+            learn_clock(spool, &mut self.clock, f.clock, false);
+        }
         let resend = self.open.as_ref().map_or(0, |o| o.records);
-        if f.refusal {
+        if f.told {
+            // As the plain sender tells a failed round: at once, then once a minute with a count.
             let cause = Cause {
                 kind: f.kind,
-                refusal: true,
-                records: spool.status().records.max(resend),
+                refusal: f.refusal,
+                records: f.records,
                 message: f.message.clone(),
             };
-            metrics.held.set(Some(&cause));
+            tell(&[cause], &[], resend, spool, metrics, &mut self.telling);
         }
-        tracing::warn!(kind = %f.kind, error = %f.message, resend, "exactly-once: step failed; the open transaction (if any) is aborted and its records sent again");
+        tracing::debug!(kind = %f.kind, error = %f.message, resend, "exactly-once: step failed; the open transaction (if any) is aborted and its records sent again");
         if let Some(e) = self.abort(sink) {
             return Some(e);
         }
@@ -392,7 +448,7 @@ impl Eos {
         if ended.is_none()
             && self.open.is_some()
             && let Some(t) = sink.transactions()
-            && let Err(f) = self.commit(t, spool, metrics)
+            && let Err(f) = self.commit::<S>(t, spool, metrics)
         {
             tracing::warn!(kind = %f.kind, error = %f.message, "exactly-once: last commit failed; its records stay in the spool");
             let _ = self.abort(sink);
@@ -447,6 +503,7 @@ fn send_window<S: RecordSink>(
     sink: &mut S,
     window: &mut Window,
     eos: &mut Eos,
+    spool: &Spool,
     dead: &DeadLetter,
     metrics: &Metrics,
 ) -> Result<u64, Failure> {
@@ -473,7 +530,11 @@ fn send_window<S: RecordSink>(
         for taken in calls {
             let n = taken.records.len();
             add(&metrics.sent, n as u64);
+            metrics.stall.sending(sink.retry_note());
             let results = sink.send_batch(&taken.topic, &taken.records);
+            if results.iter().any(Result::is_ok) {
+                metrics.stall.acked();
+            }
             for (k, (i, out)) in taken.at.iter().zip(&taken.records).enumerate() {
                 let e = match results.get(k) {
                     Some(Ok(_)) => continue,
@@ -483,13 +544,14 @@ fn send_window<S: RecordSink>(
                             kind: Kind::NotAcknowledged,
                             message: "the sink returned no result for a record".into(),
                             back_off: true,
-                            refusal: false,
+                            ..Failure::config("")
                         });
                     }
                 };
                 let s = seq(window, *i);
                 let Some(rejection) = S::permanent(e) else {
-                    return Err(Failure::of_record::<S>(e));
+                    let failed = results.iter().filter(|r| r.is_err()).count();
+                    return Err(Failure::of_sink::<S>(e, failed as u64));
                 };
                 if n > 1 {
                     eos.alone.insert(s);
@@ -499,8 +561,15 @@ fn send_window<S: RecordSink>(
                         return Err(Failure::of(e, true));
                     }
                     eos.dead.insert(s);
+                    let told = Cause {
+                        kind: rejection,
+                        refusal: false,
+                        records: 1,
+                        message: e.to_string(),
+                    };
+                    (eos.telling).dead_lettered(&[told], spool.status().records, Instant::now());
                 }
-                return Err(Failure::of(e, false));
+                return Err(Failure::redo(e));
             }
             sent += n as u64;
         }
@@ -509,258 +578,5 @@ fn send_window<S: RecordSink>(
 }
 
 #[cfg(test)]
-mod tests {
-    //! The exactly-once sender against a scripted transactional sink that keeps what a
-    //! read_committed consumer would see: records of committed transactions only.
-
-    use std::sync::{Arc, Mutex};
-
-    use super::*;
-    use crate::forward::{Delivery, OutRecord};
-    use crate::spool::{FsyncPolicy, SpoolOptions};
-
-    #[derive(Debug, thiserror::Error)]
-    enum FakeError {
-        #[error("broker down")]
-        Down,
-        #[error("record {0} is too large")]
-        TooLarge(u8),
-        #[error("fenced")]
-        Fenced,
-    }
-
-    impl ErrorKind for FakeError {
-        fn kind(&self) -> Kind {
-            match self {
-                FakeError::Down => Kind::BrokerUnreachable,
-                FakeError::TooLarge(_) => Kind::RecordTooLarge,
-                FakeError::Fenced => Kind::ProducerFenced,
-            }
-        }
-    }
-
-    /// What the broker would hold: committed records and positions, and the open transaction.
-    #[derive(Default)]
-    struct Broker {
-        committed: Vec<u8>,
-        position: Option<u64>,
-        open: Option<Vec<u8>>,
-        calls: usize,
-        starts: usize,
-        aborts: usize,
-        /// Send calls (1-based) that fail with a retriable error.
-        fail_calls: Vec<usize>,
-        too_large: Vec<u8>,
-        /// The commit (1-based) at which another instance fenced this one.
-        fenced_at_commit: Option<usize>,
-        commits: usize,
-    }
-
-    struct Sink(Arc<Mutex<Broker>>);
-
-    impl RecordSink for Sink {
-        type Error = FakeError;
-        fn send_batch(
-            &mut self,
-            _: &str,
-            records: &[OutRecord],
-        ) -> Vec<Result<Delivery, FakeError>> {
-            let mut b = self.0.lock().unwrap();
-            b.calls += 1;
-            let fail = b.fail_calls.contains(&b.calls);
-            let refused = records.iter().find(|r| b.too_large.contains(&r.value[0]));
-            let out = records.iter().map(|r| {
-                if fail {
-                    return Err(FakeError::Down);
-                }
-                if let Some(bad) = refused {
-                    return Err(FakeError::TooLarge(bad.value[0]));
-                }
-                b.open
-                    .as_mut()
-                    .expect("sent inside a transaction")
-                    .push(r.value[0]);
-                Ok(Delivery {
-                    partition: 0,
-                    offset: None,
-                })
-            });
-            let out: Vec<_> = out.collect();
-            out
-        }
-        fn permanent(e: &FakeError) -> Option<Kind> {
-            matches!(e, FakeError::TooLarge(_)).then_some(Kind::MessageTooLarge)
-        }
-        fn transactions(&mut self) -> Option<&mut dyn Transactions<Error = FakeError>> {
-            Some(self)
-        }
-    }
-
-    impl Transactions for Sink {
-        type Error = FakeError;
-        fn start(&mut self, gateway: &str) -> Result<Option<u64>, FakeError> {
-            assert_eq!(gateway, "gw");
-            let mut b = self.0.lock().unwrap();
-            b.starts += 1;
-            b.open = None;
-            Ok(b.position)
-        }
-        fn begin(&mut self) -> Result<(), FakeError> {
-            let mut b = self.0.lock().unwrap();
-            assert!(b.open.is_none(), "begin inside a transaction");
-            b.open = Some(Vec::new());
-            Ok(())
-        }
-        fn commit(&mut self, position: Option<u64>) -> Result<(), FakeError> {
-            let mut b = self.0.lock().unwrap();
-            b.commits += 1;
-            if b.fenced_at_commit == Some(b.commits) {
-                return Err(FakeError::Fenced);
-            }
-            let open = b.open.take().expect("commit of an open transaction");
-            b.committed.extend(open);
-            if let Some(p) = position {
-                assert!(b.position.is_none_or(|q| p > q), "positions only go up");
-                b.position = Some(p);
-            }
-            Ok(())
-        }
-        fn abort(&mut self) -> Result<(), FakeError> {
-            let mut b = self.0.lock().unwrap();
-            b.aborts += 1;
-            b.open = None;
-            Ok(())
-        }
-    }
-
-    fn tmpdir(tag: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("avro-edge-eos-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    /// Spool records 0..n, run the sender until the spool is empty (or 10 s), stop it.
-    fn drain(tag: &str, n: u8, broker: &Arc<Mutex<Broker>>) -> (Option<(Kind, String)>, u64) {
-        let dir = tmpdir(tag);
-        let opts = SpoolOptions {
-            fsync: FsyncPolicy::Never,
-            ..SpoolOptions::default()
-        };
-        let (spool, _) = Spool::open(&dir.join("spool"), opts).unwrap();
-        for i in 0..n {
-            spool.append("t", Some(b"k"), &[i]).unwrap();
-        }
-        let dead = DeadLetter::open(&dir.join("dead.ndjson"), 1 << 20).unwrap();
-        let (metrics, stop, fatal) = (Metrics::default(), AtomicBool::new(false), Fatal::default());
-        let mut send = SenderOptions {
-            batch_records: 5,
-            linger: Duration::ZERO,
-            clock_check: false,
-            ..SenderOptions::default()
-        };
-        send.backoff.min = Duration::from_millis(1);
-        let opts = ExactlyOnceOptions {
-            send,
-            commit_interval: Duration::from_millis(20),
-            gateway: "gw".into(),
-            next_seq_at_open: spool.status().next_seq,
-        };
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let end = Instant::now() + Duration::from_secs(10);
-                while spool.status().records > 0 && fatal.get().is_none() && Instant::now() < end {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                stop.store(true, Ordering::Relaxed);
-            });
-            run(
-                &spool,
-                Sink(broker.clone()),
-                &metrics,
-                &dead,
-                &stop,
-                &opts,
-                &fatal,
-            );
-        });
-        let left = spool.status().records;
-        let _ = std::fs::remove_dir_all(&dir);
-        (fatal.get(), left)
-    }
-
-    #[test]
-    fn a_failed_send_aborts_and_the_transaction_goes_again_whole() {
-        let broker = Arc::new(Mutex::new(Broker {
-            fail_calls: vec![3],
-            ..Broker::default()
-        }));
-        let (fatal, left) = drain("abort", 20, &broker);
-        assert!(fatal.is_none() && left == 0);
-        let b = broker.lock().unwrap();
-        assert_eq!(
-            b.committed,
-            (0..20).collect::<Vec<u8>>(),
-            "each record once, in order"
-        );
-        assert_eq!(b.position, Some(19));
-        assert!(b.aborts >= 1, "the failed transaction was aborted");
-    }
-
-    #[test]
-    fn a_restart_releases_what_was_committed_without_sending_it() {
-        let broker = Arc::new(Mutex::new(Broker {
-            committed: (0..=11).collect(),
-            position: Some(11),
-            ..Broker::default()
-        }));
-        let (fatal, left) = drain("restart", 20, &broker);
-        assert!(fatal.is_none() && left == 0);
-        let b = broker.lock().unwrap();
-        assert_eq!(b.committed, (0..20).collect::<Vec<u8>>());
-        assert_eq!(b.calls, 2, "only 12..20 sent: two windows");
-    }
-
-    #[test]
-    fn a_record_refused_alone_is_dead_lettered_and_the_rest_committed_once() {
-        let broker = Arc::new(Mutex::new(Broker {
-            too_large: vec![7],
-            ..Broker::default()
-        }));
-        let (fatal, left) = drain("refused", 12, &broker);
-        assert!(fatal.is_none() && left == 0);
-        let b = broker.lock().unwrap();
-        let want: Vec<u8> = (0..12).filter(|i| *i != 7).collect();
-        assert_eq!(b.committed, want);
-        assert!(b.aborts >= 2, "refused in its batch, then alone");
-    }
-
-    #[test]
-    fn a_fenced_producer_stops_the_sender_and_commits_nothing() {
-        let broker = Arc::new(Mutex::new(Broker {
-            fenced_at_commit: Some(1),
-            ..Broker::default()
-        }));
-        let (fatal, left) = drain("fenced", 10, &broker);
-        let (kind, message) = fatal.expect("stopped for good");
-        assert_eq!((kind, message.as_str()), (Kind::ProducerFenced, "fenced"));
-        assert_eq!(left, 10, "every record stays in the spool");
-        assert!(broker.lock().unwrap().committed.is_empty());
-    }
-
-    /// A position written from another spool (a reused gateway id): releasing "committed" records
-    /// would drop this spool's own; the sender stops instead and keeps them.
-    #[test]
-    fn a_position_above_the_spool_stops_the_sender_and_keeps_the_records() {
-        let broker = Arc::new(Mutex::new(Broker {
-            position: Some(500),
-            ..Broker::default()
-        }));
-        let (fatal, left) = drain("behind", 20, &broker);
-        let (kind, message) = fatal.expect("stopped for good");
-        assert_eq!(kind, Kind::SpoolBehindPosition, "{message}");
-        assert!(message.contains("position 500"), "{message}");
-        assert_eq!(left, 20, "every record stays in the spool");
-        assert_eq!(broker.lock().unwrap().calls, 0, "nothing sent");
-    }
-}
+#[path = "exactly_once_tests.rs"]
+mod tests;

@@ -286,7 +286,7 @@ impl Telling {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn cause(kind: Kind, records: u64) -> Cause {
@@ -298,8 +298,8 @@ mod tests {
         }
     }
 
-    /// The log lines `f` writes (no colours, no time).
-    fn logged(f: impl FnOnce()) -> String {
+    /// The log lines `f` writes at INFO and above (no colours, no time); `stall`'s tests too.
+    pub(in crate::forward) fn logged(f: impl FnOnce()) -> String {
         #[derive(Clone, Default)]
         struct Buf(std::sync::Arc<Mutex<Vec<u8>>>);
         impl std::io::Write for Buf {

@@ -42,6 +42,8 @@ pub struct Metrics {
     last_error: Mutex<Option<LastError>>,
     /// What keeps records in the spool now, and the refusals so far (see `held`).
     pub held: HeldState,
+    /// Records sent and not acknowledged since when (see `stall`).
+    pub stall: super::stall::Stall,
 }
 
 /// The most recent failure (kind + message + time), for the summary and `/metrics`.

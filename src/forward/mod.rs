@@ -25,6 +25,7 @@ pub mod inputs;
 pub mod metrics;
 pub mod plug;
 mod sender;
+pub mod stall;
 mod transactional;
 mod window;
 
@@ -109,6 +110,11 @@ pub trait RecordSink: Send {
         None
     }
 
+    /// The sink's last retried error, read while a send blocks (`stall`); `None` (default): none.
+    fn retry_note(&mut self) -> Option<crate::kafka::producer::RetryNote> {
+        None
+    }
+
     /// The sink's transactions, for the exactly-once sender; `None` (the default): it has none.
     fn transactions(&mut self) -> Option<&mut dyn Transactions<Error = Self::Error>> {
         None
@@ -157,6 +163,12 @@ impl<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> RecordSink for Laz
 
     fn refusal(error: &S::Error) -> Option<Refusal> {
         S::refusal(error)
+    }
+
+    /// Connects first, as a send would (so the note is there before the first send blocks).
+    fn retry_note(&mut self) -> Option<crate::kafka::producer::RetryNote> {
+        self.sink = self.sink.take().or_else(|| (self.connect)().ok());
+        self.sink.as_mut()?.retry_note()
     }
 }
 
@@ -679,6 +691,7 @@ fn wait_for_end(
             }
             let _ = snap.save(&cfg.spool_dir);
         }
+        stall::watch(spool, metrics, cfg.kafka.request_timeout);
     }
 }
 
@@ -709,6 +722,7 @@ fn drain(
         && fatal.get().is_none()
     {
         std::thread::sleep(Duration::from_millis(20));
+        stall::watch(spool, metrics, cfg.kafka.request_timeout);
     }
     sender_stop.store(true, Ordering::Relaxed);
     let left = deadline

@@ -49,6 +49,10 @@ impl RecordSink for Producer {
             timestamp: error.refused_timestamp(),
         })
     }
+
+    fn retry_note(&mut self) -> Option<crate::kafka::producer::RetryNote> {
+        Some(Producer::retry_note(self))
+    }
 }
 
 /// Run the forwarder with its real parts: the codec over the configured registry URLs and/or offline

@@ -40,7 +40,7 @@ use super::dead_letter::{DeadLetter, Refused};
 use super::held::{Cause, Telling};
 use super::metrics::{Metrics, add};
 use super::window::{Taken, Window};
-use super::{OutRecord, RecordSink, RefusedTimestamp};
+use super::{OutRecord, RecordSink, Refusal, RefusedTimestamp};
 use crate::error::{ErrorKind, Kind};
 use crate::spool::{Spool, SpoolError};
 
@@ -134,7 +134,7 @@ pub fn run<S: RecordSink>(
                 }
             }
         }
-        let round = send_round(&mut sink, &mut window, dead, metrics);
+        let mut round = send_round(&mut sink, &mut window, dead, metrics);
         if let Some(last) = window.release()
             && let Err(e) = spool.ack_through(&last)
         {
@@ -151,12 +151,13 @@ pub fn run<S: RecordSink>(
             tracing::info!(records = round.acked, "first records acknowledged");
         }
         if opts.clock_check {
-            learn_clock(spool, &mut clock, &round);
+            learn_clock(spool, &mut clock, round.clock, round.acked > 0);
         }
         // Whatever is still pending is sent again (after a failure, or alone after a refusal).
         let resend = window.pending() as u64;
         add(&metrics.retried, resend);
-        if tell(round, resend, spool, metrics, &mut telling) {
+        let dead = std::mem::take(&mut round.dead);
+        if tell(&round.causes(), &dead, resend, spool, metrics, &mut telling) {
             tracing::debug!(
                 resend,
                 backoff_ms = backoff.as_millis() as u64,
@@ -183,21 +184,23 @@ pub(super) fn clock_gate(spool: &Spool) -> ClockGate {
     )
 }
 
-/// Tell why records stay pending after a round (see `held`): the cause holding them on the metrics
-/// and as the last error, each cause in the log at once and then once a minute. True when something
-/// failed (the caller backs off).
-fn tell(
-    round: Round,
+/// Tell why records stay pending after a round or a step (see `held`; both senders): the records
+/// dead-lettered by rejection (`dead`), the refused records counted per kind
+/// (`forward_refusals_total`), the cause holding them on the metrics and as the last error, each
+/// cause in the log at once and then once a minute. No cause: sending went through (a cause that
+/// held records is told over). True when something failed (the caller backs off).
+pub(super) fn tell(
+    causes: &[Cause],
+    dead: &[Cause],
     resend: u64,
     spool: &Spool,
     metrics: &Metrics,
     telling: &mut Telling,
 ) -> bool {
     let now = Instant::now();
-    if !round.dead.is_empty() {
-        telling.dead_lettered(&round.dead, spool.status().records, now);
+    if !dead.is_empty() {
+        telling.dead_lettered(dead, spool.status().records, now);
     }
-    let causes = round.causes();
     let Some(holding) = causes.iter().find(|c| c.refusal).or(causes.first()) else {
         telling.clear(now);
         metrics.held.set(None);
@@ -209,14 +212,27 @@ fn tell(
     metrics.set_error(holding.kind, &holding.message);
     metrics.held.set(Some(holding));
     let held = spool.status().records.max(resend);
-    telling.note(&causes, held, now);
+    telling.note(causes, held, now);
     true
 }
 
-/// What the broker said about our clock in a round: a timestamp refused as ahead or behind, or
-/// timestamps taken; kept in the spool directory when the spool times that count change.
-fn learn_clock(spool: &Spool, clock: &mut ClockGate, round: &Round) {
-    let changed = match round.clock {
+/// The clock gate's part of a refusal: a timestamp refused as ahead or behind (with its kind).
+pub(super) fn clock_refusal(r: &Refusal) -> Option<(Kind, RefusedTimestamp)> {
+    (r.timestamp)
+        .filter(|_| r.kind != Kind::InvalidTimestamp)
+        .map(|t| (r.kind, t))
+}
+
+/// What the broker said about our clock in a round or a step (both senders): a timestamp refused as
+/// ahead (those spool times stop raising the lower bound) or behind, or timestamps taken
+/// (`acked`); kept in the spool directory when the spool times that count change.
+pub(super) fn learn_clock(
+    spool: &Spool,
+    clock: &mut ClockGate,
+    refused: Option<(Kind, RefusedTimestamp)>,
+    acked: bool,
+) {
+    let changed = match refused {
         Some((Kind::ClockAheadOfBroker, t)) => {
             clock.refused_ahead(u64::try_from(t.accepted_until_ms).unwrap_or(0))
         }
@@ -224,7 +240,7 @@ fn learn_clock(spool: &Spool, clock: &mut ClockGate, round: &Round) {
             clock.refused_behind(u64::try_from(t.accepted_from_ms).unwrap_or(0));
             false
         }
-        _ if round.acked > 0 => clock.accepted(spool.status().next_seq),
+        _ if acked => clock.accepted(spool.status().next_seq),
         _ => false,
     };
     if (changed | clock.settled(spool.status().acked_seq))
@@ -357,6 +373,9 @@ fn send_round<S: RecordSink>(
         }
     }
     add(&metrics.acked, round.acked);
+    if round.acked > 0 {
+        metrics.stall.acked();
+    }
     round
 }
 
@@ -379,6 +398,7 @@ fn send_taken<S: RecordSink>(
         return true;
     }
     add(&metrics.sent, n as u64);
+    metrics.stall.sending(sink.retry_note());
     let mut results = sink.send_batch(&taken.topic, &taken.records).into_iter();
     let mut settled = true;
     for (i, out) in taken.at.into_iter().zip(taken.records) {
@@ -409,8 +429,8 @@ fn send_taken<S: RecordSink>(
             }
             round.fail(e.kind(), false, || e.to_string());
         } else if let Some(r) = S::refusal(&e) {
-            if let Some(t) = r.timestamp.filter(|_| r.kind != Kind::InvalidTimestamp) {
-                round.clock.get_or_insert((r.kind, t));
+            if let Some(c) = clock_refusal(&r) {
+                round.clock.get_or_insert(c);
             }
             round.fail(r.kind, true, || e.to_string());
         } else {

@@ -115,6 +115,9 @@ impl RecordSink for TxnSink {
     fn refusal(error: &KafkaError) -> Option<super::Refusal> {
         <Producer as RecordSink>::refusal(error)
     }
+    fn retry_note(&mut self) -> Option<crate::kafka::producer::RetryNote> {
+        self.producer.as_ref().map(Producer::retry_note)
+    }
 
     fn transactions(&mut self) -> Option<&mut dyn Transactions<Error = KafkaError>> {
         Some(self)

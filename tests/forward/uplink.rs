@@ -34,6 +34,17 @@ fn node_behind(proxy: &Proxy) -> KafkaCluster {
     cluster
 }
 
+/// The forwarder's stall warning (WARN) and the line when acknowledgements come again (INFO).
+const STALLED: (&str, &str) = ("WARN", "readings wait in the spool");
+const RESUMED: (&str, &str) = ("INFO", "acknowledgements again after");
+
+/// How many lines of `log` are `what` (level, text).
+fn count(log: &str, what: (&str, &str)) -> usize {
+    (log.lines())
+        .filter(|l| l.contains(what.0) && l.contains(what.1))
+        .count()
+}
+
 /// One phase of the uplink's day: what the proxy does, for how long.
 struct Phase {
     name: &'static str,
@@ -46,6 +57,8 @@ struct Phase {
 /// (ECONNREFUSED, live connections reset), with passing stretches between: every reading stored
 /// once, in order per sensor, nothing dead-lettered, and the forwarder caught up soon after the
 /// last heal. Forwarder settings as shipped (delivery timeout 60 s) but a 10 s request timeout.
+/// The black hole (longer than the request timeout) is told: a WARN while it lasts, an INFO with
+/// how long it lasted once acknowledgements come again.
 #[test]
 #[ignore = "needs Kafka's jars (scripts/setup): starts its own Apache Kafka node"]
 fn forward_rides_out_a_slow_cut_and_reset_uplink() {
@@ -101,7 +114,10 @@ fn forward_rides_out_a_slow_cut_and_reset_uplink() {
         },
     ];
     let mut notes = Vec::new();
+    let mut previous = "";
     for p in &phases {
+        let log = fwd.log_text();
+        let (stalled, resumed) = (count(&log, STALLED), count(&log, RESUMED));
         let before = proxy.traffic();
         let acked = metric(&m, "acked_total").unwrap_or(0);
         match &p.mode {
@@ -112,6 +128,22 @@ fn forward_rides_out_a_slow_cut_and_reset_uplink() {
             proxy.reset().expect("reset every live connection");
         }
         std::thread::sleep(p.hold);
+        let log = fwd.log_text();
+        if p.name == "blackhole" {
+            assert!(
+                count(&log, STALLED) > stalled,
+                "a WARN while the uplink is black-holed:\n{}",
+                tail(&log, 30)
+            );
+        }
+        if previous == "blackhole" {
+            assert!(
+                count(&log, RESUMED) > resumed,
+                "an INFO once acknowledgements come again:\n{}",
+                tail(&log, 30)
+            );
+        }
+        previous = p.name;
         let after = proxy.traffic();
         let acked_now = metric(&m, "acked_total").unwrap_or(acked);
         notes.push(format!(
@@ -153,6 +185,15 @@ fn forward_rides_out_a_slow_cut_and_reset_uplink() {
     let t = check(&got, &ids_of(&lines), "uplink");
     let dead = std::fs::read_to_string(dir.join("dead-letter.ndjson")).unwrap_or_default();
     let traffic = proxy.traffic();
+    let told: Vec<&str> = (log.lines())
+        .filter(|l| count(l, STALLED) + count(l, RESUMED) > 0)
+        .collect();
+    eprintln!("stall lines:\n{}", told.join("\n"));
+    notes.push(format!(
+        "{} stall WARN and {} INFO lines",
+        count(&log, STALLED),
+        count(&log, RESUMED)
+    ));
     notes.push(format!(
         "caught up {:.1} s after the last heal; {} connections, {} reset",
         caught_up.as_secs_f64(),

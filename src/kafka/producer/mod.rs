@@ -140,6 +140,26 @@ struct Inner {
     progress: Condvar,
     wake_tx: smol::channel::Sender<()>,
     wake_rx: smol::channel::Receiver<()>,
+    /// The last error a batch was retried for ([`Producer::retry_note`]).
+    retries: RetryNote,
+}
+
+/// The last error the producer retried a batch for, and when: readable from any thread, also
+/// while a send blocks (the retries themselves are DEBUG lines), e.g. to say why
+/// acknowledgements stall. A clone reads the same note.
+#[derive(Debug, Clone, Default)]
+pub struct RetryNote(Arc<Mutex<Option<(Instant, KafkaError)>>>);
+
+impl RetryNote {
+    /// The last retried error and when it came; `None` before the first retry.
+    pub fn last(&self) -> Option<(Instant, KafkaError)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A batch is retried for `e` now.
+    pub(crate) fn note(&self, e: &KafkaError) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), e.clone()));
+    }
 }
 
 impl Inner {
@@ -210,6 +230,7 @@ impl Producer {
             progress: Condvar::new(),
             wake_tx,
             wake_rx,
+            retries: RetryNote::default(),
         });
         let for_thread = inner.clone();
         let handle = std::thread::Builder::new()
@@ -228,6 +249,11 @@ impl Producer {
     /// The underlying cluster client (metadata, raw requests).
     pub fn client(&self) -> &Client {
         &self.inner.client
+    }
+
+    /// The last error a batch was retried for (see [`RetryNote`]).
+    pub fn retry_note(&self) -> RetryNote {
+        self.inner.retries.clone()
     }
 
     /// Record counters since start.

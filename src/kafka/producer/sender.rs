@@ -666,6 +666,7 @@ fn retry(
         return Some(batch);
     }
     tracing::debug!(topic = %topic, partition, attempts = batch.attempts, stalls = batch.stalls, sent, error = %e, "retrying batch");
+    inner.retries.note(e);
     if counted {
         batch.attempts += 1;
     } else {
