@@ -444,6 +444,14 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
     let source = avro_edge::open_source(&a.registry, a.schema_cache.as_deref())
         .map_err(|e| Failure::runtime(&e))?;
     let codec = avro_edge::Codec::new(source);
+    let producer = connect_producer(&a)?;
+    let mut run = ProduceRun::new(&producer);
+    send_stdin(&a, &codec, &mut run)?;
+    run.finish()
+}
+
+/// The producer `produce`'s flags and `-X` properties ask for, connected.
+fn connect_producer(a: &ProduceArgs) -> Result<Producer, Failure> {
     let brokers = (!a.brokers.is_empty()).then(|| a.brokers.join(","));
     let k = kafka_settings(
         &[
@@ -466,16 +474,12 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
         config::Command::Produce,
     )?;
     let cfg = k.producer_config();
-    let producer = Producer::connect(cfg).map_err(|e| Failure::runtime(&e))?;
-    let start = Instant::now();
-    let mut last_progress = Instant::now();
-    let mut t = Tally {
-        read: 0,
-        sent: 0,
-        acked: 0,
-        failed: 0,
-    };
-    let mut pending: VecDeque<(u64, DeliveryHandle)> = VecDeque::new();
+    Producer::connect(cfg).map_err(|e| Failure::runtime(&e))
+}
+
+/// Read stdin line by line, encode each line with the subject's writer, and send it through
+/// `run`; a line that cannot be encoded is counted and reported, and the next one is read.
+fn send_stdin(a: &ProduceArgs, codec: &Codec, run: &mut ProduceRun<'_>) -> Result<(), Failure> {
     // The hot path reuses its buffers: one input line, one encoded value, and the subject's writer
     // (asked of the codec again every WRITER_REFRESH records, so its TTL still applies).
     let mut stdin = std::io::stdin().lock();
@@ -488,18 +492,18 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
             .read_line(&mut line)
             .map_err(|e| Failure::other(1, Kind::Stdin, e.to_string()))?;
         if got == 0 {
-            break;
+            return Ok(());
         }
-        t.read += 1;
+        run.t.read += 1;
         if line.trim().is_empty() {
             continue;
         }
-        if writer.is_none() || t.read.is_multiple_of(WRITER_REFRESH) {
+        if writer.is_none() || run.t.read.is_multiple_of(WRITER_REFRESH) {
             writer = match codec.writer(&a.subject) {
                 Ok(w) => Some(w),
                 Err(e) => {
-                    t.failed += 1;
-                    report_not_encoded(t.read, LineError::without_writer(line.as_bytes(), e));
+                    run.t.failed += 1;
+                    report_not_encoded(run.t.read, LineError::without_writer(line.as_bytes(), e));
                     continue;
                 }
             };
@@ -510,52 +514,94 @@ pub fn produce(a: ProduceArgs) -> CmdResult {
         {
             Ok(key) => key,
             Err(e) => {
-                t.failed += 1;
-                report_not_encoded(t.read, e);
+                run.t.failed += 1;
+                report_not_encoded(run.t.read, e);
                 continue;
             }
         };
-        pending.push_back((t.read, producer.enqueue(&a.topic, key.as_deref(), &bytes)));
+        run.send(&a.topic, key.as_deref(), &bytes);
+    }
+}
+
+/// One `produce` run's deliveries: what is outstanding (in input order), the tally, and the
+/// progress line's clock.
+struct ProduceRun<'p> {
+    producer: &'p Producer,
+    t: Tally,
+    pending: VecDeque<(u64, DeliveryHandle)>,
+    start: Instant,
+    last_progress: Instant,
+}
+
+impl<'p> ProduceRun<'p> {
+    fn new(producer: &'p Producer) -> ProduceRun<'p> {
+        ProduceRun {
+            producer,
+            t: Tally {
+                read: 0,
+                sent: 0,
+                acked: 0,
+                failed: 0,
+            },
+            pending: VecDeque::new(),
+            start: Instant::now(),
+            last_progress: Instant::now(),
+        }
+    }
+
+    /// Enqueue the record of the line just read, settle what is done (in order, keeping what is
+    /// outstanding bounded), and print the progress line now and then.
+    fn send(&mut self, topic: &str, key: Option<&[u8]>, value: &[u8]) {
+        let t = &mut self.t;
+        self.pending
+            .push_back((t.read, self.producer.enqueue(topic, key, value)));
         t.sent += 1;
         // Settle what is done, in order; bound what is outstanding.
-        while let Some((_, h)) = pending.front() {
-            if h.try_result().is_none() && pending.len() < 100_000 {
+        while let Some((_, h)) = self.pending.front() {
+            if h.try_result().is_none() && self.pending.len() < 100_000 {
                 break;
             }
-            if let Some((n, h)) = pending.pop_front() {
-                settle(h, &mut t, n);
+            if let Some((n, h)) = self.pending.pop_front() {
+                settle(h, t, n);
             }
         }
         // The clock is read once per PROGRESS_CHECK records, not per record.
-        if t.sent.is_multiple_of(PROGRESS_CHECK) && last_progress.elapsed() > Duration::from_secs(5)
+        if t.sent.is_multiple_of(PROGRESS_CHECK)
+            && self.last_progress.elapsed() > Duration::from_secs(5)
         {
-            last_progress = Instant::now();
-            let rate = t.sent as f64 / start.elapsed().as_secs_f64();
+            self.last_progress = Instant::now();
+            let rate = t.sent as f64 / self.start.elapsed().as_secs_f64();
             eprintln!(
                 "progress: sent {} acked {} failed {} ({rate:.0} msgs/s)",
                 t.sent, t.acked, t.failed
             );
         }
     }
-    let _ = producer.flush(Duration::from_secs(60));
-    for (n, h) in pending {
-        settle(h, &mut t, n);
+
+    /// Input ended: flush, settle every outstanding record, close, and print the summary; an
+    /// error if any record was not delivered.
+    fn finish(self) -> CmdResult {
+        let mut t = self.t;
+        let _ = self.producer.flush(Duration::from_secs(60));
+        for (n, h) in self.pending {
+            settle(h, &mut t, n);
+        }
+        let _ = self.producer.close();
+        let secs = self.start.elapsed().as_secs_f64().max(1e-9);
+        println!(
+            "sent {} acked {} failed {} in {secs:.2}s ({:.0} msgs/s)",
+            t.sent,
+            t.acked,
+            t.failed,
+            t.sent as f64 / secs
+        );
+        if t.failed > 0 {
+            return Err(Failure::other(
+                1,
+                Kind::RecordsFailed,
+                format!("{} records not delivered", t.failed),
+            ));
+        }
+        Ok(())
     }
-    let _ = producer.close();
-    let secs = start.elapsed().as_secs_f64().max(1e-9);
-    println!(
-        "sent {} acked {} failed {} in {secs:.2}s ({:.0} msgs/s)",
-        t.sent,
-        t.acked,
-        t.failed,
-        t.sent as f64 / secs
-    );
-    if t.failed > 0 {
-        return Err(Failure::other(
-            1,
-            Kind::RecordsFailed,
-            format!("{} records not delivered", t.failed),
-        ));
-    }
-    Ok(())
 }
