@@ -509,7 +509,9 @@ fn five_in_flight_keep_order_per_partition_through_a_leader_kill() {
     let p = Producer::connect(cfg).unwrap();
     assert_eq!(p.partitions(&topic).unwrap(), 3);
     let leader = c.leader(&topic, 0).unwrap().expect("leader");
-    let n = 40_000u64;
+    // About 40 batches per partition (2 KiB of ~100 records each), two thirds of them after the
+    // kill; the stream paced by 20 short pauses.
+    let n = 12_000u64;
     let mut killed_at = None;
     let handles: Vec<_> = (0..n)
         .map(|i| {
@@ -518,7 +520,7 @@ fn five_in_flight_keep_order_per_partition_through_a_leader_kill() {
                 killed_at = Some(Instant::now());
                 eprintln!("killed node {leader} (leader of {topic}-0) after {i} records enqueued");
             }
-            if i % 2000 == 0 {
+            if i % (n / 20) == 0 {
                 std::thread::sleep(Duration::from_millis(20));
             }
             let key = format!("k{}", i % 40);
@@ -644,7 +646,7 @@ fn a_retry_after_a_timeout_does_not_duplicate() {
         let topic = unique_topic(if idem { "idem-stop" } else { "plain-stop" });
         let mut cfg = cluster_producer_config(&bootstrap, 1, 3);
         cfg.enable_idempotence = idem;
-        cfg.request_timeout = Duration::from_secs(2);
+        cfg.request_timeout = Duration::from_secs(1);
         cfg.delivery_timeout = Duration::from_secs(120);
         cfg.linger = Duration::from_millis(5);
         let p = Producer::connect(cfg).unwrap();
@@ -658,8 +660,8 @@ fn a_retry_after_a_timeout_does_not_duplicate() {
             c.pause(*f).unwrap();
         }
         let handles = enqueue_ids(&p, &topic, 100, n, |_| {});
-        // Longer than the request timeout: the leader holds the stored batch until it times out.
-        std::thread::sleep(Duration::from_secs(5));
+        // Twice the request timeout: the leader holds the stored batch until it times out.
+        std::thread::sleep(Duration::from_secs(2));
         for f in &followers {
             c.resume(*f).unwrap();
         }
