@@ -646,7 +646,7 @@ fn a_retry_after_a_timeout_does_not_duplicate() {
         let topic = unique_topic(if idem { "idem-stop" } else { "plain-stop" });
         let mut cfg = cluster_producer_config(&bootstrap, 1, 3);
         cfg.enable_idempotence = idem;
-        cfg.request_timeout = Duration::from_secs(1);
+        cfg.request_timeout = Duration::from_secs(2);
         cfg.delivery_timeout = Duration::from_secs(120);
         cfg.linger = Duration::from_millis(5);
         let p = Producer::connect(cfg).unwrap();
@@ -660,8 +660,8 @@ fn a_retry_after_a_timeout_does_not_duplicate() {
             c.pause(*f).unwrap();
         }
         let handles = enqueue_ids(&p, &topic, 100, n, |_| {});
-        // Twice the request timeout: the leader holds the stored batch until it times out.
-        std::thread::sleep(Duration::from_secs(2));
+        // Longer than the request timeout: the leader holds the stored batch until it times out.
+        std::thread::sleep(Duration::from_secs(5));
         for f in &followers {
             c.resume(*f).unwrap();
         }
