@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use apache_avro::Schema;
+use apache_avro::schema::{EnumSchema, RecordSchema};
 use serde_json::Value;
 
 use crate::error::{ErrorKind, Kind};
@@ -561,47 +562,8 @@ impl<'a> Checker<'a> {
         match (reader, writer) {
             (Schema::Array(r), Schema::Array(w)) => self.check(&r.items, &w.items, depth + 1),
             (Schema::Map(r), Schema::Map(w)) => self.check(&r.types, &w.types, depth + 1),
-            (Schema::Record(r), Schema::Record(w)) => {
-                let (rn, wn) = (r.name.fullname(None), w.name.fullname(None));
-                if !names_match(&r.name, r.aliases.as_deref(), &w.name) {
-                    self.messages.push(format!("expected: {wn}"));
-                    return;
-                }
-                if !self.in_progress.insert((rn.clone(), wn.clone())) {
-                    return; // recursive type already being checked
-                }
-                for rf in &r.fields {
-                    let wf = w
-                        .fields
-                        .iter()
-                        .find(|wf| wf.name == rf.name)
-                        .or_else(|| w.fields.iter().find(|wf| rf.aliases.contains(&wf.name)));
-                    match wf {
-                        Some(wf) => self.check(&rf.schema, &wf.schema, depth + 1),
-                        None if rf.default.is_none() => self.messages.push(rf.name.clone()),
-                        None => {}
-                    }
-                }
-                self.in_progress.remove(&(rn, wn));
-            }
-            (Schema::Enum(r), Schema::Enum(w)) => {
-                let wn = w.name.fullname(None);
-                if !names_match(&r.name, r.aliases.as_deref(), &w.name) {
-                    self.messages.push(format!("expected: {wn}"));
-                    return;
-                }
-                if r.default.is_none() {
-                    let missing: Vec<&str> = w
-                        .symbols
-                        .iter()
-                        .filter(|s| !r.symbols.contains(s))
-                        .map(String::as_str)
-                        .collect();
-                    if !missing.is_empty() {
-                        self.messages.push(format!("[{}]", missing.join(", ")));
-                    }
-                }
-            }
+            (Schema::Record(r), Schema::Record(w)) => self.check_record(r, w, depth),
+            (Schema::Enum(r), Schema::Enum(w)) => self.check_enum(r, w),
             (Schema::Fixed(r) | Schema::Duration(r), Schema::Fixed(w) | Schema::Duration(w)) => {
                 let wn = w.name.fullname(None);
                 if !names_match(&r.name, r.aliases.as_deref(), &w.name) {
@@ -612,6 +574,53 @@ impl<'a> Checker<'a> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Two records of matching names: every reader field is read from the writer field of its
+    /// name (or alias), or has a default. A recursive pair already being checked is not again.
+    fn check_record(&mut self, r: &'a RecordSchema, w: &'a RecordSchema, depth: usize) {
+        let (rn, wn) = (r.name.fullname(None), w.name.fullname(None));
+        if !names_match(&r.name, r.aliases.as_deref(), &w.name) {
+            self.messages.push(format!("expected: {wn}"));
+            return;
+        }
+        if !self.in_progress.insert((rn.clone(), wn.clone())) {
+            return; // recursive type already being checked
+        }
+        for rf in &r.fields {
+            let wf = w
+                .fields
+                .iter()
+                .find(|wf| wf.name == rf.name)
+                .or_else(|| w.fields.iter().find(|wf| rf.aliases.contains(&wf.name)));
+            match wf {
+                Some(wf) => self.check(&rf.schema, &wf.schema, depth + 1),
+                None if rf.default.is_none() => self.messages.push(rf.name.clone()),
+                None => {}
+            }
+        }
+        self.in_progress.remove(&(rn, wn));
+    }
+
+    /// Two enums of matching names: without a reader default, every writer symbol must be a
+    /// reader symbol.
+    fn check_enum(&mut self, r: &EnumSchema, w: &EnumSchema) {
+        let wn = w.name.fullname(None);
+        if !names_match(&r.name, r.aliases.as_deref(), &w.name) {
+            self.messages.push(format!("expected: {wn}"));
+            return;
+        }
+        if r.default.is_none() {
+            let missing: Vec<&str> = w
+                .symbols
+                .iter()
+                .filter(|s| !r.symbols.contains(s))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                self.messages.push(format!("[{}]", missing.join(", ")));
+            }
         }
     }
 }

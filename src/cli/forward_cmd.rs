@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::{CmdResult, Failure};
 use avro_edge::forwarder::{self, Config, Snapshot};
-use avro_edge::{Kind, Spool};
+use avro_edge::{Kind, RecoveryReport, Spool, SpoolStatus};
 
 #[derive(Debug, clap::Args)]
 pub struct ForwardArgs {
@@ -183,6 +183,16 @@ fn status(dir: &std::path::Path, json: bool) -> CmdResult {
         outln!(out, "{v}");
         return print(&out);
     }
+    spool_text(&mut out, dir, &st, &report);
+    match last {
+        Some(s) => last_run_text(&mut out, &s),
+        None => outln!(out, "last run: no stats.json"),
+    }
+    print(&out)
+}
+
+/// The spool's own lines of `spool status`: what it holds, its limit, and the damage found now.
+fn spool_text(out: &mut String, dir: &std::path::Path, st: &SpoolStatus, report: &RecoveryReport) {
     let age = st
         .oldest_unacked_age_ms
         .map_or("-".to_string(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
@@ -219,80 +229,85 @@ fn status(dir: &std::path::Path, json: bool) -> CmdResult {
         report.truncated_bytes,
         report.skipped_bytes
     );
-    match last {
-        Some(s) => {
-            outln!(out, "last run (stats.json)");
-            outln!(
-                out,
-                "  received {}  spooled {}  sent {}  acked {}  retried {}  dead-lettered {}  dropped {}",
-                s.received,
-                s.spooled,
-                s.sent,
-                s.acked,
-                s.retried,
-                s.dead_lettered,
-                s.dropped
-            );
-            if !s.forward_dead_lettered.is_empty() {
-                let by_kind: Vec<String> = s
-                    .forward_dead_lettered
-                    .iter()
-                    .map(|(kind, n)| format!("{kind} {n}"))
-                    .collect();
-                outln!(
-                    out,
-                    "  refused by the broker {} (dead-lettered after sending)",
-                    by_kind.join(", ")
-                );
-            }
-            if let Some(h) = &s.held {
-                let why = match h.refusal {
-                    true => "refused: fixing the setup cures it",
-                    false => "a passing failure",
-                };
-                outln!(
-                    out,
-                    "  held                  {} ({why}): {} records kept in the spool since {}: {}",
-                    h.reason,
-                    s.held_records,
-                    forwarder::rfc3339_ms(h.since_ms),
-                    h.message
-                );
-            }
-            if !s.forward_refusals.is_empty() {
-                let by_kind: Vec<String> = (s.forward_refusals.iter())
-                    .map(|(kind, n)| format!("{kind} {n}"))
-                    .collect();
-                outln!(
-                    out,
-                    "  refusals              {} (records kept and sent again; each attempt counts)",
-                    by_kind.join(", ")
-                );
-            }
-            match s.spool_full {
-                Some(reason) => outln!(
-                    out,
-                    "  spool full ({reason}) when it stopped: appends were waiting for space"
-                ),
-                None => outln!(out, "  spool full            no"),
-            }
-            outln!(
-                out,
-                "  full episodes         {} disk, {} max_bytes",
-                s.spool_full_disk_events,
-                s.spool_full_max_bytes_events
-            );
-            if let Some(e) = s.last_error {
-                outln!(
-                    out,
-                    "  last error [{}] {} (at {})",
-                    e.kind,
-                    e.message,
-                    forwarder::rfc3339_ms(e.at_ms)
-                );
-            }
-        }
-        None => outln!(out, "last run: no stats.json"),
+}
+
+/// The last run's lines of `spool status` (from its stats.json): counters, what was refused or
+/// held, the spool's full episodes and the last error.
+fn last_run_text(out: &mut String, s: &Snapshot) {
+    outln!(out, "last run (stats.json)");
+    outln!(
+        out,
+        "  received {}  spooled {}  sent {}  acked {}  retried {}  dead-lettered {}  dropped {}",
+        s.received,
+        s.spooled,
+        s.sent,
+        s.acked,
+        s.retried,
+        s.dead_lettered,
+        s.dropped
+    );
+    refusals_text(out, s);
+    match s.spool_full {
+        Some(reason) => outln!(
+            out,
+            "  spool full ({reason}) when it stopped: appends were waiting for space"
+        ),
+        None => outln!(out, "  spool full            no"),
     }
-    print(&out)
+    outln!(
+        out,
+        "  full episodes         {} disk, {} max_bytes",
+        s.spool_full_disk_events,
+        s.spool_full_max_bytes_events
+    );
+    if let Some(e) = &s.last_error {
+        outln!(
+            out,
+            "  last error [{}] {} (at {})",
+            e.kind,
+            e.message,
+            forwarder::rfc3339_ms(e.at_ms)
+        );
+    }
+}
+
+/// What the broker refused in the last run (dead-lettered, or kept and sent again) and what the
+/// forwarder held.
+fn refusals_text(out: &mut String, s: &Snapshot) {
+    if !s.forward_dead_lettered.is_empty() {
+        outln!(
+            out,
+            "  refused by the broker {} (dead-lettered after sending)",
+            by_kind(&s.forward_dead_lettered)
+        );
+    }
+    if let Some(h) = &s.held {
+        let why = match h.refusal {
+            true => "refused: fixing the setup cures it",
+            false => "a passing failure",
+        };
+        outln!(
+            out,
+            "  held                  {} ({why}): {} records kept in the spool since {}: {}",
+            h.reason,
+            s.held_records,
+            forwarder::rfc3339_ms(h.since_ms),
+            h.message
+        );
+    }
+    if !s.forward_refusals.is_empty() {
+        outln!(
+            out,
+            "  refusals              {} (records kept and sent again; each attempt counts)",
+            by_kind(&s.forward_refusals)
+        );
+    }
+}
+
+/// Counts by kind as `kind n, kind n`.
+fn by_kind(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    let parts: Vec<String> = (counts.iter())
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect();
+    parts.join(", ")
 }

@@ -387,8 +387,21 @@ fn group_survives_its_coordinator_being_killed() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let all_read = killed.elapsed();
-    // Let both members settle on the last generation, then stop.
-    std::thread::sleep(Duration::from_secs(5));
+    // Until both members have read in the same generation (at most 30 s), then stop.
+    let last_generation = |m: usize| {
+        let gens = generations.lock().unwrap();
+        gens.iter().rev().find(|g| g.0 == m).map(|g| g.1)
+    };
+    let settling = Instant::now();
+    while (last_generation(0).is_none() || last_generation(0) != last_generation(1))
+        && settling.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "members in one generation {:?} after all were read",
+        settling.elapsed()
+    );
     stop.store(true, Ordering::SeqCst);
     let ends: Vec<(i32, Vec<(String, i32)>)> =
         members.into_iter().map(|h| h.join().unwrap()).collect();

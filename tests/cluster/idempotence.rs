@@ -509,7 +509,9 @@ fn five_in_flight_keep_order_per_partition_through_a_leader_kill() {
     let p = Producer::connect(cfg).unwrap();
     assert_eq!(p.partitions(&topic).unwrap(), 3);
     let leader = c.leader(&topic, 0).unwrap().expect("leader");
-    let n = 40_000u64;
+    // About 40 batches per partition (2 KiB of ~100 records each), two thirds of them after the
+    // kill; the stream paced by 20 short pauses.
+    let n = 12_000u64;
     let mut killed_at = None;
     let handles: Vec<_> = (0..n)
         .map(|i| {
@@ -518,7 +520,7 @@ fn five_in_flight_keep_order_per_partition_through_a_leader_kill() {
                 killed_at = Some(Instant::now());
                 eprintln!("killed node {leader} (leader of {topic}-0) after {i} records enqueued");
             }
-            if i % 2000 == 0 {
+            if i % (n / 20) == 0 {
                 std::thread::sleep(Duration::from_millis(20));
             }
             let key = format!("k{}", i % 40);

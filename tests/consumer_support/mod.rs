@@ -1,7 +1,7 @@
-//! Shared by the consumer tests (tests/kafka/consumer.rs, tests/interop/consumer_peers.rs, the group
-//! tests in tests/cluster): log setup, a producer for test topics, group settings, polling until N
-//! records arrived, and the one-field Avro records (`{"id": long}`, schema id 1) that
-//! `avro-edge consume` decodes from an offline schema cache.
+//! Shared by the consumer tests (tests/kafka/consumer.rs and consumer_offsets.rs,
+//! tests/interop/consumer_peers.rs, the group tests in tests/cluster): log setup, a producer for
+//! test topics, group settings, polling until N records arrived, and the one-field Avro records
+//! (`{"id": long}`, schema id 1) that `avro-edge consume` decodes from an offline schema cache.
 //!
 //! Must not assert anything about the consumer beyond order per partition (`check_in_order`).
 #![allow(dead_code)]

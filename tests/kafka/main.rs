@@ -12,6 +12,7 @@ mod compaction;
 mod consumer;
 mod consumer_cli;
 mod consumer_fetch;
+mod consumer_offsets;
 mod hostile;
 mod producer;
 mod producer_cli;

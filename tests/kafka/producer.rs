@@ -590,14 +590,16 @@ fn full_buffer_blocks_then_times_out() {
 /// A batch that fails for good (its delivery timeout ran out while the broker was down) takes
 /// the batches queued behind it in its partition with it: delivered once the broker is back,
 /// they would land before its records when the caller sends those again (as the forwarder does),
-/// breaking the order per partition.
+/// breaking the order per partition. They fail with it, before their own delivery timeout
+/// (which no batch fails before) could have run out, and nothing of them is stored.
 #[test]
 #[ignore = "needs a Kafka broker"]
 fn a_batch_that_fails_for_good_fails_the_batches_queued_behind_it() {
     let mut broker = require_own_broker();
     let topic = unique_topic("behind");
+    let delivery_timeout = Duration::from_secs(6);
     let mut cfg = config(&broker.bootstrap(), 1);
-    cfg.delivery_timeout = Duration::from_secs(20);
+    cfg.delivery_timeout = delivery_timeout;
     cfg.request_timeout = Duration::from_secs(2);
     cfg.retry_backoff_max = Duration::from_millis(200);
     cfg.linger = Duration::ZERO;
@@ -606,7 +608,8 @@ fn a_batch_that_fails_for_good_fails_the_batches_queued_behind_it() {
     broker.kill();
     let first = p.enqueue(&topic, None, b"first");
     // Queued behind `first` (in flight, dialling the dead broker until its deadline).
-    std::thread::sleep(Duration::from_secs(17));
+    std::thread::sleep(Duration::from_secs(4));
+    let behind_at = Instant::now();
     let behind: Vec<_> = (0..5)
         .map(|i| p.enqueue(&topic, None, format!("behind-{i}").as_bytes()))
         .collect();
@@ -614,7 +617,6 @@ fn a_batch_that_fails_for_good_fails_the_batches_queued_behind_it() {
         .wait()
         .expect_err("the broker was down for the whole delivery timeout");
     assert!(err.is_retriable(), "{err}");
-    broker.restart().unwrap();
     for h in behind {
         let got = h.wait();
         assert!(
@@ -622,6 +624,14 @@ fn a_batch_that_fails_for_good_fails_the_batches_queued_behind_it() {
             "a batch queued behind a failed one must fail with it, got {got:?}"
         );
     }
+    // Their own deadlines are at least `behind_at + delivery_timeout`: failed before that, they
+    // failed with `first`, not on their own.
+    assert!(
+        behind_at.elapsed() < delivery_timeout,
+        "the batches behind failed only on their own delivery timeout ({:?} after they were queued)",
+        behind_at.elapsed()
+    );
+    broker.restart().unwrap();
     let after = p.send(&topic, None, b"after").unwrap();
     assert_eq!(after.offset, Some(1), "only warm-up and after are stored");
     p.close().unwrap();

@@ -16,7 +16,7 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::{GroupId, TopicName};
 
-use super::membership::GroupShared;
+use super::group_state::GroupShared;
 use super::{Consumer, call_coordinator, lock, name};
 use crate::kafka::KafkaError;
 use crate::kafka::group::GroupAction;

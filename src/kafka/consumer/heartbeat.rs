@@ -4,9 +4,9 @@
 //! looked up again here (FindCoordinator), so a stable member keeps heartbeating across a
 //! coordinator move.
 //!
-//! The session clock ([`SessionClock`], as Java's `Heartbeat` timers) restarts on every answer
-//! that keeps the membership and on every completed join, so a rejoin never starts with a clock
-//! that already ran out. When it runs out (no answer for a whole session timeout) the member
+//! The session clock (`SessionClock` in `group_state.rs`, as Java's `Heartbeat` timers) restarts
+//! on every answer that keeps the membership and on every completed join, so a rejoin never
+//! starts with a clock that already ran out. When it runs out (no answer for a whole session timeout) the member
 //! does what Java's `AbstractCoordinator` does: it marks the coordinator unknown, drops its
 //! connection (a hung coordinator is not asked again on the same socket) and looks it up again;
 //! meanwhile the polling thread hands out no records (the coordinator may have given our
@@ -15,7 +15,7 @@
 //! that a heartbeat needs, and costs the whole group a rebalance.
 //!
 //! Must not join, sync or fetch: it only keeps the membership alive and flags what the polling
-//! thread must do (through [`GroupShared`]); the member state machine in
+//! thread must do (through `GroupShared`, `group_state.rs`); the member state machine in
 //! [`crate::kafka::group`] reads each answer.
 
 use std::sync::Arc;
@@ -26,7 +26,7 @@ use kafka_protocol::messages::GroupId;
 use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
 use kafka_protocol::messages::heartbeat_response::HeartbeatResponse;
 
-use super::membership::{GroupShared, find_coordinator};
+use super::group_state::{GroupShared, find_coordinator};
 use super::{lock, name};
 use crate::kafka::conn::with_timeout;
 use crate::kafka::group::GroupAction;
@@ -34,59 +34,6 @@ use crate::kafka::{Client, KafkaError, Target, block_on};
 
 /// The member a heartbeat is for: generation, member id, and the coordinator if known.
 type Beat = (i32, String, Option<String>);
-
-/// When the coordinator last vouched for this membership: an answer that keeps it, or a completed
-/// join. Shared by the heartbeat thread (which restarts and expires it) and the polling thread
-/// (which restarts it on a join and holds records back while it is expired).
-#[derive(Debug)]
-pub(super) struct SessionClock {
-    since: Instant,
-    expired: bool,
-    /// Completed joins: the heartbeat thread starts afresh (failure count) on a new one.
-    joins: u64,
-}
-
-impl SessionClock {
-    pub(super) fn new() -> SessionClock {
-        SessionClock {
-            since: Instant::now(),
-            expired: false,
-            joins: 0,
-        }
-    }
-
-    /// The coordinator answered for the membership: the session starts again.
-    fn answered(&mut self) {
-        self.since = Instant::now();
-        self.expired = false;
-    }
-
-    /// A join completed (the member is stable in a generation): the session starts again.
-    pub(super) fn joined(&mut self) {
-        self.answered();
-        self.joins += 1;
-    }
-
-    /// Whether no answer came for a whole session timeout (until the next answer or join).
-    pub(super) fn expired(&self) -> bool {
-        self.expired
-    }
-
-    /// What is left of the session (zero once it ran out).
-    fn left(&self, session_timeout: Duration) -> Duration {
-        session_timeout.saturating_sub(self.since.elapsed())
-    }
-
-    /// Mark the session expired if `session_timeout` passed without an answer; true only the
-    /// first time (the moment it runs out).
-    fn expire_if_due(&mut self, session_timeout: Duration) -> bool {
-        if self.expired || self.since.elapsed() < session_timeout {
-            return false;
-        }
-        self.expired = true;
-        true
-    }
-}
 
 /// Run the heartbeat thread until `shared.stop` is set (see the module doc).
 pub(super) fn heartbeat_loop(
@@ -313,31 +260,5 @@ impl Heartbeat {
                 self.failures += 1;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The churn of issue 15: a session that ran out must not stay run out after the member
-    /// rejoined, or every later check counts it out again.
-    #[test]
-    fn a_join_restarts_the_session_clock() {
-        let timeout = Duration::from_millis(300);
-        let mut clock = SessionClock::new();
-        assert!(!clock.expire_if_due(timeout));
-        std::thread::sleep(timeout);
-        assert!(clock.expire_if_due(timeout), "ran out");
-        assert!(clock.expired());
-        assert!(!clock.expire_if_due(timeout), "reported once");
-        clock.joined();
-        assert!(!clock.expired());
-        assert!(!clock.expire_if_due(timeout), "restarted by the join");
-        assert!(clock.left(timeout) > Duration::ZERO);
-        std::thread::sleep(timeout);
-        assert!(clock.expire_if_due(timeout));
-        clock.answered();
-        assert!(!clock.expired() && !clock.expire_if_due(timeout));
     }
 }

@@ -1,117 +1,33 @@
 //! Group membership: finding the coordinator, JoinGroup and SyncGroup (the leader assigns),
 //! and LeaveGroup on close (the heartbeat thread that keeps the membership alive between polls
-//! is `heartbeat.rs`). Rebalancing is eager (everything revoked, then reassigned), like
+//! is `heartbeat.rs`; the state both threads share, and the FindCoordinator lookup, are
+//! `group_state.rs`). Rebalancing is eager (everything revoked, then reassigned), like
 //! Kafka's classic protocol.
 //!
 //! Must not decide group protocol questions itself: [`crate::kafka::group`] (no I/O) does;
 //! this module only carries its requests and answers.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::GroupId;
-use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
 use kafka_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
 use kafka_protocol::messages::leave_group_request::{LeaveGroupRequest, MemberIdentity};
 use kafka_protocol::messages::sync_group_request::{SyncGroupRequest, SyncGroupRequestAssignment};
 use kafka_protocol::protocol::{Request, StrBytes};
 
-use super::heartbeat::SessionClock;
-use super::{Consumer, call, call_coordinator, lock, millis, name};
+use super::group_state::{GroupShared, find_coordinator};
+use super::{Consumer, call_coordinator, lock, millis, name};
 use crate::kafka::conn::with_timeout;
 use crate::kafka::group::{
     Assignor, GroupAction, GroupMember, Membership, PROTOCOL_TYPE, TopicPartitions,
     decode_subscription, encode_assignment, encode_subscription,
 };
-use crate::kafka::{Client, KafkaError, Target, block_on};
-
-/// Group state shared between the polling thread and the heartbeat thread.
-pub(super) struct GroupShared {
-    pub(super) group_id: String,
-    /// A static member's `group.instance.id` (KIP-345).
-    pub(super) group_instance_id: Option<String>,
-    pub(super) state: Mutex<GroupState>,
-    pub(super) stop: AtomicBool,
-}
-
-impl GroupShared {
-    /// A group not joined yet: no member id, no coordinator known.
-    pub(super) fn new(group_id: String, group_instance_id: Option<String>) -> GroupShared {
-        GroupShared {
-            group_id,
-            group_instance_id,
-            state: Mutex::new(GroupState {
-                member: Membership::new(),
-                coordinator: None,
-                fatal: None,
-                assigned_counts: BTreeMap::new(),
-                session: SessionClock::new(),
-            }),
-            stop: AtomicBool::new(false),
-        }
-    }
-
-    /// The `group_instance_id` field of a group request at version `v`: the static member's id
-    /// from version `since` on (the first to have the field), else none.
-    pub(super) fn instance_id_at(&self, v: i16, since: i16) -> Option<StrBytes> {
-        (self.group_instance_id.as_deref())
-            .filter(|_| v >= since)
-            .map(name)
-    }
-
-    /// The error of a group answer that rejoining cannot fix; FENCED_INSTANCE_ID (another
-    /// consumer joined with our `group.instance.id`) names the id.
-    pub(super) fn fatal(&self, e: ResponseError, what: &str) -> KafkaError {
-        let context = match (&self.group_instance_id, e) {
-            (Some(id), ResponseError::FencedInstanceId) => format!(
-                "{what} {}: group.instance.id {id} was taken over by another consumer",
-                self.group_id
-            ),
-            _ => format!("{what} {}", self.group_id),
-        };
-        KafkaError::from_response(e, context)
-    }
-}
-
-pub(super) struct GroupState {
-    pub(super) member: Membership,
-    /// The coordinator's address, once found.
-    pub(super) coordinator: Option<String>,
-    /// An error that rejoining cannot fix, seen by the heartbeat thread.
-    pub(super) fatal: Option<KafkaError>,
-    /// As leader: the partition count of every subscribed topic the assignment was made from
-    /// (0 for a topic that did not exist); a change calls for a new assignment.
-    pub(super) assigned_counts: BTreeMap<String, i32>,
-    /// When the coordinator last vouched for the membership (`heartbeat.rs`).
-    pub(super) session: SessionClock,
-}
-
-pub(super) async fn find_coordinator(
-    client: &Client,
-    group_id: &str,
-) -> Result<String, KafkaError> {
-    let resp = call(client, &Target::Any, |v| {
-        let r = FindCoordinatorRequest::default();
-        Ok(if v >= 4 {
-            r.with_coordinator_keys(vec![name(group_id)])
-        } else {
-            r.with_key(name(group_id))
-        })
-    })
-    .await?;
-    let (code, host, port) = match resp.coordinators.first() {
-        Some(c) => (c.error_code, c.host.to_string(), c.port),
-        None => (resp.error_code, resp.host.to_string(), resp.port),
-    };
-    if let Some(e) = KafkaError::from_code(code, format!("FindCoordinator {group_id}")) {
-        return Err(e);
-    }
-    Ok(format!("{host}:{port}"))
-}
+use crate::kafka::{KafkaError, Target, block_on};
 
 impl Consumer {
     /// As leader, look at the subscribed topics' partition counts; if one appeared, vanished or

@@ -58,6 +58,7 @@ use crate::kafka::{Client, ClientConfig, ConnConfig, KafkaError, Target, block_o
 mod commit;
 mod config;
 mod fetch;
+mod group_state;
 mod heartbeat;
 mod membership;
 mod positions;
@@ -68,8 +69,8 @@ mod tests;
 pub use crate::kafka::group::Assignor;
 pub use crate::kafka::record::{BatchError, RawRecord};
 pub use config::{ConsumerConfig, IsolationLevel, OffsetReset};
+use group_state::GroupShared;
 use heartbeat::heartbeat_loop;
-use membership::GroupShared;
 use positions::Positions;
 
 /// How often the group leader checks the subscribed topics' partition counts.
