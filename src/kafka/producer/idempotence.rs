@@ -325,14 +325,15 @@ pub(super) async fn init_producer_id(inner: &Inner) -> Option<KafkaError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::Arc;
 
     use super::*;
     use crate::kafka::producer::state::TopicState;
     use crate::kafka::record::BatchBuilder;
 
-    fn batch(order: u64, records: usize) -> Batch {
+    /// A sealed batch of `records` one-byte records, created now with its deadline now.
+    pub(in crate::kafka::producer) fn batch(order: u64, records: usize) -> Batch {
         let mut builder = BatchBuilder::new();
         for _ in 0..records {
             builder.append(0, None, Some(b"v"), &[]);

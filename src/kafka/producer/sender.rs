@@ -48,7 +48,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::state::{Batch, PartQueue, landed};
+use super::state::{Batch, Idem, PartQueue, landed};
 use super::{Acks, Inner, idempotence, transaction, unsent};
 use crate::kafka::{KafkaError, Target};
 
@@ -153,45 +153,11 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
     let mut peak = 0;
     for (name, ts) in st.topics.iter_mut() {
         for (p, q) in ts.parts.iter_mut().enumerate() {
-            // One batch at a time until the broker acknowledged one under the partition's
-            // producer id and epoch (see `PartSeq::acknowledged_any`).
-            let limit = if idempotent && !q.seq.acknowledged_any() {
-                1
-            } else {
-                max_in_flight
-            };
-            if q.writing.is_some() || q.in_flight.len() >= limit {
+            if !has_room(q, idempotent, max_in_flight) {
                 continue;
             }
-            // Fail batches whose delivery timeout passed (not while others are in flight).
-            while q.in_flight.is_empty() && q.batches.front().is_some_and(|b| b.deadline <= now) {
-                if let Some(b) = q.batches.pop_front() {
-                    // Sequenced and sent before, it may be stored or not: unresolved.
-                    idempotence::finished(&mut st.idem, q, name, p as i32, &b, false);
-                    let n = b.builder.len();
-                    expired.push((b, n));
-                }
-            }
-            let Some(front) = q.batches.front() else {
-                continue;
-            };
-            // A batch back for a retry goes again only once the batches sent before it are done
-            // (they come back too and go again behind it, in order).
-            if front.last_error.is_some() && !q.in_flight.is_empty() {
-                continue;
-            }
-            next_wake = next_wake.min(front.deadline);
-            if let Some(at) = q.retry_at {
-                if at > now {
-                    next_wake = next_wake.min(at);
-                    continue;
-                }
-                q.retry_at = None;
-            }
-            let ready_at = front.created + linger;
-            let ready = front.sealed || flushing || ready_at <= now || q.batches.len() > 1;
-            if !ready {
-                next_wake = next_wake.min(ready_at);
+            expire_due(&mut st.idem, q, name, p as i32, now, &mut expired);
+            if !front_ready(q, now, linger, flushing, &mut next_wake) {
                 continue;
             }
             if transactional && !transaction::may_send(&mut st.txn, name, p as i32) {
@@ -252,6 +218,76 @@ fn take_ready(inner: &Inner, now: Instant) -> Ready {
         init,
         add_partitions,
     }
+}
+
+/// Whether the partition may have one more batch in flight: none being written, fewer than
+/// `max_in_flight` in flight, and for the idempotent producer one at a time until the broker
+/// acknowledged one under the partition's producer id and epoch (see
+/// `PartSeq::acknowledged_any`).
+fn has_room(q: &PartQueue, idempotent: bool, max_in_flight: usize) -> bool {
+    let limit = if idempotent && !q.seq.acknowledged_any() {
+        1
+    } else {
+        max_in_flight
+    };
+    q.writing.is_none() && q.in_flight.len() < limit
+}
+
+/// With nothing of the partition in flight, fail its oldest batch when its delivery timeout
+/// passed, and with it every batch queued behind it: appended later, they would be stored ahead
+/// of the expired records when the caller sends those again (the rule for a batch that fails for
+/// good, see the module doc).
+fn expire_due(
+    idem: &mut Idem,
+    q: &mut PartQueue,
+    topic: &str,
+    partition: i32,
+    now: Instant,
+    expired: &mut Vec<(Batch, usize)>,
+) {
+    if !q.in_flight.is_empty() || q.batches.front().is_none_or(|b| b.deadline > now) {
+        return;
+    }
+    let due: Vec<Batch> = q.batches.drain(..).collect();
+    for b in due {
+        // Sequenced and sent before, it may be stored or not: unresolved.
+        idempotence::finished(idem, q, topic, partition, &b, false);
+        let n = b.builder.len();
+        expired.push((b, n));
+    }
+}
+
+/// Whether the partition's oldest batch may go now: not a retry while batches sent before it are
+/// in flight (they come back too and go again behind it, in order), its retry backoff over, and
+/// sealed, lingered long enough, flushed or followed by another batch. Lowers `next_wake` to when
+/// it may.
+fn front_ready(
+    q: &mut PartQueue,
+    now: Instant,
+    linger: Duration,
+    flushing: bool,
+    next_wake: &mut Instant,
+) -> bool {
+    let Some(front) = q.batches.front() else {
+        return false;
+    };
+    if front.last_error.is_some() && !q.in_flight.is_empty() {
+        return false;
+    }
+    *next_wake = (*next_wake).min(front.deadline);
+    if let Some(at) = q.retry_at {
+        if at > now {
+            *next_wake = (*next_wake).min(at);
+            return false;
+        }
+        q.retry_at = None;
+    }
+    let ready_at = front.created + linger;
+    let ready = front.sealed || flushing || ready_at <= now || q.batches.len() > 1;
+    if !ready {
+        *next_wake = (*next_wake).min(ready_at);
+    }
+    ready
 }
 
 /// Fail every batch queued in `topic`/`partition` with `e` (their records were appended before the
@@ -739,3 +775,7 @@ fn split(inner: &Inner, topic: &str, partition: i32, mut batch: Batch) {
     drop(st);
     inner.wake();
 }
+
+#[cfg(test)]
+#[path = "sender_tests.rs"]
+mod tests;
