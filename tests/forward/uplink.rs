@@ -3,35 +3,18 @@
 //! connection (bootstrap and the metadata redirect) goes through the proxy, while the read-back uses
 //! the broker's own listener. Every reading is counted by id. Needs Kafka's jars (`scripts/setup`).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use avro_edge_testkit::{
-    Cut, KafkaCluster, KafkaListener, KafkaOpts, Link, Mode, Proxy, metric, unique_topic,
-};
+use avro_edge_testkit::{Cut, KafkaCluster, KafkaOpts, Link, Mode, Proxy, metric, unique_topic};
 
 use crate::forward_bin_support::{Fwd, check, ids_of, print_row, read_back, readings, tail};
 
 /// A one-node cluster with its `GATEWAY` listener behind `proxy`.
 fn node_behind(proxy: &Proxy) -> KafkaCluster {
-    let opts = KafkaOpts {
-        listeners: vec![KafkaListener {
-            name: "GATEWAY".into(),
-            sasl: false,
-            tls: None,
-            advertised_ports: vec![proxy.port()],
-        }],
-        ..KafkaOpts::default()
-    };
-    let cluster =
-        KafkaCluster::start(1, opts).expect("a Kafka node (scripts/setup fetches its jars)");
-    let at = cluster
-        .listener_addr(0, "GATEWAY")
-        .expect("the gateway listener");
-    proxy.set_upstream(at.parse::<SocketAddr>().expect("an address"));
-    cluster
+    KafkaCluster::start_behind(std::slice::from_ref(proxy), "GATEWAY", KafkaOpts::default())
+        .expect("a Kafka node (scripts/setup fetches its jars)")
 }
 
 /// The forwarder's stall warning (WARN) and the line when acknowledgements come again (INFO).

@@ -24,6 +24,7 @@ use self::node_env::*;
 pub use self::node_env::{LogTail, kafka_libs, log_tail};
 pub(crate) use self::node_env::{java_bin, probe_client};
 
+mod behind;
 mod node_env;
 
 /// The Apache Kafka release the project tests against; equal to `KAFKA_VERSION` in `scripts/env.sh`
@@ -71,7 +72,6 @@ pub enum KafkaTestError {
     Metadata(String),
 }
 
-/// A log file's path and its last lines, as errors show them.
 /// Knobs for [`KafkaCluster::start`]. The defaults suit tests on a small shared machine.
 #[derive(Debug, Clone)]
 pub struct KafkaOpts {

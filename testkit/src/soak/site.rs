@@ -7,7 +7,6 @@
 //! Must not decide when faults happen (the nemesis does) and must not read records (the checker
 //! does).
 
-use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use avro_edge::{Producer, ProducerConfig, TopicSpec};
 use kafka_protocol::messages::FindCoordinatorRequest;
 use kafka_protocol::protocol::StrBytes;
 
-use crate::kafka::{KafkaCluster, KafkaListener, KafkaOpts};
+use crate::kafka::{KafkaCluster, KafkaOpts};
 use crate::net::{Proxy, Traffic};
 
 /// The listener the gateway uses (through the proxies).
@@ -53,22 +52,10 @@ impl Site {
             .map_err(|e| format!("proxy: {e}"))?;
         let opts = KafkaOpts {
             ready_timeout: LONG,
-            listeners: vec![KafkaListener {
-                name: GATEWAY.into(),
-                sasl: false,
-                tls: None,
-                advertised_ports: proxies.iter().map(Proxy::port).collect(),
-            }],
             ..KafkaOpts::default()
         };
         let started = Instant::now();
-        let cluster = KafkaCluster::start(nodes, opts).map_err(text)?;
-        for (i, p) in proxies.iter().enumerate() {
-            let at = cluster
-                .listener_addr(i, GATEWAY)
-                .ok_or("no gateway listener")?;
-            p.set_upstream(at.parse::<SocketAddr>().map_err(text)?);
-        }
+        let cluster = KafkaCluster::start_behind(&proxies, GATEWAY, opts).map_err(text)?;
         eprintln!(
             "soak: {nodes} brokers up in {:.1} s: {}",
             started.elapsed().as_secs_f64(),
