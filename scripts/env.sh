@@ -92,7 +92,9 @@ PROPS
   # shellcheck disable=SC2206
   local jvm=(-Xmx512m -Xms256m -XX:+UseSerialGC ${KAFKA_JVM_OPTS--XX:TieredStopAtLevel=1} -Djava.awt.headless=true
     "-Dlog4j2.configurationFile=$dir/log4j2.properties")
-  id="$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+  # As `kafka-storage random-uuid` (and the test kit): never a leading '-', which the tool's argument parser
+  # takes for an option ("argument --cluster-id/-t: expected one argument"; 1 start in 64 failed so).
+  id="$(python3 -c 'import base64,uuid; s=base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="); print("A"+s[1:] if s[0]=="-" else s)')"
   if ! java "${jvm[@]}" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format -t "$id" \
         -c "$dir/server.properties" >"$dir/kafka-format.log" 2>&1; then
     cat "$dir/kafka-format.log" >&2; say "kafka storage format failed"; return 1
