@@ -12,6 +12,35 @@ export AVRO_EDGE_PYTHON="${AVRO_EDGE_PYTHON:-$AVRO_EDGE_VENV/bin/python}"
 export PATH="$HOME/.cargo/bin:$PATH"
 say() { printf '==> %s\n' "$*" >&2; }
 
+# free_ports N: N loopback ports free a moment ago, picked at random among the 12,000 below the kernel's
+# ephemeral range (as the test kit's process::free_ports): a port from the ephemeral range (bind to 0) can be
+# taken by any outgoing connection of a parallel test lane before the broker binds it.
+free_ports() {
+  python3 - "$1" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+try:
+    start = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    start = 32768
+low = max(1024, start - 12000)
+held, ports = [], list(range(low, start))
+random.shuffle(ports)
+for p in ports:
+    if len(held) == n:
+        break
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        held.append(s)
+    except OSError:
+        s.close()
+if len(held) < n:
+    sys.exit(f"only {len(held)} of {n} free loopback ports in {low}..{start}")
+print(*[s.getsockname()[1] for s in held])
+PY
+}
+
 # java_ok: whether `java` is on PATH and is Java 17 or newer (what Kafka 4 needs).
 java_ok() {
   local v
@@ -24,7 +53,7 @@ java_ok() {
 # Sets BROKERS (host:port) and TANSU_PID; the caller stops it (kill "$TANSU_PID").
 start_tansu() {
   local dir="$1" port i
-  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  port="$(free_ports 1)"
   "$TANSU_BIN" broker \
     --kafka-listener-url "tcp://127.0.0.1:$port" \
     --kafka-advertised-listener-url "tcp://127.0.0.1:$port" \
@@ -50,10 +79,7 @@ start_tansu() {
 start_kafka() {
   local dir="$1" bport cport id i
   [ -f "$KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar" ] || { say "no kafka jars in $KAFKA_LIBS: run scripts/install-kafka"; return 1; }
-  read -r bport cport < <(python3 -c 'import socket
-ss=[socket.socket() for _ in range(2)]
-[s.bind(("127.0.0.1",0)) for s in ss]
-print(*[s.getsockname()[1] for s in ss])')
+  read -r bport cport < <(free_ports 2)
   mkdir -p "$dir/data"
   cat >"$dir/server.properties" <<PROPS
 process.roles=broker,controller
