@@ -3,8 +3,9 @@
 //! cached kafka-tools jar), librdkafka (confluent-kafka: `peers/python/bench_produce.py`,
 //! `bench_consume.py`) and our library producer and consumer, on the same broker and record size.
 //!
-//! Run: `cargo bench --bench yardsticks`. The broker is the testkit's shared one ([`TestBroker::shared`]:
-//! `$AVRO_EDGE_KAFKA_BROKERS`, else an Apache Kafka node started for the run; tansu with
+//! Run: `cargo bench --bench yardsticks`. The broker is the testkit's shared one
+//! ([`TestBroker::shared_full_jit`]: `$AVRO_EDGE_KAFKA_BROKERS`, else an Apache Kafka node started for
+//! the run with the JVM's full JIT, as issue 17 measured kcat; tansu with
 //! `AVRO_EDGE_TEST_BROKER=tansu`). Produce: N records (default 200,000, `AVRO_EDGE_BENCH_N`) with 40-byte
 //! values (SensorData-sized) into a fresh 3-partition topic each run, acks=all, linger.ms=5, as fast as
 //! each goes (`--throughput -1`). ProducerPerformance sends random payloads with no key (its own tool's
@@ -347,7 +348,7 @@ fn main() {
         return;
     }
     let runs: usize = builds::env_count("AVRO_EDGE_BENCH_RUNS", 3);
-    let broker = match TestBroker::shared() {
+    let broker = match TestBroker::shared_full_jit() {
         Ok(b) => b,
         Err(e) => {
             eprintln!("yardsticks: no broker ({e})");

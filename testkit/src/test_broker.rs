@@ -121,9 +121,20 @@ pub struct TestBroker {
 impl TestBroker {
     /// A broker for a test that kills nothing: with Kafka, the shared node.
     pub fn shared() -> Result<TestBroker, TestBrokerError> {
+        TestBroker::shared_jit(Jit::C1)
+    }
+
+    /// [`TestBroker::shared`] for a bench that measures throughput against the broker: a Kafka
+    /// node started for the run gets the JVM's full JIT (C2) instead of the tests' quicker-starting
+    /// C1-only one, as the yardsticks are measured (`$AVRO_EDGE_KAFKA_BROKERS` still wins).
+    pub fn shared_full_jit() -> Result<TestBroker, TestBrokerError> {
+        TestBroker::shared_jit(Jit::Full)
+    }
+
+    fn shared_jit(jit: Jit) -> Result<TestBroker, TestBrokerError> {
         let kind = BrokerKind::from_env()?;
         let inner = match kind {
-            BrokerKind::Kafka => Inner::Shared(shared_kafka()?),
+            BrokerKind::Kafka => Inner::Shared(shared_kafka(jit)?),
             BrokerKind::Tansu => Inner::Tansu {
                 broker: Broker::start(Storage::Memory)?,
                 scratch: None,
@@ -324,23 +335,38 @@ fn own_tansu(setup: &BrokerSetup) -> Result<Inner, TestBrokerError> {
 /// here so the exit hook can stop them).
 static PROCESS_CLUSTERS: Mutex<Vec<KafkaCluster>> = Mutex::new(Vec::new());
 
+/// Which JIT the shared node's JVM runs: C1 only (the tests': it starts in half the time) or full.
+#[derive(Clone, Copy)]
+enum Jit {
+    C1,
+    Full,
+}
+
 /// `$AVRO_EDGE_KAFKA_BROKERS`, else this test binary's one node, started on first use.
-fn shared_kafka() -> Result<String, TestBrokerError> {
+fn shared_kafka(jit: Jit) -> Result<String, TestBrokerError> {
     if let Ok(b) = std::env::var(SHARED_BROKERS_ENV)
         && !b.trim().is_empty()
     {
         return Ok(b.trim().to_string());
     }
-    static BOOTSTRAP: OnceLock<Result<String, String>> = OnceLock::new();
-    BOOTSTRAP
-        .get_or_init(start_shared_node)
+    static C1: OnceLock<Result<String, String>> = OnceLock::new();
+    static FULL: OnceLock<Result<String, String>> = OnceLock::new();
+    let slot = match jit {
+        Jit::C1 => &C1,
+        Jit::Full => &FULL,
+    };
+    slot.get_or_init(|| start_shared_node(jit))
         .clone()
         .map_err(TestBrokerError::SharedNode)
 }
 
 /// Start the shared node (see [`process_cluster`]).
-fn start_shared_node() -> Result<String, String> {
-    process_cluster(1, KafkaOpts::default(), |c| c.bootstrap())
+fn start_shared_node(jit: Jit) -> Result<String, String> {
+    let mut opts = KafkaOpts::default();
+    if let Jit::Full = jit {
+        opts.jvm_args.clear();
+    }
+    process_cluster(1, opts, |c| c.bootstrap())
 }
 
 /// Start a Kafka cluster that lives as long as the test process (for the tests of one binary to
