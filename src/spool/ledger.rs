@@ -76,7 +76,7 @@ impl Spool {
         } else {
             Ok(false)
         };
-        self.changed.notify_all();
+        self.wake(&g);
         written?;
         removed?;
         freed.map(|_| ())
