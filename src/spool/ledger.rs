@@ -246,6 +246,18 @@ impl Spool {
         Ok(())
     }
 
+    /// The sequence number the next append gets ([`SpoolStatus::next_seq`]), without the rest of
+    /// [`Spool::status`], which opens a segment for the oldest record's time: for once-per-window callers.
+    pub fn next_seq(&self) -> u64 {
+        self.lock().next_seq
+    }
+
+    /// Every sequence number below this one is acknowledged ([`SpoolStatus::acked_seq`]), without the
+    /// rest of [`Spool::status`].
+    pub fn acked_seq(&self) -> u64 {
+        self.lock().acked
+    }
+
     /// Counters and gauges of the spool now.
     pub fn status(&self) -> SpoolStatus {
         let mut g = self.lock();
