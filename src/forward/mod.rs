@@ -7,10 +7,13 @@
 //! spooled record leaves the spool only after the sink acknowledged it or, refused by the broker for good,
 //! it was written to the dead-letter file. Must not encode Avro nor talk to a broker: it drives the codec
 //! and the producer through two small traits, [`RecordEncoder`] and [`RecordSink`]. What it does know of
-//! them is their data: the codec's [`KeyBytes`] (a record's key) and the producer's [`OutRecord`] and
-//! [`Delivery`] (what a sink is handed and what it answers), so a record crosses into the producer
-//! without a copy; and [`ForwardError`] carries the registry's error when `plug` cannot set up the
-//! schema source.
+//! them is their data: the codec's [`KeyBytes`](crate::codec::KeyBytes) (a record's key) and the
+//! producer's [`OutRecord`] and [`Delivery`] (what a sink is handed and what it answers), so a record
+//! crosses into the producer without a copy; and [`ForwardError`] carries the registry's error when
+//! `plug` cannot set up the schema source.
+//!
+//! This file starts and stops the threads (inputs, sender, metrics) and drains at the end; the step from
+//! a line to the spool is [`Ingest`] (`ingest.rs`), the sink's contract `sink.rs`, the errors `error.rs`.
 //!
 //! The real parts are plugged in by [`plug`]: `impl RecordEncoder for crate::codec::Codec` and
 //! `impl RecordSink for crate::kafka::producer::Producer`; [`plug::run_configured`] (what `avro-edge
@@ -19,12 +22,15 @@
 
 pub mod clock_check;
 pub mod dead_letter;
+mod error;
 mod exactly_once;
 pub mod held;
+mod ingest;
 pub mod inputs;
 pub mod metrics;
 pub mod plug;
 mod sender;
+mod sink;
 pub mod stall;
 mod transactional;
 mod window;
@@ -38,331 +44,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::codec::KeyBytes;
 use crate::config::{Config, InputConfig, InputKind};
 use crate::error::{ErrorKind, Kind};
-use crate::spool::{Spool, SpoolError};
+use crate::spool::Spool;
 pub use dead_letter::DeadLetter;
-use inputs::{Flow, Line};
+pub use error::ForwardError;
+pub use ingest::{Ingest, RecordEncoder};
 pub use metrics::{Metrics, Snapshot};
 pub use sender::SenderOptions;
-
-/// Turns one NDJSON line into the bytes of a Kafka message value (Confluent framing) and its key.
-/// The real one is `crate::codec::Codec::encode_json_line_into`.
-pub trait RecordEncoder: Send + Sync {
-    /// Why a line cannot be encoded; its kind and message go to the dead-letter file (a line that is
-    /// not JSON: kind `not-json` and serde_json's message, before any schema error).
-    type Error: ErrorKind + Send + Sync + 'static;
-    /// Append the framed message value for the record on `line` under `subject`'s writer schema to
-    /// `out` (the caller clears it between records, so one buffer serves them all), and return the
-    /// Kafka key from the top-level field `key_field` (see [`crate::record_key`]).
-    fn encode_line_into<'l>(
-        &self,
-        subject: &str,
-        line: &'l [u8],
-        key_field: Option<&str>,
-        out: &mut Vec<u8>,
-    ) -> Result<Option<KeyBytes<'l>>, Self::Error>;
-}
+pub use sink::{LazySink, RecordSink, Refusal};
 
 pub use crate::kafka::RefusedTimestamp;
 pub use crate::kafka::producer::{Delivery, OutRecord};
-
-/// A refusal that fixing the setup cures ([`RecordSink::refusal`]): its kind and, for a refused
-/// timestamp, what the broker said about it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refusal {
-    /// E.g. `clock-ahead-of-broker`, `topic-authorization-failed`, `auth-failed`, `unknown-topic`.
-    pub kind: Kind,
-    /// For a refused timestamp (our clock at the send): the timestamp and the range the broker
-    /// accepted, when it named them.
-    pub timestamp: Option<RefusedTimestamp>,
-}
-
-/// Sends records to a topic and says, per record and in input order, whether the broker acknowledged it.
-/// The real one is `crate::kafka::producer::Producer::send_batch`. A result vector shorter than `records` means
-/// the records without a result were not acknowledged. A record that fails (for a reason that is not
-/// [permanent](RecordSink::permanent)) must fail every later record of its partition in the same call,
-/// as the producer does, or a retry would put it behind them.
-pub trait RecordSink: Send {
-    /// Why a record was not acknowledged; its kind goes to the metrics and the log.
-    type Error: ErrorKind + Send + 'static;
-    /// Send `records` to `topic` and return one result per record, in order (possibly fewer).
-    fn send_batch(
-        &mut self,
-        topic: &str,
-        records: &[OutRecord],
-    ) -> Vec<Result<Delivery, Self::Error>>;
-
-    /// Why the broker refuses the record `error` was returned for for good (sending it again fails the
-    /// same way, whatever the setup), such as [`Kind::MessageTooLarge`]; the sender then dead-letters
-    /// it. `None` (the default) for an error that a retry, or a fix of the setup, can get past: the
-    /// record stays in the spool.
-    fn permanent(_error: &Self::Error) -> Option<Kind> {
-        None
-    }
-
-    /// Why the setup refuses the record `error` was returned for, when a fix of the setup cures it
-    /// (our clock, an ACL, the credentials, a missing topic): the record stays in the spool like any
-    /// record that is not [permanent](RecordSink::permanent), and the refusal is told with its
-    /// kind. `None` (the default) for a passing failure (a broker down, a leader moving).
-    fn refusal(_error: &Self::Error) -> Option<Refusal> {
-        None
-    }
-
-    /// The sink's last retried error, read while a send blocks (`stall`); `None` (default): none.
-    fn retry_note(&mut self) -> Option<crate::kafka::producer::RetryNote> {
-        None
-    }
-
-    /// The sink's transactions, for the exactly-once sender; `None` (the default): it has none.
-    fn transactions(&mut self) -> Option<&mut dyn Transactions<Error = Self::Error>> {
-        None
-    }
-}
-
-/// A sink that connects on first use and again after a failed connect, so the forwarder starts and
-/// spools while the broker is down. `connect` is e.g. `move || Producer::connect(cfg.clone())`.
-pub struct LazySink<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> {
-    sink: Option<S>,
-    connect: F,
-}
-
-impl<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> LazySink<S, F> {
-    /// A sink that calls `connect` on its first send (nothing is connected yet).
-    pub fn new(connect: F) -> Self {
-        LazySink {
-            sink: None,
-            connect,
-        }
-    }
-}
-
-impl<S: RecordSink, F: FnMut() -> Result<S, S::Error> + Send> RecordSink for LazySink<S, F> {
-    type Error = S::Error;
-    fn send_batch(
-        &mut self,
-        topic: &str,
-        records: &[OutRecord],
-    ) -> Vec<Result<Delivery, S::Error>> {
-        if self.sink.is_none() {
-            match (self.connect)() {
-                Ok(s) => self.sink = Some(s),
-                Err(e) => return vec![Err(e)],
-            }
-        }
-        match self.sink.as_mut() {
-            Some(s) => s.send_batch(topic, records),
-            None => Vec::new(),
-        }
-    }
-
-    fn permanent(error: &S::Error) -> Option<Kind> {
-        S::permanent(error)
-    }
-
-    fn refusal(error: &S::Error) -> Option<Refusal> {
-        S::refusal(error)
-    }
-
-    /// Connects first, as a send would (so the note is there before the first send blocks).
-    fn retry_note(&mut self) -> Option<crate::kafka::producer::RetryNote> {
-        self.sink = self.sink.take().or_else(|| (self.connect)().ok());
-        self.sink.as_mut()?.retry_note()
-    }
-}
-
-/// What can stop the forwarder from starting.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ForwardError {
-    /// The spool cannot be opened (I/O, locked by another process, bad options).
-    #[error(transparent)]
-    Spool(#[from] SpoolError),
-    /// The schema source (registry URLs / offline cache) could not be set up.
-    #[error(transparent)]
-    Registry(#[from] crate::registry::RegistryError),
-    /// The dead-letter file cannot be opened for appending.
-    #[error("dead-letter file {path}: {source}")]
-    DeadLetter {
-        /// The file.
-        path: String,
-        /// Why it cannot be opened.
-        source: std::io::Error,
-    },
-    /// An input cannot be started (file not openable, UDP address not bindable).
-    #[error("input '{input}': {source}")]
-    Input {
-        /// The input's name.
-        input: String,
-        /// Why it cannot start.
-        source: std::io::Error,
-    },
-    /// The sender stopped for good: with exactly-once, another forwarder took over this gateway
-    /// (`producer-fenced`), or the sink cannot do transactions. Kind: the cause's.
-    #[error("sender stopped: {message}")]
-    Sender {
-        /// The cause's kind.
-        kind: Kind,
-        /// The cause.
-        message: String,
-    },
-    /// The Prometheus listener cannot bind its address.
-    #[error("metrics listener {addr}: {source}")]
-    Metrics {
-        /// The `metrics.listen` address.
-        addr: String,
-        /// Why it cannot bind.
-        source: std::io::Error,
-    },
-    /// The input ended while a refusal that fixing the setup cures held records (our clock, an
-    /// ACL, the credentials, a missing topic): they stay in the spool for the next start. Kind: the
-    /// refusal's.
-    #[error("{records} records kept in the spool, refused: {message}")]
-    Held {
-        /// The refusal's kind, e.g. `clock-ahead-of-broker`.
-        kind: Kind,
-        /// Unacknowledged records left in the spool.
-        records: u64,
-        /// The refusal's latest error message.
-        message: String,
-    },
-}
-
-impl ErrorKind for ForwardError {
-    fn kind(&self) -> Kind {
-        match self {
-            ForwardError::Spool(e) => e.kind(),
-            ForwardError::Registry(e) => e.kind(),
-            ForwardError::DeadLetter { .. } => Kind::DeadLetterIo,
-            ForwardError::Input { .. } => Kind::InputIo,
-            ForwardError::Metrics { .. } => Kind::MetricsListen,
-            ForwardError::Sender { kind, .. } => *kind,
-            ForwardError::Held { kind, .. } => *kind,
-        }
-    }
-}
-
-/// The step between an input and the spool: parse, encode, key, append; or dead-letter with a reason.
-pub struct Ingest<E: RecordEncoder> {
-    encoder: Arc<E>,
-    spool: Arc<Spool>,
-    dead: Arc<DeadLetter>,
-    metrics: Arc<Metrics>,
-    /// The encoded value of the record at hand, reused from record to record.
-    value: Vec<u8>,
-}
-
-impl<E: RecordEncoder> Clone for Ingest<E> {
-    fn clone(&self) -> Self {
-        Ingest {
-            encoder: self.encoder.clone(),
-            spool: self.spool.clone(),
-            dead: self.dead.clone(),
-            metrics: self.metrics.clone(),
-            value: Vec::new(),
-        }
-    }
-}
-
-impl<E: RecordEncoder> Ingest<E> {
-    pub fn new(
-        encoder: Arc<E>,
-        spool: Arc<Spool>,
-        dead: Arc<DeadLetter>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        Ingest {
-            encoder,
-            spool,
-            dead,
-            metrics,
-            value: Vec::new(),
-        }
-    }
-
-    fn reject(&self, input: &InputConfig, line: &[u8], truncated: bool, kind: Kind, message: &str) {
-        metrics::add(&self.metrics.dead_lettered, 1);
-        tracing::debug!(input = %input.name, kind = kind.as_str(), "input line dead-lettered");
-        if let Err(e) = self.dead.write(&input.name, line, truncated, kind, message) {
-            tracing::error!(error = %e, path = %self.dead.path().display(), "cannot write the dead-letter file");
-            self.metrics.set_error(Kind::DeadLetterIo, &e.to_string());
-        }
-    }
-
-    /// Handle one input line. `Flow::Stop` when the spool no longer accepts records (shutting down).
-    pub fn handle(&mut self, input: &InputConfig, line: Line, stop: &AtomicBool) -> Flow {
-        metrics::add(&self.metrics.received, 1);
-        let bytes = match line {
-            Line::Ok(b) => b,
-            Line::TooLong { prefix, len } => {
-                self.reject(
-                    input,
-                    prefix,
-                    true,
-                    Kind::LineTooLong,
-                    &format!("line of {len} bytes is longer than max_line_bytes"),
-                );
-                return Flow::Continue;
-            }
-        };
-        let mut value = std::mem::take(&mut self.value);
-        value.clear();
-        let encoded = self.encoder.encode_line_into(
-            &input.subject,
-            bytes,
-            input.key_field.as_deref(),
-            &mut value,
-        );
-        let flow = match encoded {
-            Ok(key) => self.append(input, bytes, key.as_deref(), &value, stop),
-            Err(e) => {
-                self.reject(input, bytes, false, e.kind(), &e.to_string());
-                Flow::Continue
-            }
-        };
-        self.value = value;
-        flow
-    }
-
-    /// Append an encoded record to the spool, waiting out disk trouble (back-pressure).
-    fn append(
-        &self,
-        input: &InputConfig,
-        bytes: &[u8],
-        key: Option<&[u8]>,
-        value: &[u8],
-        stop: &AtomicBool,
-    ) -> Flow {
-        loop {
-            match self.spool.append(&input.topic, key, value) {
-                Ok(_) => {
-                    metrics::add(&self.metrics.spooled, 1);
-                    return Flow::Continue;
-                }
-                Err(SpoolError::Interrupted) => {
-                    metrics::add(&self.metrics.dropped_input, 1);
-                    tracing::warn!(input = %input.name, "record read after stop was not accepted (counted as dropped)");
-                    return Flow::Stop;
-                }
-                Err(e @ SpoolError::RecordTooLarge { .. }) => {
-                    self.reject(input, bytes, false, e.kind(), &e.to_string());
-                    return Flow::Continue;
-                }
-                Err(e) => {
-                    // Disk trouble: keep the record and stop reading until the spool takes it (back-pressure).
-                    tracing::error!(error = %e, input = %input.name, "spool append failed; retrying in 1 s");
-                    self.metrics.set_error(e.kind(), &e.to_string());
-                    if stop.load(Ordering::Relaxed) {
-                        metrics::add(&self.metrics.dropped_input, 1);
-                        return Flow::Stop;
-                    }
-                    std::thread::sleep(Duration::from_secs(1));
-                }
-            }
-        }
-    }
-}
 
 /// A stop switch for [`run`]: set it (e.g. from SIGINT/SIGTERM) to stop inputs, drain and return.
 pub type StopFlag = Arc<AtomicBool>;

@@ -166,7 +166,7 @@ pub fn run<S: RecordSink>(
             sleep_unless(stop, backoff);
             backoff = (backoff * 2).min(opts.backoff.max);
             // `drop_oldest` may have released some of them meanwhile: those are not sent again.
-            window.forget_below(spool.status().acked_seq);
+            window.forget_below(spool.acked_seq());
         } else {
             backoff = opts.backoff.min;
         }
@@ -240,10 +240,10 @@ pub(super) fn learn_clock(
             clock.refused_behind(u64::try_from(t.accepted_from_ms).unwrap_or(0));
             false
         }
-        _ if acked => clock.accepted(spool.status().next_seq),
+        _ if acked => clock.accepted(spool.next_seq()),
         _ => false,
     };
-    if (changed | clock.settled(spool.status().acked_seq))
+    if (changed | clock.settled(spool.acked_seq()))
         && let Err(e) = Distrust::save(spool.dir(), clock.distrust())
     {
         tracing::warn!(error = %e, dir = %spool.dir().display(), "cannot keep the clock's distrusted spool times in the spool directory");

@@ -76,7 +76,7 @@ impl Spool {
         } else {
             Ok(false)
         };
-        self.changed.notify_all();
+        self.wake(&g);
         written?;
         removed?;
         freed.map(|_| ())
@@ -244,6 +244,18 @@ impl Spool {
         g.cursor_dirty = false;
         tracing::debug!(acked = c.acked, sent = c.sent, "spool cursor synced");
         Ok(())
+    }
+
+    /// The sequence number the next append gets ([`SpoolStatus::next_seq`]), without the rest of
+    /// [`Spool::status`], which opens a segment for the oldest record's time: for once-per-window callers.
+    pub fn next_seq(&self) -> u64 {
+        self.lock().next_seq
+    }
+
+    /// Every sequence number below this one is acknowledged ([`SpoolStatus::acked_seq`]), without the
+    /// rest of [`Spool::status`].
+    pub fn acked_seq(&self) -> u64 {
+        self.lock().acked
     }
 
     /// Counters and gauges of the spool now.

@@ -360,6 +360,31 @@ impl Spool {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Wait for a change (an append, an acknowledgement, an interrupt) or `timeout`, counted in
+    /// [`Inner::waiters`] so that [`Spool::wake`] knows someone listens.
+    fn wait_changed<'a>(
+        &'a self,
+        mut g: MutexGuard<'a, Inner>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, Inner> {
+        g.waiters += 1;
+        let mut g = self
+            .changed
+            .wait_timeout(g, timeout)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0;
+        g.waiters -= 1;
+        g
+    }
+
+    /// Wake the threads in [`Spool::wait_changed`], if any (called with the lock held, so no waiter
+    /// can be between its count and its wait).
+    fn wake(&self, g: &Inner) {
+        if g.waiters > 0 {
+            self.changed.notify_all();
+        }
+    }
+
     /// The spool directory.
     pub fn dir(&self) -> &Path {
         &self.dir

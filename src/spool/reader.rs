@@ -34,11 +34,7 @@ impl Spool {
             return Ok(Vec::new());
         }
         if !Self::readable(&g) && !wait.is_zero() {
-            g = self
-                .changed
-                .wait_timeout(g, wait)
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
+            g = self.wait_changed(g, wait);
         }
         let mut out = Vec::new();
         let mut bytes = 0usize;

@@ -88,6 +88,7 @@ pub(super) fn recover(
         cursor_file: None,
         space: super::space::Space::new(None),
         frame: Vec::new(),
+        waiters: 0,
     };
     Ok((inner, report))
 }

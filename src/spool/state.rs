@@ -57,6 +57,9 @@ pub(super) struct Inner {
     pub(super) space: Space,
     /// The frame being appended, reused from append to append (kept at most [`FRAME_KEEP`] bytes).
     pub(super) frame: Vec<u8>,
+    /// Threads waiting on the spool's condition variable (a reader for records, an append for
+    /// room): a change wakes them only when there are any, so an append costs no futex call.
+    pub(super) waiters: u32,
 }
 
 /// The largest frame buffer kept between appends; a bigger record's buffer is freed after it.

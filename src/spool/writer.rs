@@ -72,7 +72,7 @@ impl Spool {
                 let total = g.total_bytes;
                 g.space.clear_full(&self.dir, total);
             }
-            self.changed.notify_all();
+            self.wake(&g);
             return Ok(seq);
         }
     }
@@ -121,11 +121,7 @@ impl Spool {
         let total = g.total_bytes;
         g.space
             .set_full(&self.dir, reason, total, self.opts.max_bytes);
-        Ok(self
-            .changed
-            .wait_timeout(g, FULL_WAIT)
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .0)
+        Ok(self.wait_changed(g, FULL_WAIT))
     }
 
     fn write_frame(&self, g: &mut Inner, bytes: &[u8]) -> Result<(), SpoolError> {

@@ -87,6 +87,28 @@ impl Producer {
         records: &[(Option<&[u8]>, &[u8])],
         out: &mut Vec<DeliveryHandle>,
     ) {
+        let mut i = 0;
+        while i < records.len() {
+            let no_headers = |j: usize| records.get(j).map(|&(k, v)| (k, v, &[][..]));
+            i = self.append_run(topic, i, no_headers, out);
+            if let Some(&(key, value)) = records.get(i) {
+                out.push(self.enqueue(topic, key, value));
+                i += 1;
+            }
+        }
+    }
+
+    /// Append records `rec(from)`, `rec(from + 1)`, ... (key, value, headers) of one topic under one
+    /// lock, one topic lookup and one clock read, while each can go in without waiting or failing
+    /// (see [`Producer::append_many`]); a handle per record onto `out`, in order. Returns the index
+    /// of the first record not appended, which the caller sends through [`Producer::append`].
+    pub(super) fn append_run<'r>(
+        &self,
+        topic: &str,
+        from: usize,
+        rec: impl Fn(usize) -> Option<Parts<'r>>,
+        out: &mut Vec<DeliveryHandle>,
+    ) -> usize {
         let cfg = &self.inner.cfg;
         let start = Instant::now();
         let at = Stamp {
@@ -94,49 +116,43 @@ impl Producer {
             deadline: start + cfg.delivery_timeout,
             ms: now_ms(),
         };
-        let mut rest = records;
+        let mut i = from;
         let mut wake = false;
-        while !rest.is_empty() {
-            let mut st = self.inner.lock();
-            let State {
-                topics,
-                buffered,
-                unfinished,
-                stats,
-                closed,
-                ..
-            } = &mut *st;
-            if !*closed && let Some(ts) = topics.get_mut(topic) {
-                while let Some((&(key, value), tail)) = rest.split_first() {
-                    let size = BatchBuilder::record_size(key, value, &[]);
-                    let room = *buffered + size <= cfg.buffer_memory || *buffered == 0;
-                    if size > cfg.max_record_size || !room {
-                        break;
-                    }
-                    let (put, w) = match put_record(ts, cfg, (key, value, &[], size), &at) {
-                        Ok(p) => p,
-                        Err(_) => break,
-                    };
-                    wake |= w;
-                    *buffered += put.grown;
-                    *unfinished += 1;
-                    stats.enqueued += 1;
-                    out.push(DeliveryHandle {
-                        outcome: Ok((put.outcome, put.index)),
-                        partition: put.partition,
-                    });
-                    rest = tail;
+        let mut st = self.inner.lock();
+        let State {
+            topics,
+            buffered,
+            unfinished,
+            stats,
+            closed,
+            ..
+        } = &mut *st;
+        if !*closed && let Some(ts) = topics.get_mut(topic) {
+            while let Some((key, value, headers)) = rec(i) {
+                let size = BatchBuilder::record_size(key, value, headers);
+                let room = *buffered + size <= cfg.buffer_memory || *buffered == 0;
+                if size > cfg.max_record_size || !room {
+                    break;
                 }
-            }
-            drop(st);
-            if std::mem::take(&mut wake) {
-                self.inner.wake();
-            }
-            if let Some((&(key, value), tail)) = rest.split_first() {
-                out.push(self.enqueue(topic, key, value));
-                rest = tail;
+                let Ok((put, w)) = put_record(ts, cfg, (key, value, headers, size), &at) else {
+                    break;
+                };
+                wake |= w;
+                *buffered += put.grown;
+                *unfinished += 1;
+                stats.enqueued += 1;
+                out.push(DeliveryHandle {
+                    outcome: Ok((put.outcome, put.index)),
+                    partition: put.partition,
+                });
+                i += 1;
             }
         }
+        drop(st);
+        if wake {
+            self.inner.wake();
+        }
+        i
     }
 
     /// The first record for a topic reads its partition count (outside the lock).
@@ -220,6 +236,9 @@ struct Put {
 
 /// A record: key, value, headers and its [`BatchBuilder::record_size`].
 type Rec<'r> = (Option<&'r [u8]>, &'r [u8], &'r [(String, Vec<u8>)], usize);
+
+/// A record as [`Producer::append_run`] is handed it: key, value and headers.
+pub(super) type Parts<'r> = (Option<&'r [u8]>, &'r [u8], &'r [(String, Vec<u8>)]);
 
 /// Append one record to the open batch of its partition (opening one if needed); also whether
 /// the sender should wake up (a batch opened or sealed).

@@ -291,24 +291,38 @@ impl Producer {
         records: &[OutRecord],
     ) -> Vec<Result<Delivery, KafkaError>> {
         let mut refused: Option<KafkaError> = None;
-        let handles: Vec<DeliveryHandle> = records
-            .iter()
-            .map(|r| {
-                if let Some(e) = &refused {
-                    return DeliveryHandle {
-                        outcome: Err(Box::new(e.clone())),
-                        partition: -1,
-                    };
-                }
-                let h = self.enqueue_with_headers(topic, r.key.as_deref(), &r.value, &r.headers);
-                if let Err(e) = &h.outcome
-                    && e.permanent_rejection().is_none()
-                {
-                    refused = Some((**e).clone());
-                }
-                h
-            })
-            .collect();
+        let mut handles: Vec<DeliveryHandle> = Vec::with_capacity(records.len());
+        // Runs of records that go in at once share one lock and one clock read; a transactional
+        // producer checks its phase and marks a failed append per record, so it takes them one by one.
+        let runs = !self.inner.cfg.transactional();
+        let parts = |j: usize| {
+            (records.get(j)).map(|r| (r.key.as_deref(), r.value.as_slice(), r.headers.as_slice()))
+        };
+        let mut i = 0;
+        while i < records.len() {
+            if let Some(e) = &refused {
+                handles.push(DeliveryHandle {
+                    outcome: Err(Box::new(e.clone())),
+                    partition: -1,
+                });
+                i += 1;
+                continue;
+            }
+            if runs {
+                i = self.append_run(topic, i, parts, &mut handles);
+            }
+            let Some(r) = records.get(i) else {
+                break;
+            };
+            let h = self.enqueue_with_headers(topic, r.key.as_deref(), &r.value, &r.headers);
+            if let Err(e) = &h.outcome
+                && e.permanent_rejection().is_none()
+            {
+                refused = Some((**e).clone());
+            }
+            handles.push(h);
+            i += 1;
+        }
         self.request_flush();
         let out = handles.into_iter().map(DeliveryHandle::wait).collect();
         self.end_flush();
