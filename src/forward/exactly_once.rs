@@ -7,7 +7,9 @@
 //!   is aborted) and reads the committed position; the spool records at or below it were
 //!   delivered before a crash (or a power cut) and are released without being sent again.
 //! - A transaction gathers send windows for `commit_interval`, then commits with the position of
-//!   its last record; only then does the spool release them. Before each window goes out the
+//!   its last record; only then does the spool release them. Once the inputs have ended
+//!   ([`Spool::interrupt`], the forwarder's drain) and every spooled record was sent, it commits
+//!   at once: nothing more can join it, and the drain waits for the release. Before each window goes out the
 //!   spool's sent mark is made durable ([`Spool::sync_cursor`]), so after a power cut the spool
 //!   numbers new records above every one ever sent: a new reading is never taken for one
 //!   already committed.
@@ -148,6 +150,8 @@ impl Failure {
 /// The open transaction.
 struct Open {
     began: Instant,
+    /// The last read found nothing left to send.
+    caught_up: bool,
     /// The last record of its last window: its sequence number is the position to commit.
     last: Option<SpoolRecord>,
     /// Records sent in it (dead-lettered ones not counted).
@@ -210,7 +214,9 @@ pub fn run<S: RecordSink>(
         let step = match sink.transactions() {
             None => Err(Failure::config("exactly_once needs a transactional sink")),
             Some(t) if !eos.started => eos.start::<S>(t, spool, opts),
-            Some(t) if eos.commit_due(opts.commit_interval) => eos.commit::<S>(t, spool, metrics),
+            Some(t) if eos.commit_due(opts.commit_interval, spool) => {
+                eos.commit::<S>(t, spool, metrics)
+            }
             Some(_) => Ok(()),
         };
         if let Some(e) = eos.handle(step, &mut sink, spool, metrics, stop) {
@@ -230,7 +236,12 @@ pub fn run<S: RecordSink>(
         }
         let window = match next_window(spool, metrics, stop, &wait, &mut eos.clock, &mut reread) {
             Ok(Some(w)) => w,
-            Ok(None) => continue,
+            Ok(None) => {
+                if let Some(o) = eos.open.as_mut() {
+                    o.caught_up = true;
+                }
+                continue;
+            }
             Err(e) => {
                 metrics.set_error(e.kind(), &e.to_string());
                 spool.rewind();
@@ -285,10 +296,12 @@ impl Eos {
         Ok(())
     }
 
-    fn commit_due(&self, interval: Duration) -> bool {
-        self.open
-            .as_ref()
-            .is_some_and(|o| o.began.elapsed() >= interval)
+    /// The interval is over, or the inputs ended and everything spooled was sent: waiting longer
+    /// would only hold the drain (and the forwarder's exit) for up to an interval.
+    fn commit_due(&self, interval: Duration, spool: &Spool) -> bool {
+        self.open.as_ref().is_some_and(|o| {
+            o.began.elapsed() >= interval || (o.caught_up && spool.interrupted())
+        })
     }
 
     /// Commit the open transaction with its last record's position, then release its records
@@ -355,6 +368,7 @@ impl Eos {
             t.begin().map_err(|e| Failure::of_sink::<S>(&e, 0))?;
             self.open = Some(Open {
                 began: Instant::now(),
+                caught_up: false,
                 last: None,
                 records: 0,
             });

@@ -178,6 +178,47 @@ fn drain_for(
     limit: Duration,
     clock_check: bool,
 ) -> (Option<(Kind, String)>, u64, Snapshot) {
+    let run = Run {
+        limit,
+        clock_check,
+        commit_interval: Duration::from_millis(20),
+        inputs_ended: false,
+    };
+    let ran = run_sender(tag, n, broker, &run);
+    (ran.fatal, ran.left, ran.snap)
+}
+
+/// How [`run_sender`] runs the sender.
+struct Run {
+    /// Stop it after this long, if the spool is not empty before.
+    limit: Duration,
+    clock_check: bool,
+    commit_interval: Duration,
+    /// The inputs have ended ([`Spool::interrupt`]) when the sender starts, as in the forwarder's drain.
+    inputs_ended: bool,
+}
+
+/// What [`run_sender`] saw.
+struct Ran {
+    /// Why the sender stopped for good, if it did.
+    fatal: Option<(Kind, String)>,
+    /// Records left in the spool after the sender returned (its last commit included).
+    left: u64,
+    /// The metrics at the end.
+    snap: Snapshot,
+    /// Records in the spool when the sender was told to stop.
+    left_at_stop: u64,
+}
+
+/// Spool records 0..n, run the sender as `run_as` says until the spool is empty (or
+/// `run_as.limit`), stop it.
+fn run_sender(tag: &str, n: u8, broker: &Arc<Mutex<Broker>>, run_as: &Run) -> Ran {
+    let Run {
+        limit,
+        clock_check,
+        commit_interval,
+        inputs_ended,
+    } = *run_as;
     let dir = tmpdir(tag);
     let opts = SpoolOptions {
         fsync: FsyncPolicy::Never,
@@ -186,6 +227,9 @@ fn drain_for(
     let (spool, _) = Spool::open(&dir.join("spool"), opts).unwrap();
     for i in 0..n {
         spool.append("t", Some(b"k"), &[i]).unwrap();
+    }
+    if inputs_ended {
+        spool.interrupt();
     }
     let dead = DeadLetter::open(&dir.join("dead.ndjson"), 1 << 20).unwrap();
     let (metrics, stop, fatal) = (Metrics::default(), AtomicBool::new(false), Fatal::default());
@@ -199,17 +243,19 @@ fn drain_for(
     send.backoff.min = Duration::from_millis(1);
     let opts = ExactlyOnceOptions {
         send,
-        commit_interval: Duration::from_millis(20),
+        commit_interval,
         gateway: "gw".into(),
         next_seq_at_open: spool.status().next_seq,
     };
-    std::thread::scope(|s| {
-        s.spawn(|| {
+    let left_at_stop = std::thread::scope(|s| {
+        let watch = s.spawn(|| {
             let end = Instant::now() + limit;
             while spool.status().records > 0 && fatal.get().is_none() && Instant::now() < end {
                 std::thread::sleep(Duration::from_millis(5));
             }
+            let left = spool.status().records;
             stop.store(true, Ordering::Relaxed);
+            left
         });
         run(
             &spool,
@@ -220,11 +266,17 @@ fn drain_for(
             &opts,
             &fatal,
         );
+        watch.join().unwrap()
     });
     let left = spool.status().records;
     let snap = metrics.snapshot(&spool.status());
     let _ = std::fs::remove_dir_all(&dir);
-    (fatal.get(), left, snap)
+    Ran {
+        fatal: fatal.get(),
+        left,
+        snap,
+        left_at_stop,
+    }
 }
 
 #[test]
@@ -398,4 +450,42 @@ fn a_start_refused_then_allowed_delivers_everything_once() {
     );
     assert_eq!(snap.forward_refusals["auth-failed"], 10);
     assert_eq!(snap.held, None);
+}
+
+#[test]
+fn once_the_inputs_ended_and_all_was_sent_it_commits_without_waiting_for_the_interval() {
+    let broker = Arc::new(Mutex::new(Broker::default()));
+    let run = Run {
+        limit: Duration::from_secs(20),
+        clock_check: false,
+        commit_interval: Duration::from_secs(3600),
+        inputs_ended: true,
+    };
+    let ran = run_sender("ended", 12, &broker, &run);
+    assert!(ran.fatal.is_none());
+    assert_eq!(
+        ran.left_at_stop, 0,
+        "released by a commit before the stop, not by the one at the stop"
+    );
+    let b = broker.lock().unwrap();
+    assert_eq!(b.committed, (0..12).collect::<Vec<u8>>());
+    assert_eq!((b.commits, b.calls), (1, 3), "one transaction of three windows");
+}
+
+#[test]
+fn while_the_inputs_run_a_transaction_waits_for_its_interval() {
+    let broker = Arc::new(Mutex::new(Broker::default()));
+    let run = Run {
+        limit: Duration::from_millis(500),
+        clock_check: false,
+        commit_interval: Duration::from_secs(3600),
+        inputs_ended: false,
+    };
+    let ran = run_sender("running", 12, &broker, &run);
+    assert!(ran.fatal.is_none());
+    assert_eq!(ran.left_at_stop, 12, "nothing committed before the stop");
+    assert_eq!(ran.left, 0, "the stop commits what was sent");
+    let b = broker.lock().unwrap();
+    assert_eq!((b.commits, b.calls), (1, 3), "all sent, committed once, at the stop");
+    assert_eq!(b.committed, (0..12).collect::<Vec<u8>>());
 }

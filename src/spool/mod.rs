@@ -413,6 +413,12 @@ impl Spool {
         self.changed.notify_all();
     }
 
+    /// Whether appends have stopped ([`Spool::interrupt`] or [`Spool::close`]): no record joins the
+    /// spool any more.
+    pub fn interrupted(&self) -> bool {
+        self.lock().interrupted
+    }
+
     /// fsync what the interval policy left pending, when the interval is due. Call it now and then.
     pub fn tick(&self) -> Result<(), SpoolError> {
         let mut g = self.lock();
