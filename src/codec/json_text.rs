@@ -368,6 +368,57 @@ mod tests {
         }
     }
 
+    /// The float text of numbers printed without an exponent (the digits zmij moves into place,
+    /// vendor/README.md) is the shortest that reads back, as std's `Display` prints it (which adds
+    /// no `.0` to a whole number), for random doubles and widened floats of every magnitude there.
+    /// The one allowed difference is the last digit of a value exactly halfway between two
+    /// shortest texts (`199780106544494.625`): zmij rounds those to even, std up.
+    #[test]
+    fn fixed_notation_floats_are_std_display_digits() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut seen, mut ties) = (0, 0);
+        for i in 0..400_000u32 {
+            let bits = next();
+            // Half doubles, half floats widened, each scaled into 1e-5 ..= 1e16 by its exponent.
+            let m = f64::from_bits(0x3ff0_0000_0000_0000 | (bits & 0x000f_ffff_ffff_ffff));
+            let m = if i % 2 == 0 { m } else { f64::from(m as f32) };
+            let v = m * 10f64.powi((bits >> 52) as i32 % 22 - 6);
+            let v = if bits >> 63 == 1 { -v } else { v };
+            if !(1e-5..1e16).contains(&v.abs()) {
+                continue;
+            }
+            let mut out = Vec::new();
+            write_float(v, &mut out).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            let std = v.to_string();
+            let want = if std.contains('.') { std } else { std + ".0" };
+            assert_eq!(text.parse::<f64>().unwrap(), v, "{text}");
+            if text != want {
+                // A tie: the exact value is the lower of the two texts and a 5 after it.
+                let lower = if text.len() == want.len() && text < want {
+                    &text
+                } else {
+                    &want
+                };
+                let exact = format!("{v:.80}");
+                assert_eq!(
+                    exact.trim_end_matches('0'),
+                    format!("{lower}5"),
+                    "{text} {want}"
+                );
+                ties += 1;
+            }
+            seen += 1;
+        }
+        assert!(seen > 300_000 && ties > 0, "{seen} {ties}");
+    }
+
     #[test]
     fn nested_records_arrays_maps_bytes_and_unions_match_the_value_path() {
         let schema = r#"{"type":"record","name":"R","fields":[

@@ -18,13 +18,13 @@ use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
 };
-use kafka_protocol::messages::{BrokerId, ListOffsetsResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchResponse, ListOffsetsResponse, TopicName};
 
 use super::{Consumer, IsolationLevel, OffsetReset, millis, name, stalled};
 use crate::error::ErrorKind;
 use crate::kafka::client::TopicMeta;
 use crate::kafka::quirks::{self, Probe, Quirks};
-use crate::kafka::record::{Aborted, Fetched, RawRecord, decode_fetched};
+use crate::kafka::record::{Aborted, Fetched, RawRecord, decode_fetched, records_hint};
 use crate::kafka::{KafkaError, Target};
 
 /// One partition of a Fetch: (partition, fetch offset, most bytes, current leader epoch).
@@ -286,6 +286,9 @@ impl Consumer {
                 failed.get_or_insert(e);
                 continue;
             }
+            // Room for the whole answer's records at once: grown partition by partition, the list
+            // was reallocated (a fresh mapping on the musl build, faulted in page by page) per fetch.
+            out.reserve_exact(answer_records_hint(&resp));
             for topic in &resp.responses {
                 let t = topic.topic.0.as_str();
                 for part in &topic.partitions {
@@ -537,10 +540,11 @@ impl Consumer {
                 source: e,
             });
         }
-        if out.is_empty() {
+        if out.is_empty() && out.capacity() < fetched.records.len() {
             *out = fetched.records;
         } else {
-            // Exactly what is added: a doubling would leave up to half the records' room unused.
+            // Exactly what is added (mostly reserved already, `answer_records_hint`): a doubling
+            // would leave up to half the records' room unused.
             out.reserve_exact(fetched.records.len());
             out.extend(fetched.records);
         }
@@ -649,6 +653,17 @@ impl Consumer {
         self.probes.insert(key, (next, step));
         false
     }
+}
+
+/// How many records a Fetch answer's partitions hold, as their batch headers say (capped by their
+/// bytes): what `fetch_once` reserves before it takes the partitions one by one.
+fn answer_records_hint(resp: &FetchResponse) -> usize {
+    (resp.responses.iter())
+        .flat_map(|t| &t.partitions)
+        .filter(|p| p.error_code == 0)
+        .filter_map(|p| p.records.as_ref())
+        .map(records_hint)
+        .fold(0, usize::saturating_add)
 }
 
 /// The bytes a buffered record holds: key, value and headers (what `max_buffered_bytes` counts).

@@ -19,5 +19,5 @@ pub use compression::Compression;
 pub use error::BatchError;
 pub use partition::partition_for_key;
 pub use read::RawRecord;
-pub(crate) use read::{Fetched, decode_fetched};
+pub(crate) use read::{Fetched, decode_fetched, records_hint};
 pub use write::{BATCH_HEADER_LEN, BatchBuilder};

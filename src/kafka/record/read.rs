@@ -103,8 +103,7 @@ fn decode_batches(
     let topic_name: Arc<str> = Arc::from(topic);
     // Room for the records of the whole batches up front (one allocation, not a doubling series);
     // the counts are untrusted, so the hint is capped by what the bytes could hold uncompressed.
-    out.records
-        .reserve(record_count_hint(data).min(data.len() / MIN_RECORD_LEN));
+    out.records.reserve(records_hint(data));
     let mut pos = 0usize;
     while data.len() - pos >= 12 {
         let base_offset = be_i64(data, pos);
@@ -154,6 +153,12 @@ fn decode_batches(
         out.next_offset = Some(h.next);
     }
     Ok(())
+}
+
+/// How many records the whole batches in `data` hold, as their headers say, capped by what the
+/// bytes could hold uncompressed (the counts are untrusted): room to reserve for them.
+pub(crate) fn records_hint(data: &Bytes) -> usize {
+    record_count_hint(data).min(data.len() / MIN_RECORD_LEN)
 }
 
 /// The records counts of the whole batches in `data`, as their headers say (untrusted).
