@@ -299,9 +299,9 @@ impl Eos {
     /// The interval is over, or the inputs ended and everything spooled was sent: waiting longer
     /// would only hold the drain (and the forwarder's exit) for up to an interval.
     fn commit_due(&self, interval: Duration, spool: &Spool) -> bool {
-        self.open.as_ref().is_some_and(|o| {
-            o.began.elapsed() >= interval || (o.caught_up && spool.interrupted())
-        })
+        self.open
+            .as_ref()
+            .is_some_and(|o| o.began.elapsed() >= interval || (o.caught_up && spool.interrupted()))
     }
 
     /// Commit the open transaction with its last record's position, then release its records

@@ -469,7 +469,11 @@ fn once_the_inputs_ended_and_all_was_sent_it_commits_without_waiting_for_the_int
     );
     let b = broker.lock().unwrap();
     assert_eq!(b.committed, (0..12).collect::<Vec<u8>>());
-    assert_eq!((b.commits, b.calls), (1, 3), "one transaction of three windows");
+    assert_eq!(
+        (b.commits, b.calls),
+        (1, 3),
+        "one transaction of three windows"
+    );
 }
 
 #[test]
@@ -486,6 +490,10 @@ fn while_the_inputs_run_a_transaction_waits_for_its_interval() {
     assert_eq!(ran.left_at_stop, 12, "nothing committed before the stop");
     assert_eq!(ran.left, 0, "the stop commits what was sent");
     let b = broker.lock().unwrap();
-    assert_eq!((b.commits, b.calls), (1, 3), "all sent, committed once, at the stop");
+    assert_eq!(
+        (b.commits, b.calls),
+        (1, 3),
+        "all sent, committed once, at the stop"
+    );
     assert_eq!(b.committed, (0..12).collect::<Vec<u8>>());
 }
