@@ -164,6 +164,10 @@ struct Eos {
     started: bool,
     /// The last committed position.
     position: Option<u64>,
+    /// The highest sequence number this run has sent in a transaction: a committed position up to
+    /// it may be this run's own (a commit whose answer was lost), read back when the producer
+    /// starts again.
+    sent_through: Option<u64>,
     open: Option<Open>,
     /// Records refused for good in a send with others: sent alone from now on.
     alone: BTreeSet<u64>,
@@ -193,6 +197,7 @@ pub fn run<S: RecordSink>(
     let mut eos = Eos {
         started: false,
         position: None,
+        sent_through: None,
         open: None,
         alone: BTreeSet::new(),
         dead: BTreeSet::new(),
@@ -263,8 +268,11 @@ pub fn run<S: RecordSink>(
 
 impl Eos {
     /// Fence the previous instance, read the committed position, release what it covers. A
-    /// refusal (an ACL on the transactional id, the credentials, ...) holds the records as one in a
-    /// send does: counted as one window of them.
+    /// position at or above the spool's sequence numbers when it was opened was written from
+    /// another spool, unless this run sent that far: a commit whose answer was lost (the coordinator
+    /// killed during EndTxn) completes when the producer starts again. A refusal (an ACL on the
+    /// transactional id, the credentials, ...) holds the records as one in a send does: counted as
+    /// one window of them.
     fn start<S: RecordSink>(
         &mut self,
         t: &mut dyn Transactions<Error = S::Error>,
@@ -273,7 +281,9 @@ impl Eos {
     ) -> Result<(), Failure> {
         let window = (spool.status().records).min(opts.send.batch_records as u64);
         let position = (t.start(&opts.gateway)).map_err(|e| Failure::of_sink::<S>(&e, window))?;
-        if let Some(p) = position.filter(|p| *p >= opts.next_seq_at_open) {
+        let foreign =
+            |p: &u64| *p >= opts.next_seq_at_open && self.sent_through.is_none_or(|s| *p > s);
+        if let Some(p) = position.filter(foreign) {
             // Releasing "committed" records would drop this spool's own new ones: stop instead.
             return Err(Failure {
                 kind: Kind::SpoolBehindPosition,
@@ -374,6 +384,9 @@ impl Eos {
             });
         }
         let last = last_record(&window);
+        if let Some(l) = &last {
+            self.sent_through = self.sent_through.max(Some(l.seq));
+        }
         let sent = send_window(sink, &mut window, self, spool, dead, metrics)?;
         if self.clock_check && sent > 0 {
             // The broker took our timestamps.

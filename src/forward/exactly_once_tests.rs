@@ -22,6 +22,8 @@ enum FakeError {
     Auth,
     #[error("timestamp out of range")]
     Ahead(RefusedTimestamp),
+    #[error("not allowed while committing")]
+    Committing,
 }
 
 impl ErrorKind for FakeError {
@@ -33,6 +35,7 @@ impl ErrorKind for FakeError {
             FakeError::Denied => Kind::TopicAuthorizationFailed,
             FakeError::Auth => Kind::AuthFailed,
             FakeError::Ahead(_) => Kind::InvalidTimestamp,
+            FakeError::Committing => Kind::TransactionState,
         }
     }
 }
@@ -51,6 +54,10 @@ struct Broker {
     too_large: Vec<u8>,
     /// The commit (1-based) at which another instance fenced this one.
     fenced_at_commit: Option<usize>,
+    /// The commit (1-based) that the coordinator completes but whose answer is lost (it times out);
+    /// the producer is then stuck committing (an abort is refused) until it starts again.
+    lost_commit: Option<usize>,
+    committing: bool,
     commits: usize,
     /// The first send calls refused for a cause that fixing the setup cures (an ACL).
     denied_calls: usize,
@@ -127,6 +134,7 @@ impl Transactions for Sink {
             return Err(FakeError::Auth);
         }
         b.open = None;
+        b.committing = false;
         Ok(b.position)
     }
     fn begin(&mut self) -> Result<(), FakeError> {
@@ -147,11 +155,18 @@ impl Transactions for Sink {
             assert!(b.position.is_none_or(|q| p > q), "positions only go up");
             b.position = Some(p);
         }
+        if b.lost_commit == Some(b.commits) {
+            b.committing = true;
+            return Err(FakeError::Down);
+        }
         Ok(())
     }
     fn abort(&mut self) -> Result<(), FakeError> {
         let mut b = self.0.lock().unwrap();
         b.aborts += 1;
+        if b.committing {
+            return Err(FakeError::Committing);
+        }
         b.open = None;
         Ok(())
     }
@@ -183,6 +198,7 @@ fn drain_for(
         clock_check,
         commit_interval: Duration::from_millis(20),
         inputs_ended: false,
+        spooled_by_this_run: false,
     };
     let ran = run_sender(tag, n, broker, &run);
     (ran.fatal, ran.left, ran.snap)
@@ -196,6 +212,9 @@ struct Run {
     commit_interval: Duration,
     /// The inputs have ended ([`Spool::interrupt`]) when the sender starts, as in the forwarder's drain.
     inputs_ended: bool,
+    /// The records were spooled by this run's inputs (after the spool was opened), not left by an
+    /// earlier run: a committed position at or above them is this run's own or another spool's.
+    spooled_by_this_run: bool,
 }
 
 /// What [`run_sender`] saw.
@@ -218,6 +237,7 @@ fn run_sender(tag: &str, n: u8, broker: &Arc<Mutex<Broker>>, run_as: &Run) -> Ra
         clock_check,
         commit_interval,
         inputs_ended,
+        spooled_by_this_run,
     } = *run_as;
     let dir = tmpdir(tag);
     let opts = SpoolOptions {
@@ -225,6 +245,7 @@ fn run_sender(tag: &str, n: u8, broker: &Arc<Mutex<Broker>>, run_as: &Run) -> Ra
         ..SpoolOptions::default()
     };
     let (spool, _) = Spool::open(&dir.join("spool"), opts).unwrap();
+    let next_seq_at_open = spool.status().next_seq;
     for i in 0..n {
         spool.append("t", Some(b"k"), &[i]).unwrap();
     }
@@ -245,7 +266,10 @@ fn run_sender(tag: &str, n: u8, broker: &Arc<Mutex<Broker>>, run_as: &Run) -> Ra
         send,
         commit_interval,
         gateway: "gw".into(),
-        next_seq_at_open: spool.status().next_seq,
+        next_seq_at_open: match spooled_by_this_run {
+            true => next_seq_at_open,
+            false => spool.status().next_seq,
+        },
     };
     let left_at_stop = std::thread::scope(|s| {
         let watch = s.spawn(|| {
@@ -460,6 +484,7 @@ fn once_the_inputs_ended_and_all_was_sent_it_commits_without_waiting_for_the_int
         clock_check: false,
         commit_interval: Duration::from_secs(3600),
         inputs_ended: true,
+        spooled_by_this_run: false,
     };
     let ran = run_sender("ended", 12, &broker, &run);
     assert!(ran.fatal.is_none());
@@ -484,6 +509,7 @@ fn while_the_inputs_run_a_transaction_waits_for_its_interval() {
         clock_check: false,
         commit_interval: Duration::from_secs(3600),
         inputs_ended: false,
+        spooled_by_this_run: false,
     };
     let ran = run_sender("running", 12, &broker, &run);
     assert!(ran.fatal.is_none());
@@ -496,4 +522,36 @@ fn while_the_inputs_run_a_transaction_waits_for_its_interval() {
         "all sent, committed once, at the stop"
     );
     assert_eq!(b.committed, (0..12).collect::<Vec<u8>>());
+}
+
+#[test]
+fn a_commit_whose_answer_was_lost_is_read_back_as_this_runs_own_position() {
+    let broker = Arc::new(Mutex::new(Broker {
+        lost_commit: Some(1),
+        ..Broker::default()
+    }));
+    let run = Run {
+        limit: Duration::from_secs(10),
+        clock_check: false,
+        commit_interval: Duration::from_millis(20),
+        inputs_ended: false,
+        spooled_by_this_run: true,
+    };
+    let ran = run_sender("lost-commit", 20, &broker, &run);
+    assert!(
+        ran.fatal.is_none(),
+        "not taken for another spool's position: {:?}",
+        ran.fatal
+    );
+    assert_eq!(ran.left_at_stop, 0);
+    let b = broker.lock().unwrap();
+    assert_eq!(
+        b.committed,
+        (0..20).collect::<Vec<u8>>(),
+        "each record once: the lost commit's records released, not sent again"
+    );
+    assert_eq!(
+        b.starts, 2,
+        "the producer started again after the refused abort"
+    );
 }
