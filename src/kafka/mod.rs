@@ -41,6 +41,7 @@
 pub mod client;
 pub mod conn;
 pub mod consumer;
+mod coordinator;
 mod error;
 mod frame;
 pub mod group;

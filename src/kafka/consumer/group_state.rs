@@ -15,10 +15,10 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::protocol::StrBytes;
 
 use super::{call, name};
+use crate::kafka::coordinator::{self, KeyType};
 use crate::kafka::group::Membership;
 use crate::kafka::{Client, KafkaError, Target};
 
@@ -89,22 +89,10 @@ pub(super) async fn find_coordinator(
     group_id: &str,
 ) -> Result<String, KafkaError> {
     let resp = call(client, &Target::Any, |v| {
-        let r = FindCoordinatorRequest::default();
-        Ok(if v >= 4 {
-            r.with_coordinator_keys(vec![name(group_id)])
-        } else {
-            r.with_key(name(group_id))
-        })
+        Ok(coordinator::request(KeyType::Group, group_id, v))
     })
     .await?;
-    let (code, host, port) = match resp.coordinators.first() {
-        Some(c) => (c.error_code, c.host.to_string(), c.port),
-        None => (resp.error_code, resp.host.to_string(), resp.port),
-    };
-    if let Some(e) = KafkaError::from_code(code, format!("FindCoordinator {group_id}")) {
-        return Err(e);
-    }
-    Ok(format!("{host}:{port}"))
+    coordinator::address(&resp, &format!("FindCoordinator {group_id}"))
 }
 
 /// When the coordinator last vouched for this membership: an answer that keeps it, or a completed

@@ -23,6 +23,7 @@ use super::super::idempotence::{self, TxnInit};
 use super::super::{Inner, unsent};
 use super::{Txn, name};
 use crate::kafka::conn::Conn;
+use crate::kafka::coordinator::{self as find, KeyType};
 use crate::kafka::{KafkaError, Target};
 
 /// What a coordinator request answered.
@@ -92,21 +93,9 @@ async fn find_coordinator(inner: &Inner, deadline: Instant) -> Result<String, Ka
     let id = inner.cfg.transactional_id.as_deref().unwrap_or_default();
     let conn = inner.client.conn_until(&Target::Any, deadline).await?;
     let v = conn.version_for::<FindCoordinatorRequest>()?;
-    let req = FindCoordinatorRequest::default().with_key_type(1);
-    let req = if v >= 4 {
-        req.with_coordinator_keys(vec![name(id)])
-    } else {
-        req.with_key(name(id))
-    };
+    let req = find::request(KeyType::Transaction, id, v);
     let resp = conn.request_at(&req, v).await?;
-    let (code, host, port) = match resp.coordinators.first() {
-        Some(c) => (c.error_code, c.host.to_string(), c.port),
-        None => (resp.error_code, resp.host.to_string(), resp.port),
-    };
-    if let Some(e) = KafkaError::from_code(code, format!("FindCoordinator transaction {id}")) {
-        return Err(e);
-    }
-    Ok(format!("{host}:{port}"))
+    find::address(&resp, &format!("FindCoordinator transaction {id}"))
 }
 
 /// Call the coordinator until `call` is done or `deadline` passes: retriable answers and lost
