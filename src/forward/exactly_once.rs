@@ -394,6 +394,7 @@ impl Eos {
         }
         if let Some(o) = self.open.as_mut() {
             o.records += sent;
+            o.caught_up = false;
             if last.is_some() {
                 o.last = last;
             }
