@@ -196,9 +196,7 @@ fn drain_for(
     let run = Run {
         limit,
         clock_check,
-        commit_interval: Duration::from_millis(20),
-        inputs_ended: false,
-        spooled_by_this_run: false,
+        ..Run::default()
     };
     let ran = run_sender(tag, n, broker, &run);
     (ran.fatal, ran.left, ran.snap)
@@ -227,6 +225,20 @@ struct Ran {
     snap: Snapshot,
     /// Records in the spool when the sender was told to stop.
     left_at_stop: u64,
+}
+
+impl Default for Run {
+    /// As [`drain`] runs it: 10 s at most, no clock gate, a commit every 20 ms, records left by an
+    /// earlier run and the inputs still running.
+    fn default() -> Run {
+        Run {
+            limit: Duration::from_secs(10),
+            clock_check: false,
+            commit_interval: Duration::from_millis(20),
+            inputs_ended: false,
+            spooled_by_this_run: false,
+        }
+    }
 }
 
 /// Spool records 0..n, run the sender as `run_as` says until the spool is empty (or
@@ -481,10 +493,9 @@ fn once_the_inputs_ended_and_all_was_sent_it_commits_without_waiting_for_the_int
     let broker = Arc::new(Mutex::new(Broker::default()));
     let run = Run {
         limit: Duration::from_secs(20),
-        clock_check: false,
         commit_interval: Duration::from_secs(3600),
         inputs_ended: true,
-        spooled_by_this_run: false,
+        ..Run::default()
     };
     let ran = run_sender("ended", 12, &broker, &run);
     assert!(ran.fatal.is_none());
@@ -506,10 +517,8 @@ fn while_the_inputs_run_a_transaction_waits_for_its_interval() {
     let broker = Arc::new(Mutex::new(Broker::default()));
     let run = Run {
         limit: Duration::from_millis(500),
-        clock_check: false,
         commit_interval: Duration::from_secs(3600),
-        inputs_ended: false,
-        spooled_by_this_run: false,
+        ..Run::default()
     };
     let ran = run_sender("running", 12, &broker, &run);
     assert!(ran.fatal.is_none());
@@ -531,11 +540,8 @@ fn a_commit_whose_answer_was_lost_is_read_back_as_this_runs_own_position() {
         ..Broker::default()
     }));
     let run = Run {
-        limit: Duration::from_secs(10),
-        clock_check: false,
-        commit_interval: Duration::from_millis(20),
-        inputs_ended: false,
         spooled_by_this_run: true,
+        ..Run::default()
     };
     let ran = run_sender("lost-commit", 20, &broker, &run);
     assert!(
